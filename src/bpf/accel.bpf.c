@@ -1,0 +1,401 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * accel's XDP datapath: forward IPv4 and IPv6 exactly as the kernel would,
+ * from a mirror of its FIB, and hand everything else to the kernel.
+ *
+ * Every XDP_REDIRECT below is taken only after the checks the kernel's own
+ * forwarding path makes (ip_rcv/ip_forward, ipv6_rcv/ip6_forward) have all
+ * passed; whenever one of them would not, the packet goes up unmodified
+ * with XDP_PASS and the kernel does what it always does.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "accel.h"
+#include "maps.h"
+#include "parse.h"
+#include "forward.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Referenced here so that BTF, and so the skeleton's Rust types, carry
+ * every struct of the shared header. */
+struct accel_abi {
+	struct accel_route4_key route4_key;
+	struct accel_route6_key route6_key;
+	struct accel_route route;
+	struct accel_nexthop nexthop;
+	struct accel_neigh4_key neigh4_key;
+	struct accel_neigh6_key neigh6_key;
+	struct accel_neigh neigh;
+	struct accel_iface iface;
+	struct accel_config config;
+	struct accel_stats stats;
+	enum accel_stat stat;
+	enum accel_route_type route_type;
+	enum accel_limits limits;
+	enum accel_nh_flags nh_flags;
+	enum accel_if_flags if_flags;
+	enum accel_cfg_flags cfg_flags;
+};
+struct accel_abi accel_abi_types;
+
+#define IPV6_FLOWINFO_MASK bpf_htonl(0x0FFFFFFF)
+
+struct pkt {
+	struct xdp_md *ctx;
+	struct ethhdr *eth;
+	void *end;
+	struct accel_iface *in;
+	struct accel_stats *st;
+	__u32 in_ifindex;
+	__u32 cfg;
+};
+
+/* Source ports for the multipath hash; zero for fragments, as the kernel's
+ * flow dissector leaves them for every fragment. */
+static __always_inline void l4_ports(void *l4, void *end, __u8 proto,
+				     struct bpf_fib_lookup *p)
+{
+	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
+		__be16 *ports = header_at(__be16, l4, end, 2);
+
+		if (ports) {
+			p->sport = ports[-1];
+			p->dport = ports[0];
+		}
+	}
+}
+
+/* ---------------------------------------------------------------- IPv4 */
+
+/*
+ * fib_validate_source(): 1 when the kernel would accept the source address
+ * for a packet leaving through out_ifindex.
+ */
+static __always_inline int ipv4_source_ok(struct pkt *k, struct iphdr *ip,
+					  __u32 out_ifindex, int mirror)
+{
+	__u32 rpf = k->in->flags & (ACCEL_IF_RPF_STRICT | ACCEL_IF_RPF_LOOSE);
+
+	if (bpf_map_lookup_elem(&local4, &ip->saddr))
+		return 0;
+	if (!rpf && !(k->cfg & ACCEL_CFG_SRC_FULL4))
+		return 1;
+
+	if (mirror) {
+		struct accel_route4_key key = { .prefixlen = 32,
+						.addr = ip->saddr };
+		struct accel_route *rt = bpf_map_lookup_elem(&routes4, &key);
+		struct accel_nexthop *nh;
+
+		if (!rt || rt->type != ACCEL_RT_UNICAST)
+			return 0;
+		if (!(rpf & ACCEL_IF_RPF_STRICT))
+			return 1;
+		nh = bpf_map_lookup_elem(&nexthops, &rt->nh_id);
+		return nh && nh->ifindex == k->in_ifindex;
+	}
+
+	struct bpf_fib_lookup p = {};
+
+	p.family = AF_INET;
+	p.tos = ip->tos;
+	p.ifindex = out_ifindex;
+	p.ipv4_src = ip->daddr;
+	p.ipv4_dst = ip->saddr;
+	if (bpf_fib_lookup(k->ctx, &p, sizeof(p), BPF_FIB_LOOKUP_SKIP_NEIGH) !=
+	    BPF_FIB_LKUP_RET_SUCCESS)
+		return 0;
+	return !(rpf & ACCEL_IF_RPF_STRICT) || p.ifindex == k->in_ifindex;
+}
+
+static __always_inline int ipv4_commit(struct pkt *k, struct iphdr *ip,
+				       const __u8 *dmac, __u32 out_ifindex,
+				       struct accel_iface *out, int mirror,
+				       enum accel_stat outcome)
+{
+	if (!ipv4_source_ok(k, ip, out_ifindex, mirror))
+		return count(k->st, ACCEL_STAT_PASS_SRC_CHECK, XDP_PASS);
+	ipv4_decrease_ttl(ip);
+	return redirect_frame(k->ctx, k->eth,
+			      (void *)ip + bpf_ntohs(ip->tot_len), dmac, out,
+			      out_ifindex, k->st, outcome);
+}
+
+/* Forward through a mirrored next hop, or ACCEL_TRY_FIB when the mirror
+ * lacks the neighbour. */
+static __always_inline int ipv4_mirror(struct pkt *k, struct iphdr *ip,
+				       struct accel_route *rt)
+{
+	struct accel_neigh4_key nkey;
+	struct accel_nexthop *nh;
+	struct accel_iface *out;
+	struct accel_neigh *n;
+
+	switch (rt->type) {
+	case ACCEL_RT_UNICAST:
+		break;
+	case ACCEL_RT_BLACKHOLE:
+		return count(k->st, ACCEL_STAT_DROP_BLACKHOLE, XDP_DROP);
+	case ACCEL_RT_UNREACHABLE:
+		return count(k->st, ACCEL_STAT_PASS_NO_ROUTE, XDP_PASS);
+	case ACCEL_RT_LOCAL:
+		return count(k->st, ACCEL_STAT_PASS_LOCAL, XDP_PASS);
+	default:
+		return ACCEL_TRY_FIB;
+	}
+
+	nh = bpf_map_lookup_elem(&nexthops, &rt->nh_id);
+	if (!nh || (nh->flags & ACCEL_NH_GW6))
+		return ACCEL_TRY_FIB;
+	out = egress_iface(nh->ifindex, k->in_ifindex);
+	if (!out)
+		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
+	if (bpf_ntohs(ip->tot_len) > out->mtu)
+		return count(k->st, ACCEL_STAT_PASS_MTU, XDP_PASS);
+
+	nkey.ifindex = nh->ifindex;
+	nkey.addr = (nh->flags & ACCEL_NH_GATEWAY) ? *(__u32 *)nh->gw : ip->daddr;
+	n = bpf_map_lookup_elem(&neigh4, &nkey);
+	if (!n)
+		return ACCEL_TRY_FIB;
+	return ipv4_commit(k, ip, n->mac, nkey.ifindex, out, 1,
+			   ACCEL_STAT_FWD_MIRROR);
+}
+
+static __always_inline int ipv4_fib(struct pkt *k, struct iphdr *ip, int mirror)
+{
+	struct bpf_fib_lookup p = {};
+	struct accel_iface *out;
+	long rc;
+
+	p.family = AF_INET;
+	p.tos = ip->tos;
+	p.l4_protocol = ip->protocol;
+	p.tot_len = bpf_ntohs(ip->tot_len);
+	p.ifindex = k->in_ifindex;
+	p.ipv4_src = ip->saddr;
+	p.ipv4_dst = ip->daddr;
+	if (!(ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)))
+		l4_ports(ip + 1, k->end, ip->protocol, &p);
+
+	rc = bpf_fib_lookup(k->ctx, &p, sizeof(p), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return fib_refusal(k->st, rc);
+	out = egress_iface(p.ifindex, k->in_ifindex);
+	if (!out)
+		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
+	if (bpf_ntohs(ip->tot_len) > out->mtu)
+		return count(k->st, ACCEL_STAT_PASS_MTU, XDP_PASS);
+	return ipv4_commit(k, ip, p.dmac, p.ifindex, out, mirror,
+			   ACCEL_STAT_FWD_FIB);
+}
+
+static __always_inline int handle_ipv4(struct pkt *k)
+{
+	struct iphdr *ip = header_at(struct iphdr, k->eth, k->end, sizeof(struct ethhdr));
+	struct accel_route *rt = 0;
+	int mirror, rc;
+	__u16 tot_len;
+
+	if (!ip || ip->version != 4 || ip->ihl < 5)
+		return count(k->st, ACCEL_STAT_PASS_MALFORMED, XDP_PASS);
+	if (ip->ihl != 5)
+		return count(k->st, ACCEL_STAT_PASS_OPTIONS, XDP_PASS);
+	tot_len = bpf_ntohs(ip->tot_len);
+	if (tot_len < sizeof(*ip) || (void *)ip + tot_len > k->end ||
+	    !ipv4_csum_ok(ip))
+		return count(k->st, ACCEL_STAT_PASS_MALFORMED, XDP_PASS);
+	if (!(k->in->flags & ACCEL_IF_FWD4))
+		return count(k->st, ACCEL_STAT_PASS_FWD_DISABLED, XDP_PASS);
+	if (ipv4_special(ip->daddr) || ipv4_special(ip->saddr))
+		return count(k->st, ACCEL_STAT_PASS_SPECIAL_ADDR, XDP_PASS);
+	if (ip->ttl <= 1)
+		return count(k->st, ACCEL_STAT_PASS_TTL, XDP_PASS);
+	if (ip->protocol == IPPROTO_ICMP &&
+	    !(ip->frag_off & bpf_htons(IP_OFFSET))) {
+		__u8 *type = header_at(__u8, ip + 1, k->end, 0);
+
+		if (type && icmp4_is_error(*type))
+			return count(k->st, ACCEL_STAT_PASS_ICMP_ERROR, XDP_PASS);
+	}
+
+	mirror = !(k->cfg & (ACCEL_CFG_FIB_ONLY | ACCEL_CFG_POLICY4));
+	if (mirror) {
+		struct accel_route4_key key = { .prefixlen = 32,
+						.addr = ip->daddr };
+
+		rt = bpf_map_lookup_elem(&routes4, &key);
+		if (rt) {
+			rc = ipv4_mirror(k, ip, rt);
+			if (rc != ACCEL_TRY_FIB)
+				return rc;
+		}
+	}
+	return ipv4_fib(k, ip, mirror);
+}
+
+/* ---------------------------------------------------------------- IPv6 */
+
+static __always_inline int ipv6_commit(struct pkt *k, struct ipv6hdr *ip6,
+				       const __u8 *dmac, __u32 out_ifindex,
+				       struct accel_iface *out,
+				       enum accel_stat outcome)
+{
+	ip6->hop_limit--;
+	return redirect_frame(k->ctx, k->eth,
+			      (void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len),
+			      dmac, out, out_ifindex, k->st, outcome);
+}
+
+static __always_inline int ipv6_mirror(struct pkt *k, struct ipv6hdr *ip6,
+				       struct accel_route *rt)
+{
+	struct accel_neigh6_key nkey;
+	struct accel_nexthop *nh;
+	struct accel_iface *out;
+	struct accel_neigh *n;
+
+	switch (rt->type) {
+	case ACCEL_RT_UNICAST:
+		break;
+	case ACCEL_RT_BLACKHOLE:
+		return count(k->st, ACCEL_STAT_DROP_BLACKHOLE, XDP_DROP);
+	case ACCEL_RT_UNREACHABLE:
+		return count(k->st, ACCEL_STAT_PASS_NO_ROUTE, XDP_PASS);
+	case ACCEL_RT_LOCAL:
+		return count(k->st, ACCEL_STAT_PASS_LOCAL, XDP_PASS);
+	default:
+		return ACCEL_TRY_FIB;
+	}
+
+	nh = bpf_map_lookup_elem(&nexthops, &rt->nh_id);
+	if (!nh)
+		return ACCEL_TRY_FIB;
+	if ((nh->flags & ACCEL_NH_GATEWAY) && !(nh->flags & ACCEL_NH_GW6))
+		return ACCEL_TRY_FIB;
+	out = egress_iface(nh->ifindex, k->in_ifindex);
+	if (!out)
+		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
+	if (bpf_ntohs(ip6->payload_len) + sizeof(*ip6) > out->mtu)
+		return count(k->st, ACCEL_STAT_PASS_MTU, XDP_PASS);
+
+	nkey.ifindex = nh->ifindex;
+	if (nh->flags & ACCEL_NH_GATEWAY)
+		__builtin_memcpy(nkey.addr, nh->gw, 16);
+	else
+		__builtin_memcpy(nkey.addr, &ip6->daddr, 16);
+	n = bpf_map_lookup_elem(&neigh6, &nkey);
+	if (!n)
+		return ACCEL_TRY_FIB;
+	return ipv6_commit(k, ip6, n->mac, nkey.ifindex, out,
+			   ACCEL_STAT_FWD_MIRROR);
+}
+
+static __always_inline int ipv6_fib(struct pkt *k, struct ipv6hdr *ip6)
+{
+	struct bpf_fib_lookup p = {};
+	struct accel_iface *out;
+	long rc;
+
+	p.family = AF_INET6;
+	/* Flow label and next header feed the kernel's multipath hash. */
+	p.flowinfo = *(__be32 *)ip6 & IPV6_FLOWINFO_MASK;
+	p.l4_protocol = ip6->nexthdr;
+	p.tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+	p.ifindex = k->in_ifindex;
+	__builtin_memcpy(p.ipv6_src, &ip6->saddr, 16);
+	__builtin_memcpy(p.ipv6_dst, &ip6->daddr, 16);
+	l4_ports(ip6 + 1, k->end, ip6->nexthdr, &p);
+
+	rc = bpf_fib_lookup(k->ctx, &p, sizeof(p), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return fib_refusal(k->st, rc);
+	out = egress_iface(p.ifindex, k->in_ifindex);
+	if (!out)
+		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
+	if (p.tot_len > out->mtu)
+		return count(k->st, ACCEL_STAT_PASS_MTU, XDP_PASS);
+	return ipv6_commit(k, ip6, p.dmac, p.ifindex, out, ACCEL_STAT_FWD_FIB);
+}
+
+static __always_inline int handle_ipv6(struct pkt *k)
+{
+	struct ipv6hdr *ip6 = header_at(struct ipv6hdr, k->eth, k->end, sizeof(struct ethhdr));
+	int rc;
+
+	if (!ip6 || ip6->version != 6 ||
+	    (void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len) > k->end)
+		return count(k->st, ACCEL_STAT_PASS_MALFORMED, XDP_PASS);
+	if (!(k->in->flags & ACCEL_IF_FWD6))
+		return count(k->st, ACCEL_STAT_PASS_FWD_DISABLED, XDP_PASS);
+	/* Hop-by-hop options are processed by every router on the path. */
+	if (ip6->nexthdr == IPPROTO_HOPOPTS)
+		return count(k->st, ACCEL_STAT_PASS_OPTIONS, XDP_PASS);
+	if (ipv6_special(&ip6->daddr) || ipv6_special(&ip6->saddr))
+		return count(k->st, ACCEL_STAT_PASS_SPECIAL_ADDR, XDP_PASS);
+	if (ip6->hop_limit <= 1)
+		return count(k->st, ACCEL_STAT_PASS_TTL, XDP_PASS);
+	if (ip6->nexthdr == IPPROTO_ICMPV6) {
+		__u8 *type = header_at(__u8, ip6 + 1, k->end, 0);
+
+		if (type && icmp6_is_error(*type))
+			return count(k->st, ACCEL_STAT_PASS_ICMP_ERROR, XDP_PASS);
+	}
+
+	if (!(k->cfg & (ACCEL_CFG_FIB_ONLY | ACCEL_CFG_POLICY6))) {
+		struct accel_route6_key key = { .prefixlen = 128 };
+		struct accel_route *rt;
+
+		__builtin_memcpy(key.addr, &ip6->daddr, 16);
+		rt = bpf_map_lookup_elem(&routes6, &key);
+		if (rt) {
+			rc = ipv6_mirror(k, ip6, rt);
+			if (rc != ACCEL_TRY_FIB)
+				return rc;
+		}
+	}
+	return ipv6_fib(k, ip6);
+}
+
+/* ------------------------------------------------------------- program */
+
+SEC("xdp")
+int accel_xdp(struct xdp_md *ctx)
+{
+	struct accel_config *cfg;
+	struct pkt k = {};
+	__u32 zero = 0, slot;
+
+	k.ctx = ctx;
+	k.end = (void *)(long)ctx->data_end;
+	k.in_ifindex = ctx->ingress_ifindex;
+	k.in = bpf_map_lookup_elem(&ifaces, &k.in_ifindex);
+	if (!k.in)
+		return XDP_PASS;
+	slot = k.in->slot;
+	k.st = bpf_map_lookup_elem(&stats, &slot);
+	cfg = bpf_map_lookup_elem(&accel_cfg, &zero);
+	if (!k.st || !cfg)
+		return XDP_PASS;
+	if (bpf_ktime_get_coarse_ns() >= cfg->lease_until_ns)
+		return count(k.st, ACCEL_STAT_PASS_INACTIVE, XDP_PASS);
+	k.cfg = cfg->flags;
+
+	k.eth = header_at(struct ethhdr, (void *)(long)ctx->data, k.end, 0);
+	if (!k.eth)
+		return count(k.st, ACCEL_STAT_PASS_MALFORMED, XDP_PASS);
+	if (k.eth->h_proto != bpf_htons(ETH_P_IP) &&
+	    k.eth->h_proto != bpf_htons(ETH_P_IPV6))
+		return count(k.st, ACCEL_STAT_PASS_NON_IP, XDP_PASS);
+	/* Frames for other hosts (promiscuous mode), broadcast and multicast
+	 * are never forwarded by the kernel's IP layer as unicast. */
+	if (!mac_equal(k.eth->h_dest, k.in->mac))
+		return count(k.st, ACCEL_STAT_PASS_NOT_FOR_US, XDP_PASS);
+
+	if (k.eth->h_proto == bpf_htons(ETH_P_IP))
+		return handle_ipv4(&k);
+	return handle_ipv6(&k);
+}

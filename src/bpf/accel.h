@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The one interface between the XDP datapath and the Rust control plane:
+ * every map key and value, every flag and every counter index lives here.
+ * Rust sees these through the skeleton's generated types.
+ */
+#ifndef ACCEL_H
+#define ACCEL_H
+
+/* Flags and limits are enums, not #defines, so that BTF carries them to the
+ * skeleton's Rust types. */
+enum accel_limits {
+	ACCEL_MAX_IFACES = 64,
+	ACCEL_MAX_NEXTHOPS = 65536,
+	ACCEL_MAX_ROUTES4 = 1 << 21,
+	ACCEL_MAX_ROUTES6 = 1 << 19,
+	ACCEL_MAX_NEIGH = 65536,
+	ACCEL_MAX_LOCAL_ADDRS = 4096,
+};
+
+/* What the datapath does with a destination covered by a mirrored route. */
+enum accel_route_type {
+	/* Forward through the next hop in nexthops[nh_id]. */
+	ACCEL_RT_UNICAST = 0,
+	/* Drop silently, as the kernel does for blackhole routes. */
+	ACCEL_RT_BLACKHOLE = 1,
+	/* The kernel answers with an ICMP error (unreachable, prohibit). */
+	ACCEL_RT_UNREACHABLE = 2,
+	/* Delivered or handled locally: local, broadcast, anycast, multicast. */
+	ACCEL_RT_LOCAL = 3,
+	/* The mirror cannot decide (multipath, TOS, route MTU, encap, throw,
+	 * nexthop objects without expansion...): ask bpf_fib_lookup. */
+	ACCEL_RT_FIB = 4,
+};
+
+struct accel_route4_key {
+	__u32 prefixlen;
+	__u32 addr; /* network byte order */
+};
+
+struct accel_route6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+struct accel_route {
+	__u32 type; /* enum accel_route_type */
+	__u32 nh_id;
+};
+
+enum accel_nh_flags {
+	ACCEL_NH_GATEWAY = 1 << 0, /* gw holds the next hop address */
+	ACCEL_NH_GW6 = 1 << 1,	   /* gw is IPv6 (else IPv4 in gw[0..4]) */
+};
+
+struct accel_nexthop {
+	__u32 ifindex;
+	__u32 flags;
+	__u8 gw[16];
+};
+
+struct accel_neigh4_key {
+	__u32 ifindex;
+	__u32 addr; /* network byte order */
+};
+
+struct accel_neigh6_key {
+	__u32 ifindex;
+	__u8 addr[16];
+};
+
+struct accel_neigh {
+	__u8 mac[6];
+	__u16 pad;
+};
+
+enum accel_if_flags {
+	ACCEL_IF_UP = 1 << 0,	      /* admin up and carrier: may transmit */
+	ACCEL_IF_FWD4 = 1 << 1,	      /* IPv4 forwarding enabled on it */
+	ACCEL_IF_FWD6 = 1 << 2,	      /* IPv6 forwarding enabled on it */
+	ACCEL_IF_RPF_STRICT = 1 << 3, /* rp_filter = 1 */
+	ACCEL_IF_RPF_LOOSE = 1 << 4,  /* rp_filter = 2 */
+};
+
+/* One entry per interface accel is attached to. */
+struct accel_iface {
+	__u8 mac[6];
+	__u16 slot; /* index into the per-CPU stats array */
+	__u32 mtu;
+	__u32 flags;
+};
+
+enum accel_cfg_flags {
+	/* Non-default ip rules: only bpf_fib_lookup knows which table
+	 * applies. */
+	ACCEL_CFG_POLICY4 = 1 << 0,
+	ACCEL_CFG_POLICY6 = 1 << 1,
+	/* Custom rules or custom local routes: the kernel validates every
+	 * source with a full reverse route lookup (fib_validate_source). */
+	ACCEL_CFG_SRC_FULL4 = 1 << 2,
+	/* Operator chose --mode fib: never consult the mirror. */
+	ACCEL_CFG_FIB_ONLY = 1 << 3,
+};
+
+/*
+ * Written by the control plane. The mirror is used only while
+ * lease_until_ns (CLOCK_MONOTONIC, coarse) lies in the future: a mirror that
+ * nobody maintains any more must never take forwarding decisions.
+ */
+struct accel_config {
+	__u64 lease_until_ns;
+	__u32 flags;
+	__u32 pad;
+};
+
+/* Per-CPU counters: one array of these per interface slot. */
+enum accel_stat {
+	ACCEL_STAT_FWD_MIRROR = 0, /* redirected from the mirror */
+	ACCEL_STAT_FWD_FIB,	   /* redirected after bpf_fib_lookup */
+	ACCEL_STAT_DROP_BLACKHOLE, /* blackhole route */
+	ACCEL_STAT_PASS_NON_IP,	   /* ARP, other ethertypes */
+	ACCEL_STAT_PASS_MALFORMED, /* truncated or invalid header, bad csum */
+	ACCEL_STAT_PASS_NOT_FOR_US, /* destination MAC is not the interface's */
+	ACCEL_STAT_PASS_FWD_DISABLED, /* forwarding off on the ingress iface */
+	ACCEL_STAT_PASS_TTL,	   /* TTL / hop limit <= 1 */
+	ACCEL_STAT_PASS_OPTIONS,   /* IPv4 options, IPv6 hop-by-hop */
+	ACCEL_STAT_PASS_SPECIAL_ADDR, /* multicast, loopback, martian... */
+	ACCEL_STAT_PASS_LOCAL,	   /* local, broadcast or anycast route */
+	ACCEL_STAT_PASS_SRC_CHECK, /* source validation (local src, rp_filter) */
+	ACCEL_STAT_PASS_ICMP_ERROR, /* kernel hashes ICMP errors on inner hdr */
+	ACCEL_STAT_PASS_NO_ROUTE,  /* unreachable, prohibit, no route */
+	ACCEL_STAT_PASS_NO_NEIGH,  /* neighbour unresolved */
+	ACCEL_STAT_PASS_MTU,	   /* larger than the egress MTU */
+	ACCEL_STAT_PASS_EGRESS,	   /* egress not accel's, down, or = ingress */
+	ACCEL_STAT_PASS_FIB_OTHER, /* other bpf_fib_lookup refusals */
+	ACCEL_STAT_PASS_INACTIVE,  /* no live control plane (lease expired) */
+	ACCEL_STAT_MAX,
+};
+
+struct accel_stats {
+	__u64 packets[ACCEL_STAT_MAX];
+	__u64 fwd_bytes;
+};
+
+#endif /* ACCEL_H */

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The last step of a forwarding decision: rewrite the frame and redirect. */
+#ifndef ACCEL_FORWARD_H
+#define ACCEL_FORWARD_H
+
+#include "accel.h"
+#include "maps.h"
+
+/* A step that declines returns this to hand the packet to the next one. */
+#define ACCEL_TRY_FIB (-1)
+
+static __always_inline int count(struct accel_stats *st, enum accel_stat s,
+				 int action)
+{
+	st->packets[s]++;
+	return action;
+}
+
+/* Decrement the TTL and patch the header checksum (RFC 1624). */
+static __always_inline void ipv4_decrease_ttl(struct iphdr *ip)
+{
+	__u32 check = ip->check;
+
+	check += bpf_htons(0x0100);
+	ip->check = (__u16)(check + (check >= 0xFFFF));
+	ip->ttl--;
+}
+
+/*
+ * The egress interface an accepted decision may use, or NULL. It must be one
+ * of accel's interfaces, be up, and differ from the ingress: the kernel
+ * itself handles hairpin forwarding because it sends ICMP redirects.
+ */
+static __always_inline struct accel_iface *egress_iface(__u32 out_ifindex,
+							__u32 in_ifindex)
+{
+	struct accel_iface *out;
+
+	if (out_ifindex == in_ifindex)
+		return 0;
+	out = bpf_map_lookup_elem(&ifaces, &out_ifindex);
+	if (!out || !(out->flags & ACCEL_IF_UP))
+		return 0;
+	return out;
+}
+
+/*
+ * Rewrite the MACs, cut Ethernet padding beyond the IP length (the kernel
+ * trims it before forwarding), and redirect. The L3 header has already been
+ * updated by the caller.
+ */
+static __always_inline int redirect_frame(struct xdp_md *ctx, struct ethhdr *eth,
+					  void *l3_end, const __u8 *dmac,
+					  const struct accel_iface *out,
+					  __u32 out_ifindex,
+					  struct accel_stats *st,
+					  enum accel_stat outcome)
+{
+	void *end = (void *)(long)ctx->data_end;
+	__u64 len;
+
+	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, out->mac, ETH_ALEN);
+	if (l3_end < end)
+		bpf_xdp_adjust_tail(ctx, -(int)(end - l3_end));
+	len = (void *)(long)ctx->data_end - (void *)(long)ctx->data;
+	st->packets[outcome]++;
+	st->fwd_bytes += len;
+	/* tx_ports holds every interface that ifaces marks up: a miss here is
+	 * a control-plane bug and is better aborted (visible in
+	 * xdp:xdp_exception) than passed half-rewritten.
+	 * The result is folded to constants so that the verifier can see this
+	 * path never returns ACCEL_TRY_FIB after the packet was changed. */
+	if (bpf_redirect_map(&tx_ports, out_ifindex, 0) == XDP_REDIRECT)
+		return XDP_REDIRECT;
+	return XDP_ABORTED;
+}
+
+/* Map a refusal of bpf_fib_lookup to what the kernel will do with it. */
+static __always_inline int fib_refusal(struct accel_stats *st, long rc)
+{
+	switch (rc) {
+	case BPF_FIB_LKUP_RET_BLACKHOLE:
+		return count(st, ACCEL_STAT_DROP_BLACKHOLE, XDP_DROP);
+	case BPF_FIB_LKUP_RET_UNREACHABLE:
+	case BPF_FIB_LKUP_RET_PROHIBIT:
+		return count(st, ACCEL_STAT_PASS_NO_ROUTE, XDP_PASS);
+	case BPF_FIB_LKUP_RET_NOT_FWDED:
+		/* local, broadcast, or no route at all */
+		return count(st, ACCEL_STAT_PASS_LOCAL, XDP_PASS);
+	case BPF_FIB_LKUP_RET_FWD_DISABLED:
+		return count(st, ACCEL_STAT_PASS_FWD_DISABLED, XDP_PASS);
+	case BPF_FIB_LKUP_RET_NO_NEIGH:
+		return count(st, ACCEL_STAT_PASS_NO_NEIGH, XDP_PASS);
+	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
+		return count(st, ACCEL_STAT_PASS_MTU, XDP_PASS);
+	default:
+		return count(st, ACCEL_STAT_PASS_FIB_OTHER, XDP_PASS);
+	}
+}
+
+#endif

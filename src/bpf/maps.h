@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The maps the control plane keeps equal to the kernel's FIB. */
+#ifndef ACCEL_MAPS_H
+#define ACCEL_MAPS_H
+
+#include "accel.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct accel_config);
+} accel_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ACCEL_MAX_IFACES);
+	__type(key, __u32); /* ifindex */
+	__type(value, struct accel_iface);
+} ifaces SEC(".maps");
+
+/* Only accel's own interfaces: a redirect can never leave through another. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, ACCEL_MAX_IFACES);
+	__type(key, __u32);
+	__type(value, __u32);
+} tx_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ACCEL_MAX_IFACES);
+	__type(key, __u32); /* accel_iface.slot */
+	__type(value, struct accel_stats);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, ACCEL_MAX_ROUTES4);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct accel_route4_key);
+	__type(value, struct accel_route);
+} routes4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, ACCEL_MAX_ROUTES6);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct accel_route6_key);
+	__type(value, struct accel_route);
+} routes6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ACCEL_MAX_NEXTHOPS);
+	__type(key, __u32);
+	__type(value, struct accel_nexthop);
+} nexthops SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ACCEL_MAX_NEIGH);
+	__type(key, struct accel_neigh4_key);
+	__type(value, struct accel_neigh);
+} neigh4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ACCEL_MAX_NEIGH);
+	__type(key, struct accel_neigh6_key);
+	__type(value, struct accel_neigh);
+} neigh6 SEC(".maps");
+
+/* The router's own IPv4 addresses: the kernel drops packets that arrive
+ * from outside with one of them as source (fib_validate_source). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ACCEL_MAX_LOCAL_ADDRS);
+	__type(key, __u32);
+	__type(value, __u8);
+} local4 SEC(".maps");
+
+#endif

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Header access and address classification, all bounds-checked. */
+#ifndef ACCEL_PARSE_H
+#define ACCEL_PARSE_H
+
+#define ETH_ALEN 6
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_HOPOPTS 0
+#define IPPROTO_ICMP 1
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define IPPROTO_ICMPV6 58
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1FFF
+
+/* Pointer to a T at data + off, or NULL when the packet is too short. */
+#define header_at(T, data, end, off)                                           \
+	({                                                                     \
+		T *__h = (T *)((void *)(data) + (off));                       \
+		((void *)(__h + 1) > (void *)(end)) ? (T *)0 : __h;           \
+	})
+
+static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
+{
+	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) |
+		(a[4] ^ b[4]) | (a[5] ^ b[5])) == 0;
+}
+
+/* The kernel drops IPv4 headers whose checksum does not verify. */
+static __always_inline int ipv4_csum_ok(const struct iphdr *ip)
+{
+	const __u16 *w = (const __u16 *)ip;
+	__u32 sum = 0;
+
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += w[i];
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return sum == 0xffff;
+}
+
+/* Addresses the kernel never forwards as plain unicast: zeronet, loopback,
+ * multicast, class E and limited broadcast. */
+static __always_inline int ipv4_special(__be32 addr)
+{
+	__u8 first = bpf_ntohl(addr) >> 24;
+
+	return first == 0 || first == 127 || first >= 224;
+}
+
+/* Multicast, link-local, loopback, unspecified and v4-mapped addresses. */
+static __always_inline int ipv6_special(const struct in6_addr *a)
+{
+	__u32 w0 = bpf_ntohl(a->in6_u.u6_addr32[0]);
+	__u32 w1 = a->in6_u.u6_addr32[1], w2 = a->in6_u.u6_addr32[2];
+	__u32 w3 = bpf_ntohl(a->in6_u.u6_addr32[3]);
+
+	if ((w0 >> 24) == 0xff)			/* ff00::/8 multicast */
+		return 1;
+	if ((w0 >> 22) == (0xfe80 >> 6))	/* fe80::/10 link-local */
+		return 1;
+	if (w0 == 0 && w1 == 0) {
+		if (w2 == 0 && (w3 == 0 || w3 == 1)) /* :: and ::1 */
+			return 1;
+		if (w2 == bpf_htonl(0xffff))	/* ::ffff:0:0/96 */
+			return 1;
+	}
+	return 0;
+}
+
+/* ICMP errors: the kernel hashes them on the quoted header for multipath. */
+static __always_inline int icmp4_is_error(__u8 type)
+{
+	return type == 3 || type == 4 || type == 5 || type == 11 || type == 12;
+}
+
+static __always_inline int icmp6_is_error(__u8 type)
+{
+	return type < 128;
+}
+
+#endif

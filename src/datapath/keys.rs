@@ -1,0 +1,99 @@
+//! Map keys and values built from mirror entries.
+
+use std::net::IpAddr;
+
+use crate::bpf::types::{
+    accel_iface, accel_neigh, accel_neigh4_key, accel_neigh6_key, accel_nexthop, accel_nh_flags,
+    accel_route, accel_route4_key, accel_route6_key, accel_route_type,
+};
+use crate::mirror::entries::{NhKey, RouteEntry};
+use crate::mirror::IfaceEntry;
+use crate::model::Prefix;
+
+pub enum RouteKey {
+    V4(accel_route4_key),
+    V6(accel_route6_key),
+}
+
+pub fn route_key(p: &Prefix) -> RouteKey {
+    match p.addr() {
+        IpAddr::V4(a) => RouteKey::V4(accel_route4_key {
+            prefixlen: p.len() as u32,
+            addr: u32::from_ne_bytes(a.octets()),
+        }),
+        IpAddr::V6(a) => RouteKey::V6(accel_route6_key {
+            prefixlen: p.len() as u32,
+            addr: a.octets(),
+        }),
+    }
+}
+
+/// A host route key for a lookup of one address.
+pub fn host_key(addr: IpAddr) -> RouteKey {
+    let len = match addr {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    };
+    route_key(&Prefix::new(addr, len).expect("host length is valid"))
+}
+
+pub fn route_value(entry: &RouteEntry, nh_id: u32) -> accel_route {
+    let t = match entry {
+        RouteEntry::Unicast(_) => accel_route_type::ACCEL_RT_UNICAST,
+        RouteEntry::Blackhole => accel_route_type::ACCEL_RT_BLACKHOLE,
+        RouteEntry::Unreachable => accel_route_type::ACCEL_RT_UNREACHABLE,
+        RouteEntry::Local => accel_route_type::ACCEL_RT_LOCAL,
+        RouteEntry::Fib(_) => accel_route_type::ACCEL_RT_FIB,
+    };
+    accel_route { r#type: t.0, nh_id }
+}
+
+pub fn nexthop_value(nh: &NhKey) -> accel_nexthop {
+    let mut v = accel_nexthop {
+        ifindex: nh.ifindex,
+        ..Default::default()
+    };
+    match nh.gateway {
+        Some(IpAddr::V4(a)) => {
+            v.flags = accel_nh_flags::ACCEL_NH_GATEWAY.0;
+            v.gw[..4].copy_from_slice(&a.octets());
+        }
+        Some(IpAddr::V6(a)) => {
+            v.flags = accel_nh_flags::ACCEL_NH_GATEWAY.0 | accel_nh_flags::ACCEL_NH_GW6.0;
+            v.gw = a.octets();
+        }
+        None => {}
+    }
+    v
+}
+
+pub enum NeighKey {
+    V4(accel_neigh4_key),
+    V6(accel_neigh6_key),
+}
+
+pub fn neigh_key(ifindex: u32, addr: IpAddr) -> NeighKey {
+    match addr {
+        IpAddr::V4(a) => NeighKey::V4(accel_neigh4_key {
+            ifindex,
+            addr: u32::from_ne_bytes(a.octets()),
+        }),
+        IpAddr::V6(a) => NeighKey::V6(accel_neigh6_key {
+            ifindex,
+            addr: a.octets(),
+        }),
+    }
+}
+
+pub fn neigh_value(mac: [u8; 6]) -> accel_neigh {
+    accel_neigh { mac, pad: 0 }
+}
+
+pub fn iface_value(e: &IfaceEntry) -> accel_iface {
+    accel_iface {
+        mac: e.mac,
+        slot: e.slot,
+        mtu: e.mtu,
+        flags: e.flags,
+    }
+}

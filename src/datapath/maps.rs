@@ -1,0 +1,248 @@
+//! accel's maps as handles, usable from a freshly loaded skeleton or from
+//! the pins of a running instance, and the writes that apply mirror changes.
+
+use std::cell::Cell;
+use std::path::Path;
+
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
+
+use super::keys::{
+    host_key, iface_value, neigh_key, neigh_value, nexthop_value, route_key, route_value,
+    NeighKey, RouteKey,
+};
+use super::DatapathError;
+use crate::bpf::types::{accel_config, accel_iface, accel_nexthop, accel_route, accel_stats};
+use crate::bpf::{bytes_of, from_bytes, AccelSkel, Pod};
+use crate::mirror::Change;
+
+/// The pinned name of each map, in the order they are pinned.
+pub const MAP_NAMES: [&str; 10] = [
+    "accel_cfg", "ifaces", "tx_ports", "stats", "routes4", "routes6", "nexthops", "neigh4",
+    "neigh6", "local4",
+];
+
+pub struct Maps {
+    pub cfg: MapHandle,
+    pub ifaces: MapHandle,
+    pub tx_ports: MapHandle,
+    pub stats: MapHandle,
+    pub routes4: MapHandle,
+    pub routes6: MapHandle,
+    pub nexthops: MapHandle,
+    pub neigh4: MapHandle,
+    pub neigh6: MapHandle,
+    pub local4: MapHandle,
+    config: Cell<accel_config>,
+}
+
+fn handle<M>(name: &'static str, m: &M) -> Result<MapHandle, DatapathError>
+where
+    for<'a> MapHandle: TryFrom<&'a M, Error = libbpf_rs::Error>,
+{
+    MapHandle::try_from(m).map_err(failed(name, "dup"))
+}
+
+fn failed(map: &'static str, op: &'static str) -> impl FnOnce(libbpf_rs::Error) -> DatapathError {
+    move |source| DatapathError::Map { map, op, source }
+}
+
+impl Maps {
+    pub fn from_skel(skel: &AccelSkel<'_>) -> Result<Maps, DatapathError> {
+        let m = &skel.maps;
+        Ok(Maps {
+            cfg: handle("accel_cfg", &m.accel_cfg)?,
+            ifaces: handle("ifaces", &m.ifaces)?,
+            tx_ports: handle("tx_ports", &m.tx_ports)?,
+            stats: handle("stats", &m.stats)?,
+            routes4: handle("routes4", &m.routes4)?,
+            routes6: handle("routes6", &m.routes6)?,
+            nexthops: handle("nexthops", &m.nexthops)?,
+            neigh4: handle("neigh4", &m.neigh4)?,
+            neigh6: handle("neigh6", &m.neigh6)?,
+            local4: handle("local4", &m.local4)?,
+            config: Cell::new(accel_config::default()),
+        })
+    }
+
+    /// Opens the maps a running `accel run` pinned under `dir`.
+    pub fn open_pinned(dir: &Path) -> Result<Maps, DatapathError> {
+        let open = |name: &str| {
+            MapHandle::from_pinned_path(dir.join(name)).map_err(|source| {
+                DatapathError::NotPinned {
+                    dir: dir.to_path_buf(),
+                    source,
+                }
+            })
+        };
+        let cfg = open("accel_cfg")?;
+        let current = lookup::<_, accel_config>(&cfg, &0u32).unwrap_or_default();
+        Ok(Maps {
+            cfg,
+            ifaces: open("ifaces")?,
+            tx_ports: open("tx_ports")?,
+            stats: open("stats")?,
+            routes4: open("routes4")?,
+            routes6: open("routes6")?,
+            nexthops: open("nexthops")?,
+            neigh4: open("neigh4")?,
+            neigh6: open("neigh6")?,
+            local4: open("local4")?,
+            config: Cell::new(current),
+        })
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&MapHandle> {
+        Some(match name {
+            "accel_cfg" => &self.cfg,
+            "ifaces" => &self.ifaces,
+            "tx_ports" => &self.tx_ports,
+            "stats" => &self.stats,
+            "routes4" => &self.routes4,
+            "routes6" => &self.routes6,
+            "nexthops" => &self.nexthops,
+            "neigh4" => &self.neigh4,
+            "neigh6" => &self.neigh6,
+            "local4" => &self.local4,
+            _ => return None,
+        })
+    }
+
+    /// Applies mirror changes in order.
+    pub fn apply(&self, changes: &[Change]) -> Result<(), DatapathError> {
+        for c in changes {
+            self.apply_one(c)?;
+        }
+        Ok(())
+    }
+
+    fn apply_one(&self, c: &Change) -> Result<(), DatapathError> {
+        match c {
+            Change::PutNexthop { id, nh } => put(&self.nexthops, "nexthops", id, &nexthop_value(nh)),
+            Change::PutRoute { prefix, entry, nh_id } => {
+                let v = route_value(entry, *nh_id);
+                match route_key(prefix) {
+                    RouteKey::V4(k) => put(&self.routes4, "routes4", &k, &v),
+                    RouteKey::V6(k) => put(&self.routes6, "routes6", &k, &v),
+                }
+            }
+            Change::DelRoute(prefix) => match route_key(prefix) {
+                RouteKey::V4(k) => del(&self.routes4, "routes4", &k),
+                RouteKey::V6(k) => del(&self.routes6, "routes6", &k),
+            },
+            Change::PutNeigh { ifindex, addr, mac } => match neigh_key(*ifindex, *addr) {
+                NeighKey::V4(k) => put(&self.neigh4, "neigh4", &k, &neigh_value(*mac)),
+                NeighKey::V6(k) => put(&self.neigh6, "neigh6", &k, &neigh_value(*mac)),
+            },
+            Change::DelNeigh { ifindex, addr } => match neigh_key(*ifindex, *addr) {
+                NeighKey::V4(k) => del(&self.neigh4, "neigh4", &k),
+                NeighKey::V6(k) => del(&self.neigh6, "neigh6", &k),
+            },
+            Change::PutIface { ifindex, entry } => {
+                // The devmap entry exists before the datapath may pick the
+                // interface as egress.
+                put(&self.tx_ports, "tx_ports", ifindex, ifindex)?;
+                put(&self.ifaces, "ifaces", ifindex, &iface_value(entry))
+            }
+            Change::DelIface(ifindex) => {
+                del(&self.ifaces, "ifaces", ifindex)?;
+                del(&self.tx_ports, "tx_ports", ifindex)
+            }
+            Change::PutLocal4(a) => put(&self.local4, "local4", &u32::from_ne_bytes(a.octets()), &1u8),
+            Change::DelLocal4(a) => del(&self.local4, "local4", &u32::from_ne_bytes(a.octets())),
+            Change::Config(flags) => {
+                let mut c = self.config.get();
+                c.flags = *flags;
+                self.write_config(c)
+            }
+        }
+    }
+
+    /// Lets the datapath use the mirror until `until_ns` (CLOCK_MONOTONIC).
+    pub fn renew_lease(&self, until_ns: u64) -> Result<(), DatapathError> {
+        let mut c = self.config.get();
+        c.lease_until_ns = until_ns;
+        self.write_config(c)
+    }
+
+    pub fn config(&self) -> accel_config {
+        lookup(&self.cfg, &0u32).unwrap_or_default()
+    }
+
+    fn write_config(&self, c: accel_config) -> Result<(), DatapathError> {
+        put(&self.cfg, "accel_cfg", &0u32, &c)?;
+        self.config.set(c);
+        Ok(())
+    }
+
+    /// Per-CPU counters of one interface slot, summed.
+    pub fn stats(&self, slot: u16) -> Result<accel_stats, DatapathError> {
+        let per_cpu = self
+            .stats
+            .lookup_percpu(bytes_of(&(slot as u32)), MapFlags::ANY)
+            .map_err(failed("stats", "lookup"))?
+            .unwrap_or_default();
+        let mut sum = accel_stats::default();
+        for cpu in per_cpu.iter().filter_map(|b| from_bytes::<accel_stats>(b)) {
+            for (s, c) in sum.packets.iter_mut().zip(cpu.packets.iter()) {
+                *s += c;
+            }
+            sum.fwd_bytes += cpu.fwd_bytes;
+        }
+        Ok(sum)
+    }
+
+    pub fn iface(&self, ifindex: u32) -> Option<accel_iface> {
+        lookup(&self.ifaces, &ifindex)
+    }
+
+    pub fn ifaces(&self) -> Vec<(u32, accel_iface)> {
+        self.ifaces
+            .keys()
+            .filter_map(|k| {
+                let ifindex = from_bytes::<u32>(&k)?;
+                Some((ifindex, self.iface(ifindex)?))
+            })
+            .collect()
+    }
+
+    /// The route the datapath's longest-prefix match finds for `addr`.
+    pub fn route_for(&self, addr: std::net::IpAddr) -> Option<accel_route> {
+        match host_key(addr) {
+            RouteKey::V4(k) => lookup(&self.routes4, &k),
+            RouteKey::V6(k) => lookup(&self.routes6, &k),
+        }
+    }
+
+    pub fn nexthop(&self, id: u32) -> Option<accel_nexthop> {
+        lookup(&self.nexthops, &id)
+    }
+
+    pub fn neighbour(&self, ifindex: u32, addr: std::net::IpAddr) -> Option<[u8; 6]> {
+        let v: Option<crate::bpf::types::accel_neigh> = match neigh_key(ifindex, addr) {
+            NeighKey::V4(k) => lookup(&self.neigh4, &k),
+            NeighKey::V6(k) => lookup(&self.neigh6, &k),
+        };
+        v.map(|n| n.mac)
+    }
+}
+
+fn put<K: Pod, V: Pod>(m: &MapHandle, name: &'static str, k: &K, v: &V) -> Result<(), DatapathError> {
+    m.update(bytes_of(k), bytes_of(v), MapFlags::ANY)
+        .map_err(failed(name, "update"))
+}
+
+fn del<K: Pod>(m: &MapHandle, name: &'static str, k: &K) -> Result<(), DatapathError> {
+    match m.delete(bytes_of(k)) {
+        Ok(()) => Ok(()),
+        // Already gone is what a delete wants.
+        Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(failed(name, "delete")(e)),
+    }
+}
+
+fn lookup<K: Pod, V: Pod>(m: &MapHandle, k: &K) -> Option<V> {
+    m.lookup(bytes_of(k), MapFlags::ANY)
+        .ok()
+        .flatten()
+        .and_then(|b| from_bytes(&b))
+}

@@ -1,0 +1,580 @@
+//! The mirror: the kernel's forwarding state as accel last saw it, and the
+//! map entries that state calls for. Every input (a dump, an event) yields
+//! the list of map changes that bring the datapath in line with it; the
+//! changes are ordered so that the datapath never sees a route whose next
+//! hop has not been written yet.
+
+pub mod entries;
+pub mod nexthops;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::model::{Addr, Event, Family, Link, Neighbour, Prefix, Route, Rule, TABLE_LOCAL, TABLE_MAIN};
+use entries::{is_custom_local_route, route_entry, FibReason, NhKey, RouteEntry};
+use nexthops::NexthopIds;
+
+pub use crate::bpf::types::{accel_cfg_flags as CfgFlags, accel_if_flags as IfFlags};
+
+/// The interface data the datapath needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IfaceEntry {
+    pub mac: [u8; 6],
+    pub slot: u16,
+    pub mtu: u32,
+    pub flags: u32,
+}
+
+/// One write to the datapath's maps.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    PutNexthop { id: u32, nh: NhKey },
+    PutRoute { prefix: Prefix, entry: RouteEntry, nh_id: u32 },
+    DelRoute(Prefix),
+    PutNeigh { ifindex: u32, addr: IpAddr, mac: [u8; 6] },
+    DelNeigh { ifindex: u32, addr: IpAddr },
+    PutIface { ifindex: u32, entry: IfaceEntry },
+    DelIface(u32),
+    PutLocal4(Ipv4Addr),
+    DelLocal4(Ipv4Addr),
+    Config(u32),
+}
+
+/// What a batch of changes did, for `accel sync` and the logs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ChangeSummary {
+    pub routes_put: usize,
+    pub routes_deleted: usize,
+    pub nexthops_put: usize,
+    pub neighbours_put: usize,
+    pub neighbours_deleted: usize,
+    pub ifaces_put: usize,
+    pub local_addrs_changed: usize,
+    pub config_changed: usize,
+}
+
+impl ChangeSummary {
+    pub fn of(changes: &[Change]) -> Self {
+        let mut s = ChangeSummary::default();
+        for c in changes {
+            match c {
+                Change::PutNexthop { .. } => s.nexthops_put += 1,
+                Change::PutRoute { .. } => s.routes_put += 1,
+                Change::DelRoute(_) => s.routes_deleted += 1,
+                Change::PutNeigh { .. } => s.neighbours_put += 1,
+                Change::DelNeigh { .. } => s.neighbours_deleted += 1,
+                Change::PutIface { .. } | Change::DelIface(_) => s.ifaces_put += 1,
+                Change::PutLocal4(_) | Change::DelLocal4(_) => s.local_addrs_changed += 1,
+                Change::Config(_) => s.config_changed += 1,
+            }
+        }
+        s
+    }
+
+    pub fn total(&self) -> usize {
+        self.routes_put
+            + self.routes_deleted
+            + self.nexthops_put
+            + self.neighbours_put
+            + self.neighbours_deleted
+            + self.ifaces_put
+            + self.local_addrs_changed
+            + self.config_changed
+    }
+}
+
+impl std::fmt::Display for ChangeSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "routes +{} -{}, next hops +{}, neighbours +{} -{}, interfaces {}, local addresses {}, config {}",
+            self.routes_put,
+            self.routes_deleted,
+            self.nexthops_put,
+            self.neighbours_put,
+            self.neighbours_deleted,
+            self.ifaces_put,
+            self.local_addrs_changed,
+            self.config_changed
+        )
+    }
+}
+
+/// An interface accel is attached to.
+#[derive(Debug, Clone, Copy)]
+pub struct IfaceConf {
+    pub slot: u16,
+    /// ACCEL_IF_FWD4/FWD6/RPF_* as read from sysctl.
+    pub sysctl_flags: u32,
+}
+
+/// Routes of one prefix in the two tables the default rules consult,
+/// ordered as the kernel tries them: lowest metric first.
+#[derive(Default, Debug)]
+struct PrefixRoutes {
+    local: BTreeMap<(u32, u8), Route>,
+    main: BTreeMap<(u32, u8), Route>,
+}
+
+/// Everything the mirror takes from a full dump.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    pub links: Vec<Link>,
+    pub addrs: Vec<Addr>,
+    pub routes: Vec<Route>,
+    pub neighbours: Vec<Neighbour>,
+    pub rules: Vec<Rule>,
+}
+
+pub struct Mirror {
+    ifaces: HashMap<u32, IfaceConf>,
+    fib_only: bool,
+
+    // The kernel as last seen.
+    prefixes: HashMap<Prefix, PrefixRoutes>,
+    local_prefixes: BTreeSet<Prefix>,
+    links: HashMap<u32, Link>,
+    addrs: BTreeSet<Addr>,
+    neighbours: HashMap<(u32, IpAddr), [u8; 6]>,
+    rules: Vec<Rule>,
+    // The kernel never clears these once set (fib_has_custom_local_routes,
+    // fib_has_custom_rules), so neither does accel.
+    custom_local_seen: bool,
+    custom_rules_seen: bool,
+
+    // What the maps hold.
+    applied_routes: HashMap<Prefix, (RouteEntry, u32)>,
+    applied_neigh: HashMap<(u32, IpAddr), [u8; 6]>,
+    applied_ifaces: HashMap<u32, IfaceEntry>,
+    applied_local4: HashSet<Ipv4Addr>,
+    applied_config: Option<u32>,
+    nexthops: NexthopIds,
+}
+
+/// The result of applying one event.
+#[derive(Debug, Default)]
+pub struct EventOutcome {
+    pub changes: Vec<Change>,
+    /// The kernel may have changed state without telling (IPv4 routes over
+    /// a link that went down vanish silently): dump again.
+    pub resync: bool,
+    /// Rules changed: re-read them and call `set_rules`.
+    pub reread_rules: bool,
+}
+
+impl Mirror {
+    pub fn new(ifaces: HashMap<u32, IfaceConf>, fib_only: bool, max_nexthops: u32) -> Self {
+        Mirror {
+            ifaces,
+            fib_only,
+            prefixes: HashMap::new(),
+            local_prefixes: BTreeSet::new(),
+            links: HashMap::new(),
+            addrs: BTreeSet::new(),
+            neighbours: HashMap::new(),
+            rules: Vec::new(),
+            custom_local_seen: false,
+            custom_rules_seen: false,
+            applied_routes: HashMap::new(),
+            applied_neigh: HashMap::new(),
+            applied_ifaces: HashMap::new(),
+            applied_local4: HashSet::new(),
+            applied_config: None,
+            nexthops: NexthopIds::new(max_nexthops),
+        }
+    }
+
+    /// Replaces the whole view with a fresh dump and returns the changes
+    /// that make the maps equal to it (mark and sweep).
+    pub fn resync(&mut self, snap: Snapshot) -> Vec<Change> {
+        self.prefixes.clear();
+        self.local_prefixes.clear();
+        self.links = snap.links.into_iter().map(|l| (l.ifindex, l)).collect();
+        self.addrs = snap.addrs.into_iter().collect();
+        self.neighbours = snap
+            .neighbours
+            .iter()
+            .filter_map(|n| n.usable_mac().map(|m| ((n.ifindex, n.addr), m)))
+            .collect();
+        self.rules = snap.rules;
+        for route in snap.routes {
+            self.insert_route(route);
+        }
+
+        let mut out = Vec::new();
+        self.sync_ifaces(&mut out);
+        self.sync_config(&mut out);
+        self.sync_local4(&mut out);
+        let mut all: Vec<Prefix> = self.prefixes.keys().copied().collect();
+        all.extend(self.applied_routes.keys().copied());
+        all.sort_unstable();
+        all.dedup();
+        for p in all {
+            self.sync_prefix(p, &mut out);
+        }
+        let keys: HashSet<(u32, IpAddr)> = self
+            .neighbours
+            .keys()
+            .chain(self.applied_neigh.keys())
+            .copied()
+            .collect();
+        for k in keys {
+            self.sync_neigh(k, &mut out);
+        }
+        out
+    }
+
+    pub fn apply(&mut self, event: Event) -> EventOutcome {
+        let mut o = EventOutcome::default();
+        match event {
+            Event::NewRoute(r) => {
+                let (p, local) = (r.key.prefix, r.key.table == TABLE_LOCAL);
+                if self.insert_route(r) {
+                    self.refresh(p, local, &mut o.changes);
+                }
+            }
+            Event::DelRoute(r) => {
+                let (p, local) = (r.key.prefix, r.key.table == TABLE_LOCAL);
+                if self.remove_route(&r) {
+                    self.refresh(p, local, &mut o.changes);
+                }
+            }
+            Event::NewLink(l) => {
+                let old = self.links.insert(l.ifindex, l.clone());
+                let changed = old
+                    .as_ref()
+                    .is_some_and(|o| o.admin_up != l.admin_up || o.carrier != l.carrier);
+                o.resync = changed;
+                self.sync_ifaces(&mut o.changes);
+            }
+            Event::DelLink(ifindex) => {
+                self.links.remove(&ifindex);
+                o.resync = true;
+                self.sync_ifaces(&mut o.changes);
+            }
+            Event::NewAddr(a) => {
+                self.addrs.insert(a);
+                self.sync_local4(&mut o.changes);
+            }
+            Event::DelAddr(a) => {
+                self.addrs.remove(&a);
+                self.sync_local4(&mut o.changes);
+            }
+            Event::NewNeigh(n) => {
+                let k = (n.ifindex, n.addr);
+                match n.usable_mac() {
+                    Some(mac) => self.neighbours.insert(k, mac),
+                    None => self.neighbours.remove(&k),
+                };
+                self.sync_neigh(k, &mut o.changes);
+            }
+            Event::DelNeigh(n) => {
+                let k = (n.ifindex, n.addr);
+                self.neighbours.remove(&k);
+                self.sync_neigh(k, &mut o.changes);
+            }
+            Event::RulesChanged => o.reread_rules = true,
+            Event::Overrun => o.resync = true,
+        }
+        o
+    }
+
+    pub fn set_rules(&mut self, rules: Vec<Rule>) -> Vec<Change> {
+        self.rules = rules;
+        let mut out = Vec::new();
+        self.sync_config(&mut out);
+        out
+    }
+
+    /// New sysctl-derived flags for an interface (forwarding, rp_filter).
+    pub fn set_sysctl_flags(&mut self, ifindex: u32, flags: u32) -> Vec<Change> {
+        let mut out = Vec::new();
+        if let Some(c) = self.ifaces.get_mut(&ifindex) {
+            c.sysctl_flags = flags;
+            self.sync_ifaces(&mut out);
+        }
+        out
+    }
+
+    /// Changes that withdraw every entry (used on shutdown of a shared map
+    /// set, and by tests).
+    pub fn route_count(&self) -> usize {
+        self.applied_routes.len()
+    }
+
+    pub fn nexthop_count(&self) -> usize {
+        self.nexthops.len()
+    }
+
+    pub fn neighbour_count(&self) -> usize {
+        self.applied_neigh.len()
+    }
+
+    /// What the mirror holds for a prefix, for `accel lookup`.
+    pub fn entry(&self, p: &Prefix) -> Option<RouteEntry> {
+        self.applied_routes.get(p).map(|(e, _)| *e)
+    }
+
+    pub fn config_flags(&self) -> u32 {
+        self.applied_config.unwrap_or(0)
+    }
+
+    // ----------------------------------------------------------------- view
+
+    /// Returns false for routes the mirror does not track (other tables).
+    fn insert_route(&mut self, r: Route) -> bool {
+        let table = r.key.table;
+        if table != TABLE_LOCAL && table != TABLE_MAIN {
+            return false;
+        }
+        if is_custom_local_route(&r) {
+            self.custom_local_seen = true;
+        }
+        let p = r.key.prefix;
+        let slot = self.prefixes.entry(p).or_default();
+        let routes = if table == TABLE_LOCAL {
+            self.local_prefixes.insert(p);
+            &mut slot.local
+        } else {
+            &mut slot.main
+        };
+        routes.insert((r.key.metric, r.key.tos), r);
+        true
+    }
+
+    fn remove_route(&mut self, r: &Route) -> bool {
+        let table = r.key.table;
+        if table != TABLE_LOCAL && table != TABLE_MAIN {
+            return false;
+        }
+        let p = r.key.prefix;
+        let Some(slot) = self.prefixes.get_mut(&p) else {
+            return false;
+        };
+        let routes = if table == TABLE_LOCAL {
+            &mut slot.local
+        } else {
+            &mut slot.main
+        };
+        let id = (r.key.metric, r.key.tos);
+        let Some(existing) = routes.get_mut(&id) else {
+            return false;
+        };
+        // IPv6 announces the removal of one path of a multipath route as a
+        // DelRoute carrying only that path.
+        let partial = p.family() == Family::V6
+            && existing.nexthops.len() > 1
+            && !r.nexthops.is_empty()
+            && r.nexthops.len() < existing.nexthops.len();
+        if partial {
+            existing.nexthops.retain(|nh| {
+                !r.nexthops
+                    .iter()
+                    .any(|d| d.ifindex == nh.ifindex && d.gateway == nh.gateway)
+            });
+        }
+        if !partial || existing.nexthops.is_empty() {
+            routes.remove(&id);
+        }
+        if slot.local.is_empty() {
+            self.local_prefixes.remove(&p);
+        }
+        if slot.local.is_empty() && slot.main.is_empty() {
+            self.prefixes.remove(&p);
+        }
+        true
+    }
+
+    /// The decision the kernel's default rules reach for destinations whose
+    /// longest match among local and main routes is `p`.
+    fn effective(&self, p: &Prefix) -> Option<RouteEntry> {
+        let slot = self.prefixes.get(p)?;
+        // The local table is consulted first, whatever the prefix lengths.
+        if let Some(e) = best(&slot.local) {
+            return Some(e);
+        }
+        let main = best(&slot.main)?;
+        Some(self.covering_local(p).unwrap_or(main))
+    }
+
+    /// The longest local-table route strictly containing `p`: it wins over
+    /// any main route at `p`.
+    fn covering_local(&self, p: &Prefix) -> Option<RouteEntry> {
+        self.local_prefixes
+            .iter()
+            .filter(|l| l.len() < p.len() && l.contains(p))
+            .max_by_key(|l| l.len())
+            .and_then(|l| best(&self.prefixes.get(l)?.local))
+    }
+
+    // ------------------------------------------------------------- diffing
+
+    fn refresh(&mut self, p: Prefix, local_table: bool, out: &mut Vec<Change>) {
+        if local_table {
+            if p.family() == Family::V4 {
+                self.sync_config(out);
+            }
+            let inside: Vec<Prefix> = self
+                .prefixes
+                .keys()
+                .chain(self.applied_routes.keys())
+                .filter(|q| q.len() > p.len() && p.contains(q))
+                .copied()
+                .collect();
+            for q in inside {
+                self.sync_prefix(q, out);
+            }
+        }
+        self.sync_prefix(p, out);
+    }
+
+    fn sync_prefix(&mut self, p: Prefix, out: &mut Vec<Change>) {
+        let want = if self.fib_only { None } else { self.effective(&p) };
+        let have = self.applied_routes.get(&p).copied();
+        if want == have.map(|h| h.0) {
+            return;
+        }
+        match want {
+            None => {
+                self.applied_routes.remove(&p);
+                out.push(Change::DelRoute(p));
+            }
+            Some(entry) => {
+                let (entry, nh_id) = match entry {
+                    RouteEntry::Unicast(nh) => match self.nexthops.acquire(nh) {
+                        Some((id, fresh)) => {
+                            if fresh {
+                                out.push(Change::PutNexthop { id, nh });
+                            }
+                            (entry, id)
+                        }
+                        // Out of next-hop ids: the kernel decides instead.
+                        None => (RouteEntry::Fib(FibReason::OtherType), 0),
+                    },
+                    e => (e, 0),
+                };
+                self.applied_routes.insert(p, (entry, nh_id));
+                out.push(Change::PutRoute { prefix: p, entry, nh_id });
+            }
+        }
+        if let Some((RouteEntry::Unicast(old), _)) = have {
+            self.nexthops.release(&old);
+        }
+    }
+
+    fn sync_neigh(&mut self, k: (u32, IpAddr), out: &mut Vec<Change>) {
+        let want = if self.ifaces.contains_key(&k.0) {
+            self.neighbours.get(&k).copied()
+        } else {
+            None
+        };
+        let have = self.applied_neigh.get(&k).copied();
+        if want == have {
+            return;
+        }
+        match want {
+            Some(mac) => {
+                self.applied_neigh.insert(k, mac);
+                out.push(Change::PutNeigh {
+                    ifindex: k.0,
+                    addr: k.1,
+                    mac,
+                });
+            }
+            None => {
+                self.applied_neigh.remove(&k);
+                out.push(Change::DelNeigh {
+                    ifindex: k.0,
+                    addr: k.1,
+                });
+            }
+        }
+    }
+
+    fn sync_ifaces(&mut self, out: &mut Vec<Change>) {
+        let mut ids: Vec<u32> = self.ifaces.keys().copied().collect();
+        ids.sort_unstable();
+        for ifindex in ids {
+            let conf = self.ifaces[&ifindex];
+            let want = self.links.get(&ifindex).and_then(|l| {
+                let mut flags = conf.sysctl_flags;
+                if l.admin_up && l.carrier {
+                    flags |= IfFlags::ACCEL_IF_UP.0;
+                }
+                Some(IfaceEntry {
+                    mac: l.mac?,
+                    slot: conf.slot,
+                    mtu: l.mtu,
+                    flags,
+                })
+            });
+            let have = self.applied_ifaces.get(&ifindex).copied();
+            if want == have {
+                continue;
+            }
+            match want {
+                Some(entry) => {
+                    self.applied_ifaces.insert(ifindex, entry);
+                    out.push(Change::PutIface { ifindex, entry });
+                }
+                None => {
+                    self.applied_ifaces.remove(&ifindex);
+                    out.push(Change::DelIface(ifindex));
+                }
+            }
+        }
+    }
+
+    fn sync_local4(&mut self, out: &mut Vec<Change>) {
+        let want: HashSet<Ipv4Addr> = self
+            .addrs
+            .iter()
+            .filter_map(|a| match a.addr {
+                IpAddr::V4(v4) => Some(v4),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        let mut gone: Vec<_> = self.applied_local4.difference(&want).copied().collect();
+        let mut new: Vec<_> = want.difference(&self.applied_local4).copied().collect();
+        gone.sort_unstable();
+        new.sort_unstable();
+        out.extend(new.into_iter().map(Change::PutLocal4));
+        out.extend(gone.into_iter().map(Change::DelLocal4));
+        self.applied_local4 = want;
+    }
+
+    fn sync_config(&mut self, out: &mut Vec<Change>) {
+        let custom = |f| self.rules.iter().any(|r| r.family == f && !r.is_default());
+        let (policy4, policy6) = (custom(Family::V4), custom(Family::V6));
+        self.custom_rules_seen |= policy4;
+        let mut flags = 0;
+        if policy4 {
+            flags |= CfgFlags::ACCEL_CFG_POLICY4.0;
+        }
+        if policy6 {
+            flags |= CfgFlags::ACCEL_CFG_POLICY6.0;
+        }
+        if self.custom_rules_seen || self.custom_local_seen {
+            flags |= CfgFlags::ACCEL_CFG_SRC_FULL4.0;
+        }
+        if self.fib_only {
+            flags |= CfgFlags::ACCEL_CFG_FIB_ONLY.0;
+        }
+        if self.applied_config != Some(flags) {
+            self.applied_config = Some(flags);
+            out.push(Change::Config(flags));
+        }
+    }
+}
+
+/// The route the kernel picks among those of one prefix in one table.
+fn best(routes: &BTreeMap<(u32, u8), Route>) -> Option<RouteEntry> {
+    // A TOS-specific route applies only to some packets.
+    if routes.keys().any(|(_, tos)| *tos != 0) {
+        return Some(RouteEntry::Fib(FibReason::Tos));
+    }
+    routes.values().next().map(route_entry)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,115 @@
+//! Next-hop ids shared by routes, with delayed reuse.
+//!
+//! A freed id is not handed out again until a grace period has passed: the
+//! datapath may have read a route's id just before the route changed, and
+//! must not then find another next hop's data under it.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::entries::NhKey;
+
+const GRACE: Duration = Duration::from_millis(200);
+
+pub struct NexthopIds {
+    by_key: HashMap<NhKey, (u32, usize)>,
+    next_fresh: u32,
+    limit: u32,
+    quarantine: VecDeque<(Instant, u32)>,
+}
+
+impl NexthopIds {
+    /// Ids run from 1 to `limit - 1`; 0 is never used so that a zeroed
+    /// route entry cannot name a real next hop.
+    pub fn new(limit: u32) -> Self {
+        NexthopIds {
+            by_key: HashMap::new(),
+            next_fresh: 1,
+            limit,
+            quarantine: VecDeque::new(),
+        }
+    }
+
+    /// Takes a reference on `key`'s id. Returns the id and whether it is new
+    /// (its entry must be written before any route points to it), or `None`
+    /// when every id is in use.
+    pub fn acquire(&mut self, key: NhKey) -> Option<(u32, bool)> {
+        if let Some((id, refs)) = self.by_key.get_mut(&key) {
+            *refs += 1;
+            return Some((*id, false));
+        }
+        let id = self.fresh_id()?;
+        self.by_key.insert(key, (id, 1));
+        Some((id, true))
+    }
+
+    pub fn release(&mut self, key: &NhKey) {
+        if let Some((id, refs)) = self.by_key.get_mut(key) {
+            *refs -= 1;
+            if *refs == 0 {
+                self.quarantine.push_back((Instant::now(), *id));
+                self.by_key.remove(key);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    pub fn get(&self, key: &NhKey) -> Option<u32> {
+        self.by_key.get(key).map(|(id, _)| *id)
+    }
+
+    fn fresh_id(&mut self) -> Option<u32> {
+        if self.next_fresh < self.limit {
+            self.next_fresh += 1;
+            return Some(self.next_fresh - 1);
+        }
+        match self.quarantine.front() {
+            Some((freed, _)) if freed.elapsed() >= GRACE => self.quarantine.pop_front().map(|x| x.1),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u32) -> NhKey {
+        NhKey {
+            ifindex: i,
+            gateway: None,
+        }
+    }
+
+    #[test]
+    fn shared_ids_are_refcounted() {
+        let mut ids = NexthopIds::new(10);
+        assert_eq!(ids.acquire(key(1)), Some((1, true)));
+        assert_eq!(ids.acquire(key(1)), Some((1, false)));
+        assert_eq!(ids.acquire(key(2)), Some((2, true)));
+        ids.release(&key(1));
+        assert_eq!(ids.get(&key(1)), Some(1));
+        ids.release(&key(1));
+        assert_eq!(ids.get(&key(1)), None);
+        assert_eq!(ids.len(), 1);
+    }
+
+    #[test]
+    fn freed_ids_wait_before_reuse() {
+        let mut ids = NexthopIds::new(3);
+        assert_eq!(ids.acquire(key(1)), Some((1, true)));
+        assert_eq!(ids.acquire(key(2)), Some((2, true)));
+        ids.release(&key(1));
+        // Exhausted, and the freed id is still in its grace period.
+        assert_eq!(ids.acquire(key(3)), None);
+        std::thread::sleep(GRACE);
+        assert_eq!(ids.acquire(key(3)), Some((1, true)));
+    }
+}

@@ -1,0 +1,296 @@
+use super::*;
+use crate::model::{nud, NextHop, RouteKey, RouteKind};
+
+const LAN: u32 = 2;
+const WAN: u32 = 3;
+const OTHER: u32 = 9;
+
+fn prefix(s: &str) -> Prefix {
+    let (a, l) = s.split_once('/').unwrap();
+    Prefix::new(a.parse().unwrap(), l.parse().unwrap()).unwrap()
+}
+
+fn route(table: u32, p: &str, metric: u32, kind: RouteKind, nh: Option<(u32, Option<&str>)>) -> Route {
+    Route {
+        key: RouteKey {
+            table,
+            prefix: prefix(p),
+            tos: 0,
+            metric,
+        },
+        kind,
+        protocol: if table == TABLE_LOCAL { 2 } else { 4 },
+        nexthops: nh
+            .into_iter()
+            .map(|(ifindex, gw)| NextHop {
+                ifindex,
+                gateway: gw.map(|g| g.parse().unwrap()),
+                flags: 0,
+                weight: 1,
+            })
+            .collect(),
+        nhid: None,
+        mtu: None,
+        src_len: 0,
+        encap: false,
+    }
+}
+
+fn link(ifindex: u32, up: bool) -> Link {
+    Link {
+        ifindex,
+        name: format!("eth{ifindex}"),
+        mac: Some([2, 0, 0, 0, 0, ifindex as u8]),
+        mtu: 1500,
+        admin_up: up,
+        carrier: up,
+        kind: Some("veth".into()),
+    }
+}
+
+fn neigh(ifindex: u32, addr: &str, state: u16) -> Neighbour {
+    Neighbour {
+        ifindex,
+        addr: addr.parse().unwrap(),
+        mac: Some([0xaa, 0, 0, 0, 0, ifindex as u8]),
+        state,
+    }
+}
+
+fn mirror() -> Mirror {
+    let fwd = IfFlags::ACCEL_IF_FWD4.0 | IfFlags::ACCEL_IF_FWD6.0;
+    let ifaces = [
+        (LAN, IfaceConf { slot: 0, sysctl_flags: fwd }),
+        (WAN, IfaceConf { slot: 1, sysctl_flags: fwd }),
+    ];
+    Mirror::new(ifaces.into_iter().collect(), false, 1024)
+}
+
+fn snapshot() -> Snapshot {
+    Snapshot {
+        links: vec![link(LAN, true), link(WAN, true), link(OTHER, true)],
+        addrs: vec![Addr {
+            ifindex: LAN,
+            addr: "10.0.1.1".parse().unwrap(),
+            prefix_len: 24,
+        }],
+        routes: vec![
+            route(TABLE_MAIN, "10.0.1.0/24", 0, RouteKind::Unicast, Some((LAN, None))),
+            route(TABLE_MAIN, "0.0.0.0/0", 0, RouteKind::Unicast, Some((WAN, Some("10.0.2.2")))),
+            route(TABLE_MAIN, "198.51.100.0/24", 0, RouteKind::Unicast, Some((WAN, Some("10.0.2.2")))),
+            route(TABLE_LOCAL, "10.0.1.1/32", 0, RouteKind::Local, Some((LAN, None))),
+            route(TABLE_LOCAL, "127.0.0.0/8", 0, RouteKind::Local, Some((1, None))),
+            route(10, "192.0.2.0/24", 0, RouteKind::Unicast, Some((WAN, None))),
+        ],
+        neighbours: vec![
+            neigh(WAN, "10.0.2.2", nud::REACHABLE),
+            neigh(LAN, "10.0.1.7", nud::FAILED),
+            neigh(OTHER, "10.9.9.9", nud::REACHABLE),
+        ],
+        rules: vec![],
+    }
+}
+
+fn puts(changes: &[Change]) -> HashMap<Prefix, RouteEntry> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::PutRoute { prefix, entry, .. } => Some((*prefix, *entry)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn first_sync_writes_next_hops_before_routes() {
+    let mut m = mirror();
+    let changes = m.resync(snapshot());
+    let wan_gw = NhKey {
+        ifindex: WAN,
+        gateway: Some("10.0.2.2".parse().unwrap()),
+    };
+    let nh_pos = changes
+        .iter()
+        .position(|c| matches!(c, Change::PutNexthop { nh, .. } if *nh == wan_gw))
+        .expect("next hop written");
+    let route_pos = changes
+        .iter()
+        .position(|c| matches!(c, Change::PutRoute { entry: RouteEntry::Unicast(nh), .. } if *nh == wan_gw))
+        .unwrap();
+    assert!(nh_pos < route_pos);
+    // Two routes share one next hop.
+    let nh_puts = changes
+        .iter()
+        .filter(|c| matches!(c, Change::PutNexthop { nh, .. } if *nh == wan_gw))
+        .count();
+    assert_eq!(nh_puts, 1);
+
+    let routes = puts(&changes);
+    assert_eq!(routes.len(), 5, "table 10 is not mirrored: {routes:?}");
+    assert_eq!(routes[&prefix("10.0.1.1/32")], RouteEntry::Local);
+    // Only usable neighbours on accel's interfaces.
+    let neighs: Vec<_> = changes
+        .iter()
+        .filter(|c| matches!(c, Change::PutNeigh { .. }))
+        .collect();
+    assert_eq!(neighs.len(), 1);
+    assert!(changes.contains(&Change::PutLocal4("10.0.1.1".parse().unwrap())));
+    assert!(changes.contains(&Change::Config(0)));
+    let ifaces = changes
+        .iter()
+        .filter(|c| matches!(c, Change::PutIface { .. }))
+        .count();
+    assert_eq!(ifaces, 2);
+}
+
+#[test]
+fn resync_is_mark_and_sweep() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    assert!(m.resync(snapshot()).is_empty(), "nothing changed, nothing written");
+
+    let mut snap = snapshot();
+    snap.routes.retain(|r| r.key.prefix != prefix("198.51.100.0/24"));
+    snap.neighbours.clear();
+    let changes = m.resync(snap);
+    assert_eq!(
+        changes,
+        vec![
+            Change::DelRoute(prefix("198.51.100.0/24")),
+            Change::DelNeigh {
+                ifindex: WAN,
+                addr: "10.0.2.2".parse().unwrap()
+            }
+        ]
+    );
+}
+
+#[test]
+fn local_table_wins_over_longer_main_routes() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let o = m.apply(Event::NewRoute(route(
+        TABLE_MAIN,
+        "127.5.0.0/16",
+        0,
+        RouteKind::Unicast,
+        Some((WAN, None)),
+    )));
+    assert_eq!(puts(&o.changes)[&prefix("127.5.0.0/16")], RouteEntry::Local);
+
+    // Removing the covering local route exposes the main route.
+    let o = m.apply(Event::DelRoute(route(TABLE_LOCAL, "127.0.0.0/8", 0, RouteKind::Local, None)));
+    assert!(o.changes.contains(&Change::DelRoute(prefix("127.0.0.0/8"))));
+    assert!(matches!(
+        puts(&o.changes)[&prefix("127.5.0.0/16")],
+        RouteEntry::Unicast(_)
+    ));
+}
+
+#[test]
+fn lowest_metric_wins_and_the_next_takes_over() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let p = "203.0.113.0/24";
+    m.apply(Event::NewRoute(route(TABLE_MAIN, p, 30, RouteKind::Blackhole, None)));
+    let o = m.apply(Event::NewRoute(route(
+        TABLE_MAIN,
+        p,
+        10,
+        RouteKind::Unicast,
+        Some((WAN, Some("10.0.2.3"))),
+    )));
+    assert!(matches!(puts(&o.changes)[&prefix(p)], RouteEntry::Unicast(_)));
+    // A higher metric changes nothing.
+    let o = m.apply(Event::NewRoute(route(TABLE_MAIN, p, 20, RouteKind::Unreachable, None)));
+    assert!(o.changes.is_empty());
+    let o = m.apply(Event::DelRoute(route(TABLE_MAIN, p, 10, RouteKind::Unicast, None)));
+    assert_eq!(puts(&o.changes)[&prefix(p)], RouteEntry::Unreachable);
+    assert_eq!(m.nexthop_count(), 2, "10.0.2.3 was released");
+}
+
+#[test]
+fn ipv6_partial_multipath_delete() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let mut mp = route(TABLE_MAIN, "2001:db8::/32", 1024, RouteKind::Unicast, Some((WAN, Some("fe80::1"))));
+    mp.nexthops.push(NextHop {
+        ifindex: LAN,
+        gateway: Some("fe80::2".parse().unwrap()),
+        flags: 0,
+        weight: 1,
+    });
+    let o = m.apply(Event::NewRoute(mp));
+    assert_eq!(
+        puts(&o.changes)[&prefix("2001:db8::/32")],
+        RouteEntry::Fib(FibReason::Multipath)
+    );
+    let one = route(TABLE_MAIN, "2001:db8::/32", 1024, RouteKind::Unicast, Some((LAN, Some("fe80::2"))));
+    let o = m.apply(Event::DelRoute(one));
+    assert_eq!(
+        puts(&o.changes)[&prefix("2001:db8::/32")],
+        RouteEntry::Unicast(NhKey {
+            ifindex: WAN,
+            gateway: Some("fe80::1".parse().unwrap())
+        })
+    );
+}
+
+#[test]
+fn custom_rules_switch_to_policy_mode() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let rule = Rule {
+        family: Family::V4,
+        priority: 100,
+        table: 10,
+        action: 1,
+        has_selectors: true,
+    };
+    let c = m.set_rules(vec![rule]);
+    let want = CfgFlags::ACCEL_CFG_POLICY4.0 | CfgFlags::ACCEL_CFG_SRC_FULL4.0;
+    assert_eq!(c, vec![Change::Config(want)]);
+    // Removing the rule ends policy mode, but source validation stays full,
+    // as it does in the kernel.
+    let c = m.set_rules(vec![]);
+    assert_eq!(c, vec![Change::Config(CfgFlags::ACCEL_CFG_SRC_FULL4.0)]);
+}
+
+#[test]
+fn neighbours_follow_their_state() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let o = m.apply(Event::NewNeigh(neigh(LAN, "10.0.1.7", nud::STALE)));
+    assert_eq!(o.changes.len(), 1);
+    let o = m.apply(Event::NewNeigh(neigh(LAN, "10.0.1.7", nud::INCOMPLETE)));
+    assert_eq!(
+        o.changes,
+        vec![Change::DelNeigh {
+            ifindex: LAN,
+            addr: "10.0.1.7".parse().unwrap()
+        }]
+    );
+}
+
+#[test]
+fn link_down_marks_the_interface_and_asks_for_a_dump() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let o = m.apply(Event::NewLink(link(WAN, false)));
+    assert!(o.resync);
+    match &o.changes[..] {
+        [Change::PutIface { ifindex, entry }] => {
+            assert_eq!(*ifindex, WAN);
+            assert_eq!(entry.flags & IfFlags::ACCEL_IF_UP.0, 0);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn fib_only_mode_mirrors_no_routes() {
+    let mut m = Mirror::new(HashMap::new(), true, 16);
+    let changes = m.resync(snapshot());
+    assert!(puts(&changes).is_empty());
+    assert!(changes.contains(&Change::Config(CfgFlags::ACCEL_CFG_FIB_ONLY.0)));
+}

@@ -1,0 +1,291 @@
+//! The kernel's forwarding state as accel understands it, independent of
+//! netlink encoding and of BPF map layout.
+
+use std::fmt;
+use std::net::IpAddr;
+
+pub const TABLE_LOCAL: u32 = 255;
+pub const TABLE_MAIN: u32 = 254;
+pub const TABLE_DEFAULT: u32 = 253;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn of(addr: &IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+
+    pub fn max_len(self) -> u8 {
+        match self {
+            Family::V4 => 32,
+            Family::V6 => 128,
+        }
+    }
+}
+
+/// A destination prefix with its host bits cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Prefix {
+    addr: IpAddr,
+    len: u8,
+}
+
+impl Prefix {
+    /// Builds a prefix, clearing host bits; `None` if `len` is too long.
+    pub fn new(addr: IpAddr, len: u8) -> Option<Prefix> {
+        let addr = match addr {
+            IpAddr::V4(a) => {
+                if len > 32 {
+                    return None;
+                }
+                let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+                IpAddr::V4((u32::from(a) & mask).into())
+            }
+            IpAddr::V6(a) => {
+                if len > 128 {
+                    return None;
+                }
+                let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+                IpAddr::V6((u128::from(a) & mask).into())
+            }
+        };
+        Some(Prefix { addr, len })
+    }
+
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    pub fn len(&self) -> u8 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn family(&self) -> Family {
+        Family::of(&self.addr)
+    }
+
+    /// True when `other` lies inside this prefix (or equals it).
+    pub fn contains(&self, other: &Prefix) -> bool {
+        if self.family() != other.family() || other.len < self.len {
+            return false;
+        }
+        Prefix::new(other.addr, self.len).map(|p| p.addr) == Some(self.addr)
+    }
+
+    pub fn contains_addr(&self, addr: IpAddr) -> bool {
+        let max = Family::of(&addr).max_len();
+        Prefix::new(addr, max).is_some_and(|host| self.contains(&host))
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// rtm_type of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteKind {
+    Unicast,
+    Local,
+    Broadcast,
+    Anycast,
+    Multicast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+    Throw,
+    Other(u8),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NextHop {
+    pub ifindex: u32,
+    pub gateway: Option<IpAddr>,
+    /// RTNH_F_* flags (onlink, dead, linkdown...).
+    pub flags: u32,
+    /// 1-based weight as the kernel reports it (rtnh_hops + 1).
+    pub weight: u16,
+}
+
+/// What identifies a route in the kernel: two routes with the same key
+/// cannot coexist; a NewRoute with an existing key replaces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteKey {
+    pub table: u32,
+    pub prefix: Prefix,
+    pub tos: u8,
+    pub metric: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub key: RouteKey,
+    pub kind: RouteKind,
+    pub protocol: u8,
+    /// Empty for routes without a next hop (blackhole, local, ...).
+    pub nexthops: Vec<NextHop>,
+    /// RTA_NH_ID: the route uses a nexthop object.
+    pub nhid: Option<u32>,
+    /// RTAX_MTU from RTA_METRICS.
+    pub mtu: Option<u32>,
+    /// Source prefix length (RTA_SRC / rtm_src_len, IPv6 subtrees).
+    pub src_len: u8,
+    /// RTA_ENCAP / lightweight tunnel present.
+    pub encap: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub ifindex: u32,
+    pub name: String,
+    pub mac: Option<[u8; 6]>,
+    pub mtu: u32,
+    /// IFF_UP
+    pub admin_up: bool,
+    /// IFF_LOWER_UP (carrier)
+    pub carrier: bool,
+    /// IFLA_INFO_KIND, e.g. "veth", "bridge".
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Addr {
+    pub ifindex: u32,
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+}
+
+/// NUD_* states.
+pub mod nud {
+    pub const INCOMPLETE: u16 = 0x01;
+    pub const REACHABLE: u16 = 0x02;
+    pub const STALE: u16 = 0x04;
+    pub const DELAY: u16 = 0x08;
+    pub const PROBE: u16 = 0x10;
+    pub const FAILED: u16 = 0x20;
+    pub const NOARP: u16 = 0x40;
+    pub const PERMANENT: u16 = 0x80;
+    /// States in which the kernel transmits to the cached address
+    /// (NUD_VALID), exactly the set bpf_fib_lookup accepts.
+    pub const VALID: u16 = PERMANENT | NOARP | REACHABLE | PROBE | STALE | DELAY;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Neighbour {
+    pub ifindex: u32,
+    pub addr: IpAddr,
+    pub mac: Option<[u8; 6]>,
+    pub state: u16,
+}
+
+impl Neighbour {
+    /// The MAC a forwarded packet may be sent to, if the entry is usable.
+    pub fn usable_mac(&self) -> Option<[u8; 6]> {
+        if self.state & nud::VALID != 0 {
+            self.mac
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Rule {
+    pub family: Family,
+    pub priority: u32,
+    pub table: u32,
+    /// FR_ACT_* (1 = to table).
+    pub action: u8,
+    /// Any selector besides "from all": src/dst prefix, iif, oif, fwmark,
+    /// tos, ports, protocol, uid range, l3mdev, not-flag...
+    pub has_selectors: bool,
+}
+
+impl Rule {
+    /// True for the rules the kernel creates in every namespace.
+    pub fn is_default(&self) -> bool {
+        if self.has_selectors || self.action != 1 {
+            return false;
+        }
+        matches!(
+            (self.family, self.priority, self.table),
+            (_, 0, TABLE_LOCAL) | (_, 32766, TABLE_MAIN) | (Family::V4, 32767, TABLE_DEFAULT)
+        )
+    }
+}
+
+/// One change reported by the kernel.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    NewRoute(Route),
+    DelRoute(Route),
+    NewLink(Link),
+    DelLink(u32),
+    NewAddr(Addr),
+    DelAddr(Addr),
+    NewNeigh(Neighbour),
+    DelNeigh(Neighbour),
+    /// A rule was added or removed: rules are few, so they are re-read.
+    RulesChanged,
+    /// The socket overflowed: events were lost and a full resync is due.
+    Overrun,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Prefix {
+        let (a, l) = s.split_once('/').unwrap();
+        Prefix::new(a.parse().unwrap(), l.parse().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn prefix_clears_host_bits() {
+        assert_eq!(p("10.1.2.3/8").to_string(), "10.0.0.0/8");
+        assert_eq!(p("2001:db8::1/32").to_string(), "2001:db8::/32");
+        assert_eq!(p("1.2.3.4/0").to_string(), "0.0.0.0/0");
+        assert!(Prefix::new("1.2.3.4".parse().unwrap(), 33).is_none());
+    }
+
+    #[test]
+    fn prefix_containment() {
+        assert!(p("10.0.0.0/8").contains(&p("10.1.0.0/16")));
+        assert!(p("10.0.0.0/8").contains(&p("10.0.0.0/8")));
+        assert!(!p("10.1.0.0/16").contains(&p("10.0.0.0/8")));
+        assert!(!p("10.0.0.0/8").contains(&p("11.0.0.0/16")));
+        assert!(!p("0.0.0.0/0").contains(&p("::/0")));
+        assert!(p("0.0.0.0/0").contains_addr("1.2.3.4".parse().unwrap()));
+    }
+
+    #[test]
+    fn default_rules_are_recognised() {
+        let r = |family, priority, table| Rule {
+            family,
+            priority,
+            table,
+            action: 1,
+            has_selectors: false,
+        };
+        assert!(r(Family::V4, 0, TABLE_LOCAL).is_default());
+        assert!(r(Family::V4, 32767, TABLE_DEFAULT).is_default());
+        assert!(!r(Family::V6, 32767, TABLE_DEFAULT).is_default());
+        assert!(!r(Family::V4, 100, 10).is_default());
+        let mut sel = r(Family::V4, 32766, TABLE_MAIN);
+        sel.has_selectors = true;
+        assert!(!sel.is_default());
+    }
+}
