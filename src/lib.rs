@@ -1,5 +1,13 @@
+//! accel: an XDP route accelerator that forwards exactly as the kernel would,
+//! from a live mirror of the kernel's FIB.
+
 pub mod bpf;
+pub mod daemon;
+pub mod datapath;
+pub mod lookup;
+pub mod mirror;
 pub mod model;
 pub mod netlink;
-pub mod mirror;
-pub mod datapath;
+pub mod runtime;
+pub mod stats;
+pub mod sysctl;

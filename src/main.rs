@@ -1,1 +1,157 @@
-fn main() {}
+//! The `accel` command line.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use accel::daemon::{self, RunOptions};
+use accel::datapath::attach::XdpMode;
+use accel::datapath::maps::Maps;
+use accel::datapath::pin::DEFAULT_PIN_DIR;
+use accel::runtime::{self, DEFAULT_RUN_DIR};
+use accel::{lookup, stats};
+
+#[derive(Parser)]
+#[command(
+    name = "accel",
+    version,
+    about = "XDP route accelerator: forwards as the kernel would, from a live mirror of its FIB"
+)]
+struct Cli {
+    /// bpffs directory where the running instance pins its maps.
+    #[arg(long, global = true, env = "ACCEL_PIN_DIR", default_value = DEFAULT_PIN_DIR)]
+    pin_dir: PathBuf,
+    /// Directory for the instance lock and the control socket.
+    #[arg(long, global = true, env = "ACCEL_RUN_DIR", default_value = DEFAULT_RUN_DIR)]
+    run_dir: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    /// Mirror the FIB in BPF maps; bpf_fib_lookup only on a mirror miss.
+    Mirror,
+    /// Use bpf_fib_lookup for every packet.
+    Fib,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Attach to interfaces and forward until stopped (SIGINT/SIGTERM).
+    Run {
+        /// Interface to accelerate (repeat for each).
+        #[arg(long = "iface", short = 'i', required = true)]
+        ifaces: Vec<String>,
+        #[arg(long, value_enum, default_value_t = XdpMode::Native)]
+        xdp_mode: XdpMode,
+        #[arg(long, value_enum, default_value_t = Mode::Mirror)]
+        mode: Mode,
+    },
+    /// Reconcile the running instance's maps with the kernel now.
+    Sync,
+    /// Counters per interface: forwarded, and why packets went to the kernel.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// What the datapath does for a destination, beside the kernel's answer.
+    Lookup { addr: IpAddr },
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    if let Err(e) = real_main() {
+        eprintln!("accel: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run {
+            ifaces,
+            xdp_mode,
+            mode,
+        } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            rt.block_on(daemon::run(RunOptions {
+                ifaces,
+                mode: xdp_mode,
+                fib_only: mode == Mode::Fib,
+                pin_dir: cli.pin_dir,
+                run_dir: cli.run_dir,
+            }))
+            .context("accel run")
+        }
+        Cmd::Sync => sync(&cli.run_dir),
+        Cmd::Stats { json } => {
+            runtime::require_root()?;
+            let maps = Maps::open_pinned(&cli.pin_dir)?;
+            let mut all = Vec::new();
+            let mut ifaces = maps.ifaces();
+            ifaces.sort_by_key(|(_, i)| i.slot);
+            for (ifindex, i) in ifaces {
+                let name = runtime::ifname(ifindex).unwrap_or_else(|| format!("ifindex {ifindex}"));
+                all.push(stats::summarise(name, ifindex, &maps.stats(i.slot)?));
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else {
+                print!("{}", stats::render(&all));
+            }
+            Ok(())
+        }
+        Cmd::Lookup { addr } => {
+            runtime::require_root()?;
+            let maps = Maps::open_pinned(&cli.pin_dir)?;
+            println!("{addr}");
+            println!("  accel:");
+            for line in lookup::explain(&maps, addr) {
+                println!("    {line}");
+            }
+            println!("  kernel (ip route get):");
+            for line in lookup::kernel_answer(addr).lines() {
+                println!("    {line}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn sync(run_dir: &std::path::Path) -> Result<()> {
+    runtime::require_root()?;
+    let path = run_dir.join("accel.sock");
+    let mut s = UnixStream::connect(&path)
+        .with_context(|| format!("no running `accel run` answers on {}", path.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))?;
+    s.write_all(b"sync\n")?;
+    let mut line = String::new();
+    BufReader::new(&s)
+        .read_line(&mut line)
+        .context("reading the daemon's reply")?;
+    let v: serde_json::Value = serde_json::from_str(&line).context("malformed reply")?;
+    if v["ok"] != true {
+        bail!("sync failed: {}", v["error"]);
+    }
+    let c = &v["changes"];
+    println!(
+        "synced: {} changes (routes +{} -{}, next hops +{}, neighbours +{} -{}, interfaces {}, local addresses {}, config {})",
+        v["total_changes"], c["routes_put"], c["routes_deleted"], c["nexthops_put"],
+        c["neighbours_put"], c["neighbours_deleted"], c["ifaces_put"], c["local_addrs_changed"], c["config_changed"]
+    );
+    println!(
+        "mirror: {} routes, {} next hops, {} neighbours",
+        v["routes"], v["nexthops"], v["neighbours"]
+    );
+    Ok(())
+}

@@ -52,7 +52,11 @@ impl Prefix {
                 if len > 128 {
                     return None;
                 }
-                let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+                let mask = if len == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - len)
+                };
                 IpAddr::V6((u128::from(a) & mask).into())
             }
         };

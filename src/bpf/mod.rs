@@ -1,6 +1,12 @@
 //! The generated skeleton of the XDP datapath and byte views of its types.
 
-#[allow(clippy::all, dead_code, non_camel_case_types, non_snake_case, unused_imports)]
+#[allow(
+    clippy::all,
+    dead_code,
+    non_camel_case_types,
+    non_snake_case,
+    unused_imports
+)]
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/accel.skel.rs"));
 }

@@ -32,7 +32,12 @@ pub fn attached_prog_id(ifindex: u32) -> Option<u32> {
     (rc == 0 && id != 0).then_some(id)
 }
 
-pub fn attach(prog: BorrowedFd<'_>, ifindex: u32, name: &str, mode: XdpMode) -> Result<Attachment, DatapathError> {
+pub fn attach(
+    prog: BorrowedFd<'_>,
+    ifindex: u32,
+    name: &str,
+    mode: XdpMode,
+) -> Result<Attachment, DatapathError> {
     let fail = |msg: String| DatapathError::Attach {
         iface: name.to_string(),
         msg,
@@ -61,7 +66,9 @@ pub fn attach(prog: BorrowedFd<'_>, ifindex: u32, name: &str, mode: XdpMode) -> 
             (libc::EOPNOTSUPP, XdpMode::Native) => {
                 "its driver does not support native XDP; run with --xdp-mode generic".into()
             }
-            (libc::EBUSY | libc::EEXIST, _) => format!("an XDP program is already attached ({err})"),
+            (libc::EBUSY | libc::EEXIST, _) => {
+                format!("an XDP program is already attached ({err})")
+            }
             _ => format!("attaching XDP failed: {err}"),
         }));
     }

@@ -7,8 +7,8 @@ use std::path::Path;
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
 use super::keys::{
-    host_key, iface_value, neigh_key, neigh_value, nexthop_value, route_key, route_value,
-    NeighKey, RouteKey,
+    host_key, iface_value, neigh_key, neigh_value, nexthop_value, route_key, route_value, NeighKey,
+    RouteKey,
 };
 use super::DatapathError;
 use crate::bpf::types::{accel_config, accel_iface, accel_nexthop, accel_route, accel_stats};
@@ -17,8 +17,16 @@ use crate::mirror::Change;
 
 /// The pinned name of each map, in the order they are pinned.
 pub const MAP_NAMES: [&str; 10] = [
-    "accel_cfg", "ifaces", "tx_ports", "stats", "routes4", "routes6", "nexthops", "neigh4",
-    "neigh6", "local4",
+    "accel_cfg",
+    "ifaces",
+    "tx_ports",
+    "stats",
+    "routes4",
+    "routes6",
+    "nexthops",
+    "neigh4",
+    "neigh6",
+    "local4",
 ];
 
 pub struct Maps {
@@ -67,11 +75,9 @@ impl Maps {
     /// Opens the maps a running `accel run` pinned under `dir`.
     pub fn open_pinned(dir: &Path) -> Result<Maps, DatapathError> {
         let open = |name: &str| {
-            MapHandle::from_pinned_path(dir.join(name)).map_err(|source| {
-                DatapathError::NotPinned {
-                    dir: dir.to_path_buf(),
-                    source,
-                }
+            MapHandle::from_pinned_path(dir.join(name)).map_err(|source| DatapathError::NotPinned {
+                dir: dir.to_path_buf(),
+                source,
             })
         };
         let cfg = open("accel_cfg")?;
@@ -117,8 +123,14 @@ impl Maps {
 
     fn apply_one(&self, c: &Change) -> Result<(), DatapathError> {
         match c {
-            Change::PutNexthop { id, nh } => put(&self.nexthops, "nexthops", id, &nexthop_value(nh)),
-            Change::PutRoute { prefix, entry, nh_id } => {
+            Change::PutNexthop { id, nh } => {
+                put(&self.nexthops, "nexthops", id, &nexthop_value(nh))
+            }
+            Change::PutRoute {
+                prefix,
+                entry,
+                nh_id,
+            } => {
                 let v = route_value(entry, *nh_id);
                 match route_key(prefix) {
                     RouteKey::V4(k) => put(&self.routes4, "routes4", &k, &v),
@@ -147,7 +159,12 @@ impl Maps {
                 del(&self.ifaces, "ifaces", ifindex)?;
                 del(&self.tx_ports, "tx_ports", ifindex)
             }
-            Change::PutLocal4(a) => put(&self.local4, "local4", &u32::from_ne_bytes(a.octets()), &1u8),
+            Change::PutLocal4(a) => put(
+                &self.local4,
+                "local4",
+                &u32::from_ne_bytes(a.octets()),
+                &1u8,
+            ),
             Change::DelLocal4(a) => del(&self.local4, "local4", &u32::from_ne_bytes(a.octets())),
             Change::Config(flags) => {
                 let mut c = self.config.get();
@@ -226,7 +243,12 @@ impl Maps {
     }
 }
 
-fn put<K: Pod, V: Pod>(m: &MapHandle, name: &'static str, k: &K, v: &V) -> Result<(), DatapathError> {
+fn put<K: Pod, V: Pod>(
+    m: &MapHandle,
+    name: &'static str,
+    k: &K,
+    v: &V,
+) -> Result<(), DatapathError> {
     m.update(bytes_of(k), bytes_of(v), MapFlags::ANY)
         .map_err(failed(name, "update"))
 }

@@ -5,7 +5,6 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
-
 use super::maps::{Maps, MAP_NAMES};
 use super::DatapathError;
 
@@ -30,7 +29,13 @@ pub fn ensure_bpffs(dir: &Path) -> Result<(), DatapathError> {
         let target = CString::new("/sys/fs/bpf").unwrap();
         // SAFETY: valid C strings; no data argument.
         let rc = unsafe {
-            libc::mount(src.as_ptr(), target.as_ptr(), src.as_ptr(), 0, std::ptr::null())
+            libc::mount(
+                src.as_ptr(),
+                target.as_ptr(),
+                src.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
         };
         if rc != 0 {
             return Err(DatapathError::Bpffs(format!(

@@ -169,7 +169,11 @@ mod tests {
 
     #[test]
     fn what_the_mirror_leaves_to_the_kernel() {
-        let mp = route("10.0.0.0/8", RouteKind::Unicast, &[(3, Some("192.0.2.1")), (4, None)]);
+        let mp = route(
+            "10.0.0.0/8",
+            RouteKind::Unicast,
+            &[(3, Some("192.0.2.1")), (4, None)],
+        );
         assert_eq!(route_entry(&mp), RouteEntry::Fib(FibReason::Multipath));
         let mut r = route("10.0.0.0/8", RouteKind::Unicast, &[(3, None)]);
         r.mtu = Some(1400);

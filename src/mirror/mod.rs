@@ -10,7 +10,9 @@ pub mod nexthops;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::model::{Addr, Event, Family, Link, Neighbour, Prefix, Route, Rule, TABLE_LOCAL, TABLE_MAIN};
+use crate::model::{
+    Addr, Event, Family, Link, Neighbour, Prefix, Route, Rule, TABLE_LOCAL, TABLE_MAIN,
+};
 use entries::{is_custom_local_route, route_entry, FibReason, NhKey, RouteEntry};
 use nexthops::NexthopIds;
 
@@ -28,12 +30,29 @@ pub struct IfaceEntry {
 /// One write to the datapath's maps.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    PutNexthop { id: u32, nh: NhKey },
-    PutRoute { prefix: Prefix, entry: RouteEntry, nh_id: u32 },
+    PutNexthop {
+        id: u32,
+        nh: NhKey,
+    },
+    PutRoute {
+        prefix: Prefix,
+        entry: RouteEntry,
+        nh_id: u32,
+    },
     DelRoute(Prefix),
-    PutNeigh { ifindex: u32, addr: IpAddr, mac: [u8; 6] },
-    DelNeigh { ifindex: u32, addr: IpAddr },
-    PutIface { ifindex: u32, entry: IfaceEntry },
+    PutNeigh {
+        ifindex: u32,
+        addr: IpAddr,
+        mac: [u8; 6],
+    },
+    DelNeigh {
+        ifindex: u32,
+        addr: IpAddr,
+    },
+    PutIface {
+        ifindex: u32,
+        entry: IfaceEntry,
+    },
     DelIface(u32),
     PutLocal4(Ipv4Addr),
     DelLocal4(Ipv4Addr),
@@ -429,7 +448,11 @@ impl Mirror {
     }
 
     fn sync_prefix(&mut self, p: Prefix, out: &mut Vec<Change>) {
-        let want = if self.fib_only { None } else { self.effective(&p) };
+        let want = if self.fib_only {
+            None
+        } else {
+            self.effective(&p)
+        };
         let have = self.applied_routes.get(&p).copied();
         if want == have.map(|h| h.0) {
             return;
@@ -454,7 +477,11 @@ impl Mirror {
                     e => (e, 0),
                 };
                 self.applied_routes.insert(p, (entry, nh_id));
-                out.push(Change::PutRoute { prefix: p, entry, nh_id });
+                out.push(Change::PutRoute {
+                    prefix: p,
+                    entry,
+                    nh_id,
+                });
             }
         }
         if let Some((RouteEntry::Unicast(old), _)) = have {

@@ -71,7 +71,9 @@ impl NexthopIds {
             return Some(self.next_fresh - 1);
         }
         match self.quarantine.front() {
-            Some((freed, _)) if freed.elapsed() >= GRACE => self.quarantine.pop_front().map(|x| x.1),
+            Some((freed, _)) if freed.elapsed() >= GRACE => {
+                self.quarantine.pop_front().map(|x| x.1)
+            }
             _ => None,
         }
     }

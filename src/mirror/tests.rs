@@ -10,7 +10,13 @@ fn prefix(s: &str) -> Prefix {
     Prefix::new(a.parse().unwrap(), l.parse().unwrap()).unwrap()
 }
 
-fn route(table: u32, p: &str, metric: u32, kind: RouteKind, nh: Option<(u32, Option<&str>)>) -> Route {
+fn route(
+    table: u32,
+    p: &str,
+    metric: u32,
+    kind: RouteKind,
+    nh: Option<(u32, Option<&str>)>,
+) -> Route {
     Route {
         key: RouteKey {
             table,
@@ -60,8 +66,20 @@ fn neigh(ifindex: u32, addr: &str, state: u16) -> Neighbour {
 fn mirror() -> Mirror {
     let fwd = IfFlags::ACCEL_IF_FWD4.0 | IfFlags::ACCEL_IF_FWD6.0;
     let ifaces = [
-        (LAN, IfaceConf { slot: 0, sysctl_flags: fwd }),
-        (WAN, IfaceConf { slot: 1, sysctl_flags: fwd }),
+        (
+            LAN,
+            IfaceConf {
+                slot: 0,
+                sysctl_flags: fwd,
+            },
+        ),
+        (
+            WAN,
+            IfaceConf {
+                slot: 1,
+                sysctl_flags: fwd,
+            },
+        ),
     ];
     Mirror::new(ifaces.into_iter().collect(), false, 1024)
 }
@@ -75,11 +93,41 @@ fn snapshot() -> Snapshot {
             prefix_len: 24,
         }],
         routes: vec![
-            route(TABLE_MAIN, "10.0.1.0/24", 0, RouteKind::Unicast, Some((LAN, None))),
-            route(TABLE_MAIN, "0.0.0.0/0", 0, RouteKind::Unicast, Some((WAN, Some("10.0.2.2")))),
-            route(TABLE_MAIN, "198.51.100.0/24", 0, RouteKind::Unicast, Some((WAN, Some("10.0.2.2")))),
-            route(TABLE_LOCAL, "10.0.1.1/32", 0, RouteKind::Local, Some((LAN, None))),
-            route(TABLE_LOCAL, "127.0.0.0/8", 0, RouteKind::Local, Some((1, None))),
+            route(
+                TABLE_MAIN,
+                "10.0.1.0/24",
+                0,
+                RouteKind::Unicast,
+                Some((LAN, None)),
+            ),
+            route(
+                TABLE_MAIN,
+                "0.0.0.0/0",
+                0,
+                RouteKind::Unicast,
+                Some((WAN, Some("10.0.2.2"))),
+            ),
+            route(
+                TABLE_MAIN,
+                "198.51.100.0/24",
+                0,
+                RouteKind::Unicast,
+                Some((WAN, Some("10.0.2.2"))),
+            ),
+            route(
+                TABLE_LOCAL,
+                "10.0.1.1/32",
+                0,
+                RouteKind::Local,
+                Some((LAN, None)),
+            ),
+            route(
+                TABLE_LOCAL,
+                "127.0.0.0/8",
+                0,
+                RouteKind::Local,
+                Some((1, None)),
+            ),
             route(10, "192.0.2.0/24", 0, RouteKind::Unicast, Some((WAN, None))),
         ],
         neighbours: vec![
@@ -147,10 +195,14 @@ fn first_sync_writes_next_hops_before_routes() {
 fn resync_is_mark_and_sweep() {
     let mut m = mirror();
     m.resync(snapshot());
-    assert!(m.resync(snapshot()).is_empty(), "nothing changed, nothing written");
+    assert!(
+        m.resync(snapshot()).is_empty(),
+        "nothing changed, nothing written"
+    );
 
     let mut snap = snapshot();
-    snap.routes.retain(|r| r.key.prefix != prefix("198.51.100.0/24"));
+    snap.routes
+        .retain(|r| r.key.prefix != prefix("198.51.100.0/24"));
     snap.neighbours.clear();
     let changes = m.resync(snap);
     assert_eq!(
@@ -179,7 +231,13 @@ fn local_table_wins_over_longer_main_routes() {
     assert_eq!(puts(&o.changes)[&prefix("127.5.0.0/16")], RouteEntry::Local);
 
     // Removing the covering local route exposes the main route.
-    let o = m.apply(Event::DelRoute(route(TABLE_LOCAL, "127.0.0.0/8", 0, RouteKind::Local, None)));
+    let o = m.apply(Event::DelRoute(route(
+        TABLE_LOCAL,
+        "127.0.0.0/8",
+        0,
+        RouteKind::Local,
+        None,
+    )));
     assert!(o.changes.contains(&Change::DelRoute(prefix("127.0.0.0/8"))));
     assert!(matches!(
         puts(&o.changes)[&prefix("127.5.0.0/16")],
@@ -192,7 +250,13 @@ fn lowest_metric_wins_and_the_next_takes_over() {
     let mut m = mirror();
     m.resync(snapshot());
     let p = "203.0.113.0/24";
-    m.apply(Event::NewRoute(route(TABLE_MAIN, p, 30, RouteKind::Blackhole, None)));
+    m.apply(Event::NewRoute(route(
+        TABLE_MAIN,
+        p,
+        30,
+        RouteKind::Blackhole,
+        None,
+    )));
     let o = m.apply(Event::NewRoute(route(
         TABLE_MAIN,
         p,
@@ -200,11 +264,26 @@ fn lowest_metric_wins_and_the_next_takes_over() {
         RouteKind::Unicast,
         Some((WAN, Some("10.0.2.3"))),
     )));
-    assert!(matches!(puts(&o.changes)[&prefix(p)], RouteEntry::Unicast(_)));
+    assert!(matches!(
+        puts(&o.changes)[&prefix(p)],
+        RouteEntry::Unicast(_)
+    ));
     // A higher metric changes nothing.
-    let o = m.apply(Event::NewRoute(route(TABLE_MAIN, p, 20, RouteKind::Unreachable, None)));
+    let o = m.apply(Event::NewRoute(route(
+        TABLE_MAIN,
+        p,
+        20,
+        RouteKind::Unreachable,
+        None,
+    )));
     assert!(o.changes.is_empty());
-    let o = m.apply(Event::DelRoute(route(TABLE_MAIN, p, 10, RouteKind::Unicast, None)));
+    let o = m.apply(Event::DelRoute(route(
+        TABLE_MAIN,
+        p,
+        10,
+        RouteKind::Unicast,
+        None,
+    )));
     assert_eq!(puts(&o.changes)[&prefix(p)], RouteEntry::Unreachable);
     assert_eq!(m.nexthop_count(), 2, "10.0.2.3 was released");
 }
@@ -213,7 +292,13 @@ fn lowest_metric_wins_and_the_next_takes_over() {
 fn ipv6_partial_multipath_delete() {
     let mut m = mirror();
     m.resync(snapshot());
-    let mut mp = route(TABLE_MAIN, "2001:db8::/32", 1024, RouteKind::Unicast, Some((WAN, Some("fe80::1"))));
+    let mut mp = route(
+        TABLE_MAIN,
+        "2001:db8::/32",
+        1024,
+        RouteKind::Unicast,
+        Some((WAN, Some("fe80::1"))),
+    );
     mp.nexthops.push(NextHop {
         ifindex: LAN,
         gateway: Some("fe80::2".parse().unwrap()),
@@ -225,7 +310,13 @@ fn ipv6_partial_multipath_delete() {
         puts(&o.changes)[&prefix("2001:db8::/32")],
         RouteEntry::Fib(FibReason::Multipath)
     );
-    let one = route(TABLE_MAIN, "2001:db8::/32", 1024, RouteKind::Unicast, Some((LAN, Some("fe80::2"))));
+    let one = route(
+        TABLE_MAIN,
+        "2001:db8::/32",
+        1024,
+        RouteKind::Unicast,
+        Some((LAN, Some("fe80::2"))),
+    );
     let o = m.apply(Event::DelRoute(one));
     assert_eq!(
         puts(&o.changes)[&prefix("2001:db8::/32")],

@@ -1,0 +1,287 @@
+//! `accel run`: attach, mirror the kernel, keep the mirror in sync, detach.
+
+use std::collections::HashMap;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixListener;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::datapath::attach::{attach, Attachment, XdpMode};
+use crate::datapath::maps::Maps;
+use crate::datapath::{load, pin, DatapathError};
+use crate::mirror::{ChangeSummary, IfaceConf, Mirror, Snapshot};
+use crate::model::Event;
+use crate::netlink::{self, KernelState, NetlinkError};
+use crate::{bpf, runtime, sysctl};
+
+/// How long the datapath may use the mirror without hearing from accel.
+const LEASE: Duration = Duration::from_secs(5);
+const TICK: Duration = Duration::from_secs(1);
+/// Link changes come in bursts; one dump after the burst covers them all.
+const RESYNC_DELAY: Duration = Duration::from_millis(50);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Datapath(#[from] DatapathError),
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    #[error(transparent)]
+    Runtime(#[from] runtime::RuntimeError),
+    #[error("the netlink event stream ended")]
+    EventsClosed,
+    #[error("interface {0}: {1}")]
+    Iface(String, String),
+    #[error("control socket {path}: {source}")]
+    Control {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct RunOptions {
+    pub ifaces: Vec<String>,
+    pub mode: XdpMode,
+    pub fib_only: bool,
+    pub pin_dir: PathBuf,
+    pub run_dir: PathBuf,
+}
+
+pub fn snapshot(s: KernelState) -> Snapshot {
+    Snapshot {
+        links: s.links,
+        addrs: s.addrs,
+        routes: s.routes,
+        neighbours: s.neighbours,
+        rules: s.rules,
+    }
+}
+
+struct Daemon {
+    maps: Maps,
+    mirror: Mirror,
+    handle: rtnetlink::Handle,
+    /// ifindex -> name of accel's interfaces.
+    ifaces: HashMap<u32, String>,
+    resyncs: u64,
+}
+
+impl Daemon {
+    async fn resync(&mut self, why: &str) -> Result<ChangeSummary, DaemonError> {
+        let started = Instant::now();
+        self.renew_lease()?;
+        let state = netlink::dump(&self.handle).await?;
+        let changes = self.mirror.resync(snapshot(state));
+        self.maps.apply(&changes)?;
+        self.renew_lease()?;
+        self.resyncs += 1;
+        let summary = ChangeSummary::of(&changes);
+        info!(
+            "resync ({why}) in {:.0?}: {summary}; mirror holds {} routes, {} next hops, {} neighbours",
+            started.elapsed(),
+            self.mirror.route_count(),
+            self.mirror.nexthop_count(),
+            self.mirror.neighbour_count()
+        );
+        Ok(summary)
+    }
+
+    /// Returns true when a resync is due.
+    async fn event(&mut self, ev: Event) -> Result<bool, DaemonError> {
+        debug!("event {ev:?}");
+        let outcome = self.mirror.apply(ev);
+        self.maps.apply(&outcome.changes)?;
+        if outcome.reread_rules {
+            let rules = netlink::dump_rules(&self.handle).await?;
+            let changes = self.mirror.set_rules(rules);
+            if !changes.is_empty() {
+                info!(
+                    "ip rules changed: datapath config now {:#x}",
+                    self.mirror.config_flags()
+                );
+            }
+            self.maps.apply(&changes)?;
+        }
+        Ok(outcome.resync)
+    }
+
+    fn renew_lease(&self) -> Result<(), DaemonError> {
+        let until = runtime::monotonic_coarse_ns() + LEASE.as_nanos() as u64;
+        Ok(self.maps.renew_lease(until)?)
+    }
+
+    fn poll_sysctls(&mut self) -> Result<(), DaemonError> {
+        for (ifindex, name) in &self.ifaces {
+            let changes = self
+                .mirror
+                .set_sysctl_flags(*ifindex, sysctl::iface_flags(name));
+            if !changes.is_empty() {
+                info!("{name}: forwarding settings changed");
+            }
+            self.maps.apply(&changes)?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
+    runtime::require_root()?;
+    let mut ifaces = HashMap::new();
+    let mut conf = HashMap::new();
+    for (slot, name) in opts.ifaces.iter().enumerate() {
+        let ifindex = runtime::ifindex(name)?;
+        if ifaces.insert(ifindex, name.clone()).is_some() {
+            return Err(DaemonError::Iface(name.clone(), "named twice".into()));
+        }
+        let sysctl_flags = sysctl::iface_flags(name);
+        conf.insert(
+            ifindex,
+            IfaceConf {
+                slot: slot as u16,
+                sysctl_flags,
+            },
+        );
+    }
+    let _lock = runtime::lock_instance(&opts.run_dir)?;
+    pin::ensure_bpffs(&opts.pin_dir)?;
+
+    let loaded = load()?;
+    let sub = netlink::subscribe()?;
+    tokio::spawn(sub.connection);
+    let mut events = sub.events;
+    let max_nh = bpf::types::accel_limits::ACCEL_MAX_NEXTHOPS.0;
+    let mut d = Daemon {
+        maps: loaded.maps,
+        mirror: Mirror::new(conf, opts.fib_only, max_nh),
+        handle: sub.handle,
+        ifaces: ifaces.clone(),
+        resyncs: 0,
+    };
+    d.resync("start").await?;
+
+    let state = netlink::dump::dump_links(&d.handle).await?;
+    for (ifindex, name) in &ifaces {
+        let link = state.iter().find(|l| l.ifindex == *ifindex);
+        if link.and_then(|l| l.mac).is_none() {
+            return Err(DaemonError::Iface(
+                name.clone(),
+                "has no Ethernet address; accel forwards between Ethernet interfaces".into(),
+            ));
+        }
+        if link.and_then(|l| l.kind.as_deref()) == Some("veth") {
+            info!(
+                "{name} is a veth: packets redirected into it are delivered only when its peer \
+                 runs XDP or has GRO enabled (ethtool -K PEER gro on)"
+            );
+        }
+    }
+    let prog = loaded.skel.progs.accel_xdp.as_fd();
+    let mut attached: Vec<Attachment> = Vec::new();
+    for (ifindex, name) in &ifaces {
+        attached.push(attach(prog, *ifindex, name, opts.mode)?);
+        info!(
+            "attached to {name} (ifindex {ifindex}, {:?} mode)",
+            opts.mode
+        );
+    }
+    pin::pin_all(&d.maps, &opts.pin_dir)?;
+    let sock_path = opts.run_dir.join("accel.sock");
+    let _ = std::fs::remove_file(&sock_path);
+    let listener = UnixListener::bind(&sock_path).map_err(|source| DaemonError::Control {
+        path: sock_path.clone(),
+        source,
+    })?;
+    info!(
+        "accel running on {} interface(s); maps pinned at {}",
+        attached.len(),
+        opts.pin_dir.display()
+    );
+
+    let mut sigint = signal(SignalKind::interrupt()).expect("signal handler");
+    let mut sigterm = signal(SignalKind::terminate()).expect("signal handler");
+    let mut tick = tokio::time::interval(TICK);
+    let mut resync_at: Option<tokio::time::Instant> = None;
+    let result = loop {
+        let resync_sleep = async {
+            match resync_at {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let step: Result<(), DaemonError> = tokio::select! {
+            ev = events.next() => match ev {
+                Some(Event::Overrun) => {
+                    // Overruns come in bursts: one resync after the burst.
+                    if resync_at.is_none() {
+                        warn!("netlink events were lost (receive buffer overrun): full resync");
+                    }
+                    resync_at.get_or_insert(tokio::time::Instant::now() + RESYNC_DELAY);
+                    Ok(())
+                }
+                Some(ev) => match d.event(ev).await {
+                    Ok(true) => {
+                        resync_at.get_or_insert(tokio::time::Instant::now() + RESYNC_DELAY);
+                        Ok(())
+                    }
+                    Ok(false) => Ok(()),
+                    Err(e) => Err(e),
+                },
+                None => break Err(DaemonError::EventsClosed),
+            },
+            _ = resync_sleep => {
+                resync_at = None;
+                d.resync("link change or lost events").await.map(|_| ())
+            }
+            _ = tick.tick() => d.renew_lease().and_then(|_| d.poll_sysctls()),
+            conn = listener.accept() => {
+                if let Ok((stream, _)) = conn {
+                    serve_control(&mut d, stream).await;
+                }
+                Ok(())
+            }
+            _ = sigint.recv() => break Ok(()),
+            _ = sigterm.recv() => break Ok(()),
+        };
+        if let Err(e) = step {
+            break Err(e);
+        }
+    };
+
+    // Hand everything to the kernel first, then leave the interfaces.
+    let _ = d.maps.renew_lease(0);
+    drop(attached);
+    pin::unpin_all(&opts.pin_dir);
+    let _ = std::fs::remove_file(&sock_path);
+    info!("detached; the kernel forwards alone again");
+    result
+}
+
+/// One request per connection: `sync` answers with the resync's summary.
+async fn serve_control(d: &mut Daemon, stream: tokio::net::UnixStream) {
+    let (rd, mut wr) = stream.into_split();
+    let mut line = String::new();
+    if BufReader::new(rd).read_line(&mut line).await.is_err() {
+        return;
+    }
+    let reply = match line.trim() {
+        "sync" => match d.resync("accel sync").await {
+            Ok(s) => serde_json::json!({
+                "ok": true,
+                "changes": s,
+                "total_changes": s.total(),
+                "routes": d.mirror.route_count(),
+                "nexthops": d.mirror.nexthop_count(),
+                "neighbours": d.mirror.neighbour_count(),
+                "resyncs": d.resyncs,
+            }),
+            Err(e) => serde_json::json!({"ok": false, "error": e.to_string()}),
+        },
+        other => serde_json::json!({"ok": false, "error": format!("unknown request {other:?}")}),
+    };
+    let _ = wr.write_all(format!("{reply}\n").as_bytes()).await;
+}

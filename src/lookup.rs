@@ -1,0 +1,140 @@
+//! `accel lookup ADDR`: what the datapath would do for a destination, read
+//! from the maps of the running instance, beside the kernel's own answer.
+
+use std::net::IpAddr;
+use std::process::Command;
+
+use crate::bpf::types::{
+    accel_cfg_flags as Cfg, accel_if_flags as If, accel_nh_flags as Nh, accel_route_type as Rt,
+};
+use crate::datapath::maps::Maps;
+use crate::runtime::{ifname, monotonic_coarse_ns};
+
+fn special(addr: IpAddr) -> Option<&'static str> {
+    match addr {
+        IpAddr::V4(a) => {
+            let first = a.octets()[0];
+            (first == 0 || first == 127 || first >= 224)
+                .then_some("zeronet, loopback, multicast, class E or broadcast address")
+        }
+        IpAddr::V6(a) => {
+            let seg = a.segments();
+            (a.is_multicast()
+                || a.is_loopback()
+                || a.is_unspecified()
+                || (seg[0] & 0xffc0) == 0xfe80
+                || a.to_ipv4_mapped().is_some())
+            .then_some("multicast, link-local, loopback, unspecified or v4-mapped address")
+        }
+    }
+}
+
+fn name(ifindex: u32) -> String {
+    ifname(ifindex).unwrap_or_else(|| format!("ifindex {ifindex}"))
+}
+
+fn mac(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The datapath's answer in words.
+pub fn explain(maps: &Maps, addr: IpAddr) -> Vec<String> {
+    let mut out = Vec::new();
+    let cfg = maps.config();
+    if cfg.lease_until_ns <= monotonic_coarse_ns() {
+        out.push("datapath inactive (no live accel run): every packet goes to the kernel".into());
+        return out;
+    }
+    if let Some(why) = special(addr) {
+        out.push(format!("passed to the kernel: {why}"));
+        return out;
+    }
+    let policy = match addr {
+        IpAddr::V4(_) => Cfg::ACCEL_CFG_POLICY4.0,
+        IpAddr::V6(_) => Cfg::ACCEL_CFG_POLICY6.0,
+    };
+    if cfg.flags & Cfg::ACCEL_CFG_FIB_ONLY.0 != 0 {
+        out.push("fib mode: the mirror is not used; bpf_fib_lookup decides".into());
+        return out;
+    }
+    if cfg.flags & policy != 0 {
+        out.push("policy routing (non-default ip rules): bpf_fib_lookup decides".into());
+        return out;
+    }
+    let Some(rt) = maps.route_for(addr) else {
+        out.push(
+            "no mirrored route: bpf_fib_lookup decides (the kernel has no route in local/main)"
+                .into(),
+        );
+        return out;
+    };
+    match Rt(rt.r#type) {
+        Rt::ACCEL_RT_BLACKHOLE => out.push("blackhole route: dropped in XDP".into()),
+        Rt::ACCEL_RT_UNREACHABLE => out.push(
+            "unreachable/prohibit route: passed to the kernel, which sends the ICMP error".into(),
+        ),
+        Rt::ACCEL_RT_LOCAL => {
+            out.push("local, broadcast or anycast destination: passed to the kernel".into())
+        }
+        Rt::ACCEL_RT_FIB => out.push(
+            "route the mirror leaves to bpf_fib_lookup (multipath, TOS, route MTU, ...)".into(),
+        ),
+        Rt::ACCEL_RT_UNICAST => unicast(maps, addr, rt.nh_id, &mut out),
+        other => out.push(format!("unknown route type {}", other.0)),
+    }
+    out
+}
+
+fn unicast(maps: &Maps, addr: IpAddr, nh_id: u32, out: &mut Vec<String>) {
+    let Some(nh) = maps.nexthop(nh_id) else {
+        out.push(format!("next hop {nh_id} missing: bpf_fib_lookup decides"));
+        return;
+    };
+    let gw: Option<IpAddr> = if nh.flags & Nh::ACCEL_NH_GATEWAY.0 == 0 {
+        None
+    } else if nh.flags & Nh::ACCEL_NH_GW6.0 != 0 {
+        Some(std::net::Ipv6Addr::from(nh.gw).into())
+    } else {
+        Some(std::net::Ipv4Addr::new(nh.gw[0], nh.gw[1], nh.gw[2], nh.gw[3]).into())
+    };
+    let dev = name(nh.ifindex);
+    out.push(match gw {
+        Some(g) => format!("route: via {g} dev {dev} (next hop {nh_id})"),
+        None => format!("route: directly connected on {dev} (next hop {nh_id})"),
+    });
+    match maps.iface(nh.ifindex) {
+        None => {
+            out.push(format!(
+                "egress {dev} is not one of accel's interfaces: passed to the kernel"
+            ));
+            return;
+        }
+        Some(i) if i.flags & If::ACCEL_IF_UP.0 == 0 => {
+            out.push(format!("egress {dev} is down: passed to the kernel"));
+            return;
+        }
+        Some(i) => out.push(format!("egress {dev}: MAC {}, MTU {}", mac(i.mac), i.mtu)),
+    }
+    let target = gw.unwrap_or(addr);
+    match maps.neighbour(nh.ifindex, target) {
+        Some(m) => out.push(format!("neighbour {target}: {} -> forwarded in XDP", mac(m))),
+        None => out.push(format!(
+            "neighbour {target} not resolved in the mirror: bpf_fib_lookup decides (passes to the kernel, which resolves it)"
+        )),
+    }
+}
+
+/// `ip route get` output, the kernel's own decision.
+pub fn kernel_answer(addr: IpAddr) -> String {
+    match Command::new("ip")
+        .args(["route", "get", &addr.to_string()])
+        .output()
+    {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+        Err(e) => format!("(could not run `ip route get`: {e})"),
+    }
+}

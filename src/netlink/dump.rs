@@ -1,0 +1,189 @@
+//! Full dumps of the kernel state through an rtnetlink [`Handle`].
+//!
+//! All dumps are sent as raw requests so that the netlink header is visible:
+//! routes need `rtm_table = RT_TABLE_UNSPEC` to get every table (the
+//! high-level request builder sets 254), and NLM_F_DUMP_INTR can be checked
+//! on every answer. Messages are converted while streaming so that a dump of
+//! a million routes never holds the decoded netlink messages in memory.
+
+use futures::StreamExt;
+use log::{debug, warn};
+use netlink_packet_core::{
+    NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+};
+use netlink_packet_route::{
+    address::AddressMessage,
+    link::LinkMessage,
+    neighbour::NeighbourMessage,
+    route::{RouteHeader, RouteMessage},
+    rule::RuleMessage,
+    AddressFamily, RouteNetlinkMessage,
+};
+use rtnetlink::Handle;
+
+use super::{parse, NetlinkError};
+use crate::model::{Addr, Link, Neighbour, Route, Rule};
+
+/// How many times a dump flagged NLM_F_DUMP_INTR is retried.
+const DUMP_ATTEMPTS: u32 = 4;
+
+/// Everything accel mirrors, as read by one full dump.
+#[derive(Debug, Clone, Default)]
+pub struct KernelState {
+    pub links: Vec<Link>,
+    pub addrs: Vec<Addr>,
+    pub routes: Vec<Route>,
+    pub neighbours: Vec<Neighbour>,
+    pub rules: Vec<Rule>,
+}
+
+/// Dumps links, addresses, routes of every table, neighbours and rules (IPv4
+/// and IPv6). On a multicast connection, events that arrive meanwhile stay
+/// queued in the subscription's stream and are to be applied afterwards.
+pub async fn dump(handle: &Handle) -> Result<KernelState, NetlinkError> {
+    let links = dump_links(handle).await?;
+    let addrs = dump_addrs(handle).await?;
+    let routes = dump_routes(handle).await?;
+    let neighbours = dump_neighbours(handle).await?;
+    let rules = dump_rules(handle).await?;
+    debug!(
+        "dump: {} links, {} addrs, {} routes, {} neighbours, {} rules",
+        links.len(),
+        addrs.len(),
+        routes.len(),
+        neighbours.len(),
+        rules.len()
+    );
+    Ok(KernelState {
+        links,
+        addrs,
+        routes,
+        neighbours,
+        rules,
+    })
+}
+
+pub async fn dump_links(handle: &Handle) -> Result<Vec<Link>, NetlinkError> {
+    let req = RouteNetlinkMessage::GetLink(LinkMessage::default());
+    raw_dump(handle, "links", req, |msg| match msg {
+        RouteNetlinkMessage::NewLink(l) => parse::link(&l),
+        _ => None,
+    })
+    .await
+}
+
+pub async fn dump_addrs(handle: &Handle) -> Result<Vec<Addr>, NetlinkError> {
+    // AF_UNSPEC: both families in one dump.
+    let req = RouteNetlinkMessage::GetAddress(AddressMessage::default());
+    raw_dump(handle, "addresses", req, |msg| match msg {
+        RouteNetlinkMessage::NewAddress(a) => parse::addr(&a),
+        _ => None,
+    })
+    .await
+}
+
+/// Routes of all tables, IPv4 then IPv6. Cloned (cache) routes are not
+/// requested and would be filtered by [`parse::route`] anyway.
+pub async fn dump_routes(handle: &Handle) -> Result<Vec<Route>, NetlinkError> {
+    let mut out = Vec::new();
+    for (what, family) in [
+        ("IPv4 routes", AddressFamily::Inet),
+        ("IPv6 routes", AddressFamily::Inet6),
+    ] {
+        let mut m = RouteMessage::default();
+        m.header.address_family = family;
+        m.header.table = RouteHeader::RT_TABLE_UNSPEC;
+        let req = RouteNetlinkMessage::GetRoute(m);
+        out.extend(
+            raw_dump(handle, what, req, |msg| match msg {
+                RouteNetlinkMessage::NewRoute(r) => parse::route(&r),
+                _ => None,
+            })
+            .await?,
+        );
+    }
+    Ok(out)
+}
+
+pub async fn dump_neighbours(handle: &Handle) -> Result<Vec<Neighbour>, NetlinkError> {
+    let mut out = Vec::new();
+    for (what, family) in [
+        ("IPv4 neighbours", AddressFamily::Inet),
+        ("IPv6 neighbours", AddressFamily::Inet6),
+    ] {
+        let mut m = NeighbourMessage::default();
+        m.header.family = family;
+        let req = RouteNetlinkMessage::GetNeighbour(m);
+        out.extend(
+            raw_dump(handle, what, req, |msg| match msg {
+                RouteNetlinkMessage::NewNeighbour(n) => parse::neighbour(&n),
+                _ => None,
+            })
+            .await?,
+        );
+    }
+    Ok(out)
+}
+
+/// IPv4 and IPv6 policy routing rules.
+pub async fn dump_rules(handle: &Handle) -> Result<Vec<Rule>, NetlinkError> {
+    let mut out = Vec::new();
+    for (what, family) in [
+        ("IPv4 rules", AddressFamily::Inet),
+        ("IPv6 rules", AddressFamily::Inet6),
+    ] {
+        let mut m = RuleMessage::default();
+        m.header.family = family;
+        let req = RouteNetlinkMessage::GetRule(m);
+        out.extend(
+            raw_dump(handle, what, req, |msg| match msg {
+                RouteNetlinkMessage::NewRule(r) => parse::rule(&r),
+                _ => None,
+            })
+            .await?,
+        );
+    }
+    Ok(out)
+}
+
+/// Sends `req` as an NLM_F_DUMP request and converts every answer with
+/// `conv` while streaming. A dump flagged NLM_F_DUMP_INTR (the table changed
+/// while it was being read) is restarted, up to [`DUMP_ATTEMPTS`] times.
+async fn raw_dump<T>(
+    handle: &Handle,
+    what: &'static str,
+    req: RouteNetlinkMessage,
+    mut conv: impl FnMut(RouteNetlinkMessage) -> Option<T>,
+) -> Result<Vec<T>, NetlinkError> {
+    let mut handle = handle.clone();
+    for attempt in 1..=DUMP_ATTEMPTS {
+        let mut msg = NetlinkMessage::from(req.clone());
+        msg.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        let mut answers = handle
+            .request(msg)
+            .map_err(|source| NetlinkError::Dump { what, source })?;
+        let mut out = Vec::new();
+        let mut interrupted = false;
+        while let Some(answer) = answers.next().await {
+            interrupted |= answer.header.flags & NLM_F_DUMP_INTR != 0;
+            match answer.payload {
+                NetlinkPayload::InnerMessage(inner) => out.extend(conv(inner)),
+                NetlinkPayload::Error(e) if e.code.is_some() => {
+                    return Err(NetlinkError::Dump {
+                        what,
+                        source: rtnetlink::Error::NetlinkError(e),
+                    })
+                }
+                other => debug!("{what} dump: ignoring {other:?}"),
+            }
+        }
+        if !interrupted {
+            return Ok(out);
+        }
+        warn!("{what} dump interrupted (NLM_F_DUMP_INTR), attempt {attempt}/{DUMP_ATTEMPTS}");
+    }
+    Err(NetlinkError::DumpInterrupted {
+        what,
+        attempts: DUMP_ATTEMPTS,
+    })
+}

@@ -1,0 +1,43 @@
+//! Reading the kernel's forwarding state over rtnetlink: one multicast
+//! connection that first subscribes to every relevant group, then dumps
+//! (links, addresses, routes of all tables, neighbours, rules), after which
+//! the events buffered meanwhile are applied on top of the dump.
+//!
+//! * [`parse`]: pure conversions from netlink-packet-route messages to
+//!   [`crate::model`] types.
+//! * [`dump`]: full dumps through an [`rtnetlink::Handle`].
+//! * [`events`]: the subscribed connection and its stream of
+//!   [`crate::model::Event`].
+
+pub mod dump;
+pub mod events;
+pub mod parse;
+
+pub use dump::{dump, dump_rules, KernelState};
+pub use events::{subscribe, subscribe_with_rcvbuf, EventStream, Subscription, DEFAULT_RCVBUF};
+
+/// Errors from the netlink layer.
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    /// The netlink socket could not be created, bound or configured.
+    #[error("netlink socket: {context}: {source}")]
+    Socket {
+        context: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A dump request failed (request could not be sent, or the kernel
+    /// answered with an error).
+    #[error("netlink dump of {what} failed: {source}")]
+    Dump {
+        what: &'static str,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// The kernel flagged the dump as inconsistent (NLM_F_DUMP_INTR) on
+    /// every attempt.
+    #[error(
+        "netlink dump of {what} kept being interrupted (NLM_F_DUMP_INTR) after {attempts} attempts"
+    )]
+    DumpInterrupted { what: &'static str, attempts: u32 },
+}

@@ -1,0 +1,776 @@
+//! Pure conversions from netlink-packet-route 0.34 messages to [`crate::model`]
+//! types. Every function returns `None` for messages accel does not mirror
+//! (other address families, cloned routes, bridge link messages...).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use netlink_packet_core::Nla;
+
+use netlink_packet_route::{
+    address::{AddressAttribute, AddressMessage},
+    link::{LinkAttribute, LinkFlags, LinkInfo, LinkMessage},
+    neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage},
+    route::{
+        RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteMetric, RouteType, RouteVia,
+    },
+    rule::{RuleAttribute, RuleFlags, RuleMessage},
+    AddressFamily,
+};
+
+use crate::model::{self, Family, NextHop, Prefix, RouteKey, RouteKind};
+
+/// FRA_PAD: padding attribute the kernel may put in rule messages.
+const FRA_PAD: u16 = 18;
+
+fn family(f: AddressFamily) -> Option<Family> {
+    match f {
+        AddressFamily::Inet => Some(Family::V4),
+        AddressFamily::Inet6 => Some(Family::V6),
+        _ => None,
+    }
+}
+
+fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}
+
+fn via_addr(v: &RouteVia) -> Option<IpAddr> {
+    match v {
+        RouteVia::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteVia::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}
+
+fn mac6(bytes: &[u8]) -> Option<[u8; 6]> {
+    <[u8; 6]>::try_from(bytes).ok()
+}
+
+fn route_kind(k: RouteType) -> RouteKind {
+    match k {
+        RouteType::Unicast => RouteKind::Unicast,
+        RouteType::Local => RouteKind::Local,
+        RouteType::Broadcast => RouteKind::Broadcast,
+        RouteType::Anycast => RouteKind::Anycast,
+        RouteType::Multicast => RouteKind::Multicast,
+        RouteType::BlackHole => RouteKind::Blackhole,
+        RouteType::Unreachable => RouteKind::Unreachable,
+        RouteType::Prohibit => RouteKind::Prohibit,
+        RouteType::Throw => RouteKind::Throw,
+        other => RouteKind::Other(u8::from(other)),
+    }
+}
+
+/// Gateway of a next hop: RTA_GATEWAY, or RTA_VIA (RFC 5549: IPv4 route
+/// through an IPv6 gateway).
+fn gateway_of(attrs: &[RouteAttribute]) -> Option<IpAddr> {
+    attrs.iter().find_map(|a| match a {
+        RouteAttribute::Gateway(g) => route_addr(g),
+        RouteAttribute::Via(v) => via_addr(v),
+        _ => None,
+    })
+}
+
+fn has_encap(attrs: &[RouteAttribute]) -> bool {
+    attrs
+        .iter()
+        .any(|a| matches!(a, RouteAttribute::Encap(_) | RouteAttribute::EncapType(_)))
+}
+
+/// RTM_NEWROUTE / RTM_DELROUTE -> [`model::Route`].
+pub fn route(msg: &RouteMessage) -> Option<model::Route> {
+    let h = &msg.header;
+    let fam = family(h.address_family)?;
+    if h.flags.contains(RouteFlags::Cloned) {
+        return None;
+    }
+
+    let mut table = u32::from(h.table);
+    let mut dst: Option<IpAddr> = None;
+    let mut metric = 0;
+    let mut oif: Option<u32> = None;
+    let mut multipath = None;
+    let mut nhid = None;
+    let mut mtu = None;
+    let mut encap = false;
+    for a in &msg.attributes {
+        match a {
+            RouteAttribute::Table(t) => table = *t,
+            RouteAttribute::Destination(d) => dst = route_addr(d),
+            RouteAttribute::Priority(p) => metric = *p,
+            RouteAttribute::Oif(i) => oif = Some(*i),
+            RouteAttribute::MultiPath(hops) => multipath = Some(hops),
+            RouteAttribute::NhId(id) => nhid = Some(*id),
+            RouteAttribute::Metrics(ms) => {
+                for m in ms {
+                    if let RouteMetric::Mtu(v) = m {
+                        mtu = Some(*v);
+                    }
+                }
+            }
+            RouteAttribute::Encap(_) | RouteAttribute::EncapType(_) => encap = true,
+            _ => {}
+        }
+    }
+
+    let dst = dst.unwrap_or(match fam {
+        Family::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    });
+    if Family::of(&dst) != fam {
+        return None;
+    }
+    let prefix = Prefix::new(dst, h.destination_prefix_length)?;
+
+    let nexthops = if let Some(hops) = multipath {
+        hops.iter()
+            .map(|nh| {
+                encap |= has_encap(&nh.attributes);
+                NextHop {
+                    ifindex: nh.interface_index,
+                    gateway: gateway_of(&nh.attributes),
+                    flags: u32::from(nh.flags.bits()),
+                    weight: u16::from(nh.hops) + 1,
+                }
+            })
+            .collect()
+    } else {
+        let gateway = gateway_of(&msg.attributes);
+        if oif.is_some() || gateway.is_some() {
+            vec![NextHop {
+                ifindex: oif.unwrap_or(0),
+                gateway,
+                // RTNH_F_* live in the low byte of rtm_flags.
+                flags: h.flags.bits() & 0xff,
+                weight: 1,
+            }]
+        } else {
+            Vec::new()
+        }
+    };
+
+    Some(model::Route {
+        key: RouteKey {
+            table,
+            prefix,
+            tos: h.tos,
+            metric,
+        },
+        kind: route_kind(h.kind),
+        protocol: u8::from(h.protocol),
+        nexthops,
+        nhid,
+        mtu,
+        src_len: h.source_prefix_length,
+        encap,
+    })
+}
+
+/// RTM_NEWLINK / RTM_DELLINK -> [`model::Link`]. Only AF_UNSPEC messages
+/// describe a device; AF_BRIDGE ones (bridge port notifications, which the
+/// bridge also sends as RTM_DELLINK when a port leaves) are ignored.
+pub fn link(msg: &LinkMessage) -> Option<model::Link> {
+    let h = &msg.header;
+    if h.interface_family != AddressFamily::Unspec || h.index == 0 {
+        return None;
+    }
+    let mut l = model::Link {
+        ifindex: h.index,
+        name: String::new(),
+        mac: None,
+        mtu: 0,
+        admin_up: h.flags.contains(LinkFlags::Up),
+        carrier: h.flags.contains(LinkFlags::LowerUp),
+        kind: None,
+    };
+    for a in &msg.attributes {
+        match a {
+            LinkAttribute::IfName(n) => l.name = n.clone(),
+            LinkAttribute::Address(mac) => l.mac = mac6(mac),
+            LinkAttribute::Mtu(m) => l.mtu = *m,
+            LinkAttribute::LinkInfo(infos) => {
+                for i in infos {
+                    if let LinkInfo::Kind(k) = i {
+                        l.kind = Some(k.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(l)
+}
+
+/// RTM_NEWADDR / RTM_DELADDR -> [`model::Addr`]. IPv4 uses IFA_LOCAL (the
+/// interface's own address; IFA_ADDRESS is the peer on point-to-point links),
+/// IPv6 uses IFA_ADDRESS.
+pub fn addr(msg: &AddressMessage) -> Option<model::Addr> {
+    let h = &msg.header;
+    let fam = family(h.family)?;
+    let mut address = None;
+    let mut local = None;
+    for a in &msg.attributes {
+        match a {
+            AddressAttribute::Address(ip) => address = Some(*ip),
+            AddressAttribute::Local(ip) => local = Some(*ip),
+            _ => {}
+        }
+    }
+    let ip = match fam {
+        Family::V4 => local.or(address),
+        Family::V6 => address.or(local),
+    }?;
+    if Family::of(&ip) != fam || h.prefix_len > fam.max_len() {
+        return None;
+    }
+    Some(model::Addr {
+        ifindex: h.index,
+        addr: ip,
+        prefix_len: h.prefix_len,
+    })
+}
+
+/// RTM_NEWNEIGH / RTM_DELNEIGH -> [`model::Neighbour`]. IPv4/IPv6 only
+/// (bridge FDB entries are AF_BRIDGE); proxy entries are ignored.
+pub fn neighbour(msg: &NeighbourMessage) -> Option<model::Neighbour> {
+    let h = &msg.header;
+    let fam = family(h.family)?;
+    if h.flags.contains(NeighbourFlags::Proxy) {
+        return None;
+    }
+    let mut ip = None;
+    let mut mac = None;
+    for a in &msg.attributes {
+        match a {
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => {
+                ip = Some(IpAddr::V4(*v4))
+            }
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => {
+                ip = Some(IpAddr::V6(*v6))
+            }
+            NeighbourAttribute::LinkLayerAddress(ll) => mac = mac6(ll),
+            _ => {}
+        }
+    }
+    let ip = ip?;
+    if Family::of(&ip) != fam {
+        return None;
+    }
+    Some(model::Neighbour {
+        ifindex: h.ifindex,
+        addr: ip,
+        mac,
+        state: u16::from(h.state),
+    })
+}
+
+/// RTM_NEWRULE / RTM_DELRULE -> [`model::Rule`].
+pub fn rule(msg: &RuleMessage) -> Option<model::Rule> {
+    let h = &msg.header;
+    let fam = family(h.family)?;
+    let mut priority = 0;
+    let mut table = u32::from(h.table);
+    let mut has_selectors =
+        h.src_len > 0 || h.dst_len > 0 || h.tos != 0 || h.flags.contains(RuleFlags::Invert);
+    for a in &msg.attributes {
+        match a {
+            RuleAttribute::Priority(p) => priority = *p,
+            RuleAttribute::Table(t) => table = *t,
+            // Who installed the rule: not a selector.
+            RuleAttribute::Protocol(_) => {}
+            RuleAttribute::Other(nla) if nla.kind() == FRA_PAD => {}
+            // FRA_FWMARK/FWMASK are only sent when a mark is set; a
+            // suppress_* attribute only when it is not the -1 default.
+            RuleAttribute::SuppressPrefixLen(v) | RuleAttribute::SuppressIfGroup(v)
+                if *v == u32::MAX => {}
+            RuleAttribute::FwMark(0) | RuleAttribute::FwMask(0) => {}
+            RuleAttribute::L3MDev(false) => {}
+            // src/dst with length 0 are covered by the header lengths.
+            RuleAttribute::Source(_) | RuleAttribute::Destination(_) => {}
+            // Everything else (iif/oif names, fwmark, ports, ip proto, uid
+            // range, l3mdev, suppress_*, goto, realm, tun_id, and attributes
+            // this crate does not know, e.g. FRA_DSCP / FRA_FLOWLABEL) selects.
+            _ => has_selectors = true,
+        }
+    }
+    Some(model::Rule {
+        family: fam,
+        priority,
+        table,
+        action: u8::from(h.action),
+        has_selectors,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::DefaultNla;
+    use netlink_packet_route::{
+        link::InfoKind,
+        neighbour::NeighbourState,
+        route::{RouteLwEnCapType, RouteNextHop, RouteNextHopFlags, RouteProtocol},
+        rule::{RuleAction, RuleUidRange},
+    };
+
+    use crate::model::nud;
+
+    fn v4(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+    fn v6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+    fn pfx(s: &str) -> Prefix {
+        let (a, l) = s.split_once('/').unwrap();
+        Prefix::new(a.parse().unwrap(), l.parse().unwrap()).unwrap()
+    }
+
+    fn route_msg(fam: AddressFamily, dst_len: u8, attrs: Vec<RouteAttribute>) -> RouteMessage {
+        let mut m = RouteMessage::default();
+        m.header.address_family = fam;
+        m.header.destination_prefix_length = dst_len;
+        m.header.table = 254;
+        m.header.protocol = RouteProtocol::Static;
+        m.header.kind = RouteType::Unicast;
+        m.attributes = attrs;
+        m
+    }
+
+    fn nh(ifindex: u32, hops: u8, attrs: Vec<RouteAttribute>) -> RouteNextHop {
+        let mut n = RouteNextHop::default();
+        n.interface_index = ifindex;
+        n.hops = hops;
+        n.attributes = attrs;
+        n
+    }
+
+    #[test]
+    fn route_single_gateway() {
+        let m = route_msg(
+            AddressFamily::Inet,
+            24,
+            vec![
+                RouteAttribute::Table(254),
+                RouteAttribute::Destination(RouteAddress::Inet(v4("10.1.2.0"))),
+                RouteAttribute::Priority(20),
+                RouteAttribute::Gateway(RouteAddress::Inet(v4("192.0.2.1"))),
+                RouteAttribute::Oif(3),
+            ],
+        );
+        let r = route(&m).unwrap();
+        assert_eq!(
+            r.key,
+            RouteKey {
+                table: 254,
+                prefix: pfx("10.1.2.0/24"),
+                tos: 0,
+                metric: 20
+            }
+        );
+        assert_eq!(r.kind, RouteKind::Unicast);
+        assert_eq!(r.protocol, 4);
+        assert_eq!(
+            r.nexthops,
+            vec![NextHop {
+                ifindex: 3,
+                gateway: Some("192.0.2.1".parse().unwrap()),
+                flags: 0,
+                weight: 1
+            }]
+        );
+        assert_eq!((r.nhid, r.mtu, r.src_len, r.encap), (None, None, 0, false));
+    }
+
+    #[test]
+    fn route_missing_destination_is_default() {
+        let m = route_msg(AddressFamily::Inet, 0, vec![RouteAttribute::Oif(2)]);
+        let r = route(&m).unwrap();
+        assert_eq!(r.key.prefix, pfx("0.0.0.0/0"));
+        assert_eq!(r.key.metric, 0);
+        assert_eq!(r.nexthops[0].gateway, None);
+        let m = route_msg(
+            AddressFamily::Inet6,
+            0,
+            vec![RouteAttribute::Priority(1024)],
+        );
+        let r = route(&m).unwrap();
+        assert_eq!(r.key.prefix, pfx("::/0"));
+        assert_eq!(r.key.metric, 1024);
+        assert!(r.nexthops.is_empty());
+    }
+
+    #[test]
+    fn route_table_attribute_wins_over_header() {
+        let mut m = route_msg(AddressFamily::Inet, 32, vec![RouteAttribute::Table(1000)]);
+        m.header.table = 252; // RT_TABLE_COMPAT
+        assert_eq!(route(&m).unwrap().key.table, 1000);
+        m.attributes.clear();
+        m.header.table = 100;
+        assert_eq!(route(&m).unwrap().key.table, 100);
+    }
+
+    #[test]
+    fn route_multipath() {
+        let mut second = nh(
+            5,
+            2,
+            vec![RouteAttribute::Gateway(RouteAddress::Inet6(v6("fe80::2")))],
+        );
+        second.flags = RouteNextHopFlags::Onlink | RouteNextHopFlags::Linkdown;
+        let m = route_msg(
+            AddressFamily::Inet6,
+            48,
+            vec![
+                RouteAttribute::Destination(RouteAddress::Inet6(v6("2001:db8:1::"))),
+                RouteAttribute::Priority(1024),
+                RouteAttribute::MultiPath(vec![
+                    nh(
+                        4,
+                        0,
+                        vec![RouteAttribute::Gateway(RouteAddress::Inet6(v6("fe80::1")))],
+                    ),
+                    second,
+                ]),
+            ],
+        );
+        let r = route(&m).unwrap();
+        assert_eq!(r.key.prefix, pfx("2001:db8:1::/48"));
+        assert_eq!(
+            r.nexthops,
+            vec![
+                NextHop {
+                    ifindex: 4,
+                    gateway: Some("fe80::1".parse().unwrap()),
+                    flags: 0,
+                    weight: 1
+                },
+                NextHop {
+                    ifindex: 5,
+                    gateway: Some("fe80::2".parse().unwrap()),
+                    flags: 4 | 16,
+                    weight: 3
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn route_via_ipv6_gateway_for_ipv4() {
+        let m = route_msg(
+            AddressFamily::Inet,
+            16,
+            vec![
+                RouteAttribute::Destination(RouteAddress::Inet(v4("172.16.0.0"))),
+                RouteAttribute::Via(RouteVia::Inet6(v6("fe80::99"))),
+                RouteAttribute::Oif(7),
+            ],
+        );
+        let r = route(&m).unwrap();
+        assert_eq!(r.nexthops[0].gateway, Some("fe80::99".parse().unwrap()));
+        assert_eq!(r.nexthops[0].ifindex, 7);
+
+        // Also inside RTA_MULTIPATH.
+        let m = route_msg(
+            AddressFamily::Inet,
+            16,
+            vec![RouteAttribute::MultiPath(vec![nh(
+                7,
+                0,
+                vec![RouteAttribute::Via(RouteVia::Inet6(v6("fe80::98")))],
+            )])],
+        );
+        let r = route(&m).unwrap();
+        assert_eq!(r.nexthops[0].gateway, Some("fe80::98".parse().unwrap()));
+    }
+
+    #[test]
+    fn route_nhid_mtu_encap_src_len_tos() {
+        let mut m = route_msg(
+            AddressFamily::Inet6,
+            64,
+            vec![
+                RouteAttribute::Destination(RouteAddress::Inet6(v6("2001:db8::"))),
+                RouteAttribute::NhId(42),
+                RouteAttribute::Metrics(vec![RouteMetric::Hoplimit(9), RouteMetric::Mtu(1400)]),
+                RouteAttribute::EncapType(RouteLwEnCapType::Seg6),
+            ],
+        );
+        m.header.source_prefix_length = 56;
+        m.header.tos = 0x10;
+        m.header.kind = RouteType::BlackHole;
+        let r = route(&m).unwrap();
+        assert_eq!(r.nhid, Some(42));
+        assert_eq!(r.mtu, Some(1400));
+        assert!(r.encap);
+        assert_eq!(r.src_len, 56);
+        assert_eq!(r.key.tos, 0x10);
+        assert_eq!(r.kind, RouteKind::Blackhole);
+        assert!(r.nexthops.is_empty());
+    }
+
+    #[test]
+    fn route_filters() {
+        let mut m = route_msg(AddressFamily::Inet, 32, vec![]);
+        m.header.flags = RouteFlags::Cloned;
+        assert!(route(&m).is_none());
+        let m = route_msg(AddressFamily::Mpls, 20, vec![]);
+        assert!(route(&m).is_none());
+        let mut m = route_msg(AddressFamily::Inet, 0, vec![]);
+        m.header.kind = RouteType::Nat;
+        assert_eq!(route(&m).unwrap().kind, RouteKind::Other(10));
+        // Single-path flags come from the low byte of rtm_flags.
+        let mut m = route_msg(AddressFamily::Inet, 0, vec![RouteAttribute::Oif(1)]);
+        m.header.flags = RouteFlags::Linkdown | RouteFlags::Notify;
+        assert_eq!(route(&m).unwrap().nexthops[0].flags, 16);
+    }
+
+    fn link_msg(attrs: Vec<LinkAttribute>) -> LinkMessage {
+        let mut m = LinkMessage::default();
+        m.header.index = 9;
+        m.attributes = attrs;
+        m
+    }
+
+    #[test]
+    fn link_fields() {
+        let mut m = link_msg(vec![
+            LinkAttribute::IfName("veth0".into()),
+            LinkAttribute::Address(vec![2, 0, 0, 0, 0, 1]),
+            LinkAttribute::Mtu(1500),
+            LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth)]),
+        ]);
+        m.header.flags = LinkFlags::Up | LinkFlags::LowerUp | LinkFlags::Running;
+        let l = link(&m).unwrap();
+        assert_eq!(
+            l,
+            model::Link {
+                ifindex: 9,
+                name: "veth0".into(),
+                mac: Some([2, 0, 0, 0, 0, 1]),
+                mtu: 1500,
+                admin_up: true,
+                carrier: true,
+                kind: Some("veth".into()),
+            }
+        );
+
+        // Down, no carrier, non-Ethernet address, no kind (e.g. lo / tun).
+        let m = link_msg(vec![
+            LinkAttribute::IfName("gre0".into()),
+            LinkAttribute::Address(vec![0, 0, 0, 0]),
+        ]);
+        let l = link(&m).unwrap();
+        assert!(!l.admin_up && !l.carrier);
+        assert_eq!((l.mac, l.kind), (None, None));
+
+        // Bridge port notifications (AF_BRIDGE) are not device messages.
+        let mut m = link_msg(vec![LinkAttribute::IfName("p1".into())]);
+        m.header.interface_family = AddressFamily::Bridge;
+        assert!(link(&m).is_none());
+    }
+
+    fn addr_msg(fam: AddressFamily, len: u8, attrs: Vec<AddressAttribute>) -> AddressMessage {
+        let mut m = AddressMessage::default();
+        m.header.family = fam;
+        m.header.prefix_len = len;
+        m.header.index = 3;
+        m.attributes = attrs;
+        m
+    }
+
+    #[test]
+    fn addr_v4_prefers_local() {
+        let m = addr_msg(
+            AddressFamily::Inet,
+            32,
+            vec![
+                AddressAttribute::Address("10.0.0.2".parse().unwrap()),
+                AddressAttribute::Local("10.0.0.1".parse().unwrap()),
+            ],
+        );
+        assert_eq!(
+            addr(&m).unwrap(),
+            model::Addr {
+                ifindex: 3,
+                addr: "10.0.0.1".parse().unwrap(),
+                prefix_len: 32
+            }
+        );
+        let m = addr_msg(
+            AddressFamily::Inet,
+            24,
+            vec![AddressAttribute::Address("10.0.0.5".parse().unwrap())],
+        );
+        assert_eq!(
+            addr(&m).unwrap().addr,
+            "10.0.0.5".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn addr_v6_uses_address() {
+        let m = addr_msg(
+            AddressFamily::Inet6,
+            64,
+            vec![AddressAttribute::Address("2001:db8::1".parse().unwrap())],
+        );
+        let a = addr(&m).unwrap();
+        assert_eq!(a.addr, "2001:db8::1".parse::<IpAddr>().unwrap());
+        assert_eq!(a.prefix_len, 64);
+        assert!(addr(&addr_msg(AddressFamily::Inet6, 64, vec![])).is_none());
+        assert!(addr(&addr_msg(AddressFamily::Packet, 0, vec![])).is_none());
+    }
+
+    fn neigh_msg(fam: AddressFamily, attrs: Vec<NeighbourAttribute>) -> NeighbourMessage {
+        let mut m = NeighbourMessage::default();
+        m.header.family = fam;
+        m.header.ifindex = 4;
+        m.attributes = attrs;
+        m
+    }
+
+    #[test]
+    fn neighbour_fields() {
+        let mut m = neigh_msg(
+            AddressFamily::Inet,
+            vec![
+                NeighbourAttribute::Destination(NeighbourAddress::Inet(v4("10.0.0.9"))),
+                NeighbourAttribute::LinkLayerAddress(vec![0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]),
+            ],
+        );
+        m.header.state = NeighbourState::Permanent;
+        let n = neighbour(&m).unwrap();
+        assert_eq!(
+            n,
+            model::Neighbour {
+                ifindex: 4,
+                addr: "10.0.0.9".parse().unwrap(),
+                mac: Some([0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]),
+                state: nud::PERMANENT
+            }
+        );
+
+        let mut m = neigh_msg(
+            AddressFamily::Inet6,
+            vec![NeighbourAttribute::Destination(NeighbourAddress::Inet6(
+                v6("fe80::1"),
+            ))],
+        );
+        m.header.state = NeighbourState::Failed;
+        let n = neighbour(&m).unwrap();
+        assert_eq!((n.mac, n.state), (None, nud::FAILED));
+        assert_eq!(n.usable_mac(), None);
+
+        let mut m = neigh_msg(AddressFamily::Bridge, vec![]);
+        m.header.state = NeighbourState::Reachable;
+        assert!(neighbour(&m).is_none());
+        let mut m = neigh_msg(
+            AddressFamily::Inet,
+            vec![NeighbourAttribute::Destination(NeighbourAddress::Inet(v4(
+                "10.0.0.9",
+            )))],
+        );
+        m.header.flags = NeighbourFlags::Proxy;
+        assert!(neighbour(&m).is_none());
+    }
+
+    fn rule_msg(fam: AddressFamily, attrs: Vec<RuleAttribute>) -> RuleMessage {
+        let mut m = RuleMessage::default();
+        m.header.family = fam;
+        m.header.table = 254;
+        m.header.action = RuleAction::ToTable;
+        m.attributes = attrs;
+        m
+    }
+
+    #[test]
+    fn rule_defaults_have_no_selectors() {
+        // What the kernel sends for "32766: from all lookup main".
+        let m = rule_msg(
+            AddressFamily::Inet,
+            vec![
+                RuleAttribute::Table(254),
+                RuleAttribute::SuppressPrefixLen(u32::MAX),
+                RuleAttribute::Priority(32766),
+                RuleAttribute::Protocol(RouteProtocol::Kernel),
+            ],
+        );
+        let r = rule(&m).unwrap();
+        assert_eq!(
+            r,
+            model::Rule {
+                family: Family::V4,
+                priority: 32766,
+                table: 254,
+                action: 1,
+                has_selectors: false
+            }
+        );
+        assert!(r.is_default());
+        // Priority 0 is absent from the message.
+        let mut m = rule_msg(AddressFamily::Inet6, vec![RuleAttribute::Table(255)]);
+        m.header.table = 255;
+        let r = rule(&m).unwrap();
+        assert_eq!((r.priority, r.table), (0, 255));
+        assert!(r.is_default());
+    }
+
+    #[test]
+    fn rule_table_attribute_and_selectors() {
+        let mut m = rule_msg(
+            AddressFamily::Inet,
+            vec![RuleAttribute::Table(1000), RuleAttribute::Priority(100)],
+        );
+        m.header.table = 252;
+        let r = rule(&m).unwrap();
+        assert_eq!((r.table, r.has_selectors), (1000, false));
+
+        let sel = |attrs: Vec<RuleAttribute>| rule(&rule_msg(AddressFamily::Inet, attrs)).unwrap();
+        assert!(sel(vec![RuleAttribute::Iifname("eth0".into())]).has_selectors);
+        assert!(sel(vec![RuleAttribute::Oifname("eth0".into())]).has_selectors);
+        assert!(
+            sel(vec![
+                RuleAttribute::FwMark(1),
+                RuleAttribute::FwMask(u32::MAX)
+            ])
+            .has_selectors
+        );
+        assert!(sel(vec![RuleAttribute::SuppressPrefixLen(0)]).has_selectors);
+        assert!(sel(vec![RuleAttribute::L3MDev(true)]).has_selectors);
+        assert!(sel(vec![RuleAttribute::TunId(5)]).has_selectors);
+        assert!(
+            sel(vec![RuleAttribute::UidRange(RuleUidRange {
+                start: 1,
+                end: 2
+            })])
+            .has_selectors
+        );
+        assert!(sel(vec![RuleAttribute::Goto(200)]).has_selectors);
+        assert!(sel(vec![RuleAttribute::Other(DefaultNla::new(25, vec![4]))]).has_selectors);
+        assert!(!sel(vec![RuleAttribute::Other(DefaultNla::new(FRA_PAD, vec![]))]).has_selectors);
+
+        let mut m = rule_msg(
+            AddressFamily::Inet,
+            vec![RuleAttribute::Source("10.0.0.0".parse().unwrap())],
+        );
+        m.header.src_len = 8;
+        assert!(rule(&m).unwrap().has_selectors);
+        let mut m = rule_msg(AddressFamily::Inet, vec![]);
+        m.header.flags = RuleFlags::Invert;
+        assert!(rule(&m).unwrap().has_selectors);
+        let mut m = rule_msg(AddressFamily::Inet, vec![]);
+        m.header.tos = 4;
+        assert!(rule(&m).unwrap().has_selectors);
+        let mut m = rule_msg(AddressFamily::Inet, vec![]);
+        m.header.action = RuleAction::Blackhole;
+        let r = rule(&m).unwrap();
+        assert_eq!(r.action, 6);
+        assert!(!r.is_default());
+        assert!(rule(&rule_msg(AddressFamily::Bridge, vec![])).is_none());
+    }
+}

@@ -1,0 +1,105 @@
+//! Names of the datapath's counters and their rendering.
+
+use crate::bpf::types::{accel_stat as S, accel_stats};
+
+/// Every counter of the shared enum with the name operators see.
+pub const COUNTERS: [(S, &str); S::ACCEL_STAT_MAX.0 as usize] = [
+    (S::ACCEL_STAT_FWD_MIRROR, "fwd_mirror"),
+    (S::ACCEL_STAT_FWD_FIB, "fwd_fib"),
+    (S::ACCEL_STAT_DROP_BLACKHOLE, "drop_blackhole"),
+    (S::ACCEL_STAT_PASS_NON_IP, "pass_non_ip"),
+    (S::ACCEL_STAT_PASS_MALFORMED, "pass_malformed"),
+    (S::ACCEL_STAT_PASS_NOT_FOR_US, "pass_not_for_us"),
+    (S::ACCEL_STAT_PASS_FWD_DISABLED, "pass_fwd_disabled"),
+    (S::ACCEL_STAT_PASS_TTL, "pass_ttl"),
+    (S::ACCEL_STAT_PASS_OPTIONS, "pass_options"),
+    (S::ACCEL_STAT_PASS_SPECIAL_ADDR, "pass_special_addr"),
+    (S::ACCEL_STAT_PASS_LOCAL, "pass_local"),
+    (S::ACCEL_STAT_PASS_SRC_CHECK, "pass_src_check"),
+    (S::ACCEL_STAT_PASS_ICMP_ERROR, "pass_icmp_error"),
+    (S::ACCEL_STAT_PASS_NO_ROUTE, "pass_no_route"),
+    (S::ACCEL_STAT_PASS_NO_NEIGH, "pass_no_neigh"),
+    (S::ACCEL_STAT_PASS_MTU, "pass_mtu"),
+    (S::ACCEL_STAT_PASS_EGRESS, "pass_egress"),
+    (S::ACCEL_STAT_PASS_FIB_OTHER, "pass_fib_other"),
+    (S::ACCEL_STAT_PASS_INACTIVE, "pass_inactive"),
+];
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IfaceStats {
+    pub iface: String,
+    pub ifindex: u32,
+    pub forwarded: u64,
+    pub forwarded_bytes: u64,
+    pub passed: u64,
+    pub dropped: u64,
+    pub counters: std::collections::BTreeMap<&'static str, u64>,
+}
+
+pub fn summarise(iface: String, ifindex: u32, s: &accel_stats) -> IfaceStats {
+    let mut out = IfaceStats {
+        iface,
+        ifindex,
+        forwarded: 0,
+        forwarded_bytes: s.fwd_bytes,
+        passed: 0,
+        dropped: 0,
+        counters: Default::default(),
+    };
+    for (id, name) in COUNTERS {
+        let v = s.packets[id.0 as usize];
+        out.counters.insert(name, v);
+        if name.starts_with("fwd_") {
+            out.forwarded += v;
+        } else if name.starts_with("drop_") {
+            out.dropped += v;
+        } else {
+            out.passed += v;
+        }
+    }
+    out
+}
+
+pub fn render(all: &[IfaceStats]) -> String {
+    let mut s = String::new();
+    for i in all {
+        s += &format!(
+            "{} (ifindex {}): forwarded {} ({} bytes), passed to kernel {}, dropped {}\n",
+            i.iface, i.ifindex, i.forwarded, i.forwarded_bytes, i.passed, i.dropped
+        );
+        for (name, v) in &i.counters {
+            if *v != 0 {
+                s += &format!("    {name:<20} {v}\n");
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_counter_is_named_once_in_enum_order() {
+        for (i, (id, _)) in COUNTERS.iter().enumerate() {
+            assert_eq!(id.0 as usize, i);
+        }
+        let mut names: Vec<_> = COUNTERS.iter().map(|c| c.1).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), COUNTERS.len());
+    }
+
+    #[test]
+    fn totals_split_by_outcome() {
+        let mut s = accel_stats::default();
+        s.packets[S::ACCEL_STAT_FWD_MIRROR.0 as usize] = 5;
+        s.packets[S::ACCEL_STAT_FWD_FIB.0 as usize] = 2;
+        s.packets[S::ACCEL_STAT_PASS_TTL.0 as usize] = 1;
+        s.packets[S::ACCEL_STAT_DROP_BLACKHOLE.0 as usize] = 3;
+        let sum = summarise("eth0".into(), 2, &s);
+        assert_eq!((sum.forwarded, sum.passed, sum.dropped), (7, 1, 3));
+        assert!(render(&[sum]).contains("pass_ttl"));
+    }
+}

@@ -1,0 +1,39 @@
+//! Per-interface forwarding settings the datapath must honour. They change
+//! without netlink events that accel decodes, so the daemon polls them.
+
+use std::path::Path;
+
+use crate::bpf::types::accel_if_flags as IfFlags;
+
+fn read(path: &str) -> Option<u32> {
+    std::fs::read_to_string(Path::new(path))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// ACCEL_IF_FWD4/FWD6/RPF_* for an interface of the current namespace.
+pub fn iface_flags(name: &str) -> u32 {
+    let mut flags = 0;
+    // IPv4 forwards per ingress interface (IN_DEV_FORWARD).
+    if read(&format!("/proc/sys/net/ipv4/conf/{name}/forwarding")) == Some(1) {
+        flags |= IfFlags::ACCEL_IF_FWD4.0;
+    }
+    // IPv6 forwards when the global switch is on, or the interface forces it.
+    if read("/proc/sys/net/ipv6/conf/all/forwarding") == Some(1)
+        || read(&format!("/proc/sys/net/ipv6/conf/{name}/force_forwarding")) == Some(1)
+    {
+        flags |= IfFlags::ACCEL_IF_FWD6.0;
+    }
+    // The kernel uses the larger of the "all" and the interface value.
+    let rpf = read("/proc/sys/net/ipv4/conf/all/rp_filter")
+        .unwrap_or(0)
+        .max(read(&format!("/proc/sys/net/ipv4/conf/{name}/rp_filter")).unwrap_or(0));
+    match rpf {
+        0 => {}
+        1 => flags |= IfFlags::ACCEL_IF_RPF_STRICT.0,
+        _ => flags |= IfFlags::ACCEL_IF_RPF_LOOSE.0,
+    }
+    flags
+}
