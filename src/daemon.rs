@@ -16,7 +16,7 @@ use crate::datapath::{load, pin, DatapathError};
 use crate::mirror::{ChangeSummary, IfaceConf, Mirror, Snapshot};
 use crate::model::Event;
 use crate::netlink::{self, KernelState, NetlinkError};
-use crate::{bpf, runtime, sysctl};
+use crate::{bpf, netfilter, runtime, sysctl};
 
 /// How long the datapath may use the mirror without hearing from accel.
 const LEASE: Duration = Duration::from_secs(5);
@@ -32,6 +32,11 @@ pub enum DaemonError {
     Netlink(#[from] NetlinkError),
     #[error(transparent)]
     Runtime(#[from] runtime::RuntimeError),
+    #[error(
+        "packets forwarded in XDP would bypass netfilter: {0}. Forwarded traffic would no \
+         longer be filtered or NATed; start with --allow-netfilter-bypass if that is intended"
+    )]
+    Netfilter(String),
     #[error("the netlink event stream ended")]
     EventsClosed,
     #[error("interface {0}: {1}")]
@@ -50,6 +55,8 @@ pub struct RunOptions {
     pub fib_only: bool,
     pub pin_dir: PathBuf,
     pub run_dir: PathBuf,
+    /// Start even though netfilter hooks that XDP bypasses have rules.
+    pub allow_netfilter_bypass: bool,
 }
 
 pub fn snapshot(s: KernelState) -> Snapshot {
@@ -117,9 +124,11 @@ impl Daemon {
 
     fn poll_sysctls(&mut self) -> Result<(), DaemonError> {
         for (ifindex, name) in &self.ifaces {
-            let changes = self
-                .mirror
-                .set_sysctl_flags(*ifindex, sysctl::iface_flags(name));
+            let changes = self.mirror.set_sysctls(
+                *ifindex,
+                sysctl::iface_flags(name),
+                sysctl::ipv6_mtu(name),
+            );
             if !changes.is_empty() {
                 info!("{name}: forwarding settings changed");
             }
@@ -144,8 +153,25 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
             IfaceConf {
                 slot: slot as u16,
                 sysctl_flags,
+                mtu6: sysctl::ipv6_mtu(name),
             },
         );
+    }
+    if ifaces.len() > bpf::types::accel_limits::ACCEL_MAX_IFACES.0 as usize {
+        return Err(DaemonError::Iface(
+            format!("{} interfaces", ifaces.len()),
+            format!(
+                "at most {} are supported",
+                bpf::types::accel_limits::ACCEL_MAX_IFACES.0
+            ),
+        ));
+    }
+    let hooks = netfilter::bypassed_hooks();
+    if !hooks.is_empty() {
+        if !opts.allow_netfilter_bypass {
+            return Err(DaemonError::Netfilter(hooks.join("; ")));
+        }
+        warn!("forwarded packets will bypass: {}", hooks.join("; "));
     }
     let _lock = runtime::lock_instance(&opts.run_dir)?;
     pin::ensure_bpffs(&opts.pin_dir)?;

@@ -7,6 +7,7 @@ pub mod datapath;
 pub mod lookup;
 pub mod mirror;
 pub mod model;
+pub mod netfilter;
 pub mod netlink;
 pub mod runtime;
 pub mod stats;

@@ -52,6 +52,10 @@ enum Cmd {
         xdp_mode: XdpMode,
         #[arg(long, value_enum, default_value_t = Mode::Mirror)]
         mode: Mode,
+        /// Start although netfilter has prerouting/forward/postrouting rules
+        /// (or legacy iptables tables) that XDP-forwarded packets skip.
+        #[arg(long)]
+        allow_netfilter_bypass: bool,
     },
     /// Reconcile the running instance's maps with the kernel now.
     Sync,
@@ -79,6 +83,7 @@ fn real_main() -> Result<()> {
             ifaces,
             xdp_mode,
             mode,
+            allow_netfilter_bypass,
         } => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -90,6 +95,7 @@ fn real_main() -> Result<()> {
                 fib_only: mode == Mode::Fib,
                 pin_dir: cli.pin_dir,
                 run_dir: cli.run_dir,
+                allow_netfilter_bypass,
             }))
             .context("accel run")
         }

@@ -13,6 +13,12 @@ fn read(path: &str) -> Option<u32> {
         .ok()
 }
 
+/// The IPv6 MTU the kernel forwards with on an interface (ip6_forward uses
+/// it, not the device MTU); 0 where IPv6 is disabled there.
+pub fn ipv6_mtu(name: &str) -> u32 {
+    read(&format!("/proc/sys/net/ipv6/conf/{name}/mtu")).unwrap_or(0)
+}
+
 /// ACCEL_IF_FWD4/FWD6/RPF_* for an interface of the current namespace.
 pub fn iface_flags(name: &str) -> u32 {
     let mut flags = 0;

@@ -58,13 +58,17 @@ struct pkt {
 static __always_inline void l4_ports(void *l4, void *end, __u8 proto,
 				     struct bpf_fib_lookup *p)
 {
-	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
-		__be16 *ports = header_at(__be16, l4, end, 2);
+	struct l4_ports {
+		__be16 src;
+		__be16 dst;
+	} *ports;
 
-		if (ports) {
-			p->sport = ports[-1];
-			p->dport = ports[0];
-		}
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return;
+	ports = header_at(struct l4_ports, l4, end, 0);
+	if (ports) {
+		p->sport = ports->src;
+		p->dport = ports->dst;
 	}
 }
 
@@ -279,7 +283,7 @@ static __always_inline int ipv6_mirror(struct pkt *k, struct ipv6hdr *ip6,
 	out = egress_iface(nh->ifindex, k->in_ifindex);
 	if (!out)
 		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
-	if (bpf_ntohs(ip6->payload_len) + sizeof(*ip6) > out->mtu)
+	if (bpf_ntohs(ip6->payload_len) + sizeof(*ip6) > out->mtu6)
 		return count(k->st, ACCEL_STAT_PASS_MTU, XDP_PASS);
 
 	nkey.ifindex = nh->ifindex;
@@ -316,7 +320,7 @@ static __always_inline int ipv6_fib(struct pkt *k, struct ipv6hdr *ip6)
 	out = egress_iface(p.ifindex, k->in_ifindex);
 	if (!out)
 		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
-	if (p.tot_len > out->mtu)
+	if (p.tot_len > out->mtu6)
 		return count(k->st, ACCEL_STAT_PASS_MTU, XDP_PASS);
 	return ipv6_commit(k, ip6, p.dmac, p.ifindex, out, ACCEL_STAT_FWD_FIB);
 }

@@ -86,8 +86,9 @@ enum accel_if_flags {
 struct accel_iface {
 	__u8 mac[6];
 	__u16 slot; /* index into the per-CPU stats array */
-	__u32 mtu;
+	__u32 mtu;  /* device MTU: the IPv4 forwarding limit */
 	__u32 flags;
+	__u32 mtu6; /* conf/<if>/mtu: the IPv6 forwarding limit */
 };
 
 enum accel_cfg_flags {
@@ -125,10 +126,12 @@ enum accel_stat {
 	ACCEL_STAT_PASS_TTL,	   /* TTL / hop limit <= 1 */
 	ACCEL_STAT_PASS_OPTIONS,   /* IPv4 options, IPv6 hop-by-hop */
 	ACCEL_STAT_PASS_SPECIAL_ADDR, /* multicast, loopback, martian... */
-	ACCEL_STAT_PASS_LOCAL,	   /* local, broadcast or anycast route */
+	ACCEL_STAT_PASS_LOCAL,	   /* local, broadcast, anycast route; or
+				      * bpf_fib_lookup NOT_FWDED, which also
+				      * means no route at all */
 	ACCEL_STAT_PASS_SRC_CHECK, /* source validation (local src, rp_filter) */
 	ACCEL_STAT_PASS_ICMP_ERROR, /* kernel hashes ICMP errors on inner hdr */
-	ACCEL_STAT_PASS_NO_ROUTE,  /* unreachable, prohibit, no route */
+	ACCEL_STAT_PASS_NO_ROUTE,  /* unreachable or prohibit route */
 	ACCEL_STAT_PASS_NO_NEIGH,  /* neighbour unresolved */
 	ACCEL_STAT_PASS_MTU,	   /* larger than the egress MTU */
 	ACCEL_STAT_PASS_EGRESS,	   /* egress not accel's, down, or = ingress */

@@ -95,5 +95,6 @@ pub fn iface_value(e: &IfaceEntry) -> accel_iface {
         slot: e.slot,
         mtu: e.mtu,
         flags: e.flags,
+        mtu6: e.mtu6,
     }
 }

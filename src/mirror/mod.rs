@@ -25,6 +25,7 @@ pub struct IfaceEntry {
     pub slot: u16,
     pub mtu: u32,
     pub flags: u32,
+    pub mtu6: u32,
 }
 
 /// One write to the datapath's maps.
@@ -125,6 +126,8 @@ pub struct IfaceConf {
     pub slot: u16,
     /// ACCEL_IF_FWD4/FWD6/RPF_* as read from sysctl.
     pub sysctl_flags: u32,
+    /// conf/<if>/mtu of IPv6, 0 where IPv6 is off on the interface.
+    pub mtu6: u32,
 }
 
 /// Routes of one prefix in the two tables the default rules consult,
@@ -305,11 +308,13 @@ impl Mirror {
         out
     }
 
-    /// New sysctl-derived flags for an interface (forwarding, rp_filter).
-    pub fn set_sysctl_flags(&mut self, ifindex: u32, flags: u32) -> Vec<Change> {
+    /// New sysctl-derived settings for an interface (forwarding,
+    /// rp_filter, IPv6 MTU).
+    pub fn set_sysctls(&mut self, ifindex: u32, flags: u32, mtu6: u32) -> Vec<Change> {
         let mut out = Vec::new();
         if let Some(c) = self.ifaces.get_mut(&ifindex) {
             c.sysctl_flags = flags;
+            c.mtu6 = mtu6;
             self.sync_ifaces(&mut out);
         }
         out
@@ -533,6 +538,10 @@ impl Mirror {
                     slot: conf.slot,
                     mtu: l.mtu,
                     flags,
+                    // The kernel keeps mtu6 <= the device MTU; the sysctl is
+                    // polled, the link MTU arrives by event, so take the
+                    // smaller one in between.
+                    mtu6: conf.mtu6.min(l.mtu),
                 })
             });
             let have = self.applied_ifaces.get(&ifindex).copied();

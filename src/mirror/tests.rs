@@ -71,6 +71,7 @@ fn mirror() -> Mirror {
             IfaceConf {
                 slot: 0,
                 sysctl_flags: fwd,
+                mtu6: 1500,
             },
         ),
         (
@@ -78,6 +79,7 @@ fn mirror() -> Mirror {
             IfaceConf {
                 slot: 1,
                 sysctl_flags: fwd,
+                mtu6: 1500,
             },
         ),
     ];

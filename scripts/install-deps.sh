@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what building and testing accel needs on Debian 12 (as root).
+# Idempotent: does nothing when everything is already there.
+set -euo pipefail
+
+need_pkgs=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have clang || need_pkgs+=(clang)
+have pkg-config || need_pkgs+=(pkg-config)
+have make || need_pkgs+=(make)
+have gcc || need_pkgs+=(gcc)
+have bpftool || need_pkgs+=(bpftool)
+have ip || need_pkgs+=(iproute2)
+have ethtool || need_pkgs+=(ethtool)
+have ping || need_pkgs+=(iputils-ping)
+have python3 || need_pkgs+=(python3)
+have sysctl || need_pkgs+=(procps)
+have nsenter || need_pkgs+=(util-linux)
+[ -f /usr/include/libelf.h ] || need_pkgs+=(libelf-dev)
+[ -f /usr/include/zlib.h ] || need_pkgs+=(zlib1g-dev)
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    echo "install-deps: installing ${need_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+if ! have cargo; then
+    # Debian's own Rust is older than accel's dependencies need (1.85).
+    echo "install-deps: cargo not found; install Rust >= 1.85 (rustup) and re-run" >&2
+    exit 1
+fi

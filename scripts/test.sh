@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests (no root needed), golden-packet tests of
+# the XDP program through BPF_PROG_TEST_RUN, and the end-to-end test in
+# network namespaces. Run as root on Linux >= 6.2.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    echo "scripts/test.sh: the golden and end-to-end tiers load XDP programs and create namespaces: run as root" >&2
+    exit 1
+fi
+scripts/install-deps.sh
+cargo build --release --locked
+echo "== unit and golden-packet tests"
+cargo test --release --locked
+echo "== end-to-end test in network namespaces"
+ACCEL="$PWD/target/release/accel" bash tests/e2e.sh
