@@ -38,6 +38,8 @@ struct accel_abi {
 	enum accel_nh_flags nh_flags;
 	enum accel_if_flags if_flags;
 	enum accel_cfg_flags cfg_flags;
+	enum accel_dir24 dir24;
+	struct accel_leaves leaves;
 };
 struct accel_abi accel_abi_types;
 
@@ -89,16 +91,14 @@ static __always_inline int ipv4_source_ok(struct pkt *k, struct iphdr *ip,
 		return 1;
 
 	if (mirror) {
-		struct accel_route4_key key = { .prefixlen = 32,
-						.addr = ip->saddr };
-		struct accel_route *rt = bpf_map_lookup_elem(&routes4, &key);
+		struct accel_route rt;
 		struct accel_nexthop *nh;
 
-		if (!rt || rt->type != ACCEL_RT_UNICAST)
+		if (!route4_lookup(ip->saddr, &rt) || rt.type != ACCEL_RT_UNICAST)
 			return 0;
 		if (!(rpf & ACCEL_IF_RPF_STRICT))
 			return 1;
-		nh = bpf_map_lookup_elem(&nexthops, &rt->nh_id);
+		nh = bpf_map_lookup_elem(&nexthops, &rt.nh_id);
 		return nh && nh->ifindex == k->in_ifindex;
 	}
 
@@ -200,7 +200,7 @@ static __always_inline int ipv4_fib(struct pkt *k, struct iphdr *ip, int mirror)
 static __always_inline int handle_ipv4(struct pkt *k)
 {
 	struct iphdr *ip = header_at(struct iphdr, k->eth, k->end, sizeof(struct ethhdr));
-	struct accel_route *rt = 0;
+	struct accel_route rt;
 	int mirror, rc;
 	__u16 tot_len;
 
@@ -227,16 +227,10 @@ static __always_inline int handle_ipv4(struct pkt *k)
 	}
 
 	mirror = !(k->cfg & (ACCEL_CFG_FIB_ONLY | ACCEL_CFG_POLICY4));
-	if (mirror) {
-		struct accel_route4_key key = { .prefixlen = 32,
-						.addr = ip->daddr };
-
-		rt = bpf_map_lookup_elem(&routes4, &key);
-		if (rt) {
-			rc = ipv4_mirror(k, ip, rt);
-			if (rc != ACCEL_TRY_FIB)
-				return rc;
-		}
+	if (mirror && route4_lookup(ip->daddr, &rt)) {
+		rc = ipv4_mirror(k, ip, &rt);
+		if (rc != ACCEL_TRY_FIB)
+			return rc;
 	}
 	return ipv4_fib(k, ip, mirror);
 }

@@ -12,7 +12,6 @@
 enum accel_limits {
 	ACCEL_MAX_IFACES = 64,
 	ACCEL_MAX_NEXTHOPS = 65536,
-	ACCEL_MAX_ROUTES4 = 1 << 21,
 	ACCEL_MAX_ROUTES6 = 1 << 19,
 	ACCEL_MAX_NEIGH = 65536,
 	ACCEL_MAX_LOCAL_ADDRS = 4096,
@@ -31,6 +30,28 @@ enum accel_route_type {
 	/* The mirror cannot decide (multipath, TOS, route MTU, encap, throw,
 	 * nexthop objects without expansion...): ask bpf_fib_lookup. */
 	ACCEL_RT_FIB = 4,
+};
+
+/*
+ * IPv4 routes: DIR-24-8. A leaf is 0 (no route), a route (ROUTE | type <<
+ * TYPE_SHIFT | nh_id) or, in the first level only, a second-level group
+ * (EXT | group). Leaves are packed ACCEL_LEAVES_PER_ENTRY to a map entry so
+ * that the arrays, memory-mapped by the control plane, are dense.
+ */
+enum accel_dir24 {
+	ACCEL_TBL24_LEAVES = 1 << 24,
+	ACCEL_TBL8_GROUPS = 1 << 14,
+	ACCEL_GROUP_LEAVES = 256,
+	ACCEL_LEAVES_PER_ENTRY = 16,
+	ACCEL_LEAF_EXT = 1 << 30,
+	ACCEL_LEAF_ROUTE = 1 << 29,
+	ACCEL_LEAF_TYPE_SHIFT = 24,
+	ACCEL_LEAF_TYPE_MASK = 0xf,
+	ACCEL_LEAF_ID_MASK = (1 << 24) - 1,
+};
+
+struct accel_leaves {
+	__u32 leaf[ACCEL_LEAVES_PER_ENTRY];
 };
 
 struct accel_route4_key {

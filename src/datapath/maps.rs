@@ -1,17 +1,22 @@
 //! accel's maps as handles, usable from a freshly loaded skeleton or from
 //! the pins of a running instance, and the writes that apply mirror changes.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::path::Path;
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
+use super::dir24::{route_leaf, Dir24, GROUP_LEAVES, TBL24_LEAVES};
 use super::keys::{
     host_key, iface_value, neigh_key, neigh_value, nexthop_value, route_key, route_value, NeighKey,
     RouteKey,
 };
+use super::mmap::MmapLeaves;
 use super::DatapathError;
-use crate::bpf::types::{accel_config, accel_iface, accel_nexthop, accel_route, accel_stats};
+use crate::bpf::types::{
+    accel_config, accel_dir24 as D, accel_iface, accel_leaves, accel_nexthop, accel_route,
+    accel_stats,
+};
 use crate::bpf::{bytes_of, from_bytes, AccelSkel, Pod};
 use crate::mirror::Change;
 
@@ -34,13 +39,17 @@ pub struct Maps {
     pub ifaces: MapHandle,
     pub tx_ports: MapHandle,
     pub stats: MapHandle,
-    pub routes4: MapHandle,
+    pub fib4_tbl24: MapHandle,
+    pub fib4_tbl8: MapHandle,
     pub routes6: MapHandle,
     pub nexthops: MapHandle,
     pub neigh4: MapHandle,
     pub neigh6: MapHandle,
     pub local4: MapHandle,
     config: Cell<accel_config>,
+    /// The writable IPv4 table; only the instance that created the maps
+    /// has it (readers look leaves up through the map handles).
+    fib4: Option<RefCell<Dir24<MmapLeaves>>>,
 }
 
 fn handle<M>(name: &'static str, m: &M) -> Result<MapHandle, DatapathError>
@@ -62,14 +71,17 @@ impl Maps {
             ifaces: handle("ifaces", &m.ifaces)?,
             tx_ports: handle("tx_ports", &m.tx_ports)?,
             stats: handle("stats", &m.stats)?,
-            routes4: handle("routes4", &m.routes4)?,
+            fib4_tbl24: handle("fib4_tbl24", &m.fib4_tbl24)?,
+            fib4_tbl8: handle("fib4_tbl8", &m.fib4_tbl8)?,
             routes6: handle("routes6", &m.routes6)?,
             nexthops: handle("nexthops", &m.nexthops)?,
             neigh4: handle("neigh4", &m.neigh4)?,
             neigh6: handle("neigh6", &m.neigh6)?,
             local4: handle("local4", &m.local4)?,
             config: Cell::new(accel_config::default()),
-        })
+            fib4: None,
+        }
+        .with_fib4()?)
     }
 
     /// Opens the maps a running `accel run` pinned under `dir`.
@@ -87,13 +99,15 @@ impl Maps {
             ifaces: open("ifaces")?,
             tx_ports: open("tx_ports")?,
             stats: open("stats")?,
-            routes4: open("routes4")?,
+            fib4_tbl24: open("fib4_tbl24")?,
+            fib4_tbl8: open("fib4_tbl8")?,
             routes6: open("routes6")?,
             nexthops: open("nexthops")?,
             neigh4: open("neigh4")?,
             neigh6: open("neigh6")?,
             local4: open("local4")?,
             config: Cell::new(current),
+            fib4: None,
         })
     }
 
@@ -103,7 +117,8 @@ impl Maps {
             "ifaces" => &self.ifaces,
             "tx_ports" => &self.tx_ports,
             "stats" => &self.stats,
-            "routes4" => &self.routes4,
+            "fib4_tbl24" => &self.fib4_tbl24,
+            "fib4_tbl8" => &self.fib4_tbl8,
             "routes6" => &self.routes6,
             "nexthops" => &self.nexthops,
             "neigh4" => &self.neigh4,
@@ -133,12 +148,19 @@ impl Maps {
             } => {
                 let v = route_value(entry, *nh_id);
                 match route_key(prefix) {
-                    RouteKey::V4(k) => put(&self.routes4, "routes4", &k, &v),
+                    RouteKey::V4(k) => {
+                        let leaf = route_leaf(v.r#type, v.nh_id);
+                        let addr = u32::from_be(k.addr);
+                        Ok(self.fib4()?.insert(addr, k.prefixlen as u8, leaf)?)
+                    }
                     RouteKey::V6(k) => put(&self.routes6, "routes6", &k, &v),
                 }
             }
             Change::DelRoute(prefix) => match route_key(prefix) {
-                RouteKey::V4(k) => del(&self.routes4, "routes4", &k),
+                RouteKey::V4(k) => {
+                    self.fib4()?.remove(u32::from_be(k.addr), k.prefixlen as u8);
+                    Ok(())
+                }
                 RouteKey::V6(k) => del(&self.routes6, "routes6", &k),
             },
             Change::PutNeigh { ifindex, addr, mac } => match neigh_key(*ifindex, *addr) {
@@ -225,9 +247,46 @@ impl Maps {
     /// The route the datapath's longest-prefix match finds for `addr`.
     pub fn route_for(&self, addr: std::net::IpAddr) -> Option<accel_route> {
         match host_key(addr) {
-            RouteKey::V4(k) => lookup(&self.routes4, &k),
+            RouteKey::V4(k) => {
+                let a = u32::from_be(k.addr);
+                let mut leaf = self.leaf(&self.fib4_tbl24, (a >> 8) as usize)?;
+                if leaf & D::ACCEL_LEAF_EXT.0 != 0 {
+                    let group = (leaf & D::ACCEL_LEAF_ID_MASK.0) as usize;
+                    leaf =
+                        self.leaf(&self.fib4_tbl8, group * GROUP_LEAVES + (a & 0xff) as usize)?;
+                }
+                (leaf & D::ACCEL_LEAF_ROUTE.0 != 0).then(|| accel_route {
+                    r#type: (leaf >> D::ACCEL_LEAF_TYPE_SHIFT.0) & D::ACCEL_LEAF_TYPE_MASK.0,
+                    nh_id: leaf & D::ACCEL_LEAF_ID_MASK.0,
+                })
+            }
             RouteKey::V6(k) => lookup(&self.routes6, &k),
         }
+    }
+
+    fn leaf(&self, map: &MapHandle, i: usize) -> Option<u32> {
+        let per = D::ACCEL_LEAVES_PER_ENTRY.0 as usize;
+        let e: accel_leaves = lookup(map, &((i / per) as u32))?;
+        Some(e.leaf[i % per])
+    }
+
+    fn with_fib4(mut self) -> Result<Self, DatapathError> {
+        let map = |m: &MapHandle, name, leaves| {
+            MmapLeaves::map(m, leaves).map_err(|source| DatapathError::Mmap { map: name, source })
+        };
+        let groups = D::ACCEL_TBL8_GROUPS.0 as usize;
+        let t24 = map(&self.fib4_tbl24, "fib4_tbl24", TBL24_LEAVES)?;
+        let t8 = map(&self.fib4_tbl8, "fib4_tbl8", groups * GROUP_LEAVES)?;
+        self.fib4 = Some(RefCell::new(Dir24::new(t24, t8, groups)));
+        Ok(self)
+    }
+
+    fn fib4(&self) -> Result<std::cell::RefMut<'_, Dir24<MmapLeaves>>, DatapathError> {
+        Ok(self
+            .fib4
+            .as_ref()
+            .expect("only the instance that loaded the datapath writes routes")
+            .borrow_mut())
     }
 
     pub fn nexthop(&self, id: u32) -> Option<accel_nexthop> {

@@ -2,8 +2,10 @@
 //! program is attached to interfaces.
 
 pub mod attach;
+pub mod dir24;
 pub mod keys;
 pub mod maps;
+pub mod mmap;
 pub mod pin;
 
 use std::path::PathBuf;
@@ -28,6 +30,14 @@ pub enum DatapathError {
     #[error("pinning maps under {dir}: {source}")]
     Pin {
         dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("IPv4 route table: {0}; the route stays with the kernel")]
+    Dir24(#[from] dir24::GroupsExhausted),
+    #[error("memory-mapping {map}: {source}")]
+    Mmap {
+        map: &'static str,
         #[source]
         source: std::io::Error,
     },
