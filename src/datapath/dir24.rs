@@ -336,7 +336,8 @@ mod tests {
         let bases = [a("10.0.0.0"), a("10.1.0.0"), a("172.16.0.0"), a("0.0.0.0")];
         // Short prefixes paint millions of leaves: a few, fixed, underneath.
         for (addr, len) in [(0, 0u8), (a("10.0.0.0"), 8)] {
-            t.insert(addr, len, route_leaf(0, 100 + len as u32)).unwrap();
+            t.insert(addr, len, route_leaf(0, 100 + len as u32))
+                .unwrap();
             rules.insert((addr, len), route_leaf(0, 100 + len as u32));
         }
         for step in 0..4000 {

@@ -66,7 +66,7 @@ fn failed(map: &'static str, op: &'static str) -> impl FnOnce(libbpf_rs::Error) 
 impl Maps {
     pub fn from_skel(skel: &AccelSkel<'_>) -> Result<Maps, DatapathError> {
         let m = &skel.maps;
-        Ok(Maps {
+        Maps {
             cfg: handle("accel_cfg", &m.accel_cfg)?,
             ifaces: handle("ifaces", &m.ifaces)?,
             tx_ports: handle("tx_ports", &m.tx_ports)?,
@@ -81,7 +81,7 @@ impl Maps {
             config: Cell::new(accel_config::default()),
             fib4: None,
         }
-        .with_fib4()?)
+        .with_fib4()
     }
 
     /// Opens the maps a running `accel run` pinned under `dir`.
@@ -255,7 +255,7 @@ impl Maps {
                     leaf =
                         self.leaf(&self.fib4_tbl8, group * GROUP_LEAVES + (a & 0xff) as usize)?;
                 }
-                (leaf & D::ACCEL_LEAF_ROUTE.0 != 0).then(|| accel_route {
+                (leaf & D::ACCEL_LEAF_ROUTE.0 != 0).then_some(accel_route {
                     r#type: (leaf >> D::ACCEL_LEAF_TYPE_SHIFT.0) & D::ACCEL_LEAF_TYPE_MASK.0,
                     nh_id: leaf & D::ACCEL_LEAF_ID_MASK.0,
                 })
