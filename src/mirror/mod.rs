@@ -6,15 +6,17 @@
 
 pub mod entries;
 pub mod nexthops;
+pub mod routeset;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::model::{
     Addr, Event, Family, Link, Neighbour, Prefix, Route, Rule, TABLE_LOCAL, TABLE_MAIN,
 };
-use entries::{is_custom_local_route, route_entry, FibReason, NhKey, RouteEntry};
+use entries::{is_custom_local_route, FibReason, NhKey, RouteEntry};
 use nexthops::NexthopIds;
+use routeset::RouteSet;
 
 pub use crate::bpf::types::{accel_cfg_flags as CfgFlags, accel_if_flags as IfFlags};
 
@@ -134,8 +136,8 @@ pub struct IfaceConf {
 /// ordered as the kernel tries them: lowest metric first.
 #[derive(Default, Debug)]
 struct PrefixRoutes {
-    local: BTreeMap<(u32, u8), Route>,
-    main: BTreeMap<(u32, u8), Route>,
+    local: RouteSet,
+    main: RouteSet,
 }
 
 /// Everything the mirror takes from a full dump.
@@ -362,7 +364,7 @@ impl Mirror {
         } else {
             &mut slot.main
         };
-        routes.insert((r.key.metric, r.key.tos), r);
+        routes.insert(r);
         true
     }
 
@@ -380,25 +382,10 @@ impl Mirror {
         } else {
             &mut slot.main
         };
-        let id = (r.key.metric, r.key.tos);
-        let Some(existing) = routes.get_mut(&id) else {
-            return false;
-        };
         // IPv6 announces the removal of one path of a multipath route as a
         // DelRoute carrying only that path.
-        let partial = p.family() == Family::V6
-            && existing.nexthops.len() > 1
-            && !r.nexthops.is_empty()
-            && r.nexthops.len() < existing.nexthops.len();
-        if partial {
-            existing.nexthops.retain(|nh| {
-                !r.nexthops
-                    .iter()
-                    .any(|d| d.ifindex == nh.ifindex && d.gateway == nh.gateway)
-            });
-        }
-        if !partial || existing.nexthops.is_empty() {
-            routes.remove(&id);
+        if !routes.remove(r, p.family() == Family::V6) {
+            return false;
         }
         if slot.local.is_empty() {
             self.local_prefixes.remove(&p);
@@ -414,10 +401,10 @@ impl Mirror {
     fn effective(&self, p: &Prefix) -> Option<RouteEntry> {
         let slot = self.prefixes.get(p)?;
         // The local table is consulted first, whatever the prefix lengths.
-        if let Some(e) = best(&slot.local) {
+        if let Some(e) = slot.local.best() {
             return Some(e);
         }
-        let main = best(&slot.main)?;
+        let main = slot.main.best()?;
         Some(self.covering_local(p).unwrap_or(main))
     }
 
@@ -428,7 +415,7 @@ impl Mirror {
             .iter()
             .filter(|l| l.len() < p.len() && l.contains(p))
             .max_by_key(|l| l.len())
-            .and_then(|l| best(&self.prefixes.get(l)?.local))
+            .and_then(|l| self.prefixes.get(l)?.local.best())
     }
 
     // ------------------------------------------------------------- diffing
@@ -601,15 +588,6 @@ impl Mirror {
             out.push(Change::Config(flags));
         }
     }
-}
-
-/// The route the kernel picks among those of one prefix in one table.
-fn best(routes: &BTreeMap<(u32, u8), Route>) -> Option<RouteEntry> {
-    // A TOS-specific route applies only to some packets.
-    if routes.keys().any(|(_, tos)| *tos != 0) {
-        return Some(RouteEntry::Fib(FibReason::Tos));
-    }
-    routes.values().next().map(route_entry)
 }
 
 #[cfg(test)]
