@@ -139,6 +139,10 @@ impl Daemon {
 }
 
 pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
+    // Installed first, so that a stop request during start-up is honoured
+    // once attached instead of killing the process half-way.
+    let mut sigint = signal(SignalKind::interrupt()).expect("signal handler");
+    let mut sigterm = signal(SignalKind::terminate()).expect("signal handler");
     runtime::require_root()?;
     let mut ifaces = HashMap::new();
     let mut conf = HashMap::new();
@@ -202,7 +206,8 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         if link.and_then(|l| l.kind.as_deref()) == Some("veth") {
             info!(
                 "{name} is a veth: packets redirected into it are delivered only when its peer \
-                 runs XDP or has GRO enabled (ethtool -K PEER gro on)"
+                 runs XDP or has GRO enabled (ethtool -K PEER gro on); locally sent UDP/TCP \
+                 needs tx checksum offload off on the sender (ethtool -K DEV tx off)"
             );
         }
     }
@@ -228,8 +233,6 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         opts.pin_dir.display()
     );
 
-    let mut sigint = signal(SignalKind::interrupt()).expect("signal handler");
-    let mut sigterm = signal(SignalKind::terminate()).expect("signal handler");
     let mut tick = tokio::time::interval(TICK);
     let mut resync_at: Option<tokio::time::Instant> = None;
     let result = loop {

@@ -69,6 +69,9 @@ enum Cmd {
 }
 
 fn main() {
+    // Die quietly on a closed pipe (`accel stats | head`), as CLI tools do.
+    // SAFETY: restoring the default disposition of one signal.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     if let Err(e) = real_main() {
         eprintln!("accel: {e:#}");
@@ -102,7 +105,7 @@ fn real_main() -> Result<()> {
         Cmd::Sync => sync(&cli.run_dir),
         Cmd::Stats { json } => {
             runtime::require_root()?;
-            let maps = Maps::open_pinned(&cli.pin_dir)?;
+            let maps = open_live(&cli.pin_dir)?;
             let mut all = Vec::new();
             let mut ifaces = maps.ifaces();
             ifaces.sort_by_key(|(_, i)| i.slot);
@@ -119,7 +122,7 @@ fn real_main() -> Result<()> {
         }
         Cmd::Lookup { addr } => {
             runtime::require_root()?;
-            let maps = Maps::open_pinned(&cli.pin_dir)?;
+            let maps = open_live(&cli.pin_dir)?;
             println!("{addr}");
             println!("  accel:");
             for line in lookup::explain(&maps, addr) {
@@ -132,6 +135,19 @@ fn real_main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The pinned maps of a live instance: pins a killed instance left behind
+/// hold stale counters and routes, which must not pass for current ones.
+fn open_live(pin_dir: &std::path::Path) -> Result<Maps> {
+    let maps = Maps::open_pinned(pin_dir)?;
+    if maps.config().lease_until_ns <= runtime::monotonic_coarse_ns() {
+        bail!(
+            "no live `accel run`: the maps pinned at {} are left over from a stopped instance",
+            pin_dir.display()
+        );
+    }
+    Ok(maps)
 }
 
 fn sync(run_dir: &std::path::Path) -> Result<()> {

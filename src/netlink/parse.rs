@@ -257,7 +257,8 @@ pub fn neighbour(msg: &NeighbourMessage) -> Option<model::Neighbour> {
         }
     }
     let ip = ip?;
-    if Family::of(&ip) != fam {
+    // Multicast entries (NOARP, e.g. ff02::16) appear with no RTM_NEWNEIGH, and are never next hops.
+    if Family::of(&ip) != fam || ip.is_multicast() {
         return None;
     }
     Some(model::Neighbour {

@@ -1,0 +1,343 @@
+#!/usr/bin/env bash
+# End-to-end test of accel in a four-namespace lab (see scripts/lab.sh).
+#
+#   sudo bash tests/e2e.sh        # ACCEL=path/to/accel to test another binary
+#
+# Prints `ok - NAME` / `not ok - NAME: DETAILS` per check, `# ...` comments,
+# and finally `N passed, M failed`; exits non-zero on any failure.
+set -u
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "tests/e2e.sh must run as root (it creates network namespaces and attaches XDP programs)" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+# shellcheck source=../scripts/lab.sh
+source "$HERE/../scripts/lab.sh"
+lab_private_mountns "$SELF" "$@"
+
+PASSED=0
+FAILED=0
+ok() {
+    echo "ok - $1${2:+ ($2)}"
+    PASSED=$((PASSED + 1))
+}
+not_ok() {
+    echo "not ok - $1: $2"
+    FAILED=$((FAILED + 1))
+}
+# check NAME DETAILS COMMAND...: ok if COMMAND succeeds.
+check() {
+    local name=$1 details=$2
+    shift 2
+    if "$@"; then ok "$name" "$details"; else not_ok "$name" "$details"; fi
+}
+note() { echo "# $*"; }
+
+finish() {
+    local rc=$?
+    if [[ -n ${ACCEL_PID:-} ]] && [[ $FAILED -gt 0 ]] && [[ -f ${LAB_DIR:-/nonexistent}/accel.log ]]; then
+        note "accel log (last 20 lines):"
+        tail -n 20 "$LAB_DIR/accel.log" | sed 's/^/#   /'
+    fi
+    lab_down
+    return $rc
+}
+
+lab_init || { echo "0 passed, 1 failed"; exit 1; }
+trap finish EXIT
+trap "exit 130" INT TERM
+if [[ ! -x $ACCEL ]]; then
+    not_ok "accel binary" "$ACCEL is not executable (cargo build --release, or set ACCEL)"
+    echo "$PASSED passed, $FAILED failed"
+    exit 1
+fi
+note "accel: $ACCEL; namespaces $LAB_PREFIX-*; temp dir $LAB_DIR"
+if ! lab_up; then
+    not_ok "lab setup" "building the namespaces failed"
+    echo "$PASSED passed, $FAILED failed"
+    exit 1
+fi
+
+N=1000      # datagrams per burst
+RATE=10000  # datagrams per second in bursts
+SMALL=100   # "far less than sent": kernel-forwarded allowance during a burst
+
+le() { python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) else 1)" "$1" "$2"; }
+jget() { python3 -c "import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print('none' if v is None else v)" "$1" "$2"; }
+xdp_ifaces() { ip -n "$NS_RTR" -o link show 2>/dev/null | grep -c ' xdp' ; }
+ping4() { lab_in "$NS_SRC" ping -q -c "${2:-3}" -i 0.2 -W 2 "$1" >/dev/null 2>&1; }
+ping6() { lab_in "$NS_SRC" ping -6 -q -c "${2:-3}" -i 0.2 -W 2 "$1" >/dev/null 2>&1; }
+
+# burst FAMILY ADDR TAG SINK: sends $N datagrams, sets B_RECV (datagrams the
+# sink got), B_KFWD (router's kernel forwarding counter delta for the family)
+# and B_XFWD (accel forwarded on r-src: fwd_mirror + fwd_fib delta).
+burst() {
+    local fam=$1 addr=$2 tag=$3 sink=$4 k0 k1 x0 x1
+    read -r -a k0 <<<"$(lab_fwd_counters)"
+    x0=$(lab_accel_stat --iface "$LAB_R_SRC" fwd_mirror fwd_fib 2>/dev/null) || x0=0
+    lab_send "$NS_SRC" "$addr" "$N" "$RATE" "$tag" >/dev/null
+    sleep 0.3
+    read -r -a k1 <<<"$(lab_fwd_counters)"
+    x1=$(lab_accel_stat --iface "$LAB_R_SRC" fwd_mirror fwd_fib 2>/dev/null) || x1=0
+    B_RECV=$(lab_received "$tag" "$sink")
+    if [[ $fam == 4 ]]; then B_KFWD=$((k1[0] - k0[0])); else B_KFWD=$((k1[1] - k0[1])); fi
+    B_XFWD=$((x1 - x0))
+}
+
+# ---------------------------------------------------------------- a. start
+lab_accel_start
+if lab_accel_wait 30 && [[ $(xdp_ifaces) -eq 3 ]]; then
+    ok "a. accel run starts in rtr on r-src, r-dst1, r-dst2" "pid $ACCEL_PID, XDP on 3 interfaces"
+else
+    not_ok "a. accel run starts in rtr on r-src, r-dst1, r-dst2" \
+        "not running within 30 s or XDP missing ($(xdp_ifaces) interfaces with xdp); log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+    lab_accel_diag | sed 's/^/#   /'
+fi
+
+# ---------------------------------------------------------------- b. forwarding in XDP
+# Warm up: resolve the neighbours of both gateways (first packets to a new
+# neighbour go to the kernel).
+check "b. ping src -> $LAB_SVC4" "" ping4 "$LAB_SVC4"
+check "b. ping -6 src -> $LAB_SVC6" "" ping6 "$LAB_SVC6"
+ping4 "$LAB_SVC4B" 2 || note "warm-up ping to $LAB_SVC4B failed"
+ping6 "$LAB_SVC6B" 2 || note "warm-up ping to $LAB_SVC6B failed"
+
+read -r -a B_K0 <<<"$(lab_fwd_counters)"
+B_S0=$(lab_accel stats 2>&1)
+for fam in 4 6; do
+    if [[ $fam == 4 ]]; then addr=$LAB_SVC4; else addr=$LAB_SVC6; fi
+    burst "$fam" "$addr" "b$fam" dst1
+    d="sent $N, dst1 got $B_RECV, kernel forwarded $B_KFWD, accel forwarded $B_XFWD"
+    check "b. IPv$fam: $N UDP datagrams src -> dst1 all arrive" "$d" test "$B_RECV" -eq "$N"
+    check "b. IPv$fam: router kernel forwarded far fewer than sent (< $SMALL)" "$d" test "$B_KFWD" -lt "$SMALL"
+    check "b. IPv$fam: accel fwd_mirror+fwd_fib grew by >= $N" "$d" test "$B_XFWD" -ge "$N"
+done
+read -r -a B_K1 <<<"$(lab_fwd_counters)"
+B_STATS=$(lab_accel stats 2>&1)
+
+# ---------------------------------------------------------------- c. route changes
+# Traffic at 1 datagram/ms; every datagram carries its send time, the sinks
+# log arrival times (one clock: CLOCK_REALTIME is not per namespace).
+SW_RATE=1000
+# start_stream TAG ADDR SINK: starts sending (sets SW_PID) and waits until
+# 200 datagrams reached SINK (python start-up is slow on a loaded machine).
+start_stream() {
+    local tag=$1 addr=$2 sink=$3 i
+    lab_send_bg "$LAB_DIR/$tag.send" "$NS_SRC" "$addr" 0 "$SW_RATE" "$tag" --duration 20
+    SW_PID=$LAB_SEND_PID
+    for ((i = 0; i < 100; i++)); do
+        [[ $(lab_received "$tag" "$sink") -ge 200 ]] && return 0
+        sleep 0.05
+    done
+    SW_RESULT="traffic to $addr never reached $sink"
+    return 1
+}
+stop_stream() {
+    kill "$SW_PID" 2>/dev/null
+    wait "$SW_PID" 2>/dev/null
+    sleep 0.2
+}
+
+# check_sw NAME FUNCTION ARGS...: like check, details from SW_RESULT.
+check_sw() {
+    local name=$1
+    shift
+    SW_RESULT=
+    if "$@"; then ok "$name" "$SW_RESULT"; else not_ok "$name" "${SW_RESULT:-no result}"; fi
+}
+
+# switch TAG ADDR OLD NEW ROUTE-ARGS...: measure a `ip route replace`.
+switch() {
+    local tag=$1 addr=$2 old=$3 new=$4 t0 t1 res lat after gapms
+    shift 4
+    start_stream "$tag" "$addr" "$old" || { stop_stream; return 1; }
+    t0=$EPOCHREALTIME
+    ip -n "$NS_RTR" "$@"
+    t1=$EPOCHREALTIME
+    sleep 0.8
+    stop_stream
+    res=$(python3 "$LAB_TOOL" switch --old "$LAB_DIR/$old.sink" --new "$LAB_DIR/$new.sink" \
+        --tag "$tag" --t0 "$t0" --t1 "$t1")
+    lat=$(jget "$res" latency_ms)
+    after=$(jget "$res" new_sent_100ms_after)
+    gapms=$(jget "$res" max_loss_gap_ms)
+    SW_RESULT="latency ${lat} ms, longest loss ${gapms} ms; $res"
+    [[ $lat != none ]] && le "$lat" 100 && le "$gapms" 100 && [[ $after -ge 300 ]]
+}
+
+check_sw "c. IPv4 route replace $LAB_SVC4_NET dst1 -> dst2: traffic moves within 100 ms" \
+    switch c4 "$LAB_SVC4" dst1 dst2 route replace "$LAB_SVC4_NET" via "$LAB_DST2_GW4"
+
+# gap TAG ADDR CUR NEW DEL-ARGS -- ADD-ARGS: delete a route (its traffic
+# arrives at CUR), add it back (towards NEW).
+gap() {
+    local tag=$1 addr=$2 cur=$3 new=$4 d0 d1 a0 a1 res leak resume after
+    shift 4
+    local del=() add=()
+    while [[ $1 != -- ]]; do del+=("$1"); shift; done
+    shift
+    add=("$@")
+    start_stream "$tag" "$addr" "$cur" || { stop_stream; return 1; }
+    d0=$EPOCHREALTIME
+    ip -n "$NS_RTR" "${del[@]}"
+    d1=$EPOCHREALTIME
+    sleep 0.7
+    a0=$EPOCHREALTIME
+    ip -n "$NS_RTR" "${add[@]}"
+    a1=$EPOCHREALTIME
+    sleep 0.8
+    stop_stream
+    res=$(python3 "$LAB_TOOL" gap --new "$LAB_DIR/$new.sink" --tag "$tag" \
+        --d0 "$d0" --d1 "$d1" --a0 "$a0" --a1 "$a1" "$LAB_DIR/dst1.sink" "$LAB_DIR/dst2.sink")
+    leak=$(jget "$res" leaked_while_deleted)
+    resume=$(jget "$res" resume_ms)
+    after=$(jget "$res" delivered_after_add)
+    SW_RESULT="resumed after ${resume} ms; $res"
+    [[ $leak -eq 0 ]] && [[ $resume != none ]] && le "$resume" 100 && [[ $after -ge 300 ]]
+}
+
+check_sw "c. IPv4 route delete then add back (via dst1): nothing delivered while deleted, traffic resumes within 100 ms" \
+    gap c4gap "$LAB_SVC4" dst2 dst1 route del "$LAB_SVC4_NET" -- route add "$LAB_SVC4_NET" via "$LAB_DST1_GW4"
+
+check_sw "c. IPv6 route replace $LAB_SVC6_NET dst1 -> dst2: traffic moves within 100 ms" \
+    switch c6 "$LAB_SVC6" dst1 dst2 -6 route replace "$LAB_SVC6_NET" via "$LAB_DST2_GW6"
+check_sw "c. IPv6 route replace $LAB_SVC6_NET dst2 -> dst1: traffic moves back within 100 ms" \
+    switch c6back "$LAB_SVC6" dst2 dst1 -6 route replace "$LAB_SVC6_NET" via "$LAB_DST1_GW6"
+
+# ---------------------------------------------------------------- d. TTL / hop limit 1
+ttl0=$(lab_accel_stat pass_ttl)
+out4=$(lab_in "$NS_SRC" ping -c 1 -W 2 -t 1 "$LAB_SVC4" 2>&1)
+check "d. ping -t 1 $LAB_SVC4 gets time exceeded from the router ($LAB_RTR4_SRC)" \
+    "$(grep -m1 '^From' <<<"$out4")" \
+    grep -q "^From $LAB_RTR4_SRC .*Time to live exceeded" <<<"$out4"
+out6=$(lab_in "$NS_SRC" ping -6 -c 1 -W 2 -t 1 "$LAB_SVC6" 2>&1)
+check "d. ping -6 -t 1 $LAB_SVC6 gets hop limit exceeded from the router ($LAB_RTR6_SRC)" \
+    "$(grep -m1 '^From' <<<"$out6")" \
+    grep -q "^From $LAB_RTR6_SRC .*Time exceeded: Hop limit" <<<"$out6"
+ttl1=$(lab_accel_stat pass_ttl)
+check "d. accel passed the TTL-1 probes to the kernel (pass_ttl +2)" "pass_ttl $ttl0 -> $ttl1" \
+    test $((ttl1 - ttl0)) -ge 2
+check "d. ping -t 2 / -6 -t 2 (TTL just enough) get replies" "" \
+    eval 'lab_in "$NS_SRC" ping -q -c 1 -W 2 -t 2 "$LAB_SVC4" >/dev/null && lab_in "$NS_SRC" ping -6 -q -c 1 -W 2 -t 2 "$LAB_SVC6" >/dev/null'
+
+# ---------------------------------------------------------------- e. blackhole
+# First route the prefixes to dst1 and see traffic arrive (so the check can
+# tell "dropped" from "never routable"), then turn them into blackholes.
+ip -n "$NS_DST1" addr add 192.0.2.1/32 dev lo
+ip -n "$NS_DST1" addr add 2001:db8:dead::1/128 dev lo nodad
+ip -n "$NS_RTR" route add 192.0.2.0/24 via "$LAB_DST1_GW4"
+ip -n "$NS_RTR" -6 route add 2001:db8:dead::/48 via "$LAB_DST1_GW6"
+for fam in 4 6; do
+    if [[ $fam == 4 ]]; then addr=192.0.2.1 net=192.0.2.0/24; else addr=2001:db8:dead::1 net=2001:db8:dead::/48; fi
+    lab_send "$NS_SRC" "$addr" 200 "$RATE" "e${fam}pre" >/dev/null
+    sleep 0.3
+    pre=$(lab_received "e${fam}pre" dst1)
+    ip -n "$NS_RTR" -"$fam" route del "$net"
+    ip -n "$NS_RTR" -"$fam" route add blackhole "$net"
+    bh0=$(lab_accel_stat drop_blackhole)
+    read -r -a k0 <<<"$(lab_fwd_counters)"
+    rx10=$(lab_rx_packets "$NS_DST1" d1-rtr)
+    rx20=$(lab_rx_packets "$NS_DST2" d2-rtr)
+    lab_send "$NS_SRC" "$addr" "$N" "$RATE" "e$fam" >/dev/null
+    sleep 0.3
+    bh1=$(lab_accel_stat drop_blackhole)
+    read -r -a k1 <<<"$(lab_fwd_counters)"
+    rx11=$(lab_rx_packets "$NS_DST1" d1-rtr)
+    rx21=$(lab_rx_packets "$NS_DST2" d2-rtr)
+    got=$(lab_received "e$fam" dst1 dst2)
+    kf=$((k1[fam == 4 ? 0 : 1] - k0[fam == 4 ? 0 : 1]))
+    d="before blackhole $pre/200 arrived; after: sinks got $got, drop_blackhole +$((bh1 - bh0)), dst1 rx +$((rx11 - rx10)), dst2 rx +$((rx21 - rx20)), kernel forwarded $kf"
+    check "e. IPv$fam blackhole $net: $N datagrams dropped in XDP, nothing arrives" "$d" \
+        eval "[[ $pre -eq 200 && $got -eq 0 && $((bh1 - bh0)) -ge $N && $((rx11 - rx10)) -lt $SMALL && $((rx21 - rx20)) -lt $SMALL && $kf -lt $SMALL ]]"
+done
+
+# ---------------------------------------------------------------- f. lookup, sync
+rmac=$(lab_mac "$NS_RTR" r-dst1)
+nmac=$(lab_mac "$NS_DST1" d1-rtr)
+lk4=$(lab_accel lookup "$LAB_SVC4" 2>&1)
+check "f. accel lookup $LAB_SVC4 names egress r-dst1 ($rmac) and neighbour $LAB_DST1_GW4 ($nmac)" \
+    "$(tr -s ' \n' ' ' <<<"$lk4")" \
+    eval 'grep -q "egress r-dst1: MAC $rmac" <<<"$lk4" && grep -q "neighbour $LAB_DST1_GW4: $nmac -> forwarded in XDP" <<<"$lk4"'
+lk6=$(lab_accel lookup "$LAB_SVC6" 2>&1)
+check "f. accel lookup $LAB_SVC6 names egress r-dst1 ($rmac) and neighbour $LAB_DST1_GW6 ($nmac)" \
+    "$(tr -s ' \n' ' ' <<<"$lk6")" \
+    eval 'grep -q "egress r-dst1: MAC $rmac" <<<"$lk6" && grep -q "neighbour $LAB_DST1_GW6: $nmac -> forwarded in XDP" <<<"$lk6"'
+sy=$(lab_accel sync 2>&1)
+check "f. accel sync reports 0 changes (events kept the mirror exact)" "$(tr -s '\n' ' ' <<<"$sy")" \
+    grep -q '^synced: 0 changes' <<<"$sy"
+
+# ---------------------------------------------------------------- g. errors
+out=$(lab_accel run -i "$LAB_R_SRC" -i "$LAB_R_DST1" -i "$LAB_R_DST2" 2>&1)
+rc=$?
+check "g. a second accel run (same run dir) fails clearly" "exit $rc: $(tail -n1 <<<"$out")" \
+    eval '[[ $rc -ne 0 ]] && grep -q "another .accel run. is active" <<<"$out"'
+out=$(ACCEL_RUN_DIR=$LAB_DIR/run2 lab_accel run -i "$LAB_R_SRC" -i "$LAB_R_DST1" -i "$LAB_R_DST2" 2>&1)
+rc=$?
+check "g. a second accel run (other run dir) fails clearly" "exit $rc: $(tail -n1 <<<"$out")" \
+    eval '[[ $rc -ne 0 ]] && grep -q "already has an XDP program" <<<"$out"'
+burst 4 "$LAB_SVC4" g4 dst1
+check "g. the first instance keeps running and forwarding" \
+    "alive, XDP on $(xdp_ifaces) interfaces, burst: dst1 got $B_RECV/$N, accel forwarded $B_XFWD, kernel $B_KFWD" \
+    eval '[[ -n $ACCEL_PID ]] && kill -0 $ACCEL_PID 2>/dev/null && [[ $(xdp_ifaces) -eq 3 && $B_RECV -eq $N && $B_XFWD -ge $N ]]'
+out=$(lab_accel run -i nosuchif 2>&1)
+rc=$?
+check "g. accel run -i nosuchif fails with unknown interface" "exit $rc: $(tail -n1 <<<"$out")" \
+    eval '[[ $rc -ne 0 ]] && grep -q "unknown interface" <<<"$out"'
+
+# after_stop NAME-PREFIX: XDP gone, ping works, the kernel forwards bursts.
+after_stop() {
+    local p=$1 i fam addr
+    for ((i = 0; i < 30; i++)); do
+        [[ $(xdp_ifaces) -eq 0 ]] && break
+        sleep 0.1
+    done
+    check "$p: no XDP program left on rtr's interfaces" "$(xdp_ifaces) with xdp" test "$(xdp_ifaces)" -eq 0
+    check "$p: ping and ping -6 still work" "" eval 'ping4 "$LAB_SVC4" 2 && ping6 "$LAB_SVC6" 2'
+    for fam in 4 6; do
+        if [[ $fam == 4 ]]; then addr=$LAB_SVC4; else addr=$LAB_SVC6; fi
+        burst "$fam" "$addr" "${p%%.*}$fam" dst1
+        check "$p: IPv$fam UDP flows and the kernel forwards it" \
+            "dst1 got $B_RECV/$N, kernel forwarded $B_KFWD" \
+            eval "[[ $B_RECV -eq $N && $B_KFWD -ge $N ]]"
+    done
+}
+
+# ---------------------------------------------------------------- h. SIGKILL
+pid=$ACCEL_PID
+lab_accel_stop KILL
+note "h: accel (pid $pid) killed with SIGKILL"
+after_stop "h. after SIGKILL"
+
+# ---------------------------------------------------------------- i. SIGTERM
+lab_accel_start
+if lab_accel_wait 30 && [[ $(xdp_ifaces) -eq 3 ]]; then
+    burst 4 "$LAB_SVC4" i4start dst1
+    check "i. accel restarts after the SIGKILL and forwards in XDP" \
+        "dst1 got $B_RECV/$N, accel forwarded $B_XFWD, kernel $B_KFWD" \
+        eval "[[ $B_RECV -eq $N && $B_XFWD -ge $N && $B_KFWD -lt $SMALL ]]"
+else
+    not_ok "i. accel restarts after the SIGKILL and forwards in XDP" \
+        "did not start within 30 s; its log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+    lab_accel_diag | sed 's/^/#   /'
+fi
+lab_accel_stop TERM
+rc=$?
+check "i. SIGTERM: accel exits with status 0" "exit $rc" test "$rc" -eq 0
+after_stop "i. after SIGTERM"
+
+# ---------------------------------------------------------------- summary
+note ""
+note "router kernel forwarding counters around check b's bursts ($N datagrams per family, XDP running):"
+note "  IpForwDatagrams     ${B_K0[0]} -> ${B_K1[0]} (+$((B_K1[0] - B_K0[0])))"
+note "  Ip6OutForwDatagrams ${B_K0[1]} -> ${B_K1[1]} (+$((B_K1[1] - B_K0[1])))"
+note "accel stats before check b's bursts:"
+sed 's/^/#   /' <<<"$B_S0"
+note "accel stats after check b's bursts:"
+sed 's/^/#   /' <<<"$B_STATS"
+echo "$PASSED passed, $FAILED failed"
+[[ $FAILED -eq 0 ]]
