@@ -83,8 +83,15 @@ impl Daemon {
         let started = Instant::now();
         self.renew_lease()?;
         let state = netlink::dump(&self.handle).await?;
+        let dumped = started.elapsed();
         let changes = self.mirror.resync(snapshot(state));
+        let diffed = started.elapsed();
         self.maps.apply(&changes)?;
+        debug!(
+            "resync phases: dump {dumped:.1?}, diff {:.1?}, map writes {:.1?}",
+            diffed - dumped,
+            started.elapsed() - diffed
+        );
         self.renew_lease()?;
         self.resyncs += 1;
         let summary = ChangeSummary::of(&changes);

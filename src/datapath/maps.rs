@@ -20,20 +20,6 @@ use crate::bpf::types::{
 use crate::bpf::{bytes_of, from_bytes, AccelSkel, Pod};
 use crate::mirror::Change;
 
-/// The pinned name of each map, in the order they are pinned.
-pub const MAP_NAMES: [&str; 10] = [
-    "accel_cfg",
-    "ifaces",
-    "tx_ports",
-    "stats",
-    "routes4",
-    "routes6",
-    "nexthops",
-    "neigh4",
-    "neigh6",
-    "local4",
-];
-
 pub struct Maps {
     pub cfg: MapHandle,
     pub ifaces: MapHandle,
@@ -111,21 +97,21 @@ impl Maps {
         })
     }
 
-    pub fn by_name(&self, name: &str) -> Option<&MapHandle> {
-        Some(match name {
-            "accel_cfg" => &self.cfg,
-            "ifaces" => &self.ifaces,
-            "tx_ports" => &self.tx_ports,
-            "stats" => &self.stats,
-            "fib4_tbl24" => &self.fib4_tbl24,
-            "fib4_tbl8" => &self.fib4_tbl8,
-            "routes6" => &self.routes6,
-            "nexthops" => &self.nexthops,
-            "neigh4" => &self.neigh4,
-            "neigh6" => &self.neigh6,
-            "local4" => &self.local4,
-            _ => return None,
-        })
+    /// Every map with the name it is pinned under.
+    pub fn named(&self) -> [(&'static str, &MapHandle); 11] {
+        [
+            ("accel_cfg", &self.cfg),
+            ("ifaces", &self.ifaces),
+            ("tx_ports", &self.tx_ports),
+            ("stats", &self.stats),
+            ("fib4_tbl24", &self.fib4_tbl24),
+            ("fib4_tbl8", &self.fib4_tbl8),
+            ("routes6", &self.routes6),
+            ("nexthops", &self.nexthops),
+            ("neigh4", &self.neigh4),
+            ("neigh6", &self.neigh6),
+            ("local4", &self.local4),
+        ]
     }
 
     /// Applies mirror changes in order.

@@ -5,7 +5,7 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
-use super::maps::{Maps, MAP_NAMES};
+use super::maps::Maps;
 use super::DatapathError;
 
 const BPF_FS_MAGIC: i64 = 0xcafe4a11;
@@ -61,8 +61,7 @@ pub fn ensure_bpffs(dir: &Path) -> Result<(), DatapathError> {
 /// Pins every map under `dir`, replacing pins a dead instance left.
 pub fn pin_all(maps: &Maps, dir: &Path) -> Result<(), DatapathError> {
     unpin_all(dir);
-    for name in MAP_NAMES {
-        let map = maps.by_name(name).expect("MAP_NAMES lists known maps");
+    for (name, map) in maps.named() {
         let path = dir.join(name);
         let c = CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL in path");
         // SAFETY: valid fd and C string.
@@ -77,9 +76,12 @@ pub fn pin_all(maps: &Maps, dir: &Path) -> Result<(), DatapathError> {
     Ok(())
 }
 
+/// Removes every pin in accel's pin directory (it holds nothing else).
 pub fn unpin_all(dir: &Path) {
-    for name in MAP_NAMES {
-        let _ = std::fs::remove_file(dir.join(name));
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 
