@@ -1,0 +1,581 @@
+//! accel-bench: micro-benchmarks of accel's datapath pieces.
+//!
+//! `accel-bench lookup` measures, through BPF_PROG_TEST_RUN, what one route
+//! lookup costs in XDP: accel's IPv4 DIR-24-8 (the datapath's own
+//! route4_lookup()), the kernel's bpf_fib_lookup, and a
+//! BPF_MAP_TYPE_LPM_TRIE, all over the same prefixes and the same random
+//! destinations drawn from inside them. bpf_fib_lookup searches the caller's
+//! network namespace: run it where the kernel FIB holds the same prefixes
+//! (scripts/bench/lookup.sh sets that up).
+
+use std::ffi::CString;
+use std::mem::MaybeUninit;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, ProgramInput};
+
+use accel::bpf::types::accel_dir24 as D;
+use accel::datapath::dir24::{route_leaf, Dir24, GROUP_LEAVES, TBL24_LEAVES};
+use accel::datapath::mmap::MmapLeaves;
+
+#[allow(
+    clippy::all,
+    dead_code,
+    non_camel_case_types,
+    non_snake_case,
+    unused_imports
+)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/bench.skel.rs"));
+}
+use skel::*;
+
+const DESTS: usize = types::bench_limits::BENCH_DESTS.0 as usize;
+/// Next hops (leaf ids, LPM values) are spread over this many values, as
+/// the kernel's routes are spread over as many gateways.
+const NEXT_HOPS: u32 = 4;
+
+#[derive(Parser)]
+#[command(about = "accel micro-benchmarks (run as root)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// ns per lookup: DIR-24-8 vs bpf_fib_lookup vs LPM trie (BPF_PROG_TEST_RUN).
+    Lookup(LookupArgs),
+    /// Prints a synthetic table (CIDR per line, IPv4 then IPv6) with the
+    /// prefix-length mix of the real full table in ../shared/data, for
+    /// clones where that file is absent.
+    GenTable {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+/// (prefix length, count) of bgp-full-table.txt.gz: 901,899 IPv4 prefixes.
+const MIX4: &[(u8, usize)] = &[
+    (8, 16),
+    (9, 13),
+    (10, 38),
+    (11, 103),
+    (12, 299),
+    (13, 581),
+    (14, 1203),
+    (15, 2100),
+    (16, 13490),
+    (17, 8235),
+    (18, 13798),
+    (19, 24870),
+    (20, 42611),
+    (21, 50750),
+    (22, 108623),
+    (23, 96510),
+    (24, 537698),
+    (25, 20),
+    (26, 3),
+    (27, 11),
+    (28, 18),
+    (29, 17),
+    (30, 3),
+    (31, 3),
+    (32, 886),
+];
+
+/// The same for its 160,147 IPv6 prefixes.
+const MIX6: &[(u8, usize)] = &[
+    (16, 1),
+    (19, 1),
+    (20, 16),
+    (21, 3),
+    (22, 7),
+    (23, 8),
+    (24, 30),
+    (25, 8),
+    (26, 15),
+    (27, 20),
+    (28, 193),
+    (29, 4371),
+    (30, 650),
+    (31, 284),
+    (32, 22548),
+    (33, 2926),
+    (34, 2603),
+    (35, 1043),
+    (36, 5996),
+    (37, 880),
+    (38, 1617),
+    (39, 1377),
+    (40, 13418),
+    (41, 903),
+    (42, 2301),
+    (43, 1001),
+    (44, 14365),
+    (45, 1553),
+    (46, 3039),
+    (47, 3153),
+    (48, 75488),
+    (49, 11),
+    (50, 3),
+    (52, 1),
+    (55, 1),
+    (56, 24),
+    (58, 20),
+    (60, 2),
+    (64, 184),
+    (112, 2),
+    (122, 1),
+    (124, 4),
+    (125, 9),
+    (126, 19),
+    (127, 42),
+    (128, 6),
+];
+
+/// Distinct random prefixes with the real table's length mix: IPv4 in
+/// public-looking unicast space (first octet 1-223 without 10, 127 and
+/// 198, which holds the bench lab's 198.18.255.0/24), IPv6 in 2000::/3.
+fn gen_table(seed: u64) {
+    use std::collections::HashSet;
+    use std::io::Write;
+    let mut rng = Rng(seed);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut seen4 = HashSet::new();
+    for &(len, count) in MIX4 {
+        let mut n = 0;
+        while n < count {
+            let a = mask4(rng.next() as u32, len);
+            let first = a >> 24;
+            if first == 0 || first == 10 || first == 127 || first == 198 || first >= 224 {
+                continue;
+            }
+            if seen4.insert((a, len)) {
+                writeln!(out, "{}/{len}", Ipv4Addr::from(a)).unwrap();
+                n += 1;
+            }
+        }
+    }
+    let mut seen6 = HashSet::new();
+    for &(len, count) in MIX6 {
+        let mut n = 0;
+        while n < count {
+            let r = ((rng.next() as u128) << 64) | rng.next() as u128;
+            let a = mask6((0x2u128 << 124) | (r >> 3), len);
+            if seen6.insert((a, len)) {
+                writeln!(out, "{}/{len}", Ipv6Addr::from(a)).unwrap();
+                n += 1;
+            }
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct LookupArgs {
+    /// Address family to measure: 4 (base, dir24, fib, lpm) or 6 (base, fib, lpm).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(4..=6))]
+    family: u8,
+    /// Prefixes, one CIDR per line; lines of the other family are skipped.
+    /// The kernel FIB of this namespace must hold the same ones.
+    #[arg(long)]
+    prefixes: PathBuf,
+    /// Interface in this namespace: bpf_fib_lookup's ifindex and the test
+    /// run's ingress_ifindex. Forwarding must be enabled on it.
+    #[arg(long)]
+    ifname: String,
+    /// Lookups per test run (BPF_PROG_TEST_RUN repeat).
+    #[arg(long, default_value_t = 1_000_000)]
+    repeat: u32,
+    /// Measured test runs per program, interleaved across programs; the
+    /// median is reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Seed of the random destinations.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+fn main() -> Result<()> {
+    env_logger::init();
+    match Cli::parse().cmd {
+        Cmd::Lookup(a) => lookup(a),
+        Cmd::GenTable { seed } => {
+            gen_table(seed);
+            Ok(())
+        }
+    }
+}
+
+/// splitmix64: deterministic, good enough to spread destinations.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+fn read_prefixes(path: &PathBuf, family: u8) -> Result<Vec<(IpAddr, u8)>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (a, l) = line
+            .split_once('/')
+            .with_context(|| format!("{}:{}: not a prefix: {line}", path.display(), n + 1))?;
+        let addr: IpAddr = a
+            .parse()
+            .with_context(|| format!("{}:{}: bad address", path.display(), n + 1))?;
+        let len: u8 = l
+            .parse()
+            .with_context(|| format!("{}:{}: bad length", path.display(), n + 1))?;
+        let is4 = addr.is_ipv4();
+        if (family == 4) != is4 {
+            continue;
+        }
+        if len > if is4 { 32 } else { 128 } {
+            bail!("{}:{}: prefix length {len} too long", path.display(), n + 1);
+        }
+        out.push((addr, len));
+    }
+    if out.is_empty() {
+        bail!("{}: no IPv{family} prefixes", path.display());
+    }
+    Ok(out)
+}
+
+fn mask4(a: u32, len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        a & (u32::MAX << (32 - len))
+    }
+}
+
+fn mask6(a: u128, len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        a & (u128::MAX << (128 - len))
+    }
+}
+
+/// A random address inside `addr/len`.
+fn inside4(rng: &mut Rng, addr: u32, len: u8) -> u32 {
+    mask4(addr, len) | (rng.next() as u32 & !mask4(u32::MAX, len))
+}
+
+fn inside6(rng: &mut Rng, addr: u128, len: u8) -> u128 {
+    let r = ((rng.next() as u128) << 64) | rng.next() as u128;
+    mask6(addr, len) | (r & !mask6(u128::MAX, len))
+}
+
+fn ifindex(name: &str) -> Result<u32> {
+    let c = CString::new(name)?;
+    // SAFETY: a valid NUL-terminated string.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if i == 0 {
+        bail!("no interface {name} in this network namespace");
+    }
+    Ok(i)
+}
+
+fn handle<M>(m: &M) -> Result<MapHandle>
+where
+    for<'a> MapHandle: TryFrom<&'a M, Error = libbpf_rs::Error>,
+{
+    Ok(MapHandle::try_from(m)?)
+}
+
+/// Writes every value of an array map in one batch syscall per chunk.
+fn fill_array(map: &MapHandle, values: &[u8], value_size: usize) -> Result<()> {
+    let count = values.len() / value_size;
+    const CHUNK: usize = 65536;
+    for start in (0..count).step_by(CHUNK) {
+        let n = CHUNK.min(count - start);
+        let keys: Vec<u8> = (start as u32..(start + n) as u32)
+            .flat_map(u32::to_ne_bytes)
+            .collect();
+        map.update_batch(
+            &keys,
+            &values[start * value_size..(start + n) * value_size],
+            n as u32,
+            MapFlags::ANY,
+            MapFlags::ANY,
+        )
+        .context("filling the destinations")?;
+    }
+    Ok(())
+}
+
+struct Measure {
+    name: &'static str,
+    /// Median over the runs.
+    ns: f64,
+    min: f64,
+    hit_rate: f64,
+    fib_rc: Vec<(usize, u64)>,
+}
+
+fn lookup(a: LookupArgs) -> Result<()> {
+    let prefixes = read_prefixes(&a.prefixes, a.family)?;
+    let ifx = ifindex(&a.ifname)?;
+
+    let object = Box::leak(Box::new(MaybeUninit::uninit()));
+    let open = BenchSkelBuilder::default()
+        .open(object)
+        .context("opening the bench object")?;
+    let mut skel = open
+        .load()
+        .context("loading the bench object (root, BPF support?)")?;
+
+    let t = Instant::now();
+    let mut rng = Rng(a.seed);
+    let mut dest_bytes = Vec::with_capacity(DESTS * 16);
+    // Keep the tables alive (and mapped) while the programs run.
+    let mut _dir24 = None;
+    if a.family == 4 {
+        let groups = D::ACCEL_TBL8_GROUPS.0 as usize;
+        let t24 = MmapLeaves::map(&handle(&skel.maps.fib4_tbl24)?, TBL24_LEAVES)
+            .context("mmap fib4_tbl24")?;
+        let t8 = MmapLeaves::map(&handle(&skel.maps.fib4_tbl8)?, groups * GROUP_LEAVES)
+            .context("mmap fib4_tbl8")?;
+        let mut dir = Dir24::new(t24, t8, groups);
+        let lpm = handle(&skel.maps.lpm4)?;
+        for (i, (addr, len)) in prefixes.iter().enumerate() {
+            let IpAddr::V4(v4) = addr else { unreachable!() };
+            let nh = 1 + i as u32 % NEXT_HOPS;
+            let host = mask4(u32::from(*v4), *len);
+            dir.insert(host, *len, route_leaf(0, nh))
+                .context("DIR-24-8 insert")?;
+            let key = types::bench_lpm4_key {
+                prefixlen: *len as u32,
+                addr: host.to_be(),
+            };
+            lpm.update(bytes_of(&key), &nh.to_ne_bytes(), MapFlags::ANY)
+                .with_context(|| format!("LPM trie insert {v4}/{len}"))?;
+        }
+        let mut missing = 0;
+        for _ in 0..DESTS {
+            let (addr, len) = prefixes[(rng.next() % prefixes.len() as u64) as usize];
+            let IpAddr::V4(v4) = addr else { unreachable!() };
+            let d = inside4(&mut rng, u32::from(v4), len);
+            if dir.lookup(d) == 0 {
+                missing += 1;
+            }
+            dest_bytes.extend_from_slice(&d.to_be().to_ne_bytes());
+        }
+        if missing > 0 {
+            bail!("{missing} destinations have no route in the DIR-24-8 table");
+        }
+        fill_array(&handle(&skel.maps.dests4)?, &dest_bytes, 4)?;
+        eprintln!(
+            "IPv4: {} prefixes, {} second-level groups, tables and {} destinations filled in {:.1?}",
+            prefixes.len(),
+            dir.groups_in_use(),
+            DESTS,
+            t.elapsed()
+        );
+        _dir24 = Some(dir);
+    } else {
+        let lpm = handle(&skel.maps.lpm6)?;
+        for (i, (addr, len)) in prefixes.iter().enumerate() {
+            let IpAddr::V6(v6) = addr else { unreachable!() };
+            let nh = 1 + i as u32 % NEXT_HOPS;
+            let key = types::bench_lpm6_key {
+                prefixlen: *len as u32,
+                addr: mask6(u128::from(*v6), *len).to_be_bytes(),
+            };
+            lpm.update(bytes_of(&key), &nh.to_ne_bytes(), MapFlags::ANY)
+                .with_context(|| format!("LPM trie insert {v6}/{len}"))?;
+        }
+        for _ in 0..DESTS {
+            let (addr, len) = prefixes[(rng.next() % prefixes.len() as u64) as usize];
+            let IpAddr::V6(v6) = addr else { unreachable!() };
+            dest_bytes.extend_from_slice(&inside6(&mut rng, u128::from(v6), len).to_be_bytes());
+        }
+        fill_array(&handle(&skel.maps.dests6)?, &dest_bytes, 16)?;
+        eprintln!(
+            "IPv6: {} prefixes, LPM trie and {} destinations filled in {:.1?}",
+            prefixes.len(),
+            DESTS,
+            t.elapsed()
+        );
+    }
+    // Show one destination so that a reader can check it by hand
+    // (`ip route get`).
+    let first = if a.family == 4 {
+        IpAddr::V4(Ipv4Addr::from(u32::from_be_bytes(
+            dest_bytes[..4].try_into().unwrap(),
+        )))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(u128::from_be_bytes(
+            dest_bytes[..16].try_into().unwrap(),
+        )))
+    };
+    eprintln!("first destination: {first}");
+
+    let bss = skel
+        .maps
+        .bss_data
+        .as_deref_mut()
+        .map(|b| b as *mut types::bss)
+        .context("the bench object has no mmapped .bss")?;
+    // SAFETY: the .bss mapping lives as long as the (leaked) skeleton; the
+    // programs only run inside test_run, never concurrently with us.
+    let bss = unsafe { &mut *bss };
+    bss.fib_ifindex = ifx;
+
+    let p = &skel.progs;
+    let progs: Vec<(&'static str, &libbpf_rs::ProgramMut<'_>)> = if a.family == 4 {
+        vec![
+            ("base", &p.bench_base4),
+            ("dir24", &p.bench_dir24),
+            ("fib", &p.bench_fib4),
+            ("lpm", &p.bench_lpm4),
+        ]
+    } else {
+        vec![
+            ("base", &p.bench_base6),
+            ("fib", &p.bench_fib6),
+            ("lpm", &p.bench_lpm6),
+        ]
+    };
+
+    let frame = [0u8; 64];
+    let run = |prog: &libbpf_rs::ProgramMut<'_>, repeat: u32| -> Result<Duration> {
+        let md: [u32; 6] = [0, frame.len() as u32, 0, ifx, 0, 0];
+        let mut ctx: Vec<u8> = md.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        let input = ProgramInput {
+            context_in: Some(&mut ctx),
+            data_in: Some(&frame),
+            repeat,
+            ..Default::default()
+        };
+        let out = prog.test_run(input).context("BPF_PROG_TEST_RUN")?;
+        if out.return_value != 1 {
+            bail!("program returned {} instead of XDP_DROP", out.return_value);
+        }
+        Ok(out.duration)
+    };
+
+    // Rounds of one run per program, so that load from elsewhere on the
+    // machine drifts over all programs alike rather than over one.
+    for (_, prog) in &progs {
+        // Warm up: page in the tables, settle the caches.
+        run(prog, a.repeat.min(200_000))?;
+    }
+    let rounds = a.runs.max(1);
+    let mut ns = vec![Vec::new(); progs.len()];
+    let mut hits = vec![0u64; progs.len()];
+    let mut rcs = vec![[0u64; 16]; progs.len()];
+    for _ in 0..rounds {
+        for (i, (_, prog)) in progs.iter().enumerate() {
+            bss.hits = 0;
+            bss.fib_rc = [0; 16];
+            ns[i].push(run(prog, a.repeat)?.as_nanos() as f64);
+            hits[i] += bss.hits;
+            for (t, n) in rcs[i].iter_mut().zip(bss.fib_rc) {
+                *t += n;
+            }
+        }
+    }
+    let total = a.repeat as f64 * rounds as f64;
+    let mut results = Vec::new();
+    for (i, (name, _)) in progs.iter().enumerate() {
+        let mut sorted = ns[i].clone();
+        sorted.sort_by(f64::total_cmp);
+        let m = Measure {
+            name,
+            ns: sorted[sorted.len() / 2],
+            min: sorted[0],
+            hit_rate: hits[i] as f64 / total,
+            fib_rc: rcs[i]
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(rc, n)| (rc, *n))
+                .collect(),
+        };
+        let found = if *name == "base" {
+            String::new()
+        } else {
+            format!("  found a route: {:5.1}%", 100.0 * m.hit_rate)
+        };
+        let codes = if *name == "fib" {
+            format!("  return codes: {:?}", m.fib_rc)
+        } else {
+            String::new()
+        };
+        println!(
+            "  {:<6} {:>7.0} ns/packet (min {:.0}; runs in order: {:?}){found}{codes}",
+            m.name, m.ns, m.min, ns[i]
+        );
+        results.push(m);
+    }
+    let get = |n: &str| results.iter().find(|m| m.name == n).map(|m| m.ns);
+    let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+    let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
+        (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
+        _ => "-".to_string(),
+    };
+    if a.family == 4 {
+        println!(
+            "  dir24/fib = {}  dir24/lpm = {}  (base not subtracted; net of base: dir24/fib = {})",
+            ratio(get("dir24"), get("fib")),
+            ratio(get("dir24"), get("lpm")),
+            ratio(
+                get("dir24").zip(get("base")).map(|(x, b)| x - b),
+                get("fib").zip(get("base")).map(|(x, b)| x - b)
+            ),
+        );
+    } else {
+        println!("  fib/lpm = {}", ratio(get("fib"), get("lpm")));
+    }
+    // One machine-readable line for scripts/bench/lookup.sh.
+    let min = |n: &str| results.iter().find(|m| m.name == n).map(|m| m.min);
+    println!(
+        "RESULT family={} prefixes={} base={} dir24={} fib={} lpm={} \
+         min_base={} min_dir24={} min_fib={} min_lpm={}",
+        a.family,
+        prefixes.len(),
+        fmt(get("base")),
+        fmt(get("dir24")),
+        fmt(get("fib")),
+        fmt(get("lpm")),
+        fmt(min("base")),
+        fmt(min("dir24")),
+        fmt(min("fib")),
+        fmt(min("lpm")),
+    );
+    for m in &results {
+        if m.name != "base" && m.hit_rate < 0.999 {
+            eprintln!(
+                "WARNING: {} found a route for only {:.1}% of destinations: \
+                 is the namespace's FIB loaded with the same prefixes, forwarding enabled?",
+                m.name,
+                100.0 * m.hit_rate
+            );
+        }
+    }
+    Ok(())
+}
+
+fn bytes_of<T: Copy>(v: &T) -> &[u8] {
+    // SAFETY: used only for the skeleton's padding-free repr(C) key types.
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
+}
