@@ -1,27 +1,34 @@
-//! Compiles the XDP datapath and generates its Rust skeleton into OUT_DIR.
+//! Compiles the BPF programs and generates their Rust skeletons into OUT_DIR:
+//! the XDP datapath (accel.skel.rs) and the benchmark traffic generator and
+//! sink (trafgen.skel.rs).
 use std::env;
 use std::ffi::OsStr;
 use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
-const SRC: &str = "src/bpf/accel.bpf.c";
+/// (source, skeleton file) pairs.
+const SKELETONS: &[(&str, &str)] = &[
+    ("src/bpf/accel.bpf.c", "accel.skel.rs"),
+    ("src/bpf/trafgen.bpf.c", "trafgen.skel.rs"),
+];
 
 fn main() {
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"))
-        .join("accel.skel.rs");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
     let vmlinux = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap()).join("vmlinux");
-    SkeletonBuilder::new()
-        .source(SRC)
-        .clang_args([
-            OsStr::new("-I"),
-            vmlinux.as_os_str(),
-            OsStr::new("-Wall"),
-            OsStr::new("-Werror"),
-            OsStr::new("-O2"),
-        ])
-        .build_and_generate(&out)
-        .expect("building the XDP datapath failed");
+    for (src, skel) in SKELETONS {
+        SkeletonBuilder::new()
+            .source(src)
+            .clang_args([
+                OsStr::new("-I"),
+                vmlinux.as_os_str(),
+                OsStr::new("-Wall"),
+                OsStr::new("-Werror"),
+                OsStr::new("-O2"),
+            ])
+            .build_and_generate(out_dir.join(skel))
+            .unwrap_or_else(|e| panic!("building {src} failed: {e}"));
+    }
     println!("cargo:rerun-if-changed=src/bpf");
     println!("cargo:rerun-if-changed=vmlinux/vmlinux.h");
 }
