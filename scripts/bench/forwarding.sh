@@ -18,7 +18,8 @@
 #
 # Table: ../shared/data/bgp-full-table.txt.gz when present, else a generated
 # table with the same prefix-length mix (scripts/bench/gen-table.py); the
-# output says which. Run as root. Override binaries with ACCEL=... TRAFGEN=...
+# output says which (FWB_TABLE_GZ=FILE overrides the path). Run as root.
+# Override binaries with ACCEL=... TRAFGEN=...
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -75,7 +76,7 @@ trap cleanup EXIT
 
 # ------------------------------------------------------------------ table
 TABLE=$WORK/table.txt
-SHARED=$ROOT/../shared/data/bgp-full-table.txt.gz
+SHARED=${FWB_TABLE_GZ:-$ROOT/../shared/data/bgp-full-table.txt.gz}
 if [ -r "$SHARED" ]; then
     zcat "$SHARED" | tr -d '\r' > "$TABLE"
     TABLE_DESC="real full table ($(realpath "$SHARED"))"
