@@ -1,21 +1,24 @@
-//! Compiles the XDP datapath and the lookup micro-benchmark, and generates
-//! their Rust skeletons into OUT_DIR.
+//! Compiles the BPF programs and generates their Rust skeletons into OUT_DIR:
+//! the XDP datapath (accel.skel.rs), the lookup micro-benchmark
+//! (bench.skel.rs) and the benchmark traffic generator and sink
+//! (trafgen.skel.rs).
 use std::env;
 use std::ffi::OsStr;
 use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
-/// (source, skeleton file name)
-const OBJECTS: [(&str, &str); 2] = [
+/// (source, skeleton file) pairs.
+const SKELETONS: &[(&str, &str)] = &[
     ("src/bpf/accel.bpf.c", "accel.skel.rs"),
     ("src/bpf/bench.bpf.c", "bench.skel.rs"),
+    ("src/bpf/trafgen.bpf.c", "trafgen.skel.rs"),
 ];
 
 fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
     let vmlinux = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap()).join("vmlinux");
-    for (src, skel) in OBJECTS {
+    for (src, skel) in SKELETONS {
         SkeletonBuilder::new()
             .source(src)
             .clang_args([

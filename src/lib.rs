@@ -12,3 +12,4 @@ pub mod netlink;
 pub mod runtime;
 pub mod stats;
 pub mod sysctl;
+pub mod trafgen;

@@ -1,0 +1,548 @@
+//! `accel-trafgen`: benchmark traffic without pktgen.
+//!
+//! `send` builds frames in an XDP program run through BPF_PROG_RUN with
+//! BPF_F_TEST_XDP_LIVE_FRAMES (real frames, sent out of --iface) from a
+//! dedicated thread, continuously, for --seconds. `sink` attaches an XDP
+//! program to --iface that counts and drops the test UDP traffic (and
+//! passes ARP, ND and everything else) and prints packets/s each second.
+//! Both work in the current network namespace: run them with
+//! `ip netns exec NS` or `nsenter --net=/run/netns/NS`.
+
+use std::mem::MaybeUninit;
+use std::net::IpAddr;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags};
+
+use accel::datapath::attach::{attach, XdpMode};
+use accel::trafgen::{self, types, FrameSpec, TrafgenSkel, TrafgenSkelBuilder};
+
+#[derive(Parser)]
+#[command(
+    name = "accel-trafgen",
+    version,
+    about = "Benchmark traffic from XDP live frames (BPF_PROG_RUN), and a counting XDP sink"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Pick {
+    /// Walk the destination array in order (per CPU).
+    Seq,
+    /// bpf_get_prandom_u32() % count for every frame.
+    Random,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Send UDP frames out of an interface for a while.
+    Send {
+        /// Interface to send from (the frames leave it as if transmitted).
+        #[arg(long)]
+        iface: String,
+        /// Source MAC [default: the interface's].
+        #[arg(long)]
+        src_mac: Option<String>,
+        /// Destination MAC: the next router's interface.
+        #[arg(long)]
+        dst_mac: String,
+        /// Source address; its family is the traffic's.
+        #[arg(long)]
+        src: IpAddr,
+        /// Destinations, one address per line.
+        #[arg(long, conflicts_with = "prefixes_file")]
+        dst_file: Option<PathBuf>,
+        /// Prefixes (one per line, CRLF and '#' comments tolerated): draw
+        /// --count destinations from inside them, each from a prefix chosen
+        /// uniformly, host bits random.
+        #[arg(long)]
+        prefixes_file: Option<PathBuf>,
+        #[arg(long, default_value_t = 1 << 20)]
+        count: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Only for checking: the family must match --src (4 or 6).
+        #[arg(long)]
+        family: Option<u8>,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Frame size on the wire, FCS included (IPv6+UDP needs at least 66).
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        #[arg(long, default_value_t = 9)]
+        dport: u16,
+        #[arg(long, default_value_t = 40000)]
+        sport: u16,
+        #[arg(long, value_enum, default_value_t = Pick::Seq)]
+        pick: Pick,
+        /// Frames per BPF_PROG_RUN call (each call has ~24 ms fixed cost).
+        #[arg(long, default_value_t = 1 << 20)]
+        repeat: u32,
+        #[arg(long, default_value_t = 64)]
+        batch_size: u32,
+        /// Sending threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Print the send rate every second.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Count and drop the test UDP traffic arriving on an interface.
+    Sink {
+        #[arg(long)]
+        iface: String,
+        /// Length of the measured window, after the warm-up.
+        #[arg(long, default_value_t = 5)]
+        seconds: u32,
+        /// Seconds ignored after the first test packet arrives.
+        #[arg(long, default_value_t = 2)]
+        warmup: u32,
+        /// Give up if no test packet arrives within this many seconds.
+        #[arg(long, default_value_t = 60)]
+        wait: u32,
+        #[arg(long, default_value_t = 9)]
+        dport: u16,
+        #[arg(long, value_enum, default_value_t = XdpMode::Native)]
+        xdp_mode: XdpMode,
+    },
+}
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("accel-trafgen: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Send {
+            iface,
+            src_mac,
+            dst_mac,
+            src,
+            dst_file,
+            prefixes_file,
+            count,
+            seed,
+            family,
+            seconds,
+            size,
+            dport,
+            sport,
+            pick,
+            repeat,
+            batch_size,
+            threads,
+            verbose,
+        } => {
+            let fam = if src.is_ipv4() { 4 } else { 6 };
+            if let Some(f) = family {
+                if f != fam {
+                    bail!("--family {f} but --src {src} is IPv{fam}");
+                }
+            }
+            let dests = destinations(dst_file, prefixes_file, count, seed, fam)?;
+            let ifindex = ifindex(&iface)?;
+            let src_mac = match src_mac {
+                Some(m) => parse_mac(&m)?,
+                None => iface_mac(&iface)?,
+            };
+            let spec = FrameSpec {
+                src_mac,
+                dst_mac: parse_mac(&dst_mac)?,
+                src,
+                sport,
+                dport,
+                wire_size: size,
+                ttl: 64,
+            };
+            send(
+                &spec,
+                &dests,
+                SendOpts {
+                    ifindex,
+                    seconds,
+                    pick,
+                    repeat,
+                    batch_size,
+                    threads,
+                    verbose,
+                },
+            )
+        }
+        Cmd::Sink {
+            iface,
+            seconds,
+            warmup,
+            wait,
+            dport,
+            xdp_mode,
+        } => sink(&iface, seconds, warmup, wait, dport, xdp_mode),
+    }
+}
+
+fn destinations(
+    dst_file: Option<PathBuf>,
+    prefixes_file: Option<PathBuf>,
+    count: u32,
+    seed: u64,
+    fam: u8,
+) -> Result<Vec<IpAddr>> {
+    let dests = match (dst_file, prefixes_file) {
+        (Some(p), None) => {
+            let text =
+                std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+            let mut v = Vec::new();
+            for (n, l) in text.lines().enumerate() {
+                let l = l.trim();
+                if l.is_empty() || l.starts_with('#') {
+                    continue;
+                }
+                let a: IpAddr = l
+                    .parse()
+                    .with_context(|| format!("{} line {}", p.display(), n + 1))?;
+                if a.is_ipv4() == (fam == 4) {
+                    v.push(a);
+                }
+            }
+            v
+        }
+        (None, Some(p)) => {
+            let text =
+                std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+            let prefixes = trafgen::parse_prefixes(&text, fam)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| p.display().to_string())?;
+            if prefixes.is_empty() {
+                bail!("{}: no IPv{fam} prefixes", p.display());
+            }
+            eprintln!(
+                "accel-trafgen: {} destinations drawn from {} IPv{fam} prefixes (seed {seed})",
+                count,
+                prefixes.len()
+            );
+            trafgen::draw(&prefixes, count as usize, seed)
+        }
+        _ => bail!("give exactly one of --dst-file and --prefixes-file"),
+    };
+    if dests.is_empty() {
+        bail!("no IPv{fam} destinations");
+    }
+    Ok(dests)
+}
+
+struct SendOpts {
+    ifindex: u32,
+    seconds: f64,
+    pick: Pick,
+    repeat: u32,
+    batch_size: u32,
+    threads: usize,
+    verbose: bool,
+}
+
+fn open_skel() -> Result<trafgen::OpenTrafgenSkel<'static>> {
+    let object = Box::leak(Box::new(MaybeUninit::uninit()));
+    TrafgenSkelBuilder::default()
+        .open(object)
+        .context("opening the trafgen BPF object")
+}
+
+fn sum_stats(skel: &TrafgenSkel<'_>) -> Result<types::trafgen_stats> {
+    let key = 0u32.to_ne_bytes();
+    let per_cpu = skel
+        .maps
+        .tg_stats
+        .lookup_percpu(&key, MapFlags::ANY)
+        .context("reading counters")?
+        .unwrap_or_default();
+    let mut t = types::trafgen_stats::default();
+    for v in per_cpu {
+        let f = |i: usize| u64::from_ne_bytes(v[i * 8..i * 8 + 8].try_into().unwrap());
+        t.sent += f(0);
+        t.sink_pkts += f(1);
+        t.sink_bytes += f(2);
+        t.sink_passed += f(3);
+    }
+    Ok(t)
+}
+
+fn send(spec: &FrameSpec, dests: &[IpAddr], o: SendOpts) -> Result<()> {
+    let t = trafgen::template(spec);
+    let mut open = open_skel()?;
+    open.maps
+        .dests
+        .set_max_entries(dests.len() as u32)
+        .context("sizing the destination map")?;
+    {
+        let bss = open.maps.bss_data.as_deref_mut().context("no .bss")?;
+        let c = &mut bss.cfg;
+        c.frame[..t.frame.len()].copy_from_slice(&t.frame);
+        c.frame_len = t.frame.len() as u32;
+        c.family = if spec.src.is_ipv4() { 4 } else { 6 };
+        c.n_dests = dests.len() as u32;
+        c.pick = match o.pick {
+            Pick::Seq => types::trafgen_pick::TRAFGEN_PICK_SEQ.0,
+            Pick::Random => types::trafgen_pick::TRAFGEN_PICK_RANDOM.0,
+        };
+        c.ip_csum_base = t.ip_csum_base;
+        c.udp_csum_base = t.udp_csum_base;
+    }
+    let skel = open.load().context("loading the trafgen BPF object")?;
+
+    // Fill the destination array in batches.
+    const CHUNK: usize = 65536;
+    for (ci, chunk) in dests.chunks(CHUNK).enumerate() {
+        let mut keys = Vec::with_capacity(chunk.len() * 4);
+        let mut vals = Vec::with_capacity(chunk.len() * 16);
+        for (i, a) in chunk.iter().enumerate() {
+            keys.extend_from_slice(&((ci * CHUNK + i) as u32).to_ne_bytes());
+            let mut v = [0u8; 16];
+            match a {
+                IpAddr::V4(a) => v[..4].copy_from_slice(&a.octets()),
+                IpAddr::V6(a) => v.copy_from_slice(&a.octets()),
+            }
+            vals.extend_from_slice(&v);
+        }
+        skel.maps
+            .dests
+            .update_batch(
+                &keys,
+                &vals,
+                chunk.len() as u32,
+                MapFlags::ANY,
+                MapFlags::ANY,
+            )
+            .context("filling the destination map")?;
+    }
+
+    let prog_fd = skel.progs.trafgen_tx.as_fd().as_raw_fd();
+    // data_in: the frame for the first destination (the program rewrites
+    // every frame anyway).
+    let data = trafgen::frame_for(&t, dests[0]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let deadline = Instant::now() + Duration::from_secs_f64(o.seconds);
+    eprintln!(
+        "accel-trafgen: sending {}-byte frames ({} on the wire) from ifindex {} for {:.1} s, {} destinations, {} thread(s)",
+        data.len(),
+        data.len() + trafgen::FCS_LEN,
+        o.ifindex,
+        o.seconds,
+        dests.len(),
+        o.threads
+    );
+    let started = Instant::now();
+    let workers: Vec<_> = (0..o.threads)
+        .map(|_| {
+            let stop = stop.clone();
+            let data = data.clone();
+            let (ifindex, repeat, batch) = (o.ifindex, o.repeat, o.batch_size);
+            std::thread::spawn(move || -> Result<u64> {
+                let ctx = libbpf_sys::xdp_md {
+                    data: 0,
+                    data_end: data.len() as u32,
+                    data_meta: 0,
+                    ingress_ifindex: ifindex,
+                    rx_queue_index: 0,
+                    egress_ifindex: 0,
+                };
+                let mut calls = 0u64;
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    let mut opts = libbpf_sys::bpf_test_run_opts {
+                        sz: std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _,
+                        data_in: data.as_ptr().cast(),
+                        data_size_in: data.len() as u32,
+                        ctx_in: (&ctx as *const libbpf_sys::xdp_md).cast(),
+                        ctx_size_in: std::mem::size_of::<libbpf_sys::xdp_md>() as u32,
+                        repeat: repeat as i32,
+                        flags: libbpf_sys::BPF_F_TEST_XDP_LIVE_FRAMES,
+                        batch_size: batch,
+                        ..Default::default()
+                    };
+                    // SAFETY: valid program fd (the skeleton outlives the
+                    // thread: it is joined below); buffers live across the
+                    // call.
+                    let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(prog_fd, &mut opts) };
+                    if rc != 0 {
+                        let e = std::io::Error::from_raw_os_error(-rc);
+                        bail!("BPF_PROG_RUN (live frames) failed: {e}");
+                    }
+                    calls += 1;
+                }
+                Ok(calls)
+            })
+        })
+        .collect();
+
+    let mut last = sum_stats(&skel)?.sent;
+    let mut last_t = Instant::now();
+    while Instant::now() < deadline && !workers.iter().all(|w| w.is_finished()) {
+        std::thread::sleep(Duration::from_millis(100));
+        if o.verbose && last_t.elapsed() >= Duration::from_secs(1) {
+            let s = sum_stats(&skel)?.sent;
+            let dt = last_t.elapsed().as_secs_f64();
+            eprintln!(
+                "accel-trafgen: {:6.1} s  {:.3} Mpps offered",
+                started.elapsed().as_secs_f64(),
+                (s - last) as f64 / dt / 1e6
+            );
+            last = s;
+            last_t = Instant::now();
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut calls = 0;
+    for w in workers {
+        calls += w.join().expect("sender thread panicked")?;
+    }
+    let total = sum_stats(&skel)?.sent;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "sent {total} frames in {secs:.2} s ({:.3} Mpps offered, {calls} BPF_PROG_RUN calls)",
+        total as f64 / secs / 1e6
+    );
+    Ok(())
+}
+
+fn sink(
+    iface: &str,
+    seconds: u32,
+    warmup: u32,
+    wait: u32,
+    dport: u16,
+    mode: XdpMode,
+) -> Result<()> {
+    let ifindex = ifindex(iface)?;
+    let mut open = open_skel()?;
+    open.maps
+        .bss_data
+        .as_deref_mut()
+        .context("no .bss")?
+        .sink_cfg
+        .udp_dport = dport;
+    // The destination array is the generator's: keep it tiny here.
+    open.maps.dests.set_max_entries(1)?;
+    let skel = open.load().context("loading the trafgen BPF object")?;
+    let _link = attach(skel.progs.trafgen_sink.as_fd(), ifindex, iface, mode)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!("accel-trafgen sink: on {iface} (ifindex {ifindex}), counting UDP to port {dport}");
+
+    let t0 = Instant::now();
+    while sum_stats(&skel)?.sink_pkts == 0 {
+        if t0.elapsed() > Duration::from_secs(wait as u64) {
+            bail!("no test traffic arrived on {iface} within {wait} s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "accel-trafgen sink: traffic after {:.1} s; warm-up {warmup} s, then {seconds} s measured",
+        t0.elapsed().as_secs_f64()
+    );
+    std::thread::sleep(Duration::from_secs(warmup as u64));
+
+    let mut rates = Vec::new();
+    let mut prev = sum_stats(&skel)?;
+    let mut prev_t = Instant::now();
+    let first = (prev.sink_pkts, prev_t);
+    for i in 0..seconds {
+        // Sleep to the next whole second of the window, not a fixed 1 s,
+        // so reading the counters does not stretch it.
+        let target = first.1 + Duration::from_secs(i as u64 + 1);
+        std::thread::sleep(target.saturating_duration_since(Instant::now()));
+        let now = sum_stats(&skel)?;
+        let t = Instant::now();
+        let pps = (now.sink_pkts - prev.sink_pkts) as f64 / (t - prev_t).as_secs_f64();
+        println!(
+            "{:3} s  {:.3} Mpps  ({} passed to the kernel)",
+            i + 1,
+            pps / 1e6,
+            now.sink_passed - prev.sink_passed
+        );
+        rates.push(pps);
+        prev = now;
+        prev_t = t;
+    }
+    let mean = (prev.sink_pkts - first.0) as f64 / (prev_t - first.1).as_secs_f64();
+    rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let median = if rates.is_empty() {
+        0.0
+    } else if rates.len() % 2 == 1 {
+        rates[rates.len() / 2]
+    } else {
+        (rates[rates.len() / 2 - 1] + rates[rates.len() / 2]) / 2.0
+    };
+    println!(
+        "RESULT median_mpps={:.4} mean_mpps={:.4} min_mpps={:.4} max_mpps={:.4} seconds={seconds}",
+        median / 1e6,
+        mean / 1e6,
+        rates.first().copied().unwrap_or(0.0) / 1e6,
+        rates.last().copied().unwrap_or(0.0) / 1e6
+    );
+    Ok(())
+}
+
+fn parse_mac(s: &str) -> Result<[u8; 6]> {
+    let parts: Vec<_> = s.split(':').collect();
+    if parts.len() != 6 {
+        bail!("bad MAC address {s}");
+    }
+    let mut m = [0u8; 6];
+    for (i, p) in parts.iter().enumerate() {
+        m[i] = u8::from_str_radix(p, 16).with_context(|| format!("bad MAC address {s}"))?;
+    }
+    Ok(m)
+}
+
+/// Through the current network namespace (not /sys, which belongs to
+/// whoever mounted it).
+fn ifindex(name: &str) -> Result<u32> {
+    let c = std::ffi::CString::new(name)?;
+    // SAFETY: valid C string.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if i == 0 {
+        bail!("no interface {name} in this network namespace");
+    }
+    Ok(i)
+}
+
+fn iface_mac(name: &str) -> Result<[u8; 6]> {
+    // SAFETY: a plain socket for the ioctl; closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
+    if fd < 0 {
+        bail!("socket: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: zeroed ifreq is valid; the name fits (checked).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.len() >= req.ifr_name.len() {
+        bail!("interface name too long: {name}");
+    }
+    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFHWADDR fills ifr_hwaddr in req.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut req) };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    if rc != 0 {
+        bail!("reading the MAC address of {name}: {err}");
+    }
+    // SAFETY: the union member SIOCGIFHWADDR wrote.
+    let sa = unsafe { req.ifr_ifru.ifru_hwaddr };
+    let mut m = [0u8; 6];
+    for (d, s) in m.iter_mut().zip(sa.sa_data.iter()) {
+        *d = *s as u8;
+    }
+    Ok(m)
+}
