@@ -11,6 +11,8 @@
 
 pub mod dump;
 pub mod events;
+pub mod nexthop;
+pub mod nexthop_sock;
 pub mod parse;
 
 pub use dump::{dump, dump_rules, KernelState};
