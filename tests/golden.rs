@@ -271,6 +271,38 @@ fn mirror_longest_prefix_wins_v4_v6() {
     lab.drop(&b6, S::ACCEL_STAT_DROP_BLACKHOLE);
 }
 
+/// The IPv6 trie: a default route, a /48 and a /128 nested across trie
+/// levels; removals fall back to the covering route, as `accel lookup`
+/// (route_for) sees it too.
+#[test]
+fn mirror_ipv6_trie_nesting_and_removal() {
+    let lab = Lab::new();
+    mirror_default(&lab);
+    let host = "2001:db8:100::7/128";
+    lab.apply(&[
+        lab.route_kind("2001:db8:100::/48", RouteEntry::Blackhole),
+        lab.route_kind(host, RouteEntry::Unreachable),
+    ]);
+    let rt = |a: &str| lab.dp.maps.route_for(ip(a)).map(|r| (r.r#type, r.nh_id));
+    assert_eq!(rt("2001:db8:100::7"), Some((2, 0)));
+    assert_eq!(rt("2001:db8:100::8"), Some((1, 0)));
+    assert_eq!(rt("2001:db8:101::8"), Some((0, 2)));
+    let r = f6(&lab, &udp6(remote6()));
+    lab.pass(&r, S::ACCEL_STAT_PASS_NO_ROUTE);
+    let b = f6(&lab, &udp6(a6("2001:db8:100:ffff::1")));
+    lab.drop(&b, S::ACCEL_STAT_DROP_BLACKHOLE);
+
+    lab.apply(&[Change::DelRoute(pfx("2001:db8:100::/48"))]);
+    assert_eq!(rt("2001:db8:100::8"), Some((0, 2)));
+    assert_eq!(rt("2001:db8:100::7"), Some((2, 0)));
+    lab.forward(&b, MIRROR_MAC, &lab.out, S::ACCEL_STAT_FWD_MIRROR);
+    lab.pass(&r, S::ACCEL_STAT_PASS_NO_ROUTE);
+
+    lab.apply(&[Change::DelRoute(pfx(host)), Change::DelRoute(pfx("::/0"))]);
+    assert_eq!(rt("2001:db8:100::7"), None);
+    assert_eq!(rt("2001:db8:100::8"), None);
+}
+
 #[test]
 fn mirror_foreign_family_gateway_goes_to_fib() {
     // An IPv4 route via an IPv6 gateway (and the reverse) is left to

@@ -1,8 +1,8 @@
 //! accel-bench: micro-benchmarks of accel's datapath pieces.
 //!
 //! `accel-bench lookup` measures, through BPF_PROG_TEST_RUN, what one route
-//! lookup costs in XDP: accel's IPv4 DIR-24-8 (the datapath's own
-//! route4_lookup()), the kernel's bpf_fib_lookup, and a
+//! lookup costs in XDP: accel's IPv4 DIR-24-8 and IPv6 trie (the datapath's
+//! own route4_lookup() and route6_lookup()), the kernel's bpf_fib_lookup, and a
 //! BPF_MAP_TYPE_LPM_TRIE, all over the same prefixes and the same random
 //! destinations drawn from inside them. bpf_fib_lookup searches the caller's
 //! network namespace: run it where the kernel FIB holds the same prefixes
@@ -22,6 +22,7 @@ use libbpf_rs::{MapCore, MapFlags, MapHandle, ProgramInput};
 use accel::bpf::types::accel_dir24 as D;
 use accel::datapath::dir24::{route_leaf, Dir24, GROUP_LEAVES, TBL24_LEAVES};
 use accel::datapath::mmap::MmapLeaves;
+use accel::datapath::trie6::{self, Trie6};
 
 #[allow(
     clippy::all,
@@ -49,7 +50,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// ns per lookup: DIR-24-8 vs bpf_fib_lookup vs LPM trie (BPF_PROG_TEST_RUN).
+    /// ns per lookup: DIR-24-8 / IPv6 trie vs bpf_fib_lookup vs LPM trie
+    /// (BPF_PROG_TEST_RUN).
     Lookup(LookupArgs),
     /// Prints a synthetic table (CIDR per line, IPv4 then IPv6) with the
     /// prefix-length mix of the real full table in ../shared/data, for
@@ -178,7 +180,8 @@ fn gen_table(seed: u64) {
 
 #[derive(clap::Args)]
 struct LookupArgs {
-    /// Address family to measure: 4 (base, dir24, fib, lpm) or 6 (base, fib, lpm).
+    /// Address family to measure: 4 (base, dir24, fib, lpm) or 6 (base,
+    /// trie6, fib, lpm).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(4..=6))]
     family: u8,
     /// Prefixes, one CIDR per line; lines of the other family are skipped.
@@ -348,6 +351,7 @@ fn lookup(a: LookupArgs) -> Result<()> {
     let mut dest_bytes = Vec::with_capacity(DESTS * 16);
     // Keep the tables alive (and mapped) while the programs run.
     let mut _dir24 = None;
+    let mut _trie6 = None;
     if a.family == 4 {
         let groups = D::ACCEL_TBL8_GROUPS.0 as usize;
         let t24 = MmapLeaves::map(&handle(&skel.maps.fib4_tbl24)?, TBL24_LEAVES)
@@ -392,10 +396,18 @@ fn lookup(a: LookupArgs) -> Result<()> {
         );
         _dir24 = Some(dir);
     } else {
+        let nodes = trie6::NODES;
+        let root = MmapLeaves::map(&handle(&skel.maps.fib6_root)?, trie6::ROOT_LEAVES)
+            .context("mmap fib6_root")?;
+        let leaves = MmapLeaves::map(&handle(&skel.maps.fib6_nodes)?, nodes * trie6::NODE_LEAVES)
+            .context("mmap fib6_nodes")?;
+        let mut trie = Trie6::new(root, leaves, nodes);
         let lpm = handle(&skel.maps.lpm6)?;
         for (i, (addr, len)) in prefixes.iter().enumerate() {
             let IpAddr::V6(v6) = addr else { unreachable!() };
             let nh = 1 + i as u32 % NEXT_HOPS;
+            trie.insert(u128::from(*v6), *len, route_leaf(0, nh))
+                .context("IPv6 trie insert")?;
             let key = types::bench_lpm6_key {
                 prefixlen: *len as u32,
                 addr: mask6(u128::from(*v6), *len).to_be_bytes(),
@@ -403,18 +415,28 @@ fn lookup(a: LookupArgs) -> Result<()> {
             lpm.update(bytes_of(&key), &nh.to_ne_bytes(), MapFlags::ANY)
                 .with_context(|| format!("LPM trie insert {v6}/{len}"))?;
         }
+        let mut missing = 0;
         for _ in 0..DESTS {
             let (addr, len) = prefixes[(rng.next() % prefixes.len() as u64) as usize];
             let IpAddr::V6(v6) = addr else { unreachable!() };
-            dest_bytes.extend_from_slice(&inside6(&mut rng, u128::from(v6), len).to_be_bytes());
+            let d = inside6(&mut rng, u128::from(v6), len);
+            if trie.lookup(d) == 0 {
+                missing += 1;
+            }
+            dest_bytes.extend_from_slice(&d.to_be_bytes());
+        }
+        if missing > 0 {
+            bail!("{missing} destinations have no route in the IPv6 trie");
         }
         fill_array(&handle(&skel.maps.dests6)?, &dest_bytes, 16)?;
         eprintln!(
-            "IPv6: {} prefixes, LPM trie and {} destinations filled in {:.1?}",
+            "IPv6: {} prefixes, {} trie nodes, tables and {} destinations filled in {:.1?}",
             prefixes.len(),
+            trie.nodes_in_use(),
             DESTS,
             t.elapsed()
         );
+        _trie6 = Some(trie);
     }
     // Show one destination so that a reader can check it by hand
     // (`ip route get`).
@@ -451,6 +473,7 @@ fn lookup(a: LookupArgs) -> Result<()> {
     } else {
         vec![
             ("base", &p.bench_base6),
+            ("trie6", &p.bench_trie6),
             ("fib", &p.bench_fib6),
             ("lpm", &p.bench_lpm6),
         ]
@@ -544,21 +567,28 @@ fn lookup(a: LookupArgs) -> Result<()> {
             ),
         );
     } else {
-        println!("  fib/lpm = {}", ratio(get("fib"), get("lpm")));
+        println!(
+            "  trie6/fib = {}  trie6/lpm = {}  fib/lpm = {}  (base not subtracted)",
+            ratio(get("trie6"), get("fib")),
+            ratio(get("trie6"), get("lpm")),
+            ratio(get("fib"), get("lpm"))
+        );
     }
     // One machine-readable line for scripts/bench/lookup.sh.
     let min = |n: &str| results.iter().find(|m| m.name == n).map(|m| m.min);
     println!(
-        "RESULT family={} prefixes={} base={} dir24={} fib={} lpm={} \
-         min_base={} min_dir24={} min_fib={} min_lpm={}",
+        "RESULT family={} prefixes={} base={} dir24={} trie6={} fib={} lpm={} \
+         min_base={} min_dir24={} min_trie6={} min_fib={} min_lpm={}",
         a.family,
         prefixes.len(),
         fmt(get("base")),
         fmt(get("dir24")),
+        fmt(get("trie6")),
         fmt(get("fib")),
         fmt(get("lpm")),
         fmt(min("base")),
         fmt(min("dir24")),
+        fmt(min("trie6")),
         fmt(min("fib")),
         fmt(min("lpm")),
     );

@@ -39,6 +39,7 @@ struct accel_abi {
 	enum accel_if_flags if_flags;
 	enum accel_cfg_flags cfg_flags;
 	enum accel_dir24 dir24;
+	enum accel_trie6 trie6;
 	struct accel_leaves leaves;
 };
 struct accel_abi accel_abi_types;
@@ -344,13 +345,10 @@ static __always_inline int handle_ipv6(struct pkt *k)
 	}
 
 	if (!(k->cfg & (ACCEL_CFG_FIB_ONLY | ACCEL_CFG_POLICY6))) {
-		struct accel_route6_key key = { .prefixlen = 128 };
-		struct accel_route *rt;
+		struct accel_route rt;
 
-		__builtin_memcpy(key.addr, &ip6->daddr, 16);
-		rt = bpf_map_lookup_elem(&routes6, &key);
-		if (rt) {
-			rc = ipv6_mirror(k, ip6, rt);
+		if (route6_lookup((const __u8 *)&ip6->daddr, &rt)) {
+			rc = ipv6_mirror(k, ip6, &rt);
 			if (rc != ACCEL_TRY_FIB)
 				return rc;
 		}

@@ -12,7 +12,6 @@
 enum accel_limits {
 	ACCEL_MAX_IFACES = 64,
 	ACCEL_MAX_NEXTHOPS = 65536,
-	ACCEL_MAX_ROUTES6 = 1 << 19,
 	ACCEL_MAX_NEIGH = 65536,
 	ACCEL_MAX_LOCAL_ADDRS = 4096,
 };
@@ -48,6 +47,21 @@ enum accel_dir24 {
 	ACCEL_LEAF_TYPE_SHIFT = 24,
 	ACCEL_LEAF_TYPE_MASK = 0xf,
 	ACCEL_LEAF_ID_MASK = (1 << 24) - 1,
+};
+
+/*
+ * IPv6 routes: a multibit trie with leaf pushing (see lpm6.h). A root of
+ * 2^16 leaves indexed by the first 16 bits of the address, then nodes of
+ * 256 leaves, one per further byte: at most ACCEL_TRIE6_LEVELS reads, four
+ * for a /48 destination. Leaves are encoded as in the DIR-24-8 (a node is
+ * EXT | node id) and packed the same way.
+ */
+enum accel_trie6 {
+	ACCEL_ROOT6_LEAVES = 1 << 16,
+	ACCEL_NODE6_LEAVES = 256,
+	/* The full table (160k prefixes) needs about 38,000. */
+	ACCEL_NODES6 = 1 << 16,
+	ACCEL_TRIE6_LEVELS = 15, /* 16 + 14 * 8 = 128 bits */
 };
 
 struct accel_leaves {

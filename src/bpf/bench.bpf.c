@@ -2,8 +2,8 @@
 /*
  * Lookup micro-benchmark, run only through BPF_PROG_TEST_RUN by
  * `accel-bench lookup`: what one route lookup costs in XDP, for accel's
- * IPv4 DIR-24-8 (the very route4_lookup() of the datapath), the kernel's
- * bpf_fib_lookup and a BPF_MAP_TYPE_LPM_TRIE.
+ * IPv4 DIR-24-8 and IPv6 trie (the very route4_lookup() and route6_lookup()
+ * of the datapath), the kernel's bpf_fib_lookup and a BPF_MAP_TYPE_LPM_TRIE.
  *
  * The packet does not matter: each run takes the next destination from an
  * array of random addresses (so `repeat` sees a new one every time) and
@@ -16,6 +16,7 @@
 
 #include "accel.h"
 #include "dir24.h"
+#include "lpm6.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -206,6 +207,20 @@ int bench_lpm6(struct xdp_md *ctx)
 		hits++;
 		sink += *v;
 	}
+	return XDP_DROP;
+}
+
+SEC("xdp")
+int bench_trie6(struct xdp_md *ctx)
+{
+	struct accel_route rt = {};
+	struct bench_addr6 *d = dest6();
+
+	if (!d)
+		return XDP_ABORTED;
+	if (route6_lookup(d->addr, &rt))
+		hits++;
+	sink += rt.nh_id;
 	return XDP_DROP;
 }
 

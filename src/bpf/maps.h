@@ -35,14 +35,7 @@ struct {
 } stats SEC(".maps");
 
 #include "dir24.h"
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, ACCEL_MAX_ROUTES6);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct accel_route6_key);
-	__type(value, struct accel_route);
-} routes6 SEC(".maps");
+#include "lpm6.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

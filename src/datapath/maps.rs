@@ -12,6 +12,7 @@ use super::keys::{
     RouteKey,
 };
 use super::mmap::MmapLeaves;
+use super::trie6::{self, Trie6};
 use super::DatapathError;
 use crate::bpf::types::{
     accel_config, accel_dir24 as D, accel_iface, accel_leaves, accel_nexthop, accel_route,
@@ -27,7 +28,8 @@ pub struct Maps {
     pub stats: MapHandle,
     pub fib4_tbl24: MapHandle,
     pub fib4_tbl8: MapHandle,
-    pub routes6: MapHandle,
+    pub fib6_root: MapHandle,
+    pub fib6_nodes: MapHandle,
     pub nexthops: MapHandle,
     pub neigh4: MapHandle,
     pub neigh6: MapHandle,
@@ -36,6 +38,8 @@ pub struct Maps {
     /// The writable IPv4 table; only the instance that created the maps
     /// has it (readers look leaves up through the map handles).
     fib4: Option<RefCell<Dir24<MmapLeaves>>>,
+    /// The writable IPv6 trie, likewise.
+    fib6: Option<RefCell<Trie6<MmapLeaves>>>,
 }
 
 fn handle<M>(name: &'static str, m: &M) -> Result<MapHandle, DatapathError>
@@ -59,15 +63,18 @@ impl Maps {
             stats: handle("stats", &m.stats)?,
             fib4_tbl24: handle("fib4_tbl24", &m.fib4_tbl24)?,
             fib4_tbl8: handle("fib4_tbl8", &m.fib4_tbl8)?,
-            routes6: handle("routes6", &m.routes6)?,
+            fib6_root: handle("fib6_root", &m.fib6_root)?,
+            fib6_nodes: handle("fib6_nodes", &m.fib6_nodes)?,
             nexthops: handle("nexthops", &m.nexthops)?,
             neigh4: handle("neigh4", &m.neigh4)?,
             neigh6: handle("neigh6", &m.neigh6)?,
             local4: handle("local4", &m.local4)?,
             config: Cell::new(accel_config::default()),
             fib4: None,
+            fib6: None,
         }
-        .with_fib4()
+        .with_fib4()?
+        .with_fib6()
     }
 
     /// Opens the maps a running `accel run` pinned under `dir`.
@@ -87,18 +94,20 @@ impl Maps {
             stats: open("stats")?,
             fib4_tbl24: open("fib4_tbl24")?,
             fib4_tbl8: open("fib4_tbl8")?,
-            routes6: open("routes6")?,
+            fib6_root: open("fib6_root")?,
+            fib6_nodes: open("fib6_nodes")?,
             nexthops: open("nexthops")?,
             neigh4: open("neigh4")?,
             neigh6: open("neigh6")?,
             local4: open("local4")?,
             config: Cell::new(current),
             fib4: None,
+            fib6: None,
         })
     }
 
     /// Every map with the name it is pinned under.
-    pub fn named(&self) -> [(&'static str, &MapHandle); 11] {
+    pub fn named(&self) -> [(&'static str, &MapHandle); 12] {
         [
             ("accel_cfg", &self.cfg),
             ("ifaces", &self.ifaces),
@@ -106,7 +115,8 @@ impl Maps {
             ("stats", &self.stats),
             ("fib4_tbl24", &self.fib4_tbl24),
             ("fib4_tbl8", &self.fib4_tbl8),
-            ("routes6", &self.routes6),
+            ("fib6_root", &self.fib6_root),
+            ("fib6_nodes", &self.fib6_nodes),
             ("nexthops", &self.nexthops),
             ("neigh4", &self.neigh4),
             ("neigh6", &self.neigh6),
@@ -133,13 +143,16 @@ impl Maps {
                 nh_id,
             } => {
                 let v = route_value(entry, *nh_id);
+                let leaf = route_leaf(v.r#type, v.nh_id);
                 match route_key(prefix) {
                     RouteKey::V4(k) => {
-                        let leaf = route_leaf(v.r#type, v.nh_id);
                         let addr = u32::from_be(k.addr);
                         Ok(self.fib4()?.insert(addr, k.prefixlen as u8, leaf)?)
                     }
-                    RouteKey::V6(k) => put(&self.routes6, "routes6", &k, &v),
+                    RouteKey::V6(k) => {
+                        let addr = u128::from_be_bytes(k.addr);
+                        Ok(self.fib6()?.insert(addr, k.prefixlen as u8, leaf)?)
+                    }
                 }
             }
             Change::DelRoute(prefix) => match route_key(prefix) {
@@ -147,7 +160,11 @@ impl Maps {
                     self.fib4()?.remove(u32::from_be(k.addr), k.prefixlen as u8);
                     Ok(())
                 }
-                RouteKey::V6(k) => del(&self.routes6, "routes6", &k),
+                RouteKey::V6(k) => {
+                    let addr = u128::from_be_bytes(k.addr);
+                    self.fib6()?.remove(addr, k.prefixlen as u8);
+                    Ok(())
+                }
             },
             Change::PutNeigh { ifindex, addr, mac } => match neigh_key(*ifindex, *addr) {
                 NeighKey::V4(k) => put(&self.neigh4, "neigh4", &k, &neigh_value(*mac)),
@@ -241,12 +258,27 @@ impl Maps {
                     leaf =
                         self.leaf(&self.fib4_tbl8, group * GROUP_LEAVES + (a & 0xff) as usize)?;
                 }
-                (leaf & D::ACCEL_LEAF_ROUTE.0 != 0).then_some(accel_route {
-                    r#type: (leaf >> D::ACCEL_LEAF_TYPE_SHIFT.0) & D::ACCEL_LEAF_TYPE_MASK.0,
-                    nh_id: leaf & D::ACCEL_LEAF_ID_MASK.0,
-                })
+                route_of_leaf(leaf)
             }
-            RouteKey::V6(k) => lookup(&self.routes6, &k),
+            RouteKey::V6(k) => {
+                // lpm6.h's walk, through the map handles.
+                let a = k.addr;
+                let mut leaf = self.leaf(
+                    &self.fib6_root,
+                    (usize::from(a[0]) << 8) | usize::from(a[1]),
+                )?;
+                for byte in &a[2..] {
+                    if leaf & D::ACCEL_LEAF_EXT.0 == 0 {
+                        break;
+                    }
+                    let node = (leaf & D::ACCEL_LEAF_ID_MASK.0) as usize;
+                    leaf = self.leaf(
+                        &self.fib6_nodes,
+                        node * trie6::NODE_LEAVES + usize::from(*byte),
+                    )?;
+                }
+                route_of_leaf(leaf)
+            }
         }
     }
 
@@ -265,6 +297,25 @@ impl Maps {
         let t8 = map(&self.fib4_tbl8, "fib4_tbl8", groups * GROUP_LEAVES)?;
         self.fib4 = Some(RefCell::new(Dir24::new(t24, t8, groups)));
         Ok(self)
+    }
+
+    fn with_fib6(mut self) -> Result<Self, DatapathError> {
+        let map = |m: &MapHandle, name, leaves| {
+            MmapLeaves::map(m, leaves).map_err(|source| DatapathError::Mmap { map: name, source })
+        };
+        let nodes = trie6::NODES;
+        let root = map(&self.fib6_root, "fib6_root", trie6::ROOT_LEAVES)?;
+        let leaves = map(&self.fib6_nodes, "fib6_nodes", nodes * trie6::NODE_LEAVES)?;
+        self.fib6 = Some(RefCell::new(Trie6::new(root, leaves, nodes)));
+        Ok(self)
+    }
+
+    fn fib6(&self) -> Result<std::cell::RefMut<'_, Trie6<MmapLeaves>>, DatapathError> {
+        Ok(self
+            .fib6
+            .as_ref()
+            .expect("only the instance that loaded the datapath writes routes")
+            .borrow_mut())
     }
 
     fn fib4(&self) -> Result<std::cell::RefMut<'_, Dir24<MmapLeaves>>, DatapathError> {
@@ -286,6 +337,14 @@ impl Maps {
         };
         v.map(|n| n.mac)
     }
+}
+
+/// The route a leaf of either table stands for, if any.
+fn route_of_leaf(leaf: u32) -> Option<accel_route> {
+    (leaf & D::ACCEL_LEAF_ROUTE.0 != 0).then_some(accel_route {
+        r#type: (leaf >> D::ACCEL_LEAF_TYPE_SHIFT.0) & D::ACCEL_LEAF_TYPE_MASK.0,
+        nh_id: leaf & D::ACCEL_LEAF_ID_MASK.0,
+    })
 }
 
 fn put<K: Pod, V: Pod>(

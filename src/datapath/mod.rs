@@ -7,6 +7,7 @@ pub mod keys;
 pub mod maps;
 pub mod mmap;
 pub mod pin;
+pub mod trie6;
 
 use std::path::PathBuf;
 
@@ -35,6 +36,8 @@ pub enum DatapathError {
     },
     #[error("IPv4 route table: {0}; the route stays with the kernel")]
     Dir24(#[from] dir24::GroupsExhausted),
+    #[error("IPv6 route table: {0}")]
+    Trie6(#[from] trie6::NodesExhausted),
     #[error("memory-mapping {map}: {source}")]
     Mmap {
         map: &'static str,

@@ -1,0 +1,590 @@
+//! The IPv6 longest-prefix-match structure the datapath reads (lpm6.h).
+//!
+//! A multibit trie with leaf pushing and strides 16-8-8-...-8: a root of
+//! 2^16 leaves indexed by the first 16 bits of the address, then nodes of
+//! 256 leaves, one level per further byte. Every leaf holds the answer for
+//! all the addresses under it (a route, nothing, or the next node), so a
+//! lookup reads one leaf per level and stops at the first that is not a
+//! node: four reads under a /48, six under a /64, at most fifteen.
+//!
+//! The full IPv6 table (160,147 prefixes) needs about 38,000 nodes. A
+//! prefix of length L lives in the level whose bits contain bit L; shorter
+//! prefixes cover their range of leaves there and every node below. accel
+//! keeps the rule set and the depth of every leaf here, as the DIR-24-8
+//! does, and writes leaves straight into the memory-mapped BPF arrays.
+//!
+//! The datapath must never see a half-written state: a node is filled
+//! before its parent leaf points to it, each leaf write replaces one valid
+//! answer by another, and a node that nothing points to any more is reused
+//! only after a grace period.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::dir24::LeafStore;
+use crate::bpf::types::{accel_dir24 as D, accel_trie6 as T};
+
+pub const ROOT_LEAVES: usize = T::ACCEL_ROOT6_LEAVES.0 as usize;
+pub const NODE_LEAVES: usize = T::ACCEL_NODE6_LEAVES.0 as usize;
+pub const NODES: usize = T::ACCEL_NODES6.0 as usize;
+const ROOT_BITS: u8 = 16;
+const STRIDE: u8 = 8;
+const GRACE: Duration = Duration::from_millis(200);
+
+fn node_leaf(n: usize) -> u32 {
+    D::ACCEL_LEAF_EXT.0 | n as u32
+}
+
+fn is_node(leaf: u32) -> bool {
+    leaf & D::ACCEL_LEAF_EXT.0 != 0
+}
+
+fn node_of(leaf: u32) -> usize {
+    (leaf & D::ACCEL_LEAF_ID_MASK.0) as usize
+}
+
+pub fn mask(addr: u128, len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        addr & (u128::MAX << (128 - len))
+    }
+}
+
+/// The last bit (exclusive) that level `k` indexes.
+fn level_end(k: u8) -> u8 {
+    ROOT_BITS + STRIDE * k
+}
+
+/// The first bit that level `k` indexes.
+fn level_start(k: u8) -> u8 {
+    if k == 0 {
+        0
+    } else {
+        level_end(k - 1)
+    }
+}
+
+/// The level that holds prefixes of length `len`.
+fn level_of(len: u8) -> u8 {
+    if len <= ROOT_BITS {
+        0
+    } else {
+        (len - ROOT_BITS).div_ceil(STRIDE)
+    }
+}
+
+/// The index of `addr` in a level-`k` node (or in the root).
+fn index(addr: u128, k: u8) -> usize {
+    let bits = level_end(k) - level_start(k);
+    ((addr >> (128 - level_end(k))) & ((1u128 << bits) - 1)) as usize
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("all {0} IPv6 trie nodes are in use")]
+pub struct NodesExhausted(pub usize);
+
+/// A leaf position: in the root, or in the node store.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    Root(usize),
+    Node(usize),
+}
+
+pub struct Trie6<S: LeafStore> {
+    root: S,
+    nodes: S,
+    /// Prefix length + 1 of the rule that set each leaf; 0: none.
+    depth_root: Vec<u8>,
+    depth_nodes: Vec<u8>,
+    rules: HashMap<(u128, u8), u32>,
+    max_nodes: usize,
+    next_node: usize,
+    free_nodes: Vec<usize>,
+    quarantine: VecDeque<(Instant, usize)>,
+}
+
+impl<S: LeafStore> Trie6<S> {
+    /// Both stores must start zeroed (no routes); `nodes` holds
+    /// `max_nodes * NODE_LEAVES` leaves.
+    pub fn new(root: S, nodes: S, max_nodes: usize) -> Self {
+        Trie6 {
+            root,
+            nodes,
+            depth_root: vec![0; ROOT_LEAVES],
+            depth_nodes: vec![0; max_nodes * NODE_LEAVES],
+            rules: HashMap::new(),
+            max_nodes,
+            next_node: 0,
+            free_nodes: Vec::new(),
+            quarantine: VecDeque::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn nodes_in_use(&self) -> usize {
+        self.next_node - self.free_nodes.len() - self.quarantine.len()
+    }
+
+    fn get(&self, s: Slot) -> u32 {
+        match s {
+            Slot::Root(i) => self.root.get(i),
+            Slot::Node(i) => self.nodes.get(i),
+        }
+    }
+
+    fn depth(&self, s: Slot) -> u8 {
+        match s {
+            Slot::Root(i) => self.depth_root[i],
+            Slot::Node(i) => self.depth_nodes[i],
+        }
+    }
+
+    fn set(&mut self, s: Slot, leaf: u32, depth: u8) {
+        match s {
+            Slot::Root(i) => {
+                self.depth_root[i] = depth;
+                self.root.set(i, leaf);
+            }
+            Slot::Node(i) => {
+                self.depth_nodes[i] = depth;
+                self.nodes.set(i, leaf);
+            }
+        }
+    }
+
+    /// Adds or replaces the rule for `addr/len` (host byte order).
+    pub fn insert(&mut self, addr: u128, len: u8, leaf: u32) -> Result<(), NodesExhausted> {
+        assert!(len <= 128, "IPv6 prefix length {len}");
+        let addr = mask(addr, len);
+        if self.rules.get(&(addr, len)) == Some(&leaf) {
+            return Ok(());
+        }
+        let level = level_of(len);
+        // The nodes down to the prefix's level, each complete before it is
+        // linked.
+        let mut slot = Slot::Root(index(addr, 0));
+        for k in 1..=level {
+            let n = self.ensure_node(slot)?;
+            slot = Slot::Node(n * NODE_LEAVES + index(addr, k));
+        }
+        self.rules.insert((addr, len), leaf);
+        let depth = len + 1;
+        self.paint(len, slot, |d| d <= depth, leaf, depth);
+        Ok(())
+    }
+
+    pub fn remove(&mut self, addr: u128, len: u8) {
+        if len > 128 {
+            return;
+        }
+        let addr = mask(addr, len);
+        if self.rules.remove(&(addr, len)).is_none() {
+            return;
+        }
+        let (leaf, depth) = self.covering(addr, len);
+        let own = len + 1;
+        let path = self.path(addr, level_of(len));
+        let slot = *path.last().expect("the root is always on the path");
+        self.paint(len, slot, |d| d == own, leaf, depth);
+        self.collapse(&path);
+    }
+
+    /// What the datapath finds for `addr`: the route leaf, or 0.
+    pub fn lookup(&self, addr: u128) -> u32 {
+        let mut leaf = self.root.get(index(addr, 0));
+        let mut k = 1;
+        while is_node(leaf) {
+            leaf = self.nodes.get(node_of(leaf) * NODE_LEAVES + index(addr, k));
+            k += 1;
+        }
+        leaf
+    }
+
+    /// The slots of `addr` from the root down to level `level` (all the
+    /// nodes on the way must exist).
+    fn path(&self, addr: u128, level: u8) -> Vec<Slot> {
+        let mut path = vec![Slot::Root(index(addr, 0))];
+        for k in 1..=level {
+            let cur = self.get(*path.last().unwrap());
+            assert!(is_node(cur), "a rule's level is reachable");
+            path.push(Slot::Node(node_of(cur) * NODE_LEAVES + index(addr, k)));
+        }
+        path
+    }
+
+    /// The longest rule strictly shorter than `len` that covers `addr`.
+    fn covering(&self, addr: u128, len: u8) -> (u32, u8) {
+        (0..len)
+            .rev()
+            .find_map(|l| {
+                self.rules
+                    .get(&(mask(addr, l), l))
+                    .map(|leaf| (*leaf, l + 1))
+            })
+            .unwrap_or((0, 0))
+    }
+
+    /// Writes `leaf` into every leaf of a prefix of length `len` (whose
+    /// first leaf is `first`, in the prefix's level) and of the nodes below them whose
+    /// depth passes `take`.
+    fn paint(
+        &mut self,
+        len: u8,
+        first: Slot,
+        take: impl Fn(u8) -> bool + Copy,
+        leaf: u32,
+        depth: u8,
+    ) {
+        let count = 1usize << (level_end(level_of(len)) - len.max(level_start(level_of(len))));
+        for i in 0..count {
+            let s = match first {
+                Slot::Root(j) => Slot::Root(j + i),
+                Slot::Node(j) => Slot::Node(j + i),
+            };
+            self.paint_slot(s, take, leaf, depth);
+        }
+    }
+
+    fn paint_slot(&mut self, s: Slot, take: impl Fn(u8) -> bool + Copy, leaf: u32, depth: u8) {
+        let cur = self.get(s);
+        if is_node(cur) {
+            let base = node_of(cur) * NODE_LEAVES;
+            for j in base..base + NODE_LEAVES {
+                self.paint_slot(Slot::Node(j), take, leaf, depth);
+            }
+        } else if take(self.depth(s)) {
+            self.set(s, leaf, depth);
+        }
+    }
+
+    fn ensure_node(&mut self, s: Slot) -> Result<usize, NodesExhausted> {
+        let cur = self.get(s);
+        if is_node(cur) {
+            return Ok(node_of(cur));
+        }
+        let n = self.take_node().ok_or(NodesExhausted(self.max_nodes))?;
+        let depth = self.depth(s);
+        let base = n * NODE_LEAVES;
+        for j in base..base + NODE_LEAVES {
+            self.nodes.set(j, cur);
+            self.depth_nodes[j] = depth;
+        }
+        // The node is complete before anything points to it.
+        self.nodes.publish();
+        self.root.publish();
+        match s {
+            Slot::Root(i) => self.root.set(i, node_leaf(n)),
+            Slot::Node(i) => self.nodes.set(i, node_leaf(n)),
+        }
+        Ok(n)
+    }
+
+    /// Folds the nodes of `path` (deepest first) that no longer hold
+    /// anything longer than their parent leaf back into it.
+    fn collapse(&mut self, path: &[Slot]) {
+        for k in (1..path.len()).rev() {
+            let parent = path[k - 1];
+            let n = node_of(self.get(parent));
+            let base = n * NODE_LEAVES;
+            // A rule of this level sets a depth above start + 1.
+            let own = level_start(k as u8) + 1;
+            let needed = (base..base + NODE_LEAVES)
+                .any(|j| is_node(self.nodes.get(j)) || self.depth_nodes[j] > own);
+            if needed {
+                return;
+            }
+            // Only shorter rules remain: all its leaves are the same.
+            let (leaf, depth) = (self.nodes.get(base), self.depth_nodes[base]);
+            self.set(parent, leaf, depth);
+            self.quarantine.push_back((Instant::now(), n));
+        }
+    }
+
+    fn take_node(&mut self) -> Option<usize> {
+        while let Some((freed, n)) = self.quarantine.front().copied() {
+            if freed.elapsed() < GRACE {
+                break;
+            }
+            self.quarantine.pop_front();
+            self.free_nodes.push(n);
+        }
+        if let Some(n) = self.free_nodes.pop() {
+            return Some(n);
+        }
+        if self.next_node < self.max_nodes {
+            self.next_node += 1;
+            return Some(self.next_node - 1);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datapath::dir24::route_leaf;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    fn table(nodes: usize) -> Trie6<Vec<u32>> {
+        Trie6::new(vec![0; ROOT_LEAVES], vec![0; nodes * NODE_LEAVES], nodes)
+    }
+
+    fn a(s: &str) -> u128 {
+        u128::from(s.parse::<std::net::Ipv6Addr>().unwrap())
+    }
+
+    /// Longest-prefix match by brute force over the rules.
+    fn reference(rules: &HashMap<(u128, u8), u32>, addr: u128) -> u32 {
+        (0..=128u8)
+            .rev()
+            .find_map(|l| rules.get(&(mask(addr, l), l)).copied())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn levels_and_indices() {
+        assert_eq!(level_of(0), 0);
+        assert_eq!(level_of(16), 0);
+        assert_eq!(level_of(17), 1);
+        assert_eq!(level_of(24), 1);
+        assert_eq!(level_of(48), 4);
+        assert_eq!(level_of(128), 14);
+        assert_eq!(
+            level_of(128) as u32 + 1,
+            T::ACCEL_TRIE6_LEVELS.0,
+            "lpm6.h's loop"
+        );
+        let x = a("2001:db8:1234:5678::");
+        assert_eq!(index(x, 0), 0x2001);
+        assert_eq!(index(x, 1), 0x0d);
+        assert_eq!(index(x, 2), 0xb8);
+        assert_eq!(index(x, 4), 0x34);
+        assert_eq!(index(u128::MAX, 14), 0xff);
+    }
+
+    #[test]
+    fn longest_prefix_wins_across_levels() {
+        let mut t = table(16);
+        t.insert(a("2001:db8::"), 32, route_leaf(0, 1)).unwrap();
+        t.insert(a("2001:db8:1::"), 48, route_leaf(0, 2)).unwrap();
+        t.insert(a("2001:db8:1:8000::"), 49, route_leaf(0, 3))
+            .unwrap();
+        t.insert(a("2001:db8:1:8000::1"), 128, route_leaf(1, 0))
+            .unwrap();
+        assert_eq!(t.lookup(a("2001:db8:9::1")), route_leaf(0, 1));
+        assert_eq!(t.lookup(a("2001:db8:1::1")), route_leaf(0, 2));
+        assert_eq!(t.lookup(a("2001:db8:1:8000::2")), route_leaf(0, 3));
+        assert_eq!(t.lookup(a("2001:db8:1:8000::1")), route_leaf(1, 0));
+        assert_eq!(t.lookup(a("2001:db9::1")), 0);
+        // A shorter route added later does not override longer ones.
+        t.insert(a("2001:db8::"), 31, route_leaf(0, 9)).unwrap();
+        assert_eq!(t.lookup(a("2001:db8:1:8000::2")), route_leaf(0, 3));
+        assert_eq!(t.lookup(a("2001:db9::1")), route_leaf(0, 9));
+    }
+
+    #[test]
+    fn default_route_and_host_routes() {
+        let mut t = table(32);
+        t.insert(0, 0, route_leaf(0, 7)).unwrap();
+        t.insert(a("2001:db8::5"), 128, route_leaf(3, 0)).unwrap();
+        assert_eq!(t.nodes_in_use(), 14);
+        assert_eq!(t.lookup(a("fe80::1")), route_leaf(0, 7));
+        assert_eq!(t.lookup(a("2001:db8::5")), route_leaf(3, 0));
+        assert_eq!(t.lookup(a("2001:db8::6")), route_leaf(0, 7));
+        assert_eq!(t.lookup(a("2001:db8::4")), route_leaf(0, 7));
+        t.remove(0, 0);
+        assert_eq!(t.lookup(a("2001:db8::6")), 0);
+        assert_eq!(t.lookup(a("2001:db8::5")), route_leaf(3, 0));
+        t.remove(a("2001:db8::5"), 128);
+        assert_eq!(t.lookup(a("2001:db8::5")), 0);
+        assert_eq!(t.nodes_in_use(), 0, "every node folded back");
+        t.insert(u128::MAX, 128, route_leaf(0, 1)).unwrap();
+        assert_eq!(t.lookup(u128::MAX), route_leaf(0, 1));
+        assert_eq!(t.lookup(u128::MAX - 1), 0);
+    }
+
+    #[test]
+    fn removal_restores_the_covering_route_and_frees_nodes() {
+        let mut t = table(4);
+        t.insert(a("2001:db8::"), 32, route_leaf(0, 1)).unwrap();
+        t.insert(a("2001:db8:40::"), 44, route_leaf(0, 2)).unwrap();
+        assert_eq!(t.nodes_in_use(), 4);
+        t.remove(a("2001:db8:40::"), 44);
+        assert_eq!(t.lookup(a("2001:db8:40::1")), route_leaf(0, 1));
+        assert_eq!(t.nodes_in_use(), 2, "the /32 keeps its two nodes");
+        // Reuse waits for the grace period.
+        assert!(t.insert(a("2001:db9:1::"), 48, route_leaf(0, 3)).is_err());
+        std::thread::sleep(GRACE);
+        t.insert(a("2001:db9:1::"), 40, route_leaf(0, 3)).unwrap();
+        t.remove(a("2001:db8::"), 32);
+        assert_eq!(t.lookup(a("2001:db8:40::1")), 0);
+        assert_eq!(t.lookup(a("2001:db9:1::1")), route_leaf(0, 3));
+    }
+
+    struct Rnd(u64);
+    impl Rnd {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn addr(&mut self, bases: &[u128]) -> u128 {
+            let base = bases[(self.next() % bases.len() as u64) as usize];
+            // Nest: random bits only in the second half of the /32 and in
+            // the last 16 bits, so that prefixes share nodes.
+            let r = ((self.next() as u128) << 64) | self.next() as u128;
+            base | (r & 0x0000_0000_00ff_ff00_0000_0000_0000_ffff)
+        }
+    }
+
+    const LENS: [u8; 17] = [
+        0, 16, 19, 24, 29, 32, 36, 40, 44, 47, 48, 52, 56, 64, 100, 127, 128,
+    ];
+
+    /// Random inserts and removals concentrated in a few /32s so that
+    /// prefixes nest, checked against brute-force matching; when all rules
+    /// are gone, so is every node.
+    #[test]
+    fn matches_brute_force_under_random_churn() {
+        let mut t = table(32768);
+        let mut rules = HashMap::new();
+        let mut rnd = Rnd(0x2545_f491_4f6c_dd1d);
+        let bases = [
+            a("2001:db8::"),
+            a("2001:db9::"),
+            a("2a00:1450::"),
+            a("::"),
+            a("ffff:ffff::"),
+        ];
+        for step in 0..6000u32 {
+            let addr = rnd.addr(&bases);
+            let len = LENS[(rnd.next() % LENS.len() as u64) as usize];
+            let key = (mask(addr, len), len);
+            if rnd.next() % 3 == 0 {
+                t.remove(addr, len);
+                rules.remove(&key);
+            } else {
+                let leaf = route_leaf((rnd.next() % 4) as u32, step);
+                t.insert(addr, len, leaf).unwrap();
+                rules.insert(key, leaf);
+            }
+            if step % 50 == 0 {
+                for _ in 0..200 {
+                    let probe = rnd.addr(&bases);
+                    assert_eq!(t.lookup(probe), reference(&rules, probe), "{probe:#x}");
+                }
+            }
+            if step % 500 == 0 {
+                // Right at the edges of every rule.
+                for &(p, l) in rules.keys() {
+                    let last = p | !mask(u128::MAX, l);
+                    for probe in [p, last, p.wrapping_sub(1), last.wrapping_add(1)] {
+                        assert_eq!(t.lookup(probe), reference(&rules, probe), "{probe:#x}");
+                    }
+                }
+            }
+        }
+        let keys: Vec<_> = rules.keys().copied().collect();
+        for (p, l) in keys {
+            t.remove(p, l);
+        }
+        assert_eq!(t.nodes_in_use(), 0);
+        assert!(t.root.iter().all(|l| *l == 0));
+    }
+
+    /// Leaves as the datapath sees them: every write is logged in order, so
+    /// that the test can replay the writes of one update one at a time.
+    #[derive(Clone)]
+    struct Logged {
+        which: u8,
+        v: Vec<u32>,
+        log: Rc<RefCell<Vec<(u8, usize, u32)>>>,
+    }
+
+    impl LeafStore for Logged {
+        fn get(&self, i: usize) -> u32 {
+            self.v[i]
+        }
+        fn set(&mut self, i: usize, leaf: u32) {
+            self.v[i] = leaf;
+            self.log.borrow_mut().push((self.which, i, leaf));
+        }
+    }
+
+    fn datapath_lookup(root: &[u32], nodes: &[u32], addr: u128) -> u32 {
+        let mut leaf = root[index(addr, 0)];
+        let mut k = 1;
+        while is_node(leaf) {
+            leaf = nodes[node_of(leaf) * NODE_LEAVES + index(addr, k)];
+            k += 1;
+        }
+        leaf
+    }
+
+    /// After every single leaf write of an update, a lookup finds either
+    /// the answer from before the update or the one from after it.
+    #[test]
+    fn every_intermediate_state_answers_old_or_new() {
+        let nodes = 512;
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mk = |which, n| Logged {
+            which,
+            v: vec![0; n],
+            log: log.clone(),
+        };
+        let mut t = Trie6::new(mk(0, ROOT_LEAVES), mk(1, nodes * NODE_LEAVES), nodes);
+        let mut rules = HashMap::new();
+        let mut rnd = Rnd(0x9e37_79b9_7f4a_7c15);
+        let bases = [a("2001:db8::"), a("2001:db9::")];
+        for step in 0..400u32 {
+            let addr = rnd.addr(&bases);
+            let len = LENS[1 + (rnd.next() % (LENS.len() as u64 - 1)) as usize];
+            let probes: Vec<u128> = (0..40)
+                .map(|_| rnd.addr(&bases))
+                .chain([mask(addr, len), addr])
+                .collect();
+            let before: Vec<u32> = probes.iter().map(|p| t.lookup(*p)).collect();
+            let (mut root, mut nodes) = (t.root.v.clone(), t.nodes.v.clone());
+            log.borrow_mut().clear();
+            if rnd.next() % 3 == 0 {
+                t.remove(addr, len);
+                rules.remove(&(mask(addr, len), len));
+            } else {
+                let leaf = route_leaf(0, step + 1);
+                t.insert(addr, len, leaf).unwrap();
+                rules.insert((mask(addr, len), len), leaf);
+            }
+            let after: Vec<u32> = probes.iter().map(|p| t.lookup(*p)).collect();
+            for (p, want) in probes.iter().zip(&after) {
+                assert_eq!(*want, reference(&rules, *p));
+            }
+            for &(which, i, leaf) in log.borrow().iter() {
+                if which == 0 {
+                    root[i] = leaf;
+                } else {
+                    nodes[i] = leaf;
+                }
+                for (k, p) in probes.iter().enumerate() {
+                    let seen = datapath_lookup(&root, &nodes, *p);
+                    assert!(
+                        seen == before[k] || seen == after[k],
+                        "step {step}: {p:#x} saw {seen:#x}, not {:#x} or {:#x}",
+                        before[k],
+                        after[k]
+                    );
+                }
+            }
+            assert_eq!(root, t.root.v);
+        }
+    }
+}
