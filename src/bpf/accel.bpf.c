@@ -75,6 +75,21 @@ static __always_inline void l4_ports(void *l4, void *end, __u8 proto,
 	}
 }
 
+/* What a mirrored route that is not unicast decides, in both families. */
+static __always_inline int route_type_verdict(struct accel_stats *st, __u32 type)
+{
+	switch (type) {
+	case ACCEL_RT_BLACKHOLE:
+		return count(st, ACCEL_STAT_DROP_BLACKHOLE, XDP_DROP);
+	case ACCEL_RT_UNREACHABLE:
+		return count(st, ACCEL_STAT_PASS_NO_ROUTE, XDP_PASS);
+	case ACCEL_RT_LOCAL:
+		return count(st, ACCEL_STAT_PASS_LOCAL, XDP_PASS);
+	default:
+		return ACCEL_TRY_FIB;
+	}
+}
+
 /* ---------------------------------------------------------------- IPv4 */
 
 /*
@@ -139,18 +154,8 @@ static __always_inline int ipv4_mirror(struct pkt *k, struct iphdr *ip,
 	struct accel_iface *out;
 	struct accel_neigh *n;
 
-	switch (rt->type) {
-	case ACCEL_RT_UNICAST:
-		break;
-	case ACCEL_RT_BLACKHOLE:
-		return count(k->st, ACCEL_STAT_DROP_BLACKHOLE, XDP_DROP);
-	case ACCEL_RT_UNREACHABLE:
-		return count(k->st, ACCEL_STAT_PASS_NO_ROUTE, XDP_PASS);
-	case ACCEL_RT_LOCAL:
-		return count(k->st, ACCEL_STAT_PASS_LOCAL, XDP_PASS);
-	default:
-		return ACCEL_TRY_FIB;
-	}
+	if (rt->type != ACCEL_RT_UNICAST)
+		return route_type_verdict(k->st, rt->type);
 
 	nh = bpf_map_lookup_elem(&nexthops, &rt->nh_id);
 	if (!nh || (nh->flags & ACCEL_NH_GW6))
@@ -257,18 +262,8 @@ static __always_inline int ipv6_mirror(struct pkt *k, struct ipv6hdr *ip6,
 	struct accel_iface *out;
 	struct accel_neigh *n;
 
-	switch (rt->type) {
-	case ACCEL_RT_UNICAST:
-		break;
-	case ACCEL_RT_BLACKHOLE:
-		return count(k->st, ACCEL_STAT_DROP_BLACKHOLE, XDP_DROP);
-	case ACCEL_RT_UNREACHABLE:
-		return count(k->st, ACCEL_STAT_PASS_NO_ROUTE, XDP_PASS);
-	case ACCEL_RT_LOCAL:
-		return count(k->st, ACCEL_STAT_PASS_LOCAL, XDP_PASS);
-	default:
-		return ACCEL_TRY_FIB;
-	}
+	if (rt->type != ACCEL_RT_UNICAST)
+		return route_type_verdict(k->st, rt->type);
 
 	nh = bpf_map_lookup_elem(&nexthops, &rt->nh_id);
 	if (!nh)
