@@ -13,8 +13,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::datapath::attach::{attach, Attachment, XdpMode};
 use crate::datapath::maps::Maps;
 use crate::datapath::{load, pin, DatapathError};
-use crate::mirror::{ChangeSummary, IfaceConf, Mirror, Snapshot};
-use crate::model::Event;
+use crate::mirror::{Change, ChangeSummary, IfaceConf, Mirror, Snapshot, ViewBuilder};
+use crate::model::{Event, Route};
 use crate::netlink::{self, KernelState, NetlinkError};
 use crate::{bpf, netfilter, runtime, sysctl};
 
@@ -78,13 +78,40 @@ struct Daemon {
     resyncs: u64,
 }
 
+/// A dump's routes go straight into a fresh view of the mirror.
+impl netlink::RouteSink for ViewBuilder<'_> {
+    fn restart(&mut self) {
+        ViewBuilder::restart(self);
+    }
+    fn route(&mut self, r: Route) {
+        self.add(r);
+    }
+}
+
+/// Hands the heap freed by a resync or check (the dumped view it replaced,
+/// the change list, a scratch mirror: tens of MB at full-table size) back
+/// to the kernel. glibc keeps such memory otherwise, and the daemon's RSS
+/// would creep up with every resync.
+fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free heap pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// How many example differences `accel sync --check` shows.
+const CHECK_EXAMPLES: usize = 10;
+
 impl Daemon {
     async fn resync(&mut self, why: &str) -> Result<ChangeSummary, DaemonError> {
         let started = Instant::now();
         self.renew_lease()?;
-        let state = netlink::dump(&self.handle).await?;
+        let mut view = self.mirror.view_builder();
+        let state = netlink::dump_into(&self.handle, &mut view).await?;
+        let view = view.finish();
         let dumped = started.elapsed();
-        let changes = self.mirror.resync(snapshot(state));
+        let changes = self.mirror.resync_view(view, snapshot(state));
         let diffed = started.elapsed();
         self.maps.apply(&changes)?;
         debug!(
@@ -95,6 +122,8 @@ impl Daemon {
         self.renew_lease()?;
         self.resyncs += 1;
         let summary = ChangeSummary::of(&changes);
+        drop(changes);
+        release_freed_memory();
         info!(
             "resync ({why}) in {:.0?}: {summary}; mirror holds {} routes, {} next hops, {} neighbours",
             started.elapsed(),
@@ -103,6 +132,48 @@ impl Daemon {
             self.mirror.neighbour_count()
         );
         Ok(summary)
+    }
+
+    /// What a resync would change now, without changing anything: the
+    /// summary and the first few changes.
+    async fn check(&mut self) -> Result<(ChangeSummary, Vec<String>), DaemonError> {
+        let started = Instant::now();
+        let mut scratch = self.mirror.scratch();
+        let mut view = scratch.view_builder();
+        let state = netlink::dump_into(&self.handle, &mut view).await?;
+        let view = view.finish();
+        let changes = scratch.resync_view(view, snapshot(state));
+        drop(scratch);
+        let summary = ChangeSummary::of(&changes);
+        let examples = changes
+            .iter()
+            .take(CHECK_EXAMPLES)
+            .map(|c| self.describe(c))
+            .collect();
+        drop(changes);
+        release_freed_memory();
+        info!(
+            "check in {:.0?}: a resync would make {} changes ({summary})",
+            started.elapsed(),
+            summary.total()
+        );
+        Ok((summary, examples))
+    }
+
+    /// One change as `accel sync --check` shows it, with what the mirror
+    /// holds now for routes.
+    fn describe(&self, c: &Change) -> String {
+        match c {
+            Change::PutRoute { prefix, entry, .. } => match self.mirror.entry(prefix) {
+                Some(old) => format!("route {prefix}: mirror has {old:?}, kernel says {entry:?}"),
+                None => format!("route {prefix}: missing from the mirror, kernel says {entry:?}"),
+            },
+            Change::DelRoute(prefix) => format!(
+                "route {prefix}: mirror has {:?}, the kernel has no such route",
+                self.mirror.entry(prefix)
+            ),
+            other => format!("{other:?}"),
+        }
     }
 
     /// Returns true when a resync is due.
@@ -297,7 +368,8 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     result
 }
 
-/// One request per connection: `sync` answers with the resync's summary.
+/// One request per connection: `sync` answers with the resync's summary,
+/// `check` with what a resync would change (changing nothing).
 async fn serve_control(d: &mut Daemon, stream: tokio::net::UnixStream) {
     let (rd, mut wr) = stream.into_split();
     let mut line = String::new();
@@ -310,6 +382,19 @@ async fn serve_control(d: &mut Daemon, stream: tokio::net::UnixStream) {
                 "ok": true,
                 "changes": s,
                 "total_changes": s.total(),
+                "routes": d.mirror.route_count(),
+                "nexthops": d.mirror.nexthop_count(),
+                "neighbours": d.mirror.neighbour_count(),
+                "resyncs": d.resyncs,
+            }),
+            Err(e) => serde_json::json!({"ok": false, "error": e.to_string()}),
+        },
+        "check" => match d.check().await {
+            Ok((s, examples)) => serde_json::json!({
+                "ok": true,
+                "changes": s,
+                "total_changes": s.total(),
+                "examples": examples,
                 "routes": d.mirror.route_count(),
                 "nexthops": d.mirror.nexthop_count(),
                 "neighbours": d.mirror.neighbour_count(),

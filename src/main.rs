@@ -58,7 +58,12 @@ enum Cmd {
         allow_netfilter_bypass: bool,
     },
     /// Reconcile the running instance's maps with the kernel now.
-    Sync,
+    Sync {
+        /// Only compare the mirror with a fresh kernel dump, changing
+        /// nothing: exit 0 when they agree, 1 with the differences.
+        #[arg(long)]
+        check: bool,
+    },
     /// Counters per interface: forwarded, and why packets went to the kernel.
     Stats {
         #[arg(long)]
@@ -102,7 +107,13 @@ fn real_main() -> Result<()> {
             }))
             .context("accel run")
         }
-        Cmd::Sync => sync(&cli.run_dir),
+        Cmd::Sync { check: false } => sync(&cli.run_dir),
+        Cmd::Sync { check: true } => {
+            if !check(&cli.run_dir)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Cmd::Stats { json } => {
             runtime::require_root()?;
             let maps = open_live(&cli.pin_dir)?;
@@ -150,30 +161,57 @@ fn open_live(pin_dir: &std::path::Path) -> Result<Maps> {
     Ok(maps)
 }
 
-fn sync(run_dir: &std::path::Path) -> Result<()> {
+/// Sends one request to the running instance and returns its reply.
+fn control(run_dir: &std::path::Path, request: &str) -> Result<serde_json::Value> {
     runtime::require_root()?;
     let path = run_dir.join("accel.sock");
     let mut s = UnixStream::connect(&path)
         .with_context(|| format!("no running `accel run` answers on {}", path.display()))?;
     s.set_read_timeout(Some(Duration::from_secs(120)))?;
-    s.write_all(b"sync\n")?;
+    s.write_all(format!("{request}\n").as_bytes())?;
     let mut line = String::new();
     BufReader::new(&s)
         .read_line(&mut line)
         .context("reading the daemon's reply")?;
     let v: serde_json::Value = serde_json::from_str(&line).context("malformed reply")?;
     if v["ok"] != true {
-        bail!("sync failed: {}", v["error"]);
+        bail!("{request} failed: {}", v["error"]);
     }
+    Ok(v)
+}
+
+fn changes_line(v: &serde_json::Value) -> String {
     let c = &v["changes"];
-    println!(
-        "synced: {} changes (routes +{} -{}, next hops +{}, neighbours +{} -{}, interfaces {}, local addresses {}, config {})",
+    format!(
+        "{} changes (routes +{} -{}, next hops +{}, neighbours +{} -{}, interfaces {}, local addresses {}, config {})",
         v["total_changes"], c["routes_put"], c["routes_deleted"], c["nexthops_put"],
         c["neighbours_put"], c["neighbours_deleted"], c["ifaces_put"], c["local_addrs_changed"], c["config_changed"]
-    );
+    )
+}
+
+fn sync(run_dir: &std::path::Path) -> Result<()> {
+    let v = control(run_dir, "sync")?;
+    println!("synced: {}", changes_line(&v));
     println!(
         "mirror: {} routes, {} next hops, {} neighbours",
         v["routes"], v["nexthops"], v["neighbours"]
     );
     Ok(())
+}
+
+/// Returns true when the mirror matches the kernel.
+fn check(run_dir: &std::path::Path) -> Result<bool> {
+    let v = control(run_dir, "check")?;
+    if v["total_changes"] == 0 {
+        println!(
+            "in sync: mirror of {} routes, {} next hops, {} neighbours matches the kernel",
+            v["routes"], v["nexthops"], v["neighbours"]
+        );
+        return Ok(true);
+    }
+    println!("out of sync: a resync would make {}", changes_line(&v));
+    for e in v["examples"].as_array().into_iter().flatten() {
+        println!("  {}", e.as_str().unwrap_or_default());
+    }
+    Ok(false)
 }

@@ -4,19 +4,22 @@
 //! changes are ordered so that the datapath never sees a route whose next
 //! hop has not been written yet.
 
+pub mod code;
 pub mod entries;
 pub mod nexthops;
+pub mod prefixmap;
 pub mod routeset;
+pub mod view;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::model::{
-    Addr, Event, Family, Link, Neighbour, Prefix, Route, Rule, TABLE_LOCAL, TABLE_MAIN,
-};
-use entries::{is_custom_local_route, FibReason, NhKey, RouteEntry};
+use crate::model::{Addr, Event, Family, Link, Neighbour, Prefix, Route, Rule, TABLE_LOCAL};
+use code::{Code, NhTable};
+use entries::{FibReason, NhKey, RouteEntry};
 use nexthops::NexthopIds;
-use routeset::RouteSet;
+use prefixmap::PrefixMap;
+pub use view::View;
 
 pub use crate::bpf::types::{accel_cfg_flags as CfgFlags, accel_if_flags as IfFlags};
 
@@ -132,14 +135,6 @@ pub struct IfaceConf {
     pub mtu6: u32,
 }
 
-/// Routes of one prefix in the two tables the default rules consult,
-/// ordered as the kernel tries them: lowest metric first.
-#[derive(Default, Debug)]
-struct PrefixRoutes {
-    local: RouteSet,
-    main: RouteSet,
-}
-
 /// Everything the mirror takes from a full dump.
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
@@ -150,13 +145,34 @@ pub struct Snapshot {
     pub rules: Vec<Rule>,
 }
 
+/// A fresh view being filled from a dump, route by route. It shares the
+/// mirror's next-hop table, so its entries compare with the applied ones.
+pub struct ViewBuilder<'a> {
+    view: View,
+    nh: &'a mut NhTable,
+}
+
+impl ViewBuilder<'_> {
+    pub fn add(&mut self, r: Route) {
+        self.view.insert(r, self.nh);
+    }
+
+    /// Drops what was added so far (the dump starts over).
+    pub fn restart(&mut self) {
+        self.view = View::default();
+    }
+
+    pub fn finish(self) -> View {
+        self.view
+    }
+}
+
 pub struct Mirror {
     ifaces: HashMap<u32, IfaceConf>,
     fib_only: bool,
 
     // The kernel as last seen.
-    prefixes: HashMap<Prefix, PrefixRoutes>,
-    local_prefixes: BTreeSet<Prefix>,
+    view: View,
     links: HashMap<u32, Link>,
     addrs: BTreeSet<Addr>,
     neighbours: HashMap<(u32, IpAddr), [u8; 6]>,
@@ -166,13 +182,15 @@ pub struct Mirror {
     custom_local_seen: bool,
     custom_rules_seen: bool,
 
-    // What the maps hold.
-    applied_routes: HashMap<Prefix, (RouteEntry, u32)>,
+    // What the maps hold: the entry and its next-hop id (0: none).
+    applied_routes: PrefixMap<(Code, u32)>,
     applied_neigh: HashMap<(u32, IpAddr), [u8; 6]>,
     applied_ifaces: HashMap<u32, IfaceEntry>,
     applied_local4: HashSet<Ipv4Addr>,
     applied_config: Option<u32>,
     nexthops: NexthopIds,
+    /// Interned next hops of every stored entry (view and applied).
+    nh_table: NhTable,
 }
 
 /// The result of applying one event.
@@ -191,28 +209,95 @@ impl Mirror {
         Mirror {
             ifaces,
             fib_only,
-            prefixes: HashMap::new(),
-            local_prefixes: BTreeSet::new(),
+            view: View::default(),
             links: HashMap::new(),
             addrs: BTreeSet::new(),
             neighbours: HashMap::new(),
             rules: Vec::new(),
             custom_local_seen: false,
             custom_rules_seen: false,
-            applied_routes: HashMap::new(),
+            applied_routes: PrefixMap::default(),
             applied_neigh: HashMap::new(),
             applied_ifaces: HashMap::new(),
             applied_local4: HashSet::new(),
             applied_config: None,
             nexthops: NexthopIds::new(max_nexthops),
+            nh_table: NhTable::default(),
         }
     }
 
     /// Replaces the whole view with a fresh dump and returns the changes
     /// that make the maps equal to it (mark and sweep).
-    pub fn resync(&mut self, snap: Snapshot) -> Vec<Change> {
-        self.prefixes.clear();
-        self.local_prefixes.clear();
+    pub fn resync(&mut self, mut snap: Snapshot) -> Vec<Change> {
+        let mut b = self.view_builder();
+        for r in std::mem::take(&mut snap.routes) {
+            b.add(r);
+        }
+        let view = b.finish();
+        self.resync_view(view, snap)
+    }
+
+    /// What [`Mirror::resync`] would change, without changing anything.
+    pub fn dry_run(&self, snap: Snapshot) -> Vec<Change> {
+        self.scratch().resync(snap)
+    }
+
+    /// A copy to try a resync on ([`Mirror::dry_run`]). The current view is
+    /// left out: a resync replaces it, and at full-table size it is tens of
+    /// megabytes.
+    pub fn scratch(&self) -> Mirror {
+        let Mirror {
+            ifaces,
+            fib_only,
+            view: _,
+            links,
+            addrs,
+            neighbours,
+            rules,
+            custom_local_seen,
+            custom_rules_seen,
+            applied_routes,
+            applied_neigh,
+            applied_ifaces,
+            applied_local4,
+            applied_config,
+            nexthops,
+            nh_table,
+        } = self;
+        Mirror {
+            ifaces: ifaces.clone(),
+            fib_only: *fib_only,
+            view: View::default(),
+            links: links.clone(),
+            addrs: addrs.clone(),
+            neighbours: neighbours.clone(),
+            rules: rules.clone(),
+            custom_local_seen: *custom_local_seen,
+            custom_rules_seen: *custom_rules_seen,
+            applied_routes: applied_routes.clone(),
+            applied_neigh: applied_neigh.clone(),
+            applied_ifaces: applied_ifaces.clone(),
+            applied_local4: applied_local4.clone(),
+            applied_config: *applied_config,
+            nexthops: nexthops.clone(),
+            nh_table: nh_table.clone(),
+        }
+    }
+
+    /// Starts a fresh view for [`Mirror::resync_view`]; feed it the routes
+    /// of a dump as they arrive.
+    pub fn view_builder(&mut self) -> ViewBuilder<'_> {
+        ViewBuilder {
+            view: View::default(),
+            nh: &mut self.nh_table,
+        }
+    }
+
+    /// [`Mirror::resync`] with the routes already in `view` (built by
+    /// [`Mirror::view_builder`] of this mirror); `snap.routes` is ignored.
+    pub fn resync_view(&mut self, view: View, snap: Snapshot) -> Vec<Change> {
+        self.custom_local_seen |= view.custom_local_seen;
+        self.view = view;
         self.links = snap.links.into_iter().map(|l| (l.ifindex, l)).collect();
         self.addrs = snap.addrs.into_iter().collect();
         self.neighbours = snap
@@ -221,18 +306,16 @@ impl Mirror {
             .filter_map(|n| n.usable_mac().map(|m| ((n.ifindex, n.addr), m)))
             .collect();
         self.rules = snap.rules;
-        for route in snap.routes {
-            self.insert_route(route);
-        }
 
         let mut out = Vec::new();
         self.sync_ifaces(&mut out);
         self.sync_config(&mut out);
         self.sync_local4(&mut out);
-        let mut all: Vec<Prefix> = self.prefixes.keys().copied().collect();
-        all.extend(self.applied_routes.keys().copied());
-        all.sort_unstable();
-        all.dedup();
+        let all = prefixmap::sorted_union(
+            self.view.main(),
+            &self.applied_routes,
+            self.view.local_prefixes().collect(),
+        );
         for p in all {
             self.sync_prefix(p, &mut out);
         }
@@ -253,13 +336,14 @@ impl Mirror {
         match event {
             Event::NewRoute(r) => {
                 let (p, local) = (r.key.prefix, r.key.table == TABLE_LOCAL);
-                if self.insert_route(r) {
+                if self.view.insert(r, &mut self.nh_table) {
+                    self.custom_local_seen |= self.view.custom_local_seen;
                     self.refresh(p, local, &mut o.changes);
                 }
             }
             Event::DelRoute(r) => {
                 let (p, local) = (r.key.prefix, r.key.table == TABLE_LOCAL);
-                if self.remove_route(&r) {
+                if self.view.remove(&r, &mut self.nh_table) {
                     self.refresh(p, local, &mut o.changes);
                 }
             }
@@ -338,84 +422,13 @@ impl Mirror {
 
     /// What the mirror holds for a prefix, for `accel lookup`.
     pub fn entry(&self, p: &Prefix) -> Option<RouteEntry> {
-        self.applied_routes.get(p).map(|(e, _)| *e)
+        self.applied_routes
+            .get(p)
+            .map(|(e, _)| self.nh_table.decode(*e))
     }
 
     pub fn config_flags(&self) -> u32 {
         self.applied_config.unwrap_or(0)
-    }
-
-    // ----------------------------------------------------------------- view
-
-    /// Returns false for routes the mirror does not track (other tables).
-    fn insert_route(&mut self, r: Route) -> bool {
-        let table = r.key.table;
-        if table != TABLE_LOCAL && table != TABLE_MAIN {
-            return false;
-        }
-        if is_custom_local_route(&r) {
-            self.custom_local_seen = true;
-        }
-        let p = r.key.prefix;
-        let slot = self.prefixes.entry(p).or_default();
-        let routes = if table == TABLE_LOCAL {
-            self.local_prefixes.insert(p);
-            &mut slot.local
-        } else {
-            &mut slot.main
-        };
-        routes.insert(r);
-        true
-    }
-
-    fn remove_route(&mut self, r: &Route) -> bool {
-        let table = r.key.table;
-        if table != TABLE_LOCAL && table != TABLE_MAIN {
-            return false;
-        }
-        let p = r.key.prefix;
-        let Some(slot) = self.prefixes.get_mut(&p) else {
-            return false;
-        };
-        let routes = if table == TABLE_LOCAL {
-            &mut slot.local
-        } else {
-            &mut slot.main
-        };
-        // IPv6 announces the removal of one path of a multipath route as a
-        // DelRoute carrying only that path.
-        if !routes.remove(r, p.family() == Family::V6) {
-            return false;
-        }
-        if slot.local.is_empty() {
-            self.local_prefixes.remove(&p);
-        }
-        if slot.local.is_empty() && slot.main.is_empty() {
-            self.prefixes.remove(&p);
-        }
-        true
-    }
-
-    /// The decision the kernel's default rules reach for destinations whose
-    /// longest match among local and main routes is `p`.
-    fn effective(&self, p: &Prefix) -> Option<RouteEntry> {
-        let slot = self.prefixes.get(p)?;
-        // The local table is consulted first, whatever the prefix lengths.
-        if let Some(e) = slot.local.best() {
-            return Some(e);
-        }
-        let main = slot.main.best()?;
-        Some(self.covering_local(p).unwrap_or(main))
-    }
-
-    /// The longest local-table route strictly containing `p`: it wins over
-    /// any main route at `p`.
-    fn covering_local(&self, p: &Prefix) -> Option<RouteEntry> {
-        self.local_prefixes
-            .iter()
-            .filter(|l| l.len() < p.len() && l.contains(p))
-            .max_by_key(|l| l.len())
-            .and_then(|l| self.prefixes.get(l)?.local.best())
     }
 
     // ------------------------------------------------------------- diffing
@@ -425,13 +438,15 @@ impl Mirror {
             if p.family() == Family::V4 {
                 self.sync_config(out);
             }
-            let inside: Vec<Prefix> = self
-                .prefixes
-                .keys()
+            let mut inside: Vec<Prefix> = self
+                .view
+                .main_inside(&p)
+                .chain(self.view.local_prefixes())
                 .chain(self.applied_routes.keys())
                 .filter(|q| q.len() > p.len() && p.contains(q))
-                .copied()
                 .collect();
+            inside.sort_unstable();
+            inside.dedup();
             for q in inside {
                 self.sync_prefix(q, out);
             }
@@ -443,7 +458,7 @@ impl Mirror {
         let want = if self.fib_only {
             None
         } else {
-            self.effective(&p)
+            self.view.effective(&p)
         };
         let have = self.applied_routes.get(&p).copied();
         if want == have.map(|h| h.0) {
@@ -454,21 +469,25 @@ impl Mirror {
                 self.applied_routes.remove(&p);
                 out.push(Change::DelRoute(p));
             }
-            Some(entry) => {
-                let (entry, nh_id) = match entry {
+            Some(code) => {
+                let entry = self.nh_table.decode(code);
+                let (code, entry, nh_id) = match entry {
                     RouteEntry::Unicast(nh) => match self.nexthops.acquire(nh) {
                         Some((id, fresh)) => {
                             if fresh {
                                 out.push(Change::PutNexthop { id, nh });
                             }
-                            (entry, id)
+                            (code, entry, id)
                         }
                         // Out of next-hop ids: the kernel decides instead.
-                        None => (RouteEntry::Fib(FibReason::OtherType), 0),
+                        None => {
+                            let fib = FibReason::OtherType;
+                            (Code::fib(fib), RouteEntry::Fib(fib), 0)
+                        }
                     },
-                    e => (e, 0),
+                    e => (code, e, 0),
                 };
-                self.applied_routes.insert(p, (entry, nh_id));
+                self.applied_routes.insert(p, (code, nh_id));
                 out.push(Change::PutRoute {
                     prefix: p,
                     entry,
@@ -476,8 +495,10 @@ impl Mirror {
                 });
             }
         }
-        if let Some((RouteEntry::Unicast(old), _)) = have {
-            self.nexthops.release(&old);
+        if let Some((old, _)) = have {
+            if let RouteEntry::Unicast(old) = self.nh_table.decode(old) {
+                self.nexthops.release(&old);
+            }
         }
     }
 

@@ -11,6 +11,7 @@ use super::entries::NhKey;
 
 const GRACE: Duration = Duration::from_millis(200);
 
+#[derive(Clone)]
 pub struct NexthopIds {
     by_key: HashMap<NhKey, (u32, usize)>,
     next_fresh: u32,

@@ -1,53 +1,94 @@
 //! The routes of one prefix in one table, kept small: a full Internet table
-//! has a million prefixes, almost all with one single-path route.
+//! has a million prefixes, almost all with one single-path route, which is
+//! stored inline (8 bytes, no allocation). Anything else (several metrics,
+//! a TOS, a multipath route) goes to a boxed list.
 
-use super::entries::{route_entry, FibReason, RouteEntry};
+use super::code::{Code, NhTable};
+use super::entries::{route_entry, FibReason};
 use crate::model::Route;
 
 /// A route reduced to what the datapath entry needs. Multipath routes keep
 /// their next hops, because IPv6 removes one path at a time.
 #[derive(Debug, Clone)]
-struct Stored {
+pub struct Stored {
     metric: u32,
     tos: u8,
-    entry: RouteEntry,
+    entry: Code,
     multipath: Option<Box<Route>>,
 }
 
 /// Ordered as the kernel tries them: lowest metric first.
-#[derive(Debug, Default, Clone)]
-pub struct RouteSet(Vec<Stored>);
+#[derive(Debug, Clone, Default)]
+pub enum RouteSet {
+    #[default]
+    Empty,
+    /// One route with TOS 0 and at most one path.
+    One {
+        metric: u32,
+        entry: Code,
+    },
+    Many(Box<Vec<Stored>>),
+}
 
 impl RouteSet {
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        matches!(self, RouteSet::Empty)
     }
 
     /// Adds or replaces the route with the same metric and TOS.
-    pub fn insert(&mut self, r: Route) {
-        let key = (r.key.metric, r.key.tos);
+    pub fn insert(&mut self, r: Route, nh: &mut NhTable) {
+        let entry = nh.encode(route_entry(&r));
+        let simple = r.key.tos == 0 && r.nexthops.len() <= 1;
+        match self {
+            RouteSet::Empty if simple => {
+                *self = RouteSet::One {
+                    metric: r.key.metric,
+                    entry,
+                };
+                return;
+            }
+            RouteSet::One { metric, entry: e } if simple && *metric == r.key.metric => {
+                *e = entry;
+                return;
+            }
+            _ => {}
+        }
+        let list = self.list();
         let stored = Stored {
             metric: r.key.metric,
             tos: r.key.tos,
-            entry: route_entry(&r),
+            entry,
             multipath: (r.nexthops.len() > 1).then(|| Box::new(r)),
         };
-        match self.0.binary_search_by_key(&key, |s| (s.metric, s.tos)) {
-            Ok(i) => self.0[i] = stored,
-            Err(i) => self.0.insert(i, stored),
+        let key = (stored.metric, stored.tos);
+        match list.binary_search_by_key(&key, |s| (s.metric, s.tos)) {
+            Ok(i) => list[i] = stored,
+            Err(i) => list.insert(i, stored),
         }
-        self.0.shrink_to_fit();
+        list.shrink_to_fit();
     }
 
     /// Removes `r`, or only the paths it names when it is a partial IPv6
     /// multipath deletion. Returns false when nothing matched.
-    pub fn remove(&mut self, r: &Route, partial_paths: bool) -> bool {
+    pub fn remove(&mut self, r: &Route, partial_paths: bool, nh: &mut NhTable) -> bool {
         let key = (r.key.metric, r.key.tos);
-        let Ok(i) = self.0.binary_search_by_key(&key, |s| (s.metric, s.tos)) else {
+        let list = match self {
+            RouteSet::Empty => return false,
+            RouteSet::One { metric, .. } => {
+                if key != (*metric, 0) {
+                    return false;
+                }
+                *self = RouteSet::Empty;
+                return true;
+            }
+            RouteSet::Many(list) => list,
+        };
+        let Ok(i) = list.binary_search_by_key(&key, |s| (s.metric, s.tos)) else {
             return false;
         };
+        let mut removed_paths = false;
         if partial_paths && !r.nexthops.is_empty() {
-            if let Some(route) = self.0[i].multipath.as_mut() {
+            if let Some(route) = list[i].multipath.as_mut() {
                 if r.nexthops.len() < route.nexthops.len() {
                     route.nexthops.retain(|nh| {
                         !r.nexthops
@@ -55,22 +96,63 @@ impl RouteSet {
                             .any(|d| d.ifindex == nh.ifindex && d.gateway == nh.gateway)
                     });
                     if !route.nexthops.is_empty() {
-                        self.0[i].entry = route_entry(route);
-                        return true;
+                        list[i].entry = nh.encode(route_entry(route));
+                        removed_paths = true;
                     }
                 }
             }
         }
-        self.0.remove(i);
+        if !removed_paths {
+            list.remove(i);
+        }
+        self.compact();
         true
     }
 
     /// The decision the kernel reaches among these routes.
-    pub fn best(&self) -> Option<RouteEntry> {
-        // A TOS-specific route applies only to some packets.
-        if self.0.iter().any(|s| s.tos != 0) {
-            return Some(RouteEntry::Fib(FibReason::Tos));
+    pub fn best(&self) -> Option<Code> {
+        match self {
+            RouteSet::Empty => None,
+            RouteSet::One { entry, .. } => Some(*entry),
+            // A TOS-specific route applies only to some packets.
+            RouteSet::Many(list) if list.iter().any(|s| s.tos != 0) => {
+                Some(Code::fib(FibReason::Tos))
+            }
+            RouteSet::Many(list) => list.first().map(|s| s.entry),
         }
-        self.0.first().map(|s| s.entry)
+    }
+
+    /// The boxed list, converting an inline route into it.
+    fn list(&mut self) -> &mut Vec<Stored> {
+        let list = match std::mem::take(self) {
+            RouteSet::Empty => Vec::new(),
+            RouteSet::One { metric, entry } => vec![Stored {
+                metric,
+                tos: 0,
+                entry,
+                multipath: None,
+            }],
+            RouteSet::Many(list) => *list,
+        };
+        *self = RouteSet::Many(Box::new(list));
+        match self {
+            RouteSet::Many(list) => list,
+            _ => unreachable!(),
+        }
+    }
+
+    /// Back to the inline form when what is left allows it.
+    fn compact(&mut self) {
+        let RouteSet::Many(list) = self else { return };
+        match list.as_slice() {
+            [] => *self = RouteSet::Empty,
+            [s] if s.tos == 0 && s.multipath.is_none() => {
+                *self = RouteSet::One {
+                    metric: s.metric,
+                    entry: s.entry,
+                }
+            }
+            _ => {}
+        }
     }
 }

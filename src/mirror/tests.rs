@@ -1,5 +1,5 @@
 use super::*;
-use crate::model::{nud, NextHop, RouteKey, RouteKind};
+use crate::model::{nud, NextHop, RouteKey, RouteKind, TABLE_MAIN};
 
 const LAN: u32 = 2;
 const WAN: u32 = 3;
@@ -386,4 +386,42 @@ fn fib_only_mode_mirrors_no_routes() {
     let changes = m.resync(snapshot());
     assert!(puts(&changes).is_empty());
     assert!(changes.contains(&Change::Config(CfgFlags::ACCEL_CFG_FIB_ONLY.0)));
+}
+
+#[test]
+fn dry_run_reports_what_a_resync_would_do_and_changes_nothing() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    assert!(m.dry_run(snapshot()).is_empty(), "in sync");
+    let nexthops = m.nexthop_count();
+
+    let mut snap = snapshot();
+    snap.routes
+        .retain(|r| r.key.prefix != prefix("198.51.100.0/24"));
+    for r in snap.routes.iter_mut() {
+        if r.key.prefix == prefix("0.0.0.0/0") {
+            r.nexthops[0].gateway = Some("10.0.2.9".parse().unwrap());
+        }
+    }
+    let dry = m.dry_run(snap.clone());
+    let new_gw = NhKey {
+        ifindex: WAN,
+        gateway: Some("10.0.2.9".parse().unwrap()),
+    };
+    assert!(dry.contains(&Change::DelRoute(prefix("198.51.100.0/24"))));
+    assert_eq!(
+        puts(&dry)[&prefix("0.0.0.0/0")],
+        RouteEntry::Unicast(new_gw)
+    );
+    // The mirror still holds the old state...
+    assert!(m.entry(&prefix("198.51.100.0/24")).is_some());
+    assert_eq!(m.nexthop_count(), nexthops);
+    assert_eq!(m.dry_run(snap.clone()), dry, "a dry run leaves no trace");
+    // ...and the real resync makes exactly the changes announced.
+    assert_eq!(m.resync(snap.clone()), dry);
+    assert!(m.dry_run(snap).is_empty());
+    assert_eq!(
+        m.entry(&prefix("0.0.0.0/0")),
+        Some(RouteEntry::Unicast(new_gw))
+    );
 }

@@ -41,23 +41,52 @@ pub struct KernelState {
 /// and IPv6). On a multicast connection, events that arrive meanwhile stay
 /// queued in the subscription's stream and are to be applied afterwards.
 pub async fn dump(handle: &Handle) -> Result<KernelState, NetlinkError> {
+    let mut routes = Vec::new();
+    let mut state = dump_into(handle, &mut routes).await?;
+    state.routes = routes;
+    Ok(state)
+}
+
+/// Where a streamed route dump goes.
+pub trait RouteSink {
+    /// Forget the routes received so far: the dump starts over.
+    fn restart(&mut self);
+    fn route(&mut self, r: Route);
+}
+
+impl RouteSink for Vec<Route> {
+    fn restart(&mut self) {
+        self.clear();
+    }
+    fn route(&mut self, r: Route) {
+        self.push(r);
+    }
+}
+
+/// [`dump`], with the routes handed to `routes` one by one as they are
+/// decoded instead of collected (`KernelState::routes` stays empty): a full
+/// table as `Vec<Route>` takes some 170 MB.
+pub async fn dump_into(
+    handle: &Handle,
+    routes: &mut impl RouteSink,
+) -> Result<KernelState, NetlinkError> {
     let links = dump_links(handle).await?;
     let addrs = dump_addrs(handle).await?;
-    let routes = dump_routes(handle).await?;
+    let n_routes = dump_routes_into(handle, routes).await?;
     let neighbours = dump_neighbours(handle).await?;
     let rules = dump_rules(handle).await?;
     debug!(
         "dump: {} links, {} addrs, {} routes, {} neighbours, {} rules",
         links.len(),
         addrs.len(),
-        routes.len(),
+        n_routes,
         neighbours.len(),
         rules.len()
     );
     Ok(KernelState {
         links,
         addrs,
-        routes,
+        routes: Vec::new(),
         neighbours,
         rules,
     })
@@ -86,23 +115,48 @@ pub async fn dump_addrs(handle: &Handle) -> Result<Vec<Addr>, NetlinkError> {
 /// requested and would be filtered by [`parse::route`] anyway.
 pub async fn dump_routes(handle: &Handle) -> Result<Vec<Route>, NetlinkError> {
     let mut out = Vec::new();
-    for (what, family) in [
-        ("IPv4 routes", AddressFamily::Inet),
-        ("IPv6 routes", AddressFamily::Inet6),
-    ] {
-        let mut m = RouteMessage::default();
-        m.header.address_family = family;
-        m.header.table = RouteHeader::RT_TABLE_UNSPEC;
-        let req = RouteNetlinkMessage::GetRoute(m);
-        out.extend(
-            raw_dump(handle, what, req, |msg| match msg {
+    dump_routes_into(handle, &mut out).await?;
+    Ok(out)
+}
+
+/// [`dump_routes`] into a sink; returns how many routes it received. An
+/// interrupted dump restarts both families, after `sink.restart()`.
+pub async fn dump_routes_into(
+    handle: &Handle,
+    sink: &mut impl RouteSink,
+) -> Result<usize, NetlinkError> {
+    'attempt: for attempt in 1..=DUMP_ATTEMPTS {
+        sink.restart();
+        let mut count = 0;
+        for (what, family) in [
+            ("IPv4 routes", AddressFamily::Inet),
+            ("IPv6 routes", AddressFamily::Inet6),
+        ] {
+            let mut m = RouteMessage::default();
+            m.header.address_family = family;
+            m.header.table = RouteHeader::RT_TABLE_UNSPEC;
+            let req = RouteNetlinkMessage::GetRoute(m);
+            let conv = |msg: RouteNetlinkMessage| match msg {
                 RouteNetlinkMessage::NewRoute(r) => parse::route(&r),
                 _ => None,
-            })
-            .await?,
-        );
+            };
+            let mut each = |r| {
+                count += 1;
+                sink.route(r)
+            };
+            if dump_once(handle, what, req, conv, &mut each).await? {
+                warn!(
+                    "{what} dump interrupted (NLM_F_DUMP_INTR), attempt {attempt}/{DUMP_ATTEMPTS}"
+                );
+                continue 'attempt;
+            }
+        }
+        return Ok(count);
     }
-    Ok(out)
+    Err(NetlinkError::DumpInterrupted {
+        what: "routes",
+        attempts: DUMP_ATTEMPTS,
+    })
 }
 
 pub async fn dump_neighbours(handle: &Handle) -> Result<Vec<Neighbour>, NetlinkError> {
@@ -155,29 +209,9 @@ async fn raw_dump<T>(
     req: RouteNetlinkMessage,
     mut conv: impl FnMut(RouteNetlinkMessage) -> Option<T>,
 ) -> Result<Vec<T>, NetlinkError> {
-    let mut handle = handle.clone();
     for attempt in 1..=DUMP_ATTEMPTS {
-        let mut msg = NetlinkMessage::from(req.clone());
-        msg.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-        let mut answers = handle
-            .request(msg)
-            .map_err(|source| NetlinkError::Dump { what, source })?;
         let mut out = Vec::new();
-        let mut interrupted = false;
-        while let Some(answer) = answers.next().await {
-            interrupted |= answer.header.flags & NLM_F_DUMP_INTR != 0;
-            match answer.payload {
-                NetlinkPayload::InnerMessage(inner) => out.extend(conv(inner)),
-                NetlinkPayload::Error(e) if e.code.is_some() => {
-                    return Err(NetlinkError::Dump {
-                        what,
-                        source: rtnetlink::Error::NetlinkError(e),
-                    })
-                }
-                other => debug!("{what} dump: ignoring {other:?}"),
-            }
-        }
-        if !interrupted {
+        if !dump_once(handle, what, req.clone(), &mut conv, &mut |x| out.push(x)).await? {
             return Ok(out);
         }
         warn!("{what} dump interrupted (NLM_F_DUMP_INTR), attempt {attempt}/{DUMP_ATTEMPTS}");
@@ -186,4 +220,40 @@ async fn raw_dump<T>(
         what,
         attempts: DUMP_ATTEMPTS,
     })
+}
+
+/// One dump request; every converted answer goes to `each`. Returns true
+/// when the kernel flagged the dump as interrupted.
+async fn dump_once<T>(
+    handle: &Handle,
+    what: &'static str,
+    req: RouteNetlinkMessage,
+    mut conv: impl FnMut(RouteNetlinkMessage) -> Option<T>,
+    each: &mut impl FnMut(T),
+) -> Result<bool, NetlinkError> {
+    let mut handle = handle.clone();
+    let mut msg = NetlinkMessage::from(req);
+    msg.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    let mut answers = handle
+        .request(msg)
+        .map_err(|source| NetlinkError::Dump { what, source })?;
+    let mut interrupted = false;
+    while let Some(answer) = answers.next().await {
+        interrupted |= answer.header.flags & NLM_F_DUMP_INTR != 0;
+        match answer.payload {
+            NetlinkPayload::InnerMessage(inner) => {
+                if let Some(x) = conv(inner) {
+                    each(x)
+                }
+            }
+            NetlinkPayload::Error(e) if e.code.is_some() => {
+                return Err(NetlinkError::Dump {
+                    what,
+                    source: rtnetlink::Error::NetlinkError(e),
+                })
+            }
+            other => debug!("{what} dump: ignoring {other:?}"),
+        }
+    }
+    Ok(interrupted)
 }

@@ -15,7 +15,7 @@ pub mod nexthop;
 pub mod nexthop_sock;
 pub mod parse;
 
-pub use dump::{dump, dump_rules, KernelState};
+pub use dump::{dump, dump_into, dump_rules, KernelState, RouteSink};
 pub use events::{subscribe, subscribe_with_rcvbuf, EventStream, Subscription, DEFAULT_RCVBUF};
 
 /// Errors from the netlink layer.

@@ -1,0 +1,123 @@
+//! Route entries in four bytes. A [`RouteEntry`] carries its next hop
+//! inline (about 24 bytes); the mirror stores one or two entries for each
+//! of a million prefixes, but a router has only a handful of distinct next
+//! hops. So next hops are interned and an entry becomes a tag plus the
+//! next hop's index.
+
+use std::collections::HashMap;
+
+use super::entries::{FibReason, NhKey, RouteEntry};
+
+/// A [`RouteEntry`] as stored by the mirror; decode with [`NhTable`].
+/// Two codes from the same table are equal exactly when their entries are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Code(u32);
+
+const TAG_SHIFT: u32 = 24;
+const INDEX_MASK: u32 = (1 << TAG_SHIFT) - 1;
+const TAG_UNICAST: u32 = 0;
+const TAG_BLACKHOLE: u32 = 1;
+const TAG_UNREACHABLE: u32 = 2;
+const TAG_LOCAL: u32 = 3;
+/// Fib(reason) is TAG_FIB + the reason's position in FIB_REASONS.
+const TAG_FIB: u32 = 4;
+const FIB_REASONS: [FibReason; 10] = [
+    FibReason::Multipath,
+    FibReason::Tos,
+    FibReason::RouteMtu,
+    FibReason::SourceSpecific,
+    FibReason::Encap,
+    FibReason::Throw,
+    FibReason::NexthopObject,
+    FibReason::ForeignGateway,
+    FibReason::DeadNexthop,
+    FibReason::OtherType,
+];
+
+impl Code {
+    /// Entries without a next hop need no table.
+    pub fn fib(reason: FibReason) -> Code {
+        let i = FIB_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .expect("every reason is listed") as u32;
+        Code((TAG_FIB + i) << TAG_SHIFT)
+    }
+}
+
+/// Interned next hops. Append-only: an index, once handed out, names the
+/// same next hop for the life of the mirror, so stored codes never need
+/// rewriting. Distinct (interface, gateway) pairs are few, so the table
+/// stays small even though it never shrinks.
+#[derive(Debug, Clone, Default)]
+pub struct NhTable {
+    keys: Vec<NhKey>,
+    index: HashMap<NhKey, u32>,
+}
+
+impl NhTable {
+    pub fn encode(&mut self, e: RouteEntry) -> Code {
+        let tag = match e {
+            RouteEntry::Unicast(nh) => return Code(self.intern(nh)),
+            RouteEntry::Blackhole => TAG_BLACKHOLE,
+            RouteEntry::Unreachable => TAG_UNREACHABLE,
+            RouteEntry::Local => TAG_LOCAL,
+            RouteEntry::Fib(r) => return Code::fib(r),
+        };
+        Code(tag << TAG_SHIFT)
+    }
+
+    pub fn decode(&self, c: Code) -> RouteEntry {
+        match c.0 >> TAG_SHIFT {
+            TAG_UNICAST => RouteEntry::Unicast(self.keys[(c.0 & INDEX_MASK) as usize]),
+            TAG_BLACKHOLE => RouteEntry::Blackhole,
+            TAG_UNREACHABLE => RouteEntry::Unreachable,
+            TAG_LOCAL => RouteEntry::Local,
+            t => RouteEntry::Fib(FIB_REASONS[(t - TAG_FIB) as usize]),
+        }
+    }
+
+    fn intern(&mut self, nh: NhKey) -> u32 {
+        if let Some(i) = self.index.get(&nh) {
+            return *i;
+        }
+        let i = self.keys.len() as u32;
+        assert!(i <= INDEX_MASK, "more than 2^24 distinct next hops");
+        self.keys.push(nh);
+        self.index.insert(nh, i);
+        i
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entry_round_trips() {
+        let mut t = NhTable::default();
+        let nh = |i, g: Option<&str>| NhKey {
+            ifindex: i,
+            gateway: g.map(|g| g.parse().unwrap()),
+        };
+        let mut all = vec![
+            RouteEntry::Unicast(nh(3, Some("192.0.2.1"))),
+            RouteEntry::Unicast(nh(3, None)),
+            RouteEntry::Unicast(nh(4, Some("fe80::1"))),
+            RouteEntry::Blackhole,
+            RouteEntry::Unreachable,
+            RouteEntry::Local,
+        ];
+        all.extend(FIB_REASONS.iter().map(|r| RouteEntry::Fib(*r)));
+        let codes: Vec<Code> = all.iter().map(|e| t.encode(*e)).collect();
+        for (e, c) in all.iter().zip(&codes) {
+            assert_eq!(t.decode(*c), *e);
+            assert_eq!(t.encode(*e), *c, "interning is stable");
+        }
+        for (i, a) in codes.iter().enumerate() {
+            for b in &codes[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! A map keyed by [`Prefix`] that stores its keys compactly: one table per
+//! family, IPv4 keys as (u32, u8). A `Prefix` takes 18 bytes whatever the
+//! family; with a million IPv4 prefixes in the full table, the per-family
+//! keys keep the tables at half the size.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::model::Prefix;
+
+/// IPv4 prefix key. Ordered as `Prefix` orders IPv4 prefixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Key4 {
+    addr: u32,
+    len: u8,
+}
+
+/// IPv6 prefix key: byte arrays keep it at 17 bytes (a u128 would align
+/// the entry to 16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Key6 {
+    addr: [u8; 16],
+    len: u8,
+}
+
+impl Key4 {
+    fn prefix(self) -> Prefix {
+        Prefix::new(IpAddr::V4(Ipv4Addr::from(self.addr)), self.len).expect("valid length")
+    }
+}
+
+impl Key6 {
+    fn prefix(self) -> Prefix {
+        Prefix::new(IpAddr::V6(Ipv6Addr::from(self.addr)), self.len).expect("valid length")
+    }
+}
+
+enum Key {
+    V4(Key4),
+    V6(Key6),
+}
+
+fn key(p: &Prefix) -> Key {
+    match p.addr() {
+        IpAddr::V4(a) => Key::V4(Key4 {
+            addr: a.into(),
+            len: p.len(),
+        }),
+        IpAddr::V6(a) => Key::V6(Key6 {
+            addr: a.octets(),
+            len: p.len(),
+        }),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PrefixMap<V> {
+    v4: HashMap<Key4, V>,
+    v6: HashMap<Key6, V>,
+}
+
+impl<V> Default for PrefixMap<V> {
+    fn default() -> Self {
+        PrefixMap {
+            v4: HashMap::new(),
+            v6: HashMap::new(),
+        }
+    }
+}
+
+impl<V> PrefixMap<V> {
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn get(&self, p: &Prefix) -> Option<&V> {
+        match key(p) {
+            Key::V4(k) => self.v4.get(&k),
+            Key::V6(k) => self.v6.get(&k),
+        }
+    }
+
+    pub fn get_mut(&mut self, p: &Prefix) -> Option<&mut V> {
+        match key(p) {
+            Key::V4(k) => self.v4.get_mut(&k),
+            Key::V6(k) => self.v6.get_mut(&k),
+        }
+    }
+
+    pub fn insert(&mut self, p: Prefix, v: V) -> Option<V> {
+        match key(&p) {
+            Key::V4(k) => self.v4.insert(k, v),
+            Key::V6(k) => self.v6.insert(k, v),
+        }
+    }
+
+    pub fn remove(&mut self, p: &Prefix) -> Option<V> {
+        match key(p) {
+            Key::V4(k) => self.v4.remove(&k),
+            Key::V6(k) => self.v6.remove(&k),
+        }
+    }
+
+    pub fn get_or_insert_with(&mut self, p: Prefix, f: impl FnOnce() -> V) -> &mut V {
+        match key(&p) {
+            Key::V4(k) => self.v4.entry(k).or_insert_with(f),
+            Key::V6(k) => self.v6.entry(k).or_insert_with(f),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Prefix, &V)> {
+        let v4 = self.v4.iter().map(|(k, v)| (k.prefix(), v));
+        v4.chain(self.v6.iter().map(|(k, v)| (k.prefix(), v)))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = Prefix> + '_ {
+        self.iter().map(|(p, _)| p)
+    }
+}
+
+/// The prefixes of two maps and of `extra`, each once, in `Prefix` order.
+/// Collected as compact keys: at full-table size a `Vec<Prefix>` would be
+/// twice as big.
+pub fn sorted_union<A, B>(
+    a: &PrefixMap<A>,
+    b: &PrefixMap<B>,
+    extra: Vec<Prefix>,
+) -> impl Iterator<Item = Prefix> {
+    let mut v4: Vec<Key4> = a.v4.keys().chain(b.v4.keys()).copied().collect();
+    let mut v6: Vec<Key6> = a.v6.keys().chain(b.v6.keys()).copied().collect();
+    for p in extra {
+        match key(&p) {
+            Key::V4(k) => v4.push(k),
+            Key::V6(k) => v6.push(k),
+        }
+    }
+    v4.sort_unstable();
+    v4.dedup();
+    v6.sort_unstable();
+    v6.dedup();
+    let v4 = v4.into_iter().map(Key4::prefix);
+    v4.chain(v6.into_iter().map(Key6::prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Prefix {
+        let (a, l) = s.split_once('/').unwrap();
+        Prefix::new(a.parse().unwrap(), l.parse().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn union_is_sorted_like_prefixes() {
+        let mut a = PrefixMap::default();
+        let mut b = PrefixMap::default();
+        for s in ["2001:db8::/32", "10.0.0.0/8", "10.0.0.0/16", "::/0"] {
+            a.insert(p(s), ());
+        }
+        for s in ["10.0.0.0/8", "9.0.0.0/8", "2001:db8::/48"] {
+            b.insert(p(s), 1u32);
+        }
+        let got: Vec<Prefix> = sorted_union(&a, &b, vec![p("8.0.0.0/8")]).collect();
+        let mut want: Vec<Prefix> = a.keys().chain(b.keys()).collect();
+        want.push(p("8.0.0.0/8"));
+        want.sort_unstable();
+        want.dedup();
+        assert_eq!(got, want);
+        assert_eq!(a.get(&p("10.0.0.0/16")), Some(&()));
+        assert_eq!(b.remove(&p("2001:db8::/48")), Some(1));
+        assert_eq!(b.len(), 2);
+    }
+}

@@ -1,0 +1,107 @@
+//! The kernel's routes as the mirror last saw them: the local and main
+//! tables (the ones the default rules consult), by prefix, in compact form.
+//! A fresh view is built route by route while a dump streams in, so that a
+//! full-table dump is never held as a `Vec<Route>`.
+
+use std::collections::BTreeMap;
+
+use super::code::{Code, NhTable};
+use super::entries::is_custom_local_route;
+use super::prefixmap::PrefixMap;
+use super::routeset::RouteSet;
+use crate::model::{Family, Prefix, Route, TABLE_LOCAL, TABLE_MAIN};
+
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    main: PrefixMap<RouteSet>,
+    /// The local table holds the host's own addresses: few routes, and kept
+    /// ordered for the covering-route search.
+    local: BTreeMap<Prefix, RouteSet>,
+    /// A local-table route the kernel did not create was seen.
+    pub(super) custom_local_seen: bool,
+}
+
+impl View {
+    pub fn route_count(&self) -> usize {
+        self.main.len() + self.local.len()
+    }
+
+    /// Returns false for routes the mirror does not track (other tables).
+    pub fn insert(&mut self, r: Route, nh: &mut NhTable) -> bool {
+        let table = r.key.table;
+        if table != TABLE_LOCAL && table != TABLE_MAIN {
+            return false;
+        }
+        if is_custom_local_route(&r) {
+            self.custom_local_seen = true;
+        }
+        let p = r.key.prefix;
+        let set = if table == TABLE_LOCAL {
+            self.local.entry(p).or_default()
+        } else {
+            self.main.get_or_insert_with(p, RouteSet::default)
+        };
+        set.insert(r, nh);
+        true
+    }
+
+    pub fn remove(&mut self, r: &Route, nh: &mut NhTable) -> bool {
+        let table = r.key.table;
+        let p = r.key.prefix;
+        let set = match table {
+            TABLE_LOCAL => self.local.get_mut(&p),
+            TABLE_MAIN => self.main.get_mut(&p),
+            _ => return false,
+        };
+        let Some(set) = set else { return false };
+        // IPv6 announces the removal of one path of a multipath route as a
+        // DelRoute carrying only that path.
+        if !set.remove(r, p.family() == Family::V6, nh) {
+            return false;
+        }
+        if set.is_empty() {
+            if table == TABLE_LOCAL {
+                self.local.remove(&p);
+            } else {
+                self.main.remove(&p);
+            }
+        }
+        true
+    }
+
+    /// The decision the kernel's default rules reach for destinations whose
+    /// longest match among local and main routes is `p`.
+    pub fn effective(&self, p: &Prefix) -> Option<Code> {
+        // The local table is consulted first, whatever the prefix lengths.
+        if let Some(e) = self.local.get(p).and_then(RouteSet::best) {
+            return Some(e);
+        }
+        let main = self.main.get(p)?.best()?;
+        Some(self.covering_local(p).unwrap_or(main))
+    }
+
+    /// The longest local-table route strictly containing `p`: it wins over
+    /// any main route at `p`.
+    fn covering_local(&self, p: &Prefix) -> Option<Code> {
+        self.local
+            .iter()
+            .filter(|(l, _)| l.len() < p.len() && l.contains(p))
+            .max_by_key(|(l, _)| l.len())
+            .and_then(|(_, set)| set.best())
+    }
+
+    /// The prefixes with main routes inside `p` (longer than it).
+    pub fn main_inside<'a>(&'a self, p: &'a Prefix) -> impl Iterator<Item = Prefix> + 'a {
+        self.main
+            .keys()
+            .filter(move |q| q.len() > p.len() && p.contains(q))
+    }
+
+    pub fn local_prefixes(&self) -> impl Iterator<Item = Prefix> + '_ {
+        self.local.keys().copied()
+    }
+
+    pub(super) fn main(&self) -> &PrefixMap<RouteSet> {
+        &self.main
+    }
+}
