@@ -7,7 +7,10 @@ fn main() -> std::io::Result<()> {
         println!("dump: {o:?}");
     }
     let sock = NexthopSocket::open(true)?;
-    let seconds: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let seconds: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let until = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
     while std::time::Instant::now() < until {
         match sock.receive()? {

@@ -134,7 +134,12 @@ pub fn kernel_answer(addr: IpAddr) -> String {
         .output()
     {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
-        Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+        // `ip route get` fails for blackhole, unreachable and prohibit
+        // destinations: the kernel has no route to forward on.
+        Ok(o) => format!(
+            "no forwarding route ({}): blackhole, unreachable, prohibit or no route",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
         Err(e) => format!("(could not run `ip route get`: {e})"),
     }
 }

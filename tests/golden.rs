@@ -554,6 +554,33 @@ fn ttl_1_and_0_pass_v4() {
     lab.pass(&f4(&lab, &udp4(REMOTE4).ttl(0)), S::ACCEL_STAT_PASS_TTL);
 }
 
+/// The route decides before the TTL, as in the kernel (ip_route_input runs
+/// before ip_forward): a TTL-1 packet for the router itself (eBGP sessions
+/// send TTL 1) is local delivery, not an expired transit packet, and one
+/// for a blackhole is dropped silently.
+#[test]
+fn ttl_1_counts_as_what_its_route_decides_v4_v6() {
+    let lab = Lab::new();
+    mirror_default(&lab);
+    lab.apply(&[
+        lab.route_kind("10.0.2.1/32", RouteEntry::Local),
+        lab.route_kind("2001:db8:2::1/128", RouteEntry::Local),
+        lab.route_kind("192.0.2.0/24", RouteEntry::Blackhole),
+    ]);
+    lab.pass(
+        &f4(&lab, &udp4(Ipv4Addr::new(10, 0, 2, 1)).ttl(1)),
+        S::ACCEL_STAT_PASS_LOCAL,
+    );
+    lab.pass(
+        &f6(&lab, &udp6(a6("2001:db8:2::1")).hop(1)),
+        S::ACCEL_STAT_PASS_LOCAL,
+    );
+    lab.drop(
+        &f4(&lab, &udp4(Ipv4Addr::new(192, 0, 2, 9)).ttl(1)),
+        S::ACCEL_STAT_DROP_BLACKHOLE,
+    );
+}
+
 #[test]
 fn hop_limit_1_and_0_pass_v6() {
     let lab = Lab::new();

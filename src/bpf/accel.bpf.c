@@ -131,6 +131,30 @@ static __always_inline int ipv4_source_ok(struct pkt *k, struct iphdr *ip,
 	return !(rpf & ACCEL_IF_RPF_STRICT) || p.ifindex == k->in_ifindex;
 }
 
+/*
+ * What ip_forward checks once the route says "forward", in its order: these
+ * come after the route lookup so that packets for local, unreachable or
+ * blackhole destinations are counted (and treated) as the route decides.
+ * ICMP errors go to the kernel because its multipath hash reads the header
+ * they quote.
+ */
+static __always_inline int ipv4_forward_gate(struct pkt *k, struct iphdr *ip,
+					     struct accel_iface *out)
+{
+	if (ip->ttl <= 1)
+		return count(k->st, ACCEL_STAT_PASS_TTL, XDP_PASS);
+	if (ip->protocol == IPPROTO_ICMP &&
+	    !(ip->frag_off & bpf_htons(IP_OFFSET))) {
+		__u8 *type = header_at(__u8, ip + 1, k->end, 0);
+
+		if (type && icmp4_is_error(*type))
+			return count(k->st, ACCEL_STAT_PASS_ICMP_ERROR, XDP_PASS);
+	}
+	if (bpf_ntohs(ip->tot_len) > out->mtu)
+		return count(k->st, ACCEL_STAT_PASS_MTU, XDP_PASS);
+	return ACCEL_GO;
+}
+
 static __always_inline int ipv4_commit(struct pkt *k, struct iphdr *ip,
 				       const __u8 *dmac, __u32 out_ifindex,
 				       struct accel_iface *out, int mirror,
@@ -149,6 +173,7 @@ static __always_inline int ipv4_commit(struct pkt *k, struct iphdr *ip,
 static __always_inline int ipv4_mirror(struct pkt *k, struct iphdr *ip,
 				       struct accel_route *rt)
 {
+	int rc;
 	struct accel_neigh4_key nkey;
 	struct accel_nexthop *nh;
 	struct accel_iface *out;
@@ -163,8 +188,9 @@ static __always_inline int ipv4_mirror(struct pkt *k, struct iphdr *ip,
 	out = egress_iface(nh->ifindex, k->in_ifindex);
 	if (!out)
 		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
-	if (bpf_ntohs(ip->tot_len) > out->mtu)
-		return count(k->st, ACCEL_STAT_PASS_MTU, XDP_PASS);
+	rc = ipv4_forward_gate(k, ip, out);
+	if (rc != ACCEL_GO)
+		return rc;
 
 	nkey.ifindex = nh->ifindex;
 	nkey.addr = (nh->flags & ACCEL_NH_GATEWAY) ? *(__u32 *)nh->gw : ip->daddr;
@@ -197,8 +223,9 @@ static __always_inline int ipv4_fib(struct pkt *k, struct iphdr *ip, int mirror)
 	out = egress_iface(p.ifindex, k->in_ifindex);
 	if (!out)
 		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
-	if (bpf_ntohs(ip->tot_len) > out->mtu)
-		return count(k->st, ACCEL_STAT_PASS_MTU, XDP_PASS);
+	rc = ipv4_forward_gate(k, ip, out);
+	if (rc != ACCEL_GO)
+		return rc;
 	return ipv4_commit(k, ip, p.dmac, p.ifindex, out, mirror,
 			   ACCEL_STAT_FWD_FIB);
 }
@@ -222,15 +249,6 @@ static __always_inline int handle_ipv4(struct pkt *k)
 		return count(k->st, ACCEL_STAT_PASS_FWD_DISABLED, XDP_PASS);
 	if (ipv4_special(ip->daddr) || ipv4_special(ip->saddr))
 		return count(k->st, ACCEL_STAT_PASS_SPECIAL_ADDR, XDP_PASS);
-	if (ip->ttl <= 1)
-		return count(k->st, ACCEL_STAT_PASS_TTL, XDP_PASS);
-	if (ip->protocol == IPPROTO_ICMP &&
-	    !(ip->frag_off & bpf_htons(IP_OFFSET))) {
-		__u8 *type = header_at(__u8, ip + 1, k->end, 0);
-
-		if (type && icmp4_is_error(*type))
-			return count(k->st, ACCEL_STAT_PASS_ICMP_ERROR, XDP_PASS);
-	}
 
 	mirror = !(k->cfg & (ACCEL_CFG_FIB_ONLY | ACCEL_CFG_POLICY4));
 	if (mirror && route4_lookup(ip->daddr, &rt)) {
@@ -242,6 +260,23 @@ static __always_inline int handle_ipv4(struct pkt *k)
 }
 
 /* ---------------------------------------------------------------- IPv6 */
+
+/* ip6_forward's checks after the route lookup, as for IPv4. */
+static __always_inline int ipv6_forward_gate(struct pkt *k, struct ipv6hdr *ip6,
+					     struct accel_iface *out)
+{
+	if (ip6->hop_limit <= 1)
+		return count(k->st, ACCEL_STAT_PASS_TTL, XDP_PASS);
+	if (ip6->nexthdr == IPPROTO_ICMPV6) {
+		__u8 *type = header_at(__u8, ip6 + 1, k->end, 0);
+
+		if (type && icmp6_is_error(*type))
+			return count(k->st, ACCEL_STAT_PASS_ICMP_ERROR, XDP_PASS);
+	}
+	if (bpf_ntohs(ip6->payload_len) + sizeof(*ip6) > out->mtu6)
+		return count(k->st, ACCEL_STAT_PASS_MTU, XDP_PASS);
+	return ACCEL_GO;
+}
 
 static __always_inline int ipv6_commit(struct pkt *k, struct ipv6hdr *ip6,
 				       const __u8 *dmac, __u32 out_ifindex,
@@ -257,6 +292,7 @@ static __always_inline int ipv6_commit(struct pkt *k, struct ipv6hdr *ip6,
 static __always_inline int ipv6_mirror(struct pkt *k, struct ipv6hdr *ip6,
 				       struct accel_route *rt)
 {
+	int rc;
 	struct accel_neigh6_key nkey;
 	struct accel_nexthop *nh;
 	struct accel_iface *out;
@@ -273,8 +309,9 @@ static __always_inline int ipv6_mirror(struct pkt *k, struct ipv6hdr *ip6,
 	out = egress_iface(nh->ifindex, k->in_ifindex);
 	if (!out)
 		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
-	if (bpf_ntohs(ip6->payload_len) + sizeof(*ip6) > out->mtu6)
-		return count(k->st, ACCEL_STAT_PASS_MTU, XDP_PASS);
+	rc = ipv6_forward_gate(k, ip6, out);
+	if (rc != ACCEL_GO)
+		return rc;
 
 	nkey.ifindex = nh->ifindex;
 	if (nh->flags & ACCEL_NH_GATEWAY)
@@ -310,8 +347,9 @@ static __always_inline int ipv6_fib(struct pkt *k, struct ipv6hdr *ip6)
 	out = egress_iface(p.ifindex, k->in_ifindex);
 	if (!out)
 		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
-	if (p.tot_len > out->mtu6)
-		return count(k->st, ACCEL_STAT_PASS_MTU, XDP_PASS);
+	rc = ipv6_forward_gate(k, ip6, out);
+	if (rc != ACCEL_GO)
+		return rc;
 	return ipv6_commit(k, ip6, p.dmac, p.ifindex, out, ACCEL_STAT_FWD_FIB);
 }
 
@@ -330,14 +368,6 @@ static __always_inline int handle_ipv6(struct pkt *k)
 		return count(k->st, ACCEL_STAT_PASS_OPTIONS, XDP_PASS);
 	if (ipv6_special(&ip6->daddr) || ipv6_special(&ip6->saddr))
 		return count(k->st, ACCEL_STAT_PASS_SPECIAL_ADDR, XDP_PASS);
-	if (ip6->hop_limit <= 1)
-		return count(k->st, ACCEL_STAT_PASS_TTL, XDP_PASS);
-	if (ip6->nexthdr == IPPROTO_ICMPV6) {
-		__u8 *type = header_at(__u8, ip6 + 1, k->end, 0);
-
-		if (type && icmp6_is_error(*type))
-			return count(k->st, ACCEL_STAT_PASS_ICMP_ERROR, XDP_PASS);
-	}
 
 	if (!(k->cfg & (ACCEL_CFG_FIB_ONLY | ACCEL_CFG_POLICY6))) {
 		struct accel_route rt;

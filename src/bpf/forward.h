@@ -8,6 +8,8 @@
 
 /* A step that declines returns this to hand the packet to the next one. */
 #define ACCEL_TRY_FIB (-1)
+/* A check that passes returns this to let the packet go on. */
+#define ACCEL_GO (-2)
 
 static __always_inline int count(struct accel_stats *st, enum accel_stat s,
 				 int action)

@@ -82,7 +82,7 @@ impl NexthopSocket {
         req.extend(1u32.to_ne_bytes()); // seq
         req.extend(0u32.to_ne_bytes()); // pid
         req.extend([0u8; 8]); // struct nhmsg, AF_UNSPEC: all families
-        // SAFETY: sending an initialised buffer.
+                              // SAFETY: sending an initialised buffer.
         let rc = unsafe { libc::send(self.fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
         if rc < 0 {
             return Err(io::Error::last_os_error());
