@@ -698,8 +698,9 @@ D6=$SEND_PID
 wait_received d4 500
 wait_received d6 500
 sleep 0.5
-td=$(now)
+tdc=$(now)
 ip -n "$NS_RTR" link set r-b1 down
+td=$(now) # after the command returned: a loaded machine can delay it
 wait "$D4" "$D6" 2>/dev/null
 sleep 0.5
 for fam in 4 6; do
@@ -711,6 +712,17 @@ for fam in 4 6; do
         "lost $lost of $n ($(python3 -c "print(round(100 * $lost / max(1, $n), 2))")%); sent >= 0.5 s after down: $after; $res" \
         eval "[[ $n -gt 1000 && $lost -lt $((n / 20)) && $(jget "$after" "per_ifindex.$IF_B1") == none && $(jget "$after" received) -gt 500 ]]"
 done
+note "d. r-b1 down at $td (the command took $(python3 -c "print(round(($td - $tdc) * 1000, 1))") ms); datagrams that still arrived via b-r1 (ifindex $IF_B1) after it, send/recv ms after the down: $(python3 - "$SINK_LOG" "$td" "$IF_B1" <<'EOF2'
+import sys
+log, td, ifx = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+late = []
+for line in open(log):
+    p = line.split()
+    if len(p) == 5 and p[0] in ("d4", "d6") and p[4] == ifx and float(p[2]) >= td:
+        late.append(f"{p[0]}#{p[1]} {round((float(p[2]) - td) * 1000, 1)}/{round((float(p[3]) - td) * 1000, 1)}")
+print(f"{len(late)}: " + ", ".join(late[:10]) + (" ..." if len(late) > 10 else "") if late else "none")
+EOF2
+)"
 r4d=$(routes_json 4 100.64.0.0/10 proto bgp)
 r6d=$(routes_json 6 2001:db8::/32 proto bgp)
 note "d. kernel after r-b1 down: IPv4 $r4d; IPv6 $r6d"
