@@ -476,6 +476,11 @@ for i in json.loads(sys.argv[1]):
 EOF
 )"
 
+for a in 100.64.0.1 2001:db8:1000::1; do
+    note "accel lookup $a (ECMP):"
+    lab_accel lookup "$a" 2>&1 | sed 's/^/#   /'
+done
+
 # ================================================================== c. withdraw, next-hop change
 # c1: BIRD withdraws 100.70.0.0/16 (256 IPv4 /24s) and 2001:db8:1100::/40
 # (256 IPv6 /48s) while traffic runs to them; then announces them again.
