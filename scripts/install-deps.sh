@@ -18,12 +18,27 @@ have sysctl || need_pkgs+=(procps)
 have nsenter || need_pkgs+=(util-linux)
 [ -f /usr/include/libelf.h ] || need_pkgs+=(libelf-dev)
 [ -f /usr/include/zlib.h ] || need_pkgs+=(zlib1g-dev)
+# Real routing daemons for tests/daemons.sh (started by hand in namespaces).
+[ -x /usr/lib/frr/bgpd ] || need_pkgs+=(frr)
+have bird || need_pkgs+=(bird2)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     echo "install-deps: installing ${need_pkgs[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+    # frr and bird2 ship services that the tests never use: keep dpkg from
+    # starting them (it would fail without systemd, or leave daemons running
+    # outside the test namespaces). A policy-rc.d that already exists stays.
+    added_policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        added_policy=1
+    fi
+    rc=0
+    apt-get install -y -qq "${need_pkgs[@]}" >/dev/null || rc=$?
+    [ -z "$added_policy" ] || rm -f /usr/sbin/policy-rc.d
+    [ "$rc" -eq 0 ] || { echo "install-deps: apt-get install ${need_pkgs[*]} failed" >&2; exit "$rc"; }
 fi
 
 if ! have cargo; then
