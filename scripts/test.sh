@@ -15,3 +15,5 @@ echo "== unit and golden-packet tests"
 cargo test --release --locked
 echo "== end-to-end test in network namespaces"
 ACCEL="$PWD/target/release/accel" bash tests/e2e.sh
+echo "== end-to-end test beside real FRR and BIRD (BGP, ECMP, nexthop objects)"
+ACCEL="$PWD/target/release/accel" bash tests/daemons.sh
