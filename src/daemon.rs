@@ -111,18 +111,21 @@ impl Daemon {
         let state = netlink::dump_into(&self.handle, &mut view).await?;
         let view = view.finish();
         let dumped = started.elapsed();
-        let changes = self.mirror.resync_view(view, snapshot(state));
-        let diffed = started.elapsed();
-        self.maps.apply(&changes)?;
+        let mut summary = ChangeSummary::default();
+        let maps = &self.maps;
+        self.mirror
+            .resync_view_chunked(view, snapshot(state), &mut |chunk| {
+                maps.apply(chunk)?;
+                summary.add(&ChangeSummary::of(chunk));
+                chunk.clear();
+                Ok::<(), DatapathError>(())
+            })?;
         debug!(
-            "resync phases: dump {dumped:.1?}, diff {:.1?}, map writes {:.1?}",
-            diffed - dumped,
-            started.elapsed() - diffed
+            "resync phases: dump {dumped:.1?}, diff and map writes {:.1?}",
+            started.elapsed() - dumped
         );
         self.renew_lease()?;
         self.resyncs += 1;
-        let summary = ChangeSummary::of(&changes);
-        drop(changes);
         release_freed_memory();
         info!(
             "resync ({why}) in {:.0?}: {summary}; mirror holds {} routes, {} next hops, {} neighbours",
@@ -142,15 +145,18 @@ impl Daemon {
         let mut view = scratch.view_builder();
         let state = netlink::dump_into(&self.handle, &mut view).await?;
         let view = view.finish();
-        let changes = scratch.resync_view(view, snapshot(state));
+        let mut summary = ChangeSummary::default();
+        let mut examples = Vec::new();
+        scratch
+            .resync_view_chunked(view, snapshot(state), &mut |chunk| {
+                summary.add(&ChangeSummary::of(chunk));
+                let room = CHECK_EXAMPLES - examples.len();
+                examples.extend(chunk.iter().take(room).map(|c| self.describe(c)));
+                chunk.clear();
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .unwrap_or_else(|never| match never {});
         drop(scratch);
-        let summary = ChangeSummary::of(&changes);
-        let examples = changes
-            .iter()
-            .take(CHECK_EXAMPLES)
-            .map(|c| self.describe(c))
-            .collect();
-        drop(changes);
         release_freed_memory();
         info!(
             "check in {:.0?}: a resync would make {} changes ({summary})",

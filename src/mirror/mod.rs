@@ -96,6 +96,18 @@ impl ChangeSummary {
         s
     }
 
+    /// Adds another batch's counts.
+    pub fn add(&mut self, o: &ChangeSummary) {
+        self.routes_put += o.routes_put;
+        self.routes_deleted += o.routes_deleted;
+        self.nexthops_put += o.nexthops_put;
+        self.neighbours_put += o.neighbours_put;
+        self.neighbours_deleted += o.neighbours_deleted;
+        self.ifaces_put += o.ifaces_put;
+        self.local_addrs_changed += o.local_addrs_changed;
+        self.config_changed += o.config_changed;
+    }
+
     pub fn total(&self) -> usize {
         self.routes_put
             + self.routes_deleted
@@ -296,6 +308,26 @@ impl Mirror {
     /// [`Mirror::resync`] with the routes already in `view` (built by
     /// [`Mirror::view_builder`] of this mirror); `snap.routes` is ignored.
     pub fn resync_view(&mut self, view: View, snap: Snapshot) -> Vec<Change> {
+        let mut all = Vec::new();
+        self.resync_view_chunked(view, snap, &mut |chunk: &mut Vec<Change>| {
+            all.append(chunk);
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .unwrap_or_else(|never| match never {});
+        all
+    }
+
+    /// [`Mirror::resync_view`] that hands the changes to `sink` in chunks,
+    /// in order, as it computes them, so that a full-table resync never
+    /// holds a million changes at once. The sink must empty the chunk. A
+    /// sink error stops the resync (the maps then lag the mirror: the
+    /// caller must give up on them).
+    pub fn resync_view_chunked<E>(
+        &mut self,
+        view: View,
+        snap: Snapshot,
+        sink: &mut dyn FnMut(&mut Vec<Change>) -> Result<(), E>,
+    ) -> Result<(), E> {
         self.custom_local_seen |= view.custom_local_seen;
         self.view = view;
         self.links = snap.links.into_iter().map(|l| (l.ifindex, l)).collect();
@@ -307,17 +339,23 @@ impl Mirror {
             .collect();
         self.rules = snap.rules;
 
-        let mut out = Vec::new();
+        const CHUNK: usize = 4096;
+        let mut out = Vec::with_capacity(CHUNK);
         self.sync_ifaces(&mut out);
         self.sync_config(&mut out);
         self.sync_local4(&mut out);
+        sink(&mut out)?;
         let all = prefixmap::sorted_union(
             self.view.main(),
             &self.applied_routes,
             self.view.local_prefixes().collect(),
         );
         for p in all {
+            // A next hop and the route that needs it stay in one chunk.
             self.sync_prefix(p, &mut out);
+            if out.len() >= CHUNK {
+                sink(&mut out)?;
+            }
         }
         let keys: HashSet<(u32, IpAddr)> = self
             .neighbours
@@ -328,7 +366,7 @@ impl Mirror {
         for k in keys {
             self.sync_neigh(k, &mut out);
         }
-        out
+        sink(&mut out)
     }
 
     pub fn apply(&mut self, event: Event) -> EventOutcome {
