@@ -107,6 +107,9 @@ impl Daemon {
     async fn resync(&mut self, why: &str) -> Result<ChangeSummary, DaemonError> {
         let started = Instant::now();
         self.renew_lease()?;
+        // A failed resync ends the daemon (the caller returns the error), so
+        // the mirror is never used without a view.
+        self.mirror.drop_view();
         let mut view = self.mirror.view_builder();
         let state = netlink::dump_into(&self.handle, &mut view).await?;
         let view = view.finish();
@@ -352,10 +355,10 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
             }
             _ = tick.tick() => d.renew_lease().and_then(|_| d.poll_sysctls()),
             conn = listener.accept() => {
-                if let Ok((stream, _)) = conn {
-                    serve_control(&mut d, stream).await;
+                match conn {
+                    Ok((stream, _)) => serve_control(&mut d, stream).await,
+                    Err(_) => Ok(()),
                 }
-                Ok(())
             }
             _ = sigint.recv() => break Ok(()),
             _ = sigterm.recv() => break Ok(()),
@@ -375,13 +378,16 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
 }
 
 /// One request per connection: `sync` answers with the resync's summary,
-/// `check` with what a resync would change (changing nothing).
-async fn serve_control(d: &mut Daemon, stream: tokio::net::UnixStream) {
+/// `check` with what a resync would change (changing nothing). A failed
+/// resync is answered, then returned: like any failed resync it ends the
+/// daemon, whose mirror it left without a view.
+async fn serve_control(d: &mut Daemon, stream: tokio::net::UnixStream) -> Result<(), DaemonError> {
     let (rd, mut wr) = stream.into_split();
     let mut line = String::new();
     if BufReader::new(rd).read_line(&mut line).await.is_err() {
-        return;
+        return Ok(());
     }
+    let mut failed = None;
     let reply = match line.trim() {
         "sync" => match d.resync("accel sync").await {
             Ok(s) => serde_json::json!({
@@ -393,7 +399,11 @@ async fn serve_control(d: &mut Daemon, stream: tokio::net::UnixStream) {
                 "neighbours": d.mirror.neighbour_count(),
                 "resyncs": d.resyncs,
             }),
-            Err(e) => serde_json::json!({"ok": false, "error": e.to_string()}),
+            Err(e) => {
+                let reply = serde_json::json!({"ok": false, "error": e.to_string()});
+                failed = Some(e);
+                reply
+            }
         },
         "check" => match d.check().await {
             Ok((s, examples)) => serde_json::json!({
@@ -411,4 +421,5 @@ async fn serve_control(d: &mut Daemon, stream: tokio::net::UnixStream) {
         other => serde_json::json!({"ok": false, "error": format!("unknown request {other:?}")}),
     };
     let _ = wr.write_all(format!("{reply}\n").as_bytes()).await;
+    failed.map_or(Ok(()), Err)
 }

@@ -296,6 +296,15 @@ impl Mirror {
         }
     }
 
+    /// Forgets the routes of the current view ahead of a resync, so that the
+    /// old and the new view (tens of MB each at full-table size) never
+    /// coexist. The maps are untouched. Events must not be applied until
+    /// [`Mirror::resync_view`] has installed a new view: a caller whose
+    /// resync fails must stop using this mirror.
+    pub fn drop_view(&mut self) {
+        self.view = View::default();
+    }
+
     /// Starts a fresh view for [`Mirror::resync_view`]; feed it the routes
     /// of a dump as they arrive.
     pub fn view_builder(&mut self) -> ViewBuilder<'_> {
