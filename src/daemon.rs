@@ -13,6 +13,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::datapath::attach::{attach, Attachment, XdpMode};
 use crate::datapath::maps::Maps;
 use crate::datapath::{load, pin, DatapathError};
+use crate::mirror::nudge::{self, Nudger};
 use crate::mirror::{Change, ChangeSummary, IfaceConf, Mirror, Snapshot, ViewBuilder};
 use crate::model::{Event, Route};
 use crate::netlink::{self, KernelState, NetlinkError};
@@ -76,6 +77,7 @@ struct Daemon {
     /// ifindex -> name of accel's interfaces.
     ifaces: HashMap<u32, String>,
     resyncs: u64,
+    nudger: Nudger,
 }
 
 /// A dump's routes go straight into a fresh view of the mirror.
@@ -209,6 +211,23 @@ impl Daemon {
         Ok(self.maps.renew_lease(until)?)
     }
 
+    /// Marks the STALE neighbour entries of mirrored gateways as in use,
+    /// as the kernel's own forwarding would (see [`crate::mirror::nudge`]).
+    async fn nudge_neighbours(&mut self) {
+        let due = self.nudger.select(
+            Instant::now(),
+            self.mirror.gateway_neighbours(),
+            nudge::MAX_PER_TICK,
+        );
+        for (ifindex, addr) in due {
+            match netlink::neigh_use::use_neighbour(&self.handle, ifindex, addr).await {
+                Ok(()) => debug!("neighbour {addr} on ifindex {ifindex}: marked in use"),
+                // Gone meanwhile (ENOENT): its deletion event follows.
+                Err(e) => debug!("neighbour {addr} on ifindex {ifindex}: NTF_USE failed: {e}"),
+            }
+        }
+    }
+
     fn poll_sysctls(&mut self) -> Result<(), DaemonError> {
         for (ifindex, name) in &self.ifaces {
             let changes = self.mirror.set_sysctls(
@@ -278,6 +297,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         handle: sub.handle,
         ifaces: ifaces.clone(),
         resyncs: 0,
+        nudger: Nudger::default(),
     };
     d.resync("start").await?;
 
@@ -353,7 +373,11 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 resync_at = None;
                 d.resync("link change or lost events").await.map(|_| ())
             }
-            _ = tick.tick() => d.renew_lease().and_then(|_| d.poll_sysctls()),
+            _ = tick.tick() => {
+                let r = d.renew_lease().and_then(|_| d.poll_sysctls());
+                d.nudge_neighbours().await;
+                r
+            }
             conn = listener.accept() => {
                 match conn {
                     Ok((stream, _)) => serve_control(&mut d, stream).await,

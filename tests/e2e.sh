@@ -271,6 +271,85 @@ sy=$(lab_accel sync 2>&1)
 check "f. accel sync reports 0 changes (events kept the mirror exact)" "$(tr -s '\n' ' ' <<<"$sy")" \
     grep -q '^synced: 0 changes' <<<"$sy"
 
+# ---------------------------------------------------------------- j. gateway neighbours
+# XDP-forwarded traffic is invisible to the kernel's neighbour state machine;
+# accel marks the STALE entries of mirrored gateways as in use (NTF_USE), so
+# the kernel probes them as if it forwarded the traffic itself. Short timers
+# on r-dst2 make the cycle take seconds: reachable 1-3 s, 1 s in DELAY, then
+# unicast probes 300 ms apart.
+lab_in "$NS_RTR" sysctl -qw net.ipv4.neigh.$LAB_R_DST2.base_reachable_time_ms=2000 \
+    net.ipv4.neigh.$LAB_R_DST2.delay_first_probe_time=1 \
+    net.ipv4.neigh.$LAB_R_DST2.gc_stale_time=2 \
+    net.ipv4.neigh.$LAB_R_DST2.retrans_time_ms=300
+# neigh_state: the NUD state of the router's entry for dst2's gateway address.
+neigh_state() { ip -n "$NS_RTR" neigh show "$LAB_DST2_GW4" dev "$LAB_R_DST2" | awk '{print $NF}'; }
+neigh_mac() { ip -n "$NS_RTR" neigh show "$LAB_DST2_GW4" dev "$LAB_R_DST2" | awk '{for (i = 1; i < NF; i++) if ($i == "lladdr") print $(i + 1)}'; }
+# The entry's current REACHABLE timer still runs on the old reachable time
+# (up to 45 s): start from a fresh entry, which the kernel resolves for the
+# first packets XDP passes to it.
+ip -n "$NS_RTR" neigh del "$LAB_DST2_GW4" dev "$LAB_R_DST2" 2>/dev/null
+J_RATE=200
+lab_send_bg "$LAB_DIR/j.send" "$NS_SRC" "$LAB_SVC4B" 0 "$J_RATE" j --duration 40
+J_PID=$LAB_SEND_PID
+sleep 1
+x0=$(lab_accel_stat --iface "$LAB_R_SRC" fwd_mirror fwd_fib 2>/dev/null) || x0=0
+read -r -a k0 <<<"$(lab_fwd_counters)"
+# Watch the entry for 12 s (several reachable times): count STALE -> REACHABLE
+# returns and the longest time spent STALE in one go.
+returns=0 longest=0 stale_since= prev= states=
+t_end=$((SECONDS + 12))
+while ((SECONDS < t_end)); do
+    st=$(neigh_state)
+    now=$EPOCHREALTIME
+    if [[ $st == STALE ]]; then
+        [[ -n $stale_since ]] || stale_since=$now
+    else
+        if [[ -n $stale_since ]]; then
+            longest=$(python3 -c "print(max($longest, round($now - $stale_since, 1)))")
+            stale_since=
+        fi
+        [[ $prev == STALE || $prev == DELAY || $prev == PROBE ]] && [[ $st == REACHABLE ]] && returns=$((returns + 1))
+    fi
+    [[ $st != "$prev" ]] && states+="$st "
+    prev=$st
+    sleep 0.1
+done
+[[ -n $stale_since ]] && longest=$(python3 -c "print(max($longest, round($EPOCHREALTIME - $stale_since, 1)))")
+x1=$(lab_accel_stat --iface "$LAB_R_SRC" fwd_mirror fwd_fib 2>/dev/null) || x1=0
+read -r -a k1 <<<"$(lab_fwd_counters)"
+kf=$((k1[0] - k0[0])) xf=$((x1 - x0))
+d="returned to REACHABLE $returns times, longest STALE ${longest} s; accel forwarded $xf, kernel $kf; states: $(cut -c1-300 <<<"$states")"
+check "j. gateway $LAB_DST2_GW4 used only by XDP traffic keeps returning to REACHABLE (not left STALE)" "$d" \
+    eval '[[ $returns -ge 2 ]] && le "$longest" 3 && [[ $xf -ge $((J_RATE * 10)) && $kf -lt $((J_RATE * 3)) ]]'
+
+# The gateway changes its MAC (no gratuitous ARP): the kernel must notice by
+# probing, and traffic must follow to the new MAC.
+old_mac=$(lab_mac "$NS_DST2" d2-rtr)
+new_mac=02:00:5e:10:11:12
+ip -n "$NS_DST2" link set dev d2-rtr address "$new_mac"
+t0=$EPOCHREALTIME
+sleep 0.3
+c0=$(lab_received j dst2)
+lat=none
+for ((i = 0; i < 100; i++)); do
+    if (($(lab_received j dst2) >= c0 + J_RATE / 2)); then
+        lat=$(python3 -c "print(round($EPOCHREALTIME - $t0, 1))")
+        break
+    fi
+    sleep 0.2
+done
+sleep 1
+c1=$(lab_received j dst2)
+sleep 1
+c2=$(lab_received j dst2)
+kill "$J_PID" 2>/dev/null
+wait "$J_PID" 2>/dev/null
+kmac=$(neigh_mac)
+lk=$(lab_accel lookup "$LAB_SVC4B" 2>&1)
+d="MAC $old_mac -> $new_mac; traffic arrived again after ${lat} s, then $((c2 - c1)) datagrams/s; kernel entry $kmac ($(neigh_state)); lookup: $(grep -m1 neighbour <<<"$lk")"
+check "j. gateway $LAB_DST2_GW4 changes its MAC: traffic follows to the new MAC within 10 s" "$d" \
+    eval '[[ $lat != none ]] && [[ $kmac == "$new_mac" ]] && (((c2 - c1) >= J_RATE / 2)) && grep -q "neighbour $LAB_DST2_GW4: $new_mac -> forwarded in XDP" <<<"$lk"'
+
 # ---------------------------------------------------------------- g. errors
 out=$(lab_accel run -i "$LAB_R_SRC" -i "$LAB_R_DST1" -i "$LAB_R_DST2" 2>&1)
 rc=$?

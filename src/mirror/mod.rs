@@ -7,6 +7,7 @@
 pub mod code;
 pub mod entries;
 pub mod nexthops;
+pub mod nudge;
 pub mod prefixmap;
 pub mod routeset;
 pub mod view;
@@ -188,6 +189,9 @@ pub struct Mirror {
     links: HashMap<u32, Link>,
     addrs: BTreeSet<Addr>,
     neighbours: HashMap<(u32, IpAddr), [u8; 6]>,
+    /// NUD state of every neighbour entry on accel's interfaces, usable or
+    /// not (for [`Mirror::gateway_neighbours`]).
+    neigh_states: HashMap<(u32, IpAddr), u16>,
     rules: Vec<Rule>,
     // The kernel never clears these once set (fib_has_custom_local_routes,
     // fib_has_custom_rules), so neither does accel.
@@ -225,6 +229,7 @@ impl Mirror {
             links: HashMap::new(),
             addrs: BTreeSet::new(),
             neighbours: HashMap::new(),
+            neigh_states: HashMap::new(),
             rules: Vec::new(),
             custom_local_seen: false,
             custom_rules_seen: false,
@@ -265,6 +270,7 @@ impl Mirror {
             links,
             addrs,
             neighbours,
+            neigh_states,
             rules,
             custom_local_seen,
             custom_rules_seen,
@@ -283,6 +289,7 @@ impl Mirror {
             links: links.clone(),
             addrs: addrs.clone(),
             neighbours: neighbours.clone(),
+            neigh_states: neigh_states.clone(),
             rules: rules.clone(),
             custom_local_seen: *custom_local_seen,
             custom_rules_seen: *custom_rules_seen,
@@ -345,6 +352,12 @@ impl Mirror {
             .neighbours
             .iter()
             .filter_map(|n| n.usable_mac().map(|m| ((n.ifindex, n.addr), m)))
+            .collect();
+        self.neigh_states = snap
+            .neighbours
+            .iter()
+            .filter(|n| self.ifaces.contains_key(&n.ifindex))
+            .map(|n| ((n.ifindex, n.addr), n.state))
             .collect();
         self.rules = snap.rules;
 
@@ -417,6 +430,9 @@ impl Mirror {
             }
             Event::NewNeigh(n) => {
                 let k = (n.ifindex, n.addr);
+                if self.ifaces.contains_key(&n.ifindex) {
+                    self.neigh_states.insert(k, n.state);
+                }
                 match n.usable_mac() {
                     Some(mac) => self.neighbours.insert(k, mac),
                     None => self.neighbours.remove(&k),
@@ -425,6 +441,7 @@ impl Mirror {
             }
             Event::DelNeigh(n) => {
                 let k = (n.ifindex, n.addr);
+                self.neigh_states.remove(&k);
                 self.neighbours.remove(&k);
                 self.sync_neigh(k, &mut o.changes);
             }
@@ -461,6 +478,21 @@ impl Mirror {
 
     pub fn nexthop_count(&self) -> usize {
         self.nexthops.len()
+    }
+
+    /// The kernel's neighbour entries for the gateways of the next hops
+    /// the mirrored routes use, on accel's interfaces, with their NUD
+    /// state. Gateways without an entry are left out: accel never asks the
+    /// kernel to create one (the kernel does when it forwards the first
+    /// packet that XDP passed to it).
+    pub fn gateway_neighbours(&self) -> impl Iterator<Item = ((u32, IpAddr), u16)> + '_ {
+        self.nexthops.keys().filter_map(|k| {
+            let key = (k.ifindex, k.gateway?);
+            if !self.ifaces.contains_key(&k.ifindex) {
+                return None;
+            }
+            self.neigh_states.get(&key).map(|s| (key, *s))
+        })
     }
 
     pub fn neighbour_count(&self) -> usize {

@@ -62,6 +62,11 @@ impl NexthopIds {
         self.by_key.is_empty()
     }
 
+    /// Every next hop that has an id (that some applied route uses).
+    pub fn keys(&self) -> impl Iterator<Item = &NhKey> {
+        self.by_key.keys()
+    }
+
     pub fn get(&self, key: &NhKey) -> Option<u32> {
         self.by_key.get(key).map(|(id, _)| *id)
     }

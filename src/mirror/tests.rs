@@ -425,3 +425,37 @@ fn dry_run_reports_what_a_resync_would_do_and_changes_nothing() {
         Some(RouteEntry::Unicast(new_gw))
     );
 }
+
+#[test]
+fn gateway_neighbours_are_those_of_mirrored_gateways_on_accel_interfaces() {
+    let mut m = mirror();
+    let mut snap = snapshot();
+    // A gateway on a non-accel interface, with its entry.
+    snap.routes.push(route(
+        TABLE_MAIN,
+        "203.0.113.0/24",
+        0,
+        RouteKind::Unicast,
+        Some((OTHER, Some("10.9.9.9"))),
+    ));
+    // A directly connected host's entry (10.0.1.7 on LAN, no gateway) and
+    // an entry for an address no route uses as gateway.
+    snap.neighbours.push(neigh(WAN, "10.0.2.99", nud::STALE));
+    m.resync(snap);
+    let got: Vec<_> = m.gateway_neighbours().collect();
+    assert_eq!(
+        got,
+        vec![((WAN, "10.0.2.2".parse().unwrap()), nud::REACHABLE)]
+    );
+
+    // State changes come from events; a deleted entry is not nudged.
+    m.apply(Event::NewNeigh(neigh(WAN, "10.0.2.2", nud::STALE)));
+    let mut n = nudge::Nudger::default();
+    let now = std::time::Instant::now();
+    assert_eq!(
+        n.select(now, m.gateway_neighbours(), 10),
+        vec![(WAN, "10.0.2.2".parse().unwrap())]
+    );
+    m.apply(Event::DelNeigh(neigh(WAN, "10.0.2.2", nud::STALE)));
+    assert_eq!(m.gateway_neighbours().count(), 0);
+}

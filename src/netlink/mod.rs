@@ -11,6 +11,7 @@
 
 pub mod dump;
 pub mod events;
+pub mod neigh_use;
 pub mod nexthop;
 pub mod nexthop_sock;
 pub mod parse;
