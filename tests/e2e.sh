@@ -409,6 +409,32 @@ rc=$?
 check "j. SIGTERM to the adopting instance: exit status 0" "exit $rc" test "$rc" -eq 0
 after_stop "j. after SIGTERM"
 
+# ---------------------------------------------------------------- k. handover fallback
+# A new instance that cannot adopt the pinned links (here: another XDP mode)
+# detaches them and attaches as on a plain restart.
+lab_accel_start
+if lab_accel_wait 30 && [[ $(xdp_ifaces) -eq 3 ]]; then
+    lab_accel_stop USR2
+    rc=$?
+    lab_accel_start --xdp-mode generic
+    if lab_accel_wait 30; then
+        n=$(lab_accel_log | grep -c "cannot adopt the previous instance's XDP link")
+        g=$(ip -n "$NS_RTR" -o link show 2>/dev/null | grep -c ' xdpgeneric')
+        burst 4 "$LAB_SVC4" k4 dst1
+        check "k. an instance in another XDP mode detaches the pinned links and attaches anew" \
+            "old exit $rc; $n links refused; xdpgeneric on $g; dst1 got $B_RECV/$N, accel forwarded $B_XFWD, kernel $B_KFWD" \
+            eval '[[ $rc -eq 0 && $n -eq 3 && $g -eq 3 && $B_RECV -eq $N && $B_XFWD -ge $N && $B_KFWD -lt $SMALL ]]'
+    else
+        not_ok "k. an instance in another XDP mode detaches the pinned links and attaches anew" \
+            "did not start; its log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+    fi
+else
+    not_ok "k. an instance in another XDP mode detaches the pinned links and attaches anew" \
+        "the first instance did not start"
+fi
+lab_accel_stop TERM
+after_stop "k. after SIGTERM"
+
 # ---------------------------------------------------------------- summary
 note ""
 note "router kernel forwarding counters around check b's bursts ($N datagrams per family, XDP running):"

@@ -121,9 +121,10 @@ pub fn adopt(
     match attached_mode(ifindex) {
         Some(m) if m == mode => {}
         other => {
+            let other = other.map_or_else(|| "an unknown".to_string(), |m| format!("{m:?}"));
             return Err(format!(
-                "the pinned link runs in {other:?} mode, this instance wants {mode:?}"
-            ))
+                "the pinned link runs in {other} mode, this instance wants {mode:?}"
+            ));
         }
     }
     let opts = libbpf_sys::bpf_link_update_opts {
