@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::datapath::attach::{attach, Attachment, XdpMode};
+use crate::datapath::attach::{adopt, attach, Attachment, XdpMode};
 use crate::datapath::maps::Maps;
 use crate::datapath::{load, pin, DatapathError};
 use crate::mirror::nudge::{self, Nudger};
@@ -42,6 +42,12 @@ pub enum DaemonError {
     EventsClosed,
     #[error("interface {0}: {1}")]
     Iface(String, String),
+    #[error("handover: pinning the XDP link at {path}: {source}")]
+    Handover {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("control socket {path}: {source}")]
     Control {
         path: PathBuf,
@@ -249,6 +255,8 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     // once attached instead of killing the process half-way.
     let mut sigint = signal(SignalKind::interrupt()).expect("signal handler");
     let mut sigterm = signal(SignalKind::terminate()).expect("signal handler");
+    // SIGUSR2: exit handing the attached datapath over to the next instance.
+    let mut sigusr2 = signal(SignalKind::user_defined2()).expect("signal handler");
     runtime::require_root()?;
     let mut ifaces = HashMap::new();
     let mut conf = HashMap::new();
@@ -320,12 +328,50 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     }
     let prog = loaded.skel.progs.accel_xdp.as_fd();
     let mut attached: Vec<Attachment> = Vec::new();
+    // A previous instance that exited with a handover left its links pinned,
+    // its program still forwarding from its (now frozen) maps under its
+    // lease. Our maps are complete (the start resync above filled them), so
+    // swapping our program into those links is hitless: the swap is atomic
+    // per interface, and each program only ever reads its own maps, which
+    // its writer filled completely. No map is shared between the two
+    // instances, so nothing depends on rebuilding the DIR-24-8 / trie
+    // bookkeeping from live arrays.
+    let links_dir = pin::links_dir(&opts.pin_dir);
     for (ifindex, name) in &ifaces {
+        match adopt(prog, *ifindex, name, opts.mode, &links_dir.join(name)) {
+            Ok(Some(a)) => {
+                attached.push(a);
+                info!(
+                    "adopted the previous instance's XDP link on {name} (ifindex {ifindex}, \
+                     {:?} mode): hitless handover",
+                    opts.mode
+                );
+                continue;
+            }
+            Ok(None) => {}
+            Err(msg) => warn!(
+                "{name}: cannot adopt the previous instance's XDP link ({msg}); detached it, \
+                 the kernel forwards alone until this instance attaches"
+            ),
+        }
         attached.push(attach(prog, *ifindex, name, opts.mode)?);
         info!(
             "attached to {name} (ifindex {ifindex}, {:?} mode)",
             opts.mode
         );
+    }
+    // Links pinned for interfaces this instance does not run on: their
+    // program would pass everything once its lease ends, but stay attached
+    // for good. Remove them (which detaches them).
+    if let Ok(entries) = std::fs::read_dir(&links_dir) {
+        for e in entries.flatten() {
+            warn!(
+                "removing the pinned XDP link {} of a previous instance (not one of this \
+                 instance's interfaces): its interface is left to the kernel",
+                e.path().display()
+            );
+            let _ = std::fs::remove_file(e.path());
+        }
     }
     pin::pin_all(&d.maps, &opts.pin_dir)?;
     let sock_path = opts.run_dir.join("accel.sock");
@@ -349,6 +395,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 None => std::future::pending().await,
             }
         };
+        // Ok(true): stop with a handover.
         let step: Result<(), DaemonError> = tokio::select! {
             ev = events.next() => match ev {
                 Some(Event::Overrun) => {
@@ -384,21 +431,75 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                     Err(_) => Ok(()),
                 }
             }
-            _ = sigint.recv() => break Ok(()),
-            _ = sigterm.recv() => break Ok(()),
+            _ = sigint.recv() => break Ok(false),
+            _ = sigterm.recv() => break Ok(false),
+            _ = sigusr2.recv() => break Ok(true),
         };
         if let Err(e) = step {
             break Err(e);
         }
     };
 
+    if let Ok(true) = result {
+        if handover(&d, &attached, &links_dir) {
+            drop(attached);
+            let _ = std::fs::remove_file(&sock_path);
+            return Ok(());
+        }
+    }
     // Hand everything to the kernel first, then leave the interfaces.
     let _ = d.maps.renew_lease(0);
     drop(attached);
     pin::unpin_all(&opts.pin_dir);
+    // Only if empty: never a pin this instance did not adopt.
+    let _ = std::fs::remove_dir(&links_dir);
     let _ = std::fs::remove_file(&sock_path);
     info!("detached; the kernel forwards alone again");
-    result
+    result.map(|_| ())
+}
+
+/// Leaves the datapath attached for the next instance: a fresh lease (the
+/// mirror is exact as of now: every event up to here has been applied), then
+/// every link pinned under `links_dir`. The maps stay pinned too, so `accel
+/// stats` keeps answering. If the next instance does not take over within
+/// the lease, the program passes every packet to the kernel: the frozen
+/// mirror is used for at most one lease. Returns false (having unpinned
+/// whatever it pinned) if pinning fails; the caller then detaches as usual.
+fn handover(d: &Daemon, attached: &[Attachment], links_dir: &std::path::Path) -> bool {
+    let pinned = (|| {
+        d.renew_lease()?;
+        std::fs::create_dir_all(links_dir).map_err(|source| DaemonError::Handover {
+            path: links_dir.to_path_buf(),
+            source,
+        })?;
+        for a in attached {
+            let path = links_dir.join(&a.name);
+            let _ = std::fs::remove_file(&path);
+            a.pin(&path)
+                .map_err(|source| DaemonError::Handover { path, source })?;
+        }
+        Ok::<(), DaemonError>(())
+    })();
+    match pinned {
+        Ok(()) => {
+            info!(
+                "handover: XDP stays attached on {} interface(s), links pinned under {}; the \
+                 mirror is valid for {} s: start the new instance now (without one, the kernel \
+                 forwards alone after that)",
+                attached.len(),
+                links_dir.display(),
+                LEASE.as_secs()
+            );
+            true
+        }
+        Err(e) => {
+            warn!("handover failed ({e}); detaching instead");
+            for a in attached {
+                let _ = std::fs::remove_file(links_dir.join(&a.name));
+            }
+            false
+        }
+    }
 }
 
 /// One request per connection: `sync` answers with the resync's summary,

@@ -43,7 +43,9 @@ enum Mode {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Attach to interfaces and forward until stopped (SIGINT/SIGTERM).
+    /// Attach to interfaces and forward until stopped (SIGINT/SIGTERM detach;
+    /// SIGUSR2 leaves XDP attached for the next instance to adopt: a hitless
+    /// upgrade, see docs/deployment.md).
     Run {
         /// Interface to accelerate (repeat for each).
         #[arg(long = "iface", short = 'i', required = true)]

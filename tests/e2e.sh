@@ -409,6 +409,111 @@ rc=$?
 check "i. SIGTERM: accel exits with status 0" "exit $rc" test "$rc" -eq 0
 after_stop "i. after SIGTERM"
 
+# ---------------------------------------------------------------- j. hitless restart
+# accel stopped with SIGUSR2 leaves its XDP links pinned; the next instance
+# adopts them and swaps its program in. Under 1000 datagrams/s per family,
+# XDP must stay on all three interfaces throughout, the kernel must forward
+# (next to) nothing, and (next to) nothing may be lost.
+xdp_progs() { ip -n "$NS_RTR" -d link show 2>/dev/null | grep -o 'prog/xdp id [0-9]*' | sort | tr -s '\n' ' '; }
+hitless() {
+    local i k0 k1 sent4 sent6 recv4 recv6 minx adopted sy p0 p1 w
+    lab_accel_start
+    if ! lab_accel_wait 30 || [[ $(xdp_ifaces) -ne 3 ]]; then
+        SW_RESULT="the first instance did not start; its log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+        return 1
+    fi
+    ping4 "$LAB_SVC4" 2 && ping6 "$LAB_SVC6" 2 || note "j: warm-up pings failed"
+    lab_send_bg "$LAB_DIR/jh4.send" "$NS_SRC" "$LAB_SVC4" 0 "$SW_RATE" jh4 --duration 8
+    local s4=$LAB_SEND_PID
+    lab_send_bg "$LAB_DIR/jh6.send" "$NS_SRC" "$LAB_SVC6" 0 "$SW_RATE" jh6 --duration 8
+    local s6=$LAB_SEND_PID
+    for ((i = 0; i < 100; i++)); do
+        [[ $(lab_received jh4 dst1) -ge 200 && $(lab_received jh6 dst1) -ge 200 ]] && break
+        sleep 0.05
+    done
+    p0=$(xdp_progs)
+    read -r -a k0 <<<"$(lab_fwd_counters)"
+    rm -f "$LAB_DIR/j.stop"
+    (while [[ ! -e $LAB_DIR/j.stop ]]; do xdp_ifaces; sleep 0.02; done >"$LAB_DIR/j.xdp") &
+    w=$!
+    lab_accel_stop USR2
+    J_RC=$?
+    lab_accel_start
+    if ! lab_accel_wait 30; then
+        touch "$LAB_DIR/j.stop"
+        wait "$w" "$s4" "$s6"
+        SW_RESULT="the new instance did not start; its log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+        return 1
+    fi
+    sleep 0.3
+    read -r -a k1 <<<"$(lab_fwd_counters)"
+    p1=$(xdp_progs)
+    touch "$LAB_DIR/j.stop"
+    wait "$w"
+    wait "$s4" "$s6"
+    sleep 0.3
+    sent4=$(awk '{print $2}' "$LAB_DIR/jh4.send")
+    sent6=$(awk '{print $2}' "$LAB_DIR/jh6.send")
+    recv4=$(lab_received jh4 dst1)
+    recv6=$(lab_received jh6 dst1)
+    minx=$(sort -n "$LAB_DIR/j.xdp" | head -n1)
+    adopted=$(lab_accel_log | grep -c "adopted the previous instance's XDP link")
+    sy=$(lab_accel sync 2>&1)
+    J_KFWD4=$((k1[0] - k0[0])) J_KFWD6=$((k1[1] - k0[1]))
+    J_LOST4=$((sent4 - recv4)) J_LOST6=$((sent6 - recv6))
+    J_MINX=$minx J_SAMPLES=$(wc -l <"$LAB_DIR/j.xdp") J_ADOPTED=$adopted J_SYNC=$sy
+    J_P0=$p0 J_P1=$p1
+    SW_RESULT="old exit $J_RC; XDP on >= $minx interfaces in $J_SAMPLES samples; $adopted links adopted; progs [$p0] -> [$p1]; kernel forwarded +$J_KFWD4/+$J_KFWD6; v4 $recv4/$sent4, v6 $recv6/$sent6 arrived"
+    return 0
+}
+if check_sw "j. hitless restart (SIGUSR2, new instance): runs" hitless; then
+    note "j: $SW_RESULT"
+    check "j. the old instance exits with status 0 on SIGUSR2" "exit $J_RC" test "$J_RC" -eq 0
+    check "j. XDP stayed on all 3 interfaces throughout the handover" \
+        "min $J_MINX in $J_SAMPLES samples" test "$J_MINX" -eq 3
+    check "j. the new instance adopted all 3 links (and swapped its program in)" \
+        "$J_ADOPTED adopted; progs [$J_P0] -> [$J_P1]" eval '[[ $J_ADOPTED -eq 3 && "$J_P0" != "$J_P1" ]]'
+    check "j. the kernel forwarded (next to) nothing during the handover (< 20)" \
+        "IpForwDatagrams +$J_KFWD4, Ip6OutForwDatagrams +$J_KFWD6" \
+        eval '[[ $J_KFWD4 -lt 20 && $J_KFWD6 -lt 20 ]]'
+    check "j. no datagram lost beyond a handful (<= 10 per family)" \
+        "lost v4 $J_LOST4, v6 $J_LOST6" eval '[[ $J_LOST4 -le 10 && $J_LOST6 -le 10 ]]'
+    check "j. accel sync on the new instance reports 0 changes" "$(tr -s '\n' ' ' <<<"$J_SYNC")" \
+        grep -q '^synced: 0 changes' <<<"$J_SYNC"
+    check "j. no link pins left behind" "$(ls "$ACCEL_PIN_DIR/links" 2>/dev/null | tr '\n' ' ')" \
+        eval '[[ -z "$(ls -A "$ACCEL_PIN_DIR/links" 2>/dev/null)" ]]'
+fi
+lab_accel_stop TERM
+rc=$?
+check "j. SIGTERM to the adopting instance: exit status 0" "exit $rc" test "$rc" -eq 0
+after_stop "j. after SIGTERM"
+
+# ---------------------------------------------------------------- k. handover fallback
+# A new instance that cannot adopt the pinned links (here: another XDP mode)
+# detaches them and attaches as on a plain restart.
+lab_accel_start
+if lab_accel_wait 30 && [[ $(xdp_ifaces) -eq 3 ]]; then
+    lab_accel_stop USR2
+    rc=$?
+    lab_accel_start --xdp-mode generic
+    if lab_accel_wait 30; then
+        n=$(lab_accel_log | grep -c "cannot adopt the previous instance's XDP link")
+        g=$(ip -n "$NS_RTR" -o link show 2>/dev/null | grep -c ' xdpgeneric')
+        burst 4 "$LAB_SVC4" k4 dst1
+        check "k. an instance in another XDP mode detaches the pinned links and attaches anew" \
+            "old exit $rc; $n links refused; xdpgeneric on $g; dst1 got $B_RECV/$N, accel forwarded $B_XFWD, kernel $B_KFWD" \
+            eval '[[ $rc -eq 0 && $n -eq 3 && $g -eq 3 && $B_RECV -eq $N && $B_XFWD -ge $N && $B_KFWD -lt $SMALL ]]'
+    else
+        not_ok "k. an instance in another XDP mode detaches the pinned links and attaches anew" \
+            "did not start; its log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+    fi
+else
+    not_ok "k. an instance in another XDP mode detaches the pinned links and attaches anew" \
+        "the first instance did not start"
+fi
+lab_accel_stop TERM
+after_stop "k. after SIGTERM"
+
 # ---------------------------------------------------------------- summary
 note ""
 note "router kernel forwarding counters around check b's bursts ($N datagrams per family, XDP running):"

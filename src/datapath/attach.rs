@@ -1,8 +1,15 @@
 //! Attaching the XDP program to interfaces through BPF links: a link lives
 //! as long as accel holds its descriptor, so the program leaves every
 //! interface when accel exits, however it exits.
+//!
+//! The one exception is a handover (`accel run` stopped with SIGUSR2, see
+//! docs/deployment.md): at that clean exit, and only then, the links are
+//! pinned in bpffs so that the program stays attached until the next
+//! instance adopts them ([`adopt`]) and swaps its own program in atomically.
 
+use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::Path;
 
 use super::DatapathError;
 
@@ -22,6 +29,121 @@ pub struct Attachment {
     pub ifindex: u32,
     pub name: String,
     _link: OwnedFd,
+}
+
+impl Attachment {
+    /// Pins the link at `path`, so that it (and the program) outlives accel.
+    pub fn pin(&self, path: &Path) -> std::io::Result<()> {
+        let c = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        // SAFETY: valid link fd and C string.
+        let rc = unsafe { libbpf_sys::bpf_obj_pin(self._link.as_raw_fd(), c.as_ptr()) };
+        if rc != 0 {
+            return Err(std::io::Error::from_raw_os_error(-rc));
+        }
+        Ok(())
+    }
+}
+
+/// The XDP mode the program on `ifindex` runs in, if one is attached.
+fn attached_mode(ifindex: u32) -> Option<XdpMode> {
+    let mut opts = libbpf_sys::bpf_xdp_query_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_xdp_query_opts>() as _,
+        ..Default::default()
+    };
+    // SAFETY: plain syscall wrapper filling a sized options struct.
+    let rc = unsafe { libbpf_sys::bpf_xdp_query(ifindex as i32, 0, &mut opts) };
+    if rc != 0 {
+        return None;
+    }
+    match opts.attach_mode as u32 {
+        m if m == libbpf_sys::XDP_ATTACHED_DRV => Some(XdpMode::Native),
+        m if m == libbpf_sys::XDP_ATTACHED_SKB => Some(XdpMode::Generic),
+        _ => None,
+    }
+}
+
+/// Adopts the XDP link a previous instance pinned at `path` for `ifindex`
+/// at a handover: swaps `prog` in (one atomic `bpf_link_update`: every
+/// packet sees either the old program with its maps or the new one with
+/// its maps, never a mix) and removes the pin, so that from now on the link
+/// lives exactly as long as this process, as with [`attach`].
+///
+/// Ok(None) when there is no pin. A pin that cannot be adopted (another
+/// interface, another XDP mode, update refused) is removed, which detaches
+/// the old program, and the caller falls back to [`attach`]: the kernel
+/// forwards alone in between, as on a plain restart.
+pub fn adopt(
+    prog: BorrowedFd<'_>,
+    ifindex: u32,
+    name: &str,
+    mode: XdpMode,
+    path: &Path,
+) -> Result<Option<Attachment>, String> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let c = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+    // SAFETY: valid C string.
+    let fd = unsafe { libbpf_sys::bpf_obj_get(c.as_ptr()) };
+    // Whatever happens next, the pin goes: adopted, the link is ours; not
+    // adopted, the old program must leave (closing `link` detaches it).
+    let _ = std::fs::remove_file(path);
+    if fd < 0 {
+        return Err(format!(
+            "opening the pinned link failed: {}",
+            std::io::Error::from_raw_os_error(-fd)
+        ));
+    }
+    // SAFETY: bpf_obj_get returned a new descriptor that we now own.
+    let link = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: a plain C struct (with a union) for which all zeroes is valid.
+    let mut info: libbpf_sys::bpf_link_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libbpf_sys::bpf_link_info>() as u32;
+    // SAFETY: valid fd, out struct and its size.
+    let rc = unsafe { libbpf_sys::bpf_link_get_info_by_fd(fd, &mut info, &mut len) };
+    if rc != 0 {
+        return Err(format!(
+            "reading the pinned link failed: {}",
+            std::io::Error::from_raw_os_error(-rc)
+        ));
+    }
+    if info.type_ != libbpf_sys::BPF_LINK_TYPE_XDP {
+        return Err(format!("the pin is not an XDP link (type {})", info.type_));
+    }
+    // SAFETY: an XDP link's info fills the xdp member of the union.
+    let link_ifindex = unsafe { info.__bindgen_anon_1.xdp.ifindex };
+    if link_ifindex != ifindex {
+        return Err(format!(
+            "the pinned link is on ifindex {link_ifindex}, not {ifindex}"
+        ));
+    }
+    match attached_mode(ifindex) {
+        Some(m) if m == mode => {}
+        other => {
+            let other = other.map_or_else(|| "an unknown".to_string(), |m| format!("{m:?}"));
+            return Err(format!(
+                "the pinned link runs in {other} mode, this instance wants {mode:?}"
+            ));
+        }
+    }
+    let opts = libbpf_sys::bpf_link_update_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_link_update_opts>() as _,
+        ..Default::default()
+    };
+    // SAFETY: valid link and program fds, initialised options.
+    let rc = unsafe { libbpf_sys::bpf_link_update(fd, prog.as_raw_fd(), &opts) };
+    if rc != 0 {
+        return Err(format!(
+            "swapping the program in failed: {}",
+            std::io::Error::from_raw_os_error(-rc)
+        ));
+    }
+    Ok(Some(Attachment {
+        ifindex,
+        name: name.to_string(),
+        _link: link,
+    }))
 }
 
 /// Id of the XDP program on an interface, if any.

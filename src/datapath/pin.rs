@@ -76,13 +76,19 @@ pub fn pin_all(maps: &Maps, dir: &Path) -> Result<(), DatapathError> {
     Ok(())
 }
 
-/// Removes every pin in accel's pin directory (it holds nothing else).
+/// Removes every map pin in accel's pin directory (it holds nothing else;
+/// the links directory of a handover is left alone).
 pub fn unpin_all(dir: &Path) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let _ = std::fs::remove_file(e.path());
         }
     }
+}
+
+/// Where a handover leaves the XDP links, one pin per interface name.
+pub fn links_dir(dir: &Path) -> PathBuf {
+    dir.join("links")
 }
 
 pub fn pin_dir_or_default(dir: Option<PathBuf>) -> PathBuf {
