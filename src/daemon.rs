@@ -458,16 +458,17 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     result.map(|_| ())
 }
 
-/// Leaves the datapath attached for the next instance: a fresh lease (the
-/// mirror is exact as of now: every event up to here has been applied), then
-/// every link pinned under `links_dir`. The maps stay pinned too, so `accel
-/// stats` keeps answering. If the next instance does not take over within
-/// the lease, the program passes every packet to the kernel: the frozen
-/// mirror is used for at most one lease. Returns false (having unpinned
-/// whatever it pinned) if pinning fails; the caller then detaches as usual.
+/// Leaves the program attached for the next instance: every link pinned
+/// under `links_dir`, then the lease ended, so that until the next instance
+/// swaps its own program in, every packet goes to the kernel. Nobody
+/// maintains this instance's mirror after it exits, and a route change in
+/// the gap must not be forwarded on stale data; what the handover saves is
+/// the detach and re-attach, which makes some drivers reset their rings.
+/// The maps stay pinned, so `accel stats` keeps answering. Returns false
+/// (having unpinned whatever it pinned) if pinning fails; the caller then
+/// detaches as usual.
 fn handover(d: &Daemon, attached: &[Attachment], links_dir: &std::path::Path) -> bool {
     let pinned = (|| {
-        d.renew_lease()?;
         std::fs::create_dir_all(links_dir).map_err(|source| DaemonError::Handover {
             path: links_dir.to_path_buf(),
             source,
@@ -482,13 +483,12 @@ fn handover(d: &Daemon, attached: &[Attachment], links_dir: &std::path::Path) ->
     })();
     match pinned {
         Ok(()) => {
+            let _ = d.maps.renew_lease(0);
             info!(
                 "handover: XDP stays attached on {} interface(s), links pinned under {}; the \
-                 mirror is valid for {} s: start the new instance now (without one, the kernel \
-                 forwards alone after that)",
+                 kernel forwards every packet until the new instance takes over: start it now",
                 attached.len(),
                 links_dir.display(),
-                LEASE.as_secs()
             );
             true
         }
