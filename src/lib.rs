@@ -10,6 +10,7 @@ pub mod model;
 pub mod netfilter;
 pub mod netlink;
 pub mod runtime;
+pub mod slots;
 pub mod stats;
 pub mod sysctl;
 pub mod trafgen;

@@ -10,14 +10,13 @@
 //! before the first-level leaf points to it, and a group that is no longer
 //! pointed to is reused only after a grace period.
 
-use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
 
 use crate::bpf::types::accel_dir24 as D;
+use crate::slots::GraceSlots;
 
 pub const TBL24_LEAVES: usize = D::ACCEL_TBL24_LEAVES.0 as usize;
 pub const GROUP_LEAVES: usize = D::ACCEL_GROUP_LEAVES.0 as usize;
-const GRACE: Duration = Duration::from_millis(200);
 
 /// Leaf encoding, shared with the datapath through accel.h.
 pub fn route_leaf(route_type: u32, nh_id: u32) -> u32 {
@@ -67,9 +66,7 @@ pub struct Dir24<S: LeafStore> {
     depth8: Vec<u8>,
     rules: HashMap<(u32, u8), u32>,
     groups: usize,
-    next_group: usize,
-    free_groups: Vec<usize>,
-    quarantine: VecDeque<(Instant, usize)>,
+    group_slots: GraceSlots,
 }
 
 fn mask(addr: u32, len: u8) -> u32 {
@@ -90,9 +87,7 @@ impl<S: LeafStore> Dir24<S> {
             depth8: vec![0; groups * GROUP_LEAVES],
             rules: HashMap::new(),
             groups,
-            next_group: 0,
-            free_groups: Vec::new(),
-            quarantine: VecDeque::new(),
+            group_slots: GraceSlots::new(0, groups),
         }
     }
 
@@ -105,7 +100,7 @@ impl<S: LeafStore> Dir24<S> {
     }
 
     pub fn groups_in_use(&self) -> usize {
-        self.next_group - self.free_groups.len() - self.quarantine.len()
+        self.group_slots.in_use(0)
     }
 
     /// Adds or replaces the rule for `addr/len` (host byte order).
@@ -226,31 +221,18 @@ impl<S: LeafStore> Dir24<S> {
         // Only rules of /24 or shorter remain: all leaves are the same.
         self.depth24[i] = self.depth8[base];
         self.tbl24.set(i, self.tbl8.get(base));
-        self.quarantine.push_back((Instant::now(), g));
+        self.group_slots.release(g);
     }
 
     fn take_group(&mut self) -> Option<usize> {
-        while let Some((freed, g)) = self.quarantine.front().copied() {
-            if freed.elapsed() < GRACE {
-                break;
-            }
-            self.quarantine.pop_front();
-            self.free_groups.push(g);
-        }
-        if let Some(g) = self.free_groups.pop() {
-            return Some(g);
-        }
-        if self.next_group < self.groups {
-            self.next_group += 1;
-            return Some(self.next_group - 1);
-        }
-        None
+        self.group_slots.take()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::slots::GRACE;
 
     fn table(groups: usize) -> Dir24<Vec<u32>> {
         Dir24::new(

@@ -18,18 +18,17 @@
 //! answer by another, and a node that nothing points to any more is reused
 //! only after a grace period.
 
-use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
 
 use super::dir24::LeafStore;
 use crate::bpf::types::{accel_dir24 as D, accel_trie6 as T};
+use crate::slots::GraceSlots;
 
 pub const ROOT_LEAVES: usize = T::ACCEL_ROOT6_LEAVES.0 as usize;
 pub const NODE_LEAVES: usize = T::ACCEL_NODE6_LEAVES.0 as usize;
 pub const NODES: usize = T::ACCEL_NODES6.0 as usize;
 const ROOT_BITS: u8 = 16;
 const STRIDE: u8 = 8;
-const GRACE: Duration = Duration::from_millis(200);
 
 fn node_leaf(n: usize) -> u32 {
     D::ACCEL_LEAF_EXT.0 | n as u32
@@ -99,9 +98,7 @@ pub struct Trie6<S: LeafStore> {
     depth_nodes: Vec<u8>,
     rules: HashMap<(u128, u8), u32>,
     max_nodes: usize,
-    next_node: usize,
-    free_nodes: Vec<usize>,
-    quarantine: VecDeque<(Instant, usize)>,
+    node_slots: GraceSlots,
 }
 
 impl<S: LeafStore> Trie6<S> {
@@ -115,9 +112,7 @@ impl<S: LeafStore> Trie6<S> {
             depth_nodes: vec![0; max_nodes * NODE_LEAVES],
             rules: HashMap::new(),
             max_nodes,
-            next_node: 0,
-            free_nodes: Vec::new(),
-            quarantine: VecDeque::new(),
+            node_slots: GraceSlots::new(0, max_nodes),
         }
     }
 
@@ -130,7 +125,7 @@ impl<S: LeafStore> Trie6<S> {
     }
 
     pub fn nodes_in_use(&self) -> usize {
-        self.next_node - self.free_nodes.len() - self.quarantine.len()
+        self.node_slots.in_use(0)
     }
 
     fn get(&self, s: Slot) -> u32 {
@@ -304,26 +299,12 @@ impl<S: LeafStore> Trie6<S> {
             // Only shorter rules remain: all its leaves are the same.
             let (leaf, depth) = (self.nodes.get(base), self.depth_nodes[base]);
             self.set(parent, leaf, depth);
-            self.quarantine.push_back((Instant::now(), n));
+            self.node_slots.release(n);
         }
     }
 
     fn take_node(&mut self) -> Option<usize> {
-        while let Some((freed, n)) = self.quarantine.front().copied() {
-            if freed.elapsed() < GRACE {
-                break;
-            }
-            self.quarantine.pop_front();
-            self.free_nodes.push(n);
-        }
-        if let Some(n) = self.free_nodes.pop() {
-            return Some(n);
-        }
-        if self.next_node < self.max_nodes {
-            self.next_node += 1;
-            return Some(self.next_node - 1);
-        }
-        None
+        self.node_slots.take()
     }
 }
 
@@ -331,6 +312,7 @@ impl<S: LeafStore> Trie6<S> {
 mod tests {
     use super::*;
     use crate::datapath::dir24::route_leaf;
+    use crate::slots::GRACE;
     use std::cell::RefCell;
     use std::rc::Rc;
 

@@ -1,22 +1,15 @@
-//! Next-hop ids shared by routes, with delayed reuse.
-//!
-//! A freed id is not handed out again until a grace period has passed: the
-//! datapath may have read a route's id just before the route changed, and
-//! must not then find another next hop's data under it.
+//! Next-hop ids shared by routes, refcounted; a freed id is reused only
+//! after the grace period of [`crate::slots`].
 
-use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
 
 use super::entries::NhKey;
-
-const GRACE: Duration = Duration::from_millis(200);
+use crate::slots::GraceSlots;
 
 #[derive(Clone)]
 pub struct NexthopIds {
     by_key: HashMap<NhKey, (u32, usize)>,
-    next_fresh: u32,
-    limit: u32,
-    quarantine: VecDeque<(Instant, u32)>,
+    ids: GraceSlots,
 }
 
 impl NexthopIds {
@@ -25,9 +18,7 @@ impl NexthopIds {
     pub fn new(limit: u32) -> Self {
         NexthopIds {
             by_key: HashMap::new(),
-            next_fresh: 1,
-            limit,
-            quarantine: VecDeque::new(),
+            ids: GraceSlots::new(1, limit as usize),
         }
     }
 
@@ -39,7 +30,7 @@ impl NexthopIds {
             *refs += 1;
             return Some((*id, false));
         }
-        let id = self.fresh_id()?;
+        let id = self.ids.take()? as u32;
         self.by_key.insert(key, (id, 1));
         Some((id, true))
     }
@@ -48,7 +39,7 @@ impl NexthopIds {
         if let Some((id, refs)) = self.by_key.get_mut(key) {
             *refs -= 1;
             if *refs == 0 {
-                self.quarantine.push_back((Instant::now(), *id));
+                self.ids.release(*id as usize);
                 self.by_key.remove(key);
             }
         }
@@ -70,24 +61,12 @@ impl NexthopIds {
     pub fn get(&self, key: &NhKey) -> Option<u32> {
         self.by_key.get(key).map(|(id, _)| *id)
     }
-
-    fn fresh_id(&mut self) -> Option<u32> {
-        if self.next_fresh < self.limit {
-            self.next_fresh += 1;
-            return Some(self.next_fresh - 1);
-        }
-        match self.quarantine.front() {
-            Some((freed, _)) if freed.elapsed() >= GRACE => {
-                self.quarantine.pop_front().map(|x| x.1)
-            }
-            _ => None,
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::slots::GRACE;
 
     fn key(i: u32) -> NhKey {
         NhKey {
