@@ -82,6 +82,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Event::DelNeigh(_) => "DelNeigh",
                     Event::RulesChanged => "RulesChanged",
                     Event::Overrun => "Overrun",
+                    // The rtnetlink socket never carries these (see
+                    // accel::netlink::nexthop_sock).
+                    Event::NewNexthop(_) => "NewNexthop",
+                    Event::DelNexthop(_) => "DelNexthop",
                 };
                 *counts.entry(kind).or_default() += 1;
                 if !quiet || matches!(ev, Event::Overrun) {

@@ -14,8 +14,10 @@ use crate::datapath::attach::{adopt, attach, Attachment, XdpMode};
 use crate::datapath::maps::Maps;
 use crate::datapath::{load, pin, DatapathError};
 use crate::mirror::nudge::{self, Nudger};
-use crate::mirror::{Change, ChangeSummary, IfaceConf, Mirror, Snapshot, ViewBuilder};
+use crate::mirror::{CfgFlags, Change, ChangeSummary, IfaceConf, Mirror, Snapshot, ViewBuilder};
 use crate::model::{Event, Route};
+use crate::netlink::nexthop::NexthopEvent;
+use crate::netlink::nexthop_sock::{NexthopEvents, Received};
 use crate::netlink::{self, KernelState, NetlinkError};
 use crate::{bpf, netfilter, runtime, sysctl};
 
@@ -73,6 +75,7 @@ pub fn snapshot(s: KernelState) -> Snapshot {
         routes: s.routes,
         neighbours: s.neighbours,
         rules: s.rules,
+        nexthops: s.nexthops,
     }
 }
 
@@ -234,7 +237,52 @@ impl Daemon {
         }
     }
 
+    /// Applies a batch from the nexthop-object socket; true when a resync
+    /// is due (notifications were lost).
+    async fn nexthop_events(&mut self, r: std::io::Result<Received>) -> Result<bool, DaemonError> {
+        match r {
+            Ok(Received::Events(evs)) => {
+                for e in evs {
+                    let ev = match e {
+                        NexthopEvent::New(o) => Event::NewNexthop(o),
+                        NexthopEvent::Del(id) => Event::DelNexthop(id),
+                    };
+                    self.event(ev).await?;
+                }
+                Ok(false)
+            }
+            Ok(Received::Overrun) => {
+                warn!("nexthop object events were lost (receive buffer overrun): full resync");
+                Ok(true)
+            }
+            Err(source) => Err(NetlinkError::Socket {
+                context: "receiving nexthop object events",
+                source,
+            }
+            .into()),
+        }
+    }
+
+    fn poll_multipath(&mut self) -> Result<(), DaemonError> {
+        let changes = self.mirror.set_multipath(sysctl::multipath());
+        if !changes.is_empty() {
+            let f = self.mirror.config_flags();
+            let on = f & (CfgFlags::ACCEL_CFG_MP_HASH4.0 | CfgFlags::ACCEL_CFG_MP_HASH6.0) != 0;
+            if on {
+                info!("multipath hash reproducible (seed and policy known): ECMP routes forwarded from the mirror");
+            } else {
+                info!(
+                    "multipath routes go to bpf_fib_lookup: set net.ipv4.fib_multipath_hash_seed \
+                     (and a hash policy of 0 or 1) to forward them from the mirror"
+                );
+            }
+        }
+        self.maps.apply(&changes)?;
+        Ok(())
+    }
+
     fn poll_sysctls(&mut self) -> Result<(), DaemonError> {
+        self.poll_multipath()?;
         for (ifindex, name) in &self.ifaces {
             let changes = self.mirror.set_sysctls(
                 *ifindex,
@@ -307,6 +355,12 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         resyncs: 0,
         nudger: Nudger::default(),
     };
+    d.poll_multipath()?;
+    // Subscribed before the start dump, like the rtnetlink events.
+    let mut nh_events = NexthopEvents::subscribe().map_err(|source| NetlinkError::Socket {
+        context: "subscribing to nexthop object events",
+        source,
+    })?;
     d.resync("start").await?;
 
     let state = netlink::dump::dump_links(&d.handle).await?;
@@ -415,6 +469,14 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                     Err(e) => Err(e),
                 },
                 None => break Err(DaemonError::EventsClosed),
+            },
+            r = nh_events.next() => match d.nexthop_events(r).await {
+                Ok(true) => {
+                    resync_at.get_or_insert(tokio::time::Instant::now() + RESYNC_DELAY);
+                    Ok(())
+                }
+                Ok(false) => Ok(()),
+                Err(e) => Err(e),
             },
             _ = resync_sleep => {
                 resync_at = None;

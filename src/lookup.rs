@@ -83,9 +83,58 @@ pub fn explain(maps: &Maps, addr: IpAddr) -> Vec<String> {
             "route the mirror leaves to bpf_fib_lookup (multipath, TOS, route MTU, ...)".into(),
         ),
         Rt::ACCEL_RT_UNICAST => unicast(maps, addr, rt.nh_id, &mut out),
+        Rt::ACCEL_RT_MULTIPATH => multipath(maps, addr, rt.nh_id, cfg.flags, &mut out),
         other => out.push(format!("unknown route type {}", other.0)),
     }
     out
+}
+
+/// A multipath route or nexthop object: its paths, and whether the
+/// datapath can pick among them itself.
+fn multipath(maps: &Maps, addr: IpAddr, group: u32, flags: u32, out: &mut Vec<String>) {
+    let Some(g) = maps.group(group) else {
+        out.push(format!("group {group} missing: bpf_fib_lookup decides"));
+        return;
+    };
+    if g.flags & crate::bpf::types::accel_group_flags::ACCEL_GROUP_BLACKHOLE.0 != 0 {
+        out.push("blackhole nexthop object: dropped in XDP".into());
+        return;
+    }
+    let n = (g.count as usize).min(g.paths.len());
+    match n {
+        0 => {
+            out.push(format!(
+                "group {group}: nexthop object the mirror cannot resolve (resilient, unknown or \
+                 special): bpf_fib_lookup decides"
+            ));
+            return;
+        }
+        1 => return unicast(maps, addr, g.paths[0].nh_id, out),
+        _ => {}
+    }
+    let hash = match addr {
+        IpAddr::V4(_) => Cfg::ACCEL_CFG_MP_HASH4.0,
+        IpAddr::V6(_) => Cfg::ACCEL_CFG_MP_HASH6.0,
+    };
+    out.push(format!("multipath route, {n} paths (group {group}):"));
+    let mut prev = 0u64;
+    for p in &g.paths[..n] {
+        let share = (u64::from(p.upper_bound) + 1 - prev) as f64 / (1u64 << 31) as f64 * 100.0;
+        prev = u64::from(p.upper_bound) + 1;
+        out.push(format!("  {:.1}% of flows:", share));
+        let mut lines = Vec::new();
+        unicast(maps, addr, p.nh_id, &mut lines);
+        out.extend(lines.into_iter().map(|l| format!("    {l}")));
+    }
+    if flags & hash == 0 {
+        out.push(
+            "the kernel's multipath hash seed is unknown (net.ipv4.fib_multipath_hash_seed = 0) \
+             or its policy is not 0/1: bpf_fib_lookup picks the path"
+                .into(),
+        );
+    } else {
+        out.push("the datapath picks the path with the kernel's own hash".into());
+    }
 }
 
 fn unicast(maps: &Maps, addr: IpAddr, nh_id: u32, out: &mut Vec<String>) {

@@ -231,6 +231,45 @@ impl Rule {
     }
 }
 
+/// How a group spreads flows over its members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupKind {
+    /// Hash-threshold multipath, as plain multipath routes.
+    Multipath,
+    /// Resilient (bucket table): member choice is kernel state accel
+    /// cannot reproduce.
+    Resilient,
+    Other(u16),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NexthopObject {
+    Single {
+        id: u32,
+        ifindex: Option<u32>,
+        gateway: Option<IpAddr>,
+        blackhole: bool,
+        /// RTNH_F_* (onlink, dead, linkdown).
+        flags: u32,
+        /// Encapsulation or FDB nexthops: not plain forwarding.
+        special: bool,
+    },
+    Group {
+        id: u32,
+        kind: GroupKind,
+        /// (member id, weight >= 1).
+        members: Vec<(u32, u16)>,
+    },
+}
+
+impl NexthopObject {
+    pub fn id(&self) -> u32 {
+        match self {
+            NexthopObject::Single { id, .. } | NexthopObject::Group { id, .. } => *id,
+        }
+    }
+}
+
 /// One change reported by the kernel.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -244,6 +283,10 @@ pub enum Event {
     DelNeigh(Neighbour),
     /// A rule was added or removed: rules are few, so they are re-read.
     RulesChanged,
+    /// A nexthop object was added or replaced.
+    NewNexthop(NexthopObject),
+    /// A nexthop object was deleted (by id).
+    DelNexthop(u32),
     /// The socket overflowed: events were lost and a full resync is due.
     Overrun,
 }

@@ -23,6 +23,7 @@ pub const COUNTERS: [(S, &str); S::ACCEL_STAT_MAX.0 as usize] = [
     (S::ACCEL_STAT_PASS_EGRESS, "pass_egress"),
     (S::ACCEL_STAT_PASS_FIB_OTHER, "pass_fib_other"),
     (S::ACCEL_STAT_PASS_INACTIVE, "pass_inactive"),
+    (S::ACCEL_STAT_PASS_MP_HASH, "pass_mp_hash"),
 ];
 
 #[derive(Debug, Clone, serde::Serialize)]

@@ -43,3 +43,13 @@ pub fn iface_flags(name: &str) -> u32 {
     }
     flags
 }
+
+/// The sysctls that decide the kernel's multipath hash. The seed is
+/// namespace-wide and shared by IPv4 and IPv6.
+pub fn multipath() -> crate::mirror::MultipathConf {
+    crate::mirror::MultipathConf {
+        seed: read("/proc/sys/net/ipv4/fib_multipath_hash_seed").unwrap_or(0),
+        policy4: read("/proc/sys/net/ipv4/fib_multipath_hash_policy").unwrap_or(0),
+        policy6: read("/proc/sys/net/ipv6/fib_multipath_hash_policy").unwrap_or(0),
+    }
+}

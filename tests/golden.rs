@@ -8,6 +8,8 @@
 
 #[path = "golden/lab.rs"]
 mod lab;
+#[path = "golden/multipath.rs"]
+mod multipath;
 #[path = "golden/pkt.rs"]
 mod pkt;
 
@@ -304,9 +306,10 @@ fn mirror_ipv6_trie_nesting_and_removal() {
 }
 
 #[test]
-fn mirror_foreign_family_gateway_goes_to_fib() {
-    // An IPv4 route via an IPv6 gateway (and the reverse) is left to
-    // bpf_fib_lookup.
+fn mirror_ipv4_via_ipv6_gateway_forwards_the_reverse_goes_to_fib() {
+    // An IPv4 route via an IPv6 gateway (RFC 5549) resolves the gateway
+    // with neighbour discovery; the reverse cannot exist in the kernel, so
+    // a stray entry of it is left to bpf_fib_lookup.
     let lab = Lab::new();
     let o = lab.out;
     let mut c = lab.route("198.51.100.0/24", &o, Some(GW6), 1);
@@ -317,7 +320,7 @@ fn mirror_foreign_family_gateway_goes_to_fib() {
     kernel_routes(&lab);
     kernel_neighs(&lab);
     let r4 = f4(&lab, &udp4(REMOTE4));
-    lab.forward(&r4, KERNEL_MAC, &lab.out, S::ACCEL_STAT_FWD_FIB);
+    lab.forward(&r4, MIRROR_MAC, &lab.out, S::ACCEL_STAT_FWD_MIRROR);
     let r6 = f6(&lab, &udp6(remote6()));
     lab.forward(&r6, KERNEL_MAC, &lab.out, S::ACCEL_STAT_FWD_FIB);
 }

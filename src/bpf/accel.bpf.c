@@ -16,6 +16,7 @@
 #include "maps.h"
 #include "parse.h"
 #include "forward.h"
+#include "multipath.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -26,6 +27,8 @@ struct accel_abi {
 	struct accel_route6_key route6_key;
 	struct accel_route route;
 	struct accel_nexthop nexthop;
+	struct accel_path path;
+	struct accel_nh_group nh_group;
 	struct accel_neigh4_key neigh4_key;
 	struct accel_neigh6_key neigh6_key;
 	struct accel_neigh neigh;
@@ -38,6 +41,7 @@ struct accel_abi {
 	enum accel_nh_flags nh_flags;
 	enum accel_if_flags if_flags;
 	enum accel_cfg_flags cfg_flags;
+	enum accel_group_flags group_flags;
 	enum accel_dir24 dir24;
 	enum accel_trie6 trie6;
 	struct accel_leaves leaves;
@@ -54,6 +58,7 @@ struct pkt {
 	struct accel_stats *st;
 	__u32 in_ifindex;
 	__u32 cfg;
+	__u32 mp_seed;
 };
 
 /* Source ports for the multipath hash; zero for fragments, as the kernel's
@@ -90,6 +95,26 @@ static __always_inline int route_type_verdict(struct accel_stats *st, __u32 type
 	}
 }
 
+/* 1 when a path of the group leaves through ifindex (strict rp_filter
+ * accepts a multipath reverse route if any path does). */
+static __always_inline int group_uses_dev(__u32 group, __u32 ifindex)
+{
+	struct accel_nh_group *g = bpf_map_lookup_elem(&nh_groups, &group);
+	struct accel_nexthop *nh;
+
+	if (!g)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < ACCEL_MAX_PATHS; i++) {
+		if (i >= g->count)
+			return 0;
+		nh = bpf_map_lookup_elem(&nexthops, &g->paths[i].nh_id);
+		if (nh && nh->ifindex == ifindex)
+			return 1;
+	}
+	return 0;
+}
+
 /* ---------------------------------------------------------------- IPv4 */
 
 /*
@@ -110,10 +135,14 @@ static __always_inline int ipv4_source_ok(struct pkt *k, struct iphdr *ip,
 		struct accel_route rt;
 		struct accel_nexthop *nh;
 
-		if (!route4_lookup(ip->saddr, &rt) || rt.type != ACCEL_RT_UNICAST)
+		if (!route4_lookup(ip->saddr, &rt))
+			return 0;
+		if (rt.type != ACCEL_RT_UNICAST && rt.type != ACCEL_RT_MULTIPATH)
 			return 0;
 		if (!(rpf & ACCEL_IF_RPF_STRICT))
 			return 1;
+		if (rt.type == ACCEL_RT_MULTIPATH)
+			return group_uses_dev(rt.nh_id, k->in_ifindex);
 		nh = bpf_map_lookup_elem(&nexthops, &rt.nh_id);
 		return nh && nh->ifindex == k->in_ifindex;
 	}
@@ -168,6 +197,40 @@ static __always_inline int ipv4_commit(struct pkt *k, struct iphdr *ip,
 			      out_ifindex, k->st, outcome);
 }
 
+/*
+ * The next hop a mirrored route sends this packet to: its own, or for a
+ * multipath route the path the kernel's hash picks. 0 when the mirror
+ * cannot tell (unknown hash seed): bpf_fib_lookup decides.
+ *
+ * Should the picked path's neighbour be unusable, the caller asks
+ * bpf_fib_lookup, which is exactly right even where the kernel skips such
+ * paths (nexthop groups, fib_multipath_use_neigh): every path before the
+ * picked one has a bound below the hash, so the kernel's choice is the
+ * picked path or, if it skips it, one the mirror cannot know.
+ */
+static __always_inline int ipv4_route_nh(struct pkt *k, struct iphdr *ip,
+					 struct accel_route *rt, __u32 *nh_id)
+{
+	struct accel_nh_group *g;
+
+	*nh_id = rt->nh_id;
+	if (rt->type != ACCEL_RT_MULTIPATH)
+		return ACCEL_GO;
+	*nh_id = 0;
+	g = bpf_map_lookup_elem(&nh_groups, &rt->nh_id);
+	if (!g)
+		return ACCEL_GO;
+	if (g->flags & ACCEL_GROUP_BLACKHOLE)
+		return count(k->st, ACCEL_STAT_DROP_BLACKHOLE, XDP_DROP);
+	if (g->count == 1)
+		*nh_id = g->paths[0].nh_id;
+	else if ((k->cfg & ACCEL_CFG_MP_HASH4) && multipath_layout_ok())
+		*nh_id = mp_select(g, mp_hash4(ip, k->end,
+					       k->cfg & ACCEL_CFG_MP_L4_4,
+					       k->mp_seed));
+	return ACCEL_GO;
+}
+
 /* Forward through a mirrored next hop, or ACCEL_TRY_FIB when the mirror
  * lacks the neighbour. */
 static __always_inline int ipv4_mirror(struct pkt *k, struct iphdr *ip,
@@ -178,12 +241,18 @@ static __always_inline int ipv4_mirror(struct pkt *k, struct iphdr *ip,
 	struct accel_nexthop *nh;
 	struct accel_iface *out;
 	struct accel_neigh *n;
+	__u32 nh_id;
 
-	if (rt->type != ACCEL_RT_UNICAST)
+	if (rt->type != ACCEL_RT_UNICAST && rt->type != ACCEL_RT_MULTIPATH)
 		return route_type_verdict(k->st, rt->type);
+	rc = ipv4_route_nh(k, ip, rt, &nh_id);
+	if (rc != ACCEL_GO)
+		return rc;
+	if (!nh_id)
+		return ACCEL_TRY_FIB;
 
-	nh = bpf_map_lookup_elem(&nexthops, &rt->nh_id);
-	if (!nh || (nh->flags & ACCEL_NH_GW6))
+	nh = bpf_map_lookup_elem(&nexthops, &nh_id);
+	if (!nh)
 		return ACCEL_TRY_FIB;
 	out = egress_iface(nh->ifindex, k->in_ifindex);
 	if (!out)
@@ -192,6 +261,19 @@ static __always_inline int ipv4_mirror(struct pkt *k, struct iphdr *ip,
 	if (rc != ACCEL_GO)
 		return rc;
 
+	if (nh->flags & ACCEL_NH_GW6) {
+		/* RFC 5549: an IPv4 route via an IPv6 gateway (BGP unnumbered):
+		 * the kernel resolves the gateway with neighbour discovery. */
+		struct accel_neigh6_key n6;
+
+		n6.ifindex = nh->ifindex;
+		__builtin_memcpy(n6.addr, nh->gw, 16);
+		n = bpf_map_lookup_elem(&neigh6, &n6);
+		if (!n)
+			return ACCEL_TRY_FIB;
+		return ipv4_commit(k, ip, n->mac, n6.ifindex, out, 1,
+				   ACCEL_STAT_FWD_MIRROR);
+	}
 	nkey.ifindex = nh->ifindex;
 	nkey.addr = (nh->flags & ACCEL_NH_GATEWAY) ? *(__u32 *)nh->gw : ip->daddr;
 	n = bpf_map_lookup_elem(&neigh4, &nkey);
@@ -289,6 +371,36 @@ static __always_inline int ipv6_commit(struct pkt *k, struct ipv6hdr *ip6,
 			      dmac, out, out_ifindex, k->st, outcome);
 }
 
+/* ipv4_route_nh() for IPv6; ACCEL_STAT_PASS_MP_HASH's packets are
+ * passed here. */
+static __always_inline int ipv6_route_nh(struct pkt *k, struct ipv6hdr *ip6,
+					 struct accel_route *rt, __u32 *nh_id)
+{
+	struct accel_nh_group *g;
+	__u32 hash;
+
+	*nh_id = rt->nh_id;
+	if (rt->type != ACCEL_RT_MULTIPATH)
+		return ACCEL_GO;
+	*nh_id = 0;
+	g = bpf_map_lookup_elem(&nh_groups, &rt->nh_id);
+	if (!g)
+		return ACCEL_GO;
+	if (g->flags & ACCEL_GROUP_BLACKHOLE)
+		return count(k->st, ACCEL_STAT_DROP_BLACKHOLE, XDP_DROP);
+	if (g->count == 1) {
+		*nh_id = g->paths[0].nh_id;
+		return ACCEL_GO;
+	}
+	if (!(k->cfg & ACCEL_CFG_MP_HASH6) || !multipath_layout_ok())
+		return ACCEL_GO;
+	if (!mp_hash6(ip6, k->end, k->cfg & ACCEL_CFG_MP_L4_6, k->mp_seed,
+		      &hash))
+		return count(k->st, ACCEL_STAT_PASS_MP_HASH, XDP_PASS);
+	*nh_id = mp_select(g, hash);
+	return ACCEL_GO;
+}
+
 static __always_inline int ipv6_mirror(struct pkt *k, struct ipv6hdr *ip6,
 				       struct accel_route *rt)
 {
@@ -297,11 +409,17 @@ static __always_inline int ipv6_mirror(struct pkt *k, struct ipv6hdr *ip6,
 	struct accel_nexthop *nh;
 	struct accel_iface *out;
 	struct accel_neigh *n;
+	__u32 nh_id;
 
-	if (rt->type != ACCEL_RT_UNICAST)
+	if (rt->type != ACCEL_RT_UNICAST && rt->type != ACCEL_RT_MULTIPATH)
 		return route_type_verdict(k->st, rt->type);
+	rc = ipv6_route_nh(k, ip6, rt, &nh_id);
+	if (rc != ACCEL_GO)
+		return rc;
+	if (!nh_id)
+		return ACCEL_TRY_FIB;
 
-	nh = bpf_map_lookup_elem(&nexthops, &rt->nh_id);
+	nh = bpf_map_lookup_elem(&nexthops, &nh_id);
 	if (!nh)
 		return ACCEL_TRY_FIB;
 	if ((nh->flags & ACCEL_NH_GATEWAY) && !(nh->flags & ACCEL_NH_GW6))
@@ -404,6 +522,7 @@ int accel_xdp(struct xdp_md *ctx)
 	if (bpf_ktime_get_coarse_ns() >= cfg->lease_until_ns)
 		return count(k.st, ACCEL_STAT_PASS_INACTIVE, XDP_PASS);
 	k.cfg = cfg->flags;
+	k.mp_seed = cfg->mp_seed;
 
 	k.eth = header_at(struct ethhdr, (void *)(long)ctx->data, k.end, 0);
 	if (!k.eth)

@@ -14,6 +14,10 @@ enum accel_limits {
 	ACCEL_MAX_NEXTHOPS = 65536,
 	ACCEL_MAX_NEIGH = 65536,
 	ACCEL_MAX_LOCAL_ADDRS = 4096,
+	/* Multipath next-hop sets: distinct sets are few (FRR shares one
+	 * group object among all routes with the same paths). */
+	ACCEL_MAX_GROUPS = 8192,
+	ACCEL_MAX_PATHS = 32,
 };
 
 /* What the datapath does with a destination covered by a mirrored route. */
@@ -29,6 +33,9 @@ enum accel_route_type {
 	/* The mirror cannot decide (multipath, TOS, route MTU, encap, throw,
 	 * nexthop objects without expansion...): ask bpf_fib_lookup. */
 	ACCEL_RT_FIB = 4,
+	/* Forward through one path of nh_groups[nh_id], picked by the
+	 * kernel's own multipath hash. */
+	ACCEL_RT_MULTIPATH = 5,
 };
 
 /*
@@ -94,6 +101,31 @@ struct accel_nexthop {
 	__u8 gw[16];
 };
 
+/*
+ * One path of a multipath route. The kernel picks the first path whose
+ * upper bound is >= the flow's hash (fib_select_multipath,
+ * fib6_select_path, nexthop_select_path_hthr); the bounds are the
+ * cumulative weights scaled to 2^31, computed exactly as the kernel does.
+ */
+struct accel_path {
+	__u32 nh_id;
+	__u32 upper_bound;
+};
+
+enum accel_group_flags {
+	/* A blackhole nexthop object: drop, as for a blackhole route. */
+	ACCEL_GROUP_BLACKHOLE = 1 << 0,
+};
+
+/* count 0 (and not blackhole): the mirror cannot resolve the group
+ * (resilient, unknown object...): bpf_fib_lookup decides. One path needs
+ * no hash. */
+struct accel_nh_group {
+	__u32 count;
+	__u32 flags;
+	struct accel_path paths[ACCEL_MAX_PATHS];
+};
+
 struct accel_neigh4_key {
 	__u32 ifindex;
 	__u32 addr; /* network byte order */
@@ -136,6 +168,14 @@ enum accel_cfg_flags {
 	ACCEL_CFG_SRC_FULL4 = 1 << 2,
 	/* Operator chose --mode fib: never consult the mirror. */
 	ACCEL_CFG_FIB_ONLY = 1 << 3,
+	/* The kernel's multipath hash can be reproduced (the hash seed is
+	 * set, the policy is L3 or L4): multipath routes are forwarded from
+	 * the mirror. Otherwise they go to bpf_fib_lookup. */
+	ACCEL_CFG_MP_HASH4 = 1 << 4,
+	ACCEL_CFG_MP_HASH6 = 1 << 5,
+	/* fib_multipath_hash_policy = 1: hash the 5-tuple, not just L3. */
+	ACCEL_CFG_MP_L4_4 = 1 << 6,
+	ACCEL_CFG_MP_L4_6 = 1 << 7,
 };
 
 /*
@@ -146,7 +186,8 @@ enum accel_cfg_flags {
 struct accel_config {
 	__u64 lease_until_ns;
 	__u32 flags;
-	__u32 pad;
+	/* net.ipv4.fib_multipath_hash_seed (both families use it). */
+	__u32 mp_seed;
 };
 
 /* Per-CPU counters: one array of these per interface slot. */
@@ -172,6 +213,8 @@ enum accel_stat {
 	ACCEL_STAT_PASS_EGRESS,	   /* egress not accel's, down, or = ingress */
 	ACCEL_STAT_PASS_FIB_OTHER, /* other bpf_fib_lookup refusals */
 	ACCEL_STAT_PASS_INACTIVE,  /* no live control plane (lease expired) */
+	ACCEL_STAT_PASS_MP_HASH,   /* multipath hash needs the kernel's flow
+				      * dissector (IPv6 extension headers) */
 	ACCEL_STAT_MAX,
 };
 

@@ -45,6 +45,13 @@ struct {
 } nexthops SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ACCEL_MAX_GROUPS);
+	__type(key, __u32);
+	__type(value, struct accel_nh_group);
+} nh_groups SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, ACCEL_MAX_NEIGH);
 	__type(key, struct accel_neigh4_key);

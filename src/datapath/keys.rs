@@ -3,8 +3,9 @@
 use std::net::IpAddr;
 
 use crate::bpf::types::{
-    accel_iface, accel_neigh, accel_neigh4_key, accel_neigh6_key, accel_nexthop, accel_nh_flags,
-    accel_route, accel_route4_key, accel_route6_key, accel_route_type,
+    accel_group_flags, accel_iface, accel_neigh, accel_neigh4_key, accel_neigh6_key, accel_nexthop,
+    accel_nh_flags, accel_nh_group, accel_route, accel_route4_key, accel_route6_key,
+    accel_route_type,
 };
 use crate::mirror::entries::{NhKey, RouteEntry};
 use crate::mirror::IfaceEntry;
@@ -44,8 +45,24 @@ pub fn route_value(entry: &RouteEntry, nh_id: u32) -> accel_route {
         RouteEntry::Unreachable => accel_route_type::ACCEL_RT_UNREACHABLE,
         RouteEntry::Local => accel_route_type::ACCEL_RT_LOCAL,
         RouteEntry::Fib(_) => accel_route_type::ACCEL_RT_FIB,
+        RouteEntry::Multipath(_) | RouteEntry::Object(_) => accel_route_type::ACCEL_RT_MULTIPATH,
     };
     accel_route { r#type: t.0, nh_id }
+}
+
+/// A group: up to ACCEL_MAX_PATHS (next-hop id, upper bound) pairs; the
+/// mirror never makes larger ones.
+pub fn group_value(blackhole: bool, paths: &[(u32, u32)]) -> accel_nh_group {
+    let mut g = accel_nh_group::default();
+    if blackhole {
+        g.flags = accel_group_flags::ACCEL_GROUP_BLACKHOLE.0;
+    }
+    for (slot, (nh_id, bound)) in g.paths.iter_mut().zip(paths) {
+        slot.nh_id = *nh_id;
+        slot.upper_bound = *bound;
+    }
+    g.count = paths.len().min(g.paths.len()) as u32;
+    g
 }
 
 pub fn nexthop_value(nh: &NhKey) -> accel_nexthop {

@@ -8,8 +8,8 @@ use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
 use super::dir24::{route_leaf, Dir24, GROUP_LEAVES, TBL24_LEAVES};
 use super::keys::{
-    host_key, iface_value, neigh_key, neigh_value, nexthop_value, route_key, route_value, NeighKey,
-    RouteKey,
+    group_value, host_key, iface_value, neigh_key, neigh_value, nexthop_value, route_key,
+    route_value, NeighKey, RouteKey,
 };
 use super::mmap::MmapLeaves;
 use super::trie6::{self, Trie6};
@@ -31,6 +31,7 @@ pub struct Maps {
     pub fib6_root: MapHandle,
     pub fib6_nodes: MapHandle,
     pub nexthops: MapHandle,
+    pub nh_groups: MapHandle,
     pub neigh4: MapHandle,
     pub neigh6: MapHandle,
     pub local4: MapHandle,
@@ -66,6 +67,7 @@ impl Maps {
             fib6_root: handle("fib6_root", &m.fib6_root)?,
             fib6_nodes: handle("fib6_nodes", &m.fib6_nodes)?,
             nexthops: handle("nexthops", &m.nexthops)?,
+            nh_groups: handle("nh_groups", &m.nh_groups)?,
             neigh4: handle("neigh4", &m.neigh4)?,
             neigh6: handle("neigh6", &m.neigh6)?,
             local4: handle("local4", &m.local4)?,
@@ -97,6 +99,7 @@ impl Maps {
             fib6_root: open("fib6_root")?,
             fib6_nodes: open("fib6_nodes")?,
             nexthops: open("nexthops")?,
+            nh_groups: open("nh_groups")?,
             neigh4: open("neigh4")?,
             neigh6: open("neigh6")?,
             local4: open("local4")?,
@@ -107,7 +110,7 @@ impl Maps {
     }
 
     /// Every map with the name it is pinned under.
-    pub fn named(&self) -> [(&'static str, &MapHandle); 12] {
+    pub fn named(&self) -> [(&'static str, &MapHandle); 13] {
         [
             ("accel_cfg", &self.cfg),
             ("ifaces", &self.ifaces),
@@ -118,6 +121,7 @@ impl Maps {
             ("fib6_root", &self.fib6_root),
             ("fib6_nodes", &self.fib6_nodes),
             ("nexthops", &self.nexthops),
+            ("nh_groups", &self.nh_groups),
             ("neigh4", &self.neigh4),
             ("neigh6", &self.neigh6),
             ("local4", &self.local4),
@@ -137,6 +141,16 @@ impl Maps {
             Change::PutNexthop { id, nh } => {
                 put(&self.nexthops, "nexthops", id, &nexthop_value(nh))
             }
+            Change::PutGroup {
+                id,
+                blackhole,
+                paths,
+            } => put(
+                &self.nh_groups,
+                "nh_groups",
+                id,
+                &group_value(*blackhole, paths),
+            ),
             Change::PutRoute {
                 prefix,
                 entry,
@@ -194,6 +208,11 @@ impl Maps {
             Change::Config(flags) => {
                 let mut c = self.config.get();
                 c.flags = *flags;
+                self.write_config(c)
+            }
+            Change::MpSeed(seed) => {
+                let mut c = self.config.get();
+                c.mp_seed = *seed;
                 self.write_config(c)
             }
         }
@@ -324,6 +343,10 @@ impl Maps {
             .as_ref()
             .expect("only the instance that loaded the datapath writes routes")
             .borrow_mut())
+    }
+
+    pub fn group(&self, id: u32) -> Option<crate::bpf::types::accel_nh_group> {
+        lookup(&self.nh_groups, &id)
     }
 
     pub fn nexthop(&self, id: u32) -> Option<accel_nexthop> {

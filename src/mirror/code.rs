@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::entries::{FibReason, NhKey, RouteEntry};
+use super::entries::{FibReason, NhKey, Path, PathSet, RouteEntry};
 
 /// A [`RouteEntry`] as stored by the mirror; decode with [`NhTable`].
 /// Two codes from the same table are equal exactly when their entries are.
@@ -21,6 +21,9 @@ const TAG_UNREACHABLE: u32 = 2;
 const TAG_LOCAL: u32 = 3;
 /// Fib(reason) is TAG_FIB + the reason's position in FIB_REASONS.
 const TAG_FIB: u32 = 4;
+const TAG_MULTIPATH: u32 = TAG_FIB + FIB_REASONS.len() as u32;
+/// Index into the interned nexthop-object ids.
+const TAG_OBJECT: u32 = TAG_MULTIPATH + 1;
 const FIB_REASONS: [FibReason; 10] = [
     FibReason::Multipath,
     FibReason::Tos,
@@ -53,6 +56,13 @@ impl Code {
 pub struct NhTable {
     keys: Vec<NhKey>,
     index: HashMap<NhKey, u32>,
+    /// Interned path lists of multipath routes, likewise append-only:
+    /// distinct lists are few (a router has few ECMP neighbour sets).
+    sets: Vec<Vec<Path>>,
+    set_index: HashMap<Vec<Path>, u32>,
+    /// Interned nexthop-object ids (they may exceed the 24-bit index).
+    objects: Vec<u32>,
+    object_index: HashMap<u32, u32>,
 }
 
 impl NhTable {
@@ -63,6 +73,11 @@ impl NhTable {
             RouteEntry::Unreachable => TAG_UNREACHABLE,
             RouteEntry::Local => TAG_LOCAL,
             RouteEntry::Fib(r) => return Code::fib(r),
+            RouteEntry::Multipath(set) => return Code(TAG_MULTIPATH << TAG_SHIFT | set.0),
+            RouteEntry::Object(id) => {
+                let i = intern(&mut self.objects, &mut self.object_index, id);
+                return Code(TAG_OBJECT << TAG_SHIFT | i);
+            }
         };
         Code(tag << TAG_SHIFT)
     }
@@ -73,20 +88,46 @@ impl NhTable {
             TAG_BLACKHOLE => RouteEntry::Blackhole,
             TAG_UNREACHABLE => RouteEntry::Unreachable,
             TAG_LOCAL => RouteEntry::Local,
+            TAG_MULTIPATH => RouteEntry::Multipath(PathSet(c.0 & INDEX_MASK)),
+            TAG_OBJECT => RouteEntry::Object(self.objects[(c.0 & INDEX_MASK) as usize]),
             t => RouteEntry::Fib(FIB_REASONS[(t - TAG_FIB) as usize]),
         }
     }
 
-    fn intern(&mut self, nh: NhKey) -> u32 {
-        if let Some(i) = self.index.get(&nh) {
-            return *i;
+    /// The handle of a multipath route's path list.
+    pub fn intern_paths(&mut self, paths: Vec<Path>) -> PathSet {
+        if let Some(i) = self.set_index.get(&paths) {
+            return PathSet(*i);
         }
-        let i = self.keys.len() as u32;
-        assert!(i <= INDEX_MASK, "more than 2^24 distinct next hops");
-        self.keys.push(nh);
-        self.index.insert(nh, i);
-        i
+        let i = self.sets.len() as u32;
+        assert!(i <= INDEX_MASK, "more than 2^24 distinct multipath sets");
+        self.sets.push(paths.clone());
+        self.set_index.insert(paths, i);
+        PathSet(i)
     }
+
+    pub fn paths(&self, set: PathSet) -> &[Path] {
+        &self.sets[set.0 as usize]
+    }
+
+    fn intern(&mut self, nh: NhKey) -> u32 {
+        intern(&mut self.keys, &mut self.index, nh)
+    }
+}
+
+fn intern<T: Clone + Eq + std::hash::Hash>(
+    all: &mut Vec<T>,
+    index: &mut HashMap<T, u32>,
+    v: T,
+) -> u32 {
+    if let Some(i) = index.get(&v) {
+        return *i;
+    }
+    let i = all.len() as u32;
+    assert!(i <= INDEX_MASK, "more than 2^24 distinct interned values");
+    all.push(v.clone());
+    index.insert(v, i);
+    i
 }
 
 #[cfg(test)]
@@ -100,7 +141,20 @@ mod tests {
             ifindex: i,
             gateway: g.map(|g| g.parse().unwrap()),
         };
+        let set = t.intern_paths(vec![
+            Path {
+                nh: nh(3, Some("192.0.2.1")),
+                weight: 1,
+            },
+            Path {
+                nh: nh(4, Some("192.0.2.2")),
+                weight: 2,
+            },
+        ]);
         let mut all = vec![
+            RouteEntry::Multipath(set),
+            RouteEntry::Object(7),
+            RouteEntry::Object(1 << 30),
             RouteEntry::Unicast(nh(3, Some("192.0.2.1"))),
             RouteEntry::Unicast(nh(3, None)),
             RouteEntry::Unicast(nh(4, Some("fe80::1"))),

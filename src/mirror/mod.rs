@@ -6,6 +6,7 @@
 
 pub mod code;
 pub mod entries;
+pub mod groups;
 pub mod nexthops;
 pub mod nudge;
 pub mod prefixmap;
@@ -15,10 +16,13 @@ pub mod view;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::model::{Addr, Event, Family, Link, Neighbour, Prefix, Route, Rule, TABLE_LOCAL};
+use crate::model::{
+    Addr, Event, Family, Link, Neighbour, NexthopObject, Prefix, Route, Rule, TABLE_LOCAL,
+};
 use code::{Code, NhTable};
 use entries::{FibReason, NhKey, RouteEntry};
-use nexthops::NexthopIds;
+use groups::{GroupContent, GroupKey};
+use nexthops::{NexthopIds, SharedIds};
 use prefixmap::PrefixMap;
 pub use view::View;
 
@@ -40,6 +44,13 @@ pub enum Change {
     PutNexthop {
         id: u32,
         nh: NhKey,
+    },
+    /// A multipath or nexthop-object group: (next-hop id, upper bound) per
+    /// path; no paths and not blackhole: bpf_fib_lookup decides.
+    PutGroup {
+        id: u32,
+        blackhole: bool,
+        paths: Vec<(u32, u32)>,
     },
     PutRoute {
         prefix: Prefix,
@@ -64,6 +75,8 @@ pub enum Change {
     PutLocal4(Ipv4Addr),
     DelLocal4(Ipv4Addr),
     Config(u32),
+    /// The multipath hash seed (0: unknown, see ACCEL_CFG_MP_HASH4).
+    MpSeed(u32),
 }
 
 /// What a batch of changes did, for `accel sync` and the logs.
@@ -72,6 +85,7 @@ pub struct ChangeSummary {
     pub routes_put: usize,
     pub routes_deleted: usize,
     pub nexthops_put: usize,
+    pub groups_put: usize,
     pub neighbours_put: usize,
     pub neighbours_deleted: usize,
     pub ifaces_put: usize,
@@ -85,13 +99,14 @@ impl ChangeSummary {
         for c in changes {
             match c {
                 Change::PutNexthop { .. } => s.nexthops_put += 1,
+                Change::PutGroup { .. } => s.groups_put += 1,
                 Change::PutRoute { .. } => s.routes_put += 1,
                 Change::DelRoute(_) => s.routes_deleted += 1,
                 Change::PutNeigh { .. } => s.neighbours_put += 1,
                 Change::DelNeigh { .. } => s.neighbours_deleted += 1,
                 Change::PutIface { .. } | Change::DelIface(_) => s.ifaces_put += 1,
                 Change::PutLocal4(_) | Change::DelLocal4(_) => s.local_addrs_changed += 1,
-                Change::Config(_) => s.config_changed += 1,
+                Change::Config(_) | Change::MpSeed(_) => s.config_changed += 1,
             }
         }
         s
@@ -102,6 +117,7 @@ impl ChangeSummary {
         self.routes_put += o.routes_put;
         self.routes_deleted += o.routes_deleted;
         self.nexthops_put += o.nexthops_put;
+        self.groups_put += o.groups_put;
         self.neighbours_put += o.neighbours_put;
         self.neighbours_deleted += o.neighbours_deleted;
         self.ifaces_put += o.ifaces_put;
@@ -113,6 +129,7 @@ impl ChangeSummary {
         self.routes_put
             + self.routes_deleted
             + self.nexthops_put
+            + self.groups_put
             + self.neighbours_put
             + self.neighbours_deleted
             + self.ifaces_put
@@ -125,10 +142,11 @@ impl std::fmt::Display for ChangeSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "routes +{} -{}, next hops +{}, neighbours +{} -{}, interfaces {}, local addresses {}, config {}",
+            "routes +{} -{}, next hops +{}, groups +{}, neighbours +{} -{}, interfaces {}, local addresses {}, config {}",
             self.routes_put,
             self.routes_deleted,
             self.nexthops_put,
+            self.groups_put,
             self.neighbours_put,
             self.neighbours_deleted,
             self.ifaces_put,
@@ -156,6 +174,17 @@ pub struct Snapshot {
     pub routes: Vec<Route>,
     pub neighbours: Vec<Neighbour>,
     pub rules: Vec<Rule>,
+    pub nexthops: Vec<NexthopObject>,
+}
+
+/// The sysctls that decide the kernel's multipath hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MultipathConf {
+    /// net.ipv4.fib_multipath_hash_seed; 0 means a random seed the kernel
+    /// keeps to itself.
+    pub seed: u32,
+    pub policy4: u32,
+    pub policy6: u32,
 }
 
 /// A fresh view being filled from a dump, route by route. It shares the
@@ -193,6 +222,9 @@ pub struct Mirror {
     /// not (for [`Mirror::gateway_neighbours`]).
     neigh_states: HashMap<(u32, IpAddr), u16>,
     rules: Vec<Rule>,
+    /// Nexthop objects by id.
+    objects: HashMap<u32, NexthopObject>,
+    multipath: MultipathConf,
     // The kernel never clears these once set (fib_has_custom_local_routes,
     // fib_has_custom_rules), so neither does accel.
     custom_local_seen: bool,
@@ -204,7 +236,11 @@ pub struct Mirror {
     applied_ifaces: HashMap<u32, IfaceEntry>,
     applied_local4: HashSet<Ipv4Addr>,
     applied_config: Option<u32>,
+    applied_seed: Option<u32>,
     nexthops: NexthopIds,
+    groups: SharedIds<GroupKey>,
+    /// What each group id holds (its paths hold next-hop references).
+    applied_groups: HashMap<u32, (GroupKey, GroupContent)>,
     /// Interned next hops of every stored entry (view and applied).
     nh_table: NhTable,
 }
@@ -231,6 +267,8 @@ impl Mirror {
             neighbours: HashMap::new(),
             neigh_states: HashMap::new(),
             rules: Vec::new(),
+            objects: HashMap::new(),
+            multipath: MultipathConf::default(),
             custom_local_seen: false,
             custom_rules_seen: false,
             applied_routes: PrefixMap::default(),
@@ -238,7 +276,10 @@ impl Mirror {
             applied_ifaces: HashMap::new(),
             applied_local4: HashSet::new(),
             applied_config: None,
+            applied_seed: None,
             nexthops: NexthopIds::new(max_nexthops),
+            groups: SharedIds::new(crate::bpf::types::accel_limits::ACCEL_MAX_GROUPS.0),
+            applied_groups: HashMap::new(),
             nh_table: NhTable::default(),
         }
     }
@@ -272,6 +313,8 @@ impl Mirror {
             neighbours,
             neigh_states,
             rules,
+            objects,
+            multipath,
             custom_local_seen,
             custom_rules_seen,
             applied_routes,
@@ -279,7 +322,10 @@ impl Mirror {
             applied_ifaces,
             applied_local4,
             applied_config,
+            applied_seed,
             nexthops,
+            groups,
+            applied_groups,
             nh_table,
         } = self;
         Mirror {
@@ -291,6 +337,8 @@ impl Mirror {
             neighbours: neighbours.clone(),
             neigh_states: neigh_states.clone(),
             rules: rules.clone(),
+            objects: objects.clone(),
+            multipath: *multipath,
             custom_local_seen: *custom_local_seen,
             custom_rules_seen: *custom_rules_seen,
             applied_routes: applied_routes.clone(),
@@ -298,7 +346,10 @@ impl Mirror {
             applied_ifaces: applied_ifaces.clone(),
             applied_local4: applied_local4.clone(),
             applied_config: *applied_config,
+            applied_seed: *applied_seed,
             nexthops: nexthops.clone(),
+            groups: groups.clone(),
+            applied_groups: applied_groups.clone(),
             nh_table: nh_table.clone(),
         }
     }
@@ -360,12 +411,14 @@ impl Mirror {
             .map(|n| ((n.ifindex, n.addr), n.state))
             .collect();
         self.rules = snap.rules;
+        self.objects = snap.nexthops.into_iter().map(|o| (o.id(), o)).collect();
 
         const CHUNK: usize = 4096;
         let mut out = Vec::with_capacity(CHUNK);
         self.sync_ifaces(&mut out);
         self.sync_config(&mut out);
         self.sync_local4(&mut out);
+        self.sync_groups(|_| true, &mut out);
         sink(&mut out)?;
         let all = prefixmap::sorted_union(
             self.view.main(),
@@ -446,9 +499,26 @@ impl Mirror {
                 self.sync_neigh(k, &mut o.changes);
             }
             Event::RulesChanged => o.reread_rules = true,
+            Event::NewNexthop(obj) => {
+                let id = obj.id();
+                self.objects.insert(id, obj);
+                self.sync_object(id, &mut o.changes);
+            }
+            Event::DelNexthop(id) => {
+                self.objects.remove(&id);
+                self.sync_object(id, &mut o.changes);
+            }
             Event::Overrun => o.resync = true,
         }
         o
+    }
+
+    /// New multipath hash settings (polled sysctls).
+    pub fn set_multipath(&mut self, conf: MultipathConf) -> Vec<Change> {
+        self.multipath = conf;
+        let mut out = Vec::new();
+        self.sync_config(&mut out);
+        out
     }
 
     pub fn set_rules(&mut self, rules: Vec<Rule>) -> Vec<Change> {
@@ -564,6 +634,15 @@ impl Mirror {
                             (Code::fib(fib), RouteEntry::Fib(fib), 0)
                         }
                     },
+                    RouteEntry::Multipath(_) | RouteEntry::Object(_) => {
+                        match self.acquire_group(group_key(entry), out) {
+                            Some(id) => (code, entry, id),
+                            None => {
+                                let fib = FibReason::Multipath;
+                                (Code::fib(fib), RouteEntry::Fib(fib), 0)
+                            }
+                        }
+                    }
                     e => (code, e, 0),
                 };
                 self.applied_routes.insert(p, (code, nh_id));
@@ -575,10 +654,120 @@ impl Mirror {
             }
         }
         if let Some((old, _)) = have {
-            if let RouteEntry::Unicast(old) = self.nh_table.decode(old) {
-                self.nexthops.release(&old);
+            match self.nh_table.decode(old) {
+                RouteEntry::Unicast(old) => {
+                    self.nexthops.release(&old);
+                }
+                e @ (RouteEntry::Multipath(_) | RouteEntry::Object(_)) => {
+                    self.release_group(group_key(e))
+                }
+                _ => {}
             }
         }
+    }
+
+    /// A reference on the group for `key`, written first if new; `None`
+    /// when every group id is taken.
+    fn acquire_group(&mut self, key: GroupKey, out: &mut Vec<Change>) -> Option<u32> {
+        let (id, fresh) = self.groups.acquire(key)?;
+        if fresh {
+            self.write_group(id, key, out);
+        }
+        Some(id)
+    }
+
+    fn release_group(&mut self, key: GroupKey) {
+        if let Some(id) = self.groups.release(&key) {
+            if let Some((_, content)) = self.applied_groups.remove(&id) {
+                for p in &content.paths {
+                    self.nexthops.release(&p.nh);
+                }
+            }
+        }
+    }
+
+    fn group_content(&self, key: GroupKey) -> GroupContent {
+        match key {
+            GroupKey::Paths(set) => GroupContent {
+                blackhole: false,
+                paths: self.nh_table.paths(set).to_vec(),
+            },
+            GroupKey::Object(id) => groups::resolve_object(id, &self.objects),
+        }
+    }
+
+    /// (Re)writes group `id` from what `key` resolves to now: next hops
+    /// first, then the group, and only then are the next hops it used
+    /// before released.
+    fn write_group(&mut self, id: u32, key: GroupKey, out: &mut Vec<Change>) {
+        let mut content = self.group_content(key);
+        let mut ids = Vec::with_capacity(content.paths.len());
+        for p in &content.paths {
+            match self.nexthops.acquire(p.nh) {
+                Some((nh_id, fresh)) => {
+                    if fresh {
+                        out.push(Change::PutNexthop {
+                            id: nh_id,
+                            nh: p.nh,
+                        });
+                    }
+                    ids.push(nh_id);
+                }
+                None => break,
+            }
+        }
+        if ids.len() < content.paths.len() {
+            // Out of next-hop ids: leave the group to bpf_fib_lookup.
+            for p in &content.paths[..ids.len()] {
+                self.nexthops.release(&p.nh);
+            }
+            content = GroupContent::unknown();
+            ids.clear();
+        }
+        let weights: Vec<u16> = content.paths.iter().map(|p| p.weight).collect();
+        let bounds = groups::upper_bounds(&weights);
+        out.push(Change::PutGroup {
+            id,
+            blackhole: content.blackhole,
+            paths: ids.into_iter().zip(bounds).collect(),
+        });
+        if let Some((_, old)) = self.applied_groups.insert(id, (key, content)) {
+            for p in &old.paths {
+                self.nexthops.release(&p.nh);
+            }
+        }
+    }
+
+    /// Rewrites the applied groups `which` selects whose content changed.
+    fn sync_groups(&mut self, which: impl Fn(&GroupKey) -> bool, out: &mut Vec<Change>) {
+        let mut stale: Vec<(u32, GroupKey)> = self
+            .applied_groups
+            .iter()
+            .filter(|(_, (key, content))| which(key) && self.group_content(*key) != *content)
+            .map(|(id, (key, _))| (*id, *key))
+            .collect();
+        stale.sort_unstable_by_key(|(id, _)| *id);
+        for (id, key) in stale {
+            self.write_group(id, key, out);
+        }
+    }
+
+    /// After nexthop object `changed` came, went or was replaced.
+    fn sync_object(&mut self, changed: u32, out: &mut Vec<Change>) {
+        let objects = std::mem::take(&mut self.objects);
+        let affected: HashSet<u32> = self
+            .applied_groups
+            .values()
+            .filter_map(|(key, _)| match key {
+                GroupKey::Object(id) if groups::depends_on(*id, changed, &objects) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        self.objects = objects;
+        self.sync_groups(
+            |k| matches!(k, GroupKey::Object(id) if affected.contains(id)),
+            out,
+        );
     }
 
     fn sync_neigh(&mut self, k: (u32, IpAddr), out: &mut Vec<Change>) {
@@ -667,6 +856,12 @@ impl Mirror {
     }
 
     fn sync_config(&mut self, out: &mut Vec<Change>) {
+        let mp = self.multipath;
+        let seed = if mp.seed != 0 { mp.seed } else { 0 };
+        if self.applied_seed != Some(seed) {
+            self.applied_seed = Some(seed);
+            out.push(Change::MpSeed(seed));
+        }
         let custom = |f| self.rules.iter().any(|r| r.family == f && !r.is_default());
         let (policy4, policy6) = (custom(Family::V4), custom(Family::V6));
         self.custom_rules_seen |= policy4;
@@ -683,10 +878,41 @@ impl Mirror {
         if self.fib_only {
             flags |= CfgFlags::ACCEL_CFG_FIB_ONLY.0;
         }
+        // Policies 0 (L3) and 1 (L4) are reproduced; 2 (inner headers) and
+        // 3 (custom fields) are left to bpf_fib_lookup.
+        if mp.seed != 0 {
+            for (policy, hash, l4) in [
+                (
+                    mp.policy4,
+                    CfgFlags::ACCEL_CFG_MP_HASH4,
+                    CfgFlags::ACCEL_CFG_MP_L4_4,
+                ),
+                (
+                    mp.policy6,
+                    CfgFlags::ACCEL_CFG_MP_HASH6,
+                    CfgFlags::ACCEL_CFG_MP_L4_6,
+                ),
+            ] {
+                match policy {
+                    0 => flags |= hash.0,
+                    1 => flags |= hash.0 | l4.0,
+                    _ => {}
+                }
+            }
+        }
         if self.applied_config != Some(flags) {
             self.applied_config = Some(flags);
             out.push(Change::Config(flags));
         }
+    }
+}
+
+/// The group an entry points to.
+fn group_key(e: RouteEntry) -> GroupKey {
+    match e {
+        RouteEntry::Multipath(set) => GroupKey::Paths(set),
+        RouteEntry::Object(id) => GroupKey::Object(id),
+        other => unreachable!("{other:?} has no group"),
     }
 }
 

@@ -1,22 +1,25 @@
-//! Next-hop ids shared by routes, refcounted; a freed id is reused only
-//! after the grace period of [`crate::slots`].
+//! Datapath ids shared by routes (next hops, groups), refcounted; a freed
+//! id is reused only after the grace period of [`crate::slots`].
 
 use std::collections::HashMap;
+use std::hash::Hash;
 
 use super::entries::NhKey;
 use crate::slots::GraceSlots;
 
 #[derive(Clone)]
-pub struct NexthopIds {
-    by_key: HashMap<NhKey, (u32, usize)>,
+pub struct SharedIds<K> {
+    by_key: HashMap<K, (u32, usize)>,
     ids: GraceSlots,
 }
 
-impl NexthopIds {
+pub type NexthopIds = SharedIds<NhKey>;
+
+impl<K: Eq + Hash + Clone> SharedIds<K> {
     /// Ids run from 1 to `limit - 1`; 0 is never used so that a zeroed
     /// route entry cannot name a real next hop.
     pub fn new(limit: u32) -> Self {
-        NexthopIds {
+        SharedIds {
             by_key: HashMap::new(),
             ids: GraceSlots::new(1, limit as usize),
         }
@@ -25,7 +28,7 @@ impl NexthopIds {
     /// Takes a reference on `key`'s id. Returns the id and whether it is new
     /// (its entry must be written before any route points to it), or `None`
     /// when every id is in use.
-    pub fn acquire(&mut self, key: NhKey) -> Option<(u32, bool)> {
+    pub fn acquire(&mut self, key: K) -> Option<(u32, bool)> {
         if let Some((id, refs)) = self.by_key.get_mut(&key) {
             *refs += 1;
             return Some((*id, false));
@@ -35,14 +38,17 @@ impl NexthopIds {
         Some((id, true))
     }
 
-    pub fn release(&mut self, key: &NhKey) {
-        if let Some((id, refs)) = self.by_key.get_mut(key) {
-            *refs -= 1;
-            if *refs == 0 {
-                self.ids.release(*id as usize);
-                self.by_key.remove(key);
-            }
+    /// Drops a reference; returns the id if that was the last one.
+    pub fn release(&mut self, key: &K) -> Option<u32> {
+        let (id, refs) = self.by_key.get_mut(key)?;
+        *refs -= 1;
+        if *refs > 0 {
+            return None;
         }
+        let id = *id;
+        self.ids.release(id as usize);
+        self.by_key.remove(key);
+        Some(id)
     }
 
     pub fn len(&self) -> usize {
@@ -54,11 +60,11 @@ impl NexthopIds {
     }
 
     /// Every next hop that has an id (that some applied route uses).
-    pub fn keys(&self) -> impl Iterator<Item = &NhKey> {
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
         self.by_key.keys()
     }
 
-    pub fn get(&self, key: &NhKey) -> Option<u32> {
+    pub fn get(&self, key: &K) -> Option<u32> {
         self.by_key.get(key).map(|(id, _)| *id)
     }
 }

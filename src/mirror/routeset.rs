@@ -37,7 +37,8 @@ impl RouteSet {
 
     /// Adds or replaces the route with the same metric and TOS.
     pub fn insert(&mut self, r: Route, nh: &mut NhTable) {
-        let entry = nh.encode(route_entry(&r));
+        let e = route_entry(&r, nh);
+        let entry = nh.encode(e);
         let simple = r.key.tos == 0 && r.nexthops.len() <= 1;
         match self {
             RouteSet::Empty if simple => {
@@ -96,7 +97,8 @@ impl RouteSet {
                             .any(|d| d.ifindex == nh.ifindex && d.gateway == nh.gateway)
                     });
                     if !route.nexthops.is_empty() {
-                        list[i].entry = nh.encode(route_entry(route));
+                        let e = route_entry(route, nh);
+                        list[i].entry = nh.encode(e);
                         removed_paths = true;
                     }
                 }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::model::{nud, NextHop, RouteKey, RouteKind, TABLE_MAIN};
+use crate::model::{nud, GroupKind, NextHop, NexthopObject, RouteKey, RouteKind, TABLE_MAIN};
 
 const LAN: u32 = 2;
 const WAN: u32 = 3;
@@ -138,6 +138,7 @@ fn snapshot() -> Snapshot {
             neigh(OTHER, "10.9.9.9", nud::REACHABLE),
         ],
         rules: vec![],
+        nexthops: vec![],
     }
 }
 
@@ -308,10 +309,11 @@ fn ipv6_partial_multipath_delete() {
         weight: 1,
     });
     let o = m.apply(Event::NewRoute(mp));
-    assert_eq!(
+    assert!(matches!(
         puts(&o.changes)[&prefix("2001:db8::/32")],
-        RouteEntry::Fib(FibReason::Multipath)
-    );
+        RouteEntry::Multipath(_)
+    ));
+    assert_eq!(groups_put(&o.changes)[0].2.len(), 2);
     let one = route(
         TABLE_MAIN,
         "2001:db8::/32",
@@ -458,4 +460,154 @@ fn gateway_neighbours_are_those_of_mirrored_gateways_on_accel_interfaces() {
     );
     m.apply(Event::DelNeigh(neigh(WAN, "10.0.2.2", nud::STALE)));
     assert_eq!(m.gateway_neighbours().count(), 0);
+}
+
+fn single(id: u32, ifindex: u32, gw: &str) -> NexthopObject {
+    NexthopObject::Single {
+        id,
+        ifindex: Some(ifindex),
+        gateway: Some(gw.parse().unwrap()),
+        blackhole: false,
+        flags: 0,
+        special: false,
+    }
+}
+
+fn group(id: u32, members: &[(u32, u16)]) -> NexthopObject {
+    NexthopObject::Group {
+        id,
+        kind: GroupKind::Multipath,
+        members: members.to_vec(),
+    }
+}
+
+type GroupPut = (u32, bool, Vec<(u32, u32)>);
+
+fn groups_put(changes: &[Change]) -> Vec<GroupPut> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::PutGroup {
+                id,
+                blackhole,
+                paths,
+            } => Some((*id, *blackhole, paths.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn routes_through_an_object_share_one_group_rewritten_on_replace() {
+    let mut m = mirror();
+    let mut snap = snapshot();
+    snap.nexthops = vec![
+        single(1, WAN, "10.0.2.2"),
+        single(2, WAN, "10.0.2.3"),
+        group(10, &[(1, 1), (2, 1)]),
+    ];
+    for p in ["203.0.113.0/24", "203.0.114.0/24"] {
+        let mut r = route(TABLE_MAIN, p, 20, RouteKind::Unicast, None);
+        r.nhid = Some(10);
+        snap.routes.push(r);
+    }
+    let c = m.resync(snap);
+    let g = groups_put(&c);
+    assert_eq!(g.len(), 1, "one group for both routes: {c:?}");
+    let (gid, _, paths) = &g[0];
+    assert_eq!(paths.len(), 2);
+    // Next hops and the group come before the routes that use them.
+    let first_route = c.iter().position(|c| matches!(c, Change::PutRoute { prefix, .. } if prefix.to_string() == "203.0.113.0/24")).unwrap();
+    let group_at = c
+        .iter()
+        .position(|c| matches!(c, Change::PutGroup { .. }))
+        .unwrap();
+    assert!(group_at < first_route);
+
+    // ip nexthop replace: the group is rewritten in place, no route moves.
+    let o = m.apply(Event::NewNexthop(group(10, &[(1, 1)])));
+    assert!(puts(&o.changes).is_empty(), "{:?}", o.changes);
+    let g = groups_put(&o.changes);
+    assert_eq!(g.len(), 1);
+    assert_eq!(g[0].0, *gid);
+    assert_eq!(g[0].2.len(), 1);
+    assert_eq!(g[0].2[0].1, (1 << 31) - 1);
+
+    // A member replaced: the group that uses it follows.
+    let o = m.apply(Event::NewNexthop(single(1, WAN, "10.0.2.9")));
+    let nh = o.changes.iter().find_map(|c| match c {
+        Change::PutNexthop { nh, .. } => Some(*nh),
+        _ => None,
+    });
+    assert_eq!(
+        nh.and_then(|n| n.gateway),
+        Some("10.0.2.9".parse().unwrap())
+    );
+    assert_eq!(groups_put(&o.changes).len(), 1);
+
+    // Deleted: the group is left to bpf_fib_lookup until the routes go.
+    let o = m.apply(Event::DelNexthop(10));
+    assert_eq!(groups_put(&o.changes), vec![(*gid, false, vec![])]);
+}
+
+#[test]
+fn a_route_seen_before_its_object_is_fixed_when_the_object_comes() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let mut r = route(TABLE_MAIN, "203.0.113.0/24", 20, RouteKind::Unicast, None);
+    r.nhid = Some(5);
+    let o = m.apply(Event::NewRoute(r));
+    let g = groups_put(&o.changes);
+    assert_eq!(g.len(), 1);
+    assert!(g[0].2.is_empty(), "unknown object: fib");
+    let o = m.apply(Event::NewNexthop(single(5, WAN, "10.0.2.2")));
+    let g2 = groups_put(&o.changes);
+    assert_eq!((g2[0].0, g2[0].2.len()), (g[0].0, 1));
+}
+
+#[test]
+fn multipath_routes_with_equal_paths_share_a_group() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let mp = |p: &str| {
+        let mut r = route(
+            TABLE_MAIN,
+            p,
+            0,
+            RouteKind::Unicast,
+            Some((WAN, Some("10.0.2.2"))),
+        );
+        r.nexthops.push(NextHop {
+            ifindex: LAN,
+            gateway: Some("10.0.1.9".parse().unwrap()),
+            flags: 0,
+            weight: 3,
+        });
+        r
+    };
+    let o = m.apply(Event::NewRoute(mp("203.0.113.0/24")));
+    let g = groups_put(&o.changes);
+    assert_eq!(g.len(), 1);
+    assert_eq!(
+        g[0].2.iter().map(|p| p.1).collect::<Vec<_>>(),
+        vec![536_870_911, (1 << 31) - 1]
+    );
+    let o = m.apply(Event::NewRoute(mp("203.0.114.0/24")));
+    assert!(groups_put(&o.changes).is_empty(), "shared: {:?}", o.changes);
+    // Seed unknown: the datapath is told to leave multipath to the kernel.
+    assert_eq!(m.config_flags() & CfgFlags::ACCEL_CFG_MP_HASH4.0, 0);
+    let c = m.set_multipath(MultipathConf {
+        seed: 7,
+        policy4: 1,
+        policy6: 2,
+    });
+    assert!(c.contains(&Change::MpSeed(7)));
+    let f = m.config_flags();
+    assert_ne!(f & CfgFlags::ACCEL_CFG_MP_HASH4.0, 0);
+    assert_ne!(f & CfgFlags::ACCEL_CFG_MP_L4_4.0, 0);
+    assert_eq!(
+        f & CfgFlags::ACCEL_CFG_MP_HASH6.0,
+        0,
+        "policy 2 is not reproduced"
+    );
 }

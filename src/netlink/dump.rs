@@ -22,7 +22,7 @@ use netlink_packet_route::{
 use rtnetlink::Handle;
 
 use super::{parse, NetlinkError};
-use crate::model::{Addr, Link, Neighbour, Route, Rule};
+use crate::model::{Addr, Link, Neighbour, NexthopObject, Route, Rule};
 
 /// How many times a dump flagged NLM_F_DUMP_INTR is retried.
 const DUMP_ATTEMPTS: u32 = 4;
@@ -35,6 +35,7 @@ pub struct KernelState {
     pub routes: Vec<Route>,
     pub neighbours: Vec<Neighbour>,
     pub rules: Vec<Rule>,
+    pub nexthops: Vec<NexthopObject>,
 }
 
 /// Dumps links, addresses, routes of every table, neighbours and rules (IPv4
@@ -72,6 +73,7 @@ pub async fn dump_into(
 ) -> Result<KernelState, NetlinkError> {
     let links = dump_links(handle).await?;
     let addrs = dump_addrs(handle).await?;
+    let nexthops = dump_nexthops()?;
     let n_routes = dump_routes_into(handle, routes).await?;
     let neighbours = dump_neighbours(handle).await?;
     let rules = dump_rules(handle).await?;
@@ -89,7 +91,20 @@ pub async fn dump_into(
         routes: Vec::new(),
         neighbours,
         rules,
+        nexthops,
     })
+}
+
+/// Every nexthop object (a raw socket: the rtnetlink crate cannot decode
+/// them). A kernel without nexthop objects has none.
+pub fn dump_nexthops() -> Result<Vec<NexthopObject>, NetlinkError> {
+    let sock =
+        super::nexthop_sock::NexthopSocket::open(false).map_err(NetlinkError::NexthopDump)?;
+    match sock.dump() {
+        Ok(objects) => Ok(objects),
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(Vec::new()),
+        Err(e) => Err(NetlinkError::NexthopDump(e)),
+    }
 }
 
 pub async fn dump_links(handle: &Handle) -> Result<Vec<Link>, NetlinkError> {

@@ -43,4 +43,7 @@ pub enum NetlinkError {
         "netlink dump of {what} kept being interrupted (NLM_F_DUMP_INTR) after {attempts} attempts"
     )]
     DumpInterrupted { what: &'static str, attempts: u32 },
+    /// The nexthop-object dump (raw socket) failed.
+    #[error("netlink dump of nexthop objects failed: {0}")]
+    NexthopDump(#[source] std::io::Error),
 }

@@ -4,6 +4,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+pub use crate::model::{GroupKind, NexthopObject};
+
 pub const RTM_NEWNEXTHOP: u16 = 104;
 pub const RTM_DELNEXTHOP: u16 = 105;
 pub const RTM_GETNEXTHOP: u16 = 106;
@@ -23,45 +25,6 @@ const NEXTHOP_GRP_TYPE_MPATH: u16 = 0;
 const NLA_TYPE_MASK: u16 = !(1 << 15 | 1 << 14);
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
-
-/// How a group spreads flows over its members.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupKind {
-    /// Hash-threshold multipath, as plain multipath routes.
-    Multipath,
-    /// Resilient (bucket table): member choice is kernel state accel
-    /// cannot reproduce.
-    Resilient,
-    Other(u16),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NexthopObject {
-    Single {
-        id: u32,
-        ifindex: Option<u32>,
-        gateway: Option<IpAddr>,
-        blackhole: bool,
-        /// RTNH_F_* (onlink, dead, linkdown).
-        flags: u32,
-        /// Encapsulation or FDB nexthops: not plain forwarding.
-        special: bool,
-    },
-    Group {
-        id: u32,
-        kind: GroupKind,
-        /// (member id, weight >= 1).
-        members: Vec<(u32, u16)>,
-    },
-}
-
-impl NexthopObject {
-    pub fn id(&self) -> u32 {
-        match self {
-            NexthopObject::Single { id, .. } | NexthopObject::Group { id, .. } => *id,
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NexthopEvent {

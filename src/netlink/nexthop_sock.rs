@@ -147,3 +147,57 @@ impl NexthopSocket {
         Ok((events, false))
     }
 }
+
+/// Nexthop-object change notifications for an async event loop.
+pub struct NexthopEvents {
+    sock: tokio::io::unix::AsyncFd<NexthopSocket>,
+}
+
+/// Receive buffer for the notifications: FRR can replace thousands of
+/// objects at once when a peer flaps.
+const EVENTS_RCVBUF: libc::c_int = 8 << 20;
+
+impl NexthopEvents {
+    /// Joins RTNLGRP_NEXTHOP; call before dumping so that no change falls
+    /// between the dump and the first notification.
+    pub fn subscribe() -> io::Result<Self> {
+        let s = NexthopSocket::open(true)?;
+        let fd = s.fd.as_raw_fd();
+        // SAFETY: fcntl and setsockopt on a descriptor owned by `s`.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // Best effort: without CAP_NET_ADMIN, rmem_default applies.
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&EVENTS_RCVBUF as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        // SAFETY: `s` owns its descriptor and keeps it open, unchanged, for
+        // as long as the AsyncFd holds it.
+        let sock = unsafe { tokio::io::unix::AsyncFd::register(s) }?;
+        Ok(NexthopEvents { sock })
+    }
+
+    /// The next batch of changes (or an overrun).
+    pub async fn next(&mut self) -> io::Result<Received> {
+        loop {
+            let mut guard = self.sock.readable().await?;
+            match guard.try_io(|s| s.get_ref().receive()) {
+                Ok(r) => return r,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+impl AsRawFd for NexthopSocket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}

@@ -33,7 +33,7 @@ pub const FLAGS_ALL: u32 = accel_if_flags::ACCEL_IF_UP.0
     | accel_if_flags::ACCEL_IF_FWD4.0
     | accel_if_flags::ACCEL_IF_FWD6.0;
 
-pub const STAT_NAMES: [&str; 19] = [
+pub const STAT_NAMES: [&str; 20] = [
     "FWD_MIRROR",
     "FWD_FIB",
     "DROP_BLACKHOLE",
@@ -53,6 +53,7 @@ pub const STAT_NAMES: [&str; 19] = [
     "PASS_EGRESS",
     "PASS_FIB_OTHER",
     "PASS_INACTIVE",
+    "PASS_MP_HASH",
 ];
 
 pub fn action_name(a: u32) -> String {

@@ -1,0 +1,208 @@
+//! Multipath and nexthop-object entries: what a datapath group holds.
+//!
+//! Routes through nexthop objects and multipath routes both point at a
+//! group (`nh_groups` in the datapath). A group lists paths with the upper
+//! bounds of the kernel's hash-threshold selection; a nexthop object that
+//! is a single next hop is a group of one path. Rewriting a group moves
+//! every route that uses it in one map write, as `ip nexthop replace` does
+//! in the kernel.
+
+use std::collections::HashMap;
+
+use super::entries::{path_key, NhKey, Path, PathSet, MAX_PATHS};
+use crate::model::{Family, GroupKind, NextHop, NexthopObject};
+
+/// What a group slot stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroupKey {
+    Paths(PathSet),
+    Object(u32),
+}
+
+/// A group's paths as the mirror resolved them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupContent {
+    /// A blackhole nexthop object: drop.
+    pub blackhole: bool,
+    /// Empty (and not blackhole): the mirror cannot tell; bpf_fib_lookup
+    /// decides.
+    pub paths: Vec<Path>,
+}
+
+impl GroupContent {
+    pub fn unknown() -> Self {
+        GroupContent::default()
+    }
+}
+
+/// The paths of nexthop object `id`, or unknown when the object is
+/// missing, resilient, an FDB or encap next hop, dead, or too large.
+pub fn resolve_object(id: u32, objects: &HashMap<u32, NexthopObject>) -> GroupContent {
+    match objects.get(&id) {
+        Some(NexthopObject::Single {
+            blackhole: true, ..
+        }) => GroupContent {
+            blackhole: true,
+            paths: Vec::new(),
+        },
+        Some(single @ NexthopObject::Single { .. }) => match single_path(single) {
+            Some(nh) => GroupContent {
+                blackhole: false,
+                paths: vec![Path { nh, weight: 1 }],
+            },
+            None => GroupContent::unknown(),
+        },
+        Some(NexthopObject::Group {
+            kind: GroupKind::Multipath,
+            members,
+            ..
+        }) if !members.is_empty() && members.len() <= MAX_PATHS => {
+            let paths: Option<Vec<Path>> = members
+                .iter()
+                .map(|(member, weight)| {
+                    let nh = objects.get(member).and_then(single_path)?;
+                    Some(Path {
+                        nh,
+                        weight: (*weight).max(1),
+                    })
+                })
+                .collect();
+            GroupContent {
+                blackhole: false,
+                paths: paths.unwrap_or_default(),
+            }
+        }
+        _ => GroupContent::unknown(),
+    }
+}
+
+/// A plain forwarding next hop of a single object.
+fn single_path(o: &NexthopObject) -> Option<NhKey> {
+    let NexthopObject::Single {
+        ifindex: Some(ifindex),
+        gateway,
+        blackhole: false,
+        flags,
+        special: false,
+        ..
+    } = o
+    else {
+        return None;
+    };
+    let nh = NextHop {
+        ifindex: *ifindex,
+        gateway: *gateway,
+        flags: *flags,
+        weight: 1,
+    };
+    // An object's gateway family decides nothing about the routes using
+    // it, except that IPv6 routes cannot use IPv4 gateways (the kernel
+    // refuses them), so check it as for an IPv4 route.
+    path_key(&nh, Family::V4).ok()
+}
+
+/// True when object `id`'s content depends on object `changed`.
+pub fn depends_on(id: u32, changed: u32, objects: &HashMap<u32, NexthopObject>) -> bool {
+    id == changed
+        || matches!(objects.get(&id), Some(NexthopObject::Group { members, .. })
+            if members.iter().any(|(m, _)| *m == changed))
+}
+
+/// The kernel's hash-threshold upper bounds (fib_rebalance,
+/// rt6_multipath_rebalance, nh_group_rebalance): the cumulative weight
+/// scaled to 2^31, rounded to the closest integer, minus one.
+pub fn upper_bounds(weights: &[u16]) -> Vec<u32> {
+    let total: u64 = weights.iter().map(|w| u64::from(*w)).sum();
+    let mut w = 0u64;
+    weights
+        .iter()
+        .map(|x| {
+            w += u64::from(*x);
+            (((w << 31) + total / 2) / total).saturating_sub(1) as u32
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single(id: u32, ifindex: u32, gw: &str) -> NexthopObject {
+        NexthopObject::Single {
+            id,
+            ifindex: Some(ifindex),
+            gateway: Some(gw.parse().unwrap()),
+            blackhole: false,
+            flags: 0,
+            special: false,
+        }
+    }
+
+    #[test]
+    fn bounds_match_the_kernel() {
+        // Two equal paths split the 31-bit hash space in halves.
+        assert_eq!(upper_bounds(&[1, 1]), vec![(1 << 30) - 1, (1 << 31) - 1]);
+        // Weights 1 and 2: a third and the rest, rounded to closest.
+        assert_eq!(upper_bounds(&[1, 2]), vec![715_827_882, (1 << 31) - 1]);
+        assert_eq!(upper_bounds(&[5]), vec![(1 << 31) - 1]);
+    }
+
+    #[test]
+    fn objects_resolve_to_paths() {
+        let mut o = HashMap::new();
+        o.insert(1, single(1, 3, "192.0.2.1"));
+        o.insert(2, single(2, 4, "fe80::2"));
+        o.insert(
+            10,
+            NexthopObject::Group {
+                id: 10,
+                kind: GroupKind::Multipath,
+                members: vec![(1, 1), (2, 3)],
+            },
+        );
+        let g = resolve_object(10, &o);
+        assert!(!g.blackhole);
+        assert_eq!(g.paths.len(), 2);
+        assert_eq!((g.paths[1].nh.ifindex, g.paths[1].weight), (4, 3));
+        assert_eq!(resolve_object(1, &o).paths.len(), 1);
+        assert!(depends_on(10, 2, &o) && depends_on(2, 2, &o) && !depends_on(1, 2, &o));
+        // A member the mirror has not seen: unknown, bpf_fib_lookup decides.
+        o.insert(
+            11,
+            NexthopObject::Group {
+                id: 11,
+                kind: GroupKind::Multipath,
+                members: vec![(1, 1), (99, 1)],
+            },
+        );
+        assert_eq!(resolve_object(11, &o), GroupContent::unknown());
+        assert_eq!(resolve_object(12, &o), GroupContent::unknown());
+    }
+
+    #[test]
+    fn resilient_and_blackhole_objects() {
+        let mut o = HashMap::new();
+        o.insert(1, single(1, 3, "192.0.2.1"));
+        o.insert(
+            20,
+            NexthopObject::Group {
+                id: 20,
+                kind: GroupKind::Resilient,
+                members: vec![(1, 1)],
+            },
+        );
+        o.insert(
+            30,
+            NexthopObject::Single {
+                id: 30,
+                ifindex: None,
+                gateway: None,
+                blackhole: true,
+                flags: 0,
+                special: false,
+            },
+        );
+        assert_eq!(resolve_object(20, &o), GroupContent::unknown());
+        assert!(resolve_object(30, &o).blackhole);
+    }
+}

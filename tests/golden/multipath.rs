@@ -1,0 +1,341 @@
+//! Multipath: the path the datapath picks from the mirror must be the one
+//! the kernel picks. Each test installs real multipath routes (or nexthop
+//! objects) in the lab's namespace, fills the maps through the real control
+//! plane (dump, mirror, map writes), then sends a few hundred random flows
+//! twice: once decided by the mirror, once by bpf_fib_lookup, which runs
+//! the kernel's own fib_select_path. Every flow must leave to the same
+//! gateway MAC both times, and the mirror run must not fall back.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use accel::bpf::types::{accel_cfg_flags as C, accel_stat as S};
+use accel::daemon::snapshot;
+use accel::mirror::{Change, IfaceConf, Mirror, MultipathConf};
+
+use super::lab::*;
+use super::pkt::*;
+
+const X_PEER_MACS: [[u8; 6]; 2] = [[0x02, 0xcc, 0, 0, 0, 0x01], [0x02, 0xcc, 0, 0, 0, 0x02]];
+const OUT_MACS: [[u8; 6]; 2] = [[0x02, 0xdd, 0, 0, 0, 0x01], [0x02, 0xdd, 0, 0, 0, 0x02]];
+
+/// Deterministic xorshift, so that a failure reproduces.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Four gateways, two behind out0 and two behind x0 (both accel's), with
+/// permanent neighbours of distinct MACs; x0 joins the datapath.
+fn four_gateways(lab: &Lab) {
+    lab.apply(&[lab.put_iface(&lab.x, FLAGS_ALL, 1500)]);
+    let mac = |m: [u8; 6]| {
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    lab.ip(&[
+        &format!(
+            "neigh add 10.0.2.2 lladdr {} dev out0 nud permanent",
+            mac(OUT_MACS[0])
+        ),
+        &format!(
+            "neigh add 10.0.2.3 lladdr {} dev out0 nud permanent",
+            mac(OUT_MACS[1])
+        ),
+        &format!(
+            "neigh add 10.0.3.2 lladdr {} dev x0 nud permanent",
+            mac(X_PEER_MACS[0])
+        ),
+        &format!(
+            "neigh add 10.0.3.3 lladdr {} dev x0 nud permanent",
+            mac(X_PEER_MACS[1])
+        ),
+        &format!(
+            "neigh add 2001:db8:2::2 lladdr {} dev out0 nud permanent",
+            mac(OUT_MACS[0])
+        ),
+        &format!(
+            "neigh add 2001:db8:2::3 lladdr {} dev out0 nud permanent",
+            mac(OUT_MACS[1])
+        ),
+        &format!(
+            "neigh add 2001:db8:3::2 lladdr {} dev x0 nud permanent",
+            mac(X_PEER_MACS[0])
+        ),
+        &format!(
+            "neigh add 2001:db8:3::3 lladdr {} dev x0 nud permanent",
+            mac(X_PEER_MACS[1])
+        ),
+    ]);
+}
+
+/// Fills the maps from a dump of the namespace, as `accel run` does.
+fn sync(lab: &Lab, mp: MultipathConf) -> Mirror {
+    let ifaces: HashMap<u32, IfaceConf> = [&lab.inp, &lab.out, &lab.x]
+        .iter()
+        .map(|i| {
+            (
+                i.ifindex,
+                IfaceConf {
+                    slot: i.slot,
+                    sysctl_flags: FLAGS_ALL,
+                    mtu6: 1500,
+                },
+            )
+        })
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let state = rt.block_on(async {
+        let (conn, handle, _) = rtnetlink::new_connection().expect("rtnetlink");
+        tokio::spawn(conn);
+        accel::netlink::dump(&handle).await.expect("dump")
+    });
+    let mut m = Mirror::new(ifaces, false, 1024);
+    lab.apply(&m.set_multipath(mp));
+    lab.apply(&m.resync(snapshot(state)));
+    m
+}
+
+const FLOWS: usize = 400;
+
+enum Fam {
+    V4,
+    V6,
+}
+
+/// Random flows towards `dst_base` (a /16 or /48 the routes cover).
+fn flows(lab: &Lab, fam: Fam, seed: u64, fragments: bool) -> Vec<Vec<u8>> {
+    let mut r = Rng(seed);
+    (0..FLOWS)
+        .map(|_| {
+            let x = r.next();
+            let (sport, dport) = (x as u16 | 1, (x >> 16) as u16 | 1);
+            match fam {
+                Fam::V4 => {
+                    let src = Ipv4Addr::new(10, 0, 1, 2 + (x >> 32) as u8 % 250);
+                    let dst = Ipv4Addr::new(198, 18, (x >> 40) as u8, (x >> 48) as u8);
+                    let mut p = V4::udp(src, dst);
+                    p.payload = udp(sport, dport, 16);
+                    if fragments && x & 1 == 1 {
+                        p.frag = 0x2000; // MF: a first fragment
+                    }
+                    eth(lab.inp.mac, IN_PEER_MAC, ETH_P_IP, &p.build())
+                }
+                Fam::V6 => {
+                    let y = r.next();
+                    let src: Ipv6Addr = format!("2001:db8:1::{:x}", (x >> 32) as u16 | 2)
+                        .parse()
+                        .unwrap();
+                    let dst: Ipv6Addr =
+                        format!("2001:db8:200:{:x}::{:x}", y as u16, (y >> 16) as u16)
+                            .parse()
+                            .unwrap();
+                    let mut p = V6::udp(src, dst);
+                    p.payload = udp(sport, dport, 16);
+                    p.flow = (y >> 32) as u32 & 0xfffff;
+                    eth(lab.inp.mac, IN_PEER_MAC, ETH_P_IPV6, &p.build())
+                }
+            }
+        })
+        .collect()
+}
+
+/// Runs every frame; returns the destination MACs and how many the given
+/// counter took.
+fn run_all(lab: &Lab, frames: &[Vec<u8>], stat: S) -> (Vec<[u8; 6]>, u64) {
+    let before = lab.dp.maps.stats(lab.inp.slot).expect("stats").packets[stat.0 as usize];
+    let macs = frames
+        .iter()
+        .map(|f| {
+            let (action, out) = lab.run_on(lab.inp.ifindex, f, 0);
+            assert_eq!(
+                action_name(action),
+                action_name(XDP_REDIRECT),
+                "{}",
+                hex_dump(f)
+            );
+            out[..6].try_into().unwrap()
+        })
+        .collect();
+    let after = lab.dp.maps.stats(lab.inp.slot).expect("stats").packets[stat.0 as usize];
+    (macs, after - before)
+}
+
+/// The mirror and bpf_fib_lookup agree on every flow, the mirror decided
+/// them all, and the flows spread over `paths` gateways.
+#[track_caller]
+fn agree(lab: &Lab, m: &Mirror, frames: &[Vec<u8>], paths: usize) {
+    let (mirror, n) = run_all(lab, frames, S::ACCEL_STAT_FWD_MIRROR);
+    assert_eq!(n as usize, frames.len(), "the mirror decided every flow");
+    lab.apply(&[Change::Config(C::ACCEL_CFG_FIB_ONLY.0)]);
+    let (kernel, n) = run_all(lab, frames, S::ACCEL_STAT_FWD_FIB);
+    lab.apply(&[Change::Config(m.config_flags())]);
+    assert_eq!(n as usize, frames.len());
+    let wrong: Vec<usize> = (0..frames.len())
+        .filter(|i| mirror[*i] != kernel[*i])
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} flows took another path than the kernel's; first:\n{}",
+        wrong.len(),
+        frames.len(),
+        hex_dump(&frames[wrong[0]])
+    );
+    let used: HashSet<[u8; 6]> = mirror.into_iter().collect();
+    assert_eq!(used.len(), paths, "flows spread over every path");
+}
+
+const SEEDED_L3: MultipathConf = MultipathConf {
+    seed: 0x5eed1234,
+    policy4: 0,
+    policy6: 0,
+};
+const SEEDED_L4: MultipathConf = MultipathConf {
+    seed: 0x5eed1234,
+    policy4: 1,
+    policy6: 1,
+};
+
+fn kernel_multipath(lab: &Lab, mp: MultipathConf) {
+    lab.sysctl(&[
+        &format!("net.ipv4.fib_multipath_hash_seed={}", mp.seed),
+        &format!("net.ipv4.fib_multipath_hash_policy={}", mp.policy4),
+        &format!("net.ipv6.fib_multipath_hash_policy={}", mp.policy6),
+    ]);
+}
+
+fn ecmp_routes(lab: &Lab) {
+    lab.ip(&[
+        "route add 198.18.0.0/16 nexthop via 10.0.2.2 dev out0 nexthop via 10.0.3.2 dev x0 weight 2 \
+         nexthop via 10.0.2.3 dev out0 nexthop via 10.0.3.3 dev x0 weight 3",
+        "route add 2001:db8:200::/48 nexthop via 2001:db8:2::2 dev out0 \
+         nexthop via 2001:db8:3::2 dev x0 weight 2 nexthop via 2001:db8:2::3 dev out0 \
+         nexthop via 2001:db8:3::3 dev x0 weight 3",
+    ]);
+}
+
+#[test]
+fn multipath_l3_hash_matches_kernel_v4_v6() {
+    let lab = Lab::new();
+    four_gateways(&lab);
+    kernel_multipath(&lab, SEEDED_L3);
+    ecmp_routes(&lab);
+    let m = sync(&lab, SEEDED_L3);
+    agree(&lab, &m, &flows(&lab, Fam::V4, 1, false), 4);
+    agree(&lab, &m, &flows(&lab, Fam::V6, 2, false), 4);
+}
+
+#[test]
+fn multipath_l4_hash_matches_kernel_v4_v6_and_fragments() {
+    let lab = Lab::new();
+    four_gateways(&lab);
+    kernel_multipath(&lab, SEEDED_L4);
+    ecmp_routes(&lab);
+    let m = sync(&lab, SEEDED_L4);
+    agree(&lab, &m, &flows(&lab, Fam::V4, 3, false), 4);
+    agree(&lab, &m, &flows(&lab, Fam::V4, 4, true), 4);
+    agree(&lab, &m, &flows(&lab, Fam::V6, 5, false), 4);
+}
+
+#[test]
+fn multipath_without_known_seed_goes_to_fib() {
+    let lab = Lab::new();
+    four_gateways(&lab);
+    ecmp_routes(&lab);
+    // The kernel's seed is random: only bpf_fib_lookup knows the path.
+    let m = sync(&lab, MultipathConf::default());
+    let frames = flows(&lab, Fam::V4, 6, false);
+    let (_, n) = run_all(&lab, &frames, S::ACCEL_STAT_FWD_FIB);
+    assert_eq!(n as usize, frames.len());
+    assert_eq!(m.config_flags() & C::ACCEL_CFG_MP_HASH4.0, 0);
+}
+
+fn nexthop_objects(lab: &Lab) {
+    lab.ip(&[
+        "nexthop add id 1 via 10.0.2.2 dev out0",
+        "nexthop add id 2 via 10.0.3.2 dev x0",
+        "nexthop add id 3 via 10.0.2.3 dev out0",
+        "nexthop add id 4 via 10.0.3.3 dev x0",
+        "nexthop add id 10 group 1/2,2/3,3/4,4",
+        "nexthop add id 11 via 2001:db8:2::2 dev out0",
+        "nexthop add id 12 via 2001:db8:3::2 dev x0",
+        "nexthop add id 20 group 11/12,3",
+        "route add 198.18.0.0/16 nhid 10",
+        "route add 2001:db8:200::/48 nhid 20",
+    ]);
+}
+
+#[test]
+fn nexthop_groups_match_kernel_in_both_compat_modes() {
+    for compat in [1, 0] {
+        let lab = Lab::new();
+        four_gateways(&lab);
+        kernel_multipath(&lab, SEEDED_L3);
+        lab.sysctl(&[&format!("net.ipv4.nexthop_compat_mode={compat}")]);
+        nexthop_objects(&lab);
+        let m = sync(&lab, SEEDED_L3);
+        agree(&lab, &m, &flows(&lab, Fam::V4, 7, false), 4);
+        agree(&lab, &m, &flows(&lab, Fam::V6, 8, false), 2);
+
+        // Replace the group: one map write moves every route using it.
+        lab.ip(&["nexthop replace id 10 group 1/4,5"]);
+        let m = sync(&lab, SEEDED_L3);
+        agree(&lab, &m, &flows(&lab, Fam::V4, 9, false), 2);
+    }
+}
+
+#[test]
+fn single_nexthop_object_needs_no_seed_and_blackhole_object_drops() {
+    let lab = Lab::new();
+    four_gateways(&lab);
+    lab.ip(&[
+        "nexthop add id 1 via 10.0.3.2 dev x0",
+        "nexthop add id 2 blackhole",
+        "route add 198.18.0.0/16 nhid 1",
+        "route add 198.19.0.0/16 nhid 2",
+    ]);
+    let _m = sync(&lab, MultipathConf::default());
+    let frame = |dst| {
+        eth(
+            lab.inp.mac,
+            IN_PEER_MAC,
+            ETH_P_IP,
+            &V4::udp(Ipv4Addr::new(10, 0, 1, 2), dst).build(),
+        )
+    };
+    lab.forward(
+        &frame(Ipv4Addr::new(198, 18, 1, 1)),
+        X_PEER_MACS[0],
+        &lab.x,
+        S::ACCEL_STAT_FWD_MIRROR,
+    );
+    lab.drop(
+        &frame(Ipv4Addr::new(198, 19, 1, 1)),
+        S::ACCEL_STAT_DROP_BLACKHOLE,
+    );
+}
+
+#[test]
+fn ipv4_route_via_ipv6_gateway_rfc5549() {
+    let lab = Lab::new();
+    four_gateways(&lab);
+    lab.ip(&["route add 198.18.0.0/16 via inet6 2001:db8:3::2 dev x0"]);
+    let _m = sync(&lab, MultipathConf::default());
+    let f = eth(
+        lab.inp.mac,
+        IN_PEER_MAC,
+        ETH_P_IP,
+        &V4::udp(Ipv4Addr::new(10, 0, 1, 2), Ipv4Addr::new(198, 18, 1, 1)).build(),
+    );
+    lab.forward(&f, X_PEER_MACS[0], &lab.x, S::ACCEL_STAT_FWD_MIRROR);
+}
