@@ -70,6 +70,10 @@ enum Cmd {
     Stats {
         #[arg(long)]
         json: bool,
+        /// Drops per blackhole prefix instead (prefixes that dropped
+        /// anything; "other" counts prefixes beyond the datapath's slots).
+        #[arg(long)]
+        blackholes: bool,
     },
     /// What the datapath does for a destination, beside the kernel's answer.
     Lookup { addr: IpAddr },
@@ -116,7 +120,21 @@ fn real_main() -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Stats { json } => {
+        Cmd::Stats {
+            json,
+            blackholes: true,
+        } => {
+            runtime::require_root()?;
+            let maps = open_live(&cli.pin_dir)?;
+            let drops = stats::blackholes(&maps.blackhole_drops());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&drops)?);
+            } else {
+                print!("{}", stats::render_blackholes(&drops));
+            }
+            Ok(())
+        }
+        Cmd::Stats { json, .. } => {
             runtime::require_root()?;
             let maps = open_live(&cli.pin_dir)?;
             let mut all = Vec::new();

@@ -77,6 +77,53 @@ pub fn render(all: &[IfaceStats]) -> String {
     s
 }
 
+/// Drops of one blackhole prefix.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BlackholeDrops {
+    /// The prefix, or "other" for those sharing the overflow slot.
+    pub prefix: String,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// The prefixes that dropped anything, most drops first.
+pub fn blackholes(
+    slots: &[(
+        Option<crate::model::Prefix>,
+        crate::bpf::types::accel_blackhole,
+    )],
+) -> Vec<BlackholeDrops> {
+    let mut v: Vec<BlackholeDrops> = slots
+        .iter()
+        .filter(|(_, c)| c.packets != 0)
+        .map(|(p, c)| BlackholeDrops {
+            prefix: p.map_or_else(|| "other".to_string(), |p| p.to_string()),
+            packets: c.packets,
+            bytes: c.bytes,
+        })
+        .collect();
+    v.sort_by(|a, b| {
+        b.packets
+            .cmp(&a.packets)
+            .then_with(|| a.prefix.cmp(&b.prefix))
+    });
+    v
+}
+
+pub fn render_blackholes(v: &[BlackholeDrops]) -> String {
+    if v.is_empty() {
+        return "no packets dropped by blackhole routes\n".into();
+    }
+    let mut s = format!(
+        "{:<44} {:>14} {:>16}\n",
+        "blackhole prefix", "packets", "bytes"
+    );
+    for d in v {
+        s += &format!("{:<44} {:>14} {:>16}\n", d.prefix, d.packets, d.bytes);
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

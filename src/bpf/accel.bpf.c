@@ -45,6 +45,8 @@ struct accel_abi {
 	enum accel_dir24 dir24;
 	enum accel_trie6 trie6;
 	struct accel_leaves leaves;
+	struct accel_blackhole blackhole;
+	struct accel_blackhole_prefix blackhole_prefix;
 };
 struct accel_abi accel_abi_types;
 
@@ -81,10 +83,19 @@ static __always_inline void l4_ports(void *l4, void *end, __u8 proto,
 }
 
 /* What a mirrored route that is not unicast decides, in both families. */
-static __always_inline int route_type_verdict(struct accel_stats *st, __u32 type)
+static __always_inline int route_type_verdict(struct pkt *k,
+					      struct accel_route *rt)
 {
-	switch (type) {
+	struct accel_stats *st = k->st;
+	struct accel_blackhole *bh;
+
+	switch (rt->type) {
 	case ACCEL_RT_BLACKHOLE:
+		bh = bpf_map_lookup_elem(&blackhole_drops, &rt->nh_id);
+		if (bh) {
+			bh->packets++;
+			bh->bytes += (void *)k->end - (void *)k->eth;
+		}
 		return count(st, ACCEL_STAT_DROP_BLACKHOLE, XDP_DROP);
 	case ACCEL_RT_UNREACHABLE:
 		return count(st, ACCEL_STAT_PASS_NO_ROUTE, XDP_PASS);
@@ -244,7 +255,7 @@ static __always_inline int ipv4_mirror(struct pkt *k, struct iphdr *ip,
 	__u32 nh_id;
 
 	if (rt->type != ACCEL_RT_UNICAST && rt->type != ACCEL_RT_MULTIPATH)
-		return route_type_verdict(k->st, rt->type);
+		return route_type_verdict(k, rt);
 	rc = ipv4_route_nh(k, ip, rt, &nh_id);
 	if (rc != ACCEL_GO)
 		return rc;
@@ -412,7 +423,7 @@ static __always_inline int ipv6_mirror(struct pkt *k, struct ipv6hdr *ip6,
 	__u32 nh_id;
 
 	if (rt->type != ACCEL_RT_UNICAST && rt->type != ACCEL_RT_MULTIPATH)
-		return route_type_verdict(k->st, rt->type);
+		return route_type_verdict(k, rt);
 	rc = ipv6_route_nh(k, ip6, rt, &nh_id);
 	if (rc != ACCEL_GO)
 		return rc;

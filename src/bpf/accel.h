@@ -18,13 +18,17 @@ enum accel_limits {
 	 * group object among all routes with the same paths). */
 	ACCEL_MAX_GROUPS = 8192,
 	ACCEL_MAX_PATHS = 32,
+	/* Blackhole prefixes with a drop counter of their own; more share
+	 * slot 0. */
+	ACCEL_MAX_BLACKHOLES = 4096,
 };
 
 /* What the datapath does with a destination covered by a mirrored route. */
 enum accel_route_type {
 	/* Forward through the next hop in nexthops[nh_id]. */
 	ACCEL_RT_UNICAST = 0,
-	/* Drop silently, as the kernel does for blackhole routes. */
+	/* Drop silently, as the kernel does for blackhole routes; nh_id is the
+	 * prefix's slot in blackhole_drops. */
 	ACCEL_RT_BLACKHOLE = 1,
 	/* The kernel answers with an ICMP error (unreachable, prohibit). */
 	ACCEL_RT_UNREACHABLE = 2,
@@ -188,6 +192,19 @@ struct accel_config {
 	__u32 flags;
 	/* net.ipv4.fib_multipath_hash_seed (both families use it). */
 	__u32 mp_seed;
+};
+
+/* Drops of one blackhole prefix (per CPU), and the prefix itself, so that
+ * `accel stats` can name it. */
+struct accel_blackhole {
+	__u64 packets;
+	__u64 bytes;
+};
+
+struct accel_blackhole_prefix {
+	__u32 family; /* AF_INET, AF_INET6; 0: slot unused */
+	__u32 prefixlen;
+	__u8 addr[16];
 };
 
 /* Per-CPU counters: one array of these per interface slot. */

@@ -45,6 +45,21 @@ struct {
 } nexthops SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ACCEL_MAX_BLACKHOLES);
+	__type(key, __u32);
+	__type(value, struct accel_blackhole);
+} blackhole_drops SEC(".maps");
+
+/* Written by the control plane only: which prefix each slot counts. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ACCEL_MAX_BLACKHOLES);
+	__type(key, __u32);
+	__type(value, struct accel_blackhole_prefix);
+} blackhole_prefixes SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, ACCEL_MAX_GROUPS);
 	__type(key, __u32);

@@ -24,6 +24,8 @@ unsafe impl Pod for types::accel_route6_key {}
 unsafe impl Pod for types::accel_route {}
 unsafe impl Pod for types::accel_nexthop {}
 unsafe impl Pod for types::accel_nh_group {}
+unsafe impl Pod for types::accel_blackhole {}
+unsafe impl Pod for types::accel_blackhole_prefix {}
 unsafe impl Pod for types::accel_neigh4_key {}
 unsafe impl Pod for types::accel_neigh6_key {}
 unsafe impl Pod for types::accel_neigh {}

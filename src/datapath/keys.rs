@@ -3,9 +3,9 @@
 use std::net::IpAddr;
 
 use crate::bpf::types::{
-    accel_group_flags, accel_iface, accel_neigh, accel_neigh4_key, accel_neigh6_key, accel_nexthop,
-    accel_nh_flags, accel_nh_group, accel_route, accel_route4_key, accel_route6_key,
-    accel_route_type,
+    accel_blackhole_prefix, accel_group_flags, accel_iface, accel_neigh, accel_neigh4_key,
+    accel_neigh6_key, accel_nexthop, accel_nh_flags, accel_nh_group, accel_route, accel_route4_key,
+    accel_route6_key, accel_route_type,
 };
 use crate::mirror::entries::{NhKey, RouteEntry};
 use crate::mirror::IfaceEntry;
@@ -48,6 +48,34 @@ pub fn route_value(entry: &RouteEntry, nh_id: u32) -> accel_route {
         RouteEntry::Multipath(_) | RouteEntry::Object(_) => accel_route_type::ACCEL_RT_MULTIPATH,
     };
     accel_route { r#type: t.0, nh_id }
+}
+
+/// The label of a blackhole drop-counter slot.
+pub fn blackhole_prefix_value(p: &Prefix) -> accel_blackhole_prefix {
+    let mut v = accel_blackhole_prefix {
+        prefixlen: u32::from(p.len()),
+        ..Default::default()
+    };
+    match p.addr() {
+        IpAddr::V4(a) => {
+            v.family = 2;
+            v.addr[..4].copy_from_slice(&a.octets());
+        }
+        IpAddr::V6(a) => {
+            v.family = 10;
+            v.addr = a.octets();
+        }
+    }
+    v
+}
+
+pub fn prefix_of_blackhole(v: &accel_blackhole_prefix) -> Option<Prefix> {
+    let addr: IpAddr = match v.family {
+        2 => std::net::Ipv4Addr::new(v.addr[0], v.addr[1], v.addr[2], v.addr[3]).into(),
+        10 => std::net::Ipv6Addr::from(v.addr).into(),
+        _ => return None,
+    };
+    Prefix::new(addr, v.prefixlen as u8)
 }
 
 /// A group: up to ACCEL_MAX_PATHS (next-hop id, upper bound) pairs; the

@@ -8,15 +8,15 @@ use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
 use super::dir24::{route_leaf, Dir24, GROUP_LEAVES, TBL24_LEAVES};
 use super::keys::{
-    group_value, host_key, iface_value, neigh_key, neigh_value, nexthop_value, route_key,
-    route_value, NeighKey, RouteKey,
+    blackhole_prefix_value, group_value, host_key, iface_value, neigh_key, neigh_value,
+    nexthop_value, route_key, route_value, NeighKey, RouteKey,
 };
 use super::mmap::MmapLeaves;
 use super::trie6::{self, Trie6};
 use super::DatapathError;
 use crate::bpf::types::{
-    accel_config, accel_dir24 as D, accel_iface, accel_leaves, accel_nexthop, accel_route,
-    accel_stats,
+    accel_blackhole, accel_blackhole_prefix, accel_config, accel_dir24 as D, accel_iface,
+    accel_leaves, accel_nexthop, accel_route, accel_stats,
 };
 use crate::bpf::{bytes_of, from_bytes, AccelSkel, Pod};
 use crate::mirror::Change;
@@ -32,6 +32,8 @@ pub struct Maps {
     pub fib6_nodes: MapHandle,
     pub nexthops: MapHandle,
     pub nh_groups: MapHandle,
+    pub blackhole_drops: MapHandle,
+    pub blackhole_prefixes: MapHandle,
     pub neigh4: MapHandle,
     pub neigh6: MapHandle,
     pub local4: MapHandle,
@@ -68,6 +70,8 @@ impl Maps {
             fib6_nodes: handle("fib6_nodes", &m.fib6_nodes)?,
             nexthops: handle("nexthops", &m.nexthops)?,
             nh_groups: handle("nh_groups", &m.nh_groups)?,
+            blackhole_drops: handle("blackhole_drops", &m.blackhole_drops)?,
+            blackhole_prefixes: handle("blackhole_prefixes", &m.blackhole_prefixes)?,
             neigh4: handle("neigh4", &m.neigh4)?,
             neigh6: handle("neigh6", &m.neigh6)?,
             local4: handle("local4", &m.local4)?,
@@ -100,6 +104,8 @@ impl Maps {
             fib6_nodes: open("fib6_nodes")?,
             nexthops: open("nexthops")?,
             nh_groups: open("nh_groups")?,
+            blackhole_drops: open("blackhole_drops")?,
+            blackhole_prefixes: open("blackhole_prefixes")?,
             neigh4: open("neigh4")?,
             neigh6: open("neigh6")?,
             local4: open("local4")?,
@@ -110,7 +116,7 @@ impl Maps {
     }
 
     /// Every map with the name it is pinned under.
-    pub fn named(&self) -> [(&'static str, &MapHandle); 13] {
+    pub fn named(&self) -> [(&'static str, &MapHandle); 15] {
         [
             ("accel_cfg", &self.cfg),
             ("ifaces", &self.ifaces),
@@ -122,6 +128,8 @@ impl Maps {
             ("fib6_nodes", &self.fib6_nodes),
             ("nexthops", &self.nexthops),
             ("nh_groups", &self.nh_groups),
+            ("blackhole_drops", &self.blackhole_drops),
+            ("blackhole_prefixes", &self.blackhole_prefixes),
             ("neigh4", &self.neigh4),
             ("neigh6", &self.neigh6),
             ("local4", &self.local4),
@@ -169,6 +177,26 @@ impl Maps {
                     }
                 }
             }
+            Change::PutBlackhole { id, prefix } => {
+                let zero = vec![0u8; std::mem::size_of::<accel_blackhole>()];
+                let cpus =
+                    libbpf_rs::num_possible_cpus().map_err(failed("blackhole_drops", "cpus"))?;
+                self.blackhole_drops
+                    .update_percpu(bytes_of(id), &vec![zero; cpus], MapFlags::ANY)
+                    .map_err(failed("blackhole_drops", "update"))?;
+                put(
+                    &self.blackhole_prefixes,
+                    "blackhole_prefixes",
+                    id,
+                    &blackhole_prefix_value(prefix),
+                )
+            }
+            Change::DelBlackhole(id) => put(
+                &self.blackhole_prefixes,
+                "blackhole_prefixes",
+                id,
+                &accel_blackhole_prefix::default(),
+            ),
             Change::DelRoute(prefix) => match route_key(prefix) {
                 RouteKey::V4(k) => {
                     self.fib4()?.remove(u32::from_be(k.addr), k.prefixlen as u8);
@@ -343,6 +371,33 @@ impl Maps {
             .as_ref()
             .expect("only the instance that loaded the datapath writes routes")
             .borrow_mut())
+    }
+
+    /// Drops per blackhole prefix (slots with a prefix), summed over CPUs.
+    pub fn blackhole_drops(&self) -> Vec<(Option<crate::model::Prefix>, accel_blackhole)> {
+        let max = crate::bpf::types::accel_limits::ACCEL_MAX_BLACKHOLES.0;
+        (0..max)
+            .filter_map(|id| {
+                let p: accel_blackhole_prefix = lookup(&self.blackhole_prefixes, &id)?;
+                let prefix = super::keys::prefix_of_blackhole(&p);
+                if prefix.is_none() && id != 0 {
+                    return None;
+                }
+                let per_cpu = self
+                    .blackhole_drops
+                    .lookup_percpu(bytes_of(&id), MapFlags::ANY)
+                    .ok()??;
+                let mut sum = accel_blackhole::default();
+                for c in per_cpu
+                    .iter()
+                    .filter_map(|b| from_bytes::<accel_blackhole>(b))
+                {
+                    sum.packets += c.packets;
+                    sum.bytes += c.bytes;
+                }
+                Some((prefix, sum))
+            })
+            .collect()
     }
 
     pub fn group(&self, id: u32) -> Option<crate::bpf::types::accel_nh_group> {

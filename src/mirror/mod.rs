@@ -58,6 +58,14 @@ pub enum Change {
         nh_id: u32,
     },
     DelRoute(Prefix),
+    /// Blackhole prefix `prefix` counts its drops in slot `id` (counters
+    /// start from zero).
+    PutBlackhole {
+        id: u32,
+        prefix: Prefix,
+    },
+    /// Slot `id` counts no prefix any more.
+    DelBlackhole(u32),
     PutNeigh {
         ifindex: u32,
         addr: IpAddr,
@@ -102,6 +110,7 @@ impl ChangeSummary {
                 Change::PutGroup { .. } => s.groups_put += 1,
                 Change::PutRoute { .. } => s.routes_put += 1,
                 Change::DelRoute(_) => s.routes_deleted += 1,
+                Change::PutBlackhole { .. } | Change::DelBlackhole(_) => {}
                 Change::PutNeigh { .. } => s.neighbours_put += 1,
                 Change::DelNeigh { .. } => s.neighbours_deleted += 1,
                 Change::PutIface { .. } | Change::DelIface(_) => s.ifaces_put += 1,
@@ -239,6 +248,8 @@ pub struct Mirror {
     applied_seed: Option<u32>,
     nexthops: NexthopIds,
     groups: SharedIds<GroupKey>,
+    /// Drop-counter slots of blackhole prefixes.
+    blackholes: SharedIds<Prefix>,
     /// What each group id holds (its paths hold next-hop references).
     applied_groups: HashMap<u32, (GroupKey, GroupContent)>,
     /// Interned next hops of every stored entry (view and applied).
@@ -279,6 +290,7 @@ impl Mirror {
             applied_seed: None,
             nexthops: NexthopIds::new(max_nexthops),
             groups: SharedIds::new(crate::bpf::types::accel_limits::ACCEL_MAX_GROUPS.0),
+            blackholes: SharedIds::new(crate::bpf::types::accel_limits::ACCEL_MAX_BLACKHOLES.0),
             applied_groups: HashMap::new(),
             nh_table: NhTable::default(),
         }
@@ -325,6 +337,7 @@ impl Mirror {
             applied_seed,
             nexthops,
             groups,
+            blackholes,
             applied_groups,
             nh_table,
         } = self;
@@ -349,6 +362,7 @@ impl Mirror {
             applied_seed: *applied_seed,
             nexthops: nexthops.clone(),
             groups: groups.clone(),
+            blackholes: blackholes.clone(),
             applied_groups: applied_groups.clone(),
             nh_table: nh_table.clone(),
         }
@@ -643,6 +657,17 @@ impl Mirror {
                             }
                         }
                     }
+                    // Its own drop counter, or the shared slot 0 when all
+                    // are taken.
+                    RouteEntry::Blackhole => match self.blackholes.acquire(p) {
+                        Some((id, fresh)) => {
+                            if fresh {
+                                out.push(Change::PutBlackhole { id, prefix: p });
+                            }
+                            (code, entry, id)
+                        }
+                        None => (code, entry, 0),
+                    },
                     e => (code, e, 0),
                 };
                 self.applied_routes.insert(p, (code, nh_id));
@@ -660,6 +685,11 @@ impl Mirror {
                 }
                 e @ (RouteEntry::Multipath(_) | RouteEntry::Object(_)) => {
                     self.release_group(group_key(e))
+                }
+                RouteEntry::Blackhole => {
+                    if let Some(id) = self.blackholes.release(&p) {
+                        out.push(Change::DelBlackhole(id));
+                    }
                 }
                 _ => {}
             }

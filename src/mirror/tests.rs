@@ -611,3 +611,22 @@ fn multipath_routes_with_equal_paths_share_a_group() {
         "policy 2 is not reproduced"
     );
 }
+
+#[test]
+fn blackholes_get_their_own_drop_counter_slot() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let bh = |p| route(TABLE_MAIN, p, 0, RouteKind::Blackhole, None);
+    let o = m.apply(Event::NewRoute(bh("192.0.2.0/24")));
+    let slot = o.changes.iter().find_map(|c| match c {
+        Change::PutBlackhole { id, prefix } => Some((*id, *prefix)),
+        _ => None,
+    });
+    let (id, p) = slot.expect("a counter slot");
+    assert_eq!(p, prefix("192.0.2.0/24"));
+    assert!(o.changes.iter().any(
+        |c| matches!(c, Change::PutRoute { entry: RouteEntry::Blackhole, nh_id, .. } if *nh_id == id)
+    ));
+    let o = m.apply(Event::DelRoute(bh("192.0.2.0/24")));
+    assert!(o.changes.contains(&Change::DelBlackhole(id)));
+}

@@ -339,3 +339,53 @@ fn ipv4_route_via_ipv6_gateway_rfc5549() {
     );
     lab.forward(&f, X_PEER_MACS[0], &lab.x, S::ACCEL_STAT_FWD_MIRROR);
 }
+
+#[test]
+fn blackhole_drops_are_counted_per_prefix() {
+    let lab = Lab::new();
+    lab.ip(&[
+        "route add blackhole 198.18.0.0/16",
+        "route add blackhole 198.19.0.0/16",
+        "route add blackhole 2001:db8:300::/48",
+    ]);
+    let _m = sync(&lab, MultipathConf::default());
+    let v4 = |d| {
+        eth(
+            lab.inp.mac,
+            IN_PEER_MAC,
+            ETH_P_IP,
+            &V4::udp(Ipv4Addr::new(10, 0, 1, 2), d).build(),
+        )
+    };
+    for i in 0..3 {
+        lab.drop(
+            &v4(Ipv4Addr::new(198, 18, 0, i)),
+            S::ACCEL_STAT_DROP_BLACKHOLE,
+        );
+    }
+    let f6 = eth(
+        lab.inp.mac,
+        IN_PEER_MAC,
+        ETH_P_IPV6,
+        &V6::udp(
+            "2001:db8:1::2".parse().unwrap(),
+            "2001:db8:300::1".parse().unwrap(),
+        )
+        .build(),
+    );
+    lab.drop(&f6, S::ACCEL_STAT_DROP_BLACKHOLE);
+    let drops: HashMap<String, (u64, u64)> = lab
+        .dp
+        .maps
+        .blackhole_drops()
+        .into_iter()
+        .filter_map(|(p, c)| Some((p?.to_string(), (c.packets, c.bytes))))
+        .collect();
+    assert_eq!(drops["198.18.0.0/16"].0, 3);
+    assert_eq!(
+        drops["198.18.0.0/16"].1,
+        3 * v4(Ipv4Addr::new(198, 18, 0, 0)).len() as u64
+    );
+    assert_eq!(drops["198.19.0.0/16"].0, 0);
+    assert_eq!(drops["2001:db8:300::/48"], (1, f6.len() as u64));
+}
