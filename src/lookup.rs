@@ -64,6 +64,17 @@ pub fn explain(maps: &Maps, addr: IpAddr) -> Vec<String> {
         out.push("policy routing (non-default ip rules): bpf_fib_lookup decides".into());
         return out;
     }
+    let src_rules = match addr {
+        IpAddr::V4(_) => Cfg::ACCEL_CFG_SRC_RULES4.0,
+        IpAddr::V6(_) => Cfg::ACCEL_CFG_SRC_RULES6.0,
+    };
+    if cfg.flags & src_rules != 0 {
+        out.push(
+            "(packets from sources an `ip rule from PREFIX` selects go to bpf_fib_lookup; \
+             the answer below is for all other sources)"
+                .into(),
+        );
+    }
     let Some(rt) = maps.route_for(addr) else {
         out.push(
             "no mirrored route: bpf_fib_lookup decides (the kernel has no route in local/main)"

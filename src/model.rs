@@ -216,6 +216,9 @@ pub struct Rule {
     /// Any selector besides "from all": src/dst prefix, iif, oif, fwmark,
     /// tos, ports, protocol, uid range, l3mdev, not-flag...
     pub has_selectors: bool,
+    /// The source prefix, when it is the rule's only selector: such rules
+    /// are mirrored (packets from the prefix go to bpf_fib_lookup).
+    pub src_only: Option<Prefix>,
 }
 
 impl Rule {
@@ -326,6 +329,7 @@ mod tests {
             table,
             action: 1,
             has_selectors: false,
+            src_only: None,
         };
         assert!(r(Family::V4, 0, TABLE_LOCAL).is_default());
         assert!(r(Family::V4, 32767, TABLE_DEFAULT).is_default());

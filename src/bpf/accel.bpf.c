@@ -128,6 +128,15 @@ static __always_inline int group_uses_dev(__u32 group, __u32 ifindex)
 
 /* ---------------------------------------------------------------- IPv4 */
 
+/* 1 when a mirrored `ip rule from PREFIX` covers addr as a source. */
+static __always_inline int src_rule4(struct pkt *k, __be32 addr)
+{
+	struct accel_route4_key key = { .prefixlen = 32, .addr = addr };
+
+	return (k->cfg & ACCEL_CFG_SRC_RULES4) &&
+	       bpf_map_lookup_elem(&src_rules4, &key);
+}
+
 /*
  * fib_validate_source(): 1 when the kernel would accept the source address
  * for a packet leaving through out_ifindex.
@@ -141,6 +150,10 @@ static __always_inline int ipv4_source_ok(struct pkt *k, struct iphdr *ip,
 		return 0;
 	if (!rpf && !(k->cfg & ACCEL_CFG_SRC_FULL4))
 		return 1;
+	/* The reverse lookup has the packet's destination as its source: a
+	 * source rule may apply to it. */
+	if (src_rule4(k, ip->daddr))
+		mirror = 0;
 
 	if (mirror) {
 		struct accel_route rt;
@@ -343,7 +356,8 @@ static __always_inline int handle_ipv4(struct pkt *k)
 	if (ipv4_special(ip->daddr) || ipv4_special(ip->saddr))
 		return count(k->st, ACCEL_STAT_PASS_SPECIAL_ADDR, XDP_PASS);
 
-	mirror = !(k->cfg & (ACCEL_CFG_FIB_ONLY | ACCEL_CFG_POLICY4));
+	mirror = !(k->cfg & (ACCEL_CFG_FIB_ONLY | ACCEL_CFG_POLICY4)) &&
+		 !src_rule4(k, ip->saddr);
 	if (mirror && route4_lookup(ip->daddr, &rt)) {
 		rc = ipv4_mirror(k, ip, &rt);
 		if (rc != ACCEL_TRY_FIB)
@@ -353,6 +367,16 @@ static __always_inline int handle_ipv4(struct pkt *k)
 }
 
 /* ---------------------------------------------------------------- IPv6 */
+
+static __always_inline int src_rule6(struct pkt *k, struct in6_addr *addr)
+{
+	struct accel_route6_key key = { .prefixlen = 128 };
+
+	if (!(k->cfg & ACCEL_CFG_SRC_RULES6))
+		return 0;
+	__builtin_memcpy(key.addr, addr, 16);
+	return bpf_map_lookup_elem(&src_rules6, &key) != NULL;
+}
 
 /* ip6_forward's checks after the route lookup, as for IPv4. */
 static __always_inline int ipv6_forward_gate(struct pkt *k, struct ipv6hdr *ip6,
@@ -498,7 +522,8 @@ static __always_inline int handle_ipv6(struct pkt *k)
 	if (ipv6_special(&ip6->daddr) || ipv6_special(&ip6->saddr))
 		return count(k->st, ACCEL_STAT_PASS_SPECIAL_ADDR, XDP_PASS);
 
-	if (!(k->cfg & (ACCEL_CFG_FIB_ONLY | ACCEL_CFG_POLICY6))) {
+	if (!(k->cfg & (ACCEL_CFG_FIB_ONLY | ACCEL_CFG_POLICY6)) &&
+	    !src_rule6(k, &ip6->saddr)) {
 		struct accel_route rt;
 
 		if (route6_lookup((const __u8 *)&ip6->daddr, &rt)) {

@@ -21,6 +21,8 @@ enum accel_limits {
 	/* Blackhole prefixes with a drop counter of their own; more share
 	 * slot 0. */
 	ACCEL_MAX_BLACKHOLES = 4096,
+	/* Source prefixes of mirrored `ip rule from PREFIX` rules. */
+	ACCEL_MAX_SRC_RULES = 1024,
 };
 
 /* What the datapath does with a destination covered by a mirrored route. */
@@ -180,6 +182,11 @@ enum accel_cfg_flags {
 	/* fib_multipath_hash_policy = 1: hash the 5-tuple, not just L3. */
 	ACCEL_CFG_MP_L4_4 = 1 << 6,
 	ACCEL_CFG_MP_L4_6 = 1 << 7,
+	/* Rules whose only selector is a source prefix (before the main
+	 * table): packets from src_rules4/6 go to bpf_fib_lookup, the rest
+	 * see only the default rules and may use the mirror. */
+	ACCEL_CFG_SRC_RULES4 = 1 << 8,
+	ACCEL_CFG_SRC_RULES6 = 1 << 9,
 };
 
 /*

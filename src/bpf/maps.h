@@ -80,6 +80,22 @@ struct {
 	__type(value, struct accel_neigh);
 } neigh6 SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, ACCEL_MAX_SRC_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct accel_route4_key);
+	__type(value, __u8);
+} src_rules4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, ACCEL_MAX_SRC_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct accel_route6_key);
+	__type(value, __u8);
+} src_rules6 SEC(".maps");
+
 /* The router's own IPv4 addresses: the kernel drops packets that arrive
  * from outside with one of them as source (fib_validate_source). */
 struct {

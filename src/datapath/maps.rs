@@ -34,6 +34,8 @@ pub struct Maps {
     pub nh_groups: MapHandle,
     pub blackhole_drops: MapHandle,
     pub blackhole_prefixes: MapHandle,
+    pub src_rules4: MapHandle,
+    pub src_rules6: MapHandle,
     pub neigh4: MapHandle,
     pub neigh6: MapHandle,
     pub local4: MapHandle,
@@ -72,6 +74,8 @@ impl Maps {
             nh_groups: handle("nh_groups", &m.nh_groups)?,
             blackhole_drops: handle("blackhole_drops", &m.blackhole_drops)?,
             blackhole_prefixes: handle("blackhole_prefixes", &m.blackhole_prefixes)?,
+            src_rules4: handle("src_rules4", &m.src_rules4)?,
+            src_rules6: handle("src_rules6", &m.src_rules6)?,
             neigh4: handle("neigh4", &m.neigh4)?,
             neigh6: handle("neigh6", &m.neigh6)?,
             local4: handle("local4", &m.local4)?,
@@ -106,6 +110,8 @@ impl Maps {
             nh_groups: open("nh_groups")?,
             blackhole_drops: open("blackhole_drops")?,
             blackhole_prefixes: open("blackhole_prefixes")?,
+            src_rules4: open("src_rules4")?,
+            src_rules6: open("src_rules6")?,
             neigh4: open("neigh4")?,
             neigh6: open("neigh6")?,
             local4: open("local4")?,
@@ -116,7 +122,7 @@ impl Maps {
     }
 
     /// Every map with the name it is pinned under.
-    pub fn named(&self) -> [(&'static str, &MapHandle); 15] {
+    pub fn named(&self) -> [(&'static str, &MapHandle); 17] {
         [
             ("accel_cfg", &self.cfg),
             ("ifaces", &self.ifaces),
@@ -130,6 +136,8 @@ impl Maps {
             ("nh_groups", &self.nh_groups),
             ("blackhole_drops", &self.blackhole_drops),
             ("blackhole_prefixes", &self.blackhole_prefixes),
+            ("src_rules4", &self.src_rules4),
+            ("src_rules6", &self.src_rules6),
             ("neigh4", &self.neigh4),
             ("neigh6", &self.neigh6),
             ("local4", &self.local4),
@@ -197,6 +205,14 @@ impl Maps {
                 id,
                 &accel_blackhole_prefix::default(),
             ),
+            Change::PutSrcRule(prefix) => match route_key(prefix) {
+                RouteKey::V4(k) => put(&self.src_rules4, "src_rules4", &k, &1u8),
+                RouteKey::V6(k) => put(&self.src_rules6, "src_rules6", &k, &1u8),
+            },
+            Change::DelSrcRule(prefix) => match route_key(prefix) {
+                RouteKey::V4(k) => del(&self.src_rules4, "src_rules4", &k),
+                RouteKey::V6(k) => del(&self.src_rules6, "src_rules6", &k),
+            },
             Change::DelRoute(prefix) => match route_key(prefix) {
                 RouteKey::V4(k) => {
                     self.fib4()?.remove(u32::from_be(k.addr), k.prefixlen as u8);

@@ -11,6 +11,7 @@ pub mod nexthops;
 pub mod nudge;
 pub mod prefixmap;
 pub mod routeset;
+pub mod rules;
 pub mod view;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -66,6 +67,9 @@ pub enum Change {
     },
     /// Slot `id` counts no prefix any more.
     DelBlackhole(u32),
+    /// Packets from this prefix are subject to an ip rule: bpf_fib_lookup.
+    PutSrcRule(Prefix),
+    DelSrcRule(Prefix),
     PutNeigh {
         ifindex: u32,
         addr: IpAddr,
@@ -111,6 +115,7 @@ impl ChangeSummary {
                 Change::PutRoute { .. } => s.routes_put += 1,
                 Change::DelRoute(_) => s.routes_deleted += 1,
                 Change::PutBlackhole { .. } | Change::DelBlackhole(_) => {}
+                Change::PutSrcRule(_) | Change::DelSrcRule(_) => s.config_changed += 1,
                 Change::PutNeigh { .. } => s.neighbours_put += 1,
                 Change::DelNeigh { .. } => s.neighbours_deleted += 1,
                 Change::PutIface { .. } | Change::DelIface(_) => s.ifaces_put += 1,
@@ -246,6 +251,7 @@ pub struct Mirror {
     applied_local4: HashSet<Ipv4Addr>,
     applied_config: Option<u32>,
     applied_seed: Option<u32>,
+    applied_src_rules: BTreeSet<Prefix>,
     nexthops: NexthopIds,
     groups: SharedIds<GroupKey>,
     /// Drop-counter slots of blackhole prefixes.
@@ -288,6 +294,7 @@ impl Mirror {
             applied_local4: HashSet::new(),
             applied_config: None,
             applied_seed: None,
+            applied_src_rules: BTreeSet::new(),
             nexthops: NexthopIds::new(max_nexthops),
             groups: SharedIds::new(crate::bpf::types::accel_limits::ACCEL_MAX_GROUPS.0),
             blackholes: SharedIds::new(crate::bpf::types::accel_limits::ACCEL_MAX_BLACKHOLES.0),
@@ -335,6 +342,7 @@ impl Mirror {
             applied_local4,
             applied_config,
             applied_seed,
+            applied_src_rules,
             nexthops,
             groups,
             blackholes,
@@ -360,6 +368,7 @@ impl Mirror {
             applied_local4: applied_local4.clone(),
             applied_config: *applied_config,
             applied_seed: *applied_seed,
+            applied_src_rules: applied_src_rules.clone(),
             nexthops: nexthops.clone(),
             groups: groups.clone(),
             blackholes: blackholes.clone(),
@@ -892,15 +901,32 @@ impl Mirror {
             self.applied_seed = Some(seed);
             out.push(Change::MpSeed(seed));
         }
-        let custom = |f| self.rules.iter().any(|r| r.family == f && !r.is_default());
-        let (policy4, policy6) = (custom(Family::V4), custom(Family::V6));
-        self.custom_rules_seen |= policy4;
+        self.custom_rules_seen |= self
+            .rules
+            .iter()
+            .any(|r| r.family == Family::V4 && !r.is_default());
         let mut flags = 0;
-        if policy4 {
-            flags |= CfgFlags::ACCEL_CFG_POLICY4.0;
-        }
-        if policy6 {
-            flags |= CfgFlags::ACCEL_CFG_POLICY6.0;
+        let mut src_rules = BTreeSet::new();
+        for (f, policy, srcs) in [
+            (
+                Family::V4,
+                CfgFlags::ACCEL_CFG_POLICY4,
+                CfgFlags::ACCEL_CFG_SRC_RULES4,
+            ),
+            (
+                Family::V6,
+                CfgFlags::ACCEL_CFG_POLICY6,
+                CfgFlags::ACCEL_CFG_SRC_RULES6,
+            ),
+        ] {
+            match rules::mirrorable(&self.rules, f) {
+                None => flags |= policy.0,
+                Some(p) if p.is_empty() => {}
+                Some(p) => {
+                    flags |= srcs.0;
+                    src_rules.extend(p);
+                }
+            }
         }
         if self.custom_rules_seen || self.custom_local_seen {
             flags |= CfgFlags::ACCEL_CFG_SRC_FULL4.0;
@@ -930,10 +956,24 @@ impl Mirror {
                 }
             }
         }
+        // Prefixes are in the map before a flag makes the datapath look,
+        // and leave it only after.
+        let new: Vec<Prefix> = src_rules
+            .difference(&self.applied_src_rules)
+            .copied()
+            .collect();
+        let gone: Vec<Prefix> = self
+            .applied_src_rules
+            .difference(&src_rules)
+            .copied()
+            .collect();
+        out.extend(new.into_iter().map(Change::PutSrcRule));
         if self.applied_config != Some(flags) {
             self.applied_config = Some(flags);
             out.push(Change::Config(flags));
         }
+        out.extend(gone.into_iter().map(Change::DelSrcRule));
+        self.applied_src_rules = src_rules;
     }
 }
 

@@ -341,6 +341,7 @@ fn custom_rules_switch_to_policy_mode() {
         table: 10,
         action: 1,
         has_selectors: true,
+        src_only: None,
     };
     let c = m.set_rules(vec![rule]);
     let want = CfgFlags::ACCEL_CFG_POLICY4.0 | CfgFlags::ACCEL_CFG_SRC_FULL4.0;
@@ -629,4 +630,39 @@ fn blackholes_get_their_own_drop_counter_slot() {
     ));
     let o = m.apply(Event::DelRoute(bh("192.0.2.0/24")));
     assert!(o.changes.contains(&Change::DelBlackhole(id)));
+}
+
+#[test]
+fn source_prefix_rules_are_mirrored_the_rest_uses_the_mirror() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let r = |priority, table, src: Option<&str>| Rule {
+        family: Family::V4,
+        priority,
+        table,
+        action: 1,
+        has_selectors: src.is_some(),
+        src_only: src.map(prefix),
+    };
+    let defaults = vec![r(0, 255, None), r(32766, 254, None), r(32767, 253, None)];
+    let mut rules = defaults.clone();
+    rules.push(r(100, 10, Some("10.9.0.0/16")));
+    let c = m.set_rules(rules);
+    let want = CfgFlags::ACCEL_CFG_SRC_RULES4.0 | CfgFlags::ACCEL_CFG_SRC_FULL4.0;
+    assert_eq!(
+        c,
+        vec![
+            Change::PutSrcRule(prefix("10.9.0.0/16")),
+            Change::Config(want)
+        ],
+        "the prefix is in the map before the flag"
+    );
+    let c = m.set_rules(defaults);
+    assert_eq!(
+        c,
+        vec![
+            Change::Config(CfgFlags::ACCEL_CFG_SRC_FULL4.0),
+            Change::DelSrcRule(prefix("10.9.0.0/16"))
+        ]
+    );
 }

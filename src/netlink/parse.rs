@@ -275,8 +275,8 @@ pub fn rule(msg: &RuleMessage) -> Option<model::Rule> {
     let fam = family(h.family)?;
     let mut priority = 0;
     let mut table = u32::from(h.table);
-    let mut has_selectors =
-        h.src_len > 0 || h.dst_len > 0 || h.tos != 0 || h.flags.contains(RuleFlags::Invert);
+    let mut other_selectors = h.dst_len > 0 || h.tos != 0 || h.flags.contains(RuleFlags::Invert);
+    let mut src = None;
     for a in &msg.attributes {
         match a {
             RuleAttribute::Priority(p) => priority = *p,
@@ -290,20 +290,29 @@ pub fn rule(msg: &RuleMessage) -> Option<model::Rule> {
                 if *v == u32::MAX => {}
             RuleAttribute::FwMark(0) | RuleAttribute::FwMask(0) => {}
             RuleAttribute::L3MDev(false) => {}
-            // src/dst with length 0 are covered by the header lengths.
-            RuleAttribute::Source(_) | RuleAttribute::Destination(_) => {}
+            RuleAttribute::Source(a) => src = Some(*a),
+            // dst with length 0 is covered by the header length.
+            RuleAttribute::Destination(_) => {}
             // Everything else (iif/oif names, fwmark, ports, ip proto, uid
             // range, l3mdev, suppress_*, goto, realm, tun_id, and attributes
             // this crate does not know, e.g. FRA_DSCP / FRA_FLOWLABEL) selects.
-            _ => has_selectors = true,
+            _ => other_selectors = true,
         }
+    }
+    let src_prefix = match src {
+        Some(a) if h.src_len > 0 => Prefix::new(a, h.src_len),
+        _ => None,
+    };
+    if h.src_len > 0 && src_prefix.is_none() {
+        other_selectors = true;
     }
     Some(model::Rule {
         family: fam,
         priority,
         table,
         action: u8::from(h.action),
-        has_selectors,
+        has_selectors: other_selectors || h.src_len > 0,
+        src_only: src_prefix.filter(|_| !other_selectors),
     })
 }
 
@@ -709,7 +718,8 @@ mod tests {
                 priority: 32766,
                 table: 254,
                 action: 1,
-                has_selectors: false
+                has_selectors: false,
+                src_only: None,
             }
         );
         assert!(r.is_default());
@@ -760,7 +770,11 @@ mod tests {
             vec![RuleAttribute::Source("10.0.0.0".parse().unwrap())],
         );
         m.header.src_len = 8;
-        assert!(rule(&m).unwrap().has_selectors);
+        let r = rule(&m).unwrap();
+        assert!(r.has_selectors);
+        assert_eq!(r.src_only, Some(pfx("10.0.0.0/8")));
+        m.header.tos = 4;
+        assert_eq!(rule(&m).unwrap().src_only, None, "tos too: not source-only");
         let mut m = rule_msg(AddressFamily::Inet, vec![]);
         m.header.flags = RuleFlags::Invert;
         assert!(rule(&m).unwrap().has_selectors);

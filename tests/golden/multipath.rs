@@ -389,3 +389,78 @@ fn blackhole_drops_are_counted_per_prefix() {
     assert_eq!(drops["198.19.0.0/16"].0, 0);
     assert_eq!(drops["2001:db8:300::/48"], (1, f6.len() as u64));
 }
+
+#[test]
+fn source_prefix_rule_only_its_sources_go_to_fib() {
+    let lab = Lab::new();
+    four_gateways(&lab);
+    lab.ip(&[
+        "route add 198.18.0.0/16 via 10.0.3.2 dev x0",
+        "route add 198.18.0.0/16 via 10.0.2.3 dev out0 table 10",
+        "rule add from 10.0.1.64/26 table 10 pref 100",
+        "route add 2001:db8:200::/48 via 2001:db8:3::2 dev x0",
+        "route add 2001:db8:200::/48 via 2001:db8:2::3 dev out0 table 10",
+    ]);
+    // `ip -batch` cannot take -6, and infers IPv4 for rules.
+    let ok = std::process::Command::new("ip")
+        .args([
+            "-6",
+            "rule",
+            "add",
+            "from",
+            "2001:db8:1::100/120",
+            "table",
+            "10",
+            "pref",
+            "100",
+        ])
+        .status()
+        .expect("ip -6 rule");
+    assert!(ok.success());
+    let m = sync(&lab, MultipathConf::default());
+    assert_eq!(
+        m.config_flags() & (C::ACCEL_CFG_POLICY4.0 | C::ACCEL_CFG_POLICY6.0),
+        0,
+        "source-prefix rules do not switch the family to bpf_fib_lookup"
+    );
+    let v4 = |s| {
+        eth(
+            lab.inp.mac,
+            IN_PEER_MAC,
+            ETH_P_IP,
+            &V4::udp(s, Ipv4Addr::new(198, 18, 1, 1)).build(),
+        )
+    };
+    lab.forward(
+        &v4(Ipv4Addr::new(10, 0, 1, 2)),
+        X_PEER_MACS[0],
+        &lab.x,
+        S::ACCEL_STAT_FWD_MIRROR,
+    );
+    lab.forward(
+        &v4(Ipv4Addr::new(10, 0, 1, 70)),
+        OUT_MACS[1],
+        &lab.out,
+        S::ACCEL_STAT_FWD_FIB,
+    );
+    let v6 = |s: &str| {
+        eth(
+            lab.inp.mac,
+            IN_PEER_MAC,
+            ETH_P_IPV6,
+            &V6::udp(s.parse().unwrap(), "2001:db8:200::1".parse().unwrap()).build(),
+        )
+    };
+    lab.forward(
+        &v6("2001:db8:1::2"),
+        X_PEER_MACS[0],
+        &lab.x,
+        S::ACCEL_STAT_FWD_MIRROR,
+    );
+    lab.forward(
+        &v6("2001:db8:1::1aa"),
+        OUT_MACS[1],
+        &lab.out,
+        S::ACCEL_STAT_FWD_FIB,
+    );
+}
