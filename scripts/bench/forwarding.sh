@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Forwarding rate in a namespace lab: gen --veth-- rtr --veth-- snk.
 #
-#   scripts/bench/forwarding.sh [--families "4 6"] [--tables "1 full"]
+#   scripts/bench/forwarding.sh [--families "4 6"] [--tables "1 full ecmp"]
 #                               [--seconds N] [--warmup N] [--rounds N]
 # (defaults: both families, both tables, 4 s after 2 s warm-up, 3 rounds
 # with kernel, mirror and fib interleaved; about 10 minutes)
@@ -13,7 +13,9 @@
 # accel-trafgen (BPF_PROG_RUN live frames), destinations drawn at random from
 # inside the prefixes of the table; the sink counts and drops them in XDP.
 # "1 route" is a default route; "full" installs the whole table (next hops
-# spread over 8 gateways on the sink side). Rates are medians of per-second
+# spread over 8 gateways on the sink side); "ecmp" installs the whole table
+# as multipath routes over 4 of those gateways each (the router has
+# net.ipv4.fib_multipath_hash_seed set, so accel hashes flows in XDP). Rates are medians of per-second
 # counter differences at the sink over --seconds, after --warmup.
 #
 # Table: ../shared/data/bgp-full-table.txt.gz when present, else a generated
@@ -107,7 +109,8 @@ for s in "$NS_GEN g0" "$NS_RTR r-in" "$NS_RTR r-out" "$NS_SNK s0"; do
 done
 in_ns $NS_RTR sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
     net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
-    net.ipv4.conf.r-in.rp_filter=0 net.ipv4.conf.r-out.rp_filter=0
+    net.ipv4.conf.r-in.rp_filter=0 net.ipv4.conf.r-out.rp_filter=0 \
+    net.ipv4.fib_multipath_hash_seed=2718281828
 in_ns $NS_GEN ip addr add 10.98.0.2/24 dev g0
 in_ns $NS_GEN ip addr add fd00:98::2/64 dev g0 nodad
 in_ns $NS_RTR ip addr add 10.98.0.1/24 dev r-in
@@ -146,8 +149,14 @@ set_routes() { # family table
         fi
     else
         if [ "$fam" = 4 ]; then gws="${GW4[*]}"; else gws="${GW6[*]}"; fi
-        awk -v gws="$gws" -v fam="$fam" 'BEGIN { n = split(gws, g, " ") }
-            { printf "route add %s via %s proto 99\n", $1, g[(NR - 1) % n + 1] }' \
+        awk -v gws="$gws" -v paths="$([ "$tab" = ecmp ] && echo 4 || echo 1)" '
+            BEGIN { n = split(gws, g, " ") }
+            paths == 1 { printf "route add %s via %s proto 99\n", $1, g[(NR - 1) % n + 1] }
+            paths > 1 {
+                printf "route add %s proto 99", $1
+                for (i = 0; i < paths; i++) printf " nexthop via %s", g[(NR - 1 + i) % n + 1]
+                printf "\n"
+            }' \
             "$WORK/table$fam.txt" > "$WORK/batch$fam"
         local t0=$SECONDS
         in_ns $NS_RTR ip -"$fam" -batch "$WORK/batch$fam"
@@ -236,7 +245,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR%2)
 T_START=$SECONDS
 for fam in $FAMILIES; do
     for tab in $TABLES; do
-        echo "== IPv$fam, $([ "$tab" = 1 ] && echo "1 route" || echo "full table")"
+        echo "== IPv$fam, $(case $tab in 1) echo "1 route" ;; full) echo "full table" ;; *) echo "full table, ECMP over 4 paths" ;; esac)"
         set_routes "$fam" "$tab"
         for r in $(seq 1 "$ROUNDS"); do
             measure "$fam" "$tab" kernel
@@ -259,6 +268,7 @@ printf '%-36s %8s %10s\n' case Mpps "vs kernel"
 for fam in $FAMILIES; do
     for tab in $TABLES; do
         if [ "$tab" = 1 ]; then label="1 route"; elif [ "$fam" = 4 ]; then label="$N4 routes"; else label="$N6 routes"; fi
+        [ "$tab" = ecmp ] && label="$label ECMP x4"
         k=$(median <<<"${RESULT[$fam/$tab/kernel]}")
         for mode in kernel mirror fib; do
             m=$(median <<<"${RESULT[$fam/$tab/$mode]}")
