@@ -275,10 +275,27 @@ _lab_accel_stop() {
     if kill -0 "$ACCEL_PID"; then
         kill -KILL "$ACCEL_PID"
     fi
-    wait "$ACCEL_PID"
-    rc=$?
-    ACCEL_PID=
+    if [[ -n ${ACCEL_FOREIGN:-} ]]; then
+        # A successor started by a handover is not our child: its log says
+        # whether it stopped cleanly.
+        for ((i = 0; i < 20; i++)); do kill -0 "$ACCEL_PID" || break; sleep 0.05; done
+        lab_accel_log | grep -q 'detached; the kernel forwards alone again'
+        rc=$?
+    else
+        wait "$ACCEL_PID"
+        rc=$?
+    fi
+    ACCEL_PID= ACCEL_FOREIGN=
     return $rc
+}
+
+# After a handover (SIGUSR2 to $ACCEL_PID, which exited): the successor it
+# started becomes this lab's instance. Its log lines follow the old one's.
+lab_accel_follow_successor() {
+    local pid
+    pid=$(cat "$ACCEL_RUN_DIR/accel.pid" 2>/dev/null) || return 1
+    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 1
+    ACCEL_PID=$pid ACCEL_FOREIGN=1
 }
 
 # Sum of counters (or "forwarded"/"passed"/"dropped") in `accel stats --json`,

@@ -13,6 +13,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::datapath::attach::{adopt, attach, Attachment, XdpMode};
 use crate::datapath::maps::Maps;
 use crate::datapath::{load, pin, DatapathError};
+use crate::handover::{self, Handover, Progress};
 use crate::mirror::nudge::{self, Nudger};
 use crate::mirror::{CfgFlags, Change, ChangeSummary, IfaceConf, Mirror, Snapshot, ViewBuilder};
 use crate::model::{Event, Route};
@@ -44,12 +45,8 @@ pub enum DaemonError {
     EventsClosed,
     #[error("interface {0}: {1}")]
     Iface(String, String),
-    #[error("handover: pinning the XDP link at {path}: {source}")]
-    Handover {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("handover: {0}")]
+    Handover(#[from] crate::handover::HandoverError),
     #[error("control socket {path}: {source}")]
     Control {
         path: PathBuf,
@@ -303,7 +300,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     // once attached instead of killing the process half-way.
     let mut sigint = signal(SignalKind::interrupt()).expect("signal handler");
     let mut sigterm = signal(SignalKind::terminate()).expect("signal handler");
-    // SIGUSR2: exit handing the attached datapath over to the next instance.
+    // SIGUSR2: hand the attached datapath over to a successor (handover.rs).
     let mut sigusr2 = signal(SignalKind::user_defined2()).expect("signal handler");
     runtime::require_root()?;
     let mut ifaces = HashMap::new();
@@ -339,7 +336,8 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         }
         warn!("forwarded packets will bypass: {}", hooks.join("; "));
     }
-    let _lock = runtime::lock_instance(&opts.run_dir)?;
+    let mut lock = Some(runtime::lock_instance(&opts.run_dir)?);
+    let successor = std::env::var_os(handover::FROM_ENV).is_some();
     pin::ensure_bpffs(&opts.pin_dir)?;
 
     let loaded = load()?;
@@ -403,10 +401,16 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 continue;
             }
             Ok(None) => {}
-            Err(msg) => warn!(
-                "{name}: cannot adopt the previous instance's XDP link ({msg}); detached it, \
-                 the kernel forwards alone until this instance attaches"
-            ),
+            Err(msg) => {
+                warn!(
+                    "{name}: cannot adopt the previous instance's XDP link ({msg}); detached it, \
+                     the kernel forwards alone until this instance attaches"
+                );
+                // A live previous instance detaches once it sees the pin gone.
+                if !crate::datapath::attach::wait_detached(*ifindex, Duration::from_secs(5)) {
+                    warn!("{name}: the previous instance's program is still attached after 5 s");
+                }
+            }
         }
         attached.push(attach(prog, *ifindex, name, opts.mode)?);
         info!(
@@ -430,15 +434,25 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     pin::pin_all(&d.maps, &opts.pin_dir)?;
     let sock_path = opts.run_dir.join("accel.sock");
     let _ = std::fs::remove_file(&sock_path);
-    let listener = UnixListener::bind(&sock_path).map_err(|source| DaemonError::Control {
-        path: sock_path.clone(),
-        source,
-    })?;
+    let bind = || {
+        let _ = std::fs::remove_file(&sock_path);
+        UnixListener::bind(&sock_path).map_err(|source| DaemonError::Control {
+            path: sock_path.clone(),
+            source,
+        })
+    };
+    let mut listener = Some(bind()?);
     info!(
         "accel running on {} interface(s); maps pinned at {}",
         attached.len(),
         opts.pin_dir.display()
     );
+    handover::notify_systemd(successor);
+    // Who runs now (a successor replaces its predecessor's entry).
+    let pid_path = opts.run_dir.join("accel.pid");
+    let _ = std::fs::write(&pid_path, format!("{}\n", std::process::id()));
+    let mut handing_over: Option<Handover> = None;
+    let mut handover_tick = tokio::time::interval(HANDOVER_POLL);
 
     let mut tick = tokio::time::interval(TICK);
     let mut resync_at: Option<tokio::time::Instant> = None;
@@ -487,81 +501,133 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 d.nudge_neighbours().await;
                 r
             }
-            conn = listener.accept() => {
+            conn = accept(&listener) => {
                 match conn {
                     Ok((stream, _)) => serve_control(&mut d, stream).await,
                     Err(_) => Ok(()),
                 }
             }
+            _ = handover_tick.tick(), if handing_over.is_some() => {
+                let h = handing_over.as_mut().expect("guarded");
+                match h.progress() {
+                    Progress::Waiting => Ok(()),
+                    Progress::TakenOver => break Ok(true),
+                    Progress::SuccessorFailed(status) => {
+                        let h = handing_over.take().expect("guarded");
+                        warn!(
+                            "handover: the successor exited ({status}) before taking over; \
+                             this instance carries on"
+                        );
+                        handover::remove_pins(h.pins());
+                        for a in &attached {
+                            if let Err(e) = a.reclaim(prog) {
+                                warn!("{}: putting this instance's program back: {e}", a.name);
+                            }
+                        }
+                        lock = Some(runtime::lock_instance(&opts.run_dir)?);
+                        pin::pin_all(&d.maps, &opts.pin_dir)?;
+                        listener = Some(bind()?);
+                        Ok(())
+                    }
+                }
+            }
             _ = sigint.recv() => break Ok(false),
             _ = sigterm.recv() => break Ok(false),
-            _ = sigusr2.recv() => break Ok(true),
+            _ = sigusr2.recv() => {
+                if handing_over.is_some() {
+                    info!("handover already in progress");
+                    Ok(())
+                } else {
+                    match begin_handover(&attached, &links_dir, &opts.pin_dir) {
+                        Ok(pins) => {
+                            // The successor takes these; this instance needs
+                            // none of them to keep forwarding.
+                            listener = None;
+                            lock = None;
+                            match Handover::start(pins.clone()) {
+                                Ok(h) => {
+                                    info!(
+                                        "handover: started the successor (pid {}); XDP keeps \
+                                         forwarding from this instance's mirror until it takes over",
+                                        h.successor_pid()
+                                    );
+                                    handing_over = Some(h);
+                                    Ok(())
+                                }
+                                Err(e) => {
+                                    warn!("handover failed ({e}); carrying on");
+                                    handover::remove_pins(&pins);
+                                    lock = Some(runtime::lock_instance(&opts.run_dir)?);
+                                    pin::pin_all(&d.maps, &opts.pin_dir)?;
+                                    listener = Some(bind()?);
+                                    Ok(())
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            warn!("handover failed ({e}); carrying on");
+                            Ok(())
+                        }
+                    }
+                }
+            }
         };
         if let Err(e) = step {
             break Err(e);
         }
     };
+    drop(lock);
 
     if let Ok(true) = result {
-        if handover(&d, &attached, &links_dir) {
-            drop(attached);
-            let _ = std::fs::remove_file(&sock_path);
-            return Ok(());
-        }
+        // The successor holds the links, the map pins and the socket now.
+        drop(attached);
+        info!("handover complete: the successor forwards; exiting");
+        return Ok(());
+    }
+    let handed = handing_over.is_some();
+    if let Some(h) = handing_over.take() {
+        info!("stopping the successor of the interrupted handover");
+        h.abort();
     }
     // Hand everything to the kernel first, then leave the interfaces.
     let _ = d.maps.renew_lease(0);
     drop(attached);
-    pin::unpin_all(&opts.pin_dir);
+    if !handed {
+        pin::unpin_all(&opts.pin_dir);
+        let _ = std::fs::remove_file(&sock_path);
+    }
+    if std::fs::read_to_string(&pid_path).is_ok_and(|p| p.trim() == std::process::id().to_string())
+    {
+        let _ = std::fs::remove_file(&pid_path);
+    }
     // Only if empty: never a pin this instance did not adopt.
     let _ = std::fs::remove_dir(&links_dir);
-    let _ = std::fs::remove_file(&sock_path);
     info!("detached; the kernel forwards alone again");
     result.map(|_| ())
 }
 
-/// Leaves the program attached for the next instance: every link pinned
-/// under `links_dir`, then the lease ended, so that until the next instance
-/// swaps its own program in, every packet goes to the kernel. Nobody
-/// maintains this instance's mirror after it exits, and a route change in
-/// the gap must not be forwarded on stale data; what the handover saves is
-/// the detach and re-attach, which makes some drivers reset their rings.
-/// The maps stay pinned, so `accel stats` keeps answering. Returns false
-/// (having unpinned whatever it pinned) if pinning fails; the caller then
-/// detaches as usual.
-fn handover(d: &Daemon, attached: &[Attachment], links_dir: &std::path::Path) -> bool {
-    let pinned = (|| {
-        std::fs::create_dir_all(links_dir).map_err(|source| DaemonError::Handover {
-            path: links_dir.to_path_buf(),
-            source,
-        })?;
-        for a in attached {
-            let path = links_dir.join(&a.name);
-            let _ = std::fs::remove_file(&path);
-            a.pin(&path)
-                .map_err(|source| DaemonError::Handover { path, source })?;
-        }
-        Ok::<(), DaemonError>(())
-    })();
-    match pinned {
-        Ok(()) => {
-            let _ = d.maps.renew_lease(0);
-            info!(
-                "handover: XDP stays attached on {} interface(s), links pinned under {}; the \
-                 kernel forwards every packet until the new instance takes over: start it now",
-                attached.len(),
-                links_dir.display(),
-            );
-            true
-        }
-        Err(e) => {
-            warn!("handover failed ({e}); detaching instead");
-            for a in attached {
-                let _ = std::fs::remove_file(links_dir.join(&a.name));
-            }
-            false
-        }
+/// How often a handover in progress checks on the successor.
+const HANDOVER_POLL: Duration = Duration::from_millis(100);
+
+async fn accept(
+    l: &Option<UnixListener>,
+) -> std::io::Result<(tokio::net::UnixStream, tokio::net::unix::SocketAddr)> {
+    match l {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
     }
+}
+
+/// The first half of a handover: links pinned for the successor, map pins
+/// given up for it. The lease stays: this instance keeps forwarding.
+fn begin_handover(
+    attached: &[Attachment],
+    links_dir: &std::path::Path,
+    pin_dir: &std::path::Path,
+) -> Result<Vec<PathBuf>, DaemonError> {
+    let pins = handover::pin_links(attached, links_dir)?;
+    pin::unpin_all(pin_dir);
+    Ok(pins)
 }
 
 /// One request per connection: `sync` answers with the resync's summary,

@@ -4,6 +4,7 @@
 pub mod bpf;
 pub mod daemon;
 pub mod datapath;
+pub mod handover;
 pub mod lookup;
 pub mod mirror;
 pub mod model;

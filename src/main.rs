@@ -44,8 +44,9 @@ enum Mode {
 #[derive(Subcommand)]
 enum Cmd {
     /// Attach to interfaces and forward until stopped (SIGINT/SIGTERM detach;
-    /// SIGUSR2 leaves XDP attached for the next instance to adopt: a hitless
-    /// upgrade, see docs/deployment.md).
+    /// SIGUSR2 upgrades in place: starts the binary at the same path with
+    /// the same arguments, which takes over without a detach and without a
+    /// moment of kernel-only forwarding; see docs/deployment.md).
     Run {
         /// Interface to accelerate (repeat for each).
         #[arg(long = "iface", short = 'i', required = true)]

@@ -2,10 +2,10 @@
 //! as long as accel holds its descriptor, so the program leaves every
 //! interface when accel exits, however it exits.
 //!
-//! The one exception is a handover (`accel run` stopped with SIGUSR2, see
-//! docs/deployment.md): at that clean exit, and only then, the links are
-//! pinned in bpffs so that the program stays attached until the next
-//! instance adopts them ([`adopt`]) and swaps its own program in atomically.
+//! The one exception is a handover (SIGUSR2 to `accel run`, see
+//! docs/deployment.md): the running instance pins its links in bpffs and
+//! starts its successor, which adopts them ([`adopt`]) and swaps its own
+//! program in atomically; the old instance keeps forwarding until then.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -43,6 +43,36 @@ impl Attachment {
         }
         Ok(())
     }
+
+    /// Puts `prog` back into this link: a handover whose successor died
+    /// after swapping its own program in is undone this way.
+    pub fn reclaim(&self, prog: BorrowedFd<'_>) -> std::io::Result<()> {
+        let opts = libbpf_sys::bpf_link_update_opts {
+            sz: std::mem::size_of::<libbpf_sys::bpf_link_update_opts>() as _,
+            ..Default::default()
+        };
+        // SAFETY: valid link and program fds, initialised options.
+        let rc =
+            unsafe { libbpf_sys::bpf_link_update(self._link.as_raw_fd(), prog.as_raw_fd(), &opts) };
+        if rc != 0 {
+            return Err(std::io::Error::from_raw_os_error(-rc));
+        }
+        Ok(())
+    }
+}
+
+/// Waits up to `timeout` for `ifindex` to have no XDP program: a previous
+/// instance whose pinned link could not be adopted detaches it when it
+/// sees the pin gone.
+pub fn wait_detached(ifindex: u32, timeout: std::time::Duration) -> bool {
+    let until = std::time::Instant::now() + timeout;
+    while attached_prog_id(ifindex).is_some() {
+        if std::time::Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    true
 }
 
 /// The XDP mode the program on `ifindex` runs in, if one is attached.

@@ -1,0 +1,182 @@
+//! Upgrading in place without a moment of kernel-speed forwarding.
+//!
+//! On SIGUSR2 the running instance pins its XDP links, gives up its map
+//! pins, control socket and instance lock, and starts its successor: the
+//! same binary path (an upgrade replaced the file) with the same arguments.
+//! It keeps maintaining its mirror and renewing its lease meanwhile, so XDP
+//! forwards from an up-to-date mirror throughout. The successor builds its
+//! own maps with a full resync, swaps its program into each pinned link
+//! (atomic per interface) and removes the pin; once every pin is gone the
+//! old instance exits without detaching anything. Should the successor exit
+//! before that, the old instance takes everything back and carries on.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+
+use crate::datapath::attach::Attachment;
+
+/// Set in the successor's environment: the pid of the instance it replaces.
+pub const FROM_ENV: &str = "ACCEL_HANDOVER_FROM";
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandoverError {
+    #[error("pinning the XDP link at {path}: {source}")]
+    Pin {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("starting the successor {exe}: {source}")]
+    Spawn {
+        exe: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A handover in progress.
+pub struct Handover {
+    successor: Child,
+    pins: Vec<PathBuf>,
+}
+
+/// What a look at a handover in progress found.
+pub enum Progress {
+    Waiting,
+    /// Every link pin is gone: the successor adopted them (or, refusing,
+    /// waits for this instance to detach). Time to exit.
+    TakenOver,
+    /// The successor exited before taking over.
+    SuccessorFailed(ExitStatus),
+}
+
+/// Pins every link under `links_dir` (removing what it pinned if one
+/// fails).
+pub fn pin_links(attached: &[Attachment], links_dir: &Path) -> Result<Vec<PathBuf>, HandoverError> {
+    let mut pins = Vec::new();
+    let res = (|| {
+        std::fs::create_dir_all(links_dir).map_err(|source| HandoverError::Pin {
+            path: links_dir.to_path_buf(),
+            source,
+        })?;
+        for a in attached {
+            let path = links_dir.join(&a.name);
+            let _ = std::fs::remove_file(&path);
+            a.pin(&path).map_err(|source| HandoverError::Pin {
+                path: path.clone(),
+                source,
+            })?;
+            pins.push(path);
+        }
+        Ok(())
+    })();
+    match res {
+        Ok(()) => Ok(pins),
+        Err(e) => {
+            remove_pins(&pins);
+            Err(e)
+        }
+    }
+}
+
+pub fn remove_pins(pins: &[PathBuf]) {
+    for p in pins {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// The binary to start: this one's path. After a package upgrade replaced
+/// the file, /proc/self/exe names the old, deleted inode; the path is what
+/// counts.
+fn own_path() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let mut bytes = exe.into_os_string().into_vec();
+    const DELETED: &[u8] = b" (deleted)";
+    if bytes.ends_with(DELETED) {
+        bytes.truncate(bytes.len() - DELETED.len());
+    }
+    Ok(PathBuf::from(OsString::from_vec(bytes)))
+}
+
+impl Handover {
+    /// Starts the successor; `pins` are the links it is to adopt.
+    pub fn start(pins: Vec<PathBuf>) -> Result<Handover, HandoverError> {
+        let exe = own_path().map_err(|source| HandoverError::Spawn {
+            exe: PathBuf::from("/proc/self/exe"),
+            source,
+        })?;
+        let successor = Command::new(&exe)
+            .args(std::env::args_os().skip(1))
+            .env(FROM_ENV, std::process::id().to_string())
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|source| HandoverError::Spawn { exe, source })?;
+        Ok(Handover { successor, pins })
+    }
+
+    pub fn successor_pid(&self) -> u32 {
+        self.successor.id()
+    }
+
+    pub fn pins(&self) -> &[PathBuf] {
+        &self.pins
+    }
+
+    pub fn progress(&mut self) -> Progress {
+        if self.pins.iter().all(|p| !p.exists()) {
+            return Progress::TakenOver;
+        }
+        match self.successor.try_wait() {
+            Ok(Some(status)) => Progress::SuccessorFailed(status),
+            _ => Progress::Waiting,
+        }
+    }
+
+    /// Stops the successor (this instance is being stopped meanwhile).
+    pub fn abort(mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.successor.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.successor.wait();
+        remove_pins(&self.pins);
+    }
+}
+
+/// Tells systemd (Type=notify) about this instance, if it is listening:
+/// READY=1 once forwarding, and for a successor its own pid as the
+/// service's main pid (the unit needs NotifyAccess=all for that).
+pub fn notify_systemd(successor: bool) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let msg = if successor {
+        format!("MAINPID={}\nREADY=1\n", std::process::id())
+    } else {
+        "READY=1\n".to_string()
+    };
+    let mut bytes = path.into_vec();
+    // An abstract socket is named with a leading '@'.
+    if bytes.first() == Some(&b'@') {
+        bytes[0] = 0;
+    }
+    let sock = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("sd_notify: {e}");
+            return;
+        }
+    };
+    let addr = if bytes.first() == Some(&0) {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(&bytes[1..])
+    } else {
+        std::os::unix::net::SocketAddr::from_pathname(PathBuf::from(OsString::from_vec(bytes)))
+    };
+    match addr.and_then(|a| sock.send_to_addr(msg.as_bytes(), &a)) {
+        Ok(_) => {}
+        Err(e) => log::warn!("sd_notify: {e}"),
+    }
+}
