@@ -209,6 +209,36 @@ check_sw "c. IPv6 route replace $LAB_SVC6_NET dst1 -> dst2: traffic moves within
 check_sw "c. IPv6 route replace $LAB_SVC6_NET dst2 -> dst1: traffic moves back within 100 ms" \
     switch c6back "$LAB_SVC6" dst2 dst1 -6 route replace "$LAB_SVC6_NET" via "$LAB_DST1_GW6"
 
+# Nexthop objects (what FRR installs): `ip nexthop replace` must move every
+# route using the object, in both settings of nexthop_compat_mode (in mode 0
+# the kernel sends no route message at all: only the nexthop event).
+nh_switch() { # compat family tag addr net gw1 gw2
+    local compat=$1 fam=$2 tag=$3 addr=$4 net=$5 gw1=$6 gw2=$7 r
+    lab_in "$NS_RTR" sysctl -qw "net.ipv4.nexthop_compat_mode=$compat"
+    ip -n "$NS_RTR" nexthop replace id 9$fam$compat via "$gw1" dev "$LAB_R_DST1"
+    ip -n "$NS_RTR" -"$fam" route replace "$net" nhid 9$fam$compat
+    sleep 0.3
+    local m0 f0 m1 f1
+    m0=$(lab_accel_stat fwd_mirror) f0=$(lab_accel_stat fwd_fib)
+    switch "$tag" "$addr" dst1 dst2 nexthop replace id 9$fam$compat via "$gw2" dev "$LAB_R_DST2"
+    r=$?
+    m1=$(lab_accel_stat fwd_mirror) f1=$(lab_accel_stat fwd_fib)
+    # Forwarded from the mirror's group, not by bpf_fib_lookup (which
+    # would follow the kernel by itself).
+    SW_RESULT="fwd_mirror +$((m1 - m0)), fwd_fib +$((f1 - f0)); $SW_RESULT"
+    [[ $((m1 - m0)) -ge 800 && $((f1 - f0)) -lt 50 ]] || r=1
+    ip -n "$NS_RTR" -"$fam" route replace "$net" via "$gw1"
+    ip -n "$NS_RTR" nexthop del id 9$fam$compat
+    lab_in "$NS_RTR" sysctl -qw net.ipv4.nexthop_compat_mode=1
+    return $r
+}
+for compat in 1 0; do
+    check_sw "c. nexthop_compat_mode=$compat: ip nexthop replace moves IPv4 traffic dst1 -> dst2 within 100 ms" \
+        nh_switch "$compat" 4 "cnh4$compat" "$LAB_SVC4" "$LAB_SVC4_NET" "$LAB_DST1_GW4" "$LAB_DST2_GW4"
+done
+check_sw "c. nexthop_compat_mode=0: ip nexthop replace moves IPv6 traffic dst1 -> dst2 within 100 ms" \
+    nh_switch 0 6 cnh60 "$LAB_SVC6" "$LAB_SVC6_NET" "$LAB_DST1_GW6" "$LAB_DST2_GW6"
+
 # ---------------------------------------------------------------- d. TTL / hop limit 1
 ttl0=$(lab_accel_stat pass_ttl)
 out4=$(lab_in "$NS_SRC" ping -c 1 -W 2 -t 1 "$LAB_SVC4" 2>&1)

@@ -264,7 +264,7 @@ echo "== Forwarding rate ($(nproc) CPUs, $(uname -r), $(grep -m1 'model name' /p
 echo "   table: $TABLE_DESC"
 echo "   frames: 64 bytes on the wire for IPv4, 66 for IPv6; destinations: 1,048,576 drawn from the table's prefixes"
 echo "   Mpps: median over $ROUNDS round(s) of the median per-second sink rate over $SECONDS_MEASURED s after $WARMUP s warm-up"
-printf '%-36s %8s %10s\n' case Mpps "vs kernel"
+printf '%-44s %8s %10s\n' case Mpps "vs kernel"
 for fam in $FAMILIES; do
     for tab in $TABLES; do
         if [ "$tab" = 1 ]; then label="1 route"; elif [ "$fam" = 4 ]; then label="$N4 routes"; else label="$N6 routes"; fi
@@ -274,7 +274,7 @@ for fam in $FAMILIES; do
             m=$(median <<<"${RESULT[$fam/$tab/$mode]}")
             case $mode in kernel) name=kernel ;; mirror) name="accel mirror" ;; fib) name="accel fib" ;; esac
             ratio=$(awk -v m="$m" -v k="$k" 'BEGIN { if (k > 0) printf "%.2fx", m / k; else print "-" }')
-            printf '%-36s %8.3f %10s\n' "IPv$fam $label, $name" "$m" "$ratio"
+            printf '%-44s %8.3f %10s\n' "IPv$fam $label, $name" "$m" "$ratio"
         done
     done
 done
