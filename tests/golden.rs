@@ -6,10 +6,10 @@
 //! each hand-built frame: the XDP action, the exact output bytes, and the one
 //! counter that moved. Needs root: `cargo test --test golden`.
 
+#[path = "golden/from_kernel.rs"]
+mod from_kernel;
 #[path = "golden/lab.rs"]
 mod lab;
-#[path = "golden/multipath.rs"]
-mod multipath;
 #[path = "golden/pkt.rs"]
 mod pkt;
 

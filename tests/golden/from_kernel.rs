@@ -1,10 +1,14 @@
+//! Golden tests whose map state comes from the real control plane: each
+//! installs kernel state in the lab's namespace (multipath routes, nexthop
+//! objects, blackholes, ip rules, RFC 5549 routes), fills the maps through
+//! a dump, the mirror and the map writes, as `accel run` does, and checks
+//! the datapath against the kernel.
+//!
 //! Multipath: the path the datapath picks from the mirror must be the one
-//! the kernel picks. Each test installs real multipath routes (or nexthop
-//! objects) in the lab's namespace, fills the maps through the real control
-//! plane (dump, mirror, map writes), then sends a few hundred random flows
-//! twice: once decided by the mirror, once by bpf_fib_lookup, which runs
-//! the kernel's own fib_select_path. Every flow must leave to the same
-//! gateway MAC both times, and the mirror run must not fall back.
+//! the kernel picks. A few hundred random flows run twice: once decided by
+//! the mirror, once by bpf_fib_lookup, which runs the kernel's own
+//! fib_select_path. Every flow must leave to the same gateway MAC both
+//! times, and the mirror run must not fall back.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
