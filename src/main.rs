@@ -204,8 +204,8 @@ fn control(run_dir: &std::path::Path, request: &str) -> Result<serde_json::Value
 fn changes_line(v: &serde_json::Value) -> String {
     let c = &v["changes"];
     format!(
-        "{} changes (routes +{} -{}, next hops +{}, neighbours +{} -{}, interfaces {}, local addresses {}, config {})",
-        v["total_changes"], c["routes_put"], c["routes_deleted"], c["nexthops_put"],
+        "{} changes (routes +{} -{}, next hops +{}, groups +{}, neighbours +{} -{}, interfaces {}, local addresses {}, config {})",
+        v["total_changes"], c["routes_put"], c["routes_deleted"], c["nexthops_put"], c["groups_put"],
         c["neighbours_put"], c["neighbours_deleted"], c["ifaces_put"], c["local_addrs_changed"], c["config_changed"]
     )
 }

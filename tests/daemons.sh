@@ -697,6 +697,40 @@ done
 check "e. the restarted accel runs and forwards again" "ready: $([[ $ewait -eq 0 ]] && echo yes || echo no), r-src forwarded $fwd_after since restart" \
     eval "[[ $ewait -eq 0 && $fwd_after -gt 1000 ]]"
 
+# Upgrade in place (SIGUSR2): the old instance forwards in XDP until its
+# successor (same binary, same arguments) has adopted every link.
+send_bg d4_all 7 $E_RATE u4
+U4=$SEND_PID
+send_bg d6_all 7 $E_RATE u6
+U6=$SEND_PID
+wait_received u4 500
+wait_received u6 500
+read -r -a ku0 <<<"$(kfwd)"
+ACCEL_LOG_OFFSET=$(stat -c %s "$LAB_DIR/accel.log")
+tu0=$(now)
+kill -USR2 "$ACCEL_PID"
+for ((i = 0; i < 300; i++)); do kill -0 "$ACCEL_PID" 2>/dev/null || break; sleep 0.1; done
+wait "$ACCEL_PID"
+urc=$?
+tu1=$(now)
+uok=no
+lab_accel_follow_successor && lab_accel_wait 30 && uok=yes
+wait "$U4" "$U6" 2>/dev/null
+sleep 0.5
+read -r -a ku1 <<<"$(kfwd)"
+uadopted=$(lab_accel_log | grep -c "adopted the previous instance's XDP link")
+for fam in 4 6; do
+    n=$(sent_of "u$fam")
+    res=$(python3 "$DTOOL" gaps --tag "u$fam" --sent "$n" --rate "$E_RATE" "$SINK_LOG")
+    lost=$(jget "$res" lost)
+    kf=$((ku1[fam == 4 ? 0 : 1] - ku0[fam == 4 ? 0 : 1]))
+    check "e. IPv$fam: upgrade in place (SIGUSR2) under $E_RATE datagrams/s: at most a handful lost, the kernel forwards < 1% meanwhile" \
+        "lost $lost of $n, kernel forwarded $kf; old instance exited (status $urc) $(python3 -c "print(round(($tu1 - $tu0) * 1000))") ms after SIGUSR2; $res" \
+        eval "[[ $n -gt 1000 && $lost -le 5 && $kf -lt $((n / 100)) ]]"
+done
+check "e. upgrade: the old instance exits 0, the successor adopted all 3 links and runs" \
+    "exit $urc, $uadopted adopted, successor running: $uok" eval "[[ $urc -eq 0 && $uadopted -eq 3 && $uok == yes ]]"
+
 # ================================================================== d. ECMP member link down
 D_RATE=2000
 send_bg d4_all 6 $D_RATE d4
