@@ -130,8 +130,15 @@ fn flows(lab: &Lab, fam: Fam, seed: u64, fragments: bool) -> Vec<Vec<u8>> {
                     let dst = Ipv4Addr::new(198, 18, (x >> 40) as u8, (x >> 48) as u8);
                     let mut p = V4::udp(src, dst);
                     p.payload = udp(sport, dport, 16);
-                    if fragments && x & 1 == 1 {
-                        p.frag = 0x2000; // MF: a first fragment
+                    if fragments {
+                        // First fragments (MF), later and last fragments
+                        // (offset): the dissector reads ports from none.
+                        p.frag = match x & 3 {
+                            1 => 0x2000,
+                            2 => 0x2000 | 185,
+                            3 => 185,
+                            _ => p.frag,
+                        };
                     }
                     eth(lab.inp.mac, IN_PEER_MAC, ETH_P_IP, &p.build())
                 }
@@ -467,4 +474,25 @@ fn source_prefix_rule_only_its_sources_go_to_fib() {
         &lab.out,
         S::ACCEL_STAT_FWD_FIB,
     );
+}
+
+#[test]
+fn multipath_l4_ipv6_behind_extension_headers_goes_to_the_kernel() {
+    let lab = Lab::new();
+    four_gateways(&lab);
+    kernel_multipath(&lab, SEEDED_L4);
+    ecmp_routes(&lab);
+    let _m = sync(&lab, SEEDED_L4);
+    // A fragment header first: the kernel's dissector walks it to find the
+    // ports; the datapath does not, and hands the packet up.
+    let mut p = V6::udp(
+        "2001:db8:1::2".parse().unwrap(),
+        "2001:db8:200::1".parse().unwrap(),
+    );
+    let mut frag = vec![17u8, 0, 0, 1, 0, 0, 0, 7];
+    frag.extend(udp(1000, 2000, 16));
+    p.next = 44;
+    p.payload = frag;
+    let f = eth(lab.inp.mac, IN_PEER_MAC, ETH_P_IPV6, &p.build());
+    lab.pass(&f, S::ACCEL_STAT_PASS_MP_HASH);
 }
