@@ -34,8 +34,8 @@ def cmd_send(a):
         dsts = [l.strip() for l in f if l.strip()]
     fam = socket.AF_INET6 if ":" in dsts[0] else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_DGRAM)
-    if a.src:
-        s.bind((a.src, 0))
+    if a.src or a.sport:
+        s.bind((a.src or ("::" if fam == socket.AF_INET6 else "0.0.0.0"), a.sport))
     interval = 1.0 / a.rate if a.rate > 0 else 0.0
     start = time.time()
     deadline = start + a.duration if a.duration else None
@@ -336,6 +336,22 @@ def cmd_perprefix(a):
     print(json.dumps(res))
 
 
+def cmd_paths(a):
+    """Per destination (seq modulo the number of destinations), the
+    ifindex two tags arrived on: the same flows forwarded twice must take
+    the same ECMP member."""
+    def by_dst(tag):
+        out = {}
+        for seq, _, _, ifindex in read_log(a.log, tag):
+            out.setdefault(seq % a.n, ifindex)
+        return out
+    x, y = by_dst(a.a), by_dst(a.b)
+    common = sorted(set(x) & set(y))
+    wrong = [d for d in common if x[d] != y[d]]
+    print(json.dumps({"destinations": a.n, "compared": len(common), "mismatched": len(wrong),
+                      "first_mismatches": [[d, x[d], y[d]] for d in wrong[:5]]}))
+
+
 def cmd_routes(a):
     data = json.load(sys.stdin)
     total = with_nhid = multi = 0
@@ -360,6 +376,8 @@ def main():
     s = sub.add_parser("send")
     s.add_argument("--dsts", required=True, help="file with one address per line")
     s.add_argument("--src")
+    s.add_argument("--sport", type=int, default=0,
+                   help="fixed source port (IPv6 auto flow labels hash it)")
     s.add_argument("--port", type=int, default=5555)
     s.add_argument("--count", type=int, default=0)
     s.add_argument("--duration", type=float, default=0)
@@ -409,6 +427,12 @@ def main():
     s.add_argument("--new", type=int)
     s.add_argument("log")
     s.set_defaults(fn=cmd_perprefix)
+    s = sub.add_parser("paths")
+    s.add_argument("--a", required=True, help="tag of the first run")
+    s.add_argument("--b", required=True, help="tag of the second run")
+    s.add_argument("--n", type=int, required=True, help="number of destinations")
+    s.add_argument("log")
+    s.set_defaults(fn=cmd_paths)
     s = sub.add_parser("routes")
     s.add_argument("--type")
     s.set_defaults(fn=cmd_routes)

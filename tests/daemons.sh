@@ -417,6 +417,13 @@ note "sample: $(ip -n "$NS_RTR" -d route show 100.64.0.0/24 | tr -s ' \n' ' ')"
 note "sample: $(ip -n "$NS_RTR" -6 route show 2001:db8:1000::/48 | tr -s ' \n' ' ')"
 note "nexthop objects: $(ip -n "$NS_RTR" nexthop show | tr '\n' ';' | tr -s ' ')"
 
+# The kernel's own choice of ECMP member for every destination, before accel
+# runs: check b requires XDP to pick the same member for every one.
+# Same source port in both runs: the flow label that Linux derives from the
+# 5-tuple (auto flow labels) is part of the IPv6 multipath hash.
+send d4_all "$(wc -l <"$LAB_DIR/d4_all")" 2000 kpath4 --sport 40000 >/dev/null
+send d6_all "$(wc -l <"$LAB_DIR/d6_all")" 2000 kpath6 --sport 40000 >/dev/null
+
 # ================================================================== b. accel forwarding
 lab_accel_start
 t0=$SECONDS
@@ -444,7 +451,7 @@ for fam in 4 6; do
     read -r -a k0 <<<"$(kfwd)"
     x0=$(xstat --iface r-src fwd_mirror)
     rx10=$(lab_rx_packets "$NS_BIRD" b-r1) rx20=$(lab_rx_packets "$NS_BIRD" b-r2)
-    out=$(send "d${fam}_all" "$n" 4000 "b$fam")
+    out=$(send "d${fam}_all" "$n" 4000 "b$fam" --sport 40000)
     sleep 0.5
     read -r -a k1 <<<"$(kfwd)"
     x1=$(xstat --iface r-src fwd_mirror)
@@ -461,6 +468,10 @@ for fam in 4 6; do
     check "b. IPv$fam: $n datagrams to $ndst announced prefixes all arrive" "$d" test "$got" -eq "$n"
     check "b. IPv$fam: router's kernel forwarding counter stays flat (< 1% of sent)" "kernel forwarded $kf of $n" test "$kf" -lt $((n / 100))
     check "b. IPv$fam: accel forwarded every ECMP datagram from the mirror (fwd_mirror >= sent)" "accel +$xf" test "$xf" -ge "$n"
+    nd=$(wc -l <"$LAB_DIR/d${fam}_all")
+    pm=$(python3 "$DTOOL" paths --a "kpath$fam" --b "b$fam" --n "$nd" "$SINK_LOG")
+    check "b. IPv$fam: every destination leaves by the same ECMP member as when the kernel forwarded it" "$pm" \
+        eval "[[ $(jget "$pm" compared) -ge $((nd * 95 / 100)) && $(jget "$pm" mismatched) -eq 0 ]]"
     check "b. IPv$fam: flows spread over both links (each >= 25%, sink and rx counters)" \
         "via b-r1 $on1, via b-r2 $on2; rx +$((rx11 - rx10)) / +$((rx21 - rx20))" \
         eval "[[ $on1 -ge $((n / 4)) && $on2 -ge $((n / 4)) && $((rx11 - rx10)) -ge $((n / 4)) && $((rx21 - rx20)) -ge $((n / 4)) ]]"
