@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # accel in one minute: builds a four-namespace lab (src - rtr - dst1/dst2),
 # forwards traffic first with the kernel alone, then with accel's XDP
-# datapath, and shows the counters of both. Installs the Debian packages it
+# datapath, and shows the counters of both; then a route change, ECMP hashed
+# in XDP as the kernel hashes, and an upgrade in place under traffic.
+# Installs the Debian packages it
 # needs and builds accel (set ACCEL=/path/to/accel to use another binary).
 #
 #   sudo scripts/demo.sh
@@ -92,7 +94,40 @@ sleep 0.3
 say "200 datagrams sent right after \`ip route replace\`: dst1 got $(lab_received moved dst1), dst2 got $(lab_received moved dst2)"
 lab_accel lookup "$LAB_SVC4" | sed -n '2,5p' | sed 's/^/    /'
 
-section "8. Stop accel (SIGTERM): the kernel forwards alone again"
+section "8. ECMP: $LAB_SVC4_NET over dst1 and dst2, hashed in XDP as the kernel hashes"
+# A hash seed makes the kernel's multipath hash reproducible; policy 1 hashes
+# the ports too, so that flows to one address spread.
+lab_in "$NS_RTR" sysctl -qw net.ipv4.fib_multipath_hash_seed=20261127 net.ipv4.fib_multipath_hash_policy=1
+ip -n "$NS_RTR" route replace "$LAB_SVC4_NET" nexthop via "$LAB_DST1_GW4" nexthop via "$LAB_DST2_GW4"
+sleep 1.2 # accel polls the sysctls every second
+m0=$(lab_accel_stat fwd_mirror) f0=$(lab_accel_stat fwd_fib)
+read -r -a k0 <<<"$(lab_fwd_counters)"
+lab_send "$NS_SRC" "$LAB_SVC4" 640 10000 ecmp --flows 64 >/dev/null
+sleep 0.3
+m1=$(lab_accel_stat fwd_mirror) f1=$(lab_accel_stat fwd_fib)
+read -r -a k1 <<<"$(lab_fwd_counters)"
+say "640 datagrams in 64 flows: dst1 got $(lab_received ecmp dst1), dst2 got $(lab_received ecmp dst2);"
+say "accel fwd_mirror +$((m1 - m0)), fwd_fib +$((f1 - f0)); the router's kernel forwarded +$((k1[0] - k0[0]))"
+lab_accel lookup "$LAB_SVC4" | sed -n '2,$p' | sed 's/^/    /'
+
+section "9. Upgrade in place (SIGUSR2): the successor takes over, XDP never stops"
+lab_send_bg "$LAB_DIR/up.send" "$NS_SRC" "$LAB_SVC4" 0 1000 up --duration 3 --flows 64
+up=$LAB_SEND_PID
+sleep 0.5
+read -r -a k0 <<<"$(lab_fwd_counters)"
+ACCEL_LOG_OFFSET=$(stat -c %s "$LAB_DIR/accel.log")
+kill -USR2 "$ACCEL_PID"
+for ((i = 0; i < 300; i++)); do kill -0 "$ACCEL_PID" 2>/dev/null || break; sleep 0.1; done
+wait "$ACCEL_PID"
+say "the old instance exited with status $? once its successor had adopted the links"
+lab_accel_follow_successor && lab_accel_wait 30 && say "the successor (pid $ACCEL_PID) runs:"
+lab_accel_log | grep -E 'adopted|handover' | sed 's/^.*\] //; s/^/    /' | head -n 4
+wait "$up"
+sleep 0.3
+read -r -a k1 <<<"$(lab_fwd_counters)"
+say "$(awk '{print $2}' "$LAB_DIR/up.send") datagrams sent across the upgrade: $(( $(lab_received up dst1) + $(lab_received up dst2) )) arrived; the router's kernel forwarded +$((k1[0] - k0[0]))"
+
+section "10. Stop accel (SIGTERM): the kernel forwards alone again"
 lab_accel_stop TERM
 say "accel exited with status $?"
 if lab_rtr_has_xdp; then say "XDP still attached?!"; else say "no XDP program left on rtr's interfaces"; fi

@@ -22,12 +22,14 @@ import time
 
 def cmd_send(a):
     fam = socket.AF_INET6 if ":" in a.dst else socket.AF_INET
-    s = socket.socket(fam, socket.SOCK_DGRAM)
+    # --flows N: N sockets (N source ports), used in turn.
+    socks = [socket.socket(fam, socket.SOCK_DGRAM) for _ in range(max(1, a.flows))]
     if a.ttl:
-        if fam == socket.AF_INET:
-            s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, a.ttl)
-        else:
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, a.ttl)
+        for s in socks:
+            if fam == socket.AF_INET:
+                s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, a.ttl)
+            else:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, a.ttl)
     pad = b"x" * max(0, a.size)
     interval = 1.0 / a.rate if a.rate > 0 else 0.0
     start = time.time()
@@ -46,7 +48,7 @@ def cmd_send(a):
                 time.sleep(d)
         payload = f"{a.tag} {seq} {time.time():.6f} ".encode() + pad
         try:
-            s.sendto(payload, (a.dst, a.port))
+            socks[seq % len(socks)].sendto(payload, (a.dst, a.port))
         except OSError:
             errors += 1
         seq += 1
@@ -209,6 +211,7 @@ def main():
     s.add_argument("--tag", default="t")
     s.add_argument("--ttl", type=int, default=0)
     s.add_argument("--size", type=int, default=16)
+    s.add_argument("--flows", type=int, default=1, help="source ports to rotate over")
     s.set_defaults(fn=cmd_send)
     s = sub.add_parser("sink")
     s.add_argument("--port", type=int, default=5555)
