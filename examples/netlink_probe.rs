@@ -73,6 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let Some(ev) = ev else { println!("connection closed"); break };
                 let kind = match &ev {
                     Event::NewRoute(_) => "NewRoute",
+                    Event::AddRoute(..) => "AddRoute",
                     Event::DelRoute(_) => "DelRoute",
                     Event::NewLink(_) => "NewLink",
                     Event::DelLink(_) => "DelLink",

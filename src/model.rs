@@ -273,10 +273,23 @@ impl NexthopObject {
     }
 }
 
+/// Where a route added beside others with its key went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteAdd {
+    Append,
+    Prepend,
+}
+
 /// One change reported by the kernel.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
+    /// A route added exclusively or replacing the one with its key.
     NewRoute(Route),
+    /// A route added beside those with its key (NLM_F_APPEND, or a create
+    /// without NLM_F_EXCL/NLM_F_REPLACE: `ip route append/prepend`). IPv6
+    /// gateway routes join the existing ones as multipath; otherwise two
+    /// routes with one key now coexist.
+    AddRoute(Route, RouteAdd),
     DelRoute(Route),
     NewLink(Link),
     DelLink(u32),

@@ -24,7 +24,7 @@ const TAG_FIB: u32 = 4;
 const TAG_MULTIPATH: u32 = TAG_FIB + FIB_REASONS.len() as u32;
 /// Index into the interned nexthop-object ids.
 const TAG_OBJECT: u32 = TAG_MULTIPATH + 1;
-const FIB_REASONS: [FibReason; 10] = [
+const FIB_REASONS: [FibReason; 11] = [
     FibReason::Multipath,
     FibReason::Tos,
     FibReason::RouteMtu,
@@ -35,6 +35,7 @@ const FIB_REASONS: [FibReason; 10] = [
     FibReason::ForeignGateway,
     FibReason::DeadNexthop,
     FibReason::OtherType,
+    FibReason::SameKey,
 ];
 
 impl Code {

@@ -64,6 +64,10 @@ pub enum FibReason {
     ForeignGateway,
     DeadNexthop,
     OtherType,
+    /// Several routes share prefix, TOS and metric (`ip route append` or
+    /// `prepend`): which one the kernel uses is list order the mirror does
+    /// not keep.
+    SameKey,
 }
 
 impl std::fmt::Display for FibReason {
@@ -79,6 +83,7 @@ impl std::fmt::Display for FibReason {
             FibReason::ForeignGateway => "gateway of the other address family",
             FibReason::DeadNexthop => "next hop dead or link down",
             FibReason::OtherType => "route type the mirror does not model",
+            FibReason::SameKey => "several routes with this prefix and metric (ip route append)",
         };
         f.write_str(s)
     }

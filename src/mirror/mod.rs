@@ -210,7 +210,7 @@ pub struct ViewBuilder<'a> {
 
 impl ViewBuilder<'_> {
     pub fn add(&mut self, r: Route) {
-        self.view.insert(r, self.nh);
+        self.view.insert_dumped(r, self.nh);
     }
 
     /// Drops what was added so far (the dump starts over).
@@ -477,11 +477,19 @@ impl Mirror {
                     self.refresh(p, local, &mut o.changes);
                 }
             }
+            Event::AddRoute(r, how) => {
+                let (p, local) = (r.key.prefix, r.key.table == TABLE_LOCAL);
+                if self.view.add_beside(r, how, &mut self.nh_table) {
+                    self.custom_local_seen |= self.view.custom_local_seen;
+                    self.refresh(p, local, &mut o.changes);
+                }
+            }
             Event::DelRoute(r) => {
                 let (p, local) = (r.key.prefix, r.key.table == TABLE_LOCAL);
                 if self.view.remove(&r, &mut self.nh_table) {
                     self.refresh(p, local, &mut o.changes);
                 }
+                o.resync |= std::mem::take(&mut self.view.resync_wanted);
             }
             Event::NewLink(l) => {
                 let old = self.links.insert(l.ifindex, l.clone());

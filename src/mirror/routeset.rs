@@ -3,9 +3,11 @@
 //! stored inline (8 bytes, no allocation). Anything else (several metrics,
 //! a TOS, a multipath route) goes to a boxed list.
 
+use std::net::IpAddr;
+
 use super::code::{Code, NhTable};
-use super::entries::{route_entry, FibReason};
-use crate::model::Route;
+use super::entries::{route_entry, FibReason, RouteEntry};
+use crate::model::{Family, Route, RouteAdd};
 
 /// A route reduced to what the datapath entry needs. Multipath routes keep
 /// their next hops, because IPv6 removes one path at a time.
@@ -67,6 +69,115 @@ impl RouteSet {
             Err(i) => list.insert(i, stored),
         }
         list.shrink_to_fit();
+    }
+
+    /// Adds `r` where a route with the same metric and TOS may exist
+    /// (any add that is not NLM_F_REPLACE, see [`RouteAdd`]):
+    /// - none exists: a plain insert;
+    /// - the same route again (same paths, or the same path-less type): a
+    ///   re-announcement, kept in the stored path order;
+    /// - an IPv6 gateway route appended to one: it joins as multipath. The
+    ///   kernel's notification lists the new paths first, its own list (and
+    ///   so its hash order) has them last;
+    /// - otherwise two routes with one key coexist and the kernel uses the
+    ///   first of its list, which the mirror does not know: the prefix goes
+    ///   to bpf_fib_lookup.
+    pub fn add_beside(&mut self, mut r: Route, how: RouteAdd, nh: &mut NhTable) {
+        let key = (r.key.metric, r.key.tos);
+        let Some((old, old_entry)) = self.stored(key, nh) else {
+            self.insert(r, nh);
+            return;
+        };
+        let paths: Vec<(u32, Option<IpAddr>)> =
+            r.nexthops.iter().map(|n| (n.ifindex, n.gateway)).collect();
+        if old.is_empty() && paths.is_empty() {
+            if route_entry(&r, nh) == old_entry {
+                self.insert(r, nh);
+                return;
+            }
+        } else if paths.len() == old.len() && old.iter().all(|o| paths.contains(o)) {
+            r.nexthops
+                .sort_by_key(|n| old.iter().position(|o| *o == (n.ifindex, n.gateway)));
+            self.insert(r, nh);
+            return;
+        } else if how == RouteAdd::Append
+            && r.key.prefix.family() == Family::V6
+            && !old.is_empty()
+            && paths.len() > old.len()
+        {
+            r.nexthops.rotate_left(paths.len() - old.len());
+            let joined = r
+                .nexthops
+                .iter()
+                .zip(&old)
+                .all(|(n, o)| (n.ifindex, n.gateway) == *o);
+            if joined {
+                self.insert(r, nh);
+                return;
+            }
+        }
+        r.nexthops.clear();
+        self.insert(r, nh);
+        self.set_entry(key, Code::fib(FibReason::SameKey));
+    }
+
+    /// True when the route with this metric and TOS is one of several with
+    /// its key (see [`RouteSet::add_beside`]).
+    pub fn is_ambiguous(&self, metric: u32, tos: u8) -> bool {
+        let amb = Code::fib(FibReason::SameKey);
+        match self {
+            RouteSet::One { metric: m, entry } => tos == 0 && *m == metric && *entry == amb,
+            RouteSet::Many(list) => list
+                .iter()
+                .any(|s| s.metric == metric && s.tos == tos && s.entry == amb),
+            RouteSet::Empty => false,
+        }
+    }
+
+    /// The (interface, gateway) paths of the stored route with this key, in
+    /// order, and its entry; `None` when there is none.
+    #[allow(clippy::type_complexity)]
+    fn stored(
+        &self,
+        key: (u32, u8),
+        nh: &NhTable,
+    ) -> Option<(Vec<(u32, Option<IpAddr>)>, RouteEntry)> {
+        let one = |code: Code| match nh.decode(code) {
+            RouteEntry::Unicast(k) => (vec![(k.ifindex, k.gateway)], RouteEntry::Unicast(k)),
+            e => (Vec::new(), e),
+        };
+        match self {
+            RouteSet::Empty => None,
+            RouteSet::One { metric, entry } => (key == (*metric, 0)).then(|| one(*entry)),
+            RouteSet::Many(list) => {
+                let s = list.iter().find(|s| (s.metric, s.tos) == key)?;
+                Some(match &s.multipath {
+                    Some(route) => (
+                        route
+                            .nexthops
+                            .iter()
+                            .map(|n| (n.ifindex, n.gateway))
+                            .collect(),
+                        nh.decode(s.entry),
+                    ),
+                    None => one(s.entry),
+                })
+            }
+        }
+    }
+
+    fn set_entry(&mut self, key: (u32, u8), code: Code) {
+        match self {
+            RouteSet::One { metric, entry } if key == (*metric, 0) => *entry = code,
+            RouteSet::Many(list) => {
+                if let Some(s) = list.iter_mut().find(|s| (s.metric, s.tos) == key) {
+                    s.entry = code;
+                    s.multipath = None;
+                }
+                self.compact();
+            }
+            _ => {}
+        }
     }
 
     /// Removes `r`, or only the paths it names when it is a partial IPv6

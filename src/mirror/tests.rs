@@ -1,5 +1,7 @@
 use super::*;
-use crate::model::{nud, GroupKind, NextHop, NexthopObject, RouteKey, RouteKind, TABLE_MAIN};
+use crate::model::{
+    nud, GroupKind, NextHop, NexthopObject, RouteAdd, RouteKey, RouteKind, TABLE_MAIN,
+};
 
 const LAN: u32 = 2;
 const WAN: u32 = 3;
@@ -664,5 +666,82 @@ fn source_prefix_rules_are_mirrored_the_rest_uses_the_mirror() {
             Change::Config(CfgFlags::ACCEL_CFG_SRC_FULL4.0),
             Change::DelSrcRule(prefix("10.9.0.0/16"))
         ]
+    );
+}
+
+#[test]
+fn ipv6_append_joins_the_multipath_route_in_kernel_order() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let r = |gw: &str, ifindex| {
+        route(
+            TABLE_MAIN,
+            "2001:db8:9::/48",
+            1024,
+            RouteKind::Unicast,
+            Some((ifindex, Some(gw))),
+        )
+    };
+    m.apply(Event::NewRoute(r("fe80::1", WAN)));
+    // The notification of an append lists the new path first.
+    let mut e = r("fe80::2", LAN);
+    e.nexthops.push(r("fe80::1", WAN).nexthops[0].clone());
+    let o = m.apply(Event::AddRoute(e, RouteAdd::Append));
+    let g = groups_put(&o.changes);
+    assert_eq!(g.len(), 1, "{:?}", o.changes);
+    let ids: Vec<u32> = g[0].2.iter().map(|p| p.0).collect();
+    let id_of = |gw: &str| {
+        o.changes
+            .iter()
+            .chain(std::iter::empty())
+            .find_map(|c| match c {
+                Change::PutNexthop { id, nh } if nh.gateway == Some(gw.parse().unwrap()) => {
+                    Some(*id)
+                }
+                _ => None,
+            })
+    };
+    // fe80::1's id was written by the first event; fe80::2's by this one.
+    assert_eq!(
+        ids[1],
+        id_of("fe80::2").unwrap(),
+        "the appended path is last"
+    );
+}
+
+#[test]
+fn routes_sharing_a_key_go_to_fib_and_their_removal_asks_for_a_dump() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let r = |gw: &str| {
+        route(
+            TABLE_MAIN,
+            "203.0.113.0/24",
+            0,
+            RouteKind::Unicast,
+            Some((WAN, Some(gw))),
+        )
+    };
+    m.apply(Event::NewRoute(r("10.0.2.2")));
+    // The same route re-announced: nothing ambiguous.
+    let o = m.apply(Event::AddRoute(r("10.0.2.2"), RouteAdd::Prepend));
+    assert!(puts(&o.changes).is_empty());
+    let o = m.apply(Event::AddRoute(r("10.0.2.3"), RouteAdd::Append));
+    assert_eq!(
+        puts(&o.changes)[&prefix("203.0.113.0/24")],
+        RouteEntry::Fib(FibReason::SameKey)
+    );
+    let o = m.apply(Event::DelRoute(r("10.0.2.3")));
+    assert!(o.resync, "which route remains is only known from a dump");
+
+    // A dump with two routes of one key.
+    let mut snap = snapshot();
+    snap.routes.push(r("10.0.2.2"));
+    snap.routes.push(r("10.0.2.3"));
+    let mut m = mirror();
+    let c = m.resync(snap);
+    assert_eq!(
+        puts(&c)[&prefix("203.0.113.0/24")],
+        RouteEntry::Fib(FibReason::SameKey)
     );
 }

@@ -9,7 +9,7 @@ use super::code::{Code, NhTable};
 use super::entries::is_custom_local_route;
 use super::prefixmap::PrefixMap;
 use super::routeset::RouteSet;
-use crate::model::{Family, Prefix, Route, TABLE_LOCAL, TABLE_MAIN};
+use crate::model::{Family, Prefix, Route, RouteAdd, TABLE_LOCAL, TABLE_MAIN};
 
 #[derive(Debug, Clone, Default)]
 pub struct View {
@@ -19,6 +19,9 @@ pub struct View {
     local: BTreeMap<Prefix, RouteSet>,
     /// A local-table route the kernel did not create was seen.
     pub(super) custom_local_seen: bool,
+    /// One of several routes with one key was removed: which remain is
+    /// only known from a dump.
+    pub(super) resync_wanted: bool,
 }
 
 impl View {
@@ -45,6 +48,32 @@ impl View {
         true
     }
 
+    /// A route added beside others with its key (an event; see
+    /// [`RouteSet::add_beside`]). Returns false for untracked tables.
+    pub fn add_beside(&mut self, r: Route, how: RouteAdd, nh: &mut NhTable) -> bool {
+        let table = r.key.table;
+        if table != TABLE_LOCAL && table != TABLE_MAIN {
+            return false;
+        }
+        if is_custom_local_route(&r) {
+            self.custom_local_seen = true;
+        }
+        let p = r.key.prefix;
+        let set = if table == TABLE_LOCAL {
+            self.local.entry(p).or_default()
+        } else {
+            self.main.get_or_insert_with(p, RouteSet::default)
+        };
+        set.add_beside(r, how, nh);
+        true
+    }
+
+    /// A route of a dump: a second one with the same key means routes
+    /// coexist (`ip route append`), as in [`View::add_beside`].
+    pub fn insert_dumped(&mut self, r: Route, nh: &mut NhTable) -> bool {
+        self.add_beside(r, RouteAdd::Prepend, nh)
+    }
+
     pub fn remove(&mut self, r: &Route, nh: &mut NhTable) -> bool {
         let table = r.key.table;
         let p = r.key.prefix;
@@ -54,6 +83,9 @@ impl View {
             _ => return false,
         };
         let Some(set) = set else { return false };
+        if set.is_ambiguous(r.key.metric, r.key.tos) {
+            self.resync_wanted = true;
+        }
         // IPv6 announces the removal of one path of a multipath route as a
         // DelRoute carrying only that path.
         if !set.remove(r, p.family() == Family::V6, nh) {

@@ -36,7 +36,7 @@ use netlink_sys::{AsyncSocket, SocketAddr};
 use rtnetlink::{proto::Connection, Handle, MulticastGroup};
 
 use super::{parse, NetlinkError};
-use crate::model::Event;
+use crate::model::{Event, RouteAdd};
 
 /// Receive buffer requested with SO_RCVBUFFORCE by [`subscribe`].
 pub const DEFAULT_RCVBUF: usize = 64 << 20;
@@ -138,10 +138,27 @@ fn get_int_opt(fd: i32, opt: libc::c_int) -> std::io::Result<libc::c_int> {
     }
 }
 
+const NLM_F_REPLACE: u16 = 0x100;
+const NLM_F_APPEND: u16 = 0x800;
+
+/// A route notification's flags (those of the request that made it, or
+/// the kernel's own): `None` for a replace, else how the route was added
+/// beside any others with its key.
+fn route_add(flags: u16) -> Option<RouteAdd> {
+    if flags & NLM_F_REPLACE != 0 {
+        None
+    } else if flags & NLM_F_APPEND != 0 {
+        Some(RouteAdd::Append)
+    } else {
+        Some(RouteAdd::Prepend)
+    }
+}
+
 /// Converts one unsolicited netlink message into an [`Event`]; `None` for
 /// messages accel does not mirror or cannot parse.
 pub fn to_event(msg: NetlinkMessage<RouteNetlinkMessage>) -> Option<Event> {
     use RouteNetlinkMessage as M;
+    let flags = msg.header.flags;
     let inner = match msg.payload {
         NetlinkPayload::InnerMessage(inner) => inner,
         NetlinkPayload::Overrun(_) => return Some(Event::Overrun),
@@ -157,7 +174,10 @@ pub fn to_event(msg: NetlinkMessage<RouteNetlinkMessage>) -> Option<Event> {
         }
     };
     let ev = match &inner {
-        M::NewRoute(m) => parse::route(m).map(Event::NewRoute),
+        M::NewRoute(m) => parse::route(m).map(|r| match route_add(flags) {
+            Some(how) => Event::AddRoute(r, how),
+            None => Event::NewRoute(r),
+        }),
         M::DelRoute(m) => parse::route(m).map(Event::DelRoute),
         M::NewLink(m) => parse::link(m).map(Event::NewLink),
         M::DelLink(m) => parse::link(m).map(|l| Event::DelLink(l.ifindex)),

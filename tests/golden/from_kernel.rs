@@ -496,3 +496,146 @@ fn multipath_l4_ipv6_behind_extension_headers_goes_to_the_kernel() {
     let f = eth(lab.inp.mac, IN_PEER_MAC, ETH_P_IPV6, &p.build());
     lab.pass(&f, S::ACCEL_STAT_PASS_MP_HASH);
 }
+
+/// A mirror kept up to date by events, as `accel run` keeps it.
+struct Live {
+    rt: tokio::runtime::Runtime,
+    events: accel::netlink::EventStream,
+    m: Mirror,
+}
+
+impl Live {
+    fn start(lab: &Lab, mp: MultipathConf) -> Live {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let (events, m) = rt.block_on(async {
+            let sub = accel::netlink::subscribe().expect("subscribe");
+            tokio::spawn(sub.connection);
+            let state = accel::netlink::dump(&sub.handle).await.expect("dump");
+            let ifaces = [&lab.inp, &lab.out, &lab.x]
+                .iter()
+                .map(|i| {
+                    let conf = IfaceConf {
+                        slot: i.slot,
+                        sysctl_flags: FLAGS_ALL,
+                        mtu6: 1500,
+                    };
+                    (i.ifindex, conf)
+                })
+                .collect();
+            let mut m = Mirror::new(ifaces, false, 1024);
+            lab.apply(&m.set_multipath(mp));
+            lab.apply(&m.resync(snapshot(state)));
+            (sub.events, m)
+        });
+        Live { rt, events, m }
+    }
+
+    /// Applies the events that arrive within 300 ms.
+    fn follow(&mut self, lab: &Lab) {
+        let Live { rt, events, m } = self;
+        rt.block_on(async {
+            while let Ok(Some(ev)) =
+                tokio::time::timeout(std::time::Duration::from_millis(300), events.next()).await
+            {
+                lab.apply(&m.apply(ev).changes);
+            }
+        });
+    }
+}
+
+#[test]
+fn ipv6_append_events_keep_the_kernel_path_order() {
+    let lab = Lab::new();
+    four_gateways(&lab);
+    kernel_multipath(&lab, SEEDED_L3);
+    let mut live = Live::start(&lab, SEEDED_L3);
+    // Built one `append` at a time: each notification lists the new path
+    // first, the kernel's own order has it last.
+    let six = |args: &[&str]| {
+        let ok = std::process::Command::new("ip")
+            .arg("-6")
+            .args(args)
+            .status()
+            .expect("ip -6");
+        assert!(ok.success(), "ip -6 {args:?}");
+    };
+    six(&[
+        "route",
+        "add",
+        "2001:db8:200::/48",
+        "via",
+        "2001:db8:2::2",
+        "dev",
+        "out0",
+    ]);
+    for (gw, dev) in [
+        ("2001:db8:3::2", "x0"),
+        ("2001:db8:2::3", "out0"),
+        ("2001:db8:3::3", "x0"),
+    ] {
+        six(&[
+            "route",
+            "append",
+            "2001:db8:200::/48",
+            "via",
+            gw,
+            "dev",
+            dev,
+        ]);
+    }
+    live.follow(&lab);
+    agree(&lab, &live.m, &flows(&lab, Fam::V6, 10, false), 4);
+    // One path removed, then appended again (it goes last once more).
+    six(&[
+        "route",
+        "del",
+        "2001:db8:200::/48",
+        "via",
+        "2001:db8:2::2",
+        "dev",
+        "out0",
+    ]);
+    six(&[
+        "route",
+        "append",
+        "2001:db8:200::/48",
+        "via",
+        "2001:db8:2::2",
+        "dev",
+        "out0",
+    ]);
+    live.follow(&lab);
+    agree(&lab, &live.m, &flows(&lab, Fam::V6, 11, false), 4);
+}
+
+#[test]
+fn ipv4_append_leaves_the_prefix_to_fib_events_and_dump_alike() {
+    let lab = Lab::new();
+    four_gateways(&lab);
+    let mut live = Live::start(&lab, MultipathConf::default());
+    lab.ip(&[
+        "route add 198.18.0.0/16 via 10.0.2.2 dev out0",
+        "route append 198.18.0.0/16 via 10.0.3.2 dev x0",
+    ]);
+    live.follow(&lab);
+    let f = eth(
+        lab.inp.mac,
+        IN_PEER_MAC,
+        ETH_P_IP,
+        &V4::udp(Ipv4Addr::new(10, 0, 1, 2), Ipv4Addr::new(198, 18, 1, 1)).build(),
+    );
+    // The kernel uses the first route; bpf_fib_lookup says so.
+    lab.forward(&f, OUT_MACS[0], &lab.out, S::ACCEL_STAT_FWD_FIB);
+    let m = sync(&lab, MultipathConf::default());
+    let p = pfx("198.18.0.0/16");
+    assert_eq!(m.entry(&p), live.m.entry(&p), "events and dump agree");
+    assert_eq!(
+        m.entry(&p),
+        Some(accel::mirror::entries::RouteEntry::Fib(
+            accel::mirror::entries::FibReason::SameKey
+        ))
+    );
+}
