@@ -340,7 +340,13 @@ fn single_nexthop_object_needs_no_seed_and_blackhole_object_drops() {
 fn ipv4_route_via_ipv6_gateway_rfc5549() {
     let lab = Lab::new();
     four_gateways(&lab);
-    lab.ip(&["route add 198.18.0.0/16 via inet6 2001:db8:3::2 dev x0"]);
+    // As a plain route, and through an IPv6 nexthop object (how FRR
+    // installs BGP unnumbered routes).
+    lab.ip(&[
+        "route add 198.18.0.0/16 via inet6 2001:db8:3::2 dev x0",
+        "nexthop add id 6 via 2001:db8:3::3 dev x0",
+        "route add 198.19.0.0/16 nhid 6",
+    ]);
     let _m = sync(&lab, MultipathConf::default());
     let f = eth(
         lab.inp.mac,
@@ -349,6 +355,13 @@ fn ipv4_route_via_ipv6_gateway_rfc5549() {
         &V4::udp(Ipv4Addr::new(10, 0, 1, 2), Ipv4Addr::new(198, 18, 1, 1)).build(),
     );
     lab.forward(&f, X_PEER_MACS[0], &lab.x, S::ACCEL_STAT_FWD_MIRROR);
+    let f = eth(
+        lab.inp.mac,
+        IN_PEER_MAC,
+        ETH_P_IP,
+        &V4::udp(Ipv4Addr::new(10, 0, 1, 2), Ipv4Addr::new(198, 19, 1, 1)).build(),
+    );
+    lab.forward(&f, X_PEER_MACS[1], &lab.x, S::ACCEL_STAT_FWD_MIRROR);
 }
 
 #[test]
