@@ -336,7 +336,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         }
         warn!("forwarded packets will bypass: {}", hooks.join("; "));
     }
-    let mut lock = Some(runtime::lock_instance(&opts.run_dir)?);
+    let mut presence = Presence::new(&opts.run_dir, &opts.pin_dir)?;
     let successor = std::env::var_os(handover::FROM_ENV).is_some();
     pin::ensure_bpffs(&opts.pin_dir)?;
 
@@ -431,17 +431,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
             let _ = std::fs::remove_file(e.path());
         }
     }
-    pin::pin_all(&d.maps, &opts.pin_dir)?;
-    let sock_path = opts.run_dir.join("accel.sock");
-    let _ = std::fs::remove_file(&sock_path);
-    let bind = || {
-        let _ = std::fs::remove_file(&sock_path);
-        UnixListener::bind(&sock_path).map_err(|source| DaemonError::Control {
-            path: sock_path.clone(),
-            source,
-        })
-    };
-    let mut listener = Some(bind()?);
+    presence.publish(&d.maps)?;
     info!(
         "accel running on {} interface(s); maps pinned at {}",
         attached.len(),
@@ -501,7 +491,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 d.nudge_neighbours().await;
                 r
             }
-            conn = accept(&listener) => {
+            conn = accept(&presence.listener) => {
                 match conn {
                     Ok((stream, _)) => serve_control(&mut d, stream).await,
                     Err(_) => Ok(()),
@@ -524,10 +514,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                                 warn!("{}: putting this instance's program back: {e}", a.name);
                             }
                         }
-                        lock = Some(runtime::lock_instance(&opts.run_dir)?);
-                        pin::pin_all(&d.maps, &opts.pin_dir)?;
-                        listener = Some(bind()?);
-                        Ok(())
+                        presence.take_back(&d.maps)
                     }
                 }
             }
@@ -538,37 +525,8 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                     info!("handover already in progress");
                     Ok(())
                 } else {
-                    match begin_handover(&attached, &links_dir, &opts.pin_dir) {
-                        Ok(pins) => {
-                            // The successor takes these; this instance needs
-                            // none of them to keep forwarding.
-                            listener = None;
-                            lock = None;
-                            match Handover::start(pins.clone()) {
-                                Ok(h) => {
-                                    info!(
-                                        "handover: started the successor (pid {}); XDP keeps \
-                                         forwarding from this instance's mirror until it takes over",
-                                        h.successor_pid()
-                                    );
-                                    handing_over = Some(h);
-                                    Ok(())
-                                }
-                                Err(e) => {
-                                    warn!("handover failed ({e}); carrying on");
-                                    handover::remove_pins(&pins);
-                                    lock = Some(runtime::lock_instance(&opts.run_dir)?);
-                                    pin::pin_all(&d.maps, &opts.pin_dir)?;
-                                    listener = Some(bind()?);
-                                    Ok(())
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            warn!("handover failed ({e}); carrying on");
-                            Ok(())
-                        }
-                    }
+                    start_handover(&attached, &links_dir, &mut presence, &d.maps)
+                        .map(|h| handing_over = h)
                 }
             }
         };
@@ -576,7 +534,6 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
             break Err(e);
         }
     };
-    drop(lock);
 
     if let Ok(true) = result {
         // The successor holds the links, the map pins and the socket now.
@@ -593,8 +550,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let _ = d.maps.renew_lease(0);
     drop(attached);
     if !handed {
-        pin::unpin_all(&opts.pin_dir);
-        let _ = std::fs::remove_file(&sock_path);
+        presence.give_up();
     }
     if std::fs::read_to_string(&pid_path).is_ok_and(|p| p.trim() == std::process::id().to_string())
     {
@@ -618,16 +574,89 @@ async fn accept(
     }
 }
 
-/// The first half of a handover: links pinned for the successor, map pins
-/// given up for it. The lease stays: this instance keeps forwarding.
-fn begin_handover(
+/// What makes this process the running instance: the instance lock, the
+/// map pins that `accel stats` and `lookup` open, and the control socket.
+/// A handover gives them to the successor; a failed one takes them back.
+struct Presence {
+    run_dir: PathBuf,
+    pin_dir: PathBuf,
+    lock: Option<runtime::InstanceLock>,
+    listener: Option<UnixListener>,
+}
+
+impl Presence {
+    /// Takes the instance lock (a second instance stops here).
+    fn new(run_dir: &std::path::Path, pin_dir: &std::path::Path) -> Result<Self, DaemonError> {
+        Ok(Presence {
+            run_dir: run_dir.to_path_buf(),
+            pin_dir: pin_dir.to_path_buf(),
+            lock: Some(runtime::lock_instance(run_dir)?),
+            listener: None,
+        })
+    }
+
+    fn sock_path(&self) -> PathBuf {
+        self.run_dir.join("accel.sock")
+    }
+
+    /// Pins the maps and opens the control socket.
+    fn publish(&mut self, maps: &Maps) -> Result<(), DaemonError> {
+        pin::pin_all(maps, &self.pin_dir)?;
+        let path = self.sock_path();
+        let _ = std::fs::remove_file(&path);
+        let l =
+            UnixListener::bind(&path).map_err(|source| DaemonError::Control { path, source })?;
+        self.listener = Some(l);
+        Ok(())
+    }
+
+    fn give_up(&mut self) {
+        self.listener = None;
+        let _ = std::fs::remove_file(self.sock_path());
+        pin::unpin_all(&self.pin_dir);
+        self.lock = None;
+    }
+
+    fn take_back(&mut self, maps: &Maps) -> Result<(), DaemonError> {
+        self.lock = Some(runtime::lock_instance(&self.run_dir)?);
+        self.publish(maps)
+    }
+}
+
+/// SIGUSR2: pins the links for a successor, gives it this instance's
+/// presence and starts it. `None` (logged) when the handover could not
+/// start: this instance carries on as before.
+fn start_handover(
     attached: &[Attachment],
     links_dir: &std::path::Path,
-    pin_dir: &std::path::Path,
-) -> Result<Vec<PathBuf>, DaemonError> {
-    let pins = handover::pin_links(attached, links_dir)?;
-    pin::unpin_all(pin_dir);
-    Ok(pins)
+    presence: &mut Presence,
+    maps: &Maps,
+) -> Result<Option<Handover>, DaemonError> {
+    let pins = match handover::pin_links(attached, links_dir) {
+        Ok(p) => p,
+        Err(e) => {
+            warn!("handover failed ({e}); carrying on");
+            return Ok(None);
+        }
+    };
+    // This instance needs none of these to keep forwarding.
+    presence.give_up();
+    match Handover::start(pins.clone()) {
+        Ok(h) => {
+            info!(
+                "handover: started the successor (pid {}); XDP keeps forwarding from this \
+                 instance's mirror until it takes over",
+                h.successor_pid()
+            );
+            Ok(Some(h))
+        }
+        Err(e) => {
+            warn!("handover failed ({e}); carrying on");
+            handover::remove_pins(&pins);
+            presence.take_back(maps)?;
+            Ok(None)
+        }
+    }
 }
 
 /// One request per connection: `sync` answers with the resync's summary,
