@@ -219,6 +219,10 @@ pub struct Rule {
     /// The source prefix, when it is the rule's only selector: such rules
     /// are mirrored (packets from the prefix go to bpf_fib_lookup).
     pub src_only: Option<Prefix>,
+    /// The input interface, when it is the rule's only selector: such
+    /// rules are mirrored too (packets arriving there go to
+    /// bpf_fib_lookup).
+    pub iif_only: Option<String>,
 }
 
 impl Rule {
@@ -343,6 +347,7 @@ mod tests {
             action: 1,
             has_selectors: false,
             src_only: None,
+            iif_only: None,
         };
         assert!(r(Family::V4, 0, TABLE_LOCAL).is_default());
         assert!(r(Family::V4, 32767, TABLE_DEFAULT).is_default());

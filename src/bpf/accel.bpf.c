@@ -357,7 +357,7 @@ static __always_inline int handle_ipv4(struct pkt *k)
 		return count(k->st, ACCEL_STAT_PASS_SPECIAL_ADDR, XDP_PASS);
 
 	mirror = !(k->cfg & (ACCEL_CFG_FIB_ONLY | ACCEL_CFG_POLICY4)) &&
-		 !src_rule4(k, ip->saddr);
+		 !(k->in->flags & ACCEL_IF_RULES4) && !src_rule4(k, ip->saddr);
 	if (mirror && route4_lookup(ip->daddr, &rt)) {
 		rc = ipv4_mirror(k, ip, &rt);
 		if (rc != ACCEL_TRY_FIB)
@@ -523,7 +523,7 @@ static __always_inline int handle_ipv6(struct pkt *k)
 		return count(k->st, ACCEL_STAT_PASS_SPECIAL_ADDR, XDP_PASS);
 
 	if (!(k->cfg & (ACCEL_CFG_FIB_ONLY | ACCEL_CFG_POLICY6)) &&
-	    !src_rule6(k, &ip6->saddr)) {
+	    !(k->in->flags & ACCEL_IF_RULES6) && !src_rule6(k, &ip6->saddr)) {
 		struct accel_route rt;
 
 		if (route6_lookup((const __u8 *)&ip6->daddr, &rt)) {

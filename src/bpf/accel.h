@@ -153,6 +153,10 @@ enum accel_if_flags {
 	ACCEL_IF_FWD6 = 1 << 2,	      /* IPv6 forwarding enabled on it */
 	ACCEL_IF_RPF_STRICT = 1 << 3, /* rp_filter = 1 */
 	ACCEL_IF_RPF_LOOSE = 1 << 4,  /* rp_filter = 2 */
+	/* An `ip rule iif IFACE` (before main) selects packets arriving here:
+	 * bpf_fib_lookup decides for them. */
+	ACCEL_IF_RULES4 = 1 << 5,
+	ACCEL_IF_RULES6 = 1 << 6,
 };
 
 /* One entry per interface accel is attached to. */

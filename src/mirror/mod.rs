@@ -238,6 +238,9 @@ pub struct Mirror {
     rules: Vec<Rule>,
     /// Nexthop objects by id.
     objects: HashMap<u32, NexthopObject>,
+    /// Interfaces that mirrored `ip rule iif` rules select, with the
+    /// ACCEL_IF_RULES* flag of the rule's family.
+    rule_iifs: Vec<(String, u32)>,
     multipath: MultipathConf,
     // The kernel never clears these once set (fib_has_custom_local_routes,
     // fib_has_custom_rules), so neither does accel.
@@ -285,6 +288,7 @@ impl Mirror {
             neigh_states: HashMap::new(),
             rules: Vec::new(),
             objects: HashMap::new(),
+            rule_iifs: Vec::new(),
             multipath: MultipathConf::default(),
             custom_local_seen: false,
             custom_rules_seen: false,
@@ -333,6 +337,7 @@ impl Mirror {
             neigh_states,
             rules,
             objects,
+            rule_iifs,
             multipath,
             custom_local_seen,
             custom_rules_seen,
@@ -359,6 +364,7 @@ impl Mirror {
             neigh_states: neigh_states.clone(),
             rules: rules.clone(),
             objects: objects.clone(),
+            rule_iifs: rule_iifs.clone(),
             multipath: *multipath,
             custom_local_seen: *custom_local_seen,
             custom_rules_seen: *custom_rules_seen,
@@ -856,6 +862,11 @@ impl Mirror {
                 if l.admin_up && l.carrier {
                     flags |= IfFlags::ACCEL_IF_UP.0;
                 }
+                for (name, flag) in &self.rule_iifs {
+                    if *name == l.name {
+                        flags |= flag;
+                    }
+                }
                 Some(IfaceEntry {
                     mac: l.mac?,
                     slot: conf.slot,
@@ -915,6 +926,7 @@ impl Mirror {
             .any(|r| r.family == Family::V4 && !r.is_default());
         let mut flags = 0;
         let mut src_rules = BTreeSet::new();
+        let mut rule_iifs = Vec::new();
         for (f, policy, srcs) in [
             (
                 Family::V4,
@@ -929,10 +941,18 @@ impl Mirror {
         ] {
             match rules::mirrorable(&self.rules, f) {
                 None => flags |= policy.0,
-                Some(p) if p.is_empty() => {}
-                Some(p) => {
-                    flags |= srcs.0;
-                    src_rules.extend(p);
+                Some(m) => {
+                    if !m.sources.is_empty() {
+                        flags |= srcs.0;
+                        src_rules.extend(m.sources);
+                    }
+                    let flag = match f {
+                        Family::V4 => IfFlags::ACCEL_IF_RULES4.0,
+                        Family::V6 => IfFlags::ACCEL_IF_RULES6.0,
+                    };
+                    for name in m.iifs {
+                        rule_iifs.push((name, flag));
+                    }
                 }
             }
         }
@@ -982,6 +1002,10 @@ impl Mirror {
         }
         out.extend(gone.into_iter().map(Change::DelSrcRule));
         self.applied_src_rules = src_rules;
+        if rule_iifs != self.rule_iifs {
+            self.rule_iifs = rule_iifs;
+            self.sync_ifaces(out);
+        }
     }
 }
 

@@ -14,9 +14,18 @@ use crate::model::{Family, Prefix, Rule, TABLE_LOCAL, TABLE_MAIN};
 /// route for, and those the mirror leaves to bpf_fib_lookup anyway.
 const MAIN_PRIORITY: u32 = 32766;
 
-/// The source prefixes to send to bpf_fib_lookup, or `None` when the
-/// family's rules cannot be mirrored at all.
-pub fn mirrorable(rules: &[Rule], family: Family) -> Option<Vec<Prefix>> {
+/// What the datapath needs to honour a family's rules from the mirror.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Mirrored {
+    /// Packets from these sources go to bpf_fib_lookup.
+    pub sources: Vec<Prefix>,
+    /// Packets arriving on these interfaces go to bpf_fib_lookup.
+    pub iifs: Vec<String>,
+}
+
+/// The rules as the datapath can honour them, or `None` when the family's
+/// rules cannot be mirrored at all.
+pub fn mirrorable(rules: &[Rule], family: Family) -> Option<Mirrored> {
     let rules: Vec<&Rule> = rules.iter().filter(|r| r.family == family).collect();
     let has = |prio, table| {
         rules
@@ -29,21 +38,43 @@ pub fn mirrorable(rules: &[Rule], family: Family) -> Option<Vec<Prefix>> {
     if !rules.is_empty() && !defaults_present {
         return None;
     }
-    let mut out = Vec::new();
+    let mut out = Mirrored::default();
     for r in rules
         .iter()
         .filter(|r| !r.is_default() && r.priority <= MAIN_PRIORITY)
     {
-        out.push(r.src_only?);
+        match (&r.src_only, &r.iif_only) {
+            (Some(p), None) => out.sources.push(*p),
+            // `iif lo` selects what the router sends itself, and the reverse
+            // lookups of source validation: not something to mirror.
+            (None, Some(i)) if i != "lo" => out.iifs.push(i.clone()),
+            _ => return None,
+        }
+    }
+    if out.sources.len() > MAX_SOURCES {
+        return None;
     }
     Some(out)
 }
+
+/// The datapath's LPM tries hold this many source prefixes.
+const MAX_SOURCES: usize = crate::bpf::types::accel_limits::ACCEL_MAX_SRC_RULES.0 as usize;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn rule(priority: u32, table: u32, src: Option<&str>, other: bool) -> Rule {
+        rule_iif(priority, table, src, None, other)
+    }
+
+    fn rule_iif(
+        priority: u32,
+        table: u32,
+        src: Option<&str>,
+        iif: Option<&str>,
+        other: bool,
+    ) -> Rule {
         let src_only = src.map(|s| {
             let (a, l) = s.split_once('/').unwrap();
             Prefix::new(a.parse().unwrap(), l.parse().unwrap()).unwrap()
@@ -53,8 +84,9 @@ mod tests {
             priority,
             table,
             action: 1,
-            has_selectors: other || src_only.is_some(),
+            has_selectors: other || src_only.is_some() || iif.is_some(),
             src_only: src_only.filter(|_| !other),
+            iif_only: iif.map(String::from).filter(|_| !other),
         }
     }
 
@@ -68,8 +100,11 @@ mod tests {
 
     #[test]
     fn default_rules_need_nothing() {
-        assert_eq!(mirrorable(&defaults(), Family::V4), Some(vec![]));
-        assert_eq!(mirrorable(&[], Family::V4), Some(vec![]));
+        assert_eq!(
+            mirrorable(&defaults(), Family::V4),
+            Some(Mirrored::default())
+        );
+        assert_eq!(mirrorable(&[], Family::V4), Some(Mirrored::default()));
     }
 
     #[test]
@@ -77,9 +112,14 @@ mod tests {
         let mut r = defaults();
         r.push(rule(100, 10, Some("10.1.0.0/16"), false));
         r.push(rule(40000, 11, None, false));
-        let p = mirrorable(&r, Family::V4).unwrap();
-        assert_eq!(p.len(), 1);
-        assert_eq!(p[0].to_string(), "10.1.0.0/16");
+        r.push(rule_iif(101, 10, None, Some("eth3"), false));
+        let m = mirrorable(&r, Family::V4).unwrap();
+        assert_eq!(m.sources.len(), 1);
+        assert_eq!(m.sources[0].to_string(), "10.1.0.0/16");
+        assert_eq!(m.iifs, vec!["eth3".to_string()]);
+        let mut lo = defaults();
+        lo.push(rule_iif(101, 10, None, Some("lo"), false));
+        assert_eq!(mirrorable(&lo, Family::V4), None, "iif lo is not mirrored");
     }
 
     #[test]

@@ -344,6 +344,7 @@ fn custom_rules_switch_to_policy_mode() {
         action: 1,
         has_selectors: true,
         src_only: None,
+        iif_only: None,
     };
     let c = m.set_rules(vec![rule]);
     let want = CfgFlags::ACCEL_CFG_POLICY4.0 | CfgFlags::ACCEL_CFG_SRC_FULL4.0;
@@ -645,6 +646,7 @@ fn source_prefix_rules_are_mirrored_the_rest_uses_the_mirror() {
         action: 1,
         has_selectors: src.is_some(),
         src_only: src.map(prefix),
+        iif_only: None,
     };
     let defaults = vec![r(0, 255, None), r(32766, 254, None), r(32767, 253, None)];
     let mut rules = defaults.clone();

@@ -277,6 +277,7 @@ pub fn rule(msg: &RuleMessage) -> Option<model::Rule> {
     let mut table = u32::from(h.table);
     let mut other_selectors = h.dst_len > 0 || h.tos != 0 || h.flags.contains(RuleFlags::Invert);
     let mut src = None;
+    let mut iif = None;
     for a in &msg.attributes {
         match a {
             RuleAttribute::Priority(p) => priority = *p,
@@ -291,6 +292,7 @@ pub fn rule(msg: &RuleMessage) -> Option<model::Rule> {
             RuleAttribute::FwMark(0) | RuleAttribute::FwMask(0) => {}
             RuleAttribute::L3MDev(false) => {}
             RuleAttribute::Source(a) => src = Some(*a),
+            RuleAttribute::Iifname(name) => iif = Some(name.clone()),
             // dst with length 0 is covered by the header length.
             RuleAttribute::Destination(_) => {}
             // Everything else (iif/oif names, fwmark, ports, ip proto, uid
@@ -311,8 +313,9 @@ pub fn rule(msg: &RuleMessage) -> Option<model::Rule> {
         priority,
         table,
         action: u8::from(h.action),
-        has_selectors: other_selectors || h.src_len > 0,
-        src_only: src_prefix.filter(|_| !other_selectors),
+        has_selectors: other_selectors || h.src_len > 0 || iif.is_some(),
+        src_only: src_prefix.filter(|_| !other_selectors && iif.is_none()),
+        iif_only: iif.filter(|_| !other_selectors && h.src_len == 0),
     })
 }
 
@@ -720,6 +723,7 @@ mod tests {
                 action: 1,
                 has_selectors: false,
                 src_only: None,
+                iif_only: None,
             }
         );
         assert!(r.is_default());
@@ -742,7 +746,15 @@ mod tests {
         assert_eq!((r.table, r.has_selectors), (1000, false));
 
         let sel = |attrs: Vec<RuleAttribute>| rule(&rule_msg(AddressFamily::Inet, attrs)).unwrap();
-        assert!(sel(vec![RuleAttribute::Iifname("eth0".into())]).has_selectors);
+        let r = sel(vec![RuleAttribute::Iifname("eth0".into())]);
+        assert!(r.has_selectors);
+        assert_eq!((r.iif_only.as_deref(), r.src_only), (Some("eth0"), None));
+        let r = sel(vec![
+            RuleAttribute::Iifname("eth0".into()),
+            RuleAttribute::FwMark(1),
+            RuleAttribute::FwMask(u32::MAX),
+        ]);
+        assert_eq!(r.iif_only, None, "fwmark too: not iif-only");
         assert!(sel(vec![RuleAttribute::Oifname("eth0".into())]).has_selectors);
         assert!(
             sel(vec![

@@ -652,3 +652,30 @@ fn ipv4_append_leaves_the_prefix_to_fib_events_and_dump_alike() {
         ))
     );
 }
+
+#[test]
+fn input_interface_rule_sends_that_ingress_to_fib() {
+    let lab = Lab::new();
+    four_gateways(&lab);
+    lab.ip(&[
+        "route add 198.18.0.0/16 via 10.0.3.2 dev x0",
+        "route add 198.18.0.0/16 via 10.0.2.3 dev out0 table 10",
+    ]);
+    let frame = || {
+        eth(
+            lab.inp.mac,
+            IN_PEER_MAC,
+            ETH_P_IP,
+            &V4::udp(Ipv4Addr::new(10, 0, 1, 2), Ipv4Addr::new(198, 18, 1, 1)).build(),
+        )
+    };
+    // A rule for another interface: in0's packets keep the mirror.
+    lab.ip(&["rule add iif out0 table 10 pref 100"]);
+    let m = sync(&lab, MultipathConf::default());
+    assert_eq!(m.config_flags() & C::ACCEL_CFG_POLICY4.0, 0);
+    lab.forward(&frame(), X_PEER_MACS[0], &lab.x, S::ACCEL_STAT_FWD_MIRROR);
+    // A rule for in0 itself: bpf_fib_lookup applies it.
+    lab.ip(&["rule add iif in0 table 10 pref 101"]);
+    let _m = sync(&lab, MultipathConf::default());
+    lab.forward(&frame(), OUT_MACS[1], &lab.out, S::ACCEL_STAT_FWD_FIB);
+}
