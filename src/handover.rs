@@ -91,13 +91,16 @@ pub fn remove_pins(pins: &[PathBuf]) {
 /// the file, /proc/self/exe names the old, deleted inode; the path is what
 /// counts.
 fn own_path() -> std::io::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
+    Ok(without_deleted(std::env::current_exe()?))
+}
+
+fn without_deleted(exe: PathBuf) -> PathBuf {
     let mut bytes = exe.into_os_string().into_vec();
     const DELETED: &[u8] = b" (deleted)";
     if bytes.ends_with(DELETED) {
         bytes.truncate(bytes.len() - DELETED.len());
     }
-    Ok(PathBuf::from(OsString::from_vec(bytes)))
+    PathBuf::from(OsString::from_vec(bytes))
 }
 
 impl Handover {
@@ -152,31 +155,76 @@ pub fn notify_systemd(successor: bool) {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
     };
-    let msg = if successor {
-        format!("MAINPID={}\nREADY=1\n", std::process::id())
+    if let Err(e) = sd_notify(&path, &ready_message(successor, std::process::id())) {
+        log::warn!("sd_notify: {e}");
+    }
+}
+
+fn ready_message(successor: bool, pid: u32) -> String {
+    if successor {
+        format!("MAINPID={pid}\nREADY=1\n")
     } else {
         "READY=1\n".to_string()
-    };
-    let mut bytes = path.into_vec();
-    // An abstract socket is named with a leading '@'.
-    if bytes.first() == Some(&b'@') {
-        bytes[0] = 0;
     }
-    let sock = match std::os::unix::net::UnixDatagram::unbound() {
-        Ok(s) => s,
-        Err(e) => {
-            log::warn!("sd_notify: {e}");
-            return;
-        }
+}
+
+/// One datagram to $NOTIFY_SOCKET: a path, or an abstract name written
+/// with a leading '@'.
+fn sd_notify(socket: &std::ffi::OsStr, msg: &str) -> std::io::Result<()> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+
+    let bytes = socket.as_bytes();
+    let addr = match bytes.strip_prefix(b"@") {
+        Some(name) => SocketAddr::from_abstract_name(name)?,
+        None => SocketAddr::from_pathname(Path::new(socket))?,
     };
-    let addr = if bytes.first() == Some(&0) {
+    UnixDatagram::unbound()?.send_to_addr(msg.as_bytes(), &addr)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_successor_announces_itself_as_main_pid() {
+        assert_eq!(ready_message(false, 7), "READY=1\n");
+        assert_eq!(ready_message(true, 7), "MAINPID=7\nREADY=1\n");
+    }
+
+    #[test]
+    fn sd_notify_reaches_path_and_abstract_sockets() {
+        let dir = std::env::temp_dir().join(format!("accel-notify-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("notify");
+        let _ = std::fs::remove_file(&path);
+        let rx = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        sd_notify(path.as_os_str(), "READY=1\n").unwrap();
+        let mut buf = [0u8; 64];
+        let n = rx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"READY=1\n");
+        let _ = std::fs::remove_dir_all(&dir);
+
         use std::os::linux::net::SocketAddrExt;
-        std::os::unix::net::SocketAddr::from_abstract_name(&bytes[1..])
-    } else {
-        std::os::unix::net::SocketAddr::from_pathname(PathBuf::from(OsString::from_vec(bytes)))
-    };
-    match addr.and_then(|a| sock.send_to_addr(msg.as_bytes(), &a)) {
-        Ok(_) => {}
-        Err(e) => log::warn!("sd_notify: {e}"),
+        let name = format!("accel-notify-test-{}", std::process::id());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let rx = std::os::unix::net::UnixDatagram::bind_addr(&addr).unwrap();
+        sd_notify(std::ffi::OsStr::new(&format!("@{name}")), "MAINPID=1\n").unwrap();
+        let n = rx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"MAINPID=1\n");
+    }
+
+    #[test]
+    fn the_successor_is_started_from_the_path_not_the_deleted_inode() {
+        // /proc/self/exe of a binary an upgrade replaced.
+        let replaced = PathBuf::from("/usr/local/sbin/accel (deleted)");
+        assert_eq!(
+            without_deleted(replaced),
+            PathBuf::from("/usr/local/sbin/accel")
+        );
+        let current = PathBuf::from("/usr/local/sbin/accel");
+        assert_eq!(without_deleted(current.clone()), current);
     }
 }
