@@ -106,21 +106,28 @@ static __always_inline int route_type_verdict(struct pkt *k,
 	}
 }
 
-/* 1 when a path of the group leaves through ifindex (strict rp_filter
- * accepts a multipath reverse route if any path does). */
-static __always_inline int group_uses_dev(__u32 group, __u32 ifindex)
+/*
+ * fib_validate_source() through a multipath route or nexthop object: 1 to
+ * accept, 0 to let the kernel decide. A blackhole object fails the kernel's
+ * lookup (rp_filter rejects), an unresolved group is not the mirror's to
+ * judge, and strict mode wants a path through the ingress.
+ */
+static __always_inline int group_source_ok(__u32 group, __u32 in_ifindex,
+					   int strict)
 {
 	struct accel_nh_group *g = bpf_map_lookup_elem(&nh_groups, &group);
 	struct accel_nexthop *nh;
 
-	if (!g)
+	if (!g || (g->flags & ACCEL_GROUP_BLACKHOLE) || !g->count)
 		return 0;
+	if (!strict)
+		return 1;
 #pragma unroll
 	for (int i = 0; i < ACCEL_MAX_PATHS; i++) {
 		if (i >= g->count)
 			return 0;
 		nh = bpf_map_lookup_elem(&nexthops, &g->paths[i].nh_id);
-		if (nh && nh->ifindex == ifindex)
+		if (nh && nh->ifindex == in_ifindex)
 			return 1;
 	}
 	return 0;
@@ -161,12 +168,13 @@ static __always_inline int ipv4_source_ok(struct pkt *k, struct iphdr *ip,
 
 		if (!route4_lookup(ip->saddr, &rt))
 			return 0;
-		if (rt.type != ACCEL_RT_UNICAST && rt.type != ACCEL_RT_MULTIPATH)
+		if (rt.type == ACCEL_RT_MULTIPATH)
+			return group_source_ok(rt.nh_id, k->in_ifindex,
+					       rpf & ACCEL_IF_RPF_STRICT);
+		if (rt.type != ACCEL_RT_UNICAST)
 			return 0;
 		if (!(rpf & ACCEL_IF_RPF_STRICT))
 			return 1;
-		if (rt.type == ACCEL_RT_MULTIPATH)
-			return group_uses_dev(rt.nh_id, k->in_ifindex);
 		nh = bpf_map_lookup_elem(&nexthops, &rt.nh_id);
 		return nh && nh->ifindex == k->in_ifindex;
 	}

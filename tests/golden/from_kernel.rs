@@ -679,3 +679,66 @@ fn input_interface_rule_sends_that_ingress_to_fib() {
     let _m = sync(&lab, MultipathConf::default());
     lab.forward(&frame(), OUT_MACS[1], &lab.out, S::ACCEL_STAT_FWD_FIB);
 }
+
+#[test]
+fn reverse_path_through_nexthop_objects_v4() {
+    let lab = Lab::new();
+    four_gateways(&lab);
+    lab.sysctl(&[
+        "net.ipv4.conf.all.rp_filter=2",
+        "net.ipv4.conf.in0.rp_filter=2",
+    ]);
+    lab.ip(&[
+        "route add 198.18.0.0/16 via 10.0.3.2 dev x0",
+        "nexthop add id 1 via 10.0.2.2 dev out0",
+        "nexthop add id 2 blackhole",
+        // Sources: one behind a group over out0, one behind a blackhole
+        // object.
+        "route add 172.16.1.0/24 nhid 1",
+        "route add 172.16.2.0/24 nhid 2",
+    ]);
+    let flags_loose = FLAGS_ALL | accel::bpf::types::accel_if_flags::ACCEL_IF_RPF_LOOSE.0;
+    let ifaces: HashMap<u32, IfaceConf> = [&lab.inp, &lab.out, &lab.x]
+        .iter()
+        .map(|i| {
+            let conf = IfaceConf {
+                slot: i.slot,
+                sysctl_flags: flags_loose,
+                mtu6: 1500,
+            };
+            (i.ifindex, conf)
+        })
+        .collect();
+    let state = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let (conn, handle, _) = rtnetlink::new_connection().expect("rtnetlink");
+            tokio::spawn(conn);
+            accel::netlink::dump(&handle).await.expect("dump")
+        });
+    let mut m = Mirror::new(ifaces, false, 1024);
+    lab.apply(&m.resync(snapshot(state)));
+    let from = |s| {
+        eth(
+            lab.inp.mac,
+            IN_PEER_MAC,
+            ETH_P_IP,
+            &V4::udp(s, Ipv4Addr::new(198, 18, 1, 1)).build(),
+        )
+    };
+    // Loose mode: a source reachable through an object is accepted.
+    lab.forward(
+        &from(Ipv4Addr::new(172, 16, 1, 9)),
+        X_PEER_MACS[0],
+        &lab.x,
+        S::ACCEL_STAT_FWD_MIRROR,
+    );
+    // A route through a blackhole object is a blackhole route (the kernel
+    // says so in its type): the reverse lookup fails, the kernel's call.
+    lab.pass(
+        &from(Ipv4Addr::new(172, 16, 2, 9)),
+        S::ACCEL_STAT_PASS_SRC_CHECK,
+    );
+}
