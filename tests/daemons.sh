@@ -13,6 +13,9 @@
 #     2001:db8:1000:: - 2001:db8:13e7:: (so FRR installs ECMP routes with
 #     nexthop objects), and 100 IPv4 /24s 100.120.0-99.0 on ONE link only
 #     (the next-hop change of check c moves them to the other).
+#   Check g adds a BGP unnumbered session over link 2's link-local addresses
+#   (FRR `neighbor r-b2 interface`): 16 IPv4 /24s 100.122.0-15.0 with IPv6
+#   next hops (RFC 5549).
 #   bird is also the sink: 100.64.0.0/10 and 2001:db8::/32 are local routes
 #   on its lo, a UDP sink logs every datagram with the interface it came in on.
 #
@@ -170,7 +173,7 @@ topology() {
 }
 
 # ------------------------------------------------------------------ BIRD
-N4=10000 N6=1000 NNH=100
+N4=10000 N6=1000 NNH=100 NU=16
 # bird_routes [SKIP_WITHDRAW_BLOCK]: the static routes BIRD announces.
 bird_routes() {
     python3 - "$BIRD_DIR" "$N4" "$N6" "$NNH" "${1:-0}" <<'EOF'
@@ -209,8 +212,12 @@ protocol static s6 {
     ipv6;
 include "$BIRD_DIR/routes6.conf";
 }
-filter on_link1 { if net ~ [ 100.120.0.0/16+ ] && NH_LINK != 1 then reject; accept; }
-filter on_link2 { if net ~ [ 100.120.0.0/16+ ] && NH_LINK != 2 then reject; accept; }
+protocol static s4u {
+    ipv4;
+$(for i in $(seq 0 $((NU - 1))); do echo "    route 100.122.$i.0/24 blackhole;"; done)
+}
+filter on_link1 { if net ~ [ 100.122.0.0/16+ ] then reject; if net ~ [ 100.120.0.0/16+ ] && NH_LINK != 1 then reject; accept; }
+filter on_link2 { if net ~ [ 100.122.0.0/16+ ] then reject; if net ~ [ 100.120.0.0/16+ ] && NH_LINK != 2 then reject; accept; }
 template bgp rtr {
     local as 65002;
     connect delay time 1;
@@ -224,6 +231,18 @@ protocol bgp l2v4 from rtr { local 10.21.3.2; neighbor 10.21.3.1 as 65001; ipv4 
 protocol bgp l1v6 from rtr { local fd00:21:2::2; neighbor fd00:21:2::1 as 65001; ipv6 { import none; export all; }; }
 protocol bgp l2v6 from rtr { local fd00:21:3::2; neighbor fd00:21:3::1 as 65001; ipv6 { import none; export all; }; }
 EOF
+    # Check g: BGP unnumbered with FRR over link 2's link-local addresses;
+    # IPv4 routes with IPv6 next hops (RFC 5549). The router advertisements
+    # let FRR learn BIRD's link-local address.
+    if [[ -n ${UNNUM_LL:-} ]]; then
+        cat >>"$BIRD_DIR/bird.conf" <<EOF
+protocol radv ra2 { interface "b-r2" { min ra interval 3; max ra interval 4; }; }
+protocol bgp unnum from rtr {
+    neighbor $UNNUM_LL % 'b-r2' as 65001;
+    ipv4 { extended next hop on; import none; export where net ~ [ 100.122.0.0/16+ ]; };
+}
+EOF
+    fi
 }
 birdc_() { lab_in "$NS_BIRD" birdc -s "$BIRD_DIR/bird.ctl" "$@"; }
 bird_start() {
@@ -314,6 +333,7 @@ mkdsts 'print("\n".join(f"100.70.{i}.1" for i in range(256)))' d4_wd
 mkdsts 'print("\n".join(f"2001:db8:{0x1100 + i:x}::1" for i in range(256)))' d6_wd
 mkdsts 'print("\n".join(f"100.120.{i}.1" for i in range(100)))' d4_nh
 mkdsts 'print("\n".join(f"100.64.{i}.7" for i in range(256)))' d4_tbl
+mkdsts "print('\n'.join(f'100.122.{i}.1' for i in range($NU)))" d4_un
 mkdsts 'print("\n".join(f"2001:db8:{0x1000 + i:x}::7" for i in range(256)))' d6_tbl
 echo 100.99.99.99 >"$LAB_DIR/d4_one"
 echo 2001:db8:1234::99 >"$LAB_DIR/d6_one"
@@ -793,6 +813,38 @@ out=$(send d4_all 2000 4000 dup4)
 sleep 0.3
 s=$(summary dup4)
 check "d. after r-b1 up: traffic to the announced prefixes arrives" "$out; sink $s" test "$(jget "$s" received)" -eq 2000
+
+# ================================================================== g. BGP unnumbered
+# FRR peers with BIRD over link 2's link-local addresses (`neighbor r-b2
+# interface`); BIRD announces 100.122.0.0/20 with IPv6 next hops (extended
+# next hop, RFC 5549), which FRR installs as IPv4 routes via inet6 gateways.
+UNNUM_LL=$(ip -n "$NS_RTR" -6 -o addr show dev r-b2 scope link | awk '{print $4}' | cut -d/ -f1 | head -n1)
+bird_conf 1
+bird_reconfigure >/dev/null
+vtysh_ -c 'configure terminal' -c 'router bgp 65001' -c 'neighbor r-b2 interface remote-as external' \
+    -c 'neighbor r-b2 timers connect 2' -c 'address-family ipv4 unicast' -c 'neighbor r-b2 activate' >/dev/null
+un_routes() { [[ $(ip -n "$NS_RTR" -o route show root 100.122.0.0/16 proto bgp | grep -c 'via inet6 fe80') -eq $NU ]]; }
+t0=$SECONDS
+if wait_until 60 un_routes; then
+    ok "g. BGP unnumbered: FRR installs $NU IPv4 routes via IPv6 link-local next hops" \
+        "after $((SECONDS - t0)) s: $(ip -n "$NS_RTR" -d route show 100.122.0.0/24 | tr -s ' \n' ' ')"
+    lab_in "$NS_SRC" ping -q -c 2 -i 0.2 -W 2 100.122.0.1 >/dev/null 2>&1
+    m0=$(xstat --iface r-src fwd_mirror)
+    read -r -a k0 <<<"$(kfwd)"
+    out=$(send d4_un 1600 4000 un4)
+    sleep 0.3
+    m1=$(xstat --iface r-src fwd_mirror)
+    read -r -a k1 <<<"$(kfwd)"
+    s=$(summary un4)
+    check "g. IPv4 via IPv6 next hops: all arrive over link 2, forwarded from the mirror, kernel flat" \
+        "$out; sink $s; accel fwd_mirror +$((m1 - m0)), kernel forwarded $((k1[0] - k0[0]))" \
+        eval "[[ $(jget "$s" received) -eq 1600 && $(jget "$s" "per_ifindex.$IF_B2") -eq 1600 && $((m1 - m0)) -ge 1600 && $((k1[0] - k0[0])) -lt 16 ]]"
+    note "accel lookup 100.122.0.1 (RFC 5549):"
+    lab_accel lookup 100.122.0.1 2>&1 | sed 's/^/#   /'
+else
+    not_ok "g. BGP unnumbered: FRR installs $NU IPv4 routes via IPv6 link-local next hops" \
+        "after 60 s: $(ip -n "$NS_RTR" route show root 100.122.0.0/16 | head -n 3 | tr -s ' \n' ' '); vtysh: $(vtysh_ -c 'show bgp summary' 2>&1 | grep -i 'r-b2' | tr -s ' \n' ' '); birdc: $(birdc_ show protocols 2>&1 | grep unnum | tr -s ' \n' ' ')"
+fi
 
 # ================================================================== the end
 note ""
