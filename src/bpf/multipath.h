@@ -34,17 +34,17 @@
 _Static_assert(FLOW_KEYS_LEN4 % 8 == 0 && FLOW_KEYS_LEN6 % 8 == 0,
 	       "SipHash below takes whole words only");
 
+/* vmlinux.h's types carry preserve_access_index, so the usual offsetof()
+ * would itself be relocated: compare with the compile-time offsets. */
+#define FK_OFF(m) __builtin_offsetof(struct flow_keys, m)
+
 static __always_inline int multipath_layout_ok(void)
 {
 	return bpf_core_type_size(struct flow_keys) == sizeof(struct flow_keys) &&
-	       bpf_core_field_offset(struct flow_keys, basic) ==
-		       offsetof(struct flow_keys, basic) &&
-	       bpf_core_field_offset(struct flow_keys, tags) ==
-		       offsetof(struct flow_keys, tags) &&
-	       bpf_core_field_offset(struct flow_keys, ports) ==
-		       offsetof(struct flow_keys, ports) &&
-	       bpf_core_field_offset(struct flow_keys, addrs) ==
-		       offsetof(struct flow_keys, addrs);
+	       bpf_core_field_offset(struct flow_keys, basic) == FK_OFF(basic) &&
+	       bpf_core_field_offset(struct flow_keys, tags) == FK_OFF(tags) &&
+	       bpf_core_field_offset(struct flow_keys, ports) == FK_OFF(ports) &&
+	       bpf_core_field_offset(struct flow_keys, addrs) == FK_OFF(addrs);
 }
 
 #define SIP_ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
