@@ -139,10 +139,11 @@ impl Daemon {
         self.resyncs += 1;
         release_freed_memory();
         info!(
-            "resync ({why}) in {:.0?}: {summary}; mirror holds {} routes, {} next hops, {} neighbours",
+            "resync ({why}) in {:.0?}: {summary}; mirror holds {} routes, {} next hops, {} groups, {} neighbours",
             started.elapsed(),
             self.mirror.route_count(),
             self.mirror.nexthop_count(),
+            self.mirror.group_count(),
             self.mirror.neighbour_count()
         );
         Ok(summary)
@@ -678,6 +679,7 @@ async fn serve_control(d: &mut Daemon, stream: tokio::net::UnixStream) -> Result
                 "total_changes": s.total(),
                 "routes": d.mirror.route_count(),
                 "nexthops": d.mirror.nexthop_count(),
+                "groups": d.mirror.group_count(),
                 "neighbours": d.mirror.neighbour_count(),
                 "resyncs": d.resyncs,
             }),
@@ -695,6 +697,7 @@ async fn serve_control(d: &mut Daemon, stream: tokio::net::UnixStream) -> Result
                 "examples": examples,
                 "routes": d.mirror.route_count(),
                 "nexthops": d.mirror.nexthop_count(),
+                "groups": d.mirror.group_count(),
                 "neighbours": d.mirror.neighbour_count(),
                 "resyncs": d.resyncs,
             }),

@@ -214,8 +214,8 @@ fn sync(run_dir: &std::path::Path) -> Result<()> {
     let v = control(run_dir, "sync")?;
     println!("synced: {}", changes_line(&v));
     println!(
-        "mirror: {} routes, {} next hops, {} neighbours",
-        v["routes"], v["nexthops"], v["neighbours"]
+        "mirror: {} routes, {} next hops, {} groups, {} neighbours",
+        v["routes"], v["nexthops"], v["groups"], v["neighbours"]
     );
     Ok(())
 }
@@ -225,8 +225,8 @@ fn check(run_dir: &std::path::Path) -> Result<bool> {
     let v = control(run_dir, "check")?;
     if v["total_changes"] == 0 {
         println!(
-            "in sync: mirror of {} routes, {} next hops, {} neighbours matches the kernel",
-            v["routes"], v["nexthops"], v["neighbours"]
+            "in sync: mirror of {} routes, {} next hops, {} groups, {} neighbours matches the kernel",
+            v["routes"], v["nexthops"], v["groups"], v["neighbours"]
         );
         return Ok(true);
     }

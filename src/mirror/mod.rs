@@ -587,6 +587,11 @@ impl Mirror {
         self.nexthops.len()
     }
 
+    /// Multipath and nexthop-object groups in use.
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
     /// The kernel's neighbour entries for the gateways of the next hops
     /// the mirrored routes use, on accel's interfaces, with their NUD
     /// state. Gateways without an entry are left out: accel never asks the
