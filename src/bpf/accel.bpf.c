@@ -133,6 +133,34 @@ static __always_inline int group_source_ok(__u32 group, __u32 in_ifindex,
 	return 0;
 }
 
+/*
+ * The next hop of a route before any hashing: its own for a unicast route,
+ * the only path of a one-path group (nexthop objects), a drop for a
+ * blackhole object. *g is the group when the multipath hash must pick;
+ * *nh_id 0 with no group: bpf_fib_lookup decides.
+ */
+static __always_inline int group_route(struct pkt *k, struct accel_route *rt,
+				       __u32 *nh_id, struct accel_nh_group **g)
+{
+	struct accel_nh_group *grp;
+
+	*g = NULL;
+	*nh_id = rt->nh_id;
+	if (rt->type != ACCEL_RT_MULTIPATH)
+		return ACCEL_GO;
+	*nh_id = 0;
+	grp = bpf_map_lookup_elem(&nh_groups, &rt->nh_id);
+	if (!grp)
+		return ACCEL_GO;
+	if (grp->flags & ACCEL_GROUP_BLACKHOLE)
+		return count(k->st, ACCEL_STAT_DROP_BLACKHOLE, XDP_DROP);
+	if (grp->count == 1)
+		*nh_id = grp->paths[0].nh_id;
+	else
+		*g = grp;
+	return ACCEL_GO;
+}
+
 /* ---------------------------------------------------------------- IPv4 */
 
 /* 1 when a mirrored `ip rule from PREFIX` covers addr as a source. */
@@ -230,9 +258,10 @@ static __always_inline int ipv4_commit(struct pkt *k, struct iphdr *ip,
 }
 
 /*
- * The next hop a mirrored route sends this packet to: its own, or for a
- * multipath route the path the kernel's hash picks. 0 when the mirror
- * cannot tell (unknown hash seed): bpf_fib_lookup decides.
+ * Sets *nh_id to the next hop a mirrored route sends this packet to: its
+ * own, or for a multipath route the path the kernel's hash picks; 0 when
+ * the mirror cannot tell (unknown hash seed): bpf_fib_lookup decides.
+ * Returns ACCEL_GO, or the verdict of a blackhole object.
  *
  * Should the picked path's neighbour be unusable, the caller asks
  * bpf_fib_lookup, which is exactly right even where the kernel skips such
@@ -244,19 +273,11 @@ static __always_inline int ipv4_route_nh(struct pkt *k, struct iphdr *ip,
 					 struct accel_route *rt, __u32 *nh_id)
 {
 	struct accel_nh_group *g;
+	int rc = group_route(k, rt, nh_id, &g);
 
-	*nh_id = rt->nh_id;
-	if (rt->type != ACCEL_RT_MULTIPATH)
-		return ACCEL_GO;
-	*nh_id = 0;
-	g = bpf_map_lookup_elem(&nh_groups, &rt->nh_id);
-	if (!g)
-		return ACCEL_GO;
-	if (g->flags & ACCEL_GROUP_BLACKHOLE)
-		return count(k->st, ACCEL_STAT_DROP_BLACKHOLE, XDP_DROP);
-	if (g->count == 1)
-		*nh_id = g->paths[0].nh_id;
-	else if ((k->cfg & ACCEL_CFG_MP_HASH4) && multipath_layout_ok())
+	if (rc != ACCEL_GO || !g)
+		return rc;
+	if ((k->cfg & ACCEL_CFG_MP_HASH4) && multipath_layout_ok())
 		*nh_id = mp_select(g, mp_hash4(ip, k->end,
 					       k->cfg & ACCEL_CFG_MP_L4_4,
 					       k->mp_seed));
@@ -420,21 +441,11 @@ static __always_inline int ipv6_route_nh(struct pkt *k, struct ipv6hdr *ip6,
 					 struct accel_route *rt, __u32 *nh_id)
 {
 	struct accel_nh_group *g;
+	int rc = group_route(k, rt, nh_id, &g);
 	__u32 hash;
 
-	*nh_id = rt->nh_id;
-	if (rt->type != ACCEL_RT_MULTIPATH)
-		return ACCEL_GO;
-	*nh_id = 0;
-	g = bpf_map_lookup_elem(&nh_groups, &rt->nh_id);
-	if (!g)
-		return ACCEL_GO;
-	if (g->flags & ACCEL_GROUP_BLACKHOLE)
-		return count(k->st, ACCEL_STAT_DROP_BLACKHOLE, XDP_DROP);
-	if (g->count == 1) {
-		*nh_id = g->paths[0].nh_id;
-		return ACCEL_GO;
-	}
+	if (rc != ACCEL_GO || !g)
+		return rc;
 	if (!(k->cfg & ACCEL_CFG_MP_HASH6) || !multipath_layout_ok())
 		return ACCEL_GO;
 	if (!mp_hash6(ip6, k->end, k->cfg & ACCEL_CFG_MP_L4_6, k->mp_seed,

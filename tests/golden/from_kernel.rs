@@ -80,31 +80,40 @@ fn four_gateways(lab: &Lab) {
     ]);
 }
 
-/// Fills the maps from a dump of the namespace, as `accel run` does.
-fn sync(lab: &Lab, mp: MultipathConf) -> Mirror {
-    let ifaces: HashMap<u32, IfaceConf> = [&lab.inp, &lab.out, &lab.x]
+/// The lab's three interfaces as the mirror's, with these sysctl flags.
+fn iface_confs(lab: &Lab, sysctl_flags: u32) -> HashMap<u32, IfaceConf> {
+    [&lab.inp, &lab.out, &lab.x]
         .iter()
         .map(|i| {
-            (
-                i.ifindex,
-                IfaceConf {
-                    slot: i.slot,
-                    sysctl_flags: FLAGS_ALL,
-                    mtu6: 1500,
-                },
-            )
+            let conf = IfaceConf {
+                slot: i.slot,
+                sysctl_flags,
+                mtu6: 1500,
+            };
+            (i.ifindex, conf)
         })
-        .collect();
-    let rt = tokio::runtime::Builder::new_current_thread()
+        .collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("tokio runtime");
-    let state = rt.block_on(async {
+        .expect("tokio runtime")
+}
+
+/// Fills the maps from a dump of the namespace, as `accel run` does.
+fn sync(lab: &Lab, mp: MultipathConf) -> Mirror {
+    sync_with(lab, mp, FLAGS_ALL)
+}
+
+fn sync_with(lab: &Lab, mp: MultipathConf, sysctl_flags: u32) -> Mirror {
+    let state = runtime().block_on(async {
         let (conn, handle, _) = rtnetlink::new_connection().expect("rtnetlink");
         tokio::spawn(conn);
         accel::netlink::dump(&handle).await.expect("dump")
     });
-    let mut m = Mirror::new(ifaces, false, 1024);
+    let mut m = Mirror::new(iface_confs(lab, sysctl_flags), false, 1024);
     lab.apply(&m.set_multipath(mp));
     lab.apply(&m.resync(snapshot(state)));
     m
@@ -519,26 +528,12 @@ struct Live {
 
 impl Live {
     fn start(lab: &Lab, mp: MultipathConf) -> Live {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
+        let rt = runtime();
         let (events, m) = rt.block_on(async {
             let sub = accel::netlink::subscribe().expect("subscribe");
             tokio::spawn(sub.connection);
             let state = accel::netlink::dump(&sub.handle).await.expect("dump");
-            let ifaces = [&lab.inp, &lab.out, &lab.x]
-                .iter()
-                .map(|i| {
-                    let conf = IfaceConf {
-                        slot: i.slot,
-                        sysctl_flags: FLAGS_ALL,
-                        mtu6: 1500,
-                    };
-                    (i.ifindex, conf)
-                })
-                .collect();
-            let mut m = Mirror::new(ifaces, false, 1024);
+            let mut m = Mirror::new(iface_confs(lab, FLAGS_ALL), false, 1024);
             lab.apply(&m.set_multipath(mp));
             lab.apply(&m.resync(snapshot(state)));
             (sub.events, m)
@@ -698,28 +693,7 @@ fn reverse_path_through_nexthop_objects_v4() {
         "route add 172.16.2.0/24 nhid 2",
     ]);
     let flags_loose = FLAGS_ALL | accel::bpf::types::accel_if_flags::ACCEL_IF_RPF_LOOSE.0;
-    let ifaces: HashMap<u32, IfaceConf> = [&lab.inp, &lab.out, &lab.x]
-        .iter()
-        .map(|i| {
-            let conf = IfaceConf {
-                slot: i.slot,
-                sysctl_flags: flags_loose,
-                mtu6: 1500,
-            };
-            (i.ifindex, conf)
-        })
-        .collect();
-    let state = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let (conn, handle, _) = rtnetlink::new_connection().expect("rtnetlink");
-            tokio::spawn(conn);
-            accel::netlink::dump(&handle).await.expect("dump")
-        });
-    let mut m = Mirror::new(ifaces, false, 1024);
-    lab.apply(&m.resync(snapshot(state)));
+    let _m = sync_with(&lab, MultipathConf::default(), flags_loose);
     let from = |s| {
         eth(
             lab.inp.mac,
