@@ -119,6 +119,25 @@ fn sync_with(lab: &Lab, mp: MultipathConf, sysctl_flags: u32) -> Mirror {
     m
 }
 
+/// A UDP datagram arriving on in0.
+fn v4_frame(lab: &Lab, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+    eth(
+        lab.inp.mac,
+        IN_PEER_MAC,
+        ETH_P_IP,
+        &V4::udp(src, dst).build(),
+    )
+}
+
+fn v6_frame(lab: &Lab, src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
+    eth(
+        lab.inp.mac,
+        IN_PEER_MAC,
+        ETH_P_IPV6,
+        &V6::udp(src, dst).build(),
+    )
+}
+
 const FLOWS: usize = 400;
 
 enum Fam {
@@ -325,14 +344,7 @@ fn single_nexthop_object_needs_no_seed_and_blackhole_object_drops() {
         "route add 198.19.0.0/16 nhid 2",
     ]);
     let _m = sync(&lab, MultipathConf::default());
-    let frame = |dst| {
-        eth(
-            lab.inp.mac,
-            IN_PEER_MAC,
-            ETH_P_IP,
-            &V4::udp(Ipv4Addr::new(10, 0, 1, 2), dst).build(),
-        )
-    };
+    let frame = |dst| v4_frame(&lab, Ipv4Addr::new(10, 0, 1, 2), dst);
     lab.forward(
         &frame(Ipv4Addr::new(198, 18, 1, 1)),
         X_PEER_MACS[0],
@@ -357,18 +369,16 @@ fn ipv4_route_via_ipv6_gateway_rfc5549() {
         "route add 198.19.0.0/16 nhid 6",
     ]);
     let _m = sync(&lab, MultipathConf::default());
-    let f = eth(
-        lab.inp.mac,
-        IN_PEER_MAC,
-        ETH_P_IP,
-        &V4::udp(Ipv4Addr::new(10, 0, 1, 2), Ipv4Addr::new(198, 18, 1, 1)).build(),
+    let f = v4_frame(
+        &lab,
+        Ipv4Addr::new(10, 0, 1, 2),
+        Ipv4Addr::new(198, 18, 1, 1),
     );
     lab.forward(&f, X_PEER_MACS[0], &lab.x, S::ACCEL_STAT_FWD_MIRROR);
-    let f = eth(
-        lab.inp.mac,
-        IN_PEER_MAC,
-        ETH_P_IP,
-        &V4::udp(Ipv4Addr::new(10, 0, 1, 2), Ipv4Addr::new(198, 19, 1, 1)).build(),
+    let f = v4_frame(
+        &lab,
+        Ipv4Addr::new(10, 0, 1, 2),
+        Ipv4Addr::new(198, 19, 1, 1),
     );
     lab.forward(&f, X_PEER_MACS[1], &lab.x, S::ACCEL_STAT_FWD_MIRROR);
 }
@@ -382,14 +392,7 @@ fn blackhole_drops_are_counted_per_prefix() {
         "route add blackhole 2001:db8:300::/48",
     ]);
     let _m = sync(&lab, MultipathConf::default());
-    let v4 = |d| {
-        eth(
-            lab.inp.mac,
-            IN_PEER_MAC,
-            ETH_P_IP,
-            &V4::udp(Ipv4Addr::new(10, 0, 1, 2), d).build(),
-        )
-    };
+    let v4 = |d| v4_frame(&lab, Ipv4Addr::new(10, 0, 1, 2), d);
     for i in 0..3 {
         lab.drop(
             &v4(Ipv4Addr::new(198, 18, 0, i)),
@@ -456,14 +459,7 @@ fn source_prefix_rule_only_its_sources_go_to_fib() {
         0,
         "source-prefix rules do not switch the family to bpf_fib_lookup"
     );
-    let v4 = |s| {
-        eth(
-            lab.inp.mac,
-            IN_PEER_MAC,
-            ETH_P_IP,
-            &V4::udp(s, Ipv4Addr::new(198, 18, 1, 1)).build(),
-        )
-    };
+    let v4 = |s| v4_frame(&lab, s, Ipv4Addr::new(198, 18, 1, 1));
     lab.forward(
         &v4(Ipv4Addr::new(10, 0, 1, 2)),
         X_PEER_MACS[0],
@@ -476,14 +472,7 @@ fn source_prefix_rule_only_its_sources_go_to_fib() {
         &lab.out,
         S::ACCEL_STAT_FWD_FIB,
     );
-    let v6 = |s: &str| {
-        eth(
-            lab.inp.mac,
-            IN_PEER_MAC,
-            ETH_P_IPV6,
-            &V6::udp(s.parse().unwrap(), "2001:db8:200::1".parse().unwrap()).build(),
-        )
-    };
+    let v6 = |s: &str| v6_frame(&lab, s.parse().unwrap(), "2001:db8:200::1".parse().unwrap());
     lab.forward(
         &v6("2001:db8:1::2"),
         X_PEER_MACS[0],
@@ -629,11 +618,10 @@ fn ipv4_append_leaves_the_prefix_to_fib_events_and_dump_alike() {
         "route append 198.18.0.0/16 via 10.0.3.2 dev x0",
     ]);
     live.follow(&lab);
-    let f = eth(
-        lab.inp.mac,
-        IN_PEER_MAC,
-        ETH_P_IP,
-        &V4::udp(Ipv4Addr::new(10, 0, 1, 2), Ipv4Addr::new(198, 18, 1, 1)).build(),
+    let f = v4_frame(
+        &lab,
+        Ipv4Addr::new(10, 0, 1, 2),
+        Ipv4Addr::new(198, 18, 1, 1),
     );
     // The kernel uses the first route; bpf_fib_lookup says so.
     lab.forward(&f, OUT_MACS[0], &lab.out, S::ACCEL_STAT_FWD_FIB);
@@ -657,11 +645,10 @@ fn input_interface_rule_sends_that_ingress_to_fib() {
         "route add 198.18.0.0/16 via 10.0.2.3 dev out0 table 10",
     ]);
     let frame = || {
-        eth(
-            lab.inp.mac,
-            IN_PEER_MAC,
-            ETH_P_IP,
-            &V4::udp(Ipv4Addr::new(10, 0, 1, 2), Ipv4Addr::new(198, 18, 1, 1)).build(),
+        v4_frame(
+            &lab,
+            Ipv4Addr::new(10, 0, 1, 2),
+            Ipv4Addr::new(198, 18, 1, 1),
         )
     };
     // A rule for another interface: in0's packets keep the mirror.
@@ -694,14 +681,7 @@ fn reverse_path_through_nexthop_objects_v4() {
     ]);
     let flags_loose = FLAGS_ALL | accel::bpf::types::accel_if_flags::ACCEL_IF_RPF_LOOSE.0;
     let _m = sync_with(&lab, MultipathConf::default(), flags_loose);
-    let from = |s| {
-        eth(
-            lab.inp.mac,
-            IN_PEER_MAC,
-            ETH_P_IP,
-            &V4::udp(s, Ipv4Addr::new(198, 18, 1, 1)).build(),
-        )
-    };
+    let from = |s| v4_frame(&lab, s, Ipv4Addr::new(198, 18, 1, 1));
     // Loose mode: a source reachable through an object is accepted.
     lab.forward(
         &from(Ipv4Addr::new(172, 16, 1, 9)),
