@@ -31,41 +31,43 @@ impl View {
 
     /// Returns false for routes the mirror does not track (other tables).
     pub fn insert(&mut self, r: Route, nh: &mut NhTable) -> bool {
-        let table = r.key.table;
-        if table != TABLE_LOCAL && table != TABLE_MAIN {
-            return false;
+        match self.set_for(&r) {
+            Some(set) => {
+                set.insert(r, nh);
+                true
+            }
+            None => false,
         }
-        if is_custom_local_route(&r) {
-            self.custom_local_seen = true;
-        }
-        let p = r.key.prefix;
-        let set = if table == TABLE_LOCAL {
-            self.local.entry(p).or_default()
-        } else {
-            self.main.get_or_insert_with(p, RouteSet::default)
-        };
-        set.insert(r, nh);
-        true
     }
 
     /// A route added beside others with its key (an event; see
     /// [`RouteSet::add_beside`]). Returns false for untracked tables.
     pub fn add_beside(&mut self, r: Route, how: RouteAdd, nh: &mut NhTable) -> bool {
+        match self.set_for(&r) {
+            Some(set) => {
+                set.add_beside(r, how, nh);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The routes of `r`'s prefix in its table, created if need be; `None`
+    /// for tables the mirror does not track.
+    fn set_for(&mut self, r: &Route) -> Option<&mut RouteSet> {
         let table = r.key.table;
         if table != TABLE_LOCAL && table != TABLE_MAIN {
-            return false;
+            return None;
         }
-        if is_custom_local_route(&r) {
+        if is_custom_local_route(r) {
             self.custom_local_seen = true;
         }
         let p = r.key.prefix;
-        let set = if table == TABLE_LOCAL {
+        Some(if table == TABLE_LOCAL {
             self.local.entry(p).or_default()
         } else {
             self.main.get_or_insert_with(p, RouteSet::default)
-        };
-        set.add_beside(r, how, nh);
-        true
+        })
     }
 
     /// A route of a dump: a second one with the same key means routes
