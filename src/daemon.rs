@@ -1,32 +1,39 @@
-//! `accel run`: attach, mirror the kernel, keep the mirror in sync, detach.
+//! `accel run`: check, attach, mirror the kernel, keep the mirror in sync,
+//! keep the datapath's lease, serve control requests, detach.
 
 use std::collections::HashMap;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use libbpf_rs::ProgramMut;
 use log::{debug, info, warn};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixListener;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::mpsc;
 
-use crate::datapath::attach::{adopt, attach, Attachment, XdpMode};
+use crate::control::{MirrorSize, Pending, Reply, Request};
+use crate::datapath::attach::{adopt, attach, wait_detached, Attachment, XdpMode};
+use crate::datapath::clock::datapath_now_ns;
 use crate::datapath::maps::Maps;
-use crate::datapath::{load, pin, DatapathError};
+use crate::datapath::{load, DatapathError, Loaded};
 use crate::handover::{self, Handover, Progress};
+use crate::lease::{Deadlines, Lease, RENEW_EVERY};
 use crate::mirror::nudge::{self, Nudger};
 use crate::mirror::{CfgFlags, Change, ChangeSummary, IfaceConf, Mirror, Snapshot, ViewBuilder};
 use crate::model::{Event, Route};
 use crate::netlink::nexthop::NexthopEvent;
 use crate::netlink::nexthop_sock::{NexthopEvents, Received};
-use crate::netlink::{self, KernelState, NetlinkError};
+use crate::netlink::{self, EventStream, KernelState, NetlinkError};
+use crate::presence::{Presence, PresenceError};
+use crate::trusted_path::Missing;
 use crate::{bpf, netfilter, runtime, sysctl};
 
-/// How long the datapath may use the mirror without hearing from accel.
-const LEASE: Duration = Duration::from_secs(5);
-const TICK: Duration = Duration::from_secs(1);
+/// Housekeeping (sysctls, gateway neighbours) runs this often.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// Link changes come in bursts; one dump after the burst covers them all.
 const RESYNC_DELAY: Duration = Duration::from_millis(50);
+/// How often a handover in progress checks on the successor.
+const HANDOVER_POLL: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -36,6 +43,8 @@ pub enum DaemonError {
     Netlink(#[from] NetlinkError),
     #[error(transparent)]
     Runtime(#[from] runtime::RuntimeError),
+    #[error(transparent)]
+    Presence(#[from] PresenceError),
     #[error(
         "packets forwarded in XDP would bypass netfilter: {0}. Forwarded traffic would no \
          longer be filtered or NATed; start with --allow-netfilter-bypass if that is intended"
@@ -45,14 +54,10 @@ pub enum DaemonError {
     EventsClosed,
     #[error("interface {0}: {1}")]
     Iface(String, String),
-    #[error("handover: {0}")]
+    #[error("handover")]
     Handover(#[from] crate::handover::HandoverError),
-    #[error("control socket {path}: {source}")]
-    Control {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("installing a signal handler")]
+    Signal(#[source] std::io::Error),
 }
 
 pub struct RunOptions {
@@ -80,10 +85,15 @@ struct Daemon {
     maps: Maps,
     mirror: Mirror,
     handle: rtnetlink::Handle,
+    events: EventStream,
+    nh_events: NexthopEvents,
     /// ifindex -> name of accel's interfaces.
     ifaces: HashMap<u32, String>,
     resyncs: u64,
     nudger: Nudger,
+    lease: Lease,
+    /// The datapath's clock (see [`crate::datapath::clock`]).
+    clock: &'static mut ProgramMut<'static>,
 }
 
 /// A dump's routes go straight into a fresh view of the mirror.
@@ -114,9 +124,11 @@ const CHECK_EXAMPLES: usize = 10;
 impl Daemon {
     async fn resync(&mut self, why: &str) -> Result<ChangeSummary, DaemonError> {
         let started = Instant::now();
-        self.renew_lease()?;
-        // A failed resync ends the daemon (the caller returns the error), so
-        // the mirror is never used without a view.
+        // The mirror is about to be rebuilt: the datapath asks
+        // bpf_fib_lookup until it is exact again. A failed resync ends the
+        // daemon (the caller returns the error), so the mirror is never
+        // used without a view.
+        self.revoke_lease()?;
         self.mirror.drop_view();
         let mut view = self.mirror.view_builder();
         let state = netlink::dump_into(&self.handle, &mut view).await?;
@@ -135,7 +147,9 @@ impl Daemon {
             "resync phases: dump {dumped:.1?}, diff and map writes {:.1?}",
             started.elapsed() - dumped
         );
-        self.renew_lease()?;
+        // Exact as of the dump; the events queued meanwhile are applied
+        // before the lease is granted again (see renew_lease).
+        self.lease.settle();
         self.resyncs += 1;
         release_freed_memory();
         info!(
@@ -213,9 +227,69 @@ impl Daemon {
         Ok(outcome.resync)
     }
 
-    fn renew_lease(&self) -> Result<(), DaemonError> {
-        let until = runtime::monotonic_coarse_ns() + LEASE.as_nanos() as u64;
-        Ok(self.maps.renew_lease(until)?)
+    fn write_deadlines(&self, d: Deadlines) -> Result<(), DaemonError> {
+        Ok(self.maps.set_deadlines(d.lease_ns, d.alive_ns)?)
+    }
+
+    /// The mirror is known to be stale: the datapath stops using it now.
+    fn revoke_lease(&mut self) -> Result<(), DaemonError> {
+        let now = datapath_now_ns(&mut *self.clock)?;
+        let d = self.lease.revoke(now);
+        self.write_deadlines(d)
+    }
+
+    /// Renews the deadlines; the mirror lease only if every event the
+    /// kernel has sent is applied. The clock is read first: see
+    /// [`Lease::renew`].
+    fn renew_lease(&mut self) -> Result<(), DaemonError> {
+        let now = datapath_now_ns(&mut *self.clock)?;
+        let drained = self.events.drained() && self.nh_events.drained();
+        let d = self.lease.renew(Instant::now(), now, drained);
+        self.write_deadlines(d)
+    }
+
+    fn mirror_size(&self) -> MirrorSize {
+        MirrorSize {
+            routes: self.mirror.route_count(),
+            nexthops: self.mirror.nexthop_count(),
+            groups: self.mirror.group_count(),
+            neighbours: self.mirror.neighbour_count(),
+        }
+    }
+
+    /// Answers one control request. A failed resync is answered, then
+    /// returned: like any failed resync it ends the daemon, whose mirror it
+    /// left without a view.
+    async fn serve(&mut self, p: Pending) -> Result<(), DaemonError> {
+        let mut failed = None;
+        let reply = match p.request {
+            Request::Sync => match self.resync("accel sync").await {
+                Ok(changes) => Reply::Synced {
+                    changes,
+                    mirror: self.mirror_size(),
+                    resyncs: self.resyncs,
+                },
+                Err(e) => {
+                    let reply = Reply::Failed {
+                        error: error_chain(&e),
+                    };
+                    failed = Some(e);
+                    reply
+                }
+            },
+            Request::Check => match self.check().await {
+                Ok((changes, examples)) => Reply::Checked {
+                    changes,
+                    examples,
+                    mirror: self.mirror_size(),
+                },
+                Err(e) => Reply::Failed {
+                    error: error_chain(&e),
+                },
+            },
+        };
+        let _ = p.reply.send(reply);
+        failed.map_or(Ok(()), Err)
     }
 
     /// Marks the STALE neighbour entries of mirrored gateways as in use,
@@ -249,10 +323,7 @@ impl Daemon {
                 }
                 Ok(false)
             }
-            Ok(Received::Overrun) => {
-                warn!("nexthop object events were lost (receive buffer overrun): full resync");
-                Ok(true)
-            }
+            Ok(Received::Overrun) => Ok(true),
             Err(source) => Err(NetlinkError::Socket {
                 context: "receiving nexthop object events",
                 source,
@@ -296,14 +367,45 @@ impl Daemon {
     }
 }
 
-pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
-    // Installed first, so that a stop request during start-up is honoured
-    // once attached instead of killing the process half-way.
-    let mut sigint = signal(SignalKind::interrupt()).expect("signal handler");
-    let mut sigterm = signal(SignalKind::terminate()).expect("signal handler");
-    // SIGUSR2: hand the attached datapath over to a successor (handover.rs).
-    let mut sigusr2 = signal(SignalKind::user_defined2()).expect("signal handler");
-    runtime::require_root()?;
+/// One line of an error and its causes, for a control reply.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s += &format!(": {c}");
+        cause = c.source();
+    }
+    s
+}
+
+/// The signals `accel run` answers, installed before anything else so that
+/// a stop request during start-up is honoured once attached instead of
+/// killing the process half-way.
+struct Signals {
+    int: Signal,
+    term: Signal,
+    /// Hand the attached datapath over to a successor (handover.rs).
+    usr2: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, DaemonError> {
+        let one = |k| signal(k).map_err(DaemonError::Signal);
+        Ok(Signals {
+            int: one(SignalKind::interrupt())?,
+            term: one(SignalKind::terminate())?,
+            usr2: one(SignalKind::user_defined2())?,
+        })
+    }
+}
+
+/// ifindex -> name of the interfaces to run on.
+type IfaceNames = HashMap<u32, String>;
+
+/// The interfaces to run on and their datapath config, after the checks
+/// that need nothing loaded.
+fn check_options(opts: &RunOptions) -> Result<(IfaceNames, HashMap<u32, IfaceConf>), DaemonError> {
+    runtime::require_caps("run", runtime::RUN_CAPS)?;
     let mut ifaces = HashMap::new();
     let mut conf = HashMap::new();
     for (slot, name) in opts.ifaces.iter().enumerate() {
@@ -311,23 +413,20 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         if ifaces.insert(ifindex, name.clone()).is_some() {
             return Err(DaemonError::Iface(name.clone(), "named twice".into()));
         }
-        let sysctl_flags = sysctl::iface_flags(name);
         conf.insert(
             ifindex,
             IfaceConf {
                 slot: slot as u16,
-                sysctl_flags,
+                sysctl_flags: sysctl::iface_flags(name),
                 mtu6: sysctl::ipv6_mtu(name),
             },
         );
     }
-    if ifaces.len() > bpf::types::accel_limits::ACCEL_MAX_IFACES.0 as usize {
+    let max = bpf::types::accel_limits::ACCEL_MAX_IFACES.0 as usize;
+    if ifaces.len() > max {
         return Err(DaemonError::Iface(
             format!("{} interfaces", ifaces.len()),
-            format!(
-                "at most {} are supported",
-                bpf::types::accel_limits::ACCEL_MAX_IFACES.0
-            ),
+            format!("at most {max} are supported"),
         ));
     }
     let hooks = netfilter::bypassed_hooks();
@@ -337,35 +436,19 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         }
         warn!("forwarded packets will bypass: {}", hooks.join("; "));
     }
-    let mut presence = Presence::new(&opts.run_dir, &opts.pin_dir)?;
-    let successor = std::env::var_os(handover::FROM_ENV).is_some();
-    pin::ensure_bpffs(&opts.pin_dir)?;
+    Ok((ifaces, conf))
+}
 
-    let loaded = load()?;
-    let sub = netlink::subscribe()?;
-    tokio::spawn(sub.connection);
-    let mut events = sub.events;
-    let max_nh = bpf::types::accel_limits::ACCEL_MAX_NEXTHOPS.0;
-    let mut d = Daemon {
-        maps: loaded.maps,
-        mirror: Mirror::new(conf, opts.fib_only, max_nh),
-        handle: sub.handle,
-        ifaces: ifaces.clone(),
-        resyncs: 0,
-        nudger: Nudger::default(),
-    };
-    d.poll_multipath()?;
-    // Subscribed before the start dump, like the rtnetlink events.
-    let mut nh_events = NexthopEvents::subscribe().map_err(|source| NetlinkError::Socket {
-        context: "subscribing to nexthop object events",
-        source,
-    })?;
-    d.resync("start").await?;
-
-    let state = netlink::dump::dump_links(&d.handle).await?;
-    for (ifindex, name) in &ifaces {
-        let link = state.iter().find(|l| l.ifindex == *ifindex);
-        if link.and_then(|l| l.mac).is_none() {
+/// Every interface must be an Ethernet device: XDP redirects Ethernet
+/// frames, and nothing can be forwarded from or to a loopback or tun.
+async fn check_links(
+    handle: &rtnetlink::Handle,
+    ifaces: &HashMap<u32, String>,
+) -> Result<(), DaemonError> {
+    let links = netlink::dump::dump_links(handle).await?;
+    for (ifindex, name) in ifaces {
+        let link = links.iter().find(|l| l.ifindex == *ifindex);
+        if link.and_then(|l| l.mac).is_none_or(|m| m == [0; 6]) {
             return Err(DaemonError::Iface(
                 name.clone(),
                 "has no Ethernet address; accel forwards between Ethernet interfaces".into(),
@@ -379,332 +462,327 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
             );
         }
     }
-    let prog = loaded.skel.progs.accel_xdp.as_fd();
-    let mut attached: Vec<Attachment> = Vec::new();
-    // A previous instance that exited with a handover left its links pinned,
-    // its program still forwarding from its (now frozen) maps under its
-    // lease. Our maps are complete (the start resync above filled them), so
-    // swapping our program into those links is hitless: the swap is atomic
-    // per interface, and each program only ever reads its own maps, which
-    // its writer filled completely. No map is shared between the two
-    // instances, so nothing depends on rebuilding the DIR-24-8 / trie
-    // bookkeeping from live arrays.
-    let links_dir = pin::links_dir(&opts.pin_dir);
-    for (ifindex, name) in &ifaces {
-        match adopt(prog, *ifindex, name, opts.mode, &links_dir.join(name)) {
-            Ok(Some(a)) => {
-                attached.push(a);
-                info!(
-                    "adopted the previous instance's XDP link on {name} (ifindex {ifindex}, \
-                     {:?} mode): hitless handover",
-                    opts.mode
-                );
-                continue;
-            }
-            Ok(None) => {}
-            Err(msg) => {
-                warn!(
-                    "{name}: cannot adopt the previous instance's XDP link ({msg}); detached it, \
-                     the kernel forwards alone until this instance attaches"
-                );
-                // A live previous instance detaches once it sees the pin gone.
-                if !crate::datapath::attach::wait_detached(*ifindex, Duration::from_secs(5)) {
-                    warn!("{name}: the previous instance's program is still attached after 5 s");
+    Ok(())
+}
+
+/// Puts the program on every interface: into the link a previous instance
+/// pinned at a handover (hitless), or attached afresh.
+///
+/// A previous instance that exited with a handover left its links pinned,
+/// its program still forwarding from its (now frozen) maps under its lease.
+/// Our maps are complete (the start resync filled them), so swapping our
+/// program into those links is hitless: the swap is atomic per interface,
+/// and each program only ever reads its own maps, which its writer filled
+/// completely. No map is shared between the two instances.
+async fn attach_all(
+    prog: std::os::fd::BorrowedFd<'_>,
+    ifaces: &HashMap<u32, String>,
+    mode: XdpMode,
+    presence: &Presence,
+) -> Result<Vec<Attachment>, DaemonError> {
+    let links = presence
+        .pins
+        .has_links()
+        .then(|| presence.pins.links(Missing::Fail))
+        .transpose()?;
+    let mut attached = Vec::new();
+    for (ifindex, name) in ifaces {
+        if let Some(links) = &links {
+            match adopt(prog, *ifindex, name, mode, links) {
+                Ok(Some(a)) => {
+                    info!(
+                        "adopted the previous instance's XDP link on {name} (ifindex {ifindex}, \
+                         {mode:?} mode): hitless handover"
+                    );
+                    attached.push(a);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(msg) => {
+                    warn!(
+                        "{name}: cannot adopt the previous instance's XDP link ({msg}); detached \
+                         it, the kernel forwards alone until this instance attaches"
+                    );
+                    // A live previous instance detaches once it sees the pin gone.
+                    if !wait_detached(*ifindex, Duration::from_secs(5)).await {
+                        warn!(
+                            "{name}: the previous instance's program is still attached after 5 s"
+                        );
+                    }
                 }
             }
         }
-        attached.push(attach(prog, *ifindex, name, opts.mode)?);
-        info!(
-            "attached to {name} (ifindex {ifindex}, {:?} mode)",
-            opts.mode
-        );
+        attached.push(attach(prog, *ifindex, name, mode)?);
+        info!("attached to {name} (ifindex {ifindex}, {mode:?} mode)");
     }
     // Links pinned for interfaces this instance does not run on: their
-    // program would pass everything once its lease ends, but stay attached
-    // for good. Remove them (which detaches them).
-    if let Ok(entries) = std::fs::read_dir(&links_dir) {
-        for e in entries.flatten() {
+    // program passes everything once its deadlines pass, but stays
+    // attached for good. Remove them (which detaches them).
+    if let Some(links) = &links {
+        for name in links.names().unwrap_or_default() {
             warn!(
                 "removing the pinned XDP link {} of a previous instance (not one of this \
                  instance's interfaces): its interface is left to the kernel",
-                e.path().display()
+                links.shown(&name).display()
             );
-            let _ = std::fs::remove_file(e.path());
+            let _ = links.remove(&name);
         }
     }
-    presence.publish(&d.maps)?;
+    Ok(attached)
+}
+
+pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
+    let mut signals = Signals::install()?;
+    let (ifaces, conf) = check_options(&opts)?;
+    let mut presence = Presence::claim(&opts.run_dir, &opts.pin_dir)?;
+    let successor = std::env::var_os(handover::FROM_ENV).is_some();
+    if let Err(e) = handover::checked_successor() {
+        warn!(
+            "upgrades in place (SIGUSR2) will be refused: {}",
+            error_chain(&e)
+        );
+    }
+
+    let sub = netlink::subscribe()?;
+    tokio::spawn(sub.connection);
+    check_links(&sub.handle, &ifaces).await?;
+    let Loaded { skel, maps } = load()?;
+    // The programs live as long as the process.
+    let skel: &'static mut bpf::AccelSkel<'static> = Box::leak(Box::new(skel));
+    // Subscribed before the start dump, like the rtnetlink events.
+    let nh_events = NexthopEvents::subscribe().map_err(|source| NetlinkError::Socket {
+        context: "subscribing to nexthop object events",
+        source,
+    })?;
+    let max_nh = bpf::types::accel_limits::ACCEL_MAX_NEXTHOPS.0;
+    let mut d = Daemon {
+        maps,
+        mirror: Mirror::new(conf, opts.fib_only, max_nh),
+        handle: sub.handle,
+        events: sub.events,
+        nh_events,
+        ifaces: ifaces.clone(),
+        resyncs: 0,
+        nudger: Nudger::default(),
+        lease: Lease::new(),
+        clock: &mut skel.progs.accel_clock,
+    };
+    d.poll_multipath()?;
+    d.resync("start").await?;
+    d.renew_lease()?;
+
+    let prog = skel.progs.accel_xdp.as_fd();
+    let attached = attach_all(prog, &ifaces, opts.mode, &presence).await?;
+    let requests = presence.publish(&d.maps)?;
     info!(
         "accel running on {} interface(s); maps pinned at {}",
         attached.len(),
         opts.pin_dir.display()
     );
     handover::notify_systemd(successor);
-    // Who runs now (a successor replaces its predecessor's entry).
-    let pid_path = opts.run_dir.join("accel.pid");
-    let _ = std::fs::write(&pid_path, format!("{}\n", std::process::id()));
-    let mut handing_over: Option<Handover> = None;
-    let mut handover_tick = tokio::time::interval(HANDOVER_POLL);
 
-    let mut tick = tokio::time::interval(TICK);
-    let mut resync_at: Option<tokio::time::Instant> = None;
-    let result = loop {
-        let resync_sleep = async {
-            match resync_at {
-                Some(t) => tokio::time::sleep_until(t).await,
-                None => std::future::pending().await,
-            }
-        };
-        // Ok(true): stop with a handover.
-        let step: Result<(), DaemonError> = tokio::select! {
-            ev = events.next() => match ev {
-                Some(Event::Overrun) => {
-                    // Overruns come in bursts: one resync after the burst.
-                    if resync_at.is_none() {
-                        warn!("netlink events were lost (receive buffer overrun): full resync");
-                    }
-                    resync_at.get_or_insert(tokio::time::Instant::now() + RESYNC_DELAY);
-                    Ok(())
-                }
-                Some(ev) => match d.event(ev).await {
-                    Ok(true) => {
-                        resync_at.get_or_insert(tokio::time::Instant::now() + RESYNC_DELAY);
-                        Ok(())
-                    }
-                    Ok(false) => Ok(()),
-                    Err(e) => Err(e),
-                },
-                None => break Err(DaemonError::EventsClosed),
-            },
-            r = nh_events.next() => match d.nexthop_events(r).await {
-                Ok(true) => {
-                    resync_at.get_or_insert(tokio::time::Instant::now() + RESYNC_DELAY);
-                    Ok(())
-                }
-                Ok(false) => Ok(()),
-                Err(e) => Err(e),
-            },
-            _ = resync_sleep => {
-                resync_at = None;
-                d.resync("link change or lost events").await.map(|_| ())
-            }
-            _ = tick.tick() => {
-                let r = d.renew_lease().and_then(|_| d.poll_sysctls());
-                d.nudge_neighbours().await;
-                r
-            }
-            conn = accept(&presence.listener) => {
-                match conn {
-                    Ok((stream, _)) => serve_control(&mut d, stream).await,
-                    Err(_) => Ok(()),
-                }
-            }
-            _ = handover_tick.tick(), if handing_over.is_some() => {
-                let h = handing_over.as_mut().expect("guarded");
-                match h.progress() {
-                    Progress::Waiting => Ok(()),
-                    Progress::TakenOver => break Ok(true),
-                    Progress::SuccessorFailed(status) => {
-                        let h = handing_over.take().expect("guarded");
-                        warn!(
-                            "handover: the successor exited ({status}) before taking over; \
-                             this instance carries on"
-                        );
-                        handover::remove_pins(h.pins());
-                        for a in &attached {
-                            if let Err(e) = a.reclaim(prog) {
-                                warn!("{}: putting this instance's program back: {e}", a.name);
-                            }
-                        }
-                        presence.take_back(&d.maps)
-                    }
-                }
-            }
-            _ = sigint.recv() => break Ok(false),
-            _ = sigterm.recv() => break Ok(false),
-            _ = sigusr2.recv() => {
-                if handing_over.is_some() {
-                    info!("handover already in progress");
-                    Ok(())
-                } else {
-                    start_handover(&attached, &links_dir, &mut presence, &d.maps)
-                        .map(|h| handing_over = h)
-                }
-            }
-        };
-        if let Err(e) = step {
-            break Err(e);
-        }
+    let mut run = Running {
+        d,
+        presence,
+        attached,
+        prog,
+        requests,
+        handover: None,
     };
-
-    if let Ok(true) = result {
-        // The successor holds the links, the map pins and the socket now.
-        drop(attached);
-        info!("handover complete: the successor forwards; exiting");
-        return Ok(());
-    }
-    let handed = handing_over.is_some();
-    if let Some(h) = handing_over.take() {
-        info!("stopping the successor of the interrupted handover");
-        h.abort();
-    }
-    // Hand everything to the kernel first, then leave the interfaces.
-    let _ = d.maps.renew_lease(0);
-    drop(attached);
-    if !handed {
-        presence.give_up();
-    }
-    if std::fs::read_to_string(&pid_path).is_ok_and(|p| p.trim() == std::process::id().to_string())
-    {
-        let _ = std::fs::remove_file(&pid_path);
-    }
-    // Only if empty: never a pin this instance did not adopt.
-    let _ = std::fs::remove_dir(&links_dir);
-    info!("detached; the kernel forwards alone again");
-    result.map(|_| ())
+    let result = run.event_loop(&mut signals).await;
+    run.stop(result)
 }
 
-/// How often a handover in progress checks on the successor.
-const HANDOVER_POLL: Duration = Duration::from_millis(100);
+/// Why the event loop ended without an error.
+enum Stop {
+    /// SIGINT or SIGTERM: detach.
+    Signal,
+    /// A successor adopted every link.
+    HandedOver,
+}
 
-async fn accept(
-    l: &Option<UnixListener>,
-) -> std::io::Result<(tokio::net::UnixStream, tokio::net::unix::SocketAddr)> {
-    match l {
-        Some(l) => l.accept().await,
+/// The attached daemon.
+struct Running {
+    d: Daemon,
+    presence: Presence,
+    attached: Vec<Attachment>,
+    prog: std::os::fd::BorrowedFd<'static>,
+    requests: mpsc::Receiver<Pending>,
+    handover: Option<Handover>,
+}
+
+async fn next_request(rx: &mut mpsc::Receiver<Pending>) -> Pending {
+    match rx.recv().await {
+        Some(p) => p,
+        // The server task is gone (a handover gave the socket away).
         None => std::future::pending().await,
     }
 }
 
-/// What makes this process the running instance: the instance lock, the
-/// map pins that `accel stats` and `lookup` open, and the control socket.
-/// A handover gives them to the successor; a failed one takes them back.
-struct Presence {
-    run_dir: PathBuf,
-    pin_dir: PathBuf,
-    lock: Option<runtime::InstanceLock>,
-    listener: Option<UnixListener>,
-}
-
-impl Presence {
-    /// Takes the instance lock (a second instance stops here).
-    fn new(run_dir: &std::path::Path, pin_dir: &std::path::Path) -> Result<Self, DaemonError> {
-        Ok(Presence {
-            run_dir: run_dir.to_path_buf(),
-            pin_dir: pin_dir.to_path_buf(),
-            lock: Some(runtime::lock_instance(run_dir)?),
-            listener: None,
-        })
-    }
-
-    fn sock_path(&self) -> PathBuf {
-        self.run_dir.join("accel.sock")
-    }
-
-    /// Pins the maps and opens the control socket.
-    fn publish(&mut self, maps: &Maps) -> Result<(), DaemonError> {
-        pin::pin_all(maps, &self.pin_dir)?;
-        let path = self.sock_path();
-        let _ = std::fs::remove_file(&path);
-        let l =
-            UnixListener::bind(&path).map_err(|source| DaemonError::Control { path, source })?;
-        self.listener = Some(l);
-        Ok(())
-    }
-
-    fn give_up(&mut self) {
-        self.listener = None;
-        let _ = std::fs::remove_file(self.sock_path());
-        pin::unpin_all(&self.pin_dir);
-        self.lock = None;
-    }
-
-    fn take_back(&mut self, maps: &Maps) -> Result<(), DaemonError> {
-        self.lock = Some(runtime::lock_instance(&self.run_dir)?);
-        self.publish(maps)
-    }
-}
-
-/// SIGUSR2: pins the links for a successor, gives it this instance's
-/// presence and starts it. `None` (logged) when the handover could not
-/// start: this instance carries on as before.
-fn start_handover(
-    attached: &[Attachment],
-    links_dir: &std::path::Path,
-    presence: &mut Presence,
-    maps: &Maps,
-) -> Result<Option<Handover>, DaemonError> {
-    let pins = match handover::pin_links(attached, links_dir) {
-        Ok(p) => p,
-        Err(e) => {
-            warn!("handover failed ({e}); carrying on");
-            return Ok(None);
-        }
-    };
-    // This instance needs none of these to keep forwarding.
-    presence.give_up();
-    match Handover::start(pins.clone()) {
-        Ok(h) => {
-            info!(
-                "handover: started the successor (pid {}); XDP keeps forwarding from this \
-                 instance's mirror until it takes over",
-                h.successor_pid()
-            );
-            Ok(Some(h))
-        }
-        Err(e) => {
-            warn!("handover failed ({e}); carrying on");
-            handover::remove_pins(&pins);
-            presence.take_back(maps)?;
-            Ok(None)
-        }
-    }
-}
-
-/// One request per connection: `sync` answers with the resync's summary,
-/// `check` with what a resync would change (changing nothing). A failed
-/// resync is answered, then returned: like any failed resync it ends the
-/// daemon, whose mirror it left without a view.
-async fn serve_control(d: &mut Daemon, stream: tokio::net::UnixStream) -> Result<(), DaemonError> {
-    let (rd, mut wr) = stream.into_split();
-    let mut line = String::new();
-    if BufReader::new(rd).read_line(&mut line).await.is_err() {
-        return Ok(());
-    }
-    let mut failed = None;
-    let reply = match line.trim() {
-        "sync" => match d.resync("accel sync").await {
-            Ok(s) => serde_json::json!({
-                "ok": true,
-                "changes": s,
-                "total_changes": s.total(),
-                "routes": d.mirror.route_count(),
-                "nexthops": d.mirror.nexthop_count(),
-                "groups": d.mirror.group_count(),
-                "neighbours": d.mirror.neighbour_count(),
-                "resyncs": d.resyncs,
-            }),
-            Err(e) => {
-                let reply = serde_json::json!({"ok": false, "error": e.to_string()});
-                failed = Some(e);
-                reply
+impl Running {
+    async fn event_loop(&mut self, signals: &mut Signals) -> Result<Stop, DaemonError> {
+        let mut renew = tokio::time::interval(RENEW_EVERY);
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        let mut handover_tick = tokio::time::interval(HANDOVER_POLL);
+        let mut resync_at: Option<tokio::time::Instant> = None;
+        loop {
+            let resync_sleep = async {
+                match resync_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let d = &mut self.d;
+            // Some(..): the mirror is stale and a resync is due.
+            let stale: Option<&str> = tokio::select! {
+                ev = d.events.next() => match ev {
+                    Some(Event::Overrun) => Some("netlink events were lost (receive buffer overrun)"),
+                    Some(ev) => d.event(ev).await?.then_some("link change"),
+                    None => return Err(DaemonError::EventsClosed),
+                },
+                r = d.nh_events.next() => d
+                    .nexthop_events(r)
+                    .await?
+                    .then_some("nexthop object events were lost (receive buffer overrun)"),
+                _ = resync_sleep => {
+                    resync_at = None;
+                    d.resync("link change or lost events").await?;
+                    None
+                }
+                _ = renew.tick() => None,
+                _ = housekeeping.tick() => {
+                    d.poll_sysctls()?;
+                    d.nudge_neighbours().await;
+                    None
+                }
+                p = next_request(&mut self.requests) => {
+                    d.serve(p).await?;
+                    None
+                }
+                _ = handover_tick.tick(), if self.handover.is_some() => {
+                    if self.check_handover()? {
+                        return Ok(Stop::HandedOver);
+                    }
+                    None
+                }
+                _ = signals.int.recv() => return Ok(Stop::Signal),
+                _ = signals.term.recv() => return Ok(Stop::Signal),
+                _ = signals.usr2.recv() => {
+                    self.start_handover()?;
+                    None
+                }
+            };
+            if let Some(why) = stale {
+                // Known stale: the datapath stops using the mirror now,
+                // not when the resync starts.
+                if resync_at.is_none() {
+                    warn!("{why}: full resync; bpf_fib_lookup decides meanwhile");
+                    self.d.revoke_lease()?;
+                }
+                resync_at.get_or_insert(tokio::time::Instant::now() + RESYNC_DELAY);
             }
-        },
-        "check" => match d.check().await {
-            Ok((s, examples)) => serde_json::json!({
-                "ok": true,
-                "changes": s,
-                "total_changes": s.total(),
-                "examples": examples,
-                "routes": d.mirror.route_count(),
-                "nexthops": d.mirror.nexthop_count(),
-                "groups": d.mirror.group_count(),
-                "neighbours": d.mirror.neighbour_count(),
-                "resyncs": d.resyncs,
-            }),
-            Err(e) => serde_json::json!({"ok": false, "error": e.to_string()}),
-        },
-        other => serde_json::json!({"ok": false, "error": format!("unknown request {other:?}")}),
-    };
-    let _ = wr.write_all(format!("{reply}\n").as_bytes()).await;
-    failed.map_or(Ok(()), Err)
+            if resync_at.is_none() && self.d.lease.due(Instant::now()) {
+                self.d.renew_lease()?;
+            }
+        }
+    }
+
+    /// SIGUSR2: pins the links for a successor, gives it this instance's
+    /// presence and starts it. When the handover cannot start (logged),
+    /// this instance carries on as before.
+    fn start_handover(&mut self) -> Result<(), DaemonError> {
+        if self.handover.is_some() {
+            info!("handover already in progress");
+            return Ok(());
+        }
+        let links = match self.presence.pins.links(Missing::Create) {
+            Ok(l) => l,
+            Err(e) => {
+                warn!("handover failed ({}); carrying on", error_chain(&e));
+                return Ok(());
+            }
+        };
+        let pins = match handover::pin_links(&self.attached, &links) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!("handover failed ({}); carrying on", error_chain(&e));
+                return Ok(());
+            }
+        };
+        // This instance needs none of these to keep forwarding.
+        self.presence.give_up();
+        let retry = self.presence.pins.links(Missing::Fail);
+        match Handover::start(links, pins.clone()) {
+            Ok(h) => {
+                info!(
+                    "handover: started the successor (pid {}); XDP keeps forwarding from this \
+                     instance's mirror until it takes over",
+                    h.successor_pid()
+                );
+                self.handover = Some(h);
+                Ok(())
+            }
+            Err(e) => {
+                warn!("handover failed ({}); carrying on", error_chain(&e));
+                if let Ok(links) = retry {
+                    handover::remove_pins(&links, &pins);
+                }
+                self.requests = self.presence.take_back(&self.d.maps)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// True once the successor took every link; takes everything back if
+    /// it died first.
+    fn check_handover(&mut self) -> Result<bool, DaemonError> {
+        let h = self.handover.as_mut().expect("a handover is in progress");
+        match h.progress() {
+            Progress::Waiting => Ok(false),
+            Progress::TakenOver => Ok(true),
+            Progress::SuccessorFailed(status) => {
+                let h = self.handover.take().expect("a handover is in progress");
+                warn!(
+                    "handover: the successor exited ({status}) before taking over; this \
+                     instance carries on"
+                );
+                h.remove_pins();
+                for a in &self.attached {
+                    if let Err(e) = a.reclaim(self.prog) {
+                        warn!("{}: putting this instance's program back: {e}", a.name);
+                    }
+                }
+                self.requests = self.presence.take_back(&self.d.maps)?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Hands every interface back to the kernel (unless a successor took
+    /// them) and releases what this instance held.
+    fn stop(mut self, result: Result<Stop, DaemonError>) -> Result<(), DaemonError> {
+        if let Ok(Stop::HandedOver) = result {
+            // The successor holds the links, the map pins and the socket.
+            drop(self.attached);
+            info!("handover complete: the successor forwards; exiting");
+            return Ok(());
+        }
+        let handing_over = self.handover.take();
+        let gave_up = handing_over.is_some();
+        if let Some(h) = handing_over {
+            info!("stopping the successor of the interrupted handover");
+            h.abort();
+        }
+        // Hand everything to the kernel first, then leave the interfaces.
+        let _ = self.d.write_deadlines(Deadlines::NONE);
+        drop(self.attached);
+        if gave_up {
+            self.presence.run.remove_own_pid();
+            self.presence.pins.remove_links_if_empty();
+        } else {
+            self.presence.leave();
+        }
+        info!("detached; the kernel forwards alone again");
+        result.map(|_| ())
+    }
 }

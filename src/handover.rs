@@ -11,24 +11,31 @@
 //! before that, the old instance takes everything back and carries on.
 
 use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
 use crate::datapath::attach::Attachment;
+use crate::trusted_path::{trusted_executable, PathError, TrustedDir};
 
 /// Set in the successor's environment: the pid of the instance it replaces.
 pub const FROM_ENV: &str = "ACCEL_HANDOVER_FROM";
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandoverError {
-    #[error("pinning the XDP link at {path}: {source}")]
+    #[error("pinning the XDP link at {path}")]
     Pin {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("starting the successor {exe}: {source}")]
+    #[error("finding this binary's path")]
+    OwnPath(#[source] std::io::Error),
+    #[error("will not execute the successor")]
+    Untrusted(#[source] PathError),
+    #[error("starting the successor {exe}")]
     Spawn {
         exe: PathBuf,
         #[source]
@@ -39,7 +46,8 @@ pub enum HandoverError {
 /// A handover in progress.
 pub struct Handover {
     successor: Child,
-    pins: Vec<PathBuf>,
+    links: TrustedDir,
+    pins: Vec<String>,
 }
 
 /// What a look at a handover in progress found.
@@ -52,45 +60,37 @@ pub enum Progress {
     SuccessorFailed(ExitStatus),
 }
 
-/// Pins every link under `links_dir` (removing what it pinned if one
-/// fails).
-pub fn pin_links(attached: &[Attachment], links_dir: &Path) -> Result<Vec<PathBuf>, HandoverError> {
+/// Pins every link in `links`, one pin per interface name (removing what
+/// it pinned if one fails).
+pub fn pin_links(
+    attached: &[Attachment],
+    links: &TrustedDir,
+) -> Result<Vec<String>, HandoverError> {
     let mut pins = Vec::new();
-    let res = (|| {
-        std::fs::create_dir_all(links_dir).map_err(|source| HandoverError::Pin {
-            path: links_dir.to_path_buf(),
-            source,
-        })?;
-        for a in attached {
-            let path = links_dir.join(&a.name);
-            let _ = std::fs::remove_file(&path);
-            a.pin(&path).map_err(|source| HandoverError::Pin {
-                path: path.clone(),
+    for a in attached {
+        let _ = links.remove(&a.name);
+        if let Err(source) = a.pin(&links.fd_path(&a.name)) {
+            remove_pins(links, &pins);
+            return Err(HandoverError::Pin {
+                path: links.shown(&a.name),
                 source,
-            })?;
-            pins.push(path);
+            });
         }
-        Ok(())
-    })();
-    match res {
-        Ok(()) => Ok(pins),
-        Err(e) => {
-            remove_pins(&pins);
-            Err(e)
-        }
+        pins.push(a.name.clone());
     }
+    Ok(pins)
 }
 
-pub fn remove_pins(pins: &[PathBuf]) {
+pub fn remove_pins(links: &TrustedDir, pins: &[String]) {
     for p in pins {
-        let _ = std::fs::remove_file(p);
+        let _ = links.remove(p);
     }
 }
 
 /// The binary to start: this one's path. After a package upgrade replaced
 /// the file, /proc/self/exe names the old, deleted inode; the path is what
 /// counts.
-fn own_path() -> std::io::Result<PathBuf> {
+pub fn own_path() -> std::io::Result<PathBuf> {
     Ok(without_deleted(std::env::current_exe()?))
 }
 
@@ -103,32 +103,47 @@ fn without_deleted(exe: PathBuf) -> PathBuf {
     PathBuf::from(OsString::from_vec(bytes))
 }
 
+/// The successor's binary, checked: it and every directory above it owned
+/// by root and writable by nobody else. Held open, so that what runs is
+/// the file that was checked.
+pub fn checked_successor() -> Result<(PathBuf, OwnedFd), HandoverError> {
+    let exe = own_path().map_err(HandoverError::OwnPath)?;
+    let fd = trusted_executable(&exe).map_err(HandoverError::Untrusted)?;
+    Ok((exe, fd))
+}
+
 impl Handover {
-    /// Starts the successor; `pins` are the links it is to adopt.
-    pub fn start(pins: Vec<PathBuf>) -> Result<Handover, HandoverError> {
-        let exe = own_path().map_err(|source| HandoverError::Spawn {
-            exe: PathBuf::from("/proc/self/exe"),
-            source,
-        })?;
-        let successor = Command::new(&exe)
+    /// Starts the successor; `pins` are the links in `links` it is to
+    /// adopt.
+    pub fn start(links: TrustedDir, pins: Vec<String>) -> Result<Handover, HandoverError> {
+        let (exe, file) = checked_successor()?;
+        // Executed through the descriptor of the checked file (fexecve),
+        // under its own name.
+        let successor = Command::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+            .arg0(&exe)
             .args(std::env::args_os().skip(1))
             .env(FROM_ENV, std::process::id().to_string())
             .stdin(Stdio::null())
             .spawn()
             .map_err(|source| HandoverError::Spawn { exe, source })?;
-        Ok(Handover { successor, pins })
+        Ok(Handover {
+            successor,
+            links,
+            pins,
+        })
     }
 
     pub fn successor_pid(&self) -> u32 {
         self.successor.id()
     }
 
-    pub fn pins(&self) -> &[PathBuf] {
-        &self.pins
+    /// Removes the link pins (the successor will not take them).
+    pub fn remove_pins(&self) {
+        remove_pins(&self.links, &self.pins);
     }
 
     pub fn progress(&mut self) -> Progress {
-        if self.pins.iter().all(|p| !p.exists()) {
+        if self.pins.iter().all(|p| !self.links.contains(p)) {
             return Progress::TakenOver;
         }
         match self.successor.try_wait() {
@@ -144,7 +159,7 @@ impl Handover {
             libc::kill(self.successor.id() as i32, libc::SIGTERM);
         }
         let _ = self.successor.wait();
-        remove_pins(&self.pins);
+        self.remove_pins();
     }
 }
 

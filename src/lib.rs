@@ -2,16 +2,20 @@
 //! from a live mirror of the kernel's FIB.
 
 pub mod bpf;
+pub mod control;
 pub mod daemon;
 pub mod datapath;
 pub mod handover;
+pub mod lease;
 pub mod lookup;
 pub mod mirror;
 pub mod model;
 pub mod netfilter;
 pub mod netlink;
+pub mod presence;
 pub mod runtime;
 pub mod slots;
 pub mod stats;
 pub mod sysctl;
 pub mod trafgen;
+pub mod trusted_path;

@@ -9,6 +9,7 @@ use crate::bpf::types::{
 };
 use crate::datapath::maps::Maps;
 use crate::runtime::{ifname, monotonic_coarse_ns};
+use crate::stats::{lease_state, LeaseState};
 
 fn special(addr: IpAddr) -> Option<&'static str> {
     match addr {
@@ -44,9 +45,21 @@ fn mac(m: [u8; 6]) -> String {
 pub fn explain(maps: &Maps, addr: IpAddr) -> Vec<String> {
     let mut out = Vec::new();
     let cfg = maps.config();
-    if cfg.lease_until_ns <= monotonic_coarse_ns() {
-        out.push("datapath inactive (no live accel run): every packet goes to the kernel".into());
-        return out;
+    match lease_state(&cfg, monotonic_coarse_ns()) {
+        LeaseState::Live => {}
+        LeaseState::Lapsed => {
+            out.push(
+                "mirror lease lapsed (a resync, lost events or a paused daemon): bpf_fib_lookup \
+                 decides every packet now; the mirror below is not consulted"
+                    .into(),
+            );
+        }
+        LeaseState::Inactive => {
+            out.push(
+                "datapath inactive (no live control plane): every packet goes to the kernel".into(),
+            );
+            return out;
+        }
     }
     if let Some(why) = special(addr) {
         out.push(format!("passed to the kernel: {why}"));

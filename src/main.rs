@@ -1,19 +1,18 @@
 //! The `accel` command line.
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+use accel::control::{self, Reply, Request};
 use accel::daemon::{self, RunOptions};
 use accel::datapath::attach::XdpMode;
 use accel::datapath::maps::Maps;
-use accel::datapath::pin::DEFAULT_PIN_DIR;
-use accel::runtime::{self, DEFAULT_RUN_DIR};
+use accel::datapath::pin::{PinDir, DEFAULT_PIN_DIR};
+use accel::runtime::{self, RunDir, DEFAULT_RUN_DIR};
 use accel::{lookup, stats};
 
 #[derive(Parser)]
@@ -84,6 +83,7 @@ fn main() {
     // Die quietly on a closed pipe (`accel stats | head`), as CLI tools do.
     // SAFETY: restoring the default disposition of one signal.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    runtime::restrict_umask();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     if let Err(e) = real_main() {
         eprintln!("accel: {e:#}");
@@ -125,7 +125,6 @@ fn real_main() -> Result<()> {
             json,
             blackholes: true,
         } => {
-            runtime::require_root()?;
             let maps = open_live(&cli.pin_dir)?;
             let drops = stats::blackholes(&maps.blackhole_drops());
             if json {
@@ -136,7 +135,6 @@ fn real_main() -> Result<()> {
             Ok(())
         }
         Cmd::Stats { json, .. } => {
-            runtime::require_root()?;
             let maps = open_live(&cli.pin_dir)?;
             let mut all = Vec::new();
             let mut ifaces = maps.ifaces();
@@ -145,15 +143,15 @@ fn real_main() -> Result<()> {
                 let name = runtime::ifname(ifindex).unwrap_or_else(|| format!("ifindex {ifindex}"));
                 all.push(stats::summarise(name, ifindex, &maps.stats(i.slot)?));
             }
+            let lease = stats::lease_state(&maps.config(), runtime::monotonic_coarse_ns());
             if json {
                 println!("{}", serde_json::to_string_pretty(&all)?);
             } else {
-                print!("{}", stats::render(&all));
+                print!("{}", stats::render(lease, &all));
             }
             Ok(())
         }
         Cmd::Lookup { addr } => {
-            runtime::require_root()?;
             let maps = open_live(&cli.pin_dir)?;
             println!("{addr}");
             println!("  accel:");
@@ -172,67 +170,56 @@ fn real_main() -> Result<()> {
 /// The pinned maps of a live instance: pins a killed instance left behind
 /// hold stale counters and routes, which must not pass for current ones.
 fn open_live(pin_dir: &std::path::Path) -> Result<Maps> {
-    let maps = Maps::open_pinned(pin_dir)?;
-    if maps.config().lease_until_ns <= runtime::monotonic_coarse_ns() {
-        bail!(
-            "no live `accel run`: the maps pinned at {} are left over from a stopped instance",
-            pin_dir.display()
-        );
-    }
-    Ok(maps)
+    runtime::require_caps("stats and lookup", runtime::READ_CAPS)?;
+    let pins = PinDir::open_live(pin_dir)?;
+    Ok(Maps::open_pinned(&pins)?)
 }
 
 /// Sends one request to the running instance and returns its reply.
-fn control(run_dir: &std::path::Path, request: &str) -> Result<serde_json::Value> {
-    runtime::require_root()?;
-    let path = run_dir.join("accel.sock");
-    let mut s = UnixStream::connect(&path)
-        .with_context(|| format!("no running `accel run` answers on {}", path.display()))?;
-    s.set_read_timeout(Some(Duration::from_secs(120)))?;
-    s.write_all(format!("{request}\n").as_bytes())?;
-    let mut line = String::new();
-    BufReader::new(&s)
-        .read_line(&mut line)
-        .context("reading the daemon's reply")?;
-    let v: serde_json::Value = serde_json::from_str(&line).context("malformed reply")?;
-    if v["ok"] != true {
-        bail!("{request} failed: {}", v["error"]);
+fn ask(run_dir: &std::path::Path, request: Request) -> Result<Reply> {
+    let run = RunDir::open(run_dir).context("the run directory of `accel run`")?;
+    let (socket, shown) = run.socket();
+    // A full-table resync takes seconds; far less than this.
+    let reply = control::ask(&socket, &shown, request, Duration::from_secs(120))?;
+    if let Reply::Failed { error } = reply {
+        bail!("{} failed: {error}", request.word());
     }
-    Ok(v)
-}
-
-fn changes_line(v: &serde_json::Value) -> String {
-    let c = &v["changes"];
-    format!(
-        "{} changes (routes +{} -{}, next hops +{}, groups +{}, neighbours +{} -{}, interfaces {}, local addresses {}, config {})",
-        v["total_changes"], c["routes_put"], c["routes_deleted"], c["nexthops_put"], c["groups_put"],
-        c["neighbours_put"], c["neighbours_deleted"], c["ifaces_put"], c["local_addrs_changed"], c["config_changed"]
-    )
+    Ok(reply)
 }
 
 fn sync(run_dir: &std::path::Path) -> Result<()> {
-    let v = control(run_dir, "sync")?;
-    println!("synced: {}", changes_line(&v));
-    println!(
-        "mirror: {} routes, {} next hops, {} groups, {} neighbours",
-        v["routes"], v["nexthops"], v["groups"], v["neighbours"]
-    );
-    Ok(())
+    match ask(run_dir, Request::Sync)? {
+        Reply::Synced {
+            changes, mirror, ..
+        } => {
+            println!("synced: {} changes ({changes})", changes.total());
+            println!("mirror: {mirror}");
+            Ok(())
+        }
+        other => bail!("unexpected reply {other:?}"),
+    }
 }
 
 /// Returns true when the mirror matches the kernel.
 fn check(run_dir: &std::path::Path) -> Result<bool> {
-    let v = control(run_dir, "check")?;
-    if v["total_changes"] == 0 {
-        println!(
-            "in sync: mirror of {} routes, {} next hops, {} groups, {} neighbours matches the kernel",
-            v["routes"], v["nexthops"], v["groups"], v["neighbours"]
-        );
+    let Reply::Checked {
+        changes,
+        examples,
+        mirror,
+    } = ask(run_dir, Request::Check)?
+    else {
+        bail!("unexpected reply to check");
+    };
+    if changes.total() == 0 {
+        println!("in sync: mirror of {mirror} matches the kernel");
         return Ok(true);
     }
-    println!("out of sync: a resync would make {}", changes_line(&v));
-    for e in v["examples"].as_array().into_iter().flatten() {
-        println!("  {}", e.as_str().unwrap_or_default());
+    println!(
+        "out of sync: a resync would make {} changes ({changes})",
+        changes.total()
+    );
+    for e in examples {
+        println!("  {e}");
     }
     Ok(false)
 }

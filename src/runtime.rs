@@ -2,19 +2,28 @@
 //! single-instance lock, the clock the datapath's lease uses.
 
 use std::ffi::CString;
-use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{FlockOperation, Mode};
+use rustix::thread::CapabilitySet;
+
+use crate::trusted_path::{Missing, PathError, TrustedDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    #[error("accel needs root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN); run it as root")]
-    NotRoot,
+    #[error(
+        "accel {what} needs {missing}, which this process lacks; run it as root or grant \
+         them (see docs/deployment.md, \"Least privilege\")"
+    )]
+    MissingCaps { what: &'static str, missing: String },
     #[error("unknown interface {0:?} (see `ip link`)")]
     UnknownIface(String),
     #[error("another `accel run` is active (it holds {0}); stop it first")]
     AlreadyRunning(PathBuf),
-    #[error("{path}: {source}")]
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -22,12 +31,57 @@ pub enum RuntimeError {
     },
 }
 
-pub fn require_root() -> Result<(), RuntimeError> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err(RuntimeError::NotRoot);
+/// The capabilities `accel run` needs: loading BPF programs and maps
+/// (CAP_BPF), attaching XDP, netlink changes and SO_RCVBUFFORCE
+/// (CAP_NET_ADMIN), and the verifier's trust for pointer arithmetic in the
+/// datapath without Spectre mitigations (CAP_PERFMON).
+pub const RUN_CAPS: CapabilitySet = CapabilitySet::BPF
+    .union(CapabilitySet::NET_ADMIN)
+    .union(CapabilitySet::PERFMON);
+
+/// Reading a running instance's pinned maps.
+pub const READ_CAPS: CapabilitySet = CapabilitySet::BPF;
+
+fn cap_names(set: CapabilitySet) -> String {
+    let names = [
+        (CapabilitySet::BPF, "CAP_BPF"),
+        (CapabilitySet::NET_ADMIN, "CAP_NET_ADMIN"),
+        (CapabilitySet::PERFMON, "CAP_PERFMON"),
+        (CapabilitySet::SYS_ADMIN, "CAP_SYS_ADMIN"),
+    ];
+    names
+        .iter()
+        .filter(|(c, _)| set.contains(*c))
+        .map(|(_, n)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Fails with one line naming what is missing unless the process has
+/// every capability in `needed` (effective).
+pub fn require_caps(what: &'static str, needed: CapabilitySet) -> Result<(), RuntimeError> {
+    let have = rustix::thread::capabilities(None)
+        .map(|c| c.effective)
+        .unwrap_or(CapabilitySet::empty());
+    let missing = needed.difference(have);
+    if missing.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    Err(RuntimeError::MissingCaps {
+        what,
+        missing: cap_names(missing),
+    })
+}
+
+/// Whether the process may mount (bpffs, when nothing is mounted yet).
+pub fn can_mount() -> bool {
+    require_caps("", CapabilitySet::SYS_ADMIN).is_ok()
+}
+
+/// Everything accel creates is its own: files 0600, directories 0700,
+/// whatever umask it was started under.
+pub fn restrict_umask() {
+    rustix::process::umask(Mode::from_raw_mode(0o077));
 }
 
 pub fn ifindex(name: &str) -> Result<u32, RuntimeError> {
@@ -50,36 +104,94 @@ pub fn ifname(ifindex: u32) -> Option<String> {
     Some(String::from_utf8_lossy(&buf[..end]).into_owned())
 }
 
-/// Held for the life of `accel run`; the kernel drops the lock when the
-/// process dies, however it dies.
-pub struct InstanceLock {
-    _file: File,
+const LOCK_FILE: &str = "accel.lock";
+const PID_FILE: &str = "accel.pid";
+const SOCKET: &str = "accel.sock";
+
+/// The run directory of an instance (lock, pid file, control socket),
+/// opened through [`TrustedDir`]: root's, writable by nobody else, created
+/// 0700, and everything in it reached without following symlinks.
+pub struct RunDir {
+    dir: TrustedDir,
+    /// The instance lock: held for the life of `accel run`; the kernel
+    /// drops it when the process dies, however it dies.
+    lock: Option<OwnedFd>,
 }
 
-pub fn lock_instance(run_dir: &Path) -> Result<InstanceLock, RuntimeError> {
-    let io = |source| RuntimeError::Io {
-        path: run_dir.to_path_buf(),
-        source,
-    };
-    std::fs::create_dir_all(run_dir).map_err(io)?;
-    let path = run_dir.join("accel.lock");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| RuntimeError::Io {
-            path: path.clone(),
-            source,
-        })?;
-    // SAFETY: valid descriptor.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(RuntimeError::AlreadyRunning(path));
+impl RunDir {
+    /// Opens (creating) the directory and takes the instance lock.
+    pub fn claim(path: &Path) -> Result<RunDir, RuntimeError> {
+        let mut run = RunDir {
+            dir: TrustedDir::open(path, Missing::Create)?,
+            lock: None,
+        };
+        run.relock()?;
+        Ok(run)
     }
-    Ok(InstanceLock { _file: file })
+
+    /// For clients: the existing directory, checked.
+    pub fn open(path: &Path) -> Result<RunDir, RuntimeError> {
+        Ok(RunDir {
+            dir: TrustedDir::open(path, Missing::Fail)?,
+            lock: None,
+        })
+    }
+
+    /// Takes the instance lock (again, after a failed handover).
+    pub fn relock(&mut self) -> Result<(), RuntimeError> {
+        let file = self.dir.write_file(LOCK_FILE)?;
+        let fd = OwnedFd::from(file);
+        match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {
+                self.lock = Some(fd);
+                Ok(())
+            }
+            Err(_) => Err(RuntimeError::AlreadyRunning(self.dir.shown(LOCK_FILE))),
+        }
+    }
+
+    /// Lets the lock go (a handover's successor takes it).
+    pub fn unlock(&mut self) {
+        self.lock = None;
+    }
+
+    /// Records who runs now (a successor replaces its predecessor's pid).
+    pub fn write_pid(&self) -> Result<(), RuntimeError> {
+        let mut f = self.dir.write_file(PID_FILE)?;
+        std::io::Write::write_all(&mut f, format!("{}\n", std::process::id()).as_bytes()).map_err(
+            |source| RuntimeError::Io {
+                path: self.dir.shown(PID_FILE),
+                source,
+            },
+        )
+    }
+
+    /// Removes the pid file if it still names this process.
+    pub fn remove_own_pid(&self) {
+        let ours = self
+            .dir
+            .read_file(PID_FILE)
+            .is_ok_and(|p| p.trim() == std::process::id().to_string());
+        if ours {
+            let _ = self.dir.remove(PID_FILE);
+        }
+    }
+
+    /// The control socket's path through the directory's descriptor (to
+    /// bind or connect), and as shown in messages.
+    pub fn socket(&self) -> (PathBuf, PathBuf) {
+        (self.dir.fd_path(SOCKET), self.dir.shown(SOCKET))
+    }
+
+    pub fn remove_socket(&self) {
+        let _ = self.dir.remove(SOCKET);
+    }
 }
 
-/// CLOCK_MONOTONIC_COARSE, the clock of bpf_ktime_get_coarse_ns().
+/// CLOCK_MONOTONIC_COARSE as the datapath reads it (bpf_ktime_get_coarse_ns
+/// ignores time namespaces): this process's clock less its time
+/// namespace's offset. For showing the lease; the daemon itself reads the
+/// datapath's clock exactly (see `datapath::clock`).
 pub fn monotonic_coarse_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -87,7 +199,42 @@ pub fn monotonic_coarse_ns() -> u64 {
     };
     // SAFETY: valid out pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    let own = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
+    (own - timens_monotonic_offset_ns()).max(0) as u64
+}
+
+/// The monotonic offset of this process's time namespace (0 outside one):
+/// the "monotonic SECS NSECS" line of /proc/self/timens_offsets.
+fn timens_monotonic_offset_ns() -> i128 {
+    let Ok(text) = std::fs::read_to_string("/proc/self/timens_offsets") else {
+        return 0;
+    };
+    parse_timens_offset(&text).unwrap_or(0)
+}
+
+fn parse_timens_offset(text: &str) -> Option<i128> {
+    let line = text.lines().find(|l| {
+        let first = l.split_whitespace().next();
+        first == Some("monotonic") || first == Some("1")
+    })?;
+    let mut f = line.split_whitespace().skip(1);
+    let secs: i128 = f.next()?.parse().ok()?;
+    let nsecs: i128 = f.next()?.parse().ok()?;
+    Some(secs * 1_000_000_000 + nsecs)
 }
 
 pub const DEFAULT_RUN_DIR: &str = "/run/accel";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timens_offsets_are_read() {
+        let text = "monotonic 100000 0\nboottime 0 0\n";
+        assert_eq!(super::parse_timens_offset(text), Some(100_000_000_000_000));
+        assert_eq!(
+            super::parse_timens_offset("1 -5 250\n7 0 0\n"),
+            Some(-4_999_999_750)
+        );
+        assert_eq!(super::parse_timens_offset(""), None);
+    }
+}

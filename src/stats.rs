@@ -34,7 +34,45 @@ pub struct IfaceStats {
     pub forwarded_bytes: u64,
     pub passed: u64,
     pub dropped: u64,
+    /// Packets that arrived while the mirror's lease had lapsed (counted in
+    /// the outcomes too): bpf_fib_lookup decided for them.
+    pub no_lease: u64,
     pub counters: std::collections::BTreeMap<&'static str, u64>,
+}
+
+/// Whether the datapath trusts the mirror now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseState {
+    /// The mirror decides.
+    Live,
+    /// A resync, lost events or a paused daemon: bpf_fib_lookup decides.
+    Lapsed,
+    /// No control plane: every packet goes to the kernel.
+    Inactive,
+}
+
+/// The lease as of `now_ns` (the datapath's clock).
+pub fn lease_state(c: &crate::bpf::types::accel_config, now_ns: u64) -> LeaseState {
+    if now_ns >= c.alive_until_ns {
+        LeaseState::Inactive
+    } else if now_ns >= c.lease_until_ns {
+        LeaseState::Lapsed
+    } else {
+        LeaseState::Live
+    }
+}
+
+impl std::fmt::Display for LeaseState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LeaseState::Live => "live (the mirror decides)",
+            LeaseState::Lapsed => {
+                "lapsed (resync, lost events or a paused daemon): bpf_fib_lookup decides"
+            }
+            LeaseState::Inactive => "inactive (no live control plane): the kernel decides",
+        })
+    }
 }
 
 pub fn summarise(iface: String, ifindex: u32, s: &accel_stats) -> IfaceStats {
@@ -45,6 +83,7 @@ pub fn summarise(iface: String, ifindex: u32, s: &accel_stats) -> IfaceStats {
         forwarded_bytes: s.fwd_bytes,
         passed: 0,
         dropped: 0,
+        no_lease: s.no_lease,
         counters: Default::default(),
     };
     for (id, name) in COUNTERS {
@@ -61,8 +100,8 @@ pub fn summarise(iface: String, ifindex: u32, s: &accel_stats) -> IfaceStats {
     out
 }
 
-pub fn render(all: &[IfaceStats]) -> String {
-    let mut s = String::new();
+pub fn render(lease: LeaseState, all: &[IfaceStats]) -> String {
+    let mut s = format!("mirror lease: {lease}\n");
     for i in all {
         s += &format!(
             "{} (ifindex {}): forwarded {} ({} bytes), passed to kernel {}, dropped {}\n",
@@ -72,6 +111,9 @@ pub fn render(all: &[IfaceStats]) -> String {
             if *v != 0 {
                 s += &format!("    {name:<20} {v}\n");
             }
+        }
+        if i.no_lease != 0 {
+            s += &format!("    (without a lease:    {})\n", i.no_lease);
         }
     }
     s
@@ -148,6 +190,6 @@ mod tests {
         s.packets[S::ACCEL_STAT_DROP_BLACKHOLE.0 as usize] = 3;
         let sum = summarise("eth0".into(), 2, &s);
         assert_eq!((sum.forwarded, sum.passed, sum.dropped), (7, 1, 3));
-        assert!(render(&[sum]).contains("pass_ttl"));
+        assert!(render(LeaseState::Live, &[sum]).contains("pass_ttl"));
     }
 }

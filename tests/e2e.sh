@@ -387,7 +387,12 @@ check "g. a second accel run (same run dir) fails clearly" "exit $rc: $(tail -n1
     eval '[[ $rc -ne 0 ]] && grep -q "another .accel run. is active" <<<"$out"'
 out=$(ACCEL_RUN_DIR=$LAB_DIR/run2 lab_accel run -i "$LAB_R_SRC" -i "$LAB_R_DST1" -i "$LAB_R_DST2" 2>&1)
 rc=$?
-check "g. a second accel run (other run dir) fails clearly" "exit $rc: $(tail -n1 <<<"$out")" \
+check "g. a second accel run (other run dir, same pin dir) fails clearly: the pin dir is locked" \
+    "exit $rc: $(tail -n1 <<<"$out")" \
+    eval '[[ $rc -ne 0 ]] && grep -q "holds the pin directory" <<<"$out"'
+out=$(ACCEL_RUN_DIR=$LAB_DIR/run3 ACCEL_PIN_DIR=$ACCEL_PIN_DIR-3 lab_accel run -i "$LAB_R_SRC" -i "$LAB_R_DST1" -i "$LAB_R_DST2" 2>&1)
+rc=$?
+check "g. a second accel run (other run and pin dirs) fails clearly" "exit $rc: $(tail -n1 <<<"$out")" \
     eval '[[ $rc -ne 0 ]] && grep -q "already has an XDP program" <<<"$out"'
 burst 4 "$LAB_SVC4" g4 dst1
 check "g. the first instance keeps running and forwarding" \

@@ -1090,25 +1090,104 @@ fn icmp_errors_pass_echo_forwarded_v6() {
 // ----------------------------------------------------------------- lease
 
 #[test]
-fn expired_lease_passes_v4_v6() {
+fn no_control_plane_passes_v4_v6() {
     let lab = Lab::new();
     mirror_gw(&lab);
     kernel_routes(&lab);
     kernel_neighs(&lab);
-    lab.dp.maps.renew_lease(0).unwrap();
+    lab.dp.maps.set_deadlines(0, 0).unwrap();
     lab.pass(&f4(&lab, &udp4(REMOTE4)), S::ACCEL_STAT_PASS_INACTIVE);
     lab.pass(&f6(&lab, &udp6(remote6())), S::ACCEL_STAT_PASS_INACTIVE);
-    // Even garbage is left alone without a lease.
+    // Even garbage is left alone without a control plane.
     lab.pass(
         &f4(&lab, &udp4(REMOTE4).ttl(1)),
         S::ACCEL_STAT_PASS_INACTIVE,
     );
-    lab.dp.maps.renew_lease(u64::MAX).unwrap();
+    lab.dp.maps.set_deadlines(u64::MAX, u64::MAX).unwrap();
     lab.forward(
         &f4(&lab, &udp4(REMOTE4)),
         MIRROR_MAC,
         &lab.out,
         S::ACCEL_STAT_FWD_MIRROR,
+    );
+}
+
+#[test]
+fn lapsed_lease_forwards_through_the_kernels_lookup_v4_v6() {
+    // The mirror says MIRROR_MAC, the kernel KERNEL_MAC: without a lease
+    // only the kernel's answer may be used.
+    let lab = Lab::new();
+    mirror_gw(&lab);
+    kernel_routes(&lab);
+    kernel_neighs(&lab);
+    lab.dp.maps.set_deadlines(0, u64::MAX).unwrap();
+    let before = lab.dp.maps.stats(lab.inp.slot).unwrap().no_lease;
+    lab.forward(
+        &f4(&lab, &udp4(REMOTE4)),
+        KERNEL_MAC,
+        &lab.out,
+        S::ACCEL_STAT_FWD_FIB,
+    );
+    lab.forward(
+        &f6(&lab, &udp6(remote6())),
+        KERNEL_MAC,
+        &lab.out,
+        S::ACCEL_STAT_FWD_FIB,
+    );
+    // A stale blackhole in the mirror that the kernel no longer has.
+    lab.apply(&[lab.route_kind("198.51.100.0/24", RouteEntry::Blackhole)]);
+    lab.forward(
+        &f4(&lab, &udp4(REMOTE4)),
+        KERNEL_MAC,
+        &lab.out,
+        S::ACCEL_STAT_FWD_FIB,
+    );
+    let after = lab.dp.maps.stats(lab.inp.slot).unwrap().no_lease;
+    assert_eq!(
+        after - before,
+        3,
+        "no_lease counts the packets decided without the mirror"
+    );
+    // The lease back: the mirror decides again (its blackhole drops).
+    lab.dp.maps.set_deadlines(u64::MAX, u64::MAX).unwrap();
+    lab.drop(&f4(&lab, &udp4(REMOTE4)), S::ACCEL_STAT_DROP_BLACKHOLE);
+}
+
+#[test]
+fn lapsed_lease_checks_sources_as_strictly_as_the_kernel_could() {
+    // rp_filter is off in the mirror, but a lapsed lease means that may be
+    // stale: a source routed back through another interface goes to the
+    // kernel; one routed back through the ingress is forwarded.
+    let lab = Lab::new();
+    kernel_routes(&lab);
+    kernel_neighs(&lab);
+    lab.dp.maps.set_deadlines(0, u64::MAX).unwrap();
+    lab.forward(
+        &f4(&lab, &udp4(REMOTE4)),
+        KERNEL_MAC,
+        &lab.out,
+        S::ACCEL_STAT_FWD_FIB,
+    );
+    let via_x = f4(&lab, &V4::udp(Ipv4Addr::new(10, 0, 3, 5), REMOTE4));
+    lab.pass(&via_x, S::ACCEL_STAT_PASS_SRC_CHECK);
+    // The router's own address as source, unknown to the mirror's local
+    // addresses: the kernel's reverse lookup finds it local.
+    let own = f4(&lab, &V4::udp(Ipv4Addr::new(10, 0, 2, 1), REMOTE4));
+    lab.pass(&own, S::ACCEL_STAT_PASS_SRC_CHECK);
+    // With the lease, rp_filter off as mirrored: forwarded.
+    lab.dp.maps.set_deadlines(u64::MAX, u64::MAX).unwrap();
+    lab.forward(&via_x, KERNEL_MAC, &lab.out, S::ACCEL_STAT_FWD_FIB);
+}
+
+#[test]
+fn the_leases_clock_is_the_datapaths() {
+    let mut lab = Lab::new();
+    let own = accel::runtime::monotonic_coarse_ns();
+    let dp = accel::datapath::clock::datapath_now_ns(&mut lab.dp.skel.progs.accel_clock).unwrap();
+    let diff = dp.abs_diff(own);
+    assert!(
+        diff < 1_000_000_000,
+        "datapath clock {dp} vs host monotonic {own}: {diff} ns apart"
     );
 }
 

@@ -53,7 +53,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn main() -> Result<()> {
     let a = Args::parse();
-    let maps = Maps::open_pinned(&a.pin_dir).context("opening accel's pinned maps")?;
+    let pins = accel::datapath::pin::PinDir::open_live(&a.pin_dir)?;
+    let maps = Maps::open_pinned(&pins).context("opening accel's pinned maps")?;
     let family = if a.probe.is_ipv4() { "-4" } else { "-6" };
     let mut samples = Vec::with_capacity(a.count);
     for i in 0..a.count {

@@ -181,6 +181,12 @@ static __always_inline int ipv4_source_ok(struct pkt *k, struct iphdr *ip,
 {
 	__u32 rpf = k->in->flags & (ACCEL_IF_RPF_STRICT | ACCEL_IF_RPF_LOOSE);
 
+	/* Without a lease, rp_filter and the local addresses as mirrored may
+	 * be stale: check as strictly as the kernel ever would, through its
+	 * own lookup, and leave every doubtful packet to it. */
+	if (k->cfg & ACCEL_CFG_NO_LEASE)
+		rpf = ACCEL_IF_RPF_STRICT;
+
 	if (bpf_map_lookup_elem(&local4, &ip->saddr))
 		return 0;
 	if (!rpf && !(k->cfg & ACCEL_CFG_SRC_FULL4))
@@ -245,15 +251,15 @@ static __always_inline int ipv4_forward_gate(struct pkt *k, struct iphdr *ip,
 }
 
 static __always_inline int ipv4_commit(struct pkt *k, struct iphdr *ip,
-				       const __u8 *dmac, __u32 out_ifindex,
-				       struct accel_iface *out, int mirror,
+				       const __u8 *dmac, const __u8 *smac,
+				       __u32 out_ifindex, int mirror,
 				       enum accel_stat outcome)
 {
 	if (!ipv4_source_ok(k, ip, out_ifindex, mirror))
 		return count(k->st, ACCEL_STAT_PASS_SRC_CHECK, XDP_PASS);
 	ipv4_decrease_ttl(ip);
 	return redirect_frame(k->ctx, k->eth,
-			      (void *)ip + bpf_ntohs(ip->tot_len), dmac, out,
+			      (void *)ip + bpf_ntohs(ip->tot_len), dmac, smac,
 			      out_ifindex, k->st, outcome);
 }
 
@@ -324,7 +330,7 @@ static __always_inline int ipv4_mirror(struct pkt *k, struct iphdr *ip,
 		n = bpf_map_lookup_elem(&neigh6, &n6);
 		if (!n)
 			return ACCEL_TRY_FIB;
-		return ipv4_commit(k, ip, n->mac, n6.ifindex, out, 1,
+		return ipv4_commit(k, ip, n->mac, out->mac, n6.ifindex, 1,
 				   ACCEL_STAT_FWD_MIRROR);
 	}
 	nkey.ifindex = nh->ifindex;
@@ -332,7 +338,7 @@ static __always_inline int ipv4_mirror(struct pkt *k, struct iphdr *ip,
 	n = bpf_map_lookup_elem(&neigh4, &nkey);
 	if (!n)
 		return ACCEL_TRY_FIB;
-	return ipv4_commit(k, ip, n->mac, nkey.ifindex, out, 1,
+	return ipv4_commit(k, ip, n->mac, out->mac, nkey.ifindex, 1,
 			   ACCEL_STAT_FWD_MIRROR);
 }
 
@@ -361,7 +367,7 @@ static __always_inline int ipv4_fib(struct pkt *k, struct iphdr *ip, int mirror)
 	rc = ipv4_forward_gate(k, ip, out);
 	if (rc != ACCEL_GO)
 		return rc;
-	return ipv4_commit(k, ip, p.dmac, p.ifindex, out, mirror,
+	return ipv4_commit(k, ip, p.dmac, p.smac, p.ifindex, mirror,
 			   ACCEL_STAT_FWD_FIB);
 }
 
@@ -425,14 +431,13 @@ static __always_inline int ipv6_forward_gate(struct pkt *k, struct ipv6hdr *ip6,
 }
 
 static __always_inline int ipv6_commit(struct pkt *k, struct ipv6hdr *ip6,
-				       const __u8 *dmac, __u32 out_ifindex,
-				       struct accel_iface *out,
-				       enum accel_stat outcome)
+				       const __u8 *dmac, const __u8 *smac,
+				       __u32 out_ifindex, enum accel_stat outcome)
 {
 	ip6->hop_limit--;
 	return redirect_frame(k->ctx, k->eth,
 			      (void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len),
-			      dmac, out, out_ifindex, k->st, outcome);
+			      dmac, smac, out_ifindex, k->st, outcome);
 }
 
 /* ipv4_route_nh() for IPv6; ACCEL_STAT_PASS_MP_HASH's packets are
@@ -493,7 +498,7 @@ static __always_inline int ipv6_mirror(struct pkt *k, struct ipv6hdr *ip6,
 	n = bpf_map_lookup_elem(&neigh6, &nkey);
 	if (!n)
 		return ACCEL_TRY_FIB;
-	return ipv6_commit(k, ip6, n->mac, nkey.ifindex, out,
+	return ipv6_commit(k, ip6, n->mac, out->mac, nkey.ifindex,
 			   ACCEL_STAT_FWD_MIRROR);
 }
 
@@ -522,7 +527,7 @@ static __always_inline int ipv6_fib(struct pkt *k, struct ipv6hdr *ip6)
 	rc = ipv6_forward_gate(k, ip6, out);
 	if (rc != ACCEL_GO)
 		return rc;
-	return ipv6_commit(k, ip6, p.dmac, p.ifindex, out, ACCEL_STAT_FWD_FIB);
+	return ipv6_commit(k, ip6, p.dmac, p.smac, p.ifindex, ACCEL_STAT_FWD_FIB);
 }
 
 static __always_inline int handle_ipv6(struct pkt *k)
@@ -556,12 +561,30 @@ static __always_inline int handle_ipv6(struct pkt *k)
 
 /* ------------------------------------------------------------- program */
 
+/*
+ * The leases' clock as the datapath reads it, for the control plane
+ * (BPF_PROG_TEST_RUN): bpf_ktime_get_coarse_ns() is the host's clock, which
+ * differs from the daemon's own CLOCK_MONOTONIC_COARSE in a time namespace.
+ */
+SEC("xdp")
+int accel_clock(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	__u64 now = bpf_ktime_get_coarse_ns();
+
+	if (data + sizeof(now) > (void *)(long)ctx->data_end)
+		return XDP_ABORTED;
+	__builtin_memcpy(data, &now, sizeof(now));
+	return XDP_PASS;
+}
+
 SEC("xdp")
 int accel_xdp(struct xdp_md *ctx)
 {
 	struct accel_config *cfg;
 	struct pkt k = {};
 	__u32 zero = 0, slot;
+	__u64 now;
 
 	k.ctx = ctx;
 	k.end = (void *)(long)ctx->data_end;
@@ -574,10 +597,17 @@ int accel_xdp(struct xdp_md *ctx)
 	cfg = bpf_map_lookup_elem(&accel_cfg, &zero);
 	if (!k.st || !cfg)
 		return XDP_PASS;
-	if (bpf_ktime_get_coarse_ns() >= cfg->lease_until_ns)
+	now = bpf_ktime_get_coarse_ns();
+	if (now >= cfg->alive_until_ns)
 		return count(k.st, ACCEL_STAT_PASS_INACTIVE, XDP_PASS);
 	k.cfg = cfg->flags;
 	k.mp_seed = cfg->mp_seed;
+	if (now >= cfg->lease_until_ns) {
+		/* Nobody vouches for the mirror now (lost events, a resync, a
+		 * paused daemon): the kernel's own lookup decides instead. */
+		k.cfg = ACCEL_CFG_FIB_ONLY | ACCEL_CFG_NO_LEASE;
+		k.st->no_lease++;
+	}
 
 	k.eth = header_at(struct ethhdr, (void *)(long)ctx->data, k.end, 0);
 	if (!k.eth)

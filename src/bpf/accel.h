@@ -191,15 +191,27 @@ enum accel_cfg_flags {
 	 * see only the default rules and may use the mirror. */
 	ACCEL_CFG_SRC_RULES4 = 1 << 8,
 	ACCEL_CFG_SRC_RULES6 = 1 << 9,
+	/* Set by the datapath itself, never written: the mirror's lease has
+	 * lapsed. Implies FIB_ONLY, and source validation by reverse
+	 * bpf_fib_lookup in strict mode. */
+	ACCEL_CFG_NO_LEASE = 1 << 16,
 };
 
 /*
- * Written by the control plane. The mirror is used only while
- * lease_until_ns (CLOCK_MONOTONIC, coarse) lies in the future: a mirror that
- * nobody maintains any more must never take forwarding decisions.
+ * Written by the control plane, which renews two deadlines (host
+ * CLOCK_MONOTONIC, coarse: the clock of bpf_ktime_get_coarse_ns, whatever
+ * time namespace accel runs in):
+ * - lease_until_ns: the mirror may take forwarding decisions. Renewed only
+ *   by a control plane that has applied everything the kernel told it, set
+ *   to 0 the moment it knows the mirror is stale (lost events, a resync).
+ *   Without it, packets are forwarded through bpf_fib_lookup, the kernel's
+ *   own lookup, with the strictest source check.
+ * - alive_until_ns: a control plane is running at all. Without it every
+ *   packet goes to the kernel, as if accel were not there.
  */
 struct accel_config {
 	__u64 lease_until_ns;
+	__u64 alive_until_ns;
 	__u32 flags;
 	/* net.ipv4.fib_multipath_hash_seed (both families use it). */
 	__u32 mp_seed;
@@ -240,7 +252,7 @@ enum accel_stat {
 	ACCEL_STAT_PASS_MTU,	   /* larger than the egress MTU */
 	ACCEL_STAT_PASS_EGRESS,	   /* egress not accel's, down, or = ingress */
 	ACCEL_STAT_PASS_FIB_OTHER, /* other bpf_fib_lookup refusals */
-	ACCEL_STAT_PASS_INACTIVE,  /* no live control plane (lease expired) */
+	ACCEL_STAT_PASS_INACTIVE,  /* no live control plane (alive_until_ns passed) */
 	ACCEL_STAT_PASS_MP_HASH,   /* multipath hash needs the kernel's flow
 				      * dissector (IPv6 extension headers) */
 	ACCEL_STAT_MAX,
@@ -249,6 +261,9 @@ enum accel_stat {
 struct accel_stats {
 	__u64 packets[ACCEL_STAT_MAX];
 	__u64 fwd_bytes;
+	/* Packets that arrived while the mirror's lease had lapsed (whatever
+	 * their outcome above): bpf_fib_lookup decided instead of the mirror. */
+	__u64 no_lease;
 };
 
 #endif /* ACCEL_H */

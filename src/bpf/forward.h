@@ -47,13 +47,14 @@ static __always_inline struct accel_iface *egress_iface(__u32 out_ifindex,
 }
 
 /*
- * Rewrite the MACs, cut Ethernet padding beyond the IP length (the kernel
+ * Rewrite the MACs (the source is the egress interface's: as the mirror
+ * knows it, or as bpf_fib_lookup just read it), cut Ethernet padding beyond the IP length (the kernel
  * trims it before forwarding), and redirect. The L3 header has already been
  * updated by the caller.
  */
 static __always_inline int redirect_frame(struct xdp_md *ctx, struct ethhdr *eth,
 					  void *l3_end, const __u8 *dmac,
-					  const struct accel_iface *out,
+					  const __u8 *smac,
 					  __u32 out_ifindex,
 					  struct accel_stats *st,
 					  enum accel_stat outcome)
@@ -62,7 +63,7 @@ static __always_inline int redirect_frame(struct xdp_md *ctx, struct ethhdr *eth
 	__u64 len;
 
 	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, out->mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
 	if (l3_end < end)
 		bpf_xdp_adjust_tail(ctx, -(int)(end - l3_end));
 	len = (void *)(long)ctx->data_end - (void *)(long)ctx->data;

@@ -7,11 +7,11 @@
 //! starts its successor, which adopts them ([`adopt`]) and swaps its own
 //! program in atomically; the old instance keeps forwarding until then.
 
-use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use super::DatapathError;
+use crate::trusted_path::{c_path, TrustedDir};
 
 const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
@@ -34,8 +34,7 @@ pub struct Attachment {
 impl Attachment {
     /// Pins the link at `path`, so that it (and the program) outlives accel.
     pub fn pin(&self, path: &Path) -> std::io::Result<()> {
-        let c = CString::new(path.as_os_str().as_encoded_bytes())
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        let c = c_path(path);
         // SAFETY: valid link fd and C string.
         let rc = unsafe { libbpf_sys::bpf_obj_pin(self._link.as_raw_fd(), c.as_ptr()) };
         if rc != 0 {
@@ -64,13 +63,13 @@ impl Attachment {
 /// Waits up to `timeout` for `ifindex` to have no XDP program: a previous
 /// instance whose pinned link could not be adopted detaches it when it
 /// sees the pin gone.
-pub fn wait_detached(ifindex: u32, timeout: std::time::Duration) -> bool {
-    let until = std::time::Instant::now() + timeout;
+pub async fn wait_detached(ifindex: u32, timeout: std::time::Duration) -> bool {
+    let until = tokio::time::Instant::now() + timeout;
     while attached_prog_id(ifindex).is_some() {
-        if std::time::Instant::now() >= until {
+        if tokio::time::Instant::now() >= until {
             return false;
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     true
 }
@@ -108,17 +107,21 @@ pub fn adopt(
     ifindex: u32,
     name: &str,
     mode: XdpMode,
-    path: &Path,
+    links: &TrustedDir,
 ) -> Result<Option<Attachment>, String> {
-    if !path.exists() {
+    if !links.contains(name) {
         return Ok(None);
     }
-    let c = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
-    // SAFETY: valid C string.
-    let fd = unsafe { libbpf_sys::bpf_obj_get(c.as_ptr()) };
+    let fd = if links.holds_symlink(name) {
+        -libc::ELOOP
+    } else {
+        let c = c_path(&links.fd_path(name));
+        // SAFETY: valid C string.
+        unsafe { libbpf_sys::bpf_obj_get(c.as_ptr()) }
+    };
     // Whatever happens next, the pin goes: adopted, the link is ours; not
     // adopted, the old program must leave (closing `link` detaches it).
-    let _ = std::fs::remove_file(path);
+    let _ = links.remove(name);
     if fd < 0 {
         return Err(format!(
             "opening the pinned link failed: {}",

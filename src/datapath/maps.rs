@@ -2,7 +2,6 @@
 //! the pins of a running instance, and the writes that apply mirror changes.
 
 use std::cell::{Cell, RefCell};
-use std::path::Path;
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
@@ -12,6 +11,7 @@ use super::keys::{
     nexthop_value, route_key, route_value, NeighKey, RouteKey,
 };
 use super::mmap::MmapLeaves;
+use super::pin::PinDir;
 use super::trie6::{self, Trie6};
 use super::DatapathError;
 use crate::bpf::types::{
@@ -87,14 +87,9 @@ impl Maps {
         .with_fib6()
     }
 
-    /// Opens the maps a running `accel run` pinned under `dir`.
-    pub fn open_pinned(dir: &Path) -> Result<Maps, DatapathError> {
-        let open = |name: &str| {
-            MapHandle::from_pinned_path(dir.join(name)).map_err(|source| DatapathError::NotPinned {
-                dir: dir.to_path_buf(),
-                source,
-            })
-        };
+    /// Opens the maps a running `accel run` pinned in `pins`.
+    pub fn open_pinned(pins: &PinDir) -> Result<Maps, DatapathError> {
+        let open = |name: &str| pins.open_map(name);
         let cfg = open("accel_cfg")?;
         let current = lookup::<_, accel_config>(&cfg, &0u32).unwrap_or_default();
         Ok(Maps {
@@ -262,10 +257,12 @@ impl Maps {
         }
     }
 
-    /// Lets the datapath use the mirror until `until_ns` (CLOCK_MONOTONIC).
-    pub fn renew_lease(&self, until_ns: u64) -> Result<(), DatapathError> {
+    /// Lets the datapath use the mirror until `lease_ns`, and forward at
+    /// all until `alive_ns` (the datapath's clock, see [`super::clock`]).
+    pub fn set_deadlines(&self, lease_ns: u64, alive_ns: u64) -> Result<(), DatapathError> {
         let mut c = self.config.get();
-        c.lease_until_ns = until_ns;
+        c.lease_until_ns = lease_ns;
+        c.alive_until_ns = alive_ns;
         self.write_config(c)
     }
 
@@ -292,6 +289,7 @@ impl Maps {
                 *s += c;
             }
             sum.fwd_bytes += cpu.fwd_bytes;
+            sum.no_lease += cpu.no_lease;
         }
         Ok(sum)
     }

@@ -2,6 +2,7 @@
 //! program is attached to interfaces.
 
 pub mod attach;
+pub mod clock;
 pub mod dir24;
 pub mod keys;
 pub mod maps;
@@ -13,32 +14,32 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatapathError {
-    #[error("loading the XDP program failed (is this root, with BPF support?): {0}")]
+    #[error("loading the XDP program failed (does this process have CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON, on a kernel with BPF support?)")]
     Load(#[source] libbpf_rs::Error),
-    #[error("map {map}: {op} failed: {source}")]
+    #[error("map {map}: {op} failed")]
     Map {
         map: &'static str,
         op: &'static str,
         #[source]
         source: libbpf_rs::Error,
     },
-    #[error("no pinned accel maps at {dir} ({source}); is `accel run` running?")]
+    #[error("no pinned accel maps at {dir}; is `accel run` running?")]
     NotPinned {
         dir: PathBuf,
         #[source]
         source: libbpf_rs::Error,
     },
-    #[error("pinning maps under {dir}: {source}")]
+    #[error("pinning {dir}")]
     Pin {
         dir: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("IPv4 route table: {0}; the route stays with the kernel")]
+    #[error("IPv4 route table")]
     Dir24(#[from] dir24::GroupsExhausted),
-    #[error("IPv6 route table: {0}")]
+    #[error("IPv6 route table")]
     Trie6(#[from] trie6::NodesExhausted),
-    #[error("memory-mapping {map}: {source}")]
+    #[error("memory-mapping {map}")]
     Mmap {
         map: &'static str,
         #[source]
@@ -48,6 +49,23 @@ pub enum DatapathError {
     Bpffs(String),
     #[error("interface {iface}: {msg}")]
     Attach { iface: String, msg: String },
+    #[error(transparent)]
+    Path(#[from] crate::trusted_path::PathError),
+    #[error("reading the datapath's clock (BPF_PROG_TEST_RUN)")]
+    Clock {
+        #[source]
+        source: libbpf_rs::Error,
+    },
+    #[error(
+        "another `accel run` holds the pin directory {0}; stop it first (or give this \
+         instance a --pin-dir of its own)"
+    )]
+    PinDirBusy(PathBuf),
+    #[error(
+        "no live `accel run` holds {dir}{}",
+        if *leftover { "; the maps pinned there are left over from a stopped instance" } else { "" }
+    )]
+    NotRunning { dir: PathBuf, leftover: bool },
 }
 
 use std::mem::MaybeUninit;

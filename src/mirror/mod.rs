@@ -92,7 +92,7 @@ pub enum Change {
 }
 
 /// What a batch of changes did, for `accel sync` and the logs.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChangeSummary {
     pub routes_put: usize,
     pub routes_deleted: usize,

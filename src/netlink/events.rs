@@ -23,7 +23,7 @@
 //! here as [`Event::Overrun`]. A real NLMSG_OVERRUN from the kernel (never
 //! sent in practice) is reported the same way.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -34,6 +34,7 @@ use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{AsyncSocket, SocketAddr};
 use rtnetlink::{proto::Connection, Handle, MulticastGroup};
+use rustix::event::{PollFd, PollFlags};
 
 use super::{parse, NetlinkError};
 use crate::model::{Event, RouteAdd};
@@ -92,10 +93,25 @@ pub fn subscribe_with_rcvbuf(rcvbuf: usize) -> Result<Subscription, NetlinkError
         Ok(v) => debug!("netlink receive buffer: {v} bytes"),
         Err(e) => debug!("getsockopt(SO_RCVBUF): {e}"),
     }
+    // A second descriptor of the same socket, to see whether the kernel
+    // has queued messages the connection task has not read yet.
+    let sock = connection
+        .socket_mut()
+        .socket_mut()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|source| NetlinkError::Socket {
+            context: "duplicating the netlink socket",
+            source,
+        })?;
     Ok(Subscription {
         connection,
         handle,
-        events: EventStream { rx: messages },
+        events: EventStream {
+            rx: messages,
+            ahead: None,
+            sock,
+        },
     })
 }
 
@@ -198,6 +214,24 @@ pub fn to_event(msg: NetlinkMessage<RouteNetlinkMessage>) -> Option<Event> {
 /// task stops.
 pub struct EventStream {
     rx: UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>,
+    /// An event taken off the queue by [`EventStream::drained`].
+    ahead: Option<Event>,
+    sock: OwnedFd,
+}
+
+/// Whether the kernel has nothing queued on `sock`: no message (POLLIN)
+/// and no pending error such as the ENOBUFS of lost messages (POLLERR).
+pub fn socket_idle(sock: BorrowedFd<'_>) -> bool {
+    let mut fds = [PollFd::new(&sock, PollFlags::IN)];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    match rustix::event::poll(&mut fds, Some(&zero)) {
+        Ok(0) => true,
+        Ok(_) => fds[0].revents().is_empty(),
+        Err(_) => false,
+    }
 }
 
 impl EventStream {
@@ -206,10 +240,24 @@ impl EventStream {
         futures::StreamExt::next(self).await
     }
 
+    /// Whether every event the kernel has sent so far has been taken from
+    /// this stream: nothing in the socket, nothing in the queue between the
+    /// connection task and the stream.
+    pub fn drained(&mut self) -> bool {
+        if self.ahead.is_some() {
+            return false;
+        }
+        self.ahead = self.try_next();
+        self.ahead.is_none() && socket_idle(self.sock.as_fd())
+    }
+
     /// The next event already queued, without waiting: `None` when the
     /// queue is empty (or the connection is gone). Handy to drain the events
     /// buffered during a dump.
     pub fn try_next(&mut self) -> Option<Event> {
+        if let Some(ev) = self.ahead.take() {
+            return Some(ev);
+        }
         while let Ok((msg, _)) = self.rx.try_recv() {
             if let Some(ev) = to_event(msg) {
                 return Some(ev);
@@ -224,6 +272,9 @@ impl Stream for EventStream {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         let this = self.get_mut();
+        if let Some(ev) = this.ahead.take() {
+            return Poll::Ready(Some(ev));
+        }
         loop {
             match Pin::new(&mut this.rx).poll_next(cx) {
                 Poll::Ready(Some((msg, _))) => {

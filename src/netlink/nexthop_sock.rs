@@ -3,7 +3,7 @@
 //! drops these messages, so they cannot share its connection).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use super::nexthop::{parse, NexthopEvent, NexthopObject, RTM_GETNEXTHOP};
 
@@ -182,6 +182,11 @@ impl NexthopEvents {
         // as long as the AsyncFd holds it.
         let sock = unsafe { tokio::io::unix::AsyncFd::register(s) }?;
         Ok(NexthopEvents { sock })
+    }
+
+    /// Whether the kernel has nothing queued for this socket.
+    pub fn drained(&self) -> bool {
+        super::events::socket_idle(self.sock.get_ref().fd.as_fd())
     }
 
     /// The next batch of changes (or an overrun).

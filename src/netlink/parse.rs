@@ -8,7 +8,7 @@ use netlink_packet_core::Nla;
 
 use netlink_packet_route::{
     address::{AddressAttribute, AddressMessage},
-    link::{LinkAttribute, LinkFlags, LinkInfo, LinkMessage},
+    link::{LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage},
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage},
     route::{
         RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteMetric, RouteType, RouteVia,
@@ -190,7 +190,11 @@ pub fn link(msg: &LinkMessage) -> Option<model::Link> {
     for a in &msg.attributes {
         match a {
             LinkAttribute::IfName(n) => l.name = n.clone(),
-            LinkAttribute::Address(mac) => l.mac = mac6(mac),
+            // Only Ethernet addresses: loopback and tun devices report
+            // zeros or nothing, and no frame can be forwarded to them.
+            LinkAttribute::Address(mac) if h.link_layer_type == LinkLayerType::Ether => {
+                l.mac = mac6(mac)
+            }
             LinkAttribute::Mtu(m) => l.mtu = *m,
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
@@ -545,8 +549,17 @@ mod tests {
     fn link_msg(attrs: Vec<LinkAttribute>) -> LinkMessage {
         let mut m = LinkMessage::default();
         m.header.index = 9;
+        m.header.link_layer_type = LinkLayerType::Ether;
         m.attributes = attrs;
         m
+    }
+
+    #[test]
+    fn only_ethernet_links_have_a_mac() {
+        // What `lo` reports: six zero bytes, link type loopback.
+        let mut m = link_msg(vec![LinkAttribute::Address(vec![0; 6])]);
+        m.header.link_layer_type = LinkLayerType::Loopback;
+        assert_eq!(link(&m).unwrap().mac, None);
     }
 
     #[test]

@@ -221,7 +221,10 @@ addr add 2001:db8:3::1/64 dev x0 nodad
             lab.put_iface(&out, FLAGS_ALL, 1500),
         ]);
         lab.apply(&[Change::Config(0)]);
-        lab.dp.maps.renew_lease(u64::MAX).expect("lease");
+        lab.dp
+            .maps
+            .set_deadlines(u64::MAX, u64::MAX)
+            .expect("lease");
         lab
     }
 

@@ -1,0 +1,185 @@
+//! When the datapath may trust the mirror: the two deadlines of
+//! `struct accel_config` (see accel.h) and the rule for renewing them.
+//!
+//! The mirror lease is renewed only by a control plane that has applied
+//! everything the kernel has told it: no event waiting in a socket or a
+//! queue, no overrun pending, no resync under way. The moment the control
+//! plane learns that its mirror is stale (lost events, the start of a
+//! resync), the lease is revoked. A paused or starved daemon stops renewing,
+//! and the datapath stops using the mirror within [`MIRROR_LEASE`].
+//! Without the lease the datapath forwards through `bpf_fib_lookup`, so
+//! neither a resync nor a pause makes forwarding fall to kernel speed.
+//!
+//! The alive deadline is renewed by any running control plane, fresh or
+//! not; once it passes (a daemon stopped for good while its program stays
+//! attached, as after a failed handover), every packet goes to the kernel.
+//!
+//! Deadlines are in the datapath's clock (see [`crate::datapath::clock`]):
+//! the time is read before looking at the queues, so a lease never reaches
+//! further than [`MIRROR_LEASE`] past a moment at which the mirror was
+//! known to be exact.
+
+use std::time::{Duration, Instant};
+
+/// How long the mirror may be used after the last moment the control plane
+/// vouched for it: the longest a paused daemon's mirror can be used.
+pub const MIRROR_LEASE: Duration = Duration::from_millis(500);
+/// How long the datapath forwards at all (through bpf_fib_lookup) after
+/// the last sign of a running control plane.
+pub const ALIVE_LEASE: Duration = Duration::from_secs(30);
+/// How often the control plane renews.
+pub const RENEW_EVERY: Duration = Duration::from_millis(100);
+
+/// Deadlines to write into the datapath's config, in its clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    pub lease_ns: u64,
+    pub alive_ns: u64,
+}
+
+impl Deadlines {
+    /// Neither the mirror nor the datapath may be used: the kernel alone.
+    pub const NONE: Deadlines = Deadlines {
+        lease_ns: 0,
+        alive_ns: 0,
+    };
+}
+
+fn after(now_ns: u64, d: Duration) -> u64 {
+    now_ns.saturating_add(d.as_nanos() as u64)
+}
+
+/// The control plane's side of the lease.
+#[derive(Debug)]
+pub struct Lease {
+    /// The mirror is known to be stale until a resync completes.
+    stale: bool,
+    /// The mirror lease last written.
+    lease_ns: u64,
+    last_renewal: Option<Instant>,
+}
+
+impl Default for Lease {
+    fn default() -> Self {
+        Lease::new()
+    }
+}
+
+impl Lease {
+    /// A lease not granted yet: the mirror is stale until the first resync.
+    pub fn new() -> Lease {
+        Lease {
+            stale: true,
+            lease_ns: 0,
+            last_renewal: None,
+        }
+    }
+
+    /// The mirror is known to be stale (events were lost, a resync starts):
+    /// the deadlines that revoke the lease at once.
+    pub fn revoke(&mut self, now_ns: u64) -> Deadlines {
+        self.stale = true;
+        self.lease_ns = 0;
+        Deadlines {
+            lease_ns: 0,
+            alive_ns: after(now_ns, ALIVE_LEASE),
+        }
+    }
+
+    /// A resync made the mirror exact again; the next renewal, due at
+    /// once, may grant the lease if nothing is waiting by then.
+    pub fn settle(&mut self) {
+        self.stale = false;
+        self.last_renewal = None;
+    }
+
+    pub fn is_stale(&self) -> bool {
+        self.stale
+    }
+
+    /// Whether a renewal is due at `at`.
+    pub fn due(&self, at: Instant) -> bool {
+        self.last_renewal
+            .is_none_or(|t| at.duration_since(t) >= RENEW_EVERY)
+    }
+
+    /// The deadlines of a renewal. `now_ns` must have been read before
+    /// `drained` was established: the lease then covers no moment at which
+    /// an event could have been waiting unseen for longer than the lease.
+    pub fn renew(&mut self, at: Instant, now_ns: u64, drained: bool) -> Deadlines {
+        self.last_renewal = Some(at);
+        if !self.stale && drained {
+            self.lease_ns = after(now_ns, MIRROR_LEASE);
+        }
+        Deadlines {
+            lease_ns: self.lease_ns,
+            alive_ns: after(now_ns, ALIVE_LEASE),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: u64 = 1_000_000_000_000;
+
+    #[test]
+    fn no_lease_before_the_first_resync() {
+        let mut l = Lease::new();
+        let d = l.renew(Instant::now(), T0, true);
+        assert_eq!(d.lease_ns, 0);
+        assert_eq!(d.alive_ns, T0 + ALIVE_LEASE.as_nanos() as u64);
+        l.settle();
+        let d = l.renew(Instant::now(), T0, true);
+        assert_eq!(d.lease_ns, T0 + MIRROR_LEASE.as_nanos() as u64);
+    }
+
+    #[test]
+    fn a_control_plane_with_events_waiting_does_not_renew() {
+        let mut l = Lease::new();
+        l.settle();
+        let granted = l.renew(Instant::now(), T0, true).lease_ns;
+        // Later, events are waiting: the lease keeps its old deadline and
+        // lapses by itself unless they are applied.
+        let d = l.renew(Instant::now(), T0 + 200_000_000, false);
+        assert_eq!(d.lease_ns, granted);
+        assert!(d.alive_ns > granted, "still alive");
+        let d = l.renew(Instant::now(), T0 + 300_000_000, true);
+        assert_eq!(
+            d.lease_ns,
+            T0 + 300_000_000 + MIRROR_LEASE.as_nanos() as u64
+        );
+    }
+
+    #[test]
+    fn a_known_stale_mirror_revokes_at_once_and_stays_revoked() {
+        let mut l = Lease::new();
+        l.settle();
+        l.renew(Instant::now(), T0, true);
+        let d = l.revoke(T0 + 1);
+        assert_eq!(d.lease_ns, 0);
+        assert!(d.alive_ns > T0);
+        // Drained queues do not bring it back: only a completed resync does.
+        assert_eq!(l.renew(Instant::now(), T0 + 2, true).lease_ns, 0);
+        l.settle();
+        assert!(l.due(Instant::now()), "due at once after a resync");
+        assert!(l.renew(Instant::now(), T0 + 3, true).lease_ns > T0);
+    }
+
+    #[test]
+    fn renewals_are_paced() {
+        let mut l = Lease::new();
+        let t = Instant::now();
+        assert!(l.due(t));
+        l.renew(t, T0, true);
+        assert!(!l.due(t + RENEW_EVERY / 2));
+        assert!(l.due(t + RENEW_EVERY));
+    }
+
+    #[test]
+    fn the_lease_is_never_longer_than_a_second() {
+        assert!(MIRROR_LEASE <= Duration::from_secs(1));
+        assert!(RENEW_EVERY < MIRROR_LEASE / 2);
+    }
+}
