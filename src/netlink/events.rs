@@ -1,7 +1,7 @@
 //! The multicast rtnetlink connection and its stream of [`Event`]s.
 //!
-//! Usage (subscribe, then dump on the same connection, then apply the events
-//! that were queued during the dump):
+//! Usage (subscribe, then dump, then apply the events that were queued
+//! during the dump):
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), accel::netlink::NetlinkError> {
@@ -33,7 +33,7 @@ use log::{debug, warn};
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{AsyncSocket, SocketAddr};
-use rtnetlink::{proto::Connection, Handle, MulticastGroup};
+use rtnetlink::{Handle, MulticastGroup};
 use rustix::event::{PollFd, PollFlags};
 
 use super::{parse, NetlinkError};
@@ -54,12 +54,18 @@ pub const GROUPS: [MulticastGroup; 8] = [
     MulticastGroup::Ipv6Rule,
 ];
 
-/// A subscribed rtnetlink connection.
+/// A subscribed rtnetlink connection, and one for requests.
+///
+/// Requests (dumps, NTF_USE) never share the subscribed socket: when a
+/// burst of notifications fills its receive buffer, the kernel drops the
+/// answers to requests made there too (an ack, the error of a dump that
+/// cannot start), and the request would wait forever. Lost notifications
+/// are recovered by a resync; a lost answer is not.
 pub struct Subscription {
-    /// The connection's I/O driver: spawn it (`tokio::spawn(connection)`).
+    /// The I/O drivers of both sockets: spawn it (`tokio::spawn(connection)`).
     /// Nothing, neither dumps nor events, progresses until it runs.
-    pub connection: Connection<RouteNetlinkMessage>,
-    /// Request handle on the same socket, for [`super::dump`].
+    pub connection: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    /// Request handle, on the socket of its own, for [`super::dump`].
     pub handle: Handle,
     /// Notifications converted to [`Event`]s.
     pub events: EventStream,
@@ -75,9 +81,14 @@ pub fn subscribe() -> Result<Subscription, NetlinkError> {
 /// doubles it). SO_RCVBUFFORCE is tried first (needs CAP_NET_ADMIN); on
 /// failure SO_RCVBUF is used, which net.core.rmem_max caps.
 pub fn subscribe_with_rcvbuf(rcvbuf: usize) -> Result<Subscription, NetlinkError> {
-    let (mut connection, handle, messages) =
+    let (mut connection, _, messages) =
         rtnetlink::new_multicast_connection(&GROUPS).map_err(|source| NetlinkError::Socket {
             context: "opening the multicast rtnetlink connection",
+            source,
+        })?;
+    let (requests, handle, _) =
+        rtnetlink::new_connection().map_err(|source| NetlinkError::Socket {
+            context: "opening the rtnetlink request connection",
             source,
         })?;
     let fd = connection.socket_mut().socket_mut().as_raw_fd();
@@ -104,8 +115,11 @@ pub fn subscribe_with_rcvbuf(rcvbuf: usize) -> Result<Subscription, NetlinkError
             context: "duplicating the netlink socket",
             source,
         })?;
+    let both = futures::future::join(connection, requests);
     Ok(Subscription {
-        connection,
+        connection: Box::pin(async move {
+            both.await;
+        }),
         handle,
         events: EventStream {
             rx: messages,
@@ -249,6 +263,13 @@ impl EventStream {
         }
         self.ahead = self.try_next();
         self.ahead.is_none() && socket_idle(self.sock.as_fd())
+    }
+
+    /// Returns an event taken with [`EventStream::try_next`]: it comes
+    /// next again.
+    pub fn put_back(&mut self, ev: Event) {
+        debug_assert!(self.ahead.is_none());
+        self.ahead = Some(ev);
     }
 
     /// The next event already queued, without waiting: `None` when the
