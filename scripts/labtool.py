@@ -142,6 +142,21 @@ def cmd_switch(a):
     print(json.dumps(res))
 
 
+def cmd_stale(a):
+    """Datagrams delivered to OLD although sent after the route change made
+    them belong elsewhere (`ip route` returned at t1): how many, and how
+    long after t1 the last of them was sent. With --resume, how many of
+    them were sent after that moment (a daemon's SIGCONT)."""
+    late = [r for r in read_log(a.old, a.tag) if r[1] >= a.t1]
+    res = {
+        "stale": len(late),
+        "stale_window_ms": round(max((r[1] - a.t1 for r in late), default=0.0) * 1000, 1),
+    }
+    if a.resume is not None:
+        res["stale_after_resume"] = sum(1 for r in late if r[1] >= a.resume)
+    print(json.dumps(res))
+
+
 def cmd_gap(a):
     """A route is deleted at [d0, d1] and added back at [a0, a1] towards NEW.
 
@@ -228,6 +243,12 @@ def main():
     for n in ("t0", "t1"):
         s.add_argument("--" + n, type=float, required=True)
     s.set_defaults(fn=cmd_switch)
+    s = sub.add_parser("stale")
+    s.add_argument("--old", required=True)
+    s.add_argument("--tag", required=True)
+    s.add_argument("--t1", type=float, required=True)
+    s.add_argument("--resume", type=float)
+    s.set_defaults(fn=cmd_stale)
     s = sub.add_parser("gap")
     s.add_argument("--new", required=True)
     s.add_argument("--tag", required=True)

@@ -248,6 +248,24 @@ impl Daemon {
         self.write_deadlines(d)
     }
 
+    /// Applies the events already queued, so that a check compares the
+    /// kernel with a mirror that has seen what the kernel said before it.
+    /// Lost events stop it: they are left for the event loop, which
+    /// resyncs.
+    /// Returns true when one of them makes a resync due.
+    async fn catch_up(&mut self) -> Result<bool, DaemonError> {
+        while let Some(ev) = self.events.try_next() {
+            if matches!(ev, Event::Overrun) {
+                self.events.put_back(ev);
+                return Ok(false);
+            }
+            if self.event(ev).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     fn mirror_size(&self) -> MirrorSize {
         MirrorSize {
             routes: self.mirror.route_count(),
@@ -257,11 +275,13 @@ impl Daemon {
         }
     }
 
-    /// Answers one control request. A failed resync is answered, then
+    /// Answers one control request; true when a resync is due (the events
+    /// a check caught up with said so). A failed resync is answered, then
     /// returned: like any failed resync it ends the daemon, whose mirror it
     /// left without a view.
-    async fn serve(&mut self, p: Pending) -> Result<(), DaemonError> {
+    async fn serve(&mut self, p: Pending) -> Result<bool, DaemonError> {
         let mut failed = None;
+        let mut resync_due = false;
         let reply = match p.request {
             Request::Sync => match self.resync("accel sync").await {
                 Ok(changes) => Reply::Synced {
@@ -277,7 +297,7 @@ impl Daemon {
                     reply
                 }
             },
-            Request::Check => match self.check().await {
+            Request::Check => match self.check_now(&mut resync_due).await {
                 Ok((changes, examples)) => Reply::Checked {
                     changes,
                     examples,
@@ -289,7 +309,16 @@ impl Daemon {
             },
         };
         let _ = p.reply.send(reply);
-        failed.map_or(Ok(()), Err)
+        failed.map_or(Ok(resync_due), Err)
+    }
+
+    /// A check of the mirror after catching up with the queued events.
+    async fn check_now(
+        &mut self,
+        resync_due: &mut bool,
+    ) -> Result<(ChangeSummary, Vec<String>), DaemonError> {
+        *resync_due = self.catch_up().await?;
+        self.check().await
     }
 
     /// Marks the STALE neighbour entries of mirrored gateways as in use,
@@ -655,10 +684,7 @@ impl Running {
                     d.nudge_neighbours().await;
                     None
                 }
-                p = next_request(&mut self.requests) => {
-                    d.serve(p).await?;
-                    None
-                }
+                p = next_request(&mut self.requests) => d.serve(p).await?.then_some("link change"),
                 _ = handover_tick.tick(), if self.handover.is_some() => {
                     if self.check_handover()? {
                         return Ok(Stop::HandedOver);
@@ -695,6 +721,14 @@ impl Running {
             info!("handover already in progress");
             return Ok(());
         }
+        // Before anything is pinned or given up.
+        let successor = match handover::checked_successor() {
+            Ok(s) => s,
+            Err(e) => {
+                warn!("handover refused: {}; carrying on", error_chain(&e));
+                return Ok(());
+            }
+        };
         let links = match self.presence.pins.links(Missing::Create) {
             Ok(l) => l,
             Err(e) => {
@@ -712,7 +746,7 @@ impl Running {
         // This instance needs none of these to keep forwarding.
         self.presence.give_up();
         let retry = self.presence.pins.links(Missing::Fail);
-        match Handover::start(links, pins.clone()) {
+        match Handover::start(successor, links, pins.clone()) {
             Ok(h) => {
                 info!(
                     "handover: started the successor (pid {}); XDP keeps forwarding from this \

@@ -113,10 +113,14 @@ pub fn checked_successor() -> Result<(PathBuf, OwnedFd), HandoverError> {
 }
 
 impl Handover {
-    /// Starts the successor; `pins` are the links in `links` it is to
+    /// Starts the successor `exe` (checked, open as `file`: see
+    /// [`checked_successor`]); `pins` are the links in `links` it is to
     /// adopt.
-    pub fn start(links: TrustedDir, pins: Vec<String>) -> Result<Handover, HandoverError> {
-        let (exe, file) = checked_successor()?;
+    pub fn start(
+        (exe, file): (PathBuf, OwnedFd),
+        links: TrustedDir,
+        pins: Vec<String>,
+    ) -> Result<Handover, HandoverError> {
         // Executed through the descriptor of the checked file (fexecve),
         // under its own name.
         let successor = Command::new(format!("/proc/self/fd/{}", file.as_raw_fd()))

@@ -33,8 +33,9 @@ pub enum RuntimeError {
 
 /// The capabilities `accel run` needs: loading BPF programs and maps
 /// (CAP_BPF), attaching XDP, netlink changes and SO_RCVBUFFORCE
-/// (CAP_NET_ADMIN), and the verifier's trust for pointer arithmetic in the
-/// datapath without Spectre mitigations (CAP_PERFMON).
+/// (CAP_NET_ADMIN), and the verifier's leave to compare packet pointers
+/// with NULL (CAP_PERFMON: without it the datapath is refused, "pointer
+/// comparison prohibited").
 pub const RUN_CAPS: CapabilitySet = CapabilitySet::BPF
     .union(CapabilitySet::NET_ADMIN)
     .union(CapabilitySet::PERFMON);
@@ -157,7 +158,7 @@ impl RunDir {
 
     /// Records who runs now (a successor replaces its predecessor's pid).
     pub fn write_pid(&self) -> Result<(), RuntimeError> {
-        let mut f = self.dir.write_file(PID_FILE)?;
+        let mut f = self.dir.new_file(PID_FILE)?;
         std::io::Write::write_all(&mut f, format!("{}\n", std::process::id()).as_bytes()).map_err(
             |source| RuntimeError::Io {
                 path: self.dir.shown(PID_FILE),

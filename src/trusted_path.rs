@@ -199,6 +199,17 @@ impl TrustedDir {
         self.path.join(name)
     }
 
+    /// Creates `name` afresh (mode 0600, O_EXCL), replacing whatever was
+    /// there, a symlink included, without following it.
+    pub fn new_file(&self, name: &str) -> Result<std::fs::File, PathError> {
+        self.remove(name)?;
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(0o600))
+            .map_err(|e| PathError::io(&self.shown(name), e))?;
+        Ok(std::fs::File::from(fd))
+    }
+
     /// Opens `name` for writing, created with mode 0600 (and truncated);
     /// never through a symlink.
     pub fn write_file(&self, name: &str) -> Result<std::fs::File, PathError> {

@@ -1,0 +1,469 @@
+#!/usr/bin/env bash
+# Hostile and unlucky cases, as regression tests: a frozen or starved
+# daemon, lost events, a time namespace, idle control clients, and a local
+# user trying to turn accel's root privileges against the host (planted
+# directories, symlinks, a replaced binary, a permissive umask).
+#
+#   sudo bash tests/hostile.sh     # ACCEL=path/to/accel to test another binary
+#
+# Prints `ok - NAME` / `not ok - NAME: DETAILS` per check and finally
+# `N passed, M failed`; exits non-zero on any failure. Uses the lab of
+# scripts/lab.sh (src -> rtr -> dst1 | dst2) in a private mount namespace;
+# steps of the local user run as `nobody` through setpriv.
+set -u
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "tests/hostile.sh must run as root (namespaces, XDP, setpriv)" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+# shellcheck source=../scripts/lab.sh
+source "$HERE/../scripts/lab.sh"
+lab_private_mountns "$SELF" "$@"
+
+PASSED=0
+FAILED=0
+ok() {
+    echo "ok - $1${2:+ ($2)}"
+    PASSED=$((PASSED + 1))
+}
+not_ok() {
+    echo "not ok - $1: $2"
+    FAILED=$((FAILED + 1))
+}
+check() {
+    local name=$1 details=$2
+    shift 2
+    if "$@"; then ok "$name" "$details"; else not_ok "$name" "$details"; fi
+}
+note() { echo "# $*"; }
+jget() { python3 -c "import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print('none' if v is None else v)" "$1" "$2"; }
+le() { python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) else 1)" "$1" "$2"; }
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }
+
+finish() {
+    local rc=$?
+    if [[ $FAILED -gt 0 && -f ${LAB_DIR:-/nonexistent}/accel.log ]]; then
+        cp "$LAB_DIR/accel.log" "/tmp/$LAB_PREFIX-hostile-accel.log"
+        note "accel log (last 15 lines; all of it in /tmp/$LAB_PREFIX-hostile-accel.log):"
+        tail -n 15 "$LAB_DIR/accel.log" | sed 's/^/#   /'
+    fi
+    [[ -n ${FREEZE_PID:-} ]] && kill -CONT "$FREEZE_PID" 2>/dev/null
+    lab_down
+    return $rc
+}
+
+lab_init || { echo "0 passed, 1 failed"; exit 1; }
+trap finish EXIT
+trap "exit 130" INT TERM
+if [[ ! -x $ACCEL ]]; then
+    not_ok "accel binary" "$ACCEL is not executable (cargo build --release, or set ACCEL)"
+    echo "$PASSED passed, $FAILED failed"
+    exit 1
+fi
+note "accel: $ACCEL; namespaces $LAB_PREFIX-*; temp dir $LAB_DIR"
+lab_up || { not_ok "lab setup" "building the namespaces failed"; echo "$PASSED passed, $FAILED failed"; exit 1; }
+
+RATE=2000 # datagrams per second in the streams below
+KERNEL_SMALL=100
+
+# start_accel [WRAPPER...]: starts accel in rtr (optionally under a wrapper
+# such as `unshare --time ...`) and waits until it forwards. Sets ACCEL_PID
+# (what to signal: accel itself, not the wrapper).
+start_accel() {
+    touch "$LAB_DIR/accel.log"
+    ACCEL_LOG_OFFSET=$(stat -c %s "$LAB_DIR/accel.log")
+    nsenter --net="/run/netns/$NS_RTR" -- "$@" "$ACCEL" run -i "$LAB_R_SRC" -i "$LAB_R_DST1" -i "$LAB_R_DST2" \
+        >>"$LAB_DIR/accel.log" 2>&1 &
+    ACCEL_PID=$!
+    local i child
+    # Wrappers that exec (nsenter, setpriv) leave accel at $!; those that
+    # fork (unshare --fork) make it a child.
+    WRAPPER_PID=$ACCEL_PID
+    for ((i = 0; i < 50; i++)); do
+        [[ $(cat "/proc/$WRAPPER_PID/comm" 2>/dev/null) == accel ]] && break
+        child=$(pgrep -P "$WRAPPER_PID" | head -n1)
+        if [[ -n $child && $(cat "/proc/$child/comm" 2>/dev/null) == accel ]]; then
+            ACCEL_PID=$child
+            break
+        fi
+        sleep 0.05
+    done
+    lab_accel_wait 30 || return 1
+    # Resolve the gateways (first packets to a new neighbour go to the kernel).
+    lab_send "$NS_SRC" "$LAB_SVC4" 20 200 warm >/dev/null
+    lab_send "$NS_SRC" "$LAB_SVC4B" 20 200 warm >/dev/null
+    sleep 0.3
+}
+
+stop_accel() {
+    [[ -n ${ACCEL_PID:-} ]] || return 0
+    kill -CONT "$ACCEL_PID" 2>/dev/null
+    kill -TERM "$ACCEL_PID" 2>/dev/null
+    local i
+    for ((i = 0; i < 100; i++)); do kill -0 "$ACCEL_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$ACCEL_PID" 2>/dev/null
+    wait "${WRAPPER_PID:-$ACCEL_PID}" 2>/dev/null
+    ACCEL_PID= WRAPPER_PID=
+}
+
+route_to() { # dst1|dst2: where 198.51.100.0/24 goes
+    local gw=$LAB_DST1_GW4
+    [[ $1 == dst2 ]] && gw=$LAB_DST2_GW4
+    ip -n "$NS_RTR" route replace "$LAB_SVC4_NET" via "$gw"
+}
+
+stream_start() { # TAG: 198.51.100.1 at $RATE/s until stream_stop
+    lab_send_bg "$LAB_DIR/$1.send" "$NS_SRC" "$LAB_SVC4" 0 "$RATE" "$1" --duration 30
+    STREAM_PID=$LAB_SEND_PID
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ $(lab_received "$1" dst1 dst2) -ge 100 ]] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+stream_stop() {
+    kill "$STREAM_PID" 2>/dev/null
+    wait "$STREAM_PID" 2>/dev/null
+    sleep 0.3
+}
+
+kernel_fwd4() { read -r -a k <<<"$(lab_fwd_counters)"; echo "${k[0]}"; }
+
+# ---------------------------------------------------------------- A2. frozen daemon
+# SIGSTOP the daemon, move the route: the datapath may follow the frozen
+# mirror only until its lease runs out (<= 1 s), and then keeps forwarding
+# in XDP through bpf_fib_lookup, not through the kernel.
+freeze_round() { # TAG: sets FR (stale JSON), FR_KFWD, FR_FIB
+    local tag=$1 t1 k0 k1 f0 f1
+    route_to dst1
+    stream_start "$tag" || return 1
+    kill -STOP "$ACCEL_PID"
+    FREEZE_PID=$ACCEL_PID
+    route_to dst2
+    t1=$EPOCHREALTIME
+    sleep 1
+    k0=$(kernel_fwd4)
+    f0=$(lab_accel_stat --iface "$LAB_R_SRC" fwd_fib)
+    sleep 1
+    k1=$(kernel_fwd4)
+    f1=$(lab_accel_stat --iface "$LAB_R_SRC" fwd_fib)
+    kill -CONT "$ACCEL_PID"
+    FREEZE_PID=
+    sleep 0.3
+    stream_stop
+    FR=$(python3 "$LAB_TOOL" stale --old "$LAB_DIR/dst1.sink" --tag "$tag" --t1 "$t1")
+    FR_KFWD=$((k1 - k0)) FR_FIB=$((f1 - f0))
+    route_to dst1
+}
+
+start_accel || not_ok "A. accel starts" "$(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+if freeze_round a2; then
+    w=$(jget "$FR" stale_window_ms)
+    check "A2. frozen daemon: the mirror is used at most 1 s after a route change (lease)" \
+        "stale datagrams $(jget "$FR" stale), last sent ${w} ms after the change" le "$w" 1000
+    check "A2. ... and then XDP forwards through bpf_fib_lookup, not the kernel" \
+        "in the 2nd second frozen: fwd_fib +$FR_FIB, kernel forwarded +$FR_KFWD" \
+        eval "[[ $FR_FIB -ge $((RATE / 2)) && $FR_KFWD -lt $KERNEL_SMALL ]]"
+else
+    not_ok "A2. frozen daemon" "the stream never arrived"
+fi
+
+# ---------------------------------------------------------------- A1. resume after a freeze
+# Frozen long enough for the lease to lapse, the route moved meanwhile: on
+# SIGCONT not one datagram may follow the old mirror, however the event
+# loop orders its work.
+resume_rounds() {
+    local r tag t1 tc res bad=0 all=""
+    for ((r = 1; r <= 5; r++)); do
+        tag=a1r$r
+        route_to dst1
+        sleep 0.2
+        stream_start "$tag" || return 1
+        kill -STOP "$ACCEL_PID"
+        FREEZE_PID=$ACCEL_PID
+        route_to dst2
+        t1=$EPOCHREALTIME
+        sleep 0.8
+        tc=$EPOCHREALTIME
+        kill -CONT "$ACCEL_PID"
+        FREEZE_PID=
+        sleep 0.5
+        stream_stop
+        res=$(python3 "$LAB_TOOL" stale --old "$LAB_DIR/dst1.sink" --tag "$tag" --t1 "$t1" --resume "$tc")
+        all+="$(jget "$res" stale_after_resume) "
+        bad=$((bad + $(jget "$res" stale_after_resume)))
+    done
+    A1_DETAILS="stale datagrams after SIGCONT per round: $all"
+    [[ $bad -eq 0 ]]
+}
+check "A1. resume after a freeze: no datagram follows the old route after SIGCONT (5 rounds)" \
+    "${A1_DETAILS:-}" resume_rounds
+note "A1: ${A1_DETAILS:-}"
+
+# Events lost while frozen (200k route additions overrun the socket):
+# the known-stale mirror must not be used, from SIGCONT through the resync.
+overrun_round() {
+    local t1 tc res lines
+    python3 -c '
+import sys
+for i in range(200000):
+    print(f"route add 100.{64 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}/32 via 10.11.2.2 table 100")
+' >"$LAB_DIR/routes.batch"
+    route_to dst1
+    stream_start a1o || return 1
+    kill -STOP "$ACCEL_PID"
+    FREEZE_PID=$ACCEL_PID
+    route_to dst2
+    t1=$EPOCHREALTIME
+    ip -n "$NS_RTR" -batch "$LAB_DIR/routes.batch"
+    sleep 0.6
+    tc=$EPOCHREALTIME
+    kill -CONT "$ACCEL_PID"
+    FREEZE_PID=
+    sleep 3
+    stream_stop
+    res=$(python3 "$LAB_TOOL" stale --old "$LAB_DIR/dst1.sink" --tag a1o --t1 "$t1" --resume "$tc")
+    lines=$(lab_accel_log | grep -c 'events were lost')
+    OV_DETAILS="$res; overrun logged $lines time(s)"
+    ip -n "$NS_RTR" route flush table 100
+    [[ $(jget "$res" stale_after_resume) -eq 0 ]]
+}
+check "A1. events lost while frozen: no datagram follows the old route after SIGCONT" \
+    "${OV_DETAILS:-}" overrun_round
+note "A1 overrun: ${OV_DETAILS:-}"
+sleep 1
+sy=$(lab_accel sync --check 2>&1)
+check "A1. ... and the mirror is exact again (sync --check)" "$(head -n1 <<<"$sy")" grep -q '^in sync' <<<"$sy" ||
+    lab_accel_diag | sed 's/^/#   /'
+
+# ---------------------------------------------------------------- A4. idle control clients
+# Clients that connect and say nothing must not stop the daemon: route
+# changes still reach the datapath at once, the lease stays live, other
+# clients are answered, and the idle ones are cut off.
+idle_clients() { # N SECONDS: holds N silent connections open
+    python3 - "$ACCEL_RUN_DIR/accel.sock" "$1" "$2" <<'EOF' &
+import socket, sys, time
+socks = []
+for _ in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1])
+    socks.append(s)
+time.sleep(float(sys.argv[3]))
+EOF
+    IDLE_PID=$!
+    sleep 0.3
+}
+idle_clients 1 8
+route_to dst1
+if stream_start a4; then
+    k0=$(kernel_fwd4)
+    t0=$EPOCHREALTIME
+    route_to dst2
+    t1=$EPOCHREALTIME
+    sleep 0.5
+    k1=$(kernel_fwd4)
+    stream_stop
+    res=$(python3 "$LAB_TOOL" switch --old "$LAB_DIR/dst1.sink" --new "$LAB_DIR/dst2.sink" --tag a4 --t0 "$t0" --t1 "$t1")
+    lat=$(jget "$res" latency_ms)
+    check "A4. an idle control client does not stop route changes (XDP traffic moves within 100 ms)" \
+        "latency $lat ms, kernel forwarded +$((k1 - k0))" \
+        eval '[[ $lat != none ]] && le "$lat" 100 && [[ $((k1 - k0)) -lt $KERNEL_SMALL ]]'
+else
+    not_ok "A4. an idle control client does not stop route changes" "no traffic"
+fi
+out=$(timeout 10 nsenter --net="/run/netns/$NS_RTR" -- "$ACCEL" sync --check 2>&1)
+check "A4. ... and sync --check is answered meanwhile" "$(head -n1 <<<"$out")" grep -q '^in sync' <<<"$out"
+st=$(lab_accel stats 2>&1 | head -n1)
+check "A4. ... and the lease stays live" "$st" grep -q 'lease: live' <<<"$st"
+kill "$IDLE_PID" 2>/dev/null; wait "$IDLE_PID" 2>/dev/null
+# Many at once: the ones over the limit are turned away, the rest time out.
+idle_clients 12 7
+t=$EPOCHREALTIME
+out=$(python3 - "$ACCEL_RUN_DIR/accel.sock" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+print(s.recv(200).decode().strip())
+EOF
+)
+el=$(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$t" "$EPOCHREALTIME")
+check "A4. 13 idle clients: one over the limit is told the daemon is busy, or cut off within 6 s" \
+    "after ${el} s: $out" eval 'grep -q "busy\|no request" <<<"$out" && le "$el" 6'
+sleep 1
+route_to dst1
+burst_ok() {
+    local r
+    lab_send "$NS_SRC" "$LAB_SVC4" 500 5000 "$1" >/dev/null
+    sleep 0.3
+    r=$(lab_received "$1" dst1)
+    BURST="dst1 got $r/500"
+    [[ $r -eq 500 ]]
+}
+check "A4. ... while the daemon follows route changes" "${BURST:-}" burst_ok a4b
+kill "$IDLE_PID" 2>/dev/null; wait "$IDLE_PID" 2>/dev/null
+
+# ---------------------------------------------------------------- C10. after SIGKILL
+kill -KILL "$ACCEL_PID"; wait "$ACCEL_PID" 2>/dev/null; ACCEL_PID=
+out=$(lab_accel stats 2>&1); rc=$?
+check "C10. after SIGKILL, accel stats says the instance is gone (not live from its pins)" \
+    "exit $rc: $out" eval '[[ $rc -ne 0 ]] && grep -q "no live .accel run.*left over from a stopped instance" <<<"$out"'
+
+# ---------------------------------------------------------------- A3. time namespace
+# Started with its CLOCK_MONOTONIC 100000 s ahead: the lease must still be
+# computed in the datapath's clock.
+if start_accel unshare --time --monotonic 100000 --fork; then
+    if freeze_round a3; then
+        w=$(jget "$FR" stale_window_ms)
+        check "A3. in a time namespace (+100000 s), a frozen daemon's mirror is used at most 1 s" \
+            "stale datagrams $(jget "$FR" stale), last sent ${w} ms after the change" le "$w" 1000
+    else
+        not_ok "A3. in a time namespace" "the stream never arrived"
+    fi
+    st=$(lab_accel stats 2>&1 | head -n1)
+    check "A3. ... and accel stats (outside the time namespace) shows the lease live" "$st" grep -q 'lease: live' <<<"$st"
+else
+    not_ok "A3. accel starts in a time namespace" "$(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+fi
+stop_accel
+
+# ---------------------------------------------------------------- B5. bpffs and the pin directory
+# A pin directory (or the run directory) that a user made first, with a
+# `links` symlink planted into a root-only directory.
+VICTIM=$LAB_DIR/victim
+mkdir -m 700 "$VICTIM" && echo keep >"$VICTIM/file"
+PLANTED=/sys/fs/bpf/$LAB_PREFIX-planted
+as_nobody mkdir "$PLANTED" && as_nobody ln -s "$VICTIM" "$PLANTED/links"
+out=$(ACCEL_PIN_DIR=$PLANTED timeout 20 nsenter --net="/run/netns/$NS_RTR" -- "$ACCEL" run -i "$LAB_R_SRC" 2>&1)
+rc=$?
+check "B5. a pin directory a user created is refused" "exit $rc: $(tail -n1 <<<"$out")" \
+    eval '[[ $rc -ne 0 ]] && grep -q "refusing $PLANTED: owned by uid 65534" <<<"$out"'
+check "B5. ... and the planted links symlink was not followed" "$(ls "$VICTIM" | tr '\n' ' ')" \
+    test -f "$VICTIM/file"
+rm -rf "$PLANTED"
+# accel mounts bpffs itself where none is: root-only, not the kernel's 1777.
+mode=$(unshare -m --propagation private sh -c "umount /sys/fs/bpf 2>/dev/null; \
+    ACCEL_PIN_DIR=/sys/fs/bpf/x ACCEL_RUN_DIR=$LAB_DIR/runm timeout 20 nsenter --net=/run/netns/$NS_RTR -- \
+    $ACCEL run -i $LAB_R_SRC >$LAB_DIR/mount.log 2>&1 & p=\$!; sleep 2; stat -c %a /sys/fs/bpf; kill \$p; wait \$p")
+# The kernel adds the sticky bit to a bpffs root whatever the mode.
+check "B5. the bpffs accel mounts is root-only (no access for group or others)" \
+    "mode $mode; $(tail -n1 "$LAB_DIR/mount.log")" eval '[[ $mode == *00 ]]'
+
+
+# ---------------------------------------------------------------- B6. run directory
+# Started under umask 000 with a run directory others could reach:
+# everything accel creates is still root-only.
+SAVED_RUN_DIR=$ACCEL_RUN_DIR
+export ACCEL_RUN_DIR=/run/$LAB_PREFIX-umask
+(umask 000; start_accel)
+ACCEL_PID=$(cat "$ACCEL_RUN_DIR/accel.pid" 2>/dev/null)
+modes=$(stat -c '%n %a' "$ACCEL_RUN_DIR" "$ACCEL_RUN_DIR"/accel.* "$ACCEL_PIN_DIR" 2>&1 | tr '\n' ' ')
+check "B6. under umask 000: run dir 700, lock and pid 600, socket 700, pin dir 700" "$modes" \
+    eval '[[ $(stat -c %a "$ACCEL_RUN_DIR") == 700 && $(stat -c %a "$ACCEL_RUN_DIR/accel.pid") == 600 &&
+        $(stat -c %a "$ACCEL_RUN_DIR/accel.lock") == 600 && $(stat -c %a "$ACCEL_RUN_DIR/accel.sock") == 700 &&
+        $(stat -c %a "$ACCEL_PIN_DIR") == 700 ]]'
+# Straight to the socket, as an attacker would (the CLI's own checks aside).
+out=$(as_nobody python3 - "$ACCEL_RUN_DIR/accel.sock" 2>&1 <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(b"sync\n")
+print(s.recv(300).decode().strip())
+EOF
+); rc=$?
+check "B6. nobody cannot ask for a resync through the socket" "exit $rc: $(tail -n1 <<<"$out")" \
+    eval '[[ $rc -ne 0 ]] && ! grep -q "synced" <<<"$out"'
+out=$(as_nobody sh -c "echo 1 >$ACCEL_RUN_DIR/accel.pid" 2>&1); rc=$?
+check "B6. nobody cannot rewrite the pid file" "exit $rc: $out; pid file: $(cat "$ACCEL_RUN_DIR/accel.pid")" \
+    eval '[[ $rc -ne 0 && $(cat "$ACCEL_RUN_DIR/accel.pid") == "$ACCEL_PID" ]]'
+out=$(as_nobody "$ACCEL" stats 2>&1); rc=$?
+check "B6. nobody cannot read the maps" "exit $rc: $out" test "$rc" -ne 0
+stop_accel
+rm -rf "$ACCEL_RUN_DIR"
+export ACCEL_RUN_DIR=$SAVED_RUN_DIR
+# A run directory others can write, with a symlink planted for the pid file.
+OPEN=/tmp/$LAB_PREFIX-open-run
+mkdir -m 777 "$OPEN"
+echo "root only" >"$VICTIM/secret"; chmod 600 "$VICTIM/secret"
+as_nobody ln -s "$VICTIM/secret" "$OPEN/accel.pid"
+out=$(ACCEL_RUN_DIR=$OPEN timeout 20 nsenter --net="/run/netns/$NS_RTR" -- "$ACCEL" run -i "$LAB_R_SRC" 2>&1); rc=$?
+check "B6. a run directory writable by others is refused" "exit $rc: $(tail -n1 <<<"$out")" \
+    eval '[[ $rc -ne 0 ]] && grep -q "writable by group or others" <<<"$out"'
+check "B6. ... and the planted pid symlink was not followed" "$(cat "$VICTIM/secret"), link $(readlink "$OPEN/accel.pid")" \
+    eval '[[ -L $OPEN/accel.pid ]] && grep -qx "root only" "$VICTIM/secret"'
+rm -rf "$OPEN"
+OWNED=$LAB_DIR/user-run
+mkdir -m 700 "$OWNED" && chown 65534:65534 "$OWNED"
+out=$(ACCEL_RUN_DIR=$OWNED timeout 20 nsenter --net="/run/netns/$NS_RTR" -- "$ACCEL" run -i "$LAB_R_SRC" 2>&1); rc=$?
+check "B6. a run directory a user owns is refused" "exit $rc: $(tail -n1 <<<"$out")" \
+    eval '[[ $rc -ne 0 ]] && grep -q "owned by uid 65534" <<<"$out"'
+
+# ---------------------------------------------------------------- B7. the upgrade binary
+# accel started from a directory a user owns: on SIGUSR2 the user's
+# replacement must not run as root.
+UBIN=/tmp/$LAB_PREFIX-ubin
+mkdir -m 755 "$UBIN" && cp "$ACCEL" "$UBIN/accel" && chown 65534:65534 "$UBIN"
+REAL_ACCEL=$ACCEL ACCEL=$UBIN/accel
+start_accel
+ACCEL=$REAL_ACCEL
+printf '#!/bin/sh\ntouch %s\n' "$LAB_DIR/pwned" >"$UBIN/accel.new"
+chmod 755 "$UBIN/accel.new"; chown 65534:65534 "$UBIN/accel.new"
+as_nobody mv "$UBIN/accel.new" "$UBIN/accel"
+kill -USR2 "$ACCEL_PID"
+sleep 1.5
+refused=$(lab_accel_log | grep -c "will not execute the successor")
+check "B7. SIGUSR2 refuses to execute a binary in a directory a user owns" \
+    "$(lab_accel_log | grep -m1 'handover' | cut -c1-220)" eval '[[ $refused -ge 1 && ! -e $LAB_DIR/pwned ]]'
+alive=$(kill -0 "$ACCEL_PID" 2>/dev/null && echo yes || echo no)
+burst_ok b7
+check "B7. ... and the running instance carries on" "alive $alive, $BURST" eval '[[ $alive == yes ]] && burst_ok b7b'
+
+stop_accel
+rm -rf "$UBIN"
+
+# ---------------------------------------------------------------- B8. least privilege
+# Root with only CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON (bpffs is mounted),
+# as the systemd unit runs it.
+CAPS=+bpf,+net_admin,+perfmon
+if start_accel setpriv --bounding-set=-all,$CAPS --inh-caps=-all,$CAPS --; then
+    caps=$(grep CapEff "/proc/$ACCEL_PID/status" | awk '{print $2}')
+    burst_ok b8
+    check "B8. runs and forwards with only CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON" "CapEff $caps; $BURST" \
+        eval '[[ $caps == 000000c000001000 ]] && burst_ok b8b'
+else
+    not_ok "B8. runs with only CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON" "$(lab_accel_log | tail -n 2 | tr '\n' ' ')"
+fi
+stop_accel
+CAPS=+bpf,+net_admin
+out=$(nsenter --net="/run/netns/$NS_RTR" -- setpriv --bounding-set=-all,$CAPS --inh-caps=-all,$CAPS -- \
+    "$ACCEL" run -i "$LAB_R_SRC" 2>&1); rc=$?
+check "B8. without CAP_PERFMON: one clear line naming it" "exit $rc: $out" \
+    eval '[[ $rc -ne 0 && $(wc -l <<<"$out") -eq 1 ]] && grep -q "needs CAP_PERFMON" <<<"$out"'
+
+# ---------------------------------------------------------------- C11. one clear line each
+out=$(lab_accel run -i lo --xdp-mode generic 2>&1); rc=$?
+check "C11. lo is refused (nothing can be forwarded from it)" "exit $rc: $out" \
+    eval '[[ $rc -ne 0 ]] && grep -q "interface lo: has no Ethernet address" <<<"$out"'
+out=$(ACCEL_PIN_DIR=/sys/fs/bpf/nothing-here lab_accel stats 2>&1); rc=$?
+# Every cause said once: no ": X" repeated in the line.
+once() {
+    python3 -c '
+import re, sys
+msg = sys.argv[1]
+# Each cause (the parts between ": ", without parenthesised details) must
+# appear once in the whole line.
+causes = [c.strip() for part in msg.split(": ") for c in re.split(r"[()]", part)]
+sys.exit(0 if all(msg.count(c) == 1 for c in causes if len(c) > 8) else 1)' "$1"
+}
+check "C11. stats without an instance: one line, each cause once" "exit $rc: $out" \
+    eval '[[ $rc -ne 0 && $(wc -l <<<"$out") -eq 1 ]] && once "$out"'
+
+echo "$PASSED passed, $FAILED failed"
+[[ $FAILED -eq 0 ]]
