@@ -47,6 +47,7 @@ struct accel_abi {
 	struct accel_leaves leaves;
 	struct accel_blackhole blackhole;
 	struct accel_blackhole_prefix blackhole_prefix;
+	enum accel_fib_mark fib_mark;
 };
 struct accel_abi accel_abi_types;
 

@@ -44,6 +44,14 @@ enum accel_route_type {
 	ACCEL_RT_MULTIPATH = 5,
 };
 
+/* The nh_id of an ACCEL_RT_FIB leaf written because a structure was full
+ * (next-hop ids, groups, DIR-24-8 groups, trie nodes): the mirror would
+ * forward the route itself but has no room for it. The datapath ignores
+ * it; `accel lookup` says why bpf_fib_lookup decides. */
+enum accel_fib_mark {
+	ACCEL_FIB_CAPACITY = 1,
+};
+
 /*
  * IPv4 routes: DIR-24-8. A leaf is 0 (no route), a route (ROUTE | type <<
  * TYPE_SHIFT | nh_id) or, in the first level only, a second-level group

@@ -169,16 +169,19 @@ impl Maps {
             } => {
                 let v = route_value(entry, *nh_id);
                 let leaf = route_leaf(v.r#type, v.nh_id);
+                // Without room in the table, the route's region goes to
+                // bpf_fib_lookup (see dir24.rs and trie6.rs).
                 match route_key(prefix) {
                     RouteKey::V4(k) => {
                         let addr = u32::from_be(k.addr);
-                        Ok(self.fib4()?.insert(addr, k.prefixlen as u8, leaf)?)
+                        self.fib4()?.insert(addr, k.prefixlen as u8, leaf);
                     }
                     RouteKey::V6(k) => {
                         let addr = u128::from_be_bytes(k.addr);
-                        Ok(self.fib6()?.insert(addr, k.prefixlen as u8, leaf)?)
+                        self.fib6()?.insert(addr, k.prefixlen as u8, leaf);
                     }
                 }
+                Ok(())
             }
             Change::PutBlackhole { id, prefix } => {
                 let zero = vec![0u8; std::mem::size_of::<accel_blackhole>()];
@@ -385,6 +388,13 @@ impl Maps {
             .as_ref()
             .expect("only the instance that loaded the datapath writes routes")
             .borrow_mut())
+    }
+
+    /// Gives degraded regions of both route tables their groups or nodes
+    /// back where room freed up; returns how many came back (IPv4 /24s,
+    /// IPv6 ranges).
+    pub fn retry_routes(&self) -> Result<(usize, usize), DatapathError> {
+        Ok((self.fib4()?.retry(), self.fib6()?.retry()))
     }
 
     /// Drops per blackhole prefix (slots with a prefix), summed over CPUs.

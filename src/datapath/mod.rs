@@ -35,10 +35,6 @@ pub enum DatapathError {
         #[source]
         source: std::io::Error,
     },
-    #[error("IPv4 route table")]
-    Dir24(#[from] dir24::GroupsExhausted),
-    #[error("IPv6 route table")]
-    Trie6(#[from] trie6::NodesExhausted),
     #[error("memory-mapping {map}")]
     Mmap {
         map: &'static str,
