@@ -11,6 +11,7 @@ use log::{debug, info, warn};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 
+use crate::capacity::{self, Limits};
 use crate::control::{MirrorSize, Pending, Reply, Request};
 use crate::datapath::attach::{adopt, attach, wait_detached, Attachment, XdpMode};
 use crate::datapath::clock::datapath_now_ns;
@@ -58,6 +59,8 @@ pub enum DaemonError {
     Handover(#[from] crate::handover::HandoverError),
     #[error("installing a signal handler")]
     Signal(#[source] std::io::Error),
+    #[error(transparent)]
+    Limits(#[from] capacity::LimitsError),
 }
 
 pub struct RunOptions {
@@ -546,7 +549,11 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let sub = netlink::subscribe()?;
     tokio::spawn(sub.connection);
     check_links(&sub.handle, &ifaces).await?;
-    let Loaded { skel, maps } = load()?;
+    let limits = Limits::from_env()?;
+    if !limits.is_default() {
+        info!("structure sizes from {}: {limits}", capacity::limits::ENV);
+    }
+    let Loaded { skel, maps } = load(&limits)?;
     // The programs live as long as the process.
     let skel: &'static mut bpf::AccelSkel<'static> = Box::leak(Box::new(skel));
     // Subscribed before the start dump, like the rtnetlink events.
@@ -554,10 +561,9 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         context: "subscribing to nexthop object events",
         source,
     })?;
-    let max_nh = bpf::types::accel_limits::ACCEL_MAX_NEXTHOPS.0;
     let mut d = Daemon {
         maps,
-        mirror: Mirror::new(conf, opts.fib_only, max_nh),
+        mirror: Mirror::new(conf, opts.fib_only, &limits),
         handle: sub.handle,
         events: sub.events,
         nh_events,

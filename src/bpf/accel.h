@@ -8,7 +8,10 @@
 #define ACCEL_H
 
 /* Flags and limits are enums, not #defines, so that BTF carries them to the
- * skeleton's Rust types. */
+ * skeleton's Rust types. The limits are the default sizes of the maps; the
+ * control plane may size them otherwise before load (ACCEL_CAPACITY, see
+ * src/capacity/limits.rs), so the datapath never relies on them as bounds
+ * of what it reads. */
 enum accel_limits {
 	ACCEL_MAX_IFACES = 64,
 	ACCEL_MAX_NEXTHOPS = 65536,

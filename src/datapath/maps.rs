@@ -19,6 +19,7 @@ use crate::bpf::types::{
     accel_leaves, accel_nexthop, accel_route, accel_stats,
 };
 use crate::bpf::{bytes_of, from_bytes, AccelSkel, Pod};
+use crate::capacity::Limits;
 use crate::mirror::Change;
 
 pub struct Maps {
@@ -59,7 +60,7 @@ fn failed(map: &'static str, op: &'static str) -> impl FnOnce(libbpf_rs::Error) 
 }
 
 impl Maps {
-    pub fn from_skel(skel: &AccelSkel<'_>) -> Result<Maps, DatapathError> {
+    pub fn from_skel(skel: &AccelSkel<'_>, limits: &Limits) -> Result<Maps, DatapathError> {
         let m = &skel.maps;
         Maps {
             cfg: handle("accel_cfg", &m.accel_cfg)?,
@@ -83,8 +84,8 @@ impl Maps {
             fib4: None,
             fib6: None,
         }
-        .with_fib4()?
-        .with_fib6()
+        .with_fib4(limits.ipv4_groups as usize)?
+        .with_fib6(limits.ipv6_nodes as usize)
     }
 
     /// Opens the maps a running `accel run` pinned in `pins`.
@@ -352,22 +353,20 @@ impl Maps {
         Some(e.leaf[i % per])
     }
 
-    fn with_fib4(mut self) -> Result<Self, DatapathError> {
+    fn with_fib4(mut self, groups: usize) -> Result<Self, DatapathError> {
         let map = |m: &MapHandle, name, leaves| {
             MmapLeaves::map(m, leaves).map_err(|source| DatapathError::Mmap { map: name, source })
         };
-        let groups = D::ACCEL_TBL8_GROUPS.0 as usize;
         let t24 = map(&self.fib4_tbl24, "fib4_tbl24", TBL24_LEAVES)?;
         let t8 = map(&self.fib4_tbl8, "fib4_tbl8", groups * GROUP_LEAVES)?;
         self.fib4 = Some(RefCell::new(Dir24::new(t24, t8, groups)));
         Ok(self)
     }
 
-    fn with_fib6(mut self) -> Result<Self, DatapathError> {
+    fn with_fib6(mut self, nodes: usize) -> Result<Self, DatapathError> {
         let map = |m: &MapHandle, name, leaves| {
             MmapLeaves::map(m, leaves).map_err(|source| DatapathError::Mmap { map: name, source })
         };
-        let nodes = trie6::NODES;
         let root = map(&self.fib6_root, "fib6_root", trie6::ROOT_LEAVES)?;
         let leaves = map(&self.fib6_nodes, "fib6_nodes", nodes * trie6::NODE_LEAVES)?;
         self.fib6 = Some(RefCell::new(Trie6::new(root, leaves, nodes)));
@@ -399,8 +398,7 @@ impl Maps {
 
     /// Drops per blackhole prefix (slots with a prefix), summed over CPUs.
     pub fn blackhole_drops(&self) -> Vec<(Option<crate::model::Prefix>, accel_blackhole)> {
-        let max = crate::bpf::types::accel_limits::ACCEL_MAX_BLACKHOLES.0;
-        (0..max)
+        (0..self.blackhole_prefixes.max_entries())
             .filter_map(|id| {
                 let p: accel_blackhole_prefix = lookup(&self.blackhole_prefixes, &id)?;
                 let prefix = super::keys::prefix_of_blackhole(&p);

@@ -17,6 +17,7 @@ pub mod view;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 
+use crate::capacity::Limits;
 use crate::model::{
     Addr, Event, Family, Link, Neighbour, NexthopObject, Prefix, Route, Rule, TABLE_LOCAL,
 };
@@ -226,6 +227,7 @@ impl ViewBuilder<'_> {
 pub struct Mirror {
     ifaces: HashMap<u32, IfaceConf>,
     fib_only: bool,
+    limits: Limits,
 
     // The kernel as last seen.
     view: View,
@@ -277,10 +279,12 @@ pub struct EventOutcome {
 }
 
 impl Mirror {
-    pub fn new(ifaces: HashMap<u32, IfaceConf>, fib_only: bool, max_nexthops: u32) -> Self {
+    /// A mirror for maps sized by `limits`.
+    pub fn new(ifaces: HashMap<u32, IfaceConf>, fib_only: bool, limits: &Limits) -> Self {
         Mirror {
             ifaces,
             fib_only,
+            limits: *limits,
             view: View::default(),
             links: HashMap::new(),
             addrs: BTreeSet::new(),
@@ -299,9 +303,9 @@ impl Mirror {
             applied_config: None,
             applied_seed: None,
             applied_src_rules: BTreeSet::new(),
-            nexthops: NexthopIds::new(max_nexthops),
-            groups: SharedIds::new(crate::bpf::types::accel_limits::ACCEL_MAX_GROUPS.0),
-            blackholes: SharedIds::new(crate::bpf::types::accel_limits::ACCEL_MAX_BLACKHOLES.0),
+            nexthops: NexthopIds::new(limits.nexthops),
+            groups: SharedIds::new(limits.nh_groups),
+            blackholes: SharedIds::new(limits.blackholes),
             applied_groups: HashMap::new(),
             nh_table: NhTable::default(),
         }
@@ -330,6 +334,7 @@ impl Mirror {
         let Mirror {
             ifaces,
             fib_only,
+            limits,
             view: _,
             links,
             addrs,
@@ -357,6 +362,7 @@ impl Mirror {
         Mirror {
             ifaces: ifaces.clone(),
             fib_only: *fib_only,
+            limits: *limits,
             view: View::default(),
             links: links.clone(),
             addrs: addrs.clone(),
@@ -946,6 +952,9 @@ impl Mirror {
         ] {
             match rules::mirrorable(&self.rules, f) {
                 None => flags |= policy.0,
+                // More sources than the datapath holds: like rules it
+                // cannot mirror.
+                Some(m) if m.sources.len() > self.limits.src_rules as usize => flags |= policy.0,
                 Some(m) => {
                     if !m.sources.is_empty() {
                         flags |= srcs.0;

@@ -66,6 +66,14 @@ fn neigh(ifindex: u32, addr: &str, state: u16) -> Neighbour {
 }
 
 fn mirror() -> Mirror {
+    mirror_with(&Limits {
+        nexthops: 1024,
+        ..Limits::default()
+    })
+}
+
+/// A mirror of LAN and WAN with maps sized by `limits`.
+pub(super) fn mirror_with(limits: &Limits) -> Mirror {
     let fwd = IfFlags::ACCEL_IF_FWD4.0 | IfFlags::ACCEL_IF_FWD6.0;
     let ifaces = [
         (
@@ -85,7 +93,7 @@ fn mirror() -> Mirror {
             },
         ),
     ];
-    Mirror::new(ifaces.into_iter().collect(), false, 1024)
+    Mirror::new(ifaces.into_iter().collect(), false, limits)
 }
 
 fn snapshot() -> Snapshot {
@@ -388,7 +396,14 @@ fn link_down_marks_the_interface_and_asks_for_a_dump() {
 
 #[test]
 fn fib_only_mode_mirrors_no_routes() {
-    let mut m = Mirror::new(HashMap::new(), true, 16);
+    let mut m = Mirror::new(
+        HashMap::new(),
+        true,
+        &Limits {
+            nexthops: 16,
+            ..Limits::default()
+        },
+    );
     let changes = m.resync(snapshot());
     assert!(puts(&changes).is_empty());
     assert!(changes.contains(&Change::Config(CfgFlags::ACCEL_CFG_FIB_ONLY.0)));

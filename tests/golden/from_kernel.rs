@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use accel::bpf::types::{accel_cfg_flags as C, accel_stat as S};
+use accel::capacity::Limits;
 use accel::daemon::snapshot;
 use accel::mirror::{Change, IfaceConf, Mirror, MultipathConf};
 
@@ -113,7 +114,11 @@ fn sync_with(lab: &Lab, mp: MultipathConf, sysctl_flags: u32) -> Mirror {
         tokio::spawn(conn);
         accel::netlink::dump(&handle).await.expect("dump")
     });
-    let mut m = Mirror::new(iface_confs(lab, sysctl_flags), false, 1024);
+    let limits = Limits {
+        nexthops: 1024,
+        ..Limits::default()
+    };
+    let mut m = Mirror::new(iface_confs(lab, sysctl_flags), false, &limits);
     lab.apply(&m.set_multipath(mp));
     lab.apply(&m.resync(snapshot(state)));
     m
@@ -522,7 +527,11 @@ impl Live {
             let sub = accel::netlink::subscribe().expect("subscribe");
             tokio::spawn(sub.connection);
             let state = accel::netlink::dump(&sub.handle).await.expect("dump");
-            let mut m = Mirror::new(iface_confs(lab, FLAGS_ALL), false, 1024);
+            let limits = Limits {
+                nexthops: 1024,
+                ..Limits::default()
+            };
+            let mut m = Mirror::new(iface_confs(lab, FLAGS_ALL), false, &limits);
             lab.apply(&m.set_multipath(mp));
             lab.apply(&m.resync(snapshot(state)));
             (sub.events, m)
