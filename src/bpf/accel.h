@@ -202,6 +202,11 @@ enum accel_cfg_flags {
 	 * see only the default rules and may use the mirror. */
 	ACCEL_CFG_SRC_RULES4 = 1 << 8,
 	ACCEL_CFG_SRC_RULES6 = 1 << 9,
+	/* local4 has no room for every local IPv4 address: a source missing
+	 * from it may still be the router's own, so every source is checked
+	 * with the kernel's full reverse lookup (bpf_fib_lookup), which
+	 * refuses local ones. */
+	ACCEL_CFG_LOCAL4_PARTIAL = 1 << 10,
 	/* Set by the datapath itself, never written: the mirror's lease has
 	 * lapsed. Implies FIB_ONLY, and source validation by reverse
 	 * bpf_fib_lookup in strict mode. */
@@ -275,6 +280,21 @@ struct accel_stats {
 	/* Packets that arrived while the mirror's lease had lapsed (whatever
 	 * their outcome above): bpf_fib_lookup decided instead of the mirror. */
 	__u64 no_lease;
+};
+
+/* The structures of bounded size, as the capacity map lists them. */
+enum accel_structure {
+	ACCEL_CAP_IPV4_GROUPS = 0, /* DIR-24-8 second-level groups */
+	ACCEL_CAP_IPV6_NODES,	   /* IPv6 trie nodes */
+	ACCEL_CAP_NEXTHOPS,	   /* next-hop ids */
+	ACCEL_CAP_NH_GROUPS,	   /* multipath / nexthop-object groups */
+	ACCEL_CAP_NEIGH4,
+	ACCEL_CAP_NEIGH6,
+	ACCEL_CAP_LOCAL4,	   /* local IPv4 addresses */
+	ACCEL_CAP_BLACKHOLES,	   /* blackhole drop-counter slots */
+	ACCEL_CAP_SRC_RULES4,
+	ACCEL_CAP_SRC_RULES6,
+	ACCEL_CAP_MAX,
 };
 
 #endif /* ACCEL_H */

@@ -4,6 +4,7 @@
 use std::cell::{Cell, RefCell};
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
+use log::warn;
 
 use super::dir24::{route_leaf, Dir24, GROUP_LEAVES, TBL24_LEAVES};
 use super::keys::{
@@ -223,10 +224,33 @@ impl Maps {
                     Ok(())
                 }
             },
-            Change::PutNeigh { ifindex, addr, mac } => match neigh_key(*ifindex, *addr) {
-                NeighKey::V4(k) => put(&self.neigh4, "neigh4", &k, &neigh_value(*mac)),
-                NeighKey::V6(k) => put(&self.neigh6, "neigh6", &k, &neigh_value(*mac)),
-            },
+            Change::PutNeigh { ifindex, addr, mac } => {
+                let v = neigh_value(*mac);
+                let r = match neigh_key(*ifindex, *addr) {
+                    NeighKey::V4(k) => {
+                        self.neigh4
+                            .update(bytes_of(&k), bytes_of(&v), MapFlags::ANY)
+                    }
+                    NeighKey::V6(k) => {
+                        self.neigh6
+                            .update(bytes_of(&k), bytes_of(&v), MapFlags::ANY)
+                    }
+                };
+                // The mirror never asks for more neighbours than fit, but
+                // should a write fail anyway, a missing neighbour only
+                // sends its packets to bpf_fib_lookup: no reason to stop.
+                if let Err(e) = r {
+                    warn!(
+                        "neighbour {addr} (ifindex {ifindex}) not written ({e}): bpf_fib_lookup \
+                         resolves it"
+                    );
+                    self.apply_one(&Change::DelNeigh {
+                        ifindex: *ifindex,
+                        addr: *addr,
+                    })?;
+                }
+                Ok(())
+            }
             Change::DelNeigh { ifindex, addr } => match neigh_key(*ifindex, *addr) {
                 NeighKey::V4(k) => del(&self.neigh4, "neigh4", &k),
                 NeighKey::V6(k) => del(&self.neigh6, "neigh6", &k),
