@@ -97,6 +97,8 @@ struct Daemon {
     lease: Lease,
     /// The datapath's clock (see [`crate::datapath::clock`]).
     clock: &'static mut ProgramMut<'static>,
+    /// Structures out of room: retries, figures, alerts.
+    capacity: capacity::Monitor,
 }
 
 /// A dump's routes go straight into a fresh view of the mirror.
@@ -572,6 +574,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         nudger: Nudger::default(),
         lease: Lease::new(),
         clock: &mut skel.progs.accel_clock,
+        capacity: capacity::Monitor::default(),
     };
     d.poll_multipath()?;
     d.resync("start").await?;
@@ -658,6 +661,7 @@ impl Running {
                 _ = renew.tick() => None,
                 _ = housekeeping.tick() => {
                     d.poll_sysctls()?;
+                    d.capacity.tick(&d.maps, &mut d.mirror)?;
                     d.nudge_neighbours().await;
                     None
                 }

@@ -49,6 +49,7 @@ struct accel_abi {
 	struct accel_blackhole_prefix blackhole_prefix;
 	enum accel_fib_mark fib_mark;
 	enum accel_structure structure;
+	struct accel_capacity capacity;
 };
 struct accel_abi accel_abi_types;
 

@@ -297,4 +297,16 @@ enum accel_structure {
 	ACCEL_CAP_MAX,
 };
 
+/* How full one structure is, written by the control plane for `accel
+ * stats --capacity` (the datapath never reads it). degraded: routes or
+ * entries the structure has no room for, left to bpf_fib_lookup (or, for
+ * blackholes, counted in the shared slot 0); regions: the /24s or trie
+ * ranges those routes make bpf_fib_lookup answer for. */
+struct accel_capacity {
+	__u64 capacity;
+	__u64 used;
+	__u64 degraded;
+	__u64 regions;
+};
+
 #endif /* ACCEL_H */

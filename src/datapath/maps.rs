@@ -16,11 +16,11 @@ use super::pin::PinDir;
 use super::trie6::{self, Trie6};
 use super::DatapathError;
 use crate::bpf::types::{
-    accel_blackhole, accel_blackhole_prefix, accel_config, accel_dir24 as D, accel_iface,
-    accel_leaves, accel_nexthop, accel_route, accel_stats,
+    accel_blackhole, accel_blackhole_prefix, accel_capacity, accel_config, accel_dir24 as D,
+    accel_iface, accel_leaves, accel_nexthop, accel_route, accel_stats,
 };
 use crate::bpf::{bytes_of, from_bytes, AccelSkel, Pod};
-use crate::capacity::Limits;
+use crate::capacity::{Figures, Limits, Structure, Usage};
 use crate::mirror::Change;
 
 pub struct Maps {
@@ -41,6 +41,7 @@ pub struct Maps {
     pub neigh4: MapHandle,
     pub neigh6: MapHandle,
     pub local4: MapHandle,
+    pub capacity: MapHandle,
     config: Cell<accel_config>,
     /// The writable IPv4 table; only the instance that created the maps
     /// has it (readers look leaves up through the map handles).
@@ -81,6 +82,7 @@ impl Maps {
             neigh4: handle("neigh4", &m.neigh4)?,
             neigh6: handle("neigh6", &m.neigh6)?,
             local4: handle("local4", &m.local4)?,
+            capacity: handle("capacity", &m.capacity)?,
             config: Cell::new(accel_config::default()),
             fib4: None,
             fib6: None,
@@ -112,6 +114,7 @@ impl Maps {
             neigh4: open("neigh4")?,
             neigh6: open("neigh6")?,
             local4: open("local4")?,
+            capacity: open("capacity")?,
             config: Cell::new(current),
             fib4: None,
             fib6: None,
@@ -119,7 +122,7 @@ impl Maps {
     }
 
     /// Every map with the name it is pinned under.
-    pub fn named(&self) -> [(&'static str, &MapHandle); 17] {
+    pub fn named(&self) -> [(&'static str, &MapHandle); 18] {
         [
             ("accel_cfg", &self.cfg),
             ("ifaces", &self.ifaces),
@@ -138,6 +141,7 @@ impl Maps {
             ("neigh4", &self.neigh4),
             ("neigh6", &self.neigh6),
             ("local4", &self.local4),
+            ("capacity", &self.capacity),
         ]
     }
 
@@ -418,6 +422,55 @@ impl Maps {
     /// IPv6 ranges).
     pub fn retry_routes(&self) -> Result<(usize, usize), DatapathError> {
         Ok((self.fib4()?.retry(), self.fib6()?.retry()))
+    }
+
+    /// How full the IPv4 groups and the IPv6 nodes are.
+    pub fn route_usage(&self) -> Result<[(Structure, Usage); 2], DatapathError> {
+        let (t4, t6) = (self.fib4()?, self.fib6()?);
+        Ok([
+            (
+                Structure::Ipv4Groups,
+                Usage::new(t4.capacity(), t4.groups_in_use())
+                    .degraded(t4.degraded_rules(), t4.degraded_blocks()),
+            ),
+            (
+                Structure::Ipv6Nodes,
+                Usage::new(t6.capacity(), t6.nodes_in_use())
+                    .degraded(t6.degraded_rules(), t6.degraded_regions()),
+            ),
+        ])
+    }
+
+    /// Publishes the figures for `accel stats --capacity`.
+    pub fn write_capacity(&self, f: &Figures) -> Result<(), DatapathError> {
+        for (s, u) in f.iter() {
+            let v = accel_capacity {
+                capacity: u.capacity,
+                used: u.used,
+                degraded: u.degraded,
+                regions: u.regions,
+            };
+            put(&self.capacity, "capacity", &s.index(), &v)?;
+        }
+        Ok(())
+    }
+
+    /// The figures the running instance published.
+    pub fn read_capacity(&self) -> Figures {
+        let mut f = Figures::default();
+        for s in Structure::ALL {
+            let v: accel_capacity = lookup(&self.capacity, &s.index()).unwrap_or_default();
+            f.set(
+                s,
+                Usage {
+                    capacity: v.capacity,
+                    used: v.used,
+                    degraded: v.degraded,
+                    regions: v.regions,
+                },
+            );
+        }
+        f
     }
 
     /// Drops per blackhole prefix (slots with a prefix), summed over CPUs.
