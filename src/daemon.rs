@@ -11,6 +11,7 @@ use log::{debug, info, warn};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 
+use crate::capacity::{self, Limits};
 use crate::control::{MirrorSize, Pending, Reply, Request};
 use crate::datapath::attach::{adopt, attach, wait_detached, Attachment, XdpMode};
 use crate::datapath::clock::datapath_now_ns;
@@ -58,6 +59,8 @@ pub enum DaemonError {
     Handover(#[from] crate::handover::HandoverError),
     #[error("installing a signal handler")]
     Signal(#[source] std::io::Error),
+    #[error(transparent)]
+    Limits(#[from] capacity::LimitsError),
 }
 
 pub struct RunOptions {
@@ -94,6 +97,8 @@ struct Daemon {
     lease: Lease,
     /// The datapath's clock (see [`crate::datapath::clock`]).
     clock: &'static mut ProgramMut<'static>,
+    /// Structures out of room: retries, figures, alerts.
+    capacity: capacity::Monitor,
 }
 
 /// A dump's routes go straight into a fresh view of the mirror.
@@ -575,7 +580,11 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let sub = netlink::subscribe()?;
     tokio::spawn(sub.connection);
     check_links(&sub.handle, &ifaces).await?;
-    let Loaded { skel, maps } = load()?;
+    let limits = Limits::from_env()?;
+    if !limits.is_default() {
+        info!("structure sizes from {}: {limits}", capacity::limits::ENV);
+    }
+    let Loaded { skel, maps } = load(&limits)?;
     // The programs live as long as the process.
     let skel: &'static mut bpf::AccelSkel<'static> = Box::leak(Box::new(skel));
     // Subscribed before the start dump, like the rtnetlink events.
@@ -583,10 +592,9 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         context: "subscribing to nexthop object events",
         source,
     })?;
-    let max_nh = bpf::types::accel_limits::ACCEL_MAX_NEXTHOPS.0;
     let mut d = Daemon {
         maps,
-        mirror: Mirror::new(conf, opts.fib_only, max_nh),
+        mirror: Mirror::new(conf, opts.fib_only, &limits),
         handle: sub.handle,
         events: sub.events,
         nh_events,
@@ -595,6 +603,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         nudger: Nudger::default(),
         lease: Lease::new(),
         clock: &mut skel.progs.accel_clock,
+        capacity: capacity::Monitor::default(),
     };
     d.poll_multipath()?;
     d.resync("start").await?;
@@ -681,6 +690,7 @@ impl Running {
                 _ = renew.tick() => None,
                 _ = housekeeping.tick() => {
                     d.poll_sysctls()?;
+                    d.capacity.tick(&d.maps, &mut d.mirror)?;
                     d.nudge_neighbours().await;
                     None
                 }

@@ -2,6 +2,7 @@
 //! from a live mirror of the kernel's FIB.
 
 pub mod bpf;
+pub mod capacity;
 pub mod control;
 pub mod daemon;
 pub mod datapath;

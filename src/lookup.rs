@@ -5,7 +5,8 @@ use std::net::IpAddr;
 use std::process::Command;
 
 use crate::bpf::types::{
-    accel_cfg_flags as Cfg, accel_if_flags as If, accel_nh_flags as Nh, accel_route_type as Rt,
+    accel_cfg_flags as Cfg, accel_fib_mark, accel_if_flags as If, accel_nh_flags as Nh,
+    accel_route_type as Rt,
 };
 use crate::datapath::maps::Maps;
 use crate::runtime::{ifname, monotonic_coarse_ns};
@@ -103,6 +104,11 @@ pub fn explain(maps: &Maps, addr: IpAddr) -> Vec<String> {
         Rt::ACCEL_RT_LOCAL => {
             out.push("local, broadcast or anycast destination: passed to the kernel".into())
         }
+        Rt::ACCEL_RT_FIB if rt.nh_id == accel_fib_mark::ACCEL_FIB_CAPACITY.0 => out.push(
+            "no room for this route in the datapath's tables: bpf_fib_lookup decides \
+             (see accel stats --capacity)"
+                .into(),
+        ),
         Rt::ACCEL_RT_FIB => out.push(
             "route the mirror leaves to bpf_fib_lookup (multipath, TOS, route MTU, ...)".into(),
         ),

@@ -74,6 +74,10 @@ enum Cmd {
         /// anything; "other" counts prefixes beyond the datapath's slots).
         #[arg(long)]
         blackholes: bool,
+        /// How full each bounded structure is instead: capacity, used, and
+        /// routes or entries left to bpf_fib_lookup for lack of room.
+        #[arg(long, conflicts_with = "blackholes")]
+        capacity: bool,
     },
     /// What the datapath does for a destination, beside the kernel's answer.
     Lookup { addr: IpAddr },
@@ -123,7 +127,17 @@ fn real_main() -> Result<()> {
         }
         Cmd::Stats {
             json,
+            capacity: true,
+            ..
+        } => {
+            let maps = open_live(&cli.pin_dir)?;
+            print!("{}", stats::capacity_report(&maps.read_capacity(), json));
+            Ok(())
+        }
+        Cmd::Stats {
+            json,
             blackholes: true,
+            ..
         } => {
             let maps = open_live(&cli.pin_dir)?;
             let drops = stats::blackholes(&maps.blackhole_drops());
@@ -148,6 +162,7 @@ fn real_main() -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&all)?);
             } else {
                 print!("{}", stats::render(lease, &all));
+                print!("{}", stats::capacity_warnings(&maps.read_capacity()));
             }
             Ok(())
         }

@@ -13,6 +13,7 @@ pub const GRACE: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone)]
 pub struct GraceSlots {
+    grace: Duration,
     next_fresh: usize,
     limit: usize,
     free: Vec<usize>,
@@ -23,6 +24,7 @@ impl GraceSlots {
     /// Slots `first..limit`.
     pub fn new(first: usize, limit: usize) -> Self {
         GraceSlots {
+            grace: GRACE,
             next_fresh: first,
             limit,
             free: Vec::new(),
@@ -33,13 +35,7 @@ impl GraceSlots {
     /// A slot no reader can still be looking at, or `None` when all are in
     /// use or still in their grace period.
     pub fn take(&mut self) -> Option<usize> {
-        while let Some((freed, slot)) = self.quarantine.front().copied() {
-            if freed.elapsed() < GRACE {
-                break;
-            }
-            self.quarantine.pop_front();
-            self.free.push(slot);
-        }
+        self.end_grace();
         if let Some(slot) = self.free.pop() {
             return Some(slot);
         }
@@ -48,6 +44,31 @@ impl GraceSlots {
             return Some(self.next_fresh - 1);
         }
         None
+    }
+
+    /// How many slots [`GraceSlots::take`] would hand out now.
+    pub fn available(&mut self) -> usize {
+        self.end_grace();
+        self.free.len() + (self.limit - self.next_fresh)
+    }
+
+    /// Frees the slots whose grace period is over.
+    fn end_grace(&mut self) {
+        while let Some((freed, slot)) = self.quarantine.front().copied() {
+            if freed.elapsed() < self.grace {
+                break;
+            }
+            self.quarantine.pop_front();
+            self.free.push(slot);
+        }
+    }
+
+    /// Slots that are reused at once, for tests that replay every write in
+    /// order and have no concurrent reader.
+    #[cfg(test)]
+    pub fn without_grace(mut self) -> Self {
+        self.grace = Duration::ZERO;
+        self
     }
 
     /// Gives a slot back; it is reused after [`GRACE`].
@@ -74,7 +95,10 @@ mod tests {
         s.release(1);
         assert_eq!(s.in_use(1), 1);
         assert_eq!(s.take(), None, "slot 1 is still in its grace period");
+        assert_eq!(s.available(), 0);
         std::thread::sleep(GRACE);
+        assert_eq!(s.available(), 1);
         assert_eq!(s.take(), Some(1));
+        assert_eq!(s.available(), 0);
     }
 }

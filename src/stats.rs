@@ -1,6 +1,7 @@
 //! Names of the datapath's counters and their rendering.
 
 use crate::bpf::types::{accel_stat as S, accel_stats};
+use crate::capacity::Figures;
 
 /// Every counter of the shared enum with the name operators see.
 pub const COUNTERS: [(S, &str); S::ACCEL_STAT_MAX.0 as usize] = [
@@ -117,6 +118,23 @@ pub fn render(lease: LeaseState, all: &[IfaceStats]) -> String {
         }
     }
     s
+}
+
+/// `accel stats --capacity`: the table, or JSON.
+pub fn capacity_report(f: &Figures, json: bool) -> String {
+    if json {
+        serde_json::to_string_pretty(f).expect("figures are plain numbers") + "\n"
+    } else {
+        f.render()
+    }
+}
+
+/// One line per exhausted structure, under the counters of `accel stats`.
+pub fn capacity_warnings(f: &Figures) -> String {
+    f.iter()
+        .filter(|(_, u)| u.is_degraded())
+        .map(|(s, u)| format!("capacity: {} exhausted: {}\n", s.name(), s.effect(&u)))
+        .collect()
 }
 
 /// Drops of one blackhole prefix.

@@ -568,6 +568,161 @@ fi
 lab_accel_stop TERM
 after_stop "k. after SIGTERM"
 
+# ---------------------------------------------------------------- m. capacity
+# A structure that runs out of room must never stop accel (under systemd's
+# Restart=on-failure an exit restarts it again and again): the routes
+# without room are forwarded through bpf_fib_lookup, a WARN says so, and
+# they return to the mirror once room frees up.
+
+# path_burst ADDR TAG SINK: one burst; sets P_RECV and the fwd_mirror and
+# fwd_fib deltas on r-src (P_MIRROR, P_FIB).
+path_burst() {
+    local addr=$1 tag=$2 sink=$3 m0 f0 m1 f1
+    m0=$(lab_accel_stat --iface "$LAB_R_SRC" fwd_mirror) f0=$(lab_accel_stat --iface "$LAB_R_SRC" fwd_fib)
+    lab_send "$NS_SRC" "$addr" "$N" "$RATE" "$tag" >/dev/null
+    sleep 0.3
+    m1=$(lab_accel_stat --iface "$LAB_R_SRC" fwd_mirror) f1=$(lab_accel_stat --iface "$LAB_R_SRC" fwd_fib)
+    P_RECV=$(lab_received "$tag" "$sink") P_MIRROR=$((m1 - m0)) P_FIB=$((f1 - f0))
+}
+# expect_path NAME ADDR TAG SINK mirror|fib: every datagram arrives, and
+# the named path forwarded them.
+expect_path() {
+    local name=$1 addr=$2 tag=$3 sink=$4 want=$5 d
+    path_burst "$addr" "$tag" "$sink"
+    d="sent $N, $sink got $P_RECV, fwd_mirror +$P_MIRROR, fwd_fib +$P_FIB"
+    if [[ $want == mirror ]]; then
+        check "$name" "$d" eval "[[ $P_RECV -eq $N && $P_MIRROR -ge $N && $P_FIB -lt $SMALL ]]"
+    else
+        check "$name" "$d" eval "[[ $P_RECV -eq $N && $P_FIB -ge $N && $P_MIRROR -lt $SMALL ]]"
+    fi
+}
+# log_wait PATTERN [SECONDS]: until this instance logged PATTERN.
+log_wait() {
+    local i
+    for ((i = 0; i < ${2:-5} * 10; i++)); do
+        lab_accel_log | grep -q -- "$1" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# cap_field STRUCTURE FIELD: from `accel stats --capacity --json`.
+cap_field() {
+    lab_accel stats --capacity --json 2>/dev/null |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]][sys.argv[2]])' "$1" "$2" 2>/dev/null ||
+        echo none
+}
+# batch_routes FILE VERB COUNT: COUNT /25s, one in each /24 from 100.64.0.0 on.
+batch_routes() {
+    python3 - "$@" "$LAB_DST1_GW4" <<'PY'
+import sys
+path, verb, count, gw = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+with open(path, "w") as f:
+    for k in range(count):
+        f.write(f"route {verb} 100.{64 + k // 256}.{k % 256}.0/25 via {gw}\n")
+PY
+}
+# check_in_sync NAME: `accel sync --check` reports no difference.
+check_in_sync() {
+    local sy rc
+    sy=$(lab_accel sync --check 2>&1)
+    rc=$?
+    check "$1" "exit $rc: $(head -n 3 <<<"$sy" | tr '\n' ' ')" eval "[[ $rc -eq 0 ]] && grep -q '^in sync' <<<\"\$sy\""
+}
+# check_log NAME PATTERN: this instance logs PATTERN within 5 s.
+check_log() {
+    log_wait "$2" 5
+    local rc=$?
+    check "$1" "$(lab_accel_log | grep -m1 -- "$2" | cut -c1-300)" test "$rc" -eq 0
+}
+# cap_started NAME: the instance just started runs and stays up (not ok,
+# and stopped, otherwise).
+cap_started() {
+    if lab_accel_wait 60 && sleep 1.5 && kill -0 "$ACCEL_PID" 2>/dev/null; then
+        ok "$1" "pid $ACCEL_PID"
+        return 0
+    fi
+    not_ok "$1" "not running; its log: $(lab_accel_log | tail -n 2 | tr '\n' ' ')"
+    lab_accel_stop KILL
+    return 1
+}
+# cap_stop PREFIX: SIGTERM, and a clean exit.
+cap_stop() {
+    lab_accel_stop TERM
+    local rc=$?
+    check "$1 SIGTERM: clean exit" "exit $rc" test "$rc" -eq 0
+}
+ip -n "$NS_DST1" addr add 100.64.0.1/32 dev lo
+ip -n "$NS_DST1" addr add 100.64.7.1/32 dev lo
+ip -n "$NS_DST1" addr add 100.128.3.1/32 dev lo
+
+# m1. The default DIR-24-8 has 16,384 second-level groups; the lab's local
+# routes need 5, and 16,388 /24s get a /25 each. On the old code `accel
+# run` exited with status 1 here.
+M1=16388
+batch_routes "$LAB_DIR/m1.add" add $M1
+batch_routes "$LAB_DIR/m1.del" del $M1
+ip -n "$NS_RTR" -batch "$LAB_DIR/m1.add"
+note "m1: $(ip -n "$NS_RTR" route show | grep -c '^100\.') /25 routes in 100.64.0.0-100.128.3.255"
+lab_accel_start
+if cap_started "m1. more /24s need a group than the DIR-24-8 has: accel run starts and keeps running"; then
+    warn=$(lab_accel_log | grep -m1 'capacity: IPv4 DIR-24-8 second-level groups exhausted')
+    check "m1. a WARN names the exhausted structure with its figures" "$warn" \
+        grep -q 'WARN.*(16384 of 16384 in use): [0-9]* routes longer than /24 in [0-9]* /24s' <<<"$warn"
+    deg=$(cap_field ipv4_groups degraded) used=$(cap_field ipv4_groups used)
+    check "m1. accel stats --capacity: all 16384 groups used, the /25s beyond degraded" \
+        "used $used, degraded $deg" eval '[[ $used == 16384 && $deg != none && $deg -ge 4 ]]'
+    lk=$(lab_accel lookup 100.128.3.1 2>&1)
+    check "m1. accel lookup 100.128.3.1 says there was no room for its route" \
+        "$(grep -m1 'room' <<<"$lk")" grep -q 'no room for this route' <<<"$lk"
+    ping4 100.64.0.1 2 || note "m1: warm-up ping to 100.64.0.1 failed"
+    expect_path "m1. 100.64.0.1 (its /24 has a group): all arrive, forwarded from the mirror" \
+        100.64.0.1 m1a dst1 mirror
+    expect_path "m1. 100.128.3.1 (its /24 has none): all arrive, forwarded through bpf_fib_lookup" \
+        100.128.3.1 m1b dst1 fib
+    check_in_sync "m1. accel sync --check: in sync (degraded routes are no difference)"
+    # Sixteen /24s give their group back: after the grace period every
+    # degraded /24 gets one.
+    for k in $(seq 0 15); do echo "route del 100.64.$k.0/25"; done >"$LAB_DIR/m1.free"
+    ip -n "$NS_RTR" -batch "$LAB_DIR/m1.free"
+    check_log "m1. room freed: a WARN says the groups recovered" \
+        'WARN.*capacity: IPv4 DIR-24-8 second-level groups recovered'
+    check "m1. accel stats --capacity: nothing degraded any more" \
+        "degraded $(cap_field ipv4_groups degraded)" test "$(cap_field ipv4_groups degraded)" = 0
+    expect_path "m1. 100.128.3.1 is forwarded from the mirror again" 100.128.3.1 m1c dst1 mirror
+    cap_stop m1.
+fi
+ip -n "$NS_RTR" -force -batch "$LAB_DIR/m1.del" 2>/dev/null
+
+# m2. Tiny structures (ACCEL_CAPACITY): 5 IPv4 groups (the lab's local
+# routes take 3 before 100.64.0.0), 18 IPv6 trie nodes (::1/128 takes 14,
+# 2001:db8:100::/48 the other 4), one local4 entry for four addresses.
+batch_routes "$LAB_DIR/m2.add" add 8
+batch_routes "$LAB_DIR/m2.del" del 8
+ip -n "$NS_RTR" -batch "$LAB_DIR/m2.add"
+export ACCEL_CAPACITY=ipv4_groups=5,ipv6_nodes=18,local_addrs=1
+lab_accel_start
+unset ACCEL_CAPACITY
+if cap_started "m2. tiny structures (ACCEL_CAPACITY), more routes than fit: accel run starts and keeps running"; then
+    note "m2: $(lab_accel_log | grep -m1 -o 'structure sizes from.*')"
+    for what in "IPv4 DIR-24-8 second-level groups" "IPv6 trie nodes" "local IPv4 address entries"; do
+        check_log "m2. a WARN says the $what are exhausted" "WARN.*capacity: $what exhausted"
+    done
+    ping4 100.64.0.1 2 && ping6 "$LAB_SVC6" 2 && ping6 "$LAB_SVC6B" 2 || note "m2: warm-up pings failed"
+    expect_path "m2. 100.64.0.1 (fits): all arrive, from the mirror (sources checked by the kernel's lookup)" \
+        100.64.0.1 m2a dst1 mirror
+    expect_path "m2. 100.64.7.1 (no group left): all arrive, through bpf_fib_lookup" 100.64.7.1 m2b dst1 fib
+    expect_path "m2. $LAB_SVC6 (fits): all arrive, from the mirror" "$LAB_SVC6" m2c dst1 mirror
+    expect_path "m2. $LAB_SVC6B (no trie node left): all arrive, through bpf_fib_lookup" \
+        "$LAB_SVC6B" m2d dst2 fib
+    check_in_sync "m2. accel sync --check: in sync"
+    ip -n "$NS_RTR" -batch "$LAB_DIR/m2.del"
+    check_log "m2. the /25s withdrawn: a WARN says the IPv4 groups recovered" \
+        'WARN.*capacity: IPv4 DIR-24-8 second-level groups recovered'
+    check_in_sync "m2. accel sync --check: still in sync"
+    cap_stop m2.
+fi
+ip -n "$NS_RTR" -force -batch "$LAB_DIR/m2.del" 2>/dev/null
+
 # ---------------------------------------------------------------- summary
 note ""
 note "router kernel forwarding counters around check b's bursts ($N datagrams per family, XDP running):"

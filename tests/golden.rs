@@ -6,6 +6,8 @@
 //! each hand-built frame: the XDP action, the exact output bytes, and the one
 //! counter that moved. Needs root: `cargo test --test golden`.
 
+#[path = "golden/capacity.rs"]
+mod capacity;
 #[path = "golden/from_kernel.rs"]
 mod from_kernel;
 #[path = "golden/lab.rs"]

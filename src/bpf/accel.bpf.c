@@ -47,6 +47,9 @@ struct accel_abi {
 	struct accel_leaves leaves;
 	struct accel_blackhole blackhole;
 	struct accel_blackhole_prefix blackhole_prefix;
+	enum accel_fib_mark fib_mark;
+	enum accel_structure structure;
+	struct accel_capacity capacity;
 };
 struct accel_abi accel_abi_types;
 
@@ -189,7 +192,12 @@ static __always_inline int ipv4_source_ok(struct pkt *k, struct iphdr *ip,
 
 	if (bpf_map_lookup_elem(&local4, &ip->saddr))
 		return 0;
-	if (!rpf && !(k->cfg & ACCEL_CFG_SRC_FULL4))
+	/* local4 without room for every local address cannot tell that a
+	 * source is not the router's own; the kernel's reverse lookup can
+	 * (a local address has no unicast route). */
+	if (k->cfg & ACCEL_CFG_LOCAL4_PARTIAL)
+		mirror = 0;
+	else if (!rpf && !(k->cfg & ACCEL_CFG_SRC_FULL4))
 		return 1;
 	/* The reverse lookup has the packet's destination as its source: a
 	 * source rule may apply to it. */

@@ -8,7 +8,10 @@
 #define ACCEL_H
 
 /* Flags and limits are enums, not #defines, so that BTF carries them to the
- * skeleton's Rust types. */
+ * skeleton's Rust types. The limits are the default sizes of the maps; the
+ * control plane may size them otherwise before load (ACCEL_CAPACITY, see
+ * src/capacity/limits.rs), so the datapath never relies on them as bounds
+ * of what it reads. */
 enum accel_limits {
 	ACCEL_MAX_IFACES = 64,
 	ACCEL_MAX_NEXTHOPS = 65536,
@@ -42,6 +45,14 @@ enum accel_route_type {
 	/* Forward through one path of nh_groups[nh_id], picked by the
 	 * kernel's own multipath hash. */
 	ACCEL_RT_MULTIPATH = 5,
+};
+
+/* The nh_id of an ACCEL_RT_FIB leaf written because a structure was full
+ * (next-hop ids, groups, DIR-24-8 groups, trie nodes): the mirror would
+ * forward the route itself but has no room for it. The datapath ignores
+ * it; `accel lookup` says why bpf_fib_lookup decides. */
+enum accel_fib_mark {
+	ACCEL_FIB_CAPACITY = 1,
 };
 
 /*
@@ -191,6 +202,11 @@ enum accel_cfg_flags {
 	 * see only the default rules and may use the mirror. */
 	ACCEL_CFG_SRC_RULES4 = 1 << 8,
 	ACCEL_CFG_SRC_RULES6 = 1 << 9,
+	/* local4 has no room for every local IPv4 address: a source missing
+	 * from it may still be the router's own, so every source is checked
+	 * with the kernel's full reverse lookup (bpf_fib_lookup), which
+	 * refuses local ones. */
+	ACCEL_CFG_LOCAL4_PARTIAL = 1 << 10,
 	/* Set by the datapath itself, never written: the mirror's lease has
 	 * lapsed. Implies FIB_ONLY, and source validation by reverse
 	 * bpf_fib_lookup in strict mode. */
@@ -264,6 +280,33 @@ struct accel_stats {
 	/* Packets that arrived while the mirror's lease had lapsed (whatever
 	 * their outcome above): bpf_fib_lookup decided instead of the mirror. */
 	__u64 no_lease;
+};
+
+/* The structures of bounded size, as the capacity map lists them. */
+enum accel_structure {
+	ACCEL_CAP_IPV4_GROUPS = 0, /* DIR-24-8 second-level groups */
+	ACCEL_CAP_IPV6_NODES,	   /* IPv6 trie nodes */
+	ACCEL_CAP_NEXTHOPS,	   /* next-hop ids */
+	ACCEL_CAP_NH_GROUPS,	   /* multipath / nexthop-object groups */
+	ACCEL_CAP_NEIGH4,
+	ACCEL_CAP_NEIGH6,
+	ACCEL_CAP_LOCAL4,	   /* local IPv4 addresses */
+	ACCEL_CAP_BLACKHOLES,	   /* blackhole drop-counter slots */
+	ACCEL_CAP_SRC_RULES4,
+	ACCEL_CAP_SRC_RULES6,
+	ACCEL_CAP_MAX,
+};
+
+/* How full one structure is, written by the control plane for `accel
+ * stats --capacity` (the datapath never reads it). degraded: routes or
+ * entries the structure has no room for, left to bpf_fib_lookup (or, for
+ * blackholes, counted in the shared slot 0); regions: the /24s or trie
+ * ranges those routes make bpf_fib_lookup answer for. */
+struct accel_capacity {
+	__u64 capacity;
+	__u64 used;
+	__u64 degraded;
+	__u64 regions;
 };
 
 #endif /* ACCEL_H */

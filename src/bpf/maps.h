@@ -105,4 +105,13 @@ struct {
 	__type(value, __u8);
 } local4 SEC(".maps");
 
+/* Written by the control plane only, for `accel stats --capacity`: how
+ * full each bounded structure is (indexed by enum accel_structure). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ACCEL_CAP_MAX);
+	__type(key, __u32);
+	__type(value, struct accel_capacity);
+} capacity SEC(".maps");
+
 #endif

@@ -33,6 +33,7 @@ unsafe impl Pod for types::accel_iface {}
 unsafe impl Pod for types::accel_config {}
 unsafe impl Pod for types::accel_stats {}
 unsafe impl Pod for types::accel_leaves {}
+unsafe impl Pod for types::accel_capacity {}
 unsafe impl Pod for u32 {}
 unsafe impl Pod for u8 {}
 

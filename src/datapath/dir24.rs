@@ -9,10 +9,16 @@
 //! The datapath must never see a half-written state: a group is filled
 //! before the first-level leaf points to it, and a group that is no longer
 //! pointed to is reused only after a grace period.
+//!
+//! When every group is taken, a /24 that needs one is *degraded*: its
+//! first-level leaf becomes a "FIB" route (bpf_fib_lookup decides), which
+//! is exact for every address of the /24 since the kernel's own lookup
+//! answers. Its rules are kept, and [`Dir24::retry`] rebuilds its group once
+//! one is free again.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use crate::bpf::types::accel_dir24 as D;
+use crate::bpf::types::{accel_dir24 as D, accel_fib_mark, accel_route_type};
 use crate::slots::GraceSlots;
 
 pub const TBL24_LEAVES: usize = D::ACCEL_TBL24_LEAVES.0 as usize;
@@ -24,6 +30,19 @@ pub fn route_leaf(route_type: u32, nh_id: u32) -> u32 {
         | (route_type << D::ACCEL_LEAF_TYPE_SHIFT.0)
         | (nh_id & D::ACCEL_LEAF_ID_MASK.0)
 }
+
+/// What a degraded region holds: "ask bpf_fib_lookup", marked as a lack
+/// of room for `accel lookup`.
+pub fn fib_leaf() -> u32 {
+    route_leaf(
+        accel_route_type::ACCEL_RT_FIB.0,
+        accel_fib_mark::ACCEL_FIB_CAPACITY.0,
+    )
+}
+
+/// The depth of a degraded leaf: above every prefix's (1..=129), so that no
+/// route paints over it.
+pub const DEGRADED: u8 = u8::MAX;
 
 fn group_leaf(g: usize) -> u32 {
     D::ACCEL_LEAF_EXT.0 | g as u32
@@ -54,10 +73,6 @@ impl LeafStore for Vec<u32> {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("all {0} second-level groups are in use")]
-pub struct GroupsExhausted(pub usize);
-
 pub struct Dir24<S: LeafStore> {
     tbl24: S,
     tbl8: S,
@@ -67,6 +82,9 @@ pub struct Dir24<S: LeafStore> {
     rules: HashMap<(u32, u8), u32>,
     groups: usize,
     group_slots: GraceSlots,
+    /// Degraded /24s (first-level index) with the number of rules longer
+    /// than /24 inside each, which is never 0.
+    degraded: BTreeMap<usize, usize>,
 }
 
 fn mask(addr: u32, len: u8) -> u32 {
@@ -88,6 +106,7 @@ impl<S: LeafStore> Dir24<S> {
             rules: HashMap::new(),
             groups,
             group_slots: GraceSlots::new(0, groups),
+            degraded: BTreeMap::new(),
         }
     }
 
@@ -103,19 +122,36 @@ impl<S: LeafStore> Dir24<S> {
         self.group_slots.in_use(0)
     }
 
-    /// Adds or replaces the rule for `addr/len` (host byte order).
-    pub fn insert(&mut self, addr: u32, len: u8, leaf: u32) -> Result<(), GroupsExhausted> {
+    pub fn capacity(&self) -> usize {
+        self.groups
+    }
+
+    /// /24s left to bpf_fib_lookup for lack of a group.
+    pub fn degraded_blocks(&self) -> usize {
+        self.degraded.len()
+    }
+
+    /// Rules longer than /24 inside degraded /24s.
+    pub fn degraded_rules(&self) -> usize {
+        self.degraded.values().sum()
+    }
+
+    /// Adds or replaces the rule for `addr/len` (host byte order). Without a
+    /// group for a rule longer than /24, its /24 is degraded.
+    pub fn insert(&mut self, addr: u32, len: u8, leaf: u32) {
         let addr = mask(addr, len);
         if self.rules.get(&(addr, len)) == Some(&leaf) {
-            return Ok(());
+            return;
         }
-        if len > 24 {
-            self.ensure_group((addr >> 8) as usize)?;
+        let block = (addr >> 8) as usize;
+        if len > 24 && !self.group_for(block) {
+            let added = self.rules.insert((addr, len), leaf).is_none();
+            self.degrade(block, usize::from(added));
+            return;
         }
         self.rules.insert((addr, len), leaf);
         let depth = len + 1;
         self.paint(addr, len, |d| d <= depth, leaf, depth);
-        Ok(())
     }
 
     pub fn remove(&mut self, addr: u32, len: u8) {
@@ -123,12 +159,30 @@ impl<S: LeafStore> Dir24<S> {
         if self.rules.remove(&(addr, len)).is_none() {
             return;
         }
+        let block = (addr >> 8) as usize;
+        if len > 24 {
+            if let Some(n) = self.degraded.get_mut(&block) {
+                *n -= 1;
+                if *n == 0 {
+                    self.undegrade(block);
+                }
+                return;
+            }
+        }
         let (leaf, depth) = self.covering(addr, len);
         let own = len + 1;
         self.paint(addr, len, |d| d == own, leaf, depth);
         if len > 24 {
-            self.collapse_if_unneeded((addr >> 8) as usize);
+            self.collapse_if_unneeded(block);
         }
+    }
+
+    /// Gives degraded /24s their group back, in address order, while
+    /// groups are free (a released one after its grace period). Returns
+    /// how many came back.
+    pub fn retry(&mut self) -> usize {
+        let blocks: Vec<usize> = self.degraded.keys().copied().collect();
+        blocks.into_iter().take_while(|b| self.restore(*b)).count()
     }
 
     /// What the datapath finds for `addr`: the route leaf, or 0.
@@ -188,12 +242,18 @@ impl<S: LeafStore> Dir24<S> {
         }
     }
 
-    fn ensure_group(&mut self, i: usize) -> Result<usize, GroupsExhausted> {
+    /// Makes sure /24 `i` has a group; false when none is free.
+    fn group_for(&mut self, i: usize) -> bool {
         let cur = self.tbl24.get(i);
         if is_group(cur) {
-            return Ok(group_of(cur));
+            return true;
         }
-        let g = self.take_group().ok_or(GroupsExhausted(self.groups))?;
+        if self.degraded.contains_key(&i) {
+            return self.restore(i);
+        }
+        let Some(g) = self.take_group() else {
+            return false;
+        };
         let base = g * GROUP_LEAVES;
         for j in base..base + GROUP_LEAVES {
             self.tbl8.set(j, cur);
@@ -202,7 +262,61 @@ impl<S: LeafStore> Dir24<S> {
         // The group is complete before anything points to it.
         self.tbl8.publish();
         self.tbl24.set(i, group_leaf(g));
-        Ok(g)
+        true
+    }
+
+    /// Leaves /24 `i`, which has no group, to bpf_fib_lookup, counting
+    /// `added` more rules inside it.
+    fn degrade(&mut self, i: usize, added: usize) {
+        match self.degraded.get_mut(&i) {
+            Some(n) => *n += added,
+            None => {
+                self.degraded.insert(i, added);
+                self.depth24[i] = DEGRADED;
+                self.tbl24.set(i, fib_leaf());
+            }
+        }
+    }
+
+    /// /24 `i` holds no rule longer than /24 any more: its covering route
+    /// answers again (one store replaces "ask bpf_fib_lookup").
+    fn undegrade(&mut self, i: usize) {
+        self.degraded.remove(&i);
+        let (leaf, depth) = self.covering((i as u32) << 8, 25);
+        self.depth24[i] = depth;
+        self.tbl24.set(i, leaf);
+    }
+
+    /// Gives degraded /24 `i` a group built from its rules, complete before
+    /// the first level points to it; false when no group is free.
+    fn restore(&mut self, i: usize) -> bool {
+        let Some(g) = self.take_group() else {
+            return false;
+        };
+        let block = (i as u32) << 8;
+        let (leaf, depth) = self.covering(block, 25);
+        let base = g * GROUP_LEAVES;
+        for j in base..base + GROUP_LEAVES {
+            self.tbl8.set(j, leaf);
+            self.depth8[j] = depth;
+        }
+        // Shorter rules first, so that longer ones paint over them.
+        for len in 25..=32u8 {
+            let span = 1usize << (32 - len);
+            for first in (0..GROUP_LEAVES).step_by(span) {
+                if let Some(&l) = self.rules.get(&(block | first as u32, len)) {
+                    for j in base + first..base + first + span {
+                        self.tbl8.set(j, l);
+                        self.depth8[j] = len + 1;
+                    }
+                }
+            }
+        }
+        self.tbl8.publish();
+        self.degraded.remove(&i);
+        self.depth24[i] = depth;
+        self.tbl24.set(i, group_leaf(g));
+        true
     }
 
     fn collapse_if_unneeded(&mut self, i: usize) {
@@ -246,6 +360,28 @@ mod tests {
         u32::from(s.parse::<std::net::Ipv4Addr>().unwrap())
     }
 
+    /// Sets (`Some`) or removes the rule for `addr/len` in the table and in
+    /// the reference rules alike.
+    fn update(
+        t: &mut Dir24<Vec<u32>>,
+        rules: &mut HashMap<(u32, u8), u32>,
+        addr: u32,
+        len: u8,
+        leaf: Option<u32>,
+    ) {
+        let key = (mask(addr, len), len);
+        match leaf {
+            Some(leaf) => {
+                t.insert(addr, len, leaf);
+                rules.insert(key, leaf);
+            }
+            None => {
+                t.remove(addr, len);
+                rules.remove(&key);
+            }
+        }
+    }
+
     /// Longest-prefix match by brute force over the rules.
     fn reference(rules: &HashMap<(u32, u8), u32>, addr: u32) -> u32 {
         (0..=32u8)
@@ -257,17 +393,17 @@ mod tests {
     #[test]
     fn longest_prefix_wins_across_both_levels() {
         let mut t = table(4);
-        t.insert(a("10.0.0.0"), 8, route_leaf(0, 1)).unwrap();
-        t.insert(a("10.1.2.0"), 24, route_leaf(0, 2)).unwrap();
-        t.insert(a("10.1.2.128"), 25, route_leaf(0, 3)).unwrap();
-        t.insert(a("10.1.2.130"), 32, route_leaf(1, 0)).unwrap();
+        t.insert(a("10.0.0.0"), 8, route_leaf(0, 1));
+        t.insert(a("10.1.2.0"), 24, route_leaf(0, 2));
+        t.insert(a("10.1.2.128"), 25, route_leaf(0, 3));
+        t.insert(a("10.1.2.130"), 32, route_leaf(1, 0));
         assert_eq!(t.lookup(a("10.9.9.9")), route_leaf(0, 1));
         assert_eq!(t.lookup(a("10.1.2.1")), route_leaf(0, 2));
         assert_eq!(t.lookup(a("10.1.2.129")), route_leaf(0, 3));
         assert_eq!(t.lookup(a("10.1.2.130")), route_leaf(1, 0));
         assert_eq!(t.lookup(a("11.0.0.1")), 0);
         // A shorter route added later does not override longer ones.
-        t.insert(a("10.0.0.0"), 7, route_leaf(0, 9)).unwrap();
+        t.insert(a("10.0.0.0"), 7, route_leaf(0, 9));
         assert_eq!(t.lookup(a("10.1.2.129")), route_leaf(0, 3));
         assert_eq!(t.lookup(a("11.0.0.1")), route_leaf(0, 9));
     }
@@ -275,16 +411,23 @@ mod tests {
     #[test]
     fn removal_restores_the_covering_route_and_frees_groups() {
         let mut t = table(1);
-        t.insert(a("192.0.2.0"), 24, route_leaf(0, 1)).unwrap();
-        t.insert(a("192.0.2.64"), 26, route_leaf(0, 2)).unwrap();
+        t.insert(a("192.0.2.0"), 24, route_leaf(0, 1));
+        t.insert(a("192.0.2.64"), 26, route_leaf(0, 2));
         assert_eq!(t.groups_in_use(), 1);
         t.remove(a("192.0.2.64"), 26);
         assert_eq!(t.lookup(a("192.0.2.65")), route_leaf(0, 1));
         assert_eq!(t.groups_in_use(), 0, "the group was released");
-        // Its reuse waits for the grace period.
-        assert!(t.insert(a("198.51.100.0"), 25, route_leaf(0, 3)).is_err());
+        // Its reuse waits for the grace period: meanwhile the /24 that
+        // needs a group goes to bpf_fib_lookup as a whole.
+        t.insert(a("198.51.100.0"), 25, route_leaf(0, 3));
+        assert_eq!(t.lookup(a("198.51.100.1")), fib_leaf());
+        assert_eq!(t.lookup(a("198.51.100.200")), fib_leaf());
+        assert_eq!((t.degraded_blocks(), t.degraded_rules()), (1, 1));
         std::thread::sleep(GRACE);
-        t.insert(a("198.51.100.0"), 25, route_leaf(0, 3)).unwrap();
+        assert_eq!(t.retry(), 1);
+        assert_eq!(t.lookup(a("198.51.100.1")), route_leaf(0, 3));
+        assert_eq!(t.lookup(a("198.51.100.200")), 0);
+        assert_eq!(t.degraded_blocks(), 0);
         t.remove(a("192.0.2.0"), 24);
         assert_eq!(t.lookup(a("192.0.2.65")), 0);
     }
@@ -292,14 +435,86 @@ mod tests {
     #[test]
     fn default_route_and_host_routes() {
         let mut t = table(2);
-        t.insert(0, 0, route_leaf(0, 7)).unwrap();
-        t.insert(a("203.0.113.5"), 32, route_leaf(3, 0)).unwrap();
+        t.insert(0, 0, route_leaf(0, 7));
+        t.insert(a("203.0.113.5"), 32, route_leaf(3, 0));
         assert_eq!(t.lookup(a("1.2.3.4")), route_leaf(0, 7));
         assert_eq!(t.lookup(a("203.0.113.5")), route_leaf(3, 0));
         assert_eq!(t.lookup(a("203.0.113.6")), route_leaf(0, 7));
         t.remove(0, 0);
         assert_eq!(t.lookup(a("203.0.113.6")), 0);
         assert_eq!(t.lookup(a("203.0.113.5")), route_leaf(3, 0));
+    }
+
+    /// What a lookup must find with degradation: the exact answer, or
+    /// "ask bpf_fib_lookup" for an address whose /24 is degraded, which
+    /// happens only to a /24 that holds a rule longer than /24.
+    fn check(t: &Dir24<Vec<u32>>, rules: &HashMap<(u32, u8), u32>, probe: u32) {
+        let block = (probe >> 8) as usize;
+        let long = rules
+            .keys()
+            .filter(|(p, l)| *l > 24 && (p >> 8) as usize == block)
+            .count();
+        if t.degraded.contains_key(&block) {
+            assert_eq!(t.lookup(probe), fib_leaf(), "{probe:#x} is degraded");
+            assert_eq!(t.degraded[&block], long, "rules counted in {block:#x}");
+        } else {
+            assert_eq!(t.lookup(probe), reference(rules, probe), "{probe:#x}");
+        }
+    }
+
+    /// Random churn in 16 /24s with 6 groups: every address answers
+    /// exactly or, when its /24 could not get a group, from
+    /// bpf_fib_lookup; every /24 with long rules has a group or is
+    /// degraded; once long rules leave and the grace period is over,
+    /// retry() brings every degraded /24 back.
+    #[test]
+    fn degrades_to_fib_when_groups_run_out_and_recovers() {
+        let groups = 6;
+        let mut t = table(groups);
+        let mut rules = HashMap::new();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let base = a("10.0.0.0");
+        for round in 0..3 {
+            for step in 0..300u32 {
+                let addr = base | ((rnd() as u32 % 16) << 8) | (rnd() as u32 & 0xff);
+                let len = [20u8, 24, 25, 26, 28, 32][(rnd() % 6) as usize];
+                let leaf = (rnd() % 3 != 0).then(|| route_leaf((rnd() % 4) as u32, step));
+                update(&mut t, &mut rules, addr, len, leaf);
+                let long_blocks: std::collections::HashSet<u32> = rules
+                    .keys()
+                    .filter(|(_, l)| *l > 24)
+                    .map(|(p, _)| p >> 8)
+                    .collect();
+                assert_eq!(t.groups_in_use() + t.degraded_blocks(), long_blocks.len());
+                for b in 0..16u32 {
+                    for probe in [0, 1, 127, 128, 200, 255] {
+                        check(&t, &rules, base | (b << 8) | probe);
+                    }
+                }
+            }
+            assert!(t.degraded_blocks() > 0, "round {round} filled the table");
+            // Long rules leave all but four /24s: their groups come back
+            // after the grace period, and every degraded /24 with them.
+            rules.retain(|(p, l), _| {
+                let keep = *l <= 24 || (p >> 8) & 0xf < 4;
+                if !keep {
+                    t.remove(*p, *l);
+                }
+                keep
+            });
+            std::thread::sleep(GRACE);
+            t.retry();
+            assert_eq!(t.degraded_blocks(), 0, "round {round}: all restored");
+            for probe in (0..16 * 256).map(|i| base + i) {
+                assert_eq!(t.lookup(probe), reference(&rules, probe), "{probe:#x}");
+            }
+        }
     }
 
     /// Random inserts and removals, concentrated in a few /16s so that
@@ -318,23 +533,15 @@ mod tests {
         let bases = [a("10.0.0.0"), a("10.1.0.0"), a("172.16.0.0"), a("0.0.0.0")];
         // Short prefixes paint millions of leaves: a few, fixed, underneath.
         for (addr, len) in [(0, 0u8), (a("10.0.0.0"), 8)] {
-            t.insert(addr, len, route_leaf(0, 100 + len as u32))
-                .unwrap();
+            t.insert(addr, len, route_leaf(0, 100 + len as u32));
             rules.insert((addr, len), route_leaf(0, 100 + len as u32));
         }
         for step in 0..4000 {
             let base = bases[(rnd() % 4) as usize];
             let addr = base | (rnd() as u32 & 0xffff);
             let len = [12u8, 16, 20, 23, 24, 25, 26, 28, 30, 31, 32][(rnd() % 11) as usize];
-            let key = (mask(addr, len), len);
-            if rnd() % 3 == 0 {
-                t.remove(addr, len);
-                rules.remove(&key);
-            } else {
-                let leaf = route_leaf((rnd() % 4) as u32, step);
-                t.insert(addr, len, leaf).unwrap();
-                rules.insert(key, leaf);
-            }
+            let leaf = (rnd() % 3 != 0).then(|| route_leaf((rnd() % 4) as u32, step));
+            update(&mut t, &mut rules, addr, len, leaf);
             if step == 2000 {
                 t.remove(a("10.0.0.0"), 8);
                 rules.remove(&(a("10.0.0.0"), 8));

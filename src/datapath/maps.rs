@@ -4,6 +4,7 @@
 use std::cell::{Cell, RefCell};
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
+use log::warn;
 
 use super::dir24::{route_leaf, Dir24, GROUP_LEAVES, TBL24_LEAVES};
 use super::keys::{
@@ -15,10 +16,11 @@ use super::pin::PinDir;
 use super::trie6::{self, Trie6};
 use super::DatapathError;
 use crate::bpf::types::{
-    accel_blackhole, accel_blackhole_prefix, accel_config, accel_dir24 as D, accel_iface,
-    accel_leaves, accel_nexthop, accel_route, accel_stats,
+    accel_blackhole, accel_blackhole_prefix, accel_capacity, accel_config, accel_dir24 as D,
+    accel_iface, accel_leaves, accel_nexthop, accel_route, accel_stats,
 };
 use crate::bpf::{bytes_of, from_bytes, AccelSkel, Pod};
+use crate::capacity::{Figures, Limits, Structure, Usage};
 use crate::mirror::Change;
 
 pub struct Maps {
@@ -39,6 +41,7 @@ pub struct Maps {
     pub neigh4: MapHandle,
     pub neigh6: MapHandle,
     pub local4: MapHandle,
+    pub capacity: MapHandle,
     config: Cell<accel_config>,
     /// The writable IPv4 table; only the instance that created the maps
     /// has it (readers look leaves up through the map handles).
@@ -59,7 +62,7 @@ fn failed(map: &'static str, op: &'static str) -> impl FnOnce(libbpf_rs::Error) 
 }
 
 impl Maps {
-    pub fn from_skel(skel: &AccelSkel<'_>) -> Result<Maps, DatapathError> {
+    pub fn from_skel(skel: &AccelSkel<'_>, limits: &Limits) -> Result<Maps, DatapathError> {
         let m = &skel.maps;
         Maps {
             cfg: handle("accel_cfg", &m.accel_cfg)?,
@@ -79,12 +82,13 @@ impl Maps {
             neigh4: handle("neigh4", &m.neigh4)?,
             neigh6: handle("neigh6", &m.neigh6)?,
             local4: handle("local4", &m.local4)?,
+            capacity: handle("capacity", &m.capacity)?,
             config: Cell::new(accel_config::default()),
             fib4: None,
             fib6: None,
         }
-        .with_fib4()?
-        .with_fib6()
+        .with_fib4(limits.ipv4_groups as usize)?
+        .with_fib6(limits.ipv6_nodes as usize)
     }
 
     /// Opens the maps a running `accel run` pinned in `pins`.
@@ -110,6 +114,7 @@ impl Maps {
             neigh4: open("neigh4")?,
             neigh6: open("neigh6")?,
             local4: open("local4")?,
+            capacity: open("capacity")?,
             config: Cell::new(current),
             fib4: None,
             fib6: None,
@@ -117,7 +122,7 @@ impl Maps {
     }
 
     /// Every map with the name it is pinned under.
-    pub fn named(&self) -> [(&'static str, &MapHandle); 17] {
+    pub fn named(&self) -> [(&'static str, &MapHandle); 18] {
         [
             ("accel_cfg", &self.cfg),
             ("ifaces", &self.ifaces),
@@ -136,6 +141,7 @@ impl Maps {
             ("neigh4", &self.neigh4),
             ("neigh6", &self.neigh6),
             ("local4", &self.local4),
+            ("capacity", &self.capacity),
         ]
     }
 
@@ -169,16 +175,19 @@ impl Maps {
             } => {
                 let v = route_value(entry, *nh_id);
                 let leaf = route_leaf(v.r#type, v.nh_id);
+                // Without room in the table, the route's region goes to
+                // bpf_fib_lookup (see dir24.rs and trie6.rs).
                 match route_key(prefix) {
                     RouteKey::V4(k) => {
                         let addr = u32::from_be(k.addr);
-                        Ok(self.fib4()?.insert(addr, k.prefixlen as u8, leaf)?)
+                        self.fib4()?.insert(addr, k.prefixlen as u8, leaf);
                     }
                     RouteKey::V6(k) => {
                         let addr = u128::from_be_bytes(k.addr);
-                        Ok(self.fib6()?.insert(addr, k.prefixlen as u8, leaf)?)
+                        self.fib6()?.insert(addr, k.prefixlen as u8, leaf);
                     }
                 }
+                Ok(())
             }
             Change::PutBlackhole { id, prefix } => {
                 let zero = vec![0u8; std::mem::size_of::<accel_blackhole>()];
@@ -219,10 +228,33 @@ impl Maps {
                     Ok(())
                 }
             },
-            Change::PutNeigh { ifindex, addr, mac } => match neigh_key(*ifindex, *addr) {
-                NeighKey::V4(k) => put(&self.neigh4, "neigh4", &k, &neigh_value(*mac)),
-                NeighKey::V6(k) => put(&self.neigh6, "neigh6", &k, &neigh_value(*mac)),
-            },
+            Change::PutNeigh { ifindex, addr, mac } => {
+                let v = neigh_value(*mac);
+                let r = match neigh_key(*ifindex, *addr) {
+                    NeighKey::V4(k) => {
+                        self.neigh4
+                            .update(bytes_of(&k), bytes_of(&v), MapFlags::ANY)
+                    }
+                    NeighKey::V6(k) => {
+                        self.neigh6
+                            .update(bytes_of(&k), bytes_of(&v), MapFlags::ANY)
+                    }
+                };
+                // The mirror never asks for more neighbours than fit, but
+                // should a write fail anyway, a missing neighbour only
+                // sends its packets to bpf_fib_lookup: no reason to stop.
+                if let Err(e) = r {
+                    warn!(
+                        "neighbour {addr} (ifindex {ifindex}) not written ({e}): bpf_fib_lookup \
+                         resolves it"
+                    );
+                    self.apply_one(&Change::DelNeigh {
+                        ifindex: *ifindex,
+                        addr: *addr,
+                    })?;
+                }
+                Ok(())
+            }
             Change::DelNeigh { ifindex, addr } => match neigh_key(*ifindex, *addr) {
                 NeighKey::V4(k) => del(&self.neigh4, "neigh4", &k),
                 NeighKey::V6(k) => del(&self.neigh6, "neigh6", &k),
@@ -349,22 +381,20 @@ impl Maps {
         Some(e.leaf[i % per])
     }
 
-    fn with_fib4(mut self) -> Result<Self, DatapathError> {
+    fn with_fib4(mut self, groups: usize) -> Result<Self, DatapathError> {
         let map = |m: &MapHandle, name, leaves| {
             MmapLeaves::map(m, leaves).map_err(|source| DatapathError::Mmap { map: name, source })
         };
-        let groups = D::ACCEL_TBL8_GROUPS.0 as usize;
         let t24 = map(&self.fib4_tbl24, "fib4_tbl24", TBL24_LEAVES)?;
         let t8 = map(&self.fib4_tbl8, "fib4_tbl8", groups * GROUP_LEAVES)?;
         self.fib4 = Some(RefCell::new(Dir24::new(t24, t8, groups)));
         Ok(self)
     }
 
-    fn with_fib6(mut self) -> Result<Self, DatapathError> {
+    fn with_fib6(mut self, nodes: usize) -> Result<Self, DatapathError> {
         let map = |m: &MapHandle, name, leaves| {
             MmapLeaves::map(m, leaves).map_err(|source| DatapathError::Mmap { map: name, source })
         };
-        let nodes = trie6::NODES;
         let root = map(&self.fib6_root, "fib6_root", trie6::ROOT_LEAVES)?;
         let leaves = map(&self.fib6_nodes, "fib6_nodes", nodes * trie6::NODE_LEAVES)?;
         self.fib6 = Some(RefCell::new(Trie6::new(root, leaves, nodes)));
@@ -387,10 +417,65 @@ impl Maps {
             .borrow_mut())
     }
 
+    /// Gives degraded regions of both route tables their groups or nodes
+    /// back where room freed up; returns how many came back (IPv4 /24s,
+    /// IPv6 ranges).
+    pub fn retry_routes(&self) -> Result<(usize, usize), DatapathError> {
+        Ok((self.fib4()?.retry(), self.fib6()?.retry()))
+    }
+
+    /// How full the IPv4 groups and the IPv6 nodes are.
+    pub fn route_usage(&self) -> Result<[(Structure, Usage); 2], DatapathError> {
+        let (t4, t6) = (self.fib4()?, self.fib6()?);
+        Ok([
+            (
+                Structure::Ipv4Groups,
+                Usage::new(t4.capacity(), t4.groups_in_use())
+                    .degraded(t4.degraded_rules(), t4.degraded_blocks()),
+            ),
+            (
+                Structure::Ipv6Nodes,
+                Usage::new(t6.capacity(), t6.nodes_in_use())
+                    .degraded(t6.degraded_rules(), t6.degraded_regions()),
+            ),
+        ])
+    }
+
+    /// Publishes the figures for `accel stats --capacity`.
+    pub fn write_capacity(&self, f: &Figures) -> Result<(), DatapathError> {
+        for (s, u) in f.iter() {
+            let v = accel_capacity {
+                capacity: u.capacity,
+                used: u.used,
+                degraded: u.degraded,
+                regions: u.regions,
+            };
+            put(&self.capacity, "capacity", &s.index(), &v)?;
+        }
+        Ok(())
+    }
+
+    /// The figures the running instance published.
+    pub fn read_capacity(&self) -> Figures {
+        let mut f = Figures::default();
+        for s in Structure::ALL {
+            let v: accel_capacity = lookup(&self.capacity, &s.index()).unwrap_or_default();
+            f.set(
+                s,
+                Usage {
+                    capacity: v.capacity,
+                    used: v.used,
+                    degraded: v.degraded,
+                    regions: v.regions,
+                },
+            );
+        }
+        f
+    }
+
     /// Drops per blackhole prefix (slots with a prefix), summed over CPUs.
     pub fn blackhole_drops(&self) -> Vec<(Option<crate::model::Prefix>, accel_blackhole)> {
-        let max = crate::bpf::types::accel_limits::ACCEL_MAX_BLACKHOLES.0;
-        (0..max)
+        (0..self.blackhole_prefixes.max_entries())
             .filter_map(|id| {
                 let p: accel_blackhole_prefix = lookup(&self.blackhole_prefixes, &id)?;
                 let prefix = super::keys::prefix_of_blackhole(&p);

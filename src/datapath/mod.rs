@@ -35,10 +35,6 @@ pub enum DatapathError {
         #[source]
         source: std::io::Error,
     },
-    #[error("IPv4 route table")]
-    Dir24(#[from] dir24::GroupsExhausted),
-    #[error("IPv6 route table")]
-    Trie6(#[from] trie6::NodesExhausted),
     #[error("memory-mapping {map}")]
     Mmap {
         map: &'static str,
@@ -72,7 +68,8 @@ use std::mem::MaybeUninit;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 
-use crate::bpf::{AccelSkel, AccelSkelBuilder};
+use crate::bpf::{AccelSkel, AccelSkelBuilder, OpenAccelMaps};
+use crate::capacity::Limits;
 use maps::Maps;
 
 /// A loaded (not yet attached) datapath.
@@ -81,15 +78,34 @@ pub struct Loaded {
     pub maps: Maps,
 }
 
-/// Loads the XDP program and creates its maps.
-pub fn load() -> Result<Loaded, DatapathError> {
+/// Loads the XDP program and creates its maps, sized by `limits`.
+pub fn load(limits: &Limits) -> Result<Loaded, DatapathError> {
     // The skeleton borrows its object for as long as it lives, which for
     // accel is the life of the process.
     let object = Box::leak(Box::new(MaybeUninit::uninit()));
-    let open = AccelSkelBuilder::default()
+    let mut open = AccelSkelBuilder::default()
         .open(object)
         .map_err(DatapathError::Load)?;
+    size_maps(&mut open.maps, limits).map_err(DatapathError::Load)?;
     let skel = open.load().map_err(DatapathError::Load)?;
-    let maps = Maps::from_skel(&skel)?;
+    let maps = Maps::from_skel(&skel, limits)?;
     Ok(Loaded { skel, maps })
+}
+
+/// Sets the size of every bounded map before load.
+fn size_maps(m: &mut OpenAccelMaps<'_>, l: &Limits) -> Result<(), libbpf_rs::Error> {
+    let per = crate::bpf::types::accel_dir24::ACCEL_LEAVES_PER_ENTRY.0;
+    m.fib4_tbl8
+        .set_max_entries(l.ipv4_groups * (dir24::GROUP_LEAVES as u32 / per))?;
+    m.fib6_nodes
+        .set_max_entries(l.ipv6_nodes * (trie6::NODE_LEAVES as u32 / per))?;
+    m.nexthops.set_max_entries(l.nexthops)?;
+    m.nh_groups.set_max_entries(l.nh_groups)?;
+    m.neigh4.set_max_entries(l.neighbours)?;
+    m.neigh6.set_max_entries(l.neighbours)?;
+    m.local4.set_max_entries(l.local_addrs)?;
+    m.blackhole_drops.set_max_entries(l.blackholes)?;
+    m.blackhole_prefixes.set_max_entries(l.blackholes)?;
+    m.src_rules4.set_max_entries(l.src_rules)?;
+    m.src_rules6.set_max_entries(l.src_rules)
 }

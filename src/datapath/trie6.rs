@@ -17,10 +17,15 @@
 //! before its parent leaf points to it, each leaf write replaces one valid
 //! answer by another, and a node that nothing points to any more is reused
 //! only after a grace period.
+//!
+//! When nodes run out, the leaf that needed one is *degraded* to "ask
+//! bpf_fib_lookup" for its whole range (see [`degrade`]).
 
-use std::collections::HashMap;
+mod degrade;
 
-use super::dir24::LeafStore;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::dir24::{LeafStore, DEGRADED};
 use crate::bpf::types::{accel_dir24 as D, accel_trie6 as T};
 use crate::slots::GraceSlots;
 
@@ -79,9 +84,10 @@ fn index(addr: u128, k: u8) -> usize {
     ((addr >> (128 - level_end(k))) & ((1u128 << bits) - 1)) as usize
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("all {0} IPv6 trie nodes are in use")]
-pub struct NodesExhausted(pub usize);
+/// The range of the level-`k` leaf that `addr` falls in, as a prefix.
+fn region(addr: u128, k: u8) -> (u128, u8) {
+    (mask(addr, level_end(k)), level_end(k))
+}
 
 /// A leaf position: in the root, or in the node store.
 #[derive(Clone, Copy, Debug)]
@@ -99,6 +105,9 @@ pub struct Trie6<S: LeafStore> {
     rules: HashMap<(u128, u8), u32>,
     max_nodes: usize,
     node_slots: GraceSlots,
+    /// Degraded leaves by their range, with the rules longer than the
+    /// range inside it (never none).
+    degraded: BTreeMap<(u128, u8), BTreeSet<(u128, u8)>>,
 }
 
 impl<S: LeafStore> Trie6<S> {
@@ -113,7 +122,12 @@ impl<S: LeafStore> Trie6<S> {
             rules: HashMap::new(),
             max_nodes,
             node_slots: GraceSlots::new(0, max_nodes),
+            degraded: BTreeMap::new(),
         }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.max_nodes
     }
 
     pub fn len(&self) -> usize {
@@ -155,25 +169,32 @@ impl<S: LeafStore> Trie6<S> {
         }
     }
 
-    /// Adds or replaces the rule for `addr/len` (host byte order).
-    pub fn insert(&mut self, addr: u128, len: u8, leaf: u32) -> Result<(), NodesExhausted> {
+    /// Adds or replaces the rule for `addr/len` (host byte order). Without
+    /// the nodes down to its level, the leaf where they run out is
+    /// degraded.
+    pub fn insert(&mut self, addr: u128, len: u8, leaf: u32) {
         assert!(len <= 128, "IPv6 prefix length {len}");
         let addr = mask(addr, len);
         if self.rules.get(&(addr, len)) == Some(&leaf) {
-            return Ok(());
+            return;
         }
         let level = level_of(len);
         // The nodes down to the prefix's level, each complete before it is
         // linked.
         let mut slot = Slot::Root(index(addr, 0));
         for k in 1..=level {
-            let n = self.ensure_node(slot)?;
-            slot = Slot::Node(n * NODE_LEAVES + index(addr, k));
+            match self.node_below(slot, addr, k - 1) {
+                Some(n) => slot = Slot::Node(n * NODE_LEAVES + index(addr, k)),
+                None => {
+                    self.rules.insert((addr, len), leaf);
+                    self.degrade(slot, region(addr, k - 1), (addr, len));
+                    return;
+                }
+            }
         }
         self.rules.insert((addr, len), leaf);
         let depth = len + 1;
         self.paint(len, slot, |d| d <= depth, leaf, depth);
-        Ok(())
     }
 
     pub fn remove(&mut self, addr: u128, len: u8) {
@@ -184,9 +205,16 @@ impl<S: LeafStore> Trie6<S> {
         if self.rules.remove(&(addr, len)).is_none() {
             return;
         }
+        let level = level_of(len);
+        let path = self.path(addr, level);
+        if path.len() <= level as usize {
+            // Inside a degraded leaf above the rule's level.
+            let k = path.len() as u8 - 1;
+            self.forget(&path, region(addr, k), (addr, len));
+            return;
+        }
         let (leaf, depth) = self.covering(addr, len);
         let own = len + 1;
-        let path = self.path(addr, level_of(len));
         let slot = *path.last().expect("the root is always on the path");
         self.paint(len, slot, |d| d == own, leaf, depth);
         self.collapse(&path);
@@ -203,13 +231,17 @@ impl<S: LeafStore> Trie6<S> {
         leaf
     }
 
-    /// The slots of `addr` from the root down to level `level` (all the
-    /// nodes on the way must exist).
+    /// The slots of `addr` from the root down to level `level`, or to the
+    /// degraded leaf that stops the way there.
     fn path(&self, addr: u128, level: u8) -> Vec<Slot> {
         let mut path = vec![Slot::Root(index(addr, 0))];
         for k in 1..=level {
-            let cur = self.get(*path.last().unwrap());
-            assert!(is_node(cur), "a rule's level is reachable");
+            let last = *path.last().unwrap();
+            let cur = self.get(last);
+            if !is_node(cur) {
+                assert_eq!(self.depth(last), DEGRADED, "a rule's level is reachable");
+                break;
+            }
             path.push(Slot::Node(node_of(cur) * NODE_LEAVES + index(addr, k)));
         }
         path
@@ -260,12 +292,26 @@ impl<S: LeafStore> Trie6<S> {
         }
     }
 
-    fn ensure_node(&mut self, s: Slot) -> Result<usize, NodesExhausted> {
-        let cur = self.get(s);
+    /// The node under `slot`, a leaf of level `k` on `addr`'s way down:
+    /// there already, new, or restored if the leaf was degraded; `None`
+    /// when no node is free.
+    fn node_below(&mut self, slot: Slot, addr: u128, k: u8) -> Option<usize> {
+        let cur = self.get(slot);
         if is_node(cur) {
-            return Ok(node_of(cur));
+            return Some(node_of(cur));
         }
-        let n = self.take_node().ok_or(NodesExhausted(self.max_nodes))?;
+        if self.depth(slot) == DEGRADED {
+            return self
+                .restore(slot, region(addr, k))
+                .then(|| node_of(self.get(slot)));
+        }
+        self.new_node(slot)
+    }
+
+    /// A node under leaf `s`, holding the leaf's answer everywhere.
+    fn new_node(&mut self, s: Slot) -> Option<usize> {
+        let cur = self.get(s);
+        let n = self.take_node()?;
         let depth = self.depth(s);
         let base = n * NODE_LEAVES;
         for j in base..base + NODE_LEAVES {
@@ -279,7 +325,7 @@ impl<S: LeafStore> Trie6<S> {
             Slot::Root(i) => self.root.set(i, node_leaf(n)),
             Slot::Node(i) => self.nodes.set(i, node_leaf(n)),
         }
-        Ok(n)
+        Some(n)
     }
 
     /// Folds the nodes of `path` (deepest first) that no longer hold
@@ -311,21 +357,43 @@ impl<S: LeafStore> Trie6<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datapath::dir24::route_leaf;
+    use crate::datapath::dir24::{fib_leaf, route_leaf};
     use crate::slots::GRACE;
     use std::cell::RefCell;
     use std::rc::Rc;
 
-    fn table(nodes: usize) -> Trie6<Vec<u32>> {
+    pub(super) fn table(nodes: usize) -> Trie6<Vec<u32>> {
         Trie6::new(vec![0; ROOT_LEAVES], vec![0; nodes * NODE_LEAVES], nodes)
     }
 
-    fn a(s: &str) -> u128 {
+    pub(super) fn a(s: &str) -> u128 {
         u128::from(s.parse::<std::net::Ipv6Addr>().unwrap())
     }
 
+    /// Sets (`Some`) or removes the rule for `addr/len` in the trie and in
+    /// the reference rules alike.
+    pub(super) fn update<S: LeafStore>(
+        t: &mut Trie6<S>,
+        rules: &mut HashMap<(u128, u8), u32>,
+        addr: u128,
+        len: u8,
+        leaf: Option<u32>,
+    ) {
+        let key = (mask(addr, len), len);
+        match leaf {
+            Some(leaf) => {
+                t.insert(addr, len, leaf);
+                rules.insert(key, leaf);
+            }
+            None => {
+                t.remove(addr, len);
+                rules.remove(&key);
+            }
+        }
+    }
+
     /// Longest-prefix match by brute force over the rules.
-    fn reference(rules: &HashMap<(u128, u8), u32>, addr: u128) -> u32 {
+    pub(super) fn reference(rules: &HashMap<(u128, u8), u32>, addr: u128) -> u32 {
         (0..=128u8)
             .rev()
             .find_map(|l| rules.get(&(mask(addr, l), l)).copied())
@@ -356,19 +424,17 @@ mod tests {
     #[test]
     fn longest_prefix_wins_across_levels() {
         let mut t = table(16);
-        t.insert(a("2001:db8::"), 32, route_leaf(0, 1)).unwrap();
-        t.insert(a("2001:db8:1::"), 48, route_leaf(0, 2)).unwrap();
-        t.insert(a("2001:db8:1:8000::"), 49, route_leaf(0, 3))
-            .unwrap();
-        t.insert(a("2001:db8:1:8000::1"), 128, route_leaf(1, 0))
-            .unwrap();
+        t.insert(a("2001:db8::"), 32, route_leaf(0, 1));
+        t.insert(a("2001:db8:1::"), 48, route_leaf(0, 2));
+        t.insert(a("2001:db8:1:8000::"), 49, route_leaf(0, 3));
+        t.insert(a("2001:db8:1:8000::1"), 128, route_leaf(1, 0));
         assert_eq!(t.lookup(a("2001:db8:9::1")), route_leaf(0, 1));
         assert_eq!(t.lookup(a("2001:db8:1::1")), route_leaf(0, 2));
         assert_eq!(t.lookup(a("2001:db8:1:8000::2")), route_leaf(0, 3));
         assert_eq!(t.lookup(a("2001:db8:1:8000::1")), route_leaf(1, 0));
         assert_eq!(t.lookup(a("2001:db9::1")), 0);
         // A shorter route added later does not override longer ones.
-        t.insert(a("2001:db8::"), 31, route_leaf(0, 9)).unwrap();
+        t.insert(a("2001:db8::"), 31, route_leaf(0, 9));
         assert_eq!(t.lookup(a("2001:db8:1:8000::2")), route_leaf(0, 3));
         assert_eq!(t.lookup(a("2001:db9::1")), route_leaf(0, 9));
     }
@@ -376,8 +442,8 @@ mod tests {
     #[test]
     fn default_route_and_host_routes() {
         let mut t = table(32);
-        t.insert(0, 0, route_leaf(0, 7)).unwrap();
-        t.insert(a("2001:db8::5"), 128, route_leaf(3, 0)).unwrap();
+        t.insert(0, 0, route_leaf(0, 7));
+        t.insert(a("2001:db8::5"), 128, route_leaf(3, 0));
         assert_eq!(t.nodes_in_use(), 14);
         assert_eq!(t.lookup(a("fe80::1")), route_leaf(0, 7));
         assert_eq!(t.lookup(a("2001:db8::5")), route_leaf(3, 0));
@@ -389,7 +455,7 @@ mod tests {
         t.remove(a("2001:db8::5"), 128);
         assert_eq!(t.lookup(a("2001:db8::5")), 0);
         assert_eq!(t.nodes_in_use(), 0, "every node folded back");
-        t.insert(u128::MAX, 128, route_leaf(0, 1)).unwrap();
+        t.insert(u128::MAX, 128, route_leaf(0, 1));
         assert_eq!(t.lookup(u128::MAX), route_leaf(0, 1));
         assert_eq!(t.lookup(u128::MAX - 1), 0);
     }
@@ -397,30 +463,37 @@ mod tests {
     #[test]
     fn removal_restores_the_covering_route_and_frees_nodes() {
         let mut t = table(4);
-        t.insert(a("2001:db8::"), 32, route_leaf(0, 1)).unwrap();
-        t.insert(a("2001:db8:40::"), 44, route_leaf(0, 2)).unwrap();
+        t.insert(a("2001:db8::"), 32, route_leaf(0, 1));
+        t.insert(a("2001:db8:40::"), 44, route_leaf(0, 2));
         assert_eq!(t.nodes_in_use(), 4);
         t.remove(a("2001:db8:40::"), 44);
         assert_eq!(t.lookup(a("2001:db8:40::1")), route_leaf(0, 1));
         assert_eq!(t.nodes_in_use(), 2, "the /32 keeps its two nodes");
-        // Reuse waits for the grace period.
-        assert!(t.insert(a("2001:db9:1::"), 48, route_leaf(0, 3)).is_err());
+        // Reuse waits for the grace period: meanwhile the leaf of
+        // 2001:db9::/32, which needs a node under it, goes to
+        // bpf_fib_lookup as a whole.
+        t.insert(a("2001:db9:1::"), 48, route_leaf(0, 3));
+        assert_eq!(t.lookup(a("2001:db9:ffff::1")), fib_leaf());
+        assert_eq!((t.degraded_regions(), t.degraded_rules()), (1, 1));
+        t.remove(a("2001:db9:1::"), 48);
+        assert_eq!(t.lookup(a("2001:db9:ffff::1")), 0, "nothing left inside");
+        assert_eq!(t.degraded_regions(), 0);
         std::thread::sleep(GRACE);
-        t.insert(a("2001:db9:1::"), 40, route_leaf(0, 3)).unwrap();
+        t.insert(a("2001:db9:1::"), 40, route_leaf(0, 3));
         t.remove(a("2001:db8::"), 32);
         assert_eq!(t.lookup(a("2001:db8:40::1")), 0);
         assert_eq!(t.lookup(a("2001:db9:1::1")), route_leaf(0, 3));
     }
 
-    struct Rnd(u64);
+    pub(super) struct Rnd(pub(super) u64);
     impl Rnd {
-        fn next(&mut self) -> u64 {
+        pub(super) fn next(&mut self) -> u64 {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;
             self.0
         }
-        fn addr(&mut self, bases: &[u128]) -> u128 {
+        pub(super) fn addr(&mut self, bases: &[u128]) -> u128 {
             let base = bases[(self.next() % bases.len() as u64) as usize];
             // Nest: random bits only in the second half of the /32 and in
             // the last 16 bits, so that prefixes share nodes.
@@ -429,7 +502,7 @@ mod tests {
         }
     }
 
-    const LENS: [u8; 17] = [
+    pub(super) const LENS: [u8; 17] = [
         0, 16, 19, 24, 29, 32, 36, 40, 44, 47, 48, 52, 56, 64, 100, 127, 128,
     ];
 
@@ -451,15 +524,8 @@ mod tests {
         for step in 0..6000u32 {
             let addr = rnd.addr(&bases);
             let len = LENS[(rnd.next() % LENS.len() as u64) as usize];
-            let key = (mask(addr, len), len);
-            if rnd.next() % 3 == 0 {
-                t.remove(addr, len);
-                rules.remove(&key);
-            } else {
-                let leaf = route_leaf((rnd.next() % 4) as u32, step);
-                t.insert(addr, len, leaf).unwrap();
-                rules.insert(key, leaf);
-            }
+            let leaf = (rnd.next() % 3 != 0).then(|| route_leaf((rnd.next() % 4) as u32, step));
+            update(&mut t, &mut rules, addr, len, leaf);
             if step % 50 == 0 {
                 for _ in 0..200 {
                     let probe = rnd.addr(&bases);
@@ -487,10 +553,10 @@ mod tests {
     /// Leaves as the datapath sees them: every write is logged in order, so
     /// that the test can replay the writes of one update one at a time.
     #[derive(Clone)]
-    struct Logged {
-        which: u8,
-        v: Vec<u32>,
-        log: Rc<RefCell<Vec<(u8, usize, u32)>>>,
+    pub(super) struct Logged {
+        pub(super) which: u8,
+        pub(super) v: Vec<u32>,
+        pub(super) log: Rc<RefCell<Vec<(u8, usize, u32)>>>,
     }
 
     impl LeafStore for Logged {
@@ -513,18 +579,52 @@ mod tests {
         leaf
     }
 
-    /// After every single leaf write of an update, a lookup finds either
-    /// the answer from before the update or the one from after it.
-    #[test]
-    fn every_intermediate_state_answers_old_or_new() {
-        let nodes = 512;
+    /// A trie of `nodes` nodes whose leaf writes are logged.
+    pub(super) fn logged(nodes: usize) -> Trie6<Logged> {
         let log = Rc::new(RefCell::new(Vec::new()));
         let mk = |which, n| Logged {
             which,
             v: vec![0; n],
             log: log.clone(),
         };
-        let mut t = Trie6::new(mk(0, ROOT_LEAVES), mk(1, nodes * NODE_LEAVES), nodes);
+        Trie6::new(mk(0, ROOT_LEAVES), mk(1, nodes * NODE_LEAVES), nodes)
+    }
+
+    /// Runs `update`, then replays its leaf writes one at a time on the
+    /// arrays as they were before it: what a datapath lookup of each probe
+    /// finds after each write.
+    pub(super) fn states_seen(
+        t: &mut Trie6<Logged>,
+        probes: &[u128],
+        update: impl FnOnce(&mut Trie6<Logged>),
+    ) -> Vec<Vec<u32>> {
+        let (mut root, mut nodes) = (t.root.v.clone(), t.nodes.v.clone());
+        t.root.log.borrow_mut().clear();
+        update(t);
+        let log = t.root.log.borrow();
+        let mut seen = Vec::with_capacity(log.len());
+        for &(which, i, leaf) in log.iter() {
+            if which == 0 {
+                root[i] = leaf;
+            } else {
+                nodes[i] = leaf;
+            }
+            seen.push(
+                probes
+                    .iter()
+                    .map(|p| datapath_lookup(&root, &nodes, *p))
+                    .collect(),
+            );
+        }
+        assert_eq!(root, t.root.v, "the log holds every write");
+        seen
+    }
+
+    /// After every single leaf write of an update, a lookup finds either
+    /// the answer from before the update or the one from after it.
+    #[test]
+    fn every_intermediate_state_answers_old_or_new() {
+        let mut t = logged(512);
         let mut rules = HashMap::new();
         let mut rnd = Rnd(0x9e37_79b9_7f4a_7c15);
         let bases = [a("2001:db8::"), a("2001:db9::")];
@@ -536,37 +636,24 @@ mod tests {
                 .chain([mask(addr, len), addr])
                 .collect();
             let before: Vec<u32> = probes.iter().map(|p| t.lookup(*p)).collect();
-            let (mut root, mut nodes) = (t.root.v.clone(), t.nodes.v.clone());
-            log.borrow_mut().clear();
-            if rnd.next() % 3 == 0 {
-                t.remove(addr, len);
-                rules.remove(&(mask(addr, len), len));
-            } else {
-                let leaf = route_leaf(0, step + 1);
-                t.insert(addr, len, leaf).unwrap();
-                rules.insert((mask(addr, len), len), leaf);
-            }
+            let remove = rnd.next() % 3 == 0;
+            let leaf = (!remove).then(|| route_leaf(0, step + 1));
+            let seen = states_seen(&mut t, &probes, |t| update(t, &mut rules, addr, len, leaf));
             let after: Vec<u32> = probes.iter().map(|p| t.lookup(*p)).collect();
             for (p, want) in probes.iter().zip(&after) {
                 assert_eq!(*want, reference(&rules, *p));
             }
-            for &(which, i, leaf) in log.borrow().iter() {
-                if which == 0 {
-                    root[i] = leaf;
-                } else {
-                    nodes[i] = leaf;
-                }
+            for state in seen {
                 for (k, p) in probes.iter().enumerate() {
-                    let seen = datapath_lookup(&root, &nodes, *p);
                     assert!(
-                        seen == before[k] || seen == after[k],
-                        "step {step}: {p:#x} saw {seen:#x}, not {:#x} or {:#x}",
+                        state[k] == before[k] || state[k] == after[k],
+                        "step {step}: {p:#x} saw {:#x}, not {:#x} or {:#x}",
+                        state[k],
                         before[k],
                         after[k]
                     );
                 }
             }
-            assert_eq!(root, t.root.v);
         }
     }
 }

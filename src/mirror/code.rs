@@ -24,7 +24,7 @@ const TAG_FIB: u32 = 4;
 const TAG_MULTIPATH: u32 = TAG_FIB + FIB_REASONS.len() as u32;
 /// Index into the interned nexthop-object ids.
 const TAG_OBJECT: u32 = TAG_MULTIPATH + 1;
-const FIB_REASONS: [FibReason; 11] = [
+const FIB_REASONS: [FibReason; 12] = [
     FibReason::Multipath,
     FibReason::Tos,
     FibReason::RouteMtu,
@@ -36,6 +36,7 @@ const FIB_REASONS: [FibReason; 11] = [
     FibReason::DeadNexthop,
     FibReason::OtherType,
     FibReason::SameKey,
+    FibReason::Capacity,
 ];
 
 impl Code {

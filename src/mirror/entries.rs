@@ -68,6 +68,8 @@ pub enum FibReason {
     /// `prepend`): which one the kernel uses is list order the mirror does
     /// not keep.
     SameKey,
+    /// The mirror has no room left for it (next-hop or group ids).
+    Capacity,
 }
 
 impl std::fmt::Display for FibReason {
@@ -84,6 +86,7 @@ impl std::fmt::Display for FibReason {
             FibReason::DeadNexthop => "next hop dead or link down",
             FibReason::OtherType => "route type the mirror does not model",
             FibReason::SameKey => "several routes with this prefix and metric (ip route append)",
+            FibReason::Capacity => "no room left in the datapath's tables",
         };
         f.write_str(s)
     }

@@ -4,6 +4,7 @@
 //! changes are ordered so that the datapath never sees a route whose next
 //! hop has not been written yet.
 
+pub mod capacity;
 pub mod code;
 pub mod entries;
 pub mod groups;
@@ -17,11 +18,13 @@ pub mod view;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 
+use crate::capacity::Limits;
 use crate::model::{
     Addr, Event, Family, Link, Neighbour, NexthopObject, Prefix, Route, Rule, TABLE_LOCAL,
 };
+use capacity::Shortfall;
 use code::{Code, NhTable};
-use entries::{FibReason, NhKey, RouteEntry};
+use entries::{NhKey, RouteEntry};
 use groups::{GroupContent, GroupKey};
 use nexthops::{NexthopIds, SharedIds};
 use prefixmap::PrefixMap;
@@ -226,6 +229,7 @@ impl ViewBuilder<'_> {
 pub struct Mirror {
     ifaces: HashMap<u32, IfaceConf>,
     fib_only: bool,
+    limits: Limits,
 
     // The kernel as last seen.
     view: View,
@@ -263,6 +267,8 @@ pub struct Mirror {
     applied_groups: HashMap<u32, (GroupKey, GroupContent)>,
     /// Interned next hops of every stored entry (view and applied).
     nh_table: NhTable,
+    /// What had no room in the datapath (see [`capacity`]).
+    shortfall: Shortfall,
 }
 
 /// The result of applying one event.
@@ -277,10 +283,12 @@ pub struct EventOutcome {
 }
 
 impl Mirror {
-    pub fn new(ifaces: HashMap<u32, IfaceConf>, fib_only: bool, max_nexthops: u32) -> Self {
+    /// A mirror for maps sized by `limits`.
+    pub fn new(ifaces: HashMap<u32, IfaceConf>, fib_only: bool, limits: &Limits) -> Self {
         Mirror {
             ifaces,
             fib_only,
+            limits: *limits,
             view: View::default(),
             links: HashMap::new(),
             addrs: BTreeSet::new(),
@@ -299,11 +307,12 @@ impl Mirror {
             applied_config: None,
             applied_seed: None,
             applied_src_rules: BTreeSet::new(),
-            nexthops: NexthopIds::new(max_nexthops),
-            groups: SharedIds::new(crate::bpf::types::accel_limits::ACCEL_MAX_GROUPS.0),
-            blackholes: SharedIds::new(crate::bpf::types::accel_limits::ACCEL_MAX_BLACKHOLES.0),
+            nexthops: NexthopIds::new(limits.nexthops),
+            groups: SharedIds::new(limits.nh_groups),
+            blackholes: SharedIds::new(limits.blackholes),
             applied_groups: HashMap::new(),
             nh_table: NhTable::default(),
+            shortfall: Shortfall::default(),
         }
     }
 
@@ -330,6 +339,7 @@ impl Mirror {
         let Mirror {
             ifaces,
             fib_only,
+            limits,
             view: _,
             links,
             addrs,
@@ -353,10 +363,12 @@ impl Mirror {
             blackholes,
             applied_groups,
             nh_table,
+            shortfall,
         } = self;
         Mirror {
             ifaces: ifaces.clone(),
             fib_only: *fib_only,
+            limits: *limits,
             view: View::default(),
             links: links.clone(),
             addrs: addrs.clone(),
@@ -380,6 +392,7 @@ impl Mirror {
             blackholes: blackholes.clone(),
             applied_groups: applied_groups.clone(),
             nh_table: nh_table.clone(),
+            shortfall: shortfall.clone(),
         }
     }
 
@@ -465,6 +478,7 @@ impl Mirror {
             .neighbours
             .keys()
             .chain(self.applied_neigh.keys())
+            .chain(self.shortfall.waiting_neighbours())
             .copied()
             .collect();
         for k in keys {
@@ -655,50 +669,15 @@ impl Mirror {
         if want == have.map(|h| h.0) {
             return;
         }
+        self.shortfall.forget_route(&p);
         match want {
             None => {
                 self.applied_routes.remove(&p);
                 out.push(Change::DelRoute(p));
             }
             Some(code) => {
-                let entry = self.nh_table.decode(code);
-                let (code, entry, nh_id) = match entry {
-                    RouteEntry::Unicast(nh) => match self.nexthops.acquire(nh) {
-                        Some((id, fresh)) => {
-                            if fresh {
-                                out.push(Change::PutNexthop { id, nh });
-                            }
-                            (code, entry, id)
-                        }
-                        // Out of next-hop ids: the kernel decides instead.
-                        None => {
-                            let fib = FibReason::OtherType;
-                            (Code::fib(fib), RouteEntry::Fib(fib), 0)
-                        }
-                    },
-                    RouteEntry::Multipath(_) | RouteEntry::Object(_) => {
-                        match self.acquire_group(group_key(entry), out) {
-                            Some(id) => (code, entry, id),
-                            None => {
-                                let fib = FibReason::Multipath;
-                                (Code::fib(fib), RouteEntry::Fib(fib), 0)
-                            }
-                        }
-                    }
-                    // Its own drop counter, or the shared slot 0 when all
-                    // are taken.
-                    RouteEntry::Blackhole => match self.blackholes.acquire(p) {
-                        Some((id, fresh)) => {
-                            if fresh {
-                                out.push(Change::PutBlackhole { id, prefix: p });
-                            }
-                            (code, entry, id)
-                        }
-                        None => (code, entry, 0),
-                    },
-                    e => (code, e, 0),
-                };
-                self.applied_routes.insert(p, (code, nh_id));
+                let (entry, nh_id, id) = self.route_ids(p, code, out);
+                self.applied_routes.insert(p, (code, id));
                 out.push(Change::PutRoute {
                     prefix: p,
                     entry,
@@ -706,21 +685,9 @@ impl Mirror {
                 });
             }
         }
-        if let Some((old, _)) = have {
-            match self.nh_table.decode(old) {
-                RouteEntry::Unicast(old) => {
-                    self.nexthops.release(&old);
-                }
-                e @ (RouteEntry::Multipath(_) | RouteEntry::Object(_)) => {
-                    self.release_group(group_key(e))
-                }
-                RouteEntry::Blackhole => {
-                    if let Some(id) = self.blackholes.release(&p) {
-                        out.push(Change::DelBlackhole(id));
-                    }
-                }
-                _ => {}
-            }
+        // Only now: the new entry may share what the old one held.
+        if let Some((old, id)) = have {
+            self.release_route_ids(p, old, id, out);
         }
     }
 
@@ -736,6 +703,7 @@ impl Mirror {
 
     fn release_group(&mut self, key: GroupKey) {
         if let Some(id) = self.groups.release(&key) {
+            self.shortfall.groups.remove(&id);
             if let Some((_, content)) = self.applied_groups.remove(&id) {
                 for p in &content.paths {
                     self.nexthops.release(&p.nh);
@@ -754,34 +722,43 @@ impl Mirror {
         }
     }
 
-    /// (Re)writes group `id` from what `key` resolves to now: next hops
-    /// first, then the group, and only then are the next hops it used
-    /// before released.
+    /// (Re)writes group `id` from what `key` resolves to now; without
+    /// next-hop ids for its paths, as unresolved (bpf_fib_lookup decides)
+    /// until [`Mirror::retry_capacity`] finds room.
     fn write_group(&mut self, id: u32, key: GroupKey, out: &mut Vec<Change>) {
-        let mut content = self.group_content(key);
-        let mut ids = Vec::with_capacity(content.paths.len());
-        for p in &content.paths {
-            match self.nexthops.acquire(p.nh) {
-                Some((nh_id, fresh)) => {
-                    if fresh {
-                        out.push(Change::PutNexthop {
-                            id: nh_id,
-                            nh: p.nh,
-                        });
-                    }
-                    ids.push(nh_id);
-                }
-                None => break,
-            }
+        if !self.try_write_group(id, key, out) {
+            self.shortfall.groups.insert(id);
+            self.put_group(id, key, GroupContent::unknown(), Vec::new(), out);
         }
-        if ids.len() < content.paths.len() {
-            // Out of next-hop ids: leave the group to bpf_fib_lookup.
-            for p in &content.paths[..ids.len()] {
-                self.nexthops.release(&p.nh);
-            }
-            content = GroupContent::unknown();
-            ids.clear();
+    }
+
+    /// Writes group `id` from what `key` resolves to now if every path can
+    /// have a next-hop id; changes nothing otherwise.
+    fn try_write_group(&mut self, id: u32, key: GroupKey, out: &mut Vec<Change>) -> bool {
+        let content = self.group_content(key);
+        if !self.nexthops_fit(content.paths.iter().map(|p| &p.nh)) {
+            return false;
         }
+        let ids = content
+            .paths
+            .iter()
+            .map(|p| self.acquire_nexthop(p.nh, out).expect("nexthops_fit"))
+            .collect();
+        self.shortfall.groups.remove(&id);
+        self.put_group(id, key, content, ids, out);
+        true
+    }
+
+    /// Writes group `id`, next hops first (`ids` holds references on
+    /// them), and only then releases the next hops it used before.
+    fn put_group(
+        &mut self,
+        id: u32,
+        key: GroupKey,
+        content: GroupContent,
+        ids: Vec<u32>,
+        out: &mut Vec<Change>,
+    ) {
         let weights: Vec<u16> = content.paths.iter().map(|p| p.weight).collect();
         let bounds = groups::upper_bounds(&weights);
         out.push(Change::PutGroup {
@@ -801,7 +778,12 @@ impl Mirror {
         let mut stale: Vec<(u32, GroupKey)> = self
             .applied_groups
             .iter()
-            .filter(|(_, (key, content))| which(key) && self.group_content(*key) != *content)
+            // Groups short of next-hop ids wait for retry_capacity().
+            .filter(|(id, (key, content))| {
+                which(key)
+                    && !self.shortfall.groups.contains(id)
+                    && self.group_content(*key) != *content
+            })
             .map(|(id, (key, _))| (*id, *key))
             .collect();
         stale.sort_unstable_by_key(|(id, _)| *id);
@@ -834,26 +816,10 @@ impl Mirror {
         } else {
             None
         };
-        let have = self.applied_neigh.get(&k).copied();
-        if want == have {
-            return;
-        }
         match want {
-            Some(mac) => {
-                self.applied_neigh.insert(k, mac);
-                out.push(Change::PutNeigh {
-                    ifindex: k.0,
-                    addr: k.1,
-                    mac,
-                });
-            }
-            None => {
-                self.applied_neigh.remove(&k);
-                out.push(Change::DelNeigh {
-                    ifindex: k.0,
-                    addr: k.1,
-                });
-            }
+            Some(mac) if self.applied_neigh.get(&k) != Some(&mac) => self.put_neigh(k, mac, out),
+            Some(_) => {}
+            None => self.del_neigh(k, out),
         }
     }
 
@@ -900,24 +866,6 @@ impl Mirror {
         }
     }
 
-    fn sync_local4(&mut self, out: &mut Vec<Change>) {
-        let want: HashSet<Ipv4Addr> = self
-            .addrs
-            .iter()
-            .filter_map(|a| match a.addr {
-                IpAddr::V4(v4) => Some(v4),
-                IpAddr::V6(_) => None,
-            })
-            .collect();
-        let mut gone: Vec<_> = self.applied_local4.difference(&want).copied().collect();
-        let mut new: Vec<_> = want.difference(&self.applied_local4).copied().collect();
-        gone.sort_unstable();
-        new.sort_unstable();
-        out.extend(new.into_iter().map(Change::PutLocal4));
-        out.extend(gone.into_iter().map(Change::DelLocal4));
-        self.applied_local4 = want;
-    }
-
     fn sync_config(&mut self, out: &mut Vec<Change>) {
         let mp = self.multipath;
         let seed = if mp.seed != 0 { mp.seed } else { 0 };
@@ -944,8 +892,15 @@ impl Mirror {
                 CfgFlags::ACCEL_CFG_SRC_RULES6,
             ),
         ] {
+            self.shortfall.src_rules[f as usize] = 0;
             match rules::mirrorable(&self.rules, f) {
                 None => flags |= policy.0,
+                // More sources than the datapath holds: like rules it
+                // cannot mirror.
+                Some(m) if m.sources.len() > self.limits.src_rules as usize => {
+                    self.shortfall.src_rules[f as usize] = m.sources.len();
+                    flags |= policy.0;
+                }
                 Some(m) => {
                     if !m.sources.is_empty() {
                         flags |= srcs.0;
@@ -963,6 +918,9 @@ impl Mirror {
         }
         if self.custom_rules_seen || self.custom_local_seen {
             flags |= CfgFlags::ACCEL_CFG_SRC_FULL4.0;
+        }
+        if self.shortfall.local4_partial() {
+            flags |= CfgFlags::ACCEL_CFG_LOCAL4_PARTIAL.0;
         }
         if self.fib_only {
             flags |= CfgFlags::ACCEL_CFG_FIB_ONLY.0;

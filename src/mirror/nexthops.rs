@@ -11,6 +11,9 @@ use crate::slots::GraceSlots;
 pub struct SharedIds<K> {
     by_key: HashMap<K, (u32, usize)>,
     ids: GraceSlots,
+    /// Ids handed out to new keys so far: a key that found none may share
+    /// one of these now.
+    handed_out: u64,
 }
 
 pub type NexthopIds = SharedIds<NhKey>;
@@ -22,6 +25,7 @@ impl<K: Eq + Hash + Clone> SharedIds<K> {
         SharedIds {
             by_key: HashMap::new(),
             ids: GraceSlots::new(1, limit as usize),
+            handed_out: 0,
         }
     }
 
@@ -35,7 +39,25 @@ impl<K: Eq + Hash + Clone> SharedIds<K> {
         }
         let id = self.ids.take()? as u32;
         self.by_key.insert(key, (id, 1));
+        self.handed_out += 1;
         Some((id, true))
+    }
+
+    /// Ids reused at once (see [`GraceSlots::without_grace`]).
+    #[cfg(test)]
+    pub fn without_grace(mut self) -> Self {
+        self.ids = self.ids.without_grace();
+        self
+    }
+
+    /// Ids a new key could get now.
+    pub fn available(&mut self) -> usize {
+        self.ids.available()
+    }
+
+    /// How many ids were ever handed out to new keys.
+    pub fn handed_out(&self) -> u64 {
+        self.handed_out
     }
 
     /// Drops a reference; returns the id if that was the last one.

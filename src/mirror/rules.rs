@@ -51,14 +51,10 @@ pub fn mirrorable(rules: &[Rule], family: Family) -> Option<Mirrored> {
             _ => return None,
         }
     }
-    if out.sources.len() > MAX_SOURCES {
-        return None;
-    }
+    // More sources than the datapath's tries hold is the caller's call
+    // (Mirror::sync_config): the family then goes to bpf_fib_lookup.
     Some(out)
 }
-
-/// The datapath's LPM tries hold this many source prefixes.
-const MAX_SOURCES: usize = crate::bpf::types::accel_limits::ACCEL_MAX_SRC_RULES.0 as usize;
 
 #[cfg(test)]
 mod tests {

@@ -1,18 +1,19 @@
+use super::entries::FibReason;
 use super::*;
 use crate::model::{
     nud, GroupKind, NextHop, NexthopObject, RouteAdd, RouteKey, RouteKind, TABLE_MAIN,
 };
 
-const LAN: u32 = 2;
-const WAN: u32 = 3;
+pub(super) const LAN: u32 = 2;
+pub(super) const WAN: u32 = 3;
 const OTHER: u32 = 9;
 
-fn prefix(s: &str) -> Prefix {
+pub(super) fn prefix(s: &str) -> Prefix {
     let (a, l) = s.split_once('/').unwrap();
     Prefix::new(a.parse().unwrap(), l.parse().unwrap()).unwrap()
 }
 
-fn route(
+pub(super) fn route(
     table: u32,
     p: &str,
     metric: u32,
@@ -44,7 +45,7 @@ fn route(
     }
 }
 
-fn link(ifindex: u32, up: bool) -> Link {
+pub(super) fn link(ifindex: u32, up: bool) -> Link {
     Link {
         ifindex,
         name: format!("eth{ifindex}"),
@@ -56,7 +57,7 @@ fn link(ifindex: u32, up: bool) -> Link {
     }
 }
 
-fn neigh(ifindex: u32, addr: &str, state: u16) -> Neighbour {
+pub(super) fn neigh(ifindex: u32, addr: &str, state: u16) -> Neighbour {
     Neighbour {
         ifindex,
         addr: addr.parse().unwrap(),
@@ -66,6 +67,14 @@ fn neigh(ifindex: u32, addr: &str, state: u16) -> Neighbour {
 }
 
 fn mirror() -> Mirror {
+    mirror_with(&Limits {
+        nexthops: 1024,
+        ..Limits::default()
+    })
+}
+
+/// A mirror of LAN and WAN with maps sized by `limits`.
+pub(super) fn mirror_with(limits: &Limits) -> Mirror {
     let fwd = IfFlags::ACCEL_IF_FWD4.0 | IfFlags::ACCEL_IF_FWD6.0;
     let ifaces = [
         (
@@ -85,7 +94,20 @@ fn mirror() -> Mirror {
             },
         ),
     ];
-    Mirror::new(ifaces.into_iter().collect(), false, 1024)
+    Mirror::new(ifaces.into_iter().collect(), false, limits)
+}
+
+/// An IPv4 rule to `table`, selecting source `src` or everything.
+pub(super) fn rule4(priority: u32, table: u32, src: Option<&str>) -> Rule {
+    Rule {
+        family: Family::V4,
+        priority,
+        table,
+        action: 1,
+        has_selectors: src.is_some(),
+        src_only: src.map(prefix),
+        iif_only: None,
+    }
 }
 
 fn snapshot() -> Snapshot {
@@ -388,7 +410,14 @@ fn link_down_marks_the_interface_and_asks_for_a_dump() {
 
 #[test]
 fn fib_only_mode_mirrors_no_routes() {
-    let mut m = Mirror::new(HashMap::new(), true, 16);
+    let mut m = Mirror::new(
+        HashMap::new(),
+        true,
+        &Limits {
+            nexthops: 16,
+            ..Limits::default()
+        },
+    );
     let changes = m.resync(snapshot());
     assert!(puts(&changes).is_empty());
     assert!(changes.contains(&Change::Config(CfgFlags::ACCEL_CFG_FIB_ONLY.0)));
@@ -639,15 +668,7 @@ fn blackholes_get_their_own_drop_counter_slot() {
 fn source_prefix_rules_are_mirrored_the_rest_uses_the_mirror() {
     let mut m = mirror();
     m.resync(snapshot());
-    let r = |priority, table, src: Option<&str>| Rule {
-        family: Family::V4,
-        priority,
-        table,
-        action: 1,
-        has_selectors: src.is_some(),
-        src_only: src.map(prefix),
-        iif_only: None,
-    };
+    let r = rule4;
     let defaults = vec![r(0, 255, None), r(32766, 254, None), r(32767, 253, None)];
     let mut rules = defaults.clone();
     rules.push(r(100, 10, Some("10.9.0.0/16")));

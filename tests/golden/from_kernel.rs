@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use accel::bpf::types::{accel_cfg_flags as C, accel_stat as S};
+use accel::capacity::Limits;
 use accel::daemon::snapshot;
 use accel::mirror::{Change, IfaceConf, Mirror, MultipathConf};
 
@@ -108,19 +109,33 @@ fn sync(lab: &Lab, mp: MultipathConf) -> Mirror {
 }
 
 fn sync_with(lab: &Lab, mp: MultipathConf, sysctl_flags: u32) -> Mirror {
+    let limits = Limits {
+        nexthops: 1024,
+        ..Limits::default()
+    };
+    mirror_with(lab, mp, sysctl_flags, &limits)
+}
+
+/// The maps filled from a dump by a mirror sized by `limits` (which must be
+/// the lab's), default multipath settings.
+pub fn mirror_from_kernel(lab: &Lab, limits: &Limits) -> Mirror {
+    mirror_with(lab, MultipathConf::default(), FLAGS_ALL, limits)
+}
+
+fn mirror_with(lab: &Lab, mp: MultipathConf, sysctl_flags: u32, limits: &Limits) -> Mirror {
     let state = runtime().block_on(async {
         let (conn, handle, _) = rtnetlink::new_connection().expect("rtnetlink");
         tokio::spawn(conn);
         accel::netlink::dump(&handle).await.expect("dump")
     });
-    let mut m = Mirror::new(iface_confs(lab, sysctl_flags), false, 1024);
+    let mut m = Mirror::new(iface_confs(lab, sysctl_flags), false, limits);
     lab.apply(&m.set_multipath(mp));
     lab.apply(&m.resync(snapshot(state)));
     m
 }
 
 /// A UDP datagram arriving on in0.
-fn v4_frame(lab: &Lab, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+pub fn v4_frame(lab: &Lab, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
     eth(
         lab.inp.mac,
         IN_PEER_MAC,
@@ -129,7 +144,7 @@ fn v4_frame(lab: &Lab, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
     )
 }
 
-fn v6_frame(lab: &Lab, src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
+pub fn v6_frame(lab: &Lab, src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
     eth(
         lab.inp.mac,
         IN_PEER_MAC,
@@ -522,7 +537,14 @@ impl Live {
             let sub = accel::netlink::subscribe().expect("subscribe");
             tokio::spawn(sub.connection);
             let state = accel::netlink::dump(&sub.handle).await.expect("dump");
-            let mut m = Mirror::new(iface_confs(lab, FLAGS_ALL), false, 1024);
+            let mut m = Mirror::new(
+                iface_confs(lab, FLAGS_ALL),
+                false,
+                &Limits {
+                    nexthops: 1024,
+                    ..Limits::default()
+                },
+            );
             lab.apply(&m.set_multipath(mp));
             lab.apply(&m.resync(snapshot(state)));
             (sub.events, m)

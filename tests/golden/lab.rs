@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Stdio};
 
 use accel::bpf::types::{accel_if_flags, accel_stat, accel_stats};
+use accel::capacity::Limits;
 use accel::datapath::{load, Loaded};
 use accel::mirror::entries::{NhKey, RouteEntry};
 use accel::mirror::{Change, IfaceEntry};
@@ -149,6 +150,11 @@ impl Lab {
     /// x0/x0p, forwarding on, the datapath loaded with in0 and out0 as
     /// its interfaces, an empty mirror and a live lease.
     pub fn new() -> Lab {
+        Lab::with_limits(&Limits::default())
+    }
+
+    /// [`Lab::new`] with maps sized by `limits`.
+    pub fn with_limits(limits: &Limits) -> Lab {
         assert!(
             // SAFETY: plain syscall wrappers.
             unsafe { libc::geteuid() } == 0,
@@ -214,7 +220,7 @@ addr add 2001:db8:3::1/64 dev x0 nodad
             mac: X_MAC,
             slot: 2,
         };
-        let dp = load().expect("loading the datapath (root? BPF?)");
+        let dp = load(limits).expect("loading the datapath (root? BPF?)");
         let lab = Lab { dp, inp, out, x };
         lab.apply(&[
             lab.put_iface(&inp, FLAGS_ALL, 1500),

@@ -1,0 +1,184 @@
+//! How many entries each bounded structure of the datapath holds.
+//!
+//! The defaults are accel.h's, sized for full Internet tables. The
+//! environment variable `ACCEL_CAPACITY` overrides them at start, for tests
+//! (tiny tables that fill up with a handful of routes) and for routers that
+//! need more room: `ACCEL_CAPACITY=ipv4_groups=4,nexthops=16`. The BPF maps
+//! are sized from these values before the object is loaded, and the
+//! control plane's allocators from the same values, so the two always
+//! agree.
+
+use crate::bpf::types::{accel_dir24 as D, accel_limits as L, accel_trie6 as T};
+
+pub const ENV: &str = "ACCEL_CAPACITY";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// DIR-24-8 second-level groups (one per /24 holding longer prefixes).
+    pub ipv4_groups: u32,
+    /// IPv6 trie nodes.
+    pub ipv6_nodes: u32,
+    /// Next-hop ids, id 0 included (never used).
+    pub nexthops: u32,
+    /// Multipath / nexthop-object group ids, id 0 included (never used).
+    pub nh_groups: u32,
+    /// Entries of neigh4 and of neigh6, each.
+    pub neighbours: u32,
+    /// Local IPv4 addresses.
+    pub local_addrs: u32,
+    /// Blackhole drop-counter slots, the shared slot 0 included.
+    pub blackholes: u32,
+    /// Source prefixes of `ip rule from` per family.
+    pub src_rules: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            ipv4_groups: D::ACCEL_TBL8_GROUPS.0,
+            ipv6_nodes: T::ACCEL_NODES6.0,
+            nexthops: L::ACCEL_MAX_NEXTHOPS.0,
+            nh_groups: L::ACCEL_MAX_GROUPS.0,
+            neighbours: L::ACCEL_MAX_NEIGH.0,
+            local_addrs: L::ACCEL_MAX_LOCAL_ADDRS.0,
+            blackholes: L::ACCEL_MAX_BLACKHOLES.0,
+            src_rules: L::ACCEL_MAX_SRC_RULES.0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LimitsError {
+    #[error("{ENV}: {0:?} is not NAME=COUNT (names: {NAMES})")]
+    Syntax(String),
+    #[error("{ENV}: unknown structure {0:?} (names: {NAMES})")]
+    Unknown(String),
+    #[error("{ENV}: {name} must be a number from {min} to {max}, not {value:?}")]
+    Range {
+        name: &'static str,
+        value: String,
+        min: u32,
+        max: u32,
+    },
+}
+
+const NAMES: &str =
+    "ipv4_groups, ipv6_nodes, nexthops, nh_groups, neighbours, local_addrs, blackholes, src_rules";
+
+/// Ids and group/node numbers travel in the 24-bit id field of a leaf.
+const LEAF_IDS: u32 = D::ACCEL_LEAF_ID_MASK.0 + 1;
+
+impl Limits {
+    /// The defaults, with what `ACCEL_CAPACITY` overrides.
+    pub fn from_env() -> Result<Limits, LimitsError> {
+        match std::env::var(ENV) {
+            Ok(spec) => Limits::parse(&spec),
+            Err(_) => Ok(Limits::default()),
+        }
+    }
+
+    /// `NAME=COUNT[,NAME=COUNT...]` over the defaults.
+    pub fn parse(spec: &str) -> Result<Limits, LimitsError> {
+        let mut l = Limits::default();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, value) = item
+                .split_once('=')
+                .ok_or_else(|| LimitsError::Syntax(item.to_string()))?;
+            let (name, value) = (name.trim(), value.trim());
+            let (name, field, min, max) = l.field(name)?;
+            *field = value
+                .parse::<u32>()
+                .ok()
+                .filter(|v| (min..=max).contains(v))
+                .ok_or_else(|| LimitsError::Range {
+                    name,
+                    value: value.to_string(),
+                    min,
+                    max,
+                })?;
+        }
+        Ok(l)
+    }
+
+    /// The field called `name` with its bounds: ids need room for the
+    /// unused id 0, and leaf-encoded numbers must fit the leaf.
+    #[allow(clippy::type_complexity)]
+    fn field(&mut self, name: &str) -> Result<(&'static str, &mut u32, u32, u32), LimitsError> {
+        Ok(match name {
+            "ipv4_groups" => ("ipv4_groups", &mut self.ipv4_groups, 1, LEAF_IDS),
+            "ipv6_nodes" => ("ipv6_nodes", &mut self.ipv6_nodes, 1, LEAF_IDS),
+            "nexthops" => ("nexthops", &mut self.nexthops, 2, LEAF_IDS),
+            "nh_groups" => ("nh_groups", &mut self.nh_groups, 2, LEAF_IDS),
+            "neighbours" => ("neighbours", &mut self.neighbours, 1, u32::MAX),
+            "local_addrs" => ("local_addrs", &mut self.local_addrs, 1, u32::MAX),
+            "blackholes" => ("blackholes", &mut self.blackholes, 1, u32::MAX),
+            "src_rules" => ("src_rules", &mut self.src_rules, 1, u32::MAX),
+            other => return Err(LimitsError::Unknown(other.to_string())),
+        })
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == Limits::default()
+    }
+}
+
+impl std::fmt::Display for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ipv4_groups={},ipv6_nodes={},nexthops={},nh_groups={},neighbours={},local_addrs={},blackholes={},src_rules={}",
+            self.ipv4_groups,
+            self.ipv6_nodes,
+            self.nexthops,
+            self.nh_groups,
+            self.neighbours,
+            self.local_addrs,
+            self.blackholes,
+            self.src_rules
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_overrides_over_the_defaults() {
+        let l = Limits::parse("ipv4_groups=4, nexthops=16,").unwrap();
+        assert_eq!(l.ipv4_groups, 4);
+        assert_eq!(l.nexthops, 16);
+        assert_eq!(l.ipv6_nodes, Limits::default().ipv6_nodes);
+        assert!(Limits::parse("").unwrap().is_default());
+        // What Display prints parses back to the same limits.
+        assert_eq!(Limits::parse(&l.to_string()).unwrap(), l);
+    }
+
+    #[test]
+    fn refuses_what_the_datapath_cannot_hold() {
+        assert_eq!(
+            Limits::parse("ipv4_groups"),
+            Err(LimitsError::Syntax("ipv4_groups".into()))
+        );
+        assert_eq!(
+            Limits::parse("groups=3"),
+            Err(LimitsError::Unknown("groups".into()))
+        );
+        for bad in [
+            "nexthops=1",
+            "ipv6_nodes=0",
+            "ipv4_groups=16777217",
+            "neighbours=x",
+        ] {
+            assert!(
+                matches!(Limits::parse(bad), Err(LimitsError::Range { .. })),
+                "{bad}"
+            );
+        }
+        let e = Limits::parse("nexthops=1").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "ACCEL_CAPACITY: nexthops must be a number from 2 to 16777216, not \"1\""
+        );
+    }
+}
