@@ -782,7 +782,7 @@ impl Mirror {
             content = GroupContent::unknown();
             ids.clear();
         }
-        let weights: Vec<u16> = content.paths.iter().map(|p| p.weight).collect();
+        let weights: Vec<u32> = content.paths.iter().map(|p| p.weight).collect();
         let bounds = groups::upper_bounds(&weights);
         out.push(Change::PutGroup {
             id,
