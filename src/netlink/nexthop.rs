@@ -204,6 +204,9 @@ pub fn parse_datagram(mut b: &[u8], dumping: bool) -> Result<Datagram, i32> {
 mod test_wire;
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::test_wire::{attr, group_members, msg, new_nexthop, nlmsg};
     use super::*;
