@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests (no root needed), golden-packet tests of
-# the XDP program through BPF_PROG_TEST_RUN, and the end-to-end test in
-# network namespaces. Run as root on Linux >= 6.2.
+# the XDP program through BPF_PROG_TEST_RUN, a bounded fuzz pass (about a
+# minute and a half), and the end-to-end tests in network namespaces. Run
+# as root on Linux >= 6.2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +14,13 @@ scripts/install-deps.sh
 cargo build --release --locked
 echo "== unit and golden-packet tests"
 cargo test --release --locked
+echo "== fuzz pass, bounded (docs/fuzzing.md: a long run)"
+ACCEL_FUZZ_SECS=${ACCEL_FUZZ_SECS:-45} cargo test --release --locked --test fuzz_datapath -- --nocapture
+PROPTEST_CASES=${PROPTEST_CASES:-50000} cargo test --release --locked --lib props
+ACCEL="$PWD/target/release/accel" bash tests/fuzz_lab.sh
 echo "== end-to-end test in network namespaces"
 ACCEL="$PWD/target/release/accel" bash tests/e2e.sh
+echo "== hostile cases: frozen daemon, lost events, planted paths, least privilege"
+ACCEL="$PWD/target/release/accel" bash tests/hostile.sh
 echo "== end-to-end test beside real FRR and BIRD (BGP, ECMP, nexthop objects)"
 ACCEL="$PWD/target/release/accel" bash tests/daemons.sh

@@ -264,8 +264,8 @@ pub enum NexthopObject {
     Group {
         id: u32,
         kind: GroupKind,
-        /// (member id, weight >= 1).
-        members: Vec<(u32, u16)>,
+        /// (member id, weight 1..=65536).
+        members: Vec<(u32, u32)>,
     },
 }
 

@@ -101,7 +101,7 @@ fn kernel_neighs(lab: &Lab) {
 
 #[test]
 fn forward_mirror_gateway_v4() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     let f = f4(&lab, &udp4(REMOTE4));
     lab.forward(&f, MIRROR_MAC, &lab.out, S::ACCEL_STAT_FWD_MIRROR);
@@ -109,7 +109,7 @@ fn forward_mirror_gateway_v4() {
 
 #[test]
 fn forward_mirror_gateway_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     let f = f6(&lab, &udp6(remote6()));
     lab.forward(&f, MIRROR_MAC, &lab.out, S::ACCEL_STAT_FWD_MIRROR);
@@ -117,7 +117,7 @@ fn forward_mirror_gateway_v6() {
 
 #[test]
 fn forward_mirror_connected_v4() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     let mut c = lab.route("10.0.2.0/24", &lab.out, None, 1);
     c.push(lab.neigh(&lab.out, "10.0.2.9", MIRROR_MAC));
     lab.apply(&c);
@@ -127,7 +127,7 @@ fn forward_mirror_connected_v4() {
 
 #[test]
 fn forward_mirror_connected_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     let mut c = lab.route("2001:db8:2::/64", &lab.out, None, 1);
     c.push(lab.neigh(&lab.out, "2001:db8:2::9", MIRROR_MAC));
     lab.apply(&c);
@@ -137,7 +137,7 @@ fn forward_mirror_connected_v6() {
 
 #[test]
 fn forward_mirror_ttl_2_v4_and_hop_limit_2_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     lab.forward(
         &f4(&lab, &udp4(REMOTE4).ttl(2)),
@@ -157,7 +157,7 @@ fn forward_mirror_ttl_2_v4_and_hop_limit_2_v6() {
 fn forward_mirror_checksum_edge_cases_v4() {
     // Headers whose checksum is near the 0x0000/0xffff wrap of the
     // incremental update.
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     for id in [0u16, 0x0001, 0x00ff, 0xfeff, 0xff00, 0xffff, 0x8000, 0x1234] {
         for ttl in [2u8, 64, 255] {
@@ -175,7 +175,7 @@ fn forward_mirror_checksum_edge_cases_v4() {
 
 #[test]
 fn forward_fib_mirror_miss_v4() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     kernel_routes(&lab);
     kernel_neighs(&lab);
     let f = f4(&lab, &udp4(REMOTE4));
@@ -184,7 +184,7 @@ fn forward_fib_mirror_miss_v4() {
 
 #[test]
 fn forward_fib_mirror_miss_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     kernel_routes(&lab);
     kernel_neighs(&lab);
     let f = f6(&lab, &udp6(remote6()));
@@ -193,7 +193,7 @@ fn forward_fib_mirror_miss_v6() {
 
 #[test]
 fn forward_fib_connected_v4_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     lab.ip(&[
         "neigh add 10.0.2.9 lladdr 02:bb:00:00:00:01 dev out0 nud permanent",
         "neigh add 2001:db8:2::9 lladdr 02:bb:00:00:00:01 dev out0 nud permanent",
@@ -214,7 +214,7 @@ fn forward_fib_connected_v4_v6() {
 
 #[test]
 fn forward_fib_when_mirror_lacks_neighbour_v4() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     lab.apply(&lab.route("198.51.100.0/24", &lab.out, Some(GW4), 1));
     kernel_routes(&lab);
     kernel_neighs(&lab);
@@ -224,7 +224,7 @@ fn forward_fib_when_mirror_lacks_neighbour_v4() {
 
 #[test]
 fn forward_fib_when_mirror_lacks_neighbour_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     lab.apply(&lab.route("2001:db8:100::/48", &lab.out, Some(GW6), 1));
     kernel_routes(&lab);
     kernel_neighs(&lab);
@@ -234,7 +234,7 @@ fn forward_fib_when_mirror_lacks_neighbour_v6() {
 
 #[test]
 fn route_type_fib_goes_to_fib_v4_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     lab.apply(&[
         lab.neigh(&lab.out, GW4, MIRROR_MAC),
         lab.neigh(&lab.out, GW6, MIRROR_MAC),
@@ -259,7 +259,7 @@ fn route_type_fib_goes_to_fib_v4_v6() {
 
 #[test]
 fn mirror_longest_prefix_wins_v4_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     lab.apply(&[
         lab.route_kind("198.51.100.128/25", RouteEntry::Blackhole),
@@ -280,7 +280,7 @@ fn mirror_longest_prefix_wins_v4_v6() {
 /// (route_for) sees it too.
 #[test]
 fn mirror_ipv6_trie_nesting_and_removal() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_default(&lab);
     let host = "2001:db8:100::7/128";
     lab.apply(&[
@@ -312,7 +312,7 @@ fn mirror_ipv4_via_ipv6_gateway_forwards_the_reverse_goes_to_fib() {
     // An IPv4 route via an IPv6 gateway (RFC 5549) resolves the gateway
     // with neighbour discovery; the reverse cannot exist in the kernel, so
     // a stray entry of it is left to bpf_fib_lookup.
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     let o = lab.out;
     let mut c = lab.route("198.51.100.0/24", &o, Some(GW6), 1);
     c.extend(lab.route("2001:db8:100::/48", &o, Some(GW4), 2));
@@ -329,7 +329,7 @@ fn mirror_ipv4_via_ipv6_gateway_forwards_the_reverse_goes_to_fib() {
 
 #[test]
 fn config_fib_only_skips_mirror() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     kernel_routes(&lab);
     kernel_neighs(&lab);
@@ -350,7 +350,7 @@ fn config_fib_only_skips_mirror() {
 
 #[test]
 fn config_fib_only_ignores_mirror_blackhole() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     lab.apply(&[
         lab.route_kind("198.51.100.0/24", RouteEntry::Blackhole),
         lab.route_kind("2001:db8:100::/48", RouteEntry::Blackhole),
@@ -374,7 +374,7 @@ fn config_fib_only_ignores_mirror_blackhole() {
 
 #[test]
 fn config_policy4_ignores_mirror_for_ipv4_only() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     kernel_routes(&lab);
     kernel_neighs(&lab);
@@ -395,7 +395,7 @@ fn config_policy4_ignores_mirror_for_ipv4_only() {
 
 #[test]
 fn config_policy6_ignores_mirror_for_ipv6_only() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     kernel_routes(&lab);
     kernel_neighs(&lab);
@@ -418,7 +418,7 @@ fn config_policy6_ignores_mirror_for_ipv6_only() {
 
 #[test]
 fn blackhole_mirror_drops_v4_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     lab.apply(&[
         lab.route_kind("198.51.100.0/24", RouteEntry::Blackhole),
         lab.route_kind("2001:db8:100::/48", RouteEntry::Blackhole),
@@ -429,7 +429,7 @@ fn blackhole_mirror_drops_v4_v6() {
 
 #[test]
 fn blackhole_fib_drops_v4_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     lab.ip(&[
         "route add blackhole 198.51.100.0/24",
         "route add blackhole 2001:db8:100::/48",
@@ -440,7 +440,7 @@ fn blackhole_fib_drops_v4_v6() {
 
 #[test]
 fn unreachable_mirror_passes_v4_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     lab.apply(&[
         lab.route_kind("198.51.100.0/24", RouteEntry::Unreachable),
         lab.route_kind("2001:db8:100::/48", RouteEntry::Unreachable),
@@ -451,7 +451,7 @@ fn unreachable_mirror_passes_v4_v6() {
 
 #[test]
 fn unreachable_and_prohibit_fib_pass_v4_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     lab.ip(&[
         "route add unreachable 198.51.100.0/24",
         "route add prohibit 203.0.113.0/24",
@@ -472,7 +472,7 @@ fn unreachable_and_prohibit_fib_pass_v4_v6() {
 
 #[test]
 fn local_mirror_passes_v4_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_default(&lab);
     lab.apply(&[
         lab.route_kind("10.0.2.1/32", RouteEntry::Local),
@@ -490,7 +490,7 @@ fn local_mirror_passes_v4_v6() {
 
 #[test]
 fn local_fib_passes_v4_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     // The router's own addresses, a directed broadcast, and IPv6's
     // subnet-router anycast address.
     lab.pass(
@@ -521,14 +521,14 @@ fn no_route_anywhere_v4_v6() {
     // NOT_FWDED, as for local destinations, so the datapath counts
     // PASS_LOCAL (accel.h describes PASS_NO_ROUTE as "unreachable,
     // prohibit, no route"); the kernel sends the ICMP error either way.
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     lab.pass(&f4(&lab, &udp4(REMOTE4)), S::ACCEL_STAT_PASS_LOCAL);
     lab.pass(&f6(&lab, &udp6(remote6())), S::ACCEL_STAT_PASS_LOCAL);
 }
 
 #[test]
 fn no_neighbour_anywhere_v4() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     kernel_routes(&lab);
     // Mirror miss, kernel route without neighbour.
     lab.pass(&f4(&lab, &udp4(REMOTE4)), S::ACCEL_STAT_PASS_NO_NEIGH);
@@ -541,7 +541,7 @@ fn no_neighbour_anywhere_v4() {
 
 #[test]
 fn no_neighbour_anywhere_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     kernel_routes(&lab);
     lab.pass(&f6(&lab, &udp6(remote6())), S::ACCEL_STAT_PASS_NO_NEIGH);
     lab.apply(&lab.route("2001:db8:100::/48", &lab.out, Some(GW6), 1));
@@ -553,7 +553,7 @@ fn no_neighbour_anywhere_v6() {
 
 #[test]
 fn ttl_1_and_0_pass_v4() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     lab.pass(&f4(&lab, &udp4(REMOTE4).ttl(1)), S::ACCEL_STAT_PASS_TTL);
     lab.pass(&f4(&lab, &udp4(REMOTE4).ttl(0)), S::ACCEL_STAT_PASS_TTL);
@@ -565,7 +565,7 @@ fn ttl_1_and_0_pass_v4() {
 /// for a blackhole is dropped silently.
 #[test]
 fn ttl_1_counts_as_what_its_route_decides_v4_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_default(&lab);
     lab.apply(&[
         lab.route_kind("10.0.2.1/32", RouteEntry::Local),
@@ -588,7 +588,7 @@ fn ttl_1_counts_as_what_its_route_decides_v4_v6() {
 
 #[test]
 fn hop_limit_1_and_0_pass_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     lab.pass(&f6(&lab, &udp6(remote6()).hop(1)), S::ACCEL_STAT_PASS_TTL);
     lab.pass(&f6(&lab, &udp6(remote6()).hop(0)), S::ACCEL_STAT_PASS_TTL);
@@ -596,7 +596,7 @@ fn hop_limit_1_and_0_pass_v6() {
 
 #[test]
 fn ttl_1_pass_on_fib_path_v4_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     kernel_routes(&lab);
     kernel_neighs(&lab);
     lab.pass(&f4(&lab, &udp4(REMOTE4).ttl(1)), S::ACCEL_STAT_PASS_TTL);
@@ -607,7 +607,7 @@ fn ttl_1_pass_on_fib_path_v4_v6() {
 
 #[test]
 fn ipv4_options_pass() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     let mut p = udp4(REMOTE4);
     p.options = vec![1, 1, 1, 0]; // NOP NOP NOP EOL: ihl 6
@@ -620,7 +620,7 @@ fn ipv4_options_pass() {
 
 #[test]
 fn ipv6_hop_by_hop_pass() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     let mut p = udp6(remote6());
     // Hop-by-hop header (next: UDP, len 0, PadN 4) then the UDP datagram.
@@ -635,7 +635,7 @@ fn ipv6_hop_by_hop_pass() {
 
 #[test]
 fn special_addresses_pass_v4() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_default(&lab);
     kernel_neighs(&lab);
     lab.ip(&["route add default via 10.0.2.2 dev out0"]);
@@ -664,7 +664,7 @@ fn special_addresses_pass_v4() {
 
 #[test]
 fn special_addresses_pass_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_default(&lab);
     kernel_neighs(&lab);
     lab.ip(&["route add default via 2001:db8:2::2 dev out0"]);
@@ -692,7 +692,7 @@ fn special_addresses_pass_v6() {
 
 #[test]
 fn non_ip_passes() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_default(&lab);
     // ARP request who-has 10.0.1.1 tell 10.0.1.2.
     let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
@@ -717,7 +717,7 @@ fn non_ip_passes() {
 
 #[test]
 fn not_for_us_passes_v4_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     let p4 = udp4(REMOTE4).build();
     let p6 = udp6(remote6()).build();
@@ -741,7 +741,7 @@ fn not_for_us_passes_v4_v6() {
 
 #[test]
 fn forwarding_disabled_on_ingress_v4() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     let flags = F::ACCEL_IF_UP.0 | F::ACCEL_IF_FWD6.0;
     lab.apply(&[lab.put_iface(&lab.inp, flags, 1500)]);
@@ -756,7 +756,7 @@ fn forwarding_disabled_on_ingress_v4() {
 
 #[test]
 fn forwarding_disabled_on_ingress_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     let flags = F::ACCEL_IF_UP.0 | F::ACCEL_IF_FWD4.0;
     lab.apply(&[lab.put_iface(&lab.inp, flags, 1500)]);
@@ -773,7 +773,7 @@ fn forwarding_disabled_on_ingress_v6() {
 fn forwarding_disabled_in_kernel_fib_path_v4_v6() {
     // The mirror's flags say on, the kernel's sysctl says off: on the fib
     // path bpf_fib_lookup refuses with FWD_DISABLED.
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     kernel_routes(&lab);
     kernel_neighs(&lab);
     lab.sysctl(&[
@@ -788,7 +788,7 @@ fn forwarding_disabled_in_kernel_fib_path_v4_v6() {
 
 #[test]
 fn mtu_mirror_v4() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     lab.ip(&["link set out0 mtu 1400"]);
     lab.apply(&[lab.put_iface(&lab.out, FLAGS_ALL, 1400)]);
@@ -806,7 +806,7 @@ fn mtu_mirror_v4() {
 
 #[test]
 fn mtu_mirror_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     lab.ip(&["link set out0 mtu 1400"]);
     lab.apply(&[lab.put_iface(&lab.out, FLAGS_ALL, 1400)]);
@@ -822,7 +822,7 @@ fn mtu_mirror_v6() {
 /// be below the device MTU that limits IPv4.
 #[test]
 fn ipv6_mtu_is_the_interface_ipv6_mtu() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     let mut c = lab.put_iface(&lab.out, FLAGS_ALL, 1500);
     if let Change::PutIface { entry, .. } = &mut c {
@@ -845,7 +845,7 @@ fn ipv6_mtu_is_the_interface_ipv6_mtu() {
 
 #[test]
 fn mtu_fib_v4_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     kernel_routes(&lab);
     kernel_neighs(&lab);
     lab.ip(&["link set out0 mtu 1400"]);
@@ -876,7 +876,7 @@ fn mtu_fib_v4_v6() {
 fn mtu_fib_kernel_smaller_than_map_v4_v6() {
     // The kernel's MTU (bpf_fib_lookup's FRAG_NEEDED) is checked even when
     // the map still has the old, larger MTU.
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     kernel_routes(&lab);
     kernel_neighs(&lab);
     lab.ip(&["link set out0 mtu 1400"]);
@@ -894,7 +894,7 @@ fn mtu_fib_kernel_smaller_than_map_v4_v6() {
 
 #[test]
 fn egress_hairpin_passes_v4_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     let i = lab.inp;
     let mut c = lab.route("198.51.100.0/24", &i, Some("10.0.1.3"), 1);
     c.extend(lab.route("2001:db8:100::/48", &i, Some("2001:db8:1::3"), 2));
@@ -907,7 +907,7 @@ fn egress_hairpin_passes_v4_v6() {
 
 #[test]
 fn egress_hairpin_fib_passes_v4_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     lab.ip(&[
         "route add 198.51.100.0/24 via 10.0.1.3 dev in0",
         "route add 2001:db8:100::/48 via 2001:db8:1::3 dev in0",
@@ -920,7 +920,7 @@ fn egress_hairpin_fib_passes_v4_v6() {
 
 #[test]
 fn egress_not_accels_passes_v4_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     let x = lab.x;
     let mut c = lab.route("198.51.100.0/24", &x, Some("10.0.3.2"), 1);
     c.extend(lab.route("2001:db8:100::/48", &x, Some("2001:db8:3::2"), 2));
@@ -933,7 +933,7 @@ fn egress_not_accels_passes_v4_v6() {
 
 #[test]
 fn egress_not_accels_fib_passes_v4_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     lab.ip(&[
         "route add 198.51.100.0/24 via 10.0.3.2 dev x0",
         "route add 2001:db8:100::/48 via 2001:db8:3::2 dev x0",
@@ -946,7 +946,7 @@ fn egress_not_accels_fib_passes_v4_v6() {
 
 #[test]
 fn egress_down_passes_v4_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     let flags = F::ACCEL_IF_FWD4.0 | F::ACCEL_IF_FWD6.0;
     lab.apply(&[lab.put_iface(&lab.out, flags, 1500)]);
@@ -958,7 +958,7 @@ fn egress_down_passes_v4_v6() {
 
 #[test]
 fn source_is_local_address_v4() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     lab.apply(&[lab.local4("10.0.2.1"), lab.local4("10.0.1.1")]);
     for src in [Ipv4Addr::new(10, 0, 2, 1), Ipv4Addr::new(10, 0, 1, 1)] {
@@ -978,7 +978,7 @@ fn source_is_local_address_v4() {
 
 #[test]
 fn source_is_local_address_fib_v4() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     kernel_routes(&lab);
     kernel_neighs(&lab);
     lab.apply(&[lab.local4("10.0.2.1")]);
@@ -988,7 +988,7 @@ fn source_is_local_address_fib_v4() {
 
 #[test]
 fn strict_rp_filter_v4() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     let i = lab.inp;
     lab.apply(&lab.route("10.0.1.0/24", &i, None, 3));
@@ -1013,7 +1013,7 @@ fn strict_rp_filter_v4() {
 fn rp_filter_fib_path_v4() {
     // With --mode fib the reverse-path check is a bpf_fib_lookup (the
     // mirror, empty here, is never consulted).
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     kernel_routes(&lab);
     kernel_neighs(&lab);
     lab.apply(&[Change::Config(C::ACCEL_CFG_FIB_ONLY.0)]);
@@ -1040,7 +1040,7 @@ fn rp_filter_fib_path_v4() {
 
 #[test]
 fn icmp_errors_pass_echo_forwarded_v4() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     // Time exceeded quoting an inner header.
     let inner = V4::udp(REMOTE4, SRC4).build();
@@ -1069,7 +1069,7 @@ fn icmp_errors_pass_echo_forwarded_v4() {
 
 #[test]
 fn icmp_errors_pass_echo_forwarded_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     let inner = V6::udp(remote6(), src6()).build();
     // Unreachable (1), packet too big (2), time exceeded (3), parameter
@@ -1093,7 +1093,7 @@ fn icmp_errors_pass_echo_forwarded_v6() {
 
 #[test]
 fn no_control_plane_passes_v4_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     kernel_routes(&lab);
     kernel_neighs(&lab);
@@ -1118,7 +1118,7 @@ fn no_control_plane_passes_v4_v6() {
 fn lapsed_lease_forwards_through_the_kernels_lookup_v4_v6() {
     // The mirror says MIRROR_MAC, the kernel KERNEL_MAC: without a lease
     // only the kernel's answer may be used.
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     kernel_routes(&lab);
     kernel_neighs(&lab);
@@ -1160,7 +1160,7 @@ fn lapsed_lease_checks_sources_as_strictly_as_the_kernel_could() {
     // rp_filter is off in the mirror, but a lapsed lease means that may be
     // stale: a source routed back through another interface goes to the
     // kernel; one routed back through the ingress is forwarded.
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     kernel_routes(&lab);
     kernel_neighs(&lab);
     lab.dp.maps.set_deadlines(0, u64::MAX).unwrap();
@@ -1183,7 +1183,7 @@ fn lapsed_lease_checks_sources_as_strictly_as_the_kernel_could() {
 
 #[test]
 fn the_leases_clock_is_the_datapaths() {
-    let mut lab = Lab::new();
+    let Some(mut lab) = Lab::new() else { return };
     let own = accel::runtime::monotonic_coarse_ns();
     let dp = accel::datapath::clock::datapath_now_ns(&mut lab.dp.skel.progs.accel_clock).unwrap();
     let diff = dp.abs_diff(own);
@@ -1202,7 +1202,7 @@ fn malformed_frame_shorter_than_ethernet() {
     // reach the program this way: check the refusal, then the shortest
     // frames it accepts, with and without metadata in front (which checks
     // that the program starts at ctx->data).
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_default(&lab);
     for meta in [0usize, 4] {
         let frame: Vec<u8> = [lab.inp.mac, IN_PEER_MAC].concat();
@@ -1230,7 +1230,7 @@ fn malformed_frame_shorter_than_ethernet() {
 
 #[test]
 fn malformed_truncated_ipv4_header() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_default(&lab);
     let full = f4(&lab, &udp4(REMOTE4));
     for len in [ETH_HLEN, ETH_HLEN + 1, ETH_HLEN + 19] {
@@ -1240,7 +1240,7 @@ fn malformed_truncated_ipv4_header() {
 
 #[test]
 fn malformed_ipv4_tot_len_past_frame() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_default(&lab);
     let mut p = udp4(REMOTE4);
     p.tot_len = Some(p.build().len() as u16 + 1);
@@ -1251,7 +1251,7 @@ fn malformed_ipv4_tot_len_past_frame() {
 
 #[test]
 fn malformed_ipv4_tot_len_below_20() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_default(&lab);
     let mut p = udp4(REMOTE4);
     for t in [0u16, 19] {
@@ -1262,7 +1262,7 @@ fn malformed_ipv4_tot_len_below_20() {
 
 #[test]
 fn malformed_ipv4_version_not_4() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_default(&lab);
     for v in [0u8, 6, 5, 15] {
         let mut p = udp4(REMOTE4);
@@ -1279,7 +1279,7 @@ fn malformed_ipv4_version_not_4() {
 
 #[test]
 fn malformed_ipv4_ihl_below_5() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_default(&lab);
     let mut b = udp4(REMOTE4).build();
     b[0] = 0x44;
@@ -1291,7 +1291,7 @@ fn malformed_ipv4_ihl_below_5() {
 
 #[test]
 fn malformed_ipv4_bad_checksum() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_default(&lab);
     let p = udp4(REMOTE4);
     let good = csum(&p.build()[..20]);
@@ -1307,7 +1307,7 @@ fn malformed_ipv4_bad_checksum() {
 
 #[test]
 fn malformed_truncated_ipv6_header() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_default(&lab);
     let full = f6(&lab, &udp6(remote6()));
     for len in [ETH_HLEN, ETH_HLEN + 1, ETH_HLEN + 39] {
@@ -1317,7 +1317,7 @@ fn malformed_truncated_ipv6_header() {
 
 #[test]
 fn malformed_ipv6_payload_len_past_frame() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_default(&lab);
     let mut p = udp6(remote6());
     p.payload_len = Some(p.payload.len() as u16 + 1);
@@ -1328,7 +1328,7 @@ fn malformed_ipv6_payload_len_past_frame() {
 
 #[test]
 fn malformed_ipv6_version_not_6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_default(&lab);
     let mut p = udp6(remote6());
     p.version = 4;
@@ -1339,7 +1339,7 @@ fn malformed_ipv6_version_not_6() {
 
 #[test]
 fn ethernet_padding_trimmed_v4() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     let mut p = udp4(REMOTE4);
     p.payload = udp(40000, 5001, 0);
@@ -1353,7 +1353,7 @@ fn ethernet_padding_trimmed_v4() {
 
 #[test]
 fn ethernet_padding_trimmed_fib_v4() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     kernel_routes(&lab);
     kernel_neighs(&lab);
     let mut p = udp4(REMOTE4);
@@ -1365,7 +1365,7 @@ fn ethernet_padding_trimmed_fib_v4() {
 
 #[test]
 fn trailing_bytes_trimmed_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     let mut frame = f6(&lab, &udp6(remote6()));
     frame.extend_from_slice(&[0xee; 7]);
@@ -1374,7 +1374,7 @@ fn trailing_bytes_trimmed_v6() {
 
 #[test]
 fn fragments_forwarded_v4() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     // First fragment (MF, offset 0), middle (MF, offset 185), last
     // (offset 370), and DF-less unfragmented.
@@ -1401,7 +1401,7 @@ fn fragments_forwarded_v4() {
 
 #[test]
 fn fragments_forwarded_fib_v4() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     kernel_routes(&lab);
     kernel_neighs(&lab);
     for frag in [IP_MF, IP_MF | 185, 370] {
@@ -1413,7 +1413,7 @@ fn fragments_forwarded_fib_v4() {
 
 #[test]
 fn fragments_forwarded_v6() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     kernel_routes(&lab);
     kernel_neighs(&lab);
@@ -1441,7 +1441,7 @@ fn fragments_forwarded_v6() {
 #[test]
 fn unknown_ingress_is_left_alone() {
     // A frame from an interface accel does not own: XDP_PASS, no counter.
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else { return };
     mirror_gw(&lab);
     let f = eth(lab.x.mac, IN_PEER_MAC, ETH_P_IP, &udp4(REMOTE4).build());
     let before: Vec<_> = (0..3)

@@ -22,7 +22,8 @@ pub struct NhKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Path {
     pub nh: NhKey,
-    pub weight: u16,
+    /// 1..=256 for a multipath route, 1..=65536 in a nexthop group.
+    pub weight: u32,
 }
 
 /// An interned list of paths (see [`NhTable::intern_paths`]).
@@ -134,7 +135,7 @@ fn unicast_entry(route: &Route, table: &mut NhTable) -> RouteEntry {
         .map(|nh| {
             path_key(nh, family).map(|key| Path {
                 nh: key,
-                weight: nh.weight.max(1),
+                weight: u32::from(nh.weight.max(1)),
             })
         })
         .collect();

@@ -111,7 +111,7 @@ pub fn depends_on(id: u32, changed: u32, objects: &HashMap<u32, NexthopObject>) 
 /// The kernel's hash-threshold upper bounds (fib_rebalance,
 /// rt6_multipath_rebalance, nh_group_rebalance): the cumulative weight
 /// scaled to 2^31, rounded to the closest integer, minus one.
-pub fn upper_bounds(weights: &[u16]) -> Vec<u32> {
+pub fn upper_bounds(weights: &[u32]) -> Vec<u32> {
     let total: u64 = weights.iter().map(|w| u64::from(*w)).sum();
     let mut w = 0u64;
     weights

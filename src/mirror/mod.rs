@@ -759,7 +759,7 @@ impl Mirror {
         ids: Vec<u32>,
         out: &mut Vec<Change>,
     ) {
-        let weights: Vec<u16> = content.paths.iter().map(|p| p.weight).collect();
+        let weights: Vec<u32> = content.paths.iter().map(|p| p.weight).collect();
         let bounds = groups::upper_bounds(&weights);
         out.push(Change::PutGroup {
             id,

@@ -506,7 +506,7 @@ fn single(id: u32, ifindex: u32, gw: &str) -> NexthopObject {
     }
 }
 
-fn group(id: u32, members: &[(u32, u16)]) -> NexthopObject {
+fn group(id: u32, members: &[(u32, u32)]) -> NexthopObject {
     NexthopObject::Group {
         id,
         kind: GroupKind::Multipath,

@@ -83,7 +83,7 @@ pub fn parse(msg_type: u16, payload: &[u8]) -> Result<Option<NexthopEvent>, Next
     let mut gateway = None;
     let mut blackhole = false;
     let mut special = false;
-    let mut group: Option<Vec<(u32, u16)>> = None;
+    let mut group: Option<Vec<(u32, u32)>> = None;
     let mut group_type = NEXTHOP_GRP_TYPE_MPATH;
     let mut resilient = false;
     for attr in attrs(&payload[8..]) {
@@ -111,7 +111,8 @@ pub fn parse(msg_type: u16, payload: &[u8]) -> Result<Option<NexthopEvent>, Next
                     .chunks_exact(8)
                     .map(|m| {
                         let id = u32::from_ne_bytes(m[..4].try_into().expect("chunk of 8"));
-                        let weight = (u16::from(m[5]) << 8 | u16::from(m[4])) + 1;
+                        // weight - 1 in 16 bits: 65536 is a valid weight.
+                        let weight = (u32::from(m[5]) << 8 | u32::from(m[4])) + 1;
                         (id, weight)
                     })
                     .collect();
@@ -146,28 +147,69 @@ pub fn parse(msg_type: u16, payload: &[u8]) -> Result<Option<NexthopEvent>, Next
     Ok(Some(NexthopEvent::New(object)))
 }
 
+const NLMSG_HDRLEN: usize = 16;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+
+/// What one datagram of a nexthop socket held.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Datagram {
+    pub events: Vec<NexthopEvent>,
+    /// It ended a dump (NLMSG_DONE, or the final ack of one).
+    pub done: bool,
+}
+
+/// Splits a datagram into netlink messages and parses the nexthop ones;
+/// messages that do not parse are logged and skipped, as is a tail too
+/// short for its own header. Err(errno) when the kernel answered with an
+/// error.
+pub fn parse_datagram(mut b: &[u8], dumping: bool) -> Result<Datagram, i32> {
+    let mut d = Datagram::default();
+    while b.len() >= NLMSG_HDRLEN {
+        let len = u32_at(b, 0).unwrap_or(0) as usize;
+        let kind = u16_at(b, 4).unwrap_or(0);
+        if len < NLMSG_HDRLEN || len > b.len() {
+            break;
+        }
+        let payload = &b[NLMSG_HDRLEN..len];
+        match kind {
+            NLMSG_DONE => {
+                d.done = true;
+                return Ok(d);
+            }
+            NLMSG_ERROR => {
+                // struct nlmsgerr starts with the (negative) errno; a
+                // message too short for it acknowledges nothing.
+                let errno = u32_at(payload, 0).unwrap_or(0) as i32;
+                if errno != 0 {
+                    return Err(errno.wrapping_neg());
+                }
+                if dumping {
+                    d.done = true;
+                    return Ok(d);
+                }
+            }
+            _ => match parse(kind, payload) {
+                Ok(Some(e)) => d.events.push(e),
+                Ok(None) => {}
+                Err(e) => log::debug!("skipping a nexthop message: {e}"),
+            },
+        }
+        b = b.get((len + 3) & !3..).unwrap_or(&[]);
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod test_wire;
+
+#[cfg(test)]
+mod props;
+
 #[cfg(test)]
 mod tests {
+    use super::test_wire::{attr, group_members, msg, new_nexthop, nlmsg};
     use super::*;
-
-    fn attr(kind: u16, v: &[u8]) -> Vec<u8> {
-        let mut a = ((4 + v.len()) as u16).to_ne_bytes().to_vec();
-        a.extend(kind.to_ne_bytes());
-        a.extend(v);
-        while a.len() % 4 != 0 {
-            a.push(0);
-        }
-        a
-    }
-
-    fn msg(family: u8, flags: u32, attrs: &[Vec<u8>]) -> Vec<u8> {
-        let mut m = vec![family, 0, 196, 0];
-        m.extend(flags.to_ne_bytes());
-        for a in attrs {
-            m.extend(a);
-        }
-        m
-    }
 
     #[test]
     fn single_ipv4_nexthop() {
@@ -272,6 +314,42 @@ mod tests {
         ));
         let del = msg(AF_INET, 0, &[attr(NHA_ID, &5u32.to_ne_bytes())]);
         assert_eq!(parse(RTM_DELNEXTHOP, &del), Ok(Some(NexthopEvent::Del(5))));
+    }
+
+    #[test]
+    fn group_weights_use_all_16_bits() {
+        // Linux 6.12 extended NHA_GROUP weights to 1..=65536.
+        let members = [(12, 65536), (13, 256), (14, 257), (15, 1)];
+        let m = msg(
+            0,
+            0,
+            &[
+                attr(NHA_ID, &40u32.to_ne_bytes()),
+                attr(NHA_GROUP, &group_members(&members)),
+            ],
+        );
+        assert_eq!(
+            parse(RTM_NEWNEXTHOP, &m),
+            Ok(Some(NexthopEvent::New(NexthopObject::Group {
+                id: 40,
+                kind: GroupKind::Multipath,
+                members: members.to_vec(),
+            })))
+        );
+    }
+
+    #[test]
+    fn datagram_ending_in_a_short_error_message() {
+        // nlmsg_len 16: no room for the errno; it acknowledges nothing.
+        let mut d = new_nexthop(&msg(AF_INET, 0, &[attr(NHA_ID, &5u32.to_ne_bytes())]));
+        d.extend(nlmsg(NLMSG_ERROR, &[]));
+        let got = parse_datagram(&d, false).expect("no error");
+        assert_eq!(got.events.len(), 1);
+        assert!(!got.done);
+        let mut err = nlmsg(NLMSG_ERROR, &(-libc::ENOENT).to_ne_bytes());
+        assert_eq!(parse_datagram(&err, true), Err(libc::ENOENT));
+        err.truncate(18);
+        assert_eq!(parse_datagram(&err, true), Ok(Datagram::default()));
     }
 
     #[test]

@@ -5,11 +5,9 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
-use super::nexthop::{parse, NexthopEvent, NexthopObject, RTM_GETNEXTHOP};
+use super::nexthop::{parse_datagram, NexthopEvent, NexthopObject, RTM_GETNEXTHOP};
 
 const NLMSG_HDRLEN: usize = 16;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_DUMP: u16 = 0x300;
 
@@ -117,34 +115,9 @@ impl NexthopSocket {
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        let mut b = &buf[..n as usize];
-        let mut events = Vec::new();
-        while b.len() >= NLMSG_HDRLEN {
-            let len = u32::from_ne_bytes(b[..4].try_into().expect("4 bytes")) as usize;
-            let kind = u16::from_ne_bytes(b[4..6].try_into().expect("2 bytes"));
-            if len < NLMSG_HDRLEN || len > b.len() {
-                break;
-            }
-            match kind {
-                NLMSG_DONE => return Ok((events, true)),
-                NLMSG_ERROR => {
-                    let errno = i32::from_ne_bytes(b[16..20].try_into().unwrap_or([0; 4]));
-                    if errno != 0 {
-                        return Err(io::Error::from_raw_os_error(-errno));
-                    }
-                    if dumping {
-                        return Ok((events, true));
-                    }
-                }
-                _ => match parse(kind, &b[NLMSG_HDRLEN..len]) {
-                    Ok(Some(e)) => events.push(e),
-                    Ok(None) => {}
-                    Err(e) => log::debug!("skipping a nexthop message: {e}"),
-                },
-            }
-            b = b.get((len + 3) & !3..).unwrap_or(&[]);
-        }
-        Ok((events, false))
+        let d =
+            parse_datagram(&buf[..n as usize], dumping).map_err(io::Error::from_raw_os_error)?;
+        Ok((d.events, d.done))
     }
 }
 
