@@ -311,3 +311,127 @@ mod tests {
         assert!(decode(b"not json").is_err());
     }
 }
+
+/// Property tests of the control protocol's parsers, which read bytes a
+/// client (or a daemon) chose: never a panic, and only the two request
+/// words are requests. `PROPTEST_CASES=N` sets the cases (docs/fuzzing.md).
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    fn summary() -> impl Strategy<Value = ChangeSummary> {
+        vec(0usize..1_000_000, 9).prop_map(|v| ChangeSummary {
+            routes_put: v[0],
+            routes_deleted: v[1],
+            nexthops_put: v[2],
+            groups_put: v[3],
+            neighbours_put: v[4],
+            neighbours_deleted: v[5],
+            ifaces_put: v[6],
+            local_addrs_changed: v[7],
+            config_changed: v[8],
+        })
+    }
+
+    fn reply() -> impl Strategy<Value = Reply> {
+        let size = vec(0usize..10_000_000, 4).prop_map(|v| MirrorSize {
+            routes: v[0],
+            nexthops: v[1],
+            groups: v[2],
+            neighbours: v[3],
+        });
+        prop_oneof![
+            (summary(), size.clone(), any::<u64>()).prop_map(|(changes, mirror, resyncs)| {
+                Reply::Synced {
+                    changes,
+                    mirror,
+                    resyncs,
+                }
+            }),
+            (summary(), vec(any::<String>(), 0..4), size).prop_map(
+                |(changes, examples, mirror)| Reply::Checked {
+                    changes,
+                    examples,
+                    mirror,
+                }
+            ),
+            any::<String>().prop_map(|error| Reply::Failed { error }),
+        ]
+    }
+
+    /// Reads what a client sent, in the pieces it sent them.
+    fn served(chunks: Vec<Vec<u8>>) -> Result<Request, ControlError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (mut client, mut server) = UnixStream::pair().expect("socketpair");
+            let writer = tokio::spawn(async move {
+                for c in chunks {
+                    if client.write_all(&c).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            let r = read_request(&mut server).await;
+            drop(server);
+            let _ = writer.await;
+            r
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_line_is_a_request_word_or_an_error(line in vec(any::<u8>(), 0..300)) {
+            match Request::parse(&line) {
+                Ok(r) => prop_assert_eq!(
+                    std::str::from_utf8(&line).map(str::trim).ok(),
+                    Some(r.word())
+                ),
+                Err(e) => prop_assert!(matches!(e, ControlError::BadRequest)),
+            }
+        }
+
+        #[test]
+        fn any_bytes_decode_to_a_reply_or_an_error(bytes in vec(any::<u8>(), 0..600)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn replies_survive_the_wire(r in reply()) {
+            let line = encode(&r);
+            prop_assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
+            prop_assert_eq!(decode(&line[..line.len() - 1]).unwrap(), r);
+        }
+
+        #[test]
+        fn the_server_reads_one_bounded_line_however_it_arrives(
+            chunks in vec(vec(any::<u8>(), 0..120), 0..8),
+        ) {
+            let all: Vec<u8> = chunks.concat();
+            let first_line = all.iter().position(|b| *b == b'\n');
+            match served(chunks) {
+                Ok(r) => {
+                    let line = &all[..first_line.unwrap_or(all.len())];
+                    prop_assert_eq!(Request::parse(line).unwrap(), r);
+                }
+                Err(ControlError::RequestTooLong) => {
+                    prop_assert!(first_line.is_none_or(|n| n > MAX_LINE - 64));
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    #[test]
+    fn requests_over_the_limit_are_refused_without_reading_on() {
+        let long = vec![b'x'; MAX_LINE * 4];
+        assert!(matches!(
+            served(vec![long]),
+            Err(ControlError::RequestTooLong)
+        ));
+    }
+}

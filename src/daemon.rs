@@ -439,7 +439,7 @@ type IfaceNames = HashMap<u32, String>;
 /// The interfaces to run on and their datapath config, after the checks
 /// that need nothing loaded.
 fn check_options(opts: &RunOptions) -> Result<(IfaceNames, HashMap<u32, IfaceConf>), DaemonError> {
-    runtime::require_caps("run", runtime::RUN_CAPS)?;
+    runtime::require_caps(runtime::RUN_CAPS)?;
     let mut ifaces = HashMap::new();
     let mut conf = HashMap::new();
     for (slot, name) in opts.ifaces.iter().enumerate() {

@@ -2,7 +2,6 @@
 //! from the maps of the running instance, beside the kernel's own answer.
 
 use std::net::IpAddr;
-use std::process::Command;
 
 use crate::bpf::types::{
     accel_cfg_flags as Cfg, accel_fib_mark, accel_if_flags as If, accel_nh_flags as Nh,
@@ -10,6 +9,7 @@ use crate::bpf::types::{
 };
 use crate::datapath::maps::Maps;
 use crate::runtime::{ifname, monotonic_coarse_ns};
+use crate::trusted_path::run_trusted;
 use crate::stats::{lease_state, LeaseState};
 
 fn special(addr: IpAddr) -> Option<&'static str> {
@@ -206,19 +206,20 @@ fn unicast(maps: &Maps, addr: IpAddr, nh_id: u32, out: &mut Vec<String>) {
     }
 }
 
+/// Where `ip` may be (never looked up in $PATH).
+const IP: [&str; 4] = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"];
+
 /// `ip route get` output, the kernel's own decision.
 pub fn kernel_answer(addr: IpAddr) -> String {
-    match Command::new("ip")
-        .args(["route", "get", &addr.to_string()])
-        .output()
-    {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+    match run_trusted(&IP, &["route", "get", &addr.to_string()]) {
+        Ok(Some(o)) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
         // `ip route get` fails for blackhole, unreachable and prohibit
         // destinations: the kernel has no route to forward on.
-        Ok(o) => format!(
+        Ok(Some(o)) => format!(
             "no forwarding route ({}): blackhole, unreachable, prohibit or no route",
             String::from_utf8_lossy(&o.stderr).trim()
         ),
-        Err(e) => format!("(could not run `ip route get`: {e})"),
+        Ok(None) => "(no `ip` command found)".to_string(),
+        Err(e) => format!("(not running `ip route get`: {e})"),
     }
 }

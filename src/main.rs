@@ -130,7 +130,7 @@ fn real_main() -> Result<()> {
             capacity: true,
             ..
         } => {
-            let maps = open_live(&cli.pin_dir)?;
+            let maps = open_live(&cli.pin_dir).context("accel stats")?;
             print!("{}", stats::capacity_report(&maps.read_capacity(), json));
             Ok(())
         }
@@ -139,7 +139,7 @@ fn real_main() -> Result<()> {
             blackholes: true,
             ..
         } => {
-            let maps = open_live(&cli.pin_dir)?;
+            let maps = open_live(&cli.pin_dir).context("accel stats")?;
             let drops = stats::blackholes(&maps.blackhole_drops());
             if json {
                 println!("{}", serde_json::to_string_pretty(&drops)?);
@@ -149,7 +149,7 @@ fn real_main() -> Result<()> {
             Ok(())
         }
         Cmd::Stats { json, .. } => {
-            let maps = open_live(&cli.pin_dir)?;
+            let maps = open_live(&cli.pin_dir).context("accel stats")?;
             let mut all = Vec::new();
             let mut ifaces = maps.ifaces();
             ifaces.sort_by_key(|(_, i)| i.slot);
@@ -167,7 +167,7 @@ fn real_main() -> Result<()> {
             Ok(())
         }
         Cmd::Lookup { addr } => {
-            let maps = open_live(&cli.pin_dir)?;
+            let maps = open_live(&cli.pin_dir).context("accel lookup")?;
             println!("{addr}");
             println!("  accel:");
             for line in lookup::explain(&maps, addr) {
@@ -185,7 +185,7 @@ fn real_main() -> Result<()> {
 /// The pinned maps of a live instance: pins a killed instance left behind
 /// hold stale counters and routes, which must not pass for current ones.
 fn open_live(pin_dir: &std::path::Path) -> Result<Maps> {
-    runtime::require_caps("stats and lookup", runtime::READ_CAPS)?;
+    runtime::require_caps(runtime::READ_CAPS)?;
     let pins = PinDir::open_live(pin_dir)?;
     Ok(Maps::open_pinned(&pins)?)
 }

@@ -2,7 +2,11 @@
 //! postrouting), tc or qdiscs. On a router that filters or NATs forwarded
 //! traffic that would change what the router does, so accel looks first.
 
-use std::process::Command;
+use crate::trusted_path::run_trusted;
+
+/// Where `nft` may be: never looked up in $PATH, which root's caller may
+/// have pointed anywhere.
+const NFT: [&str; 2] = ["/usr/sbin/nft", "/sbin/nft"];
 
 /// Netfilter state of the current namespace that XDP forwarding would
 /// bypass, in words; empty when there is none.
@@ -19,12 +23,21 @@ pub fn bypassed_hooks() -> Vec<String> {
             }
         }
     }
-    if let Ok(out) = Command::new("nft").args(["list", "ruleset"]).output() {
-        if out.status.success() {
-            found.extend(nft_hooks(&String::from_utf8_lossy(&out.stdout)));
-        }
+    match nft_ruleset() {
+        Ok(Some(ruleset)) => found.extend(nft_hooks(&ruleset)),
+        Ok(None) => {}
+        // Rules accel cannot see count as rules.
+        Err(why) => found.push(format!("nftables rules unknown: {why}")),
     }
     found
+}
+
+/// `nft list ruleset` (see [`run_trusted`]); `Ok(None)` without nft, or
+/// when it fails (no nftables in the kernel).
+fn nft_ruleset() -> Result<Option<String>, String> {
+    Ok(run_trusted(&NFT, &["list", "ruleset"])?
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned()))
 }
 
 /// Chains of an `nft list ruleset` listing on the hooks forwarded packets

@@ -13,10 +13,10 @@ use crate::trusted_path::{Missing, PathError, TrustedDir};
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error(
-        "accel {what} needs {missing}, which this process lacks; run it as root or grant \
-         them (see docs/deployment.md, \"Least privilege\")"
+        "needs {missing}, which this process lacks; run it as root or grant them (see \
+         docs/deployment.md, \"Least privilege\")"
     )]
-    MissingCaps { what: &'static str, missing: String },
+    MissingCaps { missing: String },
     #[error("unknown interface {0:?} (see `ip link`)")]
     UnknownIface(String),
     #[error("another `accel run` is active (it holds {0}); stop it first")]
@@ -60,7 +60,7 @@ fn cap_names(set: CapabilitySet) -> String {
 
 /// Fails with one line naming what is missing unless the process has
 /// every capability in `needed` (effective).
-pub fn require_caps(what: &'static str, needed: CapabilitySet) -> Result<(), RuntimeError> {
+pub fn require_caps(needed: CapabilitySet) -> Result<(), RuntimeError> {
     let have = rustix::thread::capabilities(None)
         .map(|c| c.effective)
         .unwrap_or(CapabilitySet::empty());
@@ -69,14 +69,8 @@ pub fn require_caps(what: &'static str, needed: CapabilitySet) -> Result<(), Run
         return Ok(());
     }
     Err(RuntimeError::MissingCaps {
-        what,
         missing: cap_names(missing),
     })
-}
-
-/// Whether the process may mount (bpffs, when nothing is mounted yet).
-pub fn can_mount() -> bool {
-    require_caps("", CapabilitySet::SYS_ADMIN).is_ok()
 }
 
 /// Everything accel creates is its own: files 0600, directories 0700,

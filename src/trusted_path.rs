@@ -332,6 +332,37 @@ pub fn trusted_executable(path: &Path) -> Result<OwnedFd, PathError> {
     Ok(fd)
 }
 
+/// Runs the first of `candidates` (absolute paths, never a $PATH lookup)
+/// that exists, if [`trusted_executable`] accepts the file it resolves
+/// to: through the checked
+/// descriptor, with an empty environment. `Ok(None)` when none exists;
+/// `Err` says why the one found was not run.
+pub fn run_trusted(
+    candidates: &[&str],
+    args: &[&str],
+) -> Result<Option<std::process::Output>, String> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+
+    let Some(path) = candidates.iter().map(Path::new).find(|p| p.exists()) else {
+        return Ok(None);
+    };
+    // Distribution symlinks (/usr/sbin/ip -> /bin/ip, merged /usr) are
+    // resolved first; what is checked and run is the file they lead to.
+    let real = std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file = trusted_executable(&real).map_err(|e| match std::error::Error::source(&e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    })?;
+    std::process::Command::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .arg0(path)
+        .args(args)
+        .env_clear()
+        .output()
+        .map(Some)
+        .map_err(|e| format!("running {}: {e}", path.display()))
+}
+
 /// The bytes of a path, for C interfaces.
 pub fn c_path(p: &Path) -> std::ffi::CString {
     std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
@@ -434,6 +465,26 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(d.read_file("accel.pid").unwrap(), "1\n");
         assert_eq!(d.names().unwrap(), vec!["accel.pid".to_string()]);
+    }
+
+    #[test]
+    fn only_trusted_commands_run_and_never_from_path() {
+        let Some(base) = trusted_base() else { return };
+        // Through a symlink, as /usr/sbin/ip -> /bin/ip on Debian.
+        symlink("/usr/bin/env", base.join("env-link")).unwrap();
+        let link = base.join("env-link");
+        let out = run_trusted(&["/nonexistent/x", link.to_str().unwrap()], &[])
+            .unwrap()
+            .expect("found");
+        assert!(out.status.success());
+        assert!(out.stdout.is_empty(), "run with an empty environment");
+        assert!(run_trusted(&["/nonexistent/x"], &[]).unwrap().is_none());
+        let open = base.join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::copy("/usr/bin/env", open.join("env")).unwrap();
+        let planted = open.join("env");
+        assert!(run_trusted(&[planted.to_str().unwrap()], &[]).is_err());
     }
 
     #[test]

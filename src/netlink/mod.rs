@@ -23,7 +23,7 @@ pub use events::{subscribe, subscribe_with_rcvbuf, EventStream, Subscription, DE
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {
     /// The netlink socket could not be created, bound or configured.
-    #[error("netlink socket: {context}: {source}")]
+    #[error("netlink socket: {context}")]
     Socket {
         context: &'static str,
         #[source]
@@ -31,7 +31,7 @@ pub enum NetlinkError {
     },
     /// A dump request failed (request could not be sent, or the kernel
     /// answered with an error).
-    #[error("netlink dump of {what} failed: {source}")]
+    #[error("netlink dump of {what} failed")]
     Dump {
         what: &'static str,
         #[source]
@@ -44,6 +44,6 @@ pub enum NetlinkError {
     )]
     DumpInterrupted { what: &'static str, attempts: u32 },
     /// The nexthop-object dump (raw socket) failed.
-    #[error("netlink dump of nexthop objects failed: {0}")]
+    #[error("netlink dump of nexthop objects failed")]
     NexthopDump(#[source] std::io::Error),
 }
