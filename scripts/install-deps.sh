@@ -14,6 +14,9 @@ have ip || need_pkgs+=(iproute2)
 have ethtool || need_pkgs+=(ethtool)
 have ping || need_pkgs+=(iputils-ping)
 have python3 || need_pkgs+=(python3)
+# tests/hostile.sh runs Python as user nobody, who cannot use root's own
+# interpreter (pyenv under /root): Debian's must be there.
+[ -x /usr/bin/python3 ] || need_pkgs+=(python3)
 have sysctl || need_pkgs+=(procps)
 have nsenter || need_pkgs+=(util-linux)
 [ -f /usr/include/libelf.h ] || need_pkgs+=(libelf-dev)
