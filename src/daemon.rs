@@ -20,7 +20,9 @@ use crate::datapath::{load, DatapathError, Loaded};
 use crate::handover::{self, Handover, Progress};
 use crate::lease::{Deadlines, Lease, RENEW_EVERY};
 use crate::mirror::nudge::{self, Nudger};
-use crate::mirror::{CfgFlags, Change, ChangeSummary, IfaceConf, Mirror, Snapshot, ViewBuilder};
+use crate::mirror::{
+    CfgFlags, Change, ChangeSummary, EventOutcome, IfaceConf, Mirror, Snapshot, ViewBuilder,
+};
 use crate::model::{Event, Route};
 use crate::netlink::nexthop::NexthopEvent;
 use crate::netlink::nexthop_sock::{NexthopEvents, Received};
@@ -29,6 +31,10 @@ use crate::presence::{Presence, PresenceError};
 use crate::trusted_path::Missing;
 use crate::{bpf, netfilter, runtime, sysctl};
 
+/// Events applied in one turn of the event loop, at most: enough to
+/// amortise the turn, few enough that timers and requests still get their
+/// turn within a couple of milliseconds.
+const EVENT_BATCH: usize = 1024;
 /// Housekeeping (sysctls, gateway neighbours) runs this often.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// Link changes come in bursts; one dump after the burst covers them all.
@@ -95,6 +101,8 @@ struct Daemon {
     resyncs: u64,
     nudger: Nudger,
     lease: Lease,
+    /// Reused for every event (see [`Mirror::apply_into`]).
+    outcome: EventOutcome,
     /// The datapath's clock (see [`crate::datapath::clock`]).
     clock: &'static mut ProgramMut<'static>,
     /// Structures out of room: retries, figures, alerts.
@@ -216,9 +224,14 @@ impl Daemon {
     /// Returns true when a resync is due.
     async fn event(&mut self, ev: Event) -> Result<bool, DaemonError> {
         debug!("event {ev:?}");
-        let outcome = self.mirror.apply(ev);
-        self.maps.apply(&outcome.changes)?;
-        if outcome.reread_rules {
+        let mut outcome = std::mem::take(&mut self.outcome);
+        outcome.clear();
+        self.mirror.apply_into(ev, &mut outcome);
+        let applied = self.maps.apply(&outcome.changes);
+        let (resync, reread_rules) = (outcome.resync, outcome.reread_rules);
+        self.outcome = outcome;
+        applied?;
+        if reread_rules {
             let rules = netlink::dump_rules(&self.handle).await?;
             let changes = self.mirror.set_rules(rules);
             if !changes.is_empty() {
@@ -229,7 +242,7 @@ impl Daemon {
             }
             self.maps.apply(&changes)?;
         }
-        Ok(outcome.resync)
+        Ok(resync)
     }
 
     fn write_deadlines(&self, d: Deadlines) -> Result<(), DaemonError> {
@@ -251,6 +264,25 @@ impl Daemon {
         let drained = self.events.drained() && self.nh_events.drained();
         let d = self.lease.renew(Instant::now(), now, drained);
         self.write_deadlines(d)
+    }
+
+    /// Applies `first` and the events queued behind it (at most
+    /// [`EVENT_BATCH`]), so that a burst costs one turn of the event loop,
+    /// not one per event. Lost events stop the batch: they are left for
+    /// the loop. True when a resync is due.
+    async fn events_from(&mut self, first: Event) -> Result<bool, DaemonError> {
+        let mut resync = self.event(first).await?;
+        for _ in 1..EVENT_BATCH {
+            match self.events.try_next() {
+                None => break,
+                Some(Event::Overrun) => {
+                    self.events.put_back(Event::Overrun);
+                    break;
+                }
+                Some(ev) => resync |= self.event(ev).await?,
+            }
+        }
+        Ok(resync)
     }
 
     /// Applies the events already queued, so that a check compares the
@@ -602,6 +634,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         resyncs: 0,
         nudger: Nudger::default(),
         lease: Lease::new(),
+        outcome: EventOutcome::default(),
         clock: &mut skel.progs.accel_clock,
         capacity: capacity::Monitor::default(),
     };
@@ -675,7 +708,7 @@ impl Running {
             let stale: Option<&str> = tokio::select! {
                 ev = d.events.next() => match ev {
                     Some(Event::Overrun) => Some("netlink events were lost (receive buffer overrun)"),
-                    Some(ev) => d.event(ev).await?.then_some("link change"),
+                    Some(ev) => d.events_from(ev).await?.then_some("link change"),
                     None => return Err(DaemonError::EventsClosed),
                 },
                 r = d.nh_events.next() => d

@@ -6,6 +6,7 @@ pub mod capacity;
 pub mod control;
 pub mod daemon;
 pub mod datapath;
+pub mod fast_hash;
 pub mod handover;
 pub mod lease;
 pub mod lookup;

@@ -9,8 +9,8 @@ use crate::bpf::types::{
 };
 use crate::datapath::maps::Maps;
 use crate::runtime::{ifname, monotonic_coarse_ns};
-use crate::trusted_path::run_trusted;
 use crate::stats::{lease_state, LeaseState};
+use crate::trusted_path::run_trusted;
 
 fn special(addr: IpAddr) -> Option<&'static str> {
     match addr {

@@ -16,7 +16,8 @@
 //! answers. Its rules are kept, and [`Dir24::retry`] rebuilds its group once
 //! one is free again.
 
-use std::collections::{BTreeMap, HashMap};
+use crate::fast_hash::FastMap;
+use std::collections::BTreeMap;
 
 use crate::bpf::types::{accel_dir24 as D, accel_fib_mark, accel_route_type};
 use crate::slots::GraceSlots;
@@ -79,7 +80,10 @@ pub struct Dir24<S: LeafStore> {
     /// Prefix length + 1 of the rule that set each leaf; 0: none.
     depth24: Vec<u8>,
     depth8: Vec<u8>,
-    rules: HashMap<(u32, u8), u32>,
+    rules: FastMap<(u32, u8), u32>,
+    /// Rules of each prefix length: the covering search skips the lengths
+    /// no rule has (a full table uses about 25 of the 33).
+    per_len: [u32; 33],
     groups: usize,
     group_slots: GraceSlots,
     /// Degraded /24s (first-level index) with the number of rules longer
@@ -103,7 +107,8 @@ impl<S: LeafStore> Dir24<S> {
             tbl8,
             depth24: vec![0; TBL24_LEAVES],
             depth8: vec![0; groups * GROUP_LEAVES],
-            rules: HashMap::new(),
+            rules: FastMap::default(),
+            per_len: [0; 33],
             groups,
             group_slots: GraceSlots::new(0, groups),
             degraded: BTreeMap::new(),
@@ -145,11 +150,11 @@ impl<S: LeafStore> Dir24<S> {
         }
         let block = (addr >> 8) as usize;
         if len > 24 && !self.group_for(block) {
-            let added = self.rules.insert((addr, len), leaf).is_none();
+            let added = self.add_rule(addr, len, leaf);
             self.degrade(block, usize::from(added));
             return;
         }
-        self.rules.insert((addr, len), leaf);
+        self.add_rule(addr, len, leaf);
         let depth = len + 1;
         self.paint(addr, len, |d| d <= depth, leaf, depth);
     }
@@ -159,6 +164,7 @@ impl<S: LeafStore> Dir24<S> {
         if self.rules.remove(&(addr, len)).is_none() {
             return;
         }
+        self.per_len[usize::from(len)] -= 1;
         let block = (addr >> 8) as usize;
         if len > 24 {
             if let Some(n) = self.degraded.get_mut(&block) {
@@ -197,9 +203,19 @@ impl<S: LeafStore> Dir24<S> {
     }
 
     /// The longest rule strictly shorter than `len` that covers `addr`.
+    /// Records a rule; true when it is new.
+    fn add_rule(&mut self, addr: u32, len: u8, leaf: u32) -> bool {
+        let added = self.rules.insert((addr, len), leaf).is_none();
+        if added {
+            self.per_len[usize::from(len)] += 1;
+        }
+        added
+    }
+
     fn covering(&self, addr: u32, len: u8) -> (u32, u8) {
         (0..len)
             .rev()
+            .filter(|l| self.per_len[usize::from(*l)] > 0)
             .find_map(|l| {
                 self.rules
                     .get(&(mask(addr, l), l))
@@ -347,6 +363,7 @@ impl<S: LeafStore> Dir24<S> {
 mod tests {
     use super::*;
     use crate::slots::GRACE;
+    use std::collections::HashMap;
 
     fn table(groups: usize) -> Dir24<Vec<u32>> {
         Dir24::new(

@@ -4,7 +4,7 @@
 //! hops. So next hops are interned and an entry becomes a tag plus the
 //! next hop's index.
 
-use std::collections::HashMap;
+use crate::fast_hash::FastMap;
 
 use super::entries::{FibReason, NhKey, Path, PathSet, RouteEntry};
 
@@ -57,14 +57,14 @@ impl Code {
 #[derive(Debug, Clone, Default)]
 pub struct NhTable {
     keys: Vec<NhKey>,
-    index: HashMap<NhKey, u32>,
+    index: FastMap<NhKey, u32>,
     /// Interned path lists of multipath routes, likewise append-only:
     /// distinct lists are few (a router has few ECMP neighbour sets).
     sets: Vec<Vec<Path>>,
-    set_index: HashMap<Vec<Path>, u32>,
+    set_index: FastMap<Vec<Path>, u32>,
     /// Interned nexthop-object ids (they may exceed the 24-bit index).
     objects: Vec<u32>,
-    object_index: HashMap<u32, u32>,
+    object_index: FastMap<u32, u32>,
 }
 
 impl NhTable {
@@ -119,7 +119,7 @@ impl NhTable {
 
 fn intern<T: Clone + Eq + std::hash::Hash>(
     all: &mut Vec<T>,
-    index: &mut HashMap<T, u32>,
+    index: &mut FastMap<T, u32>,
     v: T,
 ) -> u32 {
     if let Some(i) = index.get(&v) {

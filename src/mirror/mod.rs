@@ -282,6 +282,15 @@ pub struct EventOutcome {
     pub reread_rules: bool,
 }
 
+impl EventOutcome {
+    /// Empties it for the next event, keeping the allocation.
+    pub fn clear(&mut self) {
+        self.changes.clear();
+        self.resync = false;
+        self.reread_rules = false;
+    }
+}
+
 impl Mirror {
     /// A mirror for maps sized by `limits`.
     pub fn new(ifaces: HashMap<u32, IfaceConf>, fib_only: bool, limits: &Limits) -> Self {
@@ -489,6 +498,14 @@ impl Mirror {
 
     pub fn apply(&mut self, event: Event) -> EventOutcome {
         let mut o = EventOutcome::default();
+        self.apply_into(event, &mut o);
+        o
+    }
+
+    /// [`Mirror::apply`] into `o`, which must start empty (see
+    /// [`EventOutcome::clear`]): the event loop reuses one, so that a
+    /// million route events do not allocate a million change lists.
+    pub fn apply_into(&mut self, event: Event, o: &mut EventOutcome) {
         match event {
             Event::NewRoute(r) => {
                 let (p, local) = (r.key.prefix, r.key.table == TABLE_LOCAL);
@@ -561,7 +578,6 @@ impl Mirror {
             }
             Event::Overrun => o.resync = true,
         }
-        o
     }
 
     /// New multipath hash settings (polled sysctls).

@@ -1,7 +1,7 @@
 //! Datapath ids shared by routes (next hops, groups), refcounted; a freed
 //! id is reused only after the grace period of [`crate::slots`].
 
-use std::collections::HashMap;
+use crate::fast_hash::FastMap;
 use std::hash::Hash;
 
 use super::entries::NhKey;
@@ -9,7 +9,7 @@ use crate::slots::GraceSlots;
 
 #[derive(Clone)]
 pub struct SharedIds<K> {
-    by_key: HashMap<K, (u32, usize)>,
+    by_key: FastMap<K, (u32, usize)>,
     ids: GraceSlots,
     /// Ids handed out to new keys so far: a key that found none may share
     /// one of these now.
@@ -23,7 +23,7 @@ impl<K: Eq + Hash + Clone> SharedIds<K> {
     /// route entry cannot name a real next hop.
     pub fn new(limit: u32) -> Self {
         SharedIds {
-            by_key: HashMap::new(),
+            by_key: FastMap::default(),
             ids: GraceSlots::new(1, limit as usize),
             handed_out: 0,
         }

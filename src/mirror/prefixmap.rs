@@ -3,8 +3,9 @@
 //! family; with a million IPv4 prefixes in the full table, the per-family
 //! keys keep the tables at half the size.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::fast_hash::FastMap;
 
 use crate::model::Prefix;
 
@@ -55,15 +56,15 @@ fn key(p: &Prefix) -> Key {
 
 #[derive(Debug, Clone)]
 pub struct PrefixMap<V> {
-    v4: HashMap<Key4, V>,
-    v6: HashMap<Key6, V>,
+    v4: FastMap<Key4, V>,
+    v6: FastMap<Key6, V>,
 }
 
 impl<V> Default for PrefixMap<V> {
     fn default() -> Self {
         PrefixMap {
-            v4: HashMap::new(),
-            v6: HashMap::new(),
+            v4: FastMap::default(),
+            v6: FastMap::default(),
         }
     }
 }

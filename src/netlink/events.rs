@@ -1,4 +1,4 @@
-//! The multicast rtnetlink connection and its stream of [`Event`]s.
+//! The subscribed rtnetlink socket and its stream of [`Event`]s.
 //!
 //! Usage (subscribe, then dump, then apply the events that were queued
 //! during the dump):
@@ -15,46 +15,42 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The subscribed socket is read by a thread of its own
+//! ([`super::event_reader`]), which hands bursts over in batches.
+//!
 //! Overruns: when the socket's receive buffer is full the kernel drops
-//! multicast messages and the next `recvmsg` fails with ENOBUFS.
-//! netlink-proto 0.14 turns that error into a synthetic
-//! `NetlinkPayload::Overrun` message (sequence 0, port 0), which is routed to
-//! the unsolicited-message channel like any notification; it is reported
-//! here as [`Event::Overrun`]. A real NLMSG_OVERRUN from the kernel (never
-//! sent in practice) is reported the same way.
+//! notifications and the next `recvmsg` fails with ENOBUFS; that is
+//! reported as [`Event::Overrun`], as is a real NLMSG_OVERRUN.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::collections::VecDeque;
+use std::os::fd::AsRawFd;
 
-use futures::channel::mpsc::UnboundedReceiver;
-use futures::Stream;
 use log::{debug, warn};
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_sys::{AsyncSocket, SocketAddr};
-use rtnetlink::{Handle, MulticastGroup};
-use rustix::event::{PollFd, PollFlags};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
+use rtnetlink::Handle;
 
+use super::event_reader::Reader;
 use super::{parse, NetlinkError};
 use crate::model::{Event, RouteAdd};
 
 /// Receive buffer requested with SO_RCVBUFFORCE by [`subscribe`].
 pub const DEFAULT_RCVBUF: usize = 64 << 20;
 
-/// The groups accel listens to.
-pub const GROUPS: [MulticastGroup; 8] = [
-    MulticastGroup::Link,
-    MulticastGroup::Ipv4Ifaddr,
-    MulticastGroup::Ipv6Ifaddr,
-    MulticastGroup::Ipv4Route,
-    MulticastGroup::Ipv6Route,
-    MulticastGroup::Neigh,
-    MulticastGroup::Ipv4Rule,
-    MulticastGroup::Ipv6Rule,
+/// The groups accel listens to (RTNLGRP_*).
+pub const GROUPS: [u32; 8] = [
+    libc::RTNLGRP_LINK,
+    libc::RTNLGRP_IPV4_IFADDR,
+    libc::RTNLGRP_IPV6_IFADDR,
+    libc::RTNLGRP_IPV4_ROUTE,
+    libc::RTNLGRP_IPV6_ROUTE,
+    libc::RTNLGRP_NEIGH,
+    libc::RTNLGRP_IPV4_RULE,
+    libc::RTNLGRP_IPV6_RULE,
 ];
 
-/// A subscribed rtnetlink connection, and one for requests.
+/// The subscribed socket, and a connection for requests.
 ///
 /// Requests (dumps, NTF_USE) never share the subscribed socket: when a
 /// burst of notifications fills its receive buffer, the kernel drops the
@@ -62,69 +58,57 @@ pub const GROUPS: [MulticastGroup; 8] = [
 /// cannot start), and the request would wait forever. Lost notifications
 /// are recovered by a resync; a lost answer is not.
 pub struct Subscription {
-    /// The I/O drivers of both sockets: spawn it (`tokio::spawn(connection)`).
-    /// Nothing, neither dumps nor events, progresses until it runs.
-    pub connection: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
-    /// Request handle, on the socket of its own, for [`super::dump`].
+    /// The request connection's I/O driver: spawn it
+    /// (`tokio::spawn(connection)`); no dump progresses until it runs.
+    pub connection: rtnetlink::proto::Connection<RouteNetlinkMessage>,
+    /// Request handle, on a socket of its own, for [`super::dump`].
     pub handle: Handle,
     /// Notifications converted to [`Event`]s.
     pub events: EventStream,
 }
 
-/// Opens one rtnetlink socket subscribed to [`GROUPS`] with a 64 MiB receive
-/// buffer.
+/// Opens the subscribed socket (groups [`GROUPS`], a 64 MiB receive
+/// buffer) and the request connection.
 pub fn subscribe() -> Result<Subscription, NetlinkError> {
     subscribe_with_rcvbuf(DEFAULT_RCVBUF)
+}
+
+fn socket_error(context: &'static str) -> impl FnOnce(std::io::Error) -> NetlinkError {
+    move |source| NetlinkError::Socket { context, source }
 }
 
 /// [`subscribe`] with an explicit receive buffer size in bytes (the kernel
 /// doubles it). SO_RCVBUFFORCE is tried first (needs CAP_NET_ADMIN); on
 /// failure SO_RCVBUF is used, which net.core.rmem_max caps.
 pub fn subscribe_with_rcvbuf(rcvbuf: usize) -> Result<Subscription, NetlinkError> {
-    let (mut connection, _, messages) =
-        rtnetlink::new_multicast_connection(&GROUPS).map_err(|source| NetlinkError::Socket {
-            context: "opening the multicast rtnetlink connection",
-            source,
-        })?;
-    let (requests, handle, _) =
-        rtnetlink::new_connection().map_err(|source| NetlinkError::Socket {
-            context: "opening the rtnetlink request connection",
-            source,
-        })?;
-    let fd = connection.socket_mut().socket_mut().as_raw_fd();
+    let mut sock =
+        Socket::new(NETLINK_ROUTE).map_err(socket_error("opening the subscribed socket"))?;
+    sock.bind_auto()
+        .map_err(socket_error("binding the subscribed socket"))?;
+    for g in GROUPS {
+        sock.add_membership(g)
+            .map_err(socket_error("joining an rtnetlink group"))?;
+    }
+    sock.set_non_blocking(true)
+        .map_err(socket_error("making the subscribed socket non-blocking"))?;
+    let fd = sock.as_raw_fd();
     let size = libc::c_int::try_from(rcvbuf).unwrap_or(libc::c_int::MAX);
     if let Err(e) = set_int_opt(fd, libc::SO_RCVBUFFORCE, size) {
         warn!("SO_RCVBUFFORCE({rcvbuf}) failed ({e}), falling back to SO_RCVBUF (capped by net.core.rmem_max)");
-        set_int_opt(fd, libc::SO_RCVBUF, size).map_err(|source| NetlinkError::Socket {
-            context: "setting SO_RCVBUF",
-            source,
-        })?;
+        set_int_opt(fd, libc::SO_RCVBUF, size).map_err(socket_error("setting SO_RCVBUF"))?;
     }
     match get_int_opt(fd, libc::SO_RCVBUF) {
         Ok(v) => debug!("netlink receive buffer: {v} bytes"),
         Err(e) => debug!("getsockopt(SO_RCVBUF): {e}"),
     }
-    // A second descriptor of the same socket, to see whether the kernel
-    // has queued messages the connection task has not read yet.
-    let sock = connection
-        .socket_mut()
-        .socket_mut()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|source| NetlinkError::Socket {
-            context: "duplicating the netlink socket",
-            source,
-        })?;
-    let both = futures::future::join(connection, requests);
+    let (connection, handle, _) =
+        rtnetlink::new_connection().map_err(socket_error("opening the request connection"))?;
     Ok(Subscription {
-        connection: Box::pin(async move {
-            both.await;
-        }),
+        connection,
         handle,
         events: EventStream {
-            rx: messages,
-            ahead: None,
-            sock,
+            reader: Reader::start(sock).map_err(socket_error("starting the netlink reader"))?,
+            pending: VecDeque::new(),
         },
     })
 }
@@ -184,6 +168,18 @@ fn route_add(flags: u16) -> Option<RouteAdd> {
     }
 }
 
+/// A route notification as an event: a deletion, a replacement, or an
+/// addition beside the routes of the same key.
+pub(super) fn route_event(new: bool, flags: u16, r: crate::model::Route) -> Event {
+    if !new {
+        return Event::DelRoute(r);
+    }
+    match route_add(flags) {
+        Some(how) => Event::AddRoute(r, how),
+        None => Event::NewRoute(r),
+    }
+}
+
 /// Converts one unsolicited netlink message into an [`Event`]; `None` for
 /// messages accel does not mirror or cannot parse.
 pub fn to_event(msg: NetlinkMessage<RouteNetlinkMessage>) -> Option<Event> {
@@ -204,11 +200,8 @@ pub fn to_event(msg: NetlinkMessage<RouteNetlinkMessage>) -> Option<Event> {
         }
     };
     let ev = match &inner {
-        M::NewRoute(m) => parse::route(m).map(|r| match route_add(flags) {
-            Some(how) => Event::AddRoute(r, how),
-            None => Event::NewRoute(r),
-        }),
-        M::DelRoute(m) => parse::route(m).map(Event::DelRoute),
+        M::NewRoute(m) => parse::route(m).map(|r| route_event(true, flags, r)),
+        M::DelRoute(m) => parse::route(m).map(|r| route_event(false, flags, r)),
         M::NewLink(m) => parse::link(m).map(Event::NewLink),
         M::DelLink(m) => parse::link(m).map(|l| Event::DelLink(l.ifindex)),
         M::NewAddress(m) => parse::addr(m).map(Event::NewAddr),
@@ -224,88 +217,43 @@ pub fn to_event(msg: NetlinkMessage<RouteNetlinkMessage>) -> Option<Event> {
     ev
 }
 
-/// Stream of [`Event`]s from a [`Subscription`]. Ends when the connection
-/// task stops.
+/// Stream of [`Event`]s from the subscribed socket, read by its own
+/// thread (see [`super::event_reader`]).
 pub struct EventStream {
-    rx: UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>,
-    /// An event taken off the queue by [`EventStream::drained`].
-    ahead: Option<Event>,
-    sock: OwnedFd,
-}
-
-/// Whether the kernel has nothing queued on `sock`: no message (POLLIN)
-/// and no pending error such as the ENOBUFS of lost messages (POLLERR).
-pub fn socket_idle(sock: BorrowedFd<'_>) -> bool {
-    let mut fds = [PollFd::new(&sock, PollFlags::IN)];
-    let zero = rustix::event::Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    match rustix::event::poll(&mut fds, Some(&zero)) {
-        Ok(0) => true,
-        Ok(_) => fds[0].revents().is_empty(),
-        Err(_) => false,
-    }
+    reader: Reader,
+    /// Received, not yet taken.
+    pending: VecDeque<Event>,
 }
 
 impl EventStream {
-    /// Waits for the next event; `None` once the connection is gone.
+    /// Waits for the next event; `None` once the reader stopped (its
+    /// socket failed).
     pub async fn next(&mut self) -> Option<Event> {
-        futures::StreamExt::next(self).await
+        if self.pending.is_empty() {
+            self.pending.extend(self.reader.batches.recv().await?);
+        }
+        self.pending.pop_front()
     }
 
-    /// Whether every event the kernel has sent so far has been taken from
-    /// this stream: nothing in the socket, nothing in the queue between the
-    /// connection task and the stream.
-    pub fn drained(&mut self) -> bool {
-        if self.ahead.is_some() {
-            return false;
+    /// The next event already received, without waiting.
+    pub fn try_next(&mut self) -> Option<Event> {
+        if self.pending.is_empty() {
+            if let Ok(batch) = self.reader.batches.try_recv() {
+                self.pending.extend(batch);
+            }
         }
-        self.ahead = self.try_next();
-        self.ahead.is_none() && socket_idle(self.sock.as_fd())
+        self.pending.pop_front()
     }
 
     /// Returns an event taken with [`EventStream::try_next`]: it comes
     /// next again.
     pub fn put_back(&mut self, ev: Event) {
-        debug_assert!(self.ahead.is_none());
-        self.ahead = Some(ev);
+        self.pending.push_front(ev);
     }
 
-    /// The next event already queued, without waiting: `None` when the
-    /// queue is empty (or the connection is gone). Handy to drain the events
-    /// buffered during a dump.
-    pub fn try_next(&mut self) -> Option<Event> {
-        if let Some(ev) = self.ahead.take() {
-            return Some(ev);
-        }
-        while let Ok((msg, _)) = self.rx.try_recv() {
-            if let Some(ev) = to_event(msg) {
-                return Some(ev);
-            }
-        }
-        None
-    }
-}
-
-impl Stream for EventStream {
-    type Item = Event;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        let this = self.get_mut();
-        if let Some(ev) = this.ahead.take() {
-            return Poll::Ready(Some(ev));
-        }
-        loop {
-            match Pin::new(&mut this.rx).poll_next(cx) {
-                Poll::Ready(Some((msg, _))) => {
-                    if let Some(ev) = to_event(msg) {
-                        return Poll::Ready(Some(ev));
-                    }
-                }
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
+    /// Whether every event the kernel has sent so far has been taken: none
+    /// in the socket, being read, or waiting in here.
+    pub fn drained(&mut self) -> bool {
+        self.pending.is_empty() && self.reader.drained()
     }
 }

@@ -10,6 +10,7 @@
 //!   [`crate::model::Event`].
 
 pub mod dump;
+pub mod event_reader;
 pub mod events;
 pub mod neigh_use;
 pub mod nexthop;

@@ -159,7 +159,7 @@ impl NexthopEvents {
 
     /// Whether the kernel has nothing queued for this socket.
     pub fn drained(&self) -> bool {
-        super::events::socket_idle(self.sock.get_ref().fd.as_fd())
+        super::event_reader::socket_idle(self.sock.get_ref().fd.as_fd())
     }
 
     /// The next batch of changes (or an overrun).

@@ -4,14 +4,15 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use netlink_packet_core::Nla;
+use netlink_packet_core::{Nla, NlasIterator, ParseableParametrized};
 
 use netlink_packet_route::{
     address::{AddressAttribute, AddressMessage},
     link::{LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage},
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage},
     route::{
-        RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteMetric, RouteType, RouteVia,
+        RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteLwEnCapType, RouteMessage,
+        RouteMetric, RouteType, RouteVia,
     },
     rule::{RuleAttribute, RuleFlags, RuleMessage},
     AddressFamily,
@@ -83,91 +84,152 @@ fn has_encap(attrs: &[RouteAttribute]) -> bool {
 
 /// RTM_NEWROUTE / RTM_DELROUTE -> [`model::Route`].
 pub fn route(msg: &RouteMessage) -> Option<model::Route> {
-    let h = &msg.header;
-    let fam = family(h.address_family)?;
-    if h.flags.contains(RouteFlags::Cloned) {
-        return None;
+    let mut f = RouteFields::new(&msg.header)?;
+    for a in &msg.attributes {
+        f.take(a);
+    }
+    f.finish(&msg.header)
+}
+
+/// [`route`] straight from an RTM_NEWROUTE/RTM_DELROUTE payload, one
+/// attribute at a time: the event path parses a million of these for a
+/// full table, and a `RouteMessage` would collect every attribute into a
+/// vector (after a first pass for the encapsulation type) only to be
+/// read once. Encapsulation is only noted, not parsed.
+pub fn route_payload(payload: &[u8]) -> Option<model::Route> {
+    /// RTA_ENCAP_TYPE and RTA_ENCAP (include/uapi/linux/rtnetlink.h).
+    const RTA_ENCAP_TYPE: u16 = 21;
+    const RTA_ENCAP: u16 = 22;
+    const ROUTE_HEADER_LEN: usize = 12;
+    let h = RouteHeader::parse(payload).ok()?;
+    let mut f = RouteFields::new(&h)?;
+    for nla in NlasIterator::new(payload.get(ROUTE_HEADER_LEN..)?) {
+        let nla = nla.ok()?;
+        if nla.kind() == RTA_ENCAP || nla.kind() == RTA_ENCAP_TYPE {
+            f.encap = true;
+            continue;
+        }
+        let param = (h.address_family, h.kind, RouteLwEnCapType::None);
+        match RouteAttribute::parse_with_param(&nla, param) {
+            Ok(a) => f.take(&a),
+            // What the library cannot parse, it cannot have been needed
+            // for: the full parse would have failed the whole message.
+            Err(_) => return None,
+        }
+    }
+    f.finish(&h)
+}
+
+/// The attributes of a route message that the mirror uses, gathered one
+/// by one.
+struct RouteFields {
+    fam: Family,
+    table: u32,
+    dst: Option<IpAddr>,
+    metric: u32,
+    oif: Option<u32>,
+    gateway: Option<IpAddr>,
+    multipath: Option<Vec<NextHop>>,
+    nhid: Option<u32>,
+    mtu: Option<u32>,
+    encap: bool,
+}
+
+impl RouteFields {
+    /// `None` for messages the mirror never takes (other families, routes
+    /// cloned into the cache).
+    fn new(h: &RouteHeader) -> Option<Self> {
+        let fam = family(h.address_family)?;
+        if h.flags.contains(RouteFlags::Cloned) {
+            return None;
+        }
+        Some(RouteFields {
+            fam,
+            table: u32::from(h.table),
+            dst: None,
+            metric: 0,
+            oif: None,
+            gateway: None,
+            multipath: None,
+            nhid: None,
+            mtu: None,
+            encap: false,
+        })
     }
 
-    let mut table = u32::from(h.table);
-    let mut dst: Option<IpAddr> = None;
-    let mut metric = 0;
-    let mut oif: Option<u32> = None;
-    let mut multipath = None;
-    let mut nhid = None;
-    let mut mtu = None;
-    let mut encap = false;
-    for a in &msg.attributes {
+    fn take(&mut self, a: &RouteAttribute) {
         match a {
-            RouteAttribute::Table(t) => table = *t,
-            RouteAttribute::Destination(d) => dst = route_addr(d),
-            RouteAttribute::Priority(p) => metric = *p,
-            RouteAttribute::Oif(i) => oif = Some(*i),
-            RouteAttribute::MultiPath(hops) => multipath = Some(hops),
-            RouteAttribute::NhId(id) => nhid = Some(*id),
+            RouteAttribute::Table(t) => self.table = *t,
+            RouteAttribute::Destination(d) => self.dst = route_addr(d),
+            RouteAttribute::Priority(p) => self.metric = *p,
+            RouteAttribute::Oif(i) => self.oif = Some(*i),
+            RouteAttribute::Gateway(_) | RouteAttribute::Via(_) if self.gateway.is_none() => {
+                self.gateway = gateway_of(std::slice::from_ref(a))
+            }
+            RouteAttribute::MultiPath(hops) => {
+                self.multipath = Some(
+                    hops.iter()
+                        .map(|nh| {
+                            self.encap |= has_encap(&nh.attributes);
+                            NextHop {
+                                ifindex: nh.interface_index,
+                                gateway: gateway_of(&nh.attributes),
+                                flags: u32::from(nh.flags.bits()),
+                                weight: u16::from(nh.hops) + 1,
+                            }
+                        })
+                        .collect(),
+                )
+            }
+            RouteAttribute::NhId(id) => self.nhid = Some(*id),
             RouteAttribute::Metrics(ms) => {
                 for m in ms {
                     if let RouteMetric::Mtu(v) = m {
-                        mtu = Some(*v);
+                        self.mtu = Some(*v);
                     }
                 }
             }
-            RouteAttribute::Encap(_) | RouteAttribute::EncapType(_) => encap = true,
+            RouteAttribute::Encap(_) | RouteAttribute::EncapType(_) => self.encap = true,
             _ => {}
         }
     }
 
-    let dst = dst.unwrap_or(match fam {
-        Family::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    });
-    if Family::of(&dst) != fam {
-        return None;
-    }
-    let prefix = Prefix::new(dst, h.destination_prefix_length)?;
-
-    let nexthops = if let Some(hops) = multipath {
-        hops.iter()
-            .map(|nh| {
-                encap |= has_encap(&nh.attributes);
-                NextHop {
-                    ifindex: nh.interface_index,
-                    gateway: gateway_of(&nh.attributes),
-                    flags: u32::from(nh.flags.bits()),
-                    weight: u16::from(nh.hops) + 1,
-                }
-            })
-            .collect()
-    } else {
-        let gateway = gateway_of(&msg.attributes);
-        if oif.is_some() || gateway.is_some() {
-            vec![NextHop {
-                ifindex: oif.unwrap_or(0),
-                gateway,
+    fn finish(self, h: &RouteHeader) -> Option<model::Route> {
+        let dst = self.dst.unwrap_or(match self.fam {
+            Family::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        });
+        if Family::of(&dst) != self.fam {
+            return None;
+        }
+        let prefix = Prefix::new(dst, h.destination_prefix_length)?;
+        let nexthops = match self.multipath {
+            Some(hops) => hops,
+            None if self.oif.is_some() || self.gateway.is_some() => vec![NextHop {
+                ifindex: self.oif.unwrap_or(0),
+                gateway: self.gateway,
                 // RTNH_F_* live in the low byte of rtm_flags.
                 flags: h.flags.bits() & 0xff,
                 weight: 1,
-            }]
-        } else {
-            Vec::new()
-        }
-    };
-
-    Some(model::Route {
-        key: RouteKey {
-            table,
-            prefix,
-            tos: h.tos,
-            metric,
-        },
-        kind: route_kind(h.kind),
-        protocol: u8::from(h.protocol),
-        nexthops,
-        nhid,
-        mtu,
-        src_len: h.source_prefix_length,
-        encap,
-    })
+            }],
+            None => Vec::new(),
+        };
+        Some(model::Route {
+            key: RouteKey {
+                table: self.table,
+                prefix,
+                tos: h.tos,
+                metric: self.metric,
+            },
+            kind: route_kind(h.kind),
+            protocol: u8::from(h.protocol),
+            nexthops,
+            nhid: self.nhid,
+            mtu: self.mtu,
+            src_len: h.source_prefix_length,
+            encap: self.encap,
+        })
+    }
 }
 
 /// RTM_NEWLINK / RTM_DELLINK -> [`model::Link`]. Only AF_UNSPEC messages
@@ -347,6 +409,21 @@ mod tests {
         Prefix::new(a.parse().unwrap(), l.parse().unwrap()).unwrap()
     }
 
+    /// Parses `m` both ways, from the message and from its bytes (as the
+    /// event path does), and checks they agree.
+    fn both(m: &RouteMessage) -> Option<model::Route> {
+        use netlink_packet_core::Emitable;
+        let mut bytes = vec![0u8; m.buffer_len()];
+        m.emit(&mut bytes);
+        let whole = route(m);
+        assert_eq!(
+            route_payload(&bytes),
+            whole,
+            "payload parse differs for {m:?}"
+        );
+        whole
+    }
+
     fn route_msg(fam: AddressFamily, dst_len: u8, attrs: Vec<RouteAttribute>) -> RouteMessage {
         let mut m = RouteMessage::default();
         m.header.address_family = fam;
@@ -379,7 +456,7 @@ mod tests {
                 RouteAttribute::Oif(3),
             ],
         );
-        let r = route(&m).unwrap();
+        let r = both(&m).unwrap();
         assert_eq!(
             r.key,
             RouteKey {
@@ -406,7 +483,7 @@ mod tests {
     #[test]
     fn route_missing_destination_is_default() {
         let m = route_msg(AddressFamily::Inet, 0, vec![RouteAttribute::Oif(2)]);
-        let r = route(&m).unwrap();
+        let r = both(&m).unwrap();
         assert_eq!(r.key.prefix, pfx("0.0.0.0/0"));
         assert_eq!(r.key.metric, 0);
         assert_eq!(r.nexthops[0].gateway, None);
@@ -415,7 +492,7 @@ mod tests {
             0,
             vec![RouteAttribute::Priority(1024)],
         );
-        let r = route(&m).unwrap();
+        let r = both(&m).unwrap();
         assert_eq!(r.key.prefix, pfx("::/0"));
         assert_eq!(r.key.metric, 1024);
         assert!(r.nexthops.is_empty());
@@ -425,10 +502,10 @@ mod tests {
     fn route_table_attribute_wins_over_header() {
         let mut m = route_msg(AddressFamily::Inet, 32, vec![RouteAttribute::Table(1000)]);
         m.header.table = 252; // RT_TABLE_COMPAT
-        assert_eq!(route(&m).unwrap().key.table, 1000);
+        assert_eq!(both(&m).unwrap().key.table, 1000);
         m.attributes.clear();
         m.header.table = 100;
-        assert_eq!(route(&m).unwrap().key.table, 100);
+        assert_eq!(both(&m).unwrap().key.table, 100);
     }
 
     #[test]
@@ -455,7 +532,7 @@ mod tests {
                 ]),
             ],
         );
-        let r = route(&m).unwrap();
+        let r = both(&m).unwrap();
         assert_eq!(r.key.prefix, pfx("2001:db8:1::/48"));
         assert_eq!(
             r.nexthops,
@@ -487,7 +564,7 @@ mod tests {
                 RouteAttribute::Oif(7),
             ],
         );
-        let r = route(&m).unwrap();
+        let r = both(&m).unwrap();
         assert_eq!(r.nexthops[0].gateway, Some("fe80::99".parse().unwrap()));
         assert_eq!(r.nexthops[0].ifindex, 7);
 
@@ -501,7 +578,7 @@ mod tests {
                 vec![RouteAttribute::Via(RouteVia::Inet6(v6("fe80::98")))],
             )])],
         );
-        let r = route(&m).unwrap();
+        let r = both(&m).unwrap();
         assert_eq!(r.nexthops[0].gateway, Some("fe80::98".parse().unwrap()));
     }
 
@@ -520,7 +597,7 @@ mod tests {
         m.header.source_prefix_length = 56;
         m.header.tos = 0x10;
         m.header.kind = RouteType::BlackHole;
-        let r = route(&m).unwrap();
+        let r = both(&m).unwrap();
         assert_eq!(r.nhid, Some(42));
         assert_eq!(r.mtu, Some(1400));
         assert!(r.encap);
@@ -534,16 +611,16 @@ mod tests {
     fn route_filters() {
         let mut m = route_msg(AddressFamily::Inet, 32, vec![]);
         m.header.flags = RouteFlags::Cloned;
-        assert!(route(&m).is_none());
+        assert!(both(&m).is_none());
         let m = route_msg(AddressFamily::Mpls, 20, vec![]);
-        assert!(route(&m).is_none());
+        assert!(both(&m).is_none());
         let mut m = route_msg(AddressFamily::Inet, 0, vec![]);
         m.header.kind = RouteType::Nat;
-        assert_eq!(route(&m).unwrap().kind, RouteKind::Other(10));
+        assert_eq!(both(&m).unwrap().kind, RouteKind::Other(10));
         // Single-path flags come from the low byte of rtm_flags.
         let mut m = route_msg(AddressFamily::Inet, 0, vec![RouteAttribute::Oif(1)]);
         m.header.flags = RouteFlags::Linkdown | RouteFlags::Notify;
-        assert_eq!(route(&m).unwrap().nexthops[0].flags, 16);
+        assert_eq!(both(&m).unwrap().nexthops[0].flags, 16);
     }
 
     fn link_msg(attrs: Vec<LinkAttribute>) -> LinkMessage {

@@ -1,0 +1,237 @@
+//! The thread that reads the subscribed rtnetlink socket.
+//!
+//! Reading on a thread of its own lets a burst of notifications (a BGP
+//! session bringing or taking a full table) be taken in batches: the
+//! thread reads everything queued with `recvmmsg`, parses it, hands the
+//! batch to the event loop in one message, and when the batch was large
+//! lets the next one gather for a moment before reading again. The event
+//! loop then wakes once per batch, not once per route, and the socket is
+//! still read as fast as the kernel fills it. A single change (no burst)
+//! is handed over at once.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use log::{debug, warn};
+use netlink_packet_core::NetlinkMessage;
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::Socket;
+use rustix::event::{PollFd, PollFlags, Timespec};
+use tokio::sync::mpsc;
+
+use super::events::{route_event, to_event};
+use super::parse;
+use crate::model::Event;
+
+/// Datagrams per `recvmmsg`.
+const BATCH: usize = 64;
+/// Room per datagram. Notifications are one message each, at most a few
+/// KB (a link with all its attributes); one that does not fit is reported
+/// as lost, which a resync recovers.
+const SLOT: usize = 16 << 10;
+/// Events handed over in one batch at most.
+const MAX_BATCH: usize = 4096;
+/// A batch of at least this many events means a burst...
+const BURST: usize = 16;
+/// ... and the next read waits this long for more to gather.
+const GATHER: Duration = Duration::from_millis(3);
+/// How often an idle reader looks whether it should stop.
+const IDLE_CHECK: Timespec = Timespec {
+    tv_sec: 0,
+    tv_nsec: 200_000_000,
+};
+
+const RTM_NEWROUTE: u16 = 24;
+const RTM_DELROUTE: u16 = 25;
+
+struct Shared {
+    /// Set while the thread has read (or is reading) events it has not
+    /// handed over yet.
+    busy: AtomicBool,
+    stop: AtomicBool,
+}
+
+/// The event loop's end of the reader.
+pub struct Reader {
+    pub batches: mpsc::UnboundedReceiver<Vec<Event>>,
+    shared: Arc<Shared>,
+    /// A descriptor of the same socket, to see what is queued in it.
+    sock: std::os::fd::OwnedFd,
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Reader {
+    /// Starts the thread on `sock` (subscribed, non-blocking).
+    pub fn start(sock: Socket) -> std::io::Result<Reader> {
+        let shared = Arc::new(Shared {
+            busy: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+        });
+        let dup = sock.as_fd().try_clone_to_owned()?;
+        let (tx, batches) = mpsc::unbounded_channel();
+        let theirs = shared.clone();
+        std::thread::Builder::new()
+            .name("accel-netlink".into())
+            .spawn(move || read_loop(sock, tx, &theirs))?;
+        Ok(Reader {
+            batches,
+            shared,
+            sock: dup,
+        })
+    }
+
+    /// Nothing in the socket, nothing being read, nothing handed over and
+    /// not yet received. The order of the looks matters: the thread sets
+    /// `busy` before it reads and clears it only after handing over, so
+    /// events read between two looks are seen by one of them.
+    pub fn drained(&self) -> bool {
+        let busy = || self.shared.busy.load(Ordering::SeqCst);
+        !busy() && socket_idle(self.sock.as_fd()) && !busy() && self.batches.is_empty()
+    }
+}
+
+/// Whether the kernel has nothing queued on `sock`: no message (POLLIN)
+/// and no pending error such as the ENOBUFS of lost messages (POLLERR).
+pub fn socket_idle(sock: BorrowedFd<'_>) -> bool {
+    wait_readable(
+        sock,
+        &Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+    )
+    .is_some_and(|ready| !ready)
+}
+
+/// Some(true) when `sock` has something (a message or an error) within
+/// `timeout`, Some(false) when not, None when poll failed.
+fn wait_readable(sock: BorrowedFd<'_>, timeout: &Timespec) -> Option<bool> {
+    let mut fds = [PollFd::new(&sock, PollFlags::IN)];
+    match rustix::event::poll(&mut fds, Some(timeout)) {
+        Ok(0) => Some(false),
+        Ok(_) => Some(!fds[0].revents().is_empty()),
+        Err(rustix::io::Errno::INTR) => Some(false),
+        Err(_) => None,
+    }
+}
+
+fn read_loop(sock: Socket, tx: mpsc::UnboundedSender<Vec<Event>>, shared: &Shared) {
+    let mut buf = vec![0u8; BATCH * SLOT];
+    while !shared.stop.load(Ordering::SeqCst) {
+        match wait_readable(sock.as_fd(), &IDLE_CHECK) {
+            Some(false) => continue,
+            Some(true) => {}
+            None => {
+                warn!("waiting on the subscribed netlink socket failed: the event stream ends");
+                return;
+            }
+        }
+        shared.busy.store(true, Ordering::SeqCst);
+        let mut batch = VecDeque::new();
+        let result = read_into(&sock, &mut buf, &mut batch);
+        let n = batch.len();
+        if n > 0 && tx.send(batch.into()).is_err() {
+            return;
+        }
+        shared.busy.store(false, Ordering::SeqCst);
+        if let Err(e) = result {
+            warn!("reading the subscribed netlink socket: {e}: the event stream ends");
+            return;
+        }
+        if n >= BURST {
+            std::thread::sleep(GATHER);
+        }
+    }
+}
+
+/// Reads datagrams until the socket is empty or [`MAX_BATCH`] events are
+/// read; lost notifications (ENOBUFS) become [`Event::Overrun`].
+fn read_into(sock: &Socket, buf: &mut [u8], out: &mut VecDeque<Event>) -> std::io::Result<()> {
+    while out.len() < MAX_BATCH {
+        match recv_batch(sock, buf, out) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => out.push_back(Event::Overrun),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// One `recvmmsg`: up to [`BATCH`] datagrams, parsed into `out`; returns
+/// how many datagrams came.
+fn recv_batch(sock: &Socket, buf: &mut [u8], out: &mut VecDeque<Event>) -> std::io::Result<usize> {
+    debug_assert_eq!(buf.len(), BATCH * SLOT);
+    // SAFETY: all-zero iovec and mmsghdr are valid values; each entry is
+    // then pointed at its own SLOT bytes of `buf`, which outlives the call.
+    let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    for (i, (v, m)) in iov.iter_mut().zip(msgs.iter_mut()).enumerate() {
+        v.iov_base = buf[i * SLOT..].as_mut_ptr().cast();
+        v.iov_len = SLOT;
+        m.msg_hdr.msg_iov = v;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: recvmmsg(2) on our socket with BATCH initialised headers;
+    // netlink-sys offers no batched receive.
+    let n = unsafe {
+        libc::recvmmsg(
+            sock.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            BATCH as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    for (i, m) in msgs.iter().take(n as usize).enumerate() {
+        if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            warn!("a netlink notification larger than {SLOT} bytes was cut: full resync");
+            out.push_back(Event::Overrun);
+            continue;
+        }
+        parse_datagram(&buf[i * SLOT..i * SLOT + m.msg_len as usize], out);
+    }
+    Ok(n as usize)
+}
+
+/// The messages of one datagram as events, in order.
+pub fn parse_datagram(mut b: &[u8], out: &mut VecDeque<Event>) {
+    const HDR: usize = 16;
+    while b.len() >= HDR {
+        let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        if len < HDR || len > b.len() {
+            debug!(
+                "truncated netlink message in a notification ({len} of {} bytes)",
+                b.len()
+            );
+            return;
+        }
+        let kind = u16::from_ne_bytes([b[4], b[5]]);
+        let flags = u16::from_ne_bytes([b[6], b[7]]);
+        if kind == RTM_NEWROUTE || kind == RTM_DELROUTE {
+            // The bulk of any burst: parsed without building a message.
+            match parse::route_payload(&b[HDR..len]) {
+                Some(r) => out.push_back(route_event(kind == RTM_NEWROUTE, flags, r)),
+                None => debug!("skipping a route notification accel does not mirror"),
+            }
+        } else {
+            match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&b[..len]) {
+                Ok(msg) => out.extend(to_event(msg)),
+                Err(e) => debug!("skipping an unparsable notification: {e}"),
+            }
+        }
+        b = b.get((len + 3) & !3..).unwrap_or(&[]);
+    }
+}
