@@ -57,6 +57,10 @@ pub struct Lease {
     /// The mirror lease last written.
     lease_ns: u64,
     last_renewal: Option<Instant>,
+    /// A resync settled and no renewal has granted the lease since.
+    awaiting_grant: bool,
+    /// The last renewal was the first grant after a settle.
+    first_grant: bool,
 }
 
 impl Default for Lease {
@@ -72,6 +76,8 @@ impl Lease {
             stale: true,
             lease_ns: 0,
             last_renewal: None,
+            awaiting_grant: false,
+            first_grant: false,
         }
     }
 
@@ -91,6 +97,13 @@ impl Lease {
     pub fn settle(&mut self) {
         self.stale = false;
         self.last_renewal = None;
+        self.awaiting_grant = true;
+    }
+
+    /// Whether the last renewal granted the lease for the first time since
+    /// a resync settled (the mirror has just gone live); asks once.
+    pub fn take_first_grant(&mut self) -> bool {
+        std::mem::take(&mut self.first_grant)
     }
 
     pub fn is_stale(&self) -> bool {
@@ -110,6 +123,7 @@ impl Lease {
         self.last_renewal = Some(at);
         if !self.stale && drained {
             self.lease_ns = after(now_ns, MIRROR_LEASE);
+            self.first_grant = std::mem::take(&mut self.awaiting_grant);
         }
         Deadlines {
             lease_ns: self.lease_ns,
@@ -133,6 +147,10 @@ mod tests {
         l.settle();
         let d = l.renew(Instant::now(), T0, true);
         assert_eq!(d.lease_ns, T0 + MIRROR_LEASE.as_nanos() as u64);
+        assert!(l.take_first_grant(), "the mirror went live");
+        assert!(!l.take_first_grant(), "said once");
+        l.renew(Instant::now(), T0 + 1, true);
+        assert!(!l.take_first_grant(), "later renewals are not news");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod model;
 pub mod netfilter;
 pub mod netlink;
 pub mod presence;
+pub mod route_trace;
 pub mod runtime;
 pub mod slots;
 pub mod stats;

@@ -311,6 +311,17 @@ pub enum Event {
     Overrun,
 }
 
+impl Event {
+    /// A route notification (the others carry interface, address,
+    /// neighbour, rule and nexthop-object state).
+    pub fn is_route(&self) -> bool {
+        matches!(
+            self,
+            Event::NewRoute(_) | Event::AddRoute(..) | Event::DelRoute(_)
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -89,7 +89,7 @@ impl Mirror {
         out: &mut Vec<Change>,
     ) -> (RouteEntry, u32, u32) {
         self.shortfall.forget_route(&p);
-        let entry = self.nh_table.decode(code);
+        let entry = self.nh_table.borrow().decode(code);
         let fib = (
             RouteEntry::Fib(FibReason::Capacity),
             accel_fib_mark::ACCEL_FIB_CAPACITY.0,
@@ -141,7 +141,8 @@ impl Mirror {
         if id == 0 {
             return;
         }
-        match self.nh_table.decode(old) {
+        let entry = self.nh_table.borrow().decode(old);
+        match entry {
             RouteEntry::Unicast(nh) => {
                 self.nexthops.release(&nh);
             }

@@ -12,11 +12,15 @@ pub mod nexthops;
 pub mod nudge;
 pub mod prefixmap;
 pub mod routeset;
+mod sweep;
+pub use sweep::{Comparison, Sweep};
 pub mod rules;
 pub mod view;
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
+use std::rc::Rc;
 
 use crate::capacity::Limits;
 use crate::model::{
@@ -206,14 +210,20 @@ pub struct MultipathConf {
 
 /// A fresh view being filled from a dump, route by route. It shares the
 /// mirror's next-hop table, so its entries compare with the applied ones.
-pub struct ViewBuilder<'a> {
+/// The interned next hops, shared by the mirror's view and a view being
+/// built from a dump beside it (both on the event loop's thread): codes
+/// mean the same in both, so the new view can replace the old one or be
+/// compared with it as it is.
+pub type SharedNh = Rc<RefCell<NhTable>>;
+
+pub struct ViewBuilder {
     view: View,
-    nh: &'a mut NhTable,
+    nh: SharedNh,
 }
 
-impl ViewBuilder<'_> {
+impl ViewBuilder {
     pub fn add(&mut self, r: Route) {
-        self.view.insert_dumped(r, self.nh);
+        self.view.insert_dumped(r, &mut self.nh.borrow_mut());
     }
 
     /// Drops what was added so far (the dump starts over).
@@ -266,7 +276,7 @@ pub struct Mirror {
     /// What each group id holds (its paths hold next-hop references).
     applied_groups: HashMap<u32, (GroupKey, GroupContent)>,
     /// Interned next hops of every stored entry (view and applied).
-    nh_table: NhTable,
+    nh_table: SharedNh,
     /// What had no room in the datapath (see [`capacity`]).
     shortfall: Shortfall,
 }
@@ -320,7 +330,7 @@ impl Mirror {
             groups: SharedIds::new(limits.nh_groups),
             blackholes: SharedIds::new(limits.blackholes),
             applied_groups: HashMap::new(),
-            nh_table: NhTable::default(),
+            nh_table: SharedNh::default(),
             shortfall: Shortfall::default(),
         }
     }
@@ -341,10 +351,20 @@ impl Mirror {
         self.scratch().resync(snap)
     }
 
+    /// [`Mirror::scratch`] without the routes the maps hold either: enough
+    /// to find the other differences (see [`Mirror::non_route_differences`]).
+    pub fn scratch_without_routes(&self) -> Mirror {
+        self.copy(false)
+    }
+
     /// A copy to try a resync on ([`Mirror::dry_run`]). The current view is
     /// left out: a resync replaces it, and at full-table size it is tens of
     /// megabytes.
     pub fn scratch(&self) -> Mirror {
+        self.copy(true)
+    }
+
+    fn copy(&self, with_routes: bool) -> Mirror {
         let Mirror {
             ifaces,
             fib_only,
@@ -389,7 +409,11 @@ impl Mirror {
             multipath: *multipath,
             custom_local_seen: *custom_local_seen,
             custom_rules_seen: *custom_rules_seen,
-            applied_routes: applied_routes.clone(),
+            applied_routes: if with_routes {
+                applied_routes.clone()
+            } else {
+                PrefixMap::default()
+            },
             applied_neigh: applied_neigh.clone(),
             applied_ifaces: applied_ifaces.clone(),
             applied_local4: applied_local4.clone(),
@@ -400,7 +424,7 @@ impl Mirror {
             groups: groups.clone(),
             blackholes: blackholes.clone(),
             applied_groups: applied_groups.clone(),
-            nh_table: nh_table.clone(),
+            nh_table: Rc::new(RefCell::new(nh_table.borrow().clone())),
             shortfall: shortfall.clone(),
         }
     }
@@ -416,10 +440,10 @@ impl Mirror {
 
     /// Starts a fresh view for [`Mirror::resync_view`]; feed it the routes
     /// of a dump as they arrive.
-    pub fn view_builder(&mut self) -> ViewBuilder<'_> {
+    pub fn view_builder(&self) -> ViewBuilder {
         ViewBuilder {
             view: View::default(),
-            nh: &mut self.nh_table,
+            nh: self.nh_table.clone(),
         }
     }
 
@@ -446,52 +470,12 @@ impl Mirror {
         snap: Snapshot,
         sink: &mut dyn FnMut(&mut Vec<Change>) -> Result<(), E>,
     ) -> Result<(), E> {
-        self.custom_local_seen |= view.custom_local_seen;
-        self.view = view;
-        self.links = snap.links.into_iter().map(|l| (l.ifindex, l)).collect();
-        self.addrs = snap.addrs.into_iter().collect();
-        self.neighbours = snap
-            .neighbours
-            .iter()
-            .filter_map(|n| n.usable_mac().map(|m| ((n.ifindex, n.addr), m)))
-            .collect();
-        self.neigh_states = snap
-            .neighbours
-            .iter()
-            .filter(|n| self.ifaces.contains_key(&n.ifindex))
-            .map(|n| ((n.ifindex, n.addr), n.state))
-            .collect();
-        self.rules = snap.rules;
-        self.objects = snap.nexthops.into_iter().map(|o| (o.id(), o)).collect();
-
         const CHUNK: usize = 4096;
         let mut out = Vec::with_capacity(CHUNK);
-        self.sync_ifaces(&mut out);
-        self.sync_config(&mut out);
-        self.sync_local4(&mut out);
-        self.sync_groups(|_| true, &mut out);
+        let mut sweep = self.install(view, snap, &mut out);
         sink(&mut out)?;
-        let all = prefixmap::sorted_union(
-            self.view.main(),
-            &self.applied_routes,
-            self.view.local_prefixes().collect(),
-        );
-        for p in all {
-            // A next hop and the route that needs it stay in one chunk.
-            self.sync_prefix(p, &mut out);
-            if out.len() >= CHUNK {
-                sink(&mut out)?;
-            }
-        }
-        let keys: HashSet<(u32, IpAddr)> = self
-            .neighbours
-            .keys()
-            .chain(self.applied_neigh.keys())
-            .chain(self.shortfall.waiting_neighbours())
-            .copied()
-            .collect();
-        for k in keys {
-            self.sync_neigh(k, &mut out);
+        while !self.sweep_step(&mut sweep, CHUNK, &mut out) {
+            sink(&mut out)?;
         }
         sink(&mut out)
     }
@@ -509,21 +493,24 @@ impl Mirror {
         match event {
             Event::NewRoute(r) => {
                 let (p, local) = (r.key.prefix, r.key.table == TABLE_LOCAL);
-                if self.view.insert(r, &mut self.nh_table) {
+                if self.view.insert(r, &mut self.nh_table.borrow_mut()) {
                     self.custom_local_seen |= self.view.custom_local_seen;
                     self.refresh(p, local, &mut o.changes);
                 }
             }
             Event::AddRoute(r, how) => {
                 let (p, local) = (r.key.prefix, r.key.table == TABLE_LOCAL);
-                if self.view.add_beside(r, how, &mut self.nh_table) {
+                if self
+                    .view
+                    .add_beside(r, how, &mut self.nh_table.borrow_mut())
+                {
                     self.custom_local_seen |= self.view.custom_local_seen;
                     self.refresh(p, local, &mut o.changes);
                 }
             }
             Event::DelRoute(r) => {
                 let (p, local) = (r.key.prefix, r.key.table == TABLE_LOCAL);
-                if self.view.remove(&r, &mut self.nh_table) {
+                if self.view.remove(&r, &mut self.nh_table.borrow_mut()) {
                     self.refresh(p, local, &mut o.changes);
                 }
                 o.resync |= std::mem::take(&mut self.view.resync_wanted);
@@ -645,7 +632,7 @@ impl Mirror {
     pub fn entry(&self, p: &Prefix) -> Option<RouteEntry> {
         self.applied_routes
             .get(p)
-            .map(|(e, _)| self.nh_table.decode(*e))
+            .map(|(e, _)| self.nh_table.borrow().decode(*e))
     }
 
     pub fn config_flags(&self) -> u32 {
@@ -732,7 +719,7 @@ impl Mirror {
         match key {
             GroupKey::Paths(set) => GroupContent {
                 blackhole: false,
-                paths: self.nh_table.paths(set).to_vec(),
+                paths: self.nh_table.borrow().paths(set).to_vec(),
             },
             GroupKey::Object(id) => groups::resolve_object(id, &self.objects),
         }

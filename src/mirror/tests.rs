@@ -768,3 +768,104 @@ fn routes_sharing_a_key_go_to_fib_and_their_removal_asks_for_a_dump() {
         RouteEntry::Fib(FibReason::SameKey)
     );
 }
+
+/// A view of `snap`'s routes, built as a background dump builds one.
+fn dumped_view(m: &Mirror, snap: &Snapshot) -> View {
+    let mut b = m.view_builder();
+    for r in snap.routes.iter().cloned() {
+        b.add(r);
+    }
+    b.finish()
+}
+
+fn compare_all(m: &Mirror, view: &View, snap: Snapshot) -> Comparison {
+    let others = m.non_route_differences(snap, &[]);
+    let mut c = m.compare_start(view, &others, 10);
+    // One prefix per step: the slowest interleaving.
+    while !m.compare_step(view, &mut c, 1) {}
+    c
+}
+
+#[test]
+fn a_stepwise_check_finds_what_a_resync_would_change() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let in_sync = compare_all(&m, &dumped_view(&m, &snapshot()), snapshot());
+    assert_eq!(in_sync.summary.total(), 0, "{:?}", in_sync.examples);
+
+    let mut snap = snapshot();
+    snap.routes
+        .retain(|r| r.key.prefix != prefix("198.51.100.0/24"));
+    snap.routes.push(route(
+        TABLE_MAIN,
+        "203.0.113.0/24",
+        0,
+        RouteKind::Unicast,
+        Some((WAN, Some("10.0.2.2"))),
+    ));
+    let c = compare_all(&m, &dumped_view(&m, &snap), snap.clone());
+    assert_eq!((c.summary.routes_put, c.summary.routes_deleted), (1, 1));
+    assert!(c.examples.iter().any(|e| e.contains("198.51.100.0/24")));
+    assert!(c
+        .examples
+        .iter()
+        .any(|e| e.contains("missing from the mirror")));
+    assert_eq!(m.entry(&prefix("203.0.113.0/24")), None, "nothing changed");
+}
+
+#[test]
+fn events_after_the_dump_are_not_differences_once_replayed() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let mut view = dumped_view(&m, &snapshot());
+    // A route changes after the dump: the live mirror applies it...
+    let moved = route(
+        TABLE_MAIN,
+        "198.51.100.0/24",
+        0,
+        RouteKind::Unicast,
+        Some((LAN, Some("10.0.1.9"))),
+    );
+    let ev = Event::NewRoute(moved);
+    m.apply(ev.clone());
+    // ...and a check that did not see it would report it;
+    assert_eq!(compare_all(&m, &view, snapshot()).summary.total(), 1);
+    // replayed onto the check's view, it is no difference.
+    m.replay(&mut view, &ev);
+    assert_eq!(compare_all(&m, &view, snapshot()).summary.total(), 0);
+}
+
+#[test]
+fn events_between_sweep_steps_are_never_undone() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let snap = snapshot();
+    let view = dumped_view(&m, &snap);
+    let mut out = Vec::new();
+    let mut sweep = m.install(view, snap.clone(), &mut out);
+    // Mid-sweep, a route is withdrawn and another added.
+    m.sweep_step(&mut sweep, 1, &mut out);
+    let gone = route(
+        TABLE_MAIN,
+        "198.51.100.0/24",
+        0,
+        RouteKind::Unicast,
+        Some((WAN, Some("10.0.2.2"))),
+    );
+    let new = route(
+        TABLE_MAIN,
+        "203.0.113.0/24",
+        0,
+        RouteKind::Unicast,
+        Some((WAN, Some("10.0.2.2"))),
+    );
+    m.apply(Event::DelRoute(gone.clone()));
+    m.apply(Event::NewRoute(new.clone()));
+    while !m.sweep_step(&mut sweep, 1, &mut out) {}
+    assert_eq!(m.entry(&gone.key.prefix), None, "the withdrawal stands");
+    assert!(m.entry(&new.key.prefix).is_some(), "the addition stands");
+    let mut now = snapshot();
+    now.routes.retain(|r| r.key.prefix != gone.key.prefix);
+    now.routes.push(new);
+    assert!(m.dry_run(now).is_empty(), "exactly the kernel's state");
+}

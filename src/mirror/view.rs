@@ -131,6 +131,11 @@ impl View {
             .filter(move |q| q.len() > p.len() && p.contains(q))
     }
 
+    /// Whether the view holds routes for exactly `p`.
+    pub fn has(&self, p: &Prefix) -> bool {
+        self.main.get(p).is_some() || self.local.contains_key(p)
+    }
+
     pub fn local_prefixes(&self) -> impl Iterator<Item = Prefix> + '_ {
         self.local.keys().copied()
     }

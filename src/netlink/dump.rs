@@ -24,6 +24,8 @@ use rtnetlink::Handle;
 use super::{parse, NetlinkError};
 use crate::model::{Addr, Link, Neighbour, NexthopObject, Route, Rule};
 
+/// Messages a dump takes before it lets others run.
+const YIELD_EVERY: u32 = 256;
 /// How many times a dump flagged NLM_F_DUMP_INTR is retried.
 const DUMP_ATTEMPTS: u32 = 4;
 
@@ -92,6 +94,19 @@ pub async fn dump_into(
         neighbours,
         rules,
         nexthops,
+    })
+}
+
+/// [`dump`] without the routes: everything else accel mirrors, fast at
+/// any table size.
+pub async fn dump_state(handle: &Handle) -> Result<KernelState, NetlinkError> {
+    Ok(KernelState {
+        links: dump_links(handle).await?,
+        addrs: dump_addrs(handle).await?,
+        routes: Vec::new(),
+        neighbours: dump_neighbours(handle).await?,
+        rules: dump_rules(handle).await?,
+        nexthops: dump_nexthops()?,
     })
 }
 
@@ -253,7 +268,14 @@ async fn dump_once<T>(
         .request(msg)
         .map_err(|source| NetlinkError::Dump { what, source })?;
     let mut interrupted = false;
+    let mut seen = 0u32;
     while let Some(answer) = answers.next().await {
+        // A dump of a million routes beside the event loop: let the loop
+        // have its turn every few hundred messages.
+        seen = seen.wrapping_add(1);
+        if seen % YIELD_EVERY == 0 {
+            tokio::task::yield_now().await;
+        }
         interrupted |= answer.header.flags & NLM_F_DUMP_INTR != 0;
         match answer.payload {
             NetlinkPayload::InnerMessage(inner) => {

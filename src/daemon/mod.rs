@@ -12,7 +12,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::capacity::{self, Limits};
-use crate::control::{MirrorSize, Pending, Reply, Request};
+use crate::control::{MirrorSize, Pending, Request};
 use crate::datapath::attach::{adopt, attach, wait_detached, Attachment, XdpMode};
 use crate::datapath::clock::datapath_now_ns;
 use crate::datapath::maps::Maps;
@@ -20,16 +20,18 @@ use crate::datapath::{load, DatapathError, Loaded};
 use crate::handover::{self, Handover, Progress};
 use crate::lease::{Deadlines, Lease, RENEW_EVERY};
 use crate::mirror::nudge::{self, Nudger};
-use crate::mirror::{
-    CfgFlags, Change, ChangeSummary, EventOutcome, IfaceConf, Mirror, Snapshot, ViewBuilder,
-};
+use crate::mirror::{CfgFlags, EventOutcome, IfaceConf, Mirror, Snapshot, View, ViewBuilder};
 use crate::model::{Event, Route};
 use crate::netlink::nexthop::NexthopEvent;
 use crate::netlink::nexthop_sock::{NexthopEvents, Received};
 use crate::netlink::{self, EventStream, KernelState, NetlinkError};
 use crate::presence::{Presence, PresenceError};
+use crate::route_trace::RouteTrace;
 use crate::trusted_path::Missing;
 use crate::{bpf, netfilter, runtime, sysctl};
+
+mod jobs;
+use jobs::Purpose;
 
 /// Events applied in one turn of the event loop, at most: enough to
 /// amortise the turn, few enough that timers and requests still get their
@@ -65,6 +67,8 @@ pub enum DaemonError {
     Handover(#[from] crate::handover::HandoverError),
     #[error("installing a signal handler")]
     Signal(#[source] std::io::Error),
+    #[error("opening the route trace (ACCEL_TRACE_ROUTES)")]
+    Trace(#[source] std::io::Error),
     #[error(transparent)]
     Limits(#[from] capacity::LimitsError),
 }
@@ -101,6 +105,10 @@ struct Daemon {
     resyncs: u64,
     nudger: Nudger,
     lease: Lease,
+    /// Resyncs and checks beside the event loop.
+    jobs: jobs::Jobs,
+    /// `ACCEL_TRACE_ROUTES` (benchmarks).
+    trace: Option<RouteTrace>,
     /// Reused for every event (see [`Mirror::apply_into`]).
     outcome: EventOutcome,
     /// The datapath's clock (see [`crate::datapath::clock`]).
@@ -110,7 +118,7 @@ struct Daemon {
 }
 
 /// A dump's routes go straight into a fresh view of the mirror.
-impl netlink::RouteSink for ViewBuilder<'_> {
+impl netlink::RouteSink for ViewBuilder {
     fn restart(&mut self) {
         ViewBuilder::restart(self);
     }
@@ -131,99 +139,12 @@ fn release_freed_memory() {
     }
 }
 
-/// How many example differences `accel sync --check` shows.
-const CHECK_EXAMPLES: usize = 10;
-
 impl Daemon {
-    async fn resync(&mut self, why: &str) -> Result<ChangeSummary, DaemonError> {
-        let started = Instant::now();
-        // The mirror is about to be rebuilt: the datapath asks
-        // bpf_fib_lookup until it is exact again. A failed resync ends the
-        // daemon (the caller returns the error), so the mirror is never
-        // used without a view.
-        self.revoke_lease()?;
-        self.mirror.drop_view();
-        let mut view = self.mirror.view_builder();
-        let state = netlink::dump_into(&self.handle, &mut view).await?;
-        let view = view.finish();
-        let dumped = started.elapsed();
-        let mut summary = ChangeSummary::default();
-        let maps = &self.maps;
-        self.mirror
-            .resync_view_chunked(view, snapshot(state), &mut |chunk| {
-                maps.apply(chunk)?;
-                summary.add(&ChangeSummary::of(chunk));
-                chunk.clear();
-                Ok::<(), DatapathError>(())
-            })?;
-        debug!(
-            "resync phases: dump {dumped:.1?}, diff and map writes {:.1?}",
-            started.elapsed() - dumped
-        );
-        // Exact as of the dump; the events queued meanwhile are applied
-        // before the lease is granted again (see renew_lease).
-        self.lease.settle();
-        self.resyncs += 1;
-        release_freed_memory();
-        info!(
-            "resync ({why}) in {:.0?}: {summary}; mirror holds {} routes, {} next hops, {} groups, {} neighbours",
-            started.elapsed(),
-            self.mirror.route_count(),
-            self.mirror.nexthop_count(),
-            self.mirror.group_count(),
-            self.mirror.neighbour_count()
-        );
-        Ok(summary)
-    }
-
-    /// What a resync would change now, without changing anything: the
-    /// summary and the first few changes.
-    async fn check(&mut self) -> Result<(ChangeSummary, Vec<String>), DaemonError> {
-        let started = Instant::now();
-        let mut scratch = self.mirror.scratch();
-        let mut view = scratch.view_builder();
-        let state = netlink::dump_into(&self.handle, &mut view).await?;
-        let view = view.finish();
-        let mut summary = ChangeSummary::default();
-        let mut examples = Vec::new();
-        scratch
-            .resync_view_chunked(view, snapshot(state), &mut |chunk| {
-                summary.add(&ChangeSummary::of(chunk));
-                let room = CHECK_EXAMPLES - examples.len();
-                examples.extend(chunk.iter().take(room).map(|c| self.describe(c)));
-                chunk.clear();
-                Ok::<(), std::convert::Infallible>(())
-            })
-            .unwrap_or_else(|never| match never {});
-        drop(scratch);
-        release_freed_memory();
-        info!(
-            "check in {:.0?}: a resync would make {} changes ({summary})",
-            started.elapsed(),
-            summary.total()
-        );
-        Ok((summary, examples))
-    }
-
-    /// One change as `accel sync --check` shows it, with what the mirror
-    /// holds now for routes.
-    fn describe(&self, c: &Change) -> String {
-        match c {
-            Change::PutRoute { prefix, entry, .. } => match self.mirror.entry(prefix) {
-                Some(old) => format!("route {prefix}: mirror has {old:?}, kernel says {entry:?}"),
-                None => format!("route {prefix}: missing from the mirror, kernel says {entry:?}"),
-            },
-            Change::DelRoute(prefix) => format!(
-                "route {prefix}: mirror has {:?}, the kernel has no such route",
-                self.mirror.entry(prefix)
-            ),
-            other => format!("{other:?}"),
-        }
-    }
-
     /// Returns true when a resync is due.
     async fn event(&mut self, ev: Event) -> Result<bool, DaemonError> {
         debug!("event {ev:?}");
+        self.jobs.note(&ev, &self.mirror);
+        let traced = self.trace.as_ref().and_then(|_| RouteTrace::of(&ev));
         let mut outcome = std::mem::take(&mut self.outcome);
         outcome.clear();
         self.mirror.apply_into(ev, &mut outcome);
@@ -231,6 +152,9 @@ impl Daemon {
         let (resync, reread_rules) = (outcome.resync, outcome.reread_rules);
         self.outcome = outcome;
         applied?;
+        if let (Some(t), Some(change)) = (&mut self.trace, traced) {
+            t.record(change);
+        }
         if reread_rules {
             let rules = netlink::dump_rules(&self.handle).await?;
             let changes = self.mirror.set_rules(rules);
@@ -263,7 +187,14 @@ impl Daemon {
         let now = datapath_now_ns(&mut *self.clock)?;
         let drained = self.events.drained() && self.nh_events.drained();
         let d = self.lease.renew(Instant::now(), now, drained);
-        self.write_deadlines(d)
+        self.write_deadlines(d)?;
+        if self.lease.take_first_grant() {
+            info!(
+                "mirror live: the datapath forwards from the mirror ({})",
+                self.mirror_size()
+            );
+        }
+        Ok(())
     }
 
     /// Applies `first` and the events queued behind it (at most
@@ -285,22 +216,18 @@ impl Daemon {
         Ok(resync)
     }
 
-    /// Applies the events already queued, so that a check compares the
-    /// kernel with a mirror that has seen what the kernel said before it.
-    /// Lost events stop it: they are left for the event loop, which
-    /// resyncs.
-    /// Returns true when one of them makes a resync due.
-    async fn catch_up(&mut self) -> Result<bool, DaemonError> {
-        while let Some(ev) = self.events.try_next() {
-            if matches!(ev, Event::Overrun) {
-                self.events.put_back(ev);
-                return Ok(false);
-            }
-            if self.event(ev).await? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+    /// Everything but the routes, from a dump without them (fast at any
+    /// table size): enough for the datapath to forward through
+    /// bpf_fib_lookup while the routes are dumped.
+    async fn sync_state(&mut self) -> Result<(), DaemonError> {
+        let state = netlink::dump::dump_state(&self.handle).await?;
+        let mut out = Vec::new();
+        let mut sweep = self
+            .mirror
+            .install(View::default(), snapshot(state), &mut out);
+        while !self.mirror.sweep_step(&mut sweep, usize::MAX, &mut out) {}
+        self.maps.apply(&out)?;
+        Ok(())
     }
 
     fn mirror_size(&self) -> MirrorSize {
@@ -312,50 +239,16 @@ impl Daemon {
         }
     }
 
-    /// Answers one control request; true when a resync is due (the events
-    /// a check caught up with said so). A failed resync is answered, then
-    /// returned: like any failed resync it ends the daemon, whose mirror it
-    /// left without a view.
-    async fn serve(&mut self, p: Pending) -> Result<bool, DaemonError> {
-        let mut failed = None;
-        let mut resync_due = false;
-        let reply = match p.request {
-            Request::Sync => match self.resync("accel sync").await {
-                Ok(changes) => Reply::Synced {
-                    changes,
-                    mirror: self.mirror_size(),
-                    resyncs: self.resyncs,
-                },
-                Err(e) => {
-                    let reply = Reply::Failed {
-                        error: error_chain(&e),
-                    };
-                    failed = Some(e);
-                    reply
-                }
+    /// Starts the job a control request asks for; it answers when done.
+    fn serve(&mut self, p: Pending) -> Result<(), DaemonError> {
+        let purpose = match p.request {
+            Request::Sync => Purpose::Resync {
+                why: "accel sync".into(),
+                stale: false,
             },
-            Request::Check => match self.check_now(&mut resync_due).await {
-                Ok((changes, examples)) => Reply::Checked {
-                    changes,
-                    examples,
-                    mirror: self.mirror_size(),
-                },
-                Err(e) => Reply::Failed {
-                    error: error_chain(&e),
-                },
-            },
+            Request::Check => Purpose::Check,
         };
-        let _ = p.reply.send(reply);
-        failed.map_or(Ok(resync_due), Err)
-    }
-
-    /// A check of the mirror after catching up with the queued events.
-    async fn check_now(
-        &mut self,
-        resync_due: &mut bool,
-    ) -> Result<(ChangeSummary, Vec<String>), DaemonError> {
-        *resync_due = self.catch_up().await?;
-        self.check().await
+        self.start_job(purpose, Some(p.reply))
     }
 
     /// Marks the STALE neighbour entries of mirrored gateways as in use,
@@ -442,6 +335,18 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     s
+}
+
+/// The route trace `ACCEL_TRACE_ROUTES` asks for, if any.
+fn open_trace() -> Result<Option<RouteTrace>, DaemonError> {
+    match RouteTrace::from_env() {
+        Ok(Some((t, path))) => {
+            info!("tracing route changes into {}", path.display());
+            Ok(Some(t))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => Err(DaemonError::Trace(e)),
+    }
 }
 
 /// The signals `accel run` answers, installed before anything else so that
@@ -634,23 +539,48 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         resyncs: 0,
         nudger: Nudger::default(),
         lease: Lease::new(),
+        jobs: jobs::Jobs::default(),
+        trace: open_trace()?,
         outcome: EventOutcome::default(),
         clock: &mut skel.progs.accel_clock,
         capacity: capacity::Monitor::default(),
     };
     d.poll_multipath()?;
-    d.resync("start").await?;
+    // A successor swaps its program into links that forward from its
+    // predecessor's complete mirror: its own must be complete first. A
+    // fresh start attaches at once, with everything but the routes in
+    // place, and forwards through bpf_fib_lookup while the mirror is built.
+    let adopting = presence.pins.has_links();
+    if adopting {
+        d.resync_now("start").await?;
+    } else {
+        d.sync_state().await?;
+    }
     d.renew_lease()?;
 
     let prog = skel.progs.accel_xdp.as_fd();
     let attached = attach_all(prog, &ifaces, opts.mode, &presence).await?;
     let requests = presence.publish(&d.maps)?;
     info!(
-        "accel running on {} interface(s); maps pinned at {}",
+        "accel running on {} interface(s); maps pinned at {}{}",
         attached.len(),
-        opts.pin_dir.display()
+        opts.pin_dir.display(),
+        if adopting {
+            ""
+        } else {
+            "; bpf_fib_lookup decides until the mirror is built"
+        }
     );
     handover::notify_systemd(successor);
+    if !adopting {
+        d.start_job(
+            Purpose::Resync {
+                why: "start".into(),
+                stale: true,
+            },
+            None,
+        )?;
+    }
 
     let mut run = Running {
         d,
@@ -717,17 +647,29 @@ impl Running {
                     .then_some("nexthop object events were lost (receive buffer overrun)"),
                 _ = resync_sleep => {
                     resync_at = None;
-                    d.resync("link change or lost events").await?;
+                    let why = "link change or lost events".into();
+                    d.start_job(Purpose::Resync { why, stale: true }, None)?;
+                    None
+                }
+                dumped = d.jobs.dumped() => d.job_dumped(dumped).await?.then_some("link change"),
+                _ = std::future::ready(()), if d.jobs.stepping() => {
+                    d.job_step()?;
                     None
                 }
                 _ = renew.tick() => None,
                 _ = housekeeping.tick() => {
+                    if let Some(t) = &mut d.trace {
+                        t.flush();
+                    }
                     d.poll_sysctls()?;
                     d.capacity.tick(&d.maps, &mut d.mirror)?;
                     d.nudge_neighbours().await;
                     None
                 }
-                p = next_request(&mut self.requests) => d.serve(p).await?.then_some("link change"),
+                p = next_request(&mut self.requests) => {
+                    d.serve(p)?;
+                    None
+                }
                 _ = handover_tick.tick(), if self.handover.is_some() => {
                     if self.check_handover()? {
                         return Ok(Stop::HandedOver);

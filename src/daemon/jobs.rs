@@ -1,0 +1,356 @@
+//! Resyncs and checks beside the event loop.
+//!
+//! A full dump takes seconds at full-table size, and comparing or
+//! installing it takes more. None of it may stop the daemon from applying
+//! route changes or renewing its lease. So a job runs in stages that the
+//! event loop interleaves with everything else:
+//!
+//! 1. **Dumping**: a future that streams the kernel's state into a new
+//!    view, yielding every few hundred messages. Events keep being applied
+//!    to the live mirror and are also logged.
+//! 2. The dump done, a **resync** installs the new view, replays the log
+//!    onto it (the events are newer than, or as new as, what the dump
+//!    read: replaying a state the dump already had changes nothing), then
+//!    **sweeps** the routes into line a few thousand prefixes per turn. A
+//!    **check** replays the log onto its view and **compares** it with the
+//!    maps, step by step, changing nothing.
+//!
+//! A job that follows lost events ("stale") revokes the lease when it
+//! starts and grants it back when its sweep is done; a job the daemon
+//! chose to run (`accel sync`, `--check`) leaves the lease alone: the live
+//! mirror keeps following every event.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use log::{debug, info};
+use tokio::sync::oneshot;
+
+use super::{release_freed_memory, snapshot, Daemon, DaemonError};
+use crate::control::Reply;
+use crate::mirror::{ChangeSummary, Comparison, Mirror, Sweep, View};
+use crate::model::Event;
+use crate::netlink::{self, KernelState, NetlinkError};
+
+/// Prefixes swept or compared per turn of the event loop: a few
+/// milliseconds of work.
+const STEP: usize = 4096;
+/// How many differences `accel sync --check` describes.
+const CHECK_EXAMPLES: usize = 10;
+
+type Dump = Pin<Box<dyn Future<Output = Result<(View, KernelState), NetlinkError>>>>;
+
+/// What a job is for.
+#[derive(Debug, Clone)]
+pub enum Purpose {
+    /// Make the maps equal to a fresh dump. `stale`: the mirror is known
+    /// to be wrong (lost events, a link change): no lease until done.
+    Resync { why: String, stale: bool },
+    /// Report what a resync would change, changing nothing.
+    Check,
+}
+
+/// A request waiting for a job's answer.
+pub type Waiter = oneshot::Sender<Reply>;
+
+enum Stage {
+    Dumping {
+        dump: Dump,
+        log: Vec<Event>,
+    },
+    Sweeping {
+        sweep: Sweep,
+        summary: ChangeSummary,
+    },
+    Comparing {
+        view: View,
+        cmp: Comparison,
+    },
+}
+
+pub struct Job {
+    purpose: Purpose,
+    waiters: Vec<Waiter>,
+    started: Instant,
+    stage: Stage,
+}
+
+/// The daemon's jobs: the one running and those waiting their turn (at
+/// most one of each purpose: a request joins a waiting job like it).
+#[derive(Default)]
+pub struct Jobs {
+    running: Option<Job>,
+    queued: VecDeque<(Purpose, Vec<Waiter>)>,
+}
+
+impl Jobs {
+    /// Whether the running job has work for this turn (a sweep or a
+    /// comparison step); a dump progresses through [`Jobs::dumped`].
+    pub fn stepping(&self) -> bool {
+        matches!(
+            self.running,
+            Some(Job {
+                stage: Stage::Sweeping { .. } | Stage::Comparing { .. },
+                ..
+            })
+        )
+    }
+
+    pub fn busy(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Waits for the running dump to finish (forever when none runs).
+    pub async fn dumped(&mut self) -> Result<(View, KernelState), NetlinkError> {
+        match &mut self.running {
+            Some(Job {
+                stage: Stage::Dumping { dump, .. },
+                ..
+            }) => dump.await,
+            _ => std::future::pending().await,
+        }
+    }
+
+    /// An event about to be applied to the live mirror: logged while a
+    /// dump runs, to replay onto its view when it is done; replayed at once
+    /// onto the view a check is comparing, which must not report as a
+    /// difference what merely happened after the dump.
+    pub fn note(&mut self, ev: &Event, mirror: &Mirror) {
+        match &mut self.running {
+            Some(Job {
+                stage: Stage::Dumping { log, .. },
+                ..
+            }) => log.push(ev.clone()),
+            Some(Job {
+                stage: Stage::Comparing { view, .. },
+                ..
+            }) => mirror.replay(view, ev),
+            _ => {}
+        }
+    }
+
+    fn enqueue(&mut self, purpose: Purpose, waiter: Option<Waiter>) {
+        let same = |p: &Purpose| {
+            matches!(
+                (p, &purpose),
+                (Purpose::Resync { .. }, Purpose::Resync { .. }) | (Purpose::Check, Purpose::Check)
+            )
+        };
+        match self.queued.iter_mut().find(|(p, _)| same(p)) {
+            Some((p, waiters)) => {
+                if let (Purpose::Resync { stale, .. }, Purpose::Resync { stale: s, .. }) =
+                    (p, &purpose)
+                {
+                    *stale |= *s;
+                }
+                waiters.extend(waiter);
+            }
+            None => self
+                .queued
+                .push_back((purpose, waiter.into_iter().collect())),
+        }
+    }
+}
+
+impl Daemon {
+    /// Starts a job now, or after the running one.
+    pub(super) fn start_job(
+        &mut self,
+        purpose: Purpose,
+        waiter: Option<Waiter>,
+    ) -> Result<(), DaemonError> {
+        if let Purpose::Resync { stale: true, .. } = purpose {
+            self.revoke_lease()?;
+        }
+        if self.jobs.busy() {
+            self.jobs.enqueue(purpose, waiter);
+            return Ok(());
+        }
+        let mut builder = self.mirror.view_builder();
+        let handle = self.handle.clone();
+        let dump: Dump = Box::pin(async move {
+            let state = netlink::dump_into(&handle, &mut builder).await?;
+            Ok((builder.finish(), state))
+        });
+        debug!("job started: {purpose:?}");
+        self.jobs.running = Some(Job {
+            purpose,
+            waiters: waiter.into_iter().collect(),
+            started: Instant::now(),
+            stage: Stage::Dumping {
+                dump,
+                log: Vec::new(),
+            },
+        });
+        Ok(())
+    }
+
+    /// The running job's dump finished: install or compare it. True when
+    /// the events replayed onto it ask for another resync.
+    pub(super) async fn job_dumped(
+        &mut self,
+        dumped: Result<(View, KernelState), NetlinkError>,
+    ) -> Result<bool, DaemonError> {
+        let mut job = self.jobs.running.take().expect("a dump ran");
+        let Stage::Dumping { log, .. } = std::mem::replace(
+            &mut job.stage,
+            Stage::Sweeping {
+                sweep: Sweep::finished(),
+                summary: ChangeSummary::default(),
+            },
+        ) else {
+            unreachable!("dumped only while dumping");
+        };
+        let (view, state) = match dumped {
+            Ok(d) => d,
+            Err(e) => return self.job_failed(job, e.into()),
+        };
+        debug!(
+            "{:?}: dumped in {:.0?}, {} events meanwhile",
+            job.purpose,
+            job.started.elapsed(),
+            log.len()
+        );
+        let mut resync_due = false;
+        match job.purpose {
+            Purpose::Resync { .. } => {
+                let mut out = Vec::new();
+                let sweep = self.mirror.install(view, snapshot(state), &mut out);
+                self.maps.apply(&out)?;
+                let summary = ChangeSummary::of(&out);
+                job.stage = Stage::Sweeping { sweep, summary };
+                // Newer than (or as new as) what the dump read.
+                for ev in log {
+                    resync_due |= self.event(ev).await?;
+                }
+            }
+            Purpose::Check => {
+                let mut view = view;
+                for ev in log.iter().filter(|e| e.is_route()) {
+                    self.mirror.replay(&mut view, ev);
+                }
+                let others = self.mirror.non_route_differences(snapshot(state), &log);
+                let cmp = self.mirror.compare_start(&view, &others, CHECK_EXAMPLES);
+                job.stage = Stage::Comparing { view, cmp };
+            }
+        }
+        self.jobs.running = Some(job);
+        Ok(resync_due)
+    }
+
+    /// One step of the running job's sweep or comparison.
+    pub(super) fn job_step(&mut self) -> Result<(), DaemonError> {
+        let Some(mut job) = self.jobs.running.take() else {
+            return Ok(());
+        };
+        let done = match &mut job.stage {
+            Stage::Sweeping { sweep, summary } => {
+                let mut out = Vec::new();
+                let done = self.mirror.sweep_step(sweep, STEP, &mut out);
+                self.maps.apply(&out)?;
+                summary.add(&ChangeSummary::of(&out));
+                done
+            }
+            Stage::Comparing { view, cmp } => self.mirror.compare_step(view, cmp, STEP),
+            Stage::Dumping { .. } => false,
+        };
+        if done {
+            self.job_done(job)?;
+        } else {
+            self.jobs.running = Some(job);
+        }
+        Ok(())
+    }
+
+    fn job_done(&mut self, job: Job) -> Result<(), DaemonError> {
+        let took = job.started.elapsed();
+        let mirror = self.mirror_size();
+        let reply = match (&job.purpose, job.stage) {
+            (Purpose::Resync { why, stale }, Stage::Sweeping { summary, .. }) => {
+                if *stale {
+                    // Exact as of the dump and every event since: the next
+                    // renewal with nothing waiting grants the lease.
+                    self.lease.settle();
+                }
+                self.resyncs += 1;
+                info!("resync ({why}) in {took:.0?}: {summary}; mirror holds {mirror}");
+                Reply::Synced {
+                    changes: summary,
+                    mirror,
+                    resyncs: self.resyncs,
+                }
+            }
+            (Purpose::Check, Stage::Comparing { cmp, .. }) => {
+                info!(
+                    "check in {took:.0?}: a resync would make {} changes ({})",
+                    cmp.summary.total(),
+                    cmp.summary
+                );
+                Reply::Checked {
+                    changes: cmp.summary,
+                    examples: cmp.examples,
+                    mirror,
+                }
+            }
+            _ => unreachable!("a job ends after its last stage"),
+        };
+        release_freed_memory();
+        for w in job.waiters {
+            let _ = w.send(reply.clone());
+        }
+        self.next_job()
+    }
+
+    /// A dump failed: a check says so; a resync ends the daemon, whose
+    /// mirror cannot be brought into line.
+    fn job_failed(&mut self, job: Job, e: DaemonError) -> Result<bool, DaemonError> {
+        let error = super::error_chain(&e);
+        for w in job.waiters {
+            let _ = w.send(Reply::Failed {
+                error: error.clone(),
+            });
+        }
+        match job.purpose {
+            Purpose::Check => {
+                self.next_job()?;
+                Ok(false)
+            }
+            Purpose::Resync { .. } => Err(e),
+        }
+    }
+
+    fn next_job(&mut self) -> Result<(), DaemonError> {
+        if let Some((purpose, waiters)) = self.jobs.queued.pop_front() {
+            let mut waiters = waiters.into_iter();
+            self.start_job(purpose, waiters.next())?;
+            if let Some(job) = &mut self.jobs.running {
+                job.waiters.extend(waiters);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a resync to its end without the event loop (start-up, and a
+    /// handover's successor before it adopts the links): events wait in
+    /// the socket meanwhile, as the loop will apply them next.
+    pub(super) async fn resync_now(&mut self, why: &str) -> Result<(), DaemonError> {
+        self.start_job(
+            Purpose::Resync {
+                why: why.to_string(),
+                stale: true,
+            },
+            None,
+        )?;
+        while self.jobs.busy() {
+            if self.jobs.stepping() {
+                self.job_step()?;
+            } else {
+                let dumped = self.jobs.dumped().await;
+                self.job_dumped(dumped).await?;
+            }
+        }
+        Ok(())
+    }
+}

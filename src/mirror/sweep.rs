@@ -1,0 +1,286 @@
+//! A resync or a check in steps, so that the event loop can apply route
+//! changes between them: a full table is swept a few thousand prefixes at
+//! a time, never in one go.
+//!
+//! Every step decides prefixes anew from the view as it is at that moment
+//! ([`Mirror::sync_prefix`] is idempotent), so events applied between
+//! steps are never undone: a prefix an event changed is either swept
+//! before (and then changed again by the event) or after (and swept to
+//! the event's state).
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use super::{Change, ChangeSummary, Mirror, Snapshot, View};
+use crate::model::{Event, Prefix};
+
+/// Where a sweep is.
+enum Stage {
+    /// The prefixes of the new view.
+    View,
+    /// The prefixes the maps hold: those the new view lacks are removed.
+    Applied,
+    Neighbours,
+    Done,
+}
+
+/// A resync in progress: see [`Mirror::install`].
+pub struct Sweep {
+    stage: Stage,
+    keys: Vec<Prefix>,
+    next: usize,
+}
+
+impl Sweep {
+    /// A sweep with nothing left to do.
+    pub fn finished() -> Sweep {
+        Sweep {
+            stage: Stage::Done,
+            keys: Vec::new(),
+            next: 0,
+        }
+    }
+
+    pub fn done(&self) -> bool {
+        matches!(self.stage, Stage::Done)
+    }
+}
+
+impl Mirror {
+    /// Installs a dumped view and the rest of the kernel's state, writes
+    /// what does not depend on routes (interfaces, config, local
+    /// addresses, groups) into `out`, and returns the sweep that brings
+    /// the routes and neighbours into line, step by step.
+    pub fn install(&mut self, view: View, snap: Snapshot, out: &mut Vec<Change>) -> Sweep {
+        self.custom_local_seen |= view.custom_local_seen;
+        self.view = view;
+        self.set_state(snap);
+        self.sync_ifaces(out);
+        self.sync_config(out);
+        self.sync_local4(out);
+        self.sync_groups(|_| true, out);
+        Sweep {
+            stage: Stage::View,
+            keys: self.view_prefixes(),
+            next: 0,
+        }
+    }
+
+    /// Takes the non-route state of a dump.
+    pub(super) fn set_state(&mut self, snap: Snapshot) {
+        self.links = snap.links.into_iter().map(|l| (l.ifindex, l)).collect();
+        self.addrs = snap.addrs.into_iter().collect();
+        self.neighbours = snap
+            .neighbours
+            .iter()
+            .filter_map(|n| n.usable_mac().map(|m| ((n.ifindex, n.addr), m)))
+            .collect();
+        self.neigh_states = snap
+            .neighbours
+            .iter()
+            .filter(|n| self.ifaces.contains_key(&n.ifindex))
+            .map(|n| ((n.ifindex, n.addr), n.state))
+            .collect();
+        self.rules = snap.rules;
+        self.objects = snap.nexthops.into_iter().map(|o| (o.id(), o)).collect();
+    }
+
+    /// In address order, so that when a structure is too small for the
+    /// table the same prefixes (the last ones) are left to
+    /// bpf_fib_lookup, whatever the order the kernel dumped them in.
+    fn view_prefixes(&self) -> Vec<Prefix> {
+        let mut keys: Vec<Prefix> = self
+            .view
+            .main()
+            .keys()
+            .chain(self.view.local_prefixes())
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    /// Sweeps up to `budget` prefixes into `out`; true once done. A next
+    /// hop and the route that needs it stay in one step.
+    pub fn sweep_step(&mut self, s: &mut Sweep, budget: usize, out: &mut Vec<Change>) -> bool {
+        match s.stage {
+            Stage::View | Stage::Applied => {
+                let end = (s.next + budget).min(s.keys.len());
+                for i in s.next..end {
+                    self.sync_prefix(s.keys[i], out);
+                }
+                s.next = end;
+                if s.next == s.keys.len() {
+                    s.next = 0;
+                    s.keys = match s.stage {
+                        Stage::View => {
+                            s.stage = Stage::Applied;
+                            self.applied_routes.keys().collect()
+                        }
+                        _ => {
+                            s.stage = Stage::Neighbours;
+                            Vec::new()
+                        }
+                    };
+                }
+            }
+            Stage::Neighbours => {
+                let keys: HashSet<(u32, IpAddr)> = self
+                    .neighbours
+                    .keys()
+                    .chain(self.applied_neigh.keys())
+                    .chain(self.shortfall.waiting_neighbours())
+                    .copied()
+                    .collect();
+                for k in keys {
+                    self.sync_neigh(k, out);
+                }
+                s.stage = Stage::Done;
+            }
+            Stage::Done => {}
+        }
+        s.done()
+    }
+}
+
+/// A check in progress: what a resync to `view` would change, routes
+/// compared step by step (see [`Mirror::compare_step`]).
+pub struct Comparison {
+    keys: Vec<Prefix>,
+    next: usize,
+    applied_pass: bool,
+    pub summary: ChangeSummary,
+    /// The first few differences, described.
+    pub examples: Vec<String>,
+    max_examples: usize,
+}
+
+impl Mirror {
+    /// Starts comparing the routes of `view` (a dump, with the events
+    /// since applied to it) with the maps; `non_routes` are the other
+    /// differences, found on a copy of the mirror without its routes.
+    pub fn compare_start(
+        &self,
+        view: &View,
+        non_routes: &[Change],
+        max_examples: usize,
+    ) -> Comparison {
+        let mut c = Comparison {
+            keys: view.main().keys().chain(view.local_prefixes()).collect(),
+            next: 0,
+            applied_pass: false,
+            summary: ChangeSummary::of(non_routes),
+            examples: Vec::new(),
+            max_examples,
+        };
+        for ch in non_routes.iter().take(max_examples) {
+            c.examples.push(format!("{ch:?}"));
+        }
+        c
+    }
+
+    /// Compares up to `budget` prefixes; true once done.
+    pub fn compare_step(&self, view: &View, c: &mut Comparison, budget: usize) -> bool {
+        let end = (c.next + budget).min(c.keys.len());
+        for i in c.next..end {
+            let p = c.keys[i];
+            // In the view's pass every prefix counts; in the maps' pass
+            // only those the view lacks (the others were compared).
+            if c.applied_pass && view.has(&p) {
+                continue;
+            }
+            self.compare_prefix(view, p, c);
+        }
+        c.next = end;
+        if c.next < c.keys.len() {
+            return false;
+        }
+        if c.applied_pass {
+            return true;
+        }
+        c.applied_pass = true;
+        c.keys = self.applied_routes.keys().collect();
+        c.next = 0;
+        c.keys.is_empty()
+    }
+
+    fn compare_prefix(&self, view: &View, p: Prefix, c: &mut Comparison) {
+        let want = if self.fib_only {
+            None
+        } else {
+            view.effective(&p)
+        };
+        let have = self.applied_routes.get(&p).map(|h| h.0);
+        if want == have {
+            return;
+        }
+        let nh = self.nh_table.borrow();
+        match want {
+            Some(_) => c.summary.routes_put += 1,
+            None => c.summary.routes_deleted += 1,
+        }
+        if c.examples.len() < c.max_examples {
+            c.examples.push(match (have, want) {
+                (Some(h), Some(w)) => format!(
+                    "route {p}: mirror has {:?}, kernel says {:?}",
+                    nh.decode(h),
+                    nh.decode(w)
+                ),
+                (None, Some(w)) => {
+                    format!(
+                        "route {p}: missing from the mirror, kernel says {:?}",
+                        nh.decode(w)
+                    )
+                }
+                (Some(h), None) => format!(
+                    "route {p}: mirror has {:?}, the kernel has no such route",
+                    nh.decode(h)
+                ),
+                (None, None) => unreachable!("equal"),
+            });
+        }
+    }
+
+    /// Brings a view built from a dump up to date with a route event that
+    /// came during the dump (other events are ignored here).
+    pub fn replay(&self, view: &mut View, ev: &Event) {
+        let nh = &mut self.nh_table.borrow_mut();
+        match ev {
+            Event::NewRoute(r) => {
+                view.insert(r.clone(), nh);
+            }
+            Event::AddRoute(r, how) => {
+                view.add_beside(r.clone(), *how, nh);
+            }
+            Event::DelRoute(r) => {
+                view.remove(r, nh);
+            }
+            _ => {}
+        }
+    }
+
+    /// What a resync to `snap` would change besides routes: on a copy of
+    /// the mirror without its routes (at full-table size those are most of
+    /// its memory).
+    pub fn non_route_differences(&self, snap: Snapshot, since: &[Event]) -> Vec<Change> {
+        let mut scratch = self.scratch_without_routes();
+        scratch.set_state(snap);
+        // What changed after the dump was applied to this mirror already.
+        let mut ignored = super::EventOutcome::default();
+        for ev in since.iter().filter(|e| !e.is_route()) {
+            ignored.clear();
+            scratch.apply_into(ev.clone(), &mut ignored);
+        }
+        let mut out = Vec::new();
+        scratch.sync_ifaces(&mut out);
+        scratch.sync_config(&mut out);
+        scratch.sync_local4(&mut out);
+        scratch.sync_groups(|_| true, &mut out);
+        let mut s = Sweep {
+            stage: Stage::Neighbours,
+            keys: Vec::new(),
+            next: 0,
+        };
+        scratch.sweep_step(&mut s, 0, &mut out);
+        out
+    }
+}
