@@ -393,7 +393,7 @@ done
 
 # ------------------------------------------------------------------ restarts
 if [[ $RESTARTS -gt 0 ]]; then
-    echo "== restarts with the full table installed ($RESTARTS)"
+    echo "== restarts with the table installed ($RESTARTS)"
     phase restart none install
     for ((n = 0; n <= RESTARTS; n++)); do
         stop_s=
