@@ -21,7 +21,9 @@
 #             text line per message with its receive time; the control: what
 #             any listener costs FRR)
 #   accel     FRR, accel, and the same listener beside it (the kernel-side
-#             clock for the lag; LAG=0 runs accel alone)
+#             clock for the lag, so this mode carries the listener's cost too)
+#   accel-alone  FRR and accel only (not in the default MODES: add it to
+#             compare accel alone with the bare listener; no lag figures)
 # and in each mode: announce (`birdc enable "tbl*"`) until the kernel holds
 # every route, then withdraw (`birdc disable "tbl*"`, BGP withdrawals over the
 # sessions, which stay up) until it holds none of them. A phase's time runs
@@ -47,7 +49,8 @@
 #
 # Knobs (environment): TABLE=N (a seeded sample of N prefixes, IPv4/IPv6 in
 # the full table's proportion; default: all), ROUNDS=3, RESTARTS=3,
-# MODES="none listener accel", LAG=1, SETTLE=2 (s), TIMEOUT=900 (s per
+# MODES="none listener accel" (in this order in each round; also
+# accel-alone), SETTLE=2 (s), TIMEOUT=900 (s per
 # phase), ACCEL=path (default target/release/accel; not built here),
 # BGP_TABLE_GZ=file (default ../shared/data/bgp-full-table.txt.gz; absent:
 # scripts/bench/gen-table.py's synthetic table, and the output says so),
@@ -79,7 +82,6 @@ TABLE=${TABLE:-0}
 ROUNDS=${ROUNDS:-3}
 RESTARTS=${RESTARTS:-3}
 MODES=${MODES:-none listener accel}
-LAG=${LAG:-1}
 SETTLE=${SETTLE:-2}
 TIMEOUT=${TIMEOUT:-900}
 BB="$HERE/bgpbench.py"
@@ -151,7 +153,7 @@ CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
 echo "== BGP benchmark (issue 9): $FRR_V + $BIRD_V, accel $ACCEL"
 echo "   table: $TABLE_DESC: $N4 IPv4 + $N6 IPv6 prefixes"
 echo "   machine: $(nproc) CPUs ($CPU_MODEL), Linux $(uname -r), $(free -g | awk '/^Mem:/ {print $2}') GiB; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "   rounds $ROUNDS (modes: $MODES; LAG=$LAG), restarts $RESTARTS, settle ${SETTLE}s"
+echo "   rounds $ROUNDS (modes: $MODES), restarts $RESTARTS, settle ${SETTLE}s"
 echo "   accel trace (ACCEL_TRACE_ROUTES): $([[ $HAS_TRACE == 1 ]] && echo supported || echo 'not in this binary: no lag figures'); 'mirror live' log line: $([[ $HAS_LIVE == 1 ]] && echo supported || echo 'not in this binary')"
 
 # ------------------------------------------------------------------ topology
@@ -353,8 +355,8 @@ run_mode() { # ROUND MODE
         lf=$LAB_DIR/listener.$rnd.$mode
         listener_start "$lf"
         ;;
-    accel)
-        if [[ $LAG == 1 ]]; then
+    accel | accel-alone)
+        if [[ $mode == accel ]]; then
             lf=$LAB_DIR/listener.$rnd.$mode
             listener_start "$lf"
             tf=$LAB_DIR/trace.$rnd # written only by an accel that knows ACCEL_TRACE_ROUTES
@@ -366,9 +368,9 @@ run_mode() { # ROUND MODE
     esac
     phase "$rnd" "$mode" install --meta "listener=$lf" --meta "trace=$tf"
     phase "$rnd" "$mode" withdraw --meta "listener=$lf" --meta "trace=$tf"
-    [[ $mode == accel ]] && accel_stop >/dev/null
+    [[ $mode == accel* ]] && accel_stop >/dev/null
     listener_stop
-    if [[ $mode == accel ]]; then
+    if [[ $mode == accel* ]]; then
         lab_accel_log | grep -i -E 'overrun|lost|resync|warn|error' | grep -v 'resync (start)' | head -n 3 | sed 's/^/   accel log: /' || true
     fi
     return 0
@@ -388,7 +390,9 @@ phase warmup none withdraw
 
 for ((r = 1; r <= ROUNDS; r++)); do
     echo "== round $r of $ROUNDS"
-    for m in $MODES; do run_mode "$r" "$m"; done
+    for m in $MODES; do
+        case $m in none | listener | accel | accel-alone) run_mode "$r" "$m" ;; *) echo "unknown mode $m" >&2; exit 2 ;; esac
+    done
 done
 
 # ------------------------------------------------------------------ restarts
@@ -425,7 +429,7 @@ echo "   total $((SECONDS - T_START)) s"
 # ------------------------------------------------------------------ report
 echo
 echo "== Results: $FRR_V + $BIRD_V; $TABLE_DESC: $N4 IPv4 + $N6 IPv6 prefixes"
-echo "   $(nproc) CPUs ($CPU_MODEL), Linux $(uname -r); rounds $ROUNDS; accel $ACCEL; listener in accel mode: $([[ $LAG == 1 ]] && echo yes || echo no)"
+echo "   $(nproc) CPUs ($CPU_MODEL), Linux $(uname -r); rounds $ROUNDS; accel $ACCEL"
 echo
 python3 "$BB" report --records "$REC"
 if [[ -n ${RECORDS:-} ]]; then cp "$REC" "$RECORDS" && echo "(raw records in $RECORDS)"; fi

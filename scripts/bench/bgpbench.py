@@ -415,7 +415,7 @@ def cmd_report(a):
                 recs.append(json.loads(line))
     phases = [r for r in recs if r.get("type") == "phase" and r.get("round", "").isdigit()]
     restarts = [r for r in recs if r.get("type") == "restart"]
-    modes = [m for m in ("none", "listener", "accel") if any(r["mode"] == m for r in phases)]
+    modes = [m for m in ("none", "listener", "accel", "accel-alone") if any(r["mode"] == m for r in phases)]
     rounds = sorted({int(r["round"]) for r in phases})
     by = {(int(r["round"]), r["mode"], r["phase"]): r for r in phases}
 
@@ -459,8 +459,8 @@ def cmd_report(a):
 
     def ev_of(rnd, mode, ph):
         n = events.get((rnd, mode, ph))
-        if n is None and mode == "accel":
-            n = events.get((rnd, "listener", ph))
+        if n is None and mode.startswith("accel"):  # no listener in this run: the listener run's count
+            n = events.get((rnd, "listener", ph), events.get((rnd, "accel", ph)))
         return n
 
     out = []
@@ -484,7 +484,7 @@ def cmd_report(a):
                 cpu = r.get("cpu", {})
                 c = lambda k: None if cpu.get(k) is None else cpu[k] / 1e9
                 n = ev_of(rnd, mode, ph)
-                per, per_busy = per_event(r, n) if mode == "accel" else (None, None)
+                per, per_busy = per_event(r, n) if mode.startswith("accel") else (None, None)
                 w(f"| {rnd} | {mode} | {ph} | {fmt(r.get('seconds'), 2)} | {spread_pct([rel]) if mode != 'none' else '-'} | "
                   f"{fmt(c('zebra'))} | {fmt(c('bgpd'))} | {fmt(c('bird'))} | {fmt(c('listener'), 3)} | {fmt(c('accel'), 3)} | "
                   f"{n if n is not None else '-'} | {fmt(per, 2)} | {fmt(per_busy, 2)} | {r.get('status')} |")
@@ -505,7 +505,7 @@ def cmd_report(a):
                                for rnd in rounds if (rnd, mode, ph) in by])))
             bc.append(fmt(med([by[(rnd, mode, ph)]["cpu"].get("bgpd") / 1e9 if by[(rnd, mode, ph)]["cpu"].get("bgpd") is not None else None
                                for rnd in rounds if (rnd, mode, ph) in by])))
-            if mode == "accel":
+            if mode.startswith("accel"):
                 vals = []
                 for rnd in rounds:
                     r = by.get((rnd, mode, ph))
@@ -539,7 +539,7 @@ def cmd_report(a):
         if sum(trace_bad.values()):
             w(f"({sum(trace_bad.values())} trace lines not of the form '<sec.nsec> <add|del> <prefix>' were skipped)")
     else:
-        w("### Lag: not measured (no accel trace: this accel does not write ACCEL_TRACE_ROUTES, or LAG=0)")
+        w("### Lag: not measured (no accel trace: this accel does not write ACCEL_TRACE_ROUTES, or no mode accel)")
     w("")
     w(f"Listener receive-buffer overruns during the phases: {overruns}")
     w("")
