@@ -256,6 +256,10 @@ until [[ $(sessions | cut -d' ' -f1) == 2 ]]; do
 done
 echo "   FRR up, 2 BGP sessions Established after $((SECONDS - t)) s"
 DROPS0=$(sessions | cut -d' ' -f2)
+# Daemon log lines from here on (the set-up's connection races are not counted).
+nlines() { cat "$1" 2>/dev/null | wc -l; }
+LOG0_ZEBRA=$(nlines "$FRR_DIR/zebra.log") LOG0_BGPD=$(nlines "$FRR_DIR/bgpd.log") LOG0_BIRD=$(nlines "$BIRD_DIR/bird.log")
+since_start() { tail -n +$(($2 + 1)) "$1" 2>/dev/null || true; }
 sessions_note() {
     local e d
     read -r e d <<<"$(sessions)"
@@ -424,6 +428,10 @@ print(json.dumps(dict({k: (None if x in ("", "-") else float(x)) for k, x in zip
     accel_stop >/dev/null
 fi
 echo "   sessions at the end: $(sessions_note)"
+echo "   daemon log lines since the sessions came up that say error/fail/overrun/expired/warning:" \
+    "zebra $(since_start "$FRR_DIR/zebra.log" "$LOG0_ZEBRA" | grep -c -i -E 'error|fail|overrun|ENOBUFS' || true)," \
+    "bgpd $(since_start "$FRR_DIR/bgpd.log" "$LOG0_BGPD" | grep -v 'v6 LL address' | grep -c -i -E 'error|fail|expired' || true)," \
+    "BIRD $(since_start "$BIRD_DIR/bird.log" "$LOG0_BIRD" | grep -c -i -E '<(ERR|WARN)' || true) (LAB_KEEP=1 keeps the logs)"
 echo "   total $((SECONDS - T_START)) s"
 
 # ------------------------------------------------------------------ report

@@ -196,7 +196,8 @@ def cmd_phase(a):
             if tr.done is None and now >= next_poll[tr.name]:
                 cost = tr.poll()
                 next_poll[tr.name] = time.time() + max(a.poll_min, a.poll_factor * cost)
-        if a.stall and all(tr.done is not None or time.time() - tr.last_change > a.stall for tr in trackers) \
+        if a.stall and any(tr.done is None for tr in trackers) \
+                and all(tr.done is not None or time.time() - tr.last_change > a.stall for tr in trackers) \
                 and time.time() - t0 > a.stall:
             for tr in trackers:
                 if tr.done is None:
@@ -628,6 +629,14 @@ def cmd_selftest(a):
     assert "| accel | 2.06 | +3.0% |" in txt, txt
     assert "| withdrawal | 1 | 1200 | 1199 | 1 | 1.00 | 1.00 | 1.00 | 40.00 |" in txt, txt
     assert "| 1 | accel | install | 2.06 | +3.0% |" in txt and "| 2401 | 1.00 | - |" in txt, txt
+    # The phase loop on this namespace's own (idle) tables: a target that is
+    # already there is reached at once; one that never comes stalls.
+    for d4, stall, want in (("0", "1", "ok"), ("5", "1", "stalled")):
+        out = subprocess.run([sys.executable, __file__, "phase", "--delta4", d4, "--delta6", "0", "--settle", "0",
+                              "--stall", stall, "--timeout", "10", "--record", rec, "--", "true"],
+                             capture_output=True, text=True)
+        got = json.loads(out.stdout)["status"]
+        assert got == want, (d4, got, out.stdout, out.stderr)
     print(txt)
     print("selftest: ok")
 
