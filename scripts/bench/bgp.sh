@@ -257,7 +257,7 @@ done
 echo "   FRR up, 2 BGP sessions Established after $((SECONDS - t)) s"
 DROPS0=$(sessions | cut -d' ' -f2)
 # Daemon log lines from here on (the set-up's connection races are not counted).
-nlines() { cat "$1" 2>/dev/null | wc -l; }
+nlines() { if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi; }
 LOG0_ZEBRA=$(nlines "$FRR_DIR/zebra.log") LOG0_BGPD=$(nlines "$FRR_DIR/bgpd.log") LOG0_BIRD=$(nlines "$BIRD_DIR/bird.log")
 since_start() { tail -n +$(($2 + 1)) "$1" 2>/dev/null || true; }
 sessions_note() {
