@@ -1,0 +1,702 @@
+#!/usr/bin/env python3
+"""Helpers for scripts/bench/bgp.sh (FRR + BIRD, full table, with and without accel).
+
+Subcommands:
+  table     write BIRD's static routes (routes4.conf, routes6.conf) from the real
+            table (gz, CRLF) or from gen-table.py, optionally a seeded sample of
+            N prefixes; prints "N4 N6"
+  count     kernel route counts of the current network namespace: "V4 V6"
+            (/proc/net/fib_triestat "Main: Prefixes", /proc/net/rt6_stats
+            fib_rt_entries; neither dumps the table)
+  phase     one timed phase: CPU snapshot of the named processes, t0, run the
+            trigger (birdc enable/disable), poll the kernel counts until they
+            reach the targets, settle, CPU snapshot; appends a JSON record
+  cpu       CPU time (ns) of processes, all threads
+  waitlog   wait for regular expressions in a log file (from a byte offset);
+            prints the CLOCK_REALTIME time each first appeared
+  report    the results tables from the records (phases, restarts) and, for
+            accel runs, the lag from the listener's and accel's trace files
+  selftest  check the trace/listener parsers and the lag analysis on synthetic
+            files
+"""
+import argparse
+import gzip
+import ipaddress
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+BGP_PROTO = "186"   # RTPROT_BGP (FRR's bgpd routes in the kernel)
+MAIN_TABLE = "254"
+
+
+# ---------------------------------------------------------------- table
+def cmd_table(a):
+    if a.gz and os.path.exists(a.gz):
+        with gzip.open(a.gz, "rt") as f:
+            lines = [l.strip() for l in f]
+    else:
+        out = subprocess.run([sys.executable, a.gen, "1"], check=True, capture_output=True, text=True).stdout
+        lines = [l.strip() for l in out.splitlines()]
+    seen = set()
+    v4, v6 = [], []
+    for l in lines:
+        if not l:
+            continue
+        n = ipaddress.ip_network(l, strict=False)
+        if n in seen:
+            continue
+        seen.add(n)
+        (v6 if n.version == 6 else v4).append(str(n))
+    if a.limit and a.limit < len(v4) + len(v6):
+        rng = random.Random(a.seed)
+        n4 = round(a.limit * len(v4) / (len(v4) + len(v6)))
+        v4 = rng.sample(v4, n4)
+        v6 = rng.sample(v6, a.limit - n4)
+    for name, pfx in (("routes4.conf", v4), ("routes6.conf", v6)):
+        with open(os.path.join(a.out, name), "w") as f:
+            f.writelines(f"route {p} blackhole;\n" for p in pfx)
+    print(len(v4), len(v6))
+
+
+# ---------------------------------------------------------------- counts
+def count4():
+    with open("/proc/net/fib_triestat") as f:
+        main = False
+        for line in f:
+            if line.startswith("Main:"):
+                main = True
+            elif main and "Prefixes:" in line:
+                return int(line.split()[1])
+    raise RuntimeError("no Main: Prefixes in /proc/net/fib_triestat")
+
+
+def count6():
+    with open("/proc/net/rt6_stats") as f:
+        return int(f.read().split()[3], 16)
+
+
+def cmd_count(a):
+    print(count4(), count6())
+
+
+# ---------------------------------------------------------------- CPU
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ns(pid):
+    """CPU time of a process in ns: the sum of its threads' schedstat (ns
+    resolution; live threads only), or utime+stime from /proc/PID/stat (tick
+    resolution, includes threads that have exited), whichever is larger."""
+    if not pid:
+        return None
+    try:
+        tot = 0
+        for t in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{t}/schedstat") as f:
+                    tot += int(f.read().split()[0])
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read().rsplit(")", 1)[1].split()
+        ticks = int(st[11]) + int(st[12])
+        return max(tot, ticks * 1_000_000_000 // CLK_TCK)
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def parse_pids(s):
+    out = {}
+    for kv in (s or "").split(","):
+        if "=" in kv:
+            k, v = kv.split("=", 1)
+            if v.strip():
+                out[k] = int(v)
+    return out
+
+
+def snapshot(pids):
+    return {k: cpu_ns(p) for k, p in pids.items()}
+
+
+def cmd_cpu(a):
+    for p in a.pids:
+        print(p, cpu_ns(int(p)))
+
+
+# ---------------------------------------------------------------- phase
+class Tracker:
+    """Polls one family's kernel route count until it equals the target;
+    the completion time is interpolated between the last two samples."""
+
+    def __init__(self, name, fn, t0, base, target):
+        self.name, self.fn, self.target = name, fn, target
+        self.prev = (t0, base)
+        self.last = (t0, base)
+        self.done = None if base != target else t0
+        self.seen = self.done
+        self.polls = 0
+        self.cost = 0.0
+        self.last_change = t0
+
+    def poll(self):
+        s = time.time()
+        n = self.fn()
+        e = time.time()
+        self.polls += 1
+        self.cost = max(self.cost, e - s)
+        t = (s + e) / 2
+        if n != self.last[1]:
+            self.prev, self.last, self.last_change = self.last, (t, n), t
+        else:
+            self.last = (t, n)
+        if self.done is None and n == self.target:
+            (tp, np_), (tc, nc) = self.prev, self.last
+            if nc != np_ and tp <= tc:
+                frac = (self.target - np_) / (nc - np_)
+                self.done = tp + (tc - tp) * min(1.0, max(0.0, frac))
+            else:
+                self.done = tc
+            self.seen = e
+        return e - s
+
+
+def cmd_phase(a):
+    pids = parse_pids(a.pids)
+    meta = dict(kv.split("=", 1) for kv in a.meta)
+    b4, b6 = count4(), count6()
+    t4, t6 = b4 + a.delta4, b6 + a.delta6
+    if a.absolute:
+        t4, t6 = a.delta4, a.delta6
+    idle = {}
+    if a.idle > 0:  # CPU the processes spend idle, per second, just before the phase
+        c, ti = snapshot(pids), time.time()
+        time.sleep(a.idle)
+        c2, dt = snapshot(pids), time.time() - ti
+        idle = {k: (None if c[k] is None or c2.get(k) is None else (c2[k] - c[k]) / dt) for k in c}
+    cpu0 = snapshot(pids)
+    t0 = time.time()
+    trig = subprocess.run(a.trigger, capture_output=True, text=True)
+    t_trig = time.time()
+    trackers = [Tracker("v4", count4, t0, b4, t4), Tracker("v6", count6, t0, b6, t6)]
+    next_poll = {tr.name: t_trig for tr in trackers}
+    status = "ok"
+    while any(tr.done is None for tr in trackers):
+        now = time.time()
+        if now - t0 > a.timeout:
+            status = "timeout"
+            break
+        for tr in trackers:
+            if tr.done is None and now >= next_poll[tr.name]:
+                cost = tr.poll()
+                next_poll[tr.name] = time.time() + max(a.poll_min, a.poll_factor * cost)
+        if a.stall and any(tr.done is None for tr in trackers) \
+                and all(tr.done is not None or time.time() - tr.last_change > a.stall for tr in trackers) \
+                and time.time() - t0 > a.stall:
+            for tr in trackers:
+                if tr.done is None:
+                    tr.done, tr.seen = tr.last_change, time.time()
+            status = "stalled"
+            break
+        pending = [next_poll[tr.name] for tr in trackers if tr.done is None]
+        if pending:
+            time.sleep(max(0.0, min(pending) - time.time()))
+    t_done = max(tr.done for tr in trackers if tr.done is not None) if all(tr.done for tr in trackers) else None
+    t_seen = max(tr.seen for tr in trackers if tr.seen is not None) if all(tr.seen for tr in trackers) else None
+    time.sleep(a.settle)
+    cpu1 = snapshot(pids)
+    t_end = time.time()
+    rec = dict(meta, type="phase", status=status, t0=t0, t_trigger=t_trig, t_done=t_done, t_seen=t_seen,
+               t_end=t_end, seconds=None if t_done is None else t_done - t0,
+               base=[b4, b6], target=[t4, t6], final=[trackers[0].last[1], trackers[1].last[1]],
+               done=[None if tr.done is None else tr.done - t0 for tr in trackers],
+               polls=[tr.polls for tr in trackers], poll_cost=[round(tr.cost, 4) for tr in trackers],
+               trigger_rc=trig.returncode, trigger_out=(trig.stdout + trig.stderr).strip()[-300:],
+               cpu={k: (None if cpu0[k] is None or cpu1.get(k) is None else cpu1[k] - cpu0[k]) for k in cpu0},
+               idle_cpu_per_s=idle)
+    with open(a.record, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    print(json.dumps({k: rec[k] for k in ("status", "seconds", "base", "target", "final", "done", "polls",
+                                            "poll_cost", "cpu")}))
+    sys.exit(0 if status in ("ok", "stalled") else 1)
+
+
+# ---------------------------------------------------------------- waitlog
+def cmd_waitlog(a):
+    pats = dict(p.split("=", 1) for p in a.pattern)
+    found = {k: None for k in pats}
+    rx = {k: re.compile(v) for k, v in pats.items()}
+    deadline = time.time() + a.timeout
+    buf = ""
+    pos = a.offset
+    if a.ready_file:  # the caller starts the process once this file exists
+        open(a.ready_file, "w").close()
+    while time.time() < deadline and any(v is None for v in found.values()):
+        try:
+            with open(a.log, "rb") as f:
+                f.seek(pos)
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        now = time.time()
+        if data:
+            pos += len(data)
+            buf += data.decode(errors="replace")
+            lines = buf.split("\n")
+            buf = lines.pop()
+            for line in lines:
+                for k, r in rx.items():
+                    if found[k] is None and r.search(line):
+                        found[k] = now
+        pid = a.pid
+        if not pid and a.pid_file:
+            try:
+                with open(a.pid_file) as f:
+                    pid = int(f.read().strip() or 0)
+            except (FileNotFoundError, ValueError):
+                pid = 0
+        if pid and not os.path.exists(f"/proc/{pid}"):
+            break
+        time.sleep(a.interval)
+    if a.until_ok and all(v is not None for v in found.values()):
+        # Then run a command until it exits 0 (accel sync --check).
+        found["ok"] = found["ok_run"] = None
+        tries = 0
+        while time.time() < deadline:
+            tries += 1
+            s = time.time()
+            r = subprocess.run(a.until_ok, capture_output=True, text=True)
+            e = time.time()
+            if r.returncode == 0:
+                found["ok"], found["ok_run"] = e, e - s
+                break
+            found["ok_last"] = (r.stdout + r.stderr).strip()[:300]
+            time.sleep(0.1)
+        found["ok_tries"] = tries
+    print(json.dumps(found))
+
+
+# ---------------------------------------------------------------- parsing
+def read_listener(path, t_from, t_to):
+    """Listener lines within [t_from, t_to]: returns (route events {(prefix,
+    kind): [t...]} for BGP routes of the main table, number of route + nexthop
+    messages of any kind, overruns)."""
+    ev = {}
+    n = 0
+    overruns = 0
+    with open(path) as f:
+        for line in f:
+            p = line.split()
+            if len(p) < 2:
+                continue
+            try:
+                t = float(p[0])
+            except ValueError:
+                continue
+            if t < t_from or t > t_to:
+                continue
+            k = p[1]
+            if k == "OVERRUN":
+                overruns += 1
+                continue
+            n += 1
+            if k in ("A", "D") and len(p) >= 5 and p[3] == BGP_PROTO and p[4] == MAIN_TABLE:
+                ev.setdefault((p[2], "add" if k == "A" else "del"), []).append(t)
+    return ev, n, overruns
+
+
+def read_trace(path, t_from, t_to):
+    """accel's ACCEL_TRACE_ROUTES lines '<sec.nsec> <add|del> <prefix> ...'
+    within [t_from, t_to): {(prefix, kind): [t...]}, number of malformed lines."""
+    ev = {}
+    bad = 0
+    with open(path) as f:
+        for line in f:
+            p = line.split()
+            if len(p) < 3 or p[1] not in ("add", "del"):
+                bad += 1
+                continue
+            try:
+                t = float(p[0])
+            except ValueError:
+                bad += 1
+                continue
+            if t_from <= t < t_to:
+                ev.setdefault((p[2], p[1]), []).append(t)
+    return ev, bad
+
+
+def canon(prefix):
+    try:
+        return str(ipaddress.ip_network(prefix, strict=False))
+    except ValueError:
+        return prefix
+
+
+def lags(lev, tev, kind):
+    """Per kernel event of KIND (listener), the lag to accel's application of
+    the same change (trace): events of one prefix are paired in order. Returns
+    (sorted lags in s, unmatched kernel events, trace events with no kernel
+    event)."""
+    # Normalise the trace's prefixes only when they do not match as written.
+    missing = [k for k in tev if k not in lev]
+    if missing:
+        for k in missing:
+            c = (canon(k[0]), k[1])
+            if c != k:
+                tev.setdefault(c, []).extend(tev.pop(k))
+        lmiss = [k for k in lev if k not in tev]
+        for k in lmiss:
+            c = (canon(k[0]), k[1])
+            if c != k:
+                lev.setdefault(c, []).extend(lev.pop(k))
+    out = []
+    unmatched = 0
+    for key, ts in lev.items():
+        if key[1] != kind:
+            continue
+        ta = sorted(tev.get(key, ()))
+        ts = sorted(ts)
+        for i, t in enumerate(ts):
+            if i < len(ta):
+                out.append(ta[i] - t)
+            else:
+                unmatched += 1
+    extra = sum(max(0, len(v) - len(lev.get(k, ()))) for k, v in tev.items() if k[1] == kind)
+    out.sort()
+    return out, unmatched, extra
+
+
+def pct(sorted_vals, q):
+    if not sorted_vals:
+        return None
+    i = max(0, min(len(sorted_vals) - 1, int(-(-q * len(sorted_vals) // 100)) - 1))
+    return sorted_vals[i]
+
+
+# ---------------------------------------------------------------- report
+def med(v):
+    v = [x for x in v if x is not None]
+    return statistics.median(v) if v else None
+
+
+def fmt(x, nd=2, unit=""):
+    return "-" if x is None else f"{x:.{nd}f}{unit}"
+
+
+def spread(v, nd=2):
+    v = [x for x in v if x is not None]
+    if not v:
+        return "-"
+    if len(v) == 1:
+        return f"{v[0]:.{nd}f}"
+    return f"{statistics.median(v):.{nd}f} ({min(v):.{nd}f}-{max(v):.{nd}f})"
+
+
+def spread_pct(v):
+    v = [x for x in (v or []) if x is not None]
+    if not v:
+        return "-"
+    m = f"{statistics.median(v):+.1f}%"
+    return m if len(v) == 1 else f"{m} ({min(v):+.1f}..{max(v):+.1f})"
+
+
+def cmd_report(a):
+    recs = []
+    with open(a.records) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                recs.append(json.loads(line))
+    phases = [r for r in recs if r.get("type") == "phase" and r.get("round", "").isdigit()]
+    restarts = [r for r in recs if r.get("type") == "restart"]
+    modes = [m for m in ("none", "listener", "accel", "accel-alone") if any(r["mode"] == m for r in phases)]
+    rounds = sorted({int(r["round"]) for r in phases})
+    by = {(int(r["round"]), r["mode"], r["phase"]): r for r in phases}
+
+    # Per accel run: events, lag.
+    lag = {"install": ([], 0, 0, 0), "withdraw": ([], 0, 0, 0)}
+    events = {}
+    overruns = 0
+    trace_bad = {}
+    per_run = []
+    runs = {}
+    for r in phases:
+        runs.setdefault((int(r["round"]), r["mode"]), []).append(r)
+    for (rnd, mode), rs in sorted(runs.items()):
+        rs.sort(key=lambda r: r["t0"])
+        for i, r in enumerate(rs):
+            lf = r.get("listener")
+            if lf and os.path.exists(lf):
+                lev, n, ov = read_listener(lf, r["t0"], r["t_end"])
+                events[(rnd, mode, r["phase"])] = n
+                overruns += ov
+                tf = r.get("trace")
+                if mode == "accel" and tf and os.path.exists(tf):
+                    t_to = rs[i + 1]["t0"] if i + 1 < len(rs) else float(r.get("t_stop", r["t_end"] + 3600))
+                    tev, bad = read_trace(tf, r["t0"], t_to)
+                    trace_bad[tf] = bad
+                    kind = "add" if r["phase"] == "install" else "del"
+                    ls, um, ex = lags(lev, tev, kind)
+                    per_run.append((rnd, r["phase"], ls, um))
+                    acc = lag[r["phase"]]
+                    lag[r["phase"]] = (acc[0] + ls, acc[1] + um, acc[2] + ex, acc[3] + 1)
+
+    def per_event(r, n):
+        """accel's CPU per route event in us: all of its CPU over the phase,
+        and the same less what it spends idle (lease renewals) over as long."""
+        c = r.get("cpu", {}).get("accel")
+        if not n or c is None:
+            return None, None
+        idle = (r.get("idle_cpu_per_s") or {}).get("accel")
+        busy = None if idle is None else max(0.0, c - idle * (r["t_end"] - r["t0"])) / 1e3 / n
+        return c / 1e3 / n, busy
+
+    def ev_of(rnd, mode, ph):
+        n = events.get((rnd, mode, ph))
+        if n is None and mode.startswith("accel"):  # no listener in this run: the listener run's count
+            n = events.get((rnd, "listener", ph), events.get((rnd, "accel", ph)))
+        return n
+
+    out = []
+    w = out.append
+    w("### Raw figures per round")
+    w("")
+    w("| round | mode | phase | seconds | vs none | zebra CPU s | bgpd CPU s | bird CPU s | listener CPU s | accel CPU s | route+nh events | accel us/event | idle-corrected | status |")
+    w("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    slow = {}
+    for rnd in rounds:
+        for mode in modes:
+            for ph in ("install", "withdraw"):
+                r = by.get((rnd, mode, ph))
+                if not r:
+                    continue
+                base = by.get((rnd, "none", ph))
+                rel = None
+                if base and base.get("seconds") and r.get("seconds"):
+                    rel = 100.0 * (r["seconds"] / base["seconds"] - 1)
+                    slow.setdefault((mode, ph), []).append(rel)
+                cpu = r.get("cpu", {})
+                c = lambda k: None if cpu.get(k) is None else cpu[k] / 1e9
+                n = ev_of(rnd, mode, ph)
+                per, per_busy = per_event(r, n) if mode.startswith("accel") else (None, None)
+                w(f"| {rnd} | {mode} | {ph} | {fmt(r.get('seconds'), 2)} | {spread_pct([rel]) if mode != 'none' else '-'} | "
+                  f"{fmt(c('zebra'))} | {fmt(c('bgpd'))} | {fmt(c('bird'))} | {fmt(c('listener'), 3)} | {fmt(c('accel'), 3)} | "
+                  f"{n if n is not None else '-'} | {fmt(per, 2)} | {fmt(per_busy, 2)} | {r.get('status')} |")
+    w("")
+    w("### Summary (median over rounds, min-max in brackets)")
+    w("")
+    w("| mode | install s | install vs none | withdraw s | withdraw vs none | zebra CPU s (inst / wd) | bgpd CPU s (inst / wd) | accel CPU us per route event (inst / wd) |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for mode in modes:
+        cells = [mode]
+        for ph in ("install", "withdraw"):
+            secs = [by[(rnd, mode, ph)].get("seconds") for rnd in rounds if (rnd, mode, ph) in by]
+            cells.append(spread(secs))
+            cells.append(spread_pct(slow.get((mode, ph))) if mode != "none" else "-")
+        zc, bc, pe = [], [], []
+        for ph in ("install", "withdraw"):
+            zc.append(fmt(med([by[(rnd, mode, ph)]["cpu"].get("zebra") / 1e9 if by[(rnd, mode, ph)]["cpu"].get("zebra") is not None else None
+                               for rnd in rounds if (rnd, mode, ph) in by])))
+            bc.append(fmt(med([by[(rnd, mode, ph)]["cpu"].get("bgpd") / 1e9 if by[(rnd, mode, ph)]["cpu"].get("bgpd") is not None else None
+                               for rnd in rounds if (rnd, mode, ph) in by])))
+            if mode.startswith("accel"):
+                vals = []
+                for rnd in rounds:
+                    r = by.get((rnd, mode, ph))
+                    n = ev_of(rnd, mode, ph)
+                    if r:
+                        vals.append(per_event(r, n)[0])
+                pe.append(spread(vals))
+        cells += [" / ".join(zc), " / ".join(bc), " / ".join(pe) if pe else "-"]
+        w("| " + " | ".join(cells) + " |")
+    w("")
+    w("'vs none': per round, the mode's time over the same round's FRR-alone time, minus 1.")
+    w("accel CPU per route event: accel's CPU time (all threads) from the birdc command to SETTLE s after the kernel")
+    w("held the target count, over the route and nexthop messages the listener received meanwhile; idle-corrected:")
+    w("less accel's idle CPU rate (measured for 1 s just before the phase) over the same time.")
+    w("")
+    if any(v[3] for v in lag.values()):
+        w("### Lag: kernel event (listener receive time) to accel applying it (ACCEL_TRACE_ROUTES), per prefix")
+        w("")
+        w("| phase | runs | kernel events | matched | unmatched | p50 ms | p90 ms | p99 ms | max ms |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for ph, name in (("withdraw", "withdrawal"), ("install", "re-announcement")):
+            ls, um, ex, nruns = lag[ph]
+            ms = lambda q: fmt(None if not ls else pct(ls, q) * 1e3, 2)
+            w(f"| {name} | {nruns} | {len(ls) + um} | {len(ls)} | {um} | {ms(50)} | {ms(90)} | {ms(99)} | "
+              f"{fmt(None if not ls else ls[-1] * 1e3, 2)} |")
+        w("")
+        for rnd, ph, ls, um in per_run:
+            w(f"- round {rnd}, {ph}: {len(ls)} matched, {um} unmatched; p50 {fmt(pct(ls, 50) * 1e3 if ls else None)} ms, "
+              f"p99 {fmt(pct(ls, 99) * 1e3 if ls else None)} ms, max {fmt(ls[-1] * 1e3 if ls else None)} ms")
+        w("")
+        if sum(trace_bad.values()):
+            w(f"({sum(trace_bad.values())} trace lines not of the form '<sec.nsec> <add|del> <prefix>' were skipped)")
+    else:
+        w("### Lag: not measured (no accel trace: this accel does not write ACCEL_TRACE_ROUTES, or no mode accel)")
+    w("")
+    w(f"Listener receive-buffer overruns during the phases: {overruns}")
+    w("")
+    if restarts:
+        w("### accel restart with the table installed")
+        w("")
+        w("| measure (from the start of the new process) | starts | median s | max s |")
+        w("|---|---:|---:|---:|")
+        for key, label in (("ready", "ready (`accel running on`)"), ("live", "mirror live (`mirror live`)"),
+                           ("check", "first `accel sync --check` exit 0"), ("stop", "stop (SIGTERM to exit)"),
+                           ("check_run", "one `accel sync --check` run (the last)")):
+            v = [r.get(key) for r in restarts if r.get(key) is not None]
+            w(f"| {label} | {len(v)} | {fmt(med(v), 3)} | {fmt(max(v) if v else None, 3)} |")
+        w("")
+        for r in restarts:
+            w(f"- start {r.get('n')}: " + ", ".join(f"{k} {fmt(r.get(k), 3)} s" for k in ("ready", "live", "check", "check_run", "stop"))
+              + (f"; sync --check tries {r['tries']}" if r.get("tries") is not None else "")
+              + (f"; {r['note']}" if r.get("note") else ""))
+    print("\n".join(out))
+
+
+# ---------------------------------------------------------------- selftest
+def cmd_selftest(a):
+    import tempfile
+    d = tempfile.mkdtemp()
+    rng = random.Random(7)
+    lf, tf = os.path.join(d, "l"), os.path.join(d, "t")
+    t0 = 1_700_000_000.0
+    prefixes = [f"10.{i // 256}.{i % 256}.0/24" for i in range(1000)] + [f"2001:db8:{i:x}::/48" for i in range(200)]
+    want_add, want_del = [], []
+    with open(lf, "w") as L, open(tf, "w") as T:
+        T.write("garbage line\n")
+        for i, p in enumerate(prefixes):          # install: kernel at t0 + i ms, accel 0.5-3 ms later
+            tk = t0 + i * 1e-3
+            lag = 0.5e-3 + rng.random() * 2.5e-3
+            want_add.append(lag)
+            L.write(f"{tk:.9f} A {p} 186 254\n")
+            L.write(f"{tk:.9f} NA {i}\n")
+            # accel writes IPv6 in its own (uncompressed) spelling to test normalisation
+            tp = p if ":" not in p else p.replace("2001:db8:", "2001:0db8:")
+            T.write(f"{tk + lag:.9f} add {tp}\n")
+        L.write(f"{t0 + 0.5:.9f} A 192.0.2.0/24 2 254\n")  # kernel route: not BGP, ignored
+        t1 = t0 + 10
+        for i, p in enumerate(prefixes):
+            tk = t1 + i * 1e-3
+            lag = 1e-3 if i != 5 else 0.040           # one slow withdrawal: 40 ms
+            if i == 7:
+                L.write(f"{tk:.9f} D {p} 186 254\n")  # accel never applies this one
+                continue
+            want_del.append(lag)
+            L.write(f"{tk:.9f} D {p} 186 254\n")
+            T.write(f"{tk + lag:.9f} del {p} extra-field\n")
+        L.write(f"{t1 + 2:.9f} OVERRUN\n")
+    ev, n, ov = read_listener(lf, t0, t0 + 5)
+    assert n == 2 * len(prefixes) + 1, n
+    assert ov == 0
+    tev, bad = read_trace(tf, t0, t1)
+    assert bad == 1, bad
+    ls, um, ex = lags(ev, tev, "add")
+    assert um == 0 and ex == 0 and len(ls) == len(prefixes), (um, ex, len(ls))
+    assert abs(max(ls) - max(want_add)) < 1e-6 and abs(pct(ls, 50) - sorted(want_add)[len(want_add) // 2 - 1]) < 1e-3
+    ev, n, ov = read_listener(lf, t1, t1 + 5)
+    assert ov == 1
+    tev, _ = read_trace(tf, t1, t1 + 100)
+    ls, um, ex = lags(ev, tev, "del")
+    assert um == 1 and len(ls) == len(prefixes) - 1, (um, len(ls))
+    assert abs(ls[-1] - 0.040) < 1e-6 and abs(pct(ls, 50) - 1e-3) < 1e-6
+    # A record set through the report.
+    rec = os.path.join(d, "rec")
+    with open(rec, "w") as f:
+        for mode, sec in (("none", 2.0), ("listener", 2.04), ("accel", 2.06)):
+            for ph, t in (("install", t0), ("withdraw", t1)):
+                f.write(json.dumps({"type": "phase", "round": "1", "mode": mode, "phase": ph, "status": "ok",
+                                    "t0": t, "t_end": t + 5, "seconds": sec,
+                                    "cpu": {"zebra": 1e9, "bgpd": 5e8, "accel": 2.4e6 if mode == "accel" else None},
+                                    "listener": lf if mode != "none" else "",
+                                    "trace": tf if mode == "accel" else ""}) + "\n")
+        f.write(json.dumps({"type": "restart", "n": 1, "ready": 0.8, "live": 1.1, "check": 3.0, "stop": 0.2}) + "\n")
+    a2 = argparse.Namespace(records=rec)
+    import io
+    import contextlib
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        cmd_report(a2)
+    txt = buf.getvalue()
+    assert "| accel | 2.06 | +3.0% |" in txt, txt
+    assert "| withdrawal | 1 | 1200 | 1199 | 1 | 1.00 | 1.00 | 1.00 | 40.00 |" in txt, txt
+    assert "| 1 | accel | install | 2.06 | +3.0% |" in txt and "| 2401 | 1.00 | - |" in txt, txt
+    # The phase loop on this namespace's own (idle) tables: a target that is
+    # already there is reached at once; one that never comes stalls.
+    for d4, stall, want in (("0", "1", "ok"), ("5", "1", "stalled")):
+        out = subprocess.run([sys.executable, __file__, "phase", "--delta4", d4, "--delta6", "0", "--settle", "0",
+                              "--stall", stall, "--timeout", "10", "--record", rec, "--", "true"],
+                             capture_output=True, text=True)
+        got = json.loads(out.stdout)["status"]
+        assert got == want, (d4, got, out.stdout, out.stderr)
+    print(txt)
+    print("selftest: ok")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("table")
+    s.add_argument("--gz")
+    s.add_argument("--gen", required=True)
+    s.add_argument("--limit", type=int, default=0)
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_table)
+    s = sub.add_parser("count")
+    s.set_defaults(fn=cmd_count)
+    s = sub.add_parser("cpu")
+    s.add_argument("pids", nargs="+")
+    s.set_defaults(fn=cmd_cpu)
+    s = sub.add_parser("phase")
+    s.add_argument("--delta4", type=int, required=True, help="routes the phase adds (negative: removes)")
+    s.add_argument("--delta6", type=int, required=True)
+    s.add_argument("--absolute", action="store_true", help="--delta4/--delta6 are the target counts")
+    s.add_argument("--pids", default="", help="name=pid,... whose CPU time is measured")
+    s.add_argument("--settle", type=float, default=2.0)
+    s.add_argument("--timeout", type=float, default=900)
+    s.add_argument("--stall", type=float, default=0, help="stop when no count moved for this long")
+    s.add_argument("--poll-min", type=float, default=0.05)
+    s.add_argument("--poll-factor", type=float, default=8.0,
+                   help="poll a family at most once per FACTOR x the cost of one read of its count")
+    s.add_argument("--idle", type=float, default=0,
+                   help="first measure the processes' idle CPU over this many seconds")
+    s.add_argument("--record", required=True)
+    s.add_argument("--meta", action="append", default=[])
+    s.add_argument("trigger", nargs=argparse.REMAINDER)
+    s.set_defaults(fn=cmd_phase)
+    s = sub.add_parser("waitlog")
+    s.add_argument("--log", required=True)
+    s.add_argument("--offset", type=int, default=0)
+    s.add_argument("--pattern", action="append", default=[])
+    s.add_argument("--timeout", type=float, default=60)
+    s.add_argument("--interval", type=float, default=0.005)
+    s.add_argument("--pid", type=int, help="stop waiting when this process is gone")
+    s.add_argument("--pid-file", help="the same, the pid read from this file once it appears")
+    s.add_argument("--ready-file", help="created once the watch has started")
+    s.add_argument("until_ok", nargs=argparse.REMAINDER,
+                   help="-- CMD...: once every pattern was seen, run CMD until it exits 0")
+    s.set_defaults(fn=cmd_waitlog)
+    s = sub.add_parser("report")
+    s.add_argument("--records", required=True)
+    s.set_defaults(fn=cmd_report)
+    s = sub.add_parser("selftest")
+    s.set_defaults(fn=cmd_selftest)
+    a = ap.parse_args()
+    for k in ("trigger", "until_ok"):
+        v = getattr(a, k, None)
+        if v and v[0] == "--":
+            setattr(a, k, v[1:])
+    a.fn(a)
+
+
+if __name__ == "__main__":
+    main()
