@@ -30,17 +30,17 @@ use tokio::sync::oneshot;
 
 use super::{release_freed_memory, snapshot, Daemon, DaemonError};
 use crate::control::Reply;
-use crate::mirror::{ChangeSummary, Comparison, Mirror, Sweep, View};
+use crate::mirror::{sort_prefixes, ChangeSummary, Comparison, Dumped, Mirror, Sweep, View};
 use crate::model::Event;
-use crate::netlink::{self, KernelState, NetlinkError};
+use crate::netlink::{self, DumpedRoutes, KernelState, NetlinkError};
 
 /// Prefixes swept or compared per turn of the event loop: a few
 /// milliseconds of work.
-const STEP: usize = 4096;
+const STEP: usize = 1024;
 /// How many differences `accel sync --check` describes.
 const CHECK_EXAMPLES: usize = 10;
 
-type Dump = Pin<Box<dyn Future<Output = Result<(View, KernelState), NetlinkError>>>>;
+type Dump = Pin<Box<dyn Future<Output = Result<(Dumped, KernelState), NetlinkError>>>>;
 
 /// What a job is for.
 #[derive(Debug, Clone)]
@@ -103,7 +103,7 @@ impl Jobs {
     }
 
     /// Waits for the running dump to finish (forever when none runs).
-    pub async fn dumped(&mut self) -> Result<(View, KernelState), NetlinkError> {
+    pub async fn dumped(&mut self) -> Result<(Dumped, KernelState), NetlinkError> {
         match &mut self.running {
             Some(Job {
                 stage: Stage::Dumping { dump, .. },
@@ -169,10 +169,25 @@ impl Daemon {
             return Ok(());
         }
         let mut builder = self.mirror.view_builder();
-        let handle = self.handle.clone();
+        let (mut routes, done) = netlink::dump_beside()?;
         let dump: Dump = Box::pin(async move {
-            let state = netlink::dump_into(&handle, &mut builder).await?;
-            Ok((builder.finish(), state))
+            while let Some(batch) = routes.recv().await {
+                match batch {
+                    DumpedRoutes::Batch(rs) => rs.into_iter().for_each(|r| builder.add(r)),
+                    DumpedRoutes::Restart => builder.restart(),
+                }
+                // A batch is about a millisecond of work: the event loop
+                // gets its turn between two.
+                tokio::task::yield_now().await;
+            }
+            let state = done.await.map_err(|_| NetlinkError::DumpThreadGone)??;
+            let Dumped { view, prefixes } = builder.finish_with_prefixes();
+            // Sorting a million prefixes takes tens of milliseconds: not
+            // on the event loop's thread.
+            let prefixes = tokio::task::spawn_blocking(move || sort_prefixes(prefixes))
+                .await
+                .expect("sorting does not panic");
+            Ok((Dumped { view, prefixes }, state))
         });
         debug!("job started: {purpose:?}");
         self.jobs.running = Some(Job {
@@ -191,7 +206,7 @@ impl Daemon {
     /// the events replayed onto it ask for another resync.
     pub(super) async fn job_dumped(
         &mut self,
-        dumped: Result<(View, KernelState), NetlinkError>,
+        dumped: Result<(Dumped, KernelState), NetlinkError>,
     ) -> Result<bool, DaemonError> {
         let mut job = self.jobs.running.take().expect("a dump ran");
         let Stage::Dumping { log, .. } = std::mem::replace(
@@ -203,7 +218,7 @@ impl Daemon {
         ) else {
             unreachable!("dumped only while dumping");
         };
-        let (view, state) = match dumped {
+        let (dumped, state) = match dumped {
             Ok(d) => d,
             Err(e) => return self.job_failed(job, e.into()),
         };
@@ -217,7 +232,9 @@ impl Daemon {
         match job.purpose {
             Purpose::Resync { .. } => {
                 let mut out = Vec::new();
-                let sweep = self.mirror.install(view, snapshot(state), &mut out);
+                let sweep = self
+                    .mirror
+                    .install_sorted(dumped, snapshot(state), &mut out);
                 self.maps.apply(&out)?;
                 let summary = ChangeSummary::of(&out);
                 job.stage = Stage::Sweeping { sweep, summary };
@@ -227,12 +244,12 @@ impl Daemon {
                 }
             }
             Purpose::Check => {
-                let mut view = view;
+                let Dumped { mut view, prefixes } = dumped;
                 for ev in log.iter().filter(|e| e.is_route()) {
                     self.mirror.replay(&mut view, ev);
                 }
                 let others = self.mirror.non_route_differences(snapshot(state), &log);
-                let cmp = self.mirror.compare_start(&view, &others, CHECK_EXAMPLES);
+                let cmp = self.mirror.compare_start(prefixes, &others, CHECK_EXAMPLES);
                 job.stage = Stage::Comparing { view, cmp };
             }
         }

@@ -219,21 +219,53 @@ pub type SharedNh = Rc<RefCell<NhTable>>;
 pub struct ViewBuilder {
     view: View,
     nh: SharedNh,
+    /// The prefixes added, as they came: the sweep's work list, gathered
+    /// here so that it need not be collected from the view in one go.
+    prefixes: Vec<Prefix>,
+}
+
+/// A dumped view and its prefixes (see [`ViewBuilder::finish_with_prefixes`]).
+pub struct Dumped {
+    pub view: View,
+    pub prefixes: Vec<Prefix>,
 }
 
 impl ViewBuilder {
     pub fn add(&mut self, r: Route) {
-        self.view.insert_dumped(r, &mut self.nh.borrow_mut());
+        let p = r.key.prefix;
+        if self.view.insert_dumped(r, &mut self.nh.borrow_mut()) {
+            self.prefixes.push(p);
+        }
     }
 
     /// Drops what was added so far (the dump starts over).
     pub fn restart(&mut self) {
         self.view = View::default();
+        self.prefixes.clear();
     }
 
     pub fn finish(self) -> View {
         self.view
     }
+
+    /// The view and its prefixes, unsorted and with repeats (several
+    /// routes per prefix): see [`sort_prefixes`].
+    pub fn finish_with_prefixes(self) -> Dumped {
+        Dumped {
+            view: self.view,
+            prefixes: self.prefixes,
+        }
+    }
+}
+
+/// A sweep's work list: in address order (so that when a structure is too
+/// small for the table, the same prefixes, the last ones, are left to
+/// bpf_fib_lookup whatever the order of the dump), each prefix once. Takes
+/// a while at full-table size: the event loop runs it on another thread.
+pub fn sort_prefixes(mut prefixes: Vec<Prefix>) -> Vec<Prefix> {
+    prefixes.sort_unstable();
+    prefixes.dedup();
+    prefixes
 }
 
 pub struct Mirror {
@@ -444,6 +476,7 @@ impl Mirror {
         ViewBuilder {
             view: View::default(),
             nh: self.nh_table.clone(),
+            prefixes: Vec::new(),
         }
     }
 

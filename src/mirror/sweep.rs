@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use super::{Change, ChangeSummary, Mirror, Snapshot, View};
+use super::{Change, ChangeSummary, Dumped, Mirror, Snapshot, View};
 use crate::model::{Event, Prefix};
 
 /// Where a sweep is.
@@ -52,6 +52,19 @@ impl Mirror {
     /// addresses, groups) into `out`, and returns the sweep that brings
     /// the routes and neighbours into line, step by step.
     pub fn install(&mut self, view: View, snap: Snapshot, out: &mut Vec<Change>) -> Sweep {
+        let prefixes = self.view_prefixes(&view);
+        self.install_sorted(Dumped { view, prefixes }, snap, out)
+    }
+
+    /// [`Mirror::install`] with the view's prefixes already sorted (see
+    /// [`super::sort_prefixes`]), so that nothing here takes long.
+    pub fn install_sorted(
+        &mut self,
+        dumped: Dumped,
+        snap: Snapshot,
+        out: &mut Vec<Change>,
+    ) -> Sweep {
+        let Dumped { view, prefixes } = dumped;
         self.custom_local_seen |= view.custom_local_seen;
         self.view = view;
         self.set_state(snap);
@@ -61,7 +74,7 @@ impl Mirror {
         self.sync_groups(|_| true, out);
         Sweep {
             stage: Stage::View,
-            keys: self.view_prefixes(),
+            keys: prefixes,
             next: 0,
         }
     }
@@ -85,18 +98,9 @@ impl Mirror {
         self.objects = snap.nexthops.into_iter().map(|o| (o.id(), o)).collect();
     }
 
-    /// In address order, so that when a structure is too small for the
-    /// table the same prefixes (the last ones) are left to
-    /// bpf_fib_lookup, whatever the order the kernel dumped them in.
-    fn view_prefixes(&self) -> Vec<Prefix> {
-        let mut keys: Vec<Prefix> = self
-            .view
-            .main()
-            .keys()
-            .chain(self.view.local_prefixes())
-            .collect();
-        keys.sort_unstable();
-        keys
+    /// The prefixes of `view`, sorted (see [`super::sort_prefixes`]).
+    fn view_prefixes(&self, view: &View) -> Vec<Prefix> {
+        super::sort_prefixes(view.main().keys().chain(view.local_prefixes()).collect())
     }
 
     /// Sweeps up to `budget` prefixes into `out`; true once done. A next
@@ -160,12 +164,12 @@ impl Mirror {
     /// differences, found on a copy of the mirror without its routes.
     pub fn compare_start(
         &self,
-        view: &View,
+        prefixes: Vec<Prefix>,
         non_routes: &[Change],
         max_examples: usize,
     ) -> Comparison {
         let mut c = Comparison {
-            keys: view.main().keys().chain(view.local_prefixes()).collect(),
+            keys: prefixes,
             next: 0,
             applied_pass: false,
             summary: ChangeSummary::of(non_routes),

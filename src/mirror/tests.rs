@@ -780,7 +780,8 @@ fn dumped_view(m: &Mirror, snap: &Snapshot) -> View {
 
 fn compare_all(m: &Mirror, view: &View, snap: Snapshot) -> Comparison {
     let others = m.non_route_differences(snap, &[]);
-    let mut c = m.compare_start(view, &others, 10);
+    let prefixes = view.main().keys().chain(view.local_prefixes()).collect();
+    let mut c = m.compare_start(prefixes, &others, 10);
     // One prefix per step: the slowest interleaving.
     while !m.compare_step(view, &mut c, 1) {}
     c

@@ -24,8 +24,6 @@ use rtnetlink::Handle;
 use super::{parse, NetlinkError};
 use crate::model::{Addr, Link, Neighbour, NexthopObject, Route, Rule};
 
-/// Messages a dump takes before it lets others run.
-const YIELD_EVERY: u32 = 256;
 /// How many times a dump flagged NLM_F_DUMP_INTR is retried.
 const DUMP_ATTEMPTS: u32 = 4;
 
@@ -107,6 +105,114 @@ pub async fn dump_state(handle: &Handle) -> Result<KernelState, NetlinkError> {
         neighbours: dump_neighbours(handle).await?,
         rules: dump_rules(handle).await?,
         nexthops: dump_nexthops()?,
+    })
+}
+
+/// What a dump beside the event loop hands over.
+pub enum DumpedRoutes {
+    /// The next routes of the dump.
+    Batch(Vec<Route>),
+    /// The dump started over (NLM_F_DUMP_INTR): forget the routes so far.
+    Restart,
+}
+
+/// Routes handed over per batch.
+const BATCH: usize = 1024;
+
+/// Sends a dump's routes in batches; waits (on the dump's own thread)
+/// while the receiver is behind, which holds the dump back.
+struct BatchSender {
+    tx: tokio::sync::mpsc::Sender<DumpedRoutes>,
+    batch: Vec<Route>,
+}
+
+impl BatchSender {
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+            self.send(DumpedRoutes::Batch(batch));
+        }
+    }
+
+    /// `blocking_send` would panic inside the dump thread's runtime; the
+    /// thread has nothing else to do than wait, so it sleeps.
+    fn send(&self, mut msg: DumpedRoutes) {
+        use tokio::sync::mpsc::error::TrySendError;
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) | Err(TrySendError::Closed(_)) => return,
+                Err(TrySendError::Full(back)) => {
+                    msg = back;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+        }
+    }
+}
+
+impl RouteSink for BatchSender {
+    fn restart(&mut self) {
+        self.batch.clear();
+        self.send(DumpedRoutes::Restart);
+    }
+    fn route(&mut self, r: Route) {
+        self.batch.push(r);
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
+    }
+}
+
+/// [`dump_into`] on a thread of its own, with its own socket: reading and
+/// parsing a million routes takes seconds, none of it on the event loop's
+/// thread, which receives the routes in batches and the rest of the state
+/// at the end.
+pub fn dump_beside() -> Result<
+    (
+        tokio::sync::mpsc::Receiver<DumpedRoutes>,
+        tokio::sync::oneshot::Receiver<Result<KernelState, NetlinkError>>,
+    ),
+    NetlinkError,
+> {
+    let (tx, routes) = tokio::sync::mpsc::channel(16);
+    let (done_tx, done) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("accel-dump".into())
+        .spawn(move || {
+            let result = dump_on_this_thread(tx);
+            let _ = done_tx.send(result);
+        });
+    spawned.map_err(|source| NetlinkError::Socket {
+        context: "starting the dump thread",
+        source,
+    })?;
+    Ok((routes, done))
+}
+
+fn dump_on_this_thread(
+    tx: tokio::sync::mpsc::Sender<DumpedRoutes>,
+) -> Result<KernelState, NetlinkError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|source| NetlinkError::Socket {
+            context: "starting the dump thread's runtime",
+            source,
+        })?;
+    rt.block_on(async move {
+        let (conn, handle, _) =
+            rtnetlink::new_connection().map_err(|source| NetlinkError::Socket {
+                context: "opening the dump connection",
+                source,
+            })?;
+        tokio::spawn(conn);
+        let mut sink = BatchSender {
+            tx,
+            batch: Vec::with_capacity(BATCH),
+        };
+        let state = dump_into(&handle, &mut sink).await;
+        sink.flush();
+        state
     })
 }
 
@@ -268,14 +374,7 @@ async fn dump_once<T>(
         .request(msg)
         .map_err(|source| NetlinkError::Dump { what, source })?;
     let mut interrupted = false;
-    let mut seen = 0u32;
     while let Some(answer) = answers.next().await {
-        // A dump of a million routes beside the event loop: let the loop
-        // have its turn every few hundred messages.
-        seen = seen.wrapping_add(1);
-        if seen % YIELD_EVERY == 0 {
-            tokio::task::yield_now().await;
-        }
         interrupted |= answer.header.flags & NLM_F_DUMP_INTR != 0;
         match answer.payload {
             NetlinkPayload::InnerMessage(inner) => {

@@ -17,7 +17,7 @@ pub mod nexthop;
 pub mod nexthop_sock;
 pub mod parse;
 
-pub use dump::{dump, dump_into, dump_rules, KernelState, RouteSink};
+pub use dump::{dump, dump_beside, dump_into, dump_rules, DumpedRoutes, KernelState, RouteSink};
 pub use events::{subscribe, subscribe_with_rcvbuf, EventStream, Subscription, DEFAULT_RCVBUF};
 
 /// Errors from the netlink layer.
@@ -44,6 +44,9 @@ pub enum NetlinkError {
         "netlink dump of {what} kept being interrupted (NLM_F_DUMP_INTR) after {attempts} attempts"
     )]
     DumpInterrupted { what: &'static str, attempts: u32 },
+    /// The thread of a dump beside the event loop ended without a result.
+    #[error("the dump thread ended without a result")]
+    DumpThreadGone,
     /// The nexthop-object dump (raw socket) failed.
     #[error("netlink dump of nexthop objects failed")]
     NexthopDump(#[source] std::io::Error),
