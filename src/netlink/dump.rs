@@ -163,17 +163,17 @@ impl RouteSink for BatchSender {
     }
 }
 
+/// The routes of a dump beside the event loop, then the rest of its state.
+pub type DumpBeside = (
+    tokio::sync::mpsc::Receiver<DumpedRoutes>,
+    tokio::sync::oneshot::Receiver<Result<KernelState, NetlinkError>>,
+);
+
 /// [`dump_into`] on a thread of its own, with its own socket: reading and
 /// parsing a million routes takes seconds, none of it on the event loop's
 /// thread, which receives the routes in batches and the rest of the state
 /// at the end.
-pub fn dump_beside() -> Result<
-    (
-        tokio::sync::mpsc::Receiver<DumpedRoutes>,
-        tokio::sync::oneshot::Receiver<Result<KernelState, NetlinkError>>,
-    ),
-    NetlinkError,
-> {
+pub fn dump_beside() -> Result<DumpBeside, NetlinkError> {
     let (tx, routes) = tokio::sync::mpsc::channel(16);
     let (done_tx, done) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new()
