@@ -491,8 +491,9 @@ fn local_mirror_passes_v4_v6() {
 #[test]
 fn local_fib_passes_v4_v6() {
     let Some(lab) = Lab::new() else { return };
-    // The router's own addresses, a directed broadcast, and IPv6's
-    // subnet-router anycast address.
+    // --mode fib: the router's own addresses, a directed broadcast, and
+    // IPv6's subnet-router anycast address, as bpf_fib_lookup sees them.
+    lab.apply(&[Change::Config(C::ACCEL_CFG_FIB_ONLY.0)]);
     lab.pass(
         &f4(&lab, &udp4(Ipv4Addr::new(10, 0, 2, 1))),
         S::ACCEL_STAT_PASS_LOCAL,
@@ -518,12 +519,24 @@ fn local_fib_passes_v4_v6() {
 #[test]
 fn no_route_anywhere_v4_v6() {
     // Neither the mirror nor the kernel has a route. bpf_fib_lookup answers
-    // NOT_FWDED, as for local destinations, so the datapath counts
-    // PASS_LOCAL (accel.h describes PASS_NO_ROUTE as "unreachable,
-    // prohibit, no route"); the kernel sends the ICMP error either way.
+    // NOT_FWDED, as for local destinations; the mirror's local table tells
+    // the two apart, and the packet counts as no route, as the kernel's
+    // own statistics count it (it sends the ICMP error either way).
     let Some(lab) = Lab::new() else { return };
+    lab.pass(&f4(&lab, &udp4(REMOTE4)), S::ACCEL_STAT_PASS_NO_ROUTE);
+    lab.pass(&f6(&lab, &udp6(remote6())), S::ACCEL_STAT_PASS_NO_ROUTE);
+    // Without a lease too (a withdrawal's backlog, say).
+    lab.dp.maps.set_deadlines(0, u64::MAX).unwrap();
+    lab.pass(&f4(&lab, &udp4(REMOTE4)), S::ACCEL_STAT_PASS_NO_ROUTE);
+    // A local destination the mirror knows stays local.
+    lab.apply(&[lab.route_kind("10.0.2.1/32", RouteEntry::Local)]);
+    lab.pass(
+        &f4(&lab, &udp4(Ipv4Addr::new(10, 0, 2, 1))),
+        S::ACCEL_STAT_PASS_LOCAL,
+    );
+    // In --mode fib nothing tells them apart: local, as before.
+    lab.apply(&[Change::Config(C::ACCEL_CFG_FIB_ONLY.0)]);
     lab.pass(&f4(&lab, &udp4(REMOTE4)), S::ACCEL_STAT_PASS_LOCAL);
-    lab.pass(&f6(&lab, &udp6(remote6())), S::ACCEL_STAT_PASS_LOCAL);
 }
 
 #[test]

@@ -63,6 +63,8 @@ struct pkt {
 	struct accel_stats *st;
 	__u32 in_ifindex;
 	__u32 cfg;
+	/* The flags as configured, before a lapsed lease overrode them. */
+	__u32 configured;
 	__u32 mp_seed;
 };
 
@@ -350,6 +352,33 @@ static __always_inline int ipv4_mirror(struct pkt *k, struct iphdr *ip,
 			   ACCEL_STAT_FWD_MIRROR);
 }
 
+/*
+ * Whether a destination bpf_fib_lookup did not forward (NOT_FWDED) is
+ * delivered locally rather than unroutable, for the counters only: the
+ * mirror holds the local table whenever it holds routes (a lapsed lease
+ * makes it unfit to forward from, not to count with); in --mode fib it
+ * holds none, and both count as local.
+ */
+static __always_inline int not_fwded_local4(struct pkt *k, __be32 daddr)
+{
+	struct accel_route rt;
+
+	if (k->configured & ACCEL_CFG_FIB_ONLY)
+		return 1;
+	return route4_lookup(daddr, &rt) && rt.type == ACCEL_RT_LOCAL;
+}
+
+static __always_inline int not_fwded_local6(struct pkt *k,
+					    const struct in6_addr *daddr)
+{
+	struct accel_route rt;
+
+	if (k->configured & ACCEL_CFG_FIB_ONLY)
+		return 1;
+	return route6_lookup((const __u8 *)daddr, &rt) &&
+	       rt.type == ACCEL_RT_LOCAL;
+}
+
 static __always_inline int ipv4_fib(struct pkt *k, struct iphdr *ip, int mirror)
 {
 	struct bpf_fib_lookup p = {};
@@ -368,7 +397,9 @@ static __always_inline int ipv4_fib(struct pkt *k, struct iphdr *ip, int mirror)
 
 	rc = bpf_fib_lookup(k->ctx, &p, sizeof(p), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return fib_refusal(k->st, rc);
+		return fib_refusal(k->st, rc,
+				   rc == BPF_FIB_LKUP_RET_NOT_FWDED &&
+					   not_fwded_local4(k, ip->daddr));
 	out = egress_iface(p.ifindex, k->in_ifindex);
 	if (!out)
 		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
@@ -528,7 +559,9 @@ static __always_inline int ipv6_fib(struct pkt *k, struct ipv6hdr *ip6)
 
 	rc = bpf_fib_lookup(k->ctx, &p, sizeof(p), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return fib_refusal(k->st, rc);
+		return fib_refusal(k->st, rc,
+				   rc == BPF_FIB_LKUP_RET_NOT_FWDED &&
+					   not_fwded_local6(k, &ip6->daddr));
 	out = egress_iface(p.ifindex, k->in_ifindex);
 	if (!out)
 		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
@@ -609,6 +642,7 @@ int accel_xdp(struct xdp_md *ctx)
 	if (now >= cfg->alive_until_ns)
 		return count(k.st, ACCEL_STAT_PASS_INACTIVE, XDP_PASS);
 	k.cfg = cfg->flags;
+	k.configured = cfg->flags;
 	k.mp_seed = cfg->mp_seed;
 	if (now >= cfg->lease_until_ns) {
 		/* Nobody vouches for the mirror now (lost events, a resync, a

@@ -258,12 +258,11 @@ enum accel_stat {
 	ACCEL_STAT_PASS_TTL,	   /* TTL / hop limit <= 1 */
 	ACCEL_STAT_PASS_OPTIONS,   /* IPv4 options, IPv6 hop-by-hop */
 	ACCEL_STAT_PASS_SPECIAL_ADDR, /* multicast, loopback, martian... */
-	ACCEL_STAT_PASS_LOCAL,	   /* local, broadcast, anycast route; or
-				      * bpf_fib_lookup NOT_FWDED, which also
-				      * means no route at all */
+	ACCEL_STAT_PASS_LOCAL,	   /* local, broadcast, anycast route (in
+				      * --mode fib also no route at all) */
 	ACCEL_STAT_PASS_SRC_CHECK, /* source validation (local src, rp_filter) */
 	ACCEL_STAT_PASS_ICMP_ERROR, /* kernel hashes ICMP errors on inner hdr */
-	ACCEL_STAT_PASS_NO_ROUTE,  /* unreachable or prohibit route */
+	ACCEL_STAT_PASS_NO_ROUTE,  /* no route; unreachable or prohibit route */
 	ACCEL_STAT_PASS_NO_NEIGH,  /* neighbour unresolved */
 	ACCEL_STAT_PASS_MTU,	   /* larger than the egress MTU */
 	ACCEL_STAT_PASS_EGRESS,	   /* egress not accel's, down, or = ingress */

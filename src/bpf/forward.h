@@ -79,8 +79,11 @@ static __always_inline int redirect_frame(struct xdp_md *ctx, struct ethhdr *eth
 	return XDP_ABORTED;
 }
 
-/* Map a refusal of bpf_fib_lookup to what the kernel will do with it. */
-static __always_inline int fib_refusal(struct accel_stats *st, long rc)
+/* Map a refusal of bpf_fib_lookup to what the kernel will do with it.
+ * NOT_FWDED covers both a local destination and none at all: `local` says
+ * which (see not_fwded_local4/6), as the kernel's own counters would. */
+static __always_inline int fib_refusal(struct accel_stats *st, long rc,
+				       int local)
 {
 	switch (rc) {
 	case BPF_FIB_LKUP_RET_BLACKHOLE:
@@ -89,8 +92,8 @@ static __always_inline int fib_refusal(struct accel_stats *st, long rc)
 	case BPF_FIB_LKUP_RET_PROHIBIT:
 		return count(st, ACCEL_STAT_PASS_NO_ROUTE, XDP_PASS);
 	case BPF_FIB_LKUP_RET_NOT_FWDED:
-		/* local, broadcast, or no route at all */
-		return count(st, ACCEL_STAT_PASS_LOCAL, XDP_PASS);
+		return count(st, local ? ACCEL_STAT_PASS_LOCAL :
+				 ACCEL_STAT_PASS_NO_ROUTE, XDP_PASS);
 	case BPF_FIB_LKUP_RET_FWD_DISABLED:
 		return count(st, ACCEL_STAT_PASS_FWD_DISABLED, XDP_PASS);
 	case BPF_FIB_LKUP_RET_NO_NEIGH:

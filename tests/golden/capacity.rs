@@ -82,7 +82,7 @@ fn ipv4_block_without_a_group_forwards_with_the_kernels_answer() {
     lab.forward(&fits, MIRROR_MAC, &o, S::ACCEL_STAT_FWD_MIRROR);
     lab.pass(
         &f4(&lab, SRC4, t(198, 51, 100, 200)),
-        S::ACCEL_STAT_PASS_LOCAL,
+        S::ACCEL_STAT_PASS_NO_ROUTE,
     );
 
     // The group frees up: after its grace period the degraded /24 gets it
@@ -138,7 +138,7 @@ fn ipv6_range_without_a_node_forwards_with_the_kernels_answer() {
         S::ACCEL_STAT_FWD_MIRROR,
     );
     // The whole degraded range answers as the kernel does: no route here.
-    lab.pass(&f6(&lab, "2001:db8:2ff::1"), S::ACCEL_STAT_PASS_LOCAL);
+    lab.pass(&f6(&lab, "2001:db8:2ff::1"), S::ACCEL_STAT_PASS_NO_ROUTE);
 }
 
 /// The lab's router owns 10.0.1.1, 10.0.2.1 and 10.0.3.1; local4 holds one.
