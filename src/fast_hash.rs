@@ -3,4 +3,184 @@
 //! faster than the standard SipHash, and still keyed per process, so that
 //! announced prefixes cannot be chosen to collide.
 
+use std::hash::{BuildHasher, Hash};
+
+use hashbrown::hash_table::{Entry, HashTable};
+
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Shards of a [`ShardedMap`], as a power of two.
+const SHARD_BITS: u32 = 8;
+const SHARDS: usize = 1 << SHARD_BITS;
+
+/// A map of up to millions of entries that never grows all at once.
+///
+/// A hash table doubles when it fills: every entry is moved in one call.
+/// For the per-prefix maps at full-table size that is half a million
+/// entries, and the three IPv4 maps cross the same size at the same route,
+/// a stall of tens of milliseconds in the middle of a BGP session bringing
+/// the table in. Split by hash into [`SHARDS`] tables, each one grows on
+/// its own, a 256th of the entries at a time, and the shards reach their
+/// thresholds spread over thousands of inserts.
+///
+/// The key is hashed once: the shard is taken from hash bits that
+/// hashbrown's tables leave unused (they take the bucket from the low bits
+/// and a tag from the top seven), so the tables see independent bits.
+#[derive(Debug, Clone)]
+pub struct ShardedMap<K, V> {
+    hasher: foldhash::fast::RandomState,
+    shards: Box<[HashTable<(K, V)>]>,
+    len: usize,
+}
+
+impl<K, V> Default for ShardedMap<K, V> {
+    fn default() -> Self {
+        ShardedMap {
+            hasher: Default::default(),
+            shards: (0..SHARDS).map(|_| HashTable::new()).collect(),
+            len: 0,
+        }
+    }
+}
+
+impl<K: Hash + Eq, V> ShardedMap<K, V> {
+    /// The key's hash and its shard.
+    fn locate(&self, k: &K) -> (u64, usize) {
+        let h = self.hasher.hash_one(k);
+        (h, (h >> (57 - SHARD_BITS)) as usize & (SHARDS - 1))
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn get(&self, k: &K) -> Option<&V> {
+        let (h, s) = self.locate(k);
+        self.shards[s].find(h, |e| e.0 == *k).map(|e| &e.1)
+    }
+
+    pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        let (h, s) = self.locate(k);
+        self.shards[s].find_mut(h, |e| e.0 == *k).map(|e| &mut e.1)
+    }
+
+    pub fn insert(&mut self, k: K, v: V) -> Option<V> {
+        match self.entry(k) {
+            (Entry::Occupied(mut e), _, _) => Some(std::mem::replace(&mut e.get_mut().1, v)),
+            (Entry::Vacant(e), k, len) => {
+                e.insert((k, v));
+                *len += 1;
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, k: &K) -> Option<V> {
+        let (h, s) = self.locate(k);
+        let (removed, _) = self.shards[s].find_entry(h, |e| e.0 == *k).ok()?.remove();
+        self.len -= 1;
+        Some(removed.1)
+    }
+
+    pub fn get_or_insert_with(&mut self, k: K, f: impl FnOnce() -> V) -> &mut V {
+        match self.entry(k) {
+            (Entry::Occupied(e), _, _) => &mut e.into_mut().1,
+            (Entry::Vacant(e), k, len) => {
+                *len += 1;
+                &mut e.insert((k, f())).into_mut().1
+            }
+        }
+    }
+
+    /// The slot of `k` in its shard, with `k` back (hashbrown's vacant
+    /// entry does not hold the key) and the count to keep.
+    fn entry(&mut self, k: K) -> (Entry<'_, (K, V)>, K, &mut usize) {
+        let (h, s) = self.locate(&k);
+        let ShardedMap {
+            hasher,
+            shards,
+            len,
+        } = self;
+        let e = shards[s].entry(h, |e| e.0 == k, |e| hasher.hash_one(&e.0));
+        (e, k, len)
+    }
+
+    /// Every entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.iter().map(|(k, v)| (k, v)))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.iter().map(|(k, _)| k)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn behaves_like_a_hash_map() {
+        let mut m = ShardedMap::default();
+        let mut want = HashMap::new();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let k = (x % 5000) as u32;
+            match x >> 62 {
+                0 => assert_eq!(m.insert(k, x), want.insert(k, x)),
+                1 => assert_eq!(m.remove(&k), want.remove(&k)),
+                2 => {
+                    *m.get_or_insert_with(k, || 7) += 1;
+                    *want.entry(k).or_insert(7) += 1;
+                }
+                _ => {
+                    if let Some(v) = m.get_mut(&k) {
+                        *v += 3;
+                    }
+                    if let Some(v) = want.get_mut(&k) {
+                        *v += 3;
+                    }
+                }
+            }
+            assert_eq!(m.len(), want.len());
+            assert_eq!(m.get(&k), want.get(&k));
+        }
+        let mut got: Vec<_> = m.iter().map(|(k, v)| (*k, *v)).collect();
+        let mut all: Vec<_> = want.into_iter().collect();
+        got.sort_unstable();
+        all.sort_unstable();
+        assert_eq!(got, all);
+        assert_eq!(m.keys().count(), m.len());
+    }
+
+    /// The reason for the shards: no insert moves more than a small share
+    /// of the entries. Counted through the shards' capacities (a shard that
+    /// grew moved all its entries), not timed.
+    #[test]
+    fn growth_moves_a_shard_at_a_time() {
+        let mut m = ShardedMap::default();
+        let mut caps: Vec<usize> = m.shards.iter().map(|s| s.capacity()).collect();
+        let mut worst = 0;
+        for k in 0..400_000u32 {
+            let (_, s) = m.locate(&k);
+            let before = m.shards[s].len();
+            m.insert(k, ());
+            if m.shards[s].capacity() != caps[s] {
+                caps[s] = m.shards[s].capacity();
+                worst = worst.max(before);
+            }
+        }
+        assert!(worst > 0);
+        assert!(worst < 400_000 / 64, "one insert moved {worst} entries");
+    }
+}

@@ -16,7 +16,8 @@
 //! answers. Its rules are kept, and [`Dir24::retry`] rebuilds its group once
 //! one is free again.
 
-use crate::fast_hash::FastMap;
+use super::prefix_bits::{self, PrefixBits};
+use crate::fast_hash::ShardedMap;
 use std::collections::BTreeMap;
 
 use crate::bpf::types::{accel_dir24 as D, accel_fib_mark, accel_route_type};
@@ -80,10 +81,12 @@ pub struct Dir24<S: LeafStore> {
     /// Prefix length + 1 of the rule that set each leaf; 0: none.
     depth24: Vec<u8>,
     depth8: Vec<u8>,
-    rules: FastMap<(u32, u8), u32>,
+    rules: ShardedMap<(u32, u8), u32>,
     /// Rules of each prefix length: the covering search skips the lengths
     /// no rule has (a full table uses about 25 of the 33).
     per_len: [u32; 33],
+    /// The rules up to /24, as bits for the covering search.
+    present: PrefixBits,
     groups: usize,
     group_slots: GraceSlots,
     /// Degraded /24s (first-level index) with the number of rules longer
@@ -107,8 +110,9 @@ impl<S: LeafStore> Dir24<S> {
             tbl8,
             depth24: vec![0; TBL24_LEAVES],
             depth8: vec![0; groups * GROUP_LEAVES],
-            rules: FastMap::default(),
+            rules: ShardedMap::default(),
             per_len: [0; 33],
+            present: PrefixBits::default(),
             groups,
             group_slots: GraceSlots::new(0, groups),
             degraded: BTreeMap::new(),
@@ -165,6 +169,9 @@ impl<S: LeafStore> Dir24<S> {
             return;
         }
         self.per_len[usize::from(len)] -= 1;
+        if len <= prefix_bits::MAX_LEN {
+            self.present.set(addr, len, false);
+        }
         let block = (addr >> 8) as usize;
         if len > 24 {
             if let Some(n) = self.degraded.get_mut(&block) {
@@ -208,6 +215,9 @@ impl<S: LeafStore> Dir24<S> {
         let added = self.rules.insert((addr, len), leaf).is_none();
         if added {
             self.per_len[usize::from(len)] += 1;
+            if len <= prefix_bits::MAX_LEN {
+                self.present.set(addr, len, true);
+            }
         }
         added
     }
@@ -216,6 +226,7 @@ impl<S: LeafStore> Dir24<S> {
         (0..len)
             .rev()
             .filter(|l| self.per_len[usize::from(*l)] > 0)
+            .filter(|l| *l > prefix_bits::MAX_LEN || self.present.get(addr, *l))
             .find_map(|l| {
                 self.rules
                     .get(&(mask(addr, l), l))

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod maps;
 pub mod mmap;
 pub mod pin;
+mod prefix_bits;
 pub mod trie6;
 
 use std::path::PathBuf;

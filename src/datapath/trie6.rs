@@ -23,10 +23,11 @@
 
 mod degrade;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::dir24::{LeafStore, DEGRADED};
 use crate::bpf::types::{accel_dir24 as D, accel_trie6 as T};
+use crate::fast_hash::ShardedMap;
 use crate::slots::GraceSlots;
 
 pub const ROOT_LEAVES: usize = T::ACCEL_ROOT6_LEAVES.0 as usize;
@@ -102,7 +103,7 @@ pub struct Trie6<S: LeafStore> {
     /// Prefix length + 1 of the rule that set each leaf; 0: none.
     depth_root: Vec<u8>,
     depth_nodes: Vec<u8>,
-    rules: HashMap<(u128, u8), u32>,
+    rules: ShardedMap<(u128, u8), u32>,
     max_nodes: usize,
     node_slots: GraceSlots,
     /// Degraded leaves by their range, with the rules longer than the
@@ -119,7 +120,7 @@ impl<S: LeafStore> Trie6<S> {
             nodes,
             depth_root: vec![0; ROOT_LEAVES],
             depth_nodes: vec![0; max_nodes * NODE_LEAVES],
-            rules: HashMap::new(),
+            rules: ShardedMap::default(),
             max_nodes,
             node_slots: GraceSlots::new(0, max_nodes),
             degraded: BTreeMap::new(),
@@ -360,6 +361,7 @@ mod tests {
     use crate::datapath::dir24::{fib_leaf, route_leaf};
     use crate::slots::GRACE;
     use std::cell::RefCell;
+    use std::collections::HashMap;
     use std::rc::Rc;
 
     pub(super) fn table(nodes: usize) -> Trie6<Vec<u32>> {

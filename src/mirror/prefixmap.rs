@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::fast_hash::FastMap;
+use crate::fast_hash::ShardedMap;
 
 use crate::model::Prefix;
 
@@ -56,15 +56,15 @@ fn key(p: &Prefix) -> Key {
 
 #[derive(Debug, Clone)]
 pub struct PrefixMap<V> {
-    v4: FastMap<Key4, V>,
-    v6: FastMap<Key6, V>,
+    v4: ShardedMap<Key4, V>,
+    v6: ShardedMap<Key6, V>,
 }
 
 impl<V> Default for PrefixMap<V> {
     fn default() -> Self {
         PrefixMap {
-            v4: FastMap::default(),
-            v6: FastMap::default(),
+            v4: ShardedMap::default(),
+            v6: ShardedMap::default(),
         }
     }
 }
@@ -108,8 +108,8 @@ impl<V> PrefixMap<V> {
 
     pub fn get_or_insert_with(&mut self, p: Prefix, f: impl FnOnce() -> V) -> &mut V {
         match key(&p) {
-            Key::V4(k) => self.v4.entry(k).or_insert_with(f),
-            Key::V6(k) => self.v6.entry(k).or_insert_with(f),
+            Key::V4(k) => self.v4.get_or_insert_with(k, f),
+            Key::V6(k) => self.v6.get_or_insert_with(k, f),
         }
     }
 
