@@ -98,6 +98,10 @@ LISTENER=$LAB_DIR/nl-listener
 LPID=
 mkdir -p "$FRR_DIR" "$BIRD_DIR" "$ACCEL_RUN_DIR"
 : >"$REC"
+# Per-event records (the listener's and accel's trace: 100-200 MB a phase
+# at full table) go to memory: on a disk, a journal commit can hold a
+# writer for hundreds of milliseconds, and the records would measure that.
+EVDIR=$(mktemp -d /dev/shm/accel-bgp.XXXXXX)
 
 stop_pid() { # PID [seconds]: SIGTERM, then SIGKILL after the grace period
     local pid=$1 grace=${2:-5} i
@@ -124,6 +128,7 @@ finish() {
         done
     fi
     lab_down || true
+    [[ -n ${LAB_KEEP:-} ]] && echo "bgp.sh: per-event records kept in $EVDIR" >&2 || rm -rf "$EVDIR"
     return $rc
 }
 trap finish EXIT
@@ -356,14 +361,14 @@ run_mode() { # ROUND MODE
     local rnd=$1 mode=$2 lf= tf= w
     case $mode in
     listener)
-        lf=$LAB_DIR/listener.$rnd.$mode
+        lf=$EVDIR/listener.$rnd.$mode
         listener_start "$lf"
         ;;
     accel | accel-alone)
         if [[ $mode == accel ]]; then
-            lf=$LAB_DIR/listener.$rnd.$mode
+            lf=$EVDIR/listener.$rnd.$mode
             listener_start "$lf"
-            tf=$LAB_DIR/trace.$rnd # written only by an accel that knows ACCEL_TRACE_ROUTES
+            tf=$EVDIR/trace.$rnd # written only by an accel that knows ACCEL_TRACE_ROUTES
         fi
         accel_start_wait "$tf" >"$LAB_DIR/w.json"
         w=$(cat "$LAB_DIR/w.json")
