@@ -33,11 +33,11 @@ const BATCH: usize = 64;
 /// as lost, which a resync recovers.
 const SLOT: usize = 16 << 10;
 /// Events handed over in one batch at most.
-const MAX_BATCH: usize = 4096;
+const MAX_BATCH: usize = 1024;
 /// A batch of at least this many events means a burst...
 const BURST: usize = 16;
 /// ... and the next read waits this long for more to gather.
-const GATHER: Duration = Duration::from_millis(3);
+const GATHER: Duration = Duration::from_millis(1);
 /// How often an idle reader looks whether it should stop.
 const IDLE_CHECK: Timespec = Timespec {
     tv_sec: 0,
