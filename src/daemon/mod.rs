@@ -18,7 +18,7 @@ use crate::datapath::clock::datapath_now_ns;
 use crate::datapath::maps::Maps;
 use crate::datapath::{load, DatapathError, Loaded};
 use crate::handover::{self, Handover, Progress};
-use crate::lease::{Deadlines, Lease, RENEW_EVERY};
+use crate::lease::{Deadlines, Lease};
 use crate::mirror::nudge::{self, Nudger};
 use crate::mirror::{CfgFlags, EventOutcome, IfaceConf, Mirror, Snapshot, View, ViewBuilder};
 use crate::model::{Event, Route};
@@ -30,6 +30,7 @@ use crate::route_trace::RouteTrace;
 use crate::trusted_path::Missing;
 use crate::{bpf, netfilter, runtime, sysctl};
 
+mod event_loop;
 mod jobs;
 use jobs::Purpose;
 
@@ -167,6 +168,18 @@ impl Daemon {
             self.maps.apply(&changes)?;
         }
         Ok(resync)
+    }
+
+    /// Once a second: the trace to its writer, forwarding settings,
+    /// capacity, neighbours in use.
+    async fn housekeeping(&mut self) -> Result<(), DaemonError> {
+        if let Some(t) = &mut self.trace {
+            t.flush();
+        }
+        self.poll_sysctls()?;
+        self.capacity.tick(&self.maps, &mut self.mirror)?;
+        self.nudge_neighbours().await;
+        Ok(())
     }
 
     fn write_deadlines(&self, d: Deadlines) -> Result<(), DaemonError> {
@@ -612,92 +625,7 @@ struct Running {
     handover: Option<Handover>,
 }
 
-async fn next_request(rx: &mut mpsc::Receiver<Pending>) -> Pending {
-    match rx.recv().await {
-        Some(p) => p,
-        // The server task is gone (a handover gave the socket away).
-        None => std::future::pending().await,
-    }
-}
-
 impl Running {
-    async fn event_loop(&mut self, signals: &mut Signals) -> Result<Stop, DaemonError> {
-        let mut renew = tokio::time::interval(RENEW_EVERY);
-        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
-        let mut handover_tick = tokio::time::interval(HANDOVER_POLL);
-        let mut resync_at: Option<tokio::time::Instant> = None;
-        loop {
-            let resync_sleep = async {
-                match resync_at {
-                    Some(t) => tokio::time::sleep_until(t).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let d = &mut self.d;
-            // Some(..): the mirror is stale and a resync is due.
-            let stale: Option<&str> = tokio::select! {
-                ev = d.events.next() => match ev {
-                    Some(Event::Overrun) => Some("netlink events were lost (receive buffer overrun)"),
-                    Some(ev) => d.events_from(ev).await?.then_some("link change"),
-                    None => return Err(DaemonError::EventsClosed),
-                },
-                r = d.nh_events.next() => d
-                    .nexthop_events(r)
-                    .await?
-                    .then_some("nexthop object events were lost (receive buffer overrun)"),
-                _ = resync_sleep => {
-                    resync_at = None;
-                    let why = "link change or lost events".into();
-                    d.start_job(Purpose::Resync { why, stale: true }, None)?;
-                    None
-                }
-                dumped = d.jobs.dumped() => d.job_dumped(dumped).await?.then_some("link change"),
-                _ = std::future::ready(()), if d.jobs.stepping() => {
-                    d.job_step()?;
-                    None
-                }
-                _ = renew.tick() => None,
-                _ = housekeeping.tick() => {
-                    if let Some(t) = &mut d.trace {
-                        t.flush();
-                    }
-                    d.poll_sysctls()?;
-                    d.capacity.tick(&d.maps, &mut d.mirror)?;
-                    d.nudge_neighbours().await;
-                    None
-                }
-                p = next_request(&mut self.requests) => {
-                    d.serve(p)?;
-                    None
-                }
-                _ = handover_tick.tick(), if self.handover.is_some() => {
-                    if self.check_handover()? {
-                        return Ok(Stop::HandedOver);
-                    }
-                    None
-                }
-                _ = signals.int.recv() => return Ok(Stop::Signal),
-                _ = signals.term.recv() => return Ok(Stop::Signal),
-                _ = signals.usr2.recv() => {
-                    self.start_handover()?;
-                    None
-                }
-            };
-            if let Some(why) = stale {
-                // Known stale: the datapath stops using the mirror now,
-                // not when the resync starts.
-                if resync_at.is_none() {
-                    warn!("{why}: full resync; bpf_fib_lookup decides meanwhile");
-                    self.d.revoke_lease()?;
-                }
-                resync_at.get_or_insert(tokio::time::Instant::now() + RESYNC_DELAY);
-            }
-            if resync_at.is_none() && self.d.lease.due(Instant::now()) {
-                self.d.renew_lease()?;
-            }
-        }
-    }
-
     /// SIGUSR2: pins the links for a successor, gives it this instance's
     /// presence and starts it. When the handover cannot start (logged),
     /// this instance carries on as before.

@@ -1,0 +1,187 @@
+//! The event loop of `accel run`: first what woke it, then what to do about
+//! it. Waiting and handling are apart so that every turn's work is timed:
+//! the datapath lags the kernel for as long as one turn holds the loop, so
+//! a long turn is logged with what it was.
+
+use std::time::{Duration, Instant};
+
+use log::{debug, warn};
+
+use super::jobs::Purpose;
+use super::{DaemonError, Running, Stop, HANDOVER_POLL, HOUSEKEEPING, RESYNC_DELAY};
+use crate::control::Pending;
+use crate::lease::RENEW_EVERY;
+use crate::mirror::Dumped;
+use crate::model::Event;
+use crate::netlink::nexthop_sock::Received;
+use crate::netlink::{KernelState, NetlinkError};
+
+/// A turn that takes longer is logged at debug level...
+const SLOW_TURN: Duration = Duration::from_millis(10);
+/// ... and one that takes longer than this as a warning: route changes
+/// waited that long.
+const STALL: Duration = Duration::from_millis(250);
+
+/// What woke the loop.
+enum Wake {
+    Event(Option<Event>),
+    NexthopEvents(std::io::Result<Received>),
+    ResyncDue,
+    Dumped(Result<(Dumped, KernelState), NetlinkError>),
+    JobStep,
+    Renew,
+    Housekeeping,
+    Request(Pending),
+    HandoverTick,
+    Stop,
+    Upgrade,
+}
+
+impl Wake {
+    fn name(&self) -> &'static str {
+        match self {
+            Wake::Event(_) => "route/link/address/neighbour events",
+            Wake::NexthopEvents(_) => "nexthop object events",
+            Wake::ResyncDue => "starting a resync",
+            Wake::Dumped(_) => "a job's dump",
+            Wake::JobStep => "a step of a resync or check",
+            Wake::Renew => "lease renewal",
+            Wake::Housekeeping => "housekeeping",
+            Wake::Request(_) => "a control request",
+            Wake::HandoverTick => "the handover",
+            Wake::Stop => "stopping",
+            Wake::Upgrade => "starting an upgrade",
+        }
+    }
+}
+
+/// Timers of the loop.
+struct Timers {
+    renew: tokio::time::Interval,
+    housekeeping: tokio::time::Interval,
+    handover: tokio::time::Interval,
+    /// Set while a resync is due.
+    resync_at: Option<tokio::time::Instant>,
+}
+
+async fn next_request(rx: &mut tokio::sync::mpsc::Receiver<Pending>) -> Pending {
+    match rx.recv().await {
+        Some(p) => p,
+        // The server task is gone (a handover gave the socket away).
+        None => std::future::pending().await,
+    }
+}
+
+impl Running {
+    pub(super) async fn event_loop(
+        &mut self,
+        signals: &mut super::Signals,
+    ) -> Result<Stop, DaemonError> {
+        let mut t = Timers {
+            renew: tokio::time::interval(RENEW_EVERY),
+            housekeeping: tokio::time::interval(HOUSEKEEPING),
+            handover: tokio::time::interval(HANDOVER_POLL),
+            resync_at: None,
+        };
+        loop {
+            let wake = self.wait(&mut t, signals).await;
+            let (what, started) = (wake.name(), Instant::now());
+            if let Some(stop) = self.handle(wake, &mut t).await? {
+                return Ok(stop);
+            }
+            let took = started.elapsed();
+            if took >= STALL {
+                warn!("one turn of the event loop took {took:.0?} ({what}): route changes waited as long");
+            } else if took >= SLOW_TURN {
+                debug!("slow turn: {what} took {took:.1?}");
+            }
+        }
+    }
+
+    async fn wait(&mut self, t: &mut Timers, signals: &mut super::Signals) -> Wake {
+        let resync_at = t.resync_at;
+        let resync_sleep = async {
+            match resync_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let d = &mut self.d;
+        tokio::select! {
+            ev = d.events.next() => Wake::Event(ev),
+            r = d.nh_events.next() => Wake::NexthopEvents(r),
+            _ = resync_sleep => Wake::ResyncDue,
+            dumped = d.jobs.dumped() => Wake::Dumped(dumped),
+            _ = std::future::ready(()), if d.jobs.stepping() => Wake::JobStep,
+            _ = t.renew.tick() => Wake::Renew,
+            _ = t.housekeeping.tick() => Wake::Housekeeping,
+            p = next_request(&mut self.requests) => Wake::Request(p),
+            _ = t.handover.tick(), if self.handover.is_some() => Wake::HandoverTick,
+            _ = signals.int.recv() => Wake::Stop,
+            _ = signals.term.recv() => Wake::Stop,
+            _ = signals.usr2.recv() => Wake::Upgrade,
+        }
+    }
+
+    /// Does what `wake` asks; `Some` when the loop ends.
+    async fn handle(&mut self, wake: Wake, t: &mut Timers) -> Result<Option<Stop>, DaemonError> {
+        let d = &mut self.d;
+        // Some(..): the mirror is stale and a resync is due.
+        let stale: Option<&str> = match wake {
+            Wake::Event(ev) => match ev {
+                Some(Event::Overrun) => Some("netlink events were lost (receive buffer overrun)"),
+                Some(ev) => d.events_from(ev).await?.then_some("link change"),
+                None => return Err(DaemonError::EventsClosed),
+            },
+            Wake::NexthopEvents(r) => d
+                .nexthop_events(r)
+                .await?
+                .then_some("nexthop object events were lost (receive buffer overrun)"),
+            Wake::ResyncDue => {
+                t.resync_at = None;
+                let why = "link change or lost events".into();
+                d.start_job(Purpose::Resync { why, stale: true }, None)?;
+                None
+            }
+            Wake::Dumped(dumped) => d.job_dumped(dumped).await?.then_some("link change"),
+            Wake::JobStep => {
+                d.job_step()?;
+                None
+            }
+            Wake::Renew => None,
+            Wake::Housekeeping => {
+                d.housekeeping().await?;
+                None
+            }
+            Wake::Request(p) => {
+                d.serve(p)?;
+                None
+            }
+            Wake::HandoverTick => {
+                if self.check_handover()? {
+                    return Ok(Some(Stop::HandedOver));
+                }
+                None
+            }
+            Wake::Stop => return Ok(Some(Stop::Signal)),
+            Wake::Upgrade => {
+                self.start_handover()?;
+                None
+            }
+        };
+        if let Some(why) = stale {
+            // Known stale: the datapath stops using the mirror now, not
+            // when the resync starts.
+            if t.resync_at.is_none() {
+                warn!("{why}: full resync; bpf_fib_lookup decides meanwhile");
+                self.d.revoke_lease()?;
+            }
+            t.resync_at
+                .get_or_insert(tokio::time::Instant::now() + RESYNC_DELAY);
+        }
+        if t.resync_at.is_none() && self.d.lease.due(Instant::now()) {
+            self.d.renew_lease()?;
+        }
+        Ok(None)
+    }
+}
