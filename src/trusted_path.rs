@@ -373,16 +373,34 @@ mod tests {
     use super::*;
     use std::os::unix::fs::{symlink, PermissionsExt};
 
-    /// A scratch directory of the test's own user, mode 0700.
-    fn scratch(tag: &str) -> PathBuf {
+    /// A scratch directory of the test's own user, mode 0700, removed
+    /// when the test ends.
+    struct Scratch(PathBuf);
+
+    impl std::ops::Deref for Scratch {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            // Modes a test took away come back first, so that all goes.
+            let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o700));
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn scratch(tag: &str) -> Scratch {
         let base = std::env::temp_dir().join(format!("accel-trusted-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(&base).unwrap();
         std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700)).unwrap();
-        base
+        Scratch(base)
     }
 
-    fn trusted_base() -> Option<PathBuf> {
+    fn trusted_base() -> Option<Scratch> {
         // Every directory above must pass the check for the tests to mean
         // anything; skip (saying so) where the checkout lives under a
         // group-writable directory.
