@@ -529,6 +529,7 @@ def cmd_report(a):
         w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for ph, name in (("withdraw", "withdrawal"), ("install", "re-announcement")):
             ls, um, ex, nruns = lag[ph]
+            ls = sorted(ls)  # the runs' sorted lists, one after the other
             ms = lambda q: fmt(None if not ls else pct(ls, q) * 1e3, 2)
             w(f"| {name} | {nruns} | {len(ls) + um} | {len(ls)} | {um} | {ms(50)} | {ms(90)} | {ms(99)} | "
               f"{fmt(None if not ls else ls[-1] * 1e3, 2)} |")
