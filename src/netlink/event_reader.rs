@@ -56,7 +56,11 @@ struct Shared {
 
 /// The event loop's end of the reader.
 pub struct Reader {
-    pub batches: mpsc::UnboundedReceiver<Vec<Event>>,
+    pub batches: mpsc::UnboundedReceiver<VecDeque<Event>>,
+    /// Emptied batches go back to the thread to be filled again: a burst
+    /// then allocates nothing per batch (a fresh batch grew by
+    /// reallocation to 1024 events, and freed, every time).
+    recycle: std::sync::mpsc::Sender<VecDeque<Event>>,
     shared: Arc<Shared>,
     /// A descriptor of the same socket, to see what is queued in it.
     sock: std::os::fd::OwnedFd,
@@ -77,15 +81,24 @@ impl Reader {
         });
         let dup = sock.as_fd().try_clone_to_owned()?;
         let (tx, batches) = mpsc::unbounded_channel();
+        let (recycle, pool) = std::sync::mpsc::channel();
         let theirs = shared.clone();
         std::thread::Builder::new()
             .name("accel-netlink".into())
-            .spawn(move || read_loop(sock, tx, &theirs))?;
+            .spawn(move || read_loop(sock, tx, &pool, &theirs))?;
         Ok(Reader {
             batches,
+            recycle,
             shared,
             sock: dup,
         })
+    }
+
+    /// Gives an emptied batch back to the thread.
+    pub fn recycle(&self, batch: VecDeque<Event>) {
+        debug_assert!(batch.is_empty());
+        // The thread is gone only when the stream ended.
+        let _ = self.recycle.send(batch);
     }
 
     /// Nothing in the socket, nothing being read, nothing handed over and
@@ -123,8 +136,14 @@ fn wait_readable(sock: BorrowedFd<'_>, timeout: &Timespec) -> Option<bool> {
     }
 }
 
-fn read_loop(sock: Socket, tx: mpsc::UnboundedSender<Vec<Event>>, shared: &Shared) {
+fn read_loop(
+    sock: Socket,
+    tx: mpsc::UnboundedSender<VecDeque<Event>>,
+    pool: &std::sync::mpsc::Receiver<VecDeque<Event>>,
+    shared: &Shared,
+) {
     let mut buf = vec![0u8; BATCH * SLOT];
+    let mut batch = VecDeque::new();
     while !shared.stop.load(Ordering::SeqCst) {
         match wait_readable(sock.as_fd(), &IDLE_CHECK) {
             Some(false) => continue,
@@ -135,10 +154,12 @@ fn read_loop(sock: Socket, tx: mpsc::UnboundedSender<Vec<Event>>, shared: &Share
             }
         }
         shared.busy.store(true, Ordering::SeqCst);
-        let mut batch = VecDeque::new();
+        if batch.capacity() == 0 {
+            batch = pool.try_recv().unwrap_or_default();
+        }
         let result = read_into(&sock, &mut buf, &mut batch);
         let n = batch.len();
-        if n > 0 && tx.send(batch.into()).is_err() {
+        if n > 0 && tx.send(std::mem::take(&mut batch)).is_err() {
             return;
         }
         shared.busy.store(false, Ordering::SeqCst);

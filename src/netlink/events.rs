@@ -230,7 +230,8 @@ impl EventStream {
     /// socket failed).
     pub async fn next(&mut self) -> Option<Event> {
         if self.pending.is_empty() {
-            self.pending.extend(self.reader.batches.recv().await?);
+            let batch = self.reader.batches.recv().await?;
+            self.take_batch(batch);
         }
         self.pending.pop_front()
     }
@@ -239,10 +240,17 @@ impl EventStream {
     pub fn try_next(&mut self) -> Option<Event> {
         if self.pending.is_empty() {
             if let Ok(batch) = self.reader.batches.try_recv() {
-                self.pending.extend(batch);
+                self.take_batch(batch);
             }
         }
         self.pending.pop_front()
+    }
+
+    /// Makes `batch` the pending events (the empty queue they replace
+    /// goes back to the reader).
+    fn take_batch(&mut self, batch: VecDeque<Event>) {
+        let emptied = std::mem::replace(&mut self.pending, batch);
+        self.reader.recycle(emptied);
     }
 
     /// Returns an event taken with [`EventStream::try_next`]: it comes
