@@ -195,6 +195,7 @@ fn recv_batch(sock: &Socket, buf: &mut [u8], out: &mut VecDeque<Event>) -> std::
     // SAFETY: all-zero iovec and mmsghdr are valid values; each entry is
     // then pointed at its own SLOT bytes of `buf`, which outlives the call.
     let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
     for (i, (v, m)) in iov.iter_mut().zip(msgs.iter_mut()).enumerate() {
         v.iov_base = buf[i * SLOT..].as_mut_ptr().cast();

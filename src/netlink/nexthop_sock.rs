@@ -39,6 +39,8 @@ impl NexthopSocket {
         }
         // SAFETY: fresh descriptor from socket(2).
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: an all-zero sockaddr_nl is a valid value (the kernel's
+        // own initialisation).
         let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         addr.nl_family = libc::AF_NETLINK as u16;
         // SAFETY: valid sockaddr_nl of the given size.
