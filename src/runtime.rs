@@ -79,6 +79,8 @@ pub fn restrict_umask() {
     rustix::process::umask(Mode::from_raw_mode(0o077));
 }
 
+/// The index of interface `name` in the current network namespace (asked
+/// of the kernel, not read from /sys, which belongs to whoever mounted it).
 pub fn ifindex(name: &str) -> Result<u32, RuntimeError> {
     let c = CString::new(name).map_err(|_| RuntimeError::UnknownIface(name.into()))?;
     // SAFETY: valid C string.

@@ -8,7 +8,6 @@
 //! network namespace: run it where the kernel FIB holds the same prefixes
 //! (scripts/bench/lookup.sh sets that up).
 
-use std::ffi::CString;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -289,16 +288,6 @@ fn inside6(rng: &mut Rng, addr: u128, len: u8) -> u128 {
     mask6(addr, len) | (r & !mask6(u128::MAX, len))
 }
 
-fn ifindex(name: &str) -> Result<u32> {
-    let c = CString::new(name)?;
-    // SAFETY: a valid NUL-terminated string.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if i == 0 {
-        bail!("no interface {name} in this network namespace");
-    }
-    Ok(i)
-}
-
 fn handle<M>(m: &M) -> Result<MapHandle>
 where
     for<'a> MapHandle: TryFrom<&'a M, Error = libbpf_rs::Error>,
@@ -338,7 +327,7 @@ struct Measure {
 
 fn lookup(a: LookupArgs) -> Result<()> {
     let prefixes = read_prefixes(&a.prefixes, a.family)?;
-    let ifx = ifindex(&a.ifname)?;
+    let ifx = accel::runtime::ifindex(&a.ifname)?;
 
     let object = Box::leak(Box::new(MaybeUninit::uninit()));
     let open = BenchSkelBuilder::default()

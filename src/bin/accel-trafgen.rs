@@ -153,7 +153,7 @@ fn real_main() -> Result<()> {
                 }
             }
             let dests = destinations(dst_file, prefixes_file, count, seed, fam)?;
-            let ifindex = ifindex(&iface)?;
+            let ifindex = accel::runtime::ifindex(&iface)?;
             let src_mac = match src_mac {
                 Some(m) => parse_mac(&m)?,
                 None => iface_mac(&iface)?,
@@ -423,7 +423,7 @@ fn sink(
     dport: u16,
     mode: XdpMode,
 ) -> Result<()> {
-    let ifindex = ifindex(iface)?;
+    let ifindex = accel::runtime::ifindex(iface)?;
     let mut open = open_skel()?;
     open.maps
         .bss_data
@@ -502,18 +502,6 @@ fn parse_mac(s: &str) -> Result<[u8; 6]> {
         m[i] = u8::from_str_radix(p, 16).with_context(|| format!("bad MAC address {s}"))?;
     }
     Ok(m)
-}
-
-/// Through the current network namespace (not /sys, which belongs to
-/// whoever mounted it).
-fn ifindex(name: &str) -> Result<u32> {
-    let c = std::ffi::CString::new(name)?;
-    // SAFETY: valid C string.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if i == 0 {
-        bail!("no interface {name} in this network namespace");
-    }
-    Ok(i)
 }
 
 fn iface_mac(name: &str) -> Result<[u8; 6]> {

@@ -116,14 +116,6 @@ pub struct Lab {
     pub x: Iface,
 }
 
-fn ifindex(name: &str) -> u32 {
-    let c = std::ffi::CString::new(name).unwrap();
-    // SAFETY: a valid NUL-terminated string.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    assert_ne!(i, 0, "no interface {name} in this thread's netns");
-    i
-}
-
 fn run_cmd(prog: &str, args: &[&str], stdin: Option<&str>) {
     let mut cmd = Command::new(prog);
     cmd.args(args)
@@ -226,17 +218,17 @@ addr add 2001:db8:3::1/64 dev x0 nodad
         );
 
         let inp = Iface {
-            ifindex: ifindex("in0"),
+            ifindex: accel::runtime::ifindex("in0").expect("lab interface"),
             mac: IN_MAC,
             slot: 0,
         };
         let out = Iface {
-            ifindex: ifindex("out0"),
+            ifindex: accel::runtime::ifindex("out0").expect("lab interface"),
             mac: OUT_MAC,
             slot: 1,
         };
         let x = Iface {
-            ifindex: ifindex("x0"),
+            ifindex: accel::runtime::ifindex("x0").expect("lab interface"),
             mac: X_MAC,
             slot: 2,
         };
