@@ -4,6 +4,10 @@
 use std::fmt;
 use std::net::IpAddr;
 
+pub use netlink_packet_route::neighbour::NeighbourState;
+pub use netlink_packet_route::route::RouteProtocol;
+pub use netlink_packet_route::rule::RuleAction;
+
 pub const TABLE_LOCAL: u32 = 255;
 pub const TABLE_MAIN: u32 = 254;
 pub const TABLE_DEFAULT: u32 = 253;
@@ -138,7 +142,7 @@ pub struct RouteKey {
 pub struct Route {
     pub key: RouteKey,
     pub kind: RouteKind,
-    pub protocol: u8,
+    pub protocol: RouteProtocol,
     /// Empty for routes without a next hop (blackhole, local, ...).
     pub nexthops: Vec<NextHop>,
     /// RTA_NH_ID: the route uses a nexthop object.
@@ -172,33 +176,24 @@ pub struct Addr {
     pub prefix_len: u8,
 }
 
-/// NUD_* states.
-pub mod nud {
-    pub const INCOMPLETE: u16 = 0x01;
-    pub const REACHABLE: u16 = 0x02;
-    pub const STALE: u16 = 0x04;
-    pub const DELAY: u16 = 0x08;
-    pub const PROBE: u16 = 0x10;
-    pub const FAILED: u16 = 0x20;
-    pub const NOARP: u16 = 0x40;
-    pub const PERMANENT: u16 = 0x80;
-    /// States in which the kernel transmits to the cached address
-    /// (NUD_VALID), exactly the set bpf_fib_lookup accepts.
-    pub const VALID: u16 = PERMANENT | NOARP | REACHABLE | PROBE | STALE | DELAY;
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Neighbour {
     pub ifindex: u32,
     pub addr: IpAddr,
     pub mac: Option<[u8; 6]>,
-    pub state: u16,
+    pub state: NeighbourState,
 }
 
 impl Neighbour {
     /// The MAC a forwarded packet may be sent to, if the entry is usable.
     pub fn usable_mac(&self) -> Option<[u8; 6]> {
-        if self.state & nud::VALID != 0 {
+        // NUD_VALID: the states in which the kernel transmits to the
+        // cached address, exactly the set bpf_fib_lookup accepts.
+        use NeighbourState as S;
+        if matches!(
+            self.state,
+            S::Permanent | S::Noarp | S::Reachable | S::Probe | S::Stale | S::Delay
+        ) {
             self.mac
         } else {
             None
@@ -206,13 +201,13 @@ impl Neighbour {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     pub family: Family,
     pub priority: u32,
     pub table: u32,
-    /// FR_ACT_* (1 = to table).
-    pub action: u8,
+    /// What the rule does (to a table, blackhole, goto...).
+    pub action: RuleAction,
     /// Any selector besides "from all": src/dst prefix, iif, oif, fwmark,
     /// tos, ports, protocol, uid range, l3mdev, not-flag...
     pub has_selectors: bool,
@@ -228,7 +223,7 @@ pub struct Rule {
 impl Rule {
     /// True for the rules the kernel creates in every namespace.
     pub fn is_default(&self) -> bool {
-        if self.has_selectors || self.action != 1 {
+        if self.has_selectors || self.action != RuleAction::ToTable {
             return false;
         }
         matches!(
@@ -355,7 +350,7 @@ mod tests {
             family,
             priority,
             table,
-            action: 1,
+            action: RuleAction::ToTable,
             has_selectors: false,
             src_only: None,
             iif_only: None,

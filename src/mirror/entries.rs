@@ -4,12 +4,11 @@ use std::net::IpAddr;
 
 use super::code::NhTable;
 use crate::bpf::types::accel_limits;
-use crate::model::{Family, NextHop, Route, RouteKind};
+use crate::model::{Family, NextHop, Route, RouteKind, RouteProtocol};
 
 /// RTNH_F_DEAD and RTNH_F_LINKDOWN: the kernel skips such next hops.
 const RTNH_F_DEAD: u32 = 1;
 const RTNH_F_LINKDOWN: u32 = 16;
-const RTPROT_KERNEL: u8 = 2;
 
 /// A next hop as the datapath stores it; routes sharing one share an id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -170,7 +169,7 @@ pub fn path_key(nh: &NextHop, family: Family) -> Result<NhKey, FibReason> {
 pub fn is_custom_local_route(route: &Route) -> bool {
     route.key.table == crate::model::TABLE_LOCAL
         && route.key.prefix.family() == Family::V4
-        && route.protocol != RTPROT_KERNEL
+        && route.protocol != RouteProtocol::Kernel
 }
 
 #[cfg(test)]
@@ -188,7 +187,7 @@ mod tests {
                 metric: 0,
             },
             kind,
-            protocol: 3,
+            protocol: RouteProtocol::Boot,
             nexthops: nhs
                 .iter()
                 .map(|(i, g)| NextHop {

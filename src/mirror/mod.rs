@@ -24,7 +24,8 @@ use std::rc::Rc;
 
 use crate::capacity::Limits;
 use crate::model::{
-    Addr, Event, Family, Link, Neighbour, NexthopObject, Prefix, Route, Rule, TABLE_LOCAL,
+    Addr, Event, Family, Link, Neighbour, NeighbourState, NexthopObject, Prefix, Route, Rule,
+    TABLE_LOCAL,
 };
 use capacity::Shortfall;
 use code::{Code, NhTable};
@@ -280,7 +281,7 @@ pub struct Mirror {
     neighbours: HashMap<(u32, IpAddr), [u8; 6]>,
     /// NUD state of every neighbour entry on accel's interfaces, usable or
     /// not (for [`Mirror::gateway_neighbours`]).
-    neigh_states: HashMap<(u32, IpAddr), u16>,
+    neigh_states: HashMap<(u32, IpAddr), NeighbourState>,
     rules: Vec<Rule>,
     /// Nexthop objects by id.
     objects: HashMap<u32, NexthopObject>,
@@ -647,7 +648,7 @@ impl Mirror {
     /// state. Gateways without an entry are left out: accel never asks the
     /// kernel to create one (the kernel does when it forwards the first
     /// packet that XDP passed to it).
-    pub fn gateway_neighbours(&self) -> impl Iterator<Item = ((u32, IpAddr), u16)> + '_ {
+    pub fn gateway_neighbours(&self) -> impl Iterator<Item = ((u32, IpAddr), NeighbourState)> + '_ {
         self.nexthops.keys().filter_map(|k| {
             let key = (k.ifindex, k.gateway?);
             if !self.ifaces.contains_key(&k.ifindex) {

@@ -36,7 +36,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::model::nud;
+use crate::model::NeighbourState;
 
 pub const INTERVAL: Duration = Duration::from_secs(3);
 pub const MAX_PER_TICK: usize = 256;
@@ -54,7 +54,7 @@ impl Nudger {
     pub fn select(
         &mut self,
         now: Instant,
-        candidates: impl Iterator<Item = (Key, u16)>,
+        candidates: impl Iterator<Item = (Key, NeighbourState)>,
         max: usize,
     ) -> Vec<Key> {
         self.last
@@ -64,7 +64,7 @@ impl Nudger {
             if out.len() >= max {
                 break;
             }
-            if state != nud::STALE || self.last.contains_key(&key) {
+            if state != NeighbourState::Stale || self.last.contains_key(&key) {
                 continue;
             }
             self.last.insert(key, now);
@@ -87,15 +87,15 @@ mod tests {
         let mut n = Nudger::default();
         let now = Instant::now();
         let c = vec![
-            (k(2, "10.0.2.2"), nud::STALE),
-            (k(2, "10.0.2.3"), nud::REACHABLE),
-            (k(2, "10.0.2.4"), nud::DELAY),
-            (k(2, "10.0.2.5"), nud::PROBE),
-            (k(2, "10.0.2.6"), nud::PERMANENT),
-            (k(2, "10.0.2.7"), nud::NOARP),
-            (k(2, "10.0.2.8"), nud::FAILED),
-            (k(2, "10.0.2.9"), nud::INCOMPLETE),
-            (k(2, "fe80::1"), nud::STALE),
+            (k(2, "10.0.2.2"), NeighbourState::Stale),
+            (k(2, "10.0.2.3"), NeighbourState::Reachable),
+            (k(2, "10.0.2.4"), NeighbourState::Delay),
+            (k(2, "10.0.2.5"), NeighbourState::Probe),
+            (k(2, "10.0.2.6"), NeighbourState::Permanent),
+            (k(2, "10.0.2.7"), NeighbourState::Noarp),
+            (k(2, "10.0.2.8"), NeighbourState::Failed),
+            (k(2, "10.0.2.9"), NeighbourState::Incomplete),
+            (k(2, "fe80::1"), NeighbourState::Stale),
         ];
         assert_eq!(
             n.select(now, c.into_iter(), 100),
@@ -107,7 +107,7 @@ mod tests {
     fn each_entry_waits_an_interval() {
         let mut n = Nudger::default();
         let t0 = Instant::now();
-        let c = || vec![(k(2, "10.0.2.2"), nud::STALE)].into_iter();
+        let c = || vec![(k(2, "10.0.2.2"), NeighbourState::Stale)].into_iter();
         assert_eq!(n.select(t0, c(), 10).len(), 1);
         // Still STALE a tick later (DELAY is not announced): not again yet.
         assert!(n.select(t0 + Duration::from_secs(1), c(), 10).is_empty());
@@ -121,7 +121,14 @@ mod tests {
     fn work_per_tick_is_bounded_and_the_rest_follow() {
         let mut n = Nudger::default();
         let t0 = Instant::now();
-        let c = || (0..10u32).map(|i| ((2, IpAddr::from([10, 0, 2, i as u8])), nud::STALE));
+        let c = || {
+            (0..10u32).map(|i| {
+                (
+                    (2, IpAddr::from([10, 0, 2, i as u8])),
+                    NeighbourState::Stale,
+                )
+            })
+        };
         let first = n.select(t0, c(), 4);
         let second = n.select(t0 + Duration::from_secs(1), c(), 4);
         let third = n.select(t0 + Duration::from_secs(2), c(), 4);

@@ -59,6 +59,7 @@ pub fn mirrorable(rules: &[Rule], family: Family) -> Option<Mirrored> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::RuleAction;
 
     fn rule(priority: u32, table: u32, src: Option<&str>, other: bool) -> Rule {
         rule_iif(priority, table, src, None, other)
@@ -79,7 +80,7 @@ mod tests {
             family: Family::V4,
             priority,
             table,
-            action: 1,
+            action: RuleAction::ToTable,
             has_selectors: other || src_only.is_some() || iif.is_some(),
             src_only: src_only.filter(|_| !other),
             iif_only: iif.map(String::from).filter(|_| !other),

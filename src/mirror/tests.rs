@@ -1,7 +1,8 @@
 use super::entries::FibReason;
 use super::*;
 use crate::model::{
-    nud, GroupKind, NextHop, NexthopObject, RouteAdd, RouteKey, RouteKind, TABLE_MAIN,
+    GroupKind, NeighbourState, NextHop, NexthopObject, RouteAdd, RouteKey, RouteKind,
+    RouteProtocol, RuleAction, TABLE_MAIN,
 };
 
 pub(super) const LAN: u32 = 2;
@@ -28,7 +29,11 @@ pub(super) fn route(
             metric,
         },
         kind,
-        protocol: if table == TABLE_LOCAL { 2 } else { 4 },
+        protocol: if table == TABLE_LOCAL {
+            RouteProtocol::Kernel
+        } else {
+            RouteProtocol::Static
+        },
         nexthops: nh
             .into_iter()
             .map(|(ifindex, gw)| NextHop {
@@ -57,7 +62,7 @@ pub(super) fn link(ifindex: u32, up: bool) -> Link {
     }
 }
 
-pub(super) fn neigh(ifindex: u32, addr: &str, state: u16) -> Neighbour {
+pub(super) fn neigh(ifindex: u32, addr: &str, state: NeighbourState) -> Neighbour {
     Neighbour {
         ifindex,
         addr: addr.parse().unwrap(),
@@ -103,7 +108,7 @@ pub(super) fn rule4(priority: u32, table: u32, src: Option<&str>) -> Rule {
         family: Family::V4,
         priority,
         table,
-        action: 1,
+        action: RuleAction::ToTable,
         has_selectors: src.is_some(),
         src_only: src.map(prefix),
         iif_only: None,
@@ -157,9 +162,9 @@ fn snapshot() -> Snapshot {
             route(10, "192.0.2.0/24", 0, RouteKind::Unicast, Some((WAN, None))),
         ],
         neighbours: vec![
-            neigh(WAN, "10.0.2.2", nud::REACHABLE),
-            neigh(LAN, "10.0.1.7", nud::FAILED),
-            neigh(OTHER, "10.9.9.9", nud::REACHABLE),
+            neigh(WAN, "10.0.2.2", NeighbourState::Reachable),
+            neigh(LAN, "10.0.1.7", NeighbourState::Failed),
+            neigh(OTHER, "10.9.9.9", NeighbourState::Reachable),
         ],
         rules: vec![],
         nexthops: vec![],
@@ -363,7 +368,7 @@ fn custom_rules_switch_to_policy_mode() {
         family: Family::V4,
         priority: 100,
         table: 10,
-        action: 1,
+        action: RuleAction::ToTable,
         has_selectors: true,
         src_only: None,
         iif_only: None,
@@ -381,9 +386,17 @@ fn custom_rules_switch_to_policy_mode() {
 fn neighbours_follow_their_state() {
     let mut m = mirror();
     m.resync(snapshot());
-    let o = m.apply(Event::NewNeigh(neigh(LAN, "10.0.1.7", nud::STALE)));
+    let o = m.apply(Event::NewNeigh(neigh(
+        LAN,
+        "10.0.1.7",
+        NeighbourState::Stale,
+    )));
     assert_eq!(o.changes.len(), 1);
-    let o = m.apply(Event::NewNeigh(neigh(LAN, "10.0.1.7", nud::INCOMPLETE)));
+    let o = m.apply(Event::NewNeigh(neigh(
+        LAN,
+        "10.0.1.7",
+        NeighbourState::Incomplete,
+    )));
     assert_eq!(
         o.changes,
         vec![Change::DelNeigh {
@@ -475,23 +488,35 @@ fn gateway_neighbours_are_those_of_mirrored_gateways_on_accel_interfaces() {
     ));
     // A directly connected host's entry (10.0.1.7 on LAN, no gateway) and
     // an entry for an address no route uses as gateway.
-    snap.neighbours.push(neigh(WAN, "10.0.2.99", nud::STALE));
+    snap.neighbours
+        .push(neigh(WAN, "10.0.2.99", NeighbourState::Stale));
     m.resync(snap);
     let got: Vec<_> = m.gateway_neighbours().collect();
     assert_eq!(
         got,
-        vec![((WAN, "10.0.2.2".parse().unwrap()), nud::REACHABLE)]
+        vec![(
+            (WAN, "10.0.2.2".parse().unwrap()),
+            NeighbourState::Reachable
+        )]
     );
 
     // State changes come from events; a deleted entry is not nudged.
-    m.apply(Event::NewNeigh(neigh(WAN, "10.0.2.2", nud::STALE)));
+    m.apply(Event::NewNeigh(neigh(
+        WAN,
+        "10.0.2.2",
+        NeighbourState::Stale,
+    )));
     let mut n = nudge::Nudger::default();
     let now = std::time::Instant::now();
     assert_eq!(
         n.select(now, m.gateway_neighbours(), 10),
         vec![(WAN, "10.0.2.2".parse().unwrap())]
     );
-    m.apply(Event::DelNeigh(neigh(WAN, "10.0.2.2", nud::STALE)));
+    m.apply(Event::DelNeigh(neigh(
+        WAN,
+        "10.0.2.2",
+        NeighbourState::Stale,
+    )));
     assert_eq!(m.gateway_neighbours().count(), 0);
 }
 

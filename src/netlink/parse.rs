@@ -222,7 +222,7 @@ impl RouteFields {
                 metric: self.metric,
             },
             kind: route_kind(h.kind),
-            protocol: u8::from(h.protocol),
+            protocol: h.protocol,
             nexthops,
             nhid: self.nhid,
             mtu: self.mtu,
@@ -331,7 +331,7 @@ pub fn neighbour(msg: &NeighbourMessage) -> Option<model::Neighbour> {
         ifindex: h.ifindex,
         addr: ip,
         mac,
-        state: u16::from(h.state),
+        state: h.state,
     })
 }
 
@@ -378,7 +378,7 @@ pub fn rule(msg: &RuleMessage) -> Option<model::Rule> {
         family: fam,
         priority,
         table,
-        action: u8::from(h.action),
+        action: h.action,
         has_selectors: other_selectors || h.src_len > 0 || iif.is_some(),
         src_only: src_prefix.filter(|_| !other_selectors && iif.is_none()),
         iif_only: iif.filter(|_| !other_selectors && h.src_len == 0),
@@ -395,8 +395,6 @@ mod tests {
         route::{RouteLwEnCapType, RouteNextHop, RouteNextHopFlags, RouteProtocol},
         rule::{RuleAction, RuleUidRange},
     };
-
-    use crate::model::nud;
 
     fn v4(s: &str) -> Ipv4Addr {
         s.parse().unwrap()
@@ -467,7 +465,7 @@ mod tests {
             }
         );
         assert_eq!(r.kind, RouteKind::Unicast);
-        assert_eq!(r.protocol, 4);
+        assert_eq!(r.protocol, RouteProtocol::Static);
         assert_eq!(
             r.nexthops,
             vec![NextHop {
@@ -754,7 +752,7 @@ mod tests {
                 ifindex: 4,
                 addr: "10.0.0.9".parse().unwrap(),
                 mac: Some([0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]),
-                state: nud::PERMANENT
+                state: NeighbourState::Permanent
             }
         );
 
@@ -766,7 +764,7 @@ mod tests {
         );
         m.header.state = NeighbourState::Failed;
         let n = neighbour(&m).unwrap();
-        assert_eq!((n.mac, n.state), (None, nud::FAILED));
+        assert_eq!((n.mac, n.state), (None, NeighbourState::Failed));
         assert_eq!(n.usable_mac(), None);
 
         let mut m = neigh_msg(AddressFamily::Bridge, vec![]);
@@ -810,7 +808,7 @@ mod tests {
                 family: Family::V4,
                 priority: 32766,
                 table: 254,
-                action: 1,
+                action: RuleAction::ToTable,
                 has_selectors: false,
                 src_only: None,
                 iif_only: None,
@@ -886,7 +884,7 @@ mod tests {
         let mut m = rule_msg(AddressFamily::Inet, vec![]);
         m.header.action = RuleAction::Blackhole;
         let r = rule(&m).unwrap();
-        assert_eq!(r.action, 6);
+        assert_eq!(r.action, RuleAction::Blackhole);
         assert!(!r.is_default());
         assert!(rule(&rule_msg(AddressFamily::Bridge, vec![])).is_none());
     }

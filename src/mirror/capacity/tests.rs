@@ -11,7 +11,7 @@ use super::super::tests::{link, mirror_with, neigh, prefix, route, rule4, LAN, W
 use super::*;
 use crate::capacity::Limits;
 use crate::mirror::{CfgFlags, Snapshot};
-use crate::model::{nud, Addr, Event, NextHop, Route, RouteKind, TABLE_MAIN};
+use crate::model::{Addr, Event, NeighbourState, NextHop, Route, RouteKind, TABLE_MAIN};
 
 /// The datapath's maps, as the changes leave them.
 #[derive(Debug, Default)]
@@ -168,7 +168,7 @@ fn random_event(rnd: &mut Rnd, kernel: &Snapshot) -> Event {
             None => Event::Overrun,
         },
         7 => {
-            let state = [nud::REACHABLE, nud::FAILED][rnd.below(2) as usize];
+            let state = [NeighbourState::Reachable, NeighbourState::Failed][rnd.below(2) as usize];
             Event::NewNeigh(neigh(WAN, &gw(rnd.below(6)), state))
         }
         _ => {
@@ -340,8 +340,8 @@ fn neighbours_wait_for_room_and_move_in_when_one_leaves() {
     let snap = Snapshot {
         links: vec![link(LAN, true), link(WAN, true)],
         neighbours: vec![
-            neigh(WAN, "10.0.2.2", nud::REACHABLE),
-            neigh(WAN, "10.0.2.3", nud::REACHABLE),
+            neigh(WAN, "10.0.2.2", NeighbourState::Reachable),
+            neigh(WAN, "10.0.2.3", NeighbourState::Reachable),
         ],
         ..Snapshot::default()
     };
@@ -360,7 +360,11 @@ fn neighbours_wait_for_room_and_move_in_when_one_leaves() {
         "10.0.2.2".parse().unwrap()
     };
     assert_eq!(m.dry_run(snap), vec![], "waiting is not a difference");
-    let o = m.apply(Event::DelNeigh(neigh(WAN, &a.to_string(), nud::REACHABLE)));
+    let o = m.apply(Event::DelNeigh(neigh(
+        WAN,
+        &a.to_string(),
+        NeighbourState::Reachable,
+    )));
     assert_eq!(
         o.changes,
         vec![
