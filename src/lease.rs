@@ -61,6 +61,10 @@ pub struct Lease {
     awaiting_grant: bool,
     /// The last renewal was the first grant after a settle.
     first_grant: bool,
+    /// Revocations so far: a resync settles the lease only if none came
+    /// after it started (events lost during its dump or sweep may be
+    /// missing from what it installed).
+    revocations: u64,
 }
 
 impl Default for Lease {
@@ -78,6 +82,7 @@ impl Lease {
             last_renewal: None,
             awaiting_grant: false,
             first_grant: false,
+            revocations: 0,
         }
     }
 
@@ -86,18 +91,32 @@ impl Lease {
     pub fn revoke(&mut self, now_ns: u64) -> Deadlines {
         self.stale = true;
         self.lease_ns = 0;
+        self.revocations += 1;
         Deadlines {
             lease_ns: 0,
             alive_ns: after(now_ns, ALIVE_LEASE),
         }
     }
 
-    /// A resync made the mirror exact again; the next renewal, due at
-    /// once, may grant the lease if nothing is waiting by then.
-    pub fn settle(&mut self) {
+    /// How many revocations there have been: what a resync that starts
+    /// now passes to [`Lease::settle`] when it is done.
+    pub fn revocations(&self) -> u64 {
+        self.revocations
+    }
+
+    /// A resync that started after revocation number `since` made the
+    /// mirror exact again; the next renewal, due at once, may grant the
+    /// lease if nothing is waiting by then. A revocation since then (lost
+    /// events, a link change) keeps it stale for the resync that follows:
+    /// false.
+    pub fn settle(&mut self, since: u64) -> bool {
+        if self.revocations != since {
+            return false;
+        }
         self.stale = false;
         self.last_renewal = None;
         self.awaiting_grant = true;
+        true
     }
 
     /// Whether the last renewal granted the lease for the first time since
@@ -144,7 +163,7 @@ mod tests {
         let d = l.renew(Instant::now(), T0, true);
         assert_eq!(d.lease_ns, 0);
         assert_eq!(d.alive_ns, T0 + ALIVE_LEASE.as_nanos() as u64);
-        l.settle();
+        assert!(l.settle(0));
         let d = l.renew(Instant::now(), T0, true);
         assert_eq!(d.lease_ns, T0 + MIRROR_LEASE.as_nanos() as u64);
         assert!(l.take_first_grant(), "the mirror went live");
@@ -156,7 +175,7 @@ mod tests {
     #[test]
     fn a_control_plane_with_events_waiting_does_not_renew() {
         let mut l = Lease::new();
-        l.settle();
+        assert!(l.settle(0));
         let granted = l.renew(Instant::now(), T0, true).lease_ns;
         // Later, events are waiting: the lease keeps its old deadline and
         // lapses by itself unless they are applied.
@@ -173,16 +192,30 @@ mod tests {
     #[test]
     fn a_known_stale_mirror_revokes_at_once_and_stays_revoked() {
         let mut l = Lease::new();
-        l.settle();
+        assert!(l.settle(0));
         l.renew(Instant::now(), T0, true);
         let d = l.revoke(T0 + 1);
         assert_eq!(d.lease_ns, 0);
         assert!(d.alive_ns > T0);
         // Drained queues do not bring it back: only a completed resync does.
         assert_eq!(l.renew(Instant::now(), T0 + 2, true).lease_ns, 0);
-        l.settle();
+        assert!(l.settle(l.revocations()));
         assert!(l.due(Instant::now()), "due at once after a resync");
         assert!(l.renew(Instant::now(), T0 + 3, true).lease_ns > T0);
+    }
+
+    /// Events lost while a resync runs may be missing from what it
+    /// installs: its end must not grant the lease; the next resync's does.
+    #[test]
+    fn a_resync_overtaken_by_a_revocation_does_not_settle() {
+        let mut l = Lease::new();
+        let first = l.revocations();
+        l.revoke(T0);
+        let second = l.revocations();
+        assert!(!l.settle(first), "revoked after the first resync started");
+        assert_eq!(l.renew(Instant::now(), T0 + 1, true).lease_ns, 0);
+        assert!(l.settle(second));
+        assert!(l.renew(Instant::now(), T0 + 2, true).lease_ns > T0);
     }
 
     #[test]

@@ -72,6 +72,9 @@ enum Stage {
 
 pub struct Job {
     purpose: Purpose,
+    /// The lease's revocations when the job started (see
+    /// [`crate::lease::Lease::settle`]).
+    revocations: u64,
     waiters: Vec<Waiter>,
     started: Instant,
     stage: Stage,
@@ -192,6 +195,7 @@ impl Daemon {
         debug!("job started: {purpose:?}");
         self.jobs.running = Some(Job {
             purpose,
+            revocations: self.lease.revocations(),
             waiters: waiter.into_iter().collect(),
             started: Instant::now(),
             stage: Stage::Dumping {
@@ -286,10 +290,12 @@ impl Daemon {
         let mirror = self.mirror_size();
         let reply = match (&job.purpose, job.stage) {
             (Purpose::Resync { why, stale }, Stage::Sweeping { summary, .. }) => {
-                if *stale {
-                    // Exact as of the dump and every event since: the next
-                    // renewal with nothing waiting grants the lease.
-                    self.lease.settle();
+                // Exact as of the dump and every event since: the next
+                // renewal with nothing waiting grants the lease, unless
+                // events were lost meanwhile (the resync queued for them
+                // settles it).
+                if *stale && !self.lease.settle(job.revocations) {
+                    debug!("resync done, but the lease was revoked meanwhile: still stale");
                 }
                 self.resyncs += 1;
                 info!("resync ({why}) in {took:.0?}: {summary}; mirror holds {mirror}");
