@@ -1,36 +1,27 @@
-//! Compiles the BPF programs and generates their Rust skeletons into OUT_DIR:
-//! the XDP datapath (accel.skel.rs), the lookup micro-benchmark
-//! (bench.skel.rs) and the benchmark traffic generator and sink
-//! (trafgen.skel.rs).
+//! Compiles the XDP datapath and generates its Rust skeleton into OUT_DIR
+//! (accel.skel.rs). The benchmark programs are built by tools/build.rs.
 use std::env;
 use std::ffi::OsStr;
 use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
-/// (source, skeleton file) pairs.
-const SKELETONS: &[(&str, &str)] = &[
-    ("src/bpf/accel.bpf.c", "accel.skel.rs"),
-    ("src/bpf/bench.bpf.c", "bench.skel.rs"),
-    ("src/bpf/trafgen.bpf.c", "trafgen.skel.rs"),
-];
+const SOURCE: &str = "src/bpf/accel.bpf.c";
 
 fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
     let vmlinux = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap()).join("vmlinux");
-    for (src, skel) in SKELETONS {
-        SkeletonBuilder::new()
-            .source(src)
-            .clang_args([
-                OsStr::new("-I"),
-                vmlinux.as_os_str(),
-                OsStr::new("-Wall"),
-                OsStr::new("-Werror"),
-                OsStr::new("-O2"),
-            ])
-            .build_and_generate(out_dir.join(skel))
-            .unwrap_or_else(|e| panic!("building {src} failed: {e:#}"));
-    }
+    SkeletonBuilder::new()
+        .source(SOURCE)
+        .clang_args([
+            OsStr::new("-I"),
+            vmlinux.as_os_str(),
+            OsStr::new("-Wall"),
+            OsStr::new("-Werror"),
+            OsStr::new("-O2"),
+        ])
+        .build_and_generate(out_dir.join("accel.skel.rs"))
+        .unwrap_or_else(|e| panic!("building {SOURCE} failed: {e:#}"));
     println!("cargo:rerun-if-changed=src/bpf");
     println!("cargo:rerun-if-changed=vmlinux/vmlinux.h");
 }

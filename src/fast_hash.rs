@@ -130,11 +130,9 @@ mod tests {
     fn behaves_like_a_hash_map() {
         let mut m = ShardedMap::default();
         let mut want = HashMap::new();
-        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rng = fastrand::Rng::with_seed(0x2545_f491_4f6c_dd1d);
         for _ in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.u64(..);
             let k = (x % 5000) as u32;
             match x >> 62 {
                 0 => assert_eq!(m.insert(k, x), want.insert(k, x)),

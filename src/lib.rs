@@ -20,5 +20,4 @@ pub mod runtime;
 pub mod slots;
 pub mod stats;
 pub mod sysctl;
-pub mod trafgen;
 pub mod trusted_path;

@@ -53,7 +53,8 @@
 # accel-alone), SETTLE=2 (s), TIMEOUT=900 (s per
 # phase), ACCEL=path (default target/release/accel; not built here),
 # BGP_TABLE_GZ=file (default ../shared/data/bgp-full-table.txt.gz; absent:
-# scripts/bench/gen-table.py's synthetic table, and the output says so),
+# `accel-bench gen-table`'s synthetic table, and the output says so;
+# BENCH=path, default target/release/accel-bench),
 # RECORDS=file (keep the raw JSON records), LAB_KEEP=1 (keep the temp dir).
 set -euo pipefail
 
@@ -146,10 +147,11 @@ GZ=${BGP_TABLE_GZ:-$ROOT/../shared/data/bgp-full-table.txt.gz}
 if [[ -r $GZ ]]; then
     TABLE_DESC="real full table ($(realpath "$GZ"))"
 else
-    TABLE_DESC="SYNTHETIC table (scripts/bench/gen-table.py, seed 1, the real table's prefix-length mix; $GZ absent)"
+    TABLE_DESC="SYNTHETIC table (accel-bench gen-table, seed 1, the real table's prefix-length mix; $GZ absent)"
     GZ=
 fi
-tbl=$(python3 "$BB" table ${GZ:+--gz "$GZ"} --gen "$HERE/gen-table.py" --limit "$TABLE" --out "$BIRD_DIR")
+BENCH=${BENCH:-$ROOT/target/release/accel-bench}
+tbl=$(python3 "$BB" table ${GZ:+--gz "$GZ"} --gen "$BENCH" --limit "$TABLE" --out "$BIRD_DIR")
 read -r N4 N6 <<<"$tbl"
 if [[ $TABLE -gt 0 ]]; then TABLE_DESC="$TABLE_DESC, seeded sample (seed 42) of $((N4 + N6)) prefixes"; fi
 FRR_V=$(/usr/lib/frr/zebra --version 2>&1 | head -n1 | sed 's/^zebra version /FRR /')

@@ -3,7 +3,7 @@
 
 Subcommands:
   table     write BIRD's static routes (routes4.conf, routes6.conf) from the real
-            table (gz, CRLF) or from gen-table.py, optionally a seeded sample of
+            table (gz, CRLF) or from `accel-bench gen-table`, optionally a seeded sample of
             N prefixes; prints "N4 N6"
   count     kernel route counts of the current network namespace: "V4 V6"
             (/proc/net/fib_triestat "Main: Prefixes", /proc/net/rt6_stats
@@ -41,7 +41,7 @@ def cmd_table(a):
         with gzip.open(a.gz, "rt") as f:
             lines = [l.strip() for l in f]
     else:
-        out = subprocess.run([sys.executable, a.gen, "1"], check=True, capture_output=True, text=True).stdout
+        out = subprocess.run([a.gen, "gen-table", "--seed", "1"], check=True, capture_output=True, text=True).stdout
         lines = [l.strip() for l in out.splitlines()]
     seen = set()
     v4, v6 = [], []

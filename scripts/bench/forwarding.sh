@@ -19,7 +19,7 @@
 # counter differences at the sink over --seconds, after --warmup.
 #
 # Table: ../shared/data/bgp-full-table.txt.gz when present, else a generated
-# table with the same prefix-length mix (scripts/bench/gen-table.py); the
+# table with the same prefix-length mix (accel-bench gen-table); the
 # output says which (FWB_TABLE_GZ=FILE overrides the path). Run as root.
 # Override binaries with ACCEL=... TRAFGEN=...
 set -euo pipefail
@@ -84,8 +84,8 @@ if [ -r "$SHARED" ]; then
     TABLE_DESC="real full table ($(realpath "$SHARED"))"
 else
     echo "== ../shared/data/bgp-full-table.txt.gz absent: generating a table with its prefix-length mix"
-    python3 "$ROOT/scripts/bench/gen-table.py" 1 > "$TABLE"
-    TABLE_DESC="GENERATED table with the real table's prefix-length mix (scripts/bench/gen-table.py, seed 1)"
+    "${BENCH:-$ROOT/target/release/accel-bench}" gen-table --seed 1 > "$TABLE"
+    TABLE_DESC="GENERATED table with the real table's prefix-length mix (accel-bench gen-table, seed 1)"
 fi
 grep -v : "$TABLE" > "$WORK/table4.txt" || true
 grep : "$TABLE" > "$WORK/table6.txt" || true

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* The IPv4 DIR-24-8 tables and their lookup, shared by the datapath and the
- * lookup micro-benchmark (bench.bpf.c) so that both run the same code. */
+ * lookup micro-benchmark (tools/src/bpf/bench.bpf.c) so that both run the same code. */
 #ifndef ACCEL_DIR24_H
 #define ACCEL_DIR24_H
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The IPv6 route trie and its lookup, shared by the datapath and the lookup
- * micro-benchmark (bench.bpf.c) so that both run the same code.
+ * micro-benchmark (tools/src/bpf/bench.bpf.c) so that both run the same code.
  *
  * A multibit trie with leaf pushing, strides 16-8-8-...-8: fib6_root holds
  * one leaf per /16, fib6_nodes groups of 256 leaves, one group per node.

@@ -500,13 +500,8 @@ mod tests {
         let groups = 6;
         let mut t = table(groups);
         let mut rules = HashMap::new();
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rnd = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = fastrand::Rng::with_seed(0x9e37_79b9_7f4a_7c15u64);
+        let mut rnd = move || rng.u64(..);
         let base = a("10.0.0.0");
         for round in 0..3 {
             for step in 0..300u32 {
@@ -551,13 +546,8 @@ mod tests {
     fn matches_brute_force_under_random_churn() {
         let mut t = table(2048);
         let mut rules = HashMap::new();
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut rnd = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = fastrand::Rng::with_seed(0x2545_f491_4f6c_dd1du64);
+        let mut rnd = move || rng.u64(..);
         let bases = [a("10.0.0.0"), a("10.1.0.0"), a("172.16.0.0"), a("0.0.0.0")];
         // Short prefixes paint millions of leaves: a few, fixed, underneath.
         for (addr, len) in [(0, 0u8), (a("10.0.0.0"), 8)] {

@@ -1,16 +1,16 @@
-//! The fuzzer's seeded generator: accel's own SplitMix64 (the traffic
-//! generator's) with the draws the fuzzer needs. The same seed gives the
+//! The fuzzer's seeded generator: `fastrand` (the tools' generator too)
+//! with the draws the fuzzer needs. The same seed gives the
 //! same worlds and frames, so a failure reproduces from the printed seed.
 
-pub struct Rng(accel::trafgen::Rng);
+pub struct Rng(fastrand::Rng);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(accel::trafgen::Rng::new(seed))
+        Rng(fastrand::Rng::with_seed(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0.next_u64()
+        self.0.u64(..)
     }
 
     /// Uniform in 0..n (n > 0).

@@ -24,17 +24,6 @@ use super::pkt::*;
 const X_PEER_MACS: [[u8; 6]; 2] = [[0x02, 0xcc, 0, 0, 0, 0x01], [0x02, 0xcc, 0, 0, 0, 0x02]];
 const OUT_MACS: [[u8; 6]; 2] = [[0x02, 0xdd, 0, 0, 0, 0x01], [0x02, 0xdd, 0, 0, 0, 0x02]];
 
-/// Deterministic xorshift, so that a failure reproduces.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// Four gateways, two behind out0 and two behind x0 (both accel's), with
 /// permanent neighbours of distinct MACs; x0 joins the datapath.
 fn four_gateways(lab: &Lab) {
@@ -162,10 +151,11 @@ enum Fam {
 
 /// Random flows towards `dst_base` (a /16 or /48 the routes cover).
 fn flows(lab: &Lab, fam: Fam, seed: u64, fragments: bool) -> Vec<Vec<u8>> {
-    let mut r = Rng(seed);
+    // Seeded, so that a failure reproduces.
+    let mut r = fastrand::Rng::with_seed(seed);
     (0..FLOWS)
         .map(|_| {
-            let x = r.next();
+            let x = r.u64(..);
             let (sport, dport) = (x as u16 | 1, (x >> 16) as u16 | 1);
             match fam {
                 Fam::V4 => {
@@ -186,7 +176,7 @@ fn flows(lab: &Lab, fam: Fam, seed: u64, fragments: bool) -> Vec<Vec<u8>> {
                     eth(lab.inp.mac, IN_PEER_MAC, ETH_P_IP, &p.build())
                 }
                 Fam::V6 => {
-                    let y = r.next();
+                    let y = r.u64(..);
                     let src: Ipv6Addr = format!("2001:db8:1::{:x}", (x >> 32) as u16 | 2)
                         .parse()
                         .unwrap();

@@ -22,7 +22,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags};
 
 use accel::datapath::attach::{attach, XdpMode};
-use accel::trafgen::{self, types, FrameSpec, TrafgenSkel, TrafgenSkelBuilder};
+use accel_tools::trafgen::{self, types, FrameSpec, TrafgenSkel, TrafgenSkelBuilder};
 
 #[derive(Parser)]
 #[command(

@@ -1,0 +1,4 @@
+//! accel's benchmark and traffic tools, apart from the product: the pure
+//! parts of `accel-trafgen` live here so that they can be unit-tested.
+
+pub mod trafgen;
