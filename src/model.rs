@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 pub use netlink_packet_route::neighbour::NeighbourState;
+pub use netlink_packet_route::route::RouteNextHopFlags as NhFlags;
 pub use netlink_packet_route::route::RouteProtocol;
 pub use netlink_packet_route::rule::RuleAction;
 
@@ -118,12 +119,12 @@ pub enum RouteKind {
     Other(u8),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NextHop {
     pub ifindex: u32,
     pub gateway: Option<IpAddr>,
     /// RTNH_F_* flags (onlink, dead, linkdown...).
-    pub flags: u32,
+    pub flags: NhFlags,
     /// 1-based weight as the kernel reports it (rtnh_hops + 1).
     pub weight: u16,
 }
@@ -252,7 +253,7 @@ pub enum NexthopObject {
         gateway: Option<IpAddr>,
         blackhole: bool,
         /// RTNH_F_* (onlink, dead, linkdown).
-        flags: u32,
+        flags: NhFlags,
         /// Encapsulation or FDB nexthops: not plain forwarding.
         special: bool,
     },

@@ -18,7 +18,7 @@ mod pkt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use accel::bpf::types::{accel_cfg_flags as C, accel_if_flags as F, accel_stat as S};
-use accel::mirror::entries::{FibReason, RouteEntry};
+use accel::mirror::decision::{FibReason, RouteEntry};
 use accel::mirror::Change;
 use lab::*;
 use pkt::*;

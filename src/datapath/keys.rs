@@ -7,7 +7,7 @@ use crate::bpf::types::{
     accel_neigh6_key, accel_nexthop, accel_nh_flags, accel_nh_group, accel_route, accel_route4_key,
     accel_route6_key, accel_route_type,
 };
-use crate::mirror::entries::{NhKey, RouteEntry};
+use crate::mirror::decision::{NhKey, RouteEntry};
 use crate::mirror::IfaceEntry;
 use crate::model::Prefix;
 

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::code::Code;
-use super::entries::{FibReason, NhKey, RouteEntry};
+use super::decision::{FibReason, NhKey, RouteEntry};
 use super::{group_key, Change, Mirror};
 use crate::bpf::types::accel_fib_mark;
 use crate::capacity::{Structure, Usage};

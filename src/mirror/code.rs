@@ -6,7 +6,7 @@
 
 use crate::fast_hash::FastMap;
 
-use super::entries::{FibReason, NhKey, Path, PathSet, RouteEntry};
+use super::decision::{FibReason, NhKey, Path, PathSet, RouteEntry};
 
 /// A [`RouteEntry`] as stored by the mirror; decode with [`NhTable`].
 /// Two codes from the same table are equal exactly when their entries are.
@@ -19,34 +19,16 @@ const TAG_UNICAST: u32 = 0;
 const TAG_BLACKHOLE: u32 = 1;
 const TAG_UNREACHABLE: u32 = 2;
 const TAG_LOCAL: u32 = 3;
-/// Fib(reason) is TAG_FIB + the reason's position in FIB_REASONS.
+/// Fib(reason) is TAG_FIB + the reason's code.
 const TAG_FIB: u32 = 4;
-const TAG_MULTIPATH: u32 = TAG_FIB + FIB_REASONS.len() as u32;
+const TAG_MULTIPATH: u32 = TAG_FIB + FibReason::ALL.len() as u32;
 /// Index into the interned nexthop-object ids.
 const TAG_OBJECT: u32 = TAG_MULTIPATH + 1;
-const FIB_REASONS: [FibReason; 12] = [
-    FibReason::Multipath,
-    FibReason::Tos,
-    FibReason::RouteMtu,
-    FibReason::SourceSpecific,
-    FibReason::Encap,
-    FibReason::Throw,
-    FibReason::NexthopObject,
-    FibReason::ForeignGateway,
-    FibReason::DeadNexthop,
-    FibReason::OtherType,
-    FibReason::SameKey,
-    FibReason::Capacity,
-];
 
 impl Code {
     /// Entries without a next hop need no table.
     pub fn fib(reason: FibReason) -> Code {
-        let i = FIB_REASONS
-            .iter()
-            .position(|r| *r == reason)
-            .expect("every reason is listed") as u32;
-        Code((TAG_FIB + i) << TAG_SHIFT)
+        Code((TAG_FIB + u32::from(reason.code())) << TAG_SHIFT)
     }
 }
 
@@ -92,7 +74,12 @@ impl NhTable {
             TAG_LOCAL => RouteEntry::Local,
             TAG_MULTIPATH => RouteEntry::Multipath(PathSet(c.0 & INDEX_MASK)),
             TAG_OBJECT => RouteEntry::Object(self.objects[(c.0 & INDEX_MASK) as usize]),
-            t => RouteEntry::Fib(FIB_REASONS[(t - TAG_FIB) as usize]),
+            t => RouteEntry::Fib(
+                u8::try_from(t - TAG_FIB)
+                    .ok()
+                    .and_then(FibReason::from_code)
+                    .expect("codes are only made by encode"),
+            ),
         }
     }
 
@@ -164,7 +151,7 @@ mod tests {
             RouteEntry::Unreachable,
             RouteEntry::Local,
         ];
-        all.extend(FIB_REASONS.iter().map(|r| RouteEntry::Fib(*r)));
+        all.extend(FibReason::ALL.iter().map(|r| RouteEntry::Fib(*r)));
         let codes: Vec<Code> = all.iter().map(|e| t.encode(*e)).collect();
         for (e, c) in all.iter().zip(&codes) {
             assert_eq!(t.decode(*c), *e);

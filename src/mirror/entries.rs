@@ -1,96 +1,8 @@
 //! What a kernel route becomes in the datapath's route maps.
 
-use std::net::IpAddr;
-
 use super::code::NhTable;
-use crate::bpf::types::accel_limits;
-use crate::model::{Family, NextHop, Route, RouteKind, RouteProtocol};
-
-/// RTNH_F_DEAD and RTNH_F_LINKDOWN: the kernel skips such next hops.
-const RTNH_F_DEAD: u32 = 1;
-const RTNH_F_LINKDOWN: u32 = 16;
-
-/// A next hop as the datapath stores it; routes sharing one share an id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NhKey {
-    pub ifindex: u32,
-    pub gateway: Option<IpAddr>,
-}
-
-/// One path of a multipath route, in the kernel's order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Path {
-    pub nh: NhKey,
-    /// 1..=256 for a multipath route, 1..=65536 in a nexthop group.
-    pub weight: u32,
-}
-
-/// An interned list of paths (see [`NhTable::intern_paths`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PathSet(pub u32);
-
-/// The most paths the datapath's groups hold.
-pub const MAX_PATHS: usize = accel_limits::ACCEL_MAX_PATHS.0 as usize;
-
-/// The decision stored for a prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RouteEntry {
-    Unicast(NhKey),
-    /// A multipath route (RTA_MULTIPATH): the kernel's hash picks a path.
-    Multipath(PathSet),
-    /// A route through nexthop object `id` (RTA_NH_ID), resolved through
-    /// the objects the kernel announced, so that `ip nexthop replace`
-    /// moves every route using it at once.
-    Object(u32),
-    Blackhole,
-    /// unreachable / prohibit: the kernel sends the ICMP error.
-    Unreachable,
-    /// local, broadcast, anycast, multicast: the kernel delivers.
-    Local,
-    /// The mirror cannot represent it exactly: bpf_fib_lookup decides.
-    Fib(FibReason),
-}
-
-/// Why a route is left to bpf_fib_lookup (shown by `accel lookup`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FibReason {
-    Multipath,
-    Tos,
-    RouteMtu,
-    SourceSpecific,
-    Encap,
-    Throw,
-    NexthopObject,
-    ForeignGateway,
-    DeadNexthop,
-    OtherType,
-    /// Several routes share prefix, TOS and metric (`ip route append` or
-    /// `prepend`): which one the kernel uses is list order the mirror does
-    /// not keep.
-    SameKey,
-    /// The mirror has no room left for it (next-hop or group ids).
-    Capacity,
-}
-
-impl std::fmt::Display for FibReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = match self {
-            FibReason::Multipath => "multipath route with too many paths",
-            FibReason::Tos => "TOS-specific route",
-            FibReason::RouteMtu => "route has its own MTU",
-            FibReason::SourceSpecific => "source-specific route",
-            FibReason::Encap => "lightweight tunnel encapsulation",
-            FibReason::Throw => "throw route",
-            FibReason::NexthopObject => "nexthop object without expansion",
-            FibReason::ForeignGateway => "gateway of the other address family",
-            FibReason::DeadNexthop => "next hop dead or link down",
-            FibReason::OtherType => "route type the mirror does not model",
-            FibReason::SameKey => "several routes with this prefix and metric (ip route append)",
-            FibReason::Capacity => "no room left in the datapath's tables",
-        };
-        f.write_str(s)
-    }
-}
+use super::decision::{FibReason, NhKey, Path, RouteEntry, MAX_PATHS};
+use crate::model::{Family, NextHop, NhFlags, Route, RouteKind, RouteProtocol};
 
 /// The datapath entry for one route, taken alone; multipath path lists
 /// are interned in `nh`.
@@ -150,7 +62,8 @@ fn unicast_entry(route: &Route, table: &mut NhTable) -> RouteEntry {
 /// The next hop of one path, if the datapath can use it. IPv4 routes may
 /// have IPv6 gateways (RFC 5549); the reverse does not exist.
 pub fn path_key(nh: &NextHop, family: Family) -> Result<NhKey, FibReason> {
-    if nh.flags & (RTNH_F_DEAD | RTNH_F_LINKDOWN) != 0 || nh.ifindex == 0 {
+    // The kernel skips dead and link-down next hops (fib_select_multipath).
+    if nh.flags.intersects(NhFlags::Dead | NhFlags::Linkdown) || nh.ifindex == 0 {
         return Err(FibReason::DeadNexthop);
     }
     if let Some(gw) = nh.gateway {
@@ -193,7 +106,7 @@ mod tests {
                 .map(|(i, g)| NextHop {
                     ifindex: *i,
                     gateway: g.map(|g| g.parse().unwrap()),
-                    flags: 0,
+                    flags: NhFlags::empty(),
                     weight: 1,
                 })
                 .collect(),
@@ -240,7 +153,7 @@ mod tests {
         let big = route("10.0.0.0/8", RouteKind::Unicast, &too_many);
         assert_eq!(entry(&big), RouteEntry::Fib(FibReason::Multipath));
         let mut dead = mp.clone();
-        dead.nexthops[0].flags = RTNH_F_DEAD;
+        dead.nexthops[0].flags = NhFlags::Dead;
         assert_eq!(entry(&dead), RouteEntry::Fib(FibReason::DeadNexthop));
     }
 
@@ -276,7 +189,7 @@ mod tests {
         r.key.tos = 0x10;
         assert_eq!(entry(&r), RouteEntry::Fib(FibReason::Tos));
         let mut r = route("10.0.0.0/8", RouteKind::Unicast, &[(3, None)]);
-        r.nexthops[0].flags = RTNH_F_LINKDOWN;
+        r.nexthops[0].flags = NhFlags::Linkdown;
         assert_eq!(entry(&r), RouteEntry::Fib(FibReason::DeadNexthop));
         let r = route("10.0.0.0/8", RouteKind::Throw, &[]);
         assert_eq!(entry(&r), RouteEntry::Fib(FibReason::Throw));

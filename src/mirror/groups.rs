@@ -9,7 +9,8 @@
 
 use std::collections::HashMap;
 
-use super::entries::{path_key, NhKey, Path, PathSet, MAX_PATHS};
+use super::decision::{NhKey, Path, PathSet, MAX_PATHS};
+use super::entries::path_key;
 use crate::model::{Family, GroupKind, NextHop, NexthopObject};
 
 /// What a group slot stands for.
@@ -133,7 +134,7 @@ mod tests {
             ifindex: Some(ifindex),
             gateway: Some(gw.parse().unwrap()),
             blackhole: false,
-            flags: 0,
+            flags: crate::model::NhFlags::empty(),
             special: false,
         }
     }
@@ -198,7 +199,7 @@ mod tests {
                 ifindex: None,
                 gateway: None,
                 blackhole: true,
-                flags: 0,
+                flags: crate::model::NhFlags::empty(),
                 special: false,
             },
         );

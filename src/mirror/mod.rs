@@ -6,6 +6,7 @@
 
 pub mod capacity;
 pub mod code;
+pub mod decision;
 pub mod entries;
 pub mod groups;
 pub mod nexthops;
@@ -29,7 +30,7 @@ use crate::model::{
 };
 use capacity::Shortfall;
 use code::{Code, NhTable};
-use entries::{NhKey, RouteEntry};
+use decision::{NhKey, RouteEntry};
 use groups::{GroupContent, GroupKey};
 use nexthops::{NexthopIds, SharedIds};
 use prefixmap::PrefixMap;

@@ -4,7 +4,7 @@
 use crate::fast_hash::FastMap;
 use std::hash::Hash;
 
-use super::entries::NhKey;
+use super::decision::NhKey;
 use crate::slots::GraceSlots;
 
 #[derive(Clone)]

@@ -6,7 +6,8 @@
 use std::net::IpAddr;
 
 use super::code::{Code, NhTable};
-use super::entries::{route_entry, FibReason, RouteEntry};
+use super::decision::{FibReason, RouteEntry};
+use super::entries::route_entry;
 use crate::model::{Family, Route, RouteAdd};
 
 /// A route reduced to what the datapath entry needs. Multipath routes keep

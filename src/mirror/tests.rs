@@ -1,4 +1,4 @@
-use super::entries::FibReason;
+use super::decision::FibReason;
 use super::*;
 use crate::model::{
     GroupKind, NeighbourState, NextHop, NexthopObject, RouteAdd, RouteKey, RouteKind,
@@ -39,7 +39,7 @@ pub(super) fn route(
             .map(|(ifindex, gw)| NextHop {
                 ifindex,
                 gateway: gw.map(|g| g.parse().unwrap()),
-                flags: 0,
+                flags: crate::model::NhFlags::empty(),
                 weight: 1,
             })
             .collect(),
@@ -334,7 +334,7 @@ fn ipv6_partial_multipath_delete() {
     mp.nexthops.push(NextHop {
         ifindex: LAN,
         gateway: Some("fe80::2".parse().unwrap()),
-        flags: 0,
+        flags: crate::model::NhFlags::empty(),
         weight: 1,
     });
     let o = m.apply(Event::NewRoute(mp));
@@ -526,7 +526,7 @@ fn single(id: u32, ifindex: u32, gw: &str) -> NexthopObject {
         ifindex: Some(ifindex),
         gateway: Some(gw.parse().unwrap()),
         blackhole: false,
-        flags: 0,
+        flags: crate::model::NhFlags::empty(),
         special: false,
     }
 }
@@ -638,7 +638,7 @@ fn multipath_routes_with_equal_paths_share_a_group() {
         r.nexthops.push(NextHop {
             ifindex: LAN,
             gateway: Some("10.0.1.9".parse().unwrap()),
-            flags: 0,
+            flags: crate::model::NhFlags::empty(),
             weight: 3,
         });
         r

@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::model::NhFlags;
 pub use crate::model::{GroupKind, NexthopObject};
 
 pub const RTM_NEWNEXTHOP: u16 = 104;
@@ -140,7 +141,8 @@ pub fn parse(msg_type: u16, payload: &[u8]) -> Result<Option<NexthopEvent>, Next
             ifindex,
             gateway,
             blackhole,
-            flags,
+            // nh_flags holds RTNH_F_* (nh_fill_info puts nhi_flags there).
+            flags: NhFlags::from_bits_retain(flags as u8),
             special,
         },
     };
@@ -229,7 +231,7 @@ mod tests {
                 ifindex: Some(3),
                 gateway: Some("192.0.2.1".parse().unwrap()),
                 blackhole: false,
-                flags: 0,
+                flags: NhFlags::empty(),
                 special: false,
             })))
         );
@@ -250,7 +252,7 @@ mod tests {
         match parse(RTM_NEWNEXTHOP, &m) {
             Ok(Some(NexthopEvent::New(NexthopObject::Single { gateway, flags, .. }))) => {
                 assert_eq!(gateway, Some(IpAddr::V6(gw)));
-                assert_eq!(flags, 4);
+                assert_eq!(flags, NhFlags::Onlink);
             }
             other => panic!("{other:?}"),
         }

@@ -18,7 +18,7 @@ use netlink_packet_route::{
     AddressFamily,
 };
 
-use crate::model::{self, Family, NextHop, Prefix, RouteKey, RouteKind};
+use crate::model::{self, Family, NextHop, NhFlags, Prefix, RouteKey, RouteKind};
 
 /// FRA_PAD: padding attribute the kernel may put in rule messages.
 const FRA_PAD: u16 = 18;
@@ -174,7 +174,7 @@ impl RouteFields {
                             NextHop {
                                 ifindex: nh.interface_index,
                                 gateway: gateway_of(&nh.attributes),
-                                flags: u32::from(nh.flags.bits()),
+                                flags: nh.flags,
                                 weight: u16::from(nh.hops) + 1,
                             }
                         })
@@ -208,8 +208,9 @@ impl RouteFields {
             None if self.oif.is_some() || self.gateway.is_some() => vec![NextHop {
                 ifindex: self.oif.unwrap_or(0),
                 gateway: self.gateway,
-                // RTNH_F_* live in the low byte of rtm_flags.
-                flags: h.flags.bits() & 0xff,
+                // RTNH_F_* live in the low byte of rtm_flags
+                // (rt_nexthop_info / fib_nexthop_info).
+                flags: NhFlags::from_bits_retain(h.flags.bits() as u8),
                 weight: 1,
             }],
             None => Vec::new(),
@@ -471,7 +472,7 @@ mod tests {
             vec![NextHop {
                 ifindex: 3,
                 gateway: Some("192.0.2.1".parse().unwrap()),
-                flags: 0,
+                flags: NhFlags::empty(),
                 weight: 1
             }]
         );
@@ -538,13 +539,13 @@ mod tests {
                 NextHop {
                     ifindex: 4,
                     gateway: Some("fe80::1".parse().unwrap()),
-                    flags: 0,
+                    flags: NhFlags::empty(),
                     weight: 1
                 },
                 NextHop {
                     ifindex: 5,
                     gateway: Some("fe80::2".parse().unwrap()),
-                    flags: 4 | 16,
+                    flags: NhFlags::Onlink | NhFlags::Linkdown,
                     weight: 3
                 },
             ]
@@ -618,7 +619,7 @@ mod tests {
         // Single-path flags come from the low byte of rtm_flags.
         let mut m = route_msg(AddressFamily::Inet, 0, vec![RouteAttribute::Oif(1)]);
         m.header.flags = RouteFlags::Linkdown | RouteFlags::Notify;
-        assert_eq!(both(&m).unwrap().nexthops[0].flags, 16);
+        assert_eq!(both(&m).unwrap().nexthops[0].flags, NhFlags::Linkdown);
     }
 
     fn link_msg(attrs: Vec<LinkAttribute>) -> LinkMessage {

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 
-use accel::mirror::entries::NhKey;
+use accel::mirror::decision::NhKey;
 use accel::mirror::IfaceEntry;
 use accel::model::Prefix;
 

@@ -7,7 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use accel::bpf::types::{accel_cfg_flags as C, accel_if_flags as F};
-use accel::mirror::entries::{FibReason, NhKey, PathSet, RouteEntry};
+use accel::mirror::decision::{FibReason, NhKey, PathSet, RouteEntry};
 use accel::mirror::groups::upper_bounds;
 use accel::mirror::{Change, IfaceEntry};
 use accel::model::Prefix;

@@ -642,8 +642,8 @@ fn ipv4_append_leaves_the_prefix_to_fib_events_and_dump_alike() {
     assert_eq!(m.entry(&p), live.m.entry(&p), "events and dump agree");
     assert_eq!(
         m.entry(&p),
-        Some(accel::mirror::entries::RouteEntry::Fib(
-            accel::mirror::entries::FibReason::SameKey
+        Some(accel::mirror::decision::RouteEntry::Fib(
+            accel::mirror::decision::FibReason::SameKey
         ))
     );
 }

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use accel::bpf::types::{accel_if_flags, accel_stat, accel_stats};
 use accel::capacity::Limits;
 use accel::datapath::{load, Loaded};
-use accel::mirror::entries::{NhKey, RouteEntry};
+use accel::mirror::decision::{NhKey, RouteEntry};
 use accel::mirror::{Change, IfaceEntry};
 use accel::model::Prefix;
 

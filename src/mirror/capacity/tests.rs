@@ -115,7 +115,7 @@ fn multipath(p: &str, gws: &[String]) -> Route {
         .map(|g| NextHop {
             ifindex: WAN,
             gateway: Some(g.parse().unwrap()),
-            flags: 0,
+            flags: crate::model::NhFlags::empty(),
             weight: 1,
         })
         .collect();

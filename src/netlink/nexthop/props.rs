@@ -36,7 +36,7 @@ fn single() -> impl Strategy<Value = NexthopObject> {
         proptest::option::of(any::<u32>()),
         proptest::option::of(gateway()),
         any::<bool>(),
-        any::<u32>(),
+        any::<u8>().prop_map(NhFlags::from_bits_retain),
         any::<bool>(),
     )
         .prop_map(
@@ -106,7 +106,7 @@ fn attributes(o: &NexthopObject) -> (u8, u32, Vec<Vec<u8>>) {
             if *special {
                 a.push(attr(NHA_ENCAP_TYPE, &1u16.to_ne_bytes()));
             }
-            (family, *flags, a)
+            (family, u32::from(flags.bits()), a)
         }
         NexthopObject::Group { kind, members, .. } => {
             a.push(attr(NHA_GROUP, &group_members(members)));
