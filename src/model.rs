@@ -365,3 +365,16 @@ mod tests {
         assert!(!sel.is_default());
     }
 }
+
+/// Everything accel mirrors, as read by one full dump (the routes of a
+/// large table may be streamed into the mirror instead: then `routes` is
+/// empty).
+#[derive(Debug, Clone, Default)]
+pub struct KernelState {
+    pub links: Vec<Link>,
+    pub addrs: Vec<Addr>,
+    pub routes: Vec<Route>,
+    pub neighbours: Vec<Neighbour>,
+    pub rules: Vec<Rule>,
+    pub nexthops: Vec<NexthopObject>,
+}

@@ -13,8 +13,9 @@ use crate::control::Pending;
 use crate::lease::RENEW_EVERY;
 use crate::mirror::Dumped;
 use crate::model::Event;
+use crate::model::KernelState;
 use crate::netlink::nexthop_sock::Received;
-use crate::netlink::{KernelState, NetlinkError};
+use crate::netlink::NetlinkError;
 
 /// A turn that takes longer is logged at debug level...
 const SLOW_TURN: Duration = Duration::from_millis(10);

@@ -28,11 +28,12 @@ use std::time::Instant;
 use log::{debug, info};
 use tokio::sync::oneshot;
 
-use super::{release_freed_memory, snapshot, Daemon, DaemonError};
+use super::{release_freed_memory, Daemon, DaemonError};
 use crate::control::Reply;
 use crate::mirror::{sort_prefixes, ChangeSummary, Comparison, Dumped, Mirror, Sweep, View};
 use crate::model::Event;
-use crate::netlink::{self, DumpedRoutes, KernelState, NetlinkError};
+use crate::model::KernelState;
+use crate::netlink::{self, DumpedRoutes, NetlinkError};
 
 /// Prefixes swept or compared per turn of the event loop: a few
 /// milliseconds of work.
@@ -236,9 +237,7 @@ impl Daemon {
         match job.purpose {
             Purpose::Resync { .. } => {
                 let mut out = Vec::new();
-                let sweep = self
-                    .mirror
-                    .install_sorted(dumped, snapshot(state), &mut out);
+                let sweep = self.mirror.install_sorted(dumped, state, &mut out);
                 self.maps.apply(&out)?;
                 let summary = ChangeSummary::of(&out);
                 job.stage = Stage::Sweeping { sweep, summary };
@@ -252,7 +251,7 @@ impl Daemon {
                 for ev in log.iter().filter(|e| e.is_route()) {
                     self.mirror.replay(&mut view, ev);
                 }
-                let others = self.mirror.non_route_differences(snapshot(state), &log);
+                let others = self.mirror.non_route_differences(state, &log);
                 let cmp = self.mirror.compare_start(prefixes, &others, CHECK_EXAMPLES);
                 job.stage = Stage::Comparing { view, cmp };
             }

@@ -20,11 +20,11 @@ use crate::datapath::{load, DatapathError, Loaded};
 use crate::handover::{self, Handover, Progress};
 use crate::lease::{Deadlines, Lease};
 use crate::mirror::nudge::{self, Nudger};
-use crate::mirror::{CfgFlags, EventOutcome, IfaceConf, Mirror, Snapshot, View, ViewBuilder};
+use crate::mirror::{CfgFlags, EventOutcome, IfaceConf, Mirror, View, ViewBuilder};
 use crate::model::{Event, Route};
 use crate::netlink::nexthop::NexthopEvent;
 use crate::netlink::nexthop_sock::{NexthopEvents, Received};
-use crate::netlink::{self, EventStream, KernelState, NetlinkError};
+use crate::netlink::{self, EventStream, NetlinkError};
 use crate::presence::{Presence, PresenceError};
 use crate::route_trace::RouteTrace;
 use crate::trusted_path::Missing;
@@ -82,17 +82,6 @@ pub struct RunOptions {
     pub run_dir: PathBuf,
     /// Start even though netfilter hooks that XDP bypasses have rules.
     pub allow_netfilter_bypass: bool,
-}
-
-pub fn snapshot(s: KernelState) -> Snapshot {
-    Snapshot {
-        links: s.links,
-        addrs: s.addrs,
-        routes: s.routes,
-        neighbours: s.neighbours,
-        rules: s.rules,
-        nexthops: s.nexthops,
-    }
 }
 
 struct Daemon {
@@ -235,9 +224,7 @@ impl Daemon {
     async fn sync_state(&mut self) -> Result<(), DaemonError> {
         let state = netlink::dump::dump_state(&self.handle).await?;
         let mut out = Vec::new();
-        let mut sweep = self
-            .mirror
-            .install(View::default(), snapshot(state), &mut out);
+        let mut sweep = self.mirror.install(View::default(), state, &mut out);
         while !self.mirror.sweep_step(&mut sweep, usize::MAX, &mut out) {}
         self.maps.apply(&out)?;
         Ok(())

@@ -25,7 +25,7 @@ use std::rc::Rc;
 
 use crate::capacity::Limits;
 use crate::model::{
-    Addr, Event, Family, Link, Neighbour, NeighbourState, NexthopObject, Prefix, Route, Rule,
+    Addr, Event, Family, KernelState, Link, NeighbourState, NexthopObject, Prefix, Route, Rule,
     TABLE_LOCAL,
 };
 use capacity::Shortfall;
@@ -187,17 +187,6 @@ pub struct IfaceConf {
     pub sysctl_flags: u32,
     /// conf/<if>/mtu of IPv6, 0 where IPv6 is off on the interface.
     pub mtu6: u32,
-}
-
-/// Everything the mirror takes from a full dump.
-#[derive(Debug, Default, Clone)]
-pub struct Snapshot {
-    pub links: Vec<Link>,
-    pub addrs: Vec<Addr>,
-    pub routes: Vec<Route>,
-    pub neighbours: Vec<Neighbour>,
-    pub rules: Vec<Rule>,
-    pub nexthops: Vec<NexthopObject>,
 }
 
 /// The sysctls that decide the kernel's multipath hash.
@@ -371,7 +360,7 @@ impl Mirror {
 
     /// Replaces the whole view with a fresh dump and returns the changes
     /// that make the maps equal to it (mark and sweep).
-    pub fn resync(&mut self, mut snap: Snapshot) -> Vec<Change> {
+    pub fn resync(&mut self, mut snap: KernelState) -> Vec<Change> {
         let mut b = self.view_builder();
         for r in std::mem::take(&mut snap.routes) {
             b.add(r);
@@ -381,7 +370,7 @@ impl Mirror {
     }
 
     /// What [`Mirror::resync`] would change, without changing anything.
-    pub fn dry_run(&self, snap: Snapshot) -> Vec<Change> {
+    pub fn dry_run(&self, snap: KernelState) -> Vec<Change> {
         self.scratch().resync(snap)
     }
 
@@ -484,7 +473,7 @@ impl Mirror {
 
     /// [`Mirror::resync`] with the routes already in `view` (built by
     /// [`Mirror::view_builder`] of this mirror); `snap.routes` is ignored.
-    pub fn resync_view(&mut self, view: View, snap: Snapshot) -> Vec<Change> {
+    pub fn resync_view(&mut self, view: View, snap: KernelState) -> Vec<Change> {
         let mut all = Vec::new();
         self.resync_view_chunked(view, snap, &mut |chunk: &mut Vec<Change>| {
             all.append(chunk);
@@ -502,7 +491,7 @@ impl Mirror {
     pub fn resync_view_chunked<E>(
         &mut self,
         view: View,
-        snap: Snapshot,
+        snap: KernelState,
         sink: &mut dyn FnMut(&mut Vec<Change>) -> Result<(), E>,
     ) -> Result<(), E> {
         const CHUNK: usize = 4096;

@@ -11,7 +11,8 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use super::{Change, ChangeSummary, Dumped, Mirror, Snapshot, View};
+use super::{Change, ChangeSummary, Dumped, Mirror, View};
+use crate::model::KernelState;
 use crate::model::{Event, Prefix};
 
 /// Where a sweep is.
@@ -51,7 +52,7 @@ impl Mirror {
     /// what does not depend on routes (interfaces, config, local
     /// addresses, groups) into `out`, and returns the sweep that brings
     /// the routes and neighbours into line, step by step.
-    pub fn install(&mut self, view: View, snap: Snapshot, out: &mut Vec<Change>) -> Sweep {
+    pub fn install(&mut self, view: View, snap: KernelState, out: &mut Vec<Change>) -> Sweep {
         let prefixes = self.view_prefixes(&view);
         self.install_sorted(Dumped { view, prefixes }, snap, out)
     }
@@ -61,7 +62,7 @@ impl Mirror {
     pub fn install_sorted(
         &mut self,
         dumped: Dumped,
-        snap: Snapshot,
+        snap: KernelState,
         out: &mut Vec<Change>,
     ) -> Sweep {
         let Dumped { view, prefixes } = dumped;
@@ -80,7 +81,7 @@ impl Mirror {
     }
 
     /// Takes the non-route state of a dump.
-    pub(super) fn set_state(&mut self, snap: Snapshot) {
+    pub(super) fn set_state(&mut self, snap: KernelState) {
         self.links = snap.links.into_iter().map(|l| (l.ifindex, l)).collect();
         self.addrs = snap.addrs.into_iter().collect();
         self.neighbours = snap
@@ -265,7 +266,7 @@ impl Mirror {
     /// What a resync to `snap` would change besides routes: on a copy of
     /// the mirror without its routes (at full-table size those are most of
     /// its memory).
-    pub fn non_route_differences(&self, snap: Snapshot, since: &[Event]) -> Vec<Change> {
+    pub fn non_route_differences(&self, snap: KernelState, since: &[Event]) -> Vec<Change> {
         let mut scratch = self.scratch_without_routes();
         scratch.set_state(snap);
         // What changed after the dump was applied to this mirror already.

@@ -1,7 +1,7 @@
 use super::decision::FibReason;
 use super::*;
 use crate::model::{
-    GroupKind, NeighbourState, NextHop, NexthopObject, RouteAdd, RouteKey, RouteKind,
+    GroupKind, Neighbour, NeighbourState, NextHop, NexthopObject, RouteAdd, RouteKey, RouteKind,
     RouteProtocol, RuleAction, TABLE_MAIN,
 };
 
@@ -115,8 +115,8 @@ pub(super) fn rule4(priority: u32, table: u32, src: Option<&str>) -> Rule {
     }
 }
 
-fn snapshot() -> Snapshot {
-    Snapshot {
+fn snapshot() -> KernelState {
+    KernelState {
         links: vec![link(LAN, true), link(WAN, true), link(OTHER, true)],
         addrs: vec![Addr {
             ifindex: LAN,
@@ -795,7 +795,7 @@ fn routes_sharing_a_key_go_to_fib_and_their_removal_asks_for_a_dump() {
 }
 
 /// A view of `snap`'s routes, built as a background dump builds one.
-fn dumped_view(m: &Mirror, snap: &Snapshot) -> View {
+fn dumped_view(m: &Mirror, snap: &KernelState) -> View {
     let mut b = m.view_builder();
     for r in snap.routes.iter().cloned() {
         b.add(r);
@@ -803,7 +803,7 @@ fn dumped_view(m: &Mirror, snap: &Snapshot) -> View {
     b.finish()
 }
 
-fn compare_all(m: &Mirror, view: &View, snap: Snapshot) -> Comparison {
+fn compare_all(m: &Mirror, view: &View, snap: KernelState) -> Comparison {
     let others = m.non_route_differences(snap, &[]);
     let prefixes = view.main().keys().chain(view.local_prefixes()).collect();
     let mut c = m.compare_start(prefixes, &others, 10);

@@ -22,21 +22,10 @@ use netlink_packet_route::{
 use rtnetlink::Handle;
 
 use super::{parse, NetlinkError};
-use crate::model::{Addr, Link, Neighbour, NexthopObject, Route, Rule};
+use crate::model::{Addr, KernelState, Link, Neighbour, NexthopObject, Route, Rule};
 
 /// How many times a dump flagged NLM_F_DUMP_INTR is retried.
 const DUMP_ATTEMPTS: u32 = 4;
-
-/// Everything accel mirrors, as read by one full dump.
-#[derive(Debug, Clone, Default)]
-pub struct KernelState {
-    pub links: Vec<Link>,
-    pub addrs: Vec<Addr>,
-    pub routes: Vec<Route>,
-    pub neighbours: Vec<Neighbour>,
-    pub rules: Vec<Rule>,
-    pub nexthops: Vec<NexthopObject>,
-}
 
 /// Dumps links, addresses, routes of every table, neighbours and rules (IPv4
 /// and IPv6). On a multicast connection, events that arrive meanwhile stay

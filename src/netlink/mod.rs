@@ -17,7 +17,7 @@ pub mod nexthop;
 pub mod nexthop_sock;
 pub mod parse;
 
-pub use dump::{dump, dump_beside, dump_into, dump_rules, DumpedRoutes, KernelState, RouteSink};
+pub use dump::{dump, dump_beside, dump_into, dump_rules, DumpedRoutes, RouteSink};
 pub use events::{subscribe, subscribe_with_rcvbuf, EventStream, Subscription, DEFAULT_RCVBUF};
 
 /// Errors from the netlink layer.

@@ -15,7 +15,6 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use accel::bpf::types::{accel_cfg_flags as C, accel_stat as S};
 use accel::capacity::Limits;
-use accel::daemon::snapshot;
 use accel::mirror::{Change, IfaceConf, Mirror, MultipathConf};
 
 use super::lab::*;
@@ -119,7 +118,7 @@ fn mirror_with(lab: &Lab, mp: MultipathConf, sysctl_flags: u32, limits: &Limits)
     });
     let mut m = Mirror::new(iface_confs(lab, sysctl_flags), false, limits);
     lab.apply(&m.set_multipath(mp));
-    lab.apply(&m.resync(snapshot(state)));
+    lab.apply(&m.resync(state));
     m
 }
 
@@ -536,7 +535,7 @@ impl Live {
                 },
             );
             lab.apply(&m.set_multipath(mp));
-            lab.apply(&m.resync(snapshot(state)));
+            lab.apply(&m.resync(state));
             (sub.events, m)
         });
         Live { rt, events, m }

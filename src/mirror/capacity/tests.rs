@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::super::tests::{link, mirror_with, neigh, prefix, route, rule4, LAN, WAN};
 use super::*;
 use crate::capacity::Limits;
-use crate::mirror::{CfgFlags, Snapshot};
+use crate::mirror::{CfgFlags, KernelState};
 use crate::model::{Addr, Event, NeighbourState, NextHop, Route, RouteKind, TABLE_MAIN};
 
 /// The datapath's maps, as the changes leave them.
@@ -141,7 +141,7 @@ impl Rnd {
 }
 
 /// A random kernel change among 12 prefixes, 6 gateways, 4 addresses.
-fn random_event(rnd: &mut Rnd, kernel: &Snapshot) -> Event {
+fn random_event(rnd: &mut Rnd, kernel: &KernelState) -> Event {
     let p = format!("10.{}.0.0/16", 10 + rnd.below(12));
     match rnd.below(10) {
         0..=3 => {
@@ -180,7 +180,7 @@ fn random_event(rnd: &mut Rnd, kernel: &Snapshot) -> Event {
 }
 
 /// Keeps `kernel` what the kernel holds after `ev`.
-fn track(kernel: &mut Snapshot, ev: &Event) {
+fn track(kernel: &mut KernelState, ev: &Event) {
     match ev {
         Event::NewRoute(r) => {
             kernel.routes.retain(|k| k.key != r.key);
@@ -242,9 +242,9 @@ fn tiny_structures_forward_like_roomy_ones_or_ask_the_kernel() {
     };
     let mut tiny = mirror_with(&limits).without_grace();
     let mut roomy = mirror_with(&Limits::default()).without_grace();
-    let mut kernel = Snapshot {
+    let mut kernel = KernelState {
         links: vec![link(LAN, true), link(WAN, true)],
-        ..Snapshot::default()
+        ..KernelState::default()
     };
     let (mut dt, mut dr) = (Dp::default(), Dp::default());
     dt.apply(&tiny.resync(kernel.clone()));
@@ -301,7 +301,7 @@ fn local4_partial_is_announced_before_and_withdrawn_after() {
         ..Limits::default()
     };
     let mut m = mirror_with(&limits);
-    m.resync(Snapshot::default());
+    m.resync(KernelState::default());
     let flag = CfgFlags::ACCEL_CFG_LOCAL4_PARTIAL.0;
     let a1 = m.apply(Event::NewAddr(addr("10.0.1.1"))).changes;
     assert_eq!(a1, vec![Change::PutLocal4("10.0.1.1".parse().unwrap())]);
@@ -334,13 +334,13 @@ fn neighbours_wait_for_room_and_move_in_when_one_leaves() {
         ..Limits::default()
     };
     let mut m = mirror_with(&limits);
-    let snap = Snapshot {
+    let snap = KernelState {
         links: vec![link(LAN, true), link(WAN, true)],
         neighbours: vec![
             neigh(WAN, "10.0.2.2", NeighbourState::Reachable),
             neigh(WAN, "10.0.2.3", NeighbourState::Reachable),
         ],
-        ..Snapshot::default()
+        ..KernelState::default()
     };
     let first = m.resync(snap.clone());
     let put: Vec<&Change> = first
@@ -385,7 +385,7 @@ fn source_rules_beyond_room_send_the_family_to_the_kernel() {
         ..Limits::default()
     };
     let mut m = mirror_with(&limits);
-    m.resync(Snapshot::default());
+    m.resync(KernelState::default());
     let rule = rule4;
     let defaults = vec![
         rule(0, 255, None),
