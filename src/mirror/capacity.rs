@@ -113,7 +113,7 @@ impl Mirror {
                 }
             }
             // Its own drop counter, or the shared slot 0 when all are taken.
-            RouteEntry::Blackhole => match self.blackholes.acquire(p) {
+            RouteEntry::Blackhole => match self.ids.blackholes.acquire(p) {
                 Some((id, fresh)) => {
                     if fresh {
                         out.push(Change::PutBlackhole { id, prefix: p });
@@ -144,13 +144,13 @@ impl Mirror {
         let entry = self.nh_table.borrow().decode(old);
         match entry {
             RouteEntry::Unicast(nh) => {
-                self.nexthops.release(&nh);
+                self.ids.nexthops.release(&nh);
             }
             e @ (RouteEntry::Multipath(_) | RouteEntry::Object(_)) => {
                 self.release_group(group_key(e))
             }
             RouteEntry::Blackhole => {
-                if let Some(id) = self.blackholes.release(&p) {
+                if let Some(id) = self.ids.blackholes.release(&p) {
                     out.push(Change::DelBlackhole(id));
                 }
             }
@@ -161,7 +161,7 @@ impl Mirror {
     /// A reference on `nh`'s id, written first if new; `None` when every
     /// id is taken.
     pub(super) fn acquire_nexthop(&mut self, nh: NhKey, out: &mut Vec<Change>) -> Option<u32> {
-        let (id, fresh) = self.nexthops.acquire(nh)?;
+        let (id, fresh) = self.ids.nexthops.acquire(nh)?;
         if fresh {
             out.push(Change::PutNexthop { id, nh });
         }
@@ -170,8 +170,10 @@ impl Mirror {
 
     /// Whether next-hop ids can be had for every one of `nhs` now.
     pub(super) fn nexthops_fit<'a>(&mut self, nhs: impl Iterator<Item = &'a NhKey>) -> bool {
-        let missing: HashSet<&NhKey> = nhs.filter(|nh| self.nexthops.get(nh).is_none()).collect();
-        missing.is_empty() || missing.len() <= self.nexthops.available()
+        let missing: HashSet<&NhKey> = nhs
+            .filter(|nh| self.ids.nexthops.get(nh).is_none())
+            .collect();
+        missing.is_empty() || missing.len() <= self.ids.nexthops.available()
     }
 
     /// Moves back into the mirror what had no room, where there is room
@@ -180,17 +182,17 @@ impl Mirror {
     pub fn retry_capacity(&mut self) -> Vec<Change> {
         let mut out = Vec::new();
         for id in self.shortfall.groups.clone() {
-            if let Some((key, _)) = self.applied_groups.get(&id) {
+            if let Some((key, _)) = self.applied.groups.get(&id) {
                 let key = *key;
                 self.try_write_group(id, key, &mut out);
             }
         }
         // Routes wait for ids freed (after their grace period) or handed
         // out to the key they need; otherwise nothing changed for them.
-        let nh_room = self.nexthops.available() > 0
-            || self.nexthops.handed_out() != self.shortfall.retried_nh;
-        let group_room = self.groups.available() > 0
-            || self.groups.handed_out() != self.shortfall.retried_groups;
+        let nh_room = self.ids.nexthops.available() > 0
+            || self.ids.nexthops.handed_out() != self.shortfall.retried_nh;
+        let group_room = self.ids.groups.available() > 0
+            || self.ids.groups.handed_out() != self.shortfall.retried_groups;
         let mut routes: Vec<Prefix> = Vec::new();
         if nh_room {
             routes.extend(&self.shortfall.nh_routes);
@@ -198,14 +200,14 @@ impl Mirror {
         if group_room {
             routes.extend(&self.shortfall.group_routes);
         }
-        if self.blackholes.available() > 0 {
+        if self.ids.blackholes.available() > 0 {
             routes.extend(&self.shortfall.blackholes);
         }
         for p in routes {
             self.retry_route(p, &mut out);
         }
-        self.shortfall.retried_nh = self.nexthops.handed_out();
-        self.shortfall.retried_groups = self.groups.handed_out();
+        self.shortfall.retried_nh = self.ids.nexthops.handed_out();
+        self.shortfall.retried_groups = self.ids.groups.handed_out();
         for f in [Family::V4, Family::V6] {
             self.admit_neighbours(f, &mut out);
         }
@@ -234,11 +236,11 @@ impl Mirror {
     pub(super) fn put_neigh(&mut self, k: (u32, IpAddr), mac: [u8; 6], out: &mut Vec<Change>) {
         let f = fi(Family::of(&k.1));
         let full = self.shortfall.neigh_applied[f] >= self.limits.neighbours as usize;
-        if full && !self.applied_neigh.contains_key(&k) {
+        if full && !self.applied.neigh.contains_key(&k) {
             self.shortfall.neigh_waiting[f].insert(k, mac);
             return;
         }
-        if self.applied_neigh.insert(k, mac).is_none() {
+        if self.applied.neigh.insert(k, mac).is_none() {
             self.shortfall.neigh_applied[f] += 1;
         }
         out.push(Change::PutNeigh {
@@ -253,7 +255,7 @@ impl Mirror {
     pub(super) fn del_neigh(&mut self, k: (u32, IpAddr), out: &mut Vec<Change>) {
         let f = Family::of(&k.1);
         self.shortfall.neigh_waiting[fi(f)].remove(&k);
-        if self.applied_neigh.remove(&k).is_some() {
+        if self.applied.neigh.remove(&k).is_some() {
             self.shortfall.neigh_applied[fi(f)] -= 1;
             out.push(Change::DelNeigh {
                 ifindex: k.0,
@@ -279,6 +281,7 @@ impl Mirror {
     /// out and cleared only once all are in.
     pub(super) fn sync_local4(&mut self, out: &mut Vec<Change>) {
         let want: BTreeSet<Ipv4Addr> = self
+            .kernel
             .addrs
             .iter()
             .filter_map(|a| match a.addr {
@@ -294,20 +297,21 @@ impl Mirror {
         }
         // Those gone first, to make room.
         let gone: Vec<Ipv4Addr> = self
-            .applied_local4
+            .applied
+            .local4
             .iter()
             .filter(|a| !want.contains(a))
             .copied()
             .collect();
         for a in gone {
-            self.applied_local4.remove(&a);
+            self.applied.local4.remove(&a);
             out.push(Change::DelLocal4(a));
         }
         for a in want {
-            if self.applied_local4.len() >= room {
+            if self.applied.local4.len() >= room {
                 break;
             }
-            if self.applied_local4.insert(a) {
+            if self.applied.local4.insert(a) {
                 out.push(Change::PutLocal4(a));
             }
         }
@@ -321,9 +325,9 @@ impl Mirror {
     /// Ids reused at once, for tests without a concurrent reader.
     #[cfg(test)]
     pub(super) fn without_grace(mut self) -> Self {
-        self.nexthops = self.nexthops.without_grace();
-        self.groups = self.groups.without_grace();
-        self.blackholes = self.blackholes.without_grace();
+        self.ids.nexthops = self.ids.nexthops.without_grace();
+        self.ids.groups = self.ids.groups.without_grace();
+        self.ids.blackholes = self.ids.blackholes.without_grace();
         self
     }
 
@@ -336,7 +340,8 @@ impl Mirror {
         let ids = |limit: u32| limit as usize - 1;
         let src = |f: Family| {
             let n = self
-                .applied_src_rules
+                .applied
+                .src_rules
                 .iter()
                 .filter(|p| p.family() == f)
                 .count();
@@ -345,12 +350,13 @@ impl Mirror {
         vec![
             (
                 Structure::Nexthops,
-                Usage::new(ids(l.nexthops), self.nexthops.len())
+                Usage::new(ids(l.nexthops), self.ids.nexthops.len())
                     .degraded(s.nh_routes.len() + s.groups.len(), 0),
             ),
             (
                 Structure::NhGroups,
-                Usage::new(ids(l.nh_groups), self.groups.len()).degraded(s.group_routes.len(), 0),
+                Usage::new(ids(l.nh_groups), self.ids.groups.len())
+                    .degraded(s.group_routes.len(), 0),
             ),
             (
                 Structure::Neigh4,
@@ -364,11 +370,11 @@ impl Mirror {
             ),
             (
                 Structure::Local4,
-                Usage::new(l.local_addrs as usize, self.applied_local4.len()).degraded(s.local4, 0),
+                Usage::new(l.local_addrs as usize, self.applied.local4.len()).degraded(s.local4, 0),
             ),
             (
                 Structure::Blackholes,
-                Usage::new(ids(l.blackholes), self.blackholes.len())
+                Usage::new(ids(l.blackholes), self.ids.blackholes.len())
                     .degraded(s.blackholes.len(), 0),
             ),
             (Structure::SrcRules4, src(Family::V4)),

@@ -259,13 +259,9 @@ pub fn sort_prefixes(mut prefixes: Vec<Prefix>) -> Vec<Prefix> {
     prefixes
 }
 
-pub struct Mirror {
-    ifaces: HashMap<u32, IfaceConf>,
-    fib_only: bool,
-    limits: Limits,
-
-    // The kernel as last seen.
-    view: View,
+/// The kernel as last seen, besides its routes (see [`View`]).
+#[derive(Debug, Clone, Default)]
+struct Kernel {
     links: HashMap<u32, Link>,
     addrs: BTreeSet<Addr>,
     neighbours: HashMap<(u32, IpAddr), [u8; 6]>,
@@ -275,29 +271,49 @@ pub struct Mirror {
     rules: Vec<Rule>,
     /// Nexthop objects by id.
     objects: HashMap<u32, NexthopObject>,
-    /// Interfaces that mirrored `ip rule iif` rules select, with the
-    /// ACCEL_IF_RULES* flag of the rule's family.
-    rule_iifs: Vec<(String, u32)>,
     multipath: MultipathConf,
     // The kernel never clears these once set (fib_has_custom_local_routes,
     // fib_has_custom_rules), so neither does accel.
     custom_local_seen: bool,
     custom_rules_seen: bool,
+}
 
-    // What the maps hold: the entry and its next-hop id (0: none).
-    applied_routes: PrefixMap<(Code, u32)>,
-    applied_neigh: HashMap<(u32, IpAddr), [u8; 6]>,
-    applied_ifaces: HashMap<u32, IfaceEntry>,
-    applied_local4: HashSet<Ipv4Addr>,
-    applied_config: Option<u32>,
-    applied_seed: Option<u32>,
-    applied_src_rules: BTreeSet<Prefix>,
+/// What the maps hold, besides the routes.
+#[derive(Debug, Clone, Default)]
+struct Applied {
+    neigh: HashMap<(u32, IpAddr), [u8; 6]>,
+    ifaces: HashMap<u32, IfaceEntry>,
+    local4: HashSet<Ipv4Addr>,
+    config: Option<u32>,
+    seed: Option<u32>,
+    src_rules: BTreeSet<Prefix>,
+    /// What each group id holds (its paths hold next-hop references).
+    groups: HashMap<u32, (GroupKey, GroupContent)>,
+    /// Interfaces that mirrored `ip rule iif` rules select, with the
+    /// ACCEL_IF_RULES* flag of the rule's family.
+    rule_iifs: Vec<(String, u32)>,
+}
+
+/// The ids of the maps' indexed entries, handed out and reclaimed.
+#[derive(Clone)]
+struct Ids {
     nexthops: NexthopIds,
     groups: SharedIds<GroupKey>,
     /// Drop-counter slots of blackhole prefixes.
     blackholes: SharedIds<Prefix>,
-    /// What each group id holds (its paths hold next-hop references).
-    applied_groups: HashMap<u32, (GroupKey, GroupContent)>,
+}
+
+pub struct Mirror {
+    ifaces: HashMap<u32, IfaceConf>,
+    fib_only: bool,
+    limits: Limits,
+    /// The kernel's routes (at full-table size, most of the memory).
+    view: View,
+    kernel: Kernel,
+    /// What the route maps hold: the entry and its next-hop id (0: none).
+    applied_routes: PrefixMap<(Code, u32)>,
+    applied: Applied,
+    ids: Ids,
     /// Interned next hops of every stored entry (view and applied).
     nh_table: SharedNh,
     /// What had no room in the datapath (see [`capacity`]).
@@ -332,27 +348,14 @@ impl Mirror {
             fib_only,
             limits: *limits,
             view: View::default(),
-            links: HashMap::new(),
-            addrs: BTreeSet::new(),
-            neighbours: HashMap::new(),
-            neigh_states: HashMap::new(),
-            rules: Vec::new(),
-            objects: HashMap::new(),
-            rule_iifs: Vec::new(),
-            multipath: MultipathConf::default(),
-            custom_local_seen: false,
-            custom_rules_seen: false,
+            kernel: Kernel::default(),
             applied_routes: PrefixMap::default(),
-            applied_neigh: HashMap::new(),
-            applied_ifaces: HashMap::new(),
-            applied_local4: HashSet::new(),
-            applied_config: None,
-            applied_seed: None,
-            applied_src_rules: BTreeSet::new(),
-            nexthops: NexthopIds::new(limits.nexthops),
-            groups: SharedIds::new(limits.nh_groups),
-            blackholes: SharedIds::new(limits.blackholes),
-            applied_groups: HashMap::new(),
+            applied: Applied::default(),
+            ids: Ids {
+                nexthops: NexthopIds::new(limits.nexthops),
+                groups: SharedIds::new(limits.nh_groups),
+                blackholes: SharedIds::new(limits.blackholes),
+            },
             nh_table: SharedNh::default(),
             shortfall: Shortfall::default(),
         }
@@ -388,67 +391,22 @@ impl Mirror {
     }
 
     fn copy(&self, with_routes: bool) -> Mirror {
-        let Mirror {
-            ifaces,
-            fib_only,
-            limits,
-            view: _,
-            links,
-            addrs,
-            neighbours,
-            neigh_states,
-            rules,
-            objects,
-            rule_iifs,
-            multipath,
-            custom_local_seen,
-            custom_rules_seen,
-            applied_routes,
-            applied_neigh,
-            applied_ifaces,
-            applied_local4,
-            applied_config,
-            applied_seed,
-            applied_src_rules,
-            nexthops,
-            groups,
-            blackholes,
-            applied_groups,
-            nh_table,
-            shortfall,
-        } = self;
         Mirror {
-            ifaces: ifaces.clone(),
-            fib_only: *fib_only,
-            limits: *limits,
+            ifaces: self.ifaces.clone(),
+            fib_only: self.fib_only,
+            limits: self.limits,
             view: View::default(),
-            links: links.clone(),
-            addrs: addrs.clone(),
-            neighbours: neighbours.clone(),
-            neigh_states: neigh_states.clone(),
-            rules: rules.clone(),
-            objects: objects.clone(),
-            rule_iifs: rule_iifs.clone(),
-            multipath: *multipath,
-            custom_local_seen: *custom_local_seen,
-            custom_rules_seen: *custom_rules_seen,
+            kernel: self.kernel.clone(),
             applied_routes: if with_routes {
-                applied_routes.clone()
+                self.applied_routes.clone()
             } else {
                 PrefixMap::default()
             },
-            applied_neigh: applied_neigh.clone(),
-            applied_ifaces: applied_ifaces.clone(),
-            applied_local4: applied_local4.clone(),
-            applied_config: *applied_config,
-            applied_seed: *applied_seed,
-            applied_src_rules: applied_src_rules.clone(),
-            nexthops: nexthops.clone(),
-            groups: groups.clone(),
-            blackholes: blackholes.clone(),
-            applied_groups: applied_groups.clone(),
-            nh_table: Rc::new(RefCell::new(nh_table.borrow().clone())),
-            shortfall: shortfall.clone(),
+            applied: self.applied.clone(),
+            ids: self.ids.clone(),
+            // A copy of its own: the scratch mirror interns anew.
+            nh_table: Rc::new(RefCell::new(self.nh_table.borrow().clone())),
+            shortfall: self.shortfall.clone(),
         }
     }
 
@@ -518,7 +476,7 @@ impl Mirror {
             Event::NewRoute(r) => {
                 let (p, local) = (r.key.prefix, r.key.table == TABLE_LOCAL);
                 if self.view.insert(r, &mut self.nh_table.borrow_mut()) {
-                    self.custom_local_seen |= self.view.custom_local_seen;
+                    self.kernel.custom_local_seen |= self.view.custom_local_seen;
                     self.refresh(p, local, &mut o.changes);
                 }
             }
@@ -528,7 +486,7 @@ impl Mirror {
                     .view
                     .add_beside(r, how, &mut self.nh_table.borrow_mut())
                 {
-                    self.custom_local_seen |= self.view.custom_local_seen;
+                    self.kernel.custom_local_seen |= self.view.custom_local_seen;
                     self.refresh(p, local, &mut o.changes);
                 }
             }
@@ -540,7 +498,7 @@ impl Mirror {
                 o.resync |= std::mem::take(&mut self.view.resync_wanted);
             }
             Event::NewLink(l) => {
-                let old = self.links.insert(l.ifindex, l.clone());
+                let old = self.kernel.links.insert(l.ifindex, l.clone());
                 let changed = old
                     .as_ref()
                     .is_some_and(|o| o.admin_up != l.admin_up || o.carrier != l.carrier);
@@ -548,43 +506,43 @@ impl Mirror {
                 self.sync_ifaces(&mut o.changes);
             }
             Event::DelLink(ifindex) => {
-                self.links.remove(&ifindex);
+                self.kernel.links.remove(&ifindex);
                 o.resync = true;
                 self.sync_ifaces(&mut o.changes);
             }
             Event::NewAddr(a) => {
-                self.addrs.insert(a);
+                self.kernel.addrs.insert(a);
                 self.sync_local4(&mut o.changes);
             }
             Event::DelAddr(a) => {
-                self.addrs.remove(&a);
+                self.kernel.addrs.remove(&a);
                 self.sync_local4(&mut o.changes);
             }
             Event::NewNeigh(n) => {
                 let k = (n.ifindex, n.addr);
                 if self.ifaces.contains_key(&n.ifindex) {
-                    self.neigh_states.insert(k, n.state);
+                    self.kernel.neigh_states.insert(k, n.state);
                 }
                 match n.usable_mac() {
-                    Some(mac) => self.neighbours.insert(k, mac),
-                    None => self.neighbours.remove(&k),
+                    Some(mac) => self.kernel.neighbours.insert(k, mac),
+                    None => self.kernel.neighbours.remove(&k),
                 };
                 self.sync_neigh(k, &mut o.changes);
             }
             Event::DelNeigh(n) => {
                 let k = (n.ifindex, n.addr);
-                self.neigh_states.remove(&k);
-                self.neighbours.remove(&k);
+                self.kernel.neigh_states.remove(&k);
+                self.kernel.neighbours.remove(&k);
                 self.sync_neigh(k, &mut o.changes);
             }
             Event::RulesChanged => o.reread_rules = true,
             Event::NewNexthop(obj) => {
                 let id = obj.id();
-                self.objects.insert(id, obj);
+                self.kernel.objects.insert(id, obj);
                 self.sync_object(id, &mut o.changes);
             }
             Event::DelNexthop(id) => {
-                self.objects.remove(&id);
+                self.kernel.objects.remove(&id);
                 self.sync_object(id, &mut o.changes);
             }
             Event::Overrun => o.resync = true,
@@ -593,14 +551,14 @@ impl Mirror {
 
     /// New multipath hash settings (polled sysctls).
     pub fn set_multipath(&mut self, conf: MultipathConf) -> Vec<Change> {
-        self.multipath = conf;
+        self.kernel.multipath = conf;
         let mut out = Vec::new();
         self.sync_config(&mut out);
         out
     }
 
     pub fn set_rules(&mut self, rules: Vec<Rule>) -> Vec<Change> {
-        self.rules = rules;
+        self.kernel.rules = rules;
         let mut out = Vec::new();
         self.sync_config(&mut out);
         out
@@ -625,12 +583,12 @@ impl Mirror {
     }
 
     pub fn nexthop_count(&self) -> usize {
-        self.nexthops.len()
+        self.ids.nexthops.len()
     }
 
     /// Multipath and nexthop-object groups in use.
     pub fn group_count(&self) -> usize {
-        self.groups.len()
+        self.ids.groups.len()
     }
 
     /// The kernel's neighbour entries for the gateways of the next hops
@@ -639,17 +597,17 @@ impl Mirror {
     /// kernel to create one (the kernel does when it forwards the first
     /// packet that XDP passed to it).
     pub fn gateway_neighbours(&self) -> impl Iterator<Item = ((u32, IpAddr), NeighbourState)> + '_ {
-        self.nexthops.keys().filter_map(|k| {
+        self.ids.nexthops.keys().filter_map(|k| {
             let key = (k.ifindex, k.gateway?);
             if !self.ifaces.contains_key(&k.ifindex) {
                 return None;
             }
-            self.neigh_states.get(&key).map(|s| (key, *s))
+            self.kernel.neigh_states.get(&key).map(|s| (key, *s))
         })
     }
 
     pub fn neighbour_count(&self) -> usize {
-        self.applied_neigh.len()
+        self.applied.neigh.len()
     }
 
     /// What the mirror holds for a prefix, for `accel lookup`.
@@ -660,7 +618,7 @@ impl Mirror {
     }
 
     pub fn config_flags(&self) -> u32 {
-        self.applied_config.unwrap_or(0)
+        self.applied.config.unwrap_or(0)
     }
 
     // ------------------------------------------------------------- diffing
@@ -721,7 +679,7 @@ impl Mirror {
     /// A reference on the group for `key`, written first if new; `None`
     /// when every group id is taken.
     fn acquire_group(&mut self, key: GroupKey, out: &mut Vec<Change>) -> Option<u32> {
-        let (id, fresh) = self.groups.acquire(key)?;
+        let (id, fresh) = self.ids.groups.acquire(key)?;
         if fresh {
             self.write_group(id, key, out);
         }
@@ -729,11 +687,11 @@ impl Mirror {
     }
 
     fn release_group(&mut self, key: GroupKey) {
-        if let Some(id) = self.groups.release(&key) {
+        if let Some(id) = self.ids.groups.release(&key) {
             self.shortfall.groups.remove(&id);
-            if let Some((_, content)) = self.applied_groups.remove(&id) {
+            if let Some((_, content)) = self.applied.groups.remove(&id) {
                 for p in &content.paths {
-                    self.nexthops.release(&p.nh);
+                    self.ids.nexthops.release(&p.nh);
                 }
             }
         }
@@ -745,7 +703,7 @@ impl Mirror {
                 blackhole: false,
                 paths: self.nh_table.borrow().paths(set).to_vec(),
             },
-            GroupKey::Object(id) => groups::resolve_object(id, &self.objects),
+            GroupKey::Object(id) => groups::resolve_object(id, &self.kernel.objects),
         }
     }
 
@@ -793,9 +751,9 @@ impl Mirror {
             blackhole: content.blackhole,
             paths: ids.into_iter().zip(bounds).collect(),
         });
-        if let Some((_, old)) = self.applied_groups.insert(id, (key, content)) {
+        if let Some((_, old)) = self.applied.groups.insert(id, (key, content)) {
             for p in &old.paths {
-                self.nexthops.release(&p.nh);
+                self.ids.nexthops.release(&p.nh);
             }
         }
     }
@@ -803,7 +761,8 @@ impl Mirror {
     /// Rewrites the applied groups `which` selects whose content changed.
     fn sync_groups(&mut self, which: impl Fn(&GroupKey) -> bool, out: &mut Vec<Change>) {
         let mut stale: Vec<(u32, GroupKey)> = self
-            .applied_groups
+            .applied
+            .groups
             .iter()
             // Groups short of next-hop ids wait for retry_capacity().
             .filter(|(id, (key, content))| {
@@ -821,16 +780,17 @@ impl Mirror {
 
     /// After nexthop object `changed` came, went or was replaced.
     fn sync_object(&mut self, changed: u32, out: &mut Vec<Change>) {
-        let objects = std::mem::take(&mut self.objects);
+        let objects = std::mem::take(&mut self.kernel.objects);
         let affected: HashSet<u32> = self
-            .applied_groups
+            .applied
+            .groups
             .values()
             .filter_map(|(key, _)| match key {
                 GroupKey::Object(id) if groups::depends_on(*id, changed, &objects) => Some(*id),
                 _ => None,
             })
             .collect();
-        self.objects = objects;
+        self.kernel.objects = objects;
         self.sync_groups(
             |k| matches!(k, GroupKey::Object(id) if affected.contains(id)),
             out,
@@ -839,12 +799,12 @@ impl Mirror {
 
     fn sync_neigh(&mut self, k: (u32, IpAddr), out: &mut Vec<Change>) {
         let want = if self.ifaces.contains_key(&k.0) {
-            self.neighbours.get(&k).copied()
+            self.kernel.neighbours.get(&k).copied()
         } else {
             None
         };
         match want {
-            Some(mac) if self.applied_neigh.get(&k) != Some(&mac) => self.put_neigh(k, mac, out),
+            Some(mac) if self.applied.neigh.get(&k) != Some(&mac) => self.put_neigh(k, mac, out),
             Some(_) => {}
             None => self.del_neigh(k, out),
         }
@@ -855,12 +815,12 @@ impl Mirror {
         ids.sort_unstable();
         for ifindex in ids {
             let conf = self.ifaces[&ifindex];
-            let want = self.links.get(&ifindex).and_then(|l| {
+            let want = self.kernel.links.get(&ifindex).and_then(|l| {
                 let mut flags = conf.sysctl_flags;
                 if l.admin_up && l.carrier {
                     flags |= IfFlags::ACCEL_IF_UP.0;
                 }
-                for (name, flag) in &self.rule_iifs {
+                for (name, flag) in &self.applied.rule_iifs {
                     if *name == l.name {
                         flags |= flag;
                     }
@@ -876,17 +836,17 @@ impl Mirror {
                     mtu6: conf.mtu6.min(l.mtu),
                 })
             });
-            let have = self.applied_ifaces.get(&ifindex).copied();
+            let have = self.applied.ifaces.get(&ifindex).copied();
             if want == have {
                 continue;
             }
             match want {
                 Some(entry) => {
-                    self.applied_ifaces.insert(ifindex, entry);
+                    self.applied.ifaces.insert(ifindex, entry);
                     out.push(Change::PutIface { ifindex, entry });
                 }
                 None => {
-                    self.applied_ifaces.remove(&ifindex);
+                    self.applied.ifaces.remove(&ifindex);
                     out.push(Change::DelIface(ifindex));
                 }
             }
@@ -894,13 +854,14 @@ impl Mirror {
     }
 
     fn sync_config(&mut self, out: &mut Vec<Change>) {
-        let mp = self.multipath;
+        let mp = self.kernel.multipath;
         let seed = if mp.seed != 0 { mp.seed } else { 0 };
-        if self.applied_seed != Some(seed) {
-            self.applied_seed = Some(seed);
+        if self.applied.seed != Some(seed) {
+            self.applied.seed = Some(seed);
             out.push(Change::MpSeed(seed));
         }
-        self.custom_rules_seen |= self
+        self.kernel.custom_rules_seen |= self
+            .kernel
             .rules
             .iter()
             .any(|r| r.family == Family::V4 && !r.is_default());
@@ -920,7 +881,7 @@ impl Mirror {
             ),
         ] {
             self.shortfall.src_rules[f as usize] = 0;
-            match rules::mirrorable(&self.rules, f) {
+            match rules::mirrorable(&self.kernel.rules, f) {
                 None => flags |= policy.0,
                 // More sources than the datapath holds: like rules it
                 // cannot mirror.
@@ -943,7 +904,7 @@ impl Mirror {
                 }
             }
         }
-        if self.custom_rules_seen || self.custom_local_seen {
+        if self.kernel.custom_rules_seen || self.kernel.custom_local_seen {
             flags |= CfgFlags::ACCEL_CFG_SRC_FULL4.0;
         }
         if self.shortfall.local4_partial() {
@@ -977,23 +938,24 @@ impl Mirror {
         // Prefixes are in the map before a flag makes the datapath look,
         // and leave it only after.
         let new: Vec<Prefix> = src_rules
-            .difference(&self.applied_src_rules)
+            .difference(&self.applied.src_rules)
             .copied()
             .collect();
         let gone: Vec<Prefix> = self
-            .applied_src_rules
+            .applied
+            .src_rules
             .difference(&src_rules)
             .copied()
             .collect();
         out.extend(new.into_iter().map(Change::PutSrcRule));
-        if self.applied_config != Some(flags) {
-            self.applied_config = Some(flags);
+        if self.applied.config != Some(flags) {
+            self.applied.config = Some(flags);
             out.push(Change::Config(flags));
         }
         out.extend(gone.into_iter().map(Change::DelSrcRule));
-        self.applied_src_rules = src_rules;
-        if rule_iifs != self.rule_iifs {
-            self.rule_iifs = rule_iifs;
+        self.applied.src_rules = src_rules;
+        if rule_iifs != self.applied.rule_iifs {
+            self.applied.rule_iifs = rule_iifs;
             self.sync_ifaces(out);
         }
     }

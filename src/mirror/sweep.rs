@@ -66,7 +66,7 @@ impl Mirror {
         out: &mut Vec<Change>,
     ) -> Sweep {
         let Dumped { view, prefixes } = dumped;
-        self.custom_local_seen |= view.custom_local_seen;
+        self.kernel.custom_local_seen |= view.custom_local_seen;
         self.view = view;
         self.set_state(snap);
         self.sync_ifaces(out);
@@ -82,21 +82,21 @@ impl Mirror {
 
     /// Takes the non-route state of a dump.
     pub(super) fn set_state(&mut self, snap: KernelState) {
-        self.links = snap.links.into_iter().map(|l| (l.ifindex, l)).collect();
-        self.addrs = snap.addrs.into_iter().collect();
-        self.neighbours = snap
+        self.kernel.links = snap.links.into_iter().map(|l| (l.ifindex, l)).collect();
+        self.kernel.addrs = snap.addrs.into_iter().collect();
+        self.kernel.neighbours = snap
             .neighbours
             .iter()
             .filter_map(|n| n.usable_mac().map(|m| ((n.ifindex, n.addr), m)))
             .collect();
-        self.neigh_states = snap
+        self.kernel.neigh_states = snap
             .neighbours
             .iter()
             .filter(|n| self.ifaces.contains_key(&n.ifindex))
             .map(|n| ((n.ifindex, n.addr), n.state))
             .collect();
-        self.rules = snap.rules;
-        self.objects = snap.nexthops.into_iter().map(|o| (o.id(), o)).collect();
+        self.kernel.rules = snap.rules;
+        self.kernel.objects = snap.nexthops.into_iter().map(|o| (o.id(), o)).collect();
     }
 
     /// The prefixes of `view`, sorted (see [`super::sort_prefixes`]).
@@ -130,9 +130,10 @@ impl Mirror {
             }
             Stage::Neighbours => {
                 let keys: HashSet<(u32, IpAddr)> = self
+                    .kernel
                     .neighbours
                     .keys()
-                    .chain(self.applied_neigh.keys())
+                    .chain(self.applied.neigh.keys())
                     .chain(self.shortfall.waiting_neighbours())
                     .copied()
                     .collect();
