@@ -476,6 +476,12 @@ hitless() {
     kill -USR2 "$ACCEL_PID"
     # The old instance exits once its successor has taken every link.
     for ((i = 0; i < 300; i++)); do kill -0 "$ACCEL_PID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$ACCEL_PID" 2>/dev/null; then
+        touch "$LAB_DIR/j.stop"
+        wait "$w" "$s4" "$s6"
+        SW_RESULT="the old instance still runs 30 s after SIGUSR2; log: $(lab_accel_log | tail -n 2 | tr '\n' ' ')"
+        return 1
+    fi
     wait "$ACCEL_PID"
     J_RC=$?
     if ! lab_accel_follow_successor || ! lab_accel_wait 30; then

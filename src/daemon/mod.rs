@@ -446,7 +446,7 @@ async fn check_links(
 /// and each program only ever reads its own maps, which its writer filled
 /// completely. No map is shared between the two instances.
 async fn attach_all(
-    prog: std::os::fd::BorrowedFd<'_>,
+    prog: &libbpf_rs::Program<'_>,
     ifaces: &HashMap<u32, String>,
     mode: XdpMode,
     presence: &Presence,
@@ -483,7 +483,7 @@ async fn attach_all(
                 }
             }
         }
-        attached.push(attach(prog, *ifindex, name, mode)?);
+        attached.push(attach(prog.as_fd(), *ifindex, name, mode)?);
         info!("attached to {name} (ifindex {ifindex}, {mode:?} mode)");
     }
     // Links pinned for interfaces this instance does not run on: their
@@ -558,7 +558,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     }
     d.renew_lease()?;
 
-    let prog = skel.progs.accel_xdp.as_fd();
+    let prog = &skel.progs.accel_xdp;
     let attached = attach_all(prog, &ifaces, opts.mode, &presence).await?;
     let requests = presence.publish(&d.maps)?;
     info!(
@@ -607,7 +607,7 @@ struct Running {
     d: Daemon,
     presence: Presence,
     attached: Vec<Attachment>,
-    prog: std::os::fd::BorrowedFd<'static>,
+    prog: &'static libbpf_rs::Program<'static>,
     requests: mpsc::Receiver<Pending>,
     handover: Option<Handover>,
 }
@@ -682,7 +682,7 @@ impl Running {
                 );
                 h.remove_pins();
                 for a in &self.attached {
-                    if let Err(e) = a.reclaim(self.prog) {
+                    if let Err(e) = a.reclaim(self.prog.as_fd()) {
                         warn!("{}: putting this instance's program back: {e}", a.name);
                     }
                 }

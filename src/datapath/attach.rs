@@ -7,7 +7,10 @@
 //! starts its successor, which adopts them ([`adopt`]) and swaps its own
 //! program in atomically; the old instance keeps forwarding until then.
 
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use libbpf_rs::query::LinkTypeInfo;
+use libbpf_rs::{Link, Program};
 use std::path::Path;
 
 use super::DatapathError;
@@ -25,6 +28,11 @@ pub enum XdpMode {
 }
 
 /// The program attached to one interface; dropping it detaches.
+///
+/// The link is a plain descriptor, pinned and updated with libbpf's
+/// fd-level calls: libbpf-rs makes a `Link` only through its own attach
+/// calls (whose `attach_xdp` takes no mode flags, so `--xdp-mode` could not
+/// be honoured) or from a pin ([`adopt`] uses that).
 pub struct Attachment {
     pub ifindex: u32,
     pub name: String,
@@ -75,6 +83,10 @@ pub async fn wait_detached(ifindex: u32, timeout: std::time::Duration) -> bool {
 }
 
 /// The XDP mode the program on `ifindex` runs in, if one is attached.
+///
+/// libbpf's query directly: libbpf-rs's `Xdp::query` (and `query_id` in
+/// [`attached_prog_id`]) needs a program descriptor the query never uses,
+/// and here there is no program, only an interface.
 fn attached_mode(ifindex: u32) -> Option<XdpMode> {
     let mut opts = libbpf_sys::bpf_xdp_query_opts {
         sz: std::mem::size_of::<libbpf_sys::bpf_xdp_query_opts>() as _,
@@ -103,7 +115,7 @@ fn attached_mode(ifindex: u32) -> Option<XdpMode> {
 /// the old program, and the caller falls back to [`attach`]: the kernel
 /// forwards alone in between, as on a plain restart.
 pub fn adopt(
-    prog: BorrowedFd<'_>,
+    prog: &Program<'_>,
     ifindex: u32,
     name: &str,
     mode: XdpMode,
@@ -112,43 +124,25 @@ pub fn adopt(
     if !links.contains(name) {
         return Ok(None);
     }
-    let fd = if links.holds_symlink(name) {
-        -libc::ELOOP
+    let opened = if links.holds_symlink(name) {
+        Err("the pin is a symbolic link".to_string())
     } else {
-        let c = c_path(&links.fd_path(name));
-        // SAFETY: valid C string.
-        unsafe { libbpf_sys::bpf_obj_get(c.as_ptr()) }
+        Link::open(links.fd_path(name)).map_err(|e| format!("opening the pinned link failed: {e}"))
     };
     // Whatever happens next, the pin goes: adopted, the link is ours; not
     // adopted, the old program must leave (closing `link` detaches it).
     let _ = links.remove(name);
-    if fd < 0 {
+    let mut link = opened?;
+    let info = link
+        .info()
+        .map_err(|e| format!("reading the pinned link failed: {e}"))?;
+    let LinkTypeInfo::Xdp(xdp) = info.info else {
+        return Err(format!("the pin is not an XDP link ({:?})", info.info));
+    };
+    if xdp.ifindex != ifindex {
         return Err(format!(
-            "opening the pinned link failed: {}",
-            std::io::Error::from_raw_os_error(-fd)
-        ));
-    }
-    // SAFETY: bpf_obj_get returned a new descriptor that we now own.
-    let link = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: a plain C struct (with a union) for which all zeroes is valid.
-    let mut info: libbpf_sys::bpf_link_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libbpf_sys::bpf_link_info>() as u32;
-    // SAFETY: valid fd, out struct and its size.
-    let rc = unsafe { libbpf_sys::bpf_link_get_info_by_fd(fd, &mut info, &mut len) };
-    if rc != 0 {
-        return Err(format!(
-            "reading the pinned link failed: {}",
-            std::io::Error::from_raw_os_error(-rc)
-        ));
-    }
-    if info.type_ != libbpf_sys::BPF_LINK_TYPE_XDP {
-        return Err(format!("the pin is not an XDP link (type {})", info.type_));
-    }
-    // SAFETY: an XDP link's info fills the xdp member of the union.
-    let link_ifindex = unsafe { info.__bindgen_anon_1.xdp.ifindex };
-    if link_ifindex != ifindex {
-        return Err(format!(
-            "the pinned link is on ifindex {link_ifindex}, not {ifindex}"
+            "the pinned link is on ifindex {}, not {ifindex}",
+            xdp.ifindex
         ));
     }
     match attached_mode(ifindex) {
@@ -160,22 +154,19 @@ pub fn adopt(
             ));
         }
     }
-    let opts = libbpf_sys::bpf_link_update_opts {
-        sz: std::mem::size_of::<libbpf_sys::bpf_link_update_opts>() as _,
-        ..Default::default()
-    };
-    // SAFETY: valid link and program fds, initialised options.
-    let rc = unsafe { libbpf_sys::bpf_link_update(fd, prog.as_raw_fd(), &opts) };
-    if rc != 0 {
-        return Err(format!(
-            "swapping the program in failed: {}",
-            std::io::Error::from_raw_os_error(-rc)
-        ));
-    }
+    link.update_prog(prog)
+        .map_err(|e| format!("swapping the program in failed: {e}"))?;
+    // Held as a plain descriptor like the links `attach` creates. Dropping
+    // the libbpf object closes its own descriptor only: a link opened from
+    // a pin has nothing else to detach, and ours keeps the link alive.
+    let fd = link
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| format!("keeping the adopted link failed: {e}"))?;
     Ok(Some(Attachment {
         ifindex,
         name: name.to_string(),
-        _link: link,
+        _link: fd,
     }))
 }
 
