@@ -3,7 +3,7 @@
 use accel::netlink::nexthop_sock::{NexthopSocket, Received};
 
 fn main() -> std::io::Result<()> {
-    for o in NexthopSocket::open(false)?.dump()? {
+    for o in NexthopSocket::open(false)?.dump()?.objects {
         println!("dump: {o:?}");
     }
     let sock = NexthopSocket::open(true)?;

@@ -210,11 +210,21 @@ fn dump_on_this_thread(
 pub fn dump_nexthops() -> Result<Vec<NexthopObject>, NetlinkError> {
     let sock =
         super::nexthop_sock::NexthopSocket::open(false).map_err(NetlinkError::NexthopDump)?;
-    match sock.dump() {
-        Ok(objects) => Ok(objects),
-        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(Vec::new()),
-        Err(e) => Err(NetlinkError::NexthopDump(e)),
+    for attempt in 1..=DUMP_ATTEMPTS {
+        match sock.dump() {
+            Ok(d) if !d.interrupted => return Ok(d.objects),
+            Ok(_) => warn!(
+                "nexthop object dump interrupted (NLM_F_DUMP_INTR), attempt \
+                 {attempt}/{DUMP_ATTEMPTS}"
+            ),
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => return Ok(Vec::new()),
+            Err(e) => return Err(NetlinkError::NexthopDump(e)),
+        }
     }
+    Err(NetlinkError::DumpInterrupted {
+        what: "nexthop objects",
+        attempts: DUMP_ATTEMPTS,
+    })
 }
 
 pub async fn dump_links(handle: &Handle) -> Result<Vec<Link>, NetlinkError> {

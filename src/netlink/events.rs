@@ -23,10 +23,9 @@
 //! reported as [`Event::Overrun`], as is a real NLMSG_OVERRUN.
 
 use std::collections::VecDeque;
-use std::os::fd::AsRawFd;
 
 use log::{debug, warn};
-use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_APPEND, NLM_F_REPLACE};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
 use rtnetlink::Handle;
@@ -91,13 +90,13 @@ pub fn subscribe_with_rcvbuf(rcvbuf: usize) -> Result<Subscription, NetlinkError
     }
     sock.set_non_blocking(true)
         .map_err(socket_error("making the subscribed socket non-blocking"))?;
-    let fd = sock.as_raw_fd();
-    let size = libc::c_int::try_from(rcvbuf).unwrap_or(libc::c_int::MAX);
-    if let Err(e) = set_int_opt(fd, libc::SO_RCVBUFFORCE, size) {
+    use rustix::net::sockopt;
+    if let Err(e) = sockopt::set_socket_recv_buffer_size_force(&sock, rcvbuf) {
         warn!("SO_RCVBUFFORCE({rcvbuf}) failed ({e}), falling back to SO_RCVBUF (capped by net.core.rmem_max)");
-        set_int_opt(fd, libc::SO_RCVBUF, size).map_err(socket_error("setting SO_RCVBUF"))?;
+        sockopt::set_socket_recv_buffer_size(&sock, rcvbuf)
+            .map_err(|e| socket_error("setting SO_RCVBUF")(e.into()))?;
     }
-    match get_int_opt(fd, libc::SO_RCVBUF) {
+    match sockopt::socket_recv_buffer_size(&sock) {
         Ok(v) => debug!("netlink receive buffer: {v} bytes"),
         Err(e) => debug!("getsockopt(SO_RCVBUF): {e}"),
     }
@@ -112,48 +111,6 @@ pub fn subscribe_with_rcvbuf(rcvbuf: usize) -> Result<Subscription, NetlinkError
         },
     })
 }
-
-fn set_int_opt(fd: i32, opt: libc::c_int, value: libc::c_int) -> std::io::Result<()> {
-    // SAFETY: fd is a valid socket owned by the connection; value is a c_int
-    // living for the duration of the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            opt,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-fn get_int_opt(fd: i32, opt: libc::c_int) -> std::io::Result<libc::c_int> {
-    let mut value: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: value and len are valid for writes of their sizes.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            opt,
-            (&mut value as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc == 0 {
-        Ok(value)
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-const NLM_F_REPLACE: u16 = 0x100;
-const NLM_F_APPEND: u16 = 0x800;
 
 /// A route notification's flags (those of the request that made it, or
 /// the kernel's own): `None` for a replace, else how the route was added

@@ -1,31 +1,21 @@
 //! Nexthop objects (RTM_NEWNEXTHOP / RTM_DELNEXTHOP), which FRR installs and
-//! routes refer to by `nhid`. netlink-packet-route 0.34 cannot decode these
-//! messages, so accel reads them from raw netlink bytes itself.
+//! routes refer to by `nhid`. netlink-packet-route 0.34 has no such message
+//! family, so accel has its own, shaped like the crate's: [`header`]
+//! (struct nhmsg), [`attribute`] (NHA_*) and [`message`], built on
+//! netlink-packet-core's buffers.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+pub mod attribute;
+pub mod header;
+pub mod message;
 
-use crate::model::NhFlags;
+use netlink_packet_core::{ErrorBuffer, NetlinkBuffer, NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP_INTR};
+
 pub use crate::model::{GroupKind, NexthopObject};
+use message::NexthopMessage;
 
 pub const RTM_NEWNEXTHOP: u16 = 104;
 pub const RTM_DELNEXTHOP: u16 = 105;
 pub const RTM_GETNEXTHOP: u16 = 106;
-
-const NHA_ID: u16 = 1;
-const NHA_GROUP: u16 = 2;
-const NHA_GROUP_TYPE: u16 = 3;
-const NHA_BLACKHOLE: u16 = 4;
-const NHA_OIF: u16 = 5;
-const NHA_GATEWAY: u16 = 6;
-const NHA_ENCAP_TYPE: u16 = 7;
-const NHA_ENCAP: u16 = 8;
-const NHA_FDB: u16 = 11;
-const NHA_RES_GROUP: u16 = 12;
-
-const NEXTHOP_GRP_TYPE_MPATH: u16 = 0;
-const NLA_TYPE_MASK: u16 = !(1 << 15 | 1 << 14);
-const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NexthopEvent {
@@ -41,117 +31,14 @@ pub enum NexthopParseError {
     NoId,
 }
 
-fn u16_at(b: &[u8], off: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(off..off + 2)?.try_into().ok()?))
-}
-
-fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(off..off + 4)?.try_into().ok()?))
-}
-
-/// Iterates (type, payload) over netlink attributes.
-fn attrs(mut b: &[u8]) -> impl Iterator<Item = Result<(u16, &[u8]), NexthopParseError>> {
-    std::iter::from_fn(move || {
-        if b.len() < 4 {
-            return None;
-        }
-        let len = u16_at(b, 0)? as usize;
-        let kind = u16_at(b, 2)? & NLA_TYPE_MASK;
-        if len < 4 || len > b.len() {
-            b = &[];
-            return Some(Err(NexthopParseError::Truncated));
-        }
-        let payload = &b[4..len];
-        let aligned = (len + 3) & !3;
-        b = b.get(aligned..).unwrap_or(&[]);
-        Some(Ok((kind, payload)))
-    })
-}
-
 /// Parses the payload (after the nlmsghdr) of a nexthop message. Returns
 /// `Ok(None)` for message types that are not about nexthops.
 pub fn parse(msg_type: u16, payload: &[u8]) -> Result<Option<NexthopEvent>, NexthopParseError> {
     if msg_type != RTM_NEWNEXTHOP && msg_type != RTM_DELNEXTHOP {
         return Ok(None);
     }
-    // struct nhmsg { u8 family, scope, protocol, resvd; u32 flags; }
-    let header = payload.get(..8).ok_or(NexthopParseError::Truncated)?;
-    let family = header[0];
-    let flags = u32_at(header, 4).ok_or(NexthopParseError::Truncated)?;
-
-    let mut id = None;
-    let mut ifindex = None;
-    let mut gateway = None;
-    let mut blackhole = false;
-    let mut special = false;
-    let mut group: Option<Vec<(u32, u32)>> = None;
-    let mut group_type = NEXTHOP_GRP_TYPE_MPATH;
-    let mut resilient = false;
-    for attr in attrs(&payload[8..]) {
-        let (kind, v) = attr?;
-        match kind {
-            NHA_ID => id = u32_at(v, 0),
-            NHA_OIF => ifindex = u32_at(v, 0),
-            NHA_BLACKHOLE => blackhole = true,
-            NHA_GATEWAY => {
-                gateway = match (family, v.len()) {
-                    (AF_INET, 4) => Some(IpAddr::V4(Ipv4Addr::new(v[0], v[1], v[2], v[3]))),
-                    (AF_INET6, 16) => {
-                        let octets: [u8; 16] = v.try_into().expect("length checked");
-                        Some(IpAddr::V6(Ipv6Addr::from(octets)))
-                    }
-                    _ => return Err(NexthopParseError::Truncated),
-                }
-            }
-            NHA_ENCAP_TYPE | NHA_ENCAP | NHA_FDB => special = true,
-            NHA_GROUP_TYPE => group_type = u16_at(v, 0).ok_or(NexthopParseError::Truncated)?,
-            NHA_RES_GROUP => resilient = true,
-            // struct nexthop_grp { u32 id; u8 weight; u8 weight_high; u16 resvd; }
-            NHA_GROUP => {
-                let members = v
-                    .chunks_exact(8)
-                    .map(|m| {
-                        let id = u32::from_ne_bytes(m[..4].try_into().expect("chunk of 8"));
-                        // weight - 1 in 16 bits: 65536 is a valid weight.
-                        let weight = (u32::from(m[5]) << 8 | u32::from(m[4])) + 1;
-                        (id, weight)
-                    })
-                    .collect();
-                group = Some(members);
-            }
-            _ => {}
-        }
-    }
-    let id = id.ok_or(NexthopParseError::NoId)?;
-    if msg_type == RTM_DELNEXTHOP {
-        return Ok(Some(NexthopEvent::Del(id)));
-    }
-    let object = match group {
-        Some(members) => NexthopObject::Group {
-            id,
-            kind: match (resilient, group_type) {
-                (true, _) => GroupKind::Resilient,
-                (false, NEXTHOP_GRP_TYPE_MPATH) => GroupKind::Multipath,
-                (false, other) => GroupKind::Other(other),
-            },
-            members,
-        },
-        None => NexthopObject::Single {
-            id,
-            ifindex,
-            gateway,
-            blackhole,
-            // nh_flags holds RTNH_F_* (nh_fill_info puts nhi_flags there).
-            flags: NhFlags::from_bits_retain(flags as u8),
-            special,
-        },
-    };
-    Ok(Some(NexthopEvent::New(object)))
+    NexthopMessage::parse(payload)?.event(msg_type).map(Some)
 }
-
-const NLMSG_HDRLEN: usize = 16;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
 
 /// What one datagram of a nexthop socket held.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -159,6 +46,9 @@ pub struct Datagram {
     pub events: Vec<NexthopEvent>,
     /// It ended a dump (NLMSG_DONE, or the final ack of one).
     pub done: bool,
+    /// A message of the dump carried NLM_F_DUMP_INTR: the objects changed
+    /// while they were dumped, so the dump may be inconsistent.
+    pub interrupted: bool,
 }
 
 /// Splits a datagram into netlink messages and parses the nexthop ones;
@@ -167,14 +57,10 @@ pub struct Datagram {
 /// error.
 pub fn parse_datagram(mut b: &[u8], dumping: bool) -> Result<Datagram, i32> {
     let mut d = Datagram::default();
-    while b.len() >= NLMSG_HDRLEN {
-        let len = u32_at(b, 0).unwrap_or(0) as usize;
-        let kind = u16_at(b, 4).unwrap_or(0);
-        if len < NLMSG_HDRLEN || len > b.len() {
-            break;
-        }
-        let payload = &b[NLMSG_HDRLEN..len];
-        match kind {
+    while let Ok(msg) = NetlinkBuffer::new_checked(b) {
+        let len = msg.length() as usize;
+        d.interrupted |= msg.flags() & NLM_F_DUMP_INTR != 0;
+        match msg.message_type() {
             NLMSG_DONE => {
                 d.done = true;
                 return Ok(d);
@@ -182,7 +68,10 @@ pub fn parse_datagram(mut b: &[u8], dumping: bool) -> Result<Datagram, i32> {
             NLMSG_ERROR => {
                 // struct nlmsgerr starts with the (negative) errno; a
                 // message too short for it acknowledges nothing.
-                let errno = u32_at(payload, 0).unwrap_or(0) as i32;
+                let errno = ErrorBuffer::new_checked(msg.payload())
+                    .ok()
+                    .and_then(|e| e.code())
+                    .map_or(0, |c| c.get());
                 if errno != 0 {
                     return Err(errno.wrapping_neg());
                 }
@@ -191,7 +80,7 @@ pub fn parse_datagram(mut b: &[u8], dumping: bool) -> Result<Datagram, i32> {
                     return Ok(d);
                 }
             }
-            _ => match parse(kind, payload) {
+            kind => match parse(kind, msg.payload()) {
                 Ok(Some(e)) => d.events.push(e),
                 Ok(None) => {}
                 Err(e) => log::debug!("skipping a nexthop message: {e}"),
@@ -210,8 +99,12 @@ mod props;
 
 #[cfg(test)]
 mod tests {
-    use super::test_wire::{attr, group_members, msg, new_nexthop, nlmsg};
+    use super::attribute::*;
+    use super::test_wire::{attr, group_members, msg, new_nexthop, nlmsg, AF_INET, AF_INET6};
     use super::*;
+    use crate::model::NhFlags;
+    use netlink_packet_core::NLMSG_ERROR;
+    use std::net::{IpAddr, Ipv6Addr};
 
     #[test]
     fn single_ipv4_nexthop() {
@@ -381,5 +274,87 @@ mod tests {
             Err(NexthopParseError::Truncated)
         );
         assert_eq!(parse(24, &[]), Ok(None));
+    }
+}
+
+#[cfg(test)]
+mod captured {
+    //! Real kernel bytes (see captured/README.md).
+    use super::*;
+    use crate::model::NhFlags;
+
+    fn datagrams(hex: &str) -> Vec<Vec<u8>> {
+        hex.lines()
+            .map(|l| {
+                (0..l.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&l[i..i + 2], 16).unwrap())
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn single(id: u32, gw: Option<&str>, flags: NhFlags) -> NexthopObject {
+        NexthopObject::Single {
+            id,
+            ifindex: gw.map(|_| 3),
+            gateway: gw.map(|g| g.parse().unwrap()),
+            blackhole: gw.is_none(),
+            flags,
+            special: false,
+        }
+    }
+
+    #[test]
+    fn a_dump_from_linux_6_18() {
+        let d = datagrams(include_str!("nexthop/captured/dump.hex"));
+        assert_eq!(d.len(), 1);
+        let got = parse_datagram(&d[0], true).unwrap();
+        assert!(got.done && !got.interrupted);
+        let none = NhFlags::empty();
+        let want = vec![
+            single(1, Some("192.0.2.1"), none),
+            single(2, Some("fe80::1"), none),
+            single(3, Some("192.0.2.9"), NhFlags::Onlink),
+            single(4, None, none),
+            NexthopObject::Group {
+                id: 10,
+                kind: GroupKind::Multipath,
+                members: vec![(1, 1), (3, 200)],
+            },
+            NexthopObject::Group {
+                id: 11,
+                kind: GroupKind::Resilient,
+                members: vec![(1, 1), (3, 1)],
+            },
+        ];
+        let want: Vec<NexthopEvent> = want.into_iter().map(NexthopEvent::New).collect();
+        assert_eq!(got.events, want);
+    }
+
+    #[test]
+    fn notifications_from_linux_6_18() {
+        let d = datagrams(include_str!("nexthop/captured/events.hex"));
+        let events: Vec<NexthopEvent> = d
+            .iter()
+            .flat_map(|g| parse_datagram(g, false).unwrap().events)
+            .collect();
+        assert_eq!(
+            events,
+            vec![
+                NexthopEvent::New(single(1, Some("192.0.2.5"), NhFlags::empty())),
+                NexthopEvent::Del(10),
+            ]
+        );
+    }
+
+    /// NLM_F_DUMP_INTR on any message of a dump marks the datagram.
+    #[test]
+    fn an_interrupted_dump_is_flagged() {
+        let mut d = datagrams(include_str!("nexthop/captured/dump.hex")).remove(0);
+        // nlmsg_flags of the first message (bytes 6-7).
+        let flags = u16::from_ne_bytes([d[6], d[7]]) | NLM_F_DUMP_INTR;
+        d[6..8].copy_from_slice(&flags.to_ne_bytes());
+        assert!(parse_datagram(&d, true).unwrap().interrupted);
     }
 }

@@ -13,11 +13,12 @@ use std::net::IpAddr;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-use super::test_wire::{attr, group_members, msg, new_nexthop, nlmsg};
+use super::attribute::*;
+use super::test_wire::{attr, group_members, msg, new_nexthop, nlmsg, AF_INET, AF_INET6};
 use super::*;
+use crate::model::NhFlags;
+use netlink_packet_core::{NLA_F_NESTED, NLA_F_NET_BYTEORDER, NLMSG_DONE};
 
-const NLA_F_NESTED: u16 = 1 << 15;
-const NLA_F_NET_BYTEORDER: u16 = 1 << 14;
 /// Attribute types the parser does not know (NHA_GROUPS, NHA_MASTER,
 /// NHA_OP_FLAGS... and beyond), which it must skip.
 const UNKNOWN_ATTRS: [u16; 6] = [0, 9, 10, 13, 14, 200];
@@ -135,7 +136,7 @@ fn encode(
     let (family, flags, mut attrs) = attributes(o);
     for (i, a) in attrs.iter_mut().enumerate() {
         if bits.get(i).copied().unwrap_or(false) {
-            let kind = u16_at(a, 2).expect("attribute header") | NLA_F_NET_BYTEORDER;
+            let kind = u16::from_ne_bytes([a[2], a[3]]) | NLA_F_NET_BYTEORDER;
             a[2..4].copy_from_slice(&kind.to_ne_bytes());
         }
     }
@@ -301,7 +302,7 @@ proptest! {
             d.extend(nlmsg(NLMSG_DONE, &0u32.to_ne_bytes()));
         }
         let want: Vec<NexthopEvent> = objects.into_iter().map(NexthopEvent::New).collect();
-        prop_assert_eq!(parse_datagram(&d, true), Ok(Datagram { events: want, done }));
+        prop_assert_eq!(parse_datagram(&d, true), Ok(Datagram { events: want, done, interrupted: false }));
     }
 
     #[test]

@@ -3,6 +3,9 @@
 
 use super::RTM_NEWNEXTHOP;
 
+pub const AF_INET: u8 = libc::AF_INET as u8;
+pub const AF_INET6: u8 = libc::AF_INET6 as u8;
+
 /// One netlink attribute: header, payload, padding.
 pub fn attr(kind: u16, v: &[u8]) -> Vec<u8> {
     let mut a = ((4 + v.len()) as u16).to_ne_bytes().to_vec();
