@@ -21,3 +21,15 @@ pub mod slots;
 pub mod stats;
 pub mod sysctl;
 pub mod trusted_path;
+
+/// One line of an error and its causes ("a: b: c"), for logs and replies
+/// that must say everything on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s += &format!(": {c}");
+        cause = c.source();
+    }
+    s
+}

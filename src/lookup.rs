@@ -8,9 +8,11 @@ use crate::bpf::types::{
     accel_route_type as Rt,
 };
 use crate::datapath::maps::Maps;
+use crate::error_chain;
+use crate::model::{Route, RouteKind};
+use crate::netlink::route_get;
 use crate::runtime::{ifname, monotonic_coarse_ns};
 use crate::stats::{lease_state, LeaseState};
-use crate::trusted_path::run_trusted;
 
 fn special(addr: IpAddr) -> Option<&'static str> {
     match addr {
@@ -206,20 +208,54 @@ fn unicast(maps: &Maps, addr: IpAddr, nh_id: u32, out: &mut Vec<String>) {
     }
 }
 
-/// Where `ip` may be (never looked up in $PATH).
-const IP: [&str; 4] = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"];
-
-/// `ip route get` output, the kernel's own decision.
+/// The kernel's own decision: the FIB entry its lookup matches (see
+/// [`crate::netlink::route_get`]), described.
 pub fn kernel_answer(addr: IpAddr) -> String {
-    match run_trusted(&IP, &["route", "get", &addr.to_string()]) {
-        Ok(Some(o)) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
-        // `ip route get` fails for blackhole, unreachable and prohibit
-        // destinations: the kernel has no route to forward on.
-        Ok(Some(o)) => format!(
-            "no forwarding route ({}): blackhole, unreachable, prohibit or no route",
-            String::from_utf8_lossy(&o.stderr).trim()
-        ),
-        Ok(None) => "(no `ip` command found)".to_string(),
-        Err(e) => format!("(not running `ip route get`: {e})"),
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return format!("(cannot ask the kernel: {e})"),
+    };
+    match rt.block_on(route_get::fib_match(addr)) {
+        Ok(Some(r)) => describe(&r),
+        Ok(None) => "no route: the kernel answers \"network unreachable\"".to_string(),
+        Err(e) => format!("(asking the kernel failed: {})", error_chain(&e)),
     }
+}
+
+/// One line, in `ip route` words: type (unless unicast), prefix, paths,
+/// then table, protocol and metric.
+fn describe(r: &Route) -> String {
+    let mut s = match r.kind {
+        RouteKind::Unicast => String::new(),
+        k => format!("{} ", format!("{k:?}").to_lowercase()),
+    };
+    s.push_str(&r.key.prefix.to_string());
+    if let Some(id) = r.nhid {
+        s.push_str(&format!(" nhid {id}"));
+    }
+    let multipath = r.nexthops.len() > 1;
+    for nh in &r.nexthops {
+        if multipath {
+            s.push_str(" nexthop");
+        }
+        if let Some(gw) = nh.gateway {
+            s.push_str(&format!(" via {gw}"));
+        }
+        let dev = ifname(nh.ifindex).unwrap_or_else(|| format!("ifindex {}", nh.ifindex));
+        s.push_str(&format!(" dev {dev}"));
+        if multipath {
+            s.push_str(&format!(" weight {}", nh.weight));
+        }
+        if !nh.flags.is_empty() {
+            s.push_str(&format!(" {}", nh.flags).to_lowercase());
+        }
+    }
+    s.push_str(&format!(
+        " (table {}, proto {:?}, metric {})",
+        r.key.table, r.protocol, r.key.metric
+    ));
+    s
 }

@@ -173,7 +173,7 @@ fn real_main() -> Result<()> {
             for line in lookup::explain(&maps, addr) {
                 println!("    {line}");
             }
-            println!("  kernel (ip route get):");
+            println!("  kernel (its FIB lookup, as `ip route get fibmatch`):");
             for line in lookup::kernel_answer(addr).lines() {
                 println!("    {line}");
             }

@@ -328,7 +328,7 @@ impl Daemon {
     /// A dump failed: a check says so; a resync ends the daemon, whose
     /// mirror cannot be brought into line.
     fn job_failed(&mut self, job: Job, e: DaemonError) -> Result<bool, DaemonError> {
-        let error = super::error_chain(&e);
+        let error = crate::error_chain(&e);
         for w in job.waiters {
             let _ = w.send(Reply::Failed {
                 error: error.clone(),

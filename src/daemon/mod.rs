@@ -17,6 +17,7 @@ use crate::datapath::attach::{adopt, attach, wait_detached, Attachment, XdpMode}
 use crate::datapath::clock::datapath_now_ns;
 use crate::datapath::maps::Maps;
 use crate::datapath::{load, DatapathError, Loaded};
+use crate::error_chain;
 use crate::handover::{self, Handover, Progress};
 use crate::lease::{Deadlines, Lease};
 use crate::mirror::nudge::{self, Nudger};
@@ -324,17 +325,6 @@ impl Daemon {
         }
         Ok(())
     }
-}
-
-/// One line of an error and its causes, for a control reply.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s += &format!(": {c}");
-        cause = c.source();
-    }
-    s
 }
 
 /// The route trace `ACCEL_TRACE_ROUTES` asks for, if any.

@@ -16,6 +16,7 @@ pub mod neigh_use;
 pub mod nexthop;
 pub mod nexthop_sock;
 pub mod parse;
+pub mod route_get;
 
 pub use dump::{dump, dump_beside, dump_into, dump_rules, DumpedRoutes, RouteSink};
 pub use events::{subscribe, subscribe_with_rcvbuf, EventStream, Subscription, DEFAULT_RCVBUF};
@@ -47,6 +48,13 @@ pub enum NetlinkError {
     /// The thread of a dump beside the event loop ended without a result.
     #[error("the dump thread ended without a result")]
     DumpThreadGone,
+    /// A single request (not a dump) failed.
+    #[error("netlink request for {what} failed")]
+    Get {
+        what: &'static str,
+        #[source]
+        source: rtnetlink::Error,
+    },
     /// The nexthop-object dump (raw socket) failed.
     #[error("netlink dump of nexthop objects failed")]
     NexthopDump(#[source] std::io::Error),
