@@ -19,6 +19,8 @@ have python3 || need_pkgs+=(python3)
 [ -x /usr/bin/python3 ] || need_pkgs+=(python3)
 have sysctl || need_pkgs+=(procps)
 have nsenter || need_pkgs+=(util-linux)
+# tests/e2e.sh checks that accel refuses to bypass nftables chains.
+[ -x /usr/sbin/nft ] || need_pkgs+=(nftables)
 [ -f /usr/include/libelf.h ] || need_pkgs+=(libelf-dev)
 [ -f /usr/include/zlib.h ] || need_pkgs+=(zlib1g-dev)
 # Real routing daemons for tests/daemons.sh (started by hand in namespaces).

@@ -24,7 +24,10 @@ pub fn bypassed_hooks() -> Vec<String> {
         }
     }
     match nft_ruleset() {
-        Ok(Some(ruleset)) => found.extend(nft_hooks(&ruleset)),
+        Ok(Some(ruleset)) => match nft_hooks(&ruleset) {
+            Ok(hooks) => found.extend(hooks),
+            Err(why) => found.push(format!("nftables rules unknown: {why}")),
+        },
         Ok(None) => {}
         // Rules accel cannot see count as rules.
         Err(why) => found.push(format!("nftables rules unknown: {why}")),
@@ -32,53 +35,84 @@ pub fn bypassed_hooks() -> Vec<String> {
     found
 }
 
-/// `nft list ruleset` (see [`run_trusted`]); `Ok(None)` without nft, or
-/// when it fails (no nftables in the kernel).
+/// `nft -j list ruleset` (see [`run_trusted`]); `Ok(None)` without nft,
+/// or when it fails (no nftables in the kernel).
 fn nft_ruleset() -> Result<Option<String>, String> {
-    Ok(run_trusted(&NFT, &["list", "ruleset"])?
+    Ok(run_trusted(&NFT, &["-j", "list", "ruleset"])?
         .filter(|out| out.status.success())
         .map(|out| String::from_utf8_lossy(&out.stdout).into_owned()))
 }
 
-/// Chains of an `nft list ruleset` listing on the hooks forwarded packets
-/// cross.
-fn nft_hooks(ruleset: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut table = "";
-    let mut chain = "";
-    for line in ruleset.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("table ") {
-            table = rest.trim_end_matches(" {");
-        } else if let Some(rest) = line.strip_prefix("chain ") {
-            chain = rest.trim_end_matches(" {");
-        } else if line.starts_with("type ") {
-            for hook in ["prerouting", "forward", "postrouting"] {
-                if line.contains(&format!("hook {hook}")) {
-                    found.push(format!("nftables chain {table} {chain} on hook {hook}"));
-                }
-            }
-        }
-    }
-    found
+/// `nft -j` output (libnftables-json(5)): a list of one-key objects, of
+/// which only chains matter here.
+#[derive(serde::Deserialize)]
+struct Ruleset {
+    nftables: Vec<Object>,
+}
+
+#[derive(serde::Deserialize)]
+struct Object {
+    chain: Option<Chain>,
+}
+
+#[derive(serde::Deserialize)]
+struct Chain {
+    family: String,
+    table: String,
+    name: String,
+    /// Base chains only.
+    hook: Option<String>,
+}
+
+/// The hooks packets forwarded by the kernel cross; XDP forwarding skips
+/// every one of them.
+const FORWARDING_HOOKS: [&str; 3] = ["prerouting", "forward", "postrouting"];
+
+/// Chains of an `nft -j list ruleset` listing on the hooks forwarded
+/// packets cross.
+fn nft_hooks(json: &str) -> Result<Vec<String>, String> {
+    let ruleset: Ruleset =
+        serde_json::from_str(json).map_err(|e| format!("unreadable `nft -j` output: {e}"))?;
+    Ok(ruleset
+        .nftables
+        .into_iter()
+        .filter_map(|o| o.chain)
+        .filter_map(|c| {
+            let hook = c.hook.filter(|h| FORWARDING_HOOKS.contains(&h.as_str()))?;
+            Some(format!(
+                "nftables chain {} {} {} on hook {hook}",
+                c.family, c.table, c.name
+            ))
+        })
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// `nft -j list ruleset` of nftables 1.0.6 (Debian 12) for
+    ///   table inet filter { chain input {...hook input...}
+    ///                       chain forward {...hook forward...} }
+    ///   table ip nat { chain post {...hook postrouting...} chain helper {} }
+    const RULESET: &str = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "filter", "handle": 1}}, {"chain": {"family": "inet", "table": "filter", "name": "input", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}}, {"chain": {"family": "inet", "table": "filter", "name": "forward", "handle": 2, "type": "filter", "hook": "forward", "prio": 0, "policy": "drop"}}, {"table": {"family": "ip", "name": "nat", "handle": 2}}, {"chain": {"family": "ip", "table": "nat", "name": "post", "handle": 1, "type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"}}, {"chain": {"family": "ip", "table": "nat", "name": "helper", "handle": 2}}]}"#;
+
     #[test]
-    fn finds_forwarding_hooks_in_nft_listing() {
-        let ruleset = "table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n\t}\n\tchain forward {\n\t\ttype filter hook forward priority filter; policy drop;\n\t}\n}\ntable ip nat {\n\tchain post {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t}\n}\n";
+    fn finds_forwarding_hooks_in_nft_json() {
         assert_eq!(
-            nft_hooks(ruleset),
+            nft_hooks(RULESET).unwrap(),
             vec![
                 "nftables chain inet filter forward on hook forward",
                 "nftables chain ip nat post on hook postrouting"
             ]
         );
-        assert!(nft_hooks(
-            "table inet x {\n chain input {\n type filter hook input priority 0;\n }\n}"
-        )
-        .is_empty());
+        let empty =
+            r#"{"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}}]}"#;
+        assert!(nft_hooks(empty).unwrap().is_empty());
+    }
+
+    #[test]
+    fn unreadable_output_is_an_error_not_no_rules() {
+        assert!(nft_hooks("table inet x {").is_err());
     }
 }

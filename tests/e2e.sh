@@ -293,6 +293,9 @@ lk4=$(lab_accel lookup "$LAB_SVC4" 2>&1)
 check "f. accel lookup $LAB_SVC4 names egress r-dst1 ($rmac) and neighbour $LAB_DST1_GW4 ($nmac)" \
     "$(tr -s ' \n' ' ' <<<"$lk4")" \
     eval 'grep -q "egress r-dst1: MAC $rmac" <<<"$lk4" && grep -q "neighbour $LAB_DST1_GW4: $nmac -> forwarded in XDP" <<<"$lk4"'
+check "f. accel lookup $LAB_SVC4 gives the kernel's answer too: via $LAB_DST1_GW4 dev r-dst1" \
+    "$(grep -A1 '  kernel' <<<"$lk4" | tail -n 1)" \
+    eval 'grep -A1 "  kernel" <<<"$lk4" | grep -q "via $LAB_DST1_GW4 dev r-dst1 "'
 lk6=$(lab_accel lookup "$LAB_SVC6" 2>&1)
 check "f. accel lookup $LAB_SVC6 names egress r-dst1 ($rmac) and neighbour $LAB_DST1_GW6 ($nmac)" \
     "$(tr -s ' \n' ' ' <<<"$lk6")" \
@@ -398,6 +401,19 @@ burst 4 "$LAB_SVC4" g4 dst1
 check "g. the first instance keeps running and forwarding" \
     "alive, XDP on $(xdp_ifaces) interfaces, burst: dst1 got $B_RECV/$N, accel forwarded $B_XFWD, kernel $B_KFWD" \
     eval '[[ -n $ACCEL_PID ]] && kill -0 $ACCEL_PID 2>/dev/null && [[ $(xdp_ifaces) -eq 3 && $B_RECV -eq $N && $B_XFWD -ge $N ]]'
+if [[ -x /usr/sbin/nft ]]; then
+    # XDP forwarding would skip this chain: accel must refuse to start.
+    ip netns exec "$NS_RTR" /usr/sbin/nft add table inet accel_e2e
+    ip netns exec "$NS_RTR" /usr/sbin/nft add chain inet accel_e2e chk \
+        '{ type filter hook forward priority filter; policy accept; }'
+    out=$(ACCEL_RUN_DIR=$LAB_DIR/run4 ACCEL_PIN_DIR=$ACCEL_PIN_DIR-4 lab_accel run -i "$LAB_R_SRC" 2>&1)
+    rc=$?
+    ip netns exec "$NS_RTR" /usr/sbin/nft delete table inet accel_e2e
+    check "g. with an nftables forward chain, accel run refuses and names it" "exit $rc: $(tail -n1 <<<"$out")" \
+        eval '[[ $rc -ne 0 ]] && grep -q "nftables chain inet accel_e2e chk on hook forward" <<<"$out"'
+else
+    note "g. nft absent: the netfilter refusal is not checked"
+fi
 out=$(lab_accel run -i nosuchif 2>&1)
 rc=$?
 check "g. accel run -i nosuchif fails with unknown interface" "exit $rc: $(tail -n1 <<<"$out")" \
