@@ -65,8 +65,12 @@ struct Chain {
 }
 
 /// The hooks packets forwarded by the kernel cross; XDP forwarding skips
-/// every one of them.
-const FORWARDING_HOOKS: [&str; 3] = ["prerouting", "forward", "postrouting"];
+/// every one of them: XDP runs before the netdev ingress hook
+/// (__netif_receive_skb_core) and a redirect leaves through the driver's
+/// ndo_xdp_xmit, past the netdev egress hook (dev_queue_xmit). Ingress and
+/// egress chains count whatever device they are bound to: nft 1.0.6's JSON
+/// does not say which.
+const FORWARDING_HOOKS: [&str; 5] = ["ingress", "prerouting", "forward", "postrouting", "egress"];
 
 /// Chains of an `nft -j list ruleset` listing on the hooks forwarded
 /// packets cross.
@@ -109,6 +113,21 @@ mod tests {
         let empty =
             r#"{"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}}]}"#;
         assert!(nft_hooks(empty).unwrap().is_empty());
+    }
+
+    /// netdev and inet ingress chains and a netdev egress chain, as nft
+    /// 1.0.6 lists them (without their device).
+    #[test]
+    fn netdev_ingress_and_egress_chains_are_bypassed_too() {
+        let ruleset = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "netdev", "name": "t", "handle": 1}}, {"chain": {"family": "netdev", "table": "t", "name": "ing", "handle": 1, "type": "filter", "hook": "ingress", "prio": 0, "policy": "accept"}}, {"chain": {"family": "netdev", "table": "t", "name": "eg", "handle": 2, "type": "filter", "hook": "egress", "prio": 0, "policy": "accept"}}, {"table": {"family": "inet", "name": "u", "handle": 2}}, {"chain": {"family": "inet", "table": "u", "name": "ing2", "handle": 1, "type": "filter", "hook": "ingress", "prio": 0, "policy": "accept"}}]}"#;
+        assert_eq!(
+            nft_hooks(ruleset).unwrap(),
+            vec![
+                "nftables chain netdev t ing on hook ingress",
+                "nftables chain netdev t eg on hook egress",
+                "nftables chain inet u ing2 on hook ingress"
+            ]
+        );
     }
 
     #[test]
