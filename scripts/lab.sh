@@ -202,6 +202,11 @@ lab_mac() {
     ip -n "$1" -br link show dev "$2" 2>/dev/null | awk '{print $3}'
 }
 
+# le A B: A <= B, as numbers (floats welcome).
+le() { python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) else 1)" "$1" "$2"; }
+# jget JSON PATH: the value at dotted PATH of the JSON text, "none" if absent.
+jget() { python3 "$LAB_TOOL" json "$2" <<<"$1"; }
+
 # rx packets of a device in a namespace (sysfs is not per-netns here).
 lab_rx_packets() {
     ip -n "$1" -s -j link show dev "$2" 2>/dev/null | python3 "$LAB_TOOL" rx

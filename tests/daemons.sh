@@ -41,7 +41,6 @@ fi
 source "$HERE/../scripts/lab.sh"
 lab_private_mountns "$SELF" "$@"
 
-DTOOL="$LAB_LIB_DIR/dtool.py"
 PASSED=0
 FAILED=0
 ok() {
@@ -58,8 +57,6 @@ check() {
     if "$@"; then ok "$name" "$details"; else not_ok "$name" "$details"; fi
 }
 note() { echo "# $*"; }
-le() { python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) else 1)" "$1" "$2"; }
-jget() { python3 -c "import json,sys; v=json.loads(sys.argv[1]); [v := (v or {}).get(k) for k in sys.argv[2].split('.')]; print('none' if v is None else v)" "$1" "$2"; }
 now() { echo "$EPOCHREALTIME"; }
 
 # ------------------------------------------------------------------ daemons present?
@@ -161,7 +158,7 @@ topology() {
         lab_in "$1" ethtool -K "$2" gro on tx off >/dev/null || return 1
     done
     : >"$SINK_LOG"
-    nsenter --net="/run/netns/$NS_BIRD" -- python3 "$DTOOL" sink --port "$LAB_PORT" \
+    nsenter --net="/run/netns/$NS_BIRD" -- python3 "$LAB_TOOL" sink --port "$LAB_PORT" \
         --log "$SINK_LOG" --ready "$SINK_LOG.ready" &
     LAB_PIDS+=($!)
     for ((i = 0; i < 100; i++)); do
@@ -176,24 +173,9 @@ topology() {
 N4=10000 N6=1000 NNH=100 NU=16
 # bird_routes [SKIP_WITHDRAW_BLOCK]: the static routes BIRD announces.
 bird_routes() {
-    python3 - "$BIRD_DIR" "$N4" "$N6" "$NNH" "${1:-0}" <<'EOF'
-import sys
-d, n4, n6, nnh, skip = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
-with open(f"{d}/routes4.conf.tmp", "w") as f:
-    for i in range(n4):
-        a, b = 64 + i // 256, i % 256
-        if skip and a == 70:          # the withdraw block 100.70.0.0/16
-            continue
-        f.write(f"route 100.{a}.{b}.0/24 blackhole;\n")
-    for i in range(nnh):
-        f.write(f"route 100.120.{i}.0/24 blackhole;\n")
-with open(f"{d}/routes6.conf.tmp", "w") as f:
-    for i in range(n6):
-        h = 0x1000 + i
-        if skip and h >> 8 == 0x11:   # the withdraw block 2001:db8:1100::/40
-            continue
-        f.write(f"route 2001:db8:{h:x}::/48 blackhole;\n")
-EOF
+    local skip=
+    [[ ${1:-0} == 1 ]] && skip=--skip-withdraw
+    python3 "$LAB_TOOL" bird-routes $skip "$BIRD_DIR" "$N4" "$N6" "$NNH"
     mv "$BIRD_DIR/routes4.conf.tmp" "$BIRD_DIR/routes4.conf"
     mv "$BIRD_DIR/routes6.conf.tmp" "$BIRD_DIR/routes6.conf"
 }
@@ -312,11 +294,11 @@ EOF
 }
 vtysh_() { lab_in "$NS_RTR" vtysh --vty_socket "$FRR_DIR" "$@"; }
 
-# routes_json FAMILY ROOT [ip route filters]: dtool routes summary of rtr's main table.
+# routes_json FAMILY ROOT [ip route filters]: labtool routes summary of rtr's main table.
 routes_json() {
     local fam=$1 root=$2
     shift 2
-    ip -n "$NS_RTR" -"$fam" -j route show root "$root" "$@" | python3 "$DTOOL" routes
+    ip -n "$NS_RTR" -"$fam" -j route show root "$root" "$@" | python3 "$LAB_TOOL" routes
 }
 # nroutes FAMILY ROOT [filters]: one line per route.
 nroutes() {
@@ -346,19 +328,19 @@ echo 2001:db8:2111::1 >"$LAB_DIR/d6_bh"
 send() {
     local dsts=$1 count=$2 rate=$3 tag=$4
     shift 4
-    timeout 60 nsenter --net="/run/netns/$NS_SRC" -- python3 "$DTOOL" send --dsts "$LAB_DIR/$dsts" \
+    timeout 60 nsenter --net="/run/netns/$NS_SRC" -- python3 "$LAB_TOOL" send --dsts "$LAB_DIR/$dsts" \
         --port "$LAB_PORT" --count "$count" --rate "$rate" --tag "$tag" "$@"
 }
 # send_bg DSTS DURATION RATE TAG: background sender (summary in $LAB_DIR/TAG.send); sets SEND_PID.
 send_bg() {
     local dsts=$1 dur=$2 rate=$3 tag=$4
-    timeout 60 nsenter --net="/run/netns/$NS_SRC" -- python3 "$DTOOL" send --dsts "$LAB_DIR/$dsts" \
+    timeout 60 nsenter --net="/run/netns/$NS_SRC" -- python3 "$LAB_TOOL" send --dsts "$LAB_DIR/$dsts" \
         --port "$LAB_PORT" --duration "$dur" --rate "$rate" --tag "$tag" >"$LAB_DIR/$tag.send" &
     SEND_PID=$!
     SENDERS+=($SEND_PID)
 }
 sent_of() { awk '{print $2}' "$LAB_DIR/$1.send" 2>/dev/null || echo 0; }
-summary() { python3 "$DTOOL" summary --tag "$@" "$SINK_LOG"; }
+summary() { python3 "$LAB_TOOL" summary --tag "$@" "$SINK_LOG"; }
 received() { jget "$(summary "$@")" received; }
 # wait_received TAG N: until the sink logged N datagrams of TAG (10 s max).
 wait_received() {
@@ -408,11 +390,7 @@ sessions_up() {
     local v b
     v=$(vtysh_ -c 'show bgp summary json' 2>/dev/null)
     b=$(birdc_ show protocols 2>/dev/null | grep -c 'Established')
-    python3 -c '
-import json, sys
-d = json.loads(sys.argv[1])
-n = sum(1 for af in ("ipv4Unicast", "ipv6Unicast") for p in d.get(af, {}).get("peers", {}).values() if p.get("state") == "Established")
-sys.exit(0 if n == 4 else 1)' "$v" && [[ $b -eq 4 ]]
+    python3 "$LAB_TOOL" bgp-up --want 4 "$v" && [[ $b -eq 4 ]]
 }
 fib_full() {
     [[ $(nroutes 4 100.64.0.0/10 proto bgp) -eq $((N4 + NNH)) && $(nroutes 6 2001:db8::/32 proto bgp) -eq $N6 ]]
@@ -489,7 +467,7 @@ for fam in 4 6; do
     check "b. IPv$fam: router's kernel forwarding counter stays flat (< 1% of sent)" "kernel forwarded $kf of $n" test "$kf" -lt $((n / 100))
     check "b. IPv$fam: accel forwarded every ECMP datagram from the mirror (fwd_mirror >= sent)" "accel +$xf" test "$xf" -ge "$n"
     nd=$(wc -l <"$LAB_DIR/d${fam}_all")
-    pm=$(python3 "$DTOOL" paths --a "kpath$fam" --b "b$fam" --n "$nd" "$SINK_LOG")
+    pm=$(python3 "$LAB_TOOL" paths --a "kpath$fam" --b "b$fam" --n "$nd" "$SINK_LOG")
     check "b. IPv$fam: every destination leaves by the same ECMP member as when the kernel forwarded it" "$pm" \
         eval "[[ $(jget "$pm" compared) -ge $((nd * 95 / 100)) && $(jget "$pm" mismatched) -eq 0 ]]"
     check "b. IPv$fam: flows spread over both links (each >= 25%, sink and rx counters)" \
@@ -502,13 +480,7 @@ for fam in 4 6; do
         eval "[[ $(jget "$s" received) -eq 1000 ]] && python3 -c 'import json,sys; sys.exit(0 if len(json.loads(sys.argv[1])[\"per_ifindex\"]) == 1 else 1)' '$s'"
 done
 B_S1=$(lab_accel stats 2>&1)
-note "accel counters on r-src after check b: $(python3 - "$(lab_accel stats --json 2>/dev/null)" <<'EOF'
-import json, sys
-for i in json.loads(sys.argv[1]):
-    if i["iface"] == "r-src":
-        print(" ".join(f"{k}={v}" for k, v in i["counters"].items() if v))
-EOF
-)"
+note "accel counters on r-src after check b: $(lab_accel stats --json 2>/dev/null | python3 "$LAB_TOOL" counters r-src)"
 
 for a in 100.64.0.1 2001:db8:1000::1; do
     note "accel lookup $a (ECMP):"
@@ -525,28 +497,7 @@ wd_some_back() { [[ $(nroutes 4 100.70.0.0/16 proto bgp) -gt 0 || $(nroutes 6 20
 # A stream's analysis around withdraw at [td0 (configure), td1 (first route
 # gone), td2 (all gone)] and announce at [ta0, ta1 (first back), ta2 (all back)].
 wd_analyse() {
-    python3 - "$SINK_LOG" "$1" "$td0" "$td1" "$td2" "$ta0" "$ta1" "$ta2" <<'EOF'
-import json, sys
-log, tag = sys.argv[1], sys.argv[2]
-td0, td1, td2, ta0, ta1, ta2 = map(float, sys.argv[3:9])
-rows = {}
-for line in open(log):
-    p = line.split()
-    if len(p) == 5 and p[0] == tag and int(p[1]) not in rows:
-        rows[int(p[1])] = (float(p[2]), float(p[3]))
-before = [s for s, r in rows.values() if s < td0]
-during = [(s, r) for s, r in rows.values() if td0 <= s < ta0]
-last_send = max((s for s, r in during), default=None)
-after = [r for s, r in rows.values() if s >= ta0]
-res = {"delivered_before": len(before), "delivered_sent_while_withdrawing": len(during),
-       "delivered_sent_after_all_gone+50ms": sum(1 for s, r in during if s > td2 + 0.05),
-       "kernel_withdraw_ms": round((td2 - td0) * 1000), "kernel_announce_ms": round((ta2 - ta0) * 1000),
-       "last_delivered_send_vs_all_gone_ms": None if last_send is None else round((last_send - td2) * 1000, 1),
-       "first_recv_vs_first_back_ms": round((min(after) - ta1) * 1000, 1) if after else None,
-       "first_recv_vs_all_back_ms": round((min(after) - ta2) * 1000, 1) if after else None,
-       "delivered_after_announce": len(after)}
-print(json.dumps(res))
-EOF
+    python3 "$LAB_TOOL" withdraw --tag "$1" --td0 "$td0" --td2 "$td2" --ta0 "$ta0" --ta1 "$ta1" --ta2 "$ta2" "$SINK_LOG"
 }
 MON=$LAB_DIR/monitor.txt
 nsenter --net="/run/netns/$NS_RTR" -- ip -ts -o monitor route >"$MON" 2>/dev/null &
@@ -574,7 +525,7 @@ if wait_received c4wd 300 && wait_received c6wd 300; then
     for fam in 4 6; do
         if [[ $fam == 4 ]]; then plen=24; else plen=48; fi
         res=$(wd_analyse "c${fam}wd")
-        pp=$(python3 "$DTOOL" perprefix --mode withdraw --tag "c${fam}wd" --dsts "$LAB_DIR/d${fam}_wd" --monitor "$MON" \
+        pp=$(python3 "$LAB_TOOL" perprefix --mode withdraw --tag "c${fam}wd" --dsts "$LAB_DIR/d${fam}_wd" --monitor "$MON" \
             --plen $plen --t0 "$td0" --first "$(awk '{print $6}' "$LAB_DIR/c${fam}wd.send")" --rate 1000 \
             --sent "$(sent_of "c${fam}wd")" --settle 1.0 "$SINK_LOG")
         lag=$(jget "$pp" lag_ms)
@@ -611,8 +562,8 @@ nh_move() {
     kill "$p" 2>/dev/null
     wait "$p" 2>/dev/null
     sleep 0.3
-    res=$(python3 "$DTOOL" follow --tag "$tag" --t "$t2" --t-first "$t1" --old "$old" --new "$new" "$SINK_LOG")
-    pp=$(python3 "$DTOOL" perprefix --mode move --gw "$gw" --old "$old" --new "$new" --tag "$tag" \
+    res=$(python3 "$LAB_TOOL" follow --tag "$tag" --t "$t2" --t-first "$t1" --old "$old" --new "$new" "$SINK_LOG")
+    pp=$(python3 "$LAB_TOOL" perprefix --mode move --gw "$gw" --old "$old" --new "$new" --tag "$tag" \
         --dsts "$LAB_DIR/d4_nh" --monitor "$MON" --plen 24 --t0 "$t0" --first "$(awk '{print $6}' "$LAB_DIR/$tag.send")" \
         --rate 2000 --sent "$(sent_of "$tag")" --settle 1.0 "$SINK_LOG")
     lag=$(jget "$pp" lag_ms)
@@ -719,7 +670,7 @@ sleep 0.5
 fwd_after=$(xstat --iface r-src fwd_mirror fwd_fib)
 for fam in 4 6; do
     n=$(sent_of "e$fam")
-    res=$(python3 "$DTOOL" gaps --tag "e$fam" --sent "$n" --rate "$E_RATE" "$SINK_LOG")
+    res=$(python3 "$LAB_TOOL" gaps --tag "e$fam" --sent "$n" --rate "$E_RATE" "$SINK_LOG")
     lost=$(jget "$res" lost)
     check "e. IPv$fam: accel SIGTERM + restart under $E_RATE datagrams/s: lost < 1% of sent" \
         "lost $lost of $n; stop took $(python3 -c "print(round(($te1 - $te0) * 1000))") ms (exit $erc), restart until running $(python3 -c "print(round(($te2 - $te1) * 1000))") ms; $res" \
@@ -752,7 +703,7 @@ read -r -a ku1 <<<"$(kfwd)"
 uadopted=$(lab_accel_log | grep -c "adopted the previous instance's XDP link")
 for fam in 4 6; do
     n=$(sent_of "u$fam")
-    res=$(python3 "$DTOOL" gaps --tag "u$fam" --sent "$n" --rate "$E_RATE" "$SINK_LOG")
+    res=$(python3 "$LAB_TOOL" gaps --tag "u$fam" --sent "$n" --rate "$E_RATE" "$SINK_LOG")
     lost=$(jget "$res" lost)
     kf=$((ku1[fam == 4 ? 0 : 1] - ku0[fam == 4 ? 0 : 1]))
     check "e. IPv$fam: upgrade in place (SIGUSR2) under $E_RATE datagrams/s: at most a handful lost, the kernel forwards < 1% meanwhile" \
@@ -778,24 +729,14 @@ wait "$D4" "$D6" 2>/dev/null
 sleep 0.5
 for fam in 4 6; do
     n=$(sent_of "d$fam")
-    res=$(python3 "$DTOOL" gaps --tag "d$fam" --sent "$n" --rate "$D_RATE" "$SINK_LOG")
+    res=$(python3 "$LAB_TOOL" gaps --tag "d$fam" --sent "$n" --rate "$D_RATE" "$SINK_LOG")
     after=$(summary "d$fam" --after "$(python3 -c "print($td + 0.5)")")
     lost=$(jget "$res" lost)
     check "d. IPv$fam: r-b1 down under traffic: traffic continues on link 2 (loss < 5%)" \
         "lost $lost of $n ($(python3 -c "print(round(100 * $lost / max(1, $n), 2))")%); sent >= 0.5 s after down: $after; $res" \
         eval "[[ $n -gt 1000 && $lost -lt $((n / 20)) && $(jget "$after" "per_ifindex.$IF_B1") == none && $(jget "$after" received) -gt 500 ]]"
 done
-note "d. r-b1 down at $td (the command took $(python3 -c "print(round(($td - $tdc) * 1000, 1))") ms); datagrams that still arrived via b-r1 (ifindex $IF_B1) after it, send/recv ms after the down: $(python3 - "$SINK_LOG" "$td" "$IF_B1" <<'EOF2'
-import sys
-log, td, ifx = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-late = []
-for line in open(log):
-    p = line.split()
-    if len(p) == 5 and p[0] in ("d4", "d6") and p[4] == ifx and float(p[2]) >= td:
-        late.append(f"{p[0]}#{p[1]} {round((float(p[2]) - td) * 1000, 1)}/{round((float(p[3]) - td) * 1000, 1)}")
-print(f"{len(late)}: " + ", ".join(late[:10]) + (" ..." if len(late) > 10 else "") if late else "none")
-EOF2
-)"
+note "d. r-b1 down at $td (the command took $(python3 -c "print(round(($td - $tdc) * 1000, 1))") ms); datagrams that still arrived via b-r1 (ifindex $IF_B1) after it, send/recv ms after the down: $(python3 "$LAB_TOOL" late --t "$td" --ifindex "$IF_B1" "$SINK_LOG" d4 d6)"
 r4d=$(routes_json 4 100.64.0.0/10 proto bgp)
 r6d=$(routes_json 6 2001:db8::/32 proto bgp)
 note "d. kernel after r-b1 down: IPv4 $r4d; IPv6 $r6d"

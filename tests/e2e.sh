@@ -67,8 +67,6 @@ N=1000      # datagrams per burst
 RATE=10000  # datagrams per second in bursts
 SMALL=100   # "far less than sent": kernel-forwarded allowance during a burst
 
-le() { python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) else 1)" "$1" "$2"; }
-jget() { python3 -c "import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print('none' if v is None else v)" "$1" "$2"; }
 xdp_ifaces() { ip -n "$NS_RTR" -o link show 2>/dev/null | grep -c ' xdp' ; }
 ping4() { lab_in "$NS_SRC" ping -q -c "${2:-3}" -i 0.2 -W 2 "$1" >/dev/null 2>&1; }
 ping6() { lab_in "$NS_SRC" ping -6 -q -c "${2:-3}" -i 0.2 -W 2 "$1" >/dev/null 2>&1; }
@@ -630,18 +628,11 @@ log_wait() {
 # cap_field STRUCTURE FIELD: from `accel stats --capacity --json`.
 cap_field() {
     lab_accel stats --capacity --json 2>/dev/null |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]][sys.argv[2]])' "$1" "$2" 2>/dev/null ||
-        echo none
+        python3 "$LAB_TOOL" json "$1.$2" 2>/dev/null || echo none
 }
 # batch_routes FILE VERB COUNT: COUNT /25s, one in each /24 from 100.64.0.0 on.
 batch_routes() {
-    python3 - "$@" "$LAB_DST1_GW4" <<'PY'
-import sys
-path, verb, count, gw = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-with open(path, "w") as f:
-    for k in range(count):
-        f.write(f"route {verb} 100.{64 + k // 256}.{k % 256}.0/25 via {gw}\n")
-PY
+    python3 "$LAB_TOOL" route-batch "$@" "$LAB_DST1_GW4"
 }
 # check_in_sync NAME: `accel sync --check` reports no difference.
 check_in_sync() {

@@ -41,8 +41,6 @@ check() {
     if "$@"; then ok "$name" "$details"; else not_ok "$name" "$details"; fi
 }
 note() { echo "# $*"; }
-jget() { python3 -c "import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print('none' if v is None else v)" "$1" "$2"; }
-le() { python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) else 1)" "$1" "$2"; }
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }
 
 finish() {
@@ -247,15 +245,7 @@ check "A1. ... and the mirror is exact again (sync --check)" "$(head -n1 <<<"$sy
 # changes still reach the datapath at once, the lease stays live, other
 # clients are answered, and the idle ones are cut off.
 idle_clients() { # N SECONDS: holds N silent connections open
-    python3 - "$ACCEL_RUN_DIR/accel.sock" "$1" "$2" <<'EOF' &
-import socket, sys, time
-socks = []
-for _ in range(int(sys.argv[2])):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(sys.argv[1])
-    socks.append(s)
-time.sleep(float(sys.argv[3]))
-EOF
+    python3 "$LAB_TOOL" ctl-idle "$ACCEL_RUN_DIR/accel.sock" "$1" "$2" &
     IDLE_PID=$!
     sleep 0.3
 }
@@ -285,14 +275,7 @@ kill "$IDLE_PID" 2>/dev/null; wait "$IDLE_PID" 2>/dev/null
 # Many at once: the ones over the limit are turned away, the rest time out.
 idle_clients 12 7
 t=$EPOCHREALTIME
-out=$(python3 - "$ACCEL_RUN_DIR/accel.sock" <<'EOF'
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(10)
-s.connect(sys.argv[1])
-print(s.recv(200).decode().strip())
-EOF
-)
+out=$(python3 "$LAB_TOOL" ctl-ask "$ACCEL_RUN_DIR/accel.sock")
 el=$(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$t" "$EPOCHREALTIME")
 check "A4. 13 idle clients: one over the limit is told the daemon is busy, or cut off within 6 s" \
     "after ${el} s: $out" eval 'grep -q "busy\|no request" <<<"$out" && le "$el" 6'
@@ -434,15 +417,8 @@ check "B6. under umask 000: run dir 700, lock and pid 600, socket 700, pin dir 7
         $(stat -c %a "$ACCEL_RUN_DIR/accel.lock") == 600 && $(stat -c %a "$ACCEL_RUN_DIR/accel.sock") == 700 &&
         $(stat -c %a "$ACCEL_PIN_DIR") == 700 ]]'
 # Straight to the socket, as an attacker would (the CLI's own checks aside).
-out=$(as_nobody /usr/bin/python3 - "$ACCEL_RUN_DIR/accel.sock" 2>&1 <<'EOF'
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(10)
-s.connect(sys.argv[1])
-s.sendall(b"sync\n")
-print(s.recv(300).decode().strip())
-EOF
-); rc=$?
+# The helper comes on stdin: nobody may not be able to read the checkout.
+out=$(as_nobody /usr/bin/python3 - ctl-ask --send sync "$ACCEL_RUN_DIR/accel.sock" 2>&1 <"$LAB_TOOL"); rc=$?
 # (Python itself must have run and been refused, not failed to start.)
 check "B6. nobody cannot ask for a resync through the socket" "exit $rc: $(tail -n1 <<<"$out")" \
     eval '[[ $rc -ne 0 ]] && grep -q "PermissionError" <<<"$out" && ! grep -q "synced" <<<"$out"'
