@@ -21,7 +21,10 @@ use crate::bpf::types::{
 };
 use crate::bpf::{bytes_of, from_bytes, AccelSkel, Pod};
 use crate::capacity::{Figures, Limits, Structure, Usage};
+use crate::mirror::decision::RouteEntry;
 use crate::mirror::Change;
+use crate::model::Prefix;
+use std::net::IpAddr;
 
 pub struct Maps {
     pub cfg: MapHandle,
@@ -153,6 +156,64 @@ impl Maps {
         Ok(())
     }
 
+    fn put_route(
+        &self,
+        prefix: &Prefix,
+        entry: &RouteEntry,
+        nh_id: u32,
+    ) -> Result<(), DatapathError> {
+        let v = route_value(entry, nh_id);
+        let leaf = route_leaf(v.r#type, v.nh_id);
+        // Without room in the table, the route's region goes to
+        // bpf_fib_lookup (see dir24.rs and trie6.rs).
+        match route_key(prefix) {
+            RouteKey::V4(k) => {
+                let addr = u32::from_be(k.addr);
+                self.fib4()?.insert(addr, k.prefixlen as u8, leaf);
+            }
+            RouteKey::V6(k) => {
+                let addr = u128::from_be_bytes(k.addr);
+                self.fib6()?.insert(addr, k.prefixlen as u8, leaf);
+            }
+        }
+        Ok(())
+    }
+
+    /// A blackhole prefix's drop-counter slot, its counters zeroed first.
+    fn put_blackhole(&self, id: u32, prefix: &Prefix) -> Result<(), DatapathError> {
+        let zero = vec![0u8; std::mem::size_of::<accel_blackhole>()];
+        let cpus = libbpf_rs::num_possible_cpus().map_err(failed("blackhole_drops", "cpus"))?;
+        self.blackhole_drops
+            .update_percpu(bytes_of(&id), &vec![zero; cpus], MapFlags::ANY)
+            .map_err(failed("blackhole_drops", "update"))?;
+        put(
+            &self.blackhole_prefixes,
+            "blackhole_prefixes",
+            &id,
+            &blackhole_prefix_value(prefix),
+        )
+    }
+
+    fn put_neigh(&self, ifindex: u32, addr: IpAddr, mac: [u8; 6]) -> Result<(), DatapathError> {
+        let v = neigh_value(mac);
+        let r = match neigh_key(ifindex, addr) {
+            NeighKey::V4(k) => self
+                .neigh4
+                .update(bytes_of(&k), bytes_of(&v), MapFlags::ANY),
+            NeighKey::V6(k) => self
+                .neigh6
+                .update(bytes_of(&k), bytes_of(&v), MapFlags::ANY),
+        };
+        // The mirror never asks for more neighbours than fit, but should a
+        // write fail anyway, a missing neighbour only sends its packets to
+        // bpf_fib_lookup: no reason to stop.
+        if let Err(e) = r {
+            warn!("neighbour {addr} (ifindex {ifindex}) not written ({e}): bpf_fib_lookup resolves it");
+            self.apply_one(&Change::DelNeigh { ifindex, addr })?;
+        }
+        Ok(())
+    }
+
     fn apply_one(&self, c: &Change) -> Result<(), DatapathError> {
         match c {
             Change::PutNexthop { id, nh } => {
@@ -172,37 +233,8 @@ impl Maps {
                 prefix,
                 entry,
                 nh_id,
-            } => {
-                let v = route_value(entry, *nh_id);
-                let leaf = route_leaf(v.r#type, v.nh_id);
-                // Without room in the table, the route's region goes to
-                // bpf_fib_lookup (see dir24.rs and trie6.rs).
-                match route_key(prefix) {
-                    RouteKey::V4(k) => {
-                        let addr = u32::from_be(k.addr);
-                        self.fib4()?.insert(addr, k.prefixlen as u8, leaf);
-                    }
-                    RouteKey::V6(k) => {
-                        let addr = u128::from_be_bytes(k.addr);
-                        self.fib6()?.insert(addr, k.prefixlen as u8, leaf);
-                    }
-                }
-                Ok(())
-            }
-            Change::PutBlackhole { id, prefix } => {
-                let zero = vec![0u8; std::mem::size_of::<accel_blackhole>()];
-                let cpus =
-                    libbpf_rs::num_possible_cpus().map_err(failed("blackhole_drops", "cpus"))?;
-                self.blackhole_drops
-                    .update_percpu(bytes_of(id), &vec![zero; cpus], MapFlags::ANY)
-                    .map_err(failed("blackhole_drops", "update"))?;
-                put(
-                    &self.blackhole_prefixes,
-                    "blackhole_prefixes",
-                    id,
-                    &blackhole_prefix_value(prefix),
-                )
-            }
+            } => self.put_route(prefix, entry, *nh_id),
+            Change::PutBlackhole { id, prefix } => self.put_blackhole(*id, prefix),
             Change::DelBlackhole(id) => put(
                 &self.blackhole_prefixes,
                 "blackhole_prefixes",
@@ -228,33 +260,7 @@ impl Maps {
                     Ok(())
                 }
             },
-            Change::PutNeigh { ifindex, addr, mac } => {
-                let v = neigh_value(*mac);
-                let r = match neigh_key(*ifindex, *addr) {
-                    NeighKey::V4(k) => {
-                        self.neigh4
-                            .update(bytes_of(&k), bytes_of(&v), MapFlags::ANY)
-                    }
-                    NeighKey::V6(k) => {
-                        self.neigh6
-                            .update(bytes_of(&k), bytes_of(&v), MapFlags::ANY)
-                    }
-                };
-                // The mirror never asks for more neighbours than fit, but
-                // should a write fail anyway, a missing neighbour only
-                // sends its packets to bpf_fib_lookup: no reason to stop.
-                if let Err(e) = r {
-                    warn!(
-                        "neighbour {addr} (ifindex {ifindex}) not written ({e}): bpf_fib_lookup \
-                         resolves it"
-                    );
-                    self.apply_one(&Change::DelNeigh {
-                        ifindex: *ifindex,
-                        addr: *addr,
-                    })?;
-                }
-                Ok(())
-            }
+            Change::PutNeigh { ifindex, addr, mac } => self.put_neigh(*ifindex, *addr, *mac),
             Change::DelNeigh { ifindex, addr } => match neigh_key(*ifindex, *addr) {
                 NeighKey::V4(k) => del(&self.neigh4, "neigh4", &k),
                 NeighKey::V6(k) => del(&self.neigh6, "neigh6", &k),

@@ -855,55 +855,16 @@ impl Mirror {
 
     fn sync_config(&mut self, out: &mut Vec<Change>) {
         let mp = self.kernel.multipath;
-        let seed = if mp.seed != 0 { mp.seed } else { 0 };
-        if self.applied.seed != Some(seed) {
-            self.applied.seed = Some(seed);
-            out.push(Change::MpSeed(seed));
+        if self.applied.seed != Some(mp.seed) {
+            self.applied.seed = Some(mp.seed);
+            out.push(Change::MpSeed(mp.seed));
         }
         self.kernel.custom_rules_seen |= self
             .kernel
             .rules
             .iter()
             .any(|r| r.family == Family::V4 && !r.is_default());
-        let mut flags = 0;
-        let mut src_rules = BTreeSet::new();
-        let mut rule_iifs = Vec::new();
-        for (f, policy, srcs) in [
-            (
-                Family::V4,
-                CfgFlags::ACCEL_CFG_POLICY4,
-                CfgFlags::ACCEL_CFG_SRC_RULES4,
-            ),
-            (
-                Family::V6,
-                CfgFlags::ACCEL_CFG_POLICY6,
-                CfgFlags::ACCEL_CFG_SRC_RULES6,
-            ),
-        ] {
-            self.shortfall.src_rules[f as usize] = 0;
-            match rules::mirrorable(&self.kernel.rules, f) {
-                None => flags |= policy.0,
-                // More sources than the datapath holds: like rules it
-                // cannot mirror.
-                Some(m) if m.sources.len() > self.limits.src_rules as usize => {
-                    self.shortfall.src_rules[f as usize] = m.sources.len();
-                    flags |= policy.0;
-                }
-                Some(m) => {
-                    if !m.sources.is_empty() {
-                        flags |= srcs.0;
-                        src_rules.extend(m.sources);
-                    }
-                    let flag = match f {
-                        Family::V4 => IfFlags::ACCEL_IF_RULES4.0,
-                        Family::V6 => IfFlags::ACCEL_IF_RULES6.0,
-                    };
-                    for name in m.iifs {
-                        rule_iifs.push((name, flag));
-                    }
-                }
-            }
-        }
+        let (mut flags, src_rules, rule_iifs) = self.rule_config();
         if self.kernel.custom_rules_seen || self.kernel.custom_local_seen {
             flags |= CfgFlags::ACCEL_CFG_SRC_FULL4.0;
         }
@@ -913,28 +874,7 @@ impl Mirror {
         if self.fib_only {
             flags |= CfgFlags::ACCEL_CFG_FIB_ONLY.0;
         }
-        // Policies 0 (L3) and 1 (L4) are reproduced; 2 (inner headers) and
-        // 3 (custom fields) are left to bpf_fib_lookup.
-        if mp.seed != 0 {
-            for (policy, hash, l4) in [
-                (
-                    mp.policy4,
-                    CfgFlags::ACCEL_CFG_MP_HASH4,
-                    CfgFlags::ACCEL_CFG_MP_L4_4,
-                ),
-                (
-                    mp.policy6,
-                    CfgFlags::ACCEL_CFG_MP_HASH6,
-                    CfgFlags::ACCEL_CFG_MP_L4_6,
-                ),
-            ] {
-                match policy {
-                    0 => flags |= hash.0,
-                    1 => flags |= hash.0 | l4.0,
-                    _ => {}
-                }
-            }
-        }
+        flags |= multipath_flags(mp);
         // Prefixes are in the map before a flag makes the datapath look,
         // and leave it only after.
         let new: Vec<Prefix> = src_rules
@@ -959,9 +899,80 @@ impl Mirror {
             self.sync_ifaces(out);
         }
     }
+
+    /// The config flags, source prefixes and `iif` interfaces the kernel's
+    /// rules call for, per family: mirrored rules (sources checked by
+    /// bpf_fib_lookup, rule interfaces flagged), or the whole family to
+    /// bpf_fib_lookup when the rules cannot be mirrored or hold more
+    /// sources than the datapath does.
+    fn rule_config(&mut self) -> (u32, BTreeSet<Prefix>, Vec<(String, u32)>) {
+        let mut flags = 0;
+        let mut src_rules = BTreeSet::new();
+        let mut rule_iifs = Vec::new();
+        for (f, policy, srcs, iif) in [
+            (
+                Family::V4,
+                CfgFlags::ACCEL_CFG_POLICY4,
+                CfgFlags::ACCEL_CFG_SRC_RULES4,
+                IfFlags::ACCEL_IF_RULES4,
+            ),
+            (
+                Family::V6,
+                CfgFlags::ACCEL_CFG_POLICY6,
+                CfgFlags::ACCEL_CFG_SRC_RULES6,
+                IfFlags::ACCEL_IF_RULES6,
+            ),
+        ] {
+            self.shortfall.src_rules[f as usize] = 0;
+            match rules::mirrorable(&self.kernel.rules, f) {
+                None => flags |= policy.0,
+                Some(m) if m.sources.len() > self.limits.src_rules as usize => {
+                    self.shortfall.src_rules[f as usize] = m.sources.len();
+                    flags |= policy.0;
+                }
+                Some(m) => {
+                    if !m.sources.is_empty() {
+                        flags |= srcs.0;
+                        src_rules.extend(m.sources);
+                    }
+                    rule_iifs.extend(m.iifs.into_iter().map(|name| (name, iif.0)));
+                }
+            }
+        }
+        (flags, src_rules, rule_iifs)
+    }
 }
 
 /// The group an entry points to.
+/// The multipath hash flags: policies 0 (L3) and 1 (L4) are reproduced;
+/// 2 (inner headers) and 3 (custom fields), and an unknown seed, are left
+/// to bpf_fib_lookup.
+fn multipath_flags(mp: MultipathConf) -> u32 {
+    if mp.seed == 0 {
+        return 0;
+    }
+    let mut flags = 0;
+    for (policy, hash, l4) in [
+        (
+            mp.policy4,
+            CfgFlags::ACCEL_CFG_MP_HASH4,
+            CfgFlags::ACCEL_CFG_MP_L4_4,
+        ),
+        (
+            mp.policy6,
+            CfgFlags::ACCEL_CFG_MP_HASH6,
+            CfgFlags::ACCEL_CFG_MP_L4_6,
+        ),
+    ] {
+        match policy {
+            0 => flags |= hash.0,
+            1 => flags |= hash.0 | l4.0,
+            _ => {}
+        }
+    }
+    flags
+}
+
 fn group_key(e: RouteEntry) -> GroupKey {
     match e {
         RouteEntry::Multipath(set) => GroupKey::Paths(set),

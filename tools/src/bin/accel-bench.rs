@@ -303,116 +303,16 @@ fn lookup(a: LookupArgs) -> Result<()> {
         .load()
         .context("loading the bench object (root, BPF support?)")?;
 
-    let t = Instant::now();
     let mut rng = fastrand::Rng::with_seed(a.seed);
-    let mut dest_bytes = Vec::with_capacity(DESTS * 16);
-    // Keep the tables alive (and mapped) while the programs run.
-    let mut _dir24 = None;
-    let mut _trie6 = None;
-    if a.family == 4 {
-        let groups = D::ACCEL_TBL8_GROUPS.0 as usize;
-        let t24 = MmapLeaves::map(&handle(&skel.maps.fib4_tbl24)?, TBL24_LEAVES)
-            .context("mmap fib4_tbl24")?;
-        let t8 = MmapLeaves::map(&handle(&skel.maps.fib4_tbl8)?, groups * GROUP_LEAVES)
-            .context("mmap fib4_tbl8")?;
-        let mut dir = Dir24::new(t24, t8, groups);
-        let lpm = handle(&skel.maps.lpm4)?;
-        for (i, Prefix { addr, len }) in prefixes.iter().enumerate() {
-            let IpAddr::V4(v4) = addr else { unreachable!() };
-            let nh = 1 + i as u32 % NEXT_HOPS;
-            let host = mask4(u32::from(*v4), *len);
-            dir.insert(host, *len, route_leaf(0, nh));
-            let key = types::bench_lpm4_key {
-                prefixlen: *len as u32,
-                addr: host.to_be(),
-            };
-            lpm.update(bytes_of(&key), &nh.to_ne_bytes(), MapFlags::ANY)
-                .with_context(|| format!("LPM trie insert {v4}/{len}"))?;
-        }
-        let mut missing = 0;
-        for _ in 0..DESTS {
-            let IpAddr::V4(d) = random_in(rng.choice(&prefixes).unwrap(), &mut rng) else {
-                unreachable!()
-            };
-            let d = u32::from(d);
-            if dir.lookup(d) == 0 {
-                missing += 1;
-            }
-            dest_bytes.extend_from_slice(&d.to_be().to_ne_bytes());
-        }
-        if missing > 0 {
-            bail!("{missing} destinations have no route in the DIR-24-8 table");
-        }
-        // Degraded /24s would measure a bpf_fib_lookup marker, not the table.
-        if dir.degraded_blocks() > 0 {
-            bail!("the DIR-24-8 table ran out of groups");
-        }
-        fill_array(&handle(&skel.maps.dests4)?, &dest_bytes, 4)?;
-        eprintln!(
-            "IPv4: {} prefixes, {} second-level groups, tables and {} destinations filled in {:.1?}",
-            prefixes.len(),
-            dir.groups_in_use(),
-            DESTS,
-            t.elapsed()
-        );
-        _dir24 = Some(dir);
+    // The tables stay alive (and mapped) while the programs run.
+    let (_tables, first): (Box<dyn std::any::Any>, IpAddr) = if a.family == 4 {
+        let (dir, first) = fill_v4(&skel, &prefixes, &mut rng)?;
+        (Box::new(dir), first)
     } else {
-        let nodes = trie6::NODES;
-        let root = MmapLeaves::map(&handle(&skel.maps.fib6_root)?, trie6::ROOT_LEAVES)
-            .context("mmap fib6_root")?;
-        let leaves = MmapLeaves::map(&handle(&skel.maps.fib6_nodes)?, nodes * trie6::NODE_LEAVES)
-            .context("mmap fib6_nodes")?;
-        let mut trie = Trie6::new(root, leaves, nodes);
-        let lpm = handle(&skel.maps.lpm6)?;
-        for (i, Prefix { addr, len }) in prefixes.iter().enumerate() {
-            let IpAddr::V6(v6) = addr else { unreachable!() };
-            let nh = 1 + i as u32 % NEXT_HOPS;
-            trie.insert(u128::from(*v6), *len, route_leaf(0, nh));
-            let key = types::bench_lpm6_key {
-                prefixlen: *len as u32,
-                addr: mask6(u128::from(*v6), *len).to_be_bytes(),
-            };
-            lpm.update(bytes_of(&key), &nh.to_ne_bytes(), MapFlags::ANY)
-                .with_context(|| format!("LPM trie insert {v6}/{len}"))?;
-        }
-        let mut missing = 0;
-        for _ in 0..DESTS {
-            let IpAddr::V6(d) = random_in(rng.choice(&prefixes).unwrap(), &mut rng) else {
-                unreachable!()
-            };
-            let d = u128::from(d);
-            if trie.lookup(d) == 0 {
-                missing += 1;
-            }
-            dest_bytes.extend_from_slice(&d.to_be_bytes());
-        }
-        if missing > 0 {
-            bail!("{missing} destinations have no route in the IPv6 trie");
-        }
-        if trie.degraded_regions() > 0 {
-            bail!("the IPv6 trie ran out of nodes");
-        }
-        fill_array(&handle(&skel.maps.dests6)?, &dest_bytes, 16)?;
-        eprintln!(
-            "IPv6: {} prefixes, {} trie nodes, tables and {} destinations filled in {:.1?}",
-            prefixes.len(),
-            trie.nodes_in_use(),
-            DESTS,
-            t.elapsed()
-        );
-        _trie6 = Some(trie);
-    }
-    // Show one destination so that a reader can check it by hand
-    // (`ip route get`).
-    let first = if a.family == 4 {
-        IpAddr::V4(Ipv4Addr::from(u32::from_be_bytes(
-            dest_bytes[..4].try_into().unwrap(),
-        )))
-    } else {
-        IpAddr::V6(Ipv6Addr::from(u128::from_be_bytes(
-            dest_bytes[..16].try_into().unwrap(),
-        )))
+        let (trie, first) = fill_v6(&skel, &prefixes, &mut rng)?;
+        (Box::new(trie), first)
     };
+    // One destination that a reader can check by hand (`ip route get`).
     eprintln!("first destination: {first}");
 
     let bss = skel
@@ -442,7 +342,124 @@ fn lookup(a: LookupArgs) -> Result<()> {
             ("lpm", &p.bench_lpm6),
         ]
     };
+    let results = measure(&a, ifx, &progs, bss)?;
+    report(&a, prefixes.len(), &results);
+    Ok(())
+}
 
+/// Fills the DIR-24-8 and the LPM trie with `prefixes` and `dests4` with
+/// random destinations inside them; returns the table and the first
+/// destination.
+fn fill_v4(
+    skel: &BenchSkel<'_>,
+    prefixes: &[Prefix],
+    rng: &mut fastrand::Rng,
+) -> Result<(Dir24<MmapLeaves>, IpAddr)> {
+    let t = Instant::now();
+    let groups = D::ACCEL_TBL8_GROUPS.0 as usize;
+    let t24 = MmapLeaves::map(&handle(&skel.maps.fib4_tbl24)?, TBL24_LEAVES)
+        .context("mmap fib4_tbl24")?;
+    let t8 = MmapLeaves::map(&handle(&skel.maps.fib4_tbl8)?, groups * GROUP_LEAVES)
+        .context("mmap fib4_tbl8")?;
+    let mut dir = Dir24::new(t24, t8, groups);
+    let lpm = handle(&skel.maps.lpm4)?;
+    for (i, Prefix { addr, len }) in prefixes.iter().enumerate() {
+        let IpAddr::V4(v4) = addr else { unreachable!() };
+        let nh = 1 + i as u32 % NEXT_HOPS;
+        let host = mask4(u32::from(*v4), *len);
+        dir.insert(host, *len, route_leaf(0, nh));
+        let key = types::bench_lpm4_key {
+            prefixlen: *len as u32,
+            addr: host.to_be(),
+        };
+        lpm.update(bytes_of(&key), &nh.to_ne_bytes(), MapFlags::ANY)
+            .with_context(|| format!("LPM trie insert {v4}/{len}"))?;
+    }
+    let dests: Vec<u32> = (0..DESTS)
+        .map(|_| match random_in(rng.choice(prefixes).unwrap(), rng) {
+            IpAddr::V4(d) => u32::from(d),
+            IpAddr::V6(_) => unreachable!("IPv4 prefixes"),
+        })
+        .collect();
+    let missing = dests.iter().filter(|d| dir.lookup(**d) == 0).count();
+    if missing > 0 {
+        bail!("{missing} destinations have no route in the DIR-24-8 table");
+    }
+    // Degraded /24s would measure a bpf_fib_lookup marker, not the table.
+    if dir.degraded_blocks() > 0 {
+        bail!("the DIR-24-8 table ran out of groups");
+    }
+    let bytes: Vec<u8> = dests.iter().flat_map(|d| d.to_be_bytes()).collect();
+    fill_array(&handle(&skel.maps.dests4)?, &bytes, 4)?;
+    eprintln!(
+        "IPv4: {} prefixes, {} second-level groups, tables and {} destinations filled in {:.1?}",
+        prefixes.len(),
+        dir.groups_in_use(),
+        DESTS,
+        t.elapsed()
+    );
+    Ok((dir, IpAddr::V4(Ipv4Addr::from(dests[0]))))
+}
+
+/// [`fill_v4`] for IPv6: accel's trie and the LPM trie, `dests6`.
+fn fill_v6(
+    skel: &BenchSkel<'_>,
+    prefixes: &[Prefix],
+    rng: &mut fastrand::Rng,
+) -> Result<(Trie6<MmapLeaves>, IpAddr)> {
+    let t = Instant::now();
+    let nodes = trie6::NODES;
+    let root = MmapLeaves::map(&handle(&skel.maps.fib6_root)?, trie6::ROOT_LEAVES)
+        .context("mmap fib6_root")?;
+    let leaves = MmapLeaves::map(&handle(&skel.maps.fib6_nodes)?, nodes * trie6::NODE_LEAVES)
+        .context("mmap fib6_nodes")?;
+    let mut trie = Trie6::new(root, leaves, nodes);
+    let lpm = handle(&skel.maps.lpm6)?;
+    for (i, Prefix { addr, len }) in prefixes.iter().enumerate() {
+        let IpAddr::V6(v6) = addr else { unreachable!() };
+        let nh = 1 + i as u32 % NEXT_HOPS;
+        trie.insert(u128::from(*v6), *len, route_leaf(0, nh));
+        let key = types::bench_lpm6_key {
+            prefixlen: *len as u32,
+            addr: mask6(u128::from(*v6), *len).to_be_bytes(),
+        };
+        lpm.update(bytes_of(&key), &nh.to_ne_bytes(), MapFlags::ANY)
+            .with_context(|| format!("LPM trie insert {v6}/{len}"))?;
+    }
+    let dests: Vec<u128> = (0..DESTS)
+        .map(|_| match random_in(rng.choice(prefixes).unwrap(), rng) {
+            IpAddr::V6(d) => u128::from(d),
+            IpAddr::V4(_) => unreachable!("IPv6 prefixes"),
+        })
+        .collect();
+    let missing = dests.iter().filter(|d| trie.lookup(**d) == 0).count();
+    if missing > 0 {
+        bail!("{missing} destinations have no route in the IPv6 trie");
+    }
+    if trie.degraded_regions() > 0 {
+        bail!("the IPv6 trie ran out of nodes");
+    }
+    let bytes: Vec<u8> = dests.iter().flat_map(|d| d.to_be_bytes()).collect();
+    fill_array(&handle(&skel.maps.dests6)?, &bytes, 16)?;
+    eprintln!(
+        "IPv6: {} prefixes, {} trie nodes, tables and {} destinations filled in {:.1?}",
+        prefixes.len(),
+        trie.nodes_in_use(),
+        DESTS,
+        t.elapsed()
+    );
+    Ok((trie, IpAddr::V6(Ipv6Addr::from(dests[0]))))
+}
+
+/// Runs every program `a.runs` times, in rounds of one run each, so that
+/// load from elsewhere on the machine drifts over all programs alike
+/// rather than over one; prints each program's figures.
+fn measure(
+    a: &LookupArgs,
+    ifx: u32,
+    progs: &[(&'static str, &libbpf_rs::ProgramMut<'_>)],
+    bss: &mut types::bss,
+) -> Result<Vec<Measure>> {
     let frame = [0u8; 64];
     let run = |prog: &libbpf_rs::ProgramMut<'_>, repeat: u32| -> Result<Duration> {
         let md: [u32; 6] = [0, frame.len() as u32, 0, ifx, 0, 0];
@@ -459,10 +476,7 @@ fn lookup(a: LookupArgs) -> Result<()> {
         }
         Ok(out.duration)
     };
-
-    // Rounds of one run per program, so that load from elsewhere on the
-    // machine drifts over all programs alike rather than over one.
-    for (_, prog) in &progs {
+    for (_, prog) in progs {
         // Warm up: page in the tables, settle the caches.
         run(prog, a.repeat.min(200_000))?;
     }
@@ -514,6 +528,12 @@ fn lookup(a: LookupArgs) -> Result<()> {
         );
         results.push(m);
     }
+    Ok(results)
+}
+
+/// The ratios, the RESULT line scripts/bench/lookup.sh reads, and a warning
+/// for lookups that missed.
+fn report(a: &LookupArgs, prefixes: usize, results: &[Measure]) {
     let get = |n: &str| results.iter().find(|m| m.name == n).map(|m| m.ns);
     let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
     let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
@@ -538,13 +558,12 @@ fn lookup(a: LookupArgs) -> Result<()> {
             ratio(get("fib"), get("lpm"))
         );
     }
-    // One machine-readable line for scripts/bench/lookup.sh.
     let min = |n: &str| results.iter().find(|m| m.name == n).map(|m| m.min);
     println!(
         "RESULT family={} prefixes={} base={} dir24={} trie6={} fib={} lpm={} \
          min_base={} min_dir24={} min_trie6={} min_fib={} min_lpm={}",
         a.family,
-        prefixes.len(),
+        prefixes,
         fmt(get("base")),
         fmt(get("dir24")),
         fmt(get("trie6")),
@@ -556,7 +575,7 @@ fn lookup(a: LookupArgs) -> Result<()> {
         fmt(min("fib")),
         fmt(min("lpm")),
     );
-    for m in &results {
+    for m in results {
         if m.name != "base" && m.hit_rate < 0.999 {
             eprintln!(
                 "WARNING: {} found a route for only {:.1}% of destinations: \
@@ -566,7 +585,6 @@ fn lookup(a: LookupArgs) -> Result<()> {
             );
         }
     }
-    Ok(())
 }
 
 fn bytes_of<T: Copy>(v: &T) -> &[u8] {

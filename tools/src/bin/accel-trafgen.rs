@@ -278,30 +278,8 @@ fn sum_stats(skel: &TrafgenSkel<'_>) -> Result<types::trafgen_stats> {
     Ok(t)
 }
 
-fn send(spec: &FrameSpec, dests: &[IpAddr], o: SendOpts) -> Result<()> {
-    let t = trafgen::template(spec);
-    let mut open = open_skel()?;
-    open.maps
-        .dests
-        .set_max_entries(dests.len() as u32)
-        .context("sizing the destination map")?;
-    {
-        let bss = open.maps.bss_data.as_deref_mut().context("no .bss")?;
-        let c = &mut bss.cfg;
-        c.frame[..t.frame.len()].copy_from_slice(&t.frame);
-        c.frame_len = t.frame.len() as u32;
-        c.family = if spec.src.is_ipv4() { 4 } else { 6 };
-        c.n_dests = dests.len() as u32;
-        c.pick = match o.pick {
-            Pick::Seq => types::trafgen_pick::TRAFGEN_PICK_SEQ.0,
-            Pick::Random => types::trafgen_pick::TRAFGEN_PICK_RANDOM.0,
-        };
-        c.ip_csum_base = t.ip_csum_base;
-        c.udp_csum_base = t.udp_csum_base;
-    }
-    let skel = open.load().context("loading the trafgen BPF object")?;
-
-    // Fill the destination array in batches.
+/// The destination array, filled in batches.
+fn fill_dests(skel: &TrafgenSkel<'_>, dests: &[IpAddr]) -> Result<()> {
     const CHUNK: usize = 65536;
     for (ci, chunk) in dests.chunks(CHUNK).enumerate() {
         let mut keys = Vec::with_capacity(chunk.len() * 4);
@@ -326,6 +304,79 @@ fn send(spec: &FrameSpec, dests: &[IpAddr], o: SendOpts) -> Result<()> {
             )
             .context("filling the destination map")?;
     }
+    Ok(())
+}
+
+/// One sender thread: BPF_PROG_RUN with live frames until `stop` or
+/// `deadline`; returns the number of calls. libbpf-rs's test_run has no
+/// batch_size, hence libbpf's own call.
+fn live_frames(
+    prog_fd: i32,
+    data: &[u8],
+    ifindex: u32,
+    repeat: u32,
+    batch: u32,
+    stop: &AtomicBool,
+    deadline: Instant,
+) -> Result<u64> {
+    let ctx = libbpf_sys::xdp_md {
+        data: 0,
+        data_end: data.len() as u32,
+        data_meta: 0,
+        ingress_ifindex: ifindex,
+        rx_queue_index: 0,
+        egress_ifindex: 0,
+    };
+    let mut calls = 0u64;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let mut opts = libbpf_sys::bpf_test_run_opts {
+            sz: std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _,
+            data_in: data.as_ptr().cast(),
+            data_size_in: data.len() as u32,
+            ctx_in: (&ctx as *const libbpf_sys::xdp_md).cast(),
+            ctx_size_in: std::mem::size_of::<libbpf_sys::xdp_md>() as u32,
+            repeat: repeat as i32,
+            flags: libbpf_sys::BPF_F_TEST_XDP_LIVE_FRAMES,
+            batch_size: batch,
+            ..Default::default()
+        };
+        // SAFETY: valid program fd (the skeleton outlives the sender
+        // threads: they are joined before it is dropped); buffers live
+        // across the call.
+        let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(prog_fd, &mut opts) };
+        if rc != 0 {
+            let e = std::io::Error::from_raw_os_error(-rc);
+            bail!("BPF_PROG_RUN (live frames) failed: {e}");
+        }
+        calls += 1;
+    }
+    Ok(calls)
+}
+
+fn send(spec: &FrameSpec, dests: &[IpAddr], o: SendOpts) -> Result<()> {
+    let t = trafgen::template(spec);
+    let mut open = open_skel()?;
+    open.maps
+        .dests
+        .set_max_entries(dests.len() as u32)
+        .context("sizing the destination map")?;
+    {
+        let bss = open.maps.bss_data.as_deref_mut().context("no .bss")?;
+        let c = &mut bss.cfg;
+        c.frame[..t.frame.len()].copy_from_slice(&t.frame);
+        c.frame_len = t.frame.len() as u32;
+        c.family = if spec.src.is_ipv4() { 4 } else { 6 };
+        c.n_dests = dests.len() as u32;
+        c.pick = match o.pick {
+            Pick::Seq => types::trafgen_pick::TRAFGEN_PICK_SEQ.0,
+            Pick::Random => types::trafgen_pick::TRAFGEN_PICK_RANDOM.0,
+        };
+        c.ip_csum_base = t.ip_csum_base;
+        c.udp_csum_base = t.udp_csum_base;
+    }
+    let skel = open.load().context("loading the trafgen BPF object")?;
+
+    fill_dests(&skel, dests)?;
 
     let prog_fd = skel.progs.trafgen_tx.as_fd().as_raw_fd();
     // data_in: the frame for the first destination (the program rewrites
@@ -348,39 +399,8 @@ fn send(spec: &FrameSpec, dests: &[IpAddr], o: SendOpts) -> Result<()> {
             let stop = stop.clone();
             let data = data.clone();
             let (ifindex, repeat, batch) = (o.ifindex, o.repeat, o.batch_size);
-            std::thread::spawn(move || -> Result<u64> {
-                let ctx = libbpf_sys::xdp_md {
-                    data: 0,
-                    data_end: data.len() as u32,
-                    data_meta: 0,
-                    ingress_ifindex: ifindex,
-                    rx_queue_index: 0,
-                    egress_ifindex: 0,
-                };
-                let mut calls = 0u64;
-                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                    let mut opts = libbpf_sys::bpf_test_run_opts {
-                        sz: std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _,
-                        data_in: data.as_ptr().cast(),
-                        data_size_in: data.len() as u32,
-                        ctx_in: (&ctx as *const libbpf_sys::xdp_md).cast(),
-                        ctx_size_in: std::mem::size_of::<libbpf_sys::xdp_md>() as u32,
-                        repeat: repeat as i32,
-                        flags: libbpf_sys::BPF_F_TEST_XDP_LIVE_FRAMES,
-                        batch_size: batch,
-                        ..Default::default()
-                    };
-                    // SAFETY: valid program fd (the skeleton outlives the
-                    // thread: it is joined below); buffers live across the
-                    // call.
-                    let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(prog_fd, &mut opts) };
-                    if rc != 0 {
-                        let e = std::io::Error::from_raw_os_error(-rc);
-                        bail!("BPF_PROG_RUN (live frames) failed: {e}");
-                    }
-                    calls += 1;
-                }
-                Ok(calls)
+            std::thread::spawn(move || {
+                live_frames(prog_fd, &data, ifindex, repeat, batch, &stop, deadline)
             })
         })
         .collect();
