@@ -41,22 +41,8 @@ fi
 source "$HERE/../scripts/lab.sh"
 lab_private_mountns "$SELF" "$@"
 
-PASSED=0
-FAILED=0
-ok() {
-    echo "ok - $1${2:+ ($2)}"
-    PASSED=$((PASSED + 1))
-}
-not_ok() {
-    echo "not ok - $1: $2"
-    FAILED=$((FAILED + 1))
-}
-check() {
-    local name=$1 details=$2
-    shift 2
-    if "$@"; then ok "$name" "$details"; else not_ok "$name" "$details"; fi
-}
-note() { echo "# $*"; }
+# shellcheck source=tap.sh
+source "$HERE/tap.sh"
 now() { echo "$EPOCHREALTIME"; }
 
 # ------------------------------------------------------------------ daemons present?
