@@ -158,9 +158,8 @@ impl Handover {
 
     /// Stops the successor (this instance is being stopped meanwhile).
     pub fn abort(mut self) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.successor.id() as i32, libc::SIGTERM);
+        if let Some(pid) = rustix::process::Pid::from_raw(self.successor.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         }
         let _ = self.successor.wait();
         self.remove_pins();

@@ -82,23 +82,26 @@ pub fn restrict_umask() {
 /// The index of interface `name` in the current network namespace (asked
 /// of the kernel, not read from /sys, which belongs to whoever mounted it).
 pub fn ifindex(name: &str) -> Result<u32, RuntimeError> {
-    let c = CString::new(name).map_err(|_| RuntimeError::UnknownIface(name.into()))?;
-    // SAFETY: valid C string.
-    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
-        0 => Err(RuntimeError::UnknownIface(name.into())),
-        i => Ok(i),
-    }
+    let unknown = || RuntimeError::UnknownIface(name.into());
+    // SIOCGIFINDEX, as if_nametoindex(3) does, on a socket of our own.
+    let sock = ioctl_socket().map_err(|_| unknown())?;
+    rustix::net::netdevice::name_to_index(&sock, name).map_err(|_| unknown())
 }
 
 pub fn ifname(ifindex: u32) -> Option<String> {
-    let mut buf = [0u8; libc::IF_NAMESIZE];
-    // SAFETY: buffer of IF_NAMESIZE bytes as the call requires.
-    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr().cast()) };
-    if p.is_null() {
-        return None;
-    }
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    Some(String::from_utf8_lossy(&buf[..end]).into_owned())
+    let sock = ioctl_socket().ok()?;
+    rustix::net::netdevice::index_to_name(&sock, ifindex).ok()
+}
+
+/// A socket for the interface ioctls (any family serves).
+fn ioctl_socket() -> std::io::Result<std::os::fd::OwnedFd> {
+    use rustix::net::{socket_with, AddressFamily, SocketFlags, SocketType};
+    Ok(socket_with(
+        AddressFamily::INET,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
 }
 
 const LOCK_FILE: &str = "accel.lock";
@@ -190,12 +193,7 @@ impl RunDir {
 /// namespace's offset. For showing the lease; the daemon itself reads the
 /// datapath's clock exactly (see `datapath::clock`).
 pub fn monotonic_coarse_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
     let own = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
     (own - timens_monotonic_offset_ns()).max(0) as u64
 }

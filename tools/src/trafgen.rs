@@ -4,10 +4,12 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use accel_packet::{self as packet, V4, V6};
+
 accel::skeleton!("trafgen.skel.rs");
 pub use skel::*;
 
-pub const ETH_HLEN: usize = 14;
+pub use accel_packet::ETH_HLEN;
 pub const IPV4_HLEN: usize = 20;
 pub const IPV6_HLEN: usize = 40;
 pub const UDP_HLEN: usize = 8;
@@ -134,60 +136,49 @@ impl FrameSpec {
     }
 }
 
+/// The frame with a zero destination (built with accel-packet, the
+/// tests' builder too), and its partial checksums.
 pub fn template(spec: &FrameSpec) -> Template {
     let len = spec.frame_len();
-    let mut f = vec![0u8; len];
-    f[0..6].copy_from_slice(&spec.dst_mac);
-    f[6..12].copy_from_slice(&spec.src_mac);
+    let ip = ETH_HLEN;
     match spec.src {
         IpAddr::V4(src) => {
-            f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-            let ip = ETH_HLEN;
-            let l3_len = (len - ETH_HLEN) as u16;
-            f[ip] = 0x45;
-            f[ip + 2..ip + 4].copy_from_slice(&l3_len.to_be_bytes());
-            f[ip + 6] = 0x40; // DF
-            f[ip + 8] = spec.ttl;
-            f[ip + 9] = 17;
-            f[ip + 12..ip + 16].copy_from_slice(&src.octets());
-            let udp = ip + IPV4_HLEN;
-            f[udp..udp + 2].copy_from_slice(&spec.sport.to_be_bytes());
-            f[udp + 2..udp + 4].copy_from_slice(&spec.dport.to_be_bytes());
-            f[udp + 4..udp + 6].copy_from_slice(&(l3_len - IPV4_HLEN as u16).to_be_bytes());
-            // UDP checksum 0: none, allowed over IPv4.
+            let mut p = V4::udp(src, Ipv4Addr::UNSPECIFIED);
+            p.ttl = spec.ttl;
+            p.id = 0;
+            p.payload = packet::udp(spec.sport, spec.dport, len - ip - IPV4_HLEN - UDP_HLEN);
+            // The program completes the checksum; UDP's stays 0 (none,
+            // allowed over IPv4).
+            p.check = Some(0);
+            let frame = packet::eth(spec.dst_mac, spec.src_mac, packet::ETH_P_IP, &p.build());
             Template {
-                ip_csum_base: csum_add(0, &f[ip..ip + IPV4_HLEN]),
+                ip_csum_base: csum_add(0, &frame[ip..ip + IPV4_HLEN]),
                 udp_csum_base: 0,
                 dst_off: ip + 16,
                 dst_len: 4,
-                frame: f,
+                frame,
             }
         }
         IpAddr::V6(src) => {
-            f[12..14].copy_from_slice(&0x86DDu16.to_be_bytes());
-            let ip = ETH_HLEN;
-            let pl_len = (len - ETH_HLEN - IPV6_HLEN) as u16;
-            f[ip] = 0x60;
-            f[ip + 4..ip + 6].copy_from_slice(&pl_len.to_be_bytes());
-            f[ip + 6] = 17;
-            f[ip + 7] = spec.ttl;
-            f[ip + 8..ip + 24].copy_from_slice(&src.octets());
+            let mut p = V6::udp(src, Ipv6Addr::UNSPECIFIED);
+            p.hop = spec.ttl;
+            p.flow = 0;
+            p.payload = packet::udp(spec.sport, spec.dport, len - ip - IPV6_HLEN - UDP_HLEN);
+            let frame = packet::eth(spec.dst_mac, spec.src_mac, packet::ETH_P_IPV6, &p.build());
             let udp = ip + IPV6_HLEN;
-            f[udp..udp + 2].copy_from_slice(&spec.sport.to_be_bytes());
-            f[udp + 2..udp + 4].copy_from_slice(&spec.dport.to_be_bytes());
-            f[udp + 4..udp + 6].copy_from_slice(&pl_len.to_be_bytes());
+            let pl_len = (len - udp) as u32;
             // Pseudo-header (source, zero destination, length, next
             // header) plus the UDP header and payload.
             let mut sum = csum_add(0, &src.octets());
-            sum = csum_add(sum, &(pl_len as u32).to_be_bytes());
+            sum = csum_add(sum, &pl_len.to_be_bytes());
             sum = csum_add(sum, &17u32.to_be_bytes());
-            sum = csum_add(sum, &f[udp..]);
+            sum = csum_add(sum, &frame[udp..]);
             Template {
                 ip_csum_base: 0,
                 udp_csum_base: sum,
                 dst_off: ip + 24,
                 dst_len: 16,
-                frame: f,
+                frame,
             }
         }
     }
