@@ -1,7 +1,6 @@
 //! Process-level facts and guards: privileges, interface names, the
 //! single-instance lock, the clock the datapath's lease uses.
 
-use std::ffi::CString;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
