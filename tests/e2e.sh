@@ -283,6 +283,8 @@ lk6=$(lab_accel lookup "$LAB_SVC6" 2>&1)
 check "f. accel lookup $LAB_SVC6 names egress r-dst1 ($rmac) and neighbour $LAB_DST1_GW6 ($nmac)" \
     "$(tr -s ' \n' ' ' <<<"$lk6")" \
     eval 'grep -q "egress r-dst1: MAC $rmac" <<<"$lk6" && grep -q "neighbour $LAB_DST1_GW6: $nmac -> forwarded in XDP" <<<"$lk6"'
+# What differs, if anything, before the sync repairs it.
+ck=$(lab_accel sync --check 2>&1) || note "f. sync --check before the sync: $(head -n 6 <<<"$ck" | tr '\n' ' ')"
 sy=$(lab_accel sync 2>&1)
 check "f. accel sync reports 0 changes (events kept the mirror exact)" "$(tr -s '\n' ' ' <<<"$sy")" \
     grep -q '^synced: 0 changes' <<<"$sy"
