@@ -91,7 +91,12 @@ impl RouteSet {
         };
         let paths: Vec<(u32, Option<IpAddr>)> =
             r.nexthops.iter().map(|n| (n.ifindex, n.gateway)).collect();
-        if old.is_empty() && paths.is_empty() {
+        // A stored decision without paths (local, blackhole, unreachable,
+        // a FIB reason) keeps no device to compare: an add with the same
+        // decision is the same route again. A local route carries its
+        // device, and an event replayed onto a dump that already holds its
+        // route (see `Mirror::replay`) must not make it ambiguous.
+        if old.is_empty() {
             if route_entry(&r, nh) == old_entry {
                 self.insert(r, nh);
                 return;

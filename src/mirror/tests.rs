@@ -794,6 +794,38 @@ fn routes_sharing_a_key_go_to_fib_and_their_removal_asks_for_a_dump() {
     );
 }
 
+/// IPv6 announces a link-local address's local route with its device; an
+/// add of it that a dump already held (an event replayed onto the dump)
+/// is the same route, not a second one with its key. Seen in e2e under
+/// load: `fe80::.../128: mirror has Fib(SameKey), kernel says Local`.
+#[test]
+fn a_local_route_announced_again_stays_local() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let local = route(
+        TABLE_LOCAL,
+        "fe80::1/128",
+        0,
+        RouteKind::Local,
+        Some((WAN, None)),
+    );
+    m.apply(Event::NewRoute(local.clone()));
+    let o = m.apply(Event::AddRoute(local.clone(), RouteAdd::Prepend));
+    assert!(puts(&o.changes).is_empty(), "{:?}", o.changes);
+    assert_eq!(m.entry(&prefix("fe80::1/128")), Some(RouteEntry::Local));
+    // The same through a dump and the replay of the event that came
+    // during it.
+    let mut snap = snapshot();
+    snap.routes.push(local.clone());
+    let mut view = dumped_view(&m, &snap);
+    m.replay(&mut view, &Event::AddRoute(local, RouteAdd::Prepend));
+    assert_eq!(
+        view.effective(&prefix("fe80::1/128"))
+            .map(|c| m.nh_table.borrow().decode(c)),
+        Some(RouteEntry::Local)
+    );
+}
+
 /// A view of `snap`'s routes, built as a background dump builds one.
 fn dumped_view(m: &Mirror, snap: &KernelState) -> View {
     let mut b = m.view_builder();
