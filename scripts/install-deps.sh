@@ -21,6 +21,8 @@ have sysctl || need_pkgs+=(procps)
 have nsenter || need_pkgs+=(util-linux)
 # tests/e2e.sh checks that accel refuses to bypass nftables chains.
 [ -x /usr/sbin/nft ] || need_pkgs+=(nftables)
+# promtool (in Debian's prometheus package) lints accel's metrics in e2e.
+[ -x /usr/bin/promtool ] || need_pkgs+=(prometheus)
 [ -f /usr/include/libelf.h ] || need_pkgs+=(libelf-dev)
 [ -f /usr/include/zlib.h ] || need_pkgs+=(zlib1g-dev)
 # Real routing daemons for tests/daemons.sh (started by hand in namespaces).

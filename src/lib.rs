@@ -10,6 +10,7 @@ pub mod fast_hash;
 pub mod handover;
 pub mod lease;
 pub mod lookup;
+pub mod metrics;
 pub mod mirror;
 pub mod model;
 pub mod netfilter;

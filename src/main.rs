@@ -13,7 +13,7 @@ use accel::datapath::attach::XdpMode;
 use accel::datapath::maps::Maps;
 use accel::datapath::pin::{PinDir, DEFAULT_PIN_DIR};
 use accel::runtime::{self, RunDir, DEFAULT_RUN_DIR};
-use accel::{lookup, stats};
+use accel::{lookup, metrics, stats};
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +30,16 @@ struct Cli {
     run_dir: PathBuf,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StatsFormat {
+    Text,
+    Json,
+    /// OpenMetrics 1.0 text.
+    Openmetrics,
+    /// The Prometheus text format (node_exporter's textfile collector).
+    Prometheus,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -68,8 +78,17 @@ enum Cmd {
     },
     /// Counters per interface: forwarded, and why packets went to the kernel.
     Stats {
-        #[arg(long)]
+        #[arg(long, conflicts_with = "openmetrics")]
         json: bool,
+        /// Every figure as OpenMetrics text instead, the families
+        /// `accel run --metrics` serves (for node_exporter's textfile
+        /// collector). `--format openmetrics` says the same.
+        #[arg(long, conflicts_with_all = ["blackholes", "capacity"])]
+        openmetrics: bool,
+        /// text (default), json, openmetrics or prometheus (the text
+        /// format node_exporter's textfile collector reads).
+        #[arg(long, value_enum)]
+        format: Option<StatsFormat>,
         /// Drops per blackhole prefix instead (prefixes that dropped
         /// anything; "other" counts prefixes beyond the datapath's slots).
         #[arg(long)]
@@ -126,19 +145,51 @@ fn real_main() -> Result<()> {
             Ok(())
         }
         Cmd::Stats {
+            openmetrics,
+            format,
+            ..
+        } if openmetrics
+            || matches!(
+                format,
+                Some(StatsFormat::Openmetrics | StatsFormat::Prometheus)
+            ) =>
+        {
+            let as_format = if format == Some(StatsFormat::Prometheus) {
+                metrics::Format::Prometheus
+            } else {
+                metrics::Format::OpenMetrics
+            };
+            let maps = open_live(&cli.pin_dir).context("accel stats")?;
+            let sample = metrics::Sample {
+                lease: stats::lease_state(&maps.config(), runtime::monotonic_coarse_ns()),
+                ifaces: iface_stats(&maps)?,
+                capacity: maps.read_capacity(),
+                blackholes: stats::blackholes(&maps.blackhole_drops()),
+            };
+            print!(
+                "{}",
+                metrics::encode_as(&sample, metrics::DEFAULT_TOP_BLACKHOLES, as_format)
+            );
+            Ok(())
+        }
+        Cmd::Stats {
             json,
+            format,
             capacity: true,
             ..
         } => {
             let maps = open_live(&cli.pin_dir).context("accel stats")?;
+            let json = json || format == Some(StatsFormat::Json);
             print!("{}", stats::capacity_report(&maps.read_capacity(), json));
             Ok(())
         }
         Cmd::Stats {
             json,
+            format,
             blackholes: true,
             ..
         } => {
+            let json = json || format == Some(StatsFormat::Json);
             let maps = open_live(&cli.pin_dir).context("accel stats")?;
             let drops = stats::blackholes(&maps.blackhole_drops());
             if json {
@@ -148,15 +199,10 @@ fn real_main() -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Stats { json, .. } => {
+        Cmd::Stats { json, format, .. } => {
+            let json = json || format == Some(StatsFormat::Json);
             let maps = open_live(&cli.pin_dir).context("accel stats")?;
-            let mut all = Vec::new();
-            let mut ifaces = maps.ifaces();
-            ifaces.sort_by_key(|(_, i)| i.slot);
-            for (ifindex, i) in ifaces {
-                let name = runtime::ifname(ifindex).unwrap_or_else(|| format!("ifindex {ifindex}"));
-                all.push(stats::summarise(name, ifindex, &maps.stats(i.slot)?));
-            }
+            let all = iface_stats(&maps)?;
             let lease = stats::lease_state(&maps.config(), runtime::monotonic_coarse_ns());
             if json {
                 println!("{}", serde_json::to_string_pretty(&all)?);
@@ -180,6 +226,18 @@ fn real_main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The counters of every interface the datapath runs on, in slot order.
+fn iface_stats(maps: &Maps) -> Result<Vec<stats::IfaceStats>> {
+    let mut ifaces = maps.ifaces();
+    ifaces.sort_by_key(|(_, i)| i.slot);
+    let mut all = Vec::new();
+    for (ifindex, i) in ifaces {
+        let name = runtime::ifname(ifindex).unwrap_or_else(|| format!("ifindex {ifindex}"));
+        all.push(stats::summarise(name, ifindex, &maps.stats(i.slot)?));
+    }
+    Ok(all)
 }
 
 /// The pinned maps of a live instance: pins a killed instance left behind

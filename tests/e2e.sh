@@ -283,6 +283,17 @@ lk6=$(lab_accel lookup "$LAB_SVC6" 2>&1)
 check "f. accel lookup $LAB_SVC6 names egress r-dst1 ($rmac) and neighbour $LAB_DST1_GW6 ($nmac)" \
     "$(tr -s ' \n' ' ' <<<"$lk6")" \
     eval 'grep -q "egress r-dst1: MAC $rmac" <<<"$lk6" && grep -q "neighbour $LAB_DST1_GW6: $nmac -> forwarded in XDP" <<<"$lk6"'
+om=$(lab_accel stats --format openmetrics 2>&1)
+check "f. accel stats --format openmetrics counts r-src's forwarded packets and ends in # EOF" \
+    "$(grep 'interface="r-src",outcome="forwarded",reason="mirror"' <<<"$om"), $(tail -n 1 <<<"$om")" \
+    eval '[[ $(grep -m1 "^accel_packets_total{interface=\"r-src\",outcome=\"forwarded\",reason=\"mirror\"}" <<<"$om" | cut -d" " -f2) -gt 0 && $(tail -n 1 <<<"$om") == "# EOF" ]]'
+if [[ -x /usr/bin/promtool ]]; then
+    pt=$(lab_accel stats --format prometheus 2>&1 | promtool check metrics 2>&1)
+    check "f. promtool check metrics finds nothing wrong with accel's metrics" "$(head -n 3 <<<"$pt" | tr '\n' ' ')" \
+        eval '[[ -z $pt ]]'
+else
+    note "f. promtool absent: the metrics are not linted"
+fi
 # What differs, if anything, before the sync repairs it.
 ck=$(lab_accel sync --check 2>&1) || note "f. sync --check before the sync: $(head -n 6 <<<"$ck" | tr '\n' ' ')"
 sy=$(lab_accel sync 2>&1)

@@ -1,0 +1,374 @@
+//! accel's figures as OpenMetrics (the text format Prometheus scrapes, and
+//! node_exporter's textfile collector reads), encoded by prometheus-client
+//! from one [`Sample`] read at scrape time: the datapath's per-CPU counters,
+//! its lease, the fill of its bounded structures and the drops of its
+//! blackhole prefixes. Reading per-CPU maps takes no lock the datapath
+//! shares, so a scrape never slows forwarding.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::capacity::Figures;
+use crate::stats::{BlackholeDrops, IfaceStats, LeaseState};
+
+/// What one scrape reads.
+pub struct Sample {
+    pub lease: LeaseState,
+    pub ifaces: Vec<IfaceStats>,
+    pub capacity: Figures,
+    /// Most drops first (see [`crate::stats::blackholes`]).
+    pub blackholes: Vec<BlackholeDrops>,
+}
+
+/// How many blackhole prefixes get a series of their own; the others are
+/// summed under prefix="other" (bounded cardinality).
+pub const DEFAULT_TOP_BLACKHOLES: usize = 20;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PacketLabels {
+    interface: String,
+    /// forwarded, dropped or passed (to the kernel).
+    outcome: String,
+    /// The datapath counter: mirror or fib for forwarded packets, why for
+    /// the others.
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InterfaceLabels {
+    interface: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StructureLabels {
+    structure: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PrefixLabels {
+    prefix: String,
+}
+
+/// A counter family as the registry wants it.
+fn counter_family<L>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    values: impl IntoIterator<Item = (L, u64)>,
+) where
+    L: Clone + std::fmt::Debug + std::hash::Hash + Eq + EncodeLabelSet + Send + Sync + 'static,
+{
+    let family = Family::<L, Counter>::default();
+    for (labels, v) in values {
+        family.get_or_create(&labels).inc_by(v);
+    }
+    registry.register(name, help, family);
+}
+
+fn gauge_family<L>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    values: impl IntoIterator<Item = (L, i64)>,
+) where
+    L: Clone + std::fmt::Debug + std::hash::Hash + Eq + EncodeLabelSet + Send + Sync + 'static,
+{
+    let family = Family::<L, Gauge>::default();
+    for (labels, v) in values {
+        family.get_or_create(&labels).set(v);
+    }
+    registry.register(name, help, family);
+}
+
+/// The outcome and reason of a datapath counter ("fwd_mirror" ->
+/// forwarded / mirror).
+fn outcome_reason(counter: &str) -> (&'static str, &str) {
+    if let Some(r) = counter.strip_prefix("fwd_") {
+        ("forwarded", r)
+    } else if let Some(r) = counter.strip_prefix("drop_") {
+        ("dropped", r)
+    } else {
+        ("passed", counter.strip_prefix("pass_").unwrap_or(counter))
+    }
+}
+
+fn register_packets(r: &mut Registry, ifaces: &[IfaceStats]) {
+    counter_family(
+        r,
+        "accel_packets",
+        "Packets the datapath handled, by interface, outcome and reason",
+        ifaces.iter().flat_map(|i| {
+            i.counters.iter().map(|(name, v)| {
+                let (outcome, reason) = outcome_reason(name);
+                let labels = PacketLabels {
+                    interface: i.iface.clone(),
+                    outcome: outcome.into(),
+                    reason: reason.into(),
+                };
+                (labels, *v)
+            })
+        }),
+    );
+    let iface = |i: &IfaceStats| InterfaceLabels {
+        interface: i.iface.clone(),
+    };
+    counter_family(
+        r,
+        "accel_forwarded_bytes",
+        "Bytes of the packets the datapath forwarded, by ingress interface",
+        ifaces.iter().map(|i| (iface(i), i.forwarded_bytes)),
+    );
+    counter_family(
+        r,
+        "accel_no_lease_packets",
+        "Packets that arrived while the mirror's lease had lapsed (bpf_fib_lookup decided)",
+        ifaces.iter().map(|i| (iface(i), i.no_lease)),
+    );
+}
+
+fn register_capacity(r: &mut Registry, f: &Figures) {
+    let label = |s: crate::capacity::Structure| StructureLabels {
+        structure: s.name().into(),
+    };
+    gauge_family(
+        r,
+        "accel_capacity_entries",
+        "Entries a bounded datapath structure can hold",
+        f.iter().map(|(s, u)| (label(s), u.capacity as i64)),
+    );
+    gauge_family(
+        r,
+        "accel_used_entries",
+        "Entries in use in a bounded datapath structure",
+        f.iter().map(|(s, u)| (label(s), u.used as i64)),
+    );
+    gauge_family(
+        r,
+        "accel_degraded_entries",
+        "Routes or entries a structure had no room for (left to bpf_fib_lookup)",
+        f.iter().map(|(s, u)| (label(s), u.degraded as i64)),
+    );
+}
+
+/// The `top` prefixes with most drops, the rest summed as "other".
+fn register_blackholes(r: &mut Registry, drops: &[BlackholeDrops], top: usize) {
+    let mut series: Vec<(String, u64)> = Vec::new();
+    let mut other = 0;
+    for d in drops {
+        if series.len() < top && d.prefix != "other" {
+            series.push((d.prefix.clone(), d.packets));
+        } else {
+            other += d.packets;
+        }
+    }
+    if other > 0 {
+        series.push(("other".into(), other));
+    }
+    counter_family(
+        r,
+        "accel_blackhole_dropped_packets",
+        "Packets dropped in XDP by blackhole routes, by prefix (the top ones by drops)",
+        series
+            .into_iter()
+            .map(|(prefix, v)| (PrefixLabels { prefix }, v)),
+    );
+}
+
+/// The two exposition formats a scraper may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0 text (`application/openmetrics-text`).
+    OpenMetrics,
+    /// The Prometheus text format 0.0.4 (`text/plain`), which promtool and
+    /// node_exporter's textfile collector read.
+    Prometheus,
+}
+
+/// The sample in `format`.
+pub fn encode_as(s: &Sample, top_blackholes: usize, format: Format) -> String {
+    let om = encode_sample(s, top_blackholes);
+    match format {
+        Format::OpenMetrics => om,
+        Format::Prometheus => prometheus_text(&om),
+    }
+}
+
+/// OpenMetrics text as the Prometheus text format: the two differ, for what
+/// accel exposes, only in that a counter family's HELP and TYPE name the
+/// samples (`x_total`) rather than the family (`x`), and in the `# EOF`
+/// terminator, which the older format does not have.
+fn prometheus_text(om: &str) -> String {
+    let counters: std::collections::HashSet<&str> = om
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|t| t.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(om.len());
+    for line in om.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|tag| {
+            let rest = line.strip_prefix(tag)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{tag}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+/// The sample in the OpenMetrics text format (ending in `# EOF`).
+pub fn encode_sample(s: &Sample, top_blackholes: usize) -> String {
+    let mut r = Registry::default();
+    register_packets(&mut r, &s.ifaces);
+    let live = Gauge::<i64>::default();
+    live.set(i64::from(s.lease == LeaseState::Live));
+    r.register(
+        "accel_lease_live",
+        "1 while the datapath trusts the mirror (its lease is live), else 0",
+        live,
+    );
+    let active = Gauge::<i64>::default();
+    active.set(i64::from(s.lease != LeaseState::Inactive));
+    r.register(
+        "accel_datapath_active",
+        "1 while a control plane keeps the datapath forwarding, else 0 (the kernel forwards)",
+        active,
+    );
+    register_capacity(&mut r, &s.capacity);
+    register_blackholes(&mut r, &s.blackholes, top_blackholes);
+    // A gauge at 1, the usual build_info form (Prometheus' text format,
+    // which promtool checks, has no info type).
+    gauge_family(
+        &mut r,
+        "accel_build_info",
+        "The running accel's version",
+        [(
+            VersionLabels {
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            1,
+        )],
+    );
+    let mut out = String::new();
+    encode(&mut out, &r).expect("writing to a String cannot fail");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capacity::{Structure, Usage};
+
+    fn sample() -> Sample {
+        let mut counters = std::collections::BTreeMap::new();
+        counters.insert("fwd_mirror", 1000);
+        counters.insert("fwd_fib", 7);
+        counters.insert("drop_blackhole", 3);
+        counters.insert("pass_ttl", 2);
+        let mut capacity = Figures::default();
+        capacity.set(Structure::Nexthops, Usage::new(4096, 12));
+        Sample {
+            lease: LeaseState::Live,
+            ifaces: vec![IfaceStats {
+                iface: "eth0".into(),
+                ifindex: 2,
+                forwarded: 1007,
+                forwarded_bytes: 64_000,
+                passed: 2,
+                dropped: 3,
+                no_lease: 5,
+                counters,
+            }],
+            capacity,
+            blackholes: (0..4)
+                .map(|i| BlackholeDrops {
+                    prefix: format!("192.0.2.{i}/32"),
+                    packets: 10 - i,
+                    bytes: 0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn families_follow_the_naming_conventions() {
+        let text = encode_sample(&sample(), 2);
+        for line in [
+            "# TYPE accel_packets counter",
+            r#"accel_packets_total{interface="eth0",outcome="forwarded",reason="mirror"} 1000"#,
+            r#"accel_packets_total{interface="eth0",outcome="forwarded",reason="fib"} 7"#,
+            r#"accel_packets_total{interface="eth0",outcome="dropped",reason="blackhole"} 3"#,
+            r#"accel_packets_total{interface="eth0",outcome="passed",reason="ttl"} 2"#,
+            r#"accel_forwarded_bytes_total{interface="eth0"} 64000"#,
+            r#"accel_no_lease_packets_total{interface="eth0"} 5"#,
+            "accel_lease_live 1",
+            "accel_datapath_active 1",
+            r#"accel_capacity_entries{structure="nexthops"} 4096"#,
+            r#"accel_used_entries{structure="nexthops"} 12"#,
+            "# EOF",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(text.contains("accel_build_info{version="));
+        assert!(text.contains("# TYPE accel_build_info gauge"));
+    }
+
+    #[test]
+    fn blackhole_series_are_bounded() {
+        let text = encode_sample(&sample(), 2);
+        // A family's series come in no particular order.
+        let mut series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("accel_blackhole_dropped_packets_total"))
+            .collect();
+        series.sort_unstable();
+        assert_eq!(
+            series,
+            vec![
+                r#"accel_blackhole_dropped_packets_total{prefix="192.0.2.0/32"} 10"#,
+                r#"accel_blackhole_dropped_packets_total{prefix="192.0.2.1/32"} 9"#,
+                r#"accel_blackhole_dropped_packets_total{prefix="other"} 15"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn the_prometheus_text_names_counter_samples_in_help_and_type() {
+        let text = encode_as(&sample(), 2, Format::Prometheus);
+        assert!(text
+            .lines()
+            .any(|l| l == "# TYPE accel_packets_total counter"));
+        assert!(text
+            .lines()
+            .any(|l| l.starts_with("# HELP accel_packets_total Packets")));
+        assert!(text.lines().any(|l| l == "# TYPE accel_lease_live gauge"));
+        assert!(!text.contains("# EOF"));
+        assert!(!text.contains("# TYPE accel_packets counter"));
+    }
+
+    #[test]
+    fn a_lapsed_lease_reads_zero() {
+        let mut s = sample();
+        s.lease = LeaseState::Lapsed;
+        let text = encode_sample(&s, 2);
+        assert!(text.lines().any(|l| l == "accel_lease_live 0"));
+        assert!(text.lines().any(|l| l == "accel_datapath_active 1"));
+    }
+}
