@@ -128,10 +128,12 @@ impl Running {
     async fn handle(&mut self, wake: Wake, t: &mut Timers) -> Result<Option<Stop>, DaemonError> {
         let d = &mut self.d;
         // Some(..): the mirror is stale and a resync is due.
+        const CHANGED: &str =
+            "a link change, or a route removed that may have shared its key with another";
         let stale: Option<&str> = match wake {
             Wake::Event(ev) => match ev {
                 Some(Event::Overrun) => Some("netlink events were lost (receive buffer overrun)"),
-                Some(ev) => d.events_from(ev).await?.then_some("link change"),
+                Some(ev) => d.events_from(ev).await?.then_some(CHANGED),
                 None => return Err(DaemonError::EventsClosed),
             },
             Wake::NexthopEvents(r) => d
@@ -144,7 +146,7 @@ impl Running {
                 d.start_job(Purpose::Resync { why, stale: true }, None)?;
                 None
             }
-            Wake::Dumped(dumped) => d.job_dumped(dumped).await?.then_some("link change"),
+            Wake::Dumped(dumped) => d.job_dumped(dumped).await?.then_some(CHANGED),
             Wake::JobStep => {
                 d.job_step()?;
                 None

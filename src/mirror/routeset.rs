@@ -18,6 +18,10 @@ pub struct Stored {
     tos: u8,
     entry: Code,
     multipath: Option<Box<Route>>,
+    /// Added again without a replace while its decision keeps no path
+    /// (see [`RouteSet::add_beside`]): it may be two routes the mirror
+    /// cannot tell apart, so removing one asks for a dump.
+    repeated: bool,
 }
 
 /// Ordered as the kernel tries them: lowest metric first.
@@ -63,6 +67,7 @@ impl RouteSet {
             tos: r.key.tos,
             entry,
             multipath: (r.nexthops.len() > 1).then(|| Box::new(r)),
+            repeated: false,
         };
         let key = (stored.metric, stored.tos);
         match list.binary_search_by_key(&key, |s| (s.metric, s.tos)) {
@@ -92,13 +97,17 @@ impl RouteSet {
         let paths: Vec<(u32, Option<IpAddr>)> =
             r.nexthops.iter().map(|n| (n.ifindex, n.gateway)).collect();
         // A stored decision without paths (local, blackhole, unreachable,
-        // a FIB reason) keeps no device to compare: an add with the same
-        // decision is the same route again. A local route carries its
-        // device, and an event replayed onto a dump that already holds its
-        // route (see `Mirror::replay`) must not make it ambiguous.
+        // a FIB reason) keeps no device to compare. An add with the same
+        // decision is most likely the same route again (an event replayed
+        // onto a dump that already holds its route, see `Mirror::replay`):
+        // the decision stands, right either way. It may also be a second
+        // route that differs only in its device; so that deleting one of
+        // two never leaves the mirror without the other, a removal of this
+        // key then asks for a dump, as for routes known to share a key.
         if old.is_empty() {
             if route_entry(&r, nh) == old_entry {
                 self.insert(r, nh);
+                self.mark_repeated(key);
                 return;
             }
         } else if paths.len() == old.len() && old.iter().all(|o| paths.contains(o)) {
@@ -127,15 +136,23 @@ impl RouteSet {
         self.set_entry(key, Code::fib(FibReason::SameKey));
     }
 
-    /// True when the route with this metric and TOS is one of several with
-    /// its key (see [`RouteSet::add_beside`]).
+    /// Notes that the route with this key was added again (see
+    /// [`RouteSet::add_beside`]).
+    fn mark_repeated(&mut self, key: (u32, u8)) {
+        if let Some(s) = self.list().iter_mut().find(|s| (s.metric, s.tos) == key) {
+            s.repeated = true;
+        }
+    }
+
+    /// True when the route with this metric and TOS is, or may be, one of
+    /// several with its key (see [`RouteSet::add_beside`]).
     pub fn is_ambiguous(&self, metric: u32, tos: u8) -> bool {
         let amb = Code::fib(FibReason::SameKey);
         match self {
             RouteSet::One { metric: m, entry } => tos == 0 && *m == metric && *entry == amb,
             RouteSet::Many(list) => list
                 .iter()
-                .any(|s| s.metric == metric && s.tos == tos && s.entry == amb),
+                .any(|s| s.metric == metric && s.tos == tos && (s.entry == amb || s.repeated)),
             RouteSet::Empty => false,
         }
     }
@@ -250,6 +267,7 @@ impl RouteSet {
                 tos: 0,
                 entry,
                 multipath: None,
+                repeated: false,
             }],
             RouteSet::Many(list) => *list,
         };
@@ -265,7 +283,7 @@ impl RouteSet {
         let RouteSet::Many(list) = self else { return };
         match list.as_slice() {
             [] => *self = RouteSet::Empty,
-            [s] if s.tos == 0 && s.multipath.is_none() => {
+            [s] if s.tos == 0 && s.multipath.is_none() && !s.repeated => {
                 *self = RouteSet::One {
                     metric: s.metric,
                     entry: s.entry,

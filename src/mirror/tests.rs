@@ -813,6 +813,10 @@ fn a_local_route_announced_again_stays_local() {
     let o = m.apply(Event::AddRoute(local.clone(), RouteAdd::Prepend));
     assert!(puts(&o.changes).is_empty(), "{:?}", o.changes);
     assert_eq!(m.entry(&prefix("fe80::1/128")), Some(RouteEntry::Local));
+    // It may as well have been a second route on another device: removing
+    // one must not leave the mirror without the other unchecked.
+    let o = m.apply(Event::DelRoute(local.clone()));
+    assert!(o.resync, "which route remains is only known from a dump");
     // The same through a dump and the replay of the event that came
     // during it.
     let mut snap = snapshot();
