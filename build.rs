@@ -22,6 +22,34 @@ fn main() {
         ])
         .build_and_generate(out_dir.join("accel.skel.rs"))
         .unwrap_or_else(|e| panic!("building {SOURCE} failed: {e:#}"));
+    commit();
     println!("cargo:rerun-if-changed=src/bpf");
     println!("cargo:rerun-if-changed=vmlinux/vmlinux.h");
+}
+
+/// The commit `accel --version` names: ACCEL_COMMIT when set (a package
+/// built outside git), else git's; "unknown" without either.
+fn commit() {
+    println!("cargo:rerun-if-env-changed=ACCEL_COMMIT");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_string())
+    };
+    let commit = env::var("ACCEL_COMMIT")
+        .ok()
+        .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]))
+        .unwrap_or_else(|| "unknown".into());
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    let suffix = if dirty { "-modified" } else { "" };
+    println!("cargo:rustc-env=ACCEL_COMMIT={commit}{suffix}");
+    if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
+        println!("cargo:rerun-if-changed={dir}/HEAD");
+        println!("cargo:rerun-if-changed={dir}/index");
+    }
 }

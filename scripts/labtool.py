@@ -31,6 +31,11 @@ Parsing and generating:
   bird-routes  BIRD static route files for tests/daemons.sh
   withdraw     a stream around a withdrawal and re-announcement
   counters     the non-zero counters of an interface in `accel stats --json`
+HTTP (tests/monitoring.sh):
+  http     GET a URL (optionally with an Accept header): the body on stdout,
+           "STATUS CONTENT-TYPE" on stderr; exit 1 unless 200
+  prom     the value of a Prometheus instant query (sum of the series;
+           "none" when there are none)
 Control socket clients (tests/hostile.sh):
   ctl-idle N S  hold N silent connections for S seconds
   ctl-ask      connect, optionally send a line, print the reply
@@ -626,6 +631,34 @@ def cmd_ctl_ask(a):
     print(s.recv(300).decode().strip())
 
 
+def cmd_http(a):
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(a.url, headers={"Accept": a.accept} if a.accept else {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            sys.stderr.write(f"{r.status} {r.headers.get('Content-Type')}\n")
+            sys.stdout.write(r.read().decode())
+    except urllib.error.HTTPError as e:
+        sys.stderr.write(f"{e.code} {e.headers.get('Content-Type')}\n")
+        sys.stdout.write(e.read().decode())
+        sys.exit(1)
+
+
+def cmd_prom(a):
+    import urllib.parse
+    import urllib.request
+    url = f"{a.server}/api/v1/query?" + urllib.parse.urlencode({"query": a.query})
+    with urllib.request.urlopen(url, timeout=10) as r:
+        d = json.load(r)
+    res = d.get("data", {}).get("result", [])
+    if not res:
+        print("none")
+        return
+    total = sum(float(x["value"][1]) for x in res)
+    print(int(total) if total == int(total) else total)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -673,6 +706,14 @@ def main():
         s.add_argument("--" + n, type=float, required=True)
     s.add_argument("logs", nargs="+")
     s.set_defaults(fn=cmd_gap)
+    s = sub.add_parser("http")
+    s.add_argument("--accept")
+    s.add_argument("url")
+    s.set_defaults(fn=cmd_http)
+    s = sub.add_parser("prom")
+    s.add_argument("--server", default="http://127.0.0.1:9090")
+    s.add_argument("query")
+    s.set_defaults(fn=cmd_prom)
     s = sub.add_parser("rx")
     s.set_defaults(fn=cmd_rx)
     s = sub.add_parser("stats")

@@ -22,5 +22,9 @@ echo "== end-to-end test in network namespaces"
 ACCEL="$PWD/target/release/accel" bash tests/e2e.sh
 echo "== hostile cases: frozen daemon, lost events, planted paths, least privilege"
 ACCEL="$PWD/target/release/accel" bash tests/hostile.sh
+echo "== monitoring: a real Prometheus scrapes accel; alerts, accel health, the shipped rules"
+ACCEL="$PWD/target/release/accel" bash tests/monitoring.sh
+echo "== the Debian package: build, install, remove"
+bash tests/package.sh
 echo "== end-to-end test beside real FRR and BIRD (BGP, ECMP, nexthop objects)"
 ACCEL="$PWD/target/release/accel" bash tests/daemons.sh

@@ -19,6 +19,10 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::mirror::ChangeSummary;
+use crate::status::Status;
+
+/// The event loop's latest status, for requests that must not wait for it.
+pub type StatusFeed = tokio::sync::watch::Receiver<std::sync::Arc<Status>>;
 
 /// What a client may ask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +31,8 @@ pub enum Request {
     Sync,
     /// Compare the mirror with a fresh dump, changing nothing.
     Check,
+    /// The daemon's latest [`Status`] (answered without the event loop).
+    Status,
 }
 
 impl Request {
@@ -34,6 +40,7 @@ impl Request {
         match self {
             Request::Sync => "sync",
             Request::Check => "check",
+            Request::Status => "status",
         }
     }
 
@@ -43,6 +50,7 @@ impl Request {
         match text.trim() {
             "sync" => Ok(Request::Sync),
             "check" => Ok(Request::Check),
+            "status" => Ok(Request::Status),
             _ => Err(ControlError::BadRequest),
         }
     }
@@ -67,7 +75,7 @@ impl std::fmt::Display for MirrorSize {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Reply {
     Synced {
@@ -81,6 +89,9 @@ pub enum Reply {
         examples: Vec<String>,
         mirror: MirrorSize,
     },
+    Status {
+        status: Box<Status>,
+    },
     Failed {
         error: String,
     },
@@ -88,7 +99,7 @@ pub enum Reply {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
-    #[error("unknown request (expected `sync` or `check`)")]
+    #[error("unknown request (expected `sync`, `check` or `status`)")]
     BadRequest,
     #[error("no request line within {0:?}")]
     RequestTimeout(Duration),
@@ -134,9 +145,9 @@ impl Drop for Server {
 
 /// Serves `listener` in its own task: requests reach the event loop
 /// through the returned receiver, never by blocking it.
-pub fn serve(listener: UnixListener) -> (Server, mpsc::Receiver<Pending>) {
+pub fn serve(listener: UnixListener, feed: StatusFeed) -> (Server, mpsc::Receiver<Pending>) {
     let (tx, rx) = mpsc::channel(MAX_CLIENTS);
-    let task = tokio::spawn(accept_loop(listener, tx));
+    let task = tokio::spawn(accept_loop(listener, tx, feed));
     (Server { task }, rx)
 }
 
@@ -145,7 +156,7 @@ fn trusted_uid(uid: u32) -> bool {
     uid == 0 || uid == rustix::process::geteuid().as_raw()
 }
 
-async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Pending>) {
+async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Pending>, feed: StatusFeed) {
     let slots = std::sync::Arc::new(Semaphore::new(MAX_CLIENTS));
     loop {
         let stream = match listener.accept().await {
@@ -172,13 +183,14 @@ async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Pending>) {
             let _ = stream.try_write(&encode(&busy));
             continue;
         };
-        tokio::spawn(serve_client(stream, tx.clone(), permit));
+        tokio::spawn(serve_client(stream, tx.clone(), feed.clone(), permit));
     }
 }
 
 async fn serve_client(
     mut stream: UnixStream,
     tx: mpsc::Sender<Pending>,
+    feed: StatusFeed,
     _slot: OwnedSemaphorePermit,
 ) {
     let reply = match tokio::time::timeout(READ_TIMEOUT, read_request(&mut stream)).await {
@@ -187,6 +199,9 @@ async fn serve_client(
         },
         Ok(Err(e)) => Reply::Failed {
             error: e.to_string(),
+        },
+        Ok(Ok(Request::Status)) => Reply::Status {
+            status: Box::new(Status::clone(&feed.borrow())),
         },
         Ok(Ok(request)) => {
             let (reply, answer) = oneshot::channel();
@@ -272,7 +287,7 @@ mod tests {
         for bad in [&b"resync"[..], b"", b"\xff\xfe", b"sync check"] {
             assert!(Request::parse(bad).is_err(), "{bad:?}");
         }
-        for r in [Request::Sync, Request::Check] {
+        for r in [Request::Sync, Request::Check, Request::Status] {
             assert_eq!(Request::parse(r.word().as_bytes()).unwrap(), r);
         }
     }
@@ -298,6 +313,13 @@ mod tests {
                 examples: vec!["route 10.0.0.0/8: missing".into()],
                 mirror: MirrorSize::default(),
             },
+            Reply::Status {
+                status: Box::new(Status {
+                    version: "1".into(),
+                    events_applied: 5,
+                    ..Default::default()
+                }),
+            },
             Reply::Failed {
                 error: "dump failed".into(),
             },
@@ -313,7 +335,7 @@ mod tests {
 }
 
 /// Property tests of the control protocol's parsers, which read bytes a
-/// client (or a daemon) chose: never a panic, and only the two request
+/// client (or a daemon) chose: never a panic, and only the three request
 /// words are requests. `PROPTEST_CASES=N` sets the cases (docs/fuzzing.md).
 #[cfg(test)]
 mod props {

@@ -1,8 +1,10 @@
 //! accel: an XDP route accelerator that forwards exactly as the kernel would,
 //! from a live mirror of the kernel's FIB.
 
+pub mod alerts;
 pub mod bpf;
 pub mod capacity;
+pub mod cli;
 pub mod control;
 pub mod daemon;
 pub mod datapath;
@@ -11,6 +13,7 @@ pub mod handover;
 pub mod lease;
 pub mod lookup;
 pub mod metrics;
+pub mod metrics_server;
 pub mod mirror;
 pub mod model;
 pub mod netfilter;
@@ -20,8 +23,13 @@ pub mod route_trace;
 pub mod runtime;
 pub mod slots;
 pub mod stats;
+pub mod status;
 pub mod sysctl;
+pub mod top;
 pub mod trusted_path;
+
+/// The version and the commit it was built from (`accel --version`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("ACCEL_COMMIT"), ")");
 
 /// One line of an error and its causes ("a: b: c"), for logs and replies
 /// that must say everything on one line.

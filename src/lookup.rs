@@ -4,8 +4,7 @@
 use std::net::IpAddr;
 
 use crate::bpf::types::{
-    accel_cfg_flags as Cfg, accel_fib_mark, accel_if_flags as If, accel_nh_flags as Nh,
-    accel_route_type as Rt,
+    accel_cfg_flags as Cfg, accel_fib_mark, accel_if_flags as If, accel_route_type as Rt,
 };
 use crate::datapath::maps::Maps;
 use crate::error_chain;
@@ -174,13 +173,7 @@ fn unicast(maps: &Maps, addr: IpAddr, nh_id: u32, out: &mut Vec<String>) {
         out.push(format!("next hop {nh_id} missing: bpf_fib_lookup decides"));
         return;
     };
-    let gw: Option<IpAddr> = if nh.flags & Nh::ACCEL_NH_GATEWAY.0 == 0 {
-        None
-    } else if nh.flags & Nh::ACCEL_NH_GW6.0 != 0 {
-        Some(std::net::Ipv6Addr::from(nh.gw).into())
-    } else {
-        Some(std::net::Ipv4Addr::new(nh.gw[0], nh.gw[1], nh.gw[2], nh.gw[3]).into())
-    };
+    let gw = crate::datapath::keys::gateway_of(&nh);
     let dev = name(nh.ifindex);
     out.push(match gw {
         Some(g) => format!("route: via {g} dev {dev} (next hop {nh_id})"),

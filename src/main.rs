@@ -1,106 +1,17 @@
 //! The `accel` command line.
 
-use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
+use accel::cli::{Cli, Cmd, Mode, StatsFormat};
 use accel::control::{self, Reply, Request};
 use accel::daemon::{self, RunOptions};
-use accel::datapath::attach::XdpMode;
 use accel::datapath::maps::Maps;
-use accel::datapath::pin::{PinDir, DEFAULT_PIN_DIR};
-use accel::runtime::{self, RunDir, DEFAULT_RUN_DIR};
+use accel::datapath::pin::PinDir;
+use accel::runtime::{self, RunDir};
 use accel::{lookup, metrics, stats};
-
-#[derive(Parser)]
-#[command(
-    name = "accel",
-    version,
-    about = "XDP route accelerator: forwards as the kernel would, from a live mirror of its FIB"
-)]
-struct Cli {
-    /// bpffs directory where the running instance pins its maps.
-    #[arg(long, global = true, env = "ACCEL_PIN_DIR", default_value = DEFAULT_PIN_DIR)]
-    pin_dir: PathBuf,
-    /// Directory for the instance lock and the control socket.
-    #[arg(long, global = true, env = "ACCEL_RUN_DIR", default_value = DEFAULT_RUN_DIR)]
-    run_dir: PathBuf,
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum StatsFormat {
-    Text,
-    Json,
-    /// OpenMetrics 1.0 text.
-    Openmetrics,
-    /// The Prometheus text format (node_exporter's textfile collector).
-    Prometheus,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Mode {
-    /// Mirror the FIB in BPF maps; bpf_fib_lookup only on a mirror miss.
-    Mirror,
-    /// Use bpf_fib_lookup for every packet.
-    Fib,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Attach to interfaces and forward until stopped (SIGINT/SIGTERM detach;
-    /// SIGUSR2 upgrades in place: starts the binary at the same path with
-    /// the same arguments, which takes over without a detach and without a
-    /// moment of kernel-only forwarding; see docs/deployment.md).
-    Run {
-        /// Interface to accelerate (repeat for each).
-        #[arg(long = "iface", short = 'i', required = true)]
-        ifaces: Vec<String>,
-        #[arg(long, value_enum, default_value_t = XdpMode::Native)]
-        xdp_mode: XdpMode,
-        #[arg(long, value_enum, default_value_t = Mode::Mirror)]
-        mode: Mode,
-        /// Start although netfilter has prerouting/forward/postrouting rules
-        /// (or legacy iptables tables) that XDP-forwarded packets skip.
-        #[arg(long)]
-        allow_netfilter_bypass: bool,
-    },
-    /// Reconcile the running instance's maps with the kernel now.
-    Sync {
-        /// Only compare the mirror with a fresh kernel dump, changing
-        /// nothing: exit 0 when they agree, 1 with the differences.
-        #[arg(long)]
-        check: bool,
-    },
-    /// Counters per interface: forwarded, and why packets went to the kernel.
-    Stats {
-        #[arg(long, conflicts_with = "openmetrics")]
-        json: bool,
-        /// Every figure as OpenMetrics text instead, the families
-        /// `accel run --metrics` serves (for node_exporter's textfile
-        /// collector). `--format openmetrics` says the same.
-        #[arg(long, conflicts_with_all = ["blackholes", "capacity"])]
-        openmetrics: bool,
-        /// text (default), json, openmetrics or prometheus (the text
-        /// format node_exporter's textfile collector reads).
-        #[arg(long, value_enum)]
-        format: Option<StatsFormat>,
-        /// Drops per blackhole prefix instead (prefixes that dropped
-        /// anything; "other" counts prefixes beyond the datapath's slots).
-        #[arg(long)]
-        blackholes: bool,
-        /// How full each bounded structure is instead: capacity, used, and
-        /// routes or entries left to bpf_fib_lookup for lack of room.
-        #[arg(long, conflicts_with = "blackholes")]
-        capacity: bool,
-    },
-    /// What the datapath does for a destination, beside the kernel's answer.
-    Lookup { addr: IpAddr },
-}
 
 fn main() {
     // Die quietly on a closed pipe (`accel stats | head`), as CLI tools do.
@@ -122,7 +33,13 @@ fn real_main() -> Result<()> {
             xdp_mode,
             mode,
             allow_netfilter_bypass,
+            metrics,
+            alerts,
+            check_every,
+            top_blackholes,
         } => {
+            let thresholds =
+                accel::alerts::Thresholds::from_settings(alerts.iter().map(String::as_str))?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -134,6 +51,10 @@ fn real_main() -> Result<()> {
                 pin_dir: cli.pin_dir,
                 run_dir: cli.run_dir,
                 allow_netfilter_bypass,
+                metrics,
+                thresholds,
+                check_every: (check_every > 0).then(|| Duration::from_secs(check_every)),
+                top_blackholes: top_blackholes.into(),
             }))
             .context("accel run")
         }
@@ -160,15 +81,17 @@ fn real_main() -> Result<()> {
                 metrics::Format::OpenMetrics
             };
             let maps = open_live(&cli.pin_dir).context("accel stats")?;
-            let sample = metrics::Sample {
-                lease: stats::lease_state(&maps.config(), runtime::monotonic_coarse_ns()),
-                ifaces: iface_stats(&maps)?,
-                capacity: maps.read_capacity(),
-                blackholes: stats::blackholes(&maps.blackhole_drops()),
+            // The daemon's own families, when it answers.
+            let status = match ask(&cli.run_dir, Request::Status) {
+                Ok(Reply::Status { status }) => Some(status),
+                _ => None,
             };
+            let ids = status.as_ref().map_or(&[][..], |s| &s.nexthop_ids[..]);
+            let sample = metrics::Sample::read(&maps, ids)?;
+            let top = metrics::DEFAULT_TOP_BLACKHOLES;
             print!(
                 "{}",
-                metrics::encode_as(&sample, metrics::DEFAULT_TOP_BLACKHOLES, as_format)
+                metrics::encode_as(&sample, status.as_deref(), top, as_format)
             );
             Ok(())
         }
@@ -202,7 +125,7 @@ fn real_main() -> Result<()> {
         Cmd::Stats { json, format, .. } => {
             let json = json || format == Some(StatsFormat::Json);
             let maps = open_live(&cli.pin_dir).context("accel stats")?;
-            let all = iface_stats(&maps)?;
+            let all = stats::read_all(&maps)?;
             let lease = stats::lease_state(&maps.config(), runtime::monotonic_coarse_ns());
             if json {
                 println!("{}", serde_json::to_string_pretty(&all)?);
@@ -212,6 +135,8 @@ fn real_main() -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Health { json } => health(&cli.run_dir, json),
+        Cmd::Top { once, interval } => top(&cli, once, Duration::from_secs_f64(interval)),
         Cmd::Lookup { addr } => {
             let maps = open_live(&cli.pin_dir).context("accel lookup")?;
             println!("{addr}");
@@ -228,16 +153,72 @@ fn real_main() -> Result<()> {
     }
 }
 
-/// The counters of every interface the datapath runs on, in slot order.
-fn iface_stats(maps: &Maps) -> Result<Vec<stats::IfaceStats>> {
-    let mut ifaces = maps.ifaces();
-    ifaces.sort_by_key(|(_, i)| i.slot);
-    let mut all = Vec::new();
-    for (ifindex, i) in ifaces {
-        let name = runtime::ifname(ifindex).unwrap_or_else(|| format!("ifindex {ifindex}"));
-        all.push(stats::summarise(name, ifindex, &maps.stats(i.slot)?));
+/// The daemon's status, when it answers.
+fn status(run_dir: &std::path::Path) -> Option<Box<accel::status::Status>> {
+    match ask_with(run_dir, Request::Status, Duration::from_secs(2)) {
+        Ok(Reply::Status { status }) => Some(status),
+        _ => None,
     }
-    Ok(all)
+}
+
+/// `accel top`: frames of rates between two samples, `interval` apart.
+fn top(cli: &Cli, once: bool, interval: Duration) -> Result<()> {
+    use accel::top::{term, Frame};
+    let maps = open_live(&cli.pin_dir).context("accel top")?;
+    let read = |st: &Option<Box<accel::status::Status>>| {
+        let ids = st.as_ref().map_or(&[][..], |s| &s.nexthop_ids[..]);
+        metrics::Sample::read(&maps, ids)
+    };
+    let mut st = status(&cli.run_dir);
+    let mut before = (read(&st)?, std::time::Instant::now());
+    let raw = if once { None } else { term::Raw::enter() };
+    if !once && raw.is_none() {
+        bail!("accel top needs a terminal (or --once)");
+    }
+    loop {
+        let quit = if once {
+            std::thread::sleep(interval);
+            false
+        } else {
+            term::quit_requested(interval)
+        };
+        if quit {
+            return Ok(());
+        }
+        st = status(&cli.run_dir);
+        let after = (read(&st)?, std::time::Instant::now());
+        let frame = Frame {
+            before: &before.0,
+            after: &after.0,
+            over: after.1 - before.1,
+            status: st.as_deref(),
+        };
+        if once {
+            for l in frame.render(usize::MAX, usize::MAX) {
+                println!("{l}");
+            }
+            return Ok(());
+        }
+        let (w, h) = term::size();
+        term::draw(&frame.render(w, h.saturating_sub(1)));
+        before = after;
+    }
+}
+
+/// `accel health`: never an error exit of its own, only the plugin codes.
+fn health(run_dir: &std::path::Path, json: bool) -> Result<()> {
+    use accel::alerts::health;
+    let report = match ask_with(run_dir, Request::Status, Duration::from_secs(5)) {
+        Ok(Reply::Status { status }) => health::report(&status, accel::status::now_unix_ms()),
+        Ok(other) => health::unreachable(&format!("unexpected reply {other:?}")),
+        Err(e) => health::unreachable(&format!("{e:#}")),
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{report}");
+    }
+    std::process::exit(report.state.exit_code());
 }
 
 /// The pinned maps of a live instance: pins a killed instance left behind
@@ -250,10 +231,14 @@ fn open_live(pin_dir: &std::path::Path) -> Result<Maps> {
 
 /// Sends one request to the running instance and returns its reply.
 fn ask(run_dir: &std::path::Path, request: Request) -> Result<Reply> {
+    // A full-table resync takes seconds; far less than this.
+    ask_with(run_dir, request, Duration::from_secs(120))
+}
+
+fn ask_with(run_dir: &std::path::Path, request: Request, timeout: Duration) -> Result<Reply> {
     let run = RunDir::open(run_dir).context("the run directory of `accel run`")?;
     let (socket, shown) = run.socket();
-    // A full-table resync takes seconds; far less than this.
-    let reply = control::ask(&socket, &shown, request, Duration::from_secs(120))?;
+    let reply = control::ask(&socket, &shown, request, timeout)?;
     if let Reply::Failed { error } = reply {
         bail!("{} failed: {error}", request.word());
     }

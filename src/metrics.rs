@@ -13,7 +13,12 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::capacity::Figures;
+use crate::datapath::maps::Maps;
+use crate::datapath::DatapathError;
 use crate::stats::{BlackholeDrops, IfaceStats, LeaseState};
+use crate::status::Status;
+
+mod daemon_families;
 
 /// What one scrape reads.
 pub struct Sample {
@@ -22,6 +27,50 @@ pub struct Sample {
     pub capacity: Figures,
     /// Most drops first (see [`crate::stats::blackholes`]).
     pub blackholes: Vec<BlackholeDrops>,
+    pub nexthops: Vec<NexthopTraffic>,
+}
+
+/// What the mirror forwarded through one next hop.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NexthopTraffic {
+    /// Empty for a directly connected destination.
+    pub gateway: String,
+    pub interface: String,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// The traffic of next hops `ids` (their labels from the datapath's own
+/// next-hop table).
+pub fn nexthop_traffic(maps: &Maps, ids: &[u32]) -> Vec<NexthopTraffic> {
+    ids.iter()
+        .filter_map(|id| {
+            let nh = maps.nexthop(*id)?;
+            let s = maps.nexthop_stats(*id);
+            Some(NexthopTraffic {
+                gateway: crate::datapath::keys::gateway_of(&nh)
+                    .map_or(String::new(), |g| g.to_string()),
+                interface: crate::runtime::ifname(nh.ifindex)
+                    .unwrap_or_else(|| format!("ifindex {}", nh.ifindex)),
+                packets: s.packets,
+                bytes: s.bytes,
+            })
+        })
+        .collect()
+}
+
+impl Sample {
+    /// Reads the datapath through `maps` (per-CPU maps: no lock), with
+    /// the counters of next hops `nexthop_ids`.
+    pub fn read(maps: &Maps, nexthop_ids: &[u32]) -> Result<Sample, DatapathError> {
+        Ok(Sample {
+            lease: crate::stats::lease_state(&maps.config(), crate::runtime::monotonic_coarse_ns()),
+            ifaces: crate::stats::read_all(maps)?,
+            capacity: maps.read_capacity(),
+            blackholes: crate::stats::blackholes(&maps.blackhole_drops()),
+            nexthops: nexthop_traffic(maps, nexthop_ids),
+        })
+    }
 }
 
 /// How many blackhole prefixes get a series of their own; the others are
@@ -40,6 +89,13 @@ struct PacketLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InterfaceLabels {
+    interface: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NexthopLabels {
+    /// Empty for a directly connected destination.
+    gateway: String,
     interface: String,
 }
 
@@ -159,6 +215,25 @@ fn register_capacity(r: &mut Registry, f: &Figures) {
     );
 }
 
+fn register_nexthops(r: &mut Registry, nhs: &[NexthopTraffic]) {
+    let label = |n: &NexthopTraffic| NexthopLabels {
+        gateway: n.gateway.clone(),
+        interface: n.interface.clone(),
+    };
+    counter_family(
+        r,
+        "accel_nexthop_packets",
+        "Packets the mirror forwarded through a next hop (ECMP balance; bpf_fib_lookup's are not here)",
+        nhs.iter().map(|n| (label(n), n.packets)),
+    );
+    counter_family(
+        r,
+        "accel_nexthop_bytes",
+        "Bytes the mirror forwarded through a next hop",
+        nhs.iter().map(|n| (label(n), n.bytes)),
+    );
+}
+
 /// The `top` prefixes with most drops, the rest summed as "other".
 fn register_blackholes(r: &mut Registry, drops: &[BlackholeDrops], top: usize) {
     let mut series: Vec<(String, u64)> = Vec::new();
@@ -194,8 +269,13 @@ pub enum Format {
 }
 
 /// The sample in `format`.
-pub fn encode_as(s: &Sample, top_blackholes: usize, format: Format) -> String {
-    let om = encode_sample(s, top_blackholes);
+pub fn encode_as(
+    s: &Sample,
+    status: Option<&Status>,
+    top_blackholes: usize,
+    format: Format,
+) -> String {
+    let om = encode_sample(s, status, top_blackholes);
     match format {
         Format::OpenMetrics => om,
         Format::Prometheus => prometheus_text(&om),
@@ -231,8 +311,12 @@ fn prometheus_text(om: &str) -> String {
 }
 
 /// The sample in the OpenMetrics text format (ending in `# EOF`).
-pub fn encode_sample(s: &Sample, top_blackholes: usize) -> String {
+/// `status`: the daemon's own figures, when it could be asked.
+pub fn encode_sample(s: &Sample, status: Option<&Status>, top_blackholes: usize) -> String {
     let mut r = Registry::default();
+    if let Some(st) = status {
+        daemon_families::register(&mut r, st);
+    }
     register_packets(&mut r, &s.ifaces);
     let live = Gauge::<i64>::default();
     live.set(i64::from(s.lease == LeaseState::Live));
@@ -249,6 +333,7 @@ pub fn encode_sample(s: &Sample, top_blackholes: usize) -> String {
         active,
     );
     register_capacity(&mut r, &s.capacity);
+    register_nexthops(&mut r, &s.nexthops);
     register_blackholes(&mut r, &s.blackholes, top_blackholes);
     // A gauge at 1, the usual build_info form (Prometheus' text format,
     // which promtool checks, has no info type).
@@ -294,6 +379,12 @@ mod tests {
                 counters,
             }],
             capacity,
+            nexthops: vec![NexthopTraffic {
+                gateway: "10.0.0.1".into(),
+                interface: "eth1".into(),
+                packets: 900,
+                bytes: 57_600,
+            }],
             blackholes: (0..4)
                 .map(|i| BlackholeDrops {
                     prefix: format!("192.0.2.{i}/32"),
@@ -306,7 +397,7 @@ mod tests {
 
     #[test]
     fn families_follow_the_naming_conventions() {
-        let text = encode_sample(&sample(), 2);
+        let text = encode_sample(&sample(), None, 2);
         for line in [
             "# TYPE accel_packets counter",
             r#"accel_packets_total{interface="eth0",outcome="forwarded",reason="mirror"} 1000"#,
@@ -317,6 +408,8 @@ mod tests {
             r#"accel_no_lease_packets_total{interface="eth0"} 5"#,
             "accel_lease_live 1",
             "accel_datapath_active 1",
+            r#"accel_nexthop_packets_total{gateway="10.0.0.1",interface="eth1"} 900"#,
+            r#"accel_nexthop_bytes_total{gateway="10.0.0.1",interface="eth1"} 57600"#,
             r#"accel_capacity_entries{structure="nexthops"} 4096"#,
             r#"accel_used_entries{structure="nexthops"} 12"#,
             "# EOF",
@@ -332,7 +425,7 @@ mod tests {
 
     #[test]
     fn blackhole_series_are_bounded() {
-        let text = encode_sample(&sample(), 2);
+        let text = encode_sample(&sample(), None, 2);
         // A family's series come in no particular order.
         let mut series: Vec<&str> = text
             .lines()
@@ -351,7 +444,7 @@ mod tests {
 
     #[test]
     fn the_prometheus_text_names_counter_samples_in_help_and_type() {
-        let text = encode_as(&sample(), 2, Format::Prometheus);
+        let text = encode_as(&sample(), None, 2, Format::Prometheus);
         assert!(text
             .lines()
             .any(|l| l == "# TYPE accel_packets_total counter"));
@@ -367,7 +460,7 @@ mod tests {
     fn a_lapsed_lease_reads_zero() {
         let mut s = sample();
         s.lease = LeaseState::Lapsed;
-        let text = encode_sample(&s, 2);
+        let text = encode_sample(&s, None, 2);
         assert!(text.lines().any(|l| l == "accel_lease_live 0"));
         assert!(text.lines().any(|l| l == "accel_datapath_active 1"));
     }

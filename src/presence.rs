@@ -45,13 +45,17 @@ impl Presence {
 
     /// Pins the maps, opens the control socket and records the pid.
     /// Requests arrive through the returned receiver.
-    pub fn publish(&mut self, maps: &Maps) -> Result<mpsc::Receiver<Pending>, PresenceError> {
+    pub fn publish(
+        &mut self,
+        maps: &Maps,
+        feed: crate::control::StatusFeed,
+    ) -> Result<mpsc::Receiver<Pending>, PresenceError> {
         self.pins.pin_all(maps)?;
         self.run.remove_socket();
         let (path, shown) = self.run.socket();
         let listener = UnixListener::bind(&path)
             .map_err(|e| PresenceError::Bind(shown.display().to_string(), e))?;
-        let (server, requests) = control::serve(listener);
+        let (server, requests) = control::serve(listener, feed);
         self.server = Some(server);
         self.run.write_pid()?;
         Ok(requests)
@@ -68,10 +72,14 @@ impl Presence {
     }
 
     /// Takes everything back after a failed handover.
-    pub fn take_back(&mut self, maps: &Maps) -> Result<mpsc::Receiver<Pending>, PresenceError> {
+    pub fn take_back(
+        &mut self,
+        maps: &Maps,
+        feed: crate::control::StatusFeed,
+    ) -> Result<mpsc::Receiver<Pending>, PresenceError> {
         self.run.relock()?;
         self.pins.relock()?;
-        self.publish(maps)
+        self.publish(maps, feed)
     }
 
     /// The end of a stop without handover.

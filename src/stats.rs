@@ -101,6 +101,43 @@ pub fn summarise(iface: String, ifindex: u32, s: &accel_stats) -> IfaceStats {
     out
 }
 
+/// The counters of every interface the datapath runs on, in slot order.
+pub fn read_all(
+    maps: &crate::datapath::maps::Maps,
+) -> Result<Vec<IfaceStats>, crate::datapath::DatapathError> {
+    let mut ifaces = maps.ifaces();
+    ifaces.sort_by_key(|(_, i)| i.slot);
+    let mut all = Vec::new();
+    for (ifindex, i) in ifaces {
+        let name = crate::runtime::ifname(ifindex).unwrap_or_else(|| format!("ifindex {ifindex}"));
+        all.push(summarise(name, ifindex, &maps.stats(i.slot)?));
+    }
+    Ok(all)
+}
+
+/// The datapath's counters summed over interfaces, as the alerts judge
+/// them. `fib_only`: bpf_fib_lookup is the design, not a fallback.
+pub fn traffic(all: &[IfaceStats], fib_only: bool) -> crate::alerts::Traffic {
+    let mut t = crate::alerts::Traffic::default();
+    for i in all {
+        let c = |name: &str| i.counters.get(name).copied().unwrap_or(0);
+        // Transit packets the mirror could have forwarded; the others
+        // (local, TTL, no route, ...) are the kernel's whatever accel does.
+        let transit = c("fwd_mirror")
+            + c("fwd_fib")
+            + c("pass_egress")
+            + c("pass_fib_other")
+            + c("pass_mp_hash")
+            + c("pass_no_neigh");
+        let fast = c("fwd_mirror") + if fib_only { c("fwd_fib") } else { 0 };
+        t.transit += transit;
+        t.not_accelerated += transit - fast;
+        t.no_neigh += c("pass_no_neigh");
+        t.blackhole += c("drop_blackhole");
+    }
+    t
+}
+
 pub fn render(lease: LeaseState, all: &[IfaceStats]) -> String {
     let mut s = format!("mirror lease: {lease}\n");
     for i in all {

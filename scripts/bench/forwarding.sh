@@ -3,6 +3,7 @@
 #
 #   scripts/bench/forwarding.sh [--families "4 6"] [--tables "1 full ecmp"]
 #                               [--seconds N] [--warmup N] [--rounds N]
+#                               [--baseline OTHER-ACCEL-BINARY]
 # (defaults: both families, both tables, 4 s after 2 s warm-up, 3 rounds
 # with kernel, mirror and fib interleaved; about 10 minutes)
 #
@@ -19,6 +20,9 @@
 # counter differences at the sink over --seconds, after --warmup.
 #
 # Table: ../shared/data/bgp-full-table.txt.gz when present, else a generated
+# --baseline BIN also measures BIN's `--mode mirror` in the same rounds
+# ("baseline"): a change's cost to forwarding, before/after in one run.
+#
 # table with the same prefix-length mix (accel-bench gen-table); the
 # output says which (FWB_TABLE_GZ=FILE overrides the path). Run as root.
 # Override binaries with ACCEL=... TRAFGEN=...
@@ -32,6 +36,7 @@ TABLES="1 full"
 SECONDS_MEASURED=4
 WARMUP=2
 ROUNDS=3
+BASELINE=
 while [ $# -gt 0 ]; do
     case "$1" in
         --families) FAMILIES=$2; shift 2 ;;
@@ -39,7 +44,8 @@ while [ $# -gt 0 ]; do
         --seconds) SECONDS_MEASURED=$2; shift 2 ;;
         --warmup) WARMUP=$2; shift 2 ;;
         --rounds) ROUNDS=$2; shift 2 ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        --baseline) BASELINE=$2; shift 2 ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
         *) echo "forwarding.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -179,9 +185,15 @@ start_accel() { # mode
     local log=$WORK/accel-$1.$((++ACCEL_STARTS)).log t0=$SECONDS
     : > "$log"
     # A simple command, so $! is accel itself (nsenter execs it).
-    nsenter --net=/run/netns/$NS_RTR -- "$ACCEL" run -i r-in -i r-out --mode "$1" > "$log" 2>&1 &
+    local bin=$ACCEL mode=$1
+    if [ "$1" = baseline ]; then bin=$BASELINE mode=mirror; fi
+    nsenter --net=/run/netns/$NS_RTR -- "$bin" run -i r-in -i r-out --mode "$mode" > "$log" 2>&1 &
     ACCEL_PID=$!
-    until grep -q 'accel running on' "$log"; do
+    # A fresh start forwards through bpf_fib_lookup until the mirror is
+    # built: measure the mirror only once it is live.
+    local ready='accel running on'
+    [ "$mode" = mirror ] && ready='mirror live'
+    until grep -q "$ready" "$log"; do
         if ! kill -0 "$ACCEL_PID" 2>/dev/null; then
             echo "accel run --mode $1 failed:" >&2; cat "$log" >&2; ACCEL_PID=; exit 1
         fi
@@ -249,7 +261,7 @@ for fam in $FAMILIES; do
         set_routes "$fam" "$tab"
         for r in $(seq 1 "$ROUNDS"); do
             measure "$fam" "$tab" kernel
-            for mode in mirror fib; do
+            for mode in mirror fib ${BASELINE:+baseline}; do
                 start_accel $mode
                 measure "$fam" "$tab" $mode
                 stop_accel
@@ -270,9 +282,9 @@ for fam in $FAMILIES; do
         if [ "$tab" = 1 ]; then label="1 route"; elif [ "$fam" = 4 ]; then label="$N4 routes"; else label="$N6 routes"; fi
         [ "$tab" = ecmp ] && label="$label ECMP x4"
         k=$(median <<<"${RESULT[$fam/$tab/kernel]}")
-        for mode in kernel mirror fib; do
+        for mode in kernel mirror fib ${BASELINE:+baseline}; do
             m=$(median <<<"${RESULT[$fam/$tab/$mode]}")
-            case $mode in kernel) name=kernel ;; mirror) name="accel mirror" ;; fib) name="accel fib" ;; esac
+            case $mode in kernel) name=kernel ;; mirror) name="accel mirror" ;; fib) name="accel fib" ;; baseline) name="baseline mirror" ;; esac
             ratio=$(awk -v m="$m" -v k="$k" 'BEGIN { if (k > 0) printf "%.2fx", m / k; else print "-" }')
             printf '%-44s %8.3f %10s\n' "IPv$fam $label, $name" "$m" "$ratio"
         done

@@ -260,13 +260,29 @@ static __always_inline int ipv4_forward_gate(struct pkt *k, struct iphdr *ip,
 	return ACCEL_GO;
 }
 
+/* A packet the mirror forwards through next hop nh_id (0: none, it came
+ * from bpf_fib_lookup); len is the frame as sent. */
+static __always_inline void count_nexthop(__u32 nh_id, __u64 len)
+{
+	struct accel_nh_stats *s;
+
+	if (!nh_id)
+		return;
+	s = bpf_map_lookup_elem(&nh_stats, &nh_id);
+	if (s) {
+		s->packets++;
+		s->bytes += len;
+	}
+}
+
 static __always_inline int ipv4_commit(struct pkt *k, struct iphdr *ip,
 				       const __u8 *dmac, const __u8 *smac,
 				       __u32 out_ifindex, int mirror,
-				       enum accel_stat outcome)
+				       __u32 nh_id, enum accel_stat outcome)
 {
 	if (!ipv4_source_ok(k, ip, out_ifindex, mirror))
 		return count(k->st, ACCEL_STAT_PASS_SRC_CHECK, XDP_PASS);
+	count_nexthop(nh_id, sizeof(struct ethhdr) + bpf_ntohs(ip->tot_len));
 	ipv4_decrease_ttl(ip);
 	return redirect_frame(k->ctx, k->eth,
 			      (void *)ip + bpf_ntohs(ip->tot_len), dmac, smac,
@@ -341,14 +357,14 @@ static __always_inline int ipv4_mirror(struct pkt *k, struct iphdr *ip,
 		if (!n)
 			return ACCEL_TRY_FIB;
 		return ipv4_commit(k, ip, n->mac, out->mac, n6.ifindex, 1,
-				   ACCEL_STAT_FWD_MIRROR);
+				   nh_id, ACCEL_STAT_FWD_MIRROR);
 	}
 	nkey.ifindex = nh->ifindex;
 	nkey.addr = (nh->flags & ACCEL_NH_GATEWAY) ? *(__u32 *)nh->gw : ip->daddr;
 	n = bpf_map_lookup_elem(&neigh4, &nkey);
 	if (!n)
 		return ACCEL_TRY_FIB;
-	return ipv4_commit(k, ip, n->mac, out->mac, nkey.ifindex, 1,
+	return ipv4_commit(k, ip, n->mac, out->mac, nkey.ifindex, 1, nh_id,
 			   ACCEL_STAT_FWD_MIRROR);
 }
 
@@ -406,7 +422,7 @@ static __always_inline int ipv4_fib(struct pkt *k, struct iphdr *ip, int mirror)
 	rc = ipv4_forward_gate(k, ip, out);
 	if (rc != ACCEL_GO)
 		return rc;
-	return ipv4_commit(k, ip, p.dmac, p.smac, p.ifindex, mirror,
+	return ipv4_commit(k, ip, p.dmac, p.smac, p.ifindex, mirror, 0,
 			   ACCEL_STAT_FWD_FIB);
 }
 
@@ -471,8 +487,11 @@ static __always_inline int ipv6_forward_gate(struct pkt *k, struct ipv6hdr *ip6,
 
 static __always_inline int ipv6_commit(struct pkt *k, struct ipv6hdr *ip6,
 				       const __u8 *dmac, const __u8 *smac,
-				       __u32 out_ifindex, enum accel_stat outcome)
+				       __u32 out_ifindex, __u32 nh_id,
+				       enum accel_stat outcome)
 {
+	count_nexthop(nh_id, sizeof(struct ethhdr) + sizeof(*ip6) +
+				     bpf_ntohs(ip6->payload_len));
 	ip6->hop_limit--;
 	return redirect_frame(k->ctx, k->eth,
 			      (void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len),
@@ -537,7 +556,7 @@ static __always_inline int ipv6_mirror(struct pkt *k, struct ipv6hdr *ip6,
 	n = bpf_map_lookup_elem(&neigh6, &nkey);
 	if (!n)
 		return ACCEL_TRY_FIB;
-	return ipv6_commit(k, ip6, n->mac, out->mac, nkey.ifindex,
+	return ipv6_commit(k, ip6, n->mac, out->mac, nkey.ifindex, nh_id,
 			   ACCEL_STAT_FWD_MIRROR);
 }
 
@@ -568,7 +587,8 @@ static __always_inline int ipv6_fib(struct pkt *k, struct ipv6hdr *ip6)
 	rc = ipv6_forward_gate(k, ip6, out);
 	if (rc != ACCEL_GO)
 		return rc;
-	return ipv6_commit(k, ip6, p.dmac, p.smac, p.ifindex, ACCEL_STAT_FWD_FIB);
+	return ipv6_commit(k, ip6, p.dmac, p.smac, p.ifindex, 0,
+			   ACCEL_STAT_FWD_FIB);
 }
 
 static __always_inline int handle_ipv6(struct pkt *k)

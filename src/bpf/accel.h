@@ -233,6 +233,14 @@ struct accel_config {
 	__u32 mp_seed;
 };
 
+/* What the mirror forwarded through one next hop (per CPU, indexed like
+ * nexthops): ECMP balance and per-gateway traffic for the metrics. Packets
+ * forwarded after bpf_fib_lookup have no next hop id and are not here. */
+struct accel_nh_stats {
+	__u64 packets;
+	__u64 bytes;
+};
+
 /* Drops of one blackhole prefix (per CPU), and the prefix itself, so that
  * `accel stats` can name it. */
 struct accel_blackhole {

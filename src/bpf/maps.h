@@ -46,6 +46,13 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ACCEL_MAX_NEXTHOPS);
+	__type(key, __u32);
+	__type(value, struct accel_nh_stats);
+} nh_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, ACCEL_MAX_BLACKHOLES);
 	__type(key, __u32);
 	__type(value, struct accel_blackhole);

@@ -48,6 +48,7 @@ pod!(
     types::accel_nexthop,
     types::accel_nh_group,
     types::accel_blackhole,
+    types::accel_nh_stats,
     types::accel_blackhole_prefix,
     types::accel_neigh4_key,
     types::accel_neigh6_key,

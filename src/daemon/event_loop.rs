@@ -16,6 +16,7 @@ use crate::model::Event;
 use crate::model::KernelState;
 use crate::netlink::nexthop_sock::Received;
 use crate::netlink::NetlinkError;
+use crate::status::ResyncCause;
 
 /// A turn that takes longer is logged at debug level...
 const SLOW_TURN: Duration = Duration::from_millis(10);
@@ -61,8 +62,8 @@ struct Timers {
     renew: tokio::time::Interval,
     housekeeping: tokio::time::Interval,
     handover: tokio::time::Interval,
-    /// Set while a resync is due.
-    resync_at: Option<tokio::time::Instant>,
+    /// Set while a resync is due, with the first reason.
+    resync_at: Option<(tokio::time::Instant, ResyncCause)>,
 }
 
 async fn next_request(rx: &mut tokio::sync::mpsc::Receiver<Pending>) -> Pending {
@@ -103,7 +104,7 @@ impl Running {
         let resync_at = t.resync_at;
         let resync_sleep = async {
             match resync_at {
-                Some(at) => tokio::time::sleep_until(at).await,
+                Some((at, _)) => tokio::time::sleep_until(at).await,
                 None => std::future::pending().await,
             }
         };
@@ -128,22 +129,24 @@ impl Running {
     async fn handle(&mut self, wake: Wake, t: &mut Timers) -> Result<Option<Stop>, DaemonError> {
         let d = &mut self.d;
         // Some(..): the mirror is stale and a resync is due.
-        const CHANGED: &str =
-            "a link change, or a route removed that may have shared its key with another";
-        let stale: Option<&str> = match wake {
+        const CHANGED: ResyncCause = ResyncCause::Ambiguous;
+        let stale: Option<ResyncCause> = match wake {
             Wake::Event(ev) => match ev {
-                Some(Event::Overrun) => Some("netlink events were lost (receive buffer overrun)"),
+                Some(Event::Overrun) => {
+                    d.report.overruns += 1;
+                    Some(ResyncCause::Overrun)
+                }
                 Some(ev) => d.events_from(ev).await?.then_some(CHANGED),
                 None => return Err(DaemonError::EventsClosed),
             },
-            Wake::NexthopEvents(r) => d
-                .nexthop_events(r)
-                .await?
-                .then_some("nexthop object events were lost (receive buffer overrun)"),
+            Wake::NexthopEvents(r) => {
+                let lost = d.nexthop_events(r).await?;
+                d.report.overruns += u64::from(lost);
+                lost.then_some(ResyncCause::Overrun)
+            }
             Wake::ResyncDue => {
-                t.resync_at = None;
-                let why = "link change or lost events".into();
-                d.start_job(Purpose::Resync { why, stale: true }, None)?;
+                let cause = t.resync_at.take().map_or(CHANGED, |(_, c)| c);
+                d.start_job(Purpose::Resync { cause, stale: true }, None)?;
                 None
             }
             Wake::Dumped(dumped) => d.job_dumped(dumped).await?.then_some(CHANGED),
@@ -154,6 +157,7 @@ impl Running {
             Wake::Renew => None,
             Wake::Housekeeping => {
                 d.housekeeping().await?;
+                self.publish_status()?;
                 None
             }
             Wake::Request(p) => {
@@ -172,15 +176,18 @@ impl Running {
                 None
             }
         };
-        if let Some(why) = stale {
+        if let Some(cause) = stale {
             // Known stale: the datapath stops using the mirror now, not
             // when the resync starts.
             if t.resync_at.is_none() {
-                warn!("{why}: full resync; bpf_fib_lookup decides meanwhile");
+                warn!(
+                    "{}: full resync; bpf_fib_lookup decides meanwhile",
+                    cause.describe()
+                );
                 self.d.revoke_lease()?;
             }
             t.resync_at
-                .get_or_insert(tokio::time::Instant::now() + RESYNC_DELAY);
+                .get_or_insert((tokio::time::Instant::now() + RESYNC_DELAY, cause));
         }
         if t.resync_at.is_none() && self.d.lease.due(Instant::now()) {
             self.d.renew_lease()?;

@@ -34,6 +34,7 @@ use crate::mirror::{sort_prefixes, ChangeSummary, Comparison, Dumped, Mirror, Sw
 use crate::model::Event;
 use crate::model::KernelState;
 use crate::netlink::{self, DumpedRoutes, NetlinkError};
+use crate::status::ResyncCause;
 
 /// Prefixes swept or compared per turn of the event loop: a few
 /// milliseconds of work.
@@ -48,7 +49,7 @@ type Dump = Pin<Box<dyn Future<Output = Result<(Dumped, KernelState), NetlinkErr
 pub enum Purpose {
     /// Make the maps equal to a fresh dump. `stale`: the mirror is known
     /// to be wrong (lost events, a link change): no lease until done.
-    Resync { why: String, stale: bool },
+    Resync { cause: ResyncCause, stale: bool },
     /// Report what a resync would change, changing nothing.
     Check,
 }
@@ -288,7 +289,7 @@ impl Daemon {
         let took = job.started.elapsed();
         let mirror = self.mirror_size();
         let reply = match (&job.purpose, job.stage) {
-            (Purpose::Resync { why, stale }, Stage::Sweeping { summary, .. }) => {
+            (Purpose::Resync { cause, stale }, Stage::Sweeping { summary, .. }) => {
                 // Exact as of the dump and every event since: the next
                 // renewal with nothing waiting grants the lease, unless
                 // events were lost meanwhile (the resync queued for them
@@ -296,20 +297,29 @@ impl Daemon {
                 if *stale && !self.lease.settle(job.revocations) {
                     debug!("resync done, but the lease was revoked meanwhile: still stale");
                 }
-                self.resyncs += 1;
-                info!("resync ({why}) in {took:.0?}: {summary}; mirror holds {mirror}");
+                self.report.resync_done(*cause);
+                info!(
+                    "resync ({}) in {took:.0?}: {summary}; mirror holds {mirror}",
+                    cause.describe()
+                );
                 Reply::Synced {
                     changes: summary,
                     mirror,
-                    resyncs: self.resyncs,
+                    resyncs: self.report.resyncs_total(),
                 }
             }
             (Purpose::Check, Stage::Comparing { cmp, .. }) => {
-                info!(
-                    "check in {took:.0?}: a resync would make {} changes ({})",
-                    cmp.summary.total(),
-                    cmp.summary
-                );
+                let n = cmp.summary.total();
+                // Periodic checks that find nothing are not news.
+                if n == 0 && job.waiters.is_empty() {
+                    debug!("periodic check in {took:.0?}: the mirror matches the kernel");
+                } else {
+                    info!(
+                        "check in {took:.0?}: a resync would make {n} changes ({})",
+                        cmp.summary
+                    );
+                }
+                self.correct_drift(cmp.summary.total() as u64)?;
                 Reply::Checked {
                     changes: cmp.summary,
                     examples: cmp.examples,
@@ -357,14 +367,8 @@ impl Daemon {
     /// Runs a resync to its end without the event loop (start-up, and a
     /// handover's successor before it adopts the links): events wait in
     /// the socket meanwhile, as the loop will apply them next.
-    pub(super) async fn resync_now(&mut self, why: &str) -> Result<(), DaemonError> {
-        self.start_job(
-            Purpose::Resync {
-                why: why.to_string(),
-                stale: true,
-            },
-            None,
-        )?;
+    pub(super) async fn resync_now(&mut self, cause: ResyncCause) -> Result<(), DaemonError> {
+        self.start_job(Purpose::Resync { cause, stale: true }, None)?;
         while self.jobs.busy() {
             if self.jobs.stepping() {
                 self.job_step()?;

@@ -28,11 +28,13 @@ use crate::netlink::nexthop_sock::{NexthopEvents, Received};
 use crate::netlink::{self, EventStream, NetlinkError};
 use crate::presence::{Presence, PresenceError};
 use crate::route_trace::RouteTrace;
+use crate::status::ResyncCause;
 use crate::trusted_path::Missing;
 use crate::{bpf, netfilter, runtime, sysctl};
 
 mod event_loop;
 mod jobs;
+mod report;
 use jobs::Purpose;
 
 /// Events applied in one turn of the event loop, at most: enough to
@@ -73,6 +75,8 @@ pub enum DaemonError {
     Trace(#[source] std::io::Error),
     #[error(transparent)]
     Limits(#[from] capacity::LimitsError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics_server::MetricsError),
 }
 
 pub struct RunOptions {
@@ -83,6 +87,13 @@ pub struct RunOptions {
     pub run_dir: PathBuf,
     /// Start even though netfilter hooks that XDP bypasses have rules.
     pub allow_netfilter_bypass: bool,
+    /// Serve `GET /metrics` here.
+    pub metrics: Option<std::net::SocketAddr>,
+    pub thresholds: crate::alerts::Thresholds,
+    /// Compare the mirror with the kernel this often (None: never).
+    pub check_every: Option<Duration>,
+    /// Blackhole prefixes with a series of their own in the metrics.
+    pub top_blackholes: usize,
 }
 
 struct Daemon {
@@ -93,7 +104,8 @@ struct Daemon {
     nh_events: NexthopEvents,
     /// ifindex -> name of accel's interfaces.
     ifaces: HashMap<u32, String>,
-    resyncs: u64,
+    /// Figures about itself, alerts, the published status.
+    report: report::Report,
     nudger: Nudger,
     lease: Lease,
     /// Resyncs and checks beside the event loop.
@@ -134,6 +146,7 @@ impl Daemon {
     /// Returns true when a resync is due.
     async fn event(&mut self, ev: Event) -> Result<bool, DaemonError> {
         debug!("event {ev:?}");
+        self.report.events_applied += 1;
         self.jobs.note(&ev, &self.mirror);
         let traced = self.trace.as_ref().and_then(|_| RouteTrace::of(&ev));
         let mut outcome = std::mem::take(&mut self.outcome);
@@ -169,11 +182,19 @@ impl Daemon {
         self.poll_sysctls()?;
         self.capacity.tick(&self.maps, &mut self.mirror)?;
         self.nudge_neighbours().await;
+        self.periodic_check()?;
         Ok(())
     }
 
     fn write_deadlines(&self, d: Deadlines) -> Result<(), DaemonError> {
         Ok(self.maps.set_deadlines(d.lease_ns, d.alive_ns)?)
+    }
+
+    /// Whether the datapath trusts the mirror now, by its own clock.
+    fn lease_live(&mut self) -> Result<bool, DaemonError> {
+        let now = datapath_now_ns(&mut *self.clock)?;
+        let state = crate::stats::lease_state(&self.maps.config(), now);
+        Ok(state == crate::stats::LeaseState::Live)
     }
 
     /// The mirror is known to be stale: the datapath stops using it now.
@@ -216,6 +237,7 @@ impl Daemon {
                 Some(ev) => resync |= self.event(ev).await?,
             }
         }
+        self.note_latencies();
         Ok(resync)
     }
 
@@ -244,10 +266,12 @@ impl Daemon {
     fn serve(&mut self, p: Pending) -> Result<(), DaemonError> {
         let purpose = match p.request {
             Request::Sync => Purpose::Resync {
-                why: "accel sync".into(),
+                cause: ResyncCause::Request,
                 stale: false,
             },
             Request::Check => Purpose::Check,
+            // Answered by the control server from the published status.
+            Request::Status => return Ok(()),
         };
         self.start_job(purpose, Some(p.reply))
     }
@@ -495,6 +519,8 @@ async fn attach_all(
 pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let mut signals = Signals::install()?;
     let (ifaces, conf) = check_options(&opts)?;
+    // Before anything is attached: a port in use fails the start.
+    let metrics = opts.metrics.map(crate::metrics_server::bind).transpose()?;
     let mut presence = Presence::claim(&opts.run_dir, &opts.pin_dir)?;
     let successor = std::env::var_os(handover::FROM_ENV).is_some();
     if let Err(e) = handover::checked_successor() {
@@ -515,6 +541,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     // The programs live as long as the process.
     let skel: &'static mut bpf::AccelSkel<'static> = Box::leak(Box::new(skel));
     // Subscribed before the start dump, like the rtnetlink events.
+    let (report, feed) = report::Report::new(opts.thresholds.clone(), opts.check_every);
     let nh_events = NexthopEvents::subscribe().map_err(|source| NetlinkError::Socket {
         context: "subscribing to nexthop object events",
         source,
@@ -526,7 +553,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         events: sub.events,
         nh_events,
         ifaces: ifaces.clone(),
-        resyncs: 0,
+        report,
         nudger: Nudger::default(),
         lease: Lease::new(),
         jobs: jobs::Jobs::default(),
@@ -542,7 +569,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     // place, and forwards through bpf_fib_lookup while the mirror is built.
     let adopting = presence.pins.has_links();
     if adopting {
-        d.resync_now("start").await?;
+        d.resync_now(ResyncCause::Start).await?;
     } else {
         d.sync_state().await?;
     }
@@ -550,7 +577,24 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
 
     let prog = &skel.progs.accel_xdp;
     let attached = attach_all(prog, &ifaces, opts.mode, &presence).await?;
-    let requests = presence.publish(&d.maps)?;
+    let requests = presence.publish(&d.maps, feed.clone())?;
+    let prog_ids = attached
+        .iter()
+        .map(|a| crate::datapath::attach::attached_prog_id(a.ifindex).unwrap_or(0))
+        .collect();
+    if let Some(listener) = metrics {
+        let shown = listener
+            .local_addr()
+            .map_or_else(|_| "?".into(), |a| a.to_string());
+        let scrapes = crate::metrics_server::Scrapes {
+            pin_dir: opts.pin_dir.clone(),
+            feed: feed.clone(),
+            top_blackholes: opts.top_blackholes,
+        };
+        crate::metrics_server::serve(listener, scrapes)?;
+        info!("metrics on http://{shown}/metrics");
+    }
+    report::log_watching(opts.check_every);
     info!(
         "accel running on {} interface(s); maps pinned at {}{}",
         attached.len(),
@@ -565,7 +609,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     if !adopting {
         d.start_job(
             Purpose::Resync {
-                why: "start".into(),
+                cause: ResyncCause::Start,
                 stale: true,
             },
             None,
@@ -577,7 +621,9 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         presence,
         attached,
         prog,
+        prog_ids,
         requests,
+        feed,
         handover: None,
     };
     let result = run.event_loop(&mut signals).await;
@@ -598,7 +644,10 @@ struct Running {
     presence: Presence,
     attached: Vec<Attachment>,
     prog: &'static libbpf_rs::Program<'static>,
+    /// The id of accel's program on each attached interface, in order.
+    prog_ids: Vec<u32>,
     requests: mpsc::Receiver<Pending>,
+    feed: crate::control::StatusFeed,
     handover: Option<Handover>,
 }
 
@@ -651,7 +700,7 @@ impl Running {
                 if let Ok(links) = retry {
                     handover::remove_pins(&links, &pins);
                 }
-                self.requests = self.presence.take_back(&self.d.maps)?;
+                self.requests = self.presence.take_back(&self.d.maps, self.feed.clone())?;
                 Ok(())
             }
         }
@@ -676,7 +725,7 @@ impl Running {
                         warn!("{}: putting this instance's program back: {e}", a.name);
                     }
                 }
-                self.requests = self.presence.take_back(&self.d.maps)?;
+                self.requests = self.presence.take_back(&self.d.maps, self.feed.clone())?;
                 Ok(false)
             }
         }

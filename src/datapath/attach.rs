@@ -87,7 +87,7 @@ pub async fn wait_detached(ifindex: u32, timeout: std::time::Duration) -> bool {
 /// libbpf's query directly: libbpf-rs's `Xdp::query` (and `query_id` in
 /// [`attached_prog_id`]) needs a program descriptor the query never uses,
 /// and here there is no program, only an interface.
-fn attached_mode(ifindex: u32) -> Option<XdpMode> {
+pub fn attached_mode(ifindex: u32) -> Option<XdpMode> {
     let mut opts = libbpf_sys::bpf_xdp_query_opts {
         sz: std::mem::size_of::<libbpf_sys::bpf_xdp_query_opts>() as _,
         ..Default::default()

@@ -112,6 +112,18 @@ pub fn nexthop_value(nh: &NhKey) -> accel_nexthop {
     v
 }
 
+/// The gateway of a next hop as [`nexthop_value`] wrote it; None for a
+/// directly connected one.
+pub fn gateway_of(nh: &accel_nexthop) -> Option<IpAddr> {
+    if nh.flags & accel_nh_flags::ACCEL_NH_GATEWAY.0 == 0 {
+        None
+    } else if nh.flags & accel_nh_flags::ACCEL_NH_GW6.0 != 0 {
+        Some(std::net::Ipv6Addr::from(nh.gw).into())
+    } else {
+        Some(std::net::Ipv4Addr::new(nh.gw[0], nh.gw[1], nh.gw[2], nh.gw[3]).into())
+    }
+}
+
 pub enum NeighKey {
     V4(accel_neigh4_key),
     V6(accel_neigh6_key),

@@ -17,7 +17,7 @@ use super::trie6::{self, Trie6};
 use super::DatapathError;
 use crate::bpf::types::{
     accel_blackhole, accel_blackhole_prefix, accel_capacity, accel_config, accel_dir24 as D,
-    accel_iface, accel_leaves, accel_nexthop, accel_route, accel_stats,
+    accel_iface, accel_leaves, accel_nexthop, accel_nh_stats, accel_route, accel_stats,
 };
 use crate::bpf::{bytes_of, from_bytes, AccelSkel, Pod};
 use crate::capacity::{Figures, Limits, Structure, Usage};
@@ -38,6 +38,7 @@ pub struct Maps {
     pub nexthops: MapHandle,
     pub nh_groups: MapHandle,
     pub blackhole_drops: MapHandle,
+    pub nh_stats: MapHandle,
     pub blackhole_prefixes: MapHandle,
     pub src_rules4: MapHandle,
     pub src_rules6: MapHandle,
@@ -79,6 +80,7 @@ impl Maps {
             nexthops: handle("nexthops", &m.nexthops)?,
             nh_groups: handle("nh_groups", &m.nh_groups)?,
             blackhole_drops: handle("blackhole_drops", &m.blackhole_drops)?,
+            nh_stats: handle("nh_stats", &m.nh_stats)?,
             blackhole_prefixes: handle("blackhole_prefixes", &m.blackhole_prefixes)?,
             src_rules4: handle("src_rules4", &m.src_rules4)?,
             src_rules6: handle("src_rules6", &m.src_rules6)?,
@@ -111,6 +113,7 @@ impl Maps {
             nexthops: open("nexthops")?,
             nh_groups: open("nh_groups")?,
             blackhole_drops: open("blackhole_drops")?,
+            nh_stats: open("nh_stats")?,
             blackhole_prefixes: open("blackhole_prefixes")?,
             src_rules4: open("src_rules4")?,
             src_rules6: open("src_rules6")?,
@@ -125,7 +128,7 @@ impl Maps {
     }
 
     /// Every map with the name it is pinned under.
-    pub fn named(&self) -> [(&'static str, &MapHandle); 18] {
+    pub fn named(&self) -> [(&'static str, &MapHandle); 19] {
         [
             ("accel_cfg", &self.cfg),
             ("ifaces", &self.ifaces),
@@ -138,6 +141,7 @@ impl Maps {
             ("nexthops", &self.nexthops),
             ("nh_groups", &self.nh_groups),
             ("blackhole_drops", &self.blackhole_drops),
+            ("nh_stats", &self.nh_stats),
             ("blackhole_prefixes", &self.blackhole_prefixes),
             ("src_rules4", &self.src_rules4),
             ("src_rules6", &self.src_rules6),
@@ -179,13 +183,41 @@ impl Maps {
         Ok(())
     }
 
+    /// Zeroes slot `id` of a per-CPU counter array on every CPU.
+    fn zero_percpu<T>(
+        &self,
+        map: &MapHandle,
+        name: &'static str,
+        id: u32,
+    ) -> Result<(), DatapathError> {
+        let zero = vec![0u8; std::mem::size_of::<T>()];
+        let cpus = libbpf_rs::num_possible_cpus().map_err(failed(name, "cpus"))?;
+        map.update_percpu(bytes_of(&id), &vec![zero; cpus], MapFlags::ANY)
+            .map_err(failed(name, "update"))
+    }
+
+    /// What the mirror forwarded through next hop `id`, summed over CPUs.
+    pub fn nexthop_stats(&self, id: u32) -> accel_nh_stats {
+        let mut sum = accel_nh_stats::default();
+        let per_cpu = self
+            .nh_stats
+            .lookup_percpu(bytes_of(&id), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        for c in per_cpu
+            .iter()
+            .filter_map(|b| from_bytes::<accel_nh_stats>(b))
+        {
+            sum.packets += c.packets;
+            sum.bytes += c.bytes;
+        }
+        sum
+    }
+
     /// A blackhole prefix's drop-counter slot, its counters zeroed first.
     fn put_blackhole(&self, id: u32, prefix: &Prefix) -> Result<(), DatapathError> {
-        let zero = vec![0u8; std::mem::size_of::<accel_blackhole>()];
-        let cpus = libbpf_rs::num_possible_cpus().map_err(failed("blackhole_drops", "cpus"))?;
-        self.blackhole_drops
-            .update_percpu(bytes_of(&id), &vec![zero; cpus], MapFlags::ANY)
-            .map_err(failed("blackhole_drops", "update"))?;
+        self.zero_percpu::<accel_blackhole>(&self.blackhole_drops, "blackhole_drops", id)?;
         put(
             &self.blackhole_prefixes,
             "blackhole_prefixes",
@@ -217,6 +249,8 @@ impl Maps {
     fn apply_one(&self, c: &Change) -> Result<(), DatapathError> {
         match c {
             Change::PutNexthop { id, nh } => {
+                // A new next hop in the slot: its counters start at 0.
+                self.zero_percpu::<accel_nh_stats>(&self.nh_stats, "nh_stats", *id)?;
                 put(&self.nexthops, "nexthops", id, &nexthop_value(nh))
             }
             Change::PutGroup {

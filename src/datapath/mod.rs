@@ -101,6 +101,7 @@ fn size_maps(m: &mut OpenAccelMaps<'_>, l: &Limits) -> Result<(), libbpf_rs::Err
     m.fib6_nodes
         .set_max_entries(l.ipv6_nodes * (trie6::NODE_LEAVES as u32 / per))?;
     m.nexthops.set_max_entries(l.nexthops)?;
+    m.nh_stats.set_max_entries(l.nexthops)?;
     m.nh_groups.set_max_entries(l.nh_groups)?;
     m.neigh4.set_max_entries(l.neighbours)?;
     m.neigh6.set_max_entries(l.neighbours)?;

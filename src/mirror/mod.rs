@@ -582,8 +582,36 @@ impl Mirror {
         self.applied_routes.len()
     }
 
+    /// bpf_fib_lookup decides every packet (`--mode fib`).
+    pub fn fib_only(&self) -> bool {
+        self.fib_only
+    }
+
+    /// Mirrored prefixes per family: (IPv4, IPv6).
+    pub fn route_count_by_family(&self) -> (usize, usize) {
+        self.applied_routes.len_by_family()
+    }
+
+    /// Mirrored neighbours per family: (IPv4, IPv6).
+    pub fn neighbour_count_by_family(&self) -> (usize, usize) {
+        let v4 = self
+            .applied
+            .neigh
+            .keys()
+            .filter(|(_, a)| a.is_ipv4())
+            .count();
+        (v4, self.applied.neigh.len() - v4)
+    }
+
     pub fn nexthop_count(&self) -> usize {
         self.ids.nexthops.len()
+    }
+
+    /// The ids of the next hops in use, ascending.
+    pub fn nexthop_ids(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.ids.nexthops.ids().collect();
+        v.sort_unstable();
+        v
     }
 
     /// Multipath and nexthop-object groups in use.

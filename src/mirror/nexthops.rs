@@ -86,6 +86,11 @@ impl<K: Eq + Hash + Clone> SharedIds<K> {
         self.by_key.keys()
     }
 
+    /// Every id handed out.
+    pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.by_key.values().map(|(id, _)| *id)
+    }
+
     pub fn get(&self, key: &K) -> Option<u32> {
         self.by_key.get(key).map(|(id, _)| *id)
     }

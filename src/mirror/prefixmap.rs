@@ -78,6 +78,11 @@ impl<V> PrefixMap<V> {
         self.len() == 0
     }
 
+    /// Entries per family: (IPv4, IPv6).
+    pub fn len_by_family(&self) -> (usize, usize) {
+        (self.v4.len(), self.v6.len())
+    }
+
     pub fn get(&self, p: &Prefix) -> Option<&V> {
         match key(p) {
             Key::V4(k) => self.v4.get(&k),

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::{debug, warn};
 use netlink_packet_core::NetlinkMessage;
@@ -56,7 +56,8 @@ struct Shared {
 
 /// The event loop's end of the reader.
 pub struct Reader {
-    pub batches: mpsc::UnboundedReceiver<VecDeque<Event>>,
+    /// Batches with when their first event was found readable.
+    pub batches: mpsc::UnboundedReceiver<(Instant, VecDeque<Event>)>,
     /// Emptied batches go back to the thread to be filled again: a burst
     /// then allocates nothing per batch (a fresh batch grew by
     /// reallocation to 1024 events, and freed, every time).
@@ -138,7 +139,7 @@ fn wait_readable(sock: BorrowedFd<'_>, timeout: &Timespec) -> Option<bool> {
 
 fn read_loop(
     sock: Socket,
-    tx: mpsc::UnboundedSender<VecDeque<Event>>,
+    tx: mpsc::UnboundedSender<(Instant, VecDeque<Event>)>,
     pool: &std::sync::mpsc::Receiver<VecDeque<Event>>,
     shared: &Shared,
 ) {
@@ -154,12 +155,13 @@ fn read_loop(
             }
         }
         shared.busy.store(true, Ordering::SeqCst);
+        let readable = Instant::now();
         if batch.capacity() == 0 {
             batch = pool.try_recv().unwrap_or_default();
         }
         let result = read_into(&sock, &mut buf, &mut batch);
         let n = batch.len();
-        if n > 0 && tx.send(std::mem::take(&mut batch)).is_err() {
+        if n > 0 && tx.send((readable, std::mem::take(&mut batch))).is_err() {
             return;
         }
         shared.busy.store(false, Ordering::SeqCst);

@@ -23,6 +23,7 @@
 //! reported as [`Event::Overrun`], as is a real NLMSG_OVERRUN.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use log::{debug, warn};
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_APPEND, NLM_F_REPLACE};
@@ -108,6 +109,8 @@ pub fn subscribe_with_rcvbuf(rcvbuf: usize) -> Result<Subscription, NetlinkError
         events: EventStream {
             reader: Reader::start(sock).map_err(socket_error("starting the netlink reader"))?,
             pending: VecDeque::new(),
+            pending_since: Instant::now(),
+            arrivals: Vec::new(),
         },
     })
 }
@@ -180,6 +183,11 @@ pub struct EventStream {
     reader: Reader,
     /// Received, not yet taken.
     pending: VecDeque<Event>,
+    /// When the pending events were found readable.
+    pending_since: Instant,
+    /// Events taken, by when they were found readable, until
+    /// [`EventStream::take_arrivals`] (for the change-latency figures).
+    arrivals: Vec<(Instant, u64)>,
 }
 
 impl EventStream {
@@ -190,7 +198,22 @@ impl EventStream {
             let batch = self.reader.batches.recv().await?;
             self.take_batch(batch);
         }
-        self.pending.pop_front()
+        self.pop()
+    }
+
+    fn pop(&mut self) -> Option<Event> {
+        let ev = self.pending.pop_front()?;
+        match self.arrivals.last_mut() {
+            Some((at, n)) if *at == self.pending_since => *n += 1,
+            _ => self.arrivals.push((self.pending_since, 1)),
+        }
+        Some(ev)
+    }
+
+    /// How many events were taken since the last call, by when they were
+    /// found readable.
+    pub fn take_arrivals(&mut self) -> impl Iterator<Item = (Instant, u64)> + '_ {
+        self.arrivals.drain(..)
     }
 
     /// The next event already received, without waiting.
@@ -200,12 +223,13 @@ impl EventStream {
                 self.take_batch(batch);
             }
         }
-        self.pending.pop_front()
+        self.pop()
     }
 
     /// Makes `batch` the pending events (the empty queue they replace
     /// goes back to the reader).
-    fn take_batch(&mut self, batch: VecDeque<Event>) {
+    fn take_batch(&mut self, (since, batch): (Instant, VecDeque<Event>)) {
+        self.pending_since = since;
         let emptied = std::mem::replace(&mut self.pending, batch);
         self.reader.recycle(emptied);
     }
@@ -213,6 +237,9 @@ impl EventStream {
     /// Returns an event taken with [`EventStream::try_next`]: it comes
     /// next again.
     pub fn put_back(&mut self, ev: Event) {
+        if let Some((_, n)) = self.arrivals.last_mut() {
+            *n -= 1;
+        }
         self.pending.push_front(ev);
     }
 

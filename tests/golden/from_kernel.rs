@@ -214,16 +214,40 @@ fn run_all(lab: &Lab, frames: &[Vec<u8>], stat: S) -> (Vec<[u8; 6]>, u64) {
     (macs, after - before)
 }
 
+/// Packets forwarded through each of the mirror's next hops, by id.
+fn nexthop_packets(lab: &Lab, m: &Mirror) -> Vec<u64> {
+    m.nexthop_ids()
+        .iter()
+        .map(|id| lab.dp.maps.nexthop_stats(*id).packets)
+        .collect()
+}
+
 /// The mirror and bpf_fib_lookup agree on every flow, the mirror decided
 /// them all, and the flows spread over `paths` gateways.
 #[track_caller]
 fn agree(lab: &Lab, m: &Mirror, frames: &[Vec<u8>], paths: usize) {
+    let nh0 = nexthop_packets(lab, m);
     let (mirror, n) = run_all(lab, frames, S::ACCEL_STAT_FWD_MIRROR);
     assert_eq!(n as usize, frames.len(), "the mirror decided every flow");
+    let nh1 = nexthop_packets(lab, m);
     lab.apply(&[Change::Config(C::ACCEL_CFG_FIB_ONLY.0)]);
     let (kernel, n) = run_all(lab, frames, S::ACCEL_STAT_FWD_FIB);
     lab.apply(&[Change::Config(m.config_flags())]);
     assert_eq!(n as usize, frames.len());
+    // Per next hop: the mirror's packets each counted once, on as many
+    // next hops as there are paths; bpf_fib_lookup's on none.
+    let delta: Vec<u64> = nh1.iter().zip(&nh0).map(|(a, b)| a - b).collect();
+    assert_eq!(
+        delta.iter().sum::<u64>() as usize,
+        frames.len(),
+        "next-hop counters"
+    );
+    assert_eq!(delta.iter().filter(|d| **d > 0).count(), paths);
+    assert_eq!(
+        nexthop_packets(lab, m),
+        nh1,
+        "bpf_fib_lookup's packets have no next hop"
+    );
     let wrong: Vec<usize> = (0..frames.len())
         .filter(|i| mirror[*i] != kernel[*i])
         .collect();
