@@ -24,6 +24,11 @@ Parsing and generating:
   rx       rx packets of an interface from `ip -s -j link show` on stdin
   stats    sum fields of `accel stats --json` on stdin
   snmp     forwarding counters from /proc/net/snmp and /proc/net/snmp6
+  srcdrops the kernel's source-check drops: IPReversePathFilter (this
+           namespace's /proc/net/netstat) and in_martian_src (rt_cache)
+  hdrdrops the kernel's header drops: InHdrErrors InTruncatedPkts
+           Ip6InHdrErrors Ip6InTruncatedPkts in_martian_src
+  rawsend  malformed or martian frames through an AF_PACKET socket
   routes   count kernel routes (ip -j route show on stdin) with nhid and paths
   json     a dotted path of a JSON document on stdin ("none" if absent)
   bgp-up   exit 0 when `show bgp summary json` (FRR) has N Established peers
@@ -45,6 +50,9 @@ import json
 import select
 import signal
 import socket
+import struct
+
+import fuzzlab  # the IP checksum, beside this file
 import sys
 import time
 
@@ -287,6 +295,80 @@ def cmd_snmp(a):
             if p and p[0] == "Ip6OutForwDatagrams":
                 v6 = int(p[1])
     print(v4, v6)
+
+
+def cmd_srcdrops(a):
+    rpf = 0
+    with open("/proc/net/netstat") as f:
+        lines = [l.split() for l in f]
+    for head, vals in zip(lines[::2], lines[1::2]):
+        if "IPReversePathFilter" in head:
+            rpf = int(vals[head.index("IPReversePathFilter")])
+    martian = 0
+    with open("/proc/net/stat/rt_cache") as f:
+        head = f.readline().split()
+        col = head.index("in_martian_src")
+        for l in f:
+            martian += int(l.split()[col], 16)
+    print(rpf, martian)
+
+
+def raw_frame(kind, dst_mac, src_mac):
+    """One frame of a kind the kernel drops silently (ip_rcv_core,
+    ip6_rcv_core, or ip_route_input_slow's martian-source check)."""
+    udp = struct.pack("!HHHH", 4000, 5555, 16, 0) + b"martian!"
+    if kind.endswith("6"):
+        src, dst = "2001:db8:1::2", "2001:db8:100::1"
+        plen = len(udp)
+        if kind == "loop6":
+            src = "::1"
+        elif kind == "mcsrc6":
+            src = "ff02::5"
+        elif kind == "truncated6":
+            plen += 100
+        hdr = struct.pack("!IHBB", 6 << 28, plen, 17, 64)
+        hdr += socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst)
+        return dst_mac + src_mac + b"\x86\xdd" + hdr + udp
+    src, dst = "10.11.1.2", "198.51.100.1"
+    if kind == "martian4":
+        src = "224.1.2.3"
+    elif kind == "zeronet4":
+        src = "0.1.2.3"
+    tot = 20 + len(udp) + (100 if kind == "truncated4" else 0)
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, tot, 1, 0, 64, 17, 0,
+                      socket.inet_aton(src), socket.inet_aton(dst))
+    csum = fuzzlab.csum(hdr) ^ (0x5555 if kind == "badcsum4" else 0)
+    hdr = hdr[:10] + struct.pack("!H", csum) + hdr[12:]
+    return dst_mac + src_mac + b"\x08\x00" + hdr + udp
+
+
+def cmd_rawsend(a):
+    mac = lambda m: bytes(int(x, 16) for x in m.split(":"))
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((a.iface, 0))
+    f = raw_frame(a.kind, mac(a.dst_mac), mac(a.src_mac))
+    for _ in range(a.count):
+        s.send(f)
+        time.sleep(0.0002)
+
+
+def cmd_hdrdrops(a):
+    with open("/proc/net/snmp") as f:
+        ip = [l.split() for l in f if l.startswith("Ip:")]
+    with open("/proc/net/netstat") as f:
+        ext = [l.split() for l in f if l.startswith("IpExt:")]
+    v6 = {}
+    with open("/proc/net/snmp6") as f:
+        for l in f:
+            k, v = l.split()
+            v6[k] = int(v)
+    martian = 0
+    with open("/proc/net/stat/rt_cache") as f:
+        col = f.readline().split().index("in_martian_src")
+        for l in f:
+            martian += int(l.split()[col], 16)
+    print(int(ip[1][ip[0].index("InHdrErrors")]), int(ext[1][ext[0].index("InTruncatedPkts")]),
+          v6["Ip6InHdrErrors"], v6["Ip6InTruncatedPkts"], martian)
 
 
 def cmd_summary(a):
@@ -722,6 +804,18 @@ def main():
     s.set_defaults(fn=cmd_stats)
     s = sub.add_parser("snmp")
     s.set_defaults(fn=cmd_snmp)
+    s = sub.add_parser("rawsend")
+    s.add_argument("--iface", required=True)
+    s.add_argument("--dst-mac", required=True)
+    s.add_argument("--src-mac", required=True)
+    s.add_argument("--kind", required=True,
+                   choices=["badcsum4", "truncated4", "martian4", "zeronet4", "loop6", "mcsrc6", "truncated6"])
+    s.add_argument("--count", type=int, default=100)
+    s.set_defaults(fn=cmd_rawsend)
+    s = sub.add_parser("hdrdrops")
+    s.set_defaults(fn=cmd_hdrdrops)
+    s = sub.add_parser("srcdrops")
+    s.set_defaults(fn=cmd_srcdrops)
     s = sub.add_parser("summary")
     s.add_argument("--tag", required=True)
     s.add_argument("--after", type=float)

@@ -22,6 +22,8 @@ echo "== end-to-end test in network namespaces"
 ACCEL="$PWD/target/release/accel" bash tests/e2e.sh
 echo "== hostile cases: frozen daemon, lost events, planted paths, least privilege"
 ACCEL="$PWD/target/release/accel" bash tests/hostile.sh
+echo "== protection: spoofed sources dropped in XDP where the kernel drops them"
+ACCEL="$PWD/target/release/accel" bash tests/protection.sh
 echo "== monitoring: a real Prometheus scrapes accel; alerts, accel health, the shipped rules"
 ACCEL="$PWD/target/release/accel" bash tests/monitoring.sh
 echo "== the Debian package: build, install, remove"

@@ -115,10 +115,16 @@ fn real_main() -> Result<()> {
             let json = json || format == Some(StatsFormat::Json);
             let maps = open_live(&cli.pin_dir).context("accel stats")?;
             let drops = stats::blackholes(&maps.blackhole_drops());
+            let sources = stats::blackholes(&maps.source_blackhole_drops());
             if json {
-                println!("{}", serde_json::to_string_pretty(&drops)?);
+                let both = serde_json::json!({"destination": drops, "source": sources});
+                println!("{}", serde_json::to_string_pretty(&both)?);
             } else {
                 print!("{}", stats::render_blackholes(&drops));
+                if !sources.is_empty() {
+                    println!("source RTBH (rp_filter on, the source's route is the blackhole):");
+                    print!("{}", stats::render_blackholes(&sources));
+                }
             }
             Ok(())
         }

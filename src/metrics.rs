@@ -27,6 +27,8 @@ pub struct Sample {
     pub capacity: Figures,
     /// Most drops first (see [`crate::stats::blackholes`]).
     pub blackholes: Vec<BlackholeDrops>,
+    /// Source RTBH drops, by the blackhole prefix the source fell in.
+    pub source_blackholes: Vec<BlackholeDrops>,
     pub nexthops: Vec<NexthopTraffic>,
 }
 
@@ -68,6 +70,7 @@ impl Sample {
             ifaces: crate::stats::read_all(maps)?,
             capacity: maps.read_capacity(),
             blackholes: crate::stats::blackholes(&maps.blackhole_drops()),
+            source_blackholes: crate::stats::blackholes(&maps.source_blackhole_drops()),
             nexthops: nexthop_traffic(maps, nexthop_ids),
         })
     }
@@ -235,7 +238,13 @@ fn register_nexthops(r: &mut Registry, nhs: &[NexthopTraffic]) {
 }
 
 /// The `top` prefixes with most drops, the rest summed as "other".
-fn register_blackholes(r: &mut Registry, drops: &[BlackholeDrops], top: usize) {
+fn register_blackholes(
+    r: &mut Registry,
+    name: &str,
+    help: &str,
+    drops: &[BlackholeDrops],
+    top: usize,
+) {
     let mut series: Vec<(String, u64)> = Vec::new();
     let mut other = 0;
     for d in drops {
@@ -250,8 +259,8 @@ fn register_blackholes(r: &mut Registry, drops: &[BlackholeDrops], top: usize) {
     }
     counter_family(
         r,
-        "accel_blackhole_dropped_packets",
-        "Packets dropped in XDP by blackhole routes, by prefix (the top ones by drops)",
+        name,
+        help,
         series
             .into_iter()
             .map(|(prefix, v)| (PrefixLabels { prefix }, v)),
@@ -334,7 +343,20 @@ pub fn encode_sample(s: &Sample, status: Option<&Status>, top_blackholes: usize)
     );
     register_capacity(&mut r, &s.capacity);
     register_nexthops(&mut r, &s.nexthops);
-    register_blackholes(&mut r, &s.blackholes, top_blackholes);
+    register_blackholes(
+        &mut r,
+        "accel_blackhole_dropped_packets",
+        "Packets dropped in XDP by blackhole routes, by prefix (the top ones by drops)",
+        &s.blackholes,
+        top_blackholes,
+    );
+    register_blackholes(
+        &mut r,
+        "accel_source_blackhole_dropped_packets",
+        "Packets dropped in XDP because their source's route is a blackhole (source RTBH, rp_filter on), by prefix",
+        &s.source_blackholes,
+        top_blackholes,
+    );
     // A gauge at 1, the usual build_info form (Prometheus' text format,
     // which promtool checks, has no info type).
     gauge_family(
@@ -379,6 +401,7 @@ mod tests {
                 counters,
             }],
             capacity,
+            source_blackholes: vec![],
             nexthops: vec![NexthopTraffic {
                 gateway: "10.0.0.1".into(),
                 interface: "eth1".into(),

@@ -25,6 +25,10 @@ pub const COUNTERS: [(S, &str); S::ACCEL_STAT_MAX.0 as usize] = [
     (S::ACCEL_STAT_PASS_FIB_OTHER, "pass_fib_other"),
     (S::ACCEL_STAT_PASS_INACTIVE, "pass_inactive"),
     (S::ACCEL_STAT_PASS_MP_HASH, "pass_mp_hash"),
+    (S::ACCEL_STAT_DROP_RPFILTER, "drop_rpfilter"),
+    (S::ACCEL_STAT_DROP_HDR_ERRORS, "drop_hdr_errors"),
+    (S::ACCEL_STAT_DROP_TRUNCATED, "drop_truncated"),
+    (S::ACCEL_STAT_DROP_MARTIAN_SRC, "drop_martian_src"),
 ];
 
 #[derive(Debug, Clone, serde::Serialize)]

@@ -662,15 +662,26 @@ fn special_addresses_pass_v4() {
         (SRC4, a("0.1.2.3")),
         (SRC4, a("255.255.255.255")),
         (SRC4, a("240.0.0.1")),
-        (a("224.0.0.5"), REMOTE4),
+        // route_localnet decides for loopback sources: the kernel's call.
         (a("127.0.0.1"), REMOTE4),
-        (a("0.0.0.0"), REMOTE4),
-        (a("0.1.2.3"), REMOTE4),
-        (a("255.255.255.255"), REMOTE4),
     ] {
         lab.pass(
             &f4(&lab, &V4::udp(src, dst)),
             S::ACCEL_STAT_PASS_SPECIAL_ADDR,
+        );
+    }
+    // Martian sources of a unicast destination: ip_route_input_slow()
+    // drops them before any lookup.
+    for src in [
+        "224.0.0.5",
+        "239.1.2.3",
+        "0.0.0.0",
+        "0.1.2.3",
+        "255.255.255.255",
+    ] {
+        lab.drop(
+            &f4(&lab, &V4::udp(a(src), REMOTE4)),
+            S::ACCEL_STAT_DROP_MARTIAN_SRC,
         );
     }
 }
@@ -686,18 +697,24 @@ fn special_addresses_pass_v6() {
         (src6(), a6("ff0e::1234")),
         (src6(), a6("fe80::1")),
         (src6(), a6("febf::1")),
-        (src6(), a6("::1")),
         (src6(), a6("::")),
         (src6(), a6("::ffff:198.51.100.7")),
-        (a6("ff02::1"), remote6()),
         (a6("fe80::1"), remote6()),
-        (a6("::1"), remote6()),
         (a6("::ffff:10.0.1.2"), remote6()),
     ] {
         lab.pass(
             &f6(&lab, &V6::udp(src, dst)),
             S::ACCEL_STAT_PASS_SPECIAL_ADDR,
         );
+    }
+    // ip6_rcv_core() drops these off loopback: ::1 either way, a
+    // multicast source.
+    for (src, dst) in [
+        (src6(), a6("::1")),
+        (a6("::1"), remote6()),
+        (a6("ff02::1"), remote6()),
+    ] {
+        lab.drop(&f6(&lab, &V6::udp(src, dst)), S::ACCEL_STAT_DROP_HDR_ERRORS);
     }
 }
 
@@ -1015,11 +1032,61 @@ fn strict_rp_filter_v4() {
         &lab.out,
         S::ACCEL_STAT_FWD_MIRROR,
     );
-    // Source routed through x0, and a source without any route: refused.
+    // Source routed through x0, and a source without any route: the
+    // kernel rejects both (-EXDEV, IPReversePathFilter): dropped here.
     let p = V4::udp(Ipv4Addr::new(10, 0, 3, 5), REMOTE4);
-    lab.pass(&f4(&lab, &p), S::ACCEL_STAT_PASS_SRC_CHECK);
+    lab.drop(&f4(&lab, &p), S::ACCEL_STAT_DROP_RPFILTER);
     let p = V4::udp(Ipv4Addr::new(192, 0, 2, 5), REMOTE4);
-    lab.pass(&f4(&lab, &p), S::ACCEL_STAT_PASS_SRC_CHECK);
+    lab.drop(&f4(&lab, &p), S::ACCEL_STAT_DROP_RPFILTER);
+}
+
+/// __fib_validate_source() with loose rp_filter: any unicast route back is
+/// enough, unless the ingress has no IPv4 address (then only one through
+/// the ingress); no route, and a blackhole or unreachable route (whose
+/// lookup fails in the kernel as no route does: source RTBH), are -EXDEV:
+/// dropped, the blackhole's drops counted under its prefix.
+#[test]
+fn loose_rp_filter_and_source_rtbh_v4() {
+    let Some(lab) = Lab::new() else { return };
+    mirror_gw(&lab);
+    let i = lab.inp;
+    lab.apply(&lab.route("10.0.1.0/24", &i, None, 3));
+    lab.apply(&lab.route("10.0.3.0/24", &lab.x, None, 4));
+    lab.apply(&[
+        Change::PutBlackhole {
+            id: 5,
+            prefix: pfx("192.0.2.0/25"),
+        },
+        Change::PutRoute {
+            prefix: pfx("192.0.2.0/25"),
+            entry: RouteEntry::Blackhole,
+            nh_id: 5,
+        },
+        lab.route_kind("192.0.2.128/25", RouteEntry::Unreachable),
+    ]);
+    let loose = FLAGS_ALL | F::ACCEL_IF_RPF_LOOSE.0;
+    lab.apply(&[lab.put_iface(&i, loose, 1500)]);
+    let from = |a, b, c, d| f4(&lab, &V4::udp(Ipv4Addr::new(a, b, c, d), REMOTE4));
+    let o = lab.out;
+    lab.forward(&from(10, 0, 3, 5), MIRROR_MAC, &o, S::ACCEL_STAT_FWD_MIRROR);
+    lab.drop(&from(203, 0, 113, 5), S::ACCEL_STAT_DROP_RPFILTER);
+    let bh = from(192, 0, 2, 5);
+    lab.drop(&bh, S::ACCEL_STAT_DROP_RPFILTER);
+    lab.drop(&from(192, 0, 2, 200), S::ACCEL_STAT_DROP_RPFILTER);
+    let per_prefix = lab.dp.maps.source_blackhole_drops();
+    let slot = per_prefix
+        .iter()
+        .find(|(p, _)| p.map(|p| p.to_string()).as_deref() == Some("192.0.2.0/25"))
+        .expect("the blackhole's slot");
+    assert_eq!((slot.1.packets, slot.1.bytes), (1, bh.len() as u64));
+    // No IPv4 address on the ingress: a source routed elsewhere is
+    // rejected even in loose mode; one routed back through it is not.
+    lab.apply(&[lab.put_iface(&i, loose | F::ACCEL_IF_NO_ADDR4.0, 1500)]);
+    lab.drop(&from(10, 0, 3, 5), S::ACCEL_STAT_DROP_RPFILTER);
+    lab.forward(&from(10, 0, 1, 5), MIRROR_MAC, &o, S::ACCEL_STAT_FWD_MIRROR);
+    // rp_filter off: no check at all (the kernel's fast path).
+    lab.apply(&[lab.put_iface(&i, FLAGS_ALL, 1500)]);
+    lab.forward(&bh, MIRROR_MAC, &o, S::ACCEL_STAT_FWD_MIRROR);
 }
 
 #[test]
@@ -1236,7 +1303,14 @@ fn malformed_frame_shorter_than_ethernet() {
 
         for ethertype in [ETH_P_IP, ETH_P_IPV6] {
             let frame = eth(lab.inp.mac, IN_PEER_MAC, ethertype, &[]);
-            lab.expect(&frame, meta, XDP_PASS, &frame, S::ACCEL_STAT_PASS_MALFORMED);
+            // ip_rcv_core()/ip6_rcv_core(): no room for the header.
+            lab.expect(
+                &frame,
+                meta,
+                XDP_DROP,
+                &frame,
+                S::ACCEL_STAT_DROP_HDR_ERRORS,
+            );
         }
     }
 }
@@ -1247,7 +1321,7 @@ fn malformed_truncated_ipv4_header() {
     mirror_default(&lab);
     let full = f4(&lab, &udp4(REMOTE4));
     for len in [ETH_HLEN, ETH_HLEN + 1, ETH_HLEN + 19] {
-        lab.pass(&full[..len], S::ACCEL_STAT_PASS_MALFORMED);
+        lab.drop(&full[..len], S::ACCEL_STAT_DROP_HDR_ERRORS);
     }
 }
 
@@ -1257,9 +1331,9 @@ fn malformed_ipv4_tot_len_past_frame() {
     mirror_default(&lab);
     let mut p = udp4(REMOTE4);
     p.tot_len = Some(p.build().len() as u16 + 1);
-    lab.pass(&f4(&lab, &p), S::ACCEL_STAT_PASS_MALFORMED);
+    lab.drop(&f4(&lab, &p), S::ACCEL_STAT_DROP_TRUNCATED);
     p.tot_len = Some(0xffff);
-    lab.pass(&f4(&lab, &p), S::ACCEL_STAT_PASS_MALFORMED);
+    lab.drop(&f4(&lab, &p), S::ACCEL_STAT_DROP_TRUNCATED);
 }
 
 #[test]
@@ -1269,7 +1343,7 @@ fn malformed_ipv4_tot_len_below_20() {
     let mut p = udp4(REMOTE4);
     for t in [0u16, 19] {
         p.tot_len = Some(t);
-        lab.pass(&f4(&lab, &p), S::ACCEL_STAT_PASS_MALFORMED);
+        lab.drop(&f4(&lab, &p), S::ACCEL_STAT_DROP_HDR_ERRORS);
     }
 }
 
@@ -1280,13 +1354,13 @@ fn malformed_ipv4_version_not_4() {
     for v in [0u8, 6, 5, 15] {
         let mut p = udp4(REMOTE4);
         p.version = v;
-        lab.pass(&f4(&lab, &p), S::ACCEL_STAT_PASS_MALFORMED);
+        lab.drop(&f4(&lab, &p), S::ACCEL_STAT_DROP_HDR_ERRORS);
     }
     // An IPv6 packet in an IPv4 ethertype.
     let b = udp6(remote6()).build();
-    lab.pass(
+    lab.drop(
         &eth(lab.inp.mac, IN_PEER_MAC, ETH_P_IP, &b),
-        S::ACCEL_STAT_PASS_MALFORMED,
+        S::ACCEL_STAT_DROP_HDR_ERRORS,
     );
 }
 
@@ -1296,9 +1370,9 @@ fn malformed_ipv4_ihl_below_5() {
     mirror_default(&lab);
     let mut b = udp4(REMOTE4).build();
     b[0] = 0x44;
-    lab.pass(
+    lab.drop(
         &eth(lab.inp.mac, IN_PEER_MAC, ETH_P_IP, &b),
-        S::ACCEL_STAT_PASS_MALFORMED,
+        S::ACCEL_STAT_DROP_HDR_ERRORS,
     );
 }
 
@@ -1314,7 +1388,7 @@ fn malformed_ipv4_bad_checksum() {
         }
         let mut q = p.clone();
         q.check = Some(bad);
-        lab.pass(&f4(&lab, &q), S::ACCEL_STAT_PASS_MALFORMED);
+        lab.drop(&f4(&lab, &q), S::ACCEL_STAT_DROP_HDR_ERRORS);
     }
 }
 
@@ -1324,7 +1398,7 @@ fn malformed_truncated_ipv6_header() {
     mirror_default(&lab);
     let full = f6(&lab, &udp6(remote6()));
     for len in [ETH_HLEN, ETH_HLEN + 1, ETH_HLEN + 39] {
-        lab.pass(&full[..len], S::ACCEL_STAT_PASS_MALFORMED);
+        lab.drop(&full[..len], S::ACCEL_STAT_DROP_HDR_ERRORS);
     }
 }
 
@@ -1334,9 +1408,9 @@ fn malformed_ipv6_payload_len_past_frame() {
     mirror_default(&lab);
     let mut p = udp6(remote6());
     p.payload_len = Some(p.payload.len() as u16 + 1);
-    lab.pass(&f6(&lab, &p), S::ACCEL_STAT_PASS_MALFORMED);
+    lab.drop(&f6(&lab, &p), S::ACCEL_STAT_DROP_TRUNCATED);
     p.payload_len = Some(0xffff);
-    lab.pass(&f6(&lab, &p), S::ACCEL_STAT_PASS_MALFORMED);
+    lab.drop(&f6(&lab, &p), S::ACCEL_STAT_DROP_TRUNCATED);
 }
 
 #[test]
@@ -1345,7 +1419,7 @@ fn malformed_ipv6_version_not_6() {
     mirror_default(&lab);
     let mut p = udp6(remote6());
     p.version = 4;
-    lab.pass(&f6(&lab, &p), S::ACCEL_STAT_PASS_MALFORMED);
+    lab.drop(&f6(&lab, &p), S::ACCEL_STAT_DROP_HDR_ERRORS);
 }
 
 // ---------------------------------------------------- padding, fragments

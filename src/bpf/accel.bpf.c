@@ -112,21 +112,17 @@ static __always_inline int route_type_verdict(struct pkt *k,
 }
 
 /*
- * fib_validate_source() through a multipath route or nexthop object: 1 to
- * accept, 0 to let the kernel decide. A blackhole object fails the kernel's
- * lookup (rp_filter rejects), an unresolved group is not the mirror's to
- * judge, and strict mode wants a path through the ingress.
+ * Whether a multipath route or nexthop object has a path through the
+ * ingress (fib_info_nh_uses_dev): 1 yes, 0 no, -1 not the mirror's to
+ * judge (an unresolved group, a blackhole object).
  */
-static __always_inline int group_source_ok(__u32 group, __u32 in_ifindex,
-					   int strict)
+static __always_inline int group_uses_dev(__u32 group, __u32 in_ifindex)
 {
 	struct accel_nh_group *g = bpf_map_lookup_elem(&nh_groups, &group);
 	struct accel_nexthop *nh;
 
 	if (!g || (g->flags & ACCEL_GROUP_BLACKHOLE) || !g->count)
-		return 0;
-	if (!strict)
-		return 1;
+		return -1;
 #pragma unroll
 	for (int i = 0; i < ACCEL_MAX_PATHS; i++) {
 		if (i >= g->count)
@@ -177,14 +173,78 @@ static __always_inline int src_rule4(struct pkt *k, __be32 addr)
 	       bpf_map_lookup_elem(&src_rules4, &key);
 }
 
+/* What fib_validate_source() decides for a forwarded packet's source. */
+enum src_verdict {
+	SRC_KERNEL = 0, /* the datapath cannot be sure: the kernel decides */
+	SRC_OK,		/* accepted */
+	SRC_RPF,	/* -EXDEV: rejected by rp_filter */
+};
+
 /*
- * fib_validate_source(): 1 when the kernel would accept the source address
- * for a packet leaving through out_ifindex.
+ * __fib_validate_source() from the mirror's route for the source. The
+ * kernel's reverse lookup fails for no route and for blackhole,
+ * unreachable and prohibit routes alike (check_leaf returns their
+ * fib_props error): last_resort, -EXDEV under rp_filter. A unicast route
+ * must go back through the ingress (dev_match); if it does not, an ingress
+ * without IPv4 address or strict mode rejects (-EXDEV), loose mode
+ * accepts. Local, broadcast and the like are -EINVAL unless accept_local,
+ * which is not mirrored: the kernel's call.
  */
-static __always_inline int ipv4_source_ok(struct pkt *k, struct iphdr *ip,
-					  __u32 out_ifindex, int mirror)
+static __always_inline int ipv4_mirror_source(struct pkt *k, __be32 saddr,
+					      __u32 rpf, int certain)
+{
+	struct accel_route rt;
+	struct accel_nexthop *nh;
+	struct accel_blackhole *bh;
+	int dev_match;
+
+	if (!route4_lookup(saddr, &rt))
+		return SRC_RPF; /* last_resort with rp_filter on */
+	switch (rt.type) {
+	case ACCEL_RT_BLACKHOLE:
+		bh = certain ? bpf_map_lookup_elem(&src_blackhole_drops, &rt.nh_id)
+			     : NULL;
+		if (bh) {
+			bh->packets++;
+			bh->bytes += (void *)k->end - (void *)k->eth;
+		}
+		return SRC_RPF;
+	case ACCEL_RT_UNREACHABLE:
+		return SRC_RPF;
+	case ACCEL_RT_MULTIPATH:
+		dev_match = group_uses_dev(rt.nh_id, k->in_ifindex);
+		if (dev_match < 0)
+			return SRC_KERNEL;
+		break;
+	case ACCEL_RT_UNICAST:
+		nh = bpf_map_lookup_elem(&nexthops, &rt.nh_id);
+		if (!nh)
+			return SRC_KERNEL;
+		dev_match = nh->ifindex == k->in_ifindex;
+		break;
+	default:
+		/* Local (accept_local is not mirrored), or bpf_fib_lookup's. */
+		return SRC_KERNEL;
+	}
+	if (dev_match)
+		return SRC_OK;
+	if ((k->in->flags & ACCEL_IF_NO_ADDR4) || (rpf & ACCEL_IF_RPF_STRICT))
+		return SRC_RPF;
+	return SRC_OK;
+}
+
+/*
+ * fib_validate_source() for a packet leaving through out_ifindex. A
+ * rejection is only certain (and the packet dropped) from the mirror, with
+ * a live lease, and with rp_filter configured on the ingress; otherwise
+ * the kernel decides.
+ */
+static __always_inline int ipv4_source_verdict(struct pkt *k, struct iphdr *ip,
+					       __u32 out_ifindex, int mirror)
 {
 	__u32 rpf = k->in->flags & (ACCEL_IF_RPF_STRICT | ACCEL_IF_RPF_LOOSE);
+	int certain = rpf && !(k->cfg & ACCEL_CFG_NO_LEASE);
+	int v;
 
 	/* Without a lease, rp_filter and the local addresses as mirrored may
 	 * be stale: check as strictly as the kernel ever would, through its
@@ -192,35 +252,26 @@ static __always_inline int ipv4_source_ok(struct pkt *k, struct iphdr *ip,
 	if (k->cfg & ACCEL_CFG_NO_LEASE)
 		rpf = ACCEL_IF_RPF_STRICT;
 
+	/* A local source is martian unless accept_local (not mirrored). */
 	if (bpf_map_lookup_elem(&local4, &ip->saddr))
-		return 0;
+		return SRC_KERNEL;
 	/* local4 without room for every local address cannot tell that a
 	 * source is not the router's own; the kernel's reverse lookup can
 	 * (a local address has no unicast route). */
 	if (k->cfg & ACCEL_CFG_LOCAL4_PARTIAL)
 		mirror = 0;
 	else if (!rpf && !(k->cfg & ACCEL_CFG_SRC_FULL4))
-		return 1;
+		return SRC_OK;
 	/* The reverse lookup has the packet's destination as its source: a
 	 * source rule may apply to it. */
 	if (src_rule4(k, ip->daddr))
 		mirror = 0;
 
 	if (mirror) {
-		struct accel_route rt;
-		struct accel_nexthop *nh;
-
-		if (!route4_lookup(ip->saddr, &rt))
-			return 0;
-		if (rt.type == ACCEL_RT_MULTIPATH)
-			return group_source_ok(rt.nh_id, k->in_ifindex,
-					       rpf & ACCEL_IF_RPF_STRICT);
-		if (rt.type != ACCEL_RT_UNICAST)
-			return 0;
-		if (!(rpf & ACCEL_IF_RPF_STRICT))
-			return 1;
-		nh = bpf_map_lookup_elem(&nexthops, &rt.nh_id);
-		return nh && nh->ifindex == k->in_ifindex;
+		v = ipv4_mirror_source(k, ip->saddr, rpf, certain);
+		if (v == SRC_OK || certain)
+			return v;
+		return SRC_KERNEL;
 	}
 
 	struct bpf_fib_lookup p = {};
@@ -232,8 +283,12 @@ static __always_inline int ipv4_source_ok(struct pkt *k, struct iphdr *ip,
 	p.ipv4_dst = ip->saddr;
 	if (bpf_fib_lookup(k->ctx, &p, sizeof(p), BPF_FIB_LOOKUP_SKIP_NEIGH) !=
 	    BPF_FIB_LKUP_RET_SUCCESS)
-		return 0;
-	return !(rpf & ACCEL_IF_RPF_STRICT) || p.ifindex == k->in_ifindex;
+		return SRC_KERNEL;
+	if (p.ifindex == k->in_ifindex || !rpf)
+		return SRC_OK;
+	if ((rpf & ACCEL_IF_RPF_STRICT) || (k->in->flags & ACCEL_IF_NO_ADDR4))
+		return SRC_KERNEL;
+	return SRC_OK;
 }
 
 /*
@@ -280,8 +335,14 @@ static __always_inline int ipv4_commit(struct pkt *k, struct iphdr *ip,
 				       __u32 out_ifindex, int mirror,
 				       __u32 nh_id, enum accel_stat outcome)
 {
-	if (!ipv4_source_ok(k, ip, out_ifindex, mirror))
+	switch (ipv4_source_verdict(k, ip, out_ifindex, mirror)) {
+	case SRC_OK:
+		break;
+	case SRC_RPF:
+		return count(k->st, ACCEL_STAT_DROP_RPFILTER, XDP_DROP);
+	default:
 		return count(k->st, ACCEL_STAT_PASS_SRC_CHECK, XDP_PASS);
+	}
 	count_nexthop(nh_id, sizeof(struct ethhdr) + bpf_ntohs(ip->tot_len));
 	ipv4_decrease_ttl(ip);
 	return redirect_frame(k->ctx, k->eth,
@@ -433,17 +494,26 @@ static __always_inline int handle_ipv4(struct pkt *k)
 	int mirror, rc;
 	__u16 tot_len;
 
+	/* ip_rcv_core()'s checks, in its order: every failure is a silent
+	 * drop there. */
 	if (!ip || ip->version != 4 || ip->ihl < 5)
-		return count(k->st, ACCEL_STAT_PASS_MALFORMED, XDP_PASS);
+		return count(k->st, ACCEL_STAT_DROP_HDR_ERRORS, XDP_DROP);
 	if (ip->ihl != 5)
 		return count(k->st, ACCEL_STAT_PASS_OPTIONS, XDP_PASS);
+	if (!ipv4_csum_ok(ip))
+		return count(k->st, ACCEL_STAT_DROP_HDR_ERRORS, XDP_DROP);
 	tot_len = bpf_ntohs(ip->tot_len);
-	if (tot_len < sizeof(*ip) || (void *)ip + tot_len > k->end ||
-	    !ipv4_csum_ok(ip))
-		return count(k->st, ACCEL_STAT_PASS_MALFORMED, XDP_PASS);
+	if ((void *)ip + tot_len > k->end)
+		return count(k->st, ACCEL_STAT_DROP_TRUNCATED, XDP_DROP);
+	if (tot_len < sizeof(*ip))
+		return count(k->st, ACCEL_STAT_DROP_HDR_ERRORS, XDP_DROP);
 	if (!(k->in->flags & ACCEL_IF_FWD4))
 		return count(k->st, ACCEL_STAT_PASS_FWD_DISABLED, XDP_PASS);
-	if (ipv4_special(ip->daddr) || ipv4_special(ip->saddr))
+	if (ipv4_special(ip->daddr))
+		return count(k->st, ACCEL_STAT_PASS_SPECIAL_ADDR, XDP_PASS);
+	if (ipv4_martian_src(ip->saddr))
+		return count(k->st, ACCEL_STAT_DROP_MARTIAN_SRC, XDP_DROP);
+	if (ipv4_special(ip->saddr))
 		return count(k->st, ACCEL_STAT_PASS_SPECIAL_ADDR, XDP_PASS);
 
 	mirror = !(k->cfg & (ACCEL_CFG_FIB_ONLY | ACCEL_CFG_POLICY4)) &&
@@ -596,9 +666,18 @@ static __always_inline int handle_ipv6(struct pkt *k)
 	struct ipv6hdr *ip6 = header_at(struct ipv6hdr, k->eth, k->end, sizeof(struct ethhdr));
 	int rc;
 
-	if (!ip6 || ip6->version != 6 ||
-	    (void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len) > k->end)
-		return count(k->st, ACCEL_STAT_PASS_MALFORMED, XDP_PASS);
+	/* ip6_rcv_core()'s silent drops, in its order: loopback either way,
+	 * multicast destinations of scope 0 or 1, a multicast source. */
+	if (!ip6 || ip6->version != 6 || ipv6_loopback(&ip6->saddr) ||
+	    ipv6_loopback(&ip6->daddr) ||
+	    (ip6->daddr.in6_u.u6_addr8[0] == 0xff &&
+	     (ip6->daddr.in6_u.u6_addr8[1] & 0x0f) <= 1) ||
+	    ip6->saddr.in6_u.u6_addr8[0] == 0xff)
+		return count(k->st, ACCEL_STAT_DROP_HDR_ERRORS, XDP_DROP);
+	/* A jumbogram (payload length 0 behind hop-by-hop options) goes on
+	 * to the options check. */
+	if ((void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len) > k->end)
+		return count(k->st, ACCEL_STAT_DROP_TRUNCATED, XDP_DROP);
 	if (!(k->in->flags & ACCEL_IF_FWD6))
 		return count(k->st, ACCEL_STAT_PASS_FWD_DISABLED, XDP_PASS);
 	/* Hop-by-hop options are processed by every router on the path. */

@@ -168,6 +168,9 @@ enum accel_if_flags {
 	 * bpf_fib_lookup decides for them. */
 	ACCEL_IF_RULES4 = 1 << 5,
 	ACCEL_IF_RULES6 = 1 << 6,
+	/* No IPv4 address on it: fib_validate_source() rejects a source whose
+	 * route does not go back through it, even with loose rp_filter. */
+	ACCEL_IF_NO_ADDR4 = 1 << 7,
 };
 
 /* One entry per interface accel is attached to. */
@@ -278,6 +281,24 @@ enum accel_stat {
 	ACCEL_STAT_PASS_INACTIVE,  /* no live control plane (alive_until_ns passed) */
 	ACCEL_STAT_PASS_MP_HASH,   /* multipath hash needs the kernel's flow
 				      * dissector (IPv6 extension headers) */
+	/* Dropped where the kernel's fib_validate_source() rejects the source
+	 * with rp_filter on the ingress (-EXDEV, its IPReversePathFilter): no
+	 * usable route back to it (none, or a blackhole, unreachable or
+	 * prohibit route: source RTBH, RFC 5635), or not through the ingress
+	 * where that is required. */
+	ACCEL_STAT_DROP_RPFILTER,
+	/* Headers ip_rcv_core()/ip6_rcv_core() drop silently, counted as the
+	 * kernel's InHdrErrors: too short for its IP header, wrong version,
+	 * IHL < 5, a bad IPv4 header checksum (also InCsumErrors), an IPv4
+	 * total length below the header's; IPv6 from or to ::1, from a
+	 * multicast address, or to a multicast one of scope 0 or 1. */
+	ACCEL_STAT_DROP_HDR_ERRORS,
+	/* The IP length says more than the frame holds (InTruncatedPkts). */
+	ACCEL_STAT_DROP_TRUNCATED,
+	/* IPv4 from a multicast, limited-broadcast or 0.0.0.0/8 address to a
+	 * unicast one: ip_route_input_slow() drops it before any lookup (the
+	 * kernel's in_martian_src). */
+	ACCEL_STAT_DROP_MARTIAN_SRC,
 	ACCEL_STAT_MAX,
 };
 

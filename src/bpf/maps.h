@@ -58,6 +58,15 @@ struct {
 	__type(value, struct accel_blackhole);
 } blackhole_drops SEC(".maps");
 
+/* Source RTBH: packets dropped because their source's route is that
+ * blackhole prefix (same slots as blackhole_drops). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ACCEL_MAX_BLACKHOLES);
+	__type(key, __u32);
+	__type(value, struct accel_blackhole);
+} src_blackhole_drops SEC(".maps");
+
 /* Written by the control plane only: which prefix each slot counts. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -56,6 +56,24 @@ static __always_inline int ipv4_special(__be32 addr)
 	return first == 0 || first == 127 || first >= 224;
 }
 
+/* Sources ip_route_input_slow() rejects for a unicast destination before
+ * any lookup: multicast, limited broadcast, 0.0.0.0/8. (127/8 depends on
+ * route_localnet, which is not mirrored; 240/4 is accepted.) */
+static __always_inline int ipv4_martian_src(__be32 addr)
+{
+	__u32 a = bpf_ntohl(addr);
+
+	return (a >> 28) == 0xe || a == 0xffffffff || (a >> 24) == 0;
+}
+
+/* ::1 (ip6_rcv_core() drops it as source or destination off loopback). */
+static __always_inline int ipv6_loopback(const struct in6_addr *a)
+{
+	return !(a->in6_u.u6_addr32[0] | a->in6_u.u6_addr32[1] |
+		 a->in6_u.u6_addr32[2]) &&
+	       a->in6_u.u6_addr32[3] == bpf_htonl(1);
+}
+
 /* Multicast, link-local, loopback, unspecified and v4-mapped addresses. */
 static __always_inline int ipv6_special(const struct in6_addr *a)
 {

@@ -39,6 +39,7 @@ pub struct Maps {
     pub nh_groups: MapHandle,
     pub blackhole_drops: MapHandle,
     pub nh_stats: MapHandle,
+    pub src_blackhole_drops: MapHandle,
     pub blackhole_prefixes: MapHandle,
     pub src_rules4: MapHandle,
     pub src_rules6: MapHandle,
@@ -81,6 +82,7 @@ impl Maps {
             nh_groups: handle("nh_groups", &m.nh_groups)?,
             blackhole_drops: handle("blackhole_drops", &m.blackhole_drops)?,
             nh_stats: handle("nh_stats", &m.nh_stats)?,
+            src_blackhole_drops: handle("src_blackhole_drops", &m.src_blackhole_drops)?,
             blackhole_prefixes: handle("blackhole_prefixes", &m.blackhole_prefixes)?,
             src_rules4: handle("src_rules4", &m.src_rules4)?,
             src_rules6: handle("src_rules6", &m.src_rules6)?,
@@ -114,6 +116,7 @@ impl Maps {
             nh_groups: open("nh_groups")?,
             blackhole_drops: open("blackhole_drops")?,
             nh_stats: open("nh_stats")?,
+            src_blackhole_drops: open("src_blackhole_drops")?,
             blackhole_prefixes: open("blackhole_prefixes")?,
             src_rules4: open("src_rules4")?,
             src_rules6: open("src_rules6")?,
@@ -128,7 +131,7 @@ impl Maps {
     }
 
     /// Every map with the name it is pinned under.
-    pub fn named(&self) -> [(&'static str, &MapHandle); 19] {
+    pub fn named(&self) -> [(&'static str, &MapHandle); 20] {
         [
             ("accel_cfg", &self.cfg),
             ("ifaces", &self.ifaces),
@@ -142,6 +145,7 @@ impl Maps {
             ("nh_groups", &self.nh_groups),
             ("blackhole_drops", &self.blackhole_drops),
             ("nh_stats", &self.nh_stats),
+            ("src_blackhole_drops", &self.src_blackhole_drops),
             ("blackhole_prefixes", &self.blackhole_prefixes),
             ("src_rules4", &self.src_rules4),
             ("src_rules6", &self.src_rules6),
@@ -218,6 +222,7 @@ impl Maps {
     /// A blackhole prefix's drop-counter slot, its counters zeroed first.
     fn put_blackhole(&self, id: u32, prefix: &Prefix) -> Result<(), DatapathError> {
         self.zero_percpu::<accel_blackhole>(&self.blackhole_drops, "blackhole_drops", id)?;
+        self.zero_percpu::<accel_blackhole>(&self.src_blackhole_drops, "src_blackhole_drops", id)?;
         put(
             &self.blackhole_prefixes,
             "blackhole_prefixes",
@@ -515,6 +520,19 @@ impl Maps {
 
     /// Drops per blackhole prefix (slots with a prefix), summed over CPUs.
     pub fn blackhole_drops(&self) -> Vec<(Option<crate::model::Prefix>, accel_blackhole)> {
+        self.drops_per_prefix(&self.blackhole_drops)
+    }
+
+    /// Source RTBH: drops of packets whose source's route is the blackhole
+    /// prefix, summed over CPUs.
+    pub fn source_blackhole_drops(&self) -> Vec<(Option<crate::model::Prefix>, accel_blackhole)> {
+        self.drops_per_prefix(&self.src_blackhole_drops)
+    }
+
+    fn drops_per_prefix(
+        &self,
+        counters: &MapHandle,
+    ) -> Vec<(Option<crate::model::Prefix>, accel_blackhole)> {
         (0..self.blackhole_prefixes.max_entries())
             .filter_map(|id| {
                 let p: accel_blackhole_prefix = lookup(&self.blackhole_prefixes, &id)?;
@@ -522,8 +540,7 @@ impl Maps {
                 if prefix.is_none() && id != 0 {
                     return None;
                 }
-                let per_cpu = self
-                    .blackhole_drops
+                let per_cpu = counters
                     .lookup_percpu(bytes_of(&id), MapFlags::ANY)
                     .ok()??;
                 let mut sum = accel_blackhole::default();

@@ -107,6 +107,7 @@ fn size_maps(m: &mut OpenAccelMaps<'_>, l: &Limits) -> Result<(), libbpf_rs::Err
     m.neigh6.set_max_entries(l.neighbours)?;
     m.local4.set_max_entries(l.local_addrs)?;
     m.blackhole_drops.set_max_entries(l.blackholes)?;
+    m.src_blackhole_drops.set_max_entries(l.blackholes)?;
     m.blackhole_prefixes.set_max_entries(l.blackholes)?;
     m.src_rules4.set_max_entries(l.src_rules)?;
     m.src_rules6.set_max_entries(l.src_rules)

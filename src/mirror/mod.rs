@@ -513,10 +513,12 @@ impl Mirror {
             Event::NewAddr(a) => {
                 self.kernel.addrs.insert(a);
                 self.sync_local4(&mut o.changes);
+                self.sync_ifaces(&mut o.changes);
             }
             Event::DelAddr(a) => {
                 self.kernel.addrs.remove(&a);
                 self.sync_local4(&mut o.changes);
+                self.sync_ifaces(&mut o.changes);
             }
             Event::NewNeigh(n) => {
                 let k = (n.ifindex, n.addr);
@@ -847,6 +849,10 @@ impl Mirror {
                 let mut flags = conf.sysctl_flags;
                 if l.admin_up && l.carrier {
                     flags |= IfFlags::ACCEL_IF_UP.0;
+                }
+                let addr4 = |a: &Addr| a.ifindex == ifindex && a.addr.is_ipv4();
+                if !self.kernel.addrs.iter().any(addr4) {
+                    flags |= IfFlags::ACCEL_IF_NO_ADDR4.0;
                 }
                 for (name, flag) in &self.applied.rule_iifs {
                     if *name == l.name {

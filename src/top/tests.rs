@@ -26,6 +26,7 @@ fn sample(scale: u64) -> Sample {
             packets: 50 * scale,
             bytes: 0,
         }],
+        source_blackholes: vec![],
         nexthops: (0..30)
             .map(|i| NexthopTraffic {
                 gateway: format!("10.0.0.{i}"),
@@ -53,7 +54,10 @@ fn a_frame_shows_rates_and_fits_80x24() {
     // 2000 packets over 2 s; 128 kB -> 512 kbit/s; drops 50/s.
     assert!(eth0.contains(" 1.0k "), "{eth0}");
     assert!(eth0.contains("512.0k"), "{eth0}");
-    assert!(eth0.ends_with("blackhole 50, no_neigh 10, local 3"), "{eth0}");
+    assert!(
+        eth0.ends_with("blackhole 50, no_neigh 10, local 3"),
+        "{eth0}"
+    );
     // The busiest next hop first.
     let first = lines
         .iter()

@@ -12,6 +12,65 @@ use accel::bpf::types::accel_if_flags as F;
 use super::model::IfaceModel;
 use super::pkt::{csum, ETH_HLEN, ETH_P_IP, ETH_P_IPV6};
 
+/// The silent drop ip_rcv_core() / ip6_rcv_core(), or the martian-source
+/// check at the top of ip_route_input_slow(), makes of a frame for this
+/// host, named as the datapath's counter that stands for the kernel's
+/// (InHdrErrors, InTruncatedPkts, in_martian_src).
+pub fn header_drop(frame: &[u8], ingress: &IfaceModel) -> Option<&'static str> {
+    let ip = &frame[ETH_HLEN.min(frame.len())..];
+    match for_this_host(frame, ingress).ok()? {
+        ETH_P_IP => ipv4_header_drop(ip),
+        ETH_P_IPV6 => ipv6_header_drop(ip),
+        _ => None,
+    }
+}
+
+fn ipv4_header_drop(ip: &[u8]) -> Option<&'static str> {
+    const HDR: Option<&str> = Some("drop_hdr_errors");
+    if ip.len() < 20 {
+        return HDR;
+    }
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    if ip[0] >> 4 != 4 || ihl < 20 || ip.len() < ihl || csum(&ip[..ihl]) != 0 {
+        return HDR;
+    }
+    let tot = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    if tot > ip.len() {
+        return Some("drop_truncated");
+    }
+    if tot < ihl {
+        return HDR;
+    }
+    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+    let unicast_dst =
+        !(dst.is_multicast() || dst.is_broadcast() || dst.octets()[0] == 0 || dst.is_loopback());
+    let martian = src.is_multicast() || src.is_broadcast() || src.octets()[0] == 0;
+    (unicast_dst && martian).then_some("drop_martian_src")
+}
+
+fn ipv6_header_drop(ip: &[u8]) -> Option<&'static str> {
+    const HDR: Option<&str> = Some("drop_hdr_errors");
+    if ip.len() < 40 || ip[0] >> 4 != 6 {
+        return HDR;
+    }
+    let src = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[8..24]).expect("16 bytes"));
+    let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[24..40]).expect("16 bytes"));
+    // Loopback either way off a loopback device; multicast destinations
+    // of scope 0 or 1; a multicast source (RFC 4291).
+    let scope = dst.octets()[1] & 0x0f;
+    if src.is_loopback()
+        || dst.is_loopback()
+        || (dst.is_multicast() && scope <= 1)
+        || src.is_multicast()
+    {
+        return HDR;
+    }
+    let plen = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+    // A zero length behind hop-by-hop options may be a jumbogram.
+    ((plen != 0 || ip[6] != 0) && 40 + plen > ip.len()).then_some("drop_truncated")
+}
+
 /// A frame that reaches the kernel's route lookup.
 #[derive(Debug, Clone, Copy)]
 pub struct Routable {

@@ -4,7 +4,8 @@
 //! * never XDP_ABORTED (nor any action but DROP, PASS, REDIRECT);
 //! * exactly one counter of the ingress moves, and it names the action;
 //! * PASS and DROP leave the bytes as they came;
-//! * DROP only where a blackhole route covers the destination;
+//! * DROP only where a blackhole route covers the destination, or where
+//!   rp_filter on the ingress rejects the source;
 //! * REDIRECT only for a frame the kernel would forward, through an egress
 //!   and to a neighbour a route of the path taken (mirror or kernel FIB)
 //!   names, within the egress MTU, from a source the kernel accepts, and
@@ -16,7 +17,7 @@ use std::net::IpAddr;
 use accel::bpf::types::{accel_cfg_flags as C, accel_if_flags as F, accel_stat as S};
 
 use super::frames::Frame;
-use super::kernel_rx::{forwardable, routable, Routable};
+use super::kernel_rx::{forwardable, header_drop, routable, Routable};
 use super::lab::{forwarded, STAT_NAMES, XDP_DROP, XDP_PASS, XDP_REDIRECT};
 use super::model::IfaceModel;
 use super::pkt::{hex_diff, ipv4_csum_valid, ETH_HLEN};
@@ -41,7 +42,7 @@ pub fn check(w: &World, f: &Frame, o: &Outcome) -> Check {
         XDP_PASS => unchanged(f, o),
         XDP_DROP => {
             unchanged(f, o)?;
-            drop_allowed(w, f, ingress)
+            drop_allowed(w, f, ingress, STAT_NAMES[o.moved[0].1])
         }
         XDP_REDIRECT => forward_allowed(w, f, ingress, o),
         a => Err(format!("action {a} ({})", super::lab::action_name(a))),
@@ -79,8 +80,8 @@ fn counters(ingress: &IfaceModel, o: &Outcome) -> Check {
         XDP_REDIRECT => {
             stat == S::ACCEL_STAT_FWD_MIRROR.0 as usize || stat == S::ACCEL_STAT_FWD_FIB.0 as usize
         }
-        XDP_DROP => stat == S::ACCEL_STAT_DROP_BLACKHOLE.0 as usize,
-        _ => stat >= S::ACCEL_STAT_PASS_NON_IP.0 as usize,
+        XDP_DROP => STAT_NAMES[stat].starts_with("drop_"),
+        _ => STAT_NAMES[stat].starts_with("pass_"),
     };
     if s != slot || !fits {
         return Err(format!(
@@ -124,13 +125,36 @@ fn mirror_may_decide(w: &World, ingress: &IfaceModel, r: &Routable) -> bool {
         && !(cfg & src_rules != 0 && w.mirror.src_rule(r.src))
 }
 
-fn drop_allowed(w: &World, f: &Frame, ingress: &IfaceModel) -> Check {
+fn drop_allowed(w: &World, f: &Frame, ingress: &IfaceModel, stat: &str) -> Check {
+    if let Some(kernel) = header_drop(&f.bytes, ingress) {
+        if stat == kernel {
+            return Ok(());
+        }
+        return Err(format!(
+            "dropped as {stat}; the kernel drops it as {kernel}"
+        ));
+    }
     let r = routable(&f.bytes, ingress).map_err(|why| format!("dropped, but {why}"))?;
     let mirror = mirror_may_decide(w, ingress, &r) && w.mirror.blackholes(r.dst);
-    if mirror || w.kernel.blackholes(r.dst) {
+    if mirror || w.kernel.blackholes(r.dst) || source_rejected(w, ingress, &r) {
         return Ok(());
     }
-    Err(format!("dropped, but no blackhole route covers {}", r.dst))
+    Err(format!(
+        "dropped, but no blackhole route covers {} and rp_filter accepts {}",
+        r.dst, r.src
+    ))
+}
+
+/// rp_filter is on for the ingress and the mirror, which may decide, has
+/// no route back to the source that the mode accepts.
+fn source_rejected(w: &World, ingress: &IfaceModel, r: &Routable) -> bool {
+    let flags = ingress.entry.map_or(0, |e| e.flags);
+    let strict = flags & F::ACCEL_IF_RPF_STRICT.0 != 0;
+    let rpf = strict || flags & F::ACCEL_IF_RPF_LOOSE.0 != 0;
+    !r.v6
+        && rpf
+        && mirror_may_decide(w, ingress, r)
+        && !w.mirror.source_ok(r.src, ingress.ifindex, strict)
 }
 
 fn forward_allowed(w: &World, f: &Frame, ingress: &IfaceModel, o: &Outcome) -> Check {

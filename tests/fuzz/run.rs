@@ -106,7 +106,7 @@ impl fmt::Display for Totals {
 }
 
 /// Counters of every slot: packets per counter, fwd_bytes.
-fn snapshot(lab: &Lab) -> Vec<([u64; 20], u64)> {
+fn snapshot(lab: &Lab) -> Vec<([u64; accel::stats::COUNTERS.len()], u64)> {
     (0..SLOTS)
         .map(|s| {
             let st = lab.dp.maps.stats(s).expect("stats");

@@ -725,9 +725,10 @@ fn reverse_path_through_nexthop_objects_v4() {
         S::ACCEL_STAT_FWD_MIRROR,
     );
     // A route through a blackhole object is a blackhole route (the kernel
-    // says so in its type): the reverse lookup fails, the kernel's call.
-    lab.pass(
+    // says so in its type): the reverse lookup fails, and rp_filter
+    // rejects the source (-EXDEV): dropped.
+    lab.drop(
         &from(Ipv4Addr::new(172, 16, 2, 9)),
-        S::ACCEL_STAT_PASS_SRC_CHECK,
+        S::ACCEL_STAT_DROP_RPFILTER,
     );
 }

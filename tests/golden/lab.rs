@@ -34,28 +34,17 @@ pub const FLAGS_ALL: u32 = accel_if_flags::ACCEL_IF_UP.0
     | accel_if_flags::ACCEL_IF_FWD4.0
     | accel_if_flags::ACCEL_IF_FWD6.0;
 
-pub const STAT_NAMES: [&str; 20] = [
-    "FWD_MIRROR",
-    "FWD_FIB",
-    "DROP_BLACKHOLE",
-    "PASS_NON_IP",
-    "PASS_MALFORMED",
-    "PASS_NOT_FOR_US",
-    "PASS_FWD_DISABLED",
-    "PASS_TTL",
-    "PASS_OPTIONS",
-    "PASS_SPECIAL_ADDR",
-    "PASS_LOCAL",
-    "PASS_SRC_CHECK",
-    "PASS_ICMP_ERROR",
-    "PASS_NO_ROUTE",
-    "PASS_NO_NEIGH",
-    "PASS_MTU",
-    "PASS_EGRESS",
-    "PASS_FIB_OTHER",
-    "PASS_INACTIVE",
-    "PASS_MP_HASH",
-];
+/// The datapath's counter names, in the shared enum's order (the
+/// product's own table, so a new counter cannot be missed here).
+pub const STAT_NAMES: [&str; accel::stats::COUNTERS.len()] = {
+    let mut names = [""; accel::stats::COUNTERS.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = accel::stats::COUNTERS[i].1;
+        i += 1;
+    }
+    names
+};
 
 /// Whether the golden tiers can run here; says once, on stderr, that they
 /// are skipped when they cannot.
