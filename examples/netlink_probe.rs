@@ -82,6 +82,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Event::NewNeigh(_) => "NewNeigh",
                     Event::DelNeigh(_) => "DelNeigh",
                     Event::RulesChanged => "RulesChanged",
+                    Event::NetconfChanged => "NetconfChanged",
                     Event::Overrun => "Overrun",
                     // The rtnetlink socket never carries these (see
                     // accel::netlink::nexthop_sock).

@@ -91,6 +91,12 @@ struct PacketLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    interface: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InterfaceLabels {
     interface: String,
 }
@@ -182,9 +188,19 @@ fn register_packets(r: &mut Registry, ifaces: &[IfaceStats]) {
     };
     counter_family(
         r,
-        "accel_forwarded_bytes",
-        "Bytes of the packets the datapath forwarded, by ingress interface",
-        ifaces.iter().map(|i| (iface(i), i.forwarded_bytes)),
+        "accel_bytes",
+        "Bytes of the frames the datapath handled, by ingress interface and outcome (forwarded: as sent)",
+        ifaces.iter().flat_map(|i| {
+            let label = |outcome: &str| OutcomeLabels {
+                interface: i.iface.clone(),
+                outcome: outcome.into(),
+            };
+            [
+                (label("forwarded"), i.forwarded_bytes),
+                (label("passed"), i.passed_bytes),
+                (label("dropped"), i.dropped_bytes),
+            ]
+        }),
     );
     counter_family(
         r,
@@ -395,6 +411,8 @@ mod tests {
                 ifindex: 2,
                 forwarded: 1007,
                 forwarded_bytes: 64_000,
+                passed_bytes: 200,
+                dropped_bytes: 300,
                 passed: 2,
                 dropped: 3,
                 no_lease: 5,
@@ -427,7 +445,9 @@ mod tests {
             r#"accel_packets_total{interface="eth0",outcome="forwarded",reason="fib"} 7"#,
             r#"accel_packets_total{interface="eth0",outcome="dropped",reason="blackhole"} 3"#,
             r#"accel_packets_total{interface="eth0",outcome="passed",reason="ttl"} 2"#,
-            r#"accel_forwarded_bytes_total{interface="eth0"} 64000"#,
+            r#"accel_bytes_total{interface="eth0",outcome="forwarded"} 64000"#,
+            r#"accel_bytes_total{interface="eth0",outcome="passed"} 200"#,
+            r#"accel_bytes_total{interface="eth0",outcome="dropped"} 300"#,
             r#"accel_no_lease_packets_total{interface="eth0"} 5"#,
             "accel_lease_live 1",
             "accel_datapath_active 1",

@@ -299,6 +299,11 @@ pub enum Event {
     DelNeigh(Neighbour),
     /// A rule was added or removed: rules are few, so they are re-read.
     RulesChanged,
+    /// A per-interface setting the kernel announces changed (netconf:
+    /// forwarding, rp_filter): the sysctls are re-read at once rather
+    /// than at the next poll, so that no rp_filter drop outlives the
+    /// setting that made it.
+    NetconfChanged,
     /// A nexthop object was added or replaced.
     NewNexthop(NexthopObject),
     /// A nexthop object was deleted (by id).

@@ -38,7 +38,9 @@ pub struct IfaceStats {
     pub forwarded: u64,
     pub forwarded_bytes: u64,
     pub passed: u64,
+    pub passed_bytes: u64,
     pub dropped: u64,
+    pub dropped_bytes: u64,
     /// Packets that arrived while the mirror's lease had lapsed (counted in
     /// the outcomes too): bpf_fib_lookup decided for them.
     pub no_lease: u64,
@@ -87,7 +89,9 @@ pub fn summarise(iface: String, ifindex: u32, s: &accel_stats) -> IfaceStats {
         forwarded: 0,
         forwarded_bytes: s.fwd_bytes,
         passed: 0,
+        passed_bytes: s.pass_bytes,
         dropped: 0,
+        dropped_bytes: s.drop_bytes,
         no_lease: s.no_lease,
         counters: Default::default(),
     };

@@ -737,6 +737,7 @@ int accel_xdp(struct xdp_md *ctx)
 	cfg = bpf_map_lookup_elem(&accel_cfg, &zero);
 	if (!k.st || !cfg)
 		return XDP_PASS;
+	k.st->frame_len = (void *)(long)ctx->data_end - (void *)(long)ctx->data;
 	now = bpf_ktime_get_coarse_ns();
 	if (now >= cfg->alive_until_ns)
 		return count(k.st, ACCEL_STAT_PASS_INACTIVE, XDP_PASS);

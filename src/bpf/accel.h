@@ -308,6 +308,12 @@ struct accel_stats {
 	/* Packets that arrived while the mirror's lease had lapsed (whatever
 	 * their outcome above): bpf_fib_lookup decided instead of the mirror. */
 	__u64 no_lease;
+	__u64 pass_bytes; /* frames passed to the kernel, as they arrived */
+	__u64 drop_bytes; /* frames dropped */
+	/* Scratch, not a counter: the length of the frame this CPU is
+	 * handling, which count() adds to pass_bytes or drop_bytes (one XDP
+	 * run at a time per CPU). */
+	__u64 frame_len;
 };
 
 /* The structures of bounded size, as the capacity map lists them. */

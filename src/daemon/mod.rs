@@ -154,10 +154,14 @@ impl Daemon {
         self.mirror.apply_into(ev, &mut outcome);
         let applied = self.maps.apply(&outcome.changes);
         let (resync, reread_rules) = (outcome.resync, outcome.reread_rules);
+        let reread_sysctls = outcome.reread_sysctls;
         self.outcome = outcome;
         applied?;
         if let (Some(t), Some(change)) = (&mut self.trace, traced) {
             t.record(change);
+        }
+        if reread_sysctls {
+            self.poll_sysctls()?;
         }
         if reread_rules {
             let rules = netlink::dump_rules(&self.handle).await?;

@@ -367,6 +367,8 @@ impl Maps {
             }
             sum.fwd_bytes += cpu.fwd_bytes;
             sum.no_lease += cpu.no_lease;
+            sum.pass_bytes += cpu.pass_bytes;
+            sum.drop_bytes += cpu.drop_bytes;
         }
         Ok(sum)
     }

@@ -329,6 +329,8 @@ pub struct EventOutcome {
     pub resync: bool,
     /// Rules changed: re-read them and call `set_rules`.
     pub reread_rules: bool,
+    /// Netconf changed: the daemon re-reads the interface sysctls.
+    pub reread_sysctls: bool,
 }
 
 impl EventOutcome {
@@ -337,6 +339,7 @@ impl EventOutcome {
         self.changes.clear();
         self.resync = false;
         self.reread_rules = false;
+        self.reread_sysctls = false;
     }
 }
 
@@ -538,6 +541,7 @@ impl Mirror {
                 self.sync_neigh(k, &mut o.changes);
             }
             Event::RulesChanged => o.reread_rules = true,
+            Event::NetconfChanged => o.reread_sysctls = true,
             Event::NewNexthop(obj) => {
                 let id = obj.id();
                 self.kernel.objects.insert(id, obj);

@@ -46,6 +46,8 @@ const IDLE_CHECK: Timespec = Timespec {
 
 const RTM_NEWROUTE: u16 = 24;
 const RTM_DELROUTE: u16 = 25;
+const RTM_NEWNETCONF: u16 = 80;
+const RTM_DELNETCONF: u16 = 81;
 
 struct Shared {
     /// Set while the thread has read (or is reading) events it has not
@@ -250,6 +252,9 @@ pub fn parse_datagram(mut b: &[u8], out: &mut VecDeque<Event>) {
                 Some(r) => out.push_back(route_event(kind == RTM_NEWROUTE, flags, r)),
                 None => debug!("skipping a route notification accel does not mirror"),
             }
+        } else if kind == RTM_NEWNETCONF || kind == RTM_DELNETCONF {
+            // Which setting does not matter: all are re-read.
+            out.push_back(Event::NetconfChanged);
         } else {
             match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&b[..len]) {
                 Ok(msg) => out.extend(to_event(msg)),

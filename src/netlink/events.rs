@@ -39,7 +39,7 @@ use crate::model::{Event, RouteAdd};
 pub const DEFAULT_RCVBUF: usize = 64 << 20;
 
 /// The groups accel listens to (RTNLGRP_*).
-pub const GROUPS: [u32; 8] = [
+pub const GROUPS: [u32; 10] = [
     libc::RTNLGRP_LINK,
     libc::RTNLGRP_IPV4_IFADDR,
     libc::RTNLGRP_IPV6_IFADDR,
@@ -48,6 +48,9 @@ pub const GROUPS: [u32; 8] = [
     libc::RTNLGRP_NEIGH,
     libc::RTNLGRP_IPV4_RULE,
     libc::RTNLGRP_IPV6_RULE,
+    // Forwarding and rp_filter changes (see Event::NetconfChanged).
+    libc::RTNLGRP_IPV4_NETCONF,
+    libc::RTNLGRP_IPV6_NETCONF,
 ];
 
 /// The subscribed socket, and a connection for requests.

@@ -15,6 +15,8 @@ fn sample(scale: u64) -> Sample {
             ifindex: 2,
             forwarded: 1000 * scale,
             forwarded_bytes: 64_000 * scale,
+            passed_bytes: 0,
+            dropped_bytes: 0,
             passed: 13 * scale,
             dropped: 50 * scale,
             no_lease: 0,
