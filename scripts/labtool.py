@@ -51,8 +51,6 @@ import select
 import signal
 import socket
 import struct
-
-import fuzzlab  # the IP checksum, beside this file
 import sys
 import time
 
@@ -316,6 +314,8 @@ def cmd_srcdrops(a):
 def raw_frame(kind, dst_mac, src_mac):
     """One frame of a kind the kernel drops silently (ip_rcv_core,
     ip6_rcv_core, or ip_route_input_slow's martian-source check)."""
+    # Imported here: tests/hostile.sh runs this file alone, as nobody.
+    import fuzzlab  # the IP checksum, beside this file
     udp = struct.pack("!HHHH", 4000, 5555, 16, 0) + b"martian!"
     if kind.endswith("6"):
         src, dst = "2001:db8:1::2", "2001:db8:100::1"

@@ -116,6 +116,10 @@ struct StructureLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabels {
     version: String,
+    /// The commit it was built from.
+    commit: String,
+    /// mirror or fib (unknown when the daemon did not answer).
+    mode: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -378,10 +382,12 @@ pub fn encode_sample(s: &Sample, status: Option<&Status>, top_blackholes: usize)
     gauge_family(
         &mut r,
         "accel_build_info",
-        "The running accel's version",
+        "The running accel's version, commit and mode (XDP mode per interface: accel_interface_attached)",
         [(
             VersionLabels {
                 version: env!("CARGO_PKG_VERSION").into(),
+                commit: env!("ACCEL_COMMIT").into(),
+                mode: status.map_or("unknown", |s| s.mode.as_str()).into(),
             },
             1,
         )],

@@ -117,6 +117,7 @@ check "c. ... and next hop $LAB_DST1_GW4 on r-dst1 forwarded them" \
     "before $nh_before, after $nh_after" \
     eval '[[ $nh_after != error && $nh_after != none && $((nh_after - nh_before)) -ge $N ]]'
 for q in 'accel_mirror_routes{family="ipv4"}' 'accel_lease_live' 'accel_netlink_events_total' \
+    'accel_build_info{mode="mirror",commit!=""}' 'accel_bytes_total{interface="r-src",outcome="forwarded"}' \
     'accel_change_latency_seconds_count' 'accel_resyncs_total{cause="start"}' \
     'accel_interface_attached{interface="r-src"}'; do
     v=$(prom "$q")
