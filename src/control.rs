@@ -115,6 +115,8 @@ pub enum ControlError {
     BadReply(#[source] serde_json::Error),
     #[error("the running instance stopped before answering")]
     NoAnswer,
+    #[error("the running instance did not answer within {0:?} (frozen or overloaded?)")]
+    Timeout(Duration),
 }
 
 /// At most this many clients are served at once; more are turned away.
@@ -269,7 +271,19 @@ pub fn ask(
     stream.set_write_timeout(Some(timeout))?;
     (&stream).write_all(format!("{}\n", request.word()).as_bytes())?;
     let mut line = Vec::new();
-    std::io::BufReader::new(&stream).read_until(b'\n', &mut line)?;
+    let timed_out = |e: &std::io::Error| {
+        use std::io::ErrorKind::{TimedOut, WouldBlock};
+        matches!(e.kind(), WouldBlock | TimedOut)
+    };
+    std::io::BufReader::new(&stream)
+        .read_until(b'\n', &mut line)
+        .map_err(|e| {
+            if timed_out(&e) {
+                ControlError::Timeout(timeout)
+            } else {
+                e.into()
+            }
+        })?;
     if line.is_empty() {
         return Err(ControlError::NoAnswer);
     }
