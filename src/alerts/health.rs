@@ -78,7 +78,8 @@ pub fn report(s: &Status, now_ms: u64) -> Report {
         Some(Severity::Critical) => State::Critical,
     };
     let summary = if s.alerts.is_empty() {
-        let names: Vec<&str> = s.interfaces.iter().map(|i| i.name.as_str()).collect();
+        let mut names: Vec<&str> = s.interfaces.iter().map(|i| i.name.as_str()).collect();
+        names.sort_unstable();
         format!(
             "forwarding on {} from a mirror of {} IPv4 + {} IPv6 routes, lease {}",
             names.join(", "),
