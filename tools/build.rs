@@ -1,7 +1,7 @@
 //! Compiles the benchmark BPF programs and generates their Rust skeletons
 //! into OUT_DIR: the lookup micro-benchmark (bench.skel.rs, which runs the
 //! datapath's own lookup code from ../src/bpf) and the traffic generator
-//! and sink (trafgen.skel.rs).
+//! and sink (trafgen.skel.rs), and the ceiling forwarder (ceiling.skel.rs).
 use std::env;
 use std::ffi::OsStr;
 use std::path::PathBuf;
@@ -12,6 +12,7 @@ use libbpf_cargo::SkeletonBuilder;
 const SKELETONS: &[(&str, &str)] = &[
     ("src/bpf/bench.bpf.c", "bench.skel.rs"),
     ("src/bpf/trafgen.bpf.c", "trafgen.skel.rs"),
+    ("src/bpf/ceiling.bpf.c", "ceiling.skel.rs"),
 ];
 
 fn main() {

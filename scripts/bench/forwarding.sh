@@ -8,24 +8,28 @@
 # with kernel, mirror and fib interleaved; about 10 minutes)
 #
 # For each family and table size, measures the router forwarding with the
-# kernel alone, then with `accel run --mode mirror`, then `--mode fib`, and
-# prints Mpps and the ratio to the kernel, all from one run. Traffic:
+# kernel alone, then with `accel run --mode mirror`, then `--mode fib`, then
+# the ceiling forwarder (accel-ceiling: parse, TTL - 1, MAC rewrite, devmap
+# redirect, with the egress handed to it in a tag the generator writes:
+# what any correct XDP router must spend per frame), and prints Mpps, the
+# ratio to the kernel and to the ceiling, all from one run. Traffic:
 # 64-byte frames (66 for IPv6, the smallest Ethernet+IPv6+UDP frame) from
 # accel-trafgen (BPF_PROG_RUN live frames), destinations drawn at random from
 # inside the prefixes of the table; the sink counts and drops them in XDP.
 # "1 route" is a default route; "full" installs the whole table (next hops
 # spread over 8 gateways on the sink side); "ecmp" installs the whole table
 # as multipath routes over 4 of those gateways each (the router has
-# net.ipv4.fib_multipath_hash_seed set, so accel hashes flows in XDP). Rates are medians of per-second
-# counter differences at the sink over --seconds, after --warmup.
+# net.ipv4.fib_multipath_hash_seed set, so accel hashes flows in XDP).
+# Rates are medians of per-second counter differences at the sink over
+# --seconds, after --warmup.
 #
-# Table: ../shared/data/bgp-full-table.txt.gz when present, else a generated
 # --baseline BIN also measures BIN's `--mode mirror` in the same rounds
 # ("baseline"): a change's cost to forwarding, before/after in one run.
 #
+# Table: ../shared/data/bgp-full-table.txt.gz when present, else a generated
 # table with the same prefix-length mix (accel-bench gen-table); the
 # output says which (FWB_TABLE_GZ=FILE overrides the path). Run as root.
-# Override binaries with ACCEL=... TRAFGEN=...
+# Override binaries with ACCEL=... TRAFGEN=... CEILING=...
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -45,7 +49,7 @@ while [ $# -gt 0 ]; do
         --warmup) WARMUP=$2; shift 2 ;;
         --rounds) ROUNDS=$2; shift 2 ;;
         --baseline) BASELINE=$2; shift 2 ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "forwarding.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -74,7 +78,7 @@ measure() { # family table mode
         sleep 0.1
     done
     nsenter --net=/run/netns/$NS_GEN -- "$TRAFGEN" send --iface g0 --dst-mac "$RIN_MAC" --src "$src" \
-        --prefixes-file "$WORK/table$fam.txt" --count $((1 << 20)) --seed 1 \
+        --prefixes-file "$WORK/table$fam.txt" --count $((1 << 20)) --seed 1 --tag-gateways $NGW \
         --seconds $((SECONDS_MEASURED + WARMUP + 4)) > "$gen_log" 2>&1 &
     local gen_pid=$!
     local rc=0
@@ -114,7 +118,7 @@ for fam in $FAMILIES; do
         set_routes "$fam" "$tab"
         for r in $(seq 1 "$ROUNDS"); do
             measure "$fam" "$tab" kernel
-            for mode in mirror fib ${BASELINE:+baseline}; do
+            for mode in mirror fib ceiling ${BASELINE:+baseline}; do
                 start_accel $mode
                 measure "$fam" "$tab" $mode
                 stop_accel
@@ -129,17 +133,20 @@ echo "== Forwarding rate ($(nproc) CPUs, $(uname -r), $(grep -m1 'model name' /p
 echo "   table: $TABLE_DESC"
 echo "   frames: 64 bytes on the wire for IPv4, 66 for IPv6; destinations: 1,048,576 drawn from the table's prefixes"
 echo "   Mpps: median over $ROUNDS round(s) of the median per-second sink rate over $SECONDS_MEASURED s after $WARMUP s warm-up"
-printf '%-44s %8s %10s\n' case Mpps "vs kernel"
+printf '%-50s %8s %10s %11s\n' case Mpps "vs kernel" "vs ceiling"
 for fam in $FAMILIES; do
     for tab in $TABLES; do
         if [ "$tab" = 1 ]; then label="1 route"; elif [ "$fam" = 4 ]; then label="$N4 routes"; else label="$N6 routes"; fi
         [ "$tab" = ecmp ] && label="$label ECMP x4"
         k=$(median <<<"${RESULT[$fam/$tab/kernel]}")
-        for mode in kernel mirror fib ${BASELINE:+baseline}; do
+        c=$(median <<<"${RESULT[$fam/$tab/ceiling]}")
+        for mode in kernel mirror fib ceiling ${BASELINE:+baseline}; do
             m=$(median <<<"${RESULT[$fam/$tab/$mode]}")
-            case $mode in kernel) name=kernel ;; mirror) name="accel mirror" ;; fib) name="accel fib" ;; baseline) name="baseline mirror" ;; esac
+            case $mode in kernel) name=kernel ;; mirror) name="accel mirror" ;; fib) name="accel fib" ;;
+                ceiling) name="ceiling (egress handed over)" ;; baseline) name="baseline mirror" ;; esac
             ratio=$(awk -v m="$m" -v k="$k" 'BEGIN { if (k > 0) printf "%.2fx", m / k; else print "-" }')
-            printf '%-44s %8.3f %10s\n' "IPv$fam $label, $name" "$m" "$ratio"
+            vs_c=$(awk -v m="$m" -v k="$c" 'BEGIN { if (k > 0) printf "%.2fx", m / k; else print "-" }')
+            printf '%-50s %8.3f %10s %11s\n' "IPv$fam $label, $name" "$m" "$ratio" "$vs_c"
         done
     done
 done

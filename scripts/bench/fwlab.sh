@@ -20,6 +20,7 @@ if [ -z "${ACCEL:-}" ] || [ -z "${TRAFGEN:-}" ]; then
     ACCEL=${ACCEL:-$ROOT/target/release/accel}
     TRAFGEN=${TRAFGEN:-$ROOT/target/release/accel-trafgen}
 fi
+CEILING=${CEILING:-$(dirname "$TRAFGEN")/accel-ceiling}
 
 NS_GEN=fwb-gen NS_RTR=fwb-rtr NS_SNK=fwb-snk
 WORK=$(mktemp -d /tmp/fwbench.XXXXXX)
@@ -135,17 +136,22 @@ stop_accel() {
 export ACCEL_PIN_DIR=/sys/fs/bpf/fwb-accel ACCEL_RUN_DIR=$WORK/run
 mkdir -p "$ACCEL_RUN_DIR"
 ACCEL_STARTS=0
-start_accel() { # mode
+start_accel() { # mode: mirror, fib, baseline (--baseline's mirror), ceiling
     local log=$WORK/accel-$1.$((++ACCEL_STARTS)).log t0=$SECONDS
     : > "$log"
-    # A simple command, so $! is accel itself (nsenter execs it).
-    local bin=$ACCEL mode=$1
+    # A simple command, so $! is the program itself (nsenter execs it).
+    local bin=$ACCEL mode=$1 ready='accel running on'
     if [ "$1" = baseline ]; then bin=$BASELINE mode=mirror; fi
-    nsenter --net=/run/netns/$NS_RTR -- "$bin" run -i r-in -i r-out --mode "$mode" > "$log" 2>&1 &
+    if [ "$1" = ceiling ]; then
+        nsenter --net=/run/netns/$NS_RTR -- "$CEILING" --in r-in --out r-out --gw-mac "$S0_MAC" \
+            > "$log" 2>&1 &
+        ready='accel-ceiling: forwarding'
+    else
+        nsenter --net=/run/netns/$NS_RTR -- "$bin" run -i r-in -i r-out --mode "$mode" > "$log" 2>&1 &
+    fi
     ACCEL_PID=$!
     # A fresh start forwards through bpf_fib_lookup until the mirror is
     # built: measure the mirror only once it is live.
-    local ready='accel running on'
     [ "$mode" = mirror ] && ready='mirror live'
     until grep -q "$ready" "$log"; do
         if ! kill -0 "$ACCEL_PID" 2>/dev/null; then

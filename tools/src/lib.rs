@@ -1,4 +1,6 @@
 //! accel's benchmark and traffic tools, apart from the product: the pure
 //! parts of `accel-trafgen` live here so that they can be unit-tested.
 
+pub mod ceiling;
+pub mod net;
 pub mod trafgen;

@@ -66,13 +66,14 @@ pub fn random_in(p: &Prefix, rng: &mut fastrand::Rng) -> IpAddr {
 }
 
 /// `count` destinations: each from a prefix chosen uniformly (every route
-/// equally likely, whatever its size), host bits random.
-pub fn draw(prefixes: &[Prefix], count: usize, seed: u64) -> Vec<IpAddr> {
+/// equally likely, whatever its size), host bits random; with the index of
+/// its prefix.
+pub fn draw(prefixes: &[Prefix], count: usize, seed: u64) -> Vec<(IpAddr, usize)> {
     let mut rng = fastrand::Rng::with_seed(seed);
     (0..count)
         .map(|_| {
-            let p = &prefixes[rng.usize(..prefixes.len())];
-            random_in(p, &mut rng)
+            let i = rng.usize(..prefixes.len());
+            (random_in(&prefixes[i], &mut rng), i)
         })
         .collect()
 }
@@ -273,16 +274,16 @@ mod tests {
         let ps = parse_prefixes("1.2.3.0/24\r\n10.0.0.0/8\n2001:db8::/32\n# x\n", 4).unwrap();
         assert_eq!(ps.len(), 2);
         let d = draw(&ps, 1000, 7);
-        assert!(d.iter().all(|a| match a {
+        assert!(d.iter().all(|(a, i)| match a {
             IpAddr::V4(a) => {
                 let o = a.octets();
-                (o[0..3] == [1, 2, 3]) || o[0] == 10
+                (*i == 0 && o[0..3] == [1, 2, 3]) || (*i == 1 && o[0] == 10)
             }
             _ => false,
         }));
         assert_eq!(d, draw(&ps, 1000, 7), "seeded");
         let ps6 = parse_prefixes("2001:db8::/32\n2001:db8:1::1/128", 6).unwrap();
-        for a in draw(&ps6, 100, 1) {
+        for (a, _) in draw(&ps6, 100, 1) {
             let IpAddr::V6(a) = a else { panic!() };
             assert_eq!(a.segments()[0..2], [0x2001, 0xdb8]);
         }

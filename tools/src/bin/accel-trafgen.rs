@@ -22,6 +22,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags};
 
 use accel::datapath::attach::{attach, XdpMode};
+use accel_tools::net::{iface_mac, parse_mac};
 use accel_tools::trafgen::{self, types, FrameSpec, TrafgenSkel, TrafgenSkelBuilder};
 
 #[derive(Parser)]
@@ -85,6 +86,12 @@ enum Cmd {
         sport: u16,
         #[arg(long, value_enum, default_value_t = Pick::Seq)]
         pick: Pick,
+        /// Tag each frame with the gateway of the prefix its destination
+        /// was drawn from, when the router spreads the table's routes over
+        /// N gateways in file order (IPv4 ID / IPv6 flow label: the
+        /// ceiling forwarder's egress, handed to it).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=65536))]
+        tag_gateways: u32,
         /// Frames per BPF_PROG_RUN call (each call has ~24 ms fixed cost).
         #[arg(long, default_value_t = 1 << 20)]
         repeat: u32,
@@ -141,6 +148,7 @@ fn real_main() -> Result<()> {
             dport,
             sport,
             pick,
+            tag_gateways,
             repeat,
             batch_size,
             threads,
@@ -152,7 +160,7 @@ fn real_main() -> Result<()> {
                     bail!("--family {f} but --src {src} is IPv{fam}");
                 }
             }
-            let dests = destinations(dst_file, prefixes_file, count, seed, fam)?;
+            let dests = destinations(dst_file, prefixes_file, (count, seed, tag_gateways), fam)?;
             let ifindex = accel::runtime::ifindex(&iface)?;
             let src_mac = match src_mac {
                 Some(m) => parse_mac(&m)?,
@@ -192,13 +200,13 @@ fn real_main() -> Result<()> {
     }
 }
 
+/// The destinations, each with its gateway tag (0 from --dst-file).
 fn destinations(
     dst_file: Option<PathBuf>,
     prefixes_file: Option<PathBuf>,
-    count: u32,
-    seed: u64,
+    (count, seed, gateways): (u32, u64, u32),
     fam: u8,
-) -> Result<Vec<IpAddr>> {
+) -> Result<Vec<(IpAddr, u32)>> {
     let dests = match (dst_file, prefixes_file) {
         (Some(p), None) => {
             let text =
@@ -213,7 +221,7 @@ fn destinations(
                     .parse()
                     .with_context(|| format!("{} line {}", p.display(), n + 1))?;
                 if a.is_ipv4() == (fam == 4) {
-                    v.push(a);
+                    v.push((a, 0));
                 }
             }
             v
@@ -233,6 +241,9 @@ fn destinations(
                 prefixes.len()
             );
             trafgen::draw(&prefixes, count as usize, seed)
+                .into_iter()
+                .map(|(a, i)| (a, (i % gateways as usize) as u32))
+                .collect()
         }
         _ => bail!("give exactly one of --dst-file and --prefixes-file"),
     };
@@ -279,12 +290,13 @@ fn sum_stats(skel: &TrafgenSkel<'_>) -> Result<types::trafgen_stats> {
 }
 
 /// The destination array, filled in batches.
-fn fill_dests(skel: &TrafgenSkel<'_>, dests: &[IpAddr]) -> Result<()> {
+fn fill_dests(skel: &TrafgenSkel<'_>, dests: &[(IpAddr, u32)]) -> Result<()> {
     const CHUNK: usize = 65536;
+    let size = std::mem::size_of::<types::trafgen_dst>();
     for (ci, chunk) in dests.chunks(CHUNK).enumerate() {
         let mut keys = Vec::with_capacity(chunk.len() * 4);
-        let mut vals = Vec::with_capacity(chunk.len() * 16);
-        for (i, a) in chunk.iter().enumerate() {
+        let mut vals = Vec::with_capacity(chunk.len() * size);
+        for (i, (a, tag)) in chunk.iter().enumerate() {
             keys.extend_from_slice(&((ci * CHUNK + i) as u32).to_ne_bytes());
             let mut v = [0u8; 16];
             match a {
@@ -292,6 +304,7 @@ fn fill_dests(skel: &TrafgenSkel<'_>, dests: &[IpAddr]) -> Result<()> {
                 IpAddr::V6(a) => v.copy_from_slice(&a.octets()),
             }
             vals.extend_from_slice(&v);
+            vals.extend_from_slice(&tag.to_ne_bytes());
         }
         skel.maps
             .dests
@@ -353,7 +366,7 @@ fn live_frames(
     Ok(calls)
 }
 
-fn send(spec: &FrameSpec, dests: &[IpAddr], o: SendOpts) -> Result<()> {
+fn send(spec: &FrameSpec, dests: &[(IpAddr, u32)], o: SendOpts) -> Result<()> {
     let t = trafgen::template(spec);
     let mut open = open_skel()?;
     open.maps
@@ -381,7 +394,7 @@ fn send(spec: &FrameSpec, dests: &[IpAddr], o: SendOpts) -> Result<()> {
     let prog_fd = skel.progs.trafgen_tx.as_fd().as_raw_fd();
     // data_in: the frame for the first destination (the program rewrites
     // every frame anyway).
-    let data = trafgen::frame_for(&t, dests[0]);
+    let data = trafgen::frame_for(&t, dests[0].0);
     let stop = Arc::new(AtomicBool::new(false));
     let deadline = Instant::now() + Duration::from_secs_f64(o.seconds);
     eprintln!(
@@ -510,47 +523,4 @@ fn sink(
         rates.last().copied().unwrap_or(0.0) / 1e6
     );
     Ok(())
-}
-
-fn parse_mac(s: &str) -> Result<[u8; 6]> {
-    let parts: Vec<_> = s.split(':').collect();
-    if parts.len() != 6 {
-        bail!("bad MAC address {s}");
-    }
-    let mut m = [0u8; 6];
-    for (i, p) in parts.iter().enumerate() {
-        m[i] = u8::from_str_radix(p, 16).with_context(|| format!("bad MAC address {s}"))?;
-    }
-    Ok(m)
-}
-
-fn iface_mac(name: &str) -> Result<[u8; 6]> {
-    // SAFETY: a plain socket for the ioctl; closed below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
-    if fd < 0 {
-        bail!("socket: {}", std::io::Error::last_os_error());
-    }
-    // SAFETY: zeroed ifreq is valid; the name fits (checked).
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    if name.len() >= req.ifr_name.len() {
-        bail!("interface name too long: {name}");
-    }
-    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
-        *d = s as libc::c_char;
-    }
-    // SAFETY: SIOCGIFHWADDR fills ifr_hwaddr in req.
-    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut req) };
-    let err = std::io::Error::last_os_error();
-    // SAFETY: fd is ours.
-    unsafe { libc::close(fd) };
-    if rc != 0 {
-        bail!("reading the MAC address of {name}: {err}");
-    }
-    // SAFETY: the union member SIOCGIFHWADDR wrote.
-    let sa = unsafe { req.ifr_ifru.ifru_hwaddr };
-    let mut m = [0u8; 6];
-    for (d, s) in m.iter_mut().zip(sa.sa_data.iter()) {
-        *d = *s as u8;
-    }
-    Ok(m)
 }

@@ -112,7 +112,8 @@ int trafgen_tx(struct xdp_md *ctx)
 		if ((void *)(ip + 1) > end)
 			return XDP_ABORTED;
 		__builtin_memcpy(&ip->daddr, d->addr, 4);
-		sum = cfg.ip_csum_base + w[0] + w[1];
+		ip->id = bpf_htons((__u16)d->tag);
+		sum = cfg.ip_csum_base + w[0] + w[1] + ip->id;
 		ip->check = csum_fold(sum);
 	} else {
 		struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
@@ -123,6 +124,9 @@ int trafgen_tx(struct xdp_md *ctx)
 		if ((void *)(udp + 1) > end)
 			return XDP_ABORTED;
 		__builtin_memcpy(&ip6->daddr, d->addr, 16);
+		/* The flow label is in no checksum. */
+		ip6->flow_lbl[1] = d->tag >> 8;
+		ip6->flow_lbl[2] = d->tag;
 		sum = cfg.udp_csum_base;
 #pragma unroll
 		for (int i = 0; i < 8; i++)

@@ -22,6 +22,9 @@ enum trafgen_pick {
 /* One destination address; IPv4 uses addr[0..4] (network byte order). */
 struct trafgen_dst {
 	__u8 addr[16];
+	/* The route's gateway, by index, written into the frame (IPv4 ID,
+	 * IPv6 flow label): the ceiling forwarder's egress, handed to it. */
+	__u32 tag;
 };
 
 /*

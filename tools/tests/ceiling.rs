@@ -1,0 +1,94 @@
+//! The ceiling forwarder through BPF_PROG_TEST_RUN: it sends each frame to
+//! the adjacency its tag names, with the TTL / hop limit decreased (the
+//! IPv4 checksum still valid) and the MACs rewritten, and refuses what a
+//! router must not forward. Needs root (loads BPF); skipped otherwise.
+
+use std::mem::MaybeUninit;
+
+use accel_packet::{csum, eth, ETH_HLEN, ETH_P_IP, ETH_P_IPV6, V4, V6};
+use accel_tools::ceiling::{CeilingSkel, CeilingSkelBuilder};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, ProgramInput};
+
+const XDP_PASS: u32 = 2;
+const XDP_REDIRECT: u32 = 4;
+const IN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+fn load() -> Option<CeilingSkel<'static>> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("ceiling: skipped (loading BPF needs root)");
+        return None;
+    }
+    let object = Box::leak(Box::new(MaybeUninit::uninit()));
+    let skel = CeilingSkelBuilder::default()
+        .open(object)
+        .unwrap()
+        .load()
+        .unwrap();
+    for tag in 0u32..8 {
+        // dmac 02:aa:00:00:00:<tag>, smac 02:bb:00:00:00:01, port 0.
+        let mut v = [0u8; 16];
+        v[..6].copy_from_slice(&[2, 0xaa, 0, 0, 0, tag as u8]);
+        v[6..12].copy_from_slice(&[2, 0xbb, 0, 0, 0, 1]);
+        skel.maps
+            .adj
+            .update(&tag.to_ne_bytes(), &v, MapFlags::ANY)
+            .unwrap();
+    }
+    Some(skel)
+}
+
+fn run(skel: &CeilingSkel<'_>, frame: &[u8]) -> (u32, Vec<u8>) {
+    let mut out = vec![0u8; frame.len()];
+    let input = ProgramInput {
+        data_in: Some(frame),
+        data_out: Some(&mut out),
+        ..Default::default()
+    };
+    let r = skel.progs.ceiling_fwd.test_run(input).unwrap();
+    (r.return_value, out)
+}
+
+#[test]
+fn frames_go_to_their_tags_adjacency_ttl_decreased() {
+    let Some(skel) = load() else { return };
+    let mut p = V4::udp("10.0.0.1".parse().unwrap(), "198.51.100.7".parse().unwrap());
+    p.id = 13; // tag 13: adjacency 5
+    let f = eth(IN_MAC, [2, 0, 0, 0, 0, 2], ETH_P_IP, &p.build());
+    let (action, out) = run(&skel, &f);
+    // An empty devmap slot: the redirect's fallback, the rewrite done.
+    assert!(
+        action == XDP_REDIRECT || action == XDP_PASS,
+        "action {action}"
+    );
+    assert_eq!(out[..6], [2, 0xaa, 0, 0, 0, 5]);
+    assert_eq!(out[6..12], [2, 0xbb, 0, 0, 0, 1]);
+    assert_eq!(out[ETH_HLEN + 8], 63, "TTL - 1");
+    assert_eq!(
+        csum(&out[ETH_HLEN..ETH_HLEN + 20]),
+        0,
+        "IPv4 checksum still valid"
+    );
+
+    let mut p6 = V6::udp(
+        "2001:db8::1".parse().unwrap(),
+        "2001:db8:1::7".parse().unwrap(),
+    );
+    p6.flow = 2; // tag 2
+    let f6 = eth(IN_MAC, [2, 0, 0, 0, 0, 2], ETH_P_IPV6, &p6.build());
+    let (_, out) = run(&skel, &f6);
+    assert_eq!(out[..6], [2, 0xaa, 0, 0, 0, 2]);
+    assert_eq!(out[ETH_HLEN + 7], 63, "hop limit - 1");
+}
+
+#[test]
+fn ttl_1_goes_to_the_kernel_unchanged() {
+    let Some(skel) = load() else { return };
+    let mut p = V4::udp("10.0.0.1".parse().unwrap(), "198.51.100.7".parse().unwrap());
+    p.ttl = 1;
+    let f = eth(IN_MAC, [2, 0, 0, 0, 0, 2], ETH_P_IP, &p.build());
+    let (action, out) = run(&skel, &f);
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(out, f);
+}
