@@ -295,6 +295,16 @@ def cmd_snmp(a):
     print(v4, v6)
 
 
+def martian_src():
+    """in_martian_src of /proc/net/stat/rt_cache, summed over CPUs."""
+    total = 0
+    with open("/proc/net/stat/rt_cache") as f:
+        col = f.readline().split().index("in_martian_src")
+        for l in f:
+            total += int(l.split()[col], 16)
+    return total
+
+
 def cmd_srcdrops(a):
     rpf = 0
     with open("/proc/net/netstat") as f:
@@ -302,13 +312,7 @@ def cmd_srcdrops(a):
     for head, vals in zip(lines[::2], lines[1::2]):
         if "IPReversePathFilter" in head:
             rpf = int(vals[head.index("IPReversePathFilter")])
-    martian = 0
-    with open("/proc/net/stat/rt_cache") as f:
-        head = f.readline().split()
-        col = head.index("in_martian_src")
-        for l in f:
-            martian += int(l.split()[col], 16)
-    print(rpf, martian)
+    print(rpf, martian_src())
 
 
 def raw_frame(kind, dst_mac, src_mac):
@@ -362,13 +366,8 @@ def cmd_hdrdrops(a):
         for l in f:
             k, v = l.split()
             v6[k] = int(v)
-    martian = 0
-    with open("/proc/net/stat/rt_cache") as f:
-        col = f.readline().split().index("in_martian_src")
-        for l in f:
-            martian += int(l.split()[col], 16)
     print(int(ip[1][ip[0].index("InHdrErrors")]), int(ext[1][ext[0].index("InTruncatedPkts")]),
-          v6["Ip6InHdrErrors"], v6["Ip6InTruncatedPkts"], martian)
+          v6["Ip6InHdrErrors"], v6["Ip6InTruncatedPkts"], martian_src())
 
 
 def cmd_summary(a):

@@ -1089,6 +1089,23 @@ fn loose_rp_filter_and_source_rtbh_v4() {
     lab.forward(&bh, MIRROR_MAC, &o, S::ACCEL_STAT_FWD_MIRROR);
 }
 
+/// The kernel's reverse lookup has the egress as its input interface: with
+/// an `ip rule iif EGRESS`, the mirror must not judge (let alone drop) the
+/// source; bpf_fib_lookup does, and leaves a rejection to the kernel.
+#[test]
+fn egress_iif_rule_leaves_the_source_check_to_the_kernels_lookup_v4() {
+    let Some(lab) = Lab::new() else { return };
+    mirror_gw(&lab);
+    let i = lab.inp;
+    lab.apply(&lab.route("10.0.3.0/24", &lab.x, None, 4));
+    lab.apply(&[lab.put_iface(&i, FLAGS_ALL | F::ACCEL_IF_RPF_STRICT.0, 1500)]);
+    let spoofed = f4(&lab, &V4::udp(Ipv4Addr::new(10, 0, 3, 5), REMOTE4));
+    lab.drop(&spoofed, S::ACCEL_STAT_DROP_RPFILTER);
+    let o = lab.out;
+    lab.apply(&[lab.put_iface(&o, FLAGS_ALL | F::ACCEL_IF_RULES4.0, 1500)]);
+    lab.pass(&spoofed, S::ACCEL_STAT_PASS_SRC_CHECK);
+}
+
 #[test]
 fn rp_filter_fib_path_v4() {
     // With --mode fib the reverse-path check is a bpf_fib_lookup (the

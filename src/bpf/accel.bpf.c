@@ -228,9 +228,23 @@ static __always_inline int ipv4_mirror_source(struct pkt *k, __be32 saddr,
 	}
 	if (dev_match)
 		return SRC_OK;
-	if ((k->in->flags & ACCEL_IF_NO_ADDR4) || (rpf & ACCEL_IF_RPF_STRICT))
+	if ((rpf & ACCEL_IF_RPF_STRICT) ||
+	    (rpf && (k->in->flags & ACCEL_IF_NO_ADDR4)))
 		return SRC_RPF;
 	return SRC_OK;
+}
+
+/*
+ * Whether the mirror may judge the source of a packet leaving through
+ * out: __fib_validate_source() looks the source up with the egress as
+ * input interface (flowi4_iif = oif), so an `ip rule iif EGRESS` may
+ * apply, which only the kernel's own lookup (bpf_fib_lookup with that
+ * ifindex) honours.
+ */
+static __always_inline int mirror_judges_source(int mirror,
+						struct accel_iface *out)
+{
+	return mirror && !(out->flags & ACCEL_IF_RULES4);
 }
 
 /*
@@ -417,15 +431,17 @@ static __always_inline int ipv4_mirror(struct pkt *k, struct iphdr *ip,
 		n = bpf_map_lookup_elem(&neigh6, &n6);
 		if (!n)
 			return ACCEL_TRY_FIB;
-		return ipv4_commit(k, ip, n->mac, out->mac, n6.ifindex, 1,
-				   nh_id, ACCEL_STAT_FWD_MIRROR);
+		return ipv4_commit(k, ip, n->mac, out->mac, n6.ifindex,
+				   mirror_judges_source(1, out), nh_id,
+				   ACCEL_STAT_FWD_MIRROR);
 	}
 	nkey.ifindex = nh->ifindex;
 	nkey.addr = (nh->flags & ACCEL_NH_GATEWAY) ? *(__u32 *)nh->gw : ip->daddr;
 	n = bpf_map_lookup_elem(&neigh4, &nkey);
 	if (!n)
 		return ACCEL_TRY_FIB;
-	return ipv4_commit(k, ip, n->mac, out->mac, nkey.ifindex, 1, nh_id,
+	return ipv4_commit(k, ip, n->mac, out->mac, nkey.ifindex,
+			   mirror_judges_source(1, out), nh_id,
 			   ACCEL_STAT_FWD_MIRROR);
 }
 
@@ -483,7 +499,8 @@ static __always_inline int ipv4_fib(struct pkt *k, struct iphdr *ip, int mirror)
 	rc = ipv4_forward_gate(k, ip, out);
 	if (rc != ACCEL_GO)
 		return rc;
-	return ipv4_commit(k, ip, p.dmac, p.smac, p.ifindex, mirror, 0,
+	return ipv4_commit(k, ip, p.dmac, p.smac, p.ifindex,
+			   mirror_judges_source(mirror, out), 0,
 			   ACCEL_STAT_FWD_FIB);
 }
 

@@ -157,7 +157,10 @@ impl Running {
             Wake::Renew => None,
             Wake::Housekeeping => {
                 d.housekeeping().await?;
-                self.publish_status()?;
+                // Figures for scrapes and alerts: never a reason to stop.
+                if let Err(e) = self.publish_status() {
+                    warn!("status not published: {}", crate::error_chain(&e));
+                }
                 None
             }
             Wake::Request(p) => {
