@@ -2,5 +2,6 @@
 //! parts of `accel-trafgen` live here so that they can be unit-tested.
 
 pub mod ceiling;
+pub mod events;
 pub mod net;
 pub mod trafgen;

@@ -44,6 +44,24 @@ enum Cmd {
     /// ns per lookup: DIR-24-8 / IPv6 trie vs bpf_fib_lookup vs LPM trie
     /// (BPF_PROG_TEST_RUN).
     Lookup(LookupArgs),
+    /// ns per route event in the control plane alone (mirror and route
+    /// tables, no kernel): a whole table announced, then withdrawn, each
+    /// in random order. Needs no root.
+    Events {
+        /// Prefixes, one CIDR per line, both families.
+        #[arg(long)]
+        prefixes: PathBuf,
+        /// Rounds (each on a fresh mirror); every round is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Seed of the orders.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Routes as BIRD installs them (gateway only) instead of as FRR
+        /// does (through nexthop objects).
+        #[arg(long)]
+        no_objects: bool,
+    },
     /// Prints a synthetic table (CIDR per line, IPv4 then IPv6) with the
     /// prefix-length mix of the real full table in ../shared/data, for
     /// clones where that file is absent.
@@ -217,10 +235,33 @@ struct LookupArgs {
     seed: u64,
 }
 
+fn events(path: &std::path::Path, runs: usize, seed: u64, objects: bool) -> Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let prefixes =
+        accel_tools::events::parse_table(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    println!("{} prefixes; ns per event (add / del):", prefixes.len());
+    for r in 0..runs {
+        let (add, del) = accel_tools::events::run(&prefixes, seed + r as u64, objects);
+        println!(
+            "run {}: {:.0} / {:.0}",
+            r + 1,
+            add.ns_per_event(),
+            del.ns_per_event()
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     env_logger::init();
     match Cli::parse().cmd {
         Cmd::Lookup(a) => lookup(a),
+        Cmd::Events {
+            prefixes,
+            runs,
+            seed,
+            no_objects,
+        } => events(&prefixes, runs, seed, !no_objects),
         Cmd::GenTable { seed } => {
             gen_table(seed);
             Ok(())

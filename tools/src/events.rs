@@ -1,0 +1,273 @@
+//! `accel-bench events`: the control plane's cost per route event without
+//! the kernel. The same mirror and route tables `accel run` keeps (the
+//! tables in ordinary memory instead of BPF maps) take a whole table as
+//! route additions in random order, then its removal in another random
+//! order, timed in-process: what a BGP session's full-table announcement
+//! and withdrawal cost the event loop, with nothing else on the clock
+//! (no netlink copies, no reader thread, no other process). The live
+//! figure, with FRR, is `scripts/bench/bgp.sh`'s.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use accel::bpf::types::{accel_if_flags as IfFlags, accel_route};
+use accel::capacity::Limits;
+use accel::datapath::dir24::{route_leaf, Dir24, GROUP_LEAVES, TBL24_LEAVES};
+use accel::datapath::keys::route_value;
+use accel::datapath::trie6::{self, Trie6};
+use accel::mirror::{Change, EventOutcome, IfaceConf, Mirror};
+use accel::model::{
+    Addr, Event, KernelState, Link, Neighbour, NeighbourState, NextHop, NexthopObject, NhFlags,
+    Prefix, Route, RouteKey, RouteKind, RouteProtocol, TABLE_MAIN,
+};
+
+const IFINDEX: u32 = 2;
+const GW4: &str = "10.9.0.2";
+const GW6: &str = "fd00:9::2";
+/// The nexthop objects of the two gateways, as FRR's zebra makes them.
+const NHID4: u32 = 10;
+const NHID6: u32 = 11;
+
+/// Per-phase results.
+pub struct Phase {
+    pub events: usize,
+    pub took: Duration,
+}
+
+impl Phase {
+    pub fn ns_per_event(&self) -> f64 {
+        self.took.as_nanos() as f64 / self.events.max(1) as f64
+    }
+}
+
+/// The mirror and the two route tables, as `accel run` holds them.
+struct Plane {
+    mirror: Mirror,
+    fib4: Dir24<Vec<u32>>,
+    fib6: Trie6<Vec<u32>>,
+    out: EventOutcome,
+}
+
+impl Plane {
+    fn new(limits: &Limits) -> Plane {
+        let flags = IfFlags::ACCEL_IF_FWD4.0 | IfFlags::ACCEL_IF_FWD6.0;
+        let conf = IfaceConf {
+            slot: 0,
+            sysctl_flags: flags,
+            mtu6: 1500,
+        };
+        let ifaces: HashMap<u32, IfaceConf> = [(IFINDEX, conf)].into_iter().collect();
+        let groups = limits.ipv4_groups as usize;
+        let nodes = limits.ipv6_nodes as usize;
+        let mut plane = Plane {
+            mirror: Mirror::new(ifaces, false, limits),
+            fib4: Dir24::new(
+                vec![0; TBL24_LEAVES],
+                vec![0; groups * GROUP_LEAVES],
+                groups,
+            ),
+            fib6: Trie6::new(
+                vec![0; trie6::ROOT_LEAVES],
+                vec![0; nodes * trie6::NODE_LEAVES],
+                nodes,
+            ),
+            out: EventOutcome::default(),
+        };
+        let changes = plane.mirror.resync(host_state());
+        plane.write(&changes);
+        plane
+    }
+
+    /// One event as the daemon applies it: mirror, then route tables.
+    fn apply(&mut self, ev: Event) {
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        self.mirror.apply_into(ev, &mut out);
+        self.write(&out.changes);
+        self.out = out;
+    }
+
+    fn write(&mut self, changes: &[Change]) {
+        for c in changes {
+            match c {
+                Change::PutRoute {
+                    prefix,
+                    entry,
+                    nh_id,
+                } => {
+                    let v: accel_route = route_value(entry, *nh_id);
+                    let leaf = route_leaf(v.r#type, v.nh_id);
+                    match prefix.addr() {
+                        IpAddr::V4(a) => self.fib4.insert(u32::from(a), prefix.len(), leaf),
+                        IpAddr::V6(a) => self.fib6.insert(u128::from(a), prefix.len(), leaf),
+                    }
+                }
+                Change::DelRoute(prefix) => match prefix.addr() {
+                    IpAddr::V4(a) => self.fib4.remove(u32::from(a), prefix.len()),
+                    IpAddr::V6(a) => self.fib6.remove(u128::from(a), prefix.len()),
+                },
+                _ => {}
+            }
+        }
+    }
+}
+
+/// One interface with an IPv4 and an IPv6 gateway, both resolved.
+fn host_state() -> KernelState {
+    let link = Link {
+        ifindex: IFINDEX,
+        name: "r0".into(),
+        mac: Some([2, 0, 0, 0, 0, 1]),
+        mtu: 1500,
+        admin_up: true,
+        carrier: true,
+        kind: Some("veth".into()),
+    };
+    let addr = |a: &str, len| Addr {
+        ifindex: IFINDEX,
+        addr: a.parse().expect("literal"),
+        prefix_len: len,
+    };
+    let neigh = |a: &str| Neighbour {
+        ifindex: IFINDEX,
+        addr: a.parse().expect("literal"),
+        mac: Some([2, 0, 0, 0, 0, 2]),
+        state: NeighbourState::Permanent,
+    };
+    let object = |id, gw: &str| NexthopObject::Single {
+        id,
+        ifindex: Some(IFINDEX),
+        gateway: Some(gw.parse().expect("literal")),
+        blackhole: false,
+        flags: NhFlags::empty(),
+        special: false,
+    };
+    KernelState {
+        links: vec![link],
+        addrs: vec![addr("10.9.0.1", 24), addr("fd00:9::1", 64)],
+        neighbours: vec![neigh(GW4), neigh(GW6)],
+        nexthops: vec![object(NHID4, GW4), object(NHID6, GW6)],
+        ..KernelState::default()
+    }
+}
+
+/// A BGP route to `p` through the family's gateway: as FRR installs it
+/// (`objects`: through the gateway's nexthop object, which the kernel's
+/// notification also expands into the path), or as BIRD does (the path
+/// only).
+fn bgp_route(p: Prefix, objects: bool) -> Route {
+    let (gw, id): (IpAddr, u32) = match p.addr() {
+        IpAddr::V4(_) => (GW4.parse().expect("literal"), NHID4),
+        IpAddr::V6(_) => (GW6.parse().expect("literal"), NHID6),
+    };
+    Route {
+        key: RouteKey {
+            table: TABLE_MAIN,
+            prefix: p,
+            tos: 0,
+            metric: 20,
+        },
+        kind: RouteKind::Unicast,
+        protocol: RouteProtocol::Bgp,
+        nexthops: [NextHop {
+            ifindex: IFINDEX,
+            gateway: Some(gw),
+            flags: NhFlags::empty(),
+            weight: 1,
+        }]
+        .into_iter()
+        .collect(),
+        nhid: objects.then_some(id),
+        mtu: None,
+        src_len: 0,
+        encap: false,
+    }
+}
+
+/// The prefixes of a table file (one CIDR per line, both families).
+pub fn parse_table(text: &str) -> Result<Vec<Prefix>, String> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = || format!("line {}: {line:?} is not a prefix", n + 1);
+        let (a, l) = line.split_once('/').ok_or_else(bad)?;
+        let addr: IpAddr = a.parse().map_err(|_| bad())?;
+        let len: u8 = l.parse().map_err(|_| bad())?;
+        out.push(Prefix::new(addr, len).ok_or_else(bad)?);
+    }
+    Ok(out)
+}
+
+/// Times the announcement of `prefixes` (in a random order of `seed`),
+/// then their withdrawal (in another), routes through nexthop objects
+/// when `objects`.
+pub fn run(prefixes: &[Prefix], seed: u64, objects: bool) -> (Phase, Phase) {
+    let mut plane = Plane::new(&Limits::default());
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut order = prefixes.to_vec();
+    rng.shuffle(&mut order);
+    let adds: Vec<Event> = order
+        .iter()
+        .map(|p| Event::NewRoute(bgp_route(*p, objects)))
+        .collect();
+    rng.shuffle(&mut order);
+    let dels: Vec<Event> = order
+        .iter()
+        .map(|p| Event::DelRoute(bgp_route(*p, objects)))
+        .collect();
+    let mut timed = |events: Vec<Event>| {
+        let n = events.len();
+        let t = Instant::now();
+        for ev in events {
+            plane.apply(ev);
+        }
+        Phase {
+            events: n,
+            took: t.elapsed(),
+        }
+    };
+    let add = timed(adds);
+    let del = timed(dels);
+    (add, del)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The benchmark applies what it times: announced prefixes are in the
+    /// route tables afterwards, withdrawn ones are not.
+    #[test]
+    fn applies_announcements_and_withdrawals() {
+        let prefixes = parse_table("192.0.2.0/24\n198.51.100.0/22\n2001:db8::/32\n").unwrap();
+        let mut plane = Plane::new(&Limits::default());
+        let v4 = |s: &str| u32::from(s.parse::<std::net::Ipv4Addr>().unwrap());
+        for objects in [true, false] {
+            for p in &prefixes {
+                plane.apply(Event::NewRoute(bgp_route(*p, objects)));
+            }
+            assert_ne!(plane.fib4.lookup(v4("192.0.2.9")), 0);
+            assert_ne!(plane.fib4.lookup(v4("198.51.103.1")), 0);
+            assert_eq!(plane.fib4.lookup(v4("198.51.104.1")), 0);
+            let v6 = u128::from("2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap());
+            assert_ne!(plane.fib6.lookup(v6), 0);
+            for p in &prefixes {
+                plane.apply(Event::DelRoute(bgp_route(*p, objects)));
+            }
+            assert_eq!(plane.fib4.lookup(v4("192.0.2.9")), 0);
+            assert_eq!(plane.fib4.lookup(v4("198.51.103.1")), 0);
+            assert_eq!(plane.fib6.lookup(v6), 0);
+        }
+    }
+
+    #[test]
+    fn bad_lines_are_named() {
+        let e = parse_table("192.0.2.0/24\n192.0.2.0/33\n").unwrap_err();
+        assert!(e.starts_with("line 2:"), "{e}");
+        assert!(parse_table("nonsense").is_err());
+    }
+}
