@@ -119,6 +119,10 @@ pub enum RouteKind {
     Other(u8),
 }
 
+/// A route's paths: one for almost every route, kept inline (no
+/// allocation per route event).
+pub type NextHops = smallvec::SmallVec<[NextHop; 1]>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NextHop {
     pub ifindex: u32,
@@ -145,7 +149,7 @@ pub struct Route {
     pub kind: RouteKind,
     pub protocol: RouteProtocol,
     /// Empty for routes without a next hop (blackhole, local, ...).
-    pub nexthops: Vec<NextHop>,
+    pub nexthops: NextHops,
     /// RTA_NH_ID: the route uses a nexthop object.
     pub nhid: Option<u32>,
     /// RTAX_MTU from RTA_METRICS.

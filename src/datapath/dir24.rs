@@ -149,16 +149,23 @@ impl<S: LeafStore> Dir24<S> {
     /// group for a rule longer than /24, its /24 is degraded.
     pub fn insert(&mut self, addr: u32, len: u8, leaf: u32) {
         let addr = mask(addr, len);
-        if self.rules.get(&(addr, len)) == Some(&leaf) {
+        // One probe of the rule map (a cache miss at full-table size) for
+        // both the old value and the new one.
+        let old = self.rules.insert((addr, len), leaf);
+        if old == Some(leaf) {
             return;
         }
+        let added = old.is_none();
+        if added {
+            self.count_rule(addr, len, true);
+        }
         let block = (addr >> 8) as usize;
+        // A degraded /24 that gets its group back is repainted from the
+        // rules, the new one included.
         if len > 24 && !self.group_for(block) {
-            let added = self.add_rule(addr, len, leaf);
             self.degrade(block, usize::from(added));
             return;
         }
-        self.add_rule(addr, len, leaf);
         let depth = len + 1;
         self.paint(addr, len, |d| d <= depth, leaf, depth);
     }
@@ -168,10 +175,7 @@ impl<S: LeafStore> Dir24<S> {
         if self.rules.remove(&(addr, len)).is_none() {
             return;
         }
-        self.per_len[usize::from(len)] -= 1;
-        if len <= prefix_bits::MAX_LEN {
-            self.present.set(addr, len, false);
-        }
+        self.count_rule(addr, len, false);
         let block = (addr >> 8) as usize;
         if len > 24 {
             if let Some(n) = self.degraded.get_mut(&block) {
@@ -211,15 +215,17 @@ impl<S: LeafStore> Dir24<S> {
 
     /// The longest rule strictly shorter than `len` that covers `addr`.
     /// Records a rule; true when it is new.
-    fn add_rule(&mut self, addr: u32, len: u8, leaf: u32) -> bool {
-        let added = self.rules.insert((addr, len), leaf).is_none();
+    /// Counts a rule added to (or removed from) the rule map.
+    fn count_rule(&mut self, addr: u32, len: u8, added: bool) {
+        let n = &mut self.per_len[usize::from(len)];
         if added {
-            self.per_len[usize::from(len)] += 1;
-            if len <= prefix_bits::MAX_LEN {
-                self.present.set(addr, len, true);
-            }
+            *n += 1;
+        } else {
+            *n -= 1;
         }
-        added
+        if len <= prefix_bits::MAX_LEN {
+            self.present.set(addr, len, added);
+        }
     }
 
     fn covering(&self, addr: u32, len: u8) -> (u32, u8) {

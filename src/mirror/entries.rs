@@ -40,6 +40,13 @@ fn unicast_entry(route: &Route, table: &mut NhTable) -> RouteEntry {
         return RouteEntry::Object(id);
     }
     let family = route.key.prefix.family();
+    // Most routes have one path: no vector for it.
+    if let [nh] = route.nexthops.as_slice() {
+        return match path_key(nh, family) {
+            Ok(key) => RouteEntry::Unicast(key),
+            Err(reason) => fib(reason),
+        };
+    }
     let paths: Result<Vec<Path>, FibReason> = route
         .nexthops
         .iter()

@@ -18,7 +18,7 @@ use netlink_packet_route::{
     AddressFamily,
 };
 
-use crate::model::{self, Family, NextHop, NhFlags, Prefix, RouteKey, RouteKind};
+use crate::model::{self, Family, NextHop, NextHops, NhFlags, Prefix, RouteKey, RouteKind};
 
 /// FRA_PAD: padding attribute the kernel may put in rule messages.
 const FRA_PAD: u16 = 18;
@@ -129,7 +129,7 @@ struct RouteFields {
     metric: u32,
     oif: Option<u32>,
     gateway: Option<IpAddr>,
-    multipath: Option<Vec<NextHop>>,
+    multipath: Option<NextHops>,
     nhid: Option<u32>,
     mtu: Option<u32>,
     encap: bool,
@@ -205,7 +205,7 @@ impl RouteFields {
         let prefix = Prefix::new(dst, h.destination_prefix_length)?;
         let nexthops = match self.multipath {
             Some(hops) => hops,
-            None if self.oif.is_some() || self.gateway.is_some() => vec![NextHop {
+            None if self.oif.is_some() || self.gateway.is_some() => smallvec::smallvec![NextHop {
                 ifindex: self.oif.unwrap_or(0),
                 gateway: self.gateway,
                 // RTNH_F_* live in the low byte of rtm_flags
@@ -213,7 +213,7 @@ impl RouteFields {
                 flags: NhFlags::from_bits_retain(h.flags.bits() as u8),
                 weight: 1,
             }],
-            None => Vec::new(),
+            None => NextHops::new(),
         };
         Some(model::Route {
             key: RouteKey {
@@ -468,7 +468,7 @@ mod tests {
         assert_eq!(r.kind, RouteKind::Unicast);
         assert_eq!(r.protocol, RouteProtocol::Static);
         assert_eq!(
-            r.nexthops,
+            r.nexthops.to_vec(),
             vec![NextHop {
                 ifindex: 3,
                 gateway: Some("192.0.2.1".parse().unwrap()),
@@ -534,7 +534,7 @@ mod tests {
         let r = both(&m).unwrap();
         assert_eq!(r.key.prefix, pfx("2001:db8:1::/48"));
         assert_eq!(
-            r.nexthops,
+            r.nexthops.to_vec(),
             vec![
                 NextHop {
                     ifindex: 4,
