@@ -4,4 +4,5 @@
 pub mod ceiling;
 pub mod events;
 pub mod net;
+pub mod stages;
 pub mod trafgen;

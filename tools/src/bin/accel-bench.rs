@@ -62,6 +62,18 @@ enum Cmd {
         #[arg(long)]
         no_objects: bool,
     },
+    /// ns per frame of accel_xdp's path, stage by stage, and of the
+    /// ceiling forwarder (BPF_PROG_TEST_RUN, warm caches; issue 12). Runs
+    /// in a network namespace of its own.
+    Stages {
+        /// Measured runs per stage; the median and the fastest are shown.
+        #[arg(long, default_value_t = 200)]
+        runs: usize,
+        /// Repetitions per run (runs of forwarded frames repeat at most
+        /// 250 times: the TTL must last).
+        #[arg(long, default_value_t = 10_000)]
+        repeat: u32,
+    },
     /// Prints a synthetic table (CIDR per line, IPv4 then IPv6) with the
     /// prefix-length mix of the real full table in ../shared/data, for
     /// clones where that file is absent.
@@ -252,6 +264,19 @@ fn events(path: &std::path::Path, runs: usize, seed: u64, objects: bool) -> Resu
     Ok(())
 }
 
+fn stages(runs: usize, repeat: u32) -> Result<()> {
+    if runs == 0 || repeat == 0 {
+        bail!("--runs and --repeat must be at least 1");
+    }
+    let stages = accel_tools::stages::run(runs, repeat)?;
+    println!("| stage | median ns | min ns |");
+    println!("|---|---:|---:|");
+    for s in stages {
+        println!("| {} | {:.0} | {:.0} |", s.name, s.median_ns, s.min_ns);
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     env_logger::init();
     match Cli::parse().cmd {
@@ -262,6 +287,7 @@ fn main() -> Result<()> {
             seed,
             no_objects,
         } => events(&prefixes, runs, seed, !no_objects),
+        Cmd::Stages { runs, repeat } => stages(runs, repeat),
         Cmd::GenTable { seed } => {
             gen_table(seed);
             Ok(())
