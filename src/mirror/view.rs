@@ -3,6 +3,7 @@
 //! A fresh view is built route by route while a dump streams in, so that a
 //! full-table dump is never held as a `Vec<Route>`.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use super::code::{Code, NhTable};
@@ -17,6 +18,11 @@ pub struct View {
     /// The local table holds the host's own addresses: few routes, and kept
     /// ordered for the covering-route search.
     local: BTreeMap<Prefix, RouteSet>,
+    /// The local-table prefixes that can contain another prefix (all but
+    /// host routes), longest first: the covering search of every route
+    /// event runs over these (usually one or two: 127.0.0.0/8, ff00::/8)
+    /// instead of the whole local table (two entries per address).
+    local_covering: Vec<Prefix>,
     /// A local-table route the kernel did not create was seen.
     pub(super) custom_local_seen: bool,
     /// One of several routes with one key was removed: which remain is
@@ -64,7 +70,11 @@ impl View {
         }
         let p = r.key.prefix;
         Some(if table == TABLE_LOCAL {
-            self.local.entry(p).or_default()
+            if let Entry::Vacant(e) = self.local.entry(p) {
+                e.insert(RouteSet::default());
+                self.local_keys_changed();
+            }
+            self.local.get_mut(&p).expect("inserted above")
         } else {
             self.main.get_or_insert_with(p, RouteSet::default)
         })
@@ -96,6 +106,7 @@ impl View {
         if set.is_empty() {
             if table == TABLE_LOCAL {
                 self.local.remove(&p);
+                self.local_keys_changed();
             } else {
                 self.main.remove(&p);
             }
@@ -117,11 +128,23 @@ impl View {
     /// The longest local-table route strictly containing `p`: it wins over
     /// any main route at `p`.
     fn covering_local(&self, p: &Prefix) -> Option<Code> {
-        self.local
+        self.local_covering
             .iter()
-            .filter(|(l, _)| l.len() < p.len() && l.contains(p))
-            .max_by_key(|(l, _)| l.len())
-            .and_then(|(_, set)| set.best())
+            .find(|l| l.len() < p.len() && l.contains(p))
+            .and_then(|l| self.local.get(l))
+            .and_then(RouteSet::best)
+    }
+
+    /// Recomputes [`View::local_covering`] after a local-table prefix came
+    /// or went.
+    fn local_keys_changed(&mut self) {
+        self.local_covering = self
+            .local
+            .keys()
+            .filter(|l| l.len() < l.family().max_len())
+            .copied()
+            .collect();
+        self.local_covering.sort_by_key(|l| std::cmp::Reverse(l.len()));
     }
 
     /// The prefixes with main routes inside `p` (longer than it).
