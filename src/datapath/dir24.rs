@@ -213,8 +213,6 @@ impl<S: LeafStore> Dir24<S> {
         }
     }
 
-    /// The longest rule strictly shorter than `len` that covers `addr`.
-    /// Records a rule; true when it is new.
     /// Counts a rule added to (or removed from) the rule map.
     fn count_rule(&mut self, addr: u32, len: u8, added: bool) {
         let n = &mut self.per_len[usize::from(len)];
@@ -228,6 +226,7 @@ impl<S: LeafStore> Dir24<S> {
         }
     }
 
+    /// The longest rule strictly shorter than `len` that covers `addr`.
     fn covering(&self, addr: u32, len: u8) -> (u32, u8) {
         (0..len)
             .rev()

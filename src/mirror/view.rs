@@ -72,7 +72,7 @@ impl View {
         Some(if table == TABLE_LOCAL {
             if let Entry::Vacant(e) = self.local.entry(p) {
                 e.insert(RouteSet::default());
-                self.local_keys_changed();
+                self.local_keys_changed(&p);
             }
             self.local.get_mut(&p).expect("inserted above")
         } else {
@@ -106,7 +106,7 @@ impl View {
         if set.is_empty() {
             if table == TABLE_LOCAL {
                 self.local.remove(&p);
-                self.local_keys_changed();
+                self.local_keys_changed(&p);
             } else {
                 self.main.remove(&p);
             }
@@ -135,16 +135,21 @@ impl View {
             .and_then(RouteSet::best)
     }
 
-    /// Recomputes [`View::local_covering`] after a local-table prefix came
-    /// or went.
-    fn local_keys_changed(&mut self) {
+    /// Recomputes [`View::local_covering`] after local-table prefix `p`
+    /// came or went; host routes (most of the local table, one or two per
+    /// address) are never in it.
+    fn local_keys_changed(&mut self, p: &Prefix) {
+        if p.len() == p.family().max_len() {
+            return;
+        }
         self.local_covering = self
             .local
             .keys()
             .filter(|l| l.len() < l.family().max_len())
             .copied()
             .collect();
-        self.local_covering.sort_by_key(|l| std::cmp::Reverse(l.len()));
+        self.local_covering
+            .sort_by_key(|l| std::cmp::Reverse(l.len()));
     }
 
     /// The prefixes with main routes inside `p` (longer than it).

@@ -199,6 +199,10 @@ pub fn parse_table(text: &str) -> Result<Vec<Prefix>, String> {
         let len: u8 = l.parse().map_err(|_| bad())?;
         out.push(Prefix::new(addr, len).ok_or_else(bad)?);
     }
+    // A repeated prefix (or one differing only in host bits) would be an
+    // event that changes nothing, timed as if it did.
+    out.sort_unstable();
+    out.dedup();
     Ok(out)
 }
 

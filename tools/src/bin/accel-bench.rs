@@ -248,12 +248,16 @@ struct LookupArgs {
 }
 
 fn events(path: &std::path::Path, runs: usize, seed: u64, objects: bool) -> Result<()> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    if runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
     let prefixes =
         accel_tools::events::parse_table(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     println!("{} prefixes; ns per event (add / del):", prefixes.len());
     for r in 0..runs {
-        let (add, del) = accel_tools::events::run(&prefixes, seed + r as u64, objects);
+        let (add, del) = accel_tools::events::run(&prefixes, seed.wrapping_add(r as u64), objects);
         println!(
             "run {}: {:.0} / {:.0}",
             r + 1,
