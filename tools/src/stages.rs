@@ -26,8 +26,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, ensure, Context, Result};
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, ProgramInput};
+use libbpf_rs::ProgramInput;
 
 use accel::bpf::types::{accel_cfg_flags as Cfg, accel_if_flags as If, accel_stat as S};
 use accel::capacity::Limits;
@@ -36,8 +35,6 @@ use accel::mirror::decision::{NhKey, RouteEntry};
 use accel::mirror::{Change, IfaceEntry};
 use accel::model::Prefix;
 use accel_packet as packet;
-
-use crate::ceiling::{CeilingSkelBuilder, OpenCeilingSkel};
 
 /// Repetitions of a run whose frame is forwarded (TTL 255 at the start).
 pub const FORWARD_REPEAT: u32 = 250;
@@ -258,22 +255,11 @@ neigh add {GW6} lladdr {} dev out0 nud permanent
 
 /// The ceiling forwarder with every tag sent to `out_ifindex`'s gateway.
 fn ceiling(out_ifindex: u32) -> Result<crate::ceiling::CeilingSkel<'static>> {
-    let object = Box::leak(Box::new(std::mem::MaybeUninit::uninit()));
-    let open: OpenCeilingSkel = CeilingSkelBuilder::default().open(object)?;
-    let skel = open.load()?;
-    let mut adj = [0u8; 16];
-    adj[..6].copy_from_slice(&GW_MAC);
-    adj[6..12].copy_from_slice(&OUT_MAC);
-    for k in 0u32..8 {
-        skel.maps
-            .adj
-            .update(&k.to_ne_bytes(), &adj, MapFlags::ANY)?;
+    let skel = crate::ceiling::load()?;
+    for tag in 0..crate::ceiling::TAGS {
+        crate::ceiling::set_adjacency(&skel, tag, GW_MAC, OUT_MAC)?;
     }
-    skel.maps.tx.update(
-        &0u32.to_ne_bytes(),
-        &out_ifindex.to_ne_bytes(),
-        MapFlags::ANY,
-    )?;
+    crate::ceiling::set_egress(&skel, out_ifindex)?;
     Ok(skel)
 }
 

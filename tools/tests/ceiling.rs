@@ -3,12 +3,9 @@
 //! IPv4 checksum still valid) and the MACs rewritten, and refuses what a
 //! router must not forward. Needs root (loads BPF); skipped otherwise.
 
-use std::mem::MaybeUninit;
-
 use accel_packet::{csum, eth, ETH_HLEN, ETH_P_IP, ETH_P_IPV6, V4, V6};
-use accel_tools::ceiling::{CeilingSkel, CeilingSkelBuilder};
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, ProgramInput};
+use accel_tools::ceiling::{self, CeilingSkel};
+use libbpf_rs::ProgramInput;
 
 const XDP_PASS: u32 = 2;
 const XDP_REDIRECT: u32 = 4;
@@ -20,21 +17,11 @@ fn load() -> Option<CeilingSkel<'static>> {
         eprintln!("ceiling: skipped (loading BPF needs root)");
         return None;
     }
-    let object = Box::leak(Box::new(MaybeUninit::uninit()));
-    let skel = CeilingSkelBuilder::default()
-        .open(object)
-        .unwrap()
-        .load()
-        .unwrap();
-    for tag in 0u32..8 {
-        // dmac 02:aa:00:00:00:<tag>, smac 02:bb:00:00:00:01, port 0.
-        let mut v = [0u8; 16];
-        v[..6].copy_from_slice(&[2, 0xaa, 0, 0, 0, tag as u8]);
-        v[6..12].copy_from_slice(&[2, 0xbb, 0, 0, 0, 1]);
-        skel.maps
-            .adj
-            .update(&tag.to_ne_bytes(), &v, MapFlags::ANY)
-            .unwrap();
+    let skel = ceiling::load().unwrap();
+    for tag in 0..ceiling::TAGS {
+        // dmac 02:aa:00:00:00:<tag>, smac 02:bb:00:00:00:01.
+        let dmac = [2, 0xaa, 0, 0, 0, tag as u8];
+        ceiling::set_adjacency(&skel, tag, dmac, [2, 0xbb, 0, 0, 0, 1]).unwrap();
     }
     Some(skel)
 }

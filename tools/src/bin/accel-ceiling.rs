@@ -6,16 +6,13 @@
 //!
 //!   accel-ceiling --in r-in --out r-out --gw-mac 02:..
 
-use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags};
 
 use accel::datapath::attach::{attach, XdpMode};
-use accel_tools::ceiling::CeilingSkelBuilder;
+use accel_tools::ceiling;
 use accel_tools::net::{iface_mac, parse_mac};
 
 #[derive(Parser)]
@@ -49,30 +46,12 @@ fn run(a: Args) -> Result<()> {
     let out_ifindex = accel::runtime::ifindex(&a.egress)?;
     let gw = parse_mac(&a.gw_mac)?;
     let smac = iface_mac(&a.egress)?;
-    let object = Box::leak(Box::new(MaybeUninit::uninit()));
-    let skel = CeilingSkelBuilder::default()
-        .open(object)
-        .context("opening the ceiling BPF object")?
-        .load()
-        .context("loading the ceiling BPF object")?;
-    // Every tag's adjacency: the gateways' MAC, the egress's, port 0.
-    let mut v = [0u8; 16];
-    v[..6].copy_from_slice(&gw);
-    v[6..12].copy_from_slice(&smac);
-    for tag in 0u32..8 {
-        skel.maps
-            .adj
-            .update(&tag.to_ne_bytes(), &v, MapFlags::ANY)
-            .context("writing an adjacency")?;
+    let skel = ceiling::load()?;
+    // Every tag's adjacency: the gateways' MAC, the egress's.
+    for tag in 0..ceiling::TAGS {
+        ceiling::set_adjacency(&skel, tag, gw, smac)?;
     }
-    skel.maps
-        .tx
-        .update(
-            &0u32.to_ne_bytes(),
-            &out_ifindex.to_ne_bytes(),
-            MapFlags::ANY,
-        )
-        .context("writing the devmap")?;
+    ceiling::set_egress(&skel, out_ifindex)?;
     let _link = attach(
         skel.progs.ceiling_fwd.as_fd(),
         in_ifindex,
