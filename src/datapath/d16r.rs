@@ -1,5 +1,6 @@
-//! DXR's D16R layout of an IPv4 FIB, built from rules (issue 12, first
-//! step of the compact FIB; not yet used by the datapath).
+//! DXR's D16R layout of an IPv4 FIB, built from rules at once: the
+//! reference that the datapath's incremental FIB ([`super::fib4`]) is
+//! tested against, and its chunk builder.
 //!
 //! One word per /16 (256 KiB for the whole space) holds the leaf of the
 //! longest rule of /16 or shorter covering it; a /16 that also holds
@@ -7,10 +8,7 @@
 //! leaf of the innermost rule covering it, found by a binary search. A full
 //! table needs a few MiB instead of DIR-24-8's 64 MiB first level, so a
 //! lookup stays in cache (BENCHMARKS.md, "Per stage, warm caches": the
-//! first level's misses are ~125 ns of a ~290 ns frame). The design and the
-//! plan are in the issue's notes; this module is the reference builder and
-//! lookup that the datapath's layout, its incremental updates and its BPF
-//! search will be tested against.
+//! first level's misses were ~125 ns of a ~290 ns frame).
 //!
 //! Leaves are the datapath's 32-bit route leaves (0: no route), as in
 //! [`super::dir24`].
@@ -156,20 +154,35 @@ fn emit(out: &mut Vec<Range>, start: u16, leaf: u32) {
 /// a rule comes before the rules nested in it. A sweep with a stack of the
 /// rules still open, as FreeBSD's DXR builds its chunks.
 fn chunk_ranges(background: u32, rules: &[(u16, u8, u32)]) -> Vec<Range> {
-    let mut out = vec![Range {
+    let mut out = Vec::new();
+    chunk_ranges_into(background, rules, &mut out, &mut Vec::new());
+    out
+}
+
+/// [`chunk_ranges`] into `out`, with `open` as the stack: buffers reused
+/// from one chunk to the next (the incremental FIB rebuilds one per
+/// route event).
+pub(super) fn chunk_ranges_into(
+    background: u32,
+    rules: &[(u16, u8, u32)],
+    out: &mut Vec<Range>,
+    open: &mut Vec<(u32, u32)>,
+) {
+    out.clear();
+    out.push(Range {
         start: 0,
         leaf: background,
-    }];
+    });
     // (end, exclusive, as u32 so that 65536 fits; leaf) of open rules.
-    let mut open: Vec<(u32, u32)> = vec![(1 << 16, background)];
+    open.clear();
+    open.push((1 << 16, background));
     for &(start, len, leaf) in rules {
         let s = u32::from(start);
-        close_until(&mut out, &mut open, s);
-        emit(&mut out, start, leaf);
+        close_until(out, open, s);
+        emit(out, start, leaf);
         open.push((s + (1u32 << (32 - len)), leaf));
     }
-    close_until(&mut out, &mut open, 1 << 16);
-    out
+    close_until(out, open, 1 << 16);
 }
 
 /// Closes the open rules that end at or before `at`: past each one's end

@@ -18,10 +18,13 @@ use clap::{Parser, Subcommand};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, ProgramInput};
 
-use accel::bpf::types::accel_dir24 as D;
-use accel::datapath::dir24::{route_leaf, Dir24, GROUP_LEAVES, TBL24_LEAVES};
+use accel::bpf::types::accel_fib4 as F;
+use accel::datapath::d16r::CHUNKS;
+use accel::datapath::fib4::Fib4;
+use accel::datapath::leaf::route_leaf;
 use accel::datapath::mmap::MmapLeaves;
 use accel::datapath::trie6::{self, Trie6};
+use accel_tools::dir24::{Dir24, GROUP_LEAVES, TBL24_LEAVES, TBL8_GROUPS};
 use accel_tools::trafgen::{parse_prefixes, random_in, Prefix};
 
 accel::skeleton!("bench.skel.rs");
@@ -319,6 +322,22 @@ fn d16r(path: &std::path::Path, next_hops: u32, probes: u64) -> Result<()> {
     let t = std::time::Instant::now();
     let d = D16r::build(&rules);
     let took = t.elapsed();
+    // The datapath's FIB, fed one route at a time in table order.
+    let cap = accel::bpf::types::accel_fib4::ACCEL_FIB4_RANGES.0 * 4;
+    let mut fib = Fib4::new(vec![0u32; CHUNKS], vec![0u32; cap as usize * 2], cap);
+    let t = std::time::Instant::now();
+    for (&(a, len), &leaf) in &rules {
+        fib.insert(a, len, leaf);
+    }
+    fib.flush();
+    let fib_took = t.elapsed();
+    println!(
+        "incremental FIB, the table as one batch: {} range entries in use ({:.2} MiB with \
+         the direct table, 8-byte ranges in power-of-two extents), {:.0} ns per route",
+        fib.ranges_in_use(),
+        (CHUNKS * 4 + fib.ranges_in_use() * 8) as f64 / (1 << 20) as f64,
+        fib_took.as_nanos() as f64 / rules.len() as f64
+    );
     let size = d.size();
     println!(
         "{} IPv4 prefixes, {next_hops} next hops: {} chunks, {} ranges, {:.2} MiB (direct table included); built in {took:.2?}",
@@ -348,6 +367,12 @@ fn d16r(path: &std::path::Path, next_hops: u32, probes: u64) -> Result<()> {
             got == want,
             "{}: D16R says {got:#x}, DIR-24-8 says {want:#x}",
             std::net::Ipv4Addr::from(addr)
+        );
+        ensure!(
+            fib.lookup(addr) == want,
+            "{}: the incremental FIB says {:#x}, DIR-24-8 says {want:#x}",
+            std::net::Ipv4Addr::from(addr),
+            fib.lookup(addr)
         );
         checked += 1;
     }
@@ -456,8 +481,8 @@ fn lookup(a: LookupArgs) -> Result<()> {
     let mut rng = fastrand::Rng::with_seed(a.seed);
     // The tables stay alive (and mapped) while the programs run.
     let (_tables, first): (Box<dyn std::any::Any>, IpAddr) = if a.family == 4 {
-        let (dir, first) = fill_v4(&skel, &prefixes, &mut rng)?;
-        (Box::new(dir), first)
+        let (tables, first) = fill_v4(&skel, &prefixes, &mut rng)?;
+        (Box::new(tables), first)
     } else {
         let (trie, first) = fill_v6(&skel, &prefixes, &mut rng)?;
         (Box::new(trie), first)
@@ -481,6 +506,7 @@ fn lookup(a: LookupArgs) -> Result<()> {
         vec![
             ("base", &p.bench_base4),
             ("dir24", &p.bench_dir24),
+            ("d16r", &p.bench_d16r),
             ("fib", &p.bench_fib4),
             ("lpm", &p.bench_lpm4),
         ]
@@ -497,16 +523,25 @@ fn lookup(a: LookupArgs) -> Result<()> {
     Ok(())
 }
 
-/// Fills the DIR-24-8 and the LPM trie with `prefixes` and `dests4` with
-/// random destinations inside them; returns the table and the first
-/// destination.
+/// The IPv4 tables the programs read, alive as long as they run.
+type Tables4 = (Fib4<MmapLeaves>, Dir24<MmapLeaves>);
+
+/// Fills the D16R FIB, the DIR-24-8 and the LPM trie with `prefixes` and
+/// `dests4` with random destinations inside them; returns the tables and
+/// the first destination.
 fn fill_v4(
     skel: &BenchSkel<'_>,
     prefixes: &[Prefix],
     rng: &mut fastrand::Rng,
-) -> Result<(Dir24<MmapLeaves>, IpAddr)> {
+) -> Result<(Tables4, IpAddr)> {
     let t = Instant::now();
-    let groups = D::ACCEL_TBL8_GROUPS.0 as usize;
+    let groups = TBL8_GROUPS;
+    let ranges = F::ACCEL_FIB4_RANGES.0;
+    let d16r_dir =
+        MmapLeaves::map(&handle(&skel.maps.fib4_dir)?, CHUNKS).context("mmap fib4_dir")?;
+    let d16r_ranges = MmapLeaves::map(&handle(&skel.maps.fib4_ranges)?, ranges as usize * 2)
+        .context("mmap fib4_ranges")?;
+    let mut fib = Fib4::new(d16r_dir, d16r_ranges, ranges);
     let t24 = MmapLeaves::map(&handle(&skel.maps.fib4_tbl24)?, TBL24_LEAVES)
         .context("mmap fib4_tbl24")?;
     let t8 = MmapLeaves::map(&handle(&skel.maps.fib4_tbl8)?, groups * GROUP_LEAVES)
@@ -518,6 +553,7 @@ fn fill_v4(
         let nh = 1 + i as u32 % NEXT_HOPS;
         let host = mask4(u32::from(*v4), *len);
         dir.insert(host, *len, route_leaf(0, nh));
+        fib.insert(host, *len, route_leaf(0, nh));
         let key = types::bench_lpm4_key {
             prefixlen: *len as u32,
             addr: host.to_be(),
@@ -539,16 +575,25 @@ fn fill_v4(
     if dir.degraded_blocks() > 0 {
         bail!("the DIR-24-8 table ran out of groups");
     }
+    fib.flush();
+    if fib.degraded_chunks() > 0 {
+        bail!("the D16R FIB ran out of ranges");
+    }
+    if let Some(d) = dests.iter().find(|d| fib.lookup(**d) != dir.lookup(**d)) {
+        bail!("D16R and DIR-24-8 disagree on {}", Ipv4Addr::from(*d));
+    }
     let bytes: Vec<u8> = dests.iter().flat_map(|d| d.to_be_bytes()).collect();
     fill_array(&handle(&skel.maps.dests4)?, &bytes, 4)?;
     eprintln!(
-        "IPv4: {} prefixes, {} second-level groups, tables and {} destinations filled in {:.1?}",
+        "IPv4: {} prefixes, {} DIR-24-8 groups, {} D16R range entries, tables and {} \
+         destinations filled in {:.1?}",
         prefixes.len(),
         dir.groups_in_use(),
+        fib.ranges_in_use(),
         DESTS,
         t.elapsed()
     );
-    Ok((dir, IpAddr::V4(Ipv4Addr::from(dests[0]))))
+    Ok(((fib, dir), IpAddr::V4(Ipv4Addr::from(dests[0]))))
 }
 
 /// [`fill_v4`] for IPv6: accel's trie and the LPM trie, `dests6`.
@@ -692,7 +737,10 @@ fn report(a: &LookupArgs, prefixes: usize, results: &[Measure]) {
     };
     if a.family == 4 {
         println!(
-            "  dir24/fib = {}  dir24/lpm = {}  (base not subtracted; net of base: dir24/fib = {})",
+            "  d16r/dir24 = {}  d16r/fib = {}  dir24/fib = {}  dir24/lpm = {}  (base not \
+             subtracted; net of base: dir24/fib = {})",
+            ratio(get("d16r"), get("dir24")),
+            ratio(get("d16r"), get("fib")),
             ratio(get("dir24"), get("fib")),
             ratio(get("dir24"), get("lpm")),
             ratio(
@@ -710,16 +758,18 @@ fn report(a: &LookupArgs, prefixes: usize, results: &[Measure]) {
     }
     let min = |n: &str| results.iter().find(|m| m.name == n).map(|m| m.min);
     println!(
-        "RESULT family={} prefixes={} base={} dir24={} trie6={} fib={} lpm={} \
-         min_base={} min_dir24={} min_trie6={} min_fib={} min_lpm={}",
+        "RESULT family={} prefixes={} base={} d16r={} dir24={} trie6={} fib={} lpm={} \
+         min_base={} min_d16r={} min_dir24={} min_trie6={} min_fib={} min_lpm={}",
         a.family,
         prefixes,
         fmt(get("base")),
+        fmt(get("d16r")),
         fmt(get("dir24")),
         fmt(get("trie6")),
         fmt(get("fib")),
         fmt(get("lpm")),
         fmt(min("base")),
+        fmt(min("d16r")),
         fmt(min("dir24")),
         fmt(min("trie6")),
         fmt(min("fib")),
