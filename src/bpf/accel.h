@@ -71,11 +71,16 @@ enum accel_leaf {
 };
 
 /*
- * IPv4 routes: D16R (d16r.h). A /16's word is a leaf, or CHUNK | log <<
- * LOG_SHIFT | base: its 2^log ranges from fib4_ranges[base].
+ * IPv4 routes: DXR's D20R layout (dxr.h). Each /20 (a chunk) has a word: a
+ * leaf, or CHUNK | log << LOG_SHIFT | base: its 2^log ranges from
+ * fib4_ranges[base].
  */
 enum accel_fib4 {
-	ACCEL_FIB4_CHUNKS = 1 << 16,
+	/* /20s: a 4 MiB direct table, and chunks of about 10 routes where
+	 * the full table's routes are (weighted by routes; /16s hold about
+	 * 90): the fewest search steps of 16, 18 and 20 (BENCHMARKS.md). */
+	ACCEL_FIB4_DIR_BITS = 20,
+	ACCEL_FIB4_CHUNKS = 1 << ACCEL_FIB4_DIR_BITS,
 	/* Range entries by default: a full table with a few next hops needs
 	 * about 1.3 million (extents are powers of two). */
 	ACCEL_FIB4_RANGES = 1 << 21,
@@ -83,12 +88,13 @@ enum accel_fib4 {
 	ACCEL_FIB4_LOG_SHIFT = 24,
 	ACCEL_FIB4_LOG_MASK = 0x1f,
 	ACCEL_FIB4_BASE_MASK = (1 << 24) - 1,
-	/* A /16 has at most 65,536 ranges. */
-	ACCEL_FIB4_MAX_LOG = 16,
+	/* A chunk has at most one range per address. */
+	ACCEL_FIB4_MAX_LOG = 32 - ACCEL_FIB4_DIR_BITS,
 };
 
 struct accel_range4 {
-	__u32 start; /* low 16 bits of the first address; above 0xffff: padding */
+	__u32 start; /* the first address's offset in its chunk; past the
+		      * chunk's last address: padding */
 	__u32 leaf;
 };
 

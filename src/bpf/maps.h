@@ -34,7 +34,7 @@ struct {
 	__type(value, struct accel_stats);
 } stats SEC(".maps");
 
-#include "d16r.h"
+#include "dxr.h"
 #include "lpm6.h"
 
 struct {

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use crate::slots::GRACE;
 
-/// The largest extent is 2^MAX_LOG entries: a /16 of /32s alternating
-/// between two leaves has 65,536 ranges.
-pub const MAX_LOG: u8 = 16;
+/// The largest extent is 2^MAX_LOG entries: a chunk of /32s alternating
+/// between two leaves has a range per address.
+pub const MAX_LOG: u8 = crate::bpf::types::accel_fib4::ACCEL_FIB4_MAX_LOG.0 as u8;
 
 #[derive(Debug, Clone)]
 pub struct Extents {
@@ -135,7 +135,7 @@ mod tests {
         assert_eq!(log_for(3), 2);
         assert_eq!(log_for(4), 2);
         assert_eq!(log_for(5), 3);
-        assert_eq!(log_for(65536), 16);
+        assert_eq!(log_for(16384), 14);
     }
 
     #[test]

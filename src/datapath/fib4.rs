@@ -1,35 +1,35 @@
-//! The IPv4 FIB the datapath reads: DXR's D16R layout (see [`super::d16r`]),
-//! kept up to date one route at a time.
+//! The IPv4 FIB the datapath reads: DXR's range layout (see
+//! [`super::dxr`]), kept up to date one route at a time.
 //!
-//! One word per /16 (`fib4_dir`, 256 KiB) holds either the leaf of the
-//! whole /16 or, where the /16 holds rules longer than /16, where its
-//! chunk lies in `fib4_ranges`: 2^log sorted (start, leaf) ranges, padded
-//! past the last with starts no address reaches, found by a binary search
-//! of `log` steps (d16r.h). A full table needs a few MiB, so a lookup stays
+//! One word per chunk (a /20; `fib4_dir`, 4 MiB) holds either the leaf of
+//! the whole chunk or, where the chunk holds longer rules, where its ranges
+//! lie in `fib4_ranges`: 2^log sorted (start, leaf) ranges, padded past
+//! the last with starts no address reaches, found by a binary search of
+//! `log` steps (dxr.h). A full table needs about 11 MiB, so a lookup stays
 //! in cache where DIR-24-8's 64 MiB first level did not.
 //!
 //! Updates are old-or-new: a chunk is rebuilt into a fresh extent, which is
-//! complete before the /16's word points to it; the old extent is reused
-//! only after a grace period ([`super::extents`]). Changes mark their /16s
-//! and [`Fib4::flush`] rebuilds each marked /16 once, so that a batch of
-//! routes into one /16 (a full table arriving) costs one rebuild and one
-//! extent, not one per route.
+//! complete before the chunk's word points to it; the old extent is reused
+//! only after a grace period ([`super::extents`]). Changes mark their
+//! chunks and [`Fib4::flush`] rebuilds each marked chunk once, so that a
+//! batch of routes into one chunk (a full table arriving) costs one rebuild
+//! and one extent, not one per route.
 //!
-//! When no extent is free, the /16 is *degraded*: its word becomes a "FIB"
-//! leaf (bpf_fib_lookup decides, exact for every address), its rules are
-//! kept, and [`Fib4::retry`] rebuilds its chunk once room is free.
+//! When no extent is free, the chunk is *degraded*: its word becomes a
+//! "FIB" leaf (bpf_fib_lookup decides, exact for every address), its rules
+//! are kept, and [`Fib4::retry`] rebuilds its ranges once room is free.
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::d16r::{chunk_ranges_into, Range, CHUNKS};
+use super::dxr::{chunk_of, chunk_ranges_into, offset, Range, CHUNKS, DIR_BITS, SPAN};
 use super::extents::{log_for, Extents};
 use super::leaf::{fib_leaf, LeafStore};
 use crate::bpf::types::accel_fib4 as F;
 
-/// The start written past a chunk's last range: above every 16-bit key.
-const PAD: u32 = 1 << 16;
+/// The start written past a chunk's last range: above every offset.
+const PAD: u32 = SPAN;
 
-/// A rule longer than /16, inside its /16: (low 16 bits, length, leaf).
+/// A rule longer than the chunks, inside its chunk: (offset, length, leaf).
 type Inner = (u16, u8, u32);
 
 fn mask(addr: u32, len: u8) -> u32 {
@@ -49,22 +49,22 @@ fn chunk_word(base: u32, log: u8) -> u32 {
 }
 
 /// (first range, log2 of the extent) of a chunk word.
-fn chunk_of(word: u32) -> (u32, u8) {
+fn extent_of(word: u32) -> (u32, u8) {
     (
         word & F::ACCEL_FIB4_BASE_MASK.0,
         ((word >> F::ACCEL_FIB4_LOG_SHIFT.0) & F::ACCEL_FIB4_LOG_MASK.0) as u8,
     )
 }
 
-/// d16r.h's search: the leaf of the last range starting at or before the
-/// address's low 16 bits, reading ranges through `range` ((start, leaf) of
-/// an entry; `None` if unreadable).
+/// dxr.h's search: the leaf of the last range starting at or before the
+/// address's offset in its chunk, reading ranges through `range` ((start,
+/// leaf) of an entry; `None` if unreadable).
 pub fn search(word: u32, addr: u32, range: impl Fn(u32) -> Option<(u32, u32)>) -> Option<u32> {
     if !is_chunk(word) {
         return Some(word);
     }
-    let (base, log) = chunk_of(word);
-    let key = addr & 0xffff;
+    let (base, log) = extent_of(word);
+    let key = u32::from(offset(addr));
     let mut i = 0u32;
     for step in (0..log).rev().map(|l| 1u32 << l) {
         if range(base + i + step)?.0 <= key {
@@ -75,24 +75,24 @@ pub fn search(word: u32, addr: u32, range: impl Fn(u32) -> Option<(u32, u32)>) -
 }
 
 pub struct Fib4<S: LeafStore> {
-    /// A word per /16.
+    /// A word per chunk.
     dir: S,
     /// Two u32 per range: start, leaf.
     ranges: S,
     extents: Extents,
-    /// Rules of /16 or shorter.
+    /// Rules no longer than the chunks.
     short: HashMap<(u32, u8), u32>,
-    short_per_len: [u32; 17],
-    /// Per /16: the leaf of its longest covering rule of /16 or shorter,
-    /// and that rule's length + 1 (0: none).
+    short_per_len: [u32; 33],
+    /// Per chunk: the leaf of its longest rule covering all of it, and that
+    /// rule's length + 1 (0: none).
     background: Vec<(u32, u8)>,
-    /// Per /16: its longer rules, sorted by start and then length.
+    /// Per chunk: its longer rules, sorted by start and then length.
     inner: Vec<Vec<Inner>>,
     inner_rules: usize,
-    /// /16s left to bpf_fib_lookup for lack of room.
-    degraded: BTreeSet<u16>,
-    /// /16s changed since the last flush, once each.
-    dirty: Vec<u16>,
+    /// Chunks left to bpf_fib_lookup for lack of room.
+    degraded: BTreeSet<u32>,
+    /// Chunks changed since the last flush, once each.
+    dirty: Vec<u32>,
     is_dirty: Vec<bool>,
     /// Buffers of the chunk builder, reused.
     scratch: (Vec<Range>, Vec<(u32, u32)>),
@@ -111,7 +111,7 @@ impl<S: LeafStore> Fib4<S> {
             ranges,
             extents,
             short: HashMap::new(),
-            short_per_len: [0; 17],
+            short_per_len: [0; 33],
             background: vec![(0, 0); CHUNKS],
             inner: vec![Vec::new(); CHUNKS],
             inner_rules: 0,
@@ -139,16 +139,16 @@ impl<S: LeafStore> Fib4<S> {
         self.extents.capacity() as usize
     }
 
-    /// /16s left to bpf_fib_lookup for lack of room.
+    /// Chunks left to bpf_fib_lookup for lack of room.
     pub fn degraded_chunks(&self) -> usize {
         self.degraded.len()
     }
 
-    /// Rules longer than /16 inside degraded /16s.
+    /// Rules longer than the chunks inside degraded chunks.
     pub fn degraded_rules(&self) -> usize {
         self.degraded
             .iter()
-            .map(|&c| self.inner[usize::from(c)].len())
+            .map(|&c| self.inner[c as usize].len())
             .sum()
     }
 
@@ -156,7 +156,7 @@ impl<S: LeafStore> Fib4<S> {
     /// datapath sees it after the next [`Fib4::flush`].
     pub fn insert(&mut self, addr: u32, len: u8, leaf: u32) {
         let addr = mask(addr, len);
-        if len <= 16 {
+        if len <= DIR_BITS {
             match self.short.insert((addr, len), leaf) {
                 Some(old) if old == leaf => return,
                 Some(_) => {}
@@ -166,8 +166,8 @@ impl<S: LeafStore> Fib4<S> {
             self.paint(addr, len, |d| d <= depth, leaf, depth);
             return;
         }
-        let c = (addr >> 16) as usize;
-        let rule = (addr as u16, len, leaf);
+        let c = chunk_of(addr);
+        let rule = (offset(addr), len, leaf);
         let rules = &mut self.inner[c];
         match rules.binary_search_by_key(&(rule.0, len), |r| (r.0, r.1)) {
             Ok(i) if rules[i].2 == leaf => return,
@@ -182,7 +182,7 @@ impl<S: LeafStore> Fib4<S> {
 
     pub fn remove(&mut self, addr: u32, len: u8) {
         let addr = mask(addr, len);
-        if len <= 16 {
+        if len <= DIR_BITS {
             if self.short.remove(&(addr, len)).is_none() {
                 return;
             }
@@ -192,26 +192,26 @@ impl<S: LeafStore> Fib4<S> {
             self.paint(addr, len, |d| d == own, leaf, depth);
             return;
         }
-        let c = (addr >> 16) as usize;
+        let c = chunk_of(addr);
         let rules = &mut self.inner[c];
-        let Ok(i) = rules.binary_search_by_key(&(addr as u16, len), |r| (r.0, r.1)) else {
+        let Ok(i) = rules.binary_search_by_key(&(offset(addr), len), |r| (r.0, r.1)) else {
             return;
         };
         rules.remove(i);
         self.inner_rules -= 1;
         if rules.is_empty() {
-            // Give back the memory of a /16 that lost its last long rule.
+            // Give back the memory of a chunk that lost its last long rule.
             *rules = Vec::new();
         }
         self.mark(c);
     }
 
-    /// Writes every /16 changed since the last flush.
+    /// Writes every chunk changed since the last flush.
     pub fn flush(&mut self) {
         let dirty = std::mem::take(&mut self.dirty);
         for &c in &dirty {
-            self.is_dirty[usize::from(c)] = false;
-            self.rebuild(usize::from(c));
+            self.is_dirty[c as usize] = false;
+            self.rebuild(c as usize);
         }
         self.dirty = dirty;
         self.dirty.clear();
@@ -220,20 +220,20 @@ impl<S: LeafStore> Fib4<S> {
     fn mark(&mut self, c: usize) {
         if !self.is_dirty[c] {
             self.is_dirty[c] = true;
-            self.dirty.push(c as u16);
+            self.dirty.push(c as u32);
         }
     }
 
-    /// Gives degraded /16s their chunk back, in address order, while
+    /// Gives degraded chunks their ranges back, in address order, while
     /// there is room (a released extent after its grace period). Returns
     /// how many came back.
     pub fn retry(&mut self) -> usize {
         self.flush();
-        let chunks: Vec<u16> = self.degraded.iter().copied().collect();
+        let chunks: Vec<u32> = self.degraded.iter().copied().collect();
         chunks
             .into_iter()
             .take_while(|&c| {
-                self.rebuild(usize::from(c));
+                self.rebuild(c as usize);
                 !self.degraded.contains(&c)
             })
             .count()
@@ -241,7 +241,7 @@ impl<S: LeafStore> Fib4<S> {
 
     /// What the datapath finds for `addr`: the route leaf, or 0.
     pub fn lookup(&self, addr: u32) -> u32 {
-        let word = self.dir.get((addr >> 16) as usize);
+        let word = self.dir.get(chunk_of(addr));
         search(word, addr, |i| {
             let i = i as usize * 2;
             Some((self.ranges.get(i), self.ranges.get(i + 1)))
@@ -249,8 +249,8 @@ impl<S: LeafStore> Fib4<S> {
         .unwrap_or(0)
     }
 
-    /// The longest rule of /16 or shorter, strictly shorter than `len`,
-    /// covering `addr`: (leaf, length + 1), or (0, 0).
+    /// The longest rule no longer than the chunks, strictly shorter than
+    /// `len`, covering `addr`: (leaf, length + 1), or (0, 0).
     fn covering(&self, addr: u32, len: u8) -> (u32, u8) {
         (0..len)
             .rev()
@@ -263,11 +263,11 @@ impl<S: LeafStore> Fib4<S> {
             .unwrap_or((0, 0))
     }
 
-    /// Gives `leaf` to the /16s of `addr/len` (len <= 16) whose background
-    /// depth passes `take`, and marks them.
+    /// Gives `leaf` to the chunks of `addr/len` (len <= DIR_BITS) whose
+    /// background depth passes `take`, and marks them.
     fn paint(&mut self, addr: u32, len: u8, take: impl Fn(u8) -> bool, leaf: u32, depth: u8) {
-        let first = (addr >> 16) as usize;
-        for c in first..first + (1usize << (16 - len)) {
+        let first = chunk_of(addr);
+        for c in first..first + (1usize << (DIR_BITS - len)) {
             if take(self.background[c].1) {
                 self.background[c] = (leaf, depth);
                 self.mark(c);
@@ -275,7 +275,7 @@ impl<S: LeafStore> Fib4<S> {
         }
     }
 
-    /// Rewrites /16 `c`'s word, and its chunk if it needs one, from its
+    /// Rewrites chunk `c`'s word, and its ranges if it needs them, from its
     /// background and its rules.
     fn rebuild(&mut self, c: usize) {
         let background = self.background[c].0;
@@ -288,43 +288,28 @@ impl<S: LeafStore> Fib4<S> {
             let (mut ranges, mut open) = std::mem::take(&mut self.scratch);
             chunk_ranges_into(background, rules, &mut ranges, &mut open);
             let word = match ranges.as_slice() {
-                [only] => Some(only.leaf),
-                _ if is_chunk(old) && self.holds(old, &ranges) => None,
-                _ => Some(self.write_chunk(&ranges).unwrap_or_else(|| {
+                [only] => only.leaf,
+                _ => self.write_chunk(&ranges).unwrap_or_else(|| {
                     degrade = true;
                     fib_leaf()
-                })),
+                }),
             };
             self.scratch = (ranges, open);
-            match word {
-                Some(w) => w,
-                None => return,
-            }
+            word
         };
         if degrade {
-            self.degraded.insert(c as u16);
+            self.degraded.insert(c as u32);
         } else {
-            self.degraded.remove(&(c as u16));
+            self.degraded.remove(&(c as u32));
         }
         if new == old {
             return;
         }
         self.dir.set(c, new);
         if is_chunk(old) {
-            let (base, log) = chunk_of(old);
+            let (base, log) = extent_of(old);
             self.extents.release(base, log);
         }
-    }
-
-    /// Whether the chunk of `word` holds exactly `ranges`.
-    fn holds(&self, word: u32, ranges: &[Range]) -> bool {
-        let (base, log) = chunk_of(word);
-        log == log_for(ranges.len())
-            && ranges.iter().enumerate().all(|(i, r)| {
-                let at = (base as usize + i) * 2;
-                self.ranges.get(at) == u32::from(r.start) && self.ranges.get(at + 1) == r.leaf
-            })
-            && (ranges.len()..1 << log).all(|i| self.ranges.get((base as usize + i) * 2) == PAD)
     }
 
     /// Writes `ranges` into a fresh extent, padded to its size, and

@@ -6,7 +6,7 @@ use std::cell::{Cell, RefCell};
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 use log::warn;
 
-use super::d16r::CHUNKS;
+use super::dxr::{self, CHUNKS};
 use super::fib4::{self, Fib4};
 use super::keys::{
     blackhole_prefix_value, group_value, host_key, iface_value, neigh_key, neigh_value,
@@ -402,8 +402,8 @@ impl Maps {
         match host_key(addr) {
             RouteKey::V4(k) => {
                 let a = u32::from_be(k.addr);
-                // d16r.h's search, through the map handles.
-                let word = self.leaf(&self.fib4_dir, (a >> 16) as usize)?;
+                // dxr.h's search, through the map handles.
+                let word = self.leaf(&self.fib4_dir, dxr::chunk_of(a))?;
                 let leaf = fib4::search(word, a, |i| {
                     let r: accel_range4 = lookup(&self.fib4_ranges, &i)?;
                     Some((r.start, r.leaf))

@@ -3,7 +3,7 @@
 
 pub mod attach;
 pub mod clock;
-pub mod d16r;
+pub mod dxr;
 pub mod extents;
 pub mod fib4;
 pub mod keys;

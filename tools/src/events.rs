@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use accel::bpf::types::{accel_if_flags as IfFlags, accel_route};
 use accel::capacity::Limits;
-use accel::datapath::d16r::CHUNKS;
+use accel::datapath::dxr::CHUNKS;
 use accel::datapath::fib4::Fib4;
 use accel::datapath::keys::route_value;
 use accel::datapath::leaf::route_leaf;

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::datapath::d16r::D16r;
+use crate::datapath::dxr::Dxr;
 
 fn fib(capacity: u32) -> Fib4<Vec<u32>> {
     Fib4::with_extents(
@@ -11,7 +11,8 @@ fn fib(capacity: u32) -> Fib4<Vec<u32>> {
     )
 }
 
-/// Random rules nested in a few /16s, with short rules above them.
+/// Random rules nested in a few /16s (several chunks each), with short
+/// rules above them.
 fn random_rule(rng: &mut fastrand::Rng) -> (u32, u8, u32) {
     let bases = [0x0a00_0000u32, 0x0a01_0000, 0xc0a8_0000, 0xffff_0000];
     let len = match rng.u8(..10) {
@@ -56,7 +57,7 @@ fn updates_one_at_a_time_match_a_fresh_build() {
                 }
             }
             f.flush();
-            let want = D16r::build(&rules);
+            let want = Dxr::build(&rules);
             for a in probes(&rules, &mut rng) {
                 assert_eq!(f.lookup(a), want.lookup(a), "address {a:#010x}");
             }
@@ -75,7 +76,7 @@ fn updates_one_at_a_time_match_a_fresh_build() {
     }
 }
 
-/// Without room a /16 goes to bpf_fib_lookup as a whole, and gets its chunk
+/// Without room a chunk goes to bpf_fib_lookup as a whole, and gets its ranges
 /// back once room is free again.
 #[test]
 fn a_chunk_without_room_is_degraded_then_restored() {
@@ -90,7 +91,7 @@ fn a_chunk_without_room_is_degraded_then_restored() {
     assert_eq!(f.degraded_chunks(), 1);
     assert_eq!(f.degraded_rules(), 1);
     assert_eq!(f.lookup(0x0a02_0105), fib_leaf());
-    assert_eq!(f.lookup(0x0a02_0205), fib_leaf(), "the whole /16");
+    assert_eq!(f.lookup(0x0a02_0205), fib_leaf(), "the whole chunk");
     assert_eq!(f.lookup(0x0a01_0105), 9, "others unaffected");
     assert_eq!(f.retry(), 0);
     f.remove(0x0a01_0100, 24);
@@ -110,20 +111,20 @@ fn a_chunk_without_room_is_degraded_then_restored() {
     assert_eq!(f.lookup(0x0a03_0105), 7);
 }
 
-/// The datapath may still read the chunk a /16's old word pointed to: it
-/// stays untouched through the grace period.
+/// The datapath may still read the ranges a chunk's old word pointed to: they
+/// stay untouched through the grace period.
 #[test]
 fn an_old_chunk_outlives_its_readers() {
     let mut f = Fib4::new(vec![0; CHUNKS], vec![0; 64], 32);
     f.insert(0x0a01_0100, 24, 9);
     f.flush();
-    let old_word = f.dir[0x0a01];
+    let old_word = f.dir[crate::datapath::dxr::chunk_of(0x0a01_0100)];
     let old = f.ranges.clone();
     for i in 0..20 {
         f.insert(0x0a01_0200 + (i << 8), 24, 9 + i);
         f.flush();
     }
-    let (base, log) = chunk_of(old_word);
+    let (base, log) = extent_of(old_word);
     let span = base as usize * 2..(base as usize + (1 << log)) * 2;
     assert_eq!(f.ranges[span.clone()], old[span]);
     assert_eq!(
@@ -135,7 +136,7 @@ fn an_old_chunk_outlives_its_readers() {
     );
 }
 
-/// A changed default route reaches every /16, chunks included.
+/// A changed default route reaches every chunk, those with ranges included.
 #[test]
 fn a_short_rule_repaints_the_chunks_below_it() {
     let mut f = fib(64);

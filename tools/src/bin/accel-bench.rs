@@ -19,7 +19,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, ProgramInput};
 
 use accel::bpf::types::accel_fib4 as F;
-use accel::datapath::d16r::CHUNKS;
+use accel::datapath::dxr::CHUNKS;
 use accel::datapath::fib4::Fib4;
 use accel::datapath::leaf::route_leaf;
 use accel::datapath::mmap::MmapLeaves;
@@ -77,11 +77,12 @@ enum Cmd {
         #[arg(long, default_value_t = 10_000)]
         repeat: u32,
     },
-    /// The IPv4 table in DXR's D16R layout (src/datapath/d16r.rs, the
-    /// compact FIB's reference builder): its size and build time, and its
-    /// answers checked against the DIR-24-8 at every rule's edges and at
+    /// The IPv4 table in the datapath's DXR layout: built at once by the
+    /// reference builder (src/datapath/dxr.rs) and one route at a time by
+    /// the FIB accel keeps (src/datapath/fib4.rs): sizes and build times,
+    /// and both checked against the DIR-24-8 at every rule's edges and at
     /// random addresses. Needs no root.
-    D16r {
+    Dxr {
         /// Prefixes, one CIDR per line (IPv6 lines are skipped).
         #[arg(long)]
         prefixes: PathBuf,
@@ -299,8 +300,8 @@ fn stages(runs: usize, repeat: u32) -> Result<()> {
     Ok(())
 }
 
-fn d16r(path: &std::path::Path, next_hops: u32, probes: u64) -> Result<()> {
-    use accel::datapath::d16r::D16r;
+fn dxr(path: &std::path::Path, next_hops: u32, probes: u64) -> Result<()> {
+    use accel::datapath::dxr::Dxr;
     use std::net::IpAddr;
     let text =
         std::fs::read_to_string(path).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
@@ -320,7 +321,7 @@ fn d16r(path: &std::path::Path, next_hops: u32, probes: u64) -> Result<()> {
         dir24.insert(u32::from(a), p.len(), leaf);
     }
     let t = std::time::Instant::now();
-    let d = D16r::build(&rules);
+    let d = Dxr::build(&rules);
     let took = t.elapsed();
     // The datapath's FIB, fed one route at a time in table order.
     let cap = accel::bpf::types::accel_fib4::ACCEL_FIB4_RANGES.0 * 4;
@@ -340,7 +341,8 @@ fn d16r(path: &std::path::Path, next_hops: u32, probes: u64) -> Result<()> {
     );
     let size = d.size();
     println!(
-        "{} IPv4 prefixes, {next_hops} next hops: {} chunks, {} ranges, {:.2} MiB (direct table included); built in {took:.2?}",
+        "{} IPv4 prefixes, {next_hops} next hops: {} chunks with ranges, {} ranges, {:.2} MiB \
+         in DXR's own 4-byte ranges (direct table included); reference built in {took:.2?}",
         rules.len(),
         size.chunks,
         size.ranges,
@@ -365,7 +367,7 @@ fn d16r(path: &std::path::Path, next_hops: u32, probes: u64) -> Result<()> {
         let (got, want) = (d.lookup(addr), dir24.lookup(addr));
         ensure!(
             got == want,
-            "{}: D16R says {got:#x}, DIR-24-8 says {want:#x}",
+            "{}: the reference says {got:#x}, DIR-24-8 says {want:#x}",
             std::net::Ipv4Addr::from(addr)
         );
         ensure!(
@@ -391,11 +393,11 @@ fn main() -> Result<()> {
             no_objects,
         } => events(&prefixes, runs, seed, !no_objects),
         Cmd::Stages { runs, repeat } => stages(runs, repeat),
-        Cmd::D16r {
+        Cmd::Dxr {
             prefixes,
             next_hops,
             probes,
-        } => d16r(&prefixes, next_hops, probes),
+        } => dxr(&prefixes, next_hops, probes),
         Cmd::GenTable { seed } => {
             gen_table(seed);
             Ok(())
@@ -499,14 +501,15 @@ fn lookup(a: LookupArgs) -> Result<()> {
     // SAFETY: the .bss mapping lives as long as the (leaked) skeleton; the
     // programs only run inside test_run, never concurrently with us.
     let bss = unsafe { &mut *bss };
-    bss.fib_ifindex = ifx;
+    // SAFETY: into the live .bss mapping; volatile, as the program reads it.
+    unsafe { std::ptr::write_volatile(&mut bss.fib_ifindex, ifx) };
 
     let p = &skel.progs;
     let progs: Vec<(&'static str, &libbpf_rs::ProgramMut<'_>)> = if a.family == 4 {
         vec![
             ("base", &p.bench_base4),
             ("dir24", &p.bench_dir24),
-            ("d16r", &p.bench_d16r),
+            ("dxr", &p.bench_dxr),
             ("fib", &p.bench_fib4),
             ("lpm", &p.bench_lpm4),
         ]
@@ -526,7 +529,7 @@ fn lookup(a: LookupArgs) -> Result<()> {
 /// The IPv4 tables the programs read, alive as long as they run.
 type Tables4 = (Fib4<MmapLeaves>, Dir24<MmapLeaves>);
 
-/// Fills the D16R FIB, the DIR-24-8 and the LPM trie with `prefixes` and
+/// Fills the DXR FIB, the DIR-24-8 and the LPM trie with `prefixes` and
 /// `dests4` with random destinations inside them; returns the tables and
 /// the first destination.
 fn fill_v4(
@@ -537,11 +540,11 @@ fn fill_v4(
     let t = Instant::now();
     let groups = TBL8_GROUPS;
     let ranges = F::ACCEL_FIB4_RANGES.0;
-    let d16r_dir =
+    let dxr_dir =
         MmapLeaves::map(&handle(&skel.maps.fib4_dir)?, CHUNKS).context("mmap fib4_dir")?;
-    let d16r_ranges = MmapLeaves::map(&handle(&skel.maps.fib4_ranges)?, ranges as usize * 2)
+    let dxr_ranges = MmapLeaves::map(&handle(&skel.maps.fib4_ranges)?, ranges as usize * 2)
         .context("mmap fib4_ranges")?;
-    let mut fib = Fib4::new(d16r_dir, d16r_ranges, ranges);
+    let mut fib = Fib4::new(dxr_dir, dxr_ranges, ranges);
     let t24 = MmapLeaves::map(&handle(&skel.maps.fib4_tbl24)?, TBL24_LEAVES)
         .context("mmap fib4_tbl24")?;
     let t8 = MmapLeaves::map(&handle(&skel.maps.fib4_tbl8)?, groups * GROUP_LEAVES)
@@ -577,15 +580,15 @@ fn fill_v4(
     }
     fib.flush();
     if fib.degraded_chunks() > 0 {
-        bail!("the D16R FIB ran out of ranges");
+        bail!("the DXR FIB ran out of ranges");
     }
     if let Some(d) = dests.iter().find(|d| fib.lookup(**d) != dir.lookup(**d)) {
-        bail!("D16R and DIR-24-8 disagree on {}", Ipv4Addr::from(*d));
+        bail!("DXR and DIR-24-8 disagree on {}", Ipv4Addr::from(*d));
     }
     let bytes: Vec<u8> = dests.iter().flat_map(|d| d.to_be_bytes()).collect();
     fill_array(&handle(&skel.maps.dests4)?, &bytes, 4)?;
     eprintln!(
-        "IPv4: {} prefixes, {} DIR-24-8 groups, {} D16R range entries, tables and {} \
+        "IPv4: {} prefixes, {} DIR-24-8 groups, {} DXR range entries, tables and {} \
          destinations filled in {:.1?}",
         prefixes.len(),
         dir.groups_in_use(),
@@ -681,11 +684,24 @@ fn measure(
     let mut rcs = vec![[0u64; 16]; progs.len()];
     for _ in 0..rounds {
         for (i, (_, prog)) in progs.iter().enumerate() {
-            bss.hits = 0;
-            bss.fib_rc = [0; 16];
+            // The programs write these behind the compiler's back: plain
+            // accesses through `&mut` may be folded (they were: every hit
+            // rate read 0), so they are volatile.
+            // SAFETY: both point into the live .bss mapping.
+            unsafe {
+                std::ptr::write_volatile(&mut bss.hits, 0);
+                std::ptr::write_volatile(&mut bss.fib_rc, [0; 16]);
+            }
             ns[i].push(run(prog, a.repeat)?.as_nanos() as f64);
-            hits[i] += bss.hits;
-            for (t, n) in rcs[i].iter_mut().zip(bss.fib_rc) {
+            // SAFETY: as above.
+            let (h, rc) = unsafe {
+                (
+                    std::ptr::read_volatile(&bss.hits),
+                    std::ptr::read_volatile(&bss.fib_rc),
+                )
+            };
+            hits[i] += h;
+            for (t, n) in rcs[i].iter_mut().zip(rc) {
                 *t += n;
             }
         }
@@ -737,10 +753,10 @@ fn report(a: &LookupArgs, prefixes: usize, results: &[Measure]) {
     };
     if a.family == 4 {
         println!(
-            "  d16r/dir24 = {}  d16r/fib = {}  dir24/fib = {}  dir24/lpm = {}  (base not \
+            "  dxr/dir24 = {}  dxr/fib = {}  dir24/fib = {}  dir24/lpm = {}  (base not \
              subtracted; net of base: dir24/fib = {})",
-            ratio(get("d16r"), get("dir24")),
-            ratio(get("d16r"), get("fib")),
+            ratio(get("dxr"), get("dir24")),
+            ratio(get("dxr"), get("fib")),
             ratio(get("dir24"), get("fib")),
             ratio(get("dir24"), get("lpm")),
             ratio(
@@ -758,18 +774,18 @@ fn report(a: &LookupArgs, prefixes: usize, results: &[Measure]) {
     }
     let min = |n: &str| results.iter().find(|m| m.name == n).map(|m| m.min);
     println!(
-        "RESULT family={} prefixes={} base={} d16r={} dir24={} trie6={} fib={} lpm={} \
-         min_base={} min_d16r={} min_dir24={} min_trie6={} min_fib={} min_lpm={}",
+        "RESULT family={} prefixes={} base={} dxr={} dir24={} trie6={} fib={} lpm={} \
+         min_base={} min_dxr={} min_dir24={} min_trie6={} min_fib={} min_lpm={}",
         a.family,
         prefixes,
         fmt(get("base")),
-        fmt(get("d16r")),
+        fmt(get("dxr")),
         fmt(get("dir24")),
         fmt(get("trie6")),
         fmt(get("fib")),
         fmt(get("lpm")),
         fmt(min("base")),
-        fmt(min("d16r")),
+        fmt(min("dxr")),
         fmt(min("dir24")),
         fmt(min("trie6")),
         fmt(min("fib")),

@@ -2,7 +2,7 @@
 /*
  * Lookup micro-benchmark, run only through BPF_PROG_TEST_RUN by
  * `accel-bench lookup`: what one route lookup costs in XDP, for accel's
- * IPv4 D16R FIB and IPv6 trie (the very route4_lookup() and route6_lookup()
+ * IPv4 DXR FIB and IPv6 trie (the very route4_lookup() and route6_lookup()
  * of the datapath), the DIR-24-8 it replaced (dir24.h), the kernel's
  * bpf_fib_lookup and a BPF_MAP_TYPE_LPM_TRIE.
  *
@@ -16,7 +16,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "accel.h"
-#include "d16r.h"
+#include "dxr.h"
 #include "dir24.h"
 #include "lpm6.h"
 
@@ -140,7 +140,7 @@ int bench_dir24(struct xdp_md *ctx)
 }
 
 SEC("xdp")
-int bench_d16r(struct xdp_md *ctx)
+int bench_dxr(struct xdp_md *ctx)
 {
 	struct accel_route rt = {};
 	__u32 *d = dest4();

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* The IPv4 DIR-24-8 tables and their lookup, the datapath's until the D16R
- * FIB (src/bpf/d16r.h) replaced it; the lookup micro-benchmark's baseline.
+/* The IPv4 DIR-24-8 tables and their lookup, the datapath's until the DXR
+ * FIB (src/bpf/dxr.h) replaced it; the lookup micro-benchmark's baseline.
  * Written by tools/src/dir24.rs. */
 #ifndef ACCEL_DIR24_H
 #define ACCEL_DIR24_H

@@ -1,19 +1,20 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The IPv4 FIB and its lookup: DXR's D16R layout (Zec, "DXR: towards a
+ * The IPv4 FIB and its lookup: DXR's range layout (Zec, "DXR: towards a
  * billion routing lookups per second in software"; FreeBSD in_fib_dxr.c),
- * shared by the datapath and the lookup micro-benchmark.
+ * with a direct table of 2^ACCEL_FIB4_DIR_BITS chunks, shared by the
+ * datapath and the lookup micro-benchmark.
  *
- * fib4_dir holds a word per /16: a route leaf for the whole /16, or
- * (ACCEL_FIB4_CHUNK) where its chunk lies in fib4_ranges: 2^log ranges
- * sorted by their first address (low 16 bits), padded past the last with
- * starts above 0xffff. The lookup is a binary search of log steps over a
- * few cache lines; a full table needs a few MiB, so it stays in cache. The
- * control plane (src/datapath/fib4.rs) writes a chunk completely before the
- * word points to it.
+ * fib4_dir holds a word per chunk: a route leaf for the whole chunk, or
+ * (ACCEL_FIB4_CHUNK) where its ranges lie in fib4_ranges: 2^log ranges
+ * sorted by their first address (offset in the chunk), padded past the last
+ * with starts no address reaches. The lookup is a binary search of log
+ * steps over a few cache lines; a full table needs about 11 MiB, so it
+ * stays in cache. The control plane (src/datapath/fib4.rs) writes a chunk's
+ * ranges completely before the word points to them.
  */
-#ifndef ACCEL_D16R_H
-#define ACCEL_D16R_H
+#ifndef ACCEL_DXR_H
+#define ACCEL_DXR_H
 
 #include "accel.h"
 #include "leaf.h"
@@ -41,17 +42,17 @@ static __always_inline __u32 range4_start(__u32 i)
 	return r ? r->start : ~0u;
 }
 
-/* Longest-prefix match of an IPv4 address: one word, and for a /16 with
+/* Longest-prefix match of an IPv4 address: one word, and for a chunk with
  * longer routes a binary search of its ranges. */
 static __always_inline int route4_lookup(__be32 addr, struct accel_route *rt)
 {
 	__u32 a = bpf_ntohl(addr);
-	__u32 word = leaf_at(&fib4_dir, a >> 16);
+	__u32 word = leaf_at(&fib4_dir, a >> (32 - ACCEL_FIB4_DIR_BITS));
 
 	if (word & ACCEL_FIB4_CHUNK) {
 		__u32 base = word & ACCEL_FIB4_BASE_MASK;
 		__u32 log = (word >> ACCEL_FIB4_LOG_SHIFT) & ACCEL_FIB4_LOG_MASK;
-		__u32 key = a & 0xffff, i = 0;
+		__u32 key = a & ((1u << (32 - ACCEL_FIB4_DIR_BITS)) - 1), i = 0;
 		struct accel_range4 *r;
 
 		/* Fixed steps, halving: the last range starting at or before
