@@ -666,79 +666,69 @@ ip -n "$NS_DST1" addr add 100.64.0.1/32 dev lo
 ip -n "$NS_DST1" addr add 100.64.7.1/32 dev lo
 ip -n "$NS_DST1" addr add 100.128.3.1/32 dev lo
 
-# m1. More /16s need range entries than there are: 64 /16s of 256 /25s
-# each (512 ranges apiece) and 8,192 entries (ACCEL_CAPACITY). On the
-# old code `accel run` exited with status 1 when a structure filled up.
-M1=16384
+# m1. The default DIR-24-8 has 16,384 second-level groups; the lab's local
+# routes need 5, and 16,388 /24s get a /25 each. On the old code `accel
+# run` exited with status 1 here.
+M1=16388
 batch_routes "$LAB_DIR/m1.add" add $M1
 batch_routes "$LAB_DIR/m1.del" del $M1
 ip -n "$NS_RTR" -batch "$LAB_DIR/m1.add"
-for o in $(seq 64 127); do echo "address add 100.$o.0.1/32 dev lo"; done >"$LAB_DIR/m1.addrs"
-ip -n "$NS_DST1" -force -batch "$LAB_DIR/m1.addrs" 2>/dev/null
-note "m1: $(ip -n "$NS_RTR" route show | grep -c '^100\.') /25 routes in 100.64.0.0-100.127.255.255"
-export ACCEL_CAPACITY=ipv4_ranges=8192
+note "m1: $(ip -n "$NS_RTR" route show | grep -c '^100\.') /25 routes in 100.64.0.0-100.128.3.255"
 lab_accel_start
-unset ACCEL_CAPACITY
-if cap_started "m1. more /16s need ranges than there are: accel run starts and keeps running"; then
-    warn=$(lab_accel_log | grep -m1 'capacity: IPv4 FIB range entries exhausted')
+if cap_started "m1. more /24s need a group than the DIR-24-8 has: accel run starts and keeps running"; then
+    warn=$(lab_accel_log | grep -m1 'capacity: IPv4 DIR-24-8 second-level groups exhausted')
     check "m1. a WARN names the exhausted structure with its figures" "$warn" \
-        grep -q 'WARN.*([0-9]* of 8192 in use): [0-9]* routes longer than /16 in [0-9]* /16s' <<<"$warn"
-    deg=$(cap_field ipv4_ranges degraded) used=$(cap_field ipv4_ranges used)
-    check "m1. accel stats --capacity: the entries used, the /25s beyond degraded" \
-        "used $used, degraded $deg" eval '[[ $used -ge 7168 && $deg != none && $deg -ge 256 ]]'
-    # Which /16s got their ranges depends on the order of the first sync.
-    fits="" degraded=""
-    for o in $(seq 64 127); do
-        if lab_accel lookup "100.$o.0.1" 2>&1 | grep -q 'no room for this route'; then
-            degraded=${degraded:-100.$o.0.1}
-        else
-            fits=${fits:-100.$o.0.1}
-        fi
-    done
-    check "m1. accel lookup says which /16s had no room for their routes" \
-        "fits $fits, degraded $degraded" test -n "$fits" -a -n "$degraded"
-    ping4 "$fits" 2 || note "m1: warm-up ping to $fits failed"
-    expect_path "m1. $fits (its /16 has ranges): all arrive, forwarded from the mirror" \
-        "$fits" m1a dst1 mirror
-    expect_path "m1. $degraded (its /16 has none): all arrive, forwarded through bpf_fib_lookup" \
-        "$degraded" m1b dst1 fib
+        grep -q 'WARN.*(16384 of 16384 in use): [0-9]* routes longer than /24 in [0-9]* /24s' <<<"$warn"
+    deg=$(cap_field ipv4_groups degraded) used=$(cap_field ipv4_groups used)
+    check "m1. accel stats --capacity: all 16384 groups used, the /25s beyond degraded" \
+        "used $used, degraded $deg" eval '[[ $used == 16384 && $deg != none && $deg -ge 4 ]]'
+    lk=$(lab_accel lookup 100.128.3.1 2>&1)
+    check "m1. accel lookup 100.128.3.1 says there was no room for its route" \
+        "$(grep -m1 'room' <<<"$lk")" grep -q 'no room for this route' <<<"$lk"
+    ping4 100.64.0.1 2 || note "m1: warm-up ping to 100.64.0.1 failed"
+    expect_path "m1. 100.64.0.1 (its /24 has a group): all arrive, forwarded from the mirror" \
+        100.64.0.1 m1a dst1 mirror
+    expect_path "m1. 100.128.3.1 (its /24 has none): all arrive, forwarded through bpf_fib_lookup" \
+        100.128.3.1 m1b dst1 fib
     check_in_sync "m1. accel sync --check: in sync (degraded routes are no difference)"
-    # Every other /16 gives its ranges back: after the grace period the
-    # degraded ones get them.
-    grep -v " ${degraded%.0.1}\." "$LAB_DIR/m1.del" >"$LAB_DIR/m1.free"
+    # Sixteen /24s give their group back: after the grace period every
+    # degraded /24 gets one.
+    for k in $(seq 0 15); do echo "route del 100.64.$k.0/25"; done >"$LAB_DIR/m1.free"
     ip -n "$NS_RTR" -batch "$LAB_DIR/m1.free"
-    check_log "m1. room freed: a WARN says the range entries recovered" \
-        'WARN.*capacity: IPv4 FIB range entries recovered'
+    check_log "m1. room freed: a WARN says the groups recovered" \
+        'WARN.*capacity: IPv4 DIR-24-8 second-level groups recovered'
     check "m1. accel stats --capacity: nothing degraded any more" \
-        "degraded $(cap_field ipv4_ranges degraded)" test "$(cap_field ipv4_ranges degraded)" = 0
-    expect_path "m1. $degraded is forwarded from the mirror again" "$degraded" m1c dst1 mirror
+        "degraded $(cap_field ipv4_groups degraded)" test "$(cap_field ipv4_groups degraded)" = 0
+    expect_path "m1. 100.128.3.1 is forwarded from the mirror again" 100.128.3.1 m1c dst1 mirror
     cap_stop m1.
 fi
 ip -n "$NS_RTR" -force -batch "$LAB_DIR/m1.del" 2>/dev/null
 
-# m2. Tiny structures (ACCEL_CAPACITY): one IPv4 range entry (too few for
-# any /16 with longer routes, the lab's local ones included), 18 IPv6 trie nodes (::1/128 takes 14,
+# m2. Tiny structures (ACCEL_CAPACITY): 5 IPv4 groups (the lab's local
+# routes take 3 before 100.64.0.0), 18 IPv6 trie nodes (::1/128 takes 14,
 # 2001:db8:100::/48 the other 4), one local4 entry for four addresses.
 batch_routes "$LAB_DIR/m2.add" add 8
 batch_routes "$LAB_DIR/m2.del" del 8
 ip -n "$NS_RTR" -batch "$LAB_DIR/m2.add"
-export ACCEL_CAPACITY=ipv4_ranges=1,ipv6_nodes=18,local_addrs=1
+export ACCEL_CAPACITY=ipv4_groups=5,ipv6_nodes=18,local_addrs=1
 lab_accel_start
 unset ACCEL_CAPACITY
 if cap_started "m2. tiny structures (ACCEL_CAPACITY), more routes than fit: accel run starts and keeps running"; then
     note "m2: $(lab_accel_log | grep -m1 -o 'structure sizes from.*')"
-    for what in "IPv4 FIB range entries" "IPv6 trie nodes" "local IPv4 address entries"; do
+    for what in "IPv4 DIR-24-8 second-level groups" "IPv6 trie nodes" "local IPv4 address entries"; do
         check_log "m2. a WARN says the $what are exhausted" "WARN.*capacity: $what exhausted"
     done
     ping4 100.64.0.1 2 && ping6 "$LAB_SVC6" 2 && ping6 "$LAB_SVC6B" 2 || note "m2: warm-up pings failed"
-    expect_path "m2. 100.64.0.1 (no range entries): all arrive, through bpf_fib_lookup" \
-        100.64.0.1 m2a dst1 fib
-    expect_path "m2. 100.64.7.1 (likewise): all arrive, through bpf_fib_lookup" 100.64.7.1 m2b dst1 fib
+    expect_path "m2. 100.64.0.1 (fits): all arrive, from the mirror (sources checked by the kernel's lookup)" \
+        100.64.0.1 m2a dst1 mirror
+    expect_path "m2. 100.64.7.1 (no group left): all arrive, through bpf_fib_lookup" 100.64.7.1 m2b dst1 fib
     expect_path "m2. $LAB_SVC6 (fits): all arrive, from the mirror" "$LAB_SVC6" m2c dst1 mirror
     expect_path "m2. $LAB_SVC6B (no trie node left): all arrive, through bpf_fib_lookup" \
         "$LAB_SVC6B" m2d dst2 fib
     check_in_sync "m2. accel sync --check: in sync"
     ip -n "$NS_RTR" -batch "$LAB_DIR/m2.del"
+    check_log "m2. the /25s withdrawn: a WARN says the IPv4 groups recovered" \
+        'WARN.*capacity: IPv4 DIR-24-8 second-level groups recovered'
     check_in_sync "m2. accel sync --check: still in sync"
     cap_stop m2.
 fi

@@ -127,16 +127,15 @@ echo "Table: $TABLE"
 echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r)"
 echo "ns/packet from BPF_PROG_TEST_RUN (repeat $REPEAT; median of 5 runs interleaved across the programs, min in brackets), random destinations inside the installed prefixes"
 echo
-echo "| family | size | prefixes | base ns | dxr ns | dir24 ns | trie6 ns | fib ns | lpm ns | accel/fib | accel/lpm | lpm/fib | dxr/dir24 |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| family | size | prefixes | base ns | dir24 ns | trie6 ns | fib ns | lpm ns | accel/fib | accel/lpm | lpm/fib |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 while read -r line; do
     fam=$(field family "$line") size=$(field size "$line") n=$(field prefixes "$line")
-    base=$(field base "$line") dxr=$(field dxr "$line") dir=$(field dir24 "$line") trie=$(field trie6 "$line") fib=$(field fib "$line") lpm=$(field lpm "$line")
-    mbase=$(field min_base "$line") mdxr=$(field min_dxr "$line") mdir=$(field min_dir24 "$line") mtrie=$(field min_trie6 "$line") mfib=$(field min_fib "$line") mlpm=$(field min_lpm "$line")
-    # accel: the family's own structure (DXR for IPv4, trie6 for IPv6);
-    # DIR-24-8 is the IPv4 structure DXR replaced.
-    if [ "$fam" = 4 ]; then acc=$dxr; else acc=$trie; fi
-    echo "| IPv$fam | $size | $n | $base ($mbase) | $dxr ($mdxr) | $dir ($mdir) | $trie ($mtrie) | $fib ($mfib) | $lpm ($mlpm) | $(ratio "$acc" "$fib") | $(ratio "$acc" "$lpm") | $(ratio "$lpm" "$fib") | $(ratio "$dxr" "$dir") |"
+    base=$(field base "$line") dir=$(field dir24 "$line") trie=$(field trie6 "$line") fib=$(field fib "$line") lpm=$(field lpm "$line")
+    mbase=$(field min_base "$line") mdir=$(field min_dir24 "$line") mtrie=$(field min_trie6 "$line") mfib=$(field min_fib "$line") mlpm=$(field min_lpm "$line")
+    # accel: the family's own structure (DIR-24-8 for IPv4, trie6 for IPv6).
+    if [ "$fam" = 4 ]; then acc=$dir; else acc=$trie; fi
+    echo "| IPv$fam | $size | $n | $base ($mbase) | $dir ($mdir) | $trie ($mtrie) | $fib ($mfib) | $lpm ($mlpm) | $(ratio "$acc" "$fib") | $(ratio "$acc" "$lpm") | $(ratio "$lpm" "$fib") |"
 done <"$RESULTS"
 echo
 echo "(base: the same program without the lookup; subtract it for the lookup alone)"

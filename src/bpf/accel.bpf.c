@@ -42,9 +42,7 @@ struct accel_abi {
 	enum accel_if_flags if_flags;
 	enum accel_cfg_flags cfg_flags;
 	enum accel_group_flags group_flags;
-	enum accel_leaf leaf;
-	enum accel_fib4 fib4;
-	struct accel_range4 range4;
+	enum accel_dir24 dir24;
 	enum accel_trie6 trie6;
 	struct accel_leaves leaves;
 	struct accel_blackhole blackhole;

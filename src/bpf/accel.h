@@ -48,7 +48,7 @@ enum accel_route_type {
 };
 
 /* The nh_id of an ACCEL_RT_FIB leaf written because a structure was full
- * (next-hop ids, groups, IPv4 range entries, trie nodes): the mirror would
+ * (next-hop ids, groups, DIR-24-8 groups, trie nodes): the mirror would
  * forward the route itself but has no room for it. The datapath ignores
  * it; `accel lookup` says why bpf_fib_lookup decides. */
 enum accel_fib_mark {
@@ -56,12 +56,15 @@ enum accel_fib_mark {
 };
 
 /*
- * Route leaves, in the IPv4 FIB and the IPv6 trie: 0 (no route), a route
- * (ROUTE | type << TYPE_SHIFT | nh_id) or, in the IPv6 trie, a node (EXT |
- * node). Leaves are packed ACCEL_LEAVES_PER_ENTRY to a map entry so that
- * the arrays, memory-mapped by the control plane, are dense.
+ * IPv4 routes: DIR-24-8. A leaf is 0 (no route), a route (ROUTE | type <<
+ * TYPE_SHIFT | nh_id) or, in the first level only, a second-level group
+ * (EXT | group). Leaves are packed ACCEL_LEAVES_PER_ENTRY to a map entry so
+ * that the arrays, memory-mapped by the control plane, are dense.
  */
-enum accel_leaf {
+enum accel_dir24 {
+	ACCEL_TBL24_LEAVES = 1 << 24,
+	ACCEL_TBL8_GROUPS = 1 << 14,
+	ACCEL_GROUP_LEAVES = 256,
 	ACCEL_LEAVES_PER_ENTRY = 16,
 	ACCEL_LEAF_EXT = 1 << 30,
 	ACCEL_LEAF_ROUTE = 1 << 29,
@@ -71,38 +74,10 @@ enum accel_leaf {
 };
 
 /*
- * IPv4 routes: DXR's D20R layout (dxr.h). Each /20 (a chunk) has a word: a
- * leaf, or CHUNK | log << LOG_SHIFT | base: its 2^log ranges from
- * fib4_ranges[base].
- */
-enum accel_fib4 {
-	/* /20s: a 4 MiB direct table, and chunks of about 10 routes where
-	 * the full table's routes are (weighted by routes; /16s hold about
-	 * 90): the fewest search steps of 16, 18 and 20 (BENCHMARKS.md). */
-	ACCEL_FIB4_DIR_BITS = 20,
-	ACCEL_FIB4_CHUNKS = 1 << ACCEL_FIB4_DIR_BITS,
-	/* Range entries by default: a full table with a few next hops needs
-	 * about 1.3 million (extents are powers of two). */
-	ACCEL_FIB4_RANGES = 1 << 21,
-	ACCEL_FIB4_CHUNK = ACCEL_LEAF_EXT,
-	ACCEL_FIB4_LOG_SHIFT = 24,
-	ACCEL_FIB4_LOG_MASK = 0x1f,
-	ACCEL_FIB4_BASE_MASK = (1 << 24) - 1,
-	/* A chunk has at most one range per address. */
-	ACCEL_FIB4_MAX_LOG = 32 - ACCEL_FIB4_DIR_BITS,
-};
-
-struct accel_range4 {
-	__u32 start; /* the first address's offset in its chunk; past the
-		      * chunk's last address: padding */
-	__u32 leaf;
-};
-
-/*
  * IPv6 routes: a multibit trie with leaf pushing (see lpm6.h). A root of
  * 2^16 leaves indexed by the first 16 bits of the address, then nodes of
  * 256 leaves, one per further byte: at most ACCEL_TRIE6_LEVELS reads, four
- * for a /48 destination. Leaves are encoded as enum accel_leaf says (a node is
+ * for a /48 destination. Leaves are encoded as in the DIR-24-8 (a node is
  * EXT | node id) and packed the same way.
  */
 enum accel_trie6 {
@@ -343,7 +318,7 @@ struct accel_stats {
 
 /* The structures of bounded size, as the capacity map lists them. */
 enum accel_structure {
-	ACCEL_CAP_IPV4_RANGES = 0, /* IPv4 FIB range entries */
+	ACCEL_CAP_IPV4_GROUPS = 0, /* DIR-24-8 second-level groups */
 	ACCEL_CAP_IPV6_NODES,	   /* IPv6 trie nodes */
 	ACCEL_CAP_NEXTHOPS,	   /* next-hop ids */
 	ACCEL_CAP_NH_GROUPS,	   /* multipath / nexthop-object groups */

@@ -16,7 +16,7 @@
 #define ACCEL_LPM6_H
 
 #include "accel.h"
-#include "leaf.h"
+#include "dir24.h" /* leaf encoding and dir24_leaf() */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -42,7 +42,7 @@ struct {
 	do {                                                                \
 		if (!(leaf & ACCEL_LEAF_EXT))                               \
 			goto done;                                          \
-		leaf = leaf_at(&fib6_nodes,                              \
+		leaf = dir24_leaf(&fib6_nodes,                              \
 				  (leaf & ACCEL_LEAF_ID_MASK) *             \
 						  ACCEL_NODE6_LEAVES +      \
 					  a[i]);                            \
@@ -51,7 +51,7 @@ struct {
 /* Longest-prefix match of an IPv6 address (16 bytes, network order). */
 static __always_inline int route6_lookup(const __u8 *a, struct accel_route *rt)
 {
-	__u32 leaf = leaf_at(&fib6_root, ((__u32)a[0] << 8) | a[1]);
+	__u32 leaf = dir24_leaf(&fib6_root, ((__u32)a[0] << 8) | a[1]);
 
 	/* ACCEL_TRIE6_LEVELS - 1 node levels, one per byte after the second. */
 	LPM6_LEVEL(2);
@@ -69,7 +69,11 @@ static __always_inline int route6_lookup(const __u8 *a, struct accel_route *rt)
 	LPM6_LEVEL(14);
 	LPM6_LEVEL(15);
 done:
-	return leaf_route(leaf, rt);
+	if (!(leaf & ACCEL_LEAF_ROUTE))
+		return 0;
+	rt->type = (leaf >> ACCEL_LEAF_TYPE_SHIFT) & ACCEL_LEAF_TYPE_MASK;
+	rt->nh_id = leaf & ACCEL_LEAF_ID_MASK;
+	return 1;
 }
 
 #undef LPM6_LEVEL

@@ -34,7 +34,7 @@ struct {
 	__type(value, struct accel_stats);
 } stats SEC(".maps");
 
-#include "dxr.h"
+#include "dir24.h"
 #include "lpm6.h"
 
 struct {

@@ -57,7 +57,6 @@ pod!(
     types::accel_config,
     types::accel_stats,
     types::accel_leaves,
-    types::accel_range4,
     types::accel_capacity,
     u32,
     u8,

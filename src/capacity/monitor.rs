@@ -32,7 +32,7 @@ impl Monitor {
         maps.apply(&changes)?;
         let (v4, v6) = maps.retry_routes()?;
         if v4 + v6 > 0 {
-            debug!("capacity: {v4} IPv4 /16s and {v6} IPv6 ranges back in the mirror");
+            debug!("capacity: {v4} IPv4 /24s and {v6} IPv6 ranges back in the mirror");
         }
         self.figures = figures(maps, mirror)?;
         for alert in self.alerts.observe(&self.figures, Instant::now()) {

@@ -6,21 +6,18 @@ use std::cell::{Cell, RefCell};
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 use log::warn;
 
-use super::dxr::{self, CHUNKS};
-use super::fib4::{self, Fib4};
+use super::dir24::{route_leaf, Dir24, GROUP_LEAVES, TBL24_LEAVES};
 use super::keys::{
     blackhole_prefix_value, group_value, host_key, iface_value, neigh_key, neigh_value,
     nexthop_value, route_key, route_value, NeighKey, RouteKey,
 };
-use super::leaf::route_leaf;
 use super::mmap::MmapLeaves;
 use super::pin::PinDir;
 use super::trie6::{self, Trie6};
 use super::DatapathError;
 use crate::bpf::types::{
-    accel_blackhole, accel_blackhole_prefix, accel_capacity, accel_config, accel_iface,
-    accel_leaf as D, accel_leaves, accel_nexthop, accel_nh_stats, accel_range4, accel_route,
-    accel_stats,
+    accel_blackhole, accel_blackhole_prefix, accel_capacity, accel_config, accel_dir24 as D,
+    accel_iface, accel_leaves, accel_nexthop, accel_nh_stats, accel_route, accel_stats,
 };
 use crate::bpf::{bytes_of, from_bytes, AccelSkel, Pod};
 use crate::capacity::{Figures, Limits, Structure, Usage};
@@ -34,8 +31,8 @@ pub struct Maps {
     pub ifaces: MapHandle,
     pub tx_ports: MapHandle,
     pub stats: MapHandle,
-    pub fib4_dir: MapHandle,
-    pub fib4_ranges: MapHandle,
+    pub fib4_tbl24: MapHandle,
+    pub fib4_tbl8: MapHandle,
     pub fib6_root: MapHandle,
     pub fib6_nodes: MapHandle,
     pub nexthops: MapHandle,
@@ -53,7 +50,7 @@ pub struct Maps {
     config: Cell<accel_config>,
     /// The writable IPv4 table; only the instance that created the maps
     /// has it (readers look leaves up through the map handles).
-    fib4: Option<RefCell<Fib4<MmapLeaves>>>,
+    fib4: Option<RefCell<Dir24<MmapLeaves>>>,
     /// The writable IPv6 trie, likewise.
     fib6: Option<RefCell<Trie6<MmapLeaves>>>,
 }
@@ -77,8 +74,8 @@ impl Maps {
             ifaces: handle("ifaces", &m.ifaces)?,
             tx_ports: handle("tx_ports", &m.tx_ports)?,
             stats: handle("stats", &m.stats)?,
-            fib4_dir: handle("fib4_dir", &m.fib4_dir)?,
-            fib4_ranges: handle("fib4_ranges", &m.fib4_ranges)?,
+            fib4_tbl24: handle("fib4_tbl24", &m.fib4_tbl24)?,
+            fib4_tbl8: handle("fib4_tbl8", &m.fib4_tbl8)?,
             fib6_root: handle("fib6_root", &m.fib6_root)?,
             fib6_nodes: handle("fib6_nodes", &m.fib6_nodes)?,
             nexthops: handle("nexthops", &m.nexthops)?,
@@ -97,7 +94,7 @@ impl Maps {
             fib4: None,
             fib6: None,
         }
-        .with_fib4(limits.ipv4_ranges)?
+        .with_fib4(limits.ipv4_groups as usize)?
         .with_fib6(limits.ipv6_nodes as usize)
     }
 
@@ -111,8 +108,8 @@ impl Maps {
             ifaces: open("ifaces")?,
             tx_ports: open("tx_ports")?,
             stats: open("stats")?,
-            fib4_dir: open("fib4_dir")?,
-            fib4_ranges: open("fib4_ranges")?,
+            fib4_tbl24: open("fib4_tbl24")?,
+            fib4_tbl8: open("fib4_tbl8")?,
             fib6_root: open("fib6_root")?,
             fib6_nodes: open("fib6_nodes")?,
             nexthops: open("nexthops")?,
@@ -140,8 +137,8 @@ impl Maps {
             ("ifaces", &self.ifaces),
             ("tx_ports", &self.tx_ports),
             ("stats", &self.stats),
-            ("fib4_dir", &self.fib4_dir),
-            ("fib4_ranges", &self.fib4_ranges),
+            ("fib4_tbl24", &self.fib4_tbl24),
+            ("fib4_tbl8", &self.fib4_tbl8),
             ("fib6_root", &self.fib6_root),
             ("fib6_nodes", &self.fib6_nodes),
             ("nexthops", &self.nexthops),
@@ -162,15 +159,8 @@ impl Maps {
     /// Applies mirror changes in order.
     pub fn apply(&self, changes: &[Change]) -> Result<(), DatapathError> {
         for c in changes {
-            // IPv4 routes reach the datapath when their /16s are flushed:
-            // before any other kind of change, so that every write still
-            // lands in the order the mirror gave.
-            if !matches!(c, Change::PutRoute { .. } | Change::DelRoute(_)) {
-                self.fib4()?.flush();
-            }
             self.apply_one(c)?;
         }
-        self.fib4()?.flush();
         Ok(())
     }
 
@@ -183,7 +173,7 @@ impl Maps {
         let v = route_value(entry, nh_id);
         let leaf = route_leaf(v.r#type, v.nh_id);
         // Without room in the table, the route's region goes to
-        // bpf_fib_lookup (see fib4.rs and trie6.rs).
+        // bpf_fib_lookup (see dir24.rs and trie6.rs).
         match route_key(prefix) {
             RouteKey::V4(k) => {
                 let addr = u32::from_be(k.addr);
@@ -402,12 +392,12 @@ impl Maps {
         match host_key(addr) {
             RouteKey::V4(k) => {
                 let a = u32::from_be(k.addr);
-                // dxr.h's search, through the map handles.
-                let word = self.leaf(&self.fib4_dir, dxr::chunk_of(a))?;
-                let leaf = fib4::search(word, a, |i| {
-                    let r: accel_range4 = lookup(&self.fib4_ranges, &i)?;
-                    Some((r.start, r.leaf))
-                })?;
+                let mut leaf = self.leaf(&self.fib4_tbl24, (a >> 8) as usize)?;
+                if leaf & D::ACCEL_LEAF_EXT.0 != 0 {
+                    let group = (leaf & D::ACCEL_LEAF_ID_MASK.0) as usize;
+                    leaf =
+                        self.leaf(&self.fib4_tbl8, group * GROUP_LEAVES + (a & 0xff) as usize)?;
+                }
                 route_of_leaf(leaf)
             }
             RouteKey::V6(k) => {
@@ -438,13 +428,13 @@ impl Maps {
         Some(e.leaf[i % per])
     }
 
-    fn with_fib4(mut self, ranges: u32) -> Result<Self, DatapathError> {
+    fn with_fib4(mut self, groups: usize) -> Result<Self, DatapathError> {
         let map = |m: &MapHandle, name, leaves| {
             MmapLeaves::map(m, leaves).map_err(|source| DatapathError::Mmap { map: name, source })
         };
-        let dir = map(&self.fib4_dir, "fib4_dir", CHUNKS)?;
-        let entries = map(&self.fib4_ranges, "fib4_ranges", ranges as usize * 2)?;
-        self.fib4 = Some(RefCell::new(Fib4::new(dir, entries, ranges)));
+        let t24 = map(&self.fib4_tbl24, "fib4_tbl24", TBL24_LEAVES)?;
+        let t8 = map(&self.fib4_tbl8, "fib4_tbl8", groups * GROUP_LEAVES)?;
+        self.fib4 = Some(RefCell::new(Dir24::new(t24, t8, groups)));
         Ok(self)
     }
 
@@ -466,7 +456,7 @@ impl Maps {
             .borrow_mut())
     }
 
-    fn fib4(&self) -> Result<std::cell::RefMut<'_, Fib4<MmapLeaves>>, DatapathError> {
+    fn fib4(&self) -> Result<std::cell::RefMut<'_, Dir24<MmapLeaves>>, DatapathError> {
         Ok(self
             .fib4
             .as_ref()
@@ -474,21 +464,21 @@ impl Maps {
             .borrow_mut())
     }
 
-    /// Gives degraded regions of both route tables their ranges or nodes
-    /// back where room freed up; returns how many came back (IPv4 /16s,
+    /// Gives degraded regions of both route tables their groups or nodes
+    /// back where room freed up; returns how many came back (IPv4 /24s,
     /// IPv6 ranges).
     pub fn retry_routes(&self) -> Result<(usize, usize), DatapathError> {
         Ok((self.fib4()?.retry(), self.fib6()?.retry()))
     }
 
-    /// How full the IPv4 ranges and the IPv6 nodes are.
+    /// How full the IPv4 groups and the IPv6 nodes are.
     pub fn route_usage(&self) -> Result<[(Structure, Usage); 2], DatapathError> {
         let (t4, t6) = (self.fib4()?, self.fib6()?);
         Ok([
             (
-                Structure::Ipv4Ranges,
-                Usage::new(t4.capacity(), t4.ranges_in_use())
-                    .degraded(t4.degraded_rules(), t4.degraded_chunks()),
+                Structure::Ipv4Groups,
+                Usage::new(t4.capacity(), t4.groups_in_use())
+                    .degraded(t4.degraded_rules(), t4.degraded_blocks()),
             ),
             (
                 Structure::Ipv6Nodes,

@@ -8,7 +8,7 @@ use std::sync::atomic::{fence, AtomicU32, Ordering};
 
 use libbpf_rs::MapHandle;
 
-use super::leaf::LeafStore;
+use super::dir24::LeafStore;
 
 pub struct MmapLeaves {
     base: NonNull<AtomicU32>,

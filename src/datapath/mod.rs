@@ -3,14 +3,13 @@
 
 pub mod attach;
 pub mod clock;
-pub mod dxr;
-pub mod extents;
-pub mod fib4;
+pub mod d16r;
+pub mod dir24;
 pub mod keys;
-pub mod leaf;
 pub mod maps;
 pub mod mmap;
 pub mod pin;
+mod prefix_bits;
 pub mod trie6;
 
 use std::path::PathBuf;
@@ -97,8 +96,9 @@ pub fn load(limits: &Limits) -> Result<Loaded, DatapathError> {
 
 /// Sets the size of every bounded map before load.
 fn size_maps(m: &mut OpenAccelMaps<'_>, l: &Limits) -> Result<(), libbpf_rs::Error> {
-    let per = crate::bpf::types::accel_leaf::ACCEL_LEAVES_PER_ENTRY.0;
-    m.fib4_ranges.set_max_entries(l.ipv4_ranges)?;
+    let per = crate::bpf::types::accel_dir24::ACCEL_LEAVES_PER_ENTRY.0;
+    m.fib4_tbl8
+        .set_max_entries(l.ipv4_groups * (dir24::GROUP_LEAVES as u32 / per))?;
     m.fib6_nodes
         .set_max_entries(l.ipv6_nodes * (trie6::NODE_LEAVES as u32 / per))?;
     m.nexthops.set_max_entries(l.nexthops)?;

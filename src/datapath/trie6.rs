@@ -10,7 +10,8 @@
 //! The full IPv6 table (160,147 prefixes) needs about 38,000 nodes. A
 //! prefix of length L lives in the level whose bits contain bit L; shorter
 //! prefixes cover their range of leaves there and every node below. accel
-//! keeps the rule set and the depth of every leaf here and writes leaves straight into the memory-mapped BPF arrays.
+//! keeps the rule set and the depth of every leaf here, as the DIR-24-8
+//! does, and writes leaves straight into the memory-mapped BPF arrays.
 //!
 //! The datapath must never see a half-written state: a node is filled
 //! before its parent leaf points to it, each leaf write replaces one valid
@@ -24,8 +25,8 @@ mod degrade;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::leaf::{LeafStore, DEGRADED};
-use crate::bpf::types::{accel_leaf as D, accel_trie6 as T};
+use super::dir24::{LeafStore, DEGRADED};
+use crate::bpf::types::{accel_dir24 as D, accel_trie6 as T};
 use crate::fast_hash::ShardedMap;
 use crate::slots::GraceSlots;
 
@@ -357,7 +358,7 @@ impl<S: LeafStore> Trie6<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datapath::leaf::{fib_leaf, route_leaf};
+    use crate::datapath::dir24::{fib_leaf, route_leaf};
     use crate::slots::GRACE;
     use std::cell::RefCell;
     use std::collections::HashMap;

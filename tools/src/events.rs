@@ -13,10 +13,8 @@ use std::time::{Duration, Instant};
 
 use accel::bpf::types::{accel_if_flags as IfFlags, accel_route};
 use accel::capacity::Limits;
-use accel::datapath::dxr::CHUNKS;
-use accel::datapath::fib4::Fib4;
+use accel::datapath::dir24::{route_leaf, Dir24, GROUP_LEAVES, TBL24_LEAVES};
 use accel::datapath::keys::route_value;
-use accel::datapath::leaf::route_leaf;
 use accel::datapath::trie6::{self, Trie6};
 use accel::mirror::{Change, EventOutcome, IfaceConf, Mirror};
 use accel::model::{
@@ -46,7 +44,7 @@ impl Phase {
 /// The mirror and the two route tables, as `accel run` holds them.
 struct Plane {
     mirror: Mirror,
-    fib4: Fib4<Vec<u32>>,
+    fib4: Dir24<Vec<u32>>,
     fib6: Trie6<Vec<u32>>,
     out: EventOutcome,
 }
@@ -60,11 +58,15 @@ impl Plane {
             mtu6: 1500,
         };
         let ifaces: HashMap<u32, IfaceConf> = [(IFINDEX, conf)].into_iter().collect();
-        let ranges = limits.ipv4_ranges;
+        let groups = limits.ipv4_groups as usize;
         let nodes = limits.ipv6_nodes as usize;
         let mut plane = Plane {
             mirror: Mirror::new(ifaces, false, limits),
-            fib4: Fib4::new(vec![0; CHUNKS], vec![0; ranges as usize * 2], ranges),
+            fib4: Dir24::new(
+                vec![0; TBL24_LEAVES],
+                vec![0; groups * GROUP_LEAVES],
+                groups,
+            ),
             fib6: Trie6::new(
                 vec![0; trie6::ROOT_LEAVES],
                 vec![0; nodes * trie6::NODE_LEAVES],
@@ -108,9 +110,6 @@ impl Plane {
                 _ => {}
             }
         }
-        // As Maps::apply: the batch's IPv4 routes reach the FIB at its end
-        // (here every event is a batch of its own, the worst case).
-        self.fib4.flush();
     }
 }
 

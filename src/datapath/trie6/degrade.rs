@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{index, level_of, mask, node_leaf, Slot, Trie6, NODE_LEAVES, STRIDE};
-use crate::datapath::leaf::{fib_leaf, LeafStore, DEGRADED};
+use crate::datapath::dir24::{fib_leaf, LeafStore, DEGRADED};
 
 type Rule = (u128, u8);
 
@@ -143,7 +143,7 @@ mod tests {
 
     use super::super::tests::{a, logged, reference, states_seen, table, update, Rnd, LENS};
     use super::*;
-    use crate::datapath::leaf::route_leaf;
+    use crate::datapath::dir24::route_leaf;
     use crate::slots::GRACE;
 
     /// The degraded region `addr` lies in, if any.

@@ -18,13 +18,10 @@ use clap::{Parser, Subcommand};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, ProgramInput};
 
-use accel::bpf::types::accel_fib4 as F;
-use accel::datapath::dxr::CHUNKS;
-use accel::datapath::fib4::Fib4;
-use accel::datapath::leaf::route_leaf;
+use accel::bpf::types::accel_dir24 as D;
+use accel::datapath::dir24::{route_leaf, Dir24, GROUP_LEAVES, TBL24_LEAVES};
 use accel::datapath::mmap::MmapLeaves;
 use accel::datapath::trie6::{self, Trie6};
-use accel_tools::dir24::{Dir24, GROUP_LEAVES, TBL24_LEAVES, TBL8_GROUPS};
 use accel_tools::trafgen::{parse_prefixes, random_in, Prefix};
 
 accel::skeleton!("bench.skel.rs");
@@ -77,12 +74,11 @@ enum Cmd {
         #[arg(long, default_value_t = 10_000)]
         repeat: u32,
     },
-    /// The IPv4 table in the datapath's DXR layout: built at once by the
-    /// reference builder (src/datapath/dxr.rs) and one route at a time by
-    /// the FIB accel keeps (src/datapath/fib4.rs): sizes and build times,
-    /// and both checked against the DIR-24-8 at every rule's edges and at
+    /// The IPv4 table in DXR's D16R layout (src/datapath/d16r.rs, the
+    /// compact FIB's reference builder): its size and build time, and its
+    /// answers checked against the DIR-24-8 at every rule's edges and at
     /// random addresses. Needs no root.
-    Dxr {
+    D16r {
         /// Prefixes, one CIDR per line (IPv6 lines are skipped).
         #[arg(long)]
         prefixes: PathBuf,
@@ -300,8 +296,8 @@ fn stages(runs: usize, repeat: u32) -> Result<()> {
     Ok(())
 }
 
-fn dxr(path: &std::path::Path, next_hops: u32, probes: u64) -> Result<()> {
-    use accel::datapath::dxr::Dxr;
+fn d16r(path: &std::path::Path, next_hops: u32, probes: u64) -> Result<()> {
+    use accel::datapath::d16r::D16r;
     use std::net::IpAddr;
     let text =
         std::fs::read_to_string(path).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
@@ -321,28 +317,11 @@ fn dxr(path: &std::path::Path, next_hops: u32, probes: u64) -> Result<()> {
         dir24.insert(u32::from(a), p.len(), leaf);
     }
     let t = std::time::Instant::now();
-    let d = Dxr::build(&rules);
+    let d = D16r::build(&rules);
     let took = t.elapsed();
-    // The datapath's FIB, fed one route at a time in table order.
-    let cap = accel::bpf::types::accel_fib4::ACCEL_FIB4_RANGES.0 * 4;
-    let mut fib = Fib4::new(vec![0u32; CHUNKS], vec![0u32; cap as usize * 2], cap);
-    let t = std::time::Instant::now();
-    for (&(a, len), &leaf) in &rules {
-        fib.insert(a, len, leaf);
-    }
-    fib.flush();
-    let fib_took = t.elapsed();
-    println!(
-        "incremental FIB, the table as one batch: {} range entries in use ({:.2} MiB with \
-         the direct table, 8-byte ranges in power-of-two extents), {:.0} ns per route",
-        fib.ranges_in_use(),
-        (CHUNKS * 4 + fib.ranges_in_use() * 8) as f64 / (1 << 20) as f64,
-        fib_took.as_nanos() as f64 / rules.len() as f64
-    );
     let size = d.size();
     println!(
-        "{} IPv4 prefixes, {next_hops} next hops: {} chunks with ranges, {} ranges, {:.2} MiB \
-         in DXR's own 4-byte ranges (direct table included); reference built in {took:.2?}",
+        "{} IPv4 prefixes, {next_hops} next hops: {} chunks, {} ranges, {:.2} MiB (direct table included); built in {took:.2?}",
         rules.len(),
         size.chunks,
         size.ranges,
@@ -367,14 +346,8 @@ fn dxr(path: &std::path::Path, next_hops: u32, probes: u64) -> Result<()> {
         let (got, want) = (d.lookup(addr), dir24.lookup(addr));
         ensure!(
             got == want,
-            "{}: the reference says {got:#x}, DIR-24-8 says {want:#x}",
+            "{}: D16R says {got:#x}, DIR-24-8 says {want:#x}",
             std::net::Ipv4Addr::from(addr)
-        );
-        ensure!(
-            fib.lookup(addr) == want,
-            "{}: the incremental FIB says {:#x}, DIR-24-8 says {want:#x}",
-            std::net::Ipv4Addr::from(addr),
-            fib.lookup(addr)
         );
         checked += 1;
     }
@@ -393,11 +366,11 @@ fn main() -> Result<()> {
             no_objects,
         } => events(&prefixes, runs, seed, !no_objects),
         Cmd::Stages { runs, repeat } => stages(runs, repeat),
-        Cmd::Dxr {
+        Cmd::D16r {
             prefixes,
             next_hops,
             probes,
-        } => dxr(&prefixes, next_hops, probes),
+        } => d16r(&prefixes, next_hops, probes),
         Cmd::GenTable { seed } => {
             gen_table(seed);
             Ok(())
@@ -483,8 +456,8 @@ fn lookup(a: LookupArgs) -> Result<()> {
     let mut rng = fastrand::Rng::with_seed(a.seed);
     // The tables stay alive (and mapped) while the programs run.
     let (_tables, first): (Box<dyn std::any::Any>, IpAddr) = if a.family == 4 {
-        let (tables, first) = fill_v4(&skel, &prefixes, &mut rng)?;
-        (Box::new(tables), first)
+        let (dir, first) = fill_v4(&skel, &prefixes, &mut rng)?;
+        (Box::new(dir), first)
     } else {
         let (trie, first) = fill_v6(&skel, &prefixes, &mut rng)?;
         (Box::new(trie), first)
@@ -509,7 +482,6 @@ fn lookup(a: LookupArgs) -> Result<()> {
         vec![
             ("base", &p.bench_base4),
             ("dir24", &p.bench_dir24),
-            ("dxr", &p.bench_dxr),
             ("fib", &p.bench_fib4),
             ("lpm", &p.bench_lpm4),
         ]
@@ -526,25 +498,16 @@ fn lookup(a: LookupArgs) -> Result<()> {
     Ok(())
 }
 
-/// The IPv4 tables the programs read, alive as long as they run.
-type Tables4 = (Fib4<MmapLeaves>, Dir24<MmapLeaves>);
-
-/// Fills the DXR FIB, the DIR-24-8 and the LPM trie with `prefixes` and
-/// `dests4` with random destinations inside them; returns the tables and
-/// the first destination.
+/// Fills the DIR-24-8 and the LPM trie with `prefixes` and `dests4` with
+/// random destinations inside them; returns the table and the first
+/// destination.
 fn fill_v4(
     skel: &BenchSkel<'_>,
     prefixes: &[Prefix],
     rng: &mut fastrand::Rng,
-) -> Result<(Tables4, IpAddr)> {
+) -> Result<(Dir24<MmapLeaves>, IpAddr)> {
     let t = Instant::now();
-    let groups = TBL8_GROUPS;
-    let ranges = F::ACCEL_FIB4_RANGES.0;
-    let dxr_dir =
-        MmapLeaves::map(&handle(&skel.maps.fib4_dir)?, CHUNKS).context("mmap fib4_dir")?;
-    let dxr_ranges = MmapLeaves::map(&handle(&skel.maps.fib4_ranges)?, ranges as usize * 2)
-        .context("mmap fib4_ranges")?;
-    let mut fib = Fib4::new(dxr_dir, dxr_ranges, ranges);
+    let groups = D::ACCEL_TBL8_GROUPS.0 as usize;
     let t24 = MmapLeaves::map(&handle(&skel.maps.fib4_tbl24)?, TBL24_LEAVES)
         .context("mmap fib4_tbl24")?;
     let t8 = MmapLeaves::map(&handle(&skel.maps.fib4_tbl8)?, groups * GROUP_LEAVES)
@@ -556,7 +519,6 @@ fn fill_v4(
         let nh = 1 + i as u32 % NEXT_HOPS;
         let host = mask4(u32::from(*v4), *len);
         dir.insert(host, *len, route_leaf(0, nh));
-        fib.insert(host, *len, route_leaf(0, nh));
         let key = types::bench_lpm4_key {
             prefixlen: *len as u32,
             addr: host.to_be(),
@@ -578,25 +540,16 @@ fn fill_v4(
     if dir.degraded_blocks() > 0 {
         bail!("the DIR-24-8 table ran out of groups");
     }
-    fib.flush();
-    if fib.degraded_chunks() > 0 {
-        bail!("the DXR FIB ran out of ranges");
-    }
-    if let Some(d) = dests.iter().find(|d| fib.lookup(**d) != dir.lookup(**d)) {
-        bail!("DXR and DIR-24-8 disagree on {}", Ipv4Addr::from(*d));
-    }
     let bytes: Vec<u8> = dests.iter().flat_map(|d| d.to_be_bytes()).collect();
     fill_array(&handle(&skel.maps.dests4)?, &bytes, 4)?;
     eprintln!(
-        "IPv4: {} prefixes, {} DIR-24-8 groups, {} DXR range entries, tables and {} \
-         destinations filled in {:.1?}",
+        "IPv4: {} prefixes, {} second-level groups, tables and {} destinations filled in {:.1?}",
         prefixes.len(),
         dir.groups_in_use(),
-        fib.ranges_in_use(),
         DESTS,
         t.elapsed()
     );
-    Ok(((fib, dir), IpAddr::V4(Ipv4Addr::from(dests[0]))))
+    Ok((dir, IpAddr::V4(Ipv4Addr::from(dests[0]))))
 }
 
 /// [`fill_v4`] for IPv6: accel's trie and the LPM trie, `dests6`.
@@ -753,10 +706,7 @@ fn report(a: &LookupArgs, prefixes: usize, results: &[Measure]) {
     };
     if a.family == 4 {
         println!(
-            "  dxr/dir24 = {}  dxr/fib = {}  dir24/fib = {}  dir24/lpm = {}  (base not \
-             subtracted; net of base: dir24/fib = {})",
-            ratio(get("dxr"), get("dir24")),
-            ratio(get("dxr"), get("fib")),
+            "  dir24/fib = {}  dir24/lpm = {}  (base not subtracted; net of base: dir24/fib = {})",
             ratio(get("dir24"), get("fib")),
             ratio(get("dir24"), get("lpm")),
             ratio(
@@ -774,18 +724,16 @@ fn report(a: &LookupArgs, prefixes: usize, results: &[Measure]) {
     }
     let min = |n: &str| results.iter().find(|m| m.name == n).map(|m| m.min);
     println!(
-        "RESULT family={} prefixes={} base={} dxr={} dir24={} trie6={} fib={} lpm={} \
-         min_base={} min_dxr={} min_dir24={} min_trie6={} min_fib={} min_lpm={}",
+        "RESULT family={} prefixes={} base={} dir24={} trie6={} fib={} lpm={} \
+         min_base={} min_dir24={} min_trie6={} min_fib={} min_lpm={}",
         a.family,
         prefixes,
         fmt(get("base")),
-        fmt(get("dxr")),
         fmt(get("dir24")),
         fmt(get("trie6")),
         fmt(get("fib")),
         fmt(get("lpm")),
         fmt(min("base")),
-        fmt(min("dxr")),
         fmt(min("dir24")),
         fmt(min("trie6")),
         fmt(min("fib")),

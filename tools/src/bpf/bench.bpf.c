@@ -2,9 +2,8 @@
 /*
  * Lookup micro-benchmark, run only through BPF_PROG_TEST_RUN by
  * `accel-bench lookup`: what one route lookup costs in XDP, for accel's
- * IPv4 DXR FIB and IPv6 trie (the very route4_lookup() and route6_lookup()
- * of the datapath), the DIR-24-8 it replaced (dir24.h), the kernel's
- * bpf_fib_lookup and a BPF_MAP_TYPE_LPM_TRIE.
+ * IPv4 DIR-24-8 and IPv6 trie (the very route4_lookup() and route6_lookup()
+ * of the datapath), the kernel's bpf_fib_lookup and a BPF_MAP_TYPE_LPM_TRIE.
  *
  * The packet does not matter: each run takes the next destination from an
  * array of random addresses (so `repeat` sees a new one every time) and
@@ -16,7 +15,6 @@
 #include <bpf/bpf_endian.h>
 
 #include "accel.h"
-#include "dxr.h"
 #include "dir24.h"
 #include "lpm6.h"
 
@@ -127,20 +125,6 @@ int bench_base4(struct xdp_md *ctx)
 
 SEC("xdp")
 int bench_dir24(struct xdp_md *ctx)
-{
-	struct accel_route rt = {};
-	__u32 *d = dest4();
-
-	if (!d)
-		return XDP_ABORTED;
-	if (dir24_lookup(*d, &rt))
-		hits++;
-	sink += rt.nh_id;
-	return XDP_DROP;
-}
-
-SEC("xdp")
-int bench_dxr(struct xdp_md *ctx)
 {
 	struct accel_route rt = {};
 	__u32 *d = dest4();

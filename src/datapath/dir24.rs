@@ -1,6 +1,4 @@
-//! DIR-24-8: the IPv4 longest-prefix-match structure the datapath read
-//! until the D16R FIB replaced it (issue 12), kept here as the baseline of
-//! the lookup micro-benchmark and as an oracle for the new FIB.
+//! DIR-24-8: the IPv4 longest-prefix-match structure the datapath reads.
 //!
 //! A first level of 2^24 leaves indexed by the top 24 bits of the address,
 //! and second-level groups of 256 leaves for the /24s that hold longer
@@ -18,18 +16,35 @@
 //! answers. Its rules are kept, and [`Dir24::retry`] rebuilds its group once
 //! one is free again.
 
-use crate::prefix_bits::{self, PrefixBits};
-use accel::fast_hash::ShardedMap;
+use super::prefix_bits::{self, PrefixBits};
+use crate::fast_hash::ShardedMap;
 use std::collections::BTreeMap;
 
-use accel::bpf::types::accel_leaf as D;
-pub use accel::datapath::leaf::{fib_leaf, route_leaf, LeafStore, DEGRADED};
-use accel::slots::GraceSlots;
+use crate::bpf::types::{accel_dir24 as D, accel_fib_mark, accel_route_type};
+use crate::slots::GraceSlots;
 
-/// As tools/src/bpf/dir24.h (enum bench_dir24).
-pub const TBL24_LEAVES: usize = 1 << 24;
-pub const GROUP_LEAVES: usize = 256;
-pub const TBL8_GROUPS: usize = 1 << 14;
+pub const TBL24_LEAVES: usize = D::ACCEL_TBL24_LEAVES.0 as usize;
+pub const GROUP_LEAVES: usize = D::ACCEL_GROUP_LEAVES.0 as usize;
+
+/// Leaf encoding, shared with the datapath through accel.h.
+pub fn route_leaf(route_type: u32, nh_id: u32) -> u32 {
+    D::ACCEL_LEAF_ROUTE.0
+        | (route_type << D::ACCEL_LEAF_TYPE_SHIFT.0)
+        | (nh_id & D::ACCEL_LEAF_ID_MASK.0)
+}
+
+/// What a degraded region holds: "ask bpf_fib_lookup", marked as a lack
+/// of room for `accel lookup`.
+pub fn fib_leaf() -> u32 {
+    route_leaf(
+        accel_route_type::ACCEL_RT_FIB.0,
+        accel_fib_mark::ACCEL_FIB_CAPACITY.0,
+    )
+}
+
+/// The depth of a degraded leaf: above every prefix's (1..=129), so that no
+/// route paints over it.
+pub const DEGRADED: u8 = u8::MAX;
 
 fn group_leaf(g: usize) -> u32 {
     D::ACCEL_LEAF_EXT.0 | g as u32
@@ -41,6 +56,23 @@ fn is_group(leaf: u32) -> bool {
 
 fn group_of(leaf: u32) -> usize {
     (leaf & D::ACCEL_LEAF_ID_MASK.0) as usize
+}
+
+/// Where leaves live: the BPF arrays in production, vectors in tests.
+pub trait LeafStore {
+    fn get(&self, i: usize) -> u32;
+    fn set(&mut self, i: usize, leaf: u32);
+    /// Orders earlier stores before later ones as the datapath sees them.
+    fn publish(&self) {}
+}
+
+impl LeafStore for Vec<u32> {
+    fn get(&self, i: usize) -> u32 {
+        self[i]
+    }
+    fn set(&mut self, i: usize, leaf: u32) {
+        self[i] = leaf;
+    }
 }
 
 pub struct Dir24<S: LeafStore> {
@@ -346,7 +378,7 @@ impl<S: LeafStore> Dir24<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use accel::slots::GRACE;
+    use crate::slots::GRACE;
     use std::collections::HashMap;
 
     fn table(groups: usize) -> Dir24<Vec<u32>> {

@@ -1,44 +1,26 @@
-//! DXR's range layout of an IPv4 FIB, built from rules at once: the
-//! reference that the datapath's incremental FIB ([`super::fib4`]) is
-//! tested against, and its chunk builder.
+//! DXR's D16R layout of an IPv4 FIB, built from rules (issue 12, first
+//! step of the compact FIB; not yet used by the datapath).
 //!
-//! The address space is cut into 2^[`DIR_BITS`] chunks (/20s). One word
-//! per chunk (4 MiB for the whole space) holds the leaf of the longest rule
-//! covering the whole chunk; a chunk that also holds longer rules gets its
-//! address ranges, sorted, each with the leaf of the innermost rule
-//! covering it, found by a binary search. A full table needs about 11 MiB
-//! instead of DIR-24-8's 64 MiB first level, so a lookup stays in cache
-//! (BENCHMARKS.md, "Per stage, warm caches": the first level's misses were
-//! ~125 ns of a ~290 ns frame). FreeBSD's in_fib_dxr.c calls the layout
-//! DnR by its direct table's bits: this is D20R.
+//! One word per /16 (256 KiB for the whole space) holds the leaf of the
+//! longest rule of /16 or shorter covering it; a /16 that also holds
+//! longer rules gets a chunk: its address ranges, sorted, each with the
+//! leaf of the innermost rule covering it, found by a binary search. A full
+//! table needs a few MiB instead of DIR-24-8's 64 MiB first level, so a
+//! lookup stays in cache (BENCHMARKS.md, "Per stage, warm caches": the
+//! first level's misses are ~125 ns of a ~290 ns frame). The design and the
+//! plan are in the issue's notes; this module is the reference builder and
+//! lookup that the datapath's layout, its incremental updates and its BPF
+//! search will be tested against.
 //!
 //! Leaves are the datapath's 32-bit route leaves (0: no route), as in
-//! [`super::leaf`].
+//! [`super::dir24`].
 
 use std::collections::BTreeMap;
 
-use crate::bpf::types::accel_fib4 as F;
+/// /16s in the address space.
+pub const CHUNKS: usize = 1 << 16;
 
-/// Bits of an address that pick its chunk.
-pub const DIR_BITS: u8 = F::ACCEL_FIB4_DIR_BITS.0 as u8;
-/// Chunks in the address space.
-pub const CHUNKS: usize = 1 << DIR_BITS;
-/// Addresses in a chunk.
-pub const SPAN: u32 = 1 << (32 - DIR_BITS);
-// A range's start is an offset in its chunk.
-const _: () = assert!(DIR_BITS >= 16 && DIR_BITS < 32);
-
-/// The chunk of `addr`.
-pub fn chunk_of(addr: u32) -> usize {
-    (addr >> (32 - DIR_BITS)) as usize
-}
-
-/// `addr`'s offset in its chunk.
-pub fn offset(addr: u32) -> u16 {
-    (addr & (SPAN - 1)) as u16
-}
-
-/// A range of a chunk: from `start` (an offset in the chunk) up to the
+/// A range of a chunk: from `start` (the address's low 16 bits) up to the
 /// next range's start, `leaf`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Range {
@@ -46,18 +28,18 @@ pub struct Range {
     pub leaf: u32,
 }
 
-/// The DXR form of a set of IPv4 rules.
-pub struct Dxr {
-    /// Per chunk, the leaf of the longest rule covering all of it.
+/// The D16R form of a set of IPv4 rules.
+pub struct D16r {
+    /// Per /16, the leaf of the longest rule of /16 or shorter covering it.
     direct: Vec<u32>,
-    /// The ranges of every chunk holding longer rules.
-    chunks: BTreeMap<usize, Vec<Range>>,
+    /// The ranges of every /16 holding rules longer than /16.
+    chunks: BTreeMap<u16, Vec<Range>>,
 }
 
-/// How big a [`Dxr`] is.
+/// How big a [`D16r`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size {
-    /// Chunks with ranges.
+    /// /16s with a chunk.
     pub chunks: usize,
     /// Ranges over all chunks.
     pub ranges: usize,
@@ -65,7 +47,7 @@ pub struct Size {
 
 impl Size {
     /// Bytes with 4-byte ranges (16-bit start, 16-bit leaf id) and the
-    /// direct table: DXR's own layout, the least this one could be.
+    /// direct table, as the datapath would lay them out.
     pub fn bytes(&self) -> usize {
         CHUNKS * 4 + self.ranges * 4
     }
@@ -79,55 +61,55 @@ fn mask(addr: u32, len: u8) -> u32 {
     }
 }
 
-impl Dxr {
+impl D16r {
     /// Builds the layout of `rules` ((address, length) -> leaf; the
     /// address's bits past the length are ignored).
-    pub fn build(rules: &BTreeMap<(u32, u8), u32>) -> Dxr {
+    pub fn build(rules: &BTreeMap<(u32, u8), u32>) -> D16r {
         let mut direct = vec![0u32; CHUNKS];
-        let mut inner: BTreeMap<usize, Vec<(u16, u8, u32)>> = BTreeMap::new();
+        let mut inner: BTreeMap<u16, Vec<(u16, u8, u32)>> = BTreeMap::new();
         let mut short: Vec<(u32, u8, u32)> = Vec::new();
         for (&(addr, len), &leaf) in rules {
             let addr = mask(addr, len);
-            if len <= DIR_BITS {
+            if len <= 16 {
                 short.push((addr, len, leaf));
             } else {
                 inner
-                    .entry(chunk_of(addr))
+                    .entry((addr >> 16) as u16)
                     .or_default()
-                    .push((offset(addr), len, leaf));
+                    .push((addr as u16, len, leaf));
             }
         }
         // Shorter rules first, so that longer ones paint over them.
         short.sort_by_key(|&(_, len, _)| len);
         for (addr, len, leaf) in short {
-            let first = chunk_of(addr);
-            let n = 1usize << (DIR_BITS - len);
+            let first = (addr >> 16) as usize;
+            let n = 1usize << (16 - len);
             direct[first..first + n].fill(leaf);
         }
         let mut chunks = BTreeMap::new();
         for (c, mut rules) in inner {
             // Outer rules before the rules nested in them.
             rules.sort_by_key(|&(start, len, _)| (start, len));
-            let ranges = chunk_ranges(direct[c], &rules);
+            let ranges = chunk_ranges(direct[usize::from(c)], &rules);
             match ranges.as_slice() {
-                // Longer rules with one leaf over the whole chunk (two
-                // halves alike): that leaf is the chunk's, no ranges.
-                [only] => direct[c] = only.leaf,
+                // Longer rules with one leaf over the whole /16 (two /17s
+                // alike): that leaf is the /16's, no chunk.
+                [only] => direct[usize::from(c)] = only.leaf,
                 _ => {
                     chunks.insert(c, ranges);
                 }
             }
         }
-        Dxr { direct, chunks }
+        D16r { direct, chunks }
     }
 
     /// The leaf for `addr`: 0 without a route.
     pub fn lookup(&self, addr: u32) -> u32 {
-        let c = chunk_of(addr);
+        let c = (addr >> 16) as u16;
         match self.chunks.get(&c) {
-            None => self.direct[c],
+            None => self.direct[usize::from(c)],
             Some(ranges) => {
-                let key = offset(addr);
+                let key = addr as u16;
                 // The last range starting at or before key; the first
                 // starts at 0.
                 let i = ranges.partition_point(|r| r.start <= key);
@@ -136,8 +118,8 @@ impl Dxr {
         }
     }
 
-    /// The ranges of chunk `c`, if it has them.
-    pub fn chunk(&self, c: usize) -> Option<&[Range]> {
+    /// The ranges of `addr`'s /16, if it has a chunk.
+    pub fn chunk(&self, c: u16) -> Option<&[Range]> {
         self.chunks.get(&c).map(Vec::as_slice)
     }
 
@@ -168,41 +150,26 @@ fn emit(out: &mut Vec<Range>, start: u16, leaf: u32) {
     out.push(Range { start, leaf });
 }
 
-/// The ranges of one chunk whose background (its longest rule covering all
-/// of it) is `background`, from its longer rules as (offset in the chunk,
-/// length, leaf), sorted by start and then length, so that
+/// The ranges of one /16 whose background (its longest covering rule of
+/// /16 or shorter) is `background`, from its longer rules as (low 16 bits
+/// of the address, length, leaf), sorted by start and then length, so that
 /// a rule comes before the rules nested in it. A sweep with a stack of the
 /// rules still open, as FreeBSD's DXR builds its chunks.
 fn chunk_ranges(background: u32, rules: &[(u16, u8, u32)]) -> Vec<Range> {
-    let mut out = Vec::new();
-    chunk_ranges_into(background, rules, &mut out, &mut Vec::new());
-    out
-}
-
-/// [`chunk_ranges`] into `out`, with `open` as the stack: buffers reused
-/// from one chunk to the next (the incremental FIB rebuilds one per
-/// route event).
-pub(super) fn chunk_ranges_into(
-    background: u32,
-    rules: &[(u16, u8, u32)],
-    out: &mut Vec<Range>,
-    open: &mut Vec<(u32, u32)>,
-) {
-    out.clear();
-    out.push(Range {
+    let mut out = vec![Range {
         start: 0,
         leaf: background,
-    });
-    // (end, exclusive, as u32 so that SPAN fits; leaf) of open rules.
-    open.clear();
-    open.push((SPAN, background));
+    }];
+    // (end, exclusive, as u32 so that 65536 fits; leaf) of open rules.
+    let mut open: Vec<(u32, u32)> = vec![(1 << 16, background)];
     for &(start, len, leaf) in rules {
         let s = u32::from(start);
-        close_until(out, open, s);
-        emit(out, start, leaf);
+        close_until(&mut out, &mut open, s);
+        emit(&mut out, start, leaf);
         open.push((s + (1u32 << (32 - len)), leaf));
     }
-    close_until(out, open, SPAN);
+    close_until(&mut out, &mut open, 1 << 16);
+    out
 }
 
 /// Closes the open rules that end at or before `at`: past each one's end
@@ -215,7 +182,7 @@ fn close_until(out: &mut Vec<Range>, open: &mut Vec<(u32, u32)>, at: u32) {
         }
         open.pop();
         let outer = open[open.len() - 1].1;
-        if end < SPAN {
+        if end < 1 << 16 {
             emit(out, end as u16, outer);
         }
     }
@@ -252,7 +219,7 @@ mod tests {
     }
 
     fn check(rules: &BTreeMap<(u32, u8), u32>, rng: &mut fastrand::Rng) {
-        let d = Dxr::build(rules);
+        let d = D16r::build(rules);
         let mut probes = edges(rules);
         probes.extend((0..2000).map(|_| rng.u32(..)));
         // Random addresses near the rules too (the space is mostly empty).
@@ -273,7 +240,7 @@ mod tests {
         }
     }
 
-    /// Random rules nested in a few chunks, with short rules above them,
+    /// Random rules nested in a few /16s, with short rules above them,
     /// against brute-force matching.
     #[test]
     fn matches_the_longest_prefix_everywhere() {
@@ -283,9 +250,9 @@ mod tests {
             let bases = [0x0a00_0000u32, 0x0a01_0000, 0xc0a8_0000, 0xffff_0000];
             for _ in 0..rng.usize(1..40) {
                 let len = match rng.u8(..10) {
-                    0 => rng.u8(0..=DIR_BITS),
+                    0 => rng.u8(0..=16),
                     1 => rng.u8(25..=32),
-                    _ => rng.u8(DIR_BITS + 1..=24),
+                    _ => rng.u8(17..=24),
                 };
                 let addr = bases[rng.usize(..bases.len())] | rng.u32(..0x0001_0000);
                 rules.insert((mask(addr, len), len), 0x2000_0000 | rng.u32(1..6));
@@ -305,10 +272,10 @@ mod tests {
         rules.insert((0x0a01_0200, 24), 7);
         // Another leaf: a chunk of three ranges.
         rules.insert((0x0a02_0300, 24), 9);
-        let d = Dxr::build(&rules);
-        assert_eq!(d.chunk(chunk_of(0x0a01_0200)), None);
+        let d = D16r::build(&rules);
+        assert_eq!(d.chunk(0x0a01), None);
         assert_eq!(
-            d.chunk(chunk_of(0x0a02_0300)),
+            d.chunk(0x0a02),
             Some(
                 &[
                     Range { start: 0, leaf: 7 },
@@ -332,16 +299,14 @@ mod tests {
         );
         assert_eq!(d.lookup(0x0a02_03ff), 9);
         assert_eq!(d.lookup(0x0b00_0000), 0);
-        // Two halves alike cover their chunk with one leaf: no ranges, and
-        // the chunk's word says so (it has no shorter rule of its own).
+        // Two /17s alike cover their /16 with one leaf: no chunk, and the
+        // /16's word says so (it has no shorter rule of its own).
         let mut rules = BTreeMap::new();
-        let half = 1u32 << (31 - DIR_BITS);
-        rules.insert((0x0106_0000, DIR_BITS + 1), 5);
-        rules.insert((0x0106_0000 + half, DIR_BITS + 1), 5);
-        let d = Dxr::build(&rules);
-        assert_eq!(d.chunk(chunk_of(0x0106_0000)), None);
+        rules.insert((0x0106_0000, 17), 5);
+        rules.insert((0x0106_8000, 17), 5);
+        let d = D16r::build(&rules);
+        assert_eq!(d.chunk(0x0106), None);
         assert_eq!(d.lookup(0x0106_0000), 5);
-        assert_eq!(d.lookup(0x0106_0000 + SPAN - 1), 5);
-        assert_eq!(d.lookup(0x0106_0000 + SPAN), 0);
+        assert_eq!(d.lookup(0x0106_ffff), 5);
     }
 }
