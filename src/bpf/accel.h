@@ -58,11 +58,14 @@ enum accel_fib_mark {
 /*
  * IPv4 routes: DIR-24-8. A leaf is 0 (no route), a route (ROUTE | type <<
  * TYPE_SHIFT | nh_id) or, in the first level only, a second-level group
- * (EXT | group). Leaves are packed ACCEL_LEAVES_PER_ENTRY to a map entry so
+ * (EXT | group). In front, a summary word per /16: the leaf of every
+ * address of the /16, or EXT: read the first level. Leaves are packed ACCEL_LEAVES_PER_ENTRY to a map entry so
  * that the arrays, memory-mapped by the control plane, are dense.
  */
 enum accel_dir24 {
 	ACCEL_TBL24_LEAVES = 1 << 24,
+	/* The summary in front of the first level: a word per /16. */
+	ACCEL_SUMMARY_WORDS = 1 << 16,
 	ACCEL_TBL8_GROUPS = 1 << 14,
 	ACCEL_GROUP_LEAVES = 256,
 	ACCEL_LEAVES_PER_ENTRY = 16,

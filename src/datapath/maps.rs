@@ -6,7 +6,7 @@ use std::cell::{Cell, RefCell};
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 use log::warn;
 
-use super::dir24::{route_leaf, Dir24, GROUP_LEAVES, TBL24_LEAVES};
+use super::dir24::{route_leaf, Dir24, GROUP_LEAVES, SUMMARY_DEEPER, SUMMARY_WORDS, TBL24_LEAVES};
 use super::keys::{
     blackhole_prefix_value, group_value, host_key, iface_value, neigh_key, neigh_value,
     nexthop_value, route_key, route_value, NeighKey, RouteKey,
@@ -31,6 +31,7 @@ pub struct Maps {
     pub ifaces: MapHandle,
     pub tx_ports: MapHandle,
     pub stats: MapHandle,
+    pub fib4_summary: MapHandle,
     pub fib4_tbl24: MapHandle,
     pub fib4_tbl8: MapHandle,
     pub fib6_root: MapHandle,
@@ -74,6 +75,7 @@ impl Maps {
             ifaces: handle("ifaces", &m.ifaces)?,
             tx_ports: handle("tx_ports", &m.tx_ports)?,
             stats: handle("stats", &m.stats)?,
+            fib4_summary: handle("fib4_summary", &m.fib4_summary)?,
             fib4_tbl24: handle("fib4_tbl24", &m.fib4_tbl24)?,
             fib4_tbl8: handle("fib4_tbl8", &m.fib4_tbl8)?,
             fib6_root: handle("fib6_root", &m.fib6_root)?,
@@ -108,6 +110,7 @@ impl Maps {
             ifaces: open("ifaces")?,
             tx_ports: open("tx_ports")?,
             stats: open("stats")?,
+            fib4_summary: open("fib4_summary")?,
             fib4_tbl24: open("fib4_tbl24")?,
             fib4_tbl8: open("fib4_tbl8")?,
             fib6_root: open("fib6_root")?,
@@ -131,12 +134,13 @@ impl Maps {
     }
 
     /// Every map with the name it is pinned under.
-    pub fn named(&self) -> [(&'static str, &MapHandle); 20] {
+    pub fn named(&self) -> [(&'static str, &MapHandle); 21] {
         [
             ("accel_cfg", &self.cfg),
             ("ifaces", &self.ifaces),
             ("tx_ports", &self.tx_ports),
             ("stats", &self.stats),
+            ("fib4_summary", &self.fib4_summary),
             ("fib4_tbl24", &self.fib4_tbl24),
             ("fib4_tbl8", &self.fib4_tbl8),
             ("fib6_root", &self.fib6_root),
@@ -392,7 +396,11 @@ impl Maps {
         match host_key(addr) {
             RouteKey::V4(k) => {
                 let a = u32::from_be(k.addr);
-                let mut leaf = self.leaf(&self.fib4_tbl24, (a >> 8) as usize)?;
+                // dir24.h's reads, through the map handles.
+                let mut leaf = self.leaf(&self.fib4_summary, (a >> 16) as usize)?;
+                if leaf == SUMMARY_DEEPER {
+                    leaf = self.leaf(&self.fib4_tbl24, (a >> 8) as usize)?;
+                }
                 if leaf & D::ACCEL_LEAF_EXT.0 != 0 {
                     let group = (leaf & D::ACCEL_LEAF_ID_MASK.0) as usize;
                     leaf =
@@ -432,9 +440,10 @@ impl Maps {
         let map = |m: &MapHandle, name, leaves| {
             MmapLeaves::map(m, leaves).map_err(|source| DatapathError::Mmap { map: name, source })
         };
+        let summary = map(&self.fib4_summary, "fib4_summary", SUMMARY_WORDS)?;
         let t24 = map(&self.fib4_tbl24, "fib4_tbl24", TBL24_LEAVES)?;
         let t8 = map(&self.fib4_tbl8, "fib4_tbl8", groups * GROUP_LEAVES)?;
-        self.fib4 = Some(RefCell::new(Dir24::new(t24, t8, groups)));
+        self.fib4 = Some(RefCell::new(Dir24::new(summary, t24, t8, groups)));
         Ok(self)
     }
 

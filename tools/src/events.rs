@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use accel::bpf::types::{accel_if_flags as IfFlags, accel_route};
 use accel::capacity::Limits;
-use accel::datapath::dir24::{route_leaf, Dir24, GROUP_LEAVES, TBL24_LEAVES};
+use accel::datapath::dir24::{route_leaf, Dir24, GROUP_LEAVES, SUMMARY_WORDS, TBL24_LEAVES};
 use accel::datapath::keys::route_value;
 use accel::datapath::trie6::{self, Trie6};
 use accel::mirror::{Change, EventOutcome, IfaceConf, Mirror};
@@ -63,6 +63,7 @@ impl Plane {
         let mut plane = Plane {
             mirror: Mirror::new(ifaces, false, limits),
             fib4: Dir24::new(
+                vec![0; SUMMARY_WORDS],
                 vec![0; TBL24_LEAVES],
                 vec![0; groups * GROUP_LEAVES],
                 groups,

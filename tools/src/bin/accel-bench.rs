@@ -19,7 +19,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, ProgramInput};
 
 use accel::bpf::types::accel_dir24 as D;
-use accel::datapath::dir24::{route_leaf, Dir24, GROUP_LEAVES, TBL24_LEAVES};
+use accel::datapath::dir24::{route_leaf, Dir24, GROUP_LEAVES, SUMMARY_WORDS, TBL24_LEAVES};
 use accel::datapath::mmap::MmapLeaves;
 use accel::datapath::trie6::{self, Trie6};
 use accel_tools::trafgen::{parse_prefixes, random_in, Prefix};
@@ -306,6 +306,7 @@ fn d16r(path: &std::path::Path, next_hops: u32, probes: u64) -> Result<()> {
     let mut rules = std::collections::BTreeMap::new();
     let groups = 1 << 14;
     let mut dir24 = Dir24::new(
+        vec![0u32; SUMMARY_WORDS],
         vec![0u32; TBL24_LEAVES],
         vec![0u32; groups * GROUP_LEAVES],
         groups,
@@ -508,11 +509,13 @@ fn fill_v4(
 ) -> Result<(Dir24<MmapLeaves>, IpAddr)> {
     let t = Instant::now();
     let groups = D::ACCEL_TBL8_GROUPS.0 as usize;
+    let summary = MmapLeaves::map(&handle(&skel.maps.fib4_summary)?, SUMMARY_WORDS)
+        .context("mmap fib4_summary")?;
     let t24 = MmapLeaves::map(&handle(&skel.maps.fib4_tbl24)?, TBL24_LEAVES)
         .context("mmap fib4_tbl24")?;
     let t8 = MmapLeaves::map(&handle(&skel.maps.fib4_tbl8)?, groups * GROUP_LEAVES)
         .context("mmap fib4_tbl8")?;
-    let mut dir = Dir24::new(t24, t8, groups);
+    let mut dir = Dir24::new(summary, t24, t8, groups);
     let lpm = handle(&skel.maps.lpm4)?;
     for (i, Prefix { addr, len }) in prefixes.iter().enumerate() {
         let IpAddr::V4(v4) = addr else { unreachable!() };
