@@ -3,7 +3,6 @@
 
 pub mod attach;
 pub mod clock;
-pub mod d16r;
 pub mod dir24;
 pub mod keys;
 pub mod maps;

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, ensure, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, ProgramInput};
@@ -73,21 +73,6 @@ enum Cmd {
         /// 250 times: the TTL must last).
         #[arg(long, default_value_t = 10_000)]
         repeat: u32,
-    },
-    /// The IPv4 table in DXR's D16R layout (src/datapath/d16r.rs, the
-    /// compact FIB's reference builder): its size and build time, and its
-    /// answers checked against the DIR-24-8 at every rule's edges and at
-    /// random addresses. Needs no root.
-    D16r {
-        /// Prefixes, one CIDR per line (IPv6 lines are skipped).
-        #[arg(long)]
-        prefixes: PathBuf,
-        /// Next hops, given to the prefixes in turn (as lookup.sh does).
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
-        next_hops: u32,
-        /// Random addresses checked besides the edges.
-        #[arg(long, default_value_t = 10_000_000)]
-        probes: u64,
     },
     /// Prints a synthetic table (CIDR per line, IPv4 then IPv6) with the
     /// prefix-length mix of the real full table in ../shared/data, for
@@ -296,66 +281,6 @@ fn stages(runs: usize, repeat: u32) -> Result<()> {
     Ok(())
 }
 
-fn d16r(path: &std::path::Path, next_hops: u32, probes: u64) -> Result<()> {
-    use accel::datapath::d16r::D16r;
-    use std::net::IpAddr;
-    let text =
-        std::fs::read_to_string(path).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
-    let prefixes =
-        accel_tools::events::parse_table(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let mut rules = std::collections::BTreeMap::new();
-    let groups = 1 << 14;
-    let mut dir24 = Dir24::new(
-        vec![0u32; SUMMARY_WORDS],
-        vec![0u32; TBL24_LEAVES],
-        vec![0u32; groups * GROUP_LEAVES],
-        groups,
-    );
-    for (i, p) in prefixes.iter().filter(|p| p.addr().is_ipv4()).enumerate() {
-        let IpAddr::V4(a) = p.addr() else { continue };
-        let leaf = route_leaf(0, 1 + i as u32 % next_hops);
-        rules.insert((u32::from(a), p.len()), leaf);
-        dir24.insert(u32::from(a), p.len(), leaf);
-    }
-    let t = std::time::Instant::now();
-    let d = D16r::build(&rules);
-    let took = t.elapsed();
-    let size = d.size();
-    println!(
-        "{} IPv4 prefixes, {next_hops} next hops: {} chunks, {} ranges, {:.2} MiB (direct table included); built in {took:.2?}",
-        rules.len(),
-        size.chunks,
-        size.ranges,
-        size.bytes() as f64 / (1 << 20) as f64
-    );
-    ensure!(
-        dir24.degraded_blocks() == 0,
-        "the DIR-24-8 reference ran out of groups"
-    );
-    let mut rng = fastrand::Rng::with_seed(1);
-    let edges = rules.keys().flat_map(|&(a, len)| {
-        let host = if len == 0 {
-            u32::MAX
-        } else {
-            !(u32::MAX << (32 - len))
-        };
-        [a, a.wrapping_sub(1), a | host, (a | host).wrapping_add(1)]
-    });
-    let random = (0..probes).map(|_| rng.u32(..));
-    let mut checked = 0u64;
-    for addr in edges.chain(random) {
-        let (got, want) = (d.lookup(addr), dir24.lookup(addr));
-        ensure!(
-            got == want,
-            "{}: D16R says {got:#x}, DIR-24-8 says {want:#x}",
-            std::net::Ipv4Addr::from(addr)
-        );
-        checked += 1;
-    }
-    println!("{checked} addresses checked against the DIR-24-8: all agree");
-    Ok(())
-}
-
 fn main() -> Result<()> {
     env_logger::init();
     match Cli::parse().cmd {
@@ -367,11 +292,6 @@ fn main() -> Result<()> {
             no_objects,
         } => events(&prefixes, runs, seed, !no_objects),
         Cmd::Stages { runs, repeat } => stages(runs, repeat),
-        Cmd::D16r {
-            prefixes,
-            next_hops,
-            probes,
-        } => d16r(&prefixes, next_hops, probes),
         Cmd::GenTable { seed } => {
             gen_table(seed);
             Ok(())
