@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Forwarding rate in a namespace lab: gen --veth-- rtr --veth-- snk.
 #
-#   scripts/bench/forwarding.sh [--families "4 6"] [--tables "1 full ecmp"]
+#   scripts/bench/forwarding.sh [--families "4 6"] [--tables "1 10000 full ecmp"]
 #                               [--seconds N] [--warmup N] [--rounds N]
 #                               [--baseline OTHER-ACCEL-BINARY]
 # (defaults: both families, both tables, 4 s after 2 s warm-up, 3 rounds
@@ -19,7 +19,9 @@
 # "1 route" is a default route; "full" installs the whole table (next hops
 # spread over 8 gateways on the sink side); "ecmp" installs the whole table
 # as multipath routes over 4 of those gateways each (the router has
-# net.ipv4.fib_multipath_hash_seed set, so accel hashes flows in XDP).
+# net.ipv4.fib_multipath_hash_seed set, so accel hashes flows in XDP); a
+# number N installs a seeded random sample of N of the table's prefixes
+# (as lookup.sh does), and the destinations are drawn from the sample.
 # Rates are medians of per-second counter differences at the sink over
 # --seconds, after --warmup.
 #
@@ -78,7 +80,7 @@ measure() { # family table mode
         sleep 0.1
     done
     nsenter --net=/run/netns/$NS_GEN -- "$TRAFGEN" send --iface g0 --dst-mac "$RIN_MAC" --src "$src" \
-        --prefixes-file "$WORK/table$fam.txt" --count $((1 << 20)) --seed 1 --tag-gateways $NGW \
+        --prefixes-file "$(table_file "$fam" "$tab")" --count $((1 << 20)) --seed 1 --tag-gateways $NGW \
         --seconds $((SECONDS_MEASURED + WARMUP + 4)) > "$gen_log" 2>&1 &
     local gen_pid=$!
     local rc=0
@@ -114,7 +116,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR%2)
 T_START=$SECONDS
 for fam in $FAMILIES; do
     for tab in $TABLES; do
-        echo "== IPv$fam, $(case $tab in 1) echo "1 route" ;; full) echo "full table" ;; *) echo "full table, ECMP over 4 paths" ;; esac)"
+        echo "== IPv$fam, $(case $tab in 1) echo "1 route" ;; full) echo "full table" ;; ecmp) echo "full table, ECMP over 4 paths" ;; *) echo "$tab routes" ;; esac)"
         set_routes "$fam" "$tab"
         for r in $(seq 1 "$ROUNDS"); do
             measure "$fam" "$tab" kernel
@@ -136,7 +138,11 @@ echo "   Mpps: median over $ROUNDS round(s) of the median per-second sink rate o
 printf '%-50s %8s %10s %11s\n' case Mpps "vs kernel" "vs ceiling"
 for fam in $FAMILIES; do
     for tab in $TABLES; do
-        if [ "$tab" = 1 ]; then label="1 route"; elif [ "$fam" = 4 ]; then label="$N4 routes"; else label="$N6 routes"; fi
+        case $tab in
+            1) label="1 route" ;;
+            full | ecmp) if [ "$fam" = 4 ]; then label="$N4 routes"; else label="$N6 routes"; fi ;;
+            *) label="$tab routes" ;;
+        esac
         [ "$tab" = ecmp ] && label="$label ECMP x4"
         k=$(median <<<"${RESULT[$fam/$tab/kernel]}")
         c=$(median <<<"${RESULT[$fam/$tab/ceiling]}")

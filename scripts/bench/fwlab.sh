@@ -3,7 +3,8 @@
 # after their option parsing: gen --veth-- rtr --veth-- snk in namespaces
 # (fwb-*), the table ($WORK/table4.txt, table6.txt: the real full table
 # from ../shared/data, or a generated one with its prefix-length mix),
-# set_routes FAMILY 1|full|ecmp, start_accel MODE / stop_accel, in_ns.
+# set_routes FAMILY 1|N|full|ecmp, table_file FAMILY TABLE, start_accel MODE /
+# stop_accel, in_ns.
 # The caller sets ROOT and ARGS (to re-exec itself in a mount namespace).
 
 # One private mount namespace for the whole run: the bpffs accel pins into
@@ -99,6 +100,21 @@ for i in $(seq 2 $((NGW + 1))); do
 done
 
 # ----------------------------------------------------------------- routes
+# table_file FAMILY TABLE: the prefixes of TABLE (full or ecmp: all of the
+# family's; a number N: a seeded random sample of N of them, as lookup.sh
+# takes).
+table_file() {
+    local fam=$1 tab=$2 f
+    case $tab in
+        full | ecmp | 1) echo "$WORK/table$fam.txt" ;;
+        *)
+            f=$WORK/table$fam.$tab.txt
+            [ -s "$f" ] || shuf -n "$tab" --random-source=<(yes 42) "$WORK/table$fam.txt" > "$f"
+            echo "$f"
+            ;;
+    esac
+}
+
 set_routes() { # family table
     local fam=$1 tab=$2 gws
     in_ns $NS_RTR ip -"$fam" route flush proto 99 2>/dev/null || true
@@ -118,7 +134,7 @@ set_routes() { # family table
                 for (i = 0; i < paths; i++) printf " nexthop via %s", g[(NR - 1 + i) % n + 1]
                 printf "\n"
             }' \
-            "$WORK/table$fam.txt" > "$WORK/batch$fam"
+            "$(table_file "$fam" "$tab")" > "$WORK/batch$fam"
         local t0=$SECONDS
         in_ns $NS_RTR ip -"$fam" -batch "$WORK/batch$fam"
         echo "   installed $(wc -l < "$WORK/batch$fam") IPv$fam routes in $((SECONDS - t0)) s"
