@@ -173,6 +173,26 @@ static __always_inline int src_rule4(struct pkt *k, __be32 addr)
 	       bpf_map_lookup_elem(&src_rules4, &key);
 }
 
+/* The bit of local4_bits for addr (network order, as local4's keys); the
+ * control plane folds the same way (src/datapath/maps.rs). */
+static __always_inline __u32 local4_fold(__be32 addr)
+{
+	return ((__u32)addr ^ ((__u32)addr >> 16)) & 0xffff;
+}
+
+/* Whether addr is one of the router's own (inet_lookup_ifaddr_rcu()):
+ * a clear bit answers no; a set one may be another address's, and the
+ * hash decides. */
+static __always_inline int local4_has(__be32 addr)
+{
+	__u32 bit = local4_fold(addr), word = bit / 64;
+	__u64 *bits = bpf_map_lookup_elem(&local4_bits, &word);
+
+	if (bits && !((*bits >> (bit % 64)) & 1))
+		return 0;
+	return bpf_map_lookup_elem(&local4, &addr) != NULL;
+}
+
 /* What fib_validate_source() decides for a forwarded packet's source. */
 enum src_verdict {
 	SRC_KERNEL = 0, /* the datapath cannot be sure: the kernel decides */
@@ -267,7 +287,7 @@ static __always_inline int ipv4_source_verdict(struct pkt *k, struct iphdr *ip,
 		rpf = ACCEL_IF_RPF_STRICT;
 
 	/* A local source is martian unless accept_local (not mirrored). */
-	if (bpf_map_lookup_elem(&local4, &ip->saddr))
+	if (local4_has(ip->saddr))
 		return SRC_KERNEL;
 	/* local4 without room for every local address cannot tell that a
 	 * source is not the router's own; the kernel's reverse lookup can

@@ -17,6 +17,9 @@ enum accel_limits {
 	ACCEL_MAX_NEXTHOPS = 65536,
 	ACCEL_MAX_NEIGH = 65536,
 	ACCEL_MAX_LOCAL_ADDRS = 4096,
+	/* local4_bits: 65,536 bits in u64 words, one per fold of an address
+	 * (accel.bpf.c, local4_fold()). */
+	ACCEL_LOCAL4_WORDS = 1024,
 	/* Multipath next-hop sets: distinct sets are few (FRR shares one
 	 * group object among all routes with the same paths). */
 	ACCEL_MAX_GROUPS = 8192,

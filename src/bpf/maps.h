@@ -121,6 +121,16 @@ struct {
 	__type(value, __u8);
 } local4 SEC(".maps");
 
+/* In front of local4: bit local4_fold(a) is set while some address in
+ * local4 folds to it, so that almost every source is known not to be local
+ * without a hash lookup (the most expensive part of a forwarded frame). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ACCEL_LOCAL4_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} local4_bits SEC(".maps");
+
 /* Written by the control plane only, for `accel stats --capacity`: how
  * full each bounded structure is (indexed by enum accel_structure). */
 struct {

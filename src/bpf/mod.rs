@@ -36,7 +36,7 @@ macro_rules! pod {
     ($($t:ty),* $(,)?) => {$(
         // SAFETY: the skeleton's types are `#[repr(C)]` and `Copy`, and
         // libbpf-cargo declares every byte of padding the C struct has as
-        // a `__pad_N` field, so none is implicit; u32 and u8 have none.
+        // a `__pad_N` field, so none is implicit; u64, u32 and u8 have none.
         unsafe impl Pod for $t {}
     )*};
 }
@@ -59,6 +59,7 @@ pod!(
     types::accel_leaves,
     types::accel_capacity,
     u32,
+    u64,
     u8,
 );
 

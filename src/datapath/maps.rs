@@ -24,6 +24,7 @@ use crate::capacity::{Figures, Limits, Structure, Usage};
 use crate::mirror::decision::RouteEntry;
 use crate::mirror::Change;
 use crate::model::Prefix;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 pub struct Maps {
@@ -47,8 +48,12 @@ pub struct Maps {
     pub neigh4: MapHandle,
     pub neigh6: MapHandle,
     pub local4: MapHandle,
+    pub local4_bits: MapHandle,
     pub capacity: MapHandle,
     config: Cell<accel_config>,
+    /// The addresses in local4, and how many fold to each bit of
+    /// local4_bits (the writer's own bookkeeping).
+    local4_folds: RefCell<(HashSet<u32>, HashMap<u16, u32>)>,
     /// The writable IPv4 table; only the instance that created the maps
     /// has it (readers look leaves up through the map handles).
     fib4: Option<RefCell<Dir24<MmapLeaves>>>,
@@ -91,8 +96,10 @@ impl Maps {
             neigh4: handle("neigh4", &m.neigh4)?,
             neigh6: handle("neigh6", &m.neigh6)?,
             local4: handle("local4", &m.local4)?,
+            local4_bits: handle("local4_bits", &m.local4_bits)?,
             capacity: handle("capacity", &m.capacity)?,
             config: Cell::new(accel_config::default()),
+            local4_folds: RefCell::default(),
             fib4: None,
             fib6: None,
         }
@@ -126,15 +133,17 @@ impl Maps {
             neigh4: open("neigh4")?,
             neigh6: open("neigh6")?,
             local4: open("local4")?,
+            local4_bits: open("local4_bits")?,
             capacity: open("capacity")?,
             config: Cell::new(current),
+            local4_folds: RefCell::default(),
             fib4: None,
             fib6: None,
         })
     }
 
     /// Every map with the name it is pinned under.
-    pub fn named(&self) -> [(&'static str, &MapHandle); 21] {
+    pub fn named(&self) -> [(&'static str, &MapHandle); 22] {
         [
             ("accel_cfg", &self.cfg),
             ("ifaces", &self.ifaces),
@@ -156,6 +165,7 @@ impl Maps {
             ("neigh4", &self.neigh4),
             ("neigh6", &self.neigh6),
             ("local4", &self.local4),
+            ("local4_bits", &self.local4_bits),
             ("capacity", &self.capacity),
         ]
     }
@@ -189,6 +199,37 @@ impl Maps {
             }
         }
         Ok(())
+    }
+
+    /// Counts `key` (a local4 key) in or out of its local4_bits bit, and
+    /// sets the bit when its first address comes, clears it when its last
+    /// goes.
+    fn local4_fold(&self, key: u32, add: bool) -> Result<(), DatapathError> {
+        let mut guard = self.local4_folds.borrow_mut();
+        let (addrs, counts) = &mut *guard;
+        let bit = local4_fold(key);
+        let n = counts.entry(bit).or_insert(0);
+        let flip = if add {
+            addrs.insert(key) && {
+                *n += 1;
+                *n == 1
+            }
+        } else {
+            addrs.remove(&key) && {
+                *n -= 1;
+                *n == 0
+            }
+        };
+        if *n == 0 {
+            counts.remove(&bit);
+        }
+        if !flip {
+            return Ok(());
+        }
+        let word_ix = u32::from(bit / 64);
+        let mut word: u64 = lookup(&self.local4_bits, &word_ix).unwrap_or(0);
+        word ^= 1 << (bit % 64);
+        put(&self.local4_bits, "local4_bits", &word_ix, &word)
     }
 
     /// Zeroes slot `id` of a per-CPU counter array on every CPU.
@@ -318,13 +359,18 @@ impl Maps {
                 del(&self.ifaces, "ifaces", ifindex)?;
                 del(&self.tx_ports, "tx_ports", ifindex)
             }
-            Change::PutLocal4(a) => put(
-                &self.local4,
-                "local4",
-                &u32::from_ne_bytes(a.octets()),
-                &1u8,
-            ),
-            Change::DelLocal4(a) => del(&self.local4, "local4", &u32::from_ne_bytes(a.octets())),
+            Change::PutLocal4(a) => {
+                // The bit before the address: the datapath never finds a
+                // local address's bit clear.
+                let key = u32::from_ne_bytes(a.octets());
+                self.local4_fold(key, true)?;
+                put(&self.local4, "local4", &key, &1u8)
+            }
+            Change::DelLocal4(a) => {
+                let key = u32::from_ne_bytes(a.octets());
+                del(&self.local4, "local4", &key)?;
+                self.local4_fold(key, false)
+            }
             Change::Config(flags) => {
                 let mut c = self.config.get();
                 c.flags = *flags;
@@ -600,6 +646,12 @@ fn put<K: Pod, V: Pod>(
 ) -> Result<(), DatapathError> {
     m.update(bytes_of(k), bytes_of(v), MapFlags::ANY)
         .map_err(failed(name, "update"))
+}
+
+/// local4_fold() of accel.bpf.c: the bit of local4_bits for a local4 key
+/// (the address in network order, read as a native u32).
+fn local4_fold(key: u32) -> u16 {
+    ((key ^ (key >> 16)) & 0xffff) as u16
 }
 
 fn del<K: Pod>(m: &MapHandle, name: &'static str, k: &K) -> Result<(), DatapathError> {

@@ -172,3 +172,41 @@ fn local4_without_room_leaves_source_checks_to_the_kernel() {
     )]);
     lab.forward(&spoofed, KERNEL_MAC, &o, S::ACCEL_STAT_FWD_MIRROR);
 }
+
+/// local4_bits answers "not local" without the hash for sources whose bit
+/// is clear. An address that shares 10.0.3.1's bit coming and going must
+/// leave the bit set: a spoof of 10.0.3.1 still reaches the kernel.
+#[test]
+fn a_local_source_keeps_its_bit_when_another_address_sharing_it_goes() {
+    let Some(lab) = Lab::with_limits(&limits(|_| {})) else {
+        return;
+    };
+    lab.ip(&[
+        "route add 198.51.100.0/24 via 10.0.2.2 dev out0",
+        "neigh add 10.0.2.2 lladdr 02:bb:00:00:00:01 dev out0 nud permanent",
+    ]);
+    mirror_from_kernel(&lab, &limits(|_| {}));
+    let remote = Ipv4Addr::new(198, 51, 100, 7);
+    let spoofed = f4(&lab, Ipv4Addr::new(10, 0, 3, 1), remote);
+    lab.pass(&spoofed, S::ACCEL_STAT_PASS_SRC_CHECK);
+    // The fold is (first two bytes) ^ (last two bytes), read as the key's
+    // native u32: [10, 0, 3, 1] and [9, 1, 0, 0] give the same bit on
+    // either byte order.
+    let twin = Ipv4Addr::new(9, 1, 0, 0);
+    lab.apply(&[Change::PutLocal4(twin), Change::DelLocal4(twin)]);
+    lab.pass(&spoofed, S::ACCEL_STAT_PASS_SRC_CHECK);
+    // A source that is no local address, whatever its bit, is forwarded.
+    let o = lab.out;
+    lab.forward(
+        &f4(&lab, SRC4, remote),
+        KERNEL_MAC,
+        &o,
+        S::ACCEL_STAT_FWD_MIRROR,
+    );
+    lab.forward(
+        &f4(&lab, twin, remote),
+        KERNEL_MAC,
+        &o,
+        S::ACCEL_STAT_FWD_MIRROR,
+    );
+}
