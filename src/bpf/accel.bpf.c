@@ -766,7 +766,7 @@ int accel_xdp(struct xdp_md *ctx)
 	k.ctx = ctx;
 	k.end = (void *)(long)ctx->data_end;
 	k.in_ifindex = ctx->ingress_ifindex;
-	k.in = bpf_map_lookup_elem(&ifaces, &k.in_ifindex);
+	k.in = iface_lookup(k.in_ifindex);
 	if (!k.in)
 		return XDP_PASS;
 	slot = k.in->slot;

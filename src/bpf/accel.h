@@ -14,6 +14,11 @@
  * of what it reads. */
 enum accel_limits {
 	ACCEL_MAX_IFACES = 64,
+	/* Interfaces with an ifindex below this are found through arrays
+	 * (iface_index, iface_versions), the others through the ifaces
+	 * hash. */
+	ACCEL_IFINDEX_CACHE = 4096,
+	ACCEL_IFACE_VERSIONS = 2 * ACCEL_MAX_IFACES,
 	ACCEL_MAX_NEXTHOPS = 65536,
 	ACCEL_MAX_NEIGH = 65536,
 	ACCEL_MAX_LOCAL_ADDRS = 4096,

@@ -45,7 +45,7 @@ static __always_inline struct accel_iface *egress_iface(__u32 out_ifindex,
 
 	if (out_ifindex == in_ifindex)
 		return 0;
-	out = bpf_map_lookup_elem(&ifaces, &out_ifindex);
+	out = iface_lookup(out_ifindex);
 	if (!out || !(out->flags & ACCEL_IF_UP))
 		return 0;
 	return out;

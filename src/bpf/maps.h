@@ -19,6 +19,44 @@ struct {
 	__type(value, struct accel_iface);
 } ifaces SEC(".maps");
 
+/* The same entries by array, two reads instead of a hash lookup (hash
+ * lookups are the largest per-frame cost, BENCHMARKS.md): iface_index
+ * holds, per ifindex below ACCEL_IFINDEX_CACHE, 1 + the slot of
+ * iface_versions with the interface's entry, or 0. An entry is never
+ * rewritten in place (a reader could see half of a changed MAC): a change
+ * is written into another slot, then iface_index is switched to it, and
+ * the old slot is reused after a grace period. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ACCEL_IFINDEX_CACHE);
+	__type(key, __u32);
+	__type(value, __u32);
+} iface_index SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ACCEL_IFACE_VERSIONS);
+	__type(key, __u32);
+	__type(value, struct accel_iface);
+} iface_versions SEC(".maps");
+
+/* accel's interface with this ifindex, or NULL. */
+static __always_inline struct accel_iface *iface_lookup(__u32 ifindex)
+{
+	__u32 *v, slot;
+
+	if (ifindex >= ACCEL_IFINDEX_CACHE)
+		return bpf_map_lookup_elem(&ifaces, &ifindex);
+	v = bpf_map_lookup_elem(&iface_index, &ifindex);
+	if (!v)
+		return 0;
+	slot = *(volatile __u32 *)v;
+	if (!slot)
+		return 0;
+	slot -= 1;
+	return bpf_map_lookup_elem(&iface_versions, &slot);
+}
+
 /* Only accel's own interfaces: a redirect can never leave through another. */
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);

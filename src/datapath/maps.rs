@@ -17,19 +17,23 @@ use super::trie6::{self, Trie6};
 use super::DatapathError;
 use crate::bpf::types::{
     accel_blackhole, accel_blackhole_prefix, accel_capacity, accel_config, accel_dir24 as D,
-    accel_iface, accel_leaves, accel_nexthop, accel_nh_stats, accel_route, accel_stats,
+    accel_iface, accel_leaves, accel_limits as L, accel_nexthop, accel_nh_stats, accel_route,
+    accel_stats,
 };
 use crate::bpf::{bytes_of, from_bytes, AccelSkel, Pod};
 use crate::capacity::{Figures, Limits, Structure, Usage};
 use crate::mirror::decision::RouteEntry;
 use crate::mirror::Change;
 use crate::model::Prefix;
+use crate::slots::GraceSlots;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 pub struct Maps {
     pub cfg: MapHandle,
     pub ifaces: MapHandle,
+    pub iface_index: MapHandle,
+    pub iface_versions: MapHandle,
     pub tx_ports: MapHandle,
     pub stats: MapHandle,
     pub fib4_summary: MapHandle,
@@ -54,6 +58,11 @@ pub struct Maps {
     /// The addresses in local4, and how many fold to each bit of
     /// local4_bits (the writer's own bookkeeping).
     local4_folds: RefCell<(HashSet<u32>, HashMap<u16, u32>)>,
+    /// The iface_versions slot each indexed interface's entry is in, the
+    /// free slots, and the entries that found none, retried by
+    /// [`Maps::retry_routes`] (the writer's own bookkeeping).
+    iface_slots: RefCell<(HashMap<u32, usize>, GraceSlots)>,
+    iface_pending: RefCell<HashMap<u32, accel_iface>>,
     /// The writable IPv4 table; only the instance that created the maps
     /// has it (readers look leaves up through the map handles).
     fib4: Option<RefCell<Dir24<MmapLeaves>>>,
@@ -78,6 +87,8 @@ impl Maps {
         Maps {
             cfg: handle("accel_cfg", &m.accel_cfg)?,
             ifaces: handle("ifaces", &m.ifaces)?,
+            iface_index: handle("iface_index", &m.iface_index)?,
+            iface_versions: handle("iface_versions", &m.iface_versions)?,
             tx_ports: handle("tx_ports", &m.tx_ports)?,
             stats: handle("stats", &m.stats)?,
             fib4_summary: handle("fib4_summary", &m.fib4_summary)?,
@@ -100,6 +111,11 @@ impl Maps {
             capacity: handle("capacity", &m.capacity)?,
             config: Cell::new(accel_config::default()),
             local4_folds: RefCell::default(),
+            iface_pending: RefCell::default(),
+            iface_slots: RefCell::new((
+                HashMap::new(),
+                GraceSlots::new(0, L::ACCEL_IFACE_VERSIONS.0 as usize),
+            )),
             fib4: None,
             fib6: None,
         }
@@ -115,6 +131,8 @@ impl Maps {
         Ok(Maps {
             cfg,
             ifaces: open("ifaces")?,
+            iface_index: open("iface_index")?,
+            iface_versions: open("iface_versions")?,
             tx_ports: open("tx_ports")?,
             stats: open("stats")?,
             fib4_summary: open("fib4_summary")?,
@@ -137,16 +155,23 @@ impl Maps {
             capacity: open("capacity")?,
             config: Cell::new(current),
             local4_folds: RefCell::default(),
+            iface_pending: RefCell::default(),
+            iface_slots: RefCell::new((
+                HashMap::new(),
+                GraceSlots::new(0, L::ACCEL_IFACE_VERSIONS.0 as usize),
+            )),
             fib4: None,
             fib6: None,
         })
     }
 
     /// Every map with the name it is pinned under.
-    pub fn named(&self) -> [(&'static str, &MapHandle); 22] {
+    pub fn named(&self) -> [(&'static str, &MapHandle); 24] {
         [
             ("accel_cfg", &self.cfg),
             ("ifaces", &self.ifaces),
+            ("iface_index", &self.iface_index),
+            ("iface_versions", &self.iface_versions),
             ("tx_ports", &self.tx_ports),
             ("stats", &self.stats),
             ("fib4_summary", &self.fib4_summary),
@@ -197,6 +222,47 @@ impl Maps {
                 let addr = u128::from_be_bytes(k.addr);
                 self.fib6()?.insert(addr, k.prefixlen as u8, leaf);
             }
+        }
+        Ok(())
+    }
+
+    /// Points iface_index at a fresh iface_versions slot holding `entry`
+    /// (complete before the index names it), or at none; the old slot is
+    /// reused after the grace period. Ifindexes past the index are found
+    /// through the hash alone. Without a free slot the index says "not
+    /// ours" for the moment, which hands the interface's frames to the
+    /// kernel: slower, never wrong.
+    fn index_iface(&self, ifindex: u32, entry: Option<&accel_iface>) -> Result<(), DatapathError> {
+        if ifindex >= L::ACCEL_IFINDEX_CACHE.0 {
+            return Ok(());
+        }
+        let mut guard = self.iface_slots.borrow_mut();
+        let (current, free) = &mut *guard;
+        let slot = match entry {
+            Some(v) => match free.take() {
+                Some(s) => {
+                    put(&self.iface_versions, "iface_versions", &(s as u32), v)?;
+                    Some(s)
+                }
+                None => {
+                    warn!("interface {ifindex}: no free iface_versions slot yet; the kernel forwards its frames meanwhile");
+                    self.iface_pending.borrow_mut().insert(ifindex, *v);
+                    None
+                }
+            },
+            None => None,
+        };
+        if slot.is_some() || entry.is_none() {
+            self.iface_pending.borrow_mut().remove(&ifindex);
+        }
+        let word = slot.map_or(0, |s| s as u32 + 1);
+        put(&self.iface_index, "iface_index", &ifindex, &word)?;
+        let old = match slot {
+            Some(s) => current.insert(ifindex, s),
+            None => current.remove(&ifindex),
+        };
+        if let Some(old) = old {
+            free.release(old);
         }
         Ok(())
     }
@@ -353,9 +419,12 @@ impl Maps {
                 // The devmap entry exists before the datapath may pick the
                 // interface as egress.
                 put(&self.tx_ports, "tx_ports", ifindex, ifindex)?;
-                put(&self.ifaces, "ifaces", ifindex, &iface_value(entry))
+                let v = iface_value(entry);
+                put(&self.ifaces, "ifaces", ifindex, &v)?;
+                self.index_iface(*ifindex, Some(&v))
             }
             Change::DelIface(ifindex) => {
+                self.index_iface(*ifindex, None)?;
                 del(&self.ifaces, "ifaces", ifindex)?;
                 del(&self.tx_ports, "tx_ports", ifindex)
             }
@@ -523,6 +592,10 @@ impl Maps {
     /// back where room freed up; returns how many came back (IPv4 /24s,
     /// IPv6 ranges).
     pub fn retry_routes(&self) -> Result<(usize, usize), DatapathError> {
+        let pending: Vec<(u32, accel_iface)> = self.iface_pending.borrow_mut().drain().collect();
+        for (ifindex, v) in pending {
+            self.index_iface(ifindex, Some(&v))?;
+        }
         Ok((self.fib4()?.retry(), self.fib6()?.retry()))
     }
 

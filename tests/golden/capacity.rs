@@ -210,3 +210,59 @@ fn a_local_source_keeps_its_bit_when_another_address_sharing_it_goes() {
         S::ACCEL_STAT_FWD_MIRROR,
     );
 }
+
+/// An interface's entry goes into a fresh iface_versions slot at every
+/// change. A burst of changes larger than the free slots leaves the
+/// interface to the kernel (never a half-written entry), and the capacity
+/// round gives it a slot again after the grace period.
+#[test]
+fn an_interface_change_burst_waits_for_free_slots() {
+    let Some(lab) = Lab::new() else {
+        return;
+    };
+    let o = lab.out;
+    let mut c = lab.route("198.51.100.0/24", &o, Some("10.0.2.2"), 1);
+    c.push(lab.neigh(&o, "10.0.2.2", MIRROR_MAC));
+    lab.apply(&c);
+    let frame = f4(&lab, SRC4, Ipv4Addr::new(198, 51, 100, 7));
+    lab.forward(&frame, MIRROR_MAC, &o, S::ACCEL_STAT_FWD_MIRROR);
+    let n = accel::bpf::types::accel_limits::ACCEL_IFACE_VERSIONS.0 as usize;
+    let burst: Vec<Change> = (0..n).map(|_| lab.put_iface(&o, FLAGS_ALL, 1500)).collect();
+    lab.apply(&burst);
+    lab.pass(&frame, S::ACCEL_STAT_PASS_EGRESS);
+    std::thread::sleep(accel::slots::GRACE);
+    lab.dp.maps.retry_routes().unwrap();
+    lab.forward(&frame, MIRROR_MAC, &o, S::ACCEL_STAT_FWD_MIRROR);
+}
+
+/// Interfaces with an ifindex past the array index are found through the
+/// ifaces hash (here as egress).
+#[test]
+fn an_interface_past_the_index_is_found_through_the_hash() {
+    let Some(lab) = Lab::new() else {
+        return;
+    };
+    let past = accel::bpf::types::accel_limits::ACCEL_IFINDEX_CACHE.0 + 904;
+    let mac = [0x02, 0xcc, 0, 0, 0, 0x50];
+    lab.ip(&[
+        &format!("link add hi0 index {past} address 02:cc:00:00:00:50 type veth peer name hi0p"),
+        "link set hi0 up",
+        "link set hi0p up",
+        "addr add 10.0.9.1/24 dev hi0",
+    ]);
+    let hi = Iface {
+        ifindex: accel::runtime::ifindex("hi0").expect("lab interface"),
+        mac,
+        slot: 3,
+    };
+    assert_eq!(hi.ifindex, past);
+    let mut c = vec![lab.put_iface(&hi, FLAGS_ALL, 1500)];
+    c.extend(lab.route("198.51.100.0/24", &hi, Some("10.0.9.2"), 1));
+    c.push(lab.neigh(&hi, "10.0.9.2", MIRROR_MAC));
+    lab.apply(&c);
+    let frame = f4(&lab, SRC4, Ipv4Addr::new(198, 51, 100, 7));
+    lab.forward(&frame, MIRROR_MAC, &hi, S::ACCEL_STAT_FWD_MIRROR);
+    // Gone from the hash, it is no egress of accel's any more.
+    lab.apply(&[Change::DelIface(hi.ifindex)]);
+    lab.pass(&frame, S::ACCEL_STAT_PASS_EGRESS);
+}
