@@ -67,8 +67,9 @@ enum accel_fib_mark {
  * IPv4 routes: DIR-24-8. A leaf is 0 (no route), a route (ROUTE | type <<
  * TYPE_SHIFT | nh_id) or, in the first level only, a second-level group
  * (EXT | group). In front, a summary word per /16: the leaf of every
- * address of the /16, or EXT: read the first level. Leaves are packed ACCEL_LEAVES_PER_ENTRY to a map entry so
- * that the arrays, memory-mapped by the control plane, are dense.
+ * address of the /16, or EXT: read the first level. Leaves are packed
+ * ACCEL_LEAVES_PER_ENTRY to a map entry so that the arrays, memory-mapped
+ * by the control plane, are dense.
  */
 enum accel_dir24 {
 	ACCEL_TBL24_LEAVES = 1 << 24,

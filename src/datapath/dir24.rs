@@ -12,6 +12,7 @@
 //! level (BENCHMARKS.md, "Per stage": ~125 ns of a ~290 ns frame). The
 //! first level is kept complete either way, and a summary word changes
 //! only after the leaves it stands for are written.
+//!
 //! accel keeps the rule set and the depth of every leaf here, in userspace,
 //! and writes the leaves straight into the memory-mapped BPF arrays.
 //!

@@ -55,14 +55,8 @@ pub struct Maps {
     pub local4_bits: MapHandle,
     pub capacity: MapHandle,
     config: Cell<accel_config>,
-    /// The addresses in local4, and how many fold to each bit of
-    /// local4_bits (the writer's own bookkeeping).
-    local4_folds: RefCell<(HashSet<u32>, HashMap<u16, u32>)>,
-    /// The iface_versions slot each indexed interface's entry is in, the
-    /// free slots, and the entries that found none, retried by
-    /// [`Maps::retry_routes`] (the writer's own bookkeeping).
-    iface_slots: RefCell<(HashMap<u32, usize>, GraceSlots)>,
-    iface_pending: RefCell<HashMap<u32, accel_iface>>,
+    /// What the writer keeps beside the maps to write them consistently.
+    books: RefCell<Books>,
     /// The writable IPv4 table; only the instance that created the maps
     /// has it (readers look leaves up through the map handles).
     fib4: Option<RefCell<Dir24<MmapLeaves>>>,
@@ -75,6 +69,35 @@ where
     for<'a> MapHandle: TryFrom<&'a M, Error = libbpf_rs::Error>,
 {
     MapHandle::try_from(m).map_err(failed(name, "dup"))
+}
+
+/// The writer's bookkeeping for the maps it keeps consistent by hand.
+struct Books {
+    /// The addresses in local4, how many fold to each bit of local4_bits,
+    /// and the bits as written (the map is written from this copy, never
+    /// read back).
+    local4_addrs: HashSet<u32>,
+    local4_counts: HashMap<u16, u32>,
+    local4_words: Vec<u64>,
+    /// The iface_versions slot of each indexed interface, the free slots,
+    /// and the entries that found none (retried by
+    /// [`Maps::retry_ifaces`]).
+    iface_slot: HashMap<u32, usize>,
+    iface_free: GraceSlots,
+    iface_pending: HashMap<u32, accel_iface>,
+}
+
+impl Default for Books {
+    fn default() -> Self {
+        Books {
+            local4_addrs: HashSet::new(),
+            local4_counts: HashMap::new(),
+            local4_words: vec![0; L::ACCEL_LOCAL4_WORDS.0 as usize],
+            iface_slot: HashMap::new(),
+            iface_free: GraceSlots::new(0, L::ACCEL_IFACE_VERSIONS.0 as usize),
+            iface_pending: HashMap::new(),
+        }
+    }
 }
 
 fn failed(map: &'static str, op: &'static str) -> impl FnOnce(libbpf_rs::Error) -> DatapathError {
@@ -110,12 +133,7 @@ impl Maps {
             local4_bits: handle("local4_bits", &m.local4_bits)?,
             capacity: handle("capacity", &m.capacity)?,
             config: Cell::new(accel_config::default()),
-            local4_folds: RefCell::default(),
-            iface_pending: RefCell::default(),
-            iface_slots: RefCell::new((
-                HashMap::new(),
-                GraceSlots::new(0, L::ACCEL_IFACE_VERSIONS.0 as usize),
-            )),
+            books: RefCell::default(),
             fib4: None,
             fib6: None,
         }
@@ -154,12 +172,7 @@ impl Maps {
             local4_bits: open("local4_bits")?,
             capacity: open("capacity")?,
             config: Cell::new(current),
-            local4_folds: RefCell::default(),
-            iface_pending: RefCell::default(),
-            iface_slots: RefCell::new((
-                HashMap::new(),
-                GraceSlots::new(0, L::ACCEL_IFACE_VERSIONS.0 as usize),
-            )),
+            books: RefCell::default(),
             fib4: None,
             fib6: None,
         })
@@ -231,38 +244,46 @@ impl Maps {
     /// reused after the grace period. Ifindexes past the index are found
     /// through the hash alone. Without a free slot the index says "not
     /// ours" for the moment, which hands the interface's frames to the
-    /// kernel: slower, never wrong.
+    /// kernel (slower, never wrong) until [`Maps::retry_ifaces`].
     fn index_iface(&self, ifindex: u32, entry: Option<&accel_iface>) -> Result<(), DatapathError> {
         if ifindex >= L::ACCEL_IFINDEX_CACHE.0 {
             return Ok(());
         }
-        let mut guard = self.iface_slots.borrow_mut();
-        let (current, free) = &mut *guard;
+        let mut b = self.books.borrow_mut();
+        b.iface_pending.remove(&ifindex);
         let slot = match entry {
-            Some(v) => match free.take() {
+            Some(v) => match b.iface_free.take() {
                 Some(s) => {
                     put(&self.iface_versions, "iface_versions", &(s as u32), v)?;
                     Some(s)
                 }
                 None => {
                     warn!("interface {ifindex}: no free iface_versions slot yet; the kernel forwards its frames meanwhile");
-                    self.iface_pending.borrow_mut().insert(ifindex, *v);
+                    b.iface_pending.insert(ifindex, *v);
                     None
                 }
             },
             None => None,
         };
-        if slot.is_some() || entry.is_none() {
-            self.iface_pending.borrow_mut().remove(&ifindex);
-        }
         let word = slot.map_or(0, |s| s as u32 + 1);
         put(&self.iface_index, "iface_index", &ifindex, &word)?;
         let old = match slot {
-            Some(s) => current.insert(ifindex, s),
-            None => current.remove(&ifindex),
+            Some(s) => b.iface_slot.insert(ifindex, s),
+            None => b.iface_slot.remove(&ifindex),
         };
         if let Some(old) = old {
-            free.release(old);
+            b.iface_free.release(old);
+        }
+        Ok(())
+    }
+
+    /// Indexes the interfaces that found no iface_versions slot, now that
+    /// released ones may have waited out their grace period.
+    pub fn retry_ifaces(&self) -> Result<(), DatapathError> {
+        let pending: Vec<(u32, accel_iface)> =
+            self.books.borrow_mut().iface_pending.drain().collect();
+        for (ifindex, v) in pending {
+            self.index_iface(ifindex, Some(&v))?;
         }
         Ok(())
     }
@@ -271,31 +292,35 @@ impl Maps {
     /// sets the bit when its first address comes, clears it when its last
     /// goes.
     fn local4_fold(&self, key: u32, add: bool) -> Result<(), DatapathError> {
-        let mut guard = self.local4_folds.borrow_mut();
-        let (addrs, counts) = &mut *guard;
+        let mut guard = self.books.borrow_mut();
+        let b = &mut *guard;
         let bit = local4_fold(key);
-        let n = counts.entry(bit).or_insert(0);
+        let n = b.local4_counts.entry(bit).or_insert(0);
         let flip = if add {
-            addrs.insert(key) && {
+            b.local4_addrs.insert(key) && {
                 *n += 1;
                 *n == 1
             }
         } else {
-            addrs.remove(&key) && {
+            b.local4_addrs.remove(&key) && {
                 *n -= 1;
                 *n == 0
             }
         };
         if *n == 0 {
-            counts.remove(&bit);
+            b.local4_counts.remove(&bit);
         }
         if !flip {
             return Ok(());
         }
-        let word_ix = u32::from(bit / 64);
-        let mut word: u64 = lookup(&self.local4_bits, &word_ix).unwrap_or(0);
-        word ^= 1 << (bit % 64);
-        put(&self.local4_bits, "local4_bits", &word_ix, &word)
+        let ix = usize::from(bit / 64);
+        b.local4_words[ix] ^= 1 << (bit % 64);
+        put(
+            &self.local4_bits,
+            "local4_bits",
+            &(ix as u32),
+            &b.local4_words[ix],
+        )
     }
 
     /// Zeroes slot `id` of a per-CPU counter array on every CPU.
@@ -592,10 +617,6 @@ impl Maps {
     /// back where room freed up; returns how many came back (IPv4 /24s,
     /// IPv6 ranges).
     pub fn retry_routes(&self) -> Result<(usize, usize), DatapathError> {
-        let pending: Vec<(u32, accel_iface)> = self.iface_pending.borrow_mut().drain().collect();
-        for (ifindex, v) in pending {
-            self.index_iface(ifindex, Some(&v))?;
-        }
         Ok((self.fib4()?.retry(), self.fib6()?.retry()))
     }
 

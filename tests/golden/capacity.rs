@@ -141,6 +141,14 @@ fn ipv6_range_without_a_node_forwards_with_the_kernels_answer() {
     lab.pass(&f6(&lab, "2001:db8:2ff::1"), S::ACCEL_STAT_PASS_NO_ROUTE);
 }
 
+/// 198.51.100.0/24 through 10.0.2.2 on out0, in the kernel.
+fn route_via_out0(lab: &Lab) {
+    lab.ip(&[
+        "route add 198.51.100.0/24 via 10.0.2.2 dev out0",
+        "neigh add 10.0.2.2 lladdr 02:bb:00:00:00:01 dev out0 nud permanent",
+    ]);
+}
+
 /// The lab's router owns 10.0.1.1, 10.0.2.1 and 10.0.3.1; local4 holds one.
 /// A frame from another of them (spoofed) must reach the kernel, which
 /// drops it as a martian source; a frame from a neighbour is forwarded.
@@ -149,10 +157,7 @@ fn local4_without_room_leaves_source_checks_to_the_kernel() {
     let Some(lab) = Lab::with_limits(&limits(|l| l.local_addrs = 1)) else {
         return;
     };
-    lab.ip(&[
-        "route add 198.51.100.0/24 via 10.0.2.2 dev out0",
-        "neigh add 10.0.2.2 lladdr 02:bb:00:00:00:01 dev out0 nud permanent",
-    ]);
+    route_via_out0(&lab);
     let m = mirror_from_kernel(&lab, &limits(|l| l.local_addrs = 1));
     assert_ne!(m.config_flags() & C::ACCEL_CFG_LOCAL4_PARTIAL.0, 0);
     let remote = Ipv4Addr::new(198, 51, 100, 7);
@@ -181,10 +186,7 @@ fn a_local_source_keeps_its_bit_when_another_address_sharing_it_goes() {
     let Some(lab) = Lab::with_limits(&limits(|_| {})) else {
         return;
     };
-    lab.ip(&[
-        "route add 198.51.100.0/24 via 10.0.2.2 dev out0",
-        "neigh add 10.0.2.2 lladdr 02:bb:00:00:00:01 dev out0 nud permanent",
-    ]);
+    route_via_out0(&lab);
     mirror_from_kernel(&lab, &limits(|_| {}));
     let remote = Ipv4Addr::new(198, 51, 100, 7);
     let spoofed = f4(&lab, Ipv4Addr::new(10, 0, 3, 1), remote);
@@ -231,7 +233,7 @@ fn an_interface_change_burst_waits_for_free_slots() {
     lab.apply(&burst);
     lab.pass(&frame, S::ACCEL_STAT_PASS_EGRESS);
     std::thread::sleep(accel::slots::GRACE);
-    lab.dp.maps.retry_routes().unwrap();
+    lab.dp.maps.retry_ifaces().unwrap();
     lab.forward(&frame, MIRROR_MAC, &o, S::ACCEL_STAT_FWD_MIRROR);
 }
 
