@@ -317,6 +317,14 @@ pub enum Event {
 }
 
 impl Event {
+    /// The prefix of a route notification.
+    pub fn route_prefix(&self) -> Option<&Prefix> {
+        match self {
+            Event::NewRoute(r) | Event::AddRoute(r, _) | Event::DelRoute(r) => Some(&r.key.prefix),
+            _ => None,
+        }
+    }
+
     /// A route notification (the others carry interface, address,
     /// neighbour, rule and nexthop-object state).
     pub fn is_route(&self) -> bool {

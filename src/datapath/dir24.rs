@@ -191,6 +191,15 @@ impl<S: LeafStore> Dir24<S> {
         self.summarize(addr, len);
     }
 
+    /// Touches what a change of `addr/len` reads first: its rule and its
+    /// first /24 (see [`crate::fast_hash::ShardedMap::warm`]).
+    pub fn warm(&self, addr: u32, len: u8) {
+        let addr = mask(addr, len);
+        self.rules.warm(&(addr, len));
+        let block = (addr >> 8) as usize;
+        std::hint::black_box((self.tbl24.get(block), self.depth24[block]));
+    }
+
     pub fn remove(&mut self, addr: u32, len: u8) {
         let addr = mask(addr, len);
         if self.rules.remove(&(addr, len)).is_none() {

@@ -613,6 +613,22 @@ impl Maps {
             .borrow_mut())
     }
 
+    /// Touches what writing the routes of `prefixes` will read first (see
+    /// [`crate::fast_hash::ShardedMap::warm`]). Only the instance that
+    /// loaded the datapath holds the tables; others have nothing to warm.
+    pub fn warm_routes<'a>(&self, prefixes: impl Iterator<Item = &'a Prefix>) {
+        let (Some(fib4), Some(fib6)) = (&self.fib4, &self.fib6) else {
+            return;
+        };
+        let (fib4, fib6) = (fib4.borrow(), fib6.borrow());
+        for p in prefixes {
+            match p.addr() {
+                IpAddr::V4(a) => fib4.warm(u32::from(a), p.len()),
+                IpAddr::V6(a) => fib6.warm(u128::from(a), p.len()),
+            }
+        }
+    }
+
     /// Gives degraded regions of both route tables their groups or nodes
     /// back where room freed up; returns how many came back (IPv4 /24s,
     /// IPv6 ranges).

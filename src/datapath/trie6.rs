@@ -104,6 +104,10 @@ pub struct Trie6<S: LeafStore> {
     depth_root: Vec<u8>,
     depth_nodes: Vec<u8>,
     rules: ShardedMap<(u128, u8), u32>,
+    /// Rules per prefix length: the covering search of a removal probes
+    /// the rule map only at lengths that have rules (of the 48 lengths
+    /// shorter than a /48, the full table uses 30).
+    per_len: [u32; 129],
     max_nodes: usize,
     node_slots: GraceSlots,
     /// Degraded leaves by their range, with the rules longer than the
@@ -121,6 +125,7 @@ impl<S: LeafStore> Trie6<S> {
             depth_root: vec![0; ROOT_LEAVES],
             depth_nodes: vec![0; max_nodes * NODE_LEAVES],
             rules: ShardedMap::default(),
+            per_len: [0; 129],
             max_nodes,
             node_slots: GraceSlots::new(0, max_nodes),
             degraded: BTreeMap::new(),
@@ -187,15 +192,27 @@ impl<S: LeafStore> Trie6<S> {
             match self.node_below(slot, addr, k - 1) {
                 Some(n) => slot = Slot::Node(n * NODE_LEAVES + index(addr, k)),
                 None => {
-                    self.rules.insert((addr, len), leaf);
+                    self.put_rule(addr, len, leaf);
                     self.degrade(slot, region(addr, k - 1), (addr, len));
                     return;
                 }
             }
         }
-        self.rules.insert((addr, len), leaf);
+        self.put_rule(addr, len, leaf);
         let depth = len + 1;
         self.paint(len, slot, |d| d <= depth, leaf, depth);
+    }
+
+    fn put_rule(&mut self, addr: u128, len: u8, leaf: u32) {
+        if self.rules.insert((addr, len), leaf).is_none() {
+            self.per_len[usize::from(len)] += 1;
+        }
+    }
+
+    /// Touches the rule of `addr/len` (see
+    /// [`crate::fast_hash::ShardedMap::warm`]).
+    pub fn warm(&self, addr: u128, len: u8) {
+        self.rules.warm(&(mask(addr, len), len));
     }
 
     pub fn remove(&mut self, addr: u128, len: u8) {
@@ -206,6 +223,7 @@ impl<S: LeafStore> Trie6<S> {
         if self.rules.remove(&(addr, len)).is_none() {
             return;
         }
+        self.per_len[usize::from(len)] -= 1;
         let level = level_of(len);
         let path = self.path(addr, level);
         if path.len() <= level as usize {
@@ -252,6 +270,7 @@ impl<S: LeafStore> Trie6<S> {
     fn covering(&self, addr: u128, len: u8) -> (u32, u8) {
         (0..len)
             .rev()
+            .filter(|l| self.per_len[usize::from(*l)] > 0)
             .find_map(|l| {
                 self.rules
                     .get(&(mask(addr, l), l))
@@ -547,6 +566,7 @@ mod tests {
         }
         assert_eq!(t.nodes_in_use(), 0);
         assert!(t.root.iter().all(|l| *l == 0));
+        assert!(t.per_len.iter().all(|n| *n == 0));
     }
 
     /// Leaves as the datapath sees them: every write is logged in order, so

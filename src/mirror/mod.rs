@@ -555,6 +555,16 @@ impl Mirror {
         }
     }
 
+    /// Touches what applying `events` will read first, for every route
+    /// event among them, before they are applied one by one: the lookups
+    /// of a batch overlap instead of each waiting for its own cache miss.
+    pub fn warm<'a>(&self, events: impl Iterator<Item = &'a Event>) {
+        for p in events.filter_map(Event::route_prefix) {
+            self.view.warm(p);
+            self.applied_routes.warm(p);
+        }
+    }
+
     /// New multipath hash settings (polled sysctls).
     pub fn set_multipath(&mut self, conf: MultipathConf) -> Vec<Change> {
         self.kernel.multipath = conf;

@@ -90,6 +90,14 @@ impl<V> PrefixMap<V> {
         }
     }
 
+    /// See [`ShardedMap::warm`].
+    pub fn warm(&self, p: &Prefix) {
+        match key(p) {
+            Key::V4(k) => self.v4.warm(&k),
+            Key::V6(k) => self.v6.warm(&k),
+        }
+    }
+
     pub fn get_mut(&mut self, p: &Prefix) -> Option<&mut V> {
         match key(p) {
             Key::V4(k) => self.v4.get_mut(&k),

@@ -159,6 +159,11 @@ impl View {
             .filter(move |q| q.len() > p.len() && p.contains(q))
     }
 
+    /// Touches the main-table routes of `p` (see [`PrefixMap::warm`]).
+    pub fn warm(&self, p: &Prefix) {
+        self.main.warm(p);
+    }
+
     /// Whether the view holds routes for exactly `p`.
     pub fn has(&self, p: &Prefix) -> bool {
         self.main.get(p).is_some() || self.local.contains_key(p)

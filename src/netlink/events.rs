@@ -237,6 +237,11 @@ impl EventStream {
         self.reader.recycle(emptied);
     }
 
+    /// The events received and not yet taken, in order.
+    pub fn pending(&self) -> impl Iterator<Item = &Event> + Clone {
+        self.pending.iter()
+    }
+
     /// Returns an event taken with [`EventStream::try_next`]: it comes
     /// next again.
     pub fn put_back(&mut self, ev: Event) {

@@ -81,6 +81,16 @@ impl Plane {
     }
 
     /// One event as the daemon applies it: mirror, then route tables.
+    fn warm(&self, events: &[Event]) {
+        self.mirror.warm(events.iter());
+        for p in events.iter().filter_map(Event::route_prefix) {
+            match p.addr() {
+                IpAddr::V4(a) => self.fib4.warm(u32::from(a), p.len()),
+                IpAddr::V6(a) => self.fib6.warm(u128::from(a), p.len()),
+            }
+        }
+    }
+
     fn apply(&mut self, ev: Event) {
         let mut out = std::mem::take(&mut self.out);
         out.clear();
@@ -209,8 +219,9 @@ pub fn parse_table(text: &str) -> Result<Vec<Prefix>, String> {
 
 /// Times the announcement of `prefixes` (in a random order of `seed`),
 /// then their withdrawal (in another), routes through nexthop objects
-/// when `objects`.
-pub fn run(prefixes: &[Prefix], seed: u64, objects: bool) -> (Phase, Phase) {
+/// when `objects`; `warm` events at a time are looked up together first
+/// (see `accel::fast_hash::ShardedMap::warm`), 1 for none.
+pub fn run(prefixes: &[Prefix], seed: u64, objects: bool, warm: usize) -> (Phase, Phase) {
     let mut plane = Plane::new(&Limits::default());
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut order = prefixes.to_vec();
@@ -227,8 +238,13 @@ pub fn run(prefixes: &[Prefix], seed: u64, objects: bool) -> (Phase, Phase) {
     let mut timed = |events: Vec<Event>| {
         let n = events.len();
         let t = Instant::now();
-        for ev in events {
-            plane.apply(ev);
+        for chunk in events.chunks(warm) {
+            if warm > 1 {
+                plane.warm(chunk);
+            }
+            for ev in chunk {
+                plane.apply(ev.clone());
+            }
         }
         Phase {
             events: n,

@@ -61,6 +61,10 @@ enum Cmd {
         /// does (through nexthop objects).
         #[arg(long)]
         no_objects: bool,
+        /// Events looked up together before they are applied, as `accel
+        /// run` does in a burst (1: each on its own).
+        #[arg(long, default_value_t = accel::fast_hash::WARM_AHEAD)]
+        warm: usize,
     },
     /// ns per frame of accel_xdp's path, stage by stage, and of the
     /// ceiling forwarder (BPF_PROG_TEST_RUN, warm caches; issue 12). Runs
@@ -247,9 +251,15 @@ struct LookupArgs {
     seed: u64,
 }
 
-fn events(path: &std::path::Path, runs: usize, seed: u64, objects: bool) -> Result<()> {
-    if runs == 0 {
-        bail!("--runs must be at least 1");
+fn events(
+    path: &std::path::Path,
+    runs: usize,
+    seed: u64,
+    objects: bool,
+    warm: usize,
+) -> Result<()> {
+    if runs == 0 || warm == 0 {
+        bail!("--runs and --warm must be at least 1");
     }
     let text =
         std::fs::read_to_string(path).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
@@ -257,7 +267,8 @@ fn events(path: &std::path::Path, runs: usize, seed: u64, objects: bool) -> Resu
         accel_tools::events::parse_table(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     println!("{} prefixes; ns per event (add / del):", prefixes.len());
     for r in 0..runs {
-        let (add, del) = accel_tools::events::run(&prefixes, seed.wrapping_add(r as u64), objects);
+        let (add, del) =
+            accel_tools::events::run(&prefixes, seed.wrapping_add(r as u64), objects, warm);
         println!(
             "run {}: {:.0} / {:.0}",
             r + 1,
@@ -290,7 +301,8 @@ fn main() -> Result<()> {
             runs,
             seed,
             no_objects,
-        } => events(&prefixes, runs, seed, !no_objects),
+            warm,
+        } => events(&prefixes, runs, seed, !no_objects, warm),
         Cmd::Stages { runs, repeat } => stages(runs, repeat),
         Cmd::GenTable { seed } => {
             gen_table(seed);
