@@ -232,6 +232,37 @@ fn forward_fib_when_mirror_lacks_neighbour_v6() {
     lab.forward(&f, KERNEL_MAC, &lab.out, S::ACCEL_STAT_FWD_FIB);
 }
 
+/// The gateway's MAC travels in the next hop: a changed neighbour is
+/// forwarded to at once with its new MAC, a removed one leaves the frame
+/// to bpf_fib_lookup (and the kernel's own neighbour), never to the old MAC.
+#[test]
+fn next_hops_follow_their_gateways_neighbour() {
+    let Some(lab) = Lab::new() else { return };
+    mirror_gw(&lab);
+    kernel_routes(&lab);
+    kernel_neighs(&lab);
+    let o = lab.out;
+    let (v4, v6) = (f4(&lab, &udp4(REMOTE4)), f6(&lab, &udp6(remote6())));
+    lab.forward(&v4, MIRROR_MAC, &o, S::ACCEL_STAT_FWD_MIRROR);
+    lab.forward(&v6, MIRROR_MAC, &o, S::ACCEL_STAT_FWD_MIRROR);
+    let moved = [0x02, 0xaa, 0, 0, 0, 0x02];
+    lab.apply(&[lab.neigh(&o, GW4, moved), lab.neigh(&o, GW6, moved)]);
+    lab.forward(&v4, moved, &o, S::ACCEL_STAT_FWD_MIRROR);
+    lab.forward(&v6, moved, &o, S::ACCEL_STAT_FWD_MIRROR);
+    lab.apply(&[
+        Change::DelNeigh {
+            ifindex: o.ifindex,
+            addr: GW4.parse().unwrap(),
+        },
+        Change::DelNeigh {
+            ifindex: o.ifindex,
+            addr: GW6.parse().unwrap(),
+        },
+    ]);
+    lab.forward(&v4, KERNEL_MAC, &o, S::ACCEL_STAT_FWD_FIB);
+    lab.forward(&v6, KERNEL_MAC, &o, S::ACCEL_STAT_FWD_FIB);
+}
+
 #[test]
 fn route_type_fib_goes_to_fib_v4_v6() {
     let Some(lab) = Lab::new() else { return };

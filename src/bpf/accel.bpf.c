@@ -127,7 +127,7 @@ static __always_inline int group_uses_dev(__u32 group, __u32 in_ifindex)
 	for (int i = 0; i < ACCEL_MAX_PATHS; i++) {
 		if (i >= g->count)
 			return 0;
-		nh = bpf_map_lookup_elem(&nexthops, &g->paths[i].nh_id);
+		nh = nexthop_lookup(g->paths[i].nh_id);
 		if (nh && nh->ifindex == in_ifindex)
 			return 1;
 	}
@@ -237,7 +237,7 @@ static __always_inline int ipv4_mirror_source(struct pkt *k, __be32 saddr,
 			return SRC_KERNEL;
 		break;
 	case ACCEL_RT_UNICAST:
-		nh = bpf_map_lookup_elem(&nexthops, &rt.nh_id);
+		nh = nexthop_lookup(rt.nh_id);
 		if (!nh)
 			return SRC_KERNEL;
 		dev_match = nh->ifindex == k->in_ifindex;
@@ -431,7 +431,7 @@ static __always_inline int ipv4_mirror(struct pkt *k, struct iphdr *ip,
 	if (!nh_id)
 		return ACCEL_TRY_FIB;
 
-	nh = bpf_map_lookup_elem(&nexthops, &nh_id);
+	nh = nexthop_lookup(nh_id);
 	if (!nh)
 		return ACCEL_TRY_FIB;
 	out = egress_iface(nh->ifindex, k->in_ifindex);
@@ -441,22 +441,18 @@ static __always_inline int ipv4_mirror(struct pkt *k, struct iphdr *ip,
 	if (rc != ACCEL_GO)
 		return rc;
 
-	if (nh->flags & ACCEL_NH_GW6) {
-		/* RFC 5549: an IPv4 route via an IPv6 gateway (BGP unnumbered):
-		 * the kernel resolves the gateway with neighbour discovery. */
-		struct accel_neigh6_key n6;
-
-		n6.ifindex = nh->ifindex;
-		__builtin_memcpy(n6.addr, nh->gw, 16);
-		n = bpf_map_lookup_elem(&neigh6, &n6);
-		if (!n)
+	if (nh->flags & ACCEL_NH_GATEWAY) {
+		/* The gateway's MAC is in the next hop (an IPv6 gateway's too,
+		 * RFC 5549, resolved by neighbour discovery); without it the
+		 * mirror has no usable neighbour. */
+		if (!(nh->flags & ACCEL_NH_MAC))
 			return ACCEL_TRY_FIB;
-		return ipv4_commit(k, ip, n->mac, out->mac, n6.ifindex,
+		return ipv4_commit(k, ip, nh->mac, out->mac, nh->ifindex,
 				   mirror_judges_source(1, out), nh_id,
 				   ACCEL_STAT_FWD_MIRROR);
 	}
 	nkey.ifindex = nh->ifindex;
-	nkey.addr = (nh->flags & ACCEL_NH_GATEWAY) ? *(__u32 *)nh->gw : ip->daddr;
+	nkey.addr = ip->daddr;
 	n = bpf_map_lookup_elem(&neigh4, &nkey);
 	if (!n)
 		return ACCEL_TRY_FIB;
@@ -643,7 +639,7 @@ static __always_inline int ipv6_mirror(struct pkt *k, struct ipv6hdr *ip6,
 	if (!nh_id)
 		return ACCEL_TRY_FIB;
 
-	nh = bpf_map_lookup_elem(&nexthops, &nh_id);
+	nh = nexthop_lookup(nh_id);
 	if (!nh)
 		return ACCEL_TRY_FIB;
 	if ((nh->flags & ACCEL_NH_GATEWAY) && !(nh->flags & ACCEL_NH_GW6))
@@ -655,11 +651,14 @@ static __always_inline int ipv6_mirror(struct pkt *k, struct ipv6hdr *ip6,
 	if (rc != ACCEL_GO)
 		return rc;
 
+	if (nh->flags & ACCEL_NH_GATEWAY) {
+		if (!(nh->flags & ACCEL_NH_MAC))
+			return ACCEL_TRY_FIB;
+		return ipv6_commit(k, ip6, nh->mac, out->mac, nh->ifindex,
+				   nh_id, ACCEL_STAT_FWD_MIRROR);
+	}
 	nkey.ifindex = nh->ifindex;
-	if (nh->flags & ACCEL_NH_GATEWAY)
-		__builtin_memcpy(nkey.addr, nh->gw, 16);
-	else
-		__builtin_memcpy(nkey.addr, &ip6->daddr, 16);
+	__builtin_memcpy(nkey.addr, &ip6->daddr, 16);
 	n = bpf_map_lookup_elem(&neigh6, &nkey);
 	if (!n)
 		return ACCEL_TRY_FIB;

@@ -122,12 +122,19 @@ struct accel_route {
 enum accel_nh_flags {
 	ACCEL_NH_GATEWAY = 1 << 0, /* gw holds the next hop address */
 	ACCEL_NH_GW6 = 1 << 1,	   /* gw is IPv6 (else IPv4 in gw[0..4]) */
+	/* mac holds the gateway's MAC, as neigh4/neigh6 have it. A gateway
+	 * next hop without it has no usable neighbour in the mirror. */
+	ACCEL_NH_MAC = 1 << 2,
 };
 
+/* A next hop as the datapath reads it, through nh_index (maps.h): one
+ * read after the route for everything but the egress interface. */
 struct accel_nexthop {
 	__u32 ifindex;
 	__u32 flags;
 	__u8 gw[16];
+	__u8 mac[6];
+	__u16 pad;
 };
 
 /*

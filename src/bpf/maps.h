@@ -5,6 +5,22 @@
 
 #include "accel.h"
 
+/* The slot an index array (iface_index, nh_index) names for `key`, which
+ * holds 1 + the slot, or 0 for none: 1 and *slot, or 0. Read once
+ * (volatile): the control plane switches it while the datapath runs. */
+static __always_inline int index_slot(void *index, __u32 key, __u32 *slot)
+{
+	__u32 *v = bpf_map_lookup_elem(index, &key);
+
+	if (!v)
+		return 0;
+	*slot = *(volatile __u32 *)v;
+	if (!*slot)
+		return 0;
+	*slot -= 1;
+	return 1;
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -43,17 +59,12 @@ struct {
 /* accel's interface with this ifindex, or NULL. */
 static __always_inline struct accel_iface *iface_lookup(__u32 ifindex)
 {
-	__u32 *v, slot;
+	__u32 slot;
 
 	if (ifindex >= ACCEL_IFINDEX_CACHE)
 		return bpf_map_lookup_elem(&ifaces, &ifindex);
-	v = bpf_map_lookup_elem(&iface_index, &ifindex);
-	if (!v)
+	if (!index_slot(&iface_index, ifindex, &slot))
 		return 0;
-	slot = *(volatile __u32 *)v;
-	if (!slot)
-		return 0;
-	slot -= 1;
 	return bpf_map_lookup_elem(&iface_versions, &slot);
 }
 
@@ -75,12 +86,35 @@ struct {
 #include "dir24.h"
 #include "lpm6.h"
 
+/* Next hops by id: nh_index holds, per next-hop id, 1 + the slot of
+ * nexthops with its entry, or 0 (bpf_fib_lookup decides). An entry carries
+ * its gateway's MAC, which changes with the neighbour while routes keep
+ * the id: it is never rewritten in place (a reader could see half of a
+ * changed MAC) but written into another slot, then the index is switched
+ * to it (src/datapath/nh_versions.rs). The control plane sizes both. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ACCEL_MAX_NEXTHOPS);
+	__type(key, __u32);
+	__type(value, __u32);
+} nh_index SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, ACCEL_MAX_NEXTHOPS);
 	__type(key, __u32);
 	__type(value, struct accel_nexthop);
 } nexthops SEC(".maps");
+
+/* The entry of next hop `id`, or NULL. */
+static __always_inline struct accel_nexthop *nexthop_lookup(__u32 id)
+{
+	__u32 slot;
+
+	if (!index_slot(&nh_index, id, &slot))
+		return 0;
+	return bpf_map_lookup_elem(&nexthops, &slot);
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

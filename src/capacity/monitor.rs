@@ -31,6 +31,7 @@ impl Monitor {
         }
         maps.apply(&changes)?;
         maps.retry_ifaces()?;
+        maps.retry_nexthops()?;
         let (v4, v6) = maps.retry_routes()?;
         if v4 + v6 > 0 {
             debug!("capacity: {v4} IPv4 /24s and {v6} IPv6 ranges back in the mirror");

@@ -12,6 +12,7 @@ use super::keys::{
     nexthop_value, route_key, route_value, NeighKey, RouteKey,
 };
 use super::mmap::MmapLeaves;
+use super::nh_versions::{self, NexthopVersions, Write};
 use super::pin::PinDir;
 use super::trie6::{self, Trie6};
 use super::DatapathError;
@@ -41,6 +42,7 @@ pub struct Maps {
     pub fib4_tbl8: MapHandle,
     pub fib6_root: MapHandle,
     pub fib6_nodes: MapHandle,
+    pub nh_index: MapHandle,
     pub nexthops: MapHandle,
     pub nh_groups: MapHandle,
     pub blackhole_drops: MapHandle,
@@ -85,10 +87,12 @@ struct Books {
     iface_slot: HashMap<u32, usize>,
     iface_free: GraceSlots,
     iface_pending: HashMap<u32, accel_iface>,
+    /// The nexthops slot of each next-hop id, with the gateway MACs.
+    nexthops: NexthopVersions,
 }
 
-impl Default for Books {
-    fn default() -> Self {
+impl Books {
+    fn new(nexthop_slots: u32) -> Self {
         Books {
             local4_addrs: HashSet::new(),
             local4_counts: HashMap::new(),
@@ -96,6 +100,7 @@ impl Default for Books {
             iface_slot: HashMap::new(),
             iface_free: GraceSlots::new(0, L::ACCEL_IFACE_VERSIONS.0 as usize),
             iface_pending: HashMap::new(),
+            nexthops: NexthopVersions::new(nexthop_slots as usize),
         }
     }
 }
@@ -119,6 +124,7 @@ impl Maps {
             fib4_tbl8: handle("fib4_tbl8", &m.fib4_tbl8)?,
             fib6_root: handle("fib6_root", &m.fib6_root)?,
             fib6_nodes: handle("fib6_nodes", &m.fib6_nodes)?,
+            nh_index: handle("nh_index", &m.nh_index)?,
             nexthops: handle("nexthops", &m.nexthops)?,
             nh_groups: handle("nh_groups", &m.nh_groups)?,
             blackhole_drops: handle("blackhole_drops", &m.blackhole_drops)?,
@@ -133,7 +139,7 @@ impl Maps {
             local4_bits: handle("local4_bits", &m.local4_bits)?,
             capacity: handle("capacity", &m.capacity)?,
             config: Cell::new(accel_config::default()),
-            books: RefCell::default(),
+            books: RefCell::new(Books::new(nh_versions::slots_for(limits.nexthops))),
             fib4: None,
             fib6: None,
         }
@@ -158,6 +164,7 @@ impl Maps {
             fib4_tbl8: open("fib4_tbl8")?,
             fib6_root: open("fib6_root")?,
             fib6_nodes: open("fib6_nodes")?,
+            nh_index: open("nh_index")?,
             nexthops: open("nexthops")?,
             nh_groups: open("nh_groups")?,
             blackhole_drops: open("blackhole_drops")?,
@@ -172,14 +179,15 @@ impl Maps {
             local4_bits: open("local4_bits")?,
             capacity: open("capacity")?,
             config: Cell::new(current),
-            books: RefCell::default(),
+            // A reader: never writes next hops.
+            books: RefCell::new(Books::new(0)),
             fib4: None,
             fib6: None,
         })
     }
 
     /// Every map with the name it is pinned under.
-    pub fn named(&self) -> [(&'static str, &MapHandle); 24] {
+    pub fn named(&self) -> [(&'static str, &MapHandle); 25] {
         [
             ("accel_cfg", &self.cfg),
             ("ifaces", &self.ifaces),
@@ -192,6 +200,7 @@ impl Maps {
             ("fib4_tbl8", &self.fib4_tbl8),
             ("fib6_root", &self.fib6_root),
             ("fib6_nodes", &self.fib6_nodes),
+            ("nh_index", &self.nh_index),
             ("nexthops", &self.nexthops),
             ("nh_groups", &self.nh_groups),
             ("blackhole_drops", &self.blackhole_drops),
@@ -367,7 +376,32 @@ impl Maps {
         )
     }
 
+    /// Makes the writes [`NexthopVersions`] decided, in order.
+    fn write_nexthops(
+        &self,
+        f: impl FnOnce(&mut NexthopVersions, &mut Vec<Write>),
+    ) -> Result<(), DatapathError> {
+        let mut writes = Vec::new();
+        f(&mut self.books.borrow_mut().nexthops, &mut writes);
+        for w in writes {
+            match w {
+                Write::Entry { slot, entry } => put(&self.nexthops, "nexthops", &slot, &entry)?,
+                Write::Index { id, word } => put(&self.nh_index, "nh_index", &id, &word)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the next hops that found no free slot, now that released
+    /// ones may have waited out their grace period.
+    pub fn retry_nexthops(&self) -> Result<(), DatapathError> {
+        self.write_nexthops(|v, w| v.retry(w))
+    }
+
     fn put_neigh(&self, ifindex: u32, addr: IpAddr, mac: [u8; 6]) -> Result<(), DatapathError> {
+        // The next hops through this gateway carry its MAC, whether or
+        // not the neighbour hash (for connected destinations) has room.
+        self.write_nexthops(|v, w| v.put_neigh(ifindex, addr, mac, w))?;
         let v = neigh_value(mac);
         let r = match neigh_key(ifindex, addr) {
             NeighKey::V4(k) => self
@@ -382,9 +416,21 @@ impl Maps {
         // bpf_fib_lookup: no reason to stop.
         if let Err(e) = r {
             warn!("neighbour {addr} (ifindex {ifindex}) not written ({e}): bpf_fib_lookup resolves it");
-            self.apply_one(&Change::DelNeigh { ifindex, addr })?;
+            self.del_neigh(ifindex, addr, false)?;
         }
         Ok(())
+    }
+
+    /// Removes a neighbour from the hash, and with `gone` from the next
+    /// hops through it.
+    fn del_neigh(&self, ifindex: u32, addr: IpAddr, gone: bool) -> Result<(), DatapathError> {
+        if gone {
+            self.write_nexthops(|v, w| v.del_neigh(ifindex, addr, w))?;
+        }
+        match neigh_key(ifindex, addr) {
+            NeighKey::V4(k) => del(&self.neigh4, "neigh4", &k),
+            NeighKey::V6(k) => del(&self.neigh6, "neigh6", &k),
+        }
     }
 
     fn apply_one(&self, c: &Change) -> Result<(), DatapathError> {
@@ -392,7 +438,8 @@ impl Maps {
             Change::PutNexthop { id, nh } => {
                 // A new next hop in the slot: its counters start at 0.
                 self.zero_percpu::<accel_nh_stats>(&self.nh_stats, "nh_stats", *id)?;
-                put(&self.nexthops, "nexthops", id, &nexthop_value(nh))
+                let entry = nexthop_value(nh);
+                self.write_nexthops(|v, w| v.put_nexthop(*id, entry, w))
             }
             Change::PutGroup {
                 id,
@@ -436,10 +483,7 @@ impl Maps {
                 }
             },
             Change::PutNeigh { ifindex, addr, mac } => self.put_neigh(*ifindex, *addr, *mac),
-            Change::DelNeigh { ifindex, addr } => match neigh_key(*ifindex, *addr) {
-                NeighKey::V4(k) => del(&self.neigh4, "neigh4", &k),
-                NeighKey::V6(k) => del(&self.neigh6, "neigh6", &k),
-            },
+            Change::DelNeigh { ifindex, addr } => self.del_neigh(*ifindex, *addr, true),
             Change::PutIface { ifindex, entry } => {
                 // The devmap entry exists before the datapath may pick the
                 // interface as egress.
@@ -727,8 +771,10 @@ impl Maps {
         lookup(&self.nh_groups, &id)
     }
 
+    /// Next hop `id` as the datapath reads it (through nh_index).
     pub fn nexthop(&self, id: u32) -> Option<accel_nexthop> {
-        lookup(&self.nexthops, &id)
+        let word: u32 = lookup(&self.nh_index, &id)?;
+        lookup(&self.nexthops, &word.checked_sub(1)?)
     }
 
     pub fn neighbour(&self, ifindex: u32, addr: std::net::IpAddr) -> Option<[u8; 6]> {

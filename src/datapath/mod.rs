@@ -7,6 +7,7 @@ pub mod dir24;
 pub mod keys;
 pub mod maps;
 pub mod mmap;
+pub mod nh_versions;
 pub mod pin;
 mod prefix_bits;
 pub mod trie6;
@@ -100,7 +101,9 @@ fn size_maps(m: &mut OpenAccelMaps<'_>, l: &Limits) -> Result<(), libbpf_rs::Err
         .set_max_entries(l.ipv4_groups * (dir24::GROUP_LEAVES as u32 / per))?;
     m.fib6_nodes
         .set_max_entries(l.ipv6_nodes * (trie6::NODE_LEAVES as u32 / per))?;
-    m.nexthops.set_max_entries(l.nexthops)?;
+    m.nh_index.set_max_entries(l.nexthops)?;
+    m.nexthops
+        .set_max_entries(nh_versions::slots_for(l.nexthops))?;
     m.nh_stats.set_max_entries(l.nexthops)?;
     m.nh_groups.set_max_entries(l.nh_groups)?;
     m.neigh4.set_max_entries(l.neighbours)?;

@@ -1,0 +1,301 @@
+//! Next hops as the datapath reads them: one entry per next-hop id with the
+//! gateway's MAC already in it, so that a forwarded frame needs no
+//! neighbour hash lookup after its route (hash lookups are the largest
+//! per-frame cost, BENCHMARKS.md).
+//!
+//! A next hop's MAC changes with its neighbour, while routes keep naming
+//! the next hop by id, so the entry cannot be rewritten in place: a reader
+//! could see half of a changed MAC. As for the interfaces, `nh_index`
+//! holds per id 1 + the slot of `nexthops` with the current entry (0:
+//! none, bpf_fib_lookup decides); a change is written into a fresh slot
+//! before the index names it, and the old slot is reused only after the
+//! grace period of [`crate::slots`].
+//!
+//! This module decides the writes; [`super::maps::Maps`] makes them in
+//! order.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use super::keys::gateway_of;
+use crate::bpf::types::{accel_nexthop, accel_nh_flags as F};
+use crate::slots::GraceSlots;
+
+/// Slots of `nexthops` for `ids` next-hop ids: one per id and room for
+/// the changes waiting out their grace period.
+pub fn slots_for(ids: u32) -> u32 {
+    ids.saturating_add((ids / 4).max(64))
+}
+
+/// One map write, in the order given.
+#[derive(Debug, Clone, Copy)]
+pub enum Write {
+    /// `nexthops[slot] = entry`.
+    Entry { slot: u32, entry: accel_nexthop },
+    /// `nh_index[id] = word` (1 + slot, or 0).
+    Index { id: u32, word: u32 },
+}
+
+pub struct NexthopVersions {
+    slots: GraceSlots,
+    /// The live slot of each id that has one.
+    slot_of: HashMap<u32, usize>,
+    /// Each id's entry as the mirror wrote it (no MAC).
+    base: HashMap<u32, accel_nexthop>,
+    /// The id whose gateway is this neighbour.
+    by_gateway: HashMap<(u32, IpAddr), u32>,
+    /// The neighbours the mirror has written, with their MACs.
+    macs: HashMap<(u32, IpAddr), [u8; 6]>,
+    /// Ids whose current entry found no free slot (their index is 0).
+    pending: BTreeSet<u32>,
+}
+
+impl NexthopVersions {
+    pub fn new(slots: usize) -> Self {
+        NexthopVersions {
+            slots: GraceSlots::new(0, slots),
+            slot_of: HashMap::new(),
+            base: HashMap::new(),
+            by_gateway: HashMap::new(),
+            macs: HashMap::new(),
+            pending: BTreeSet::new(),
+        }
+    }
+
+    /// Slots reused at once, for tests without a concurrent reader.
+    #[cfg(test)]
+    fn without_grace(mut self) -> Self {
+        self.slots = self.slots.without_grace();
+        self
+    }
+
+    /// Id `id` now stands for `entry` (a new next hop, or an id reused
+    /// after its grace period).
+    pub fn put_nexthop(&mut self, id: u32, entry: accel_nexthop, out: &mut Vec<Write>) {
+        if let Some(old) = self.base.insert(id, entry) {
+            if let Some(k) = gateway_key(&old) {
+                if self.by_gateway.get(&k) == Some(&id) {
+                    self.by_gateway.remove(&k);
+                }
+            }
+        }
+        if let Some(k) = gateway_key(&entry) {
+            self.by_gateway.insert(k, id);
+        }
+        self.publish(id, out);
+    }
+
+    pub fn put_neigh(&mut self, ifindex: u32, addr: IpAddr, mac: [u8; 6], out: &mut Vec<Write>) {
+        if self.macs.insert((ifindex, addr), mac) == Some(mac) {
+            return;
+        }
+        if let Some(&id) = self.by_gateway.get(&(ifindex, addr)) {
+            self.publish(id, out);
+        }
+    }
+
+    pub fn del_neigh(&mut self, ifindex: u32, addr: IpAddr, out: &mut Vec<Write>) {
+        if self.macs.remove(&(ifindex, addr)).is_none() {
+            return;
+        }
+        if let Some(&id) = self.by_gateway.get(&(ifindex, addr)) {
+            self.publish(id, out);
+        }
+    }
+
+    /// Writes the entries that found no slot, now that released slots
+    /// may have waited out their grace period.
+    pub fn retry(&mut self, out: &mut Vec<Write>) {
+        let pending: Vec<u32> = std::mem::take(&mut self.pending).into_iter().collect();
+        for id in pending {
+            self.publish(id, out);
+        }
+    }
+
+    /// The entry of `id` as the datapath should now read it.
+    fn current(&self, id: u32) -> Option<accel_nexthop> {
+        let mut e = *self.base.get(&id)?;
+        if let Some(mac) = gateway_key(&e).and_then(|k| self.macs.get(&k)) {
+            e.mac = *mac;
+            e.flags |= F::ACCEL_NH_MAC.0;
+        }
+        Some(e)
+    }
+
+    /// Writes `id`'s current entry into a fresh slot and points the index
+    /// at it; without a free slot the index says "none" (bpf_fib_lookup
+    /// decides, slower, never wrong) until [`NexthopVersions::retry`].
+    fn publish(&mut self, id: u32, out: &mut Vec<Write>) {
+        let Some(entry) = self.current(id) else {
+            return;
+        };
+        let slot = self.slots.take();
+        match slot {
+            Some(s) => {
+                self.pending.remove(&id);
+                out.push(Write::Entry {
+                    slot: s as u32,
+                    entry,
+                });
+            }
+            None => {
+                log::warn!("next hop {id}: no free nexthops slot yet; bpf_fib_lookup decides for its routes meanwhile");
+                self.pending.insert(id);
+            }
+        }
+        out.push(Write::Index {
+            id,
+            word: slot.map_or(0, |s| s as u32 + 1),
+        });
+        let old = match slot {
+            Some(s) => self.slot_of.insert(id, s),
+            None => self.slot_of.remove(&id),
+        };
+        if let Some(old) = old {
+            self.slots.release(old);
+        }
+    }
+}
+
+/// The neighbour a next hop's MAC comes from: its gateway (IPv4, or IPv6
+/// for IPv4 routes via IPv6 gateways); none for a connected next hop,
+/// whose neighbour is each packet's destination.
+fn gateway_key(e: &accel_nexthop) -> Option<(u32, IpAddr)> {
+    gateway_of(e).map(|gw| (e.ifindex, gw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datapath::keys::nexthop_value;
+    use crate::mirror::decision::NhKey;
+
+    const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const MAC2: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+    fn gw(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn nh(ifindex: u32, gateway: Option<&str>) -> accel_nexthop {
+        nexthop_value(&NhKey {
+            ifindex,
+            gateway: gateway.map(gw),
+        })
+    }
+
+    /// What the datapath would read for `id` after `writes`, replayed on
+    /// maps of their own.
+    #[derive(Default)]
+    struct Replay {
+        index: HashMap<u32, u32>,
+        entries: HashMap<u32, accel_nexthop>,
+    }
+
+    impl Replay {
+        fn apply(&mut self, writes: &mut Vec<Write>) {
+            for w in writes.drain(..) {
+                match w {
+                    Write::Entry { slot, entry } => {
+                        self.entries.insert(slot, entry);
+                    }
+                    Write::Index { id, word } => {
+                        self.index.insert(id, word);
+                    }
+                }
+            }
+        }
+
+        fn read(&self, id: u32) -> Option<accel_nexthop> {
+            let word = *self.index.get(&id)?;
+            (word != 0).then(|| self.entries[&(word - 1)])
+        }
+
+        fn mac(&self, id: u32) -> Option<[u8; 6]> {
+            self.read(id)
+                .filter(|e| e.flags & F::ACCEL_NH_MAC.0 != 0)
+                .map(|e| e.mac)
+        }
+    }
+
+    #[test]
+    fn the_gateway_mac_follows_its_neighbour() {
+        let mut v = NexthopVersions::new(8).without_grace();
+        let (mut w, mut r) = (Vec::new(), Replay::default());
+        v.put_nexthop(1, nh(3, Some("10.0.0.1")), &mut w);
+        r.apply(&mut w);
+        assert_eq!(r.read(1).unwrap().ifindex, 3);
+        assert_eq!(r.mac(1), None, "no neighbour yet");
+        v.put_neigh(3, gw("10.0.0.1"), MAC, &mut w);
+        r.apply(&mut w);
+        assert_eq!(r.mac(1), Some(MAC));
+        v.put_neigh(3, gw("10.0.0.1"), MAC2, &mut w);
+        r.apply(&mut w);
+        assert_eq!(r.mac(1), Some(MAC2));
+        v.del_neigh(3, gw("10.0.0.1"), &mut w);
+        r.apply(&mut w);
+        assert_eq!(r.mac(1), None);
+        assert_eq!(r.read(1).unwrap().ifindex, 3, "the next hop stays");
+        // Another interface's neighbour with the same address is another.
+        v.put_neigh(4, gw("10.0.0.1"), MAC, &mut w);
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn a_known_neighbour_is_in_a_new_next_hop_at_once() {
+        let mut v = NexthopVersions::new(8).without_grace();
+        let (mut w, mut r) = (Vec::new(), Replay::default());
+        v.put_neigh(5, gw("fe80::1"), MAC, &mut w);
+        assert!(w.is_empty(), "no next hop uses it");
+        v.put_nexthop(7, nh(5, Some("fe80::1")), &mut w);
+        r.apply(&mut w);
+        assert_eq!(r.mac(7), Some(MAC));
+        // A connected next hop has no MAC of its own.
+        v.put_nexthop(8, nh(5, None), &mut w);
+        r.apply(&mut w);
+        assert_eq!(r.mac(8), None);
+        // An unchanged neighbour writes nothing.
+        v.put_neigh(5, gw("fe80::1"), MAC, &mut w);
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn a_reused_id_forgets_its_old_gateway() {
+        let mut v = NexthopVersions::new(8).without_grace();
+        let (mut w, mut r) = (Vec::new(), Replay::default());
+        v.put_nexthop(1, nh(3, Some("10.0.0.1")), &mut w);
+        v.put_nexthop(1, nh(3, Some("10.0.0.2")), &mut w);
+        r.apply(&mut w);
+        v.put_neigh(3, gw("10.0.0.1"), MAC, &mut w);
+        assert!(w.is_empty());
+        v.put_neigh(3, gw("10.0.0.2"), MAC2, &mut w);
+        r.apply(&mut w);
+        assert_eq!(r.mac(1), Some(MAC2));
+    }
+
+    #[test]
+    fn entries_are_never_rewritten_in_a_slot_the_index_names() {
+        let mut v = NexthopVersions::new(4);
+        let (mut w, mut r) = (Vec::new(), Replay::default());
+        v.put_nexthop(1, nh(3, Some("10.0.0.1")), &mut w);
+        r.apply(&mut w);
+        for mac in [MAC, MAC2, MAC, MAC2, MAC] {
+            v.put_neigh(3, gw("10.0.0.1"), mac, &mut w);
+            let live = r.index[&1];
+            for write in &w {
+                if let Write::Entry { slot, .. } = write {
+                    assert_ne!(slot + 1, live, "rewrote the live slot");
+                }
+            }
+            r.apply(&mut w);
+        }
+        // 4 slots, each released one waiting out its grace period: the
+        // fifth change found none, and the index says "none" rather
+        // than keep a stale MAC.
+        assert!(r.read(1).is_none());
+        std::thread::sleep(crate::slots::GRACE);
+        v.retry(&mut w);
+        r.apply(&mut w);
+        assert_eq!(r.mac(1), Some(MAC));
+    }
+}
