@@ -434,7 +434,7 @@ static __always_inline int ipv4_mirror(struct pkt *k, struct iphdr *ip,
 	nh = nexthop_lookup(nh_id);
 	if (!nh)
 		return ACCEL_TRY_FIB;
-	out = egress_iface(nh->ifindex, k->in_ifindex);
+	out = nh_egress(nh, k->in_ifindex);
 	if (!out)
 		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
 	rc = ipv4_forward_gate(k, ip, out);
@@ -644,7 +644,7 @@ static __always_inline int ipv6_mirror(struct pkt *k, struct ipv6hdr *ip6,
 		return ACCEL_TRY_FIB;
 	if ((nh->flags & ACCEL_NH_GATEWAY) && !(nh->flags & ACCEL_NH_GW6))
 		return ACCEL_TRY_FIB;
-	out = egress_iface(nh->ifindex, k->in_ifindex);
+	out = nh_egress(nh, k->in_ifindex);
 	if (!out)
 		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
 	rc = ipv6_forward_gate(k, ip6, out);

@@ -125,17 +125,11 @@ enum accel_nh_flags {
 	/* mac holds the gateway's MAC, as neigh4/neigh6 have it. A gateway
 	 * next hop without it has no usable neighbour in the mirror. */
 	ACCEL_NH_MAC = 1 << 2,
+	/* out holds the egress interface's entry as iface_versions has it:
+	 * the interface is accel's. */
+	ACCEL_NH_EGRESS = 1 << 3,
 };
 
-/* A next hop as the datapath reads it, through nh_index (maps.h): one
- * read after the route for everything but the egress interface. */
-struct accel_nexthop {
-	__u32 ifindex;
-	__u32 flags;
-	__u8 gw[16];
-	__u8 mac[6];
-	__u16 pad;
-};
 
 /*
  * One path of a multipath route. The kernel picks the first path whose
@@ -199,6 +193,18 @@ struct accel_iface {
 	__u32 mtu;  /* device MTU: the IPv4 forwarding limit */
 	__u32 flags;
 	__u32 mtu6; /* conf/<if>/mtu: the IPv6 forwarding limit */
+};
+
+/* A next hop as the datapath reads it, through nh_index (maps.h): after
+ * the route, one read gives the egress interface, its entry and the
+ * gateway's MAC. */
+struct accel_nexthop {
+	__u32 ifindex;
+	__u32 flags; /* enum accel_nh_flags */
+	__u8 gw[16];
+	__u8 mac[6];
+	__u16 pad;
+	struct accel_iface out;
 };
 
 enum accel_cfg_flags {

@@ -51,6 +51,17 @@ static __always_inline struct accel_iface *egress_iface(__u32 out_ifindex,
 	return out;
 }
 
+/* egress_iface() for a mirrored next hop, from the copy of the egress's
+ * entry the next hop carries (no interface lookup). */
+static __always_inline struct accel_iface *
+nh_egress(struct accel_nexthop *nh, __u32 in_ifindex)
+{
+	if (nh->ifindex == in_ifindex || !(nh->flags & ACCEL_NH_EGRESS) ||
+	    !(nh->out.flags & ACCEL_IF_UP))
+		return 0;
+	return &nh->out;
+}
+
 /*
  * Rewrite the MACs (the source is the egress interface's: as the mirror
  * knows it, or as bpf_fib_lookup just read it), cut Ethernet padding beyond the IP length (the kernel

@@ -490,9 +490,11 @@ impl Maps {
                 put(&self.tx_ports, "tx_ports", ifindex, ifindex)?;
                 let v = iface_value(entry);
                 put(&self.ifaces, "ifaces", ifindex, &v)?;
-                self.index_iface(*ifindex, Some(&v))
+                self.index_iface(*ifindex, Some(&v))?;
+                self.write_nexthops(|n, w| n.put_iface(*ifindex, v, w))
             }
             Change::DelIface(ifindex) => {
+                self.write_nexthops(|n, w| n.del_iface(*ifindex, w))?;
                 self.index_iface(*ifindex, None)?;
                 del(&self.ifaces, "ifaces", ifindex)?;
                 del(&self.tx_ports, "tx_ports", ifindex)

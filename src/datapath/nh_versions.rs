@@ -1,11 +1,13 @@
 //! Next hops as the datapath reads them: one entry per next-hop id with the
-//! gateway's MAC already in it, so that a forwarded frame needs no
-//! neighbour hash lookup after its route (hash lookups are the largest
-//! per-frame cost, BENCHMARKS.md).
+//! gateway's MAC and the egress interface's entry already in it, so that a
+//! forwarded frame needs no neighbour hash lookup and no interface lookup
+//! after its route (map lookups are the largest per-frame cost,
+//! BENCHMARKS.md).
 //!
-//! A next hop's MAC changes with its neighbour, while routes keep naming
-//! the next hop by id, so the entry cannot be rewritten in place: a reader
-//! could see half of a changed MAC. As for the interfaces, `nh_index`
+//! A next hop's MAC changes with its neighbour and its egress entry with
+//! the interface, while routes keep naming the next hop by id, so the
+//! entry cannot be rewritten in place: a reader could see half of a
+//! changed MAC. As for the interfaces, `nh_index`
 //! holds per id 1 + the slot of `nexthops` with the current entry (0:
 //! none, bpf_fib_lookup decides); a change is written into a fresh slot
 //! before the index names it, and the old slot is reused only after the
@@ -18,7 +20,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use super::keys::gateway_of;
-use crate::bpf::types::{accel_nexthop, accel_nh_flags as F};
+use crate::bpf::bytes_of;
+use crate::bpf::types::{accel_iface, accel_nexthop, accel_nh_flags as F};
 use crate::slots::GraceSlots;
 
 /// Slots of `nexthops` for `ids` next-hop ids: one per id and room for
@@ -44,8 +47,12 @@ pub struct NexthopVersions {
     base: HashMap<u32, accel_nexthop>,
     /// The id whose gateway is this neighbour.
     by_gateway: HashMap<(u32, IpAddr), u32>,
+    /// The ids whose egress is this ifindex.
+    by_ifindex: HashMap<u32, BTreeSet<u32>>,
     /// The neighbours the mirror has written, with their MACs.
     macs: HashMap<(u32, IpAddr), [u8; 6]>,
+    /// accel's interfaces, with their entries.
+    ifaces: HashMap<u32, accel_iface>,
     /// Ids whose current entry found no free slot (their index is 0).
     pending: BTreeSet<u32>,
 }
@@ -57,7 +64,9 @@ impl NexthopVersions {
             slot_of: HashMap::new(),
             base: HashMap::new(),
             by_gateway: HashMap::new(),
+            by_ifindex: HashMap::new(),
             macs: HashMap::new(),
+            ifaces: HashMap::new(),
             pending: BTreeSet::new(),
         }
     }
@@ -78,11 +87,42 @@ impl NexthopVersions {
                     self.by_gateway.remove(&k);
                 }
             }
+            if let Some(ids) = self.by_ifindex.get_mut(&old.ifindex) {
+                ids.remove(&id);
+            }
         }
         if let Some(k) = gateway_key(&entry) {
             self.by_gateway.insert(k, id);
         }
+        self.by_ifindex.entry(entry.ifindex).or_default().insert(id);
         self.publish(id, out);
+    }
+
+    /// Interface `ifindex` is accel's, with `entry` (new or changed).
+    pub fn put_iface(&mut self, ifindex: u32, entry: accel_iface, out: &mut Vec<Write>) {
+        let old = self.ifaces.insert(ifindex, entry);
+        if old.is_some_and(|o| bytes_of(&o) == bytes_of(&entry)) {
+            return;
+        }
+        self.publish_egress(ifindex, out);
+    }
+
+    /// Interface `ifindex` is not accel's any more.
+    pub fn del_iface(&mut self, ifindex: u32, out: &mut Vec<Write>) {
+        if self.ifaces.remove(&ifindex).is_some() {
+            self.publish_egress(ifindex, out);
+        }
+    }
+
+    fn publish_egress(&mut self, ifindex: u32, out: &mut Vec<Write>) {
+        let ids: Vec<u32> = self
+            .by_ifindex
+            .get(&ifindex)
+            .map(|ids| ids.iter().copied().collect())
+            .unwrap_or_default();
+        for id in ids {
+            self.publish(id, out);
+        }
     }
 
     pub fn put_neigh(&mut self, ifindex: u32, addr: IpAddr, mac: [u8; 6], out: &mut Vec<Write>) {
@@ -115,6 +155,10 @@ impl NexthopVersions {
     /// The entry of `id` as the datapath should now read it.
     fn current(&self, id: u32) -> Option<accel_nexthop> {
         let mut e = *self.base.get(&id)?;
+        if let Some(iface) = self.ifaces.get(&e.ifindex) {
+            e.out = *iface;
+            e.flags |= F::ACCEL_NH_EGRESS.0;
+        }
         if let Some(mac) = gateway_key(&e).and_then(|k| self.macs.get(&k)) {
             e.mac = *mac;
             e.flags |= F::ACCEL_NH_MAC.0;
@@ -257,6 +301,39 @@ mod tests {
         // An unchanged neighbour writes nothing.
         v.put_neigh(5, gw("fe80::1"), MAC, &mut w);
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn the_egress_entry_follows_its_interface() {
+        let mut v = NexthopVersions::new(8).without_grace();
+        let (mut w, mut r) = (Vec::new(), Replay::default());
+        let up = accel_iface {
+            mtu: 1500,
+            flags: 1,
+            ..Default::default()
+        };
+        v.put_nexthop(1, nh(3, Some("10.0.0.1")), &mut w);
+        r.apply(&mut w);
+        assert_eq!(r.read(1).unwrap().flags & F::ACCEL_NH_EGRESS.0, 0);
+        v.put_iface(3, up, &mut w);
+        r.apply(&mut w);
+        let e = r.read(1).unwrap();
+        assert_ne!(e.flags & F::ACCEL_NH_EGRESS.0, 0);
+        assert_eq!(e.out.mtu, 1500);
+        v.put_iface(3, up, &mut w);
+        assert!(w.is_empty(), "an unchanged interface writes nothing");
+        v.put_iface(3, accel_iface { mtu: 9000, ..up }, &mut w);
+        r.apply(&mut w);
+        assert_eq!(r.read(1).unwrap().out.mtu, 9000);
+        // A next hop moved to another interface leaves this one's set.
+        v.put_nexthop(1, nh(4, Some("10.0.0.1")), &mut w);
+        r.apply(&mut w);
+        v.put_iface(3, up, &mut w);
+        assert!(w.is_empty());
+        v.put_nexthop(2, nh(3, None), &mut w);
+        v.del_iface(3, &mut w);
+        r.apply(&mut w);
+        assert_eq!(r.read(2).unwrap().flags & F::ACCEL_NH_EGRESS.0, 0);
     }
 
     #[test]

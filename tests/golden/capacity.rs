@@ -215,8 +215,10 @@ fn a_local_source_keeps_its_bit_when_another_address_sharing_it_goes() {
 
 /// An interface's entry goes into a fresh iface_versions slot at every
 /// change. A burst of changes larger than the free slots leaves the
-/// interface to the kernel (never a half-written entry), and the capacity
-/// round gives it a slot again after the grace period.
+/// interface's own frames to the kernel (never a half-written entry), and
+/// the capacity round gives it a slot again after the grace period. Next
+/// hops through it carry their own copy of its entry (in slots of their
+/// own), so frames routed out through it are still forwarded.
 #[test]
 fn an_interface_change_burst_waits_for_free_slots() {
     let Some(lab) = Lab::new() else {
@@ -231,9 +233,20 @@ fn an_interface_change_burst_waits_for_free_slots() {
     let n = accel::bpf::types::accel_limits::ACCEL_IFACE_VERSIONS.0 as usize;
     let burst: Vec<Change> = (0..n).map(|_| lab.put_iface(&o, FLAGS_ALL, 1500)).collect();
     lab.apply(&burst);
-    lab.pass(&frame, S::ACCEL_STAT_PASS_EGRESS);
+    lab.forward(&frame, MIRROR_MAC, &o, S::ACCEL_STAT_FWD_MIRROR);
+    // A frame arriving on it is counted in its slot only while it has an
+    // entry (for another host: pass_not_for_us).
+    let counted = |lab: &Lab| {
+        let st = lab.dp.maps.stats(o.slot).unwrap();
+        st.packets[S::ACCEL_STAT_PASS_NOT_FOR_US.0 as usize]
+    };
+    let before = counted(&lab);
+    assert_eq!(lab.run_on(o.ifindex, &frame, 0).0, 2, "XDP_PASS");
+    assert_eq!(counted(&lab), before, "no entry: the kernel's frame");
     std::thread::sleep(accel::slots::GRACE);
     lab.dp.maps.retry_ifaces().unwrap();
+    assert_eq!(lab.run_on(o.ifindex, &frame, 0).0, 2, "XDP_PASS");
+    assert_eq!(counted(&lab), before + 1, "accel's again");
     lab.forward(&frame, MIRROR_MAC, &o, S::ACCEL_STAT_FWD_MIRROR);
 }
 
