@@ -366,8 +366,9 @@ static __always_inline void count_nexthop(__u32 nh_id, __u64 len)
 
 static __always_inline int ipv4_commit(struct pkt *k, struct iphdr *ip,
 				       const __u8 *dmac, const __u8 *smac,
-				       __u32 out_ifindex, int mirror,
-				       __u32 nh_id, enum accel_stat outcome)
+				       __u32 out_ifindex, __u32 out_slot,
+				       int mirror, __u32 nh_id,
+				       enum accel_stat outcome)
 {
 	switch (ipv4_source_verdict(k, ip, out_ifindex, mirror)) {
 	case SRC_OK:
@@ -381,7 +382,7 @@ static __always_inline int ipv4_commit(struct pkt *k, struct iphdr *ip,
 	ipv4_decrease_ttl(ip);
 	return redirect_frame(k->ctx, k->eth,
 			      (void *)ip + bpf_ntohs(ip->tot_len), dmac, smac,
-			      out_ifindex, k->st, outcome);
+			      out_slot, k->st, outcome);
 }
 
 /*
@@ -448,7 +449,7 @@ static __always_inline int ipv4_mirror(struct pkt *k, struct iphdr *ip,
 		if (!(nh->flags & ACCEL_NH_MAC))
 			return ACCEL_TRY_FIB;
 		return ipv4_commit(k, ip, nh->mac, out->mac, nh->ifindex,
-				   mirror_judges_source(1, out), nh_id,
+				   out->slot, mirror_judges_source(1, out), nh_id,
 				   ACCEL_STAT_FWD_MIRROR);
 	}
 	nkey.ifindex = nh->ifindex;
@@ -456,7 +457,7 @@ static __always_inline int ipv4_mirror(struct pkt *k, struct iphdr *ip,
 	n = bpf_map_lookup_elem(&neigh4, &nkey);
 	if (!n)
 		return ACCEL_TRY_FIB;
-	return ipv4_commit(k, ip, n->mac, out->mac, nkey.ifindex,
+	return ipv4_commit(k, ip, n->mac, out->mac, nkey.ifindex, out->slot,
 			   mirror_judges_source(1, out), nh_id,
 			   ACCEL_STAT_FWD_MIRROR);
 }
@@ -515,7 +516,7 @@ static __always_inline int ipv4_fib(struct pkt *k, struct iphdr *ip, int mirror)
 	rc = ipv4_forward_gate(k, ip, out);
 	if (rc != ACCEL_GO)
 		return rc;
-	return ipv4_commit(k, ip, p.dmac, p.smac, p.ifindex,
+	return ipv4_commit(k, ip, p.dmac, p.smac, p.ifindex, out->slot,
 			   mirror_judges_source(mirror, out), 0,
 			   ACCEL_STAT_FWD_FIB);
 }
@@ -590,7 +591,7 @@ static __always_inline int ipv6_forward_gate(struct pkt *k, struct ipv6hdr *ip6,
 
 static __always_inline int ipv6_commit(struct pkt *k, struct ipv6hdr *ip6,
 				       const __u8 *dmac, const __u8 *smac,
-				       __u32 out_ifindex, __u32 nh_id,
+				       __u32 out_slot, __u32 nh_id,
 				       enum accel_stat outcome)
 {
 	count_nexthop(nh_id, sizeof(struct ethhdr) + sizeof(*ip6) +
@@ -598,7 +599,7 @@ static __always_inline int ipv6_commit(struct pkt *k, struct ipv6hdr *ip6,
 	ip6->hop_limit--;
 	return redirect_frame(k->ctx, k->eth,
 			      (void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len),
-			      dmac, smac, out_ifindex, k->st, outcome);
+			      dmac, smac, out_slot, k->st, outcome);
 }
 
 /* ipv4_route_nh() for IPv6; ACCEL_STAT_PASS_MP_HASH's packets are
@@ -654,15 +655,15 @@ static __always_inline int ipv6_mirror(struct pkt *k, struct ipv6hdr *ip6,
 	if (nh->flags & ACCEL_NH_GATEWAY) {
 		if (!(nh->flags & ACCEL_NH_MAC))
 			return ACCEL_TRY_FIB;
-		return ipv6_commit(k, ip6, nh->mac, out->mac, nh->ifindex,
-				   nh_id, ACCEL_STAT_FWD_MIRROR);
+		return ipv6_commit(k, ip6, nh->mac, out->mac, out->slot, nh_id,
+				   ACCEL_STAT_FWD_MIRROR);
 	}
 	nkey.ifindex = nh->ifindex;
 	__builtin_memcpy(nkey.addr, &ip6->daddr, 16);
 	n = bpf_map_lookup_elem(&neigh6, &nkey);
 	if (!n)
 		return ACCEL_TRY_FIB;
-	return ipv6_commit(k, ip6, n->mac, out->mac, nkey.ifindex, nh_id,
+	return ipv6_commit(k, ip6, n->mac, out->mac, out->slot, nh_id,
 			   ACCEL_STAT_FWD_MIRROR);
 }
 
@@ -693,7 +694,7 @@ static __always_inline int ipv6_fib(struct pkt *k, struct ipv6hdr *ip6)
 	rc = ipv6_forward_gate(k, ip6, out);
 	if (rc != ACCEL_GO)
 		return rc;
-	return ipv6_commit(k, ip6, p.dmac, p.smac, p.ifindex, 0,
+	return ipv6_commit(k, ip6, p.dmac, p.smac, out->slot, 0,
 			   ACCEL_STAT_FWD_FIB);
 }
 

@@ -189,7 +189,7 @@ enum accel_if_flags {
 /* One entry per interface accel is attached to. */
 struct accel_iface {
 	__u8 mac[6];
-	__u16 slot; /* index into the per-CPU stats array */
+	__u16 slot; /* index into the per-CPU stats array and tx_ports */
 	__u32 mtu;  /* device MTU: the IPv4 forwarding limit */
 	__u32 flags;
 	__u32 mtu6; /* conf/<if>/mtu: the IPv6 forwarding limit */

@@ -71,7 +71,7 @@ nh_egress(struct accel_nexthop *nh, __u32 in_ifindex)
 static __always_inline int redirect_frame(struct xdp_md *ctx, struct ethhdr *eth,
 					  void *l3_end, const __u8 *dmac,
 					  const __u8 *smac,
-					  __u32 out_ifindex,
+					  __u32 out_slot,
 					  struct accel_stats *st,
 					  enum accel_stat outcome)
 {
@@ -90,7 +90,7 @@ static __always_inline int redirect_frame(struct xdp_md *ctx, struct ethhdr *eth
 	 * xdp:xdp_exception) than passed half-rewritten.
 	 * The result is folded to constants so that the verifier can see this
 	 * path never returns ACCEL_TRY_FIB after the packet was changed. */
-	if (bpf_redirect_map(&tx_ports, out_ifindex, 0) == XDP_REDIRECT)
+	if (bpf_redirect_map(&tx_ports, out_slot, 0) == XDP_REDIRECT)
 		return XDP_REDIRECT;
 	return XDP_ABORTED;
 }

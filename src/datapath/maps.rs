@@ -487,17 +487,21 @@ impl Maps {
             Change::PutIface { ifindex, entry } => {
                 // The devmap entry exists before the datapath may pick the
                 // interface as egress.
-                put(&self.tx_ports, "tx_ports", ifindex, ifindex)?;
+                put(&self.tx_ports, "tx_ports", &u32::from(entry.slot), ifindex)?;
                 let v = iface_value(entry);
                 put(&self.ifaces, "ifaces", ifindex, &v)?;
                 self.index_iface(*ifindex, Some(&v))?;
                 self.write_nexthops(|n, w| n.put_iface(*ifindex, v, w))
             }
             Change::DelIface(ifindex) => {
+                let old: Option<accel_iface> = lookup(&self.ifaces, ifindex);
                 self.write_nexthops(|n, w| n.del_iface(*ifindex, w))?;
                 self.index_iface(*ifindex, None)?;
                 del(&self.ifaces, "ifaces", ifindex)?;
-                del(&self.tx_ports, "tx_ports", ifindex)
+                match old {
+                    Some(v) => del(&self.tx_ports, "tx_ports", &u32::from(v.slot)),
+                    None => Ok(()),
+                }
             }
             Change::PutLocal4(a) => {
                 // The bit before the address: the datapath never finds a
