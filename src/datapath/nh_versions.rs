@@ -45,8 +45,9 @@ pub struct NexthopVersions {
     slot_of: HashMap<u32, usize>,
     /// Each id's entry as the mirror wrote it (no MAC).
     base: HashMap<u32, accel_nexthop>,
-    /// The id whose gateway is this neighbour.
-    by_gateway: HashMap<(u32, IpAddr), u32>,
+    /// The ids whose gateway is this neighbour (one in use: the mirror
+    /// gives each gateway one id; a freed id may keep it until reused).
+    by_gateway: HashMap<(u32, IpAddr), BTreeSet<u32>>,
     /// The ids whose egress is this ifindex.
     by_ifindex: HashMap<u32, BTreeSet<u32>>,
     /// The neighbours the mirror has written, with their MACs.
@@ -82,17 +83,15 @@ impl NexthopVersions {
     /// after its grace period).
     pub fn put_nexthop(&mut self, id: u32, entry: accel_nexthop, out: &mut Vec<Write>) {
         if let Some(old) = self.base.insert(id, entry) {
-            if let Some(k) = gateway_key(&old) {
-                if self.by_gateway.get(&k) == Some(&id) {
-                    self.by_gateway.remove(&k);
-                }
+            if let Some(ids) = gateway_key(&old).and_then(|k| self.by_gateway.get_mut(&k)) {
+                ids.remove(&id);
             }
             if let Some(ids) = self.by_ifindex.get_mut(&old.ifindex) {
                 ids.remove(&id);
             }
         }
         if let Some(k) = gateway_key(&entry) {
-            self.by_gateway.insert(k, id);
+            self.by_gateway.entry(k).or_default().insert(id);
         }
         self.by_ifindex.entry(entry.ifindex).or_default().insert(id);
         self.publish(id, out);
@@ -115,11 +114,10 @@ impl NexthopVersions {
     }
 
     fn publish_egress(&mut self, ifindex: u32, out: &mut Vec<Write>) {
-        let ids: Vec<u32> = self
-            .by_ifindex
-            .get(&ifindex)
-            .map(|ids| ids.iter().copied().collect())
-            .unwrap_or_default();
+        self.publish_all(ids_of(self.by_ifindex.get(&ifindex)), out);
+    }
+
+    fn publish_all(&mut self, ids: Vec<u32>, out: &mut Vec<Write>) {
         for id in ids {
             self.publish(id, out);
         }
@@ -129,18 +127,14 @@ impl NexthopVersions {
         if self.macs.insert((ifindex, addr), mac) == Some(mac) {
             return;
         }
-        if let Some(&id) = self.by_gateway.get(&(ifindex, addr)) {
-            self.publish(id, out);
-        }
+        self.publish_all(ids_of(self.by_gateway.get(&(ifindex, addr))), out);
     }
 
     pub fn del_neigh(&mut self, ifindex: u32, addr: IpAddr, out: &mut Vec<Write>) {
         if self.macs.remove(&(ifindex, addr)).is_none() {
             return;
         }
-        if let Some(&id) = self.by_gateway.get(&(ifindex, addr)) {
-            self.publish(id, out);
-        }
+        self.publish_all(ids_of(self.by_gateway.get(&(ifindex, addr))), out);
     }
 
     /// Writes the entries that found no slot, now that released slots
@@ -199,6 +193,10 @@ impl NexthopVersions {
             self.slots.release(old);
         }
     }
+}
+
+fn ids_of(set: Option<&BTreeSet<u32>>) -> Vec<u32> {
+    set.map(|s| s.iter().copied().collect()).unwrap_or_default()
 }
 
 /// The neighbour a next hop's MAC comes from: its gateway (IPv4, or IPv6
@@ -348,6 +346,86 @@ mod tests {
         v.put_neigh(3, gw("10.0.0.2"), MAC2, &mut w);
         r.apply(&mut w);
         assert_eq!(r.mac(1), Some(MAC2));
+    }
+
+    /// Random next hops, neighbours and interfaces against a plain model:
+    /// after every change each id reads its gateway's current MAC and its
+    /// egress's current entry, and no write lands in a slot an index names.
+    #[test]
+    fn random_changes_read_as_the_model_says() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut v = NexthopVersions::new(64).without_grace();
+        let (mut w, mut r) = (Vec::new(), Replay::default());
+        let gws = [Some("10.0.0.1"), Some("10.0.0.2"), Some("fe80::1"), None];
+        let mut base: HashMap<u32, (u32, Option<&str>)> = HashMap::new();
+        let mut macs: HashMap<(u32, IpAddr), [u8; 6]> = HashMap::new();
+        let mut ifaces: HashMap<u32, u32> = HashMap::new();
+        for step in 0..5000 {
+            let ifindex = rng.u32(1..4);
+            let gw = gws[rng.usize(..gws.len())];
+            match rng.u8(..5) {
+                0 => {
+                    let id = rng.u32(1..7);
+                    base.insert(id, (ifindex, gw));
+                    v.put_nexthop(id, nh(ifindex, gw), &mut w);
+                }
+                1 | 2 => {
+                    let Some(a) = gw.map(super::tests::gw) else {
+                        continue;
+                    };
+                    if rng.bool() {
+                        let mac = [2, 0, 0, 0, 0, rng.u8(1..4)];
+                        macs.insert((ifindex, a), mac);
+                        v.put_neigh(ifindex, a, mac, &mut w);
+                    } else {
+                        macs.remove(&(ifindex, a));
+                        v.del_neigh(ifindex, a, &mut w);
+                    }
+                }
+                3 => {
+                    let mtu = 1500 + rng.u32(..3);
+                    ifaces.insert(ifindex, mtu);
+                    let e = accel_iface {
+                        mtu,
+                        ..Default::default()
+                    };
+                    v.put_iface(ifindex, e, &mut w);
+                }
+                _ => {
+                    ifaces.remove(&ifindex);
+                    v.del_iface(ifindex, &mut w);
+                }
+            }
+            for write in &w {
+                match write {
+                    Write::Entry { slot, .. } => {
+                        assert!(
+                            !r.index.values().any(|x| *x == slot + 1),
+                            "step {step}: live slot {slot} rewritten"
+                        );
+                    }
+                    Write::Index { id, word } => {
+                        r.index.insert(*id, *word);
+                    }
+                }
+                if let Write::Entry { slot, entry } = write {
+                    r.entries.insert(*slot, *entry);
+                }
+            }
+            w.clear();
+            for (&id, &(ifindex, gw)) in &base {
+                let e = r.read(id).expect("every id has a slot");
+                assert_eq!(e.ifindex, ifindex, "step {step}");
+                let mac = gw.and_then(|g| macs.get(&(ifindex, super::tests::gw(g))));
+                assert_eq!(r.mac(id), mac.copied(), "step {step}: id {id}");
+                let egress = (e.flags & F::ACCEL_NH_EGRESS.0 != 0).then_some(e.out.mtu);
+                assert_eq!(
+                    egress,
+                    ifaces.get(&ifindex).copied(),
+                    "step {step}: id {id}"
+                );
+            }
+        }
     }
 
     #[test]
