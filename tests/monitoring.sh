@@ -65,7 +65,12 @@ refused "--metrics 127.0.0.1" "invalid socket address" --metrics 127.0.0.1
 refused "--metrics localhost:x" "invalid socket address" --metrics localhost:x
 nsenter --net="/run/netns/$NS_RTR" -- python3 -m http.server --bind 127.0.0.1 "$PORT" >/dev/null 2>&1 &
 squatter=$!
-sleep 0.5
+# Until the squatter listens (Python can take seconds to start on a busy
+# machine; accel must find the port taken, not take it first).
+for _ in $(seq 100); do
+    [[ -n $(nsenter --net="/run/netns/$NS_RTR" -- ss -Hltn "sport = :$PORT") ]] && break
+    sleep 0.1
+done
 refused "--metrics on a port in use" "cannot listen there" --metrics "127.0.0.1:$PORT"
 kill "$squatter"; wait "$squatter" 2>/dev/null
 refused "--alert capacity-share=1.5" "out of range" --alert capacity-share=1.5
