@@ -38,7 +38,7 @@ enum accel_limits {
 
 /* What the datapath does with a destination covered by a mirrored route. */
 enum accel_route_type {
-	/* Forward through the next hop in nexthops[nh_id]. */
+	/* Forward through next hop nh_id (nexthop_lookup(), maps.h). */
 	ACCEL_RT_UNICAST = 0,
 	/* Drop silently, as the kernel does for blackhole routes; nh_id is the
 	 * prefix's slot in blackhole_drops. */
@@ -261,9 +261,10 @@ struct accel_config {
 	__u32 mp_seed;
 };
 
-/* What the mirror forwarded through one next hop (per CPU, indexed like
- * nexthops): ECMP balance and per-gateway traffic for the metrics. Packets
- * forwarded after bpf_fib_lookup have no next hop id and are not here. */
+/* What the mirror forwarded through one next hop (per CPU, indexed by
+ * next-hop id, like nh_index): ECMP balance and per-gateway traffic for
+ * the metrics. Packets forwarded after bpf_fib_lookup have no next hop id
+ * and are not here. */
 struct accel_nh_stats {
 	__u64 packets;
 	__u64 bytes;

@@ -177,7 +177,11 @@ impl NexthopVersions {
                 });
             }
             None => {
-                log::warn!("next hop {id}: no free nexthops slot yet; bpf_fib_lookup decides for its routes meanwhile");
+                // Once per shortage, not once per next hop: an interface
+                // change republishes every next hop through it.
+                if self.pending.is_empty() {
+                    log::warn!("no free nexthops slot for next hop {id} (and perhaps others): bpf_fib_lookup decides for their routes until the capacity round finds slots");
+                }
                 self.pending.insert(id);
             }
         }

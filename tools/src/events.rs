@@ -80,7 +80,8 @@ impl Plane {
         plane
     }
 
-    /// One event as the daemon applies it: mirror, then route tables.
+    /// Touches what applying `events` will read first, as the daemon's
+    /// event loop does before a burst (`Daemon::warm_ahead`).
     fn warm(&self, events: &[Event]) {
         self.mirror.warm(events.iter());
         for p in events.iter().filter_map(Event::route_prefix) {
@@ -91,6 +92,7 @@ impl Plane {
         }
     }
 
+    /// One event as the daemon applies it: mirror, then route tables.
     fn apply(&mut self, ev: Event) {
         let mut out = std::mem::take(&mut self.out);
         out.clear();
