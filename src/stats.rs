@@ -29,6 +29,7 @@ pub const COUNTERS: [(S, &str); S::ACCEL_STAT_MAX.0 as usize] = [
     (S::ACCEL_STAT_DROP_HDR_ERRORS, "drop_hdr_errors"),
     (S::ACCEL_STAT_DROP_TRUNCATED, "drop_truncated"),
     (S::ACCEL_STAT_DROP_MARTIAN_SRC, "drop_martian_src"),
+    (S::ACCEL_STAT_FWD_NEIGH, "fwd_neigh"),
 ];
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -133,11 +134,14 @@ pub fn traffic(all: &[IfaceStats], fib_only: bool) -> crate::alerts::Traffic {
         // (local, TTL, no route, ...) are the kernel's whatever accel does.
         let transit = c("fwd_mirror")
             + c("fwd_fib")
+            + c("fwd_neigh")
             + c("pass_egress")
             + c("pass_fib_other")
             + c("pass_mp_hash")
             + c("pass_no_neigh");
-        let fast = c("fwd_mirror") + if fib_only { c("fwd_fib") } else { 0 };
+        // fwd_neigh: the TC program's, through the kernel's neighbour
+        // layer but past its IP stack.
+        let fast = c("fwd_mirror") + c("fwd_neigh") + if fib_only { c("fwd_fib") } else { 0 };
         t.transit += transit;
         t.not_accelerated += transit - fast;
         t.no_neigh += c("pass_no_neigh");

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * accel's XDP datapath: forward IPv4 and IPv6 exactly as the kernel would,
- * from a mirror of its FIB, and hand everything else to the kernel.
+ * accel's datapath: forward IPv4 and IPv6 exactly as the kernel would,
+ * from a mirror of its FIB, and hand everything else to the kernel. One
+ * decision code, two programs: accel_xdp and accel_tc (TC ingress, for
+ * interfaces XDP cannot serve), see pkt.h.
  *
  * Every XDP_REDIRECT below is taken only after the checks the kernel's own
  * forwarding path makes (ip_rcv/ip_forward, ipv6_rcv/ip6_forward) have all
@@ -14,6 +16,7 @@
 
 #include "accel.h"
 #include "maps.h"
+#include "pkt.h"
 #include "parse.h"
 #include "forward.h"
 #include "multipath.h"
@@ -55,19 +58,6 @@ struct accel_abi accel_abi_types;
 
 #define IPV6_FLOWINFO_MASK bpf_htonl(0x0FFFFFFF)
 
-struct pkt {
-	struct xdp_md *ctx;
-	struct ethhdr *eth;
-	void *end;
-	struct accel_iface *in;
-	struct accel_stats *st;
-	__u32 in_ifindex;
-	__u32 cfg;
-	/* The flags as configured, before a lapsed lease overrode them. */
-	__u32 configured;
-	__u32 mp_seed;
-};
-
 /* Source ports for the multipath hash; zero for fragments, as the kernel's
  * flow dissector leaves them for every fragment. */
 static __always_inline void l4_ports(void *l4, void *end, __u8 proto,
@@ -99,7 +89,7 @@ static __always_inline int route_type_verdict(struct pkt *k,
 		bh = bpf_map_lookup_elem(&blackhole_drops, &rt->nh_id);
 		if (bh) {
 			bh->packets++;
-			bh->bytes += (void *)k->end - (void *)k->eth;
+			bh->bytes += k->len;
 		}
 		return count(st, ACCEL_STAT_DROP_BLACKHOLE, XDP_DROP);
 	case ACCEL_RT_UNREACHABLE:
@@ -160,6 +150,29 @@ static __always_inline int group_route(struct pkt *k, struct accel_route *rt,
 	else
 		*g = grp;
 	return ACCEL_GO;
+}
+
+/*
+ * The IP length ip_exceeds_mtu() and ip6_pkt_too_big() hold against the
+ * egress MTU: the packet's own, or for a GSO packet (TC only: GRO merged
+ * it) the length of each segment it will be cut into again,
+ * skb_gso_network_seglen(). 0xffff, more than any segment, where the
+ * transport header is not TCP or UDP (other GSO types): the kernel
+ * decides.
+ */
+static __always_inline __u32 seg_len(struct pkt *k, void *l4, __u8 proto,
+				     __u32 l3_hdr_len, __u32 l3_len)
+{
+	struct tcphdr *th;
+
+	if (!k->gso_size)
+		return l3_len;
+	if (proto == IPPROTO_UDP) /* SKB_GSO_UDP_L4 */
+		return l3_hdr_len + sizeof(struct udphdr) + k->gso_size;
+	th = header_at(struct tcphdr, l4, k->end, 0);
+	if (proto == IPPROTO_TCP && th)
+		return l3_hdr_len + th->doff * 4 + k->gso_size;
+	return 0xffff;
 }
 
 /* ---------------------------------------------------------------- IPv4 */
@@ -226,7 +239,7 @@ static __always_inline int ipv4_mirror_source(struct pkt *k, __be32 saddr,
 			     : NULL;
 		if (bh) {
 			bh->packets++;
-			bh->bytes += (void *)k->end - (void *)k->eth;
+			bh->bytes += k->len;
 		}
 		return SRC_RPF;
 	case ACCEL_RT_UNREACHABLE:
@@ -344,7 +357,7 @@ static __always_inline int ipv4_forward_gate(struct pkt *k, struct iphdr *ip,
 		if (type && icmp4_is_error(*type))
 			return count(k->st, ACCEL_STAT_PASS_ICMP_ERROR, XDP_PASS);
 	}
-	if (bpf_ntohs(ip->tot_len) > out->mtu)
+	if (k->seg_len > out->mtu)
 		return count(k->st, ACCEL_STAT_PASS_MTU, XDP_PASS);
 	return ACCEL_GO;
 }
@@ -364,25 +377,76 @@ static __always_inline void count_nexthop(__u32 nh_id, __u64 len)
 	}
 }
 
+/* ipv4_source_verdict() as the packet's fate: ACCEL_GO when accepted. */
+static __always_inline int ipv4_accept_source(struct pkt *k, struct iphdr *ip,
+					      __u32 out_ifindex, int mirror)
+{
+	switch (ipv4_source_verdict(k, ip, out_ifindex, mirror)) {
+	case SRC_OK:
+		return ACCEL_GO;
+	case SRC_RPF:
+		return count(k->st, ACCEL_STAT_DROP_RPFILTER, XDP_DROP);
+	default:
+		return count(k->st, ACCEL_STAT_PASS_SRC_CHECK, XDP_PASS);
+	}
+}
+
+static __always_inline __u32 ipv4_frame_len(struct iphdr *ip)
+{
+	return sizeof(struct ethhdr) + bpf_ntohs(ip->tot_len);
+}
+
 static __always_inline int ipv4_commit(struct pkt *k, struct iphdr *ip,
 				       const __u8 *dmac, const __u8 *smac,
 				       __u32 out_ifindex, __u32 out_slot,
 				       int mirror, __u32 nh_id,
 				       enum accel_stat outcome)
 {
-	switch (ipv4_source_verdict(k, ip, out_ifindex, mirror)) {
-	case SRC_OK:
-		break;
-	case SRC_RPF:
-		return count(k->st, ACCEL_STAT_DROP_RPFILTER, XDP_DROP);
-	default:
-		return count(k->st, ACCEL_STAT_PASS_SRC_CHECK, XDP_PASS);
-	}
-	count_nexthop(nh_id, sizeof(struct ethhdr) + bpf_ntohs(ip->tot_len));
+	int rc = ipv4_accept_source(k, ip, out_ifindex, mirror);
+
+	if (rc != ACCEL_GO)
+		return rc;
+	count_nexthop(nh_id, ipv4_frame_len(ip));
 	ipv4_decrease_ttl(ip);
-	return redirect_frame(k->ctx, k->eth,
-			      (void *)ip + bpf_ntohs(ip->tot_len), dmac, smac,
-			      out_slot, k->st, outcome);
+	return redirect_frame(k, ipv4_frame_len(ip), dmac, smac, out_ifindex,
+			      out_slot, outcome);
+}
+
+/* bpf_redirect_neigh's next hop: the gateway (or destination)
+ * bpf_fib_lookup named, in whichever family it is (RFC 5549). */
+static __always_inline void fib_neigh(struct bpf_fib_lookup *p,
+				      struct bpf_redir_neigh *nh)
+{
+	nh->nh_family = p->family;
+	if (p->family == AF_INET6)
+		__builtin_memcpy(nh->ipv6_nh, p->ipv6_dst, 16);
+	else
+		nh->ipv4_nh = p->ipv4_dst;
+}
+
+/* TC only: forward what bpf_fib_lookup routed but found no neighbour for
+ * (p as it returned NO_NEIGH: egress and next hop filled in), after the
+ * same checks as a forward with a known neighbour. */
+static __always_inline int ipv4_resolve(struct pkt *k, struct iphdr *ip,
+					struct bpf_fib_lookup *p, int mirror)
+{
+	struct bpf_redir_neigh nh = {};
+	struct accel_iface *out = egress_iface(p->ifindex, k->in_ifindex);
+	__u32 out_ifindex = p->ifindex;
+	int rc;
+
+	if (!out)
+		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
+	rc = ipv4_forward_gate(k, ip, out);
+	if (rc != ACCEL_GO)
+		return rc;
+	rc = ipv4_accept_source(k, ip, out_ifindex,
+				mirror_judges_source(mirror, out));
+	if (rc != ACCEL_GO)
+		return rc;
+	fib_neigh(p, &nh);
+	ipv4_decrease_ttl(ip);
+	return redirect_neigh_frame(k, ipv4_frame_len(ip), out_ifindex, &nh);
 }
 
 /*
@@ -498,7 +562,7 @@ static __always_inline int ipv4_fib(struct pkt *k, struct iphdr *ip, int mirror)
 	p.family = AF_INET;
 	p.tos = ip->tos;
 	p.l4_protocol = ip->protocol;
-	p.tot_len = bpf_ntohs(ip->tot_len);
+	p.tot_len = k->seg_len;
 	p.ifindex = k->in_ifindex;
 	p.ipv4_src = ip->saddr;
 	p.ipv4_dst = ip->daddr;
@@ -506,6 +570,8 @@ static __always_inline int ipv4_fib(struct pkt *k, struct iphdr *ip, int mirror)
 		l4_ports(ip + 1, k->end, ip->protocol, &p);
 
 	rc = bpf_fib_lookup(k->ctx, &p, sizeof(p), 0);
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH && k->tc)
+		return ipv4_resolve(k, ip, &p, mirror);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return fib_refusal(k->st, rc,
 				   rc == BPF_FIB_LKUP_RET_NOT_FWDED &&
@@ -534,13 +600,18 @@ static __always_inline int handle_ipv4(struct pkt *k)
 		return count(k->st, ACCEL_STAT_DROP_HDR_ERRORS, XDP_DROP);
 	if (ip->ihl != 5)
 		return count(k->st, ACCEL_STAT_PASS_OPTIONS, XDP_PASS);
+	/* A BIG TCP super-packet (GRO beyond 64 KiB) says length 0 and is
+	 * measured by the skb instead (iph_totlen()). */
+	if (k->gso_size && !ip->tot_len)
+		return count(k->st, ACCEL_STAT_PASS_MTU, XDP_PASS);
 	if (!ipv4_csum_ok(ip))
 		return count(k->st, ACCEL_STAT_DROP_HDR_ERRORS, XDP_DROP);
 	tot_len = bpf_ntohs(ip->tot_len);
-	if ((void *)ip + tot_len > k->end)
+	if (sizeof(struct ethhdr) + tot_len > k->len)
 		return count(k->st, ACCEL_STAT_DROP_TRUNCATED, XDP_DROP);
 	if (tot_len < sizeof(*ip))
 		return count(k->st, ACCEL_STAT_DROP_HDR_ERRORS, XDP_DROP);
+	k->seg_len = seg_len(k, ip + 1, ip->protocol, sizeof(*ip), tot_len);
 	if (!(k->in->flags & ACCEL_IF_FWD4))
 		return count(k->st, ACCEL_STAT_PASS_FWD_DISABLED, XDP_PASS);
 	if (ipv4_special(ip->daddr))
@@ -584,22 +655,63 @@ static __always_inline int ipv6_forward_gate(struct pkt *k, struct ipv6hdr *ip6,
 		if (type && icmp6_is_error(*type))
 			return count(k->st, ACCEL_STAT_PASS_ICMP_ERROR, XDP_PASS);
 	}
-	if (bpf_ntohs(ip6->payload_len) + sizeof(*ip6) > out->mtu6)
+	if (k->seg_len > out->mtu6)
 		return count(k->st, ACCEL_STAT_PASS_MTU, XDP_PASS);
 	return ACCEL_GO;
 }
 
+static __always_inline __u32 ipv6_frame_len(struct ipv6hdr *ip6)
+{
+	return sizeof(struct ethhdr) + sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+}
+
+/*
+ * Hop limit - 1. IPv6 has no header checksum, but an skb's
+ * CHECKSUM_COMPLETE sum covers the header: the TC program adds the
+ * difference (the kernel's forwarding path drops the sum instead, in
+ * skb_forward_csum()), or the receiver would find the packet corrupt.
+ */
+static __always_inline void ipv6_decrease_hop_limit(struct pkt *k,
+						    struct ipv6hdr *ip6)
+{
+	__be32 *word = (__be32 *)&ip6->payload_len; /* with hop_limit */
+	__be32 old = *word, new;
+
+	ip6->hop_limit--;
+	if (!k->tc)
+		return;
+	new = *word;
+	bpf_csum_update(k->ctx, bpf_csum_diff(&old, 4, &new, 4, 0));
+}
+
 static __always_inline int ipv6_commit(struct pkt *k, struct ipv6hdr *ip6,
 				       const __u8 *dmac, const __u8 *smac,
-				       __u32 out_slot, __u32 nh_id,
-				       enum accel_stat outcome)
+				       __u32 out_ifindex, __u32 out_slot,
+				       __u32 nh_id, enum accel_stat outcome)
 {
-	count_nexthop(nh_id, sizeof(struct ethhdr) + sizeof(*ip6) +
-				     bpf_ntohs(ip6->payload_len));
-	ip6->hop_limit--;
-	return redirect_frame(k->ctx, k->eth,
-			      (void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len),
-			      dmac, smac, out_slot, k->st, outcome);
+	count_nexthop(nh_id, ipv6_frame_len(ip6));
+	ipv6_decrease_hop_limit(k, ip6);
+	return redirect_frame(k, ipv6_frame_len(ip6), dmac, smac, out_ifindex,
+			      out_slot, outcome);
+}
+
+/* ipv4_resolve() for IPv6. */
+static __always_inline int ipv6_resolve(struct pkt *k, struct ipv6hdr *ip6,
+					struct bpf_fib_lookup *p)
+{
+	struct bpf_redir_neigh nh = {};
+	struct accel_iface *out = egress_iface(p->ifindex, k->in_ifindex);
+	__u32 out_ifindex = p->ifindex;
+	int rc;
+
+	if (!out)
+		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
+	rc = ipv6_forward_gate(k, ip6, out);
+	if (rc != ACCEL_GO)
+		return rc;
+	fib_neigh(p, &nh);
+	ipv6_decrease_hop_limit(k, ip6);
+	return redirect_neigh_frame(k, ipv6_frame_len(ip6), out_ifindex, &nh);
 }
 
 /* ipv4_route_nh() for IPv6; ACCEL_STAT_PASS_MP_HASH's packets are
@@ -655,16 +767,16 @@ static __always_inline int ipv6_mirror(struct pkt *k, struct ipv6hdr *ip6,
 	if (nh->flags & ACCEL_NH_GATEWAY) {
 		if (!(nh->flags & ACCEL_NH_MAC))
 			return ACCEL_TRY_FIB;
-		return ipv6_commit(k, ip6, nh->mac, out->mac, out->slot, nh_id,
-				   ACCEL_STAT_FWD_MIRROR);
+		return ipv6_commit(k, ip6, nh->mac, out->mac, nh->ifindex,
+				   out->slot, nh_id, ACCEL_STAT_FWD_MIRROR);
 	}
 	nkey.ifindex = nh->ifindex;
 	__builtin_memcpy(nkey.addr, &ip6->daddr, 16);
 	n = bpf_map_lookup_elem(&neigh6, &nkey);
 	if (!n)
 		return ACCEL_TRY_FIB;
-	return ipv6_commit(k, ip6, n->mac, out->mac, out->slot, nh_id,
-			   ACCEL_STAT_FWD_MIRROR);
+	return ipv6_commit(k, ip6, n->mac, out->mac, nkey.ifindex, out->slot,
+			   nh_id, ACCEL_STAT_FWD_MIRROR);
 }
 
 static __always_inline int ipv6_fib(struct pkt *k, struct ipv6hdr *ip6)
@@ -677,13 +789,15 @@ static __always_inline int ipv6_fib(struct pkt *k, struct ipv6hdr *ip6)
 	/* Flow label and next header feed the kernel's multipath hash. */
 	p.flowinfo = *(__be32 *)ip6 & IPV6_FLOWINFO_MASK;
 	p.l4_protocol = ip6->nexthdr;
-	p.tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+	p.tot_len = k->seg_len;
 	p.ifindex = k->in_ifindex;
 	__builtin_memcpy(p.ipv6_src, &ip6->saddr, 16);
 	__builtin_memcpy(p.ipv6_dst, &ip6->daddr, 16);
 	l4_ports(ip6 + 1, k->end, ip6->nexthdr, &p);
 
 	rc = bpf_fib_lookup(k->ctx, &p, sizeof(p), 0);
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH && k->tc)
+		return ipv6_resolve(k, ip6, &p);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return fib_refusal(k->st, rc,
 				   rc == BPF_FIB_LKUP_RET_NOT_FWDED &&
@@ -694,7 +808,7 @@ static __always_inline int ipv6_fib(struct pkt *k, struct ipv6hdr *ip6)
 	rc = ipv6_forward_gate(k, ip6, out);
 	if (rc != ACCEL_GO)
 		return rc;
-	return ipv6_commit(k, ip6, p.dmac, p.smac, out->slot, 0,
+	return ipv6_commit(k, ip6, p.dmac, p.smac, p.ifindex, out->slot, 0,
 			   ACCEL_STAT_FWD_FIB);
 }
 
@@ -711,10 +825,15 @@ static __always_inline int handle_ipv6(struct pkt *k)
 	     (ip6->daddr.in6_u.u6_addr8[1] & 0x0f) <= 1) ||
 	    ip6->saddr.in6_u.u6_addr8[0] == 0xff)
 		return count(k->st, ACCEL_STAT_DROP_HDR_ERRORS, XDP_DROP);
+	/* As for IPv4: BIG TCP's payload length 0, measured by the skb. */
+	if (k->gso_size && !ip6->payload_len)
+		return count(k->st, ACCEL_STAT_PASS_MTU, XDP_PASS);
 	/* A jumbogram (payload length 0 behind hop-by-hop options) goes on
 	 * to the options check. */
-	if ((void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len) > k->end)
+	if (ipv6_frame_len(ip6) > k->len)
 		return count(k->st, ACCEL_STAT_DROP_TRUNCATED, XDP_DROP);
+	k->seg_len = seg_len(k, ip6 + 1, ip6->nexthdr, sizeof(*ip6),
+			     ipv6_frame_len(ip6) - sizeof(struct ethhdr));
 	if (!(k->in->flags & ACCEL_IF_FWD6))
 		return count(k->st, ACCEL_STAT_PASS_FWD_DISABLED, XDP_PASS);
 	/* Hop-by-hop options are processed by every router on the path. */
@@ -755,51 +874,113 @@ int accel_clock(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
-SEC("xdp")
-int accel_xdp(struct xdp_md *ctx)
+/*
+ * What both programs do once they have set up k's hook fields (ctx, end,
+ * len, gso_size, tc, in_ifindex): the per-interface and global checks,
+ * then the family's forwarding decision. Returns an XDP verdict.
+ */
+static __always_inline int accel_run(struct pkt *k, void *data)
 {
 	struct accel_config *cfg;
-	struct pkt k = {};
 	__u32 zero = 0, slot;
 	__u64 now;
 
-	k.ctx = ctx;
-	k.end = (void *)(long)ctx->data_end;
-	k.in_ifindex = ctx->ingress_ifindex;
-	k.in = iface_lookup(k.in_ifindex);
-	if (!k.in)
+	k->in = iface_lookup(k->in_ifindex);
+	if (!k->in)
 		return XDP_PASS;
-	slot = k.in->slot;
-	k.st = bpf_map_lookup_elem(&stats, &slot);
+	slot = k->in->slot;
+	k->st = bpf_map_lookup_elem(&stats, &slot);
 	cfg = bpf_map_lookup_elem(&accel_cfg, &zero);
-	if (!k.st || !cfg)
+	if (!k->st || !cfg)
 		return XDP_PASS;
-	k.st->frame_len = (void *)(long)ctx->data_end - (void *)(long)ctx->data;
+	k->st->frame_len = k->len;
 	now = bpf_ktime_get_coarse_ns();
 	if (now >= cfg->alive_until_ns)
-		return count(k.st, ACCEL_STAT_PASS_INACTIVE, XDP_PASS);
-	k.cfg = cfg->flags;
-	k.configured = cfg->flags;
-	k.mp_seed = cfg->mp_seed;
+		return count(k->st, ACCEL_STAT_PASS_INACTIVE, XDP_PASS);
+	k->cfg = cfg->flags;
+	k->configured = cfg->flags;
+	k->mp_seed = cfg->mp_seed;
 	if (now >= cfg->lease_until_ns) {
 		/* Nobody vouches for the mirror now (lost events, a resync, a
 		 * paused daemon): the kernel's own lookup decides instead. */
-		k.cfg = ACCEL_CFG_FIB_ONLY | ACCEL_CFG_NO_LEASE;
-		k.st->no_lease++;
+		k->cfg = ACCEL_CFG_FIB_ONLY | ACCEL_CFG_NO_LEASE;
+		k->st->no_lease++;
 	}
 
-	k.eth = header_at(struct ethhdr, (void *)(long)ctx->data, k.end, 0);
-	if (!k.eth)
-		return count(k.st, ACCEL_STAT_PASS_MALFORMED, XDP_PASS);
-	if (k.eth->h_proto != bpf_htons(ETH_P_IP) &&
-	    k.eth->h_proto != bpf_htons(ETH_P_IPV6))
-		return count(k.st, ACCEL_STAT_PASS_NON_IP, XDP_PASS);
+	k->eth = header_at(struct ethhdr, data, k->end, 0);
+	if (!k->eth)
+		return count(k->st, ACCEL_STAT_PASS_MALFORMED, XDP_PASS);
+	if (k->eth->h_proto != bpf_htons(ETH_P_IP) &&
+	    k->eth->h_proto != bpf_htons(ETH_P_IPV6))
+		return count(k->st, ACCEL_STAT_PASS_NON_IP, XDP_PASS);
 	/* Frames for other hosts (promiscuous mode), broadcast and multicast
 	 * are never forwarded by the kernel's IP layer as unicast. */
-	if (!mac_equal(k.eth->h_dest, k.in->mac))
-		return count(k.st, ACCEL_STAT_PASS_NOT_FOR_US, XDP_PASS);
+	if (!mac_equal(k->eth->h_dest, k->in->mac))
+		return count(k->st, ACCEL_STAT_PASS_NOT_FOR_US, XDP_PASS);
 
-	if (k.eth->h_proto == bpf_htons(ETH_P_IP))
-		return handle_ipv4(&k);
-	return handle_ipv6(&k);
+	if (k->eth->h_proto == bpf_htons(ETH_P_IP))
+		return handle_ipv4(k);
+	return handle_ipv6(k);
+}
+
+SEC("xdp")
+int accel_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	struct pkt k = {};
+
+	k.ctx = ctx;
+	k.end = (void *)(long)ctx->data_end;
+	k.len = k.end - data;
+	k.in_ifindex = ctx->ingress_ifindex;
+	return accel_run(&k, data);
+}
+
+/* Bytes of an skb the decision code reads directly: Ethernet, IPv6 and a
+ * TCP header with options, or the headers the multipath hash walks. */
+#define ACCEL_TC_PULL 128
+
+/* The skb's packet pointers, each read by one load at its constant
+ * offset, the only access the verifier accepts for them: written plainly,
+ * clang merges the reads before and after bpf_skb_pull_data into one
+ * load through a computed address. */
+#define SKB_POINTER(name, field)                                               \
+	static __always_inline void *name(struct __sk_buff *skb)               \
+	{                                                                      \
+		__u64 p;                                                       \
+		asm volatile("%0 = *(u32 *)(%1 + %2)"                          \
+			     : "=r"(p)                                         \
+			     : "r"(skb),                                       \
+			       "i"(__builtin_offsetof(struct __sk_buff, field))); \
+		return (void *)(long)p;                                        \
+	}
+SKB_POINTER(skb_data, data)
+SKB_POINTER(skb_data_end, data_end)
+
+/*
+ * TC ingress, for interfaces XDP cannot serve (bridges, tunnels, macvlan,
+ * drivers without native XDP). The same decisions on the skb, before the
+ * kernel's IP layer sees it.
+ */
+SEC("tc")
+int accel_tc(struct __sk_buff *skb)
+{
+	struct pkt k = {};
+	void *data;
+
+	/* A VLAN tag the driver took off belongs to a VLAN device's packet,
+	 * not to this interface's. */
+	if (skb->vlan_present)
+		return TC_ACT_UNSPEC;
+	k.ctx = skb;
+	k.len = skb->len;
+	k.gso_size = skb->gso_size;
+	k.tc = 1;
+	k.in_ifindex = skb->ifindex;
+	if (skb_data(skb) + ACCEL_TC_PULL > skb_data_end(skb))
+		bpf_skb_pull_data(skb, k.len < ACCEL_TC_PULL ? k.len :
+							       ACCEL_TC_PULL);
+	data = skb_data(skb);
+	k.end = skb_data_end(skb);
+	return tc_verdict(accel_run(&k, data));
 }

@@ -325,6 +325,10 @@ enum accel_stat {
 	 * unicast one: ip_route_input_slow() drops it before any lookup (the
 	 * kernel's in_martian_src). */
 	ACCEL_STAT_DROP_MARTIAN_SRC,
+	/* TC only: forwarded through bpf_redirect_neigh, the kernel resolving
+	 * the next hop's neighbour (the XDP program passes these packets, as
+	 * ACCEL_STAT_PASS_NO_NEIGH). */
+	ACCEL_STAT_FWD_NEIGH,
 	ACCEL_STAT_MAX,
 };
 

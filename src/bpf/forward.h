@@ -5,6 +5,7 @@
 
 #include "accel.h"
 #include "maps.h"
+#include "pkt.h"
 
 /* A step that declines returns this to hand the packet to the next one. */
 #define ACCEL_TRY_FIB (-1)
@@ -62,29 +63,44 @@ nh_egress(struct accel_nexthop *nh, __u32 in_ifindex)
 	return &nh->out;
 }
 
+/* Cuts Ethernet padding beyond the IP length (ip_rcv_core() trims it
+ * before forwarding); returns the frame's length as sent. */
+static __always_inline __u32 trim_frame(struct pkt *k, __u32 frame_len)
+{
+	if (k->tc) {
+		struct __sk_buff *skb = k->ctx;
+
+		if (frame_len < k->len)
+			bpf_skb_change_tail(skb, frame_len, 0);
+		return skb->len;
+	}
+	struct xdp_md *xdp = k->ctx;
+
+	if (frame_len < k->len)
+		bpf_xdp_adjust_tail(xdp, -(int)(k->len - frame_len));
+	return xdp->data_end - xdp->data;
+}
+
 /*
  * Rewrite the MACs (the source is the egress interface's: as the mirror
- * knows it, or as bpf_fib_lookup just read it), cut Ethernet padding beyond the IP length (the kernel
- * trims it before forwarding), and redirect. The L3 header has already been
- * updated by the caller.
+ * knows it, or as bpf_fib_lookup just read it), trim the frame to its IP
+ * length (frame_len) and redirect. The L3 header has already been updated
+ * by the caller.
  */
-static __always_inline int redirect_frame(struct xdp_md *ctx, struct ethhdr *eth,
-					  void *l3_end, const __u8 *dmac,
-					  const __u8 *smac,
-					  __u32 out_slot,
-					  struct accel_stats *st,
+static __always_inline int redirect_frame(struct pkt *k, __u32 frame_len,
+					  const __u8 *dmac, const __u8 *smac,
+					  __u32 out_ifindex, __u32 out_slot,
 					  enum accel_stat outcome)
 {
-	void *end = (void *)(long)ctx->data_end;
-	__u64 len;
+	struct accel_stats *st = k->st;
 
-	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
-	if (l3_end < end)
-		bpf_xdp_adjust_tail(ctx, -(int)(end - l3_end));
-	len = (void *)(long)ctx->data_end - (void *)(long)ctx->data;
+	__builtin_memcpy(k->eth->h_dest, dmac, ETH_ALEN);
+	__builtin_memcpy(k->eth->h_source, smac, ETH_ALEN);
 	st->packets[outcome]++;
-	st->fwd_bytes += len;
+	st->fwd_bytes += trim_frame(k, frame_len);
+	if (k->tc)
+		return bpf_redirect(out_ifindex, 0) == TC_ACT_REDIRECT ?
+			       XDP_REDIRECT : XDP_ABORTED;
 	/* tx_ports holds every interface that ifaces marks up: a miss here is
 	 * a control-plane bug and is better aborted (visible in
 	 * xdp:xdp_exception) than passed half-rewritten.
@@ -93,6 +109,27 @@ static __always_inline int redirect_frame(struct xdp_md *ctx, struct ethhdr *eth
 	if (bpf_redirect_map(&tx_ports, out_slot, 0) == XDP_REDIRECT)
 		return XDP_REDIRECT;
 	return XDP_ABORTED;
+}
+
+/*
+ * TC only: forward through a next hop whose neighbour is not resolved
+ * (bpf_fib_lookup said NO_NEIGH). bpf_redirect_neigh hands the frame to
+ * the kernel's neighbour layer, which writes the MACs once it knows the
+ * gateway's, queueing the frame meanwhile, as ip_finish_output2() does for
+ * a forwarded packet. XDP cannot queue: it passes such packets instead.
+ */
+static __always_inline int redirect_neigh_frame(struct pkt *k, __u32 frame_len,
+						__u32 out_ifindex,
+						struct bpf_redir_neigh *nh)
+{
+	struct accel_stats *st = k->st;
+
+	st->packets[ACCEL_STAT_FWD_NEIGH]++;
+	st->fwd_bytes += trim_frame(k, frame_len);
+	return bpf_redirect_neigh(out_ifindex, nh, sizeof(*nh), 0) ==
+			       TC_ACT_REDIRECT ?
+		       XDP_REDIRECT :
+		       XDP_ABORTED;
 }
 
 /* Map a refusal of bpf_fib_lookup to what the kernel will do with it.

@@ -18,6 +18,54 @@ pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
 pub const XDP_REDIRECT: u32 = 4;
 
+/// The TC program's verdicts (linux/pkt_cls.h; UNSPEC is tcx's NEXT).
+const TC_ACT_UNSPEC: u32 = -1i32 as u32;
+const TC_ACT_SHOT: u32 = 2;
+const TC_ACT_REDIRECT: u32 = 7;
+
+/// How many programs [`Lab::expect`] runs each frame through: counters
+/// outside the per-outcome ones move once per program.
+pub const HOOKS: u64 = 2;
+
+/// Which of the datapath's two programs a frame runs through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    Xdp,
+    Tc,
+}
+
+/// One BPF_PROG_TEST_RUN: the program's return value and output bytes.
+fn test_run(prog: &libbpf_rs::ProgramMut<'_>, ctx: &mut [u8], data: &[u8]) -> (u32, Vec<u8>) {
+    let mut out = vec![0u8; 8192];
+    let input = libbpf_rs::ProgramInput {
+        context_in: Some(ctx),
+        data_in: Some(data),
+        data_out: Some(&mut out),
+        repeat: 1,
+        ..Default::default()
+    };
+    let res = prog.test_run(input).expect("BPF_PROG_TEST_RUN");
+    (res.return_value, res.data.expect("output data").to_vec())
+}
+
+/// The XDP action a TC verdict stands for (unknown ones as 100 + verdict).
+fn tc_as_xdp(verdict: u32) -> u32 {
+    match verdict {
+        TC_ACT_UNSPEC => XDP_PASS,
+        TC_ACT_SHOT => XDP_DROP,
+        TC_ACT_REDIRECT => XDP_REDIRECT,
+        v => 100 + v,
+    }
+}
+
+/// `struct __sk_buff` as BPF_PROG_TEST_RUN takes it: 192 bytes, of which
+/// the test sets ingress_ifindex, ifindex and gso_segs/gso_size.
+const SKB_CTX_LEN: usize = 192;
+const SKB_INGRESS_IFINDEX: usize = 36;
+const SKB_IFINDEX: usize = 40;
+const SKB_GSO_SEGS: usize = 164;
+const SKB_GSO_SIZE: usize = 176;
+
 /// The host sending into in0 (in0p's MAC).
 pub const IN_PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x02];
 pub const IN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x01];
@@ -309,27 +357,42 @@ addr add 2001:db8:3::1/64 dev x0 nodad
     /// of XDP metadata in front (0 normally). Returns the action and the
     /// output frame (metadata removed).
     pub fn run_on(&self, ingress: u32, frame: &[u8], meta: usize) -> (u32, Vec<u8>) {
+        self.run_xdp(ingress, frame, meta)
+    }
+
+    /// A run through either program; the TC program's verdict is given as
+    /// the XDP action it stands for (pass, drop, redirect), so that one
+    /// expectation serves both.
+    pub fn run_hook(&self, hook: Hook, ingress: u32, frame: &[u8], meta: usize) -> (u32, Vec<u8>) {
+        match hook {
+            Hook::Xdp => self.run_xdp(ingress, frame, meta),
+            Hook::Tc => {
+                let (verdict, out) = self.run_tc(ingress, frame, 0);
+                (tc_as_xdp(verdict), out)
+            }
+        }
+    }
+
+    /// BPF_PROG_TEST_RUN of the TC program: `frame` as an skb received on
+    /// `ingress`, a GSO packet of `gso_size`-byte segments unless 0.
+    pub fn run_tc(&self, ingress: u32, frame: &[u8], gso_size: u32) -> (u32, Vec<u8>) {
+        let mut ctx = vec![0u8; SKB_CTX_LEN];
+        let mut put = |off: usize, v: u32| ctx[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+        put(SKB_INGRESS_IFINDEX, ingress);
+        put(SKB_IFINDEX, ingress);
+        if gso_size != 0 {
+            put(SKB_GSO_SIZE, gso_size);
+            put(SKB_GSO_SEGS, (frame.len() as u32).div_ceil(gso_size));
+        }
+        test_run(&self.dp.skel.progs.accel_tc, &mut ctx, frame)
+    }
+
+    fn run_xdp(&self, ingress: u32, frame: &[u8], meta: usize) -> (u32, Vec<u8>) {
         let mut data = vec![0u8; meta];
         data.extend_from_slice(frame);
         let md: [u32; 6] = [meta as u32, data.len() as u32, 0, ingress, 0, 0];
         let mut ctx: Vec<u8> = md.iter().flat_map(|w| w.to_ne_bytes()).collect();
-        let mut out = vec![0u8; 8192];
-        let input = libbpf_rs::ProgramInput {
-            context_in: Some(&mut ctx),
-            data_in: Some(&data),
-            data_out: Some(&mut out),
-            repeat: 1,
-            ..Default::default()
-        };
-        let res = self
-            .dp
-            .skel
-            .progs
-            .accel_xdp
-            .test_run(input)
-            .expect("BPF_PROG_TEST_RUN");
-        let action = res.return_value;
-        let got = res.data.expect("output data").to_vec();
+        let (action, got) = test_run(&self.dp.skel.progs.accel_xdp, &mut ctx, &data);
         (action, got[meta.min(got.len())..].to_vec())
     }
 
@@ -339,13 +402,73 @@ addr add 2001:db8:3::1/64 dev x0 nodad
             .collect()
     }
 
-    /// Runs `frame` on in0 and checks the action, the output bytes, and that
-    /// exactly counter `stat` of in0's slot moved by one (and, for a
-    /// forward, fwd_bytes by the output length).
+    /// Runs `frame` on in0 through both programs, XDP and TC, and checks
+    /// for each the action, the output bytes, and that exactly counter
+    /// `stat` of in0's slot moved by one (and, for a forward, fwd_bytes by
+    /// the output length). Where the TC program differs by design it is
+    /// held to its own expectation ([`tc_expectation`]).
     #[track_caller]
     pub fn expect(&self, frame: &[u8], meta: usize, action: u32, want: &[u8], stat: accel_stat) {
+        self.expect_on(Hook::Xdp, frame, meta, action, want, stat);
+        if !skb_test_run_takes(frame) {
+            return;
+        }
+        let (action, want, stat) = tc_expectation(frame, action, want, stat);
+        self.expect_on(Hook::Tc, frame, meta, action, &want, stat);
+    }
+
+    /// [`Lab::expect`] for one program.
+    #[track_caller]
+    pub fn expect_on(
+        &self,
+        hook: Hook,
+        frame: &[u8],
+        meta: usize,
+        action: u32,
+        want: &[u8],
+        stat: accel_stat,
+    ) {
+        let run = || self.run_hook(hook, self.inp.ifindex, frame, meta);
+        self.expect_run(&format!("{hook:?} program"), run, frame, action, want, stat);
+    }
+
+    /// [`Lab::expect`] for the TC program with `frame` as a GSO packet of
+    /// `gso_size`-byte segments (GRO merged it).
+    #[track_caller]
+    pub fn expect_gso(
+        &self,
+        frame: &[u8],
+        gso_size: u32,
+        action: u32,
+        want: &[u8],
+        stat: accel_stat,
+    ) {
+        let run = || {
+            let (verdict, out) = self.run_tc(self.inp.ifindex, frame, gso_size);
+            (tc_as_xdp(verdict), out)
+        };
+        self.expect_run(
+            &format!("TC, GSO {gso_size}"),
+            run,
+            frame,
+            action,
+            want,
+            stat,
+        );
+    }
+
+    #[track_caller]
+    fn expect_run(
+        &self,
+        what: &str,
+        run: impl FnOnce() -> (u32, Vec<u8>),
+        frame: &[u8],
+        action: u32,
+        want: &[u8],
+        stat: accel_stat,
+    ) {
         let before = self.all_stats();
-        let (got_action, got) = self.run_on(self.inp.ifindex, frame, meta);
+        let (got_action, got) = run();
         let after = self.all_stats();
 
         let mut errors = Vec::new();
@@ -398,7 +521,7 @@ addr add 2001:db8:3::1/64 dev x0 nodad
         }
         if !errors.is_empty() {
             panic!(
-                "golden packet mismatch (expected {} / {}):\n  {}\ninput frame:\n{}",
+                "golden packet mismatch, {what} (expected {} / {}):\n  {}\ninput frame:\n{}",
                 action_name(action),
                 stat_name(stat),
                 errors.join("\n  "),
@@ -435,6 +558,41 @@ addr add 2001:db8:3::1/64 dev x0 nodad
             );
         }
     }
+}
+
+/// Whether BPF_PROG_TEST_RUN builds an skb from `frame`: it refuses
+/// frames shorter than an Ethernet header, or than the IPv4 or IPv6
+/// header their ethertype announces (bpf_prog_test_run_skb pulls it).
+/// Such runts reach a real TC hook, but the test cannot hand them over.
+pub fn skb_test_run_takes(frame: &[u8]) -> bool {
+    frame.len() >= ETH_HLEN
+        && match ethertype(frame) {
+            ETH_P_IP => frame.len() >= ETH_HLEN + 20,
+            ETH_P_IPV6 => frame.len() >= ETH_HLEN + 40,
+            _ => true,
+        }
+}
+
+/// What the TC program does where the XDP program was expected to do
+/// `action` / `stat`: the same, except that a next hop without a resolved
+/// neighbour is forwarded through bpf_redirect_neigh (the kernel writes the
+/// MACs once it resolves it) where XDP has to pass the packet.
+pub fn tc_expectation(
+    frame: &[u8],
+    action: u32,
+    want: &[u8],
+    stat: accel_stat,
+) -> (u32, Vec<u8>, accel_stat) {
+    if stat == accel_stat::ACCEL_STAT_PASS_NO_NEIGH {
+        let dmac: [u8; 6] = frame[0..6].try_into().unwrap();
+        let smac: [u8; 6] = frame[6..12].try_into().unwrap();
+        return (
+            XDP_REDIRECT,
+            forwarded(frame, dmac, smac),
+            accel_stat::ACCEL_STAT_FWD_NEIGH,
+        );
+    }
+    (action, want.to_vec(), stat)
 }
 
 pub fn ethertype(f: &[u8]) -> u16 {

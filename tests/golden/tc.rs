@@ -1,0 +1,98 @@
+//! What only the TC program sees: GSO packets, which GRO merged and which
+//! the kernel checks against the egress MTU segment by segment
+//! (ip_exceeds_mtu(), ip6_pkt_too_big(): skb_gso_validate_network_len()).
+//! Every other golden case runs through the TC program too (Lab::expect).
+
+use super::*;
+
+const PROTO_TCP: u8 = 6;
+
+/// A TCP packet with a 32-byte header (doff 8: timestamps) and `data`
+/// bytes after it.
+fn tcp4(data: usize) -> V4 {
+    let mut seg = vec![0u8; 32 + data];
+    seg[0..2].copy_from_slice(&40000u16.to_be_bytes());
+    seg[2..4].copy_from_slice(&5001u16.to_be_bytes());
+    seg[12] = 8 << 4;
+    seg[13] = 0x10; // ACK
+    V4 {
+        proto: PROTO_TCP,
+        payload: seg,
+        ..udp4(REMOTE4)
+    }
+}
+
+/// A mirror route through out0 with an MTU of 1400.
+fn mirror_mtu_1400(lab: &Lab) {
+    mirror_gw(lab);
+    lab.ip(&["link set out0 mtu 1400"]);
+    lab.apply(&[lab.put_iface(&lab.out, FLAGS_ALL, 1400)]);
+}
+
+#[test]
+fn gso_udp_v4_is_checked_per_segment() {
+    let Some(lab) = Lab::new() else { return };
+    mirror_mtu_1400(&lab);
+    let big = f4(&lab, &udp4(REMOTE4).total(3000));
+    let fwd = forwarded(&big, MIRROR_MAC, lab.out.mac);
+    // 20 + 8 + 1372 = 1400: every segment fits.
+    lab.expect_gso(&big, 1372, XDP_REDIRECT, &fwd, S::ACCEL_STAT_FWD_MIRROR);
+    // One byte more per segment does not: the kernel sends "fragmentation
+    // needed" (DF) or fragments.
+    lab.expect_gso(&big, 1373, XDP_PASS, &big, S::ACCEL_STAT_PASS_MTU);
+    // Not GSO, the same bytes are one packet too big.
+    lab.expect_on(Hook::Tc, &big, 0, XDP_PASS, &big, S::ACCEL_STAT_PASS_MTU);
+}
+
+#[test]
+fn gso_tcp_v4_counts_the_tcp_header_with_options() {
+    let Some(lab) = Lab::new() else { return };
+    mirror_mtu_1400(&lab);
+    let big = f4(&lab, &tcp4(3000));
+    let fwd = forwarded(&big, MIRROR_MAC, lab.out.mac);
+    // 20 + 32 + 1348 = 1400.
+    lab.expect_gso(&big, 1348, XDP_REDIRECT, &fwd, S::ACCEL_STAT_FWD_MIRROR);
+    lab.expect_gso(&big, 1349, XDP_PASS, &big, S::ACCEL_STAT_PASS_MTU);
+}
+
+#[test]
+fn gso_v6_is_checked_per_segment() {
+    let Some(lab) = Lab::new() else { return };
+    mirror_mtu_1400(&lab);
+    let big = f6(&lab, &udp6(remote6()).total(3000));
+    let fwd = forwarded(&big, MIRROR_MAC, lab.out.mac);
+    // 40 + 8 + 1352 = 1400.
+    lab.expect_gso(&big, 1352, XDP_REDIRECT, &fwd, S::ACCEL_STAT_FWD_MIRROR);
+    lab.expect_gso(&big, 1353, XDP_PASS, &big, S::ACCEL_STAT_PASS_MTU);
+}
+
+/// On the bpf_fib_lookup path the segment length is what the kernel's
+/// lookup holds against the route's MTU.
+#[test]
+fn gso_on_the_fib_path_v4() {
+    let Some(lab) = Lab::new() else { return };
+    kernel_routes(&lab);
+    kernel_neighs(&lab);
+    lab.ip(&["link set out0 mtu 1400"]);
+    lab.apply(&[lab.put_iface(&lab.out, FLAGS_ALL, 1400)]);
+    let big = f4(&lab, &udp4(REMOTE4).total(3000));
+    let fwd = forwarded(&big, KERNEL_MAC, lab.out.mac);
+    lab.expect_gso(&big, 1372, XDP_REDIRECT, &fwd, S::ACCEL_STAT_FWD_FIB);
+    lab.expect_gso(&big, 1373, XDP_PASS, &big, S::ACCEL_STAT_PASS_MTU);
+}
+
+/// BIG TCP: a GRO packet beyond 64 KiB says length 0; the kernel measures
+/// it by the skb. The datapath leaves it to the kernel.
+#[test]
+fn gso_with_length_zero_goes_to_the_kernel() {
+    let Some(lab) = Lab::new() else { return };
+    mirror_gw(&lab);
+    let mut p = tcp4(2000);
+    p.tot_len = Some(0);
+    let f = f4(&lab, &p);
+    lab.expect_gso(&f, 1000, XDP_PASS, &f, S::ACCEL_STAT_PASS_MTU);
+    let mut p6 = udp6(remote6()).total(2000);
+    p6.payload_len = Some(0);
+    let f = f6(&lab, &p6);
+    lab.expect_gso(&f, 1000, XDP_PASS, &f, S::ACCEL_STAT_PASS_MTU);
+}
