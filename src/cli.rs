@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::datapath::attach::XdpMode;
+use crate::datapath::attach::{HookChoice, IfaceArg, XdpMode};
 use crate::datapath::pin::DEFAULT_PIN_DIR;
 use crate::metrics;
 use crate::runtime::DEFAULT_RUN_DIR;
@@ -53,9 +53,22 @@ pub enum Cmd {
     /// the same arguments, which takes over without a detach and without a
     /// moment of kernel-only forwarding; see docs/deployment.md).
     Run {
-        /// Interface to accelerate (repeat for each).
-        #[arg(long = "iface", short = 'i', required = true)]
-        ifaces: Vec<String>,
+        /// Interface to accelerate (repeat for each); IFACE:xdp or IFACE:tc
+        /// picks its hook, overriding --hook.
+        #[arg(
+            long = "iface",
+            short = 'i',
+            required = true,
+            value_name = "IFACE[:HOOK]"
+        )]
+        ifaces: Vec<IfaceArg>,
+        /// Where the datapath runs: auto (native XDP where the driver
+        /// supports it, TC ingress where it does not: bridges, tunnels,
+        /// macvlan, drivers without XDP), xdp or tc.
+        #[arg(long, value_enum, default_value_t = HookChoice::Auto)]
+        hook: HookChoice,
+        /// The XDP mode wherever XDP runs; generic is never chosen by
+        /// --hook auto, and asking for it makes auto mean xdp.
         #[arg(long, value_enum, default_value_t = XdpMode::Native)]
         xdp_mode: XdpMode,
         #[arg(long, value_enum, default_value_t = Mode::Mirror)]

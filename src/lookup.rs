@@ -190,13 +190,24 @@ fn unicast(maps: &Maps, addr: IpAddr, nh_id: u32, out: &mut Vec<String>) {
             out.push(format!("egress {dev} is down: passed to the kernel"));
             return;
         }
-        Some(i) => out.push(format!("egress {dev}: MAC {}, MTU {}", mac(i.mac), i.mtu)),
+        Some(i) => out.push(format!(
+            "egress {dev} ({}): MAC {}, MTU {}",
+            crate::datapath::attach::current_hook(nh.ifindex)
+                .map_or_else(|| "not attached".to_string(), |h| h.to_string()),
+            mac(i.mac),
+            i.mtu
+        )),
     }
     let target = gw.unwrap_or(addr);
     match maps.neighbour(nh.ifindex, target) {
-        Some(m) => out.push(format!("neighbour {target}: {} -> forwarded in XDP", mac(m))),
+        Some(m) => out.push(format!(
+            "neighbour {target}: {} -> forwarded by the datapath",
+            mac(m)
+        )),
         None => out.push(format!(
-            "neighbour {target} not resolved in the mirror: bpf_fib_lookup decides (passes to the kernel, which resolves it)"
+            "neighbour {target} not resolved in the mirror: bpf_fib_lookup decides (arriving \
+             through XDP: passed to the kernel, which resolves it; through TC: forwarded with \
+             bpf_redirect_neigh, the kernel resolving it)"
         )),
     }
 }

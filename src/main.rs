@@ -30,6 +30,7 @@ fn real_main() -> Result<()> {
     match cli.cmd {
         Cmd::Run {
             ifaces,
+            hook,
             xdp_mode,
             mode,
             allow_netfilter_bypass,
@@ -46,7 +47,8 @@ fn real_main() -> Result<()> {
                 .context("starting the async runtime")?;
             rt.block_on(daemon::run(RunOptions {
                 ifaces,
-                mode: xdp_mode,
+                hook,
+                xdp_mode,
                 fib_only: mode == Mode::Fib,
                 pin_dir: cli.pin_dir,
                 run_dir: cli.run_dir,

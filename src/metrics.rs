@@ -422,6 +422,7 @@ mod tests {
                 passed: 2,
                 dropped: 3,
                 no_lease: 5,
+                hook: None,
                 counters,
             }],
             capacity,

@@ -30,6 +30,7 @@ pub const COUNTERS: [(S, &str); S::ACCEL_STAT_MAX.0 as usize] = [
     (S::ACCEL_STAT_DROP_TRUNCATED, "drop_truncated"),
     (S::ACCEL_STAT_DROP_MARTIAN_SRC, "drop_martian_src"),
     (S::ACCEL_STAT_FWD_NEIGH, "fwd_neigh"),
+    (S::ACCEL_STAT_HANDOFF_TC, "handoff_tc"),
 ];
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -45,6 +46,9 @@ pub struct IfaceStats {
     /// Packets that arrived while the mirror's lease had lapsed (counted in
     /// the outcomes too): bpf_fib_lookup decided for them.
     pub no_lease: u64,
+    /// Where accel's program runs on it ("native XDP", "TC ingress
+    /// (tcx)"), None when it is not attached; filled by [`read_all`].
+    pub hook: Option<String>,
     pub counters: std::collections::BTreeMap<&'static str, u64>,
 }
 
@@ -94,6 +98,7 @@ pub fn summarise(iface: String, ifindex: u32, s: &accel_stats) -> IfaceStats {
         dropped: 0,
         dropped_bytes: s.drop_bytes,
         no_lease: s.no_lease,
+        hook: None,
         counters: Default::default(),
     };
     for (id, name) in COUNTERS {
@@ -101,6 +106,8 @@ pub fn summarise(iface: String, ifindex: u32, s: &accel_stats) -> IfaceStats {
         out.counters.insert(name, v);
         if name.starts_with("fwd_") {
             out.forwarded += v;
+        } else if name.starts_with("handoff_") {
+            // Counted again by the TC program's outcome.
         } else if name.starts_with("drop_") {
             out.dropped += v;
         } else {
@@ -119,7 +126,9 @@ pub fn read_all(
     let mut all = Vec::new();
     for (ifindex, i) in ifaces {
         let name = crate::runtime::ifname(ifindex).unwrap_or_else(|| format!("ifindex {ifindex}"));
-        all.push(summarise(name, ifindex, &maps.stats(i.slot)?));
+        let mut s = summarise(name, ifindex, &maps.stats(i.slot)?);
+        s.hook = crate::datapath::attach::current_hook(ifindex).map(|h| h.to_string());
+        all.push(s);
     }
     Ok(all)
 }
@@ -154,8 +163,14 @@ pub fn render(lease: LeaseState, all: &[IfaceStats]) -> String {
     let mut s = format!("mirror lease: {lease}\n");
     for i in all {
         s += &format!(
-            "{} (ifindex {}): forwarded {} ({} bytes), passed to kernel {}, dropped {}\n",
-            i.iface, i.ifindex, i.forwarded, i.forwarded_bytes, i.passed, i.dropped
+            "{} (ifindex {}, {}): forwarded {} ({} bytes), passed to kernel {}, dropped {}\n",
+            i.iface,
+            i.ifindex,
+            i.hook.as_deref().unwrap_or("not attached"),
+            i.forwarded,
+            i.forwarded_bytes,
+            i.passed,
+            i.dropped
         );
         for (name, v) in &i.counters {
             if *v != 0 {

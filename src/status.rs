@@ -125,6 +125,10 @@ pub struct Drift {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterfaceStatus {
     pub name: String,
+    /// xdp or tc.
+    #[serde(default)]
+    pub hook: String,
+    /// native or generic; none for TC.
     pub xdp_mode: String,
     /// Whether accel's program is still the one attached.
     pub attached: bool,

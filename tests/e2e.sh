@@ -275,14 +275,14 @@ nmac=$(lab_mac "$NS_DST1" d1-rtr)
 lk4=$(lab_accel lookup "$LAB_SVC4" 2>&1)
 check "f. accel lookup $LAB_SVC4 names egress r-dst1 ($rmac) and neighbour $LAB_DST1_GW4 ($nmac)" \
     "$(tr -s ' \n' ' ' <<<"$lk4")" \
-    eval 'grep -q "egress r-dst1: MAC $rmac" <<<"$lk4" && grep -q "neighbour $LAB_DST1_GW4: $nmac -> forwarded in XDP" <<<"$lk4"'
+    eval 'grep -q "egress r-dst1 (native XDP): MAC $rmac" <<<"$lk4" && grep -q "neighbour $LAB_DST1_GW4: $nmac -> forwarded by the datapath" <<<"$lk4"'
 check "f. accel lookup $LAB_SVC4 gives the kernel's answer too: via $LAB_DST1_GW4 dev r-dst1" \
     "$(grep -A1 '  kernel' <<<"$lk4" | tail -n 1)" \
     eval 'grep -A1 "  kernel" <<<"$lk4" | grep -q "via $LAB_DST1_GW4 dev r-dst1 "'
 lk6=$(lab_accel lookup "$LAB_SVC6" 2>&1)
 check "f. accel lookup $LAB_SVC6 names egress r-dst1 ($rmac) and neighbour $LAB_DST1_GW6 ($nmac)" \
     "$(tr -s ' \n' ' ' <<<"$lk6")" \
-    eval 'grep -q "egress r-dst1: MAC $rmac" <<<"$lk6" && grep -q "neighbour $LAB_DST1_GW6: $nmac -> forwarded in XDP" <<<"$lk6"'
+    eval 'grep -q "egress r-dst1 (native XDP): MAC $rmac" <<<"$lk6" && grep -q "neighbour $LAB_DST1_GW6: $nmac -> forwarded by the datapath" <<<"$lk6"'
 om=$(lab_accel stats --format openmetrics 2>&1)
 check "f. accel stats --format openmetrics counts r-src's forwarded packets and ends in # EOF" \
     "$(grep 'interface="r-src",outcome="forwarded",reason="mirror"' <<<"$om"), $(tail -n 1 <<<"$om")" \
@@ -377,7 +377,7 @@ kmac=$(neigh_mac)
 lk=$(lab_accel lookup "$LAB_SVC4B" 2>&1)
 d="MAC $old_mac -> $new_mac; traffic arrived again after ${lat} s, then $((c2 - c1)) datagrams/s; kernel entry $kmac ($(neigh_state)); lookup: $(grep -m1 neighbour <<<"$lk")"
 check "l. gateway $LAB_DST2_GW4 changes its MAC: traffic follows to the new MAC within 10 s" "$d" \
-    eval '[[ $lat != none ]] && [[ $kmac == "$new_mac" ]] && (((c2 - c1) >= J_RATE / 2)) && grep -q "neighbour $LAB_DST2_GW4: $new_mac -> forwarded in XDP" <<<"$lk"'
+    eval '[[ $lat != none ]] && [[ $kmac == "$new_mac" ]] && (((c2 - c1) >= J_RATE / 2)) && grep -q "neighbour $LAB_DST2_GW4: $new_mac -> forwarded by the datapath" <<<"$lk"'
 
 # ---------------------------------------------------------------- g. errors
 out=$(lab_accel run -i "$LAB_R_SRC" -i "$LAB_R_DST1" -i "$LAB_R_DST2" 2>&1)

@@ -53,6 +53,7 @@ struct accel_abi {
 	enum accel_fib_mark fib_mark;
 	enum accel_structure structure;
 	struct accel_capacity capacity;
+	enum accel_handoff handoff;
 };
 struct accel_abi accel_abi_types;
 
@@ -502,6 +503,8 @@ static __always_inline int ipv4_mirror(struct pkt *k, struct iphdr *ip,
 	out = nh_egress(nh, k->in_ifindex);
 	if (!out)
 		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
+	if (!reaches(k, out))
+		return hand_to_tc(k, ACCEL_STAT_PASS_EGRESS);
 	rc = ipv4_forward_gate(k, ip, out);
 	if (rc != ACCEL_GO)
 		return rc;
@@ -570,8 +573,9 @@ static __always_inline int ipv4_fib(struct pkt *k, struct iphdr *ip, int mirror)
 		l4_ports(ip + 1, k->end, ip->protocol, &p);
 
 	rc = bpf_fib_lookup(k->ctx, &p, sizeof(p), 0);
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH && k->tc)
-		return ipv4_resolve(k, ip, &p, mirror);
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return k->tc ? ipv4_resolve(k, ip, &p, mirror) :
+			       hand_to_tc(k, ACCEL_STAT_PASS_NO_NEIGH);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return fib_refusal(k->st, rc,
 				   rc == BPF_FIB_LKUP_RET_NOT_FWDED &&
@@ -579,6 +583,8 @@ static __always_inline int ipv4_fib(struct pkt *k, struct iphdr *ip, int mirror)
 	out = egress_iface(p.ifindex, k->in_ifindex);
 	if (!out)
 		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
+	if (!reaches(k, out))
+		return hand_to_tc(k, ACCEL_STAT_PASS_EGRESS);
 	rc = ipv4_forward_gate(k, ip, out);
 	if (rc != ACCEL_GO)
 		return rc;
@@ -760,6 +766,8 @@ static __always_inline int ipv6_mirror(struct pkt *k, struct ipv6hdr *ip6,
 	out = nh_egress(nh, k->in_ifindex);
 	if (!out)
 		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
+	if (!reaches(k, out))
+		return hand_to_tc(k, ACCEL_STAT_PASS_EGRESS);
 	rc = ipv6_forward_gate(k, ip6, out);
 	if (rc != ACCEL_GO)
 		return rc;
@@ -796,8 +804,9 @@ static __always_inline int ipv6_fib(struct pkt *k, struct ipv6hdr *ip6)
 	l4_ports(ip6 + 1, k->end, ip6->nexthdr, &p);
 
 	rc = bpf_fib_lookup(k->ctx, &p, sizeof(p), 0);
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH && k->tc)
-		return ipv6_resolve(k, ip6, &p);
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return k->tc ? ipv6_resolve(k, ip6, &p) :
+			       hand_to_tc(k, ACCEL_STAT_PASS_NO_NEIGH);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return fib_refusal(k->st, rc,
 				   rc == BPF_FIB_LKUP_RET_NOT_FWDED &&
@@ -805,6 +814,8 @@ static __always_inline int ipv6_fib(struct pkt *k, struct ipv6hdr *ip6)
 	out = egress_iface(p.ifindex, k->in_ifindex);
 	if (!out)
 		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
+	if (!reaches(k, out))
+		return hand_to_tc(k, ACCEL_STAT_PASS_EGRESS);
 	rc = ipv6_forward_gate(k, ip6, out);
 	if (rc != ACCEL_GO)
 		return rc;
@@ -888,6 +899,10 @@ static __always_inline int accel_run(struct pkt *k, void *data)
 	k->in = iface_lookup(k->in_ifindex);
 	if (!k->in)
 		return XDP_PASS;
+	/* Beside an XDP program, TC takes only what it was handed: the rest
+	 * XDP decided (and counted) already. */
+	if (k->tc && !(k->in->flags & ACCEL_IF_TC) && !k->handed)
+		return XDP_PASS;
 	slot = k->in->slot;
 	k->st = bpf_map_lookup_elem(&stats, &slot);
 	cfg = bpf_map_lookup_elem(&accel_cfg, &zero);
@@ -956,6 +971,18 @@ int accel_xdp(struct xdp_md *ctx)
 	}
 SKB_POINTER(skb_data, data)
 SKB_POINTER(skb_data_end, data_end)
+SKB_POINTER(skb_data_meta, data_meta)
+
+/* Whether the XDP program before this one handed the frame over
+ * (hand_to_tc()). */
+static __always_inline int handed_over(struct __sk_buff *skb)
+{
+	__u32 *meta = skb_data_meta(skb);
+
+	if ((void *)(meta + 1) > skb_data(skb))
+		return 0;
+	return *meta == ACCEL_HANDOFF_MARK;
+}
 
 /*
  * TC ingress, for interfaces XDP cannot serve (bridges, tunnels, macvlan,
@@ -972,6 +999,7 @@ int accel_tc(struct __sk_buff *skb)
 	 * not to this interface's. */
 	if (skb->vlan_present)
 		return TC_ACT_UNSPEC;
+	k.handed = handed_over(skb);
 	k.ctx = skb;
 	k.len = skb->len;
 	k.gso_size = skb->gso_size;

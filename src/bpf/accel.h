@@ -184,6 +184,20 @@ enum accel_if_flags {
 	/* No IPv4 address on it: fib_validate_source() rejects a source whose
 	 * route does not go back through it, even with loose rp_filter. */
 	ACCEL_IF_NO_ADDR4 = 1 << 7,
+	/* accel runs on it through TC, not XDP: the TC program decides all
+	 * that arrives, and an XDP program cannot redirect to it (it has no
+	 * XDP program, and may have no ndo_xdp_xmit: a bridge, a tunnel). */
+	ACCEL_IF_TC = 1 << 8,
+	/* An XDP interface with the TC program beside it: what the XDP
+	 * program cannot finish (an ACCEL_IF_TC egress, an unresolved
+	 * neighbour) it hands to TC (ACCEL_HANDOFF_MARK in the metadata),
+	 * and TC decides nothing else here. */
+	ACCEL_IF_TC_BESIDE = 1 << 9,
+};
+
+/* The XDP metadata that hands a frame to the TC program beside it. */
+enum accel_handoff {
+	ACCEL_HANDOFF_MARK = 0xacce1100,
 };
 
 /* One entry per interface accel is attached to. */
@@ -329,6 +343,9 @@ enum accel_stat {
 	 * the next hop's neighbour (the XDP program passes these packets, as
 	 * ACCEL_STAT_PASS_NO_NEIGH). */
 	ACCEL_STAT_FWD_NEIGH,
+	/* XDP only: handed to the TC program beside it, which forwards it
+	 * (and counts that outcome too). */
+	ACCEL_STAT_HANDOFF_TC,
 	ACCEL_STAT_MAX,
 };
 

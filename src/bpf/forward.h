@@ -132,6 +132,38 @@ static __always_inline int redirect_neigh_frame(struct pkt *k, __u32 frame_len,
 		       XDP_ABORTED;
 }
 
+/*
+ * XDP only: hands the frame, unchanged, to the TC program beside the XDP
+ * program on this interface (ACCEL_IF_TC_BESIDE), which forwards it where
+ * XDP cannot: to an ACCEL_IF_TC egress, or resolving a neighbour. Counted
+ * as ACCEL_STAT_HANDOFF_TC here and by its outcome there. Without that
+ * program, or where the driver keeps no metadata, the kernel gets the
+ * frame, counted as `fallback`.
+ */
+static __always_inline int hand_to_tc(struct pkt *k, enum accel_stat fallback)
+{
+	struct xdp_md *xdp = k->ctx;
+	__u32 *meta;
+
+	if (k->tc || !(k->in->flags & ACCEL_IF_TC_BESIDE) ||
+	    bpf_xdp_adjust_meta(xdp, -(int)sizeof(*meta)))
+		return count(k->st, fallback, XDP_PASS);
+	meta = (void *)(long)xdp->data_meta;
+	if ((void *)(meta + 1) > (void *)(long)xdp->data)
+		return count(k->st, fallback, XDP_PASS);
+	*meta = ACCEL_HANDOFF_MARK;
+	/* Not count(): the bytes are TC's to count, as forwarded or passed. */
+	k->st->packets[ACCEL_STAT_HANDOFF_TC]++;
+	return XDP_PASS;
+}
+
+/* Whether this program can send a frame out through `out`: an XDP
+ * redirect cannot reach an interface accel serves through TC. */
+static __always_inline int reaches(struct pkt *k, struct accel_iface *out)
+{
+	return k->tc || !(out->flags & ACCEL_IF_TC);
+}
+
 /* Map a refusal of bpf_fib_lookup to what the kernel will do with it.
  * NOT_FWDED covers both a local destination and none at all: `local` says
  * which (see not_fwded_local4/6), as the kernel's own counters would. */

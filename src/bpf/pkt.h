@@ -34,6 +34,8 @@ struct pkt {
 	__u32 seg_len;
 	/* 1 in the TC program, 0 in the XDP program. */
 	int tc;
+	/* TC: the XDP program on this interface handed the frame over. */
+	int handed;
 	struct accel_iface *in;
 	struct accel_stats *st;
 	__u32 in_ifindex;

@@ -11,9 +11,12 @@ use log::{debug, info, warn};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 
+use crate::bpf::types::accel_if_flags as IfFlags;
 use crate::capacity::{self, Limits};
 use crate::control::{MirrorSize, Pending, Request};
-use crate::datapath::attach::{adopt, attach, wait_detached, Attachment, XdpMode};
+use crate::datapath::attach::{
+    adopt, attach, wait_detached, Attachment, Hook, HookChoice, IfaceArg, Programs, XdpMode,
+};
 use crate::datapath::clock::datapath_now_ns;
 use crate::datapath::maps::Maps;
 use crate::datapath::{load, DatapathError, Loaded};
@@ -29,7 +32,7 @@ use crate::netlink::{self, EventStream, NetlinkError};
 use crate::presence::{Presence, PresenceError};
 use crate::route_trace::RouteTrace;
 use crate::status::ResyncCause;
-use crate::trusted_path::Missing;
+use crate::trusted_path::{Missing, TrustedDir};
 use crate::{bpf, netfilter, runtime, sysctl};
 
 mod event_loop;
@@ -81,8 +84,12 @@ pub enum DaemonError {
 }
 
 pub struct RunOptions {
-    pub ifaces: Vec<String>,
-    pub mode: XdpMode,
+    /// The interfaces, each with the hook asked for it, if any.
+    pub ifaces: Vec<IfaceArg>,
+    /// The hook for interfaces that name none.
+    pub hook: HookChoice,
+    /// The XDP mode wherever XDP runs.
+    pub xdp_mode: XdpMode,
     pub fib_only: bool,
     pub pin_dir: PathBuf,
     pub run_dir: PathBuf,
@@ -359,6 +366,13 @@ impl Daemon {
         Ok(())
     }
 
+    /// How accel's programs run on an interface (ACCEL_IF_TC,
+    /// ACCEL_IF_TC_BESIDE), written before a link goes live.
+    fn set_hook_flags(&mut self, ifindex: u32, flags: u32) -> Result<(), DatapathError> {
+        let changes = self.mirror.set_hook_flags(ifindex, flags);
+        self.maps.apply(&changes)
+    }
+
     fn poll_sysctls(&mut self) -> Result<(), DaemonError> {
         self.poll_multipath()?;
         for (ifindex, name) in &self.ifaces {
@@ -418,7 +432,7 @@ fn check_options(opts: &RunOptions) -> Result<(IfaceNames, HashMap<u32, IfaceCon
     runtime::require_caps(runtime::RUN_CAPS)?;
     let mut ifaces = HashMap::new();
     let mut conf = HashMap::new();
-    for (slot, name) in opts.ifaces.iter().enumerate() {
+    for (slot, IfaceArg { name, .. }) in opts.ifaces.iter().enumerate() {
         let ifindex = runtime::ifindex(name)?;
         if ifaces.insert(ifindex, name.clone()).is_some() {
             return Err(DaemonError::Iface(name.clone(), "named twice".into()));
@@ -429,6 +443,7 @@ fn check_options(opts: &RunOptions) -> Result<(IfaceNames, HashMap<u32, IfaceCon
                 slot: slot as u16,
                 sysctl_flags: sysctl::iface_flags(name),
                 mtu6: sysctl::ipv6_mtu(name),
+                hook_flags: 0,
             },
         );
     }
@@ -485,9 +500,10 @@ async fn check_links(
 /// and each program only ever reads its own maps, which its writer filled
 /// completely. No map is shared between the two instances.
 async fn attach_all(
-    prog: &libbpf_rs::Program<'_>,
+    progs: Programs<'_>,
+    d: &mut Daemon,
     ifaces: &HashMap<u32, String>,
-    mode: XdpMode,
+    opts: &RunOptions,
     presence: &Presence,
 ) -> Result<Vec<Attachment>, DaemonError> {
     let links = presence
@@ -497,33 +513,28 @@ async fn attach_all(
         .transpose()?;
     let mut attached = Vec::new();
     for (ifindex, name) in ifaces {
-        if let Some(links) = &links {
-            match adopt(prog, *ifindex, name, mode, links) {
-                Ok(Some(a)) => {
-                    info!(
-                        "adopted the previous instance's XDP link on {name} (ifindex {ifindex}, \
-                         {mode:?} mode): hitless handover"
-                    );
-                    attached.push(a);
-                    continue;
-                }
-                Ok(None) => {}
-                Err(msg) => {
-                    warn!(
-                        "{name}: cannot adopt the previous instance's XDP link ({msg}); detached \
-                         it, the kernel forwards alone until this instance attaches"
-                    );
-                    // A live previous instance detaches once it sees the pin gone.
-                    if !wait_detached(*ifindex, Duration::from_secs(5)).await {
-                        warn!(
-                            "{name}: the previous instance's program is still attached after 5 s"
-                        );
-                    }
-                }
+        let choice = (hook_choice(opts, name), opts.xdp_mode);
+        let a = attach_one(progs, d, (*ifindex, name), choice, links.as_ref(), false).await?;
+        let xdp = matches!(a.hook, Hook::Xdp(_));
+        attached.push(a);
+        if !xdp {
+            continue;
+        }
+        // The TC program beside XDP forwards what XDP cannot: to TC
+        // interfaces, and to neighbours still to resolve.
+        let beside = format!("{name}:tc");
+        let choice = (HookChoice::Tc, opts.xdp_mode);
+        match attach_one(progs, d, (*ifindex, &beside), choice, links.as_ref(), true).await {
+            Ok(b) => attached.push(b.beside()),
+            Err(e) => {
+                d.set_hook_flags(*ifindex, 0)?;
+                warn!(
+                    "{name}: no TC program beside XDP ({}); what XDP cannot forward (to TC \
+                     interfaces, to neighbours still to resolve) goes to the kernel",
+                    error_chain(&e)
+                );
             }
         }
-        attached.push(attach(prog.as_fd(), *ifindex, name, mode)?);
-        info!("attached to {name} (ifindex {ifindex}, {mode:?} mode)");
     }
     // Links pinned for interfaces this instance does not run on: their
     // program passes everything once its deadlines pass, but stays
@@ -531,7 +542,7 @@ async fn attach_all(
     if let Some(links) = &links {
         for name in links.names().unwrap_or_default() {
             warn!(
-                "removing the pinned XDP link {} of a previous instance (not one of this \
+                "removing the pinned link {} of a previous instance (not one of this \
                  instance's interfaces): its interface is left to the kernel",
                 links.shown(&name).display()
             );
@@ -539,6 +550,68 @@ async fn attach_all(
         }
     }
     Ok(attached)
+}
+
+/// One link: the one a previous instance pinned at a handover (hitless),
+/// or a new one. The interface's hook flags are written before the link
+/// goes live; `beside`: the TC program beside an XDP one.
+async fn attach_one(
+    progs: Programs<'_>,
+    d: &mut Daemon,
+    (ifindex, name): (u32, &str),
+    choice: (HookChoice, XdpMode),
+    links: Option<&TrustedDir>,
+    beside: bool,
+) -> Result<Attachment, DaemonError> {
+    let mut before_live = |hook: Hook| {
+        let flags = match (beside, hook) {
+            (true, _) => IfFlags::ACCEL_IF_TC_BESIDE.0,
+            (false, Hook::Tc) => IfFlags::ACCEL_IF_TC.0,
+            (false, Hook::Xdp(_)) => 0,
+        };
+        d.set_hook_flags(ifindex, flags)
+    };
+    if let Some(links) = links {
+        match adopt(progs, ifindex, name, choice, links, &mut before_live) {
+            Ok(Some(a)) => {
+                info!(
+                    "adopted the previous instance's link on {name} (ifindex {ifindex}, {}): \
+                     hitless handover",
+                    a.hook
+                );
+                return Ok(a);
+            }
+            Ok(None) => {}
+            Err(msg) => {
+                warn!(
+                    "{name}: cannot adopt the previous instance's link ({msg}); detached \
+                     it, the kernel forwards alone until this instance attaches"
+                );
+                // A live previous instance detaches once it sees the pin gone.
+                if !beside && !wait_detached(ifindex, Duration::from_secs(5)).await {
+                    warn!("{name}: the previous instance's program is still attached after 5 s");
+                }
+            }
+        }
+    }
+    let a = attach(progs, ifindex, name, choice, &mut before_live)?;
+    info!("attached to {name} (ifindex {ifindex}, {})", a.hook);
+    Ok(a)
+}
+
+/// The hook asked for interface `name`: its own (`-i IF:tc`), else
+/// `--hook`'s. An explicit `--xdp-mode generic` makes `auto` XDP: generic
+/// XDP is never picked automatically, so asking for it means XDP.
+fn hook_choice(opts: &RunOptions, name: &str) -> HookChoice {
+    let own = opts
+        .ifaces
+        .iter()
+        .find(|i| i.name == name)
+        .and_then(|i| i.hook);
+    match own.unwrap_or(opts.hook) {
+        HookChoice::Auto if opts.xdp_mode == XdpMode::Generic => HookChoice::Xdp,
+        c => c,
+    }
 }
 
 pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
@@ -600,12 +673,15 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     }
     d.renew_lease()?;
 
-    let prog = &skel.progs.accel_xdp;
-    let attached = attach_all(prog, &ifaces, opts.mode, &presence).await?;
+    let progs = Programs {
+        xdp: &skel.progs.accel_xdp,
+        tc: &skel.progs.accel_tc,
+    };
+    let attached = attach_all(progs, &mut d, &ifaces, &opts, &presence).await?;
     let requests = presence.publish(&d.maps, feed.clone())?;
     let prog_ids = attached
         .iter()
-        .map(|a| crate::datapath::attach::attached_prog_id(a.ifindex).unwrap_or(0))
+        .map(|a| libbpf_rs::Program::id_from_fd(progs.for_hook(a.hook).as_fd()).unwrap_or(0))
         .collect();
     if let Some(listener) = metrics {
         let shown = listener
@@ -645,7 +721,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         d,
         presence,
         attached,
-        prog,
+        progs,
         prog_ids,
         requests,
         feed,
@@ -668,7 +744,7 @@ struct Running {
     d: Daemon,
     presence: Presence,
     attached: Vec<Attachment>,
-    prog: &'static libbpf_rs::Program<'static>,
+    progs: Programs<'static>,
     /// The id of accel's program on each attached interface, in order.
     prog_ids: Vec<u32>,
     requests: mpsc::Receiver<Pending>,
@@ -746,7 +822,7 @@ impl Running {
                 );
                 h.remove_pins();
                 for a in &self.attached {
-                    if let Err(e) = a.reclaim(self.prog.as_fd()) {
+                    if let Err(e) = a.reclaim(self.progs.for_hook(a.hook).as_fd()) {
                         warn!("{}: putting this instance's program back: {e}", a.name);
                     }
                 }

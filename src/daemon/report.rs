@@ -13,7 +13,6 @@ use super::jobs::Purpose;
 use super::{Daemon, DaemonError, Running};
 use crate::alerts::{Observation, Thresholds, Watch};
 use crate::control::StatusFeed;
-use crate::datapath::attach::{attached_mode, attached_prog_id, XdpMode};
 use crate::status::{
     now_unix_ms, Drift, InterfaceStatus, LatencyHistogram, MirrorCounts, ResyncCause, Status,
 };
@@ -142,19 +141,26 @@ impl Daemon {
 }
 
 impl Running {
+    /// One entry per interface; the TC program beside an XDP one counts
+    /// towards its interface's `attached`.
     fn interfaces(&self) -> Vec<InterfaceStatus> {
-        self.attached
+        let current: Vec<(&crate::datapath::attach::Attachment, bool)> = self
+            .attached
             .iter()
             .zip(&self.prog_ids)
-            .map(|(a, ours)| InterfaceStatus {
+            .map(|(a, ours)| (a, a.is_current(*ours)))
+            .collect();
+        current
+            .iter()
+            .filter(|(a, _)| !a.beside)
+            .map(|(a, live)| InterfaceStatus {
                 name: a.name.clone(),
-                xdp_mode: match attached_mode(a.ifindex) {
-                    Some(XdpMode::Native) => "native",
-                    Some(XdpMode::Generic) => "generic",
-                    None => "none",
-                }
-                .into(),
-                attached: attached_prog_id(a.ifindex) == Some(*ours),
+                hook: a.hook.kind().into(),
+                xdp_mode: a.hook.xdp_mode().into(),
+                attached: *live
+                    && current
+                        .iter()
+                        .all(|(b, l)| !b.beside || b.ifindex != a.ifindex || *l),
             })
             .collect()
     }

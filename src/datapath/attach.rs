@@ -1,6 +1,7 @@
-//! Attaching the XDP program to interfaces through BPF links: a link lives
-//! as long as accel holds its descriptor, so the program leaves every
-//! interface when accel exits, however it exits.
+//! Attaching the datapath to interfaces through BPF links, the XDP program
+//! or the TC one ([`Hook`]): a link lives as long as accel holds its
+//! descriptor, so the program leaves every interface when accel exits,
+//! however it exits.
 //!
 //! The one exception is a handover (SIGUSR2 to `accel run`, see
 //! docs/deployment.md): the running instance pins its links in bpffs and
@@ -27,6 +28,117 @@ pub enum XdpMode {
     Generic,
 }
 
+/// Where accel's program runs on an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    Xdp(XdpMode),
+    /// TC ingress, through a tcx link.
+    Tc,
+}
+
+impl Hook {
+    /// "xdp" or "tc", as the status and the metrics name it.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Hook::Xdp(_) => "xdp",
+            Hook::Tc => "tc",
+        }
+    }
+
+    /// "native", "generic", or "none" for TC.
+    pub fn xdp_mode(self) -> &'static str {
+        match self {
+            Hook::Xdp(XdpMode::Native) => "native",
+            Hook::Xdp(XdpMode::Generic) => "generic",
+            Hook::Tc => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hook::Xdp(XdpMode::Native) => f.write_str("native XDP"),
+            Hook::Xdp(XdpMode::Generic) => f.write_str("generic XDP"),
+            Hook::Tc => f.write_str("TC ingress (tcx)"),
+        }
+    }
+}
+
+/// Which hook the operator asked for, for all interfaces (`--hook`) or one
+/// (`-i IF:xdp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HookChoice {
+    /// Native XDP where the driver supports it, TC otherwise.
+    Auto,
+    /// XDP (in --xdp-mode).
+    Xdp,
+    /// TC ingress.
+    Tc,
+}
+
+impl HookChoice {
+    /// Whether an attachment through `hook` is what this choice asks for
+    /// (a handover adopts only such links).
+    pub fn admits(self, hook: Hook, xdp_mode: XdpMode) -> bool {
+        match (self, hook) {
+            (HookChoice::Auto, Hook::Xdp(m)) => m == xdp_mode,
+            (HookChoice::Auto | HookChoice::Tc, Hook::Tc) => true,
+            (HookChoice::Xdp, Hook::Xdp(m)) => m == xdp_mode,
+            _ => false,
+        }
+    }
+}
+
+/// An `-i` argument: an interface, optionally with its hook (`eth0:tc`).
+/// Interface names cannot contain ':' (dev_valid_name()).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfaceArg {
+    pub name: String,
+    pub hook: Option<HookChoice>,
+}
+
+impl std::str::FromStr for IfaceArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, hook) = match s.split_once(':') {
+            None => (s, None),
+            Some((name, "xdp")) => (name, Some(HookChoice::Xdp)),
+            Some((name, "tc")) => (name, Some(HookChoice::Tc)),
+            Some((name, "auto")) => (name, Some(HookChoice::Auto)),
+            Some((_, other)) => {
+                return Err(format!(
+                    "unknown hook '{other}' (expected IFACE, IFACE:xdp, IFACE:tc or IFACE:auto)"
+                ))
+            }
+        };
+        if name.is_empty() {
+            return Err("empty interface name".into());
+        }
+        Ok(IfaceArg {
+            name: name.to_string(),
+            hook,
+        })
+    }
+}
+
+/// accel's two programs, for [`attach`] and [`adopt`] to pick from.
+#[derive(Clone, Copy)]
+pub struct Programs<'a> {
+    pub xdp: &'a Program<'a>,
+    pub tc: &'a Program<'a>,
+}
+
+impl<'a> Programs<'a> {
+    pub fn for_hook(&self, hook: Hook) -> &'a Program<'a> {
+        match hook {
+            Hook::Xdp(_) => self.xdp,
+            Hook::Tc => self.tc,
+        }
+    }
+}
+
 /// The program attached to one interface; dropping it detaches.
 ///
 /// The link is a plain descriptor, pinned and updated with libbpf's
@@ -35,11 +147,36 @@ pub enum XdpMode {
 /// be honoured) or from a pin ([`adopt`] uses that).
 pub struct Attachment {
     pub ifindex: u32,
+    /// The interface's name; for the TC program beside an XDP one,
+    /// "IFACE:tc" (no interface name has a ':'), which names its pin too.
     pub name: String,
+    pub hook: Hook,
+    /// The TC program beside the interface's XDP program.
+    pub beside: bool,
     _link: OwnedFd,
 }
 
+/// Called with the hook a link is about to run in, before it goes live:
+/// the caller writes the interface's hook flags there.
+pub type BeforeLive<'a> = &'a mut dyn FnMut(Hook) -> Result<(), DatapathError>;
+
 impl Attachment {
+    pub(super) fn new(ifindex: u32, name: &str, hook: Hook, link: OwnedFd) -> Attachment {
+        Attachment {
+            ifindex,
+            name: name.to_string(),
+            hook,
+            beside: false,
+            _link: link,
+        }
+    }
+
+    /// Marks this as the TC program beside an XDP program.
+    pub fn beside(mut self) -> Attachment {
+        self.beside = true;
+        self
+    }
+
     /// Pins the link at `path`, so that it (and the program) outlives accel.
     pub fn pin(&self, path: &Path) -> std::io::Result<()> {
         let c = c_path(path);
@@ -49,6 +186,15 @@ impl Attachment {
             return Err(std::io::Error::from_raw_os_error(-rc));
         }
         Ok(())
+    }
+
+    /// Whether accel's program (`ours`, its id) is still the one this
+    /// interface runs: the XDP program, or one of the TC programs.
+    pub fn is_current(&self, ours: u32) -> bool {
+        match self.hook {
+            Hook::Xdp(_) => attached_prog_id(self.ifindex) == Some(ours),
+            Hook::Tc => super::tcx::programs(self.ifindex).contains(&ours),
+        }
     }
 
     /// Puts `prog` back into this link: a handover whose successor died
@@ -111,15 +257,17 @@ pub fn attached_mode(ifindex: u32) -> Option<XdpMode> {
 /// lives exactly as long as this process, as with [`attach`].
 ///
 /// Ok(None) when there is no pin. A pin that cannot be adopted (another
-/// interface, another XDP mode, update refused) is removed, which detaches
-/// the old program, and the caller falls back to [`attach`]: the kernel
-/// forwards alone in between, as on a plain restart.
+/// interface, another hook or XDP mode than `choice` asks for, update
+/// refused) is removed, which detaches the old program, and the caller
+/// falls back to [`attach`]: the kernel forwards alone in between, as on a
+/// plain restart.
 pub fn adopt(
-    prog: &Program<'_>,
+    progs: Programs<'_>,
     ifindex: u32,
     name: &str,
-    mode: XdpMode,
+    (choice, mode): (HookChoice, XdpMode),
     links: &TrustedDir,
+    before_live: BeforeLive<'_>,
 ) -> Result<Option<Attachment>, String> {
     if !links.contains(name) {
         return Ok(None);
@@ -136,25 +284,24 @@ pub fn adopt(
     let info = link
         .info()
         .map_err(|e| format!("reading the pinned link failed: {e}"))?;
-    let LinkTypeInfo::Xdp(xdp) = info.info else {
-        return Err(format!("the pin is not an XDP link ({:?})", info.info));
+    let (hook, on) = match info.info {
+        LinkTypeInfo::Xdp(xdp) => match attached_mode(ifindex) {
+            Some(m) => (Hook::Xdp(m), xdp.ifindex),
+            None => return Err("the pinned XDP link runs in an unknown mode".into()),
+        },
+        LinkTypeInfo::Tcx(tcx) => (Hook::Tc, tcx.ifindex),
+        other => return Err(format!("the pin is not an XDP or tcx link ({other:?})")),
     };
-    if xdp.ifindex != ifindex {
+    if on != ifindex {
+        return Err(format!("the pinned link is on ifindex {on}, not {ifindex}"));
+    }
+    if !choice.admits(hook, mode) {
         return Err(format!(
-            "the pinned link is on ifindex {}, not {ifindex}",
-            xdp.ifindex
+            "the pinned link runs {hook}, this instance wants {choice:?} (XDP mode {mode:?})"
         ));
     }
-    match attached_mode(ifindex) {
-        Some(m) if m == mode => {}
-        other => {
-            let other = other.map_or_else(|| "an unknown".to_string(), |m| format!("{m:?}"));
-            return Err(format!(
-                "the pinned link runs in {other} mode, this instance wants {mode:?}"
-            ));
-        }
-    }
-    link.update_prog(prog)
+    before_live(hook).map_err(|e| format!("writing its hook flags failed: {e}"))?;
+    link.update_prog(progs.for_hook(hook))
         .map_err(|e| format!("swapping the program in failed: {e}"))?;
     // Held as a plain descriptor like the links `attach` creates. Dropping
     // the libbpf object closes its own descriptor only: a link opened from
@@ -163,11 +310,19 @@ pub fn adopt(
         .as_fd()
         .try_clone_to_owned()
         .map_err(|e| format!("keeping the adopted link failed: {e}"))?;
-    Ok(Some(Attachment {
-        ifindex,
-        name: name.to_string(),
-        _link: fd,
-    }))
+    Ok(Some(Attachment::new(ifindex, name, hook, fd)))
+}
+
+/// The hook accel's program (any instance's) runs in on `ifindex` now, as
+/// the kernel lists it: `accel stats` and `accel lookup` show it.
+pub fn current_hook(ifindex: u32) -> Option<Hook> {
+    let xdp_is_accels = attached_prog_id(ifindex)
+        .and_then(|id| libbpf_rs::ProgramHandle::from_prog_id(id).ok())
+        .is_some_and(|p| p.name() == "accel_xdp");
+    if xdp_is_accels {
+        return attached_mode(ifindex).map(Hook::Xdp);
+    }
+    super::tcx::has_accels(ifindex).then_some(Hook::Tc)
 }
 
 /// Id of the XDP program on an interface, if any.
@@ -178,12 +333,58 @@ pub fn attached_prog_id(ifindex: u32) -> Option<u32> {
     (rc == 0 && id != 0).then_some(id)
 }
 
+/// Attaches the program `choice` asks for: with `Auto`, native XDP where
+/// the driver has it and TC where it does not (generic XDP is never chosen
+/// by itself: it is slower than TC, see BENCHMARKS.md).
 pub fn attach(
+    progs: Programs<'_>,
+    ifindex: u32,
+    name: &str,
+    (choice, mode): (HookChoice, XdpMode),
+    before_live: BeforeLive<'_>,
+) -> Result<Attachment, DatapathError> {
+    let tc = |before_live: BeforeLive<'_>| {
+        before_live(Hook::Tc)?;
+        super::tcx::attach(progs.tc.as_fd(), ifindex, name)
+    };
+    match choice {
+        HookChoice::Tc => tc(before_live),
+        HookChoice::Xdp => {
+            before_live(Hook::Xdp(mode))?;
+            attach_xdp(progs.xdp.as_fd(), ifindex, name, mode)
+        }
+        HookChoice::Auto => {
+            before_live(Hook::Xdp(mode))?;
+            match try_attach_xdp(progs.xdp.as_fd(), ifindex, name, mode)? {
+                Some(a) => Ok(a),
+                None => tc(before_live),
+            }
+        }
+    }
+}
+
+/// Attaches the XDP program `prog` (accel's, or a benchmark tool's).
+pub fn attach_xdp(
     prog: BorrowedFd<'_>,
     ifindex: u32,
     name: &str,
     mode: XdpMode,
 ) -> Result<Attachment, DatapathError> {
+    try_attach_xdp(prog, ifindex, name, mode)?.ok_or_else(|| DatapathError::Attach {
+        iface: name.to_string(),
+        msg: "its driver does not support native XDP; use TC (-i IFACE:tc, or --hook auto) \
+              or --xdp-mode generic"
+            .into(),
+    })
+}
+
+/// Ok(None) where native XDP is not supported by the driver.
+fn try_attach_xdp(
+    prog: BorrowedFd<'_>,
+    ifindex: u32,
+    name: &str,
+    mode: XdpMode,
+) -> Result<Option<Attachment>, DatapathError> {
     let fail = |msg: String| DatapathError::Attach {
         iface: name.to_string(),
         msg,
@@ -208,11 +409,11 @@ pub fn attach(
     };
     if fd < 0 {
         let err = std::io::Error::from_raw_os_error(-fd);
-        return Err(fail(match (-fd, mode) {
-            (libc::EOPNOTSUPP, XdpMode::Native) => {
-                "its driver does not support native XDP; run with --xdp-mode generic".into()
-            }
-            (libc::EBUSY | libc::EEXIST, _) => {
+        if (-fd, mode) == (libc::EOPNOTSUPP, XdpMode::Native) {
+            return Ok(None);
+        }
+        return Err(fail(match -fd {
+            libc::EBUSY | libc::EEXIST => {
                 format!("an XDP program is already attached ({err})")
             }
             _ => format!("attaching XDP failed: {err}"),
@@ -220,9 +421,5 @@ pub fn attach(
     }
     // SAFETY: bpf_link_create returned a new descriptor that we now own.
     let link = unsafe { OwnedFd::from_raw_fd(fd) };
-    Ok(Attachment {
-        ifindex,
-        name: name.to_string(),
-        _link: link,
-    })
+    Ok(Some(Attachment::new(ifindex, name, Hook::Xdp(mode), link)))
 }

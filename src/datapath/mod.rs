@@ -10,6 +10,7 @@ pub mod mmap;
 pub mod nh_versions;
 pub mod pin;
 mod prefix_bits;
+pub mod tcx;
 pub mod trie6;
 
 use std::path::PathBuf;

@@ -187,6 +187,8 @@ pub struct IfaceConf {
     pub sysctl_flags: u32,
     /// conf/<if>/mtu of IPv6, 0 where IPv6 is off on the interface.
     pub mtu6: u32,
+    /// ACCEL_IF_TC / ACCEL_IF_TC_BESIDE: how accel's programs run on it.
+    pub hook_flags: u32,
 }
 
 /// The sysctls that decide the kernel's multipath hash.
@@ -592,6 +594,17 @@ impl Mirror {
         out
     }
 
+    /// How accel's programs run on an interface (ACCEL_IF_TC,
+    /// ACCEL_IF_TC_BESIDE), once they are attached.
+    pub fn set_hook_flags(&mut self, ifindex: u32, flags: u32) -> Vec<Change> {
+        let mut out = Vec::new();
+        if let Some(c) = self.ifaces.get_mut(&ifindex) {
+            c.hook_flags = flags;
+            self.sync_ifaces(&mut out);
+        }
+        out
+    }
+
     /// Changes that withdraw every entry (used on shutdown of a shared map
     /// set, and by tests).
     pub fn route_count(&self) -> usize {
@@ -860,7 +873,7 @@ impl Mirror {
         for ifindex in ids {
             let conf = self.ifaces[&ifindex];
             let want = self.kernel.links.get(&ifindex).and_then(|l| {
-                let mut flags = conf.sysctl_flags;
+                let mut flags = conf.sysctl_flags | conf.hook_flags;
                 if l.admin_up && l.carrier {
                     flags |= IfFlags::ACCEL_IF_UP.0;
                 }

@@ -87,6 +87,7 @@ pub(super) fn mirror_with(limits: &Limits) -> Mirror {
             IfaceConf {
                 slot: 0,
                 sysctl_flags: fwd,
+                hook_flags: 0,
                 mtu6: 1500,
             },
         ),
@@ -95,6 +96,7 @@ pub(super) fn mirror_with(limits: &Limits) -> Mirror {
             IfaceConf {
                 slot: 1,
                 sysctl_flags: fwd,
+                hook_flags: 0,
                 mtu6: 1500,
             },
         ),

@@ -20,6 +20,7 @@ fn sample(scale: u64) -> Sample {
             passed: 13 * scale,
             dropped: 50 * scale,
             no_lease: 0,
+            hook: None,
             counters,
         }],
         capacity: Default::default(),

@@ -78,6 +78,7 @@ fn iface_confs(lab: &Lab, sysctl_flags: u32) -> HashMap<u32, IfaceConf> {
                 slot: i.slot,
                 sysctl_flags,
                 mtu6: 1500,
+                hook_flags: 0,
             };
             (i.ifindex, conf)
         })

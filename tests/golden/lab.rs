@@ -428,8 +428,31 @@ addr add 2001:db8:3::1/64 dev x0 nodad
         want: &[u8],
         stat: accel_stat,
     ) {
-        let run = || self.run_hook(hook, self.inp.ifindex, frame, meta);
+        let run = || match hook {
+            Hook::Xdp => self.run_hook(hook, self.inp.ifindex, frame, meta),
+            Hook::Tc => self.as_tc_interface(|| self.run_hook(hook, self.inp.ifindex, frame, meta)),
+        };
         self.expect_run(&format!("{hook:?} program"), run, frame, action, want, stat);
+    }
+
+    /// Runs `f` with in0 marked as served through TC (ACCEL_IF_TC): the TC
+    /// program decides everything arriving there, as on a TC interface.
+    pub fn as_tc_interface<T>(&self, f: impl FnOnce() -> T) -> T {
+        let e = self.dp.maps.iface(self.inp.ifindex).expect("in0's entry");
+        let put = |flags: u32| Change::PutIface {
+            ifindex: self.inp.ifindex,
+            entry: IfaceEntry {
+                mac: e.mac,
+                slot: e.slot,
+                mtu: e.mtu,
+                flags,
+                mtu6: e.mtu6,
+            },
+        };
+        self.apply(&[put(e.flags | accel_if_flags::ACCEL_IF_TC.0)]);
+        let r = f();
+        self.apply(&[put(e.flags)]);
+        r
     }
 
     /// [`Lab::expect`] for the TC program with `frame` as a GSO packet of
@@ -444,7 +467,8 @@ addr add 2001:db8:3::1/64 dev x0 nodad
         stat: accel_stat,
     ) {
         let run = || {
-            let (verdict, out) = self.run_tc(self.inp.ifindex, frame, gso_size);
+            let (verdict, out) =
+                self.as_tc_interface(|| self.run_tc(self.inp.ifindex, frame, gso_size));
             (tc_as_xdp(verdict), out)
         };
         self.expect_run(

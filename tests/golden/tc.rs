@@ -96,3 +96,67 @@ fn gso_with_length_zero_goes_to_the_kernel() {
     let f = f6(&lab, &p6);
     lab.expect_gso(&f, 1000, XDP_PASS, &f, S::ACCEL_STAT_PASS_MTU);
 }
+
+// ------------------------------------------------ XDP and TC together
+
+/// Expects the XDP program to hand `f` to the TC program beside it:
+/// passed unchanged, behind the metadata that says so.
+#[track_caller]
+fn expect_handoff(lab: &Lab, f: &[u8]) {
+    let mark = accel::bpf::types::accel_handoff::ACCEL_HANDOFF_MARK.0;
+    let handed = [&mark.to_ne_bytes()[..], f].concat();
+    lab.expect_on(Hook::Xdp, f, 0, XDP_PASS, &handed, S::ACCEL_STAT_HANDOFF_TC);
+}
+
+/// An XDP redirect cannot reach an interface accel serves through TC (a
+/// bridge, a tunnel): the XDP program hands such frames, unchanged, to
+/// the TC program beside it, or, without one, to the kernel.
+#[test]
+fn xdp_hands_frames_for_tc_interfaces_to_tc() {
+    let Some(lab) = Lab::new() else { return };
+    mirror_gw(&lab);
+    let o = lab.out;
+    lab.apply(&[lab.put_iface(&o, FLAGS_ALL | F::ACCEL_IF_TC.0, 1500)]);
+    let f = f4(&lab, &udp4(REMOTE4));
+    lab.expect_on(Hook::Xdp, &f, 0, XDP_PASS, &f, S::ACCEL_STAT_PASS_EGRESS);
+    lab.apply(&[lab.put_iface(&lab.inp, FLAGS_ALL | F::ACCEL_IF_TC_BESIDE.0, 1500)]);
+    expect_handoff(&lab, &f);
+    let f6 = f6(&lab, &udp6(remote6()));
+    expect_handoff(&lab, &f6);
+    // TC itself sends there (bpf_redirect reaches any device).
+    let fwd = forwarded(&f, MIRROR_MAC, o.mac);
+    lab.expect_on(
+        Hook::Tc,
+        &f,
+        0,
+        XDP_REDIRECT,
+        &fwd,
+        S::ACCEL_STAT_FWD_MIRROR,
+    );
+}
+
+/// A neighbour to resolve: XDP cannot queue the frame, TC can
+/// (bpf_redirect_neigh); beside TC, XDP hands it over.
+#[test]
+fn xdp_hands_frames_for_unresolved_neighbours_to_tc() {
+    let Some(lab) = Lab::new() else { return };
+    kernel_routes(&lab);
+    let f = f4(&lab, &udp4(REMOTE4));
+    lab.expect_on(Hook::Xdp, &f, 0, XDP_PASS, &f, S::ACCEL_STAT_PASS_NO_NEIGH);
+    lab.apply(&[lab.put_iface(&lab.inp, FLAGS_ALL | F::ACCEL_IF_TC_BESIDE.0, 1500)]);
+    expect_handoff(&lab, &f);
+}
+
+/// Beside an XDP program, the TC program leaves alone what it was not
+/// handed: XDP decided and counted it already.
+#[test]
+fn tc_beside_xdp_takes_only_what_it_is_handed() {
+    let Some(lab) = Lab::new() else { return };
+    mirror_gw(&lab);
+    let f = f4(&lab, &udp4(REMOTE4));
+    let before = lab.dp.maps.stats(lab.inp.slot).unwrap();
+    let (verdict, out) = lab.run_hook(Hook::Tc, lab.inp.ifindex, &f, 0);
+    let after = lab.dp.maps.stats(lab.inp.slot).unwrap();
+    assert_eq!((verdict, out), (XDP_PASS, f), "passed on, unchanged");
+    assert_eq!(before.packets, after.packets, "and counted nowhere");
+}

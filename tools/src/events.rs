@@ -56,6 +56,7 @@ impl Plane {
             slot: 0,
             sysctl_flags: flags,
             mtu6: 1500,
+            hook_flags: 0,
         };
         let ifaces: HashMap<u32, IfaceConf> = [(IFINDEX, conf)].into_iter().collect();
         let groups = limits.ipv4_groups as usize;

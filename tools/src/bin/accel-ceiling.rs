@@ -11,7 +11,7 @@ use std::os::fd::AsFd;
 use anyhow::Result;
 use clap::Parser;
 
-use accel::datapath::attach::{attach, XdpMode};
+use accel::datapath::attach::{attach_xdp, XdpMode};
 use accel_tools::ceiling;
 use accel_tools::net::{iface_mac, parse_mac};
 
@@ -52,7 +52,7 @@ fn run(a: Args) -> Result<()> {
         ceiling::set_adjacency(&skel, tag, gw, smac)?;
     }
     ceiling::set_egress(&skel, out_ifindex)?;
-    let _link = attach(
+    let _link = attach_xdp(
         skel.progs.ceiling_fwd.as_fd(),
         in_ifindex,
         &a.ingress,

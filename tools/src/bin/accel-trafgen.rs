@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags};
 
-use accel::datapath::attach::{attach, XdpMode};
+use accel::datapath::attach::{attach_xdp, XdpMode};
 use accel_tools::net::{iface_mac, parse_mac};
 use accel_tools::trafgen::{self, types, FrameSpec, TrafgenSkel, TrafgenSkelBuilder};
 
@@ -467,7 +467,7 @@ fn sink(
     // The destination array is the generator's: keep it tiny here.
     open.maps.dests.set_max_entries(1)?;
     let skel = open.load().context("loading the trafgen BPF object")?;
-    let _link = attach(skel.progs.trafgen_sink.as_fd(), ifindex, iface, mode)
+    let _link = attach_xdp(skel.progs.trafgen_sink.as_fd(), ifindex, iface, mode)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     eprintln!("accel-trafgen sink: on {iface} (ifindex {ifindex}), counting UDP to port {dport}");
 

@@ -1,0 +1,91 @@
+//! The TC program's attachment: a tcx link on an interface's TC ingress
+//! (Linux 6.6+). Like the XDP links, it lives as long as accel holds its
+//! descriptor, and other programs on the same hook are left alone: accel's
+//! is appended after them, so that whatever they decide (drop, mark,
+//! redirect) still comes first, as it would before the kernel's
+//! forwarding path.
+
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use super::attach::{Attachment, Hook};
+use super::DatapathError;
+
+/// The TC program's name, as the kernel lists it.
+const PROGRAM_NAME: &str = "accel_tc";
+
+/// The most programs one query lists (tcx has no fixed limit; 64 is far
+/// more than any interface carries).
+const MAX_LISTED: usize = 64;
+
+pub fn attach(prog: BorrowedFd<'_>, ifindex: u32, name: &str) -> Result<Attachment, DatapathError> {
+    let fail = |msg: String| DatapathError::Attach {
+        iface: name.to_string(),
+        msg,
+    };
+    if let Some(id) = programs(ifindex).into_iter().find(|id| is_accels(*id)) {
+        return Err(fail(format!(
+            "already has accel's TC program (id {id}); is another accel running on it? \
+             (`accel stats` shows a running instance; `bpftool net` lists programs)"
+        )));
+    }
+    let opts = libbpf_sys::bpf_link_create_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _,
+        ..Default::default()
+    };
+    // SAFETY: valid program fd and a fully initialised options struct.
+    // libbpf-rs 0.27 has no tcx attach of its own.
+    let fd = unsafe {
+        libbpf_sys::bpf_link_create(
+            prog.as_raw_fd(),
+            ifindex as i32,
+            libbpf_sys::BPF_TCX_INGRESS,
+            &opts,
+        )
+    };
+    if fd < 0 {
+        let err = std::io::Error::from_raw_os_error(-fd);
+        return Err(fail(match -fd {
+            libc::EINVAL => format!(
+                "attaching to TC ingress failed ({err}): this kernel has no tcx links \
+                 (Linux 6.6 or later)"
+            ),
+            _ => format!("attaching to TC ingress failed: {err}"),
+        }));
+    }
+    // SAFETY: bpf_link_create returned a new descriptor that we now own.
+    let link = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(Attachment::new(ifindex, name, Hook::Tc, link))
+}
+
+/// Ids of the programs on `ifindex`'s TC ingress (tcx), in order; empty
+/// when none (or the interface is gone).
+pub fn programs(ifindex: u32) -> Vec<u32> {
+    let mut ids = [0u32; MAX_LISTED];
+    let mut opts = libbpf_sys::bpf_prog_query_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_prog_query_opts>() as _,
+        prog_ids: ids.as_mut_ptr(),
+        ..Default::default()
+    };
+    opts.__bindgen_anon_1.count = MAX_LISTED as u32;
+    // SAFETY: prog_ids points at MAX_LISTED writable u32s, as count says;
+    // the options struct is fully initialised.
+    let rc = unsafe {
+        libbpf_sys::bpf_prog_query_opts(ifindex as i32, libbpf_sys::BPF_TCX_INGRESS, &mut opts)
+    };
+    if rc != 0 {
+        return Vec::new();
+    }
+    // SAFETY: the kernel wrote the count of ids it returned.
+    let n = unsafe { opts.__bindgen_anon_1.count } as usize;
+    ids[..n.min(MAX_LISTED)].to_vec()
+}
+
+/// Whether program `id` is an accel TC program (of any instance).
+fn is_accels(id: u32) -> bool {
+    libbpf_rs::ProgramHandle::from_prog_id(id).is_ok_and(|p| p.name() == PROGRAM_NAME)
+}
+
+/// Whether an accel TC program runs on `ifindex` (for `accel stats`).
+pub fn has_accels(ifindex: u32) -> bool {
+    programs(ifindex).into_iter().any(is_accels)
+}
