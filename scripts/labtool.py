@@ -24,6 +24,7 @@ Parsing and generating:
   rx       rx packets of an interface from `ip -s -j link show` on stdin
   stats    sum fields of `accel stats --json` on stdin
   snmp     forwarding counters from /proc/net/snmp and /proc/net/snmp6
+  tcx      programs on the TC ingress (tcx) of interfaces of this netns
   srcdrops the kernel's source-check drops: IPReversePathFilter (this
            namespace's /proc/net/netstat) and in_martian_src (rt_cache)
   hdrdrops the kernel's header drops: InHdrErrors InTruncatedPkts
@@ -293,6 +294,30 @@ def cmd_snmp(a):
             if p and p[0] == "Ip6OutForwDatagrams":
                 v6 = int(p[1])
     print(v4, v6)
+
+
+def cmd_tcx(a):
+    """Programs attached to the tcx ingress of each named interface,
+    summed: BPF_PROG_QUERY with no id buffer returns just the count
+    (bpftool 7.1 cannot tell tcx links of this netns from others')."""
+    import ctypes
+    import os
+    libc = ctypes.CDLL(None, use_errno=True)
+    bpf_prog_query, bpf_tcx_ingress, sys_bpf = 16, 46, 321  # x86_64
+    total = 0
+    for name in a.ifaces:
+        try:
+            ifindex = socket.if_nametoindex(name)
+        except OSError:
+            continue
+        # union bpf_attr, query: target_ifindex, attach_type, query_flags,
+        # attach_flags, prog_ids (u64), count, pad, then more u64s.
+        attr = (ctypes.c_uint32 * 32)()
+        attr[0], attr[1] = ifindex, bpf_tcx_ingress
+        if libc.syscall(sys_bpf, bpf_prog_query, ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
+            raise SystemExit(f"BPF_PROG_QUERY on {name}: {os.strerror(ctypes.get_errno())}")
+        total += attr[6]
+    print(total)
 
 
 def martian_src():
@@ -803,6 +828,9 @@ def main():
     s.set_defaults(fn=cmd_stats)
     s = sub.add_parser("snmp")
     s.set_defaults(fn=cmd_snmp)
+    s = sub.add_parser("tcx")
+    s.add_argument("ifaces", nargs="+")
+    s.set_defaults(fn=cmd_tcx)
     s = sub.add_parser("rawsend")
     s.add_argument("--iface", required=True)
     s.add_argument("--dst-mac", required=True)

@@ -20,6 +20,8 @@ PROPTEST_CASES=${PROPTEST_CASES:-50000} cargo test --release --locked --lib prop
 ACCEL="$PWD/target/release/accel" bash tests/fuzz_lab.sh
 echo "== end-to-end test in network namespaces"
 ACCEL="$PWD/target/release/accel" bash tests/e2e.sh
+echo "== the TC datapath: bridge, VXLAN, macvlan, XDP and TC together"
+ACCEL="$PWD/target/release/accel" bash tests/tc.sh
 echo "== hostile cases: frozen daemon, lost events, planted paths, least privilege"
 ACCEL="$PWD/target/release/accel" bash tests/hostile.sh
 echo "== protection: spoofed sources dropped in XDP where the kernel drops them"

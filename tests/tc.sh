@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# The TC half of the datapath, end to end: a router whose interfaces XDP
+# cannot serve (a bridge it routes into, a VXLAN tunnel, a macvlan) beside
+# veths that run native XDP. Traffic is checked in both directions, with
+# the kernel's forwarding counters flat (accel forwarded every packet), as
+# are a neighbour still to resolve (no packet lost while the kernel
+# resolves it), the hook each interface got from --hook auto, bad hook
+# requests, and what is left attached afterwards.
+#
+#   sudo bash tests/tc.sh     # ACCEL=path/to/accel for another binary
+set -u
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
+if [[ $(id -u) -ne 0 ]]; then
+    echo "tests/tc.sh must run as root (namespaces, XDP, TC)" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+# shellcheck source=../scripts/lab.sh
+source "$HERE/../scripts/lab.sh"
+lab_private_mountns "$SELF" "$@"
+# shellcheck source=tap.sh
+source "$HERE/tap.sh"
+finish() {
+    local rc=$?
+    if [[ $FAILED -gt 0 && -f ${LAB_DIR:-/nonexistent}/accel.log ]]; then
+        note "accel log (last 15 lines):"
+        tail -n 15 "$LAB_DIR/accel.log" | sed 's/^/#   /'
+    fi
+    lab_down
+    return $rc
+}
+lab_init || { echo "0 passed, 1 failed"; exit 1; }
+trap finish EXIT
+trap "exit 130" INT TERM
+lab_up || { not_ok "lab setup" "building the namespaces failed"; echo "$PASSED passed, $FAILED failed"; exit 1; }
+
+# Three more hosts behind the router, each reached through an interface
+# XDP cannot serve:
+#   hb: behind the bridge br0 (port r-bp), the router's address on br0;
+#   vt: a VXLAN tunnel endpoint, the underlay r-ul, the overlay vx0;
+#   mh: behind the macvlan mv0 on r-mvl.
+NS_HB=$LAB_PREFIX-hb NS_VT=$LAB_PREFIX-vt NS_MH=$LAB_PREFIX-mh
+LAB_NSS+=("$NS_HB" "$NS_VT" "$NS_MH")
+extra_up() {
+    local ns
+    for ns in "$NS_HB" "$NS_VT" "$NS_MH"; do
+        ip netns add "$ns" && ip -n "$ns" link set lo up || return 1
+        lab_in "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 || return 1
+    done
+    ip -n "$NS_RTR" link add br0 type bridge || return 1
+    ip -n "$NS_RTR" link add r-bp type veth peer name h-rtr netns "$NS_HB" || return 1
+    ip -n "$NS_RTR" link set r-bp master br0 up || return 1
+    lab_addr "$NS_RTR" br0 10.12.1.1/24 fd00:12:1::1/64 || return 1
+    lab_addr "$NS_HB" h-rtr 10.12.1.2/24 fd00:12:1::2/64 || return 1
+
+    ip -n "$NS_RTR" link add r-ul type veth peer name u-rtr netns "$NS_VT" || return 1
+    ip -n "$NS_RTR" addr add 10.13.0.1/24 dev r-ul && ip -n "$NS_RTR" link set r-ul up || return 1
+    ip -n "$NS_VT" addr add 10.13.0.2/24 dev u-rtr && ip -n "$NS_VT" link set u-rtr up || return 1
+    ip -n "$NS_RTR" link add vx0 type vxlan id 42 local 10.13.0.1 remote 10.13.0.2 dstport 4789 dev r-ul || return 1
+    ip -n "$NS_VT" link add vx0 type vxlan id 42 local 10.13.0.2 remote 10.13.0.1 dstport 4789 dev u-rtr || return 1
+    lab_addr "$NS_RTR" vx0 10.14.0.1/24 fd00:14::1/64 || return 1
+    lab_addr "$NS_VT" vx0 10.14.0.2/24 fd00:14::2/64 || return 1
+
+    ip -n "$NS_RTR" link add r-mvl type veth peer name m-rtr netns "$NS_MH" || return 1
+    ip -n "$NS_RTR" link set r-mvl up || return 1
+    ip -n "$NS_RTR" link add mv0 link r-mvl type macvlan mode bridge || return 1
+    lab_addr "$NS_RTR" mv0 10.15.0.1/24 fd00:15::1/64 || return 1
+    lab_addr "$NS_MH" m-rtr 10.15.0.2/24 fd00:15::2/64 || return 1
+
+    local host gw4 gw6 dev
+    for host in "$NS_HB 10.12.1.1 fd00:12:1::1 h-rtr" "$NS_VT 10.14.0.1 fd00:14::1 vx0" \
+        "$NS_MH 10.15.0.1 fd00:15::1 m-rtr"; do
+        set -- $host
+        ip -n "$1" route add default via "$2" && ip -n "$1" -6 route add default via "$3" || return 1
+        # As for the lab's own veths (scripts/lab.sh): full checksums on
+        # the wire from the hosts.
+        lab_in "$1" ethtool -K "$4" tx off >/dev/null 2>&1
+    done
+    lab_sink "$NS_HB" "$LAB_DIR/hb.sink" && lab_sink "$NS_VT" "$LAB_DIR/vt.sink" &&
+        lab_sink "$NS_MH" "$LAB_DIR/mh.sink"
+}
+extra_up || { not_ok "lab setup (bridge, VXLAN, macvlan)" "failed"; echo "$PASSED passed, $FAILED failed"; exit 1; }
+
+N=1000
+RATE=4000
+hook_of() { lab_accel stats --json 2>/dev/null | python3 -c "
+import json, sys
+print(next((i.get('hook') or 'none') for i in json.load(sys.stdin) if i['iface'] == '$1'))"; }
+tcx_links() {
+    lab_in "$NS_RTR" python3 "$LAB_TOOL" tcx r-src r-dst1 r-dst2 br0 vx0 mv0
+}
+
+# flow NAME SRC_NS DST SINK [TAG]: N datagrams; sets GOT (datagrams SINK
+# received) and KFWD (the router's kernel forwarding counters, both
+# families, delta).
+flow() {
+    local tag=${5:-$1} k0 k1
+    read -r -a k0 <<<"$(lab_fwd_counters)"
+    lab_send "$2" "$3" "$N" "$RATE" "$tag" >/dev/null
+    sleep 0.3
+    read -r -a k1 <<<"$(lab_fwd_counters)"
+    GOT=$(lab_received "$tag" "$4")
+    KFWD=$((k1[0] - k0[0] + k1[1] - k0[1]))
+}
+
+# ---------------------------------------------------------------- bad input
+out=$(lab_accel run -i br0:xdp 2>&1); rc=$?
+check "-i br0:xdp: refused with one clear line, nothing attached" "exit $rc: $(tail -n1 <<<"$out")" \
+    eval '[[ $rc -ne 0 ]] && grep -q "br0.*does not support native XDP" <<<"$out" && [[ $(tcx_links) -eq 0 ]] && ! lab_rtr_has_xdp'
+out=$(lab_accel run -i br0:fast 2>&1); rc=$?
+check "-i br0:fast: refused at parsing" "exit $rc: $(tail -n1 <<<"$out")" \
+    eval '[[ $rc -eq 2 ]] && grep -q "unknown hook .fast." <<<"$out"'
+
+# ---------------------------------------------------------------- auto
+IFS_TC=(-i br0 -i vx0 -i mv0)
+lab_accel_start "${IFS_TC[@]}"
+if lab_accel_wait 30; then
+    ok "accel run starts on 3 veths, a bridge, a VXLAN and a macvlan" "pid $ACCEL_PID"
+else
+    not_ok "accel run starts" "$(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+    echo "$PASSED passed, $FAILED failed"
+    exit 1
+fi
+hooks="r-src=$(hook_of r-src) br0=$(hook_of br0) vx0=$(hook_of vx0) mv0=$(hook_of mv0)"
+check "--hook auto: native XDP on the veths, TC on the bridge, VXLAN and macvlan" "$hooks" \
+    eval '[[ $hooks == "r-src=native XDP br0=TC ingress (tcx) vx0=TC ingress (tcx) mv0=TC ingress (tcx)" ]]'
+# 3 TC interfaces, and the TC program beside each of the 3 XDP ones.
+check "TC programs: one per TC interface, one beside each XDP interface" "$(tcx_links)" eval '[[ $(tcx_links) -eq 6 ]]'
+lab_in "$NS_SRC" ping -q -c 1 -W 2 10.12.1.2 >/dev/null 2>&1 # neighbours
+lab_in "$NS_SRC" ping -q -c 1 -W 2 10.14.0.2 >/dev/null 2>&1
+lab_in "$NS_SRC" ping -q -c 1 -W 2 10.15.0.2 >/dev/null 2>&1
+lab_in "$NS_SRC" ping -6 -q -c 1 -W 2 fd00:12:1::2 >/dev/null 2>&1
+
+# ------------------------------------------------- XDP in, TC interface out
+h0=$(lab_accel_stat --iface r-src handoff_tc)
+for dst in "bridge 10.12.1.2 hb" "bridge-v6 fd00:12:1::2 hb" "VXLAN 10.14.0.2 vt" "macvlan 10.15.0.2 mh"; do
+    set -- $dst
+    flow "x-$1" "$NS_SRC" "$2" "$3"
+    check "XDP in (r-src), out through the $1 (TC): all delivered, the kernel forwarded none" \
+        "$3 got $GOT/$N, kernel forwarded $KFWD" eval '[[ $GOT -eq $N && $KFWD -eq 0 ]]'
+done
+h1=$(lab_accel_stat --iface r-src handoff_tc)
+check "r-src's XDP program handed those frames to the TC program beside it" "handoff_tc +$((h1 - h0))" \
+    eval '[[ $((h1 - h0)) -ge $((4 * N)) ]]'
+
+# ------------------------------------------------- TC in, XDP interface out
+f0=$(lab_accel_stat --iface br0 fwd_mirror fwd_fib fwd_neigh)
+flow "from-bridge" "$NS_HB" "$LAB_SVC4" dst1
+f1=$(lab_accel_stat --iface br0 fwd_mirror fwd_fib fwd_neigh)
+check "TC in (br0), out through r-dst1 (XDP): all delivered, the kernel forwarded none" \
+    "dst1 got $GOT/$N, kernel forwarded $KFWD, br0 forwarded +$((f1 - f0))" \
+    eval '[[ $GOT -eq $N && $KFWD -eq 0 && $((f1 - f0)) -ge $N ]]'
+flow "tunnel-to-bridge" "$NS_VT" 10.12.1.2 hb
+check "TC in (vx0), out through TC (br0): all delivered, the kernel forwarded none" \
+    "hb got $GOT/$N, kernel forwarded $KFWD" eval '[[ $GOT -eq $N && $KFWD -eq 0 ]]'
+
+# ------------------------------------------------- unresolved neighbour
+# The router forgets hb's MAC; the first datagrams wait in the kernel's
+# neighbour queue (bpf_redirect_neigh) while it asks, none is lost.
+ip -n "$NS_RTR" neigh flush dev br0
+ip -n "$NS_HB" neigh flush dev h-rtr
+n0=$(lab_accel_stat fwd_neigh)
+N_SAVED=$N N=20
+flow "unresolved" "$NS_SRC" 10.12.1.2 hb
+N=$N_SAVED
+n1=$(lab_accel_stat fwd_neigh)
+check "a neighbour to resolve: no datagram lost, the first ones through bpf_redirect_neigh" \
+    "hb got $GOT/20, fwd_neigh +$((n1 - n0)), kernel forwarded $KFWD" \
+    eval '[[ $GOT -eq 20 && $((n1 - n0)) -ge 1 && $KFWD -eq 0 ]]'
+
+# ------------------------------------------------- stop
+lab_accel_stop
+check "after SIGTERM: no TC program and no XDP program left" "TC programs $(tcx_links)" \
+    eval '[[ $(tcx_links) -eq 0 ]] && ! lab_rtr_has_xdp'
+flow "after" "$NS_SRC" 10.12.1.2 hb
+check "after SIGTERM: the kernel forwards alone" "hb got $GOT/$N, kernel forwarded $KFWD" \
+    eval '[[ $GOT -eq $N && $KFWD -ge $N ]]'
+
+# ------------------------------------------------- everything TC
+lab_accel_start --hook tc "${IFS_TC[@]}"
+lab_accel_wait 30 || not_ok "accel run --hook tc starts" "$(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+check "--hook tc: r-src runs TC too" "$(hook_of r-src)" eval '[[ "$(hook_of r-src)" == "TC ingress (tcx)" ]]'
+for dst in "dst1 $LAB_SVC4 dst1" "dst1-v6 $LAB_SVC6 dst1" "bridge 10.12.1.2 hb"; do
+    set -- $dst
+    flow "t-$1" "$NS_SRC" "$2" "$3"
+    check "--hook tc: r-src to $1: all delivered, the kernel forwarded none" \
+        "$3 got $GOT/$N, kernel forwarded $KFWD" eval '[[ $GOT -eq $N && $KFWD -eq 0 ]]'
+done
+lab_accel_stop
+echo "$PASSED passed, $FAILED failed"
+[[ $FAILED -eq 0 ]]
