@@ -686,7 +686,7 @@ lab_accel_follow_successor && lab_accel_wait 30 && uok=yes
 wait "$U4" "$U6" 2>/dev/null
 sleep 0.5
 read -r -a ku1 <<<"$(kfwd)"
-uadopted=$(lab_accel_log | grep -c "adopted the previous instance's XDP link")
+uadopted=$(lab_accel_log | grep -c "adopted the previous instance's link on [^ :]* .*native XDP")
 for fam in 4 6; do
     n=$(sent_of "u$fam")
     res=$(python3 "$LAB_TOOL" gaps --tag "u$fam" --sent "$n" --rate "$E_RATE" "$SINK_LOG")

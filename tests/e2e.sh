@@ -514,11 +514,12 @@ hitless() {
     recv4=$(lab_received jh4 dst1)
     recv6=$(lab_received jh6 dst1)
     minx=$(sort -n "$LAB_DIR/j.xdp" | head -n1)
-    adopted=$(lab_accel_log | grep -c "adopted the previous instance's XDP link")
+    adopted=$(lab_accel_log | grep -c "adopted the previous instance's link on r-[a-z0-9]* .*native XDP")
+    adopted_tc=$(lab_accel_log | grep -c "adopted the previous instance's link on r-[a-z0-9]*:tc .*TC ingress")
     sy=$(lab_accel sync 2>&1)
     J_KFWD4=$((k1[0] - k0[0])) J_KFWD6=$((k1[1] - k0[1]))
     J_LOST4=$((sent4 - recv4)) J_LOST6=$((sent6 - recv6))
-    J_MINX=$minx J_SAMPLES=$(wc -l <"$LAB_DIR/j.xdp") J_ADOPTED=$adopted J_SYNC=$sy
+    J_MINX=$minx J_SAMPLES=$(wc -l <"$LAB_DIR/j.xdp") J_ADOPTED=$adopted J_ADOPTED_TC=$adopted_tc J_SYNC=$sy
     J_P0=$p0 J_P1=$p1
     SW_RESULT="old exit $J_RC; XDP on >= $minx interfaces in $J_SAMPLES samples; $adopted links adopted; progs [$p0] -> [$p1]; kernel forwarded +$J_KFWD4/+$J_KFWD6; v4 $recv4/$sent4, v6 $recv6/$sent6 arrived"
     return 0
@@ -528,8 +529,9 @@ if check_sw "j. hitless upgrade (SIGUSR2 starts the successor): runs" hitless; t
     check "j. the old instance exits with status 0 once the successor took over" "exit $J_RC" test "$J_RC" -eq 0
     check "j. XDP stayed on all 3 interfaces throughout the handover" \
         "min $J_MINX in $J_SAMPLES samples" test "$J_MINX" -eq 3
-    check "j. the successor adopted all 3 links (and swapped its program in)" \
-        "$J_ADOPTED adopted; progs [$J_P0] -> [$J_P1]" eval '[[ $J_ADOPTED -eq 3 && "$J_P0" != "$J_P1" ]]'
+    check "j. the successor adopted all 3 XDP links and the 3 TC links beside them (and swapped its programs in)" \
+        "$J_ADOPTED XDP, $J_ADOPTED_TC TC adopted; progs [$J_P0] -> [$J_P1]" \
+        eval '[[ $J_ADOPTED -eq 3 && $J_ADOPTED_TC -eq 3 && "$J_P0" != "$J_P1" ]]'
     check "j. XDP forwarded throughout: the kernel forwarded next to nothing during the handover" \
         "IpForwDatagrams +$J_KFWD4, Ip6OutForwDatagrams +$J_KFWD6" \
         eval '[[ $J_KFWD4 -lt 20 && $J_KFWD6 -lt 20 ]]'

@@ -4,6 +4,7 @@
 #   scripts/bench/forwarding.sh [--families "4 6"] [--tables "1 10000 full ecmp"]
 #                               [--seconds N] [--warmup N] [--rounds N]
 #                               [--baseline OTHER-ACCEL-BINARY]
+#                               [--modes "mirror fib ceiling tc generic"]
 # (defaults: both families, both tables, 4 s after 2 s warm-up, 3 rounds
 # with kernel, mirror and fib interleaved; about 10 minutes)
 #
@@ -25,6 +26,11 @@
 # Rates are medians of per-second counter differences at the sink over
 # --seconds, after --warmup.
 #
+# --modes picks what is measured beside the kernel (default "mirror fib
+# ceiling"): mirror and fib are `accel run --mode mirror|fib` in native XDP;
+# tc is the mirror through the TC program (`--hook tc`), generic the
+# mirror in generic XDP (`--xdp-mode generic`).
+#
 # --baseline BIN also measures BIN's `--mode mirror` in the same rounds
 # ("baseline"): a change's cost to forwarding, before/after in one run.
 #
@@ -43,6 +49,7 @@ SECONDS_MEASURED=4
 WARMUP=2
 ROUNDS=3
 BASELINE=
+MODES="mirror fib ceiling"
 while [ $# -gt 0 ]; do
     case "$1" in
         --families) FAMILIES=$2; shift 2 ;;
@@ -51,6 +58,7 @@ while [ $# -gt 0 ]; do
         --warmup) WARMUP=$2; shift 2 ;;
         --rounds) ROUNDS=$2; shift 2 ;;
         --baseline) BASELINE=$2; shift 2 ;;
+        --modes) MODES=$2; shift 2 ;;
         -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "forwarding.sh: unknown option $1" >&2; exit 2 ;;
     esac
@@ -120,7 +128,7 @@ for fam in $FAMILIES; do
         set_routes "$fam" "$tab"
         for r in $(seq 1 "$ROUNDS"); do
             measure "$fam" "$tab" kernel
-            for mode in mirror fib ceiling ${BASELINE:+baseline}; do
+            for mode in $MODES ${BASELINE:+baseline}; do
                 start_accel $mode
                 measure "$fam" "$tab" $mode
                 stop_accel
@@ -146,10 +154,11 @@ for fam in $FAMILIES; do
         [ "$tab" = ecmp ] && label="$label ECMP x4"
         k=$(median <<<"${RESULT[$fam/$tab/kernel]}")
         c=$(median <<<"${RESULT[$fam/$tab/ceiling]}")
-        for mode in kernel mirror fib ceiling ${BASELINE:+baseline}; do
+        for mode in kernel $MODES ${BASELINE:+baseline}; do
             m=$(median <<<"${RESULT[$fam/$tab/$mode]}")
             case $mode in kernel) name=kernel ;; mirror) name="accel mirror" ;; fib) name="accel fib" ;;
-                ceiling) name="ceiling (egress handed over)" ;; baseline) name="baseline mirror" ;; esac
+                ceiling) name="ceiling (egress handed over)" ;; baseline) name="baseline mirror" ;;
+                tc) name="accel mirror, TC hook" ;; generic) name="accel mirror, generic XDP" ;; esac
             ratio=$(awk -v m="$m" -v k="$k" 'BEGIN { if (k > 0) printf "%.2fx", m / k; else print "-" }')
             vs_c=$(awk -v m="$m" -v k="$c" 'BEGIN { if (k > 0) printf "%.2fx", m / k; else print "-" }')
             printf '%-50s %8.3f %10s %11s\n' "IPv$fam $label, $name" "$m" "$ratio" "$vs_c"
