@@ -222,12 +222,16 @@ lab_accel() {
 }
 
 # Start `accel run` in rtr in the background (log in $LAB_DIR/accel.log);
-# sets ACCEL_PID. Extra arguments go to `accel run`.
+# sets ACCEL_PID. Extra arguments go to `accel run`, after those in
+# LAB_ACCEL_ARGS (e.g. "--hook tc").
 lab_accel_start() {
     touch "$LAB_DIR/accel.log"
     ACCEL_LOG_OFFSET=$(stat -c %s "$LAB_DIR/accel.log")
+    local extra
+    read -r -a extra <<<"${LAB_ACCEL_ARGS:-}"
     # A simple command, so $! is accel itself (nsenter execs it).
-    nsenter --net="/run/netns/$NS_RTR" -- "$ACCEL" run -i "$LAB_R_SRC" -i "$LAB_R_DST1" -i "$LAB_R_DST2" "$@" \
+    nsenter --net="/run/netns/$NS_RTR" -- "$ACCEL" run -i "$LAB_R_SRC" -i "$LAB_R_DST1" -i "$LAB_R_DST2" \
+        "${extra[@]}" "$@" \
         >>"$LAB_DIR/accel.log" 2>&1 &
     ACCEL_PID=$!
 }

@@ -52,7 +52,29 @@ N=1000      # datagrams per burst
 RATE=10000  # datagrams per second in bursts
 SMALL=100   # "far less than sent": kernel-forwarded allowance during a burst
 
-xdp_ifaces() { ip -n "$NS_RTR" -o link show 2>/dev/null | grep -c ' xdp' ; }
+# E2E_HOOK=tc runs the whole suite with every interface forced to the TC
+# program (--hook tc); "XDP" in the check names then means accel's
+# datapath in that hook.
+E2E_HOOK=${E2E_HOOK:-xdp}
+case $E2E_HOOK in
+    xdp) HOOK_SHOWN="native XDP" ;;
+    tc) HOOK_SHOWN="TC ingress (tcx)"
+        export LAB_ACCEL_ARGS="--hook tc" ;;
+    *) echo "E2E_HOOK must be xdp or tc" >&2; exit 2 ;;
+esac
+note "hook: $E2E_HOOK"
+# Interfaces of rtr running accel's datapath in the hook under test.
+xdp_ifaces() {
+    if [[ $E2E_HOOK == tc ]]; then
+        local i n=0
+        for i in "$LAB_R_SRC" "$LAB_R_DST1" "$LAB_R_DST2"; do
+            [[ $(lab_in "$NS_RTR" python3 "$LAB_TOOL" tcx "$i" 2>/dev/null) -gt 0 ]] && n=$((n + 1))
+        done
+        echo $n
+    else
+        ip -n "$NS_RTR" -o link show 2>/dev/null | grep -c ' xdp'
+    fi
+}
 ping4() { lab_in "$NS_SRC" ping -q -c "${2:-3}" -i 0.2 -W 2 "$1" >/dev/null 2>&1; }
 ping6() { lab_in "$NS_SRC" ping -6 -q -c "${2:-3}" -i 0.2 -W 2 "$1" >/dev/null 2>&1; }
 
@@ -275,14 +297,14 @@ nmac=$(lab_mac "$NS_DST1" d1-rtr)
 lk4=$(lab_accel lookup "$LAB_SVC4" 2>&1)
 check "f. accel lookup $LAB_SVC4 names egress r-dst1 ($rmac) and neighbour $LAB_DST1_GW4 ($nmac)" \
     "$(tr -s ' \n' ' ' <<<"$lk4")" \
-    eval 'grep -q "egress r-dst1 (native XDP): MAC $rmac" <<<"$lk4" && grep -q "neighbour $LAB_DST1_GW4: $nmac -> forwarded by the datapath" <<<"$lk4"'
+    eval 'grep -q "egress r-dst1 ($HOOK_SHOWN): MAC $rmac" <<<"$lk4" && grep -q "neighbour $LAB_DST1_GW4: $nmac -> forwarded by the datapath" <<<"$lk4"'
 check "f. accel lookup $LAB_SVC4 gives the kernel's answer too: via $LAB_DST1_GW4 dev r-dst1" \
     "$(grep -A1 '  kernel' <<<"$lk4" | tail -n 1)" \
     eval 'grep -A1 "  kernel" <<<"$lk4" | grep -q "via $LAB_DST1_GW4 dev r-dst1 "'
 lk6=$(lab_accel lookup "$LAB_SVC6" 2>&1)
 check "f. accel lookup $LAB_SVC6 names egress r-dst1 ($rmac) and neighbour $LAB_DST1_GW6 ($nmac)" \
     "$(tr -s ' \n' ' ' <<<"$lk6")" \
-    eval 'grep -q "egress r-dst1 (native XDP): MAC $rmac" <<<"$lk6" && grep -q "neighbour $LAB_DST1_GW6: $nmac -> forwarded by the datapath" <<<"$lk6"'
+    eval 'grep -q "egress r-dst1 ($HOOK_SHOWN): MAC $rmac" <<<"$lk6" && grep -q "neighbour $LAB_DST1_GW6: $nmac -> forwarded by the datapath" <<<"$lk6"'
 om=$(lab_accel stats --format openmetrics 2>&1)
 check "f. accel stats --format openmetrics counts r-src's forwarded packets and ends in # EOF" \
     "$(grep 'interface="r-src",outcome="forwarded",reason="mirror"' <<<"$om"), $(tail -n 1 <<<"$om")" \
@@ -392,7 +414,7 @@ check "g. a second accel run (other run dir, same pin dir) fails clearly: the pi
 out=$(ACCEL_RUN_DIR=$LAB_DIR/run3 ACCEL_PIN_DIR=$ACCEL_PIN_DIR-3 lab_accel run -i "$LAB_R_SRC" -i "$LAB_R_DST1" -i "$LAB_R_DST2" 2>&1)
 rc=$?
 check "g. a second accel run (other run and pin dirs) fails clearly" "exit $rc: $(tail -n1 <<<"$out")" \
-    eval '[[ $rc -ne 0 ]] && grep -q "already has an XDP program" <<<"$out"'
+    eval '[[ $rc -ne 0 ]] && grep -q "already runs accel.s program ($HOOK_SHOWN)" <<<"$out"'
 burst 4 "$LAB_SVC4" g4 dst1
 check "g. the first instance keeps running and forwarding" \
     "alive, XDP on $(xdp_ifaces) interfaces, burst: dst1 got $B_RECV/$N, accel forwarded $B_XFWD, kernel $B_KFWD" \
@@ -514,8 +536,9 @@ hitless() {
     recv4=$(lab_received jh4 dst1)
     recv6=$(lab_received jh6 dst1)
     minx=$(sort -n "$LAB_DIR/j.xdp" | head -n1)
-    adopted=$(lab_accel_log | grep -c "adopted the previous instance's link on r-[a-z0-9]* .*native XDP")
+    adopted=$(lab_accel_log | grep -c "adopted the previous instance's link on r-[a-z0-9]* .*$HOOK_SHOWN")
     adopted_tc=$(lab_accel_log | grep -c "adopted the previous instance's link on r-[a-z0-9]*:tc .*TC ingress")
+    [[ $E2E_HOOK == tc ]] && adopted_tc=3 # nothing beside TC
     sy=$(lab_accel sync 2>&1)
     J_KFWD4=$((k1[0] - k0[0])) J_KFWD6=$((k1[1] - k0[1]))
     J_LOST4=$((sent4 - recv4)) J_LOST6=$((sent6 - recv6))

@@ -153,7 +153,7 @@ for fam in $FAMILIES; do
         esac
         [ "$tab" = ecmp ] && label="$label ECMP x4"
         k=$(median <<<"${RESULT[$fam/$tab/kernel]}")
-        c=$(median <<<"${RESULT[$fam/$tab/ceiling]}")
+        c=$(median <<<"${RESULT[$fam/$tab/ceiling]:-}")
         for mode in kernel $MODES ${BASELINE:+baseline}; do
             m=$(median <<<"${RESULT[$fam/$tab/$mode]}")
             case $mode in kernel) name=kernel ;; mirror) name="accel mirror" ;; fib) name="accel fib" ;;

@@ -15,7 +15,8 @@ use crate::bpf::types::accel_if_flags as IfFlags;
 use crate::capacity::{self, Limits};
 use crate::control::{MirrorSize, Pending, Request};
 use crate::datapath::attach::{
-    adopt, attach, wait_detached, Attachment, Hook, HookChoice, IfaceArg, Programs, XdpMode,
+    adopt, attach, current_hook, wait_detached, Attachment, Hook, HookChoice, IfaceArg, Programs,
+    XdpMode,
 };
 use crate::datapath::clock::datapath_now_ns;
 use crate::datapath::maps::Maps;
@@ -593,6 +594,17 @@ async fn attach_one(
                 }
             }
         }
+    }
+    // Another instance's program, in either hook: two instances would
+    // both forward, from different mirrors.
+    if let Some(hook) = current_hook(ifindex).filter(|_| !beside) {
+        return Err(DaemonError::Iface(
+            name.to_string(),
+            format!(
+                "already runs accel's program ({hook}); is another accel running on it? \
+                 (`accel stats` shows a running instance; `bpftool net` lists programs)"
+            ),
+        ));
     }
     let a = attach(progs, ifindex, name, choice, &mut before_live)?;
     info!("attached to {name} (ifindex {ifindex}, {})", a.hook);

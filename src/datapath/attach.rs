@@ -214,12 +214,12 @@ impl Attachment {
     }
 }
 
-/// Waits up to `timeout` for `ifindex` to have no XDP program: a previous
-/// instance whose pinned link could not be adopted detaches it when it
-/// sees the pin gone.
+/// Waits up to `timeout` for `ifindex` to run no accel program, in either
+/// hook: a previous instance whose pinned link could not be adopted
+/// detaches it when it sees the pin gone.
 pub async fn wait_detached(ifindex: u32, timeout: std::time::Duration) -> bool {
     let until = tokio::time::Instant::now() + timeout;
-    while attached_prog_id(ifindex).is_some() {
+    while current_hook(ifindex).is_some() {
         if tokio::time::Instant::now() >= until {
             return false;
         }
