@@ -315,6 +315,14 @@ lab_accel_stat() {
     python3 "$LAB_TOOL" stats "$@" <<<"$json"
 }
 
+# How many of the running instance's interfaces have its program attached
+# (in whichever hook; `accel stats --json` names it).
+lab_accel_hooked() {
+    lab_accel stats --json 2>/dev/null |
+        python3 -c 'import json, sys; print(sum(1 for i in json.load(sys.stdin) if i.get("hook")))' ||
+        echo 0
+}
+
 lab_down() {
     local ns p
     if [[ -n ${ACCEL_PID:-} ]]; then

@@ -304,7 +304,7 @@ def cmd_tcx(a):
     import os
     libc = ctypes.CDLL(None, use_errno=True)
     bpf_prog_query, bpf_tcx_ingress, sys_bpf = 16, 46, 321  # x86_64
-    total = 0
+    total, ids = 0, []
     for name in a.ifaces:
         try:
             ifindex = socket.if_nametoindex(name)
@@ -313,11 +313,15 @@ def cmd_tcx(a):
         # union bpf_attr, query: target_ifindex, attach_type, query_flags,
         # attach_flags, prog_ids (u64), count, pad, then more u64s.
         attr = (ctypes.c_uint32 * 32)()
+        buf = (ctypes.c_uint32 * 64)()
         attr[0], attr[1] = ifindex, bpf_tcx_ingress
+        addr = ctypes.addressof(buf)
+        attr[4], attr[5], attr[6] = addr & 0xffffffff, addr >> 32, len(buf)
         if libc.syscall(sys_bpf, bpf_prog_query, ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
             raise SystemExit(f"BPF_PROG_QUERY on {name}: {os.strerror(ctypes.get_errno())}")
         total += attr[6]
-    print(total)
+        ids += [buf[i] for i in range(min(attr[6], len(buf)))]
+    print(" ".join(f"prog/tcx id {i}" for i in sorted(ids)) if a.ids else total)
 
 
 def martian_src():
@@ -829,6 +833,7 @@ def main():
     s = sub.add_parser("snmp")
     s.set_defaults(fn=cmd_snmp)
     s = sub.add_parser("tcx")
+    s.add_argument("--ids", action="store_true", help="the programs' ids, not their count")
     s.add_argument("ifaces", nargs="+")
     s.set_defaults(fn=cmd_tcx)
     s = sub.add_parser("rawsend")

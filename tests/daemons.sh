@@ -411,7 +411,7 @@ send d6_all "$(wc -l <"$LAB_DIR/d6_all")" 2000 kpath6 --sport 40000 >/dev/null
 # ================================================================== b. accel forwarding
 lab_accel_start
 t0=$SECONDS
-if lab_accel_wait 60 && [[ $(ip -n "$NS_RTR" -o link show 2>/dev/null | grep -c ' xdp') -eq 3 ]]; then
+if lab_accel_wait 60 && [[ $(lab_accel_hooked) -eq 3 ]]; then
     ok "b. accel run starts on r-src, r-b1, r-b2 beside FRR" "pid $ACCEL_PID, $((SECONDS - t0)) s: $(lab_accel_log | grep -m1 'accel running on' | sed 's/.*accel running/accel running/')"
 else
     not_ok "b. accel run starts" "log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
@@ -686,7 +686,7 @@ lab_accel_follow_successor && lab_accel_wait 30 && uok=yes
 wait "$U4" "$U6" 2>/dev/null
 sleep 0.5
 read -r -a ku1 <<<"$(kfwd)"
-uadopted=$(lab_accel_log | grep -c "adopted the previous instance's link on [^ :]* .*native XDP")
+uadopted=$(lab_accel_log | grep -c "adopted the previous instance's link on [^ :]* (ifindex")
 for fam in 4 6; do
     n=$(sent_of "u$fam")
     res=$(python3 "$LAB_TOOL" gaps --tag "u$fam" --sent "$n" --rate "$E_RATE" "$SINK_LOG")

@@ -484,7 +484,13 @@ after_stop "i. after SIGTERM"
 # maintained mirror until the successor has adopted every link. Under 1000
 # datagrams/s per family, XDP must stay on all three interfaces, the kernel
 # must forward (next to) nothing at any moment, and nothing may be lost.
-xdp_progs() { ip -n "$NS_RTR" -d link show 2>/dev/null | grep -o 'prog/xdp id [0-9]*' | sort | tr -s '\n' ' '; }
+xdp_progs() {
+    if [[ $E2E_HOOK == tc ]]; then
+        lab_in "$NS_RTR" python3 "$LAB_TOOL" tcx --ids "$LAB_R_SRC" "$LAB_R_DST1" "$LAB_R_DST2"
+    else
+        ip -n "$NS_RTR" -d link show 2>/dev/null | grep -o 'prog/xdp id [0-9]*' | sort | tr -s '\n' ' '
+    fi
+}
 hitless() {
     local i k0 k1 sent4 sent6 recv4 recv6 minx adopted sy p0 p1 w
     lab_accel_start
