@@ -25,7 +25,7 @@ pub const FROM_ENV: &str = "ACCEL_HANDOVER_FROM";
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandoverError {
-    #[error("pinning the XDP link at {path}")]
+    #[error("pinning the link at {path}")]
     Pin {
         path: PathBuf,
         #[source]

@@ -189,5 +189,42 @@ for dst in "dst1 $LAB_SVC4 dst1" "dst1-v6 $LAB_SVC6 dst1" "bridge 10.12.1.2 hb";
         "$3 got $GOT/$N, kernel forwarded $KFWD" eval '[[ $GOT -eq $N && $KFWD -eq 0 ]]'
 done
 lab_accel_stop
+
+# ------------------------------------------------- without tcx: cls_bpf
+# Kernels before 6.6 have no tcx links: accel adds a cls_bpf filter on a
+# clsact qdisc instead. ACCEL_TC_FILTER takes that path here. A user's own
+# filter on the same qdisc must survive everything accel does.
+filter_of() { tc -n "$NS_RTR" filter show dev br0 ingress 2>/dev/null | grep -c "accel_tc"; }
+tc -n "$NS_RTR" qdisc add dev br0 clsact
+tc -n "$NS_RTR" filter add dev br0 ingress pref 7 protocol arp u32 match u32 0 0 flowid 1:1
+user_filter() { tc -n "$NS_RTR" filter show dev br0 ingress 2>/dev/null | grep -c "pref 7 u32 chain 0 fh 800::800"; }
+ACCEL_TC_FILTER=1 lab_accel_start "${IFS_TC[@]}"
+lab_accel_wait 30 || not_ok "accel run with cls_bpf filters starts" "$(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+check "cls_bpf: br0 runs the TC program as a filter" "$(hook_of br0); filters $(filter_of)" \
+    eval '[[ "$(hook_of br0)" == "TC ingress (cls_bpf)" && $(filter_of) -eq 1 ]]'
+flow "f-bridge" "$NS_SRC" 10.12.1.2 hb
+check "cls_bpf: XDP in, out through the bridge: all delivered, the kernel forwarded none" \
+    "hb got $GOT/$N, kernel forwarded $KFWD" eval '[[ $GOT -eq $N && $KFWD -eq 0 ]]'
+flow "f-from-bridge" "$NS_HB" "$LAB_SVC4" dst1
+check "cls_bpf: in through the bridge, out through XDP: all delivered, the kernel forwarded none" \
+    "dst1 got $GOT/$N, kernel forwarded $KFWD" eval '[[ $GOT -eq $N && $KFWD -eq 0 ]]'
+kill -USR2 "$ACCEL_PID"
+sleep 1
+check "cls_bpf: a handover is refused (no link to hand over), the instance carries on" \
+    "$(lab_accel_log | grep -m1 'handover failed' | sed 's/.*WARN *//')" \
+    eval 'lab_accel_log | grep -q "cannot be handed over; restart instead" && kill -0 $ACCEL_PID'
+lab_accel_stop KILL
+check "cls_bpf: a killed instance leaves its filter (passing to the kernel once its deadlines lapse)" \
+    "filters $(filter_of)" eval '[[ $(filter_of) -eq 1 ]]'
+ACCEL_TC_FILTER=1 lab_accel_start "${IFS_TC[@]}"
+lab_accel_wait 30 || not_ok "accel run restarts over a leftover filter" "$(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+flow "f-restart" "$NS_SRC" 10.12.1.2 hb
+check "cls_bpf: the next instance replaces the leftover filter and forwards" \
+    "filters $(filter_of); hb got $GOT/$N, kernel forwarded $KFWD" \
+    eval '[[ $(filter_of) -eq 1 && $GOT -eq $N && $KFWD -eq 0 ]]'
+lab_accel_stop
+check "cls_bpf: after SIGTERM accel's filter is gone, the qdisc and the user's filter stay" \
+    "accel filters $(filter_of), user filters $(user_filter)" \
+    eval '[[ $(filter_of) -eq 0 && $(user_filter) -eq 1 ]] && tc -n "$NS_RTR" qdisc show dev br0 | grep -q clsact'
 echo "$PASSED passed, $FAILED failed"
 [[ $FAILED -eq 0 ]]

@@ -567,7 +567,7 @@ async fn attach_one(
     let mut before_live = |hook: Hook| {
         let flags = match (beside, hook) {
             (true, _) => IfFlags::ACCEL_IF_TC_BESIDE.0,
-            (false, Hook::Tc) => IfFlags::ACCEL_IF_TC.0,
+            (false, Hook::Tc | Hook::TcFilter) => IfFlags::ACCEL_IF_TC.0,
             (false, Hook::Xdp(_)) => 0,
         };
         d.set_hook_flags(ifindex, flags)
@@ -597,7 +597,10 @@ async fn attach_one(
     }
     // Another instance's program, in either hook: two instances would
     // both forward, from different mirrors.
-    if let Some(hook) = current_hook(ifindex).filter(|_| !beside) {
+    // A cls_bpf filter at accel's handle is replaced instead: filters
+    // outlive their process, and a killed instance leaves one behind.
+    let other = current_hook(ifindex).filter(|h| !beside && *h != Hook::TcFilter);
+    if let Some(hook) = other {
         return Err(DaemonError::Iface(
             name.to_string(),
             format!(
@@ -833,7 +836,7 @@ impl Running {
                      instance carries on"
                 );
                 h.remove_pins();
-                for a in &self.attached {
+                for a in &mut self.attached {
                     if let Err(e) = a.reclaim(self.progs.for_hook(a.hook).as_fd()) {
                         warn!("{}: putting this instance's program back: {e}", a.name);
                     }

@@ -34,6 +34,8 @@ pub enum Hook {
     Xdp(XdpMode),
     /// TC ingress, through a tcx link.
     Tc,
+    /// TC ingress, through a cls_bpf filter (kernels without tcx).
+    TcFilter,
 }
 
 impl Hook {
@@ -41,7 +43,7 @@ impl Hook {
     pub fn kind(self) -> &'static str {
         match self {
             Hook::Xdp(_) => "xdp",
-            Hook::Tc => "tc",
+            Hook::Tc | Hook::TcFilter => "tc",
         }
     }
 
@@ -50,7 +52,7 @@ impl Hook {
         match self {
             Hook::Xdp(XdpMode::Native) => "native",
             Hook::Xdp(XdpMode::Generic) => "generic",
-            Hook::Tc => "none",
+            Hook::Tc | Hook::TcFilter => "none",
         }
     }
 }
@@ -61,6 +63,7 @@ impl std::fmt::Display for Hook {
             Hook::Xdp(XdpMode::Native) => f.write_str("native XDP"),
             Hook::Xdp(XdpMode::Generic) => f.write_str("generic XDP"),
             Hook::Tc => f.write_str("TC ingress (tcx)"),
+            Hook::TcFilter => f.write_str("TC ingress (cls_bpf)"),
         }
     }
 }
@@ -83,7 +86,7 @@ impl HookChoice {
     pub fn admits(self, hook: Hook, xdp_mode: XdpMode) -> bool {
         match (self, hook) {
             (HookChoice::Auto, Hook::Xdp(m)) => m == xdp_mode,
-            (HookChoice::Auto | HookChoice::Tc, Hook::Tc) => true,
+            (HookChoice::Auto | HookChoice::Tc, Hook::Tc | Hook::TcFilter) => true,
             (HookChoice::Xdp, Hook::Xdp(m)) => m == xdp_mode,
             _ => false,
         }
@@ -134,7 +137,7 @@ impl<'a> Programs<'a> {
     pub fn for_hook(&self, hook: Hook) -> &'a Program<'a> {
         match hook {
             Hook::Xdp(_) => self.xdp,
-            Hook::Tc => self.tc,
+            Hook::Tc | Hook::TcFilter => self.tc,
         }
     }
 }
@@ -153,7 +156,15 @@ pub struct Attachment {
     pub hook: Hook,
     /// The TC program beside the interface's XDP program.
     pub beside: bool,
-    _link: OwnedFd,
+    holder: Holder,
+}
+
+/// What keeps the program on the interface.
+enum Holder {
+    /// A BPF link: the program leaves when the descriptor closes.
+    Link(OwnedFd),
+    /// A cls_bpf filter, removed when this is dropped.
+    Filter(super::cls_bpf::Filter),
 }
 
 /// Called with the hook a link is about to run in, before it goes live:
@@ -167,7 +178,17 @@ impl Attachment {
             name: name.to_string(),
             hook,
             beside: false,
-            _link: link,
+            holder: Holder::Link(link),
+        }
+    }
+
+    pub(super) fn filter(ifindex: u32, name: &str, filter: super::cls_bpf::Filter) -> Attachment {
+        Attachment {
+            ifindex,
+            name: name.to_string(),
+            hook: Hook::TcFilter,
+            beside: false,
+            holder: Holder::Filter(filter),
         }
     }
 
@@ -178,10 +199,18 @@ impl Attachment {
     }
 
     /// Pins the link at `path`, so that it (and the program) outlives accel.
+    /// A cls_bpf filter has no link to pin: a handover is refused.
     pub fn pin(&self, path: &Path) -> std::io::Result<()> {
+        let Holder::Link(link) = &self.holder else {
+            return Err(std::io::Error::other(format!(
+                "{} runs a cls_bpf filter (this kernel has no tcx links), which cannot be \
+                 handed over; restart instead",
+                self.name
+            )));
+        };
         let c = c_path(path);
         // SAFETY: valid link fd and C string.
-        let rc = unsafe { libbpf_sys::bpf_obj_pin(self._link.as_raw_fd(), c.as_ptr()) };
+        let rc = unsafe { libbpf_sys::bpf_obj_pin(link.as_raw_fd(), c.as_ptr()) };
         if rc != 0 {
             return Err(std::io::Error::from_raw_os_error(-rc));
         }
@@ -194,19 +223,23 @@ impl Attachment {
         match self.hook {
             Hook::Xdp(_) => attached_prog_id(self.ifindex) == Some(ours),
             Hook::Tc => super::tcx::programs(self.ifindex).contains(&ours),
+            Hook::TcFilter => super::cls_bpf::filter_prog(self.ifindex) == Some(ours),
         }
     }
 
     /// Puts `prog` back into this link: a handover whose successor died
     /// after swapping its own program in is undone this way.
-    pub fn reclaim(&self, prog: BorrowedFd<'_>) -> std::io::Result<()> {
+    pub fn reclaim(&mut self, prog: BorrowedFd<'_>) -> std::io::Result<()> {
+        let link = match &mut self.holder {
+            Holder::Link(link) => link,
+            Holder::Filter(f) => return f.reclaim(prog),
+        };
         let opts = libbpf_sys::bpf_link_update_opts {
             sz: std::mem::size_of::<libbpf_sys::bpf_link_update_opts>() as _,
             ..Default::default()
         };
         // SAFETY: valid link and program fds, initialised options.
-        let rc =
-            unsafe { libbpf_sys::bpf_link_update(self._link.as_raw_fd(), prog.as_raw_fd(), &opts) };
+        let rc = unsafe { libbpf_sys::bpf_link_update(link.as_raw_fd(), prog.as_raw_fd(), &opts) };
         if rc != 0 {
             return Err(std::io::Error::from_raw_os_error(-rc));
         }
@@ -322,7 +355,10 @@ pub fn current_hook(ifindex: u32) -> Option<Hook> {
     if xdp_is_accels {
         return attached_mode(ifindex).map(Hook::Xdp);
     }
-    super::tcx::has_accels(ifindex).then_some(Hook::Tc)
+    if super::tcx::has_accels(ifindex) {
+        return Some(Hook::Tc);
+    }
+    super::cls_bpf::has_accels(ifindex).then_some(Hook::TcFilter)
 }
 
 /// Id of the XDP program on an interface, if any.
@@ -422,4 +458,43 @@ fn try_attach_xdp(
     // SAFETY: bpf_link_create returned a new descriptor that we now own.
     let link = unsafe { OwnedFd::from_raw_fd(fd) };
     Ok(Some(Attachment::new(ifindex, name, Hook::Xdp(mode), link)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arg(s: &str) -> Result<IfaceArg, String> {
+        s.parse()
+    }
+
+    #[test]
+    fn an_interface_may_name_its_hook() {
+        assert_eq!(arg("eth0").unwrap().hook, None);
+        assert_eq!(arg("eth0.100").unwrap().name, "eth0.100");
+        assert_eq!(arg("br0:tc").unwrap().hook, Some(HookChoice::Tc));
+        assert_eq!(arg("br0:tc").unwrap().name, "br0");
+        assert_eq!(arg("eth1:xdp").unwrap().hook, Some(HookChoice::Xdp));
+        assert_eq!(arg("eth1:auto").unwrap().hook, Some(HookChoice::Auto));
+        assert!(arg("eth1:fast")
+            .unwrap_err()
+            .contains("unknown hook 'fast'"));
+        assert!(arg(":tc").is_err());
+        assert!(arg("").is_err());
+    }
+
+    #[test]
+    fn a_handover_adopts_only_the_hook_asked_for() {
+        use HookChoice as C;
+        let (native, generic) = (Hook::Xdp(XdpMode::Native), Hook::Xdp(XdpMode::Generic));
+        assert!(C::Auto.admits(native, XdpMode::Native));
+        assert!(C::Auto.admits(Hook::Tc, XdpMode::Native));
+        assert!(C::Auto.admits(Hook::TcFilter, XdpMode::Native));
+        assert!(!C::Auto.admits(generic, XdpMode::Native));
+        assert!(C::Xdp.admits(generic, XdpMode::Generic));
+        assert!(!C::Xdp.admits(native, XdpMode::Generic));
+        assert!(!C::Xdp.admits(Hook::Tc, XdpMode::Native));
+        assert!(C::Tc.admits(Hook::Tc, XdpMode::Native));
+        assert!(!C::Tc.admits(native, XdpMode::Native));
+    }
 }

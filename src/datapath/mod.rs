@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod clock;
+pub mod cls_bpf;
 pub mod dir24;
 pub mod keys;
 pub mod maps;

@@ -11,7 +11,7 @@ use super::attach::{Attachment, Hook};
 use super::DatapathError;
 
 /// The TC program's name, as the kernel lists it.
-const PROGRAM_NAME: &str = "accel_tc";
+pub(super) const PROGRAM_NAME: &str = "accel_tc";
 
 /// The most programs one query lists (tcx has no fixed limit; 64 is far
 /// more than any interface carries).
@@ -27,6 +27,9 @@ pub fn attach(prog: BorrowedFd<'_>, ifindex: u32, name: &str) -> Result<Attachme
             "already has accel's TC program (id {id}); is another accel running on it? \
              (`accel stats` shows a running instance; `bpftool net` lists programs)"
         )));
+    }
+    if std::env::var_os(FILTER_ENV).is_some() {
+        return attach_filter(prog, ifindex, name, "ACCEL_TC_FILTER is set".into());
     }
     let opts = libbpf_sys::bpf_link_create_opts {
         sz: std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _,
@@ -44,17 +47,36 @@ pub fn attach(prog: BorrowedFd<'_>, ifindex: u32, name: &str) -> Result<Attachme
     };
     if fd < 0 {
         let err = std::io::Error::from_raw_os_error(-fd);
-        return Err(fail(match -fd {
-            libc::EINVAL => format!(
-                "attaching to TC ingress failed ({err}): this kernel has no tcx links \
-                 (Linux 6.6 or later)"
-            ),
-            _ => format!("attaching to TC ingress failed: {err}"),
-        }));
+        if -fd == libc::EINVAL {
+            // Kernels before 6.6 know no BPF_TCX_INGRESS.
+            return attach_filter(prog, ifindex, name, format!("no tcx link ({err})"));
+        }
+        return Err(fail(format!("attaching to TC ingress failed: {err}")));
     }
     // SAFETY: bpf_link_create returned a new descriptor that we now own.
     let link = unsafe { OwnedFd::from_raw_fd(fd) };
     Ok(Attachment::new(ifindex, name, Hook::Tc, link))
+}
+
+/// Set (to anything) to attach the TC program as a cls_bpf filter even
+/// where tcx links exist: how the tests reach that path on new kernels.
+const FILTER_ENV: &str = "ACCEL_TC_FILTER";
+
+/// The cls_bpf filter instead of a tcx link (see cls_bpf.rs); `why` says
+/// why, if that fails too.
+fn attach_filter(
+    prog: BorrowedFd<'_>,
+    ifindex: u32,
+    name: &str,
+    why: String,
+) -> Result<Attachment, DatapathError> {
+    let filter =
+        super::cls_bpf::Filter::add(prog, ifindex).map_err(|msg| DatapathError::Attach {
+            iface: name.to_string(),
+            msg: format!("attaching to TC ingress failed: {why}; {msg}"),
+        })?;
+    log::info!("{name}: TC program as a cls_bpf filter ({why})");
+    Ok(Attachment::filter(ifindex, name, filter))
 }
 
 /// Ids of the programs on `ifindex`'s TC ingress (tcx), in order; empty
