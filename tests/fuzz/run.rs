@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use accel::mirror::{Change, IfaceEntry};
+
 use super::frames::{frame, Frame};
-use super::lab::{action_name, Lab, STAT_NAMES};
+use super::lab::{action_name, skb_test_run_takes, Hook, Lab, STAT_NAMES};
 use super::oracle::{check, Outcome};
 use super::rng::Rng;
 use super::{report, world};
@@ -54,6 +56,8 @@ pub struct Totals {
     pub seed: u64,
     pub worlds: usize,
     pub frames: usize,
+    /// Frames run again through the TC program (same_through_tc).
+    pub tc_frames: usize,
     pub elapsed: Duration,
     pub actions: BTreeMap<String, usize>,
     pub counters: BTreeMap<&'static str, usize>,
@@ -100,6 +104,11 @@ impl fmt::Display for Totals {
             self.frames as f64 / secs,
             self.violations()
         )?;
+        writeln!(
+            f,
+            "  {} of them again through the TC program, compared with XDP",
+            self.tc_frames
+        )?;
         writeln!(f, "  actions: {:?}", self.actions)?;
         write!(f, "  counters: {:?}", self.counters)
     }
@@ -116,8 +125,12 @@ fn snapshot(lab: &Lab) -> Vec<([u64; accel::stats::COUNTERS.len()], u64)> {
 }
 
 pub fn run_frame(lab: &Lab, f: &Frame) -> Outcome {
+    run_frame_on(lab, Hook::Xdp, f)
+}
+
+fn run_frame_on(lab: &Lab, hook: Hook, f: &Frame) -> Outcome {
     let before = snapshot(lab);
-    let (action, out) = lab.run_on(f.ingress, &f.bytes, 0);
+    let (action, out) = lab.run_hook(hook, f.ingress, &f.bytes, 0);
     let after = snapshot(lab);
     let mut moved = Vec::new();
     let mut fwd_bytes = Vec::new();
@@ -137,6 +150,75 @@ pub fn run_frame(lab: &Lab, f: &Frame) -> Outcome {
     }
 }
 
+/// Runs `f` with every interface of the mirror marked as served through
+/// TC (ACCEL_IF_TC), as `Lab::as_tc_interface` does for in0.
+fn as_all_tc_interfaces<T>(lab: &Lab, f: impl FnOnce() -> T) -> T {
+    let all = lab.dp.maps.ifaces();
+    let put = |tc: u32| -> Vec<Change> {
+        all.iter()
+            .map(|(ifindex, e)| Change::PutIface {
+                ifindex: *ifindex,
+                entry: IfaceEntry {
+                    mac: e.mac,
+                    slot: e.slot,
+                    mtu: e.mtu,
+                    flags: e.flags | tc,
+                    mtu6: e.mtu6,
+                },
+            })
+            .collect()
+    };
+    lab.apply(&put(accel::bpf::types::accel_if_flags::ACCEL_IF_TC.0));
+    let r = f();
+    lab.apply(&put(0));
+    r
+}
+
+/// The differential half: every frame of the world again, through the TC
+/// program with its ingress served by TC, must meet the XDP program's
+/// outcome exactly (one decision code for both, pkt.h). Left out: frames
+/// BPF_PROG_TEST_RUN cannot make an skb of, and those XDP passed for an
+/// unresolved neighbour, which TC forwards through bpf_redirect_neigh
+/// after checks of its own (golden/tc.rs covers them).
+fn same_through_tc(
+    lab: &Lab,
+    w: &world::World,
+    seen: &[(Frame, Outcome)],
+    seed: u64,
+    t: &mut Totals,
+) {
+    let no_neigh = accel::bpf::types::accel_stat::ACCEL_STAT_PASS_NO_NEIGH.0 as usize;
+    as_all_tc_interfaces(lab, || {
+        for (n, (f, xdp)) in seen.iter().enumerate() {
+            if !skb_test_run_takes(&f.bytes) || xdp.moved.iter().any(|m| m.1 == no_neigh) {
+                continue;
+            }
+            let tc = run_frame_on(lab, Hook::Tc, f);
+            t.tc_frames += 1;
+            let same = tc.action == xdp.action
+                && tc.out == xdp.out
+                && tc.moved == xdp.moved
+                && tc.fwd_bytes == xdp.fwd_bytes;
+            if same {
+                continue;
+            }
+            let why = format!(
+                "tc differs from xdp: {} / {:?} against {} / {:?}",
+                action_name(tc.action),
+                tc.moved,
+                action_name(xdp.action),
+                xdp.moved
+            );
+            let (count, files) = t.failures.entry(kind(&why)).or_default();
+            *count += 1;
+            if files.len() < FILES_PER_KIND {
+                let path = report::write(seed, t.worlds, n, w, f, &tc, &why);
+                files.push(path.display().to_string());
+            }
+        }
+    });
+}
+
 pub fn fuzz(budget: &Budget) -> Totals {
     println!(
         "fuzz_datapath: seed {} (ACCEL_FUZZ_SEED={} replays it), {} s",
@@ -154,8 +236,10 @@ pub fn fuzz(budget: &Budget) -> Totals {
         let lab = Lab::new().expect("checked for root above");
         let w = world::build(&lab, &mut rng);
         t.worlds += 1;
+        let mut seen = Vec::with_capacity(FRAMES_PER_WORLD);
         for n in 0..FRAMES_PER_WORLD {
             if t.frames >= budget.frames || (n % 256 == 0 && start.elapsed() >= budget.time) {
+                same_through_tc(&lab, &w, &seen, budget.seed, &mut t);
                 break 'worlds;
             }
             let f = frame(&w, &mut rng);
@@ -173,7 +257,9 @@ pub fn fuzz(budget: &Budget) -> Totals {
                     files.push(path.display().to_string());
                 }
             }
+            seen.push((f, o));
         }
+        same_through_tc(&lab, &w, &seen, budget.seed, &mut t);
     }
     t.elapsed = start.elapsed();
     t
