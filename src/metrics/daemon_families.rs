@@ -30,6 +30,8 @@ struct ConditionLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AttachLabels {
     interface: String,
+    /// xdp or tc.
+    hook: String,
     xdp_mode: String,
 }
 
@@ -187,6 +189,7 @@ fn register_alerts(r: &mut Registry, s: &Status, now_ms: u64) {
         s.interfaces.iter().map(|i| {
             let l = AttachLabels {
                 interface: i.name.clone(),
+                hook: i.hook.clone(),
                 xdp_mode: i.xdp_mode.clone(),
             };
             (l, i64::from(i.attached))
