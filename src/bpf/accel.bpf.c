@@ -326,6 +326,11 @@ static __always_inline int ipv4_source_verdict(struct pkt *k, struct iphdr *ip,
 
 	p.family = AF_INET;
 	p.tos = ip->tos;
+	/* The reverse lookup has no packet size to check: a length that fits
+	 * any MTU. Left 0, an skb's lookup would hold the packet itself
+	 * against the reverse route's device (is_skb_forwardable()), which
+	 * an XDP lookup does not. */
+	p.tot_len = sizeof(*ip);
 	p.ifindex = out_ifindex;
 	p.ipv4_src = ip->daddr;
 	p.ipv4_dst = ip->saddr;
