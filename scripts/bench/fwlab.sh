@@ -2,7 +2,8 @@
 # The lab of the forwarding benchmarks (forwarding.sh, flood.sh), sourced
 # after their option parsing: gen --veth-- rtr --veth-- snk in namespaces
 # (fwb-*), the table ($WORK/table4.txt, table6.txt: the real full table
-# from ../shared/data, or a generated one with its prefix-length mix),
+# from ../shared/data, or a generated one with its prefix-length mix;
+# FWB_GROW grows it),
 # set_routes FAMILY 1|N|full|ecmp, table_file FAMILY TABLE, start_accel MODE /
 # stop_accel, in_ns.
 # The caller sets ROOT and ARGS (to re-exec itself in a mount namespace).
@@ -48,6 +49,15 @@ else
     echo "== ../shared/data/bgp-full-table.txt.gz absent: generating a table with its prefix-length mix"
     "${BENCH:-$ROOT/target/release/accel-bench}" gen-table --seed 1 > "$TABLE"
     TABLE_DESC="GENERATED table with the real table's prefix-length mix (accel-bench gen-table, seed 1)"
+fi
+# FWB_GROW="N4 N6": the table grown to N4 IPv4 and N6 IPv6 prefixes by
+# translated copies of itself (headroom runs; see accel-bench grow-table).
+if [ -n "${FWB_GROW:-}" ]; then
+    read -r g4 g6 <<<"$FWB_GROW"
+    "${BENCH:-$ROOT/target/release/accel-bench}" grow-table --from "$TABLE" --v4 "$g4" --v6 "$g6" \
+        > "$WORK/grown.txt"
+    mv "$WORK/grown.txt" "$TABLE"
+    TABLE_DESC="$TABLE_DESC, grown by translated copies of itself (accel-bench grow-table, seed 1)"
 fi
 grep -v : "$TABLE" > "$WORK/table4.txt" || true
 grep : "$TABLE" > "$WORK/table6.txt" || true

@@ -2,9 +2,14 @@
 # Memory of accel with the full table (issue 12's memory table): BPF map
 # memory (bpftool's bytes_memlock of every map accel's programs use) and the
 # daemon's RSS, steady and peak (VmHWM), after the start, a resync
-# (`accel sync`) and a check (`accel sync --check`).
+# (`accel sync`) and a check (`accel sync --check`), with how long each
+# took; and `accel stats --capacity`: what every bounded structure holds,
+# and what went to bpf_fib_lookup for want of room.
 #
 #   scripts/bench/memory.sh        # about 2 minutes
+#   FWB_GROW="2000000 500000" scripts/bench/memory.sh
+#                                  # issue 12's headroom run: the table
+#                                  # grown to 2M IPv4 + 500k IPv6 prefixes
 #
 # The lab of forwarding.sh (fwlab.sh), the full IPv4 and IPv6 tables
 # installed together, accel on r-in and r-out. Override the binary with
@@ -49,8 +54,20 @@ echo "== daemon memory"
 rss_line "after start (mirror live)"
 sleep 5
 rss_line "steady (5 s later)"
-in_ns $NS_RTR "$ACCEL" sync > /dev/null
-rss_line "after accel sync (a full resync)"
-in_ns $NS_RTR "$ACCEL" sync --check > /dev/null
+timed() { # what, command...: runs it, says how long it took and how it ended
+    local what=$1 t0
+    shift
+    t0=$(date +%s.%N)
+    TIMED_RC=0
+    "$@" > "$WORK/timed.out" 2>&1 || TIMED_RC=$?
+    echo "   $what: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s, exit $TIMED_RC"
+}
+timed "accel sync (a full resync)" in_ns $NS_RTR "$ACCEL" sync
+rss_line "after accel sync"
+timed "accel sync --check" in_ns $NS_RTR "$ACCEL" sync --check
 rss_line "after accel sync --check"
+[ "$TIMED_RC" = 0 ] || sed 's/^/      /' "$WORK/timed.out" | head -n 20
+
+echo "== capacity (accel stats --capacity)"
+in_ns $NS_RTR "$ACCEL" stats --capacity | sed 's/^/   /'
 stop_accel

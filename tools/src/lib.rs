@@ -5,4 +5,5 @@ pub mod ceiling;
 pub mod events;
 pub mod net;
 pub mod stages;
+pub mod table_growth;
 pub mod trafgen;

@@ -22,6 +22,7 @@ use accel::bpf::types::accel_dir24 as D;
 use accel::datapath::dir24::{route_leaf, Dir24, GROUP_LEAVES, SUMMARY_WORDS, TBL24_LEAVES};
 use accel::datapath::mmap::MmapLeaves;
 use accel::datapath::trie6::{self, Trie6};
+use accel_tools::table_growth::{self, mask4, mask6, special4};
 use accel_tools::trafgen::{parse_prefixes, random_in, Prefix};
 
 accel::skeleton!("bench.skel.rs");
@@ -82,6 +83,22 @@ enum Cmd {
     /// prefix-length mix of the real full table in ../shared/data, for
     /// clones where that file is absent.
     GenTable {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Prints a larger table made from a real one (CIDR per line, IPv4
+    /// then IPv6): the table, then translated copies of it, which keep its
+    /// prefix-length mix and its clustering (headroom runs).
+    GrowTable {
+        /// The real table, one CIDR per line, both families.
+        #[arg(long)]
+        from: PathBuf,
+        /// IPv4 prefixes wanted.
+        #[arg(long)]
+        v4: usize,
+        /// IPv6 prefixes wanted.
+        #[arg(long)]
+        v6: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
@@ -166,28 +183,6 @@ const MIX6: &[(u8, usize)] = &[
     (128, 6),
 ];
 
-/// IPv4 space the synthetic table keeps out of: special-purpose ranges
-/// (RFC 6890) that no Internet table carries, and 198.0.0.0/8, which holds
-/// the benchmark labs' own addresses (198.18.0.0/15).
-const NOT_IN_TABLE4: &[(u32, u8)] = &[
-    (0x0000_0000, 8),  // 0.0.0.0/8
-    (0x0a00_0000, 8),  // 10.0.0.0/8
-    (0x6440_0000, 10), // 100.64.0.0/10
-    (0x7f00_0000, 8),  // 127.0.0.0/8
-    (0xa9fe_0000, 16), // 169.254.0.0/16
-    (0xac10_0000, 12), // 172.16.0.0/12
-    (0xc0a8_0000, 16), // 192.168.0.0/16
-    (0xc600_0000, 8),  // 198.0.0.0/8
-    (0xe000_0000, 3),  // 224.0.0.0/3: multicast and reserved
-];
-
-/// Whether `a/len` overlaps one of [`NOT_IN_TABLE4`].
-fn special4(a: u32, len: u8) -> bool {
-    NOT_IN_TABLE4
-        .iter()
-        .any(|&(b, blen)| mask4(a, len.min(blen)) == mask4(b, len.min(blen)))
-}
-
 /// Distinct random prefixes with the real table's length mix, for fresh
 /// clones without ../shared/data (every benchmark's fallback): IPv4 in
 /// public unicast space (see [`NOT_IN_TABLE4`]), IPv6 in 2000::/3.
@@ -223,6 +218,41 @@ fn gen_table(seed: u64) {
             }
         }
     }
+}
+
+/// `accel-bench grow-table`: see [`table_growth`].
+fn grow_table(from: &PathBuf, v4: usize, v6: usize, seed: u64) -> Result<()> {
+    use std::io::Write;
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let (mut base4, mut base6) = (Vec::new(), Vec::new());
+    for p in read_prefixes(from, 4)?
+        .into_iter()
+        .chain(read_prefixes(from, 6)?)
+    {
+        match p.addr {
+            IpAddr::V4(a) => base4.push((mask4(a.into(), p.len), p.len)),
+            IpAddr::V6(a) => base6.push((mask6(a.into(), p.len), p.len)),
+        }
+    }
+    let t4 = table_growth::grow4(&base4, v4, &mut rng);
+    let t6 = table_growth::grow6(&base6, v6, &mut rng);
+    if t4.len() < v4 || t6.len() < v6 {
+        bail!(
+            "only {} IPv4 and {} IPv6 prefixes could be made from {}",
+            t4.len(),
+            t6.len(),
+            from.display()
+        );
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for (a, len) in t4 {
+        writeln!(out, "{}/{len}", Ipv4Addr::from(a))?;
+    }
+    for (a, len) in t6 {
+        writeln!(out, "{}/{len}", Ipv6Addr::from(a))?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -308,6 +338,7 @@ fn main() -> Result<()> {
             gen_table(seed);
             Ok(())
         }
+        Cmd::GrowTable { from, v4, v6, seed } => grow_table(&from, v4, v6, seed),
     }
 }
 
@@ -319,22 +350,6 @@ fn read_prefixes(path: &PathBuf, family: u8) -> Result<Vec<Prefix>> {
         bail!("{}: no IPv{family} prefixes", path.display());
     }
     Ok(out)
-}
-
-fn mask4(a: u32, len: u8) -> u32 {
-    if len == 0 {
-        0
-    } else {
-        a & (u32::MAX << (32 - len))
-    }
-}
-
-fn mask6(a: u128, len: u8) -> u128 {
-    if len == 0 {
-        0
-    } else {
-        a & (u128::MAX << (128 - len))
-    }
 }
 
 fn handle<M>(m: &M) -> Result<MapHandle>
