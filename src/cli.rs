@@ -91,6 +91,13 @@ pub enum Cmd {
         /// if they differ (0: never).
         #[arg(long, value_name = "SECS", default_value_t = 300)]
         check_every: u64,
+        /// When a structure of the datapath has had no room for some
+        /// routes or entries for SECS seconds (they go through
+        /// bpf_fib_lookup meanwhile), upgrade in place to maps with that
+        /// structure doubled, if the memory is there (0: never; see `accel
+        /// stats --capacity`).
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        grow_after: u64,
         /// Blackhole prefixes with a metric series of their own (the rest
         /// are summed as prefix="other").
         #[arg(long, default_value_t = metrics::DEFAULT_TOP_BLACKHOLES as u16,

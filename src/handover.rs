@@ -115,11 +115,12 @@ pub fn checked_successor() -> Result<(PathBuf, OwnedFd), HandoverError> {
 impl Handover {
     /// Starts the successor `exe` (checked, open as `file`: see
     /// [`checked_successor`]); `pins` are the links in `links` it is to
-    /// adopt.
+    /// adopt; `env` is set in its environment besides [`FROM_ENV`].
     pub fn start(
         (exe, file): (PathBuf, OwnedFd),
         links: TrustedDir,
         pins: Vec<String>,
+        env: &[(&str, String)],
     ) -> Result<Handover, HandoverError> {
         // Executed through the descriptor of the checked file (fexecve),
         // under its own name.
@@ -127,6 +128,7 @@ impl Handover {
             .arg0(&exe)
             .args(std::env::args_os().skip(1))
             .env(FROM_ENV, std::process::id().to_string())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .spawn()
             .map_err(|source| HandoverError::Spawn { exe, source })?;

@@ -37,6 +37,7 @@ fn real_main() -> Result<()> {
             metrics,
             alerts,
             check_every,
+            grow_after,
             top_blackholes,
         } => {
             let thresholds =
@@ -56,6 +57,7 @@ fn real_main() -> Result<()> {
                 metrics,
                 thresholds,
                 check_every: (check_every > 0).then(|| Duration::from_secs(check_every)),
+                grow_after: (grow_after > 0).then(|| Duration::from_secs(grow_after)),
                 top_blackholes: top_blackholes.into(),
             }))
             .context("accel run")

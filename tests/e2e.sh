@@ -705,7 +705,8 @@ batch_routes "$LAB_DIR/m1.add" add $M1
 batch_routes "$LAB_DIR/m1.del" del $M1
 ip -n "$NS_RTR" -batch "$LAB_DIR/m1.add"
 note "m1: $(ip -n "$NS_RTR" route show | grep -c '^100\.') /25 routes in 100.64.0.0-100.128.3.255"
-lab_accel_start
+# Without growth (m3): this check is of what a full structure does.
+lab_accel_start --grow-after 0
 if cap_started "m1. more /24s need a group than the DIR-24-8 has: accel run starts and keeps running"; then
     warn=$(lab_accel_log | grep -m1 'capacity: IPv4 DIR-24-8 second-level groups exhausted')
     check "m1. a WARN names the exhausted structure with its figures" "$warn" \
@@ -742,7 +743,7 @@ batch_routes "$LAB_DIR/m2.add" add 8
 batch_routes "$LAB_DIR/m2.del" del 8
 ip -n "$NS_RTR" -batch "$LAB_DIR/m2.add"
 export ACCEL_CAPACITY=ipv4_groups=5,ipv6_nodes=18,local_addrs=1
-lab_accel_start
+lab_accel_start --grow-after 0
 unset ACCEL_CAPACITY
 if cap_started "m2. tiny structures (ACCEL_CAPACITY), more routes than fit: accel run starts and keeps running"; then
     note "m2: $(lab_accel_log | grep -m1 -o 'structure sizes from.*')"
@@ -764,6 +765,77 @@ if cap_started "m2. tiny structures (ACCEL_CAPACITY), more routes than fit: acce
     cap_stop m2.
 fi
 ip -n "$NS_RTR" -force -batch "$LAB_DIR/m2.del" 2>/dev/null
+
+# m3. Growing online: with 18 IPv6 trie nodes $LAB_SVC6B's route (and the
+# lab's own addresses) have no room (as in m2); after 2 s of that
+# (--grow-after 2) accel upgrades in place to itself with the nodes
+# doubled, and again while they do not suffice. Under 1000 datagrams/s to
+# that destination nothing may be lost and the kernel must forward
+# nothing: bpf_fib_lookup, then the successors' mirrors.
+M3_NODES=18
+# until_exit PID SECONDS: whether PID exits within SECONDS.
+until_exit() {
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+    return 1
+}
+grow_online() {
+    local k0 k1 sent recv
+    export ACCEL_CAPACITY=ipv6_nodes=$M3_NODES
+    lab_accel_start --grow-after 2
+    unset ACCEL_CAPACITY
+    if ! lab_accel_wait 30; then
+        SW_RESULT="did not start; its log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+        return 1
+    fi
+    ping6 "$LAB_SVC6B" 2 || note "m3: warm-up ping failed"
+    read -r -a k0 <<<"$(lab_fwd_counters)"
+    lab_send_bg "$LAB_DIR/m3.send" "$NS_SRC" "$LAB_SVC6B" 0 "$SW_RATE" m3 --duration 20
+    local s6=$LAB_SEND_PID
+    if ! until_exit "$ACCEL_PID" 30; then
+        wait "$s6"
+        SW_RESULT="no growth within 30 s; log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+        return 1
+    fi
+    wait "$ACCEL_PID"
+    M3_RC=$?
+    M3_GROWTHS=1
+    # Each successor grows again while nodes are short; one that runs on
+    # for 8 s (the shortage's 2 s and a margin) has room for everything.
+    while lab_accel_follow_successor && lab_accel_wait 30 && until_exit "$ACCEL_PID" 8; do
+        M3_GROWTHS=$((M3_GROWTHS + 1))
+        [[ $M3_GROWTHS -le 4 ]] || break
+    done
+    M3_LOG=$(lab_accel_log)
+    if ! kill -0 "$ACCEL_PID" 2>/dev/null || ! lab_accel_wait 30; then
+        wait "$s6"
+        SW_RESULT="no successor running after $M3_GROWTHS growths; log: $(lab_accel_log | tail -n 5 | tr '\n' ' ')"
+        return 1
+    fi
+    wait "$s6"
+    sleep 0.3
+    read -r -a k1 <<<"$(lab_fwd_counters)"
+    sent=$(awk '{print $2}' "$LAB_DIR/m3.send")
+    recv=$(lab_received m3 dst2)
+    M3_KFWD6=$((k1[1] - k0[1])) M3_LOST=$((sent - recv))
+    SW_RESULT="old exit $M3_RC; $M3_GROWTHS growths; kernel forwarded +$M3_KFWD6; $recv/$sent arrived"
+}
+if check_sw "m3. a structure short of room for --grow-after seconds: accel upgrades in place to bigger maps" grow_online; then
+    note "m3: $SW_RESULT"
+    check "m3. the first instance said why it grew: the IPv6 trie nodes doubled" \
+        "$(grep -m1 'upgrading in place to maps sized' <<<"$M3_LOG" | cut -c1-200)" \
+        grep -q "capacity: structures short of room: upgrading in place to maps sized ACCEL_CAPACITY=.*ipv6_nodes=$((2 * M3_NODES))," <<<"$M3_LOG"
+    check "m3. the first instance exits with status 0 once the successor took over" "exit $M3_RC" test "$M3_RC" -eq 0
+    check "m3. 1000 datagrams/s to $LAB_SVC6B throughout: none lost, the kernel forwarded none" \
+        "lost $M3_LOST, kernel +$M3_KFWD6" eval "[[ $M3_LOST -eq 0 && $M3_KFWD6 -lt $SMALL ]]"
+    m3_cap=$(cap_field ipv6_nodes capacity) m3_deg=$(cap_field ipv6_nodes degraded)
+    check "m3. accel stats --capacity: the nodes doubled with each growth, nothing degraded" \
+        "$M3_GROWTHS growths: capacity $m3_cap, degraded $m3_deg" \
+        eval "[[ $m3_cap == $((M3_NODES << M3_GROWTHS)) && $m3_deg == 0 ]]"
+    expect_path "m3. $LAB_SVC6B: all arrive, from the last successor's mirror" "$LAB_SVC6B" m3b dst2 mirror
+    check_in_sync "m3. accel sync --check: in sync"
+    cap_stop m3.
+fi
 
 # ---------------------------------------------------------------- summary
 note ""

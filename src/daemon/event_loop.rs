@@ -161,6 +161,7 @@ impl Running {
                 if let Err(e) = self.publish_status() {
                     warn!("status not published: {}", crate::error_chain(&e));
                 }
+                self.consider_growth()?;
                 None
             }
             Wake::Request(p) => {
@@ -175,7 +176,7 @@ impl Running {
             }
             Wake::Stop => return Ok(Some(Stop::Signal)),
             Wake::Upgrade => {
-                self.start_handover()?;
+                self.start_handover(&[])?;
                 None
             }
         };

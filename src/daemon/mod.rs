@@ -101,6 +101,8 @@ pub struct RunOptions {
     pub thresholds: crate::alerts::Thresholds,
     /// Compare the mirror with the kernel this often (None: never).
     pub check_every: Option<Duration>,
+    /// Grow a structure short of room for this long (None: never).
+    pub grow_after: Option<Duration>,
     /// Blackhole prefixes with a series of their own in the metrics.
     pub top_blackholes: usize,
 }
@@ -741,6 +743,8 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         requests,
         feed,
         handover: None,
+        limits,
+        growth: capacity::growth::Growth::new(opts.grow_after),
     };
     let result = run.event_loop(&mut signals).await;
     run.stop(result)
@@ -765,13 +769,60 @@ struct Running {
     requests: mpsc::Receiver<Pending>,
     feed: crate::control::StatusFeed,
     handover: Option<Handover>,
+    /// The sizes this instance's maps were made with.
+    limits: Limits,
+    /// When to grow them (an upgrade in place to bigger maps).
+    growth: capacity::growth::Growth,
 }
 
 impl Running {
+    /// After housekeeping: grows the structures short of room for long
+    /// enough (see [`capacity::growth`]) by an upgrade in place to maps of
+    /// the new sizes, when the memory for a successor is there.
+    fn consider_growth(&mut self) -> Result<(), DaemonError> {
+        use capacity::growth;
+        if self.handover.is_some() {
+            return Ok(());
+        }
+        let now = std::time::Instant::now();
+        let Some(to) = self
+            .growth
+            .due(&self.limits, self.d.capacity.figures(), now)
+        else {
+            return Ok(());
+        };
+        match growth::memory_kib() {
+            Ok((avail, rss)) if growth::room_for_successor(avail, rss) => {}
+            Ok((avail, rss)) => {
+                warn!(
+                    "capacity: not growing the maps to {to}: {avail} KiB of memory available, \
+                     a successor needs twice this instance's {rss} KiB; retrying in {:?}",
+                    growth::RETRY_AFTER
+                );
+                self.growth.failed(now);
+                return Ok(());
+            }
+            Err(e) => {
+                warn!("capacity: not growing the maps: reading memory figures: {e}");
+                self.growth.failed(now);
+                return Ok(());
+            }
+        }
+        info!(
+            "capacity: structures short of room: upgrading in place to maps sized {}={to}",
+            capacity::limits::ENV
+        );
+        self.start_handover(&[(capacity::limits::ENV, to.to_string())])?;
+        if self.handover.is_none() {
+            self.growth.failed(now);
+        }
+        Ok(())
+    }
+
     /// SIGUSR2: pins the links for a successor, gives it this instance's
-    /// presence and starts it. When the handover cannot start (logged),
-    /// this instance carries on as before.
-    fn start_handover(&mut self) -> Result<(), DaemonError> {
+    /// presence and starts it (with `env` set besides). When the handover
+    /// cannot start (logged), this instance carries on as before.
+    fn start_handover(&mut self, env: &[(&str, String)]) -> Result<(), DaemonError> {
         if self.handover.is_some() {
             info!("handover already in progress");
             return Ok(());
@@ -801,7 +852,7 @@ impl Running {
         // This instance needs none of these to keep forwarding.
         self.presence.give_up();
         let retry = self.presence.pins.links(Missing::Fail);
-        match Handover::start(successor, links, pins.clone()) {
+        match Handover::start(successor, links, pins.clone(), env) {
             Ok(h) => {
                 info!(
                     "handover: started the successor (pid {}); XDP keeps forwarding from this \
@@ -836,6 +887,7 @@ impl Running {
                      instance carries on"
                 );
                 h.remove_pins();
+                self.growth.failed(std::time::Instant::now());
                 for a in &mut self.attached {
                     if let Err(e) = a.reclaim(self.progs.for_hook(a.hook).as_fd()) {
                         warn!("{}: putting this instance's program back: {e}", a.name);
