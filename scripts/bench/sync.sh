@@ -93,15 +93,19 @@ RUST_LOG=info,accel::daemon=debug unshare -m --propagation private sh -c \
     "mount -t bpf bpf /sys/fs/bpf && exec nsenter --net=/run/netns/$NS $ACCEL --run-dir $RUN --pin-dir /sys/fs/bpf/accel-sync run -i r0" \
     >"$LOG" 2>&1 &
 PID=$!
-for _ in $(seq 600); do
-    grep -q "accel running on" "$LOG" && break
-    kill -0 "$PID" 2>/dev/null || { cat "$LOG"; exit 1; }
-    sleep 0.1
+# accel attaches first ("accel running on": forwarding through
+# bpf_fib_lookup) and builds the mirror beside ("mirror live").
+for what in "accel running on" "mirror live"; do
+    for _ in $(seq 1200); do
+        grep -q "$what" "$LOG" && break
+        kill -0 "$PID" 2>/dev/null || { cat "$LOG"; exit 1; }
+        sleep 0.1
+    done
+    t1=$(date +%s.%N)
+    grep -q "$what" "$LOG" || { cat "$LOG"; echo "accel: no \"$what\" after 120 s" >&2; exit 1; }
+    echo "$what after $(echo "$t1 - $t0" | bc) s"
 done
-t1=$(date +%s.%N)
-grep -q "accel running on" "$LOG" || { cat "$LOG"; echo "accel did not start" >&2; exit 1; }
-echo "accel running after $(echo "$t1 - $t0" | bc) s"
-grep -E "resync \(start\)|resync phases|dump:" "$LOG" | sed 's/^/  log: /'
+grep -E "resync \(start\)|dumped in|dump:" "$LOG" | sed 's/^/  log: /' || true
 
 mem() { grep -E "VmRSS|VmHWM|RssAnon|RssFile" "/proc/$PID/status" | tr -s ' \t' ' ' | tr '\n' ';'; echo; }
 echo "memory after start: $(mem)"
@@ -110,7 +114,7 @@ t0=$(date +%s.%N)
 "$ACCEL" --run-dir "$RUN" sync
 t1=$(date +%s.%N)
 echo "accel sync (no change) took $(echo "$t1 - $t0" | bc) s"
-grep -E "resync phases" "$LOG" | tail -1 | sed 's/^/  log: /'
+grep -E "resync \(requested\)|resync \(|dumped in" "$LOG" | tail -2 | sed 's/^/  log: /' || true
 echo "memory after sync: $(mem)"
 
 if ! grep -q -- --check <<<"$("$ACCEL" sync --help)"; then

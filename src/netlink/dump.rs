@@ -1,4 +1,6 @@
-//! Full dumps of the kernel state through an rtnetlink [`Handle`].
+//! Full dumps of the kernel state through an rtnetlink [`Handle`], and the
+//! routes through a socket of their own ([`super::route_dump`]: a million
+//! answers, parsed like the event path's notifications).
 //!
 //! All dumps are sent as raw requests so that the netlink header is visible:
 //! routes need `rtm_table = RT_TABLE_UNSPEC` to get every table (the
@@ -12,11 +14,7 @@ use netlink_packet_core::{
     NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
 use netlink_packet_route::{
-    address::AddressMessage,
-    link::LinkMessage,
-    neighbour::NeighbourMessage,
-    route::{RouteHeader, RouteMessage},
-    rule::RuleMessage,
+    address::AddressMessage, link::LinkMessage, neighbour::NeighbourMessage, rule::RuleMessage,
     AddressFamily, RouteNetlinkMessage,
 };
 use rtnetlink::Handle;
@@ -63,7 +61,7 @@ pub async fn dump_into(
     let links = dump_links(handle).await?;
     let addrs = dump_addrs(handle).await?;
     let nexthops = dump_nexthops()?;
-    let n_routes = dump_routes_into(handle, routes).await?;
+    let n_routes = dump_routes_into(routes)?;
     let neighbours = dump_neighbours(handle).await?;
     let rules = dump_rules(handle).await?;
     debug!(
@@ -246,40 +244,32 @@ pub async fn dump_addrs(handle: &Handle) -> Result<Vec<Addr>, NetlinkError> {
     .await
 }
 
-/// Routes of all tables, IPv4 then IPv6. Cloned (cache) routes are not
-/// requested and would be filtered by [`parse::route`] anyway.
-pub async fn dump_routes(handle: &Handle) -> Result<Vec<Route>, NetlinkError> {
+/// Routes of all tables, IPv4 then IPv6 (blocking: on a dump's own thread,
+/// see [`dump_beside`]). Cloned (cache) routes are not requested and would
+/// be filtered by [`parse::route_payload`] anyway.
+pub fn dump_routes() -> Result<Vec<Route>, NetlinkError> {
     let mut out = Vec::new();
-    dump_routes_into(handle, &mut out).await?;
+    dump_routes_into(&mut out)?;
     Ok(out)
 }
 
 /// [`dump_routes`] into a sink; returns how many routes it received. An
 /// interrupted dump restarts both families, after `sink.restart()`.
-pub async fn dump_routes_into(
-    handle: &Handle,
-    sink: &mut impl RouteSink,
-) -> Result<usize, NetlinkError> {
+pub fn dump_routes_into(sink: &mut impl RouteSink) -> Result<usize, NetlinkError> {
     'attempt: for attempt in 1..=DUMP_ATTEMPTS {
         sink.restart();
         let mut count = 0;
         for (what, family) in [
-            ("IPv4 routes", AddressFamily::Inet),
-            ("IPv6 routes", AddressFamily::Inet6),
+            ("IPv4 routes", libc::AF_INET),
+            ("IPv6 routes", libc::AF_INET6),
         ] {
-            let mut m = RouteMessage::default();
-            m.header.address_family = family;
-            m.header.table = RouteHeader::RT_TABLE_UNSPEC;
-            let req = RouteNetlinkMessage::GetRoute(m);
-            let conv = |msg: RouteNetlinkMessage| match msg {
-                RouteNetlinkMessage::NewRoute(r) => parse::route(&r),
-                _ => None,
-            };
             let mut each = |r| {
                 count += 1;
                 sink.route(r)
             };
-            if dump_once(handle, what, req, conv, &mut each).await? {
+            let interrupted = super::route_dump::dump_routes(family as u8, &mut each)
+                .map_err(|source| NetlinkError::RouteDump { what, source })?;
+            if interrupted {
                 warn!(
                     "{what} dump interrupted (NLM_F_DUMP_INTR), attempt {attempt}/{DUMP_ATTEMPTS}"
                 );

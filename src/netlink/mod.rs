@@ -16,6 +16,7 @@ pub mod neigh_use;
 pub mod nexthop;
 pub mod nexthop_sock;
 pub mod parse;
+pub mod route_dump;
 pub mod route_get;
 
 pub use dump::{dump, dump_beside, dump_into, dump_rules, DumpedRoutes, RouteSink};
@@ -54,6 +55,13 @@ pub enum NetlinkError {
         what: &'static str,
         #[source]
         source: rtnetlink::Error,
+    },
+    /// A route dump (raw socket) failed.
+    #[error("netlink dump of {what} failed")]
+    RouteDump {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
     },
     /// The nexthop-object dump (raw socket) failed.
     #[error("netlink dump of nexthop objects failed")]
