@@ -94,8 +94,8 @@ pub enum Cmd {
         /// When a structure of the datapath has had no room for some
         /// routes or entries for SECS seconds (they go through
         /// bpf_fib_lookup meanwhile), upgrade in place to maps with that
-        /// structure doubled, if the memory is there (0: never; see `accel
-        /// stats --capacity`).
+        /// structure doubled (or sized to what the routes need), if the
+        /// memory is there (0: never; see `accel stats --capacity`).
         #[arg(long, value_name = "SECS", default_value_t = 60)]
         grow_after: u64,
         /// Blackhole prefixes with a metric series of their own (the rest

@@ -3,7 +3,8 @@
 //! The maps' sizes are fixed when the BPF object is loaded. When a
 //! structure has had no room for some routes or entries for a while (they
 //! are forwarded through bpf_fib_lookup meanwhile, see [`super`]), `accel
-//! run` upgrades in place to itself with that structure doubled: the
+//! run` upgrades in place to itself with that structure doubled (the route
+//! structures to what the routes need if that is more): the
 //! successor builds maps of the new sizes with a full resync and swaps its
 //! program into each link atomically, as on SIGUSR2 (handover.rs), so that
 //! the datapath forwards from a complete mirror throughout. The sizes
@@ -60,6 +61,17 @@ pub fn grown(limits: &Limits, figures: &Figures) -> Option<Limits> {
         }
     }
     (out != *limits).then_some(out)
+}
+
+/// `to` with the route structures raised to what the mirrored routes need
+/// (`ipv4_groups`, `ipv6_nodes`: counted over every rule), plus an eighth
+/// for the table's growth: when a doubling is not enough, one upgrade
+/// instead of one per doubling. Never lowered, never beyond a leaf's id.
+pub fn covering(mut to: Limits, ipv4_groups: usize, ipv6_nodes: usize) -> Limits {
+    let with_room = |n: usize| (n as u64 + n as u64 / 8).min(1 << 24) as u32;
+    to.ipv4_groups = to.ipv4_groups.max(with_room(ipv4_groups));
+    to.ipv6_nodes = to.ipv6_nodes.max(with_room(ipv6_nodes));
+    to
 }
 
 /// When to grow: a structure short of room for `after` without a break,
@@ -160,6 +172,20 @@ mod tests {
         // At the leaf's limit already.
         let top = Limits::parse("ipv4_groups=16777216").unwrap();
         assert_eq!(grown(&top, &short(Structure::Ipv4Groups, 1 << 24)), None);
+    }
+
+    #[test]
+    fn covers_what_the_routes_need_when_doubling_falls_short() {
+        let l = Limits::parse("ipv6_nodes=100").unwrap();
+        let doubled = grown(&l, &short(Structure::Ipv6Nodes, 100)).unwrap();
+        // Doubling suffices: unchanged.
+        assert_eq!(covering(doubled, 10, 150), doubled);
+        // It does not: what the routes need and an eighth.
+        let c = covering(doubled, 10, 800);
+        assert_eq!(c.ipv6_nodes, 900);
+        assert_eq!(c.ipv4_groups, doubled.ipv4_groups);
+        // Capped at what a leaf can address.
+        assert_eq!(covering(doubled, 1 << 24, 0).ipv4_groups, 1 << 24);
     }
 
     #[test]

@@ -791,6 +791,13 @@ impl Running {
         else {
             return Ok(());
         };
+        let to = match self.d.maps.route_needs() {
+            Ok((groups, nodes)) => growth::covering(to, groups, nodes),
+            Err(e) => {
+                warn!("capacity: counting what the routes need: {e}; doubling");
+                to
+            }
+        };
         match growth::memory_kib() {
             Ok((avail, rss)) if growth::room_for_successor(avail, rss) => {}
             Ok((avail, rss)) => {

@@ -154,6 +154,18 @@ impl<S: LeafStore> Dir24<S> {
         self.groups
     }
 
+    /// The groups all the rules need: one per /24 holding a rule longer
+    /// than /24, as [`Dir24::insert`] takes them (for growing the map).
+    pub fn groups_needed(&self) -> usize {
+        let blocks: std::collections::HashSet<u32> = self
+            .rules
+            .keys()
+            .filter(|(_, len)| *len > 24)
+            .map(|(addr, _)| addr >> 8)
+            .collect();
+        blocks.len()
+    }
+
     /// /24s left to bpf_fib_lookup for lack of a group.
     pub fn degraded_blocks(&self) -> usize {
         self.degraded.len()
@@ -479,6 +491,24 @@ mod tests {
                 rules.remove(&key);
             }
         }
+    }
+
+    #[test]
+    fn groups_needed_counts_the_24s_with_longer_rules() {
+        let mut t = table(2);
+        for (p, len) in [
+            ("10.0.0.0", 8),
+            ("10.1.2.0", 24),
+            ("10.1.2.128", 25),
+            ("10.1.2.192", 26),
+            ("10.1.3.1", 32),
+            ("10.1.4.0", 28),
+        ] {
+            t.insert(a(p), len, route_leaf(1, 1));
+        }
+        // Three /24s need a group; two fit, one is degraded.
+        assert_eq!((t.groups_in_use(), t.degraded_blocks()), (2, 1));
+        assert_eq!(t.groups_needed(), 3);
     }
 
     /// Longest-prefix match by brute force over the rules.

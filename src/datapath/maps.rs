@@ -703,6 +703,13 @@ impl Maps {
         ])
     }
 
+    /// The IPv4 groups and IPv6 nodes all the mirrored routes need, room
+    /// or not (a pass over every rule: for growing the maps, not for
+    /// every second's figures).
+    pub fn route_needs(&self) -> Result<(usize, usize), DatapathError> {
+        Ok((self.fib4()?.groups_needed(), self.fib6()?.nodes_needed()))
+    }
+
     /// Publishes the figures for `accel stats --capacity`.
     pub fn write_capacity(&self, f: &Figures) -> Result<(), DatapathError> {
         for (s, u) in f.iter() {

@@ -144,6 +144,19 @@ impl<S: LeafStore> Trie6<S> {
         self.rules.is_empty()
     }
 
+    /// The nodes all the rules need: one per level-k range (k >= 1) that
+    /// a rule at level k or below falls in, as [`Trie6::insert`] links
+    /// them (for growing the map).
+    pub fn nodes_needed(&self) -> usize {
+        let mut nodes = std::collections::HashSet::new();
+        for &(addr, len) in self.rules.keys() {
+            for k in 1..=level_of(len) {
+                nodes.insert((k, mask(addr, level_start(k))));
+            }
+        }
+        nodes.len()
+    }
+
     pub fn nodes_in_use(&self) -> usize {
         self.node_slots.in_use(0)
     }
@@ -419,6 +432,33 @@ mod tests {
             .rev()
             .find_map(|l| rules.get(&(mask(addr, l), l)).copied())
             .unwrap_or(0)
+    }
+
+    #[test]
+    fn nodes_needed_counts_what_inserts_link_with_room_or_without() {
+        let mut rng = fastrand::Rng::with_seed(6);
+        let prefixes: Vec<(u128, u8)> = (0..400)
+            .map(|_| {
+                // Clustered under a few /32s, lengths up to /64.
+                let base = a("2001:db8::") + (u128::from(rng.u8(..4)) << 96);
+                (base | (u128::from(rng.u32(..)) << 64), rng.u8(17..=64))
+            })
+            .collect();
+        let mut roomy = table(4096);
+        let mut tight = table(8);
+        for &(addr, len) in &prefixes {
+            roomy.insert(addr, len, route_leaf(1, 1));
+            tight.insert(addr, len, route_leaf(1, 1));
+        }
+        let used = roomy.nodes_in_use();
+        assert!(
+            used > 8,
+            "the test needs more nodes than the tight trie has"
+        );
+        assert_eq!(roomy.nodes_needed(), used);
+        // Out of room, the trie still knows what it would need.
+        assert_eq!(tight.nodes_in_use(), 8);
+        assert_eq!(tight.nodes_needed(), used);
     }
 
     #[test]
