@@ -50,8 +50,10 @@ set_routes 6 full
 avail0=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
 t0=$(now)
 LAB_LOG=$WORK/accel-headroom.log
-nsenter --net=/run/netns/$NS_RTR -- "$ACCEL" run -i r-in -i r-out --grow-after "$GROW_AFTER" \
-    > "$LAB_LOG" 2>&1 &
+# The daemon's debug lines say how long counting the routes' needs took
+# and whether any turn of its event loop was slow.
+RUST_LOG=${RUST_LOG:-info,accel::daemon=debug} nsenter --net=/run/netns/$NS_RTR -- \
+    "$ACCEL" run -i r-in -i r-out --grow-after "$GROW_AFTER" > "$LAB_LOG" 2>&1 &
 ACCEL_PID=$!
 first=$ACCEL_PID
 wait_log() { # pattern seconds
@@ -72,6 +74,7 @@ grep -m1 -o 'capacity: .* exhausted.*' "$LAB_LOG" | sed 's/^/   log: /' || true
 wait_log 'upgrading in place to maps sized' $((GROW_AFTER + 120))
 t1=$(now)
 echo "== growth started $(since "$t0") s after start: $(grep -m1 -o 'maps sized.*' "$LAB_LOG")"
+grep -m1 -o 'the routes need .*' "$LAB_LOG" | sed 's/^/   /' || true
 peak_avail=$avail0
 while kill -0 "$first" 2>/dev/null; do
     a=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
@@ -93,4 +96,6 @@ rc=0
 in_ns $NS_RTR "$ACCEL" sync --check > "$WORK/check.out" 2>&1 || rc=$?
 echo "== accel sync --check: exit $rc in $(since "$t2") s: $(head -n 1 "$WORK/check.out")"
 echo "   successor after the check: peak (VmHWM) $(mib "$(kib "$ACCEL_PID" VmHWM)") MiB"
+echo "   turns of the event loops over 10 ms: $(grep -c 'slow turn\|one turn of the event loop took' "$LAB_LOG" || true), over 250 ms: $(grep -c 'one turn of the event loop took' "$LAB_LOG" || true)"
+grep -o 'one turn of the event loop took.*' "$LAB_LOG" | sed 's/^/      /' || true
 stop_accel

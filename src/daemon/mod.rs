@@ -791,13 +791,7 @@ impl Running {
         else {
             return Ok(());
         };
-        let to = match self.d.maps.route_needs() {
-            Ok((groups, nodes)) => growth::covering(to, groups, nodes),
-            Err(e) => {
-                warn!("capacity: counting what the routes need: {e}; doubling");
-                to
-            }
-        };
+        let to = self.covering_needs(to);
         match growth::memory_kib() {
             Ok((avail, rss)) if growth::room_for_successor(avail, rss) => {}
             Ok((avail, rss)) => {
@@ -824,6 +818,33 @@ impl Running {
             self.growth.failed(now);
         }
         Ok(())
+    }
+
+    /// `to` with the route structures that are short of room sized to what
+    /// the routes need, when that is more than `to` has. Only those: the
+    /// count is a pass over every rule of the family, in the event loop.
+    fn covering_needs(&self, to: Limits) -> Limits {
+        use capacity::Structure;
+        let figures = self.d.capacity.figures();
+        let short = |s| figures.get(s).is_degraded();
+        let started = std::time::Instant::now();
+        let count = |short: bool, f: &dyn Fn() -> Result<usize, _>| match short.then(f) {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => {
+                warn!("capacity: counting what the routes need: {e}; doubling");
+                0
+            }
+            None => 0,
+        };
+        let maps = &self.d.maps;
+        let groups = count(short(Structure::Ipv4Groups), &|| maps.groups_needed());
+        let nodes = count(short(Structure::Ipv6Nodes), &|| maps.nodes_needed());
+        debug!(
+            "capacity: the routes need {groups} IPv4 groups and {nodes} IPv6 nodes (0: not \
+             counted), counted in {:.0?}",
+            started.elapsed()
+        );
+        capacity::growth::covering(to, groups, nodes)
     }
 
     /// SIGUSR2: pins the links for a successor, gives it this instance's

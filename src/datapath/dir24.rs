@@ -157,7 +157,7 @@ impl<S: LeafStore> Dir24<S> {
     /// The groups all the rules need: one per /24 holding a rule longer
     /// than /24, as [`Dir24::insert`] takes them (for growing the map).
     pub fn groups_needed(&self) -> usize {
-        let blocks: std::collections::HashSet<u32> = self
+        let blocks: std::collections::HashSet<u32, foldhash::fast::RandomState> = self
             .rules
             .keys()
             .filter(|(_, len)| *len > 24)

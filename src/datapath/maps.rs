@@ -703,11 +703,16 @@ impl Maps {
         ])
     }
 
-    /// The IPv4 groups and IPv6 nodes all the mirrored routes need, room
-    /// or not (a pass over every rule: for growing the maps, not for
-    /// every second's figures).
-    pub fn route_needs(&self) -> Result<(usize, usize), DatapathError> {
-        Ok((self.fib4()?.groups_needed(), self.fib6()?.nodes_needed()))
+    /// The IPv4 groups all the mirrored routes need, room or not (a pass
+    /// over every IPv4 rule: for growing the map, not for every second's
+    /// figures).
+    pub fn groups_needed(&self) -> Result<usize, DatapathError> {
+        Ok(self.fib4()?.groups_needed())
+    }
+
+    /// The IPv6 trie nodes all the mirrored routes need (as above).
+    pub fn nodes_needed(&self) -> Result<usize, DatapathError> {
+        Ok(self.fib6()?.nodes_needed())
     }
 
     /// Publishes the figures for `accel stats --capacity`.

@@ -148,10 +148,19 @@ impl<S: LeafStore> Trie6<S> {
     /// a rule at level k or below falls in, as [`Trie6::insert`] links
     /// them (for growing the map).
     pub fn nodes_needed(&self) -> usize {
-        let mut nodes = std::collections::HashSet::new();
+        let mut nodes: std::collections::HashSet<(u8, u128), foldhash::fast::RandomState> =
+            std::collections::HashSet::with_capacity_and_hasher(
+                self.rules.len(),
+                Default::default(),
+            );
         for &(addr, len) in self.rules.keys() {
-            for k in 1..=level_of(len) {
-                nodes.insert((k, mask(addr, level_start(k))));
+            // Deepest first: a node already counted had its ancestors
+            // counted with it, so most rules stop after one probe (a full
+            // pass over every level took 266 ms at 500k rules).
+            for k in (1..=level_of(len)).rev() {
+                if !nodes.insert((k, mask(addr, level_start(k)))) {
+                    break;
+                }
             }
         }
         nodes.len()
