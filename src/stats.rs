@@ -117,8 +117,22 @@ pub fn summarise(iface: String, ifindex: u32, s: &accel_stats) -> IfaceStats {
     out
 }
 
-/// The counters of every interface the datapath runs on, in slot order.
+/// The counters of every interface the datapath runs on, in slot order,
+/// with the hook each runs on now.
 pub fn read_all(
+    maps: &crate::datapath::maps::Maps,
+) -> Result<Vec<IfaceStats>, crate::datapath::DatapathError> {
+    let mut all = read_counters(maps)?;
+    for s in &mut all {
+        s.hook = crate::datapath::attach::current_hook(s.ifindex).map(|h| h.to_string());
+    }
+    Ok(all)
+}
+
+/// The counters of every interface, in slot order, without `hook`: asking
+/// which program an interface runs waits for the RTNL lock (see
+/// `daemon::attach_probe`), which the daemon's event loop must not do.
+pub fn read_counters(
     maps: &crate::datapath::maps::Maps,
 ) -> Result<Vec<IfaceStats>, crate::datapath::DatapathError> {
     let mut ifaces = maps.ifaces();
@@ -126,9 +140,7 @@ pub fn read_all(
     let mut all = Vec::new();
     for (ifindex, i) in ifaces {
         let name = crate::runtime::ifname(ifindex).unwrap_or_else(|| format!("ifindex {ifindex}"));
-        let mut s = summarise(name, ifindex, &maps.stats(i.slot)?);
-        s.hook = crate::datapath::attach::current_hook(ifindex).map(|h| h.to_string());
-        all.push(s);
+        all.push(summarise(name, ifindex, &maps.stats(i.slot)?));
     }
     Ok(all)
 }

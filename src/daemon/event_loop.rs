@@ -156,7 +156,7 @@ impl Running {
             }
             Wake::Renew => None,
             Wake::Housekeeping => {
-                d.housekeeping().await?;
+                d.housekeeping()?;
                 // Figures for scrapes and alerts: never a reason to stop.
                 if let Err(e) = self.publish_status() {
                     warn!("status not published: {}", crate::error_chain(&e));

@@ -36,9 +36,11 @@ use crate::status::ResyncCause;
 use crate::trusted_path::{Missing, TrustedDir};
 use crate::{bpf, netfilter, runtime, sysctl};
 
+mod attach_probe;
 mod event_loop;
 mod jobs;
 mod report;
+use attach_probe::AttachProbe;
 use jobs::Purpose;
 
 /// Events applied in one turn of the event loop, at most: enough to
@@ -118,6 +120,8 @@ struct Daemon {
     /// Figures about itself, alerts, the published status.
     report: report::Report,
     nudger: Nudger,
+    /// The round of neighbour nudges under way, if any.
+    nudging: Option<tokio::task::JoinHandle<()>>,
     lease: Lease,
     /// Resyncs and checks beside the event loop.
     jobs: jobs::Jobs,
@@ -189,14 +193,15 @@ impl Daemon {
     }
 
     /// Once a second: the trace to its writer, forwarding settings,
-    /// capacity, neighbours in use.
-    async fn housekeeping(&mut self) -> Result<(), DaemonError> {
+    /// capacity, neighbours in use. Nothing here waits for the kernel's
+    /// RTNL lock: a routing daemon installing a table keeps it busy.
+    fn housekeeping(&mut self) -> Result<(), DaemonError> {
         if let Some(t) = &mut self.trace {
             t.flush();
         }
         self.poll_sysctls()?;
         self.capacity.tick(&self.maps, &mut self.mirror)?;
-        self.nudge_neighbours().await;
+        self.nudge_neighbours();
         self.periodic_check()?;
         Ok(())
     }
@@ -313,19 +318,33 @@ impl Daemon {
 
     /// Marks the STALE neighbour entries of mirrored gateways as in use,
     /// as the kernel's own forwarding would (see [`crate::mirror::nudge`]).
-    async fn nudge_neighbours(&mut self) {
+    /// The requests wait for the kernel's answer (and for the RTNL lock a
+    /// routing daemon keeps busy), so a task of their own sends them: the
+    /// event loop never waits for one. A round still under way skips the
+    /// tick.
+    fn nudge_neighbours(&mut self) {
+        if self.nudging.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
         let due = self.nudger.select(
             Instant::now(),
             self.mirror.gateway_neighbours(),
             nudge::MAX_PER_TICK,
         );
-        for (ifindex, addr) in due {
-            match netlink::neigh_use::use_neighbour(&self.handle, ifindex, addr).await {
-                Ok(()) => debug!("neighbour {addr} on ifindex {ifindex}: marked in use"),
-                // Gone meanwhile (ENOENT): its deletion event follows.
-                Err(e) => debug!("neighbour {addr} on ifindex {ifindex}: NTF_USE failed: {e}"),
-            }
+        if due.is_empty() {
+            self.nudging = None;
+            return;
         }
+        let handle = self.handle.clone();
+        self.nudging = Some(tokio::spawn(async move {
+            for (ifindex, addr) in due {
+                match netlink::neigh_use::use_neighbour(&handle, ifindex, addr).await {
+                    Ok(()) => debug!("neighbour {addr} on ifindex {ifindex}: marked in use"),
+                    // Gone meanwhile (ENOENT): its deletion event follows.
+                    Err(e) => debug!("neighbour {addr} on ifindex {ifindex}: NTF_USE failed: {e}"),
+                }
+            }
+        }));
     }
 
     /// Applies a batch from the nexthop-object socket; true when a resync
@@ -670,6 +689,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         ifaces: ifaces.clone(),
         report,
         nudger: Nudger::default(),
+        nudging: None,
         lease: Lease::new(),
         jobs: jobs::Jobs::default(),
         trace: open_trace()?,
@@ -696,10 +716,15 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     };
     let attached = attach_all(progs, &mut d, &ifaces, &opts, &presence).await?;
     let requests = presence.publish(&d.maps, feed.clone())?;
-    let prog_ids = attached
-        .iter()
-        .map(|a| libbpf_rs::Program::id_from_fd(progs.for_hook(a.hook).as_fd()).unwrap_or(0))
-        .collect();
+    let attach_probe = AttachProbe::new(
+        attached
+            .iter()
+            .map(|a| {
+                let ours = libbpf_rs::Program::id_from_fd(progs.for_hook(a.hook).as_fd());
+                a.probe(ours.unwrap_or(0))
+            })
+            .collect(),
+    );
     if let Some(listener) = metrics {
         let shown = listener
             .local_addr()
@@ -739,7 +764,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         presence,
         attached,
         progs,
-        prog_ids,
+        attach_probe,
         requests,
         feed,
         handover: None,
@@ -764,8 +789,9 @@ struct Running {
     presence: Presence,
     attached: Vec<Attachment>,
     progs: Programs<'static>,
-    /// The id of accel's program on each attached interface, in order.
-    prog_ids: Vec<u32>,
+    /// Whether accel's program is still on each attached interface, in
+    /// order.
+    attach_probe: AttachProbe,
     requests: mpsc::Receiver<Pending>,
     feed: crate::control::StatusFeed,
     handover: Option<Handover>,

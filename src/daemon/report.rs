@@ -142,13 +142,13 @@ impl Daemon {
 
 impl Running {
     /// One entry per interface; the TC program beside an XDP one counts
-    /// towards its interface's `attached`.
+    /// towards its interface's `attached`, as the last probe answered (see
+    /// [`super::attach_probe`]).
     fn interfaces(&self) -> Vec<InterfaceStatus> {
         let current: Vec<(&crate::datapath::attach::Attachment, bool)> = self
             .attached
             .iter()
-            .zip(&self.prog_ids)
-            .map(|(a, ours)| (a, a.is_current(*ours)))
+            .zip(self.attach_probe.live().iter().copied())
             .collect();
         current
             .iter()
@@ -167,9 +167,10 @@ impl Running {
 
     /// Judges the conditions and publishes the status (once a second).
     pub(super) fn publish_status(&mut self) -> Result<(), DaemonError> {
+        self.attach_probe.tick();
         let interfaces = self.interfaces();
         let d = &mut self.d;
-        let ifaces = crate::stats::read_all(&d.maps)?;
+        let ifaces = crate::stats::read_counters(&d.maps)?;
         let lease_live = d.lease_live()?;
         let detached = interfaces
             .iter()

@@ -217,13 +217,13 @@ impl Attachment {
         Ok(())
     }
 
-    /// Whether accel's program (`ours`, its id) is still the one this
-    /// interface runs: the XDP program, or one of the TC programs.
-    pub fn is_current(&self, ours: u32) -> bool {
-        match self.hook {
-            Hook::Xdp(_) => attached_prog_id(self.ifindex) == Some(ours),
-            Hook::Tc => super::tcx::programs(self.ifindex).contains(&ours),
-            Hook::TcFilter => super::cls_bpf::filter_prog(self.ifindex) == Some(ours),
+    /// What asks the kernel whether accel's program (`ours`, its id) is
+    /// still the one this attachment's interface runs.
+    pub fn probe(&self, ours: u32) -> Probe {
+        Probe {
+            ifindex: self.ifindex,
+            hook: self.hook,
+            ours,
         }
     }
 
@@ -359,6 +359,29 @@ pub fn current_hook(ifindex: u32) -> Option<Hook> {
         return Some(Hook::Tc);
     }
     super::cls_bpf::has_accels(ifindex).then_some(Hook::TcFilter)
+}
+
+/// One attachment's question to the kernel: is our program still there?
+/// The answers go through netlink (XDP, cls_bpf) or take the RTNL lock
+/// (tcx), so they can wait as long as a routing daemon keeps that lock
+/// busy: ask them off the event loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    pub ifindex: u32,
+    pub hook: Hook,
+    pub ours: u32,
+}
+
+impl Probe {
+    /// Whether the interface runs our program: the XDP program, or one of
+    /// the TC programs.
+    pub fn is_current(&self) -> bool {
+        match self.hook {
+            Hook::Xdp(_) => attached_prog_id(self.ifindex) == Some(self.ours),
+            Hook::Tc => super::tcx::programs(self.ifindex).contains(&self.ours),
+            Hook::TcFilter => super::cls_bpf::filter_prog(self.ifindex) == Some(self.ours),
+        }
+    }
 }
 
 /// Id of the XDP program on an interface, if any.
