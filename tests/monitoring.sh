@@ -199,6 +199,28 @@ sleep 1.5
 out=$(health); rc=$?
 check "d. ... and OK again once it runs" "exit $rc: $out" eval '[[ $rc -eq 0 ]]'
 
+# Someone detaches one of accel's XDP links (BPF_LINK_DETACH; this
+# bpftool does not say which interface a link is on, so the first one): the
+# daemon asks the kernel off its event loop, and health names that
+# interface a tick or two later.
+link=$(bpftool -j link show | python3 -c '
+import json, sys
+progs = {int(p) for p in sys.argv[1:]}
+print(next((l["id"] for l in json.load(sys.stdin) if l.get("type") == "xdp" and l["prog_id"] in progs), ""))' \
+    $(ip -n "$NS_RTR" -j link show | python3 -c '
+import json, sys
+print(" ".join(str(l["xdp"]["prog"]["id"]) for l in json.load(sys.stdin) if "prog" in l.get("xdp", {})))'))
+[[ -n $link ]] && bpftool link detach id "$link"
+gone=$(ip -n "$NS_RTR" -o link show | grep -v ' xdp' | grep -oE "$LAB_R_SRC|$LAB_R_DST1|$LAB_R_DST2" | head -n1)
+for ((i = 0; i < 20; i++)); do
+    out=$(health); rc=$?
+    [[ $rc -eq 2 ]] && break
+    sleep 0.25
+done
+check "d. one of accel's links detached by someone else (${gone:-none}): health exits 2, CRITICAL detached, names it, within 5 s" \
+    "link ${link:-none}; exit $rc after $((i * 250)) ms: $out" \
+    eval '[[ -n $gone && $rc -eq 2 && $out == "CRITICAL: detached: "*"attached to $gone"* ]]'
+
 lab_accel_stop
 check "d. accel stops cleanly" "" eval '[[ $(xdp_ifaces) -eq 0 ]]'
 out=$(health); rc=$?
