@@ -113,7 +113,7 @@ pub fn route_payload(payload: &[u8]) -> Option<model::Route> {
         // its typed form and dropped: IPv6 cache info and preference,
         // protocol info, preferred source. At a full-table burst that was
         // about 5% of accel's CPU.
-        if !RouteFields::TAKEN.contains(&nla.kind()) {
+        if !RouteFields::TAKEN.contains(&nla.kind()) || f.take_fixed(nla.kind(), nla.value()) {
             continue;
         }
         let param = (h.address_family, h.kind, RouteLwEnCapType::None);
@@ -167,6 +167,54 @@ impl RouteFields {
             mtu: None,
             encap: false,
         })
+    }
+
+    /// The fixed-size attributes every route event carries (RTA_DST,
+    /// RTA_GATEWAY, RTA_OIF, RTA_PRIORITY, RTA_TABLE, RTA_NH_ID), read in
+    /// place; false
+    /// for the others and for sizes the kernel does not send, which go to
+    /// the library (and fail there as before). Its typed parse built and
+    /// dropped a `RouteAttribute` for each: about 4% of accel's CPU while
+    /// a full table streams in.
+    fn take_fixed(&mut self, kind: u16, v: &[u8]) -> bool {
+        const RTA_DST: u16 = 1;
+        const RTA_OIF: u16 = 4;
+        const RTA_GATEWAY: u16 = 5;
+        const RTA_PRIORITY: u16 = 6;
+        const RTA_TABLE: u16 = 15;
+        const RTA_NH_ID: u16 = 30;
+        // Attributes are in host byte order, addresses in network order.
+        let word = |v: &[u8]| <[u8; 4]>::try_from(v).map(u32::from_ne_bytes);
+        let addr = match self.fam {
+            Family::V4 => <[u8; 4]>::try_from(v).map(|a| IpAddr::V4(a.into())).ok(),
+            Family::V6 => <[u8; 16]>::try_from(v).map(|a| IpAddr::V6(a.into())).ok(),
+        };
+        match kind {
+            RTA_DST | RTA_GATEWAY => {
+                let Some(a) = addr else {
+                    return false;
+                };
+                if kind == RTA_DST {
+                    self.dst = Some(a);
+                } else if self.gateway.is_none() {
+                    // The first gateway (or via) counts, as in take().
+                    self.gateway = Some(a);
+                }
+            }
+            RTA_OIF | RTA_PRIORITY | RTA_TABLE | RTA_NH_ID => {
+                let Ok(w) = word(v) else {
+                    return false;
+                };
+                match kind {
+                    RTA_OIF => self.oif = Some(w),
+                    RTA_PRIORITY => self.metric = w,
+                    RTA_TABLE => self.table = w,
+                    _ => self.nhid = Some(w),
+                }
+            }
+            _ => return false,
+        }
+        true
     }
 
     fn take(&mut self, a: &RouteAttribute) {
@@ -452,6 +500,46 @@ mod tests {
         n.hops = hops;
         n.attributes = attrs;
         n
+    }
+
+    /// A route message's bytes: an IPv4 /24 in main, then `attrs` as
+    /// (type, payload) NLAs.
+    fn raw_route(attrs: &[(u16, &[u8])]) -> Vec<u8> {
+        // rtmsg: family, dst_len, src_len, tos, table, protocol, scope,
+        // type, flags (u32).
+        let mut b = vec![2, 24, 0, 0, 254, 4, 0, 1, 0, 0, 0, 0];
+        for (kind, v) in attrs {
+            b.extend_from_slice(&(4 + v.len() as u16).to_ne_bytes());
+            b.extend_from_slice(&kind.to_ne_bytes());
+            b.extend_from_slice(v);
+            b.resize(b.len().next_multiple_of(4), 0);
+        }
+        b
+    }
+
+    #[test]
+    fn fixed_size_attributes_are_read_in_place() {
+        let r = route_payload(&raw_route(&[
+            (1, &[10, 1, 2, 0]),
+            (4, &7u32.to_ne_bytes()),
+            (5, &[192, 0, 2, 1]),
+            (6, &20u32.to_ne_bytes()),
+            (15, &1000u32.to_ne_bytes()),
+            (30, &9u32.to_ne_bytes()),
+        ]))
+        .unwrap();
+        assert_eq!(r.key.prefix, pfx("10.1.2.0/24"));
+        assert_eq!((r.key.table, r.key.metric, r.nhid), (1000, 20, Some(9)));
+        assert_eq!(r.nexthops[0].ifindex, 7);
+        assert_eq!(r.nexthops[0].gateway, Some(IpAddr::V4(v4("192.0.2.1"))));
+    }
+
+    #[test]
+    fn odd_sized_fixed_attributes_are_refused_as_the_library_would() {
+        // An RTA_OIF of 3 bytes, an IPv4 RTA_DST of 16: not read in place,
+        // and the library refuses them, so the message is not taken.
+        assert_eq!(route_payload(&raw_route(&[(4, &[7, 0, 0])])), None);
+        assert_eq!(route_payload(&raw_route(&[(1, &[0; 16])])), None);
     }
 
     #[test]
