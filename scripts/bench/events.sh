@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# What a route event costs a live accel, without a routing daemon
+# (BENCHMARKS.md, "Keeping up with BGP"): the full table added, then
+# deleted, with `ip -batch` through two nexthop objects (as FRR installs
+# it), while `accel run` follows. Per phase: accel's CPU (all threads, from
+# /proc/PID/task/*/schedstat) per route event, and the event loop's slowest
+# turns (it logs every turn over 10 ms at debug level). About a minute.
+#
+# Usage (root): scripts/bench/events.sh [--perf]
+#   --perf      also record each phase with `perf record` (perf.add.data,
+#               perf.del.data in the current directory).
+#   ACCEL=path  use this accel binary instead of building one.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+PERF=0
+case "${1:-}" in
+--perf) PERF=1 ;;
+"") ;;
+*) echo "usage: $0 [--perf]" >&2; exit 2 ;;
+esac
+if [ "$(id -u)" != 0 ]; then
+    echo "$0: needs root (network namespaces, BPF)" >&2
+    exit 1
+fi
+ACCEL="${ACCEL:-}"
+if [ -z "$ACCEL" ]; then
+    cargo build --release --bin accel --bin accel-bench >&2
+    ACCEL="$PWD/target/release/accel"
+fi
+OUT="$PWD"
+
+NS="accel-ev-$$"
+PEER="accel-evp-$$"
+TMP="$(mktemp -d)"
+PID=
+cleanup() {
+    if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+    ip netns del "$NS" 2>/dev/null || true
+    ip netns del "$PEER" 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+DATA=../shared/data/bgp-full-table.txt.gz
+if [ -r "$DATA" ]; then
+    TABLE="real full table ($DATA)"
+    zcat "$DATA" | tr -d '\r' >"$TMP/all"
+else
+    TABLE="GENERATED table with the real table's prefix-length mix ($DATA absent)"
+    target/release/accel-bench gen-table --seed 42 >"$TMP/all"
+fi
+awk '!/:/ { print "route add " $1 " nhid 4 proto bgp metric 20" }
+      /:/ { print "route add " $1 " nhid 6 proto bgp metric 20" }' "$TMP/all" >"$TMP/add"
+sed 's/^route add/route del/' "$TMP/add" >"$TMP/del"
+EVENTS=$(wc -l <"$TMP/add")
+echo "table: $TABLE: $EVENTS routes; machine: $(nproc) CPUs, $(uname -r); accel $ACCEL"
+
+ip netns add "$NS"
+ip netns add "$PEER"
+nsx() { ip netns exec "$NS" "$@"; }
+nsx sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+nsx ip link add r0 type veth peer name p0
+nsx ip link set p0 netns "$PEER"
+ip netns exec "$PEER" ip link set p0 up
+ip netns exec "$PEER" ethtool -K p0 gro on >/dev/null
+nsx ip link set lo up
+nsx ip link set r0 up
+nsx ip addr add 10.9.0.1/24 dev r0
+nsx ip -6 addr add fd00:9::1/64 dev r0 nodad
+nsx ip neigh add 10.9.0.2 lladdr 02:00:00:00:09:02 dev r0 nud permanent
+nsx ip -6 neigh add fd00:9::2 lladdr 02:00:00:00:09:02 dev r0 nud permanent
+nsx ip nexthop add id 4 via 10.9.0.2 dev r0
+nsx ip nexthop add id 6 via fd00:9::2 dev r0
+
+# A private mount namespace, so that the pins meet no other instance's.
+RUST_LOG=info,accel::daemon::event_loop=debug unshare -m --propagation private \
+    sh -c "mount -t bpf bpf /sys/fs/bpf && exec nsenter --net=/run/netns/$NS $ACCEL run -i r0" \
+    >"$TMP/log" 2>&1 &
+PID=$!
+for _ in $(seq 100); do
+    grep -q "mirror live" "$TMP/log" && break
+    kill -0 "$PID" 2>/dev/null || { cat "$TMP/log" >&2; exit 1; }
+    sleep 0.1
+done
+# $PID is unshare until it execs accel: wait for the comm to say so.
+for _ in $(seq 50); do [ "$(cat /proc/$PID/comm)" = accel ] && break; sleep 0.1; done
+
+cpu_ns() { cat /proc/"$PID"/task/*/schedstat | awk '{ s += $1 } END { printf "%.0f", s }'; }
+phase() { # NAME
+    local c0 c1 t0 t1 from perf_pid=
+    sleep 1
+    from=$(stat -c %s "$TMP/log")
+    c0=$(cpu_ns)
+    t0=$(date +%s.%N)
+    if [ "$PERF" = 1 ]; then
+        perf record -q -F 1999 -p "$PID" -o "$OUT/perf.$1.data" 2>/dev/null &
+        perf_pid=$!
+    fi
+    nsx ip -batch "$TMP/$1"
+    sleep 2
+    c1=$(cpu_ns)
+    t1=$(date +%s.%N)
+    [ -n "$perf_pid" ] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
+    # Turns over 10 ms: what woke the loop, and the slowest of each kind.
+    local turns
+    turns=$(tail -c +$((from + 1)) "$TMP/log" |
+        sed -En 's/.*slow turn: (.*) took ([0-9.]+)(ms|s)$/\2 \3 \1/p;
+                 s/.*event loop took ([0-9.]+)(ms|s) \((.*)\).*/\1 \2 \3/p' |
+        awk '{ ms = $2 == "s" ? $1 * 1000 : $1; $1 = $2 = ""; k = substr($0, 3)
+               n[k]++; if (ms > m[k]) m[k] = ms }
+             END { for (k in n) printf "%s%d %s (max %.0f ms)", sep, n[k], k, m[k]; sep = "; " }')
+    python3 -c 'import sys
+c, n, w = (int(sys.argv[1]) - int(sys.argv[2])) / 1e9, int(sys.argv[3]), float(sys.argv[4])
+print("%-4s %.2f s of accel CPU, %.2f us per route event, %.1f s wall" % (sys.argv[5], c, c * 1e6 / n, w))' \
+        "$c1" "$c0" "$EVENTS" "$(echo "$t1 - $t0" | bc)" "$1"
+    echo "     turns over 10 ms: ${turns:-none}"
+}
+phase add
+phase del
+if grep -qE "overrun|full resync" "$TMP/log"; then
+    echo "accel's log reports lost events or a resync:"
+    grep -E "overrun|full resync" "$TMP/log"
+fi
