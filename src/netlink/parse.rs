@@ -91,21 +91,34 @@ pub fn route(msg: &RouteMessage) -> Option<model::Route> {
     f.finish(&msg.header)
 }
 
+/// Route attribute types (`enum rtattr_type_t`, include/uapi/linux/
+/// rtnetlink.h); libc lacks the newer ones.
+mod rta {
+    pub const DST: u16 = 1;
+    pub const OIF: u16 = 4;
+    pub const GATEWAY: u16 = 5;
+    pub const PRIORITY: u16 = 6;
+    pub const METRICS: u16 = 8;
+    pub const MULTIPATH: u16 = 9;
+    pub const TABLE: u16 = 15;
+    pub const VIA: u16 = 18;
+    pub const ENCAP_TYPE: u16 = 21;
+    pub const ENCAP: u16 = 22;
+    pub const NH_ID: u16 = 30;
+}
+
 /// [`route`] straight from an RTM_NEWROUTE/RTM_DELROUTE payload, one
 /// attribute at a time: the event path parses a million of these for a
 /// full table, and a `RouteMessage` would collect every attribute into a
 /// vector (after a first pass for the encapsulation type) only to be
 /// read once. Encapsulation is only noted, not parsed.
 pub fn route_payload(payload: &[u8]) -> Option<model::Route> {
-    /// RTA_ENCAP_TYPE and RTA_ENCAP (include/uapi/linux/rtnetlink.h).
-    const RTA_ENCAP_TYPE: u16 = 21;
-    const RTA_ENCAP: u16 = 22;
     const ROUTE_HEADER_LEN: usize = 12;
     let h = RouteHeader::parse(payload).ok()?;
     let mut f = RouteFields::new(&h)?;
     for nla in NlasIterator::new(payload.get(ROUTE_HEADER_LEN..)?) {
         let nla = nla.ok()?;
-        if nla.kind() == RTA_ENCAP || nla.kind() == RTA_ENCAP_TYPE {
+        if nla.kind() == rta::ENCAP || nla.kind() == rta::ENCAP_TYPE {
             f.encap = true;
             continue;
         }
@@ -143,10 +156,18 @@ struct RouteFields {
 }
 
 impl RouteFields {
-    /// The attributes [`RouteFields::take`] uses (include/uapi/linux/
-    /// rtnetlink.h): RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY,
-    /// RTA_METRICS, RTA_MULTIPATH, RTA_TABLE, RTA_VIA, RTA_NH_ID.
-    const TAKEN: [u16; 9] = [1, 4, 5, 6, 8, 9, 15, 18, 30];
+    /// The attributes [`RouteFields::take`] uses.
+    const TAKEN: [u16; 9] = [
+        rta::DST,
+        rta::OIF,
+        rta::GATEWAY,
+        rta::PRIORITY,
+        rta::METRICS,
+        rta::MULTIPATH,
+        rta::TABLE,
+        rta::VIA,
+        rta::NH_ID,
+    ];
 
     /// `None` for messages the mirror never takes (other families, routes
     /// cloned into the cache).
@@ -177,38 +198,31 @@ impl RouteFields {
     /// dropped a `RouteAttribute` for each: about 4% of accel's CPU while
     /// a full table streams in.
     fn take_fixed(&mut self, kind: u16, v: &[u8]) -> bool {
-        const RTA_DST: u16 = 1;
-        const RTA_OIF: u16 = 4;
-        const RTA_GATEWAY: u16 = 5;
-        const RTA_PRIORITY: u16 = 6;
-        const RTA_TABLE: u16 = 15;
-        const RTA_NH_ID: u16 = 30;
         // Attributes are in host byte order, addresses in network order.
-        let word = |v: &[u8]| <[u8; 4]>::try_from(v).map(u32::from_ne_bytes);
-        let addr = match self.fam {
-            Family::V4 => <[u8; 4]>::try_from(v).map(|a| IpAddr::V4(a.into())).ok(),
-            Family::V6 => <[u8; 16]>::try_from(v).map(|a| IpAddr::V6(a.into())).ok(),
-        };
         match kind {
-            RTA_DST | RTA_GATEWAY => {
+            rta::DST | rta::GATEWAY => {
+                let addr = match self.fam {
+                    Family::V4 => <[u8; 4]>::try_from(v).map(|a| IpAddr::V4(a.into())).ok(),
+                    Family::V6 => <[u8; 16]>::try_from(v).map(|a| IpAddr::V6(a.into())).ok(),
+                };
                 let Some(a) = addr else {
                     return false;
                 };
-                if kind == RTA_DST {
+                if kind == rta::DST {
                     self.dst = Some(a);
                 } else if self.gateway.is_none() {
                     // The first gateway (or via) counts, as in take().
                     self.gateway = Some(a);
                 }
             }
-            RTA_OIF | RTA_PRIORITY | RTA_TABLE | RTA_NH_ID => {
-                let Ok(w) = word(v) else {
+            rta::OIF | rta::PRIORITY | rta::TABLE | rta::NH_ID => {
+                let Ok(w) = <[u8; 4]>::try_from(v).map(u32::from_ne_bytes) else {
                     return false;
                 };
                 match kind {
-                    RTA_OIF => self.oif = Some(w),
-                    RTA_PRIORITY => self.metric = w,
-                    RTA_TABLE => self.table = w,
+                    rta::OIF => self.oif = Some(w),
+                    rta::PRIORITY => self.metric = w,
+                    rta::TABLE => self.table = w,
                     _ => self.nhid = Some(w),
                 }
             }
@@ -520,12 +534,12 @@ mod tests {
     #[test]
     fn fixed_size_attributes_are_read_in_place() {
         let r = route_payload(&raw_route(&[
-            (1, &[10, 1, 2, 0]),
-            (4, &7u32.to_ne_bytes()),
-            (5, &[192, 0, 2, 1]),
-            (6, &20u32.to_ne_bytes()),
-            (15, &1000u32.to_ne_bytes()),
-            (30, &9u32.to_ne_bytes()),
+            (rta::DST, &[10, 1, 2, 0]),
+            (rta::OIF, &7u32.to_ne_bytes()),
+            (rta::GATEWAY, &[192, 0, 2, 1]),
+            (rta::PRIORITY, &20u32.to_ne_bytes()),
+            (rta::TABLE, &1000u32.to_ne_bytes()),
+            (rta::NH_ID, &9u32.to_ne_bytes()),
         ]))
         .unwrap();
         assert_eq!(r.key.prefix, pfx("10.1.2.0/24"));
@@ -538,8 +552,8 @@ mod tests {
     fn odd_sized_fixed_attributes_are_refused_as_the_library_would() {
         // An RTA_OIF of 3 bytes, an IPv4 RTA_DST of 16: not read in place,
         // and the library refuses them, so the message is not taken.
-        assert_eq!(route_payload(&raw_route(&[(4, &[7, 0, 0])])), None);
-        assert_eq!(route_payload(&raw_route(&[(1, &[0; 16])])), None);
+        assert_eq!(route_payload(&raw_route(&[(rta::OIF, &[7, 0, 0])])), None);
+        assert_eq!(route_payload(&raw_route(&[(rta::DST, &[0; 16])])), None);
     }
 
     #[test]
