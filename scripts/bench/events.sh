@@ -42,14 +42,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-DATA=../shared/data/bgp-full-table.txt.gz
-if [ -r "$DATA" ]; then
-    TABLE="real full table ($DATA)"
-    zcat "$DATA" | tr -d '\r' >"$TMP/all"
-else
-    TABLE="GENERATED table with the real table's prefix-length mix ($DATA absent)"
-    target/release/accel-bench gen-table --seed 42 >"$TMP/all"
-fi
+. scripts/bench/table.sh
+bench_table "$TMP/all"
 awk '!/:/ { print "route add " $1 " nhid 4 proto bgp metric 20" }
       /:/ { print "route add " $1 " nhid 6 proto bgp metric 20" }' "$TMP/all" >"$TMP/add"
 sed 's/^route add/route del/' "$TMP/add" >"$TMP/del"

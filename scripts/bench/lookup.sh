@@ -45,14 +45,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-DATA=../shared/data/bgp-full-table.txt.gz
-if [ -r "$DATA" ]; then
-    TABLE="real full table ($DATA)"
-    zcat "$DATA" | tr -d '\r' >"$TMP/all"
-else
-    TABLE="GENERATED table with the real table's prefix-length mix ($DATA absent)"
-    "$BENCH" gen-table --seed "$SEED" >"$TMP/all"
-fi
+. scripts/bench/table.sh
+bench_table "$TMP/all" "$BENCH" "$SEED"
 grep -v : "$TMP/all" >"$TMP/all4" || true
 grep : "$TMP/all" >"$TMP/all6" || true
 

@@ -46,15 +46,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-DATA=../shared/data/bgp-full-table.txt.gz
-if [ -r "$DATA" ]; then
-    TABLE="real full table ($DATA)"
-    zcat "$DATA" | tr -d '\r' >"$TMP/all"
-else
-    TABLE="GENERATED table with the real table's prefix-length mix ($DATA absent)"
-    cargo build --release --bin accel-bench >&2
-    target/release/accel-bench gen-table --seed 42 >"$TMP/all"
-fi
+. scripts/bench/table.sh
+bench_table "$TMP/all"
 grep -v : "$TMP/all" >"$TMP/all4" || true
 grep : "$TMP/all" >"$TMP/all6" || true
 echo "table: $TABLE: $(wc -l <"$TMP/all4") IPv4, $(wc -l <"$TMP/all6") IPv6 prefixes"
