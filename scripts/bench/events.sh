@@ -10,7 +10,9 @@
 #   --perf      also record each phase with `perf record` (perf.add.data,
 #               perf.del.data in the current directory).
 #   ACCEL=path  use this accel binary instead of building one.
+#   PERF_ARGS=  more options for perf record (e.g. "--call-graph dwarf").
 set -euo pipefail
+OUT="$PWD"
 cd "$(dirname "$0")/../.."
 
 PERF=0
@@ -28,7 +30,6 @@ if [ -z "$ACCEL" ]; then
     cargo build --release --bin accel --bin accel-bench >&2
     ACCEL="$PWD/target/release/accel"
 fi
-OUT="$PWD"
 
 NS="accel-ev-$$"
 PEER="accel-evp-$$"
@@ -81,19 +82,28 @@ done
 for _ in $(seq 50); do [ "$(cat /proc/$PID/comm)" = accel ] && break; sleep 0.1; done
 
 cpu_ns() { cat /proc/"$PID"/task/*/schedstat | awk '{ s += $1 } END { printf "%.0f", s }'; }
+# CPU nanoseconds per thread name (the event loop "accel", the reader
+# "accel-netlink", tokio's blocking threads), one "name ns" line each.
+thread_ns() {
+    for t in /proc/"$PID"/task/*; do
+        printf '%s %s\n' "$(cat "$t/comm")" "$(cut -d' ' -f1 "$t/schedstat")"
+    done | awk '{ s[$1] += $2 } END { for (k in s) print k, s[k] }' | sort
+}
 phase() { # NAME
     local c0 c1 t0 t1 from perf_pid=
     sleep 1
     from=$(stat -c %s "$TMP/log")
     c0=$(cpu_ns)
+    thread_ns >"$TMP/threads0"
     t0=$(date +%s.%N)
     if [ "$PERF" = 1 ]; then
-        perf record -q -F 1999 -p "$PID" -o "$OUT/perf.$1.data" 2>/dev/null &
+        perf record -q -F 1999 ${PERF_ARGS:-} -p "$PID" -o "$OUT/perf.$1.data" 2>/dev/null &
         perf_pid=$!
     fi
     nsx ip -batch "$TMP/$1"
     sleep 2
     c1=$(cpu_ns)
+    thread_ns >"$TMP/threads1"
     t1=$(date +%s.%N)
     [ -n "$perf_pid" ] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
     # Turns over 10 ms: what woke the loop, and the slowest of each kind.
@@ -108,6 +118,9 @@ phase() { # NAME
 c, n, w = (int(sys.argv[1]) - int(sys.argv[2])) / 1e9, int(sys.argv[3]), float(sys.argv[4])
 print("%-4s %.2f s of accel CPU, %.2f us per route event, %.1f s wall" % (sys.argv[5], c, c * 1e6 / n, w))' \
         "$c1" "$c0" "$EVENTS" "$(echo "$t1 - $t0" | bc)" "$1"
+    join -a 2 -e 0 -o 0,1.2,2.2 "$TMP/threads0" "$TMP/threads1" |
+        awk -v n="$EVENTS" '$3 - $2 > n * 10 { printf "%s%s %.2f", sep, $1, ($3 - $2) / n / 1000; sep = ", " }
+             END { print " us per route event" }' | sed 's/^/     by thread: /'
     echo "     turns over 10 ms: ${turns:-none}"
 }
 phase add
