@@ -9,6 +9,7 @@
 //! * [`events`]: the subscribed connection and its stream of
 //!   [`crate::model::Event`].
 
+pub mod attrs;
 pub mod dump;
 pub mod event_reader;
 pub mod events;

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use netlink_packet_core::{Nla, NlasIterator, ParseableParametrized};
+use netlink_packet_core::{Nla, ParseableParametrized};
 
 use netlink_packet_route::{
     address::{AddressAttribute, AddressMessage},
@@ -18,6 +18,7 @@ use netlink_packet_route::{
     AddressFamily,
 };
 
+use super::attrs::attrs;
 use crate::model::{self, Family, NextHop, NextHops, NhFlags, Prefix, RouteKey, RouteKind};
 
 /// FRA_PAD: padding attribute the kernel may put in rule messages.
@@ -116,9 +117,9 @@ pub fn route_payload(payload: &[u8]) -> Option<model::Route> {
     const ROUTE_HEADER_LEN: usize = 12;
     let h = RouteHeader::parse(payload).ok()?;
     let mut f = RouteFields::new(&h)?;
-    for nla in NlasIterator::new(payload.get(ROUTE_HEADER_LEN..)?) {
-        let nla = nla.ok()?;
-        if nla.kind() == rta::ENCAP || nla.kind() == rta::ENCAP_TYPE {
+    for a in attrs(payload.get(ROUTE_HEADER_LEN..)?) {
+        let a = a.ok()?;
+        if a.kind == rta::ENCAP || a.kind == rta::ENCAP_TYPE {
             f.encap = true;
             continue;
         }
@@ -126,11 +127,11 @@ pub fn route_payload(payload: &[u8]) -> Option<model::Route> {
         // its typed form and dropped: IPv6 cache info and preference,
         // protocol info, preferred source. At a full-table burst that was
         // about 5% of accel's CPU.
-        if !RouteFields::TAKEN.contains(&nla.kind()) || f.take_fixed(nla.kind(), nla.value()) {
+        if !RouteFields::TAKEN.contains(&a.kind) || f.take_fixed(a.kind, a.value) {
             continue;
         }
         let param = (h.address_family, h.kind, RouteLwEnCapType::None);
-        match RouteAttribute::parse_with_param(&nla, param) {
+        match RouteAttribute::parse_with_param(&a.buffer(), param) {
             Ok(a) => f.take(&a),
             // What the library cannot parse, it cannot have been needed
             // for: the full parse would have failed the whole message.
