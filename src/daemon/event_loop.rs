@@ -28,6 +28,7 @@ const STALL: Duration = Duration::from_millis(250);
 enum Wake {
     Event(Option<Event>),
     NexthopEvents(std::io::Result<Received>),
+    Rules(super::rule_reader::Read),
     ResyncDue,
     Dumped(Result<(Dumped, KernelState), NetlinkError>),
     JobStep,
@@ -44,6 +45,7 @@ impl Wake {
         match self {
             Wake::Event(_) => "route/link/address/neighbour events",
             Wake::NexthopEvents(_) => "nexthop object events",
+            Wake::Rules(_) => "ip rules read",
             Wake::ResyncDue => "starting a resync",
             Wake::Dumped(_) => "a job's dump",
             Wake::JobStep => "a step of a resync or check",
@@ -112,6 +114,7 @@ impl Running {
         tokio::select! {
             ev = d.events.next() => Wake::Event(ev),
             r = d.nh_events.next() => Wake::NexthopEvents(r),
+            read = d.rules.next() => Wake::Rules(read),
             _ = resync_sleep => Wake::ResyncDue,
             dumped = d.jobs.dumped() => Wake::Dumped(dumped),
             _ = std::future::ready(()), if d.jobs.stepping() => Wake::JobStep,
@@ -136,20 +139,24 @@ impl Running {
                     d.report.overruns += 1;
                     Some(ResyncCause::Overrun)
                 }
-                Some(ev) => d.events_from(ev).await?.then_some(CHANGED),
+                Some(ev) => d.events_from(ev)?.then_some(CHANGED),
                 None => return Err(DaemonError::EventsClosed),
             },
             Wake::NexthopEvents(r) => {
-                let lost = d.nexthop_events(r).await?;
+                let lost = d.nexthop_events(r)?;
                 d.report.overruns += u64::from(lost);
                 lost.then_some(ResyncCause::Overrun)
+            }
+            Wake::Rules(read) => {
+                d.rules_read(read)?;
+                None
             }
             Wake::ResyncDue => {
                 let cause = t.resync_at.take().map_or(CHANGED, |(_, c)| c);
                 d.start_job(Purpose::Resync { cause, stale: true }, None)?;
                 None
             }
-            Wake::Dumped(dumped) => d.job_dumped(dumped).await?.then_some(CHANGED),
+            Wake::Dumped(dumped) => d.job_dumped(dumped)?.then_some(CHANGED),
             Wake::JobStep => {
                 d.job_step()?;
                 None

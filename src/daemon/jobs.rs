@@ -210,7 +210,7 @@ impl Daemon {
 
     /// The running job's dump finished: install or compare it. True when
     /// the events replayed onto it ask for another resync.
-    pub(super) async fn job_dumped(
+    pub(super) fn job_dumped(
         &mut self,
         dumped: Result<(Dumped, KernelState), NetlinkError>,
     ) -> Result<bool, DaemonError> {
@@ -244,7 +244,7 @@ impl Daemon {
                 job.stage = Stage::Sweeping { sweep, summary };
                 // Newer than (or as new as) what the dump read.
                 for ev in log {
-                    resync_due |= self.event(ev).await?;
+                    resync_due |= self.event(ev)?;
                 }
             }
             Purpose::Check => {
@@ -374,7 +374,7 @@ impl Daemon {
                 self.job_step()?;
             } else {
                 let dumped = self.jobs.dumped().await;
-                self.job_dumped(dumped).await?;
+                self.job_dumped(dumped)?;
             }
         }
         Ok(())

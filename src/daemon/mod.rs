@@ -40,6 +40,7 @@ mod attach_probe;
 mod event_loop;
 mod jobs;
 mod report;
+mod rule_reader;
 use attach_probe::AttachProbe;
 use jobs::Purpose;
 
@@ -122,6 +123,8 @@ struct Daemon {
     nudger: Nudger,
     /// The round of neighbour nudges under way, if any.
     nudging: Option<tokio::task::JoinHandle<()>>,
+    /// `ip rule` read again after rule events, beside the loop.
+    rules: rule_reader::RuleReader,
     lease: Lease,
     /// Resyncs and checks beside the event loop.
     jobs: jobs::Jobs,
@@ -159,7 +162,7 @@ fn release_freed_memory() {
 
 impl Daemon {
     /// Returns true when a resync is due.
-    async fn event(&mut self, ev: Event) -> Result<bool, DaemonError> {
+    fn event(&mut self, ev: Event) -> Result<bool, DaemonError> {
         debug!("event {ev:?}");
         self.report.events_applied += 1;
         self.jobs.note(&ev, &self.mirror);
@@ -179,17 +182,35 @@ impl Daemon {
             self.poll_sysctls()?;
         }
         if reread_rules {
-            let rules = netlink::dump_rules(&self.handle).await?;
-            let changes = self.mirror.set_rules(rules);
-            if !changes.is_empty() {
-                info!(
-                    "ip rules changed: datapath config now {:#x}",
-                    self.mirror.config_flags()
-                );
-            }
-            self.maps.apply(&changes)?;
+            self.rules.start(&self.handle);
         }
         Ok(resync)
+    }
+
+    /// The rules read after rule events ([`rule_reader`]); a read that
+    /// failed is started again, one overtaken by a later event is dropped.
+    fn rules_read(&mut self, read: rule_reader::Read) -> Result<(), DaemonError> {
+        let rules = match self.rules.take(read, &self.handle) {
+            None => return Ok(()),
+            Some(Ok(rules)) => rules,
+            Some(Err(e)) => {
+                warn!(
+                    "reading ip rules: {}; bpf_fib_lookup decides until they are read",
+                    error_chain(&e)
+                );
+                self.rules.start(&self.handle);
+                return Ok(());
+            }
+        };
+        debug!("ip rules read: {} rules", rules.len());
+        let changes = self.mirror.set_rules(rules);
+        if !changes.is_empty() {
+            info!(
+                "ip rules changed: datapath config now {:#x}",
+                self.mirror.config_flags()
+            );
+        }
+        Ok(self.maps.apply(&changes)?)
     }
 
     /// Once a second: the trace to its writer, forwarding settings,
@@ -245,8 +266,8 @@ impl Daemon {
     /// [`EVENT_BATCH`]), so that a burst costs one turn of the event loop,
     /// not one per event. Lost events stop the batch: they are left for
     /// the loop. True when a resync is due.
-    async fn events_from(&mut self, first: Event) -> Result<bool, DaemonError> {
-        let mut resync = self.event(first).await?;
+    fn events_from(&mut self, first: Event) -> Result<bool, DaemonError> {
+        let mut resync = self.event(first)?;
         // Events ahead of the next one whose lookups were warmed.
         let mut warmed = 0usize;
         for _ in 1..EVENT_BATCH {
@@ -259,7 +280,7 @@ impl Daemon {
                     self.events.put_back(Event::Overrun);
                     break;
                 }
-                Some(ev) => resync |= self.event(ev).await?,
+                Some(ev) => resync |= self.event(ev)?,
             }
             warmed = warmed.saturating_sub(1);
         }
@@ -349,7 +370,7 @@ impl Daemon {
 
     /// Applies a batch from the nexthop-object socket; true when a resync
     /// is due (notifications were lost).
-    async fn nexthop_events(&mut self, r: std::io::Result<Received>) -> Result<bool, DaemonError> {
+    fn nexthop_events(&mut self, r: std::io::Result<Received>) -> Result<bool, DaemonError> {
         match r {
             Ok(Received::Events(evs)) => {
                 for e in evs {
@@ -357,7 +378,7 @@ impl Daemon {
                         NexthopEvent::New(o) => Event::NewNexthop(o),
                         NexthopEvent::Del(id) => Event::DelNexthop(id),
                     };
-                    self.event(ev).await?;
+                    self.event(ev)?;
                 }
                 Ok(false)
             }
@@ -690,6 +711,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         report,
         nudger: Nudger::default(),
         nudging: None,
+        rules: rule_reader::RuleReader::default(),
         lease: Lease::new(),
         jobs: jobs::Jobs::default(),
         trace: open_trace()?,

@@ -271,6 +271,11 @@ struct Kernel {
     /// not (for [`Mirror::gateway_neighbours`]).
     neigh_states: HashMap<(u32, IpAddr), NeighbourState>,
     rules: Vec<Rule>,
+    /// The rules changed and have not been read since: until they are,
+    /// both families go to bpf_fib_lookup, which applies the rules as they
+    /// are now (see [`Mirror::set_rules`]). A dump's rules do not clear
+    /// it: one started before the change may have missed it.
+    rules_pending: bool,
     /// Nexthop objects by id.
     objects: HashMap<u32, NexthopObject>,
     multipath: MultipathConf,
@@ -542,7 +547,14 @@ impl Mirror {
                 self.kernel.neighbours.remove(&k);
                 self.sync_neigh(k, &mut o.changes);
             }
-            Event::RulesChanged => o.reread_rules = true,
+            Event::RulesChanged => {
+                // The event does not say which rule, and reading them
+                // takes the RTNL lock: the daemon reads them beside the
+                // event loop. Meanwhile the datapath asks the kernel.
+                self.kernel.rules_pending = true;
+                self.sync_config(&mut o.changes);
+                o.reread_rules = true;
+            }
             Event::NetconfChanged => o.reread_sysctls = true,
             Event::NewNexthop(obj) => {
                 let id = obj.id();
@@ -575,8 +587,10 @@ impl Mirror {
         out
     }
 
+    /// The rules as read after the last [`Event::RulesChanged`].
     pub fn set_rules(&mut self, rules: Vec<Rule>) -> Vec<Change> {
         self.kernel.rules = rules;
+        self.kernel.rules_pending = false;
         let mut out = Vec::new();
         self.sync_config(&mut out);
         out
@@ -985,6 +999,10 @@ impl Mirror {
             ),
         ] {
             self.shortfall.src_rules[f as usize] = 0;
+            if self.kernel.rules_pending {
+                flags |= policy.0;
+                continue;
+            }
             match rules::mirrorable(&self.kernel.rules, f) {
                 None => flags |= policy.0,
                 Some(m) if m.sources.len() > self.limits.src_rules as usize => {

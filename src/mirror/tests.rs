@@ -384,6 +384,57 @@ fn custom_rules_switch_to_policy_mode() {
     assert_eq!(c, vec![Change::Config(CfgFlags::ACCEL_CFG_SRC_FULL4.0)]);
 }
 
+/// IPv4's default rules, and the same with one from 10.9.0.0/16.
+fn source_rule_set() -> (Vec<Rule>, Vec<Rule>) {
+    let r = rule4;
+    let defaults = vec![r(0, 255, None), r(32766, 254, None), r(32767, 253, None)];
+    let mut rules = defaults.clone();
+    rules.push(r(100, 10, Some("10.9.0.0/16")));
+    (defaults, rules)
+}
+
+/// What mirroring [`source_rule_set`]'s source rule changes.
+fn source_rule_mirrored() -> Vec<Change> {
+    let want = CfgFlags::ACCEL_CFG_SRC_RULES4.0 | CfgFlags::ACCEL_CFG_SRC_FULL4.0;
+    vec![
+        Change::PutSrcRule(prefix("10.9.0.0/16")),
+        Change::Config(want),
+    ]
+}
+
+/// A rule event does not say which rule changed: until the rules are read
+/// again, both families go to bpf_fib_lookup (the source rules leave the
+/// map only after the flags say so), and a dump's rules meanwhile do not
+/// end that (it may predate the change).
+#[test]
+fn changed_rules_go_to_fib_until_read() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let (_, rules) = source_rule_set();
+    m.set_rules(rules.clone());
+    let o = m.apply(Event::RulesChanged);
+    assert!(o.reread_rules);
+    let both = CfgFlags::ACCEL_CFG_POLICY4.0
+        | CfgFlags::ACCEL_CFG_POLICY6.0
+        | CfgFlags::ACCEL_CFG_SRC_FULL4.0;
+    assert_eq!(
+        o.changes,
+        vec![
+            Change::Config(both),
+            Change::DelSrcRule(prefix("10.9.0.0/16"))
+        ]
+    );
+    let mut snap = snapshot();
+    snap.rules = rules.clone();
+    let c = m.resync(snap);
+    assert!(
+        !c.iter().any(|c| matches!(c, Change::Config(_))),
+        "a dump leaves the rules unread: {c:?}"
+    );
+    let c = m.set_rules(rules);
+    assert_eq!(c, source_rule_mirrored());
+}
+
 #[test]
 fn neighbours_follow_their_state() {
     let mut m = mirror();
@@ -695,18 +746,11 @@ fn blackholes_get_their_own_drop_counter_slot() {
 fn source_prefix_rules_are_mirrored_the_rest_uses_the_mirror() {
     let mut m = mirror();
     m.resync(snapshot());
-    let r = rule4;
-    let defaults = vec![r(0, 255, None), r(32766, 254, None), r(32767, 253, None)];
-    let mut rules = defaults.clone();
-    rules.push(r(100, 10, Some("10.9.0.0/16")));
+    let (defaults, rules) = source_rule_set();
     let c = m.set_rules(rules);
-    let want = CfgFlags::ACCEL_CFG_SRC_RULES4.0 | CfgFlags::ACCEL_CFG_SRC_FULL4.0;
     assert_eq!(
         c,
-        vec![
-            Change::PutSrcRule(prefix("10.9.0.0/16")),
-            Change::Config(want)
-        ],
+        source_rule_mirrored(),
         "the prefix is in the map before the flag"
     );
     let c = m.set_rules(defaults);
