@@ -272,9 +272,17 @@ impl Mirror {
         scratch.set_state(snap);
         // What changed after the dump was applied to this mirror already.
         let mut ignored = super::EventOutcome::default();
-        for ev in since.iter().filter(|e| !e.is_route()) {
+        let rules_event = |e: &&Event| matches!(e, Event::RulesChanged);
+        for ev in since.iter().filter(|e| !e.is_route() && !rules_event(e)) {
             ignored.clear();
             scratch.apply_into(ev.clone(), &mut ignored);
+        }
+        // A rule event since the dump: this mirror reads the rules after
+        // it (see Mirror::set_rules), newer than the dump's; it has them
+        // or is still reading them.
+        if since.iter().any(|e| rules_event(&e)) {
+            scratch.kernel.rules_pending = self.kernel.rules_pending;
+            scratch.kernel.rules = self.kernel.rules.clone();
         }
         let mut out = Vec::new();
         scratch.sync_ifaces(&mut out);

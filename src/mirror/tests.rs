@@ -876,6 +876,33 @@ fn a_local_route_announced_again_stays_local() {
     );
 }
 
+/// A rule changed while a check dumped: the daemon read the rules after
+/// the event, so they, not the dump's, are what the kernel has.
+#[test]
+fn a_check_takes_rules_read_after_a_rule_event() {
+    let mut m = mirror();
+    let (defaults, rules) = source_rule_set();
+    let mut before = snapshot();
+    before.rules = defaults;
+    m.resync(before.clone());
+    m.apply(Event::RulesChanged);
+    let pending = m.non_route_differences(before.clone(), &[Event::RulesChanged]);
+    assert_eq!(
+        pending,
+        vec![],
+        "still reading: both send all to the kernel"
+    );
+    m.set_rules(rules);
+    let read = m.non_route_differences(before.clone(), &[Event::RulesChanged]);
+    assert_eq!(read, vec![], "the rules read after the event count");
+    // Without a rule event since the dump, its rules count: a difference.
+    let drift = m.non_route_differences(before, &[]);
+    assert!(
+        drift.contains(&Change::DelSrcRule(prefix("10.9.0.0/16"))),
+        "{drift:?}"
+    );
+}
+
 /// A view of `snap`'s routes, built as a background dump builds one.
 fn dumped_view(m: &Mirror, snap: &KernelState) -> View {
     let mut b = m.view_builder();
