@@ -339,16 +339,20 @@ big_table
 hk_from=$(stat -c %s "$LAB_DIR/accel.log")
 # A rule change in the middle: reading the rules takes the RTNL lock, so it
 # is read beside the event loop, which sends both families to
-# bpf_fib_lookup until it is (the rule's config is logged when read).
-(sleep 2 && ip -n "$NS_RTR" rule add from 192.0.2.0/24 table 100 pref 100) &
-rule_job=$!
-ip -n "$NS_RTR" -batch "$LAB_DIR/big.batch"
-wait "$rule_job"
+# bpf_fib_lookup until it is (the rule's config is logged when read). An
+# IPv6 rule: an IPv4 one would leave the kernel's sticky
+# fib_has_custom_rules set for the later sections.
+ip -n "$NS_RTR" -batch "$LAB_DIR/big.batch" &
+batch_job=$!
+sleep 2
+rule_during=$(kill -0 "$batch_job" 2>/dev/null && echo "while the batch ran" || echo "after the batch ended")
+ip -n "$NS_RTR" -6 rule add from 2001:db8:ffff::/48 table 100 pref 100
+wait "$batch_job"
 sleep 2
 rule_log=$(tail -c +$((hk_from + 1)) "$LAB_DIR/accel.log" | grep 'ip rules changed' | tail -n1)
-check "A5. a source rule added while the routes are added is read and mirrored (config with ACCEL_CFG_SRC_RULES4)" \
-    "${rule_log:-no rule config logged}" \
-    eval '[[ -n $rule_log ]] && (( ${rule_log##* } & 0x100 ))'
+check "A5. a source rule added while the routes are added is read and mirrored (config with ACCEL_CFG_SRC_RULES6)" \
+    "rule added $rule_during; ${rule_log:-no rule config logged}" \
+    eval '[[ $rule_during == while* && -n $rule_log ]] && (( ${rule_log##* } & 0x200 ))'
 stall=$(stalls "$hk_from")
 check "A5. ... and no turn of the event loop took over 250 ms meanwhile" "${stall:-none}" eval '[[ -z $stall ]]'
 # While a routing daemon installs a table it takes the RTNL lock once per
@@ -372,7 +376,7 @@ done
 sy=$(lab_accel sync --check 2>&1)
 check "A5. ... and the mirror is exact afterwards" "$(head -n1 <<<"$sy")" grep -q '^in sync' <<<"$sy"
 ip -n "$NS_RTR" route flush proto 99
-ip -n "$NS_RTR" rule del from 192.0.2.0/24 table 100 pref 100
+ip -n "$NS_RTR" -6 rule del from 2001:db8:ffff::/48 table 100 pref 100
 route_to dst1
 sleep 1
 

@@ -237,6 +237,12 @@ impl Daemon {
         let mut resync_due = false;
         match job.purpose {
             Purpose::Resync { .. } => {
+                // A rule event during the dump: its rules may be older than
+                // the event, whatever a read since returned (the replay
+                // below reads them again).
+                if log.iter().any(|e| matches!(e, Event::RulesChanged)) {
+                    self.mirror.rules_unread();
+                }
                 let mut out = Vec::new();
                 let sweep = self.mirror.install_sorted(dumped, state, &mut out);
                 self.maps.apply(&out)?;

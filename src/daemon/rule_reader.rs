@@ -17,8 +17,10 @@ use tokio::sync::mpsc;
 use crate::model::Rule;
 use crate::netlink::{self, NetlinkError};
 
-/// A failed read is tried again after this long.
+/// A failed read is tried again after this long, doubled after each
+/// failure in a row up to [`RETRY_MAX`] (meanwhile bpf_fib_lookup decides).
 const RETRY: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// What one read found.
 pub type Read = Result<Vec<Rule>, NetlinkError>;
@@ -31,6 +33,8 @@ pub struct RuleReader {
     running: bool,
     /// A rule event came after the running read started.
     again: bool,
+    /// Reads failed in a row.
+    failures: u32,
     tx: mpsc::UnboundedSender<Read>,
     rx: mpsc::UnboundedReceiver<Read>,
 }
@@ -41,6 +45,7 @@ impl Default for RuleReader {
         RuleReader {
             running: false,
             again: false,
+            failures: 0,
             tx,
             rx,
         }
@@ -56,10 +61,13 @@ impl RuleReader {
         }
         self.running = true;
         let (tx, handle) = (self.tx.clone(), handle.clone());
+        let retry = RETRY
+            .saturating_mul(1 << self.failures.min(7))
+            .min(RETRY_MAX);
         tokio::spawn(async move {
             let read = netlink::dump_rules(&handle).await;
             if read.is_err() {
-                tokio::time::sleep(RETRY).await;
+                tokio::time::sleep(retry).await;
             }
             // The loop is gone only when accel stops.
             let _ = tx.send(read);
@@ -79,6 +87,11 @@ impl RuleReader {
     /// when the next read has been started instead.
     pub fn take(&mut self, read: Read, handle: &Handle) -> Option<Read> {
         self.running = false;
+        if read.is_err() {
+            self.failures = self.failures.saturating_add(1);
+        } else {
+            self.failures = 0;
+        }
         if std::mem::take(&mut self.again) {
             self.start(handle);
             return None;

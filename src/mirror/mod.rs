@@ -587,6 +587,13 @@ impl Mirror {
         out
     }
 
+    /// The rules may have changed since they were read (a rule event
+    /// came during a dump): until [`Mirror::set_rules`], as after the
+    /// event itself.
+    pub fn rules_unread(&mut self) {
+        self.kernel.rules_pending = true;
+    }
+
     /// The rules as read after the last [`Event::RulesChanged`].
     pub fn set_rules(&mut self, rules: Vec<Rule>) -> Vec<Change> {
         self.kernel.rules = rules;
@@ -950,6 +957,19 @@ impl Mirror {
             flags |= CfgFlags::ACCEL_CFG_FIB_ONLY.0;
         }
         flags |= multipath_flags(mp);
+        // Interfaces a rule selects are flagged before a config without
+        // the family's policy flag lets the datapath trust the mirror for
+        // their packets, and unflagged only after.
+        let iifs_changed = rule_iifs != self.applied.rule_iifs;
+        if iifs_changed {
+            let added: Vec<_> = rule_iifs
+                .iter()
+                .filter(|i| !self.applied.rule_iifs.contains(i))
+                .cloned()
+                .collect();
+            self.applied.rule_iifs.extend(added);
+            self.sync_ifaces(out);
+        }
         // Prefixes are in the map before a flag makes the datapath look,
         // and leave it only after.
         let new: Vec<Prefix> = src_rules
@@ -969,7 +989,7 @@ impl Mirror {
         }
         out.extend(gone.into_iter().map(Change::DelSrcRule));
         self.applied.src_rules = src_rules;
-        if rule_iifs != self.applied.rule_iifs {
+        if iifs_changed {
             self.applied.rule_iifs = rule_iifs;
             self.sync_ifaces(out);
         }
@@ -1017,6 +1037,11 @@ impl Mirror {
                     rule_iifs.extend(m.iifs.into_iter().map(|name| (name, iif.0)));
                 }
             }
+        }
+        if self.kernel.rules_pending {
+            // Policy flags send everything to bpf_fib_lookup meanwhile; the
+            // interfaces stay flagged for when they are lifted.
+            rule_iifs = self.applied.rule_iifs.clone();
         }
         (flags, src_rules, rule_iifs)
     }

@@ -277,10 +277,11 @@ impl Mirror {
             ignored.clear();
             scratch.apply_into(ev.clone(), &mut ignored);
         }
-        // A rule event since the dump: this mirror reads the rules after
-        // it (see Mirror::set_rules), newer than the dump's; it has them
-        // or is still reading them.
-        if since.iter().any(|e| rules_event(&e)) {
+        // A rule event since the dump, or one before it whose rules are
+        // still being read: this mirror reads the rules after the event
+        // (see Mirror::set_rules); it has them or is still reading them,
+        // and the dump's say nothing about which.
+        if self.kernel.rules_pending || since.iter().any(|e| rules_event(&e)) {
             scratch.kernel.rules_pending = self.kernel.rules_pending;
             scratch.kernel.rules = self.kernel.rules.clone();
         }

@@ -876,16 +876,23 @@ fn a_local_route_announced_again_stays_local() {
     );
 }
 
-/// A rule changed while a check dumped: the daemon read the rules after
-/// the event, so they, not the dump's, are what the kernel has.
-#[test]
-fn a_check_takes_rules_read_after_a_rule_event() {
+/// A mirror synced with the default rules that has just seen a rule
+/// event; the snapshot it synced from, and the rules with a source rule.
+fn rules_being_read() -> (Mirror, KernelState, Vec<Rule>) {
     let mut m = mirror();
     let (defaults, rules) = source_rule_set();
     let mut before = snapshot();
     before.rules = defaults;
     m.resync(before.clone());
     m.apply(Event::RulesChanged);
+    (m, before, rules)
+}
+
+/// A rule changed while a check dumped: the daemon read the rules after
+/// the event, so they, not the dump's, are what the kernel has.
+#[test]
+fn a_check_takes_rules_read_after_a_rule_event() {
+    let (mut m, before, rules) = rules_being_read();
     let pending = m.non_route_differences(before.clone(), &[Event::RulesChanged]);
     assert_eq!(
         pending,
@@ -901,6 +908,51 @@ fn a_check_takes_rules_read_after_a_rule_event() {
         drift.contains(&Change::DelSrcRule(prefix("10.9.0.0/16"))),
         "{drift:?}"
     );
+}
+
+/// A rule event before a check's dump whose rules are still being read:
+/// the dump's (newer) rules say nothing about what the mirror will read.
+#[test]
+fn a_check_while_rules_are_read_is_clean() {
+    let (m, before, rules) = rules_being_read();
+    let mut after = before;
+    after.rules = rules;
+    let c = m.non_route_differences(after, &[]);
+    assert_eq!(c, vec![]);
+}
+
+/// An `ip rule iif` interface keeps its flag while the rules are unread,
+/// and one a newly read rule selects is flagged before the config lets
+/// the datapath trust the mirror again.
+#[test]
+fn rule_interfaces_are_flagged_before_the_policy_flags_lift() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let iif_rule = |name: String| Rule {
+        has_selectors: true,
+        iif_only: Some(name),
+        ..rule4(100, 10, None)
+    };
+    let (mut rules, _) = source_rule_set();
+    rules.push(iif_rule(format!("eth{LAN}")));
+    m.set_rules(rules.clone());
+    let o = m.apply(Event::RulesChanged);
+    assert!(
+        !o.changes
+            .iter()
+            .any(|c| matches!(c, Change::PutIface { .. })),
+        "{:?}",
+        o.changes
+    );
+    rules.push(iif_rule(format!("eth{WAN}")));
+    let c = m.set_rules(rules);
+    let flagged = |c: &Change| {
+        matches!(c, Change::PutIface { ifindex, entry }
+            if *ifindex == WAN && entry.flags & IfFlags::ACCEL_IF_RULES4.0 != 0)
+    };
+    let iface = c.iter().position(flagged).expect("WAN flagged");
+    let config = c.iter().position(|c| matches!(c, Change::Config(_)));
+    assert!(iface < config.expect("policy lifted"), "{c:?}");
 }
 
 /// A view of `snap`'s routes, built as a background dump builds one.
