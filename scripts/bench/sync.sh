@@ -23,28 +23,9 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--replace N]" >&2; exit 2 ;;
     esac
 done
-if [ "$(id -u)" != 0 ]; then
-    echo "$0: needs root (network namespaces, BPF)" >&2
-    exit 1
-fi
-
-ACCEL="${ACCEL:-}"
-if [ -z "$ACCEL" ]; then
-    cargo build --release --bin accel --bin accel-bench >&2
-    ACCEL="$PWD/target/release/accel"
-fi
-
-NS="accel-sync-$$"
-PEER="accel-syncp-$$"
-TMP="$(mktemp -d)"
-PID=
-cleanup() {
-    if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-    ip netns del "$NS" 2>/dev/null || true
-    ip netns del "$PEER" 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+. scripts/bench/link_lab.sh
+bench_accel
+link_lab_init sync
 
 . scripts/bench/table.sh
 bench_table "$TMP/all"
@@ -52,18 +33,7 @@ grep -v : "$TMP/all" >"$TMP/all4" || true
 grep : "$TMP/all" >"$TMP/all6" || true
 echo "table: $TABLE: $(wc -l <"$TMP/all4") IPv4, $(wc -l <"$TMP/all6") IPv6 prefixes"
 
-ip netns add "$NS"
-ip netns add "$PEER"
-nsx() { ip netns exec "$NS" "$@"; }
-nsx sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-nsx ip link add r0 type veth peer name p0
-nsx ip link set p0 netns "$PEER"
-ip netns exec "$PEER" ip link set p0 up
-ip netns exec "$PEER" ethtool -K p0 gro on >/dev/null
-nsx ip link set lo up
-nsx ip link set r0 up
-nsx ip addr add 10.9.0.1/24 dev r0
-nsx ip -6 addr add fd00:9::1/64 dev r0 nodad
+link_lab_up
 for i in 2 3 4 5; do
     nsx ip neigh add "10.9.0.$i" lladdr "02:00:00:00:09:0$i" dev r0 nud permanent
     nsx ip -6 neigh add "fd00:9::$i" lladdr "02:00:00:00:09:0$i" dev r0 nud permanent

@@ -193,9 +193,8 @@ impl RouteFields {
 
     /// The fixed-size attributes every route event carries (RTA_DST,
     /// RTA_GATEWAY, RTA_OIF, RTA_PRIORITY, RTA_TABLE, RTA_NH_ID), read in
-    /// place; false
-    /// for the others and for sizes the kernel does not send, which go to
-    /// the library (and fail there as before). Its typed parse built and
+    /// place; false for the others and for sizes the kernel does not
+    /// send, which go to the library (and fail there as before). Its typed parse built and
     /// dropped a `RouteAttribute` for each: about 4% of accel's CPU while
     /// a full table streams in.
     fn take_fixed(&mut self, kind: u16, v: &[u8]) -> bool {
