@@ -19,6 +19,7 @@ fn main() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     runtime::restrict_umask();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    accel::datapath::libbpf_log::install();
     if let Err(e) = real_main() {
         eprintln!("accel: {e:#}");
         std::process::exit(1);

@@ -103,6 +103,11 @@ else
         "not running within 30 s or XDP missing ($(xdp_ifaces) interfaces with xdp); log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
     lab_accel_diag | sed 's/^/#   /'
 fi
+# libbpf's own messages go through accel's log (levels, RUST_LOG); the
+# start-up query for another instance's TC filter on an interface without a
+# clsact qdisc is an expected refusal, not a warning for the operator.
+raw=$(lab_accel_log | grep -m1 -e '^libbpf:' -e "Parent Qdisc doesn't exist")
+check "a. no raw libbpf output and no expected-refusal warning at start" "${raw:-none}" test -z "$raw"
 
 # ---------------------------------------------------------------- b. forwarding in XDP
 # Warm up: resolve the neighbours of both gateways (first packets to a new

@@ -94,9 +94,14 @@ pub fn filter_prog(ifindex: u32) -> Option<u32> {
         priority: PRIORITY,
         ..Default::default()
     };
-    // SAFETY: both structs are fully initialised with their sizes; a query
-    // needs no program descriptor (libbpf-rs's TcHook::query wants one).
-    let rc = unsafe { libbpf_sys::bpf_tc_query(&hook, &mut opts) };
+    // Without a clsact qdisc the kernel refuses the query: that means no
+    // filter, not a fault worth a warning.
+    let rc = super::libbpf_log::expecting_failure(|| {
+        // SAFETY: both structs are fully initialised with their sizes; a
+        // query needs no program descriptor (libbpf-rs's TcHook::query
+        // wants one).
+        unsafe { libbpf_sys::bpf_tc_query(&hook, &mut opts) }
+    });
     (rc == 0 && opts.prog_id != 0).then_some(opts.prog_id)
 }
 

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod cls_bpf;
 pub mod dir24;
 pub mod keys;
+pub mod libbpf_log;
 pub mod maps;
 pub mod mmap;
 pub mod nh_versions;
