@@ -664,9 +664,10 @@ cap_field() {
     lab_accel stats --capacity --json 2>/dev/null |
         python3 "$LAB_TOOL" json "$1.$2" 2>/dev/null || echo none
 }
-# batch_routes FILE VERB COUNT: COUNT /25s, one in each /24 from 100.64.0.0 on.
+# batch_routes FILE VERB COUNT [NET]: COUNT /25s, one in each /24 from
+# NET.64.0.0 on (NET 100 unless given).
 batch_routes() {
-    python3 "$LAB_TOOL" route-batch "$@" "$LAB_DST1_GW4"
+    python3 "$LAB_TOOL" route-batch "$1" "$2" "$3" "$LAB_DST1_GW4" --net "${4:-100}"
 }
 # check_in_sync NAME: `accel sync --check` reports no difference.
 check_in_sync() {
@@ -700,72 +701,78 @@ cap_stop() {
 }
 ip -n "$NS_DST1" addr add 100.64.0.1/32 dev lo
 ip -n "$NS_DST1" addr add 100.64.7.1/32 dev lo
-ip -n "$NS_DST1" addr add 100.128.3.1/32 dev lo
+ip -n "$NS_DST1" addr add 100.191.255.1/32 dev lo
+ip -n "$NS_DST1" addr add 223.64.0.1/32 dev lo
+ip -n "$NS_DST1" addr add 223.64.7.1/32 dev lo
 
-# m1. The default DIR-24-8 has 16,384 second-level groups; the lab's local
-# routes need 5, and 16,388 /24s get a /25 each. On the old code `accel
-# run` exited with status 1 here.
-M1=16388
+# m1. The default IPv4 trie has 32,768 nodes; 32,768 /24s in 128 /16s get
+# a /25 each, which with the lab's own routes need 32,768 + 128 + a few:
+# the last ones in address order (the /16s from about 100.191 on) have no
+# room. On the old code `accel run` exited with status 1 here.
+M1=32768
 batch_routes "$LAB_DIR/m1.add" add $M1
 batch_routes "$LAB_DIR/m1.del" del $M1
 ip -n "$NS_RTR" -batch "$LAB_DIR/m1.add"
-note "m1: $(ip -n "$NS_RTR" route show | grep -c '^100\.') /25 routes in 100.64.0.0-100.128.3.255"
+note "m1: $(ip -n "$NS_RTR" route show | grep -c '^100\.') /25 routes in 100.64.0.0-100.191.255.255"
 # Without growth (m3): this check is of what a full structure does.
 lab_accel_start --grow-after 0
-if cap_started "m1. more /24s need a group than the DIR-24-8 has: accel run starts and keeps running"; then
-    warn=$(lab_accel_log | grep -m1 'capacity: IPv4 DIR-24-8 second-level groups exhausted')
+if cap_started "m1. more routes need trie nodes than the IPv4 trie has: accel run starts and keeps running"; then
+    warn=$(lab_accel_log | grep -m1 'capacity: IPv4 trie nodes exhausted')
     check "m1. a WARN names the exhausted structure with its figures" "$warn" \
-        grep -q 'WARN.*(16384 of 16384 in use): [0-9]* routes longer than /24 in [0-9]* /24s' <<<"$warn"
-    deg=$(cap_field ipv4_groups degraded) used=$(cap_field ipv4_groups used)
-    check "m1. accel stats --capacity: all 16384 groups used, the /25s beyond degraded" \
-        "used $used, degraded $deg" eval '[[ $used == 16384 && $deg != none && $deg -ge 4 ]]'
-    lk=$(lab_accel lookup 100.128.3.1 2>&1)
-    check "m1. accel lookup 100.128.3.1 says there was no room for its route" \
+        grep -q 'WARN.*(32768 of 32768 in use): [0-9]* routes in [0-9]* address ranges' <<<"$warn"
+    deg=$(cap_field ipv4_nodes degraded) used=$(cap_field ipv4_nodes used)
+    check "m1. accel stats --capacity: all 32768 nodes used, the /25s beyond degraded" \
+        "used $used, degraded $deg" eval '[[ $used == 32768 && $deg != none && $deg -ge 4 ]]'
+    lk=$(lab_accel lookup 100.191.255.1 2>&1)
+    check "m1. accel lookup 100.191.255.1 says there was no room for its route" \
         "$(grep -m1 'room' <<<"$lk")" grep -q 'no room for this route' <<<"$lk"
     ping4 100.64.0.1 2 || note "m1: warm-up ping to 100.64.0.1 failed"
-    expect_path "m1. 100.64.0.1 (its /24 has a group): all arrive, forwarded from the mirror" \
+    expect_path "m1. 100.64.0.1 (its /24 has a node): all arrive, forwarded from the mirror" \
         100.64.0.1 m1a dst1 mirror
-    expect_path "m1. 100.128.3.1 (its /24 has none): all arrive, forwarded through bpf_fib_lookup" \
-        100.128.3.1 m1b dst1 fib
+    expect_path "m1. 100.191.255.1 (its /24 has none): all arrive, forwarded through bpf_fib_lookup" \
+        100.191.255.1 m1b dst1 fib
     check_in_sync "m1. accel sync --check: in sync (degraded routes are no difference)"
-    # Sixteen /24s give their group back: after the grace period every
-    # degraded /24 gets one.
-    for k in $(seq 0 15); do echo "route del 100.64.$k.0/25"; done >"$LAB_DIR/m1.free"
+    # The /25s of two /16s go, and their 514 nodes with them: after the
+    # grace period every degraded range gets its nodes.
+    for k in $(seq 0 511); do echo "route del 100.$((64 + k / 256)).$((k % 256)).0/25"; done >"$LAB_DIR/m1.free"
     ip -n "$NS_RTR" -batch "$LAB_DIR/m1.free"
-    check_log "m1. room freed: a WARN says the groups recovered" \
-        'WARN.*capacity: IPv4 DIR-24-8 second-level groups recovered'
+    check_log "m1. room freed: a WARN says the nodes recovered" \
+        'WARN.*capacity: IPv4 trie nodes recovered'
     check "m1. accel stats --capacity: nothing degraded any more" \
-        "degraded $(cap_field ipv4_groups degraded)" test "$(cap_field ipv4_groups degraded)" = 0
-    expect_path "m1. 100.128.3.1 is forwarded from the mirror again" 100.128.3.1 m1c dst1 mirror
+        "degraded $(cap_field ipv4_nodes degraded)" test "$(cap_field ipv4_nodes degraded)" = 0
+    expect_path "m1. 100.191.255.1 is forwarded from the mirror again" 100.191.255.1 m1c dst1 mirror
     cap_stop m1.
 fi
 ip -n "$NS_RTR" -force -batch "$LAB_DIR/m1.del" 2>/dev/null
 
-# m2. Tiny structures (ACCEL_CAPACITY): 5 IPv4 groups (the lab's local
-# routes take 3 before 100.64.0.0), 18 IPv6 trie nodes (::1/128 takes 14,
-# 2001:db8:100::/48 the other 4), one local4 entry for four addresses.
-batch_routes "$LAB_DIR/m2.add" add 8
-batch_routes "$LAB_DIR/m2.del" del 8
+# m2. Tiny structures (ACCEL_CAPACITY): IPv4 trie nodes for the lab's
+# routes and two more, taken by eight /25s in 223.64.0.0/21 (last in
+# address order): 223.64.0.0/16's node and its first /24's, the other
+# /25s have none; 18 IPv6 trie nodes (::1/128 takes 14, 2001:db8:100::/48
+# the other 4), one local4 entry for four addresses.
+batch_routes "$LAB_DIR/m2.add" add 8 223
+batch_routes "$LAB_DIR/m2.del" del 8 223
 ip -n "$NS_RTR" -batch "$LAB_DIR/m2.add"
-export ACCEL_CAPACITY=ipv4_groups=5,ipv6_nodes=18,local_addrs=1
+M2_NODES4=$(($(ip -n "$NS_RTR" -4 -j route show table all | python3 "$LAB_TOOL" trie4-nodes 223.64.0.0) + 2))
+export ACCEL_CAPACITY=ipv4_nodes=$M2_NODES4,ipv6_nodes=18,local_addrs=1
 lab_accel_start --grow-after 0
 unset ACCEL_CAPACITY
 if cap_started "m2. tiny structures (ACCEL_CAPACITY), more routes than fit: accel run starts and keeps running"; then
-    note "m2: $(lab_accel_log | grep -m1 -o 'structure sizes from.*')"
-    for what in "IPv4 DIR-24-8 second-level groups" "IPv6 trie nodes" "local IPv4 address entries"; do
+    note "m2: $M2_NODES4 IPv4 nodes; $(lab_accel_log | grep -m1 -o 'structure sizes from.*')"
+    for what in "IPv4 trie nodes" "IPv6 trie nodes" "local IPv4 address entries"; do
         check_log "m2. a WARN says the $what are exhausted" "WARN.*capacity: $what exhausted"
     done
-    ping4 100.64.0.1 2 && ping6 "$LAB_SVC6" 2 && ping6 "$LAB_SVC6B" 2 || note "m2: warm-up pings failed"
-    expect_path "m2. 100.64.0.1 (fits): all arrive, from the mirror (sources checked by the kernel's lookup)" \
-        100.64.0.1 m2a dst1 mirror
-    expect_path "m2. 100.64.7.1 (no group left): all arrive, through bpf_fib_lookup" 100.64.7.1 m2b dst1 fib
+    ping4 223.64.0.1 2 && ping6 "$LAB_SVC6" 2 && ping6 "$LAB_SVC6B" 2 || note "m2: warm-up pings failed"
+    expect_path "m2. 223.64.0.1 (fits): all arrive, from the mirror (sources checked by the kernel's lookup)" \
+        223.64.0.1 m2a dst1 mirror
+    expect_path "m2. 223.64.7.1 (no node left): all arrive, through bpf_fib_lookup" 223.64.7.1 m2b dst1 fib
     expect_path "m2. $LAB_SVC6 (fits): all arrive, from the mirror" "$LAB_SVC6" m2c dst1 mirror
     expect_path "m2. $LAB_SVC6B (no trie node left): all arrive, through bpf_fib_lookup" \
         "$LAB_SVC6B" m2d dst2 fib
     check_in_sync "m2. accel sync --check: in sync"
     ip -n "$NS_RTR" -batch "$LAB_DIR/m2.del"
-    check_log "m2. the /25s withdrawn: a WARN says the IPv4 groups recovered" \
-        'WARN.*capacity: IPv4 DIR-24-8 second-level groups recovered'
+    check_log "m2. the /25s withdrawn: a WARN says the IPv4 nodes recovered" \
+        'WARN.*capacity: IPv4 trie nodes recovered'
     check_in_sync "m2. accel sync --check: still in sync"
     cap_stop m2.
 fi

@@ -19,7 +19,7 @@ fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
     let root = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap()).join("..");
     let vmlinux = root.join("vmlinux");
-    // The datapath's headers (accel.h, dir24.h, lpm6.h): shared, not copied.
+    // The datapath's headers (accel.h, fib.h): shared, not copied.
     let datapath = root.join("src/bpf");
     for (src, skel) in SKELETONS {
         SkeletonBuilder::new()

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Lookup micro-benchmark (BENCHMARKS.md, "Lookup micro-benchmark"):
-# ns per XDP route lookup of accel's IPv4 DIR-24-8, bpf_fib_lookup and a
+# ns per XDP route lookup of accel's IPv4 trie, bpf_fib_lookup and a
 # BPF_MAP_TYPE_LPM_TRIE, through BPF_PROG_TEST_RUN, at 10 / 100k / full
-# table; IPv6: accel's trie (lpm6.h) vs bpf_fib_lookup vs LPM trie.
+# table; IPv6: accel's trie (fib.h) vs bpf_fib_lookup vs LPM trie.
 #
 # For each size the same prefixes go into a network namespace's kernel FIB
 # (ip -batch, next hops spread over 4 gateways with permanent neighbours)
@@ -121,13 +121,13 @@ echo "Table: $TABLE"
 echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r)"
 echo "ns/packet from BPF_PROG_TEST_RUN (repeat $REPEAT; median of 5 runs interleaved across the programs, min in brackets), random destinations inside the installed prefixes"
 echo
-echo "| family | size | prefixes | base ns | dir24 ns | trie6 ns | fib ns | lpm ns | accel/fib | accel/lpm | lpm/fib |"
+echo "| family | size | prefixes | base ns | trie4 ns | trie6 ns | fib ns | lpm ns | accel/fib | accel/lpm | lpm/fib |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 while read -r line; do
     fam=$(field family "$line") size=$(field size "$line") n=$(field prefixes "$line")
-    base=$(field base "$line") dir=$(field dir24 "$line") trie=$(field trie6 "$line") fib=$(field fib "$line") lpm=$(field lpm "$line")
-    mbase=$(field min_base "$line") mdir=$(field min_dir24 "$line") mtrie=$(field min_trie6 "$line") mfib=$(field min_fib "$line") mlpm=$(field min_lpm "$line")
-    # accel: the family's own structure (DIR-24-8 for IPv4, trie6 for IPv6).
+    base=$(field base "$line") dir=$(field trie4 "$line") trie=$(field trie6 "$line") fib=$(field fib "$line") lpm=$(field lpm "$line")
+    mbase=$(field min_base "$line") mdir=$(field min_trie4 "$line") mtrie=$(field min_trie6 "$line") mfib=$(field min_fib "$line") mlpm=$(field min_lpm "$line")
+    # accel: the family's own structure (trie4 for IPv4, trie6 for IPv6).
     if [ "$fam" = 4 ]; then acc=$dir; else acc=$trie; fi
     echo "| IPv$fam | $size | $n | $base ($mbase) | $dir ($mdir) | $trie ($mtrie) | $fib ($mfib) | $lpm ($mlpm) | $(ratio "$acc" "$fib") | $(ratio "$acc" "$lpm") | $(ratio "$lpm" "$fib") |"
 done <"$RESULTS"

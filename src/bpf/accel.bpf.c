@@ -45,8 +45,8 @@ struct accel_abi {
 	enum accel_if_flags if_flags;
 	enum accel_cfg_flags cfg_flags;
 	enum accel_group_flags group_flags;
-	enum accel_dir24 dir24;
-	enum accel_trie6 trie6;
+	enum accel_leaf leaf;
+	enum accel_trie trie;
 	struct accel_leaves leaves;
 	struct accel_blackhole blackhole;
 	struct accel_blackhole_prefix blackhole_prefix;

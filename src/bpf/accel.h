@@ -56,7 +56,7 @@ enum accel_route_type {
 };
 
 /* The nh_id of an ACCEL_RT_FIB leaf written because a structure was full
- * (next-hop ids, groups, DIR-24-8 groups, trie nodes): the mirror would
+ * (next-hop ids, groups, trie nodes): the mirror would
  * forward the route itself but has no room for it. The datapath ignores
  * it; `accel lookup` says why bpf_fib_lookup decides. */
 enum accel_fib_mark {
@@ -64,19 +64,12 @@ enum accel_fib_mark {
 };
 
 /*
- * IPv4 routes: DIR-24-8. A leaf is 0 (no route), a route (ROUTE | type <<
- * TYPE_SHIFT | nh_id) or, in the first level only, a second-level group
- * (EXT | group). In front, a summary word per /16: the leaf of every
- * address of the /16, or EXT: read the first level. Leaves are packed
- * ACCEL_LEAVES_PER_ENTRY to a map entry so that the arrays, memory-mapped
- * by the control plane, are dense.
+ * Route leaves: 0 (no route), a route (ROUTE | type << TYPE_SHIFT | nh_id)
+ * or the next node of a trie (EXT | node). Packed ACCEL_LEAVES_PER_ENTRY to
+ * a map entry so that the arrays, memory-mapped by the control plane, are
+ * dense.
  */
-enum accel_dir24 {
-	ACCEL_TBL24_LEAVES = 1 << 24,
-	/* The summary in front of the first level: a word per /16. */
-	ACCEL_SUMMARY_WORDS = 1 << 16,
-	ACCEL_TBL8_GROUPS = 1 << 14,
-	ACCEL_GROUP_LEAVES = 256,
+enum accel_leaf {
 	ACCEL_LEAVES_PER_ENTRY = 16,
 	ACCEL_LEAF_EXT = 1 << 30,
 	ACCEL_LEAF_ROUTE = 1 << 29,
@@ -86,16 +79,18 @@ enum accel_dir24 {
 };
 
 /*
- * IPv6 routes: a multibit trie with leaf pushing (see lpm6.h). A root of
- * 2^16 leaves indexed by the first 16 bits of the address, then nodes of
- * 256 leaves, one per further byte: at most ACCEL_TRIE6_LEVELS reads, four
- * for a /48 destination. Leaves are encoded as in the DIR-24-8 (a node is
- * EXT | node id) and packed the same way.
+ * Routes of both families: multibit tries with leaf pushing (see fib.h). A
+ * root of 2^16 leaves indexed by the first 16 bits of the address, then
+ * nodes of 256 leaves, one per further byte: at most 3 reads for IPv4
+ * (16-8-8), ACCEL_TRIE6_LEVELS for IPv6, four for a /48 destination.
  */
-enum accel_trie6 {
-	ACCEL_ROOT6_LEAVES = 1 << 16,
-	ACCEL_NODE6_LEAVES = 256,
-	/* The full table (160k prefixes) needs about 38,000. */
+enum accel_trie {
+	ACCEL_ROOT_LEAVES = 1 << 16,
+	ACCEL_NODE_LEAVES = 256,
+	/* The full IPv4 table (902k prefixes) needs about 25,900: one per /16
+	 * with longer routes, one per /24 with longer routes. */
+	ACCEL_NODES4 = 1 << 15,
+	/* The full IPv6 table (160k prefixes) needs about 38,000. */
 	ACCEL_NODES6 = 1 << 16,
 	ACCEL_TRIE6_LEVELS = 15, /* 16 + 14 * 8 = 128 bits */
 };
@@ -365,7 +360,7 @@ struct accel_stats {
 
 /* The structures of bounded size, as the capacity map lists them. */
 enum accel_structure {
-	ACCEL_CAP_IPV4_GROUPS = 0, /* DIR-24-8 second-level groups */
+	ACCEL_CAP_IPV4_NODES = 0, /* IPv4 trie nodes */
 	ACCEL_CAP_IPV6_NODES,	   /* IPv6 trie nodes */
 	ACCEL_CAP_NEXTHOPS,	   /* next-hop ids */
 	ACCEL_CAP_NH_GROUPS,	   /* multipath / nexthop-object groups */

@@ -85,8 +85,7 @@ struct {
 	__type(value, struct accel_stats);
 } stats SEC(".maps");
 
-#include "dir24.h"
-#include "lpm6.h"
+#include "fib.h"
 
 /* Next hops by id: nh_index holds, per next-hop id, 1 + the slot of
  * nexthops with its entry, or 0 (bpf_fib_lookup decides). An entry carries

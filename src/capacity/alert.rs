@@ -123,7 +123,7 @@ mod tests {
     fn figures(degraded: usize) -> Figures {
         let mut f = Figures::default();
         f.set(
-            Structure::Ipv4Groups,
+            Structure::Ipv4Nodes,
             Usage::new(4, 4).degraded(degraded, degraded.min(2)),
         );
         f.set(Structure::Nexthops, Usage::new(15, 2));
@@ -139,8 +139,8 @@ mod tests {
         assert_eq!(start.len(), 1);
         assert_eq!(
             start[0].to_string(),
-            "capacity: IPv4 DIR-24-8 second-level groups exhausted (4 of 4 in use): 3 routes \
-             longer than /24 in 2 /24s: those /24s are forwarded through bpf_fib_lookup"
+            "capacity: IPv4 trie nodes exhausted (4 of 4 in use): 3 routes in 2 address \
+             ranges: those ranges are forwarded through bpf_fib_lookup"
         );
         // Worse, but the same episode.
         assert_eq!(a.observe(&figures(9), t0 + REALERT * 3), vec![]);
@@ -148,7 +148,7 @@ mod tests {
         assert!(matches!(
             end[..],
             [Alert::Recovered {
-                structure: Structure::Ipv4Groups,
+                structure: Structure::Ipv4Nodes,
                 ..
             }]
         ));

@@ -10,7 +10,7 @@ use crate::bpf::types::accel_structure as S;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Structure {
-    Ipv4Groups,
+    Ipv4Nodes,
     Ipv6Nodes,
     Nexthops,
     NhGroups,
@@ -24,7 +24,7 @@ pub enum Structure {
 
 impl Structure {
     pub const ALL: [Structure; S::ACCEL_CAP_MAX.0 as usize] = [
-        Structure::Ipv4Groups,
+        Structure::Ipv4Nodes,
         Structure::Ipv6Nodes,
         Structure::Nexthops,
         Structure::NhGroups,
@@ -39,7 +39,7 @@ impl Structure {
     /// Its index in the capacity map.
     pub fn index(self) -> u32 {
         let s = match self {
-            Structure::Ipv4Groups => S::ACCEL_CAP_IPV4_GROUPS,
+            Structure::Ipv4Nodes => S::ACCEL_CAP_IPV4_NODES,
             Structure::Ipv6Nodes => S::ACCEL_CAP_IPV6_NODES,
             Structure::Nexthops => S::ACCEL_CAP_NEXTHOPS,
             Structure::NhGroups => S::ACCEL_CAP_NH_GROUPS,
@@ -56,7 +56,7 @@ impl Structure {
     /// The name in `accel stats --capacity` and its JSON.
     pub fn name(self) -> &'static str {
         match self {
-            Structure::Ipv4Groups => "ipv4_groups",
+            Structure::Ipv4Nodes => "ipv4_nodes",
             Structure::Ipv6Nodes => "ipv6_nodes",
             Structure::Nexthops => "nexthops",
             Structure::NhGroups => "nh_groups",
@@ -72,7 +72,7 @@ impl Structure {
     /// What it holds, for the alerts.
     pub fn what(self) -> &'static str {
         match self {
-            Structure::Ipv4Groups => "IPv4 DIR-24-8 second-level groups",
+            Structure::Ipv4Nodes => "IPv4 trie nodes",
             Structure::Ipv6Nodes => "IPv6 trie nodes",
             Structure::Nexthops => "next-hop ids",
             Structure::NhGroups => "multipath/nexthop-object group ids",
@@ -89,11 +89,7 @@ impl Structure {
     pub fn effect(self, u: &Usage) -> String {
         let (n, r) = (u.degraded, u.regions);
         match self {
-            Structure::Ipv4Groups => format!(
-                "{n} routes longer than /24 in {r} /24s: those /24s are forwarded through \
-                 bpf_fib_lookup"
-            ),
-            Structure::Ipv6Nodes => format!(
+            Structure::Ipv4Nodes | Structure::Ipv6Nodes => format!(
                 "{n} routes in {r} address ranges: those ranges are forwarded through \
                  bpf_fib_lookup"
             ),
@@ -228,13 +224,13 @@ mod tests {
     fn render_names_what_is_degraded() {
         let mut f = Figures::default();
         f.set(Structure::Nexthops, Usage::new(15, 3));
-        f.set(Structure::Ipv4Groups, Usage::new(4, 4).degraded(12, 3));
+        f.set(Structure::Ipv4Nodes, Usage::new(4, 4).degraded(12, 3));
         let text = f.render();
-        assert!(text.contains("ipv4_groups           4          4         12        3"));
-        assert!(text.contains("ipv4_groups exhausted: 12 routes longer than /24 in 3 /24s"));
+        assert!(text.contains("ipv4_nodes            4          4         12        3"));
+        assert!(text.contains("ipv4_nodes exhausted: 12 routes in 3 address ranges"));
         assert!(!text.contains("nexthops exhausted"));
         assert_eq!(f.degraded(), 12);
         let json = serde_json::to_value(&f).unwrap();
-        assert_eq!(json["ipv4_groups"]["degraded"], 12);
+        assert_eq!(json["ipv4_nodes"]["degraded"], 12);
     }
 }

@@ -28,7 +28,7 @@ fn bounds(l: &Limits, s: Structure) -> Option<(u32, u32)> {
     // Hash maps sized by entry count: far beyond any router's need.
     const HASH: u32 = 1 << 22;
     Some(match s {
-        Structure::Ipv4Groups => (l.ipv4_groups, LEAF),
+        Structure::Ipv4Nodes => (l.ipv4_nodes, LEAF),
         Structure::Ipv6Nodes => (l.ipv6_nodes, LEAF),
         Structure::Nexthops => (l.nexthops, LEAF),
         Structure::NhGroups => (l.nh_groups, LEAF),
@@ -41,7 +41,7 @@ fn bounds(l: &Limits, s: Structure) -> Option<(u32, u32)> {
 
 fn set(l: &mut Limits, s: Structure, v: u32) {
     match s {
-        Structure::Ipv4Groups => l.ipv4_groups = v,
+        Structure::Ipv4Nodes => l.ipv4_nodes = v,
         Structure::Ipv6Nodes => l.ipv6_nodes = v,
         Structure::Nexthops => l.nexthops = v,
         Structure::NhGroups => l.nh_groups = v,
@@ -64,12 +64,12 @@ pub fn grown(limits: &Limits, figures: &Figures) -> Option<Limits> {
 }
 
 /// `to` with the route structures raised to what the mirrored routes need
-/// (`ipv4_groups`, `ipv6_nodes`: counted over every rule), plus an eighth
+/// (`ipv4_nodes`, `ipv6_nodes`: counted over every rule), plus an eighth
 /// for the table's growth: when a doubling is not enough, one upgrade
 /// instead of one per doubling. Never lowered, never beyond a leaf's id.
-pub fn covering(mut to: Limits, ipv4_groups: usize, ipv6_nodes: usize) -> Limits {
+pub fn covering(mut to: Limits, ipv4_nodes: usize, ipv6_nodes: usize) -> Limits {
     let with_room = |n: usize| (n as u64 + n as u64 / 8).min(1 << 24) as u32;
-    to.ipv4_groups = to.ipv4_groups.max(with_room(ipv4_groups));
+    to.ipv4_nodes = to.ipv4_nodes.max(with_room(ipv4_nodes));
     to.ipv6_nodes = to.ipv6_nodes.max(with_room(ipv6_nodes));
     to
 }
@@ -170,8 +170,8 @@ mod tests {
         assert_eq!(grown(&l, &Figures::default()), None);
         assert_eq!(grown(&l, &short(Structure::SrcRules4, 1024)), None);
         // At the leaf's limit already.
-        let top = Limits::parse("ipv4_groups=16777216").unwrap();
-        assert_eq!(grown(&top, &short(Structure::Ipv4Groups, 1 << 24)), None);
+        let top = Limits::parse("ipv4_nodes=16777216").unwrap();
+        assert_eq!(grown(&top, &short(Structure::Ipv4Nodes, 1 << 24)), None);
     }
 
     #[test]
@@ -183,9 +183,9 @@ mod tests {
         // It does not: what the routes need and an eighth.
         let c = covering(doubled, 10, 800);
         assert_eq!(c.ipv6_nodes, 900);
-        assert_eq!(c.ipv4_groups, doubled.ipv4_groups);
+        assert_eq!(c.ipv4_nodes, doubled.ipv4_nodes);
         // Capped at what a leaf can address.
-        assert_eq!(covering(doubled, 1 << 24, 0).ipv4_groups, 1 << 24);
+        assert_eq!(covering(doubled, 1 << 24, 0).ipv4_nodes, 1 << 24);
     }
 
     #[test]

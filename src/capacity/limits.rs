@@ -3,19 +3,19 @@
 //! The defaults are accel.h's, sized for full Internet tables. The
 //! environment variable `ACCEL_CAPACITY` overrides them at start, for tests
 //! (tiny tables that fill up with a handful of routes) and for routers that
-//! need more room: `ACCEL_CAPACITY=ipv4_groups=4,nexthops=16`. The BPF maps
+//! need more room: `ACCEL_CAPACITY=ipv4_nodes=4,nexthops=16`. The BPF maps
 //! are sized from these values before the object is loaded, and the
 //! control plane's allocators from the same values, so the two always
 //! agree.
 
-use crate::bpf::types::{accel_dir24 as D, accel_limits as L, accel_trie6 as T};
+use crate::bpf::types::{accel_leaf as D, accel_limits as L, accel_trie as T};
 
 pub const ENV: &str = "ACCEL_CAPACITY";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// DIR-24-8 second-level groups (one per /24 holding longer prefixes).
-    pub ipv4_groups: u32,
+    /// IPv4 trie nodes (one per /16 and per /24 holding longer prefixes).
+    pub ipv4_nodes: u32,
     /// IPv6 trie nodes.
     pub ipv6_nodes: u32,
     /// Next-hop ids, id 0 included (never used).
@@ -35,7 +35,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            ipv4_groups: D::ACCEL_TBL8_GROUPS.0,
+            ipv4_nodes: T::ACCEL_NODES4.0,
             ipv6_nodes: T::ACCEL_NODES6.0,
             nexthops: L::ACCEL_MAX_NEXTHOPS.0,
             nh_groups: L::ACCEL_MAX_GROUPS.0,
@@ -63,7 +63,7 @@ pub enum LimitsError {
 }
 
 const NAMES: &str =
-    "ipv4_groups, ipv6_nodes, nexthops, nh_groups, neighbours, local_addrs, blackholes, src_rules";
+    "ipv4_nodes, ipv6_nodes, nexthops, nh_groups, neighbours, local_addrs, blackholes, src_rules";
 
 /// Ids and group/node numbers travel in the 24-bit id field of a leaf.
 const LEAF_IDS: u32 = D::ACCEL_LEAF_ID_MASK.0 + 1;
@@ -105,7 +105,7 @@ impl Limits {
     #[allow(clippy::type_complexity)]
     fn field(&mut self, name: &str) -> Result<(&'static str, &mut u32, u32, u32), LimitsError> {
         Ok(match name {
-            "ipv4_groups" => ("ipv4_groups", &mut self.ipv4_groups, 1, LEAF_IDS),
+            "ipv4_nodes" => ("ipv4_nodes", &mut self.ipv4_nodes, 1, LEAF_IDS),
             "ipv6_nodes" => ("ipv6_nodes", &mut self.ipv6_nodes, 1, LEAF_IDS),
             "nexthops" => ("nexthops", &mut self.nexthops, 2, LEAF_IDS),
             "nh_groups" => ("nh_groups", &mut self.nh_groups, 2, LEAF_IDS),
@@ -126,8 +126,8 @@ impl std::fmt::Display for Limits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "ipv4_groups={},ipv6_nodes={},nexthops={},nh_groups={},neighbours={},local_addrs={},blackholes={},src_rules={}",
-            self.ipv4_groups,
+            "ipv4_nodes={},ipv6_nodes={},nexthops={},nh_groups={},neighbours={},local_addrs={},blackholes={},src_rules={}",
+            self.ipv4_nodes,
             self.ipv6_nodes,
             self.nexthops,
             self.nh_groups,
@@ -145,8 +145,8 @@ mod tests {
 
     #[test]
     fn parses_overrides_over_the_defaults() {
-        let l = Limits::parse("ipv4_groups=4, nexthops=16,").unwrap();
-        assert_eq!(l.ipv4_groups, 4);
+        let l = Limits::parse("ipv4_nodes=4, nexthops=16,").unwrap();
+        assert_eq!(l.ipv4_nodes, 4);
         assert_eq!(l.nexthops, 16);
         assert_eq!(l.ipv6_nodes, Limits::default().ipv6_nodes);
         assert!(Limits::parse("").unwrap().is_default());
@@ -157,8 +157,8 @@ mod tests {
     #[test]
     fn refuses_what_the_datapath_cannot_hold() {
         assert_eq!(
-            Limits::parse("ipv4_groups"),
-            Err(LimitsError::Syntax("ipv4_groups".into()))
+            Limits::parse("ipv4_nodes"),
+            Err(LimitsError::Syntax("ipv4_nodes".into()))
         );
         assert_eq!(
             Limits::parse("groups=3"),
@@ -167,7 +167,7 @@ mod tests {
         for bad in [
             "nexthops=1",
             "ipv6_nodes=0",
-            "ipv4_groups=16777217",
+            "ipv4_nodes=16777217",
             "neighbours=x",
         ] {
             assert!(

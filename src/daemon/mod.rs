@@ -26,7 +26,7 @@ use crate::handover::{self, Handover, Progress};
 use crate::lease::{Deadlines, Lease};
 use crate::mirror::nudge::{self, Nudger};
 use crate::mirror::{CfgFlags, EventOutcome, IfaceConf, Mirror, View, ViewBuilder};
-use crate::model::{Event, Route};
+use crate::model::{Event, Family, Route};
 use crate::netlink::nexthop::NexthopEvent;
 use crate::netlink::nexthop_sock::{NexthopEvents, Received};
 use crate::netlink::{self, EventStream, NetlinkError};
@@ -885,14 +885,18 @@ impl Running {
             None => 0,
         };
         let maps = &self.d.maps;
-        let groups = count(short(Structure::Ipv4Groups), &|| maps.groups_needed());
-        let nodes = count(short(Structure::Ipv6Nodes), &|| maps.nodes_needed());
+        let nodes4 = count(short(Structure::Ipv4Nodes), &|| {
+            maps.nodes_needed(Family::V4)
+        });
+        let nodes6 = count(short(Structure::Ipv6Nodes), &|| {
+            maps.nodes_needed(Family::V6)
+        });
         debug!(
-            "capacity: the routes need {groups} IPv4 groups and {nodes} IPv6 nodes (0: not \
+            "capacity: the routes need {nodes4} IPv4 and {nodes6} IPv6 trie nodes (0: not \
              counted), counted in {:.0?}",
             started.elapsed()
         );
-        capacity::growth::covering(to, groups, nodes)
+        capacity::growth::covering(to, nodes4, nodes6)
     }
 
     /// SIGUSR2: pins the links for a successor, gives it this instance's

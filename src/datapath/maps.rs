@@ -6,26 +6,26 @@ use std::cell::{Cell, RefCell};
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 use log::warn;
 
-use super::dir24::{route_leaf, Dir24, GROUP_LEAVES, SUMMARY_DEEPER, SUMMARY_WORDS, TBL24_LEAVES};
 use super::keys::{
     blackhole_prefix_value, group_value, host_key, iface_value, neigh_key, neigh_value,
     nexthop_value, route_key, route_value, NeighKey, RouteKey,
 };
+use super::leaves::route_leaf;
 use super::mmap::MmapLeaves;
 use super::nh_versions::{self, NexthopVersions, Write};
 use super::pin::PinDir;
-use super::trie6::{self, Trie6};
+use super::trie::{self, Trie};
 use super::DatapathError;
 use crate::bpf::types::{
-    accel_blackhole, accel_blackhole_prefix, accel_capacity, accel_config, accel_dir24 as D,
-    accel_iface, accel_leaves, accel_limits as L, accel_nexthop, accel_nh_stats, accel_route,
+    accel_blackhole, accel_blackhole_prefix, accel_capacity, accel_config, accel_iface,
+    accel_leaf as D, accel_leaves, accel_limits as L, accel_nexthop, accel_nh_stats, accel_route,
     accel_stats,
 };
 use crate::bpf::{bytes_of, from_bytes, AccelSkel, Pod};
 use crate::capacity::{Figures, Limits, Structure, Usage};
 use crate::mirror::decision::RouteEntry;
 use crate::mirror::Change;
-use crate::model::Prefix;
+use crate::model::{Family, Prefix};
 use crate::slots::GraceSlots;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -37,9 +37,8 @@ pub struct Maps {
     pub iface_versions: MapHandle,
     pub tx_ports: MapHandle,
     pub stats: MapHandle,
-    pub fib4_summary: MapHandle,
-    pub fib4_tbl24: MapHandle,
-    pub fib4_tbl8: MapHandle,
+    pub fib4_root: MapHandle,
+    pub fib4_nodes: MapHandle,
     pub fib6_root: MapHandle,
     pub fib6_nodes: MapHandle,
     pub nh_index: MapHandle,
@@ -61,9 +60,9 @@ pub struct Maps {
     books: RefCell<Books>,
     /// The writable IPv4 table; only the instance that created the maps
     /// has it (readers look leaves up through the map handles).
-    fib4: Option<RefCell<Dir24<MmapLeaves>>>,
+    fib4: Option<RefCell<Trie<MmapLeaves>>>,
     /// The writable IPv6 trie, likewise.
-    fib6: Option<RefCell<Trie6<MmapLeaves>>>,
+    fib6: Option<RefCell<Trie<MmapLeaves>>>,
 }
 
 fn handle<M>(name: &'static str, m: &M) -> Result<MapHandle, DatapathError>
@@ -119,9 +118,8 @@ impl Maps {
             iface_versions: handle("iface_versions", &m.iface_versions)?,
             tx_ports: handle("tx_ports", &m.tx_ports)?,
             stats: handle("stats", &m.stats)?,
-            fib4_summary: handle("fib4_summary", &m.fib4_summary)?,
-            fib4_tbl24: handle("fib4_tbl24", &m.fib4_tbl24)?,
-            fib4_tbl8: handle("fib4_tbl8", &m.fib4_tbl8)?,
+            fib4_root: handle("fib4_root", &m.fib4_root)?,
+            fib4_nodes: handle("fib4_nodes", &m.fib4_nodes)?,
             fib6_root: handle("fib6_root", &m.fib6_root)?,
             fib6_nodes: handle("fib6_nodes", &m.fib6_nodes)?,
             nh_index: handle("nh_index", &m.nh_index)?,
@@ -143,8 +141,8 @@ impl Maps {
             fib4: None,
             fib6: None,
         }
-        .with_fib4(limits.ipv4_groups as usize)?
-        .with_fib6(limits.ipv6_nodes as usize)
+        .with_fib(Family::V4, limits.ipv4_nodes as usize)?
+        .with_fib(Family::V6, limits.ipv6_nodes as usize)
     }
 
     /// Opens the maps a running `accel run` pinned in `pins`.
@@ -159,9 +157,8 @@ impl Maps {
             iface_versions: open("iface_versions")?,
             tx_ports: open("tx_ports")?,
             stats: open("stats")?,
-            fib4_summary: open("fib4_summary")?,
-            fib4_tbl24: open("fib4_tbl24")?,
-            fib4_tbl8: open("fib4_tbl8")?,
+            fib4_root: open("fib4_root")?,
+            fib4_nodes: open("fib4_nodes")?,
             fib6_root: open("fib6_root")?,
             fib6_nodes: open("fib6_nodes")?,
             nh_index: open("nh_index")?,
@@ -187,7 +184,7 @@ impl Maps {
     }
 
     /// Every map with the name it is pinned under.
-    pub fn named(&self) -> [(&'static str, &MapHandle); 25] {
+    pub fn named(&self) -> [(&'static str, &MapHandle); 24] {
         [
             ("accel_cfg", &self.cfg),
             ("ifaces", &self.ifaces),
@@ -195,9 +192,8 @@ impl Maps {
             ("iface_versions", &self.iface_versions),
             ("tx_ports", &self.tx_ports),
             ("stats", &self.stats),
-            ("fib4_summary", &self.fib4_summary),
-            ("fib4_tbl24", &self.fib4_tbl24),
-            ("fib4_tbl8", &self.fib4_tbl8),
+            ("fib4_root", &self.fib4_root),
+            ("fib4_nodes", &self.fib4_nodes),
             ("fib6_root", &self.fib6_root),
             ("fib6_nodes", &self.fib6_nodes),
             ("nh_index", &self.nh_index),
@@ -234,10 +230,10 @@ impl Maps {
         let v = route_value(entry, nh_id);
         let leaf = route_leaf(v.r#type, v.nh_id);
         // Without room in the table, the route's region goes to
-        // bpf_fib_lookup (see dir24.rs and trie6.rs).
+        // bpf_fib_lookup (see trie.rs).
         match route_key(prefix) {
             RouteKey::V4(k) => {
-                let addr = u32::from_be(k.addr);
+                let addr = trie::v4(u32::from_be(k.addr));
                 self.fib4()?.insert(addr, k.prefixlen as u8, leaf);
             }
             RouteKey::V6(k) => {
@@ -473,7 +469,8 @@ impl Maps {
             },
             Change::DelRoute(prefix) => match route_key(prefix) {
                 RouteKey::V4(k) => {
-                    self.fib4()?.remove(u32::from_be(k.addr), k.prefixlen as u8);
+                    let addr = trie::v4(u32::from_be(k.addr));
+                    self.fib4()?.remove(addr, k.prefixlen as u8);
                     Ok(())
                 }
                 RouteKey::V6(k) => {
@@ -585,39 +582,26 @@ impl Maps {
     pub fn route_for(&self, addr: std::net::IpAddr) -> Option<accel_route> {
         match host_key(addr) {
             RouteKey::V4(k) => {
-                let a = u32::from_be(k.addr);
-                // dir24.h's reads, through the map handles.
-                let mut leaf = self.leaf(&self.fib4_summary, (a >> 16) as usize)?;
-                if leaf == SUMMARY_DEEPER {
-                    leaf = self.leaf(&self.fib4_tbl24, (a >> 8) as usize)?;
-                }
-                if leaf & D::ACCEL_LEAF_EXT.0 != 0 {
-                    let group = (leaf & D::ACCEL_LEAF_ID_MASK.0) as usize;
-                    leaf =
-                        self.leaf(&self.fib4_tbl8, group * GROUP_LEAVES + (a & 0xff) as usize)?;
-                }
-                route_of_leaf(leaf)
+                let a = k.addr.to_ne_bytes();
+                self.walk(&self.fib4_root, &self.fib4_nodes, &a)
             }
-            RouteKey::V6(k) => {
-                // lpm6.h's walk, through the map handles.
-                let a = k.addr;
-                let mut leaf = self.leaf(
-                    &self.fib6_root,
-                    (usize::from(a[0]) << 8) | usize::from(a[1]),
-                )?;
-                for byte in &a[2..] {
-                    if leaf & D::ACCEL_LEAF_EXT.0 == 0 {
-                        break;
-                    }
-                    let node = (leaf & D::ACCEL_LEAF_ID_MASK.0) as usize;
-                    leaf = self.leaf(
-                        &self.fib6_nodes,
-                        node * trie6::NODE_LEAVES + usize::from(*byte),
-                    )?;
-                }
-                route_of_leaf(leaf)
-            }
+            RouteKey::V6(k) => self.walk(&self.fib6_root, &self.fib6_nodes, &k.addr),
         }
+    }
+
+    /// fib.h's walk down a trie, through the map handles: the root by the
+    /// first two bytes of the address (network order), a node per further
+    /// byte.
+    fn walk(&self, root: &MapHandle, nodes: &MapHandle, a: &[u8]) -> Option<accel_route> {
+        let mut leaf = self.leaf(root, (usize::from(a[0]) << 8) | usize::from(a[1]))?;
+        for byte in &a[2..] {
+            if leaf & D::ACCEL_LEAF_EXT.0 == 0 {
+                break;
+            }
+            let node = (leaf & D::ACCEL_LEAF_ID_MASK.0) as usize;
+            leaf = self.leaf(nodes, node * trie::NODE_LEAVES + usize::from(*byte))?;
+        }
+        route_of_leaf(leaf)
     }
 
     fn leaf(&self, map: &MapHandle, i: usize) -> Option<u32> {
@@ -626,28 +610,32 @@ impl Maps {
         Some(e.leaf[i % per])
     }
 
-    fn with_fib4(mut self, groups: usize) -> Result<Self, DatapathError> {
+    /// Maps the route trie of `family` (`nodes` nodes) for writing.
+    fn with_fib(mut self, family: Family, nodes: usize) -> Result<Self, DatapathError> {
         let map = |m: &MapHandle, name, leaves| {
             MmapLeaves::map(m, leaves).map_err(|source| DatapathError::Mmap { map: name, source })
         };
-        let summary = map(&self.fib4_summary, "fib4_summary", SUMMARY_WORDS)?;
-        let t24 = map(&self.fib4_tbl24, "fib4_tbl24", TBL24_LEAVES)?;
-        let t8 = map(&self.fib4_tbl8, "fib4_tbl8", groups * GROUP_LEAVES)?;
-        self.fib4 = Some(RefCell::new(Dir24::new(summary, t24, t8, groups)));
-        Ok(self)
-    }
-
-    fn with_fib6(mut self, nodes: usize) -> Result<Self, DatapathError> {
-        let map = |m: &MapHandle, name, leaves| {
-            MmapLeaves::map(m, leaves).map_err(|source| DatapathError::Mmap { map: name, source })
+        let (names, maps) = match family {
+            Family::V4 => (
+                ["fib4_root", "fib4_nodes"],
+                [&self.fib4_root, &self.fib4_nodes],
+            ),
+            Family::V6 => (
+                ["fib6_root", "fib6_nodes"],
+                [&self.fib6_root, &self.fib6_nodes],
+            ),
         };
-        let root = map(&self.fib6_root, "fib6_root", trie6::ROOT_LEAVES)?;
-        let leaves = map(&self.fib6_nodes, "fib6_nodes", nodes * trie6::NODE_LEAVES)?;
-        self.fib6 = Some(RefCell::new(Trie6::new(root, leaves, nodes)));
+        let root = map(maps[0], names[0], trie::ROOT_LEAVES)?;
+        let leaves = map(maps[1], names[1], nodes * trie::NODE_LEAVES)?;
+        let t = Some(RefCell::new(Trie::new(family, root, leaves, nodes)));
+        match family {
+            Family::V4 => self.fib4 = t,
+            Family::V6 => self.fib6 = t,
+        }
         Ok(self)
     }
 
-    fn fib6(&self) -> Result<std::cell::RefMut<'_, Trie6<MmapLeaves>>, DatapathError> {
+    fn fib6(&self) -> Result<std::cell::RefMut<'_, Trie<MmapLeaves>>, DatapathError> {
         Ok(self
             .fib6
             .as_ref()
@@ -655,7 +643,7 @@ impl Maps {
             .borrow_mut())
     }
 
-    fn fib4(&self) -> Result<std::cell::RefMut<'_, Dir24<MmapLeaves>>, DatapathError> {
+    fn fib4(&self) -> Result<std::cell::RefMut<'_, Trie<MmapLeaves>>, DatapathError> {
         Ok(self
             .fib4
             .as_ref()
@@ -672,28 +660,29 @@ impl Maps {
         };
         let (fib4, fib6) = (fib4.borrow(), fib6.borrow());
         for p in prefixes {
-            match p.addr() {
-                IpAddr::V4(a) => fib4.warm(u32::from(a), p.len()),
-                IpAddr::V6(a) => fib6.warm(u128::from(a), p.len()),
-            }
+            let fib = if p.family() == Family::V4 {
+                &fib4
+            } else {
+                &fib6
+            };
+            fib.warm(trie::bits(p.addr()), p.len());
         }
     }
 
-    /// Gives degraded regions of both route tables their groups or nodes
-    /// back where room freed up; returns how many came back (IPv4 /24s,
-    /// IPv6 ranges).
+    /// Gives degraded regions of both route tries their nodes back where
+    /// room freed up; returns how many came back (IPv4 and IPv6 ranges).
     pub fn retry_routes(&self) -> Result<(usize, usize), DatapathError> {
         Ok((self.fib4()?.retry(), self.fib6()?.retry()))
     }
 
-    /// How full the IPv4 groups and the IPv6 nodes are.
+    /// How full the IPv4 and IPv6 tries are.
     pub fn route_usage(&self) -> Result<[(Structure, Usage); 2], DatapathError> {
         let (t4, t6) = (self.fib4()?, self.fib6()?);
         Ok([
             (
-                Structure::Ipv4Groups,
-                Usage::new(t4.capacity(), t4.groups_in_use())
-                    .degraded(t4.degraded_rules(), t4.degraded_blocks()),
+                Structure::Ipv4Nodes,
+                Usage::new(t4.capacity(), t4.nodes_in_use())
+                    .degraded(t4.degraded_rules(), t4.degraded_regions()),
             ),
             (
                 Structure::Ipv6Nodes,
@@ -703,16 +692,14 @@ impl Maps {
         ])
     }
 
-    /// The IPv4 groups all the mirrored routes need, room or not (a pass
-    /// over every IPv4 rule: for growing the map, not for every second's
-    /// figures).
-    pub fn groups_needed(&self) -> Result<usize, DatapathError> {
-        Ok(self.fib4()?.groups_needed())
-    }
-
-    /// The IPv6 trie nodes all the mirrored routes need (as above).
-    pub fn nodes_needed(&self) -> Result<usize, DatapathError> {
-        Ok(self.fib6()?.nodes_needed())
+    /// The trie nodes all the mirrored routes of `family` need, room or
+    /// not (a pass over every rule: for growing the map, not for every
+    /// second's figures).
+    pub fn nodes_needed(&self, family: Family) -> Result<usize, DatapathError> {
+        Ok(match family {
+            Family::V4 => self.fib4()?.nodes_needed(),
+            Family::V6 => self.fib6()?.nodes_needed(),
+        })
     }
 
     /// Publishes the figures for `accel stats --capacity`.

@@ -8,7 +8,7 @@ use std::sync::atomic::{fence, AtomicU32, Ordering};
 
 use libbpf_rs::MapHandle;
 
-use super::dir24::LeafStore;
+use super::leaves::LeafStore;
 
 pub struct MmapLeaves {
     base: NonNull<AtomicU32>,

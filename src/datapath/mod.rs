@@ -4,8 +4,8 @@
 pub mod attach;
 pub mod clock;
 pub mod cls_bpf;
-pub mod dir24;
 pub mod keys;
+pub mod leaves;
 pub mod libbpf_log;
 pub mod maps;
 pub mod mmap;
@@ -13,7 +13,7 @@ pub mod nh_versions;
 pub mod pin;
 mod prefix_bits;
 pub mod tcx;
-pub mod trie6;
+pub mod trie;
 
 use std::path::PathBuf;
 
@@ -99,11 +99,9 @@ pub fn load(limits: &Limits) -> Result<Loaded, DatapathError> {
 
 /// Sets the size of every bounded map before load.
 fn size_maps(m: &mut OpenAccelMaps<'_>, l: &Limits) -> Result<(), libbpf_rs::Error> {
-    let per = crate::bpf::types::accel_dir24::ACCEL_LEAVES_PER_ENTRY.0;
-    m.fib4_tbl8
-        .set_max_entries(l.ipv4_groups * (dir24::GROUP_LEAVES as u32 / per))?;
-    m.fib6_nodes
-        .set_max_entries(l.ipv6_nodes * (trie6::NODE_LEAVES as u32 / per))?;
+    let per = trie::NODE_LEAVES as u32 / crate::bpf::types::accel_leaf::ACCEL_LEAVES_PER_ENTRY.0;
+    m.fib4_nodes.set_max_entries(l.ipv4_nodes * per)?;
+    m.fib6_nodes.set_max_entries(l.ipv6_nodes * per)?;
     m.nh_index.set_max_entries(l.nexthops)?;
     m.nexthops
         .set_max_entries(nh_versions::slots_for(l.nexthops))?;

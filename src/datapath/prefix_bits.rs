@@ -1,6 +1,6 @@
 //! Which IPv4 prefixes of up to /24 hold a rule, one bit per prefix.
 //!
-//! Removing a rule from the DIR-24-8 repaints its range with the longest
+//! Removing a rule from the IPv4 trie repaints its range with the longest
 //! shorter rule that covers it, found by trying each shorter length in
 //! turn. Probing the rule map for each is a cache miss per length (a dozen
 //! for a /24 of a full table); these bits (4 MiB for every length up to

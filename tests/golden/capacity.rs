@@ -41,7 +41,8 @@ fn same_routes_v4(lab: &Lab) {
         "neigh add 10.0.2.3 lladdr 02:bb:00:00:00:02 dev out0 nud permanent",
     ]);
     let o = lab.out;
-    // The first /25 takes the only group; 203.0.113.0/24 needs another.
+    // The first /25 takes both nodes (its /16's and its /24's);
+    // 203.0.113.0/24 needs a node for 203.0.0.0/16.
     let mut c = lab.route("198.51.100.0/25", &o, Some("10.0.2.2"), 1);
     c.extend(lab.route("203.0.113.0/24", &o, Some("10.0.2.2"), 1));
     c.extend(lab.route("203.0.113.0/25", &o, Some("10.0.2.3"), 2));
@@ -51,8 +52,8 @@ fn same_routes_v4(lab: &Lab) {
 }
 
 #[test]
-fn ipv4_block_without_a_group_forwards_with_the_kernels_answer() {
-    let Some(lab) = Lab::with_limits(&limits(|l| l.ipv4_groups = 1)) else {
+fn ipv4_range_without_a_node_forwards_with_the_kernels_answer() {
+    let Some(lab) = Lab::with_limits(&limits(|l| l.ipv4_nodes = 2)) else {
         return;
     };
     same_routes_v4(&lab);
@@ -60,7 +61,7 @@ fn ipv4_block_without_a_group_forwards_with_the_kernels_answer() {
     let at = |a: &str| maps.route_for(a.parse().unwrap()).unwrap();
     assert_eq!(at("203.0.113.7").r#type, Rt::ACCEL_RT_FIB.0, "degraded");
     assert_eq!(at("198.51.100.7").r#type, Rt::ACCEL_RT_UNICAST.0);
-    // Every address of the degraded /24 gets the kernel's own answer,
+    // Every address of the degraded /16 gets the kernel's own answer,
     // under the /25 and beside it.
     let o = lab.out;
     let t = Ipv4Addr::new;
@@ -85,8 +86,8 @@ fn ipv4_block_without_a_group_forwards_with_the_kernels_answer() {
         S::ACCEL_STAT_PASS_NO_ROUTE,
     );
 
-    // The group frees up: after its grace period the degraded /24 gets it
-    // and forwards from the mirror.
+    // The nodes free up: after their grace period the degraded /16 gets
+    // them and forwards from the mirror.
     lab.apply(&[Change::DelRoute(pfx("198.51.100.0/25"))]);
     std::thread::sleep(accel::slots::GRACE);
     assert_eq!(maps.retry_routes().unwrap(), (1, 0));

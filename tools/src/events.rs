@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 
 use accel::bpf::types::{accel_if_flags as IfFlags, accel_route};
 use accel::capacity::Limits;
-use accel::datapath::dir24::{route_leaf, Dir24, GROUP_LEAVES, SUMMARY_WORDS, TBL24_LEAVES};
 use accel::datapath::keys::route_value;
-use accel::datapath::trie6::{self, Trie6};
+use accel::datapath::leaves::route_leaf;
+use accel::datapath::trie::{self, Trie};
 use accel::mirror::{Change, EventOutcome, IfaceConf, Mirror};
 use accel::model::{
-    Addr, Event, KernelState, Link, Neighbour, NeighbourState, NextHop, NexthopObject, NhFlags,
-    Prefix, Route, RouteKey, RouteKind, RouteProtocol, TABLE_MAIN,
+    Addr, Event, Family, KernelState, Link, Neighbour, NeighbourState, NextHop, NexthopObject,
+    NhFlags, Prefix, Route, RouteKey, RouteKind, RouteProtocol, TABLE_MAIN,
 };
 
 const IFINDEX: u32 = 2;
@@ -44,8 +44,8 @@ impl Phase {
 /// The mirror and the two route tables, as `accel run` holds them.
 struct Plane {
     mirror: Mirror,
-    fib4: Dir24<Vec<u32>>,
-    fib6: Trie6<Vec<u32>>,
+    fib4: Trie<Vec<u32>>,
+    fib6: Trie<Vec<u32>>,
     out: EventOutcome,
 }
 
@@ -59,21 +59,19 @@ impl Plane {
             hook_flags: 0,
         };
         let ifaces: HashMap<u32, IfaceConf> = [(IFINDEX, conf)].into_iter().collect();
-        let groups = limits.ipv4_groups as usize;
-        let nodes = limits.ipv6_nodes as usize;
+        let trie = |family, nodes: u32| {
+            let nodes = nodes as usize;
+            Trie::new(
+                family,
+                vec![0; trie::ROOT_LEAVES],
+                vec![0; nodes * trie::NODE_LEAVES],
+                nodes,
+            )
+        };
         let mut plane = Plane {
             mirror: Mirror::new(ifaces, false, limits),
-            fib4: Dir24::new(
-                vec![0; SUMMARY_WORDS],
-                vec![0; TBL24_LEAVES],
-                vec![0; groups * GROUP_LEAVES],
-                groups,
-            ),
-            fib6: Trie6::new(
-                vec![0; trie6::ROOT_LEAVES],
-                vec![0; nodes * trie6::NODE_LEAVES],
-                nodes,
-            ),
+            fib4: trie(Family::V4, limits.ipv4_nodes),
+            fib6: trie(Family::V6, limits.ipv6_nodes),
             out: EventOutcome::default(),
         };
         let changes = plane.mirror.resync(host_state());
@@ -86,10 +84,21 @@ impl Plane {
     fn warm(&self, events: &[Event]) {
         self.mirror.warm(events.iter());
         for p in events.iter().filter_map(Event::route_prefix) {
-            match p.addr() {
-                IpAddr::V4(a) => self.fib4.warm(u32::from(a), p.len()),
-                IpAddr::V6(a) => self.fib6.warm(u128::from(a), p.len()),
-            }
+            self.fib(p.family()).warm(trie::bits(p.addr()), p.len());
+        }
+    }
+
+    fn fib(&self, family: Family) -> &Trie<Vec<u32>> {
+        match family {
+            Family::V4 => &self.fib4,
+            Family::V6 => &self.fib6,
+        }
+    }
+
+    fn fib_mut(&mut self, family: Family) -> &mut Trie<Vec<u32>> {
+        match family {
+            Family::V4 => &mut self.fib4,
+            Family::V6 => &mut self.fib6,
         }
     }
 
@@ -112,15 +121,14 @@ impl Plane {
                 } => {
                     let v: accel_route = route_value(entry, *nh_id);
                     let leaf = route_leaf(v.r#type, v.nh_id);
-                    match prefix.addr() {
-                        IpAddr::V4(a) => self.fib4.insert(u32::from(a), prefix.len(), leaf),
-                        IpAddr::V6(a) => self.fib6.insert(u128::from(a), prefix.len(), leaf),
-                    }
+                    let addr = trie::bits(prefix.addr());
+                    self.fib_mut(prefix.family())
+                        .insert(addr, prefix.len(), leaf);
                 }
-                Change::DelRoute(prefix) => match prefix.addr() {
-                    IpAddr::V4(a) => self.fib4.remove(u32::from(a), prefix.len()),
-                    IpAddr::V6(a) => self.fib6.remove(u128::from(a), prefix.len()),
-                },
+                Change::DelRoute(prefix) => {
+                    let addr = trie::bits(prefix.addr());
+                    self.fib_mut(prefix.family()).remove(addr, prefix.len());
+                }
                 _ => {}
             }
         }
@@ -269,7 +277,7 @@ mod tests {
     fn applies_announcements_and_withdrawals() {
         let prefixes = parse_table("192.0.2.0/24\n198.51.100.0/22\n2001:db8::/32\n").unwrap();
         let mut plane = Plane::new(&Limits::default());
-        let v4 = |s: &str| u32::from(s.parse::<std::net::Ipv4Addr>().unwrap());
+        let v4 = |s: &str| trie::v4(u32::from(s.parse::<std::net::Ipv4Addr>().unwrap()));
         for objects in [true, false] {
             for p in &prefixes {
                 plane.apply(Event::NewRoute(bgp_route(*p, objects)));

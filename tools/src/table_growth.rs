@@ -5,7 +5,7 @@
 //! Random prefixes with the right length mix (`accel-bench gen-table`) are
 //! not enough: real prefixes cluster (the /24s of an allocation share their
 //! /16, IPv6 /48s share their /32), and how much a route structure needs
-//! (DIR-24-8 groups, trie nodes) follows the clustering, not the count. So
+//! (trie nodes) follows the clustering, not the count. So
 //! the growth copies the real table whole, translated: copy k is every
 //! prefix XORed with one pattern. XOR with a fixed pattern maps prefixes
 //! to prefixes and keeps containment (`p` contains `q` exactly when `p ^ m`

@@ -1,7 +1,7 @@
 //! accel-bench: micro-benchmarks of accel's datapath pieces.
 //!
 //! `accel-bench lookup` measures, through BPF_PROG_TEST_RUN, what one route
-//! lookup costs in XDP: accel's IPv4 DIR-24-8 and IPv6 trie (the datapath's
+//! lookup costs in XDP: accel's IPv4 and IPv6 tries (the datapath's
 //! own route4_lookup() and route6_lookup()), the kernel's bpf_fib_lookup, and a
 //! BPF_MAP_TYPE_LPM_TRIE, all over the same prefixes and the same random
 //! destinations drawn from inside them. bpf_fib_lookup searches the caller's
@@ -18,10 +18,10 @@ use clap::{Parser, Subcommand};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, ProgramInput};
 
-use accel::bpf::types::accel_dir24 as D;
-use accel::datapath::dir24::{route_leaf, Dir24, GROUP_LEAVES, SUMMARY_WORDS, TBL24_LEAVES};
+use accel::datapath::leaves::route_leaf;
 use accel::datapath::mmap::MmapLeaves;
-use accel::datapath::trie6::{self, Trie6};
+use accel::datapath::trie::{self, Trie};
+use accel::model::Family;
 use accel_tools::table_growth::{self, mask4, mask6, special4};
 use accel_tools::trafgen::{parse_prefixes, random_in, Prefix};
 
@@ -42,7 +42,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// ns per lookup: DIR-24-8 / IPv6 trie vs bpf_fib_lookup vs LPM trie
+    /// ns per lookup: accel's IPv4 / IPv6 trie vs bpf_fib_lookup vs LPM trie
     /// (BPF_PROG_TEST_RUN).
     Lookup(LookupArgs),
     /// ns per route event in the control plane alone (mirror and route
@@ -257,7 +257,7 @@ fn grow_table(from: &PathBuf, v4: usize, v6: usize, seed: u64) -> Result<()> {
 
 #[derive(clap::Args)]
 struct LookupArgs {
-    /// Address family to measure: 4 (base, dir24, fib, lpm) or 6 (base,
+    /// Address family to measure: 4 (base, trie4, fib, lpm) or 6 (base,
     /// trie6, fib, lpm).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(4..=6))]
     family: u8,
@@ -429,7 +429,7 @@ fn lookup(a: LookupArgs) -> Result<()> {
     let progs: Vec<(&'static str, &libbpf_rs::ProgramMut<'_>)> = if a.family == 4 {
         vec![
             ("base", &p.bench_base4),
-            ("dir24", &p.bench_dir24),
+            ("trie4", &p.bench_trie4),
             ("fib", &p.bench_fib4),
             ("lpm", &p.bench_lpm4),
         ]
@@ -446,29 +446,37 @@ fn lookup(a: LookupArgs) -> Result<()> {
     Ok(())
 }
 
-/// Fills the DIR-24-8 and the LPM trie with `prefixes` and `dests4` with
-/// random destinations inside them; returns the table and the first
+/// Maps the bench program's trie of `family` (the default size).
+fn bench_trie(root: &MapHandle, nodes: &MapHandle, family: Family) -> Result<Trie<MmapLeaves>> {
+    let n = match family {
+        Family::V4 => trie::NODES4,
+        Family::V6 => trie::NODES6,
+    };
+    let root = MmapLeaves::map(root, trie::ROOT_LEAVES).context("mmap the trie's root")?;
+    let leaves = MmapLeaves::map(nodes, n * trie::NODE_LEAVES).context("mmap the trie's nodes")?;
+    Ok(Trie::new(family, root, leaves, n))
+}
+
+/// Fills accel's IPv4 trie and the LPM trie with `prefixes` and `dests4`
+/// with random destinations inside them; returns the table and the first
 /// destination.
 fn fill_v4(
     skel: &BenchSkel<'_>,
     prefixes: &[Prefix],
     rng: &mut fastrand::Rng,
-) -> Result<(Dir24<MmapLeaves>, IpAddr)> {
+) -> Result<(Trie<MmapLeaves>, IpAddr)> {
     let t = Instant::now();
-    let groups = D::ACCEL_TBL8_GROUPS.0 as usize;
-    let summary = MmapLeaves::map(&handle(&skel.maps.fib4_summary)?, SUMMARY_WORDS)
-        .context("mmap fib4_summary")?;
-    let t24 = MmapLeaves::map(&handle(&skel.maps.fib4_tbl24)?, TBL24_LEAVES)
-        .context("mmap fib4_tbl24")?;
-    let t8 = MmapLeaves::map(&handle(&skel.maps.fib4_tbl8)?, groups * GROUP_LEAVES)
-        .context("mmap fib4_tbl8")?;
-    let mut dir = Dir24::new(summary, t24, t8, groups);
+    let (root, nodes) = (
+        handle(&skel.maps.fib4_root)?,
+        handle(&skel.maps.fib4_nodes)?,
+    );
+    let mut dir = bench_trie(&root, &nodes, Family::V4)?;
     let lpm = handle(&skel.maps.lpm4)?;
     for (i, Prefix { addr, len }) in prefixes.iter().enumerate() {
         let IpAddr::V4(v4) = addr else { unreachable!() };
         let nh = 1 + i as u32 % NEXT_HOPS;
         let host = mask4(u32::from(*v4), *len);
-        dir.insert(host, *len, route_leaf(0, nh));
+        dir.insert(trie::v4(host), *len, route_leaf(0, nh));
         let key = types::bench_lpm4_key {
             prefixlen: *len as u32,
             addr: host.to_be(),
@@ -482,20 +490,23 @@ fn fill_v4(
             IpAddr::V6(_) => unreachable!("IPv4 prefixes"),
         })
         .collect();
-    let missing = dests.iter().filter(|d| dir.lookup(**d) == 0).count();
+    let missing = dests
+        .iter()
+        .filter(|d| dir.lookup(trie::v4(**d)) == 0)
+        .count();
     if missing > 0 {
-        bail!("{missing} destinations have no route in the DIR-24-8 table");
+        bail!("{missing} destinations have no route in the IPv4 trie");
     }
-    // Degraded /24s would measure a bpf_fib_lookup marker, not the table.
-    if dir.degraded_blocks() > 0 {
-        bail!("the DIR-24-8 table ran out of groups");
+    // Degraded ranges would measure a bpf_fib_lookup marker, not the table.
+    if dir.degraded_regions() > 0 {
+        bail!("the IPv4 trie ran out of nodes");
     }
     let bytes: Vec<u8> = dests.iter().flat_map(|d| d.to_be_bytes()).collect();
     fill_array(&handle(&skel.maps.dests4)?, &bytes, 4)?;
     eprintln!(
-        "IPv4: {} prefixes, {} second-level groups, tables and {} destinations filled in {:.1?}",
+        "IPv4: {} prefixes, {} trie nodes, tables and {} destinations filled in {:.1?}",
         prefixes.len(),
-        dir.groups_in_use(),
+        dir.nodes_in_use(),
         DESTS,
         t.elapsed()
     );
@@ -507,14 +518,13 @@ fn fill_v6(
     skel: &BenchSkel<'_>,
     prefixes: &[Prefix],
     rng: &mut fastrand::Rng,
-) -> Result<(Trie6<MmapLeaves>, IpAddr)> {
+) -> Result<(Trie<MmapLeaves>, IpAddr)> {
     let t = Instant::now();
-    let nodes = trie6::NODES;
-    let root = MmapLeaves::map(&handle(&skel.maps.fib6_root)?, trie6::ROOT_LEAVES)
-        .context("mmap fib6_root")?;
-    let leaves = MmapLeaves::map(&handle(&skel.maps.fib6_nodes)?, nodes * trie6::NODE_LEAVES)
-        .context("mmap fib6_nodes")?;
-    let mut trie = Trie6::new(root, leaves, nodes);
+    let (root, nodes) = (
+        handle(&skel.maps.fib6_root)?,
+        handle(&skel.maps.fib6_nodes)?,
+    );
+    let mut trie = bench_trie(&root, &nodes, Family::V6)?;
     let lpm = handle(&skel.maps.lpm6)?;
     for (i, Prefix { addr, len }) in prefixes.iter().enumerate() {
         let IpAddr::V6(v6) = addr else { unreachable!() };
@@ -656,11 +666,11 @@ fn report(a: &LookupArgs, prefixes: usize, results: &[Measure]) {
     };
     if a.family == 4 {
         println!(
-            "  dir24/fib = {}  dir24/lpm = {}  (base not subtracted; net of base: dir24/fib = {})",
-            ratio(get("dir24"), get("fib")),
-            ratio(get("dir24"), get("lpm")),
+            "  trie4/fib = {}  trie4/lpm = {}  (base not subtracted; net of base: trie4/fib = {})",
+            ratio(get("trie4"), get("fib")),
+            ratio(get("trie4"), get("lpm")),
             ratio(
-                get("dir24").zip(get("base")).map(|(x, b)| x - b),
+                get("trie4").zip(get("base")).map(|(x, b)| x - b),
                 get("fib").zip(get("base")).map(|(x, b)| x - b)
             ),
         );
@@ -674,17 +684,17 @@ fn report(a: &LookupArgs, prefixes: usize, results: &[Measure]) {
     }
     let min = |n: &str| results.iter().find(|m| m.name == n).map(|m| m.min);
     println!(
-        "RESULT family={} prefixes={} base={} dir24={} trie6={} fib={} lpm={} \
-         min_base={} min_dir24={} min_trie6={} min_fib={} min_lpm={}",
+        "RESULT family={} prefixes={} base={} trie4={} trie6={} fib={} lpm={} \
+         min_base={} min_trie4={} min_trie6={} min_fib={} min_lpm={}",
         a.family,
         prefixes,
         fmt(get("base")),
-        fmt(get("dir24")),
+        fmt(get("trie4")),
         fmt(get("trie6")),
         fmt(get("fib")),
         fmt(get("lpm")),
         fmt(min("base")),
-        fmt(min("dir24")),
+        fmt(min("trie4")),
         fmt(min("trie6")),
         fmt(min("fib")),
         fmt(min("lpm")),

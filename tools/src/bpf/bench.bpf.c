@@ -2,7 +2,7 @@
 /*
  * Lookup micro-benchmark, run only through BPF_PROG_TEST_RUN by
  * `accel-bench lookup`: what one route lookup costs in XDP, for accel's
- * IPv4 DIR-24-8 and IPv6 trie (the very route4_lookup() and route6_lookup()
+ * IPv4 and IPv6 tries (the very route4_lookup() and route6_lookup()
  * of the datapath), the kernel's bpf_fib_lookup and a BPF_MAP_TYPE_LPM_TRIE.
  *
  * The packet does not matter: each run takes the next destination from an
@@ -15,8 +15,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "accel.h"
-#include "dir24.h"
-#include "lpm6.h"
+#include "fib.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -124,7 +123,7 @@ int bench_base4(struct xdp_md *ctx)
 }
 
 SEC("xdp")
-int bench_dir24(struct xdp_md *ctx)
+int bench_trie4(struct xdp_md *ctx)
 {
 	struct accel_route rt = {};
 	__u32 *d = dest4();

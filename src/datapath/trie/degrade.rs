@@ -1,11 +1,11 @@
-//! Degraded leaves of the IPv6 trie: what happens when nodes run out.
+//! Degraded leaves of a route trie: what happens when nodes run out.
 //!
 //! A leaf that needs a node below it when none is free becomes "ask
 //! bpf_fib_lookup" (with the depth [`DEGRADED`], which no route paints
 //! over) for its whole range: exact, since the kernel's own lookup answers
 //! for every address in it. The rules longer than the range that lie inside
 //! it are kept per region, so that the region can be rebuilt once nodes are
-//! free again ([`Trie6::retry`]) or folds back into its covering route when
+//! free again ([`Trie::retry`]) or folds back into its covering route when
 //! its last such rule leaves.
 //!
 //! A rebuild never shows the datapath a wrong answer: the new node is
@@ -16,12 +16,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{index, level_of, mask, node_leaf, Slot, Trie6, NODE_LEAVES, STRIDE};
-use crate::datapath::dir24::{fib_leaf, LeafStore, DEGRADED};
+use super::{index, level_of, mask, node_leaf, Slot, Trie, NODE_LEAVES, STRIDE};
+use crate::datapath::leaves::{fib_leaf, LeafStore, DEGRADED};
 
 type Rule = (u128, u8);
 
-impl<S: LeafStore> Trie6<S> {
+impl<S: LeafStore> Trie<S> {
     /// Ranges left to bpf_fib_lookup for lack of nodes.
     pub fn degraded_regions(&self) -> usize {
         self.degraded.len()
@@ -88,12 +88,7 @@ impl<S: LeafStore> Trie6<S> {
             .remove(&region)
             .expect("restoring a degraded region");
         let base = n * NODE_LEAVES;
-        for j in base..base + NODE_LEAVES {
-            self.nodes.set(j, fib_leaf());
-            self.depth_nodes[j] = DEGRADED;
-        }
-        self.nodes.publish();
-        self.root.publish();
+        self.fill_node(n, level_of(region.1 + 1), fib_leaf(), DEGRADED);
         let cover = self.covering(region.0, region.1 + 1);
         self.set(slot, node_leaf(n), cover.1);
 
@@ -130,8 +125,8 @@ impl<S: LeafStore> Trie6<S> {
             .rev()
             .find_map(|l| {
                 self.rules
-                    .get(&(mask(child.0, l), l))
-                    .map(|leaf| (*leaf, l + 1))
+                    .get(mask(child.0, l), l)
+                    .map(|leaf| (leaf, l + 1))
             })
             .unwrap_or(cover)
     }
@@ -143,11 +138,11 @@ mod tests {
 
     use super::super::tests::{a, logged, reference, states_seen, table, update, Rnd, LENS};
     use super::*;
-    use crate::datapath::dir24::route_leaf;
+    use crate::datapath::leaves::route_leaf;
     use crate::slots::GRACE;
 
     /// The degraded region `addr` lies in, if any.
-    fn region_of<S: LeafStore>(t: &Trie6<S>, addr: u128) -> Option<Rule> {
+    fn region_of<S: LeafStore>(t: &Trie<S>, addr: u128) -> Option<Rule> {
         t.degraded
             .keys()
             .find(|(p, l)| mask(addr, *l) == *p)
@@ -157,7 +152,7 @@ mod tests {
     /// An address answers exactly, or from bpf_fib_lookup inside a
     /// degraded region, which holds exactly the rules inside it that are
     /// longer than it.
-    fn check<S: LeafStore>(t: &Trie6<S>, rules: &HashMap<Rule, u32>, addr: u128) {
+    fn check<S: LeafStore>(t: &Trie<S>, rules: &HashMap<Rule, u32>, addr: u128) {
         match region_of(t, addr) {
             Some((p, l)) => {
                 assert_eq!(t.lookup(addr), fib_leaf(), "{addr:#x} in {p:#x}/{l}");

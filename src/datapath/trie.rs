@@ -1,17 +1,22 @@
-//! The IPv6 longest-prefix-match structure the datapath reads (lpm6.h).
+//! The longest-prefix-match structure the datapath reads for both
+//! families (fib.h).
 //!
 //! A multibit trie with leaf pushing and strides 16-8-8-...-8: a root of
 //! 2^16 leaves indexed by the first 16 bits of the address, then nodes of
 //! 256 leaves, one level per further byte. Every leaf holds the answer for
 //! all the addresses under it (a route, nothing, or the next node), so a
 //! lookup reads one leaf per level and stops at the first that is not a
-//! node: four reads under a /48, six under a /64, at most fifteen.
+//! node: at most three reads for IPv4, four under an IPv6 /48, at most
+//! fifteen.
 //!
-//! The full IPv6 table (160,147 prefixes) needs about 38,000 nodes. A
-//! prefix of length L lives in the level whose bits contain bit L; shorter
-//! prefixes cover their range of leaves there and every node below. accel
-//! keeps the rule set and the depth of every leaf here, as the DIR-24-8
-//! does, and writes leaves straight into the memory-mapped BPF arrays.
+//! Addresses are kept left-aligned in a `u128` (an IPv4 address in the top
+//! 32 bits, see [`v4`]), so that one implementation serves both families.
+//! The full IPv4 table (902k prefixes) needs about 25,900 nodes (25 MiB of
+//! leaves, where a DIR-24-8 took 80), the full IPv6 table (160k) about
+//! 38,000. A prefix of length L lives in the level whose bits contain bit
+//! L; shorter prefixes cover their range of leaves there and every node
+//! below. accel keeps the rule set and the depth of every leaf here, and
+//! writes leaves straight into the memory-mapped BPF arrays.
 //!
 //! The datapath must never see a half-written state: a node is filled
 //! before its parent leaf points to it, each leaf write replaces one valid
@@ -22,17 +27,21 @@
 //! bpf_fib_lookup" for its whole range (see [`degrade`]).
 
 mod degrade;
+mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::dir24::{LeafStore, DEGRADED};
-use crate::bpf::types::{accel_dir24 as D, accel_trie6 as T};
-use crate::fast_hash::ShardedMap;
+use super::leaves::{LeafStore, DEGRADED};
+use super::prefix_bits::{self, PrefixBits};
+use crate::bpf::types::{accel_leaf as D, accel_trie as T};
+use crate::model::Family;
 use crate::slots::GraceSlots;
 
-pub const ROOT_LEAVES: usize = T::ACCEL_ROOT6_LEAVES.0 as usize;
-pub const NODE_LEAVES: usize = T::ACCEL_NODE6_LEAVES.0 as usize;
-pub const NODES: usize = T::ACCEL_NODES6.0 as usize;
+pub const ROOT_LEAVES: usize = T::ACCEL_ROOT_LEAVES.0 as usize;
+pub const NODE_LEAVES: usize = T::ACCEL_NODE_LEAVES.0 as usize;
+/// The default number of nodes of each family's trie.
+pub const NODES4: usize = T::ACCEL_NODES4.0 as usize;
+pub const NODES6: usize = T::ACCEL_NODES6.0 as usize;
 const ROOT_BITS: u8 = 16;
 const STRIDE: u8 = 8;
 
@@ -44,8 +53,28 @@ fn is_node(leaf: u32) -> bool {
     leaf & D::ACCEL_LEAF_EXT.0 != 0
 }
 
+/// Whether a leaf keeps its node (whose own rules have depths above
+/// `own`) from folding into the parent: a node below it, a rule of the
+/// node's level, or a degraded range.
+fn keeps(leaf: u32, depth: u8, own: u8) -> bool {
+    is_node(leaf) || depth > own
+}
+
 fn node_of(leaf: u32) -> usize {
     (leaf & D::ACCEL_LEAF_ID_MASK.0) as usize
+}
+
+/// An IPv4 address (host order) as the trie keeps it: in the top 32 bits.
+pub fn v4(addr: u32) -> u128 {
+    u128::from(addr) << 96
+}
+
+/// An address of either family as its trie keeps it.
+pub fn bits(addr: std::net::IpAddr) -> u128 {
+    match addr {
+        std::net::IpAddr::V4(a) => v4(u32::from(a)),
+        std::net::IpAddr::V6(a) => u128::from(a),
+    }
 }
 
 pub fn mask(addr: u128, len: u8) -> u128 {
@@ -97,17 +126,46 @@ enum Slot {
     Node(usize),
 }
 
-pub struct Trie6<S: LeafStore> {
+/// The most levels an address crosses (IPv6: the root and 14 node levels).
+const LEVELS: usize = T::ACCEL_TRIE6_LEVELS.0 as usize;
+
+/// The slots on an address's way down, without an allocation per route
+/// event.
+struct Path {
+    slots: [Slot; LEVELS],
+    len: usize,
+}
+
+impl std::ops::Deref for Path {
+    type Target = [Slot];
+    fn deref(&self) -> &[Slot] {
+        &self.slots[..self.len]
+    }
+}
+
+pub struct Trie<S: LeafStore> {
+    family: Family,
     root: S,
     nodes: S,
     /// Prefix length + 1 of the rule that set each leaf; 0: none.
     depth_root: Vec<u8>,
     depth_nodes: Vec<u8>,
-    rules: ShardedMap<(u128, u8), u32>,
+    /// Per node: how many of its leaves keep it (a node below, or a rule
+    /// of the node's own level or a degraded range: depth above
+    /// `node_own`), so that a removal knows in one read whether the node
+    /// can fold into its parent instead of scanning its 256 leaves.
+    keepers: Vec<u16>,
+    /// Per node: the depth of its level's shortest rule (level start + 1).
+    node_own: Vec<u8>,
+    rules: rules::Rules,
     /// Rules per prefix length: the covering search of a removal probes
     /// the rule map only at lengths that have rules (of the 48 lengths
     /// shorter than a /48, the full table uses 30).
     per_len: [u32; 129],
+    /// IPv4 only: the rules up to /24 as bits, so that the covering search
+    /// probes the rule map once, for the rule that is there (a dozen
+    /// lengths are in use below a /24 of the full table).
+    present: Option<PrefixBits>,
     max_nodes: usize,
     node_slots: GraceSlots,
     /// Degraded leaves by their range, with the rules longer than the
@@ -115,17 +173,21 @@ pub struct Trie6<S: LeafStore> {
     degraded: BTreeMap<(u128, u8), BTreeSet<(u128, u8)>>,
 }
 
-impl<S: LeafStore> Trie6<S> {
+impl<S: LeafStore> Trie<S> {
     /// Both stores must start zeroed (no routes); `nodes` holds
     /// `max_nodes * NODE_LEAVES` leaves.
-    pub fn new(root: S, nodes: S, max_nodes: usize) -> Self {
-        Trie6 {
+    pub fn new(family: Family, root: S, nodes: S, max_nodes: usize) -> Self {
+        Trie {
+            family,
             root,
             nodes,
             depth_root: vec![0; ROOT_LEAVES],
             depth_nodes: vec![0; max_nodes * NODE_LEAVES],
-            rules: ShardedMap::default(),
+            keepers: vec![0; max_nodes],
+            node_own: vec![0; max_nodes],
+            rules: rules::Rules::new(family),
             per_len: [0; 129],
+            present: (family == Family::V4).then(PrefixBits::default),
             max_nodes,
             node_slots: GraceSlots::new(0, max_nodes),
             degraded: BTreeMap::new(),
@@ -141,11 +203,11 @@ impl<S: LeafStore> Trie6<S> {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.rules.len() == 0
     }
 
     /// The nodes all the rules need: one per level-k range (k >= 1) that
-    /// a rule at level k or below falls in, as [`Trie6::insert`] links
+    /// a rule at level k or below falls in, as [`Trie::insert`] links
     /// them (for growing the map).
     pub fn nodes_needed(&self) -> usize {
         let mut nodes: std::collections::HashSet<(u8, u128), foldhash::fast::RandomState> =
@@ -153,7 +215,7 @@ impl<S: LeafStore> Trie6<S> {
                 self.rules.len(),
                 Default::default(),
             );
-        for &(addr, len) in self.rules.keys() {
+        for (addr, len) in self.rules.prefixes() {
             // Deepest first: a node already counted had its ancestors
             // counted with it, so most rules stop after one probe (a full
             // pass over every level took 266 ms at 500k rules).
@@ -191,20 +253,54 @@ impl<S: LeafStore> Trie6<S> {
                 self.root.set(i, leaf);
             }
             Slot::Node(i) => {
+                let n = i / NODE_LEAVES;
+                let own = self.node_own[n];
+                let was = keeps(self.nodes.get(i), self.depth_nodes[i], own);
                 self.depth_nodes[i] = depth;
                 self.nodes.set(i, leaf);
+                let is = keeps(leaf, depth, own);
+                if was != is {
+                    if is {
+                        self.keepers[n] += 1;
+                    } else {
+                        self.keepers[n] -= 1;
+                    }
+                }
             }
         }
+    }
+
+    /// Fills node `n` of level `k` with `leaf` at `depth` everywhere, before
+    /// anything points to it.
+    fn fill_node(&mut self, n: usize, k: u8, leaf: u32, depth: u8) {
+        let own = level_start(k) + 1;
+        let base = n * NODE_LEAVES;
+        for j in base..base + NODE_LEAVES {
+            self.nodes.set(j, leaf);
+            self.depth_nodes[j] = depth;
+        }
+        self.node_own[n] = own;
+        self.keepers[n] = if keeps(leaf, depth, own) {
+            NODE_LEAVES as u16
+        } else {
+            0
+        };
+        self.nodes.publish();
+        self.root.publish();
     }
 
     /// Adds or replaces the rule for `addr/len` (host byte order). Without
     /// the nodes down to its level, the leaf where they run out is
     /// degraded.
     pub fn insert(&mut self, addr: u128, len: u8, leaf: u32) {
-        assert!(len <= 128, "IPv6 prefix length {len}");
+        assert!(len <= self.family.max_len(), "prefix length {len}");
         let addr = mask(addr, len);
-        if self.rules.get(&(addr, len)) == Some(&leaf) {
-            return;
+        // One probe of the rule map (a cache miss at full-table size) for
+        // both the old leaf and the new one.
+        match self.rules.insert(addr, len, leaf) {
+            Some(old) if old == leaf => return,
+            Some(_) => {}
+            None => self.count_rule(addr, len, true),
         }
         let level = level_of(len);
         // The nodes down to the prefix's level, each complete before it is
@@ -214,38 +310,56 @@ impl<S: LeafStore> Trie6<S> {
             match self.node_below(slot, addr, k - 1) {
                 Some(n) => slot = Slot::Node(n * NODE_LEAVES + index(addr, k)),
                 None => {
-                    self.put_rule(addr, len, leaf);
                     self.degrade(slot, region(addr, k - 1), (addr, len));
                     return;
                 }
             }
         }
-        self.put_rule(addr, len, leaf);
         let depth = len + 1;
         self.paint(len, slot, |d| d <= depth, leaf, depth);
     }
 
-    fn put_rule(&mut self, addr: u128, len: u8, leaf: u32) {
-        if self.rules.insert((addr, len), leaf).is_none() {
-            self.per_len[usize::from(len)] += 1;
+    /// Counts a rule added to (or removed from) the rule map.
+    fn count_rule(&mut self, addr: u128, len: u8, added: bool) {
+        let n = &mut self.per_len[usize::from(len)];
+        if added {
+            *n += 1;
+        } else {
+            *n -= 1;
+        }
+        if let Some(bits) = self
+            .present
+            .as_mut()
+            .filter(|_| len <= prefix_bits::MAX_LEN)
+        {
+            bits.set((addr >> 96) as u32, len, added);
+        }
+    }
+
+    /// Whether a rule may exist at `addr/len`: false only where the IPv4
+    /// bits say there is none.
+    fn may_have(&self, addr: u128, len: u8) -> bool {
+        match &self.present {
+            Some(bits) if len <= prefix_bits::MAX_LEN => bits.get((addr >> 96) as u32, len),
+            _ => true,
         }
     }
 
     /// Touches the rule of `addr/len` (see
     /// [`crate::fast_hash::ShardedMap::warm`]).
     pub fn warm(&self, addr: u128, len: u8) {
-        self.rules.warm(&(mask(addr, len), len));
+        self.rules.warm(mask(addr, len), len);
     }
 
     pub fn remove(&mut self, addr: u128, len: u8) {
-        if len > 128 {
+        if len > self.family.max_len() {
             return;
         }
         let addr = mask(addr, len);
-        if self.rules.remove(&(addr, len)).is_none() {
+        if self.rules.remove(addr, len).is_none() {
             return;
         }
-        self.per_len[usize::from(len)] -= 1;
+        self.count_rule(addr, len, false);
         let level = level_of(len);
         let path = self.path(addr, level);
         if path.len() <= level as usize {
@@ -274,16 +388,20 @@ impl<S: LeafStore> Trie6<S> {
 
     /// The slots of `addr` from the root down to level `level`, or to the
     /// degraded leaf that stops the way there.
-    fn path(&self, addr: u128, level: u8) -> Vec<Slot> {
-        let mut path = vec![Slot::Root(index(addr, 0))];
+    fn path(&self, addr: u128, level: u8) -> Path {
+        let mut path = Path {
+            slots: [Slot::Root(index(addr, 0)); LEVELS],
+            len: 1,
+        };
         for k in 1..=level {
-            let last = *path.last().unwrap();
+            let last = path.slots[path.len - 1];
             let cur = self.get(last);
             if !is_node(cur) {
                 assert_eq!(self.depth(last), DEGRADED, "a rule's level is reachable");
                 break;
             }
-            path.push(Slot::Node(node_of(cur) * NODE_LEAVES + index(addr, k)));
+            path.slots[path.len] = Slot::Node(node_of(cur) * NODE_LEAVES + index(addr, k));
+            path.len += 1;
         }
         path
     }
@@ -292,12 +410,8 @@ impl<S: LeafStore> Trie6<S> {
     fn covering(&self, addr: u128, len: u8) -> (u32, u8) {
         (0..len)
             .rev()
-            .filter(|l| self.per_len[usize::from(*l)] > 0)
-            .find_map(|l| {
-                self.rules
-                    .get(&(mask(addr, l), l))
-                    .map(|leaf| (*leaf, l + 1))
-            })
+            .filter(|l| self.per_len[usize::from(*l)] > 0 && self.may_have(addr, *l))
+            .find_map(|l| self.rules.get(mask(addr, l), l).map(|leaf| (leaf, l + 1)))
             .unwrap_or((0, 0))
     }
 
@@ -347,26 +461,17 @@ impl<S: LeafStore> Trie6<S> {
                 .restore(slot, region(addr, k))
                 .then(|| node_of(self.get(slot)));
         }
-        self.new_node(slot)
+        self.new_node(slot, k + 1)
     }
 
-    /// A node under leaf `s`, holding the leaf's answer everywhere.
-    fn new_node(&mut self, s: Slot) -> Option<usize> {
-        let cur = self.get(s);
+    /// A node of level `k` under leaf `s`, holding the leaf's answer
+    /// everywhere.
+    fn new_node(&mut self, s: Slot, k: u8) -> Option<usize> {
+        let (cur, depth) = (self.get(s), self.depth(s));
         let n = self.take_node()?;
-        let depth = self.depth(s);
-        let base = n * NODE_LEAVES;
-        for j in base..base + NODE_LEAVES {
-            self.nodes.set(j, cur);
-            self.depth_nodes[j] = depth;
-        }
         // The node is complete before anything points to it.
-        self.nodes.publish();
-        self.root.publish();
-        match s {
-            Slot::Root(i) => self.root.set(i, node_leaf(n)),
-            Slot::Node(i) => self.nodes.set(i, node_leaf(n)),
-        }
+        self.fill_node(n, k, cur, depth);
+        self.set(s, node_leaf(n), depth);
         Some(n)
     }
 
@@ -377,11 +482,15 @@ impl<S: LeafStore> Trie6<S> {
             let parent = path[k - 1];
             let n = node_of(self.get(parent));
             let base = n * NODE_LEAVES;
-            // A rule of this level sets a depth above start + 1.
-            let own = level_start(k as u8) + 1;
-            let needed = (base..base + NODE_LEAVES)
-                .any(|j| is_node(self.nodes.get(j)) || self.depth_nodes[j] > own);
-            if needed {
+            debug_assert_eq!(self.node_own[n], level_start(k as u8) + 1);
+            debug_assert_eq!(
+                usize::from(self.keepers[n]),
+                (base..base + NODE_LEAVES)
+                    .filter(|&j| keeps(self.nodes.get(j), self.depth_nodes[j], self.node_own[n]))
+                    .count(),
+                "node {n}'s count of the leaves that keep it"
+            );
+            if self.keepers[n] > 0 {
                 return;
             }
             // Only shorter rules remain: all its leaves are the same.
@@ -399,14 +508,19 @@ impl<S: LeafStore> Trie6<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datapath::dir24::{fib_leaf, route_leaf};
+    use crate::datapath::leaves::{fib_leaf, route_leaf};
     use crate::slots::GRACE;
     use std::cell::RefCell;
     use std::collections::HashMap;
     use std::rc::Rc;
 
-    pub(super) fn table(nodes: usize) -> Trie6<Vec<u32>> {
-        Trie6::new(vec![0; ROOT_LEAVES], vec![0; nodes * NODE_LEAVES], nodes)
+    pub(super) fn table(nodes: usize) -> Trie<Vec<u32>> {
+        Trie::new(
+            Family::V6,
+            vec![0; ROOT_LEAVES],
+            vec![0; nodes * NODE_LEAVES],
+            nodes,
+        )
     }
 
     pub(super) fn a(s: &str) -> u128 {
@@ -416,7 +530,7 @@ mod tests {
     /// Sets (`Some`) or removes the rule for `addr/len` in the trie and in
     /// the reference rules alike.
     pub(super) fn update<S: LeafStore>(
-        t: &mut Trie6<S>,
+        t: &mut Trie<S>,
         rules: &mut HashMap<(u128, u8), u32>,
         addr: u128,
         len: u8,
@@ -481,7 +595,7 @@ mod tests {
         assert_eq!(
             level_of(128) as u32 + 1,
             T::ACCEL_TRIE6_LEVELS.0,
-            "lpm6.h's loop"
+            "fib.h's IPv6 levels"
         );
         let x = a("2001:db8:1234:5678::");
         assert_eq!(index(x, 0), 0x2001);
@@ -618,6 +732,98 @@ mod tests {
         assert!(t.per_len.iter().all(|n| *n == 0));
     }
 
+    fn table4(nodes: usize) -> Trie<Vec<u32>> {
+        Trie::new(
+            Family::V4,
+            vec![0; ROOT_LEAVES],
+            vec![0; nodes * NODE_LEAVES],
+            nodes,
+        )
+    }
+
+    fn a4(s: &str) -> u128 {
+        v4(u32::from(s.parse::<std::net::Ipv4Addr>().unwrap()))
+    }
+
+    /// IPv4 in the top bits: a /16 without longer routes is one root leaf,
+    /// a /24 one node down, a /32 two (fib.h reads at most three leaves).
+    #[test]
+    fn ipv4_levels() {
+        let mut t = table4(8);
+        t.insert(a4("0.0.0.0"), 0, route_leaf(0, 1));
+        t.insert(a4("10.0.0.0"), 8, route_leaf(0, 2));
+        assert_eq!(t.nodes_in_use(), 0, "up to /16: the root alone");
+        t.insert(a4("10.1.2.0"), 24, route_leaf(0, 3));
+        assert_eq!(t.nodes_in_use(), 1);
+        t.insert(a4("10.1.2.128"), 25, route_leaf(0, 4));
+        t.insert(a4("10.1.2.129"), 32, route_leaf(1, 0));
+        assert_eq!(t.nodes_in_use(), 2);
+        assert_eq!(t.lookup(a4("11.0.0.1")), route_leaf(0, 1));
+        assert_eq!(t.lookup(a4("10.9.0.1")), route_leaf(0, 2));
+        assert_eq!(t.lookup(a4("10.1.2.1")), route_leaf(0, 3));
+        assert_eq!(t.lookup(a4("10.1.2.130")), route_leaf(0, 4));
+        assert_eq!(t.lookup(a4("10.1.2.129")), route_leaf(1, 0));
+        // Removals find their covering routes through the presence bits.
+        t.remove(a4("10.1.2.128"), 25);
+        assert_eq!(t.lookup(a4("10.1.2.130")), route_leaf(0, 3));
+        t.remove(a4("10.1.2.0"), 24);
+        assert_eq!(t.lookup(a4("10.1.2.130")), route_leaf(0, 2));
+        t.remove(a4("10.1.2.129"), 32);
+        assert_eq!(t.lookup(a4("10.1.2.129")), route_leaf(0, 2));
+        assert_eq!(t.nodes_in_use(), 0, "every node folded back");
+    }
+
+    /// IPv4 churn against brute force, prefixes nested in a few /8s; with
+    /// few nodes part of the run is degraded (answers from bpf_fib_lookup),
+    /// and once the rules leave everything folds away.
+    #[test]
+    fn ipv4_matches_brute_force_under_random_churn() {
+        for nodes in [4096, 6] {
+            let mut t = table4(nodes);
+            let mut rules = HashMap::new();
+            let mut rng = fastrand::Rng::with_seed(0x5eed_0004 + nodes as u64);
+            let bases = [
+                a4("10.0.0.0"),
+                a4("192.168.0.0"),
+                a4("0.0.0.0"),
+                a4("255.0.0.0"),
+            ];
+            let lens = [0u8, 1, 8, 12, 15, 16, 17, 20, 23, 24, 25, 28, 31, 32];
+            let addr = |rng: &mut fastrand::Rng| {
+                // Random bits in the second octet's low nibble and the last
+                // two octets, so that prefixes nest and share nodes.
+                let r = v4(rng.u32(..) & 0x000f_ffff);
+                bases[rng.usize(..bases.len())] | r
+            };
+            let mut degraded_seen = false;
+            for step in 0..4000u32 {
+                let at = addr(&mut rng);
+                let len = lens[rng.usize(..lens.len())];
+                let leaf = (rng.u8(..3) != 0).then(|| route_leaf(rng.u32(..4), step));
+                update(&mut t, &mut rules, at, len, leaf);
+                degraded_seen |= t.degraded_regions() > 0;
+                for _ in 0..20 {
+                    let probe = addr(&mut rng);
+                    let got = t.lookup(probe);
+                    let degraded = t.degraded.keys().any(|(p, l)| mask(probe, *l) == *p);
+                    if degraded {
+                        assert_eq!(got, fib_leaf(), "{probe:#x}");
+                    } else {
+                        assert_eq!(got, reference(&rules, probe), "{probe:#x}");
+                    }
+                }
+            }
+            assert_eq!(degraded_seen, nodes < 100, "{nodes} nodes");
+            let keys: Vec<_> = rules.keys().copied().collect();
+            for (p, l) in keys {
+                t.remove(p, l);
+            }
+            assert_eq!(t.nodes_in_use(), 0);
+            assert_eq!(t.degraded_regions(), 0);
+            assert!(t.root.iter().all(|l| *l == 0));
+        }
+    }
+
     /// Leaves as the datapath sees them: every write is logged in order, so
     /// that the test can replay the writes of one update one at a time.
     #[derive(Clone)]
@@ -648,23 +854,28 @@ mod tests {
     }
 
     /// A trie of `nodes` nodes whose leaf writes are logged.
-    pub(super) fn logged(nodes: usize) -> Trie6<Logged> {
+    pub(super) fn logged(nodes: usize) -> Trie<Logged> {
         let log = Rc::new(RefCell::new(Vec::new()));
         let mk = |which, n| Logged {
             which,
             v: vec![0; n],
             log: log.clone(),
         };
-        Trie6::new(mk(0, ROOT_LEAVES), mk(1, nodes * NODE_LEAVES), nodes)
+        Trie::new(
+            Family::V6,
+            mk(0, ROOT_LEAVES),
+            mk(1, nodes * NODE_LEAVES),
+            nodes,
+        )
     }
 
     /// Runs `update`, then replays its leaf writes one at a time on the
     /// arrays as they were before it: what a datapath lookup of each probe
     /// finds after each write.
     pub(super) fn states_seen(
-        t: &mut Trie6<Logged>,
+        t: &mut Trie<Logged>,
         probes: &[u128],
-        update: impl FnOnce(&mut Trie6<Logged>),
+        update: impl FnOnce(&mut Trie<Logged>),
     ) -> Vec<Vec<u32>> {
         let (mut root, mut nodes) = (t.root.v.clone(), t.nodes.v.clone());
         t.root.log.borrow_mut().clear();

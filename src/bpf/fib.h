@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The route tries of both families and their lookups, shared by the
+ * datapath and the lookup micro-benchmark (tools/src/bpf/bench.bpf.c) so
+ * that both run the same code.
+ *
+ * Multibit tries with leaf pushing, strides 16-8-8-...: a root holds one
+ * leaf per /16, the node arrays groups of 256 leaves, one group per node.
+ * Every leaf holds the answer for its whole range (a route, nothing, or the
+ * next node), so a lookup reads one leaf per level and stops at the first
+ * that is not a node: one read where a /16 holds no longer route, two
+ * under a /24, three under a longer IPv4 route; four under an IPv6 /48.
+ * The control plane (src/datapath/trie.rs) writes the leaves through
+ * memory-mapped arrays and fills a node before any leaf points to it.
+ *
+ * IPv4 used a DIR-24-8 with a 64 MiB first level; this layout reads the
+ * same chain (the /16 root was its summary) from a third of the memory.
+ */
+#ifndef ACCEL_FIB_H
+#define ACCEL_FIB_H
+
+#include "accel.h"
+
+#define ACCEL_LEAF_ARRAY(name, leaves)                                      \
+	struct {                                                            \
+		__uint(type, BPF_MAP_TYPE_ARRAY);                           \
+		__uint(max_entries, (leaves) / ACCEL_LEAVES_PER_ENTRY);     \
+		__uint(map_flags, BPF_F_MMAPABLE);                          \
+		__type(key, __u32);                                         \
+		__type(value, struct accel_leaves);                         \
+	} name SEC(".maps")
+
+/* The node arrays are sized by the control plane before load. */
+ACCEL_LEAF_ARRAY(fib4_root, ACCEL_ROOT_LEAVES);
+ACCEL_LEAF_ARRAY(fib4_nodes, ACCEL_NODES4 * ACCEL_NODE_LEAVES);
+ACCEL_LEAF_ARRAY(fib6_root, ACCEL_ROOT_LEAVES);
+ACCEL_LEAF_ARRAY(fib6_nodes, ACCEL_NODES6 * ACCEL_NODE_LEAVES);
+
+static __always_inline __u32 fib_leaf(void *map, __u32 i)
+{
+	__u32 key = i / ACCEL_LEAVES_PER_ENTRY;
+	struct accel_leaves *e = bpf_map_lookup_elem(map, &key);
+
+	return e ? e->leaf[i & (ACCEL_LEAVES_PER_ENTRY - 1)] : 0;
+}
+
+static __always_inline __u32 fib_node_leaf(void *nodes, __u32 leaf, __u32 i)
+{
+	return fib_leaf(nodes, (leaf & ACCEL_LEAF_ID_MASK) * ACCEL_NODE_LEAVES + i);
+}
+
+static __always_inline int fib_route(__u32 leaf, struct accel_route *rt)
+{
+	if (!(leaf & ACCEL_LEAF_ROUTE))
+		return 0;
+	rt->type = (leaf >> ACCEL_LEAF_TYPE_SHIFT) & ACCEL_LEAF_TYPE_MASK;
+	rt->nh_id = leaf & ACCEL_LEAF_ID_MASK;
+	return 1;
+}
+
+/* Longest-prefix match of an IPv4 address. */
+static __always_inline int route4_lookup(__be32 addr, struct accel_route *rt)
+{
+	__u32 a = bpf_ntohl(addr);
+	__u32 leaf = fib_leaf(&fib4_root, a >> 16);
+
+	if (leaf & ACCEL_LEAF_EXT)
+		leaf = fib_node_leaf(&fib4_nodes, leaf, (a >> 8) & 0xff);
+	if (leaf & ACCEL_LEAF_EXT)
+		leaf = fib_node_leaf(&fib4_nodes, leaf, a & 0xff);
+	return fib_route(leaf, rt);
+}
+
+/* One level down, or out when the leaf is an answer. Spelt out rather than a
+ * loop: clang will not unroll a loop with an early exit, and straight code
+ * keeps every byte offset constant for the verifier. */
+#define LPM6_LEVEL(i)                                                       \
+	do {                                                                \
+		if (!(leaf & ACCEL_LEAF_EXT))                               \
+			goto done;                                          \
+		leaf = fib_node_leaf(&fib6_nodes, leaf, a[i]);              \
+	} while (0)
+
+/* Longest-prefix match of an IPv6 address (16 bytes, network order). */
+static __always_inline int route6_lookup(const __u8 *a, struct accel_route *rt)
+{
+	__u32 leaf = fib_leaf(&fib6_root, ((__u32)a[0] << 8) | a[1]);
+
+	/* ACCEL_TRIE6_LEVELS - 1 node levels, one per byte after the second. */
+	LPM6_LEVEL(2);
+	LPM6_LEVEL(3);
+	LPM6_LEVEL(4);
+	LPM6_LEVEL(5);
+	LPM6_LEVEL(6);
+	LPM6_LEVEL(7);
+	LPM6_LEVEL(8);
+	LPM6_LEVEL(9);
+	LPM6_LEVEL(10);
+	LPM6_LEVEL(11);
+	LPM6_LEVEL(12);
+	LPM6_LEVEL(13);
+	LPM6_LEVEL(14);
+	LPM6_LEVEL(15);
+done:
+	return fib_route(leaf, rt);
+}
+
+#undef LPM6_LEVEL
+#undef ACCEL_LEAF_ARRAY
+
+#endif

@@ -1,0 +1,42 @@
+//! Route leaves, the words the datapath's route tries hold (accel.h): 0
+//! (no route), a route (ROUTE | type << TYPE_SHIFT | nh_id) or the next
+//! node (EXT | node). Both families' tries (see [`super::trie`]) use them.
+
+use crate::bpf::types::{accel_fib_mark, accel_leaf as L, accel_route_type};
+
+/// Leaf encoding, shared with the datapath through accel.h.
+pub fn route_leaf(route_type: u32, nh_id: u32) -> u32 {
+    L::ACCEL_LEAF_ROUTE.0
+        | (route_type << L::ACCEL_LEAF_TYPE_SHIFT.0)
+        | (nh_id & L::ACCEL_LEAF_ID_MASK.0)
+}
+
+/// What a degraded region holds: "ask bpf_fib_lookup", marked as a lack
+/// of room for `accel lookup`.
+pub fn fib_leaf() -> u32 {
+    route_leaf(
+        accel_route_type::ACCEL_RT_FIB.0,
+        accel_fib_mark::ACCEL_FIB_CAPACITY.0,
+    )
+}
+
+/// The depth of a degraded leaf: above every prefix's (1..=129), so that no
+/// route paints over it.
+pub const DEGRADED: u8 = u8::MAX;
+
+/// Where leaves live: the BPF arrays in production, vectors in tests.
+pub trait LeafStore {
+    fn get(&self, i: usize) -> u32;
+    fn set(&mut self, i: usize, leaf: u32);
+    /// Orders earlier stores before later ones as the datapath sees them.
+    fn publish(&self) {}
+}
+
+impl LeafStore for Vec<u32> {
+    fn get(&self, i: usize) -> u32 {
+        self[i]
+    }
+    fn set(&mut self, i: usize, leaf: u32) {
+        self[i] = leaf;
+    }
+}
