@@ -707,8 +707,10 @@ ip -n "$NS_DST1" addr add 223.64.7.1/32 dev lo
 
 # m1. The default IPv4 trie has 32,768 nodes; 32,768 /24s in 128 /16s get
 # a /25 each, which with the lab's own routes need 32,768 + 128 + a few:
-# the last ones in address order (the /16s from about 100.191 on) have no
-# room. On the old code `accel run` exited with status 1 here.
+# the last ones in address order have no room (the last /24s of
+# 100.191.0.0/16, and the lab's own /16s after it, whose traffic goes to
+# bpf_fib_lookup meanwhile). On the old code `accel run` exited with
+# status 1 here.
 M1=32768
 batch_routes "$LAB_DIR/m1.add" add $M1
 batch_routes "$LAB_DIR/m1.del" del $M1

@@ -82,7 +82,7 @@ enum accel_leaf {
  * Routes of both families: multibit tries with leaf pushing (see fib.h). A
  * root of 2^16 leaves indexed by the first 16 bits of the address, then
  * nodes of 256 leaves, one per further byte: at most 3 reads for IPv4
- * (16-8-8), ACCEL_TRIE6_LEVELS for IPv6, four for a /48 destination.
+ * (16-8-8), ACCEL_TRIE6_LEVELS for IPv6, five for a /48 destination.
  */
 enum accel_trie {
 	ACCEL_ROOT_LEAVES = 1 << 16,

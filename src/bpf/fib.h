@@ -9,7 +9,7 @@
  * Every leaf holds the answer for its whole range (a route, nothing, or the
  * next node), so a lookup reads one leaf per level and stops at the first
  * that is not a node: one read where a /16 holds no longer route, two
- * under a /24, three under a longer IPv4 route; four under an IPv6 /48.
+ * under a /24, three under a longer IPv4 route; five under an IPv6 /48.
  * The control plane (src/datapath/trie.rs) writes the leaves through
  * memory-mapped arrays and fills a node before any leaf points to it.
  *

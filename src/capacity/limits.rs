@@ -65,6 +65,9 @@ pub enum LimitsError {
 const NAMES: &str =
     "ipv4_nodes, ipv6_nodes, nexthops, nh_groups, neighbours, local_addrs, blackholes, src_rules";
 
+/// The name older versions gave the IPv4 structure (DIR-24-8 groups).
+const RETIRED_IPV4_GROUPS: &str = "ipv4_groups";
+
 /// Ids and group/node numbers travel in the 24-bit id field of a leaf.
 const LEAF_IDS: u32 = D::ACCEL_LEAF_ID_MASK.0 + 1;
 
@@ -85,6 +88,17 @@ impl Limits {
                 .split_once('=')
                 .ok_or_else(|| LimitsError::Syntax(item.to_string()))?;
             let (name, value) = (name.trim(), value.trim());
+            if name == RETIRED_IPV4_GROUPS {
+                // Older instances hand it to their successor (a growth or
+                // an upgrade), and operators may have it configured: an
+                // upgrade must not fail on it.
+                log::warn!(
+                    "{ENV}: {name} (the IPv4 DIR-24-8's groups of older versions) is ignored; \
+                     IPv4 routes are sized by ipv4_nodes (default {})",
+                    T::ACCEL_NODES4.0
+                );
+                continue;
+            }
             let (name, field, min, max) = l.field(name)?;
             *field = value
                 .parse::<u32>()
@@ -145,6 +159,11 @@ mod tests {
 
     #[test]
     fn parses_overrides_over_the_defaults() {
+        // The older versions' IPv4 groups are ignored, not an error: a
+        // successor inherits the ACCEL_CAPACITY its predecessor grew to.
+        let old = Limits::parse("ipv4_groups=32768,ipv6_nodes=9").unwrap();
+        assert_eq!(old.ipv4_nodes, Limits::default().ipv4_nodes);
+        assert_eq!(old.ipv6_nodes, 9);
         let l = Limits::parse("ipv4_nodes=4, nexthops=16,").unwrap();
         assert_eq!(l.ipv4_nodes, 4);
         assert_eq!(l.nexthops, 16);

@@ -6,7 +6,7 @@
 //! 256 leaves, one level per further byte. Every leaf holds the answer for
 //! all the addresses under it (a route, nothing, or the next node), so a
 //! lookup reads one leaf per level and stops at the first that is not a
-//! node: at most three reads for IPv4, four under an IPv6 /48, at most
+//! node: at most three reads for IPv4, five under an IPv6 /48, at most
 //! fifteen.
 //!
 //! Addresses are kept left-aligned in a `u128` (an IPv4 address in the top
