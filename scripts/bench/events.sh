@@ -53,12 +53,15 @@ done
 for _ in $(seq 50); do [ "$(cat /proc/$PID/comm)" = accel ] && break; sleep 0.1; done
 
 cpu_ns() { cat /proc/"$PID"/task/*/schedstat | awk '{ s += $1 } END { printf "%.0f", s }'; }
-# CPU nanoseconds per thread name (the event loop "accel", the reader
-# "accel-netlink", tokio's blocking threads), one "name ns" line each.
+# CPU nanoseconds and context switches (voluntary: it waited; involuntary:
+# it was preempted) per thread name (the event loop "accel", the reader
+# "accel-netlink", tokio's blocking threads), one "name ns vol invol" line
+# each.
 thread_ns() {
     for t in /proc/"$PID"/task/*; do
-        printf '%s %s\n' "$(cat "$t/comm")" "$(cut -d' ' -f1 "$t/schedstat")"
-    done | awk '{ s[$1] += $2 } END { for (k in s) print k, s[k] }' | sort
+        printf '%s %s %s\n' "$(cat "$t/comm")" "$(cut -d' ' -f1 "$t/schedstat")" \
+            "$(awk '/^(non)?voluntary_ctxt_switches/ { printf "%s ", $2 }' "$t/status")"
+    done | awk '{ s[$1] += $2; v[$1] += $3; i[$1] += $4 } END { for (k in s) print k, s[k], v[k], i[k] }' | sort
 }
 phase() { # NAME
     local c0 c1 t0 t1 from perf_pid=
@@ -89,9 +92,13 @@ phase() { # NAME
 c, n, w = (int(sys.argv[1]) - int(sys.argv[2])) / 1e9, int(sys.argv[3]), float(sys.argv[4])
 print("%-4s %.2f s of accel CPU, %.2f us per route event, %.1f s wall" % (sys.argv[5], c, c * 1e6 / n, w))' \
         "$c1" "$c0" "$EVENTS" "$(echo "$t1 - $t0" | bc)" "$1"
-    join -a 2 -e 0 -o 0,1.2,2.2 "$TMP/threads0" "$TMP/threads1" |
-        awk -v n="$EVENTS" '$3 - $2 > n * 10 { printf "%s%s %.2f", sep, $1, ($3 - $2) / n / 1000; sep = ", " }
-             END { print " us per route event" }' | sed 's/^/     by thread: /'
+    join -a 2 -e 0 -o 0,1.2,2.2,1.3,2.3,1.4,2.4 "$TMP/threads0" "$TMP/threads1" |
+        awk -v n="$EVENTS" '$3 - $2 > n * 10 {
+                 printf "%s%s %.2f us (switches %.1f + %.1f)", sep, $1, ($3 - $2) / n / 1000,
+                        ($5 - $4) * 1000 / n, ($7 - $6) * 1000 / n; sep = ", " }
+             END { print " per route event" }' |
+        sed 's/^/     by thread: /'
+    echo "     (switches: voluntary + involuntary context switches per 1000 route events)"
     echo "     turns over 10 ms: ${turns:-none}"
 }
 phase add

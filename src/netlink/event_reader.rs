@@ -3,11 +3,10 @@
 //! Reading on a thread of its own lets a burst of notifications (a BGP
 //! session bringing or taking a full table) be taken in batches: the
 //! thread reads everything queued with `recvmmsg`, parses it, hands the
-//! batch to the event loop in one message, and when the batch was large
-//! lets the next one gather for a moment before reading again. The event
-//! loop then wakes once per batch, not once per route, and the socket is
-//! still read as fast as the kernel fills it. A single change (no burst)
-//! is handed over at once.
+//! batch to the event loop in one message, and lets the next one gather
+//! for a moment before reading again. The event loop then wakes once per
+//! batch, not once per route, and the socket is still read as fast as the
+//! kernel fills it. A single change (no burst) is handed over at once.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -34,9 +33,9 @@ const BATCH: usize = 64;
 const SLOT: usize = 16 << 10;
 /// Events handed over in one batch at most.
 const MAX_BATCH: usize = 1024;
-/// A batch of at least this many events means a burst...
-const BURST: usize = 16;
-/// ... and the next read waits this long for more to gather.
+/// After handing a batch over, the next read waits this long for more to
+/// gather: the first change after a quiet moment goes at once, and one that
+/// follows within this time waits for it at most.
 const GATHER: Duration = Duration::from_millis(1);
 /// How often an idle reader looks whether it should stop.
 const IDLE_CHECK: Timespec = Timespec {
@@ -171,7 +170,10 @@ fn read_loop(
             warn!("reading the subscribed netlink socket: {e}: the event stream ends");
             return;
         }
-        if n >= BURST {
+        // Even a few events at a time are a burst when they keep coming
+        // (a daemon installing routes one by one): read each as it came,
+        // the reader and the loop switched for every few events.
+        if n > 0 {
             std::thread::sleep(GATHER);
         }
     }
