@@ -14,6 +14,8 @@ scripts/install-deps.sh
 cargo build --release --locked
 echo "== unit and golden-packet tests"
 cargo test --release --locked
+echo "== the benchmark scripts' own analysis (scripts/bench/bgpbench.py selftest)"
+python3 scripts/bench/bgpbench.py selftest >/dev/null
 echo "== fuzz pass, bounded (docs/fuzzing.md: a long run)"
 ACCEL_FUZZ_SECS=${ACCEL_FUZZ_SECS:-45} cargo test --release --locked --test fuzz_datapath -- --nocapture
 PROPTEST_CASES=${PROPTEST_CASES:-50000} cargo test --release --locked --lib props

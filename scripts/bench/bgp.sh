@@ -36,6 +36,11 @@
 # (all threads, /proc/PID/task/*/schedstat) is taken over each phase plus
 # SETTLE seconds. A warm-up announce/withdraw (FRR alone) comes first and is
 # not counted; it also checks that every prefix reaches the kernel.
+# Stalls: over the rounds, a probe pinned to each CPU at SCHED_FIFO 50
+# (scripts/bench/stall-probe.c, 2,000 wake-ups a second per CPU) records
+# every time its CPU could not run it for over 2 ms; each route's lag is
+# also given less the longest such stall within it: what accel could have
+# done something about.
 #
 # accel's CPU per route event = its CPU over the phase / the route and
 # nexthop messages the listener received in that phase (same run).
@@ -96,7 +101,8 @@ FRR_DIR=$LAB_DIR/frr
 BIRD_DIR=$LAB_DIR/bird
 REC=$LAB_DIR/records.jsonl
 LISTENER=$LAB_DIR/nl-listener
-LPID=
+PROBE=$LAB_DIR/stall-probe
+LPID= PROBE_PID=
 mkdir -p "$FRR_DIR" "$BIRD_DIR" "$ACCEL_RUN_DIR"
 : >"$REC"
 # Per-event records (the listener's and accel's trace: 100-200 MB a phase
@@ -119,6 +125,7 @@ finish() {
     local rc=$?
     set +e
     [[ -n $LPID ]] && stop_pid "$LPID" 2
+    [[ -n $PROBE_PID ]] && stop_pid "$PROBE_PID" 2
     if [[ -n ${ACCEL_PID:-} ]]; then stop_pid "$ACCEL_PID" 20; wait "$ACCEL_PID" 2>/dev/null; ACCEL_PID=; fi
     for d in bgpd zebra; do stop_pid "$(pidfile "$FRR_DIR/$d.pid")" 10; done
     stop_pid "$(pidfile "$BIRD_DIR/bird.pid")" 10
@@ -138,6 +145,7 @@ trap "exit 130" INT TERM
 
 [[ -x $ACCEL ]] || { echo "bgp.sh: $ACCEL is not executable (cargo build --release, or set ACCEL)" >&2; exit 1; }
 cc -O2 -Wall -o "$LISTENER" "$HERE/nl-listener.c"
+cc -O2 -Wall -pthread -o "$PROBE" "$HERE/stall-probe.c"
 HAS_TRACE=0 HAS_LIVE=0
 grep -aq ACCEL_TRACE_ROUTES "$ACCEL" && HAS_TRACE=1
 grep -aq 'mirror live' "$ACCEL" && HAS_LIVE=1
@@ -399,6 +407,10 @@ fi
 echo "   sessions: $(sessions_note); FRR: $(vtysh_ -c 'show ip route summary' 2>/dev/null | grep -E '^(bgp|Totals)' | tr -s ' \n' ' ')"
 phase warmup none withdraw
 
+# The CPUs' own stalls over the rounds (stall-probe.c), to set the lag against.
+STALLS=$EVDIR/stalls
+"$PROBE" "$STALLS" &
+PROBE_PID=$!
 for ((r = 1; r <= ROUNDS; r++)); do
     echo "== round $r of $ROUNDS"
     for m in $MODES; do
@@ -446,5 +458,7 @@ echo
 echo "== Results: $FRR_V + $BIRD_V; $TABLE_DESC: $N4 IPv4 + $N6 IPv6 prefixes"
 echo "   $(nproc) CPUs ($CPU_MODEL), Linux $(uname -r); rounds $ROUNDS; accel $ACCEL"
 echo
-python3 "$BB" report --records "$REC"
+stop_pid "$PROBE_PID" 2
+PROBE_PID=
+python3 "$BB" report --records "$REC" --stalls "$STALLS"
 if [[ -n ${RECORDS:-} ]]; then cp "$REC" "$RECORDS" && echo "(raw records in $RECORDS)"; fi

@@ -20,6 +20,7 @@ Subcommands:
             files
 """
 import argparse
+import bisect
 import gzip
 import ipaddress
 import json
@@ -339,11 +340,11 @@ def canon(prefix):
         return prefix
 
 
-def lags(lev, tev, kind):
-    """Per kernel event of KIND (listener), the lag to accel's application of
-    the same change (trace): events of one prefix are paired in order. Returns
-    (sorted lags in s, unmatched kernel events, trace events with no kernel
-    event)."""
+def lag_pairs(lev, tev, kind):
+    """Per kernel event of KIND (listener), the time the kernel sent it and
+    the time accel applied the same change (trace): events of one prefix are
+    paired in order. Returns ([(t_kernel, t_applied)], unmatched kernel
+    events, trace events with no kernel event)."""
     # Normalise the trace's prefixes only when they do not match as written.
     missing = [k for k in tev if k not in lev]
     if missing:
@@ -365,12 +366,64 @@ def lags(lev, tev, kind):
         ts = sorted(ts)
         for i, t in enumerate(ts):
             if i < len(ta):
-                out.append(ta[i] - t)
+                out.append((t, ta[i]))
             else:
                 unmatched += 1
     extra = sum(max(0, len(v) - len(lev.get(k, ()))) for k, v in tev.items() if k[1] == kind)
-    out.sort()
     return out, unmatched, extra
+
+
+def lags(lev, tev, kind):
+    """As lag_pairs, with the sorted lags in s instead of the pairs."""
+    pairs, unmatched, extra = lag_pairs(lev, tev, kind)
+    return sorted(b - a for a, b in pairs), unmatched, extra
+
+
+def read_stalls(path):
+    """stall-probe lines '<sec.usec at the wake-up> cpuN <gap ms>': the
+    stalls as sorted [(start, end)] in s; None without a file."""
+    if not path or not os.path.exists(path):
+        return None
+    out = []
+    with open(path) as f:
+        for line in f:
+            p = line.split()
+            try:
+                end, gap = float(p[0]), float(p[2]) / 1e3
+            except (IndexError, ValueError):
+                continue
+            out.append((end - gap, end))
+    out.sort()
+    return out
+
+
+class Stalls:
+    """The CPU stalls of a run, searchable by time."""
+
+    def __init__(self, stalls):
+        self.s = stalls
+        self.starts = [a for a, _ in stalls]
+        self.longest = max((b - a for a, b in stalls), default=0.0)
+
+    def within(self, a, b):
+        """The longest part of one stall inside [a, b], in s."""
+        i = bisect.bisect_left(self.starts, a - self.longest)
+        best = 0.0
+        while i < len(self.s) and self.s[i][0] < b:
+            s, e = self.s[i]
+            best = max(best, min(e, b) - max(s, a))
+            i += 1
+        return best
+
+    def between(self, a, b):
+        """The stalls that began within [a, b]: their count and the longest."""
+        lo, hi = bisect.bisect_left(self.starts, a), bisect.bisect_right(self.starts, b)
+        return hi - lo, max((e - s for s, e in self.s[lo:hi]), default=0.0)
+
+
+def beyond_stalls(pairs, stalls):
+    """Sorted lags less the longest CPU stall inside each (never below 0)."""
+    return sorted(max(0.0, (b - a) - stalls.within(a, b)) for a, b in pairs)
 
 
 def pct(sorted_vals, q):
@@ -422,6 +475,9 @@ def cmd_report(a):
 
     # Per accel run: events, lag.
     lag = {"install": ([], 0, 0, 0), "withdraw": ([], 0, 0, 0)}
+    found = read_stalls(getattr(a, "stalls", None))
+    stalls = None if found is None else Stalls(found)
+    beyond = {"install": [], "withdraw": []}
     events = {}
     overruns = 0
     trace_bad = {}
@@ -443,8 +499,13 @@ def cmd_report(a):
                     tev, bad = read_trace(tf, r["t0"], t_to)
                     trace_bad[tf] = bad
                     kind = "add" if r["phase"] == "install" else "del"
-                    ls, um, ex = lags(lev, tev, kind)
-                    per_run.append((rnd, r["phase"], ls, um))
+                    pairs, um, ex = lag_pairs(lev, tev, kind)
+                    ls = sorted(b - a for a, b in pairs)
+                    extra = None
+                    if stalls is not None:
+                        extra = (beyond_stalls(pairs, stalls), stalls.between(r["t0"], r["t_end"]))
+                        beyond[r["phase"]] += extra[0]
+                    per_run.append((rnd, r["phase"], ls, um, extra))
                     acc = lag[r["phase"]]
                     lag[r["phase"]] = (acc[0] + ls, acc[1] + um, acc[2] + ex, acc[3] + 1)
 
@@ -534,9 +595,26 @@ def cmd_report(a):
             w(f"| {name} | {nruns} | {len(ls) + um} | {len(ls)} | {um} | {ms(50)} | {ms(90)} | {ms(99)} | "
               f"{fmt(None if not ls else ls[-1] * 1e3, 2)} |")
         w("")
-        for rnd, ph, ls, um in per_run:
-            w(f"- round {rnd}, {ph}: {len(ls)} matched, {um} unmatched; p50 {fmt(pct(ls, 50) * 1e3 if ls else None)} ms, "
-              f"p99 {fmt(pct(ls, 99) * 1e3 if ls else None)} ms, max {fmt(ls[-1] * 1e3 if ls else None)} ms")
+        if stalls is not None:
+            w("The same less the longest CPU stall within each route's lag (stall-probe.c: a SCHED_FIFO probe pinned")
+            w("to each CPU that could not run for over 2 ms; no process on that CPU could, accel included):")
+            w("")
+            w("| phase | p50 ms | p90 ms | p99 ms | max ms |")
+            w("|---|---:|---:|---:|---:|")
+            for ph, name in (("withdraw", "withdrawal"), ("install", "re-announcement")):
+                bs = sorted(beyond[ph])
+                ms = lambda q: fmt(None if not bs else pct(bs, q) * 1e3, 2)
+                w(f"| {name} | {ms(50)} | {ms(90)} | {ms(99)} | {fmt(bs[-1] * 1e3 if bs else None, 2)} |")
+            w("")
+        for rnd, ph, ls, um, extra in per_run:
+            line = (f"- round {rnd}, {ph}: {len(ls)} matched, {um} unmatched; p50 {fmt(pct(ls, 50) * 1e3 if ls else None)} ms, "
+                    f"p99 {fmt(pct(ls, 99) * 1e3 if ls else None)} ms, max {fmt(ls[-1] * 1e3 if ls else None)} ms")
+            if extra is not None:
+                bs, (n, longest) = extra
+                line += (f"; less the CPU stalls p99 {fmt(pct(bs, 99) * 1e3 if bs else None)} ms, "
+                         f"max {fmt(bs[-1] * 1e3 if bs else None)} ms; {n} CPU stalls over 2 ms in the phase, "
+                         f"the longest {longest * 1e3:.1f} ms")
+            w(line)
         w("")
         if sum(trace_bad.values()):
             w(f"({sum(trace_bad.values())} trace lines not of the form '<sec.nsec> <add|del> <prefix>' were skipped)")
@@ -620,7 +698,15 @@ def cmd_selftest(a):
                                     "listener": lf if mode != "none" else "",
                                     "trace": tf if mode == "accel" else ""}) + "\n")
         f.write(json.dumps({"type": "restart", "n": 1, "ready": 0.8, "live": 1.1, "check": 3.0, "stop": 0.2}) + "\n")
-    a2 = argparse.Namespace(records=rec)
+    # A CPU stall of 38 ms inside the slow withdrawal (5 ms after t1, 40 ms),
+    # and one elsewhere: the withdrawal's lag less the stalls is 2 ms at most.
+    sf = os.path.join(d, "stalls")
+    with open(sf, "w") as f:
+        f.write(f"{t1 + 0.005 + 0.039:.6f} cpu1 38.000\n{t1 + 3:.6f} cpu0 5.000\nnot a line\n")
+    st = Stalls(read_stalls(sf))
+    assert abs(st.within(t1 + 0.005, t1 + 0.045) - 0.038) < 1e-6 and st.within(t1 + 1, t1 + 2) == 0.0
+    assert st.between(t1, t1 + 5)[0] == 2 and abs(st.between(t1, t1 + 5)[1] - 0.038) < 1e-6
+    a2 = argparse.Namespace(records=rec, stalls=sf)
     import io
     import contextlib
     buf = io.StringIO()
@@ -629,6 +715,8 @@ def cmd_selftest(a):
     txt = buf.getvalue()
     assert "| accel | 2.06 | +3.0% |" in txt, txt
     assert "| withdrawal | 1 | 1200 | 1199 | 1 | 1.00 | 1.00 | 1.00 | 40.00 |" in txt, txt
+    assert "| withdrawal | 1.00 | 1.00 | 1.00 | 2.00 |" in txt, txt
+    assert "2 CPU stalls over 2 ms in the phase, the longest 38.0 ms" in txt, txt
     assert "| 1 | accel | install | 2.06 | +3.0% |" in txt and "| 2401 | 1.00 | - |" in txt, txt
     # The phase loop on this namespace's own (idle) tables: a target that is
     # already there is reached at once; one that never comes stalls.
@@ -688,6 +776,7 @@ def main():
     s.set_defaults(fn=cmd_waitlog)
     s = sub.add_parser("report")
     s.add_argument("--records", required=True)
+    s.add_argument("--stalls", help="stall-probe output: the lag is also given less the CPU stalls within it")
     s.set_defaults(fn=cmd_report)
     s = sub.add_parser("selftest")
     s.set_defaults(fn=cmd_selftest)
