@@ -19,6 +19,7 @@ pub mod model;
 pub mod netfilter;
 pub mod netlink;
 pub mod presence;
+pub mod realtime;
 pub mod route_trace;
 pub mod runtime;
 pub mod slots;

@@ -40,7 +40,9 @@ fn real_main() -> Result<()> {
             check_every,
             grow_after,
             top_blackholes,
+            realtime_priority,
         } => {
+            accel::realtime::configure(realtime_priority);
             let thresholds =
                 accel::alerts::Thresholds::from_settings(alerts.iter().map(String::as_str))?;
             let rt = tokio::runtime::Builder::new_current_thread()

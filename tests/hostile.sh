@@ -58,6 +58,8 @@ KERNEL_SMALL=100
 # start_accel [WRAPPER...]: starts accel in rtr (optionally under a wrapper
 # such as `unshare --time ...`) and waits until it forwards. Sets ACCEL_PID
 # (what to signal: accel itself, not the wrapper).
+# accel's threads as "name policy priority;" (ps: FF is SCHED_FIFO, TS normal).
+thread_sched() { ps -L -o comm=,cls=,rtprio= -p "$ACCEL_PID" | awk '{ printf "%s %s %s;", $1, $2, $3 }'; }
 start_accel() {
     touch "$LAB_DIR/accel.log"
     ACCEL_LOG_OFFSET=$(stat -c %s "$LAB_DIR/accel.log")
@@ -502,8 +504,26 @@ if start_accel setpriv --bounding-set=-all,$CAPS --inh-caps=-all,$CAPS --; then
     burst_ok b8
     check "B8. runs and forwards with only CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON" "CapEff $caps; $BURST" \
         eval '[[ $caps == 000000c000001000 ]] && burst_ok b8b'
+    # No CAP_SYS_NICE and no RLIMIT_RTPRIO: the real-time priority is refused.
+    refused=$(lab_accel_log | grep -c 'real-time priority 1 refused' || true)
+    sched=$(thread_sched)
+    check "B8. ... the real-time priority refused: one WARN, every thread at normal priority" \
+        "$refused WARN; $sched" eval '[[ $refused -eq 1 && $sched != *" FF "* ]]'
 else
     not_ok "B8. runs with only CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON" "$(lab_accel_log | tail -n 2 | tr '\n' ' ')"
+fi
+stop_accel
+# Allowed real-time priority (the unit's LimitRTPRIO=1 needs CAP_SYS_RESOURCE
+# to set up, which root lacks on the test machines; CAP_SYS_NICE allows the
+# same call): the two threads that carry a route change take SCHED_FIFO 1,
+# and nothing they start inherits it.
+if start_accel setpriv --bounding-set=-all,$CAPS,+sys_nice --inh-caps=-all,$CAPS,+sys_nice --; then
+    sched=$(thread_sched)
+    fifo=$(grep -o ' FF ' <<<"$sched" | wc -l)
+    check "B8. with CAP_SYS_NICE too: the event loop and the netlink reader at SCHED_FIFO 1, no other thread" \
+        "$sched" eval '[[ $sched == *"accel FF 1;"* && $sched == *"accel-netlink FF 1;"* && $fifo -eq 2 ]]'
+else
+    not_ok "B8. runs with CAP_SYS_NICE too" "$(lab_accel_log | tail -n 2 | tr '\n' ' ')"
 fi
 stop_accel
 CAPS=+bpf,+net_admin

@@ -87,7 +87,10 @@ impl Reader {
         let theirs = shared.clone();
         std::thread::Builder::new()
             .name("accel-netlink".into())
-            .spawn(move || read_loop(sock, tx, &pool, &theirs))?;
+            .spawn(move || {
+                crate::realtime::enter();
+                read_loop(sock, tx, &pool, &theirs)
+            })?;
         Ok(Reader {
             batches,
             recycle,
