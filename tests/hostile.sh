@@ -55,11 +55,11 @@ lab_up || { not_ok "lab setup" "building the namespaces failed"; echo "$PASSED p
 RATE=2000 # datagrams per second in the streams below
 KERNEL_SMALL=100
 
+# accel's threads as "name policy priority;" (ps: FF is SCHED_FIFO, TS normal).
+thread_sched() { ps -L -o comm=,cls=,rtprio= -p "$ACCEL_PID" | awk '{ printf "%s %s %s;", $1, $2, $3 }'; }
 # start_accel [WRAPPER...]: starts accel in rtr (optionally under a wrapper
 # such as `unshare --time ...`) and waits until it forwards. Sets ACCEL_PID
 # (what to signal: accel itself, not the wrapper).
-# accel's threads as "name policy priority;" (ps: FF is SCHED_FIFO, TS normal).
-thread_sched() { ps -L -o comm=,cls=,rtprio= -p "$ACCEL_PID" | awk '{ printf "%s %s %s;", $1, $2, $3 }'; }
 start_accel() {
     touch "$LAB_DIR/accel.log"
     ACCEL_LOG_OFFSET=$(stat -c %s "$LAB_DIR/accel.log")

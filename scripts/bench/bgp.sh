@@ -411,6 +411,8 @@ phase warmup none withdraw
 STALLS=$EVDIR/stalls
 "$PROBE" "$STALLS" &
 PROBE_PID=$!
+for ((i = 0; i < 50; i++)); do grep -q '^# stall-probe' "$STALLS" 2>/dev/null && break; sleep 0.02; done
+grep -q '^# stall-probe' "$STALLS" 2>/dev/null || { echo "bgp.sh: the stall probe did not start" >&2; exit 1; }
 for ((r = 1; r <= ROUNDS; r++)); do
     echo "== round $r of $ROUNDS"
     for m in $MODES; do

@@ -380,8 +380,9 @@ def lags(lev, tev, kind):
 
 
 def read_stalls(path):
-    """stall-probe lines '<sec.usec at the wake-up> cpuN <gap ms>': the
-    stalls as sorted [(start, end)] in s; None without a file."""
+    """stall-probe lines '<sec.usec at the wake-up> cpuN <ms late>': the
+    stalls as sorted [(start, end)] in s, whichever CPU; None without a
+    file."""
     if not path or not os.path.exists(path):
         return None
     out = []
@@ -398,7 +399,9 @@ def read_stalls(path):
 
 
 class Stalls:
-    """The CPU stalls of a run, searchable by time."""
+    """The CPU stalls of a run, searchable by time. Which CPU accel's threads
+    were on is not known, so a lag less the longest stall of either CPU
+    within it is a lower bound of the lag accel could have avoided."""
 
     def __init__(self, stalls):
         self.s = stalls
@@ -597,7 +600,8 @@ def cmd_report(a):
         w("")
         if stalls is not None:
             w("The same less the longest CPU stall within each route's lag (stall-probe.c: a SCHED_FIFO probe pinned")
-            w("to each CPU that could not run for over 2 ms; no process on that CPU could, accel included):")
+            w("to each CPU that could not run for over 2 ms; no process on that CPU could, accel included). Which CPU")
+            w("accel was on is not recorded, so this is a lower bound of the lag accel could have avoided:")
             w("")
             w("| phase | p50 ms | p90 ms | p99 ms | max ms |")
             w("|---|---:|---:|---:|---:|")

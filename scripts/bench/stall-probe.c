@@ -2,12 +2,13 @@
 /*
  * How long each CPU was unable to run a waiting real-time task
  * (scripts/bench/bgp.sh, BENCHMARKS.md "Keeping up with BGP"): a thread per
- * CPU, pinned to it at SCHED_FIFO priority 50, wakes every 0.5 ms and prints
- * every wake-up that came more than 2 ms late, as
+ * CPU it may run on, pinned to it at SCHED_FIFO priority 50, wakes every
+ * 0.5 ms and prints every wake-up that came more than 2 ms late, as
  *
- *     <CLOCK_REALTIME sec.usec at the wake-up> cpu<N> <gap ms>
+ *     <CLOCK_REALTIME sec.usec at the wake-up> cpu<N> <ms late>
  *
- * (the CPU was not available to it for about the gap). On a kernel without
+ * (the CPU was not available to it for about that long), after a first line
+ * "# stall-probe: N CPUs" once every thread runs. On a kernel without
  * full preemption a long stretch of kernel work (a routing daemon's netlink
  * batch, a softirq) holds its CPU this way: no process on that CPU, accel
  * included and whatever its priority, runs meanwhile. bgp.sh sets the lag of
@@ -54,7 +55,7 @@ static void *probe(void *arg)
 
 			pthread_mutex_lock(&out_lock);
 			fprintf(out, "%lld.%06lld cpu%ld %.3f\n", wall / 1000000000LL,
-				(wall % 1000000000LL) / 1000, cpu, (now - last) / 1e6);
+				(wall % 1000000000LL) / 1000, cpu, late / 1e6);
 			fflush(out);
 			pthread_mutex_unlock(&out_lock);
 		}
@@ -65,7 +66,8 @@ static void *probe(void *arg)
 
 int main(int argc, char **argv)
 {
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t allowed;
+	int started = 0;
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s FILE\n", argv[0]);
@@ -76,13 +78,19 @@ int main(int argc, char **argv)
 		perror(argv[1]);
 		return 1;
 	}
-	for (long cpu = 0; cpu < cpus; cpu++) {
+	if (sched_getaffinity(0, sizeof(allowed), &allowed)) {
+		perror("sched_getaffinity");
+		return 1;
+	}
+	for (long cpu = 0; cpu < CPU_SETSIZE; cpu++) {
 		pthread_attr_t attr;
 		struct sched_param prio = { .sched_priority = 50 };
 		cpu_set_t set;
 		pthread_t t;
 		int err;
 
+		if (!CPU_ISSET(cpu, &allowed))
+			continue;
 		CPU_ZERO(&set);
 		CPU_SET(cpu, &set);
 		pthread_attr_init(&attr);
@@ -95,7 +103,12 @@ int main(int argc, char **argv)
 			fprintf(stderr, "stall-probe: cpu%ld: %s\n", cpu, strerror(err));
 			return 1;
 		}
+		started++;
 	}
+	pthread_mutex_lock(&out_lock);
+	fprintf(out, "# stall-probe: %d CPUs\n", started);
+	fflush(out);
+	pthread_mutex_unlock(&out_lock);
 	pause();
 	return 0;
 }

@@ -90,9 +90,15 @@ impl Running {
         loop {
             let wake = self.wait(&mut t, signals).await;
             let (what, started) = (wake.name(), Instant::now());
+            // A job's dump is installed and compared (seconds of work at
+            // full table) at normal priority: see crate::realtime.
+            if matches!(wake, Wake::Dumped(_)) {
+                crate::realtime::set_busy(true);
+            }
             if let Some(stop) = self.handle(wake, &mut t).await? {
                 return Ok(stop);
             }
+            crate::realtime::set_busy(self.d.jobs.stepping());
             let took = started.elapsed();
             if took >= STALL {
                 warn!("one turn of the event loop took {took:.0?} ({what}): route changes waited as long");

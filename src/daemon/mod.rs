@@ -674,9 +674,6 @@ fn hook_choice(opts: &RunOptions, name: &str) -> HookChoice {
 pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let mut signals = Signals::install()?;
     let (ifaces, conf) = check_options(&opts)?;
-    // This thread runs the event loop; after the checks, so that a refused
-    // start says one line.
-    crate::realtime::enter();
     // Before anything is attached: a port in use fails the start.
     let metrics = opts.metrics.map(crate::metrics_server::bind).transpose()?;
     let mut presence = Presence::claim(&opts.run_dir, &opts.pin_dir)?;
@@ -796,6 +793,9 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         limits,
         growth: capacity::growth::Growth::new(opts.grow_after),
     };
+    // This thread runs the event loop. Only now, so that a refused start
+    // says one line, and says it at normal priority.
+    crate::realtime::enter();
     let result = run.event_loop(&mut signals).await;
     run.stop(result)
 }

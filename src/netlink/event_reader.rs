@@ -88,7 +88,7 @@ impl Reader {
         std::thread::Builder::new()
             .name("accel-netlink".into())
             .spawn(move || {
-                crate::realtime::enter();
+                crate::realtime::enter_quietly();
                 read_loop(sock, tx, &pool, &theirs)
             })?;
         Ok(Reader {
