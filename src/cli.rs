@@ -104,9 +104,10 @@ pub enum Cmd {
               value_parser = clap::value_parser!(u16).range(1..=1000))]
         top_blackholes: u16,
         /// SCHED_FIFO priority of the two threads that read and apply
-        /// route changes, so that they never wait behind the routing daemon
-        /// for the CPU (0: normal scheduling; refused without CAP_SYS_NICE
-        /// or a LimitRTPRIO that allows it, and then said once).
+        /// route changes, so that a change does not wait behind the routing
+        /// daemon for a CPU (set aside while a resync or check is compared;
+        /// 0: normal scheduling; refused without CAP_SYS_NICE or a
+        /// LimitRTPRIO that allows it, and then said once).
         #[arg(long, value_name = "PRIO", default_value_t = 1,
               value_parser = clap::value_parser!(u8).range(0..=99))]
         realtime_priority: u8,

@@ -39,8 +39,8 @@
 # Stalls: over the rounds, a probe pinned to each CPU at SCHED_FIFO 50
 # (scripts/bench/stall-probe.c, 2,000 wake-ups a second per CPU) records
 # every time its CPU could not run it for over 2 ms; each route's lag is
-# also given less the longest such stall within it: what accel could have
-# done something about.
+# also given less the longest such stall (of either CPU) within it: a lower
+# bound of what accel could have avoided.
 #
 # accel's CPU per route event = its CPU over the phase / the route and
 # nexthop messages the listener received in that phase (same run).

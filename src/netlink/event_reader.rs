@@ -173,9 +173,9 @@ fn read_loop(
             warn!("reading the subscribed netlink socket: {e}: the event stream ends");
             return;
         }
-        // Even a few events at a time are a burst when they keep coming
-        // (a daemon installing routes one by one): read each as it came,
-        // the reader and the loop switched for every few events.
+        // After every batch, not only after large ones: a daemon installing
+        // routes one by one leaves a few events per read, and reading them
+        // as they come switched the reader and the loop every few events.
         if n > 0 {
             std::thread::sleep(GATHER);
         }
