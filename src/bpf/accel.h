@@ -65,9 +65,9 @@ enum accel_fib_mark {
 
 /*
  * Route leaves: 0 (no route), a route (ROUTE | type << TYPE_SHIFT | nh_id)
- * or the next node of a trie (EXT | node). Packed ACCEL_LEAVES_PER_ENTRY to
- * a map entry so that the arrays, memory-mapped by the control plane, are
- * dense.
+ * or the next node of a trie (EXT | [DIRECT] | first line of the node).
+ * Packed ACCEL_LEAVES_PER_ENTRY to a map entry (a 64-byte line) so that
+ * the arrays, memory-mapped by the control plane, are dense.
  */
 enum accel_leaf {
 	ACCEL_LEAVES_PER_ENTRY = 16,
@@ -76,6 +76,8 @@ enum accel_leaf {
 	ACCEL_LEAF_TYPE_SHIFT = 24,
 	ACCEL_LEAF_TYPE_MASK = 0xf,
 	ACCEL_LEAF_ID_MASK = (1 << 24) - 1,
+	/* In a node pointer: the node is DIRECT, else COMPACT (see below). */
+	ACCEL_LEAF_DIRECT = 1 << 24,
 };
 
 /*
@@ -83,15 +85,33 @@ enum accel_leaf {
  * root of 2^16 leaves indexed by the first 16 bits of the address, then
  * nodes of 256 leaves, one per further byte: at most 3 reads for IPv4
  * (16-8-8), ACCEL_TRIE6_LEVELS for IPv6, five for a /48 destination.
+ *
+ * A node lives in the node array's 64-byte lines in one of two forms:
+ * - DIRECT: 16 lines, leaf i in word i;
+ * - COMPACT: its runs of equal leaves, in 1 line (up to ACCEL_COMPACT_SMALL
+ *   runs) or 4 (up to ACCEL_COMPACT_LARGE). Words 0-7: a bitmap of 256
+ *   bits, bit i set where a run starts (bit i % 64 of the 64-bit word
+ *   i / 64, low word first); word 8: byte k counts the bits set in the
+ *   64-bit words before word k; word ACCEL_COMPACT_ENTRIES + r: run r's
+ *   leaf. Leaf i is the entry of the run holding it: rank(i) - 1, rank(i)
+ *   the bits set up to and including bit i.
+ * Most nodes hold a handful of runs: the full tables fit in about a tenth
+ * of the lines DIRECT nodes would take, and stay in the CPU caches.
  */
 enum accel_trie {
 	ACCEL_ROOT_LEAVES = 1 << 16,
 	ACCEL_NODE_LEAVES = 256,
-	/* The full IPv4 table (902k prefixes) needs about 25,900: one per /16
-	 * with longer routes, one per /24 with longer routes. */
-	ACCEL_NODES4 = 1 << 15,
-	/* The full IPv6 table (160k prefixes) needs about 38,000. */
-	ACCEL_NODES6 = 1 << 16,
+	ACCEL_NODE_LINES = ACCEL_NODE_LEAVES / ACCEL_LEAVES_PER_ENTRY,
+	ACCEL_COMPACT_COUNTS = 8,
+	ACCEL_COMPACT_ENTRIES = 9,
+	ACCEL_COMPACT_SMALL = ACCEL_LEAVES_PER_ENTRY - ACCEL_COMPACT_ENTRIES,
+	ACCEL_COMPACT_LARGE = 4 * ACCEL_LEAVES_PER_ENTRY - ACCEL_COMPACT_ENTRIES,
+	/* The full IPv4 table (902k prefixes, about 25,900 nodes) needs
+	 * about 150,000 lines. */
+	ACCEL_LINES4 = 1 << 18,
+	/* The full IPv6 table (160k prefixes, about 38,000 nodes) needs
+	 * about 60,000. */
+	ACCEL_LINES6 = 1 << 17,
 	ACCEL_TRIE6_LEVELS = 15, /* 16 + 14 * 8 = 128 bits */
 };
 
@@ -360,8 +380,8 @@ struct accel_stats {
 
 /* The structures of bounded size, as the capacity map lists them. */
 enum accel_structure {
-	ACCEL_CAP_IPV4_NODES = 0, /* IPv4 trie nodes */
-	ACCEL_CAP_IPV6_NODES,	   /* IPv6 trie nodes */
+	ACCEL_CAP_IPV4_TRIE = 0, /* IPv4 trie node lines */
+	ACCEL_CAP_IPV6_TRIE,	   /* IPv6 trie node lines */
 	ACCEL_CAP_NEXTHOPS,	   /* next-hop ids */
 	ACCEL_CAP_NH_GROUPS,	   /* multipath / nexthop-object groups */
 	ACCEL_CAP_NEIGH4,

@@ -5,7 +5,8 @@
  * that both run the same code.
  *
  * Multibit tries with leaf pushing, strides 16-8-8-...: a root holds one
- * leaf per /16, the node arrays groups of 256 leaves, one group per node.
+ * leaf per /16, the node arrays nodes of 256 leaves, stored DIRECT or
+ * COMPACT (accel.h).
  * Every leaf holds the answer for its whole range (a route, nothing, or the
  * next node), so a lookup reads one leaf per level and stops at the first
  * that is not a node: one read where a /16 holds no longer route, two
@@ -30,11 +31,12 @@
 		__type(value, struct accel_leaves);                         \
 	} name SEC(".maps")
 
-/* The node arrays are sized by the control plane before load. */
+/* The node arrays (64-byte lines) are sized by the control plane before
+ * load. */
 ACCEL_LEAF_ARRAY(fib4_root, ACCEL_ROOT_LEAVES);
-ACCEL_LEAF_ARRAY(fib4_nodes, ACCEL_NODES4 * ACCEL_NODE_LEAVES);
+ACCEL_LEAF_ARRAY(fib4_nodes, ACCEL_LINES4 * ACCEL_LEAVES_PER_ENTRY);
 ACCEL_LEAF_ARRAY(fib6_root, ACCEL_ROOT_LEAVES);
-ACCEL_LEAF_ARRAY(fib6_nodes, ACCEL_NODES6 * ACCEL_NODE_LEAVES);
+ACCEL_LEAF_ARRAY(fib6_nodes, ACCEL_LINES6 * ACCEL_LEAVES_PER_ENTRY);
 
 static __always_inline __u32 fib_leaf(void *map, __u32 i)
 {
@@ -44,9 +46,42 @@ static __always_inline __u32 fib_leaf(void *map, __u32 i)
 	return e ? e->leaf[i & (ACCEL_LEAVES_PER_ENTRY - 1)] : 0;
 }
 
-static __always_inline __u32 fib_node_leaf(void *nodes, __u32 leaf, __u32 i)
+/* Bits set in x: the BPF instruction set has no popcount. */
+static __always_inline __u32 fib_popcount(__u64 x)
 {
-	return fib_leaf(nodes, (leaf & ACCEL_LEAF_ID_MASK) * ACCEL_NODE_LEAVES + i);
+	x = x - ((x >> 1) & 0x5555555555555555ULL);
+	x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+	return (x * 0x0101010101010101ULL) >> 56;
+}
+
+/* Leaf i of the node `ptr` points to (accel.h: DIRECT or COMPACT). A
+ * COMPACT node's first line holds its bitmap and its first runs, so that a
+ * node of up to ACCEL_COMPACT_SMALL runs costs one line read, like a
+ * DIRECT one. */
+static __always_inline __u32 fib_node_leaf(void *nodes, __u32 ptr, __u32 i)
+{
+	__u32 line = ptr & ACCEL_LEAF_ID_MASK;
+	struct accel_leaves *h;
+	__u32 k, rank, w;
+	__u64 bits;
+
+	if (ptr & ACCEL_LEAF_DIRECT)
+		return fib_leaf(nodes, line * ACCEL_LEAVES_PER_ENTRY + i);
+	h = bpf_map_lookup_elem(nodes, &line);
+	if (!h)
+		return 0;
+	k = (i >> 6) & 3;
+	bits = ((__u64)h->leaf[2 * k + 1] << 32) | h->leaf[2 * k];
+	/* Bits 0..i of the word; (2 << 63) - 1 is every bit. */
+	bits &= (2ULL << (i & 63)) - 1;
+	rank = ((h->leaf[ACCEL_COMPACT_COUNTS] >> (8 * k)) & 0xff) + fib_popcount(bits);
+	/* Bit 0 is always set: rank >= 1, the entry ACCEL_COMPACT_ENTRIES +
+	 * rank - 1. */
+	w = ACCEL_COMPACT_ENTRIES - 1 + (rank & 0xff);
+	if (w < ACCEL_LEAVES_PER_ENTRY)
+		return h->leaf[w];
+	return fib_leaf(nodes, line * ACCEL_LEAVES_PER_ENTRY + w);
 }
 
 static __always_inline int fib_route(__u32 leaf, struct accel_route *rt)

@@ -123,7 +123,7 @@ mod tests {
     fn figures(degraded: usize) -> Figures {
         let mut f = Figures::default();
         f.set(
-            Structure::Ipv4Nodes,
+            Structure::Ipv4Trie,
             Usage::new(4, 4).degraded(degraded, degraded.min(2)),
         );
         f.set(Structure::Nexthops, Usage::new(15, 2));
@@ -139,7 +139,7 @@ mod tests {
         assert_eq!(start.len(), 1);
         assert_eq!(
             start[0].to_string(),
-            "capacity: IPv4 trie nodes exhausted (4 of 4 in use): 3 routes in 2 address \
+            "capacity: IPv4 trie lines exhausted (4 of 4 in use): 3 routes in 2 address \
              ranges: those ranges are forwarded through bpf_fib_lookup"
         );
         // Worse, but the same episode.
@@ -148,7 +148,7 @@ mod tests {
         assert!(matches!(
             end[..],
             [Alert::Recovered {
-                structure: Structure::Ipv4Nodes,
+                structure: Structure::Ipv4Trie,
                 ..
             }]
         ));

@@ -10,8 +10,8 @@ use crate::bpf::types::accel_structure as S;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Structure {
-    Ipv4Nodes,
-    Ipv6Nodes,
+    Ipv4Trie,
+    Ipv6Trie,
     Nexthops,
     NhGroups,
     Neigh4,
@@ -24,8 +24,8 @@ pub enum Structure {
 
 impl Structure {
     pub const ALL: [Structure; S::ACCEL_CAP_MAX.0 as usize] = [
-        Structure::Ipv4Nodes,
-        Structure::Ipv6Nodes,
+        Structure::Ipv4Trie,
+        Structure::Ipv6Trie,
         Structure::Nexthops,
         Structure::NhGroups,
         Structure::Neigh4,
@@ -39,8 +39,8 @@ impl Structure {
     /// Its index in the capacity map.
     pub fn index(self) -> u32 {
         let s = match self {
-            Structure::Ipv4Nodes => S::ACCEL_CAP_IPV4_NODES,
-            Structure::Ipv6Nodes => S::ACCEL_CAP_IPV6_NODES,
+            Structure::Ipv4Trie => S::ACCEL_CAP_IPV4_TRIE,
+            Structure::Ipv6Trie => S::ACCEL_CAP_IPV6_TRIE,
             Structure::Nexthops => S::ACCEL_CAP_NEXTHOPS,
             Structure::NhGroups => S::ACCEL_CAP_NH_GROUPS,
             Structure::Neigh4 => S::ACCEL_CAP_NEIGH4,
@@ -56,8 +56,8 @@ impl Structure {
     /// The name in `accel stats --capacity` and its JSON.
     pub fn name(self) -> &'static str {
         match self {
-            Structure::Ipv4Nodes => "ipv4_nodes",
-            Structure::Ipv6Nodes => "ipv6_nodes",
+            Structure::Ipv4Trie => "ipv4_trie",
+            Structure::Ipv6Trie => "ipv6_trie",
             Structure::Nexthops => "nexthops",
             Structure::NhGroups => "nh_groups",
             Structure::Neigh4 => "neigh4",
@@ -72,8 +72,8 @@ impl Structure {
     /// What it holds, for the alerts.
     pub fn what(self) -> &'static str {
         match self {
-            Structure::Ipv4Nodes => "IPv4 trie nodes",
-            Structure::Ipv6Nodes => "IPv6 trie nodes",
+            Structure::Ipv4Trie => "IPv4 trie lines",
+            Structure::Ipv6Trie => "IPv6 trie lines",
             Structure::Nexthops => "next-hop ids",
             Structure::NhGroups => "multipath/nexthop-object group ids",
             Structure::Neigh4 => "IPv4 neighbour entries",
@@ -89,7 +89,7 @@ impl Structure {
     pub fn effect(self, u: &Usage) -> String {
         let (n, r) = (u.degraded, u.regions);
         match self {
-            Structure::Ipv4Nodes | Structure::Ipv6Nodes => format!(
+            Structure::Ipv4Trie | Structure::Ipv6Trie => format!(
                 "{n} routes in {r} address ranges: those ranges are forwarded through \
                  bpf_fib_lookup"
             ),
@@ -224,13 +224,13 @@ mod tests {
     fn render_names_what_is_degraded() {
         let mut f = Figures::default();
         f.set(Structure::Nexthops, Usage::new(15, 3));
-        f.set(Structure::Ipv4Nodes, Usage::new(4, 4).degraded(12, 3));
+        f.set(Structure::Ipv4Trie, Usage::new(4, 4).degraded(12, 3));
         let text = f.render();
-        assert!(text.contains("ipv4_nodes            4          4         12        3"));
-        assert!(text.contains("ipv4_nodes exhausted: 12 routes in 3 address ranges"));
+        assert!(text.contains("ipv4_trie             4          4         12        3"));
+        assert!(text.contains("ipv4_trie exhausted: 12 routes in 3 address ranges"));
         assert!(!text.contains("nexthops exhausted"));
         assert_eq!(f.degraded(), 12);
         let json = serde_json::to_value(&f).unwrap();
-        assert_eq!(json["ipv4_nodes"]["degraded"], 12);
+        assert_eq!(json["ipv4_trie"]["degraded"], 12);
     }
 }

@@ -28,8 +28,8 @@ fn bounds(l: &Limits, s: Structure) -> Option<(u32, u32)> {
     // Hash maps sized by entry count: far beyond any router's need.
     const HASH: u32 = 1 << 22;
     Some(match s {
-        Structure::Ipv4Nodes => (l.ipv4_nodes, LEAF),
-        Structure::Ipv6Nodes => (l.ipv6_nodes, LEAF),
+        Structure::Ipv4Trie => (l.ipv4_trie, LEAF),
+        Structure::Ipv6Trie => (l.ipv6_trie, LEAF),
         Structure::Nexthops => (l.nexthops, LEAF),
         Structure::NhGroups => (l.nh_groups, LEAF),
         Structure::Neigh4 | Structure::Neigh6 => (l.neighbours, HASH),
@@ -41,8 +41,8 @@ fn bounds(l: &Limits, s: Structure) -> Option<(u32, u32)> {
 
 fn set(l: &mut Limits, s: Structure, v: u32) {
     match s {
-        Structure::Ipv4Nodes => l.ipv4_nodes = v,
-        Structure::Ipv6Nodes => l.ipv6_nodes = v,
+        Structure::Ipv4Trie => l.ipv4_trie = v,
+        Structure::Ipv6Trie => l.ipv6_trie = v,
         Structure::Nexthops => l.nexthops = v,
         Structure::NhGroups => l.nh_groups = v,
         Structure::Neigh4 | Structure::Neigh6 => l.neighbours = v,
@@ -64,13 +64,14 @@ pub fn grown(limits: &Limits, figures: &Figures) -> Option<Limits> {
 }
 
 /// `to` with the route structures raised to what the mirrored routes need
-/// (`ipv4_nodes`, `ipv6_nodes`: counted over every rule), plus an eighth
+/// (`ipv4_trie`, `ipv6_trie`: counted over every rule), plus an eighth
 /// for the table's growth: when a doubling is not enough, one upgrade
 /// instead of one per doubling. Never lowered, never beyond a leaf's id.
-pub fn covering(mut to: Limits, ipv4_nodes: usize, ipv6_nodes: usize) -> Limits {
-    let with_room = |n: usize| (n as u64 + n as u64 / 8).min(1 << 24) as u32;
-    to.ipv4_nodes = to.ipv4_nodes.max(with_room(ipv4_nodes));
-    to.ipv6_nodes = to.ipv6_nodes.max(with_room(ipv6_nodes));
+pub fn covering(mut to: Limits, ipv4_trie: usize, ipv6_trie: usize) -> Limits {
+    // Whole chunks of 16 lines (trie/lines.rs).
+    let with_room = |n: usize| ((n as u64 + n as u64 / 8).next_multiple_of(16)).min(1 << 24) as u32;
+    to.ipv4_trie = to.ipv4_trie.max(with_room(ipv4_trie));
+    to.ipv6_trie = to.ipv6_trie.max(with_room(ipv6_trie));
     to
 }
 
@@ -153,12 +154,12 @@ mod tests {
 
     #[test]
     fn doubles_what_is_short_of_room_and_nothing_else() {
-        let l = Limits::parse("ipv6_nodes=100").unwrap();
-        let g = grown(&l, &short(Structure::Ipv6Nodes, 100)).unwrap();
-        assert_eq!(g.ipv6_nodes, 200);
+        let l = Limits::parse("ipv6_trie=100").unwrap();
+        let g = grown(&l, &short(Structure::Ipv6Trie, 100)).unwrap();
+        assert_eq!(g.ipv6_trie, 200);
         assert_eq!(
             Limits {
-                ipv6_nodes: 100,
+                ipv6_trie: 100,
                 ..g
             },
             l
@@ -170,28 +171,28 @@ mod tests {
         assert_eq!(grown(&l, &Figures::default()), None);
         assert_eq!(grown(&l, &short(Structure::SrcRules4, 1024)), None);
         // At the leaf's limit already.
-        let top = Limits::parse("ipv4_nodes=16777216").unwrap();
-        assert_eq!(grown(&top, &short(Structure::Ipv4Nodes, 1 << 24)), None);
+        let top = Limits::parse("ipv4_trie=16777216").unwrap();
+        assert_eq!(grown(&top, &short(Structure::Ipv4Trie, 1 << 24)), None);
     }
 
     #[test]
     fn covers_what_the_routes_need_when_doubling_falls_short() {
-        let l = Limits::parse("ipv6_nodes=100").unwrap();
-        let doubled = grown(&l, &short(Structure::Ipv6Nodes, 100)).unwrap();
+        let l = Limits::parse("ipv6_trie=100").unwrap();
+        let doubled = grown(&l, &short(Structure::Ipv6Trie, 100)).unwrap();
         // Doubling suffices: unchanged.
         assert_eq!(covering(doubled, 10, 150), doubled);
-        // It does not: what the routes need and an eighth.
+        // It does not: what the routes need and an eighth, in chunks.
         let c = covering(doubled, 10, 800);
-        assert_eq!(c.ipv6_nodes, 900);
-        assert_eq!(c.ipv4_nodes, doubled.ipv4_nodes);
+        assert_eq!(c.ipv6_trie, 912, "in whole chunks of 16 lines");
+        assert_eq!(c.ipv4_trie, doubled.ipv4_trie);
         // Capped at what a leaf can address.
-        assert_eq!(covering(doubled, 1 << 24, 0).ipv4_nodes, 1 << 24);
+        assert_eq!(covering(doubled, 1 << 24, 0).ipv4_trie, 1 << 24);
     }
 
     #[test]
     fn waits_for_a_lasting_shortage_and_backs_off_after_a_failure() {
-        let l = Limits::parse("ipv6_nodes=100").unwrap();
-        let f = short(Structure::Ipv6Nodes, 100);
+        let l = Limits::parse("ipv6_trie=100").unwrap();
+        let f = short(Structure::Ipv6Trie, 100);
         let t0 = Instant::now();
         let s = Duration::from_secs(1);
         let mut g = Growth::new(Some(30 * s));
@@ -201,7 +202,7 @@ mod tests {
         assert_eq!(g.due(&l, &Figures::default(), t0 + 29 * s), None);
         assert_eq!(g.due(&l, &f, t0 + 40 * s), None);
         let to = g.due(&l, &f, t0 + 70 * s).expect("short for 30 s");
-        assert_eq!(to.ipv6_nodes, 200);
+        assert_eq!(to.ipv6_trie, 200);
         g.failed(t0 + 70 * s);
         assert_eq!(g.due(&l, &f, t0 + 71 * s), None);
         assert!(g.due(&l, &f, t0 + 70 * s + RETRY_AFTER).is_some());

@@ -3,7 +3,7 @@
 //! The defaults are accel.h's, sized for full Internet tables. The
 //! environment variable `ACCEL_CAPACITY` overrides them at start, for tests
 //! (tiny tables that fill up with a handful of routes) and for routers that
-//! need more room: `ACCEL_CAPACITY=ipv4_nodes=4,nexthops=16`. The BPF maps
+//! need more room: `ACCEL_CAPACITY=ipv4_trie=64,nexthops=16`. The BPF maps
 //! are sized from these values before the object is loaded, and the
 //! control plane's allocators from the same values, so the two always
 //! agree.
@@ -14,10 +14,11 @@ pub const ENV: &str = "ACCEL_CAPACITY";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// IPv4 trie nodes (one per /16 and per /24 holding longer prefixes).
-    pub ipv4_nodes: u32,
-    /// IPv6 trie nodes.
-    pub ipv6_nodes: u32,
+    /// 64-byte lines of the IPv4 trie's node array (a node of few routes
+    /// takes one, the densest 16; see accel.h).
+    pub ipv4_trie: u32,
+    /// Lines of the IPv6 trie's node array.
+    pub ipv6_trie: u32,
     /// Next-hop ids, id 0 included (never used).
     pub nexthops: u32,
     /// Multipath / nexthop-object group ids, id 0 included (never used).
@@ -35,8 +36,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            ipv4_nodes: T::ACCEL_NODES4.0,
-            ipv6_nodes: T::ACCEL_NODES6.0,
+            ipv4_trie: T::ACCEL_LINES4.0,
+            ipv6_trie: T::ACCEL_LINES6.0,
             nexthops: L::ACCEL_MAX_NEXTHOPS.0,
             nh_groups: L::ACCEL_MAX_GROUPS.0,
             neighbours: L::ACCEL_MAX_NEIGH.0,
@@ -63,10 +64,11 @@ pub enum LimitsError {
 }
 
 const NAMES: &str =
-    "ipv4_nodes, ipv6_nodes, nexthops, nh_groups, neighbours, local_addrs, blackholes, src_rules";
+    "ipv4_trie, ipv6_trie, nexthops, nh_groups, neighbours, local_addrs, blackholes, src_rules";
 
-/// The name older versions gave the IPv4 structure (DIR-24-8 groups).
-const RETIRED_IPV4_GROUPS: &str = "ipv4_groups";
+/// The names older versions gave the route structures: the IPv4
+/// DIR-24-8's groups, then both tries' nodes of 256 leaves.
+const RETIRED: [&str; 3] = ["ipv4_groups", "ipv4_nodes", "ipv6_nodes"];
 
 /// Ids and group/node numbers travel in the 24-bit id field of a leaf.
 const LEAF_IDS: u32 = D::ACCEL_LEAF_ID_MASK.0 + 1;
@@ -88,14 +90,16 @@ impl Limits {
                 .split_once('=')
                 .ok_or_else(|| LimitsError::Syntax(item.to_string()))?;
             let (name, value) = (name.trim(), value.trim());
-            if name == RETIRED_IPV4_GROUPS {
+            if RETIRED.contains(&name) {
                 // Older instances hand it to their successor (a growth or
                 // an upgrade), and operators may have it configured: an
                 // upgrade must not fail on it.
                 log::warn!(
-                    "{ENV}: {name} (the IPv4 DIR-24-8's groups of older versions) is ignored; \
-                     IPv4 routes are sized by ipv4_nodes (default {})",
-                    T::ACCEL_NODES4.0
+                    "{ENV}: {name} (a route structure of older versions) is ignored; \
+                     routes are sized by ipv4_trie and ipv6_trie, in 64-byte lines \
+                     (defaults {} and {})",
+                    T::ACCEL_LINES4.0,
+                    T::ACCEL_LINES6.0
                 );
                 continue;
             }
@@ -119,8 +123,8 @@ impl Limits {
     #[allow(clippy::type_complexity)]
     fn field(&mut self, name: &str) -> Result<(&'static str, &mut u32, u32, u32), LimitsError> {
         Ok(match name {
-            "ipv4_nodes" => ("ipv4_nodes", &mut self.ipv4_nodes, 1, LEAF_IDS),
-            "ipv6_nodes" => ("ipv6_nodes", &mut self.ipv6_nodes, 1, LEAF_IDS),
+            "ipv4_trie" => ("ipv4_trie", &mut self.ipv4_trie, 1, LEAF_IDS),
+            "ipv6_trie" => ("ipv6_trie", &mut self.ipv6_trie, 1, LEAF_IDS),
             "nexthops" => ("nexthops", &mut self.nexthops, 2, LEAF_IDS),
             "nh_groups" => ("nh_groups", &mut self.nh_groups, 2, LEAF_IDS),
             "neighbours" => ("neighbours", &mut self.neighbours, 1, u32::MAX),
@@ -140,9 +144,9 @@ impl std::fmt::Display for Limits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "ipv4_nodes={},ipv6_nodes={},nexthops={},nh_groups={},neighbours={},local_addrs={},blackholes={},src_rules={}",
-            self.ipv4_nodes,
-            self.ipv6_nodes,
+            "ipv4_trie={},ipv6_trie={},nexthops={},nh_groups={},neighbours={},local_addrs={},blackholes={},src_rules={}",
+            self.ipv4_trie,
+            self.ipv6_trie,
             self.nexthops,
             self.nh_groups,
             self.neighbours,
@@ -159,15 +163,16 @@ mod tests {
 
     #[test]
     fn parses_overrides_over_the_defaults() {
-        // The older versions' IPv4 groups are ignored, not an error: a
+        // Older versions' route structures are ignored, not an error: a
         // successor inherits the ACCEL_CAPACITY its predecessor grew to.
-        let old = Limits::parse("ipv4_groups=32768,ipv6_nodes=9").unwrap();
-        assert_eq!(old.ipv4_nodes, Limits::default().ipv4_nodes);
-        assert_eq!(old.ipv6_nodes, 9);
-        let l = Limits::parse("ipv4_nodes=4, nexthops=16,").unwrap();
-        assert_eq!(l.ipv4_nodes, 4);
+        let old =
+            Limits::parse("ipv4_groups=32768,ipv4_nodes=7,ipv6_nodes=8,ipv6_trie=99").unwrap();
+        assert_eq!(old.ipv4_trie, Limits::default().ipv4_trie);
+        assert_eq!(old.ipv6_trie, 99);
+        let l = Limits::parse("ipv4_trie=64, nexthops=16,").unwrap();
+        assert_eq!(l.ipv4_trie, 64);
         assert_eq!(l.nexthops, 16);
-        assert_eq!(l.ipv6_nodes, Limits::default().ipv6_nodes);
+        assert_eq!(l.ipv6_trie, Limits::default().ipv6_trie);
         assert!(Limits::parse("").unwrap().is_default());
         // What Display prints parses back to the same limits.
         assert_eq!(Limits::parse(&l.to_string()).unwrap(), l);
@@ -176,8 +181,8 @@ mod tests {
     #[test]
     fn refuses_what_the_datapath_cannot_hold() {
         assert_eq!(
-            Limits::parse("ipv4_nodes"),
-            Err(LimitsError::Syntax("ipv4_nodes".into()))
+            Limits::parse("ipv4_trie"),
+            Err(LimitsError::Syntax("ipv4_trie".into()))
         );
         assert_eq!(
             Limits::parse("groups=3"),
@@ -185,8 +190,8 @@ mod tests {
         );
         for bad in [
             "nexthops=1",
-            "ipv6_nodes=0",
-            "ipv4_nodes=16777217",
+            "ipv6_trie=0",
+            "ipv4_trie=16777217",
             "neighbours=x",
         ] {
             assert!(

@@ -252,6 +252,7 @@ impl Daemon {
                 for ev in log {
                     resync_due |= self.event(ev)?;
                 }
+                self.flush_routes()?;
             }
             Purpose::Check => {
                 let Dumped { mut view, prefixes } = dumped;

@@ -48,6 +48,10 @@ use jobs::Purpose;
 /// amortise the turn, few enough that timers and requests still get their
 /// turn within a couple of milliseconds.
 const EVENT_BATCH: usize = 1024;
+/// Route events applied in a burst before the datapath gets them: a node
+/// that several change is written once, and the first waits at most the
+/// time the rest take (about 64 x 2 us).
+const FLUSH_EVERY: usize = 64;
 
 /// Housekeeping (sysctls, gateway neighbours) runs this often.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
@@ -132,6 +136,10 @@ struct Daemon {
     trace: Option<RouteTrace>,
     /// Reused for every event (see [`Mirror::apply_into`]).
     outcome: EventOutcome,
+    /// Route events applied to the tries but not yet written to the
+    /// datapath ([`Daemon::flush_routes`]), and those of them traced.
+    unflushed: usize,
+    traced: Vec<(&'static str, crate::model::Prefix)>,
     /// The datapath's clock (see [`crate::datapath::clock`]).
     clock: &'static mut ProgramMut<'static>,
     /// Structures out of room: retries, figures, alerts.
@@ -170,13 +178,15 @@ impl Daemon {
         let mut outcome = std::mem::take(&mut self.outcome);
         outcome.clear();
         self.mirror.apply_into(ev, &mut outcome);
-        let applied = self.maps.apply(&outcome.changes);
+        let applied = self.maps.apply_deferring_routes(&outcome.changes);
         let (resync, reread_rules) = (outcome.resync, outcome.reread_rules);
         let reread_sysctls = outcome.reread_sysctls;
         self.outcome = outcome;
         applied?;
-        if let (Some(t), Some(change)) = (&mut self.trace, traced) {
-            t.record(change);
+        self.traced.extend(traced);
+        self.unflushed += 1;
+        if self.unflushed >= FLUSH_EVERY {
+            self.flush_routes()?;
         }
         if reread_sysctls {
             self.poll_sysctls()?;
@@ -284,8 +294,24 @@ impl Daemon {
             }
             warmed = warmed.saturating_sub(1);
         }
+        self.flush_routes()?;
         self.note_latencies();
         Ok(resync)
+    }
+
+    /// Writes the route events applied since the last flush to the
+    /// datapath: a node of the tries that several of them changed is
+    /// written once (trie/encode.rs).
+    fn flush_routes(&mut self) -> Result<(), DaemonError> {
+        self.maps.flush_routes()?;
+        self.unflushed = 0;
+        if let Some(t) = &mut self.trace {
+            for change in self.traced.drain(..) {
+                t.record(change);
+            }
+        }
+        self.traced.clear();
+        Ok(())
     }
 
     /// Warms the lookups of the next [`crate::fast_hash::WARM_AHEAD`] pending events (see
@@ -380,6 +406,7 @@ impl Daemon {
                     };
                     self.event(ev)?;
                 }
+                self.flush_routes()?;
                 Ok(false)
             }
             Ok(Received::Overrun) => Ok(true),
@@ -716,6 +743,8 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         jobs: jobs::Jobs::default(),
         trace: open_trace()?,
         outcome: EventOutcome::default(),
+        unflushed: 0,
+        traced: Vec::new(),
         clock: &mut skel.progs.accel_clock,
         capacity: capacity::Monitor::default(),
     };
@@ -888,18 +917,18 @@ impl Running {
             None => 0,
         };
         let maps = &self.d.maps;
-        let nodes4 = count(short(Structure::Ipv4Nodes), &|| {
-            maps.nodes_needed(Family::V4)
+        let lines4 = count(short(Structure::Ipv4Trie), &|| {
+            maps.lines_needed(Family::V4)
         });
-        let nodes6 = count(short(Structure::Ipv6Nodes), &|| {
-            maps.nodes_needed(Family::V6)
+        let lines6 = count(short(Structure::Ipv6Trie), &|| {
+            maps.lines_needed(Family::V6)
         });
         debug!(
-            "capacity: the routes need {nodes4} IPv4 and {nodes6} IPv6 trie nodes (0: not \
+            "capacity: the routes need {lines4} IPv4 and {lines6} IPv6 trie lines (0: not \
              counted), counted in {:.0?}",
             started.elapsed()
         );
-        capacity::growth::covering(to, nodes4, nodes6)
+        capacity::growth::covering(to, lines4, lines6)
     }
 
     /// SIGUSR2: pins the links for a successor, gives it this instance's

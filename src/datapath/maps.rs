@@ -141,8 +141,8 @@ impl Maps {
             fib4: None,
             fib6: None,
         }
-        .with_fib(Family::V4, limits.ipv4_nodes as usize)?
-        .with_fib(Family::V6, limits.ipv6_nodes as usize)
+        .with_fib(Family::V4, limits.ipv4_trie as usize)?
+        .with_fib(Family::V6, limits.ipv6_trie as usize)
     }
 
     /// Opens the maps a running `accel run` pinned in `pins`.
@@ -213,10 +213,34 @@ impl Maps {
         ]
     }
 
-    /// Applies mirror changes in order.
+    /// Applies mirror changes in order. A run of route changes reaches the
+    /// tries' datapath copies at once, at its end (each changed node
+    /// written once, see trie/encode.rs), before any other change: one
+    /// that frees what the old routes used (a next hop, a neighbour)
+    /// comes after the routes that used it are gone.
     pub fn apply(&self, changes: &[Change]) -> Result<(), DatapathError> {
+        self.apply_deferring_routes(changes)?;
+        self.flush_routes()
+    }
+
+    /// [`Maps::apply`], leaving the last run of route changes for the
+    /// caller's [`Maps::flush_routes`] (a burst of route events, written
+    /// together).
+    pub fn apply_deferring_routes(&self, changes: &[Change]) -> Result<(), DatapathError> {
         for c in changes {
+            if !matches!(c, Change::PutRoute { .. } | Change::DelRoute(_)) {
+                self.flush_routes()?;
+            }
             self.apply_one(c)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the route changes applied so far to the datapath.
+    pub fn flush_routes(&self) -> Result<(), DatapathError> {
+        if self.fib4.is_some() {
+            self.fib4()?.flush();
+            self.fib6()?.flush();
         }
         Ok(())
     }
@@ -598,8 +622,10 @@ impl Maps {
             if leaf & D::ACCEL_LEAF_EXT.0 == 0 {
                 break;
             }
-            let node = (leaf & D::ACCEL_LEAF_ID_MASK.0) as usize;
-            leaf = self.leaf(nodes, node * trie::NODE_LEAVES + usize::from(*byte))?;
+            // A header word that cannot be read makes the word found out of
+            // range, and the read below fails.
+            let read = |w: usize| self.leaf(nodes, w).unwrap_or(u32::MAX);
+            leaf = self.leaf(nodes, trie::node_word(read, leaf, usize::from(*byte)))?;
         }
         route_of_leaf(leaf)
     }
@@ -610,8 +636,8 @@ impl Maps {
         Some(e.leaf[i % per])
     }
 
-    /// Maps the route trie of `family` (`nodes` nodes) for writing.
-    fn with_fib(mut self, family: Family, nodes: usize) -> Result<Self, DatapathError> {
+    /// Maps the route trie of `family` (`lines` node lines) for writing.
+    fn with_fib(mut self, family: Family, lines: usize) -> Result<Self, DatapathError> {
         let map = |m: &MapHandle, name, leaves| {
             MmapLeaves::map(m, leaves).map_err(|source| DatapathError::Mmap { map: name, source })
         };
@@ -626,8 +652,8 @@ impl Maps {
             ),
         };
         let root = map(maps[0], names[0], trie::ROOT_LEAVES)?;
-        let leaves = map(maps[1], names[1], nodes * trie::NODE_LEAVES)?;
-        let t = Some(RefCell::new(Trie::new(family, root, leaves, nodes)));
+        let leaves = map(maps[1], names[1], lines * trie::LINE_WORDS)?;
+        let t = Some(RefCell::new(Trie::new(family, root, leaves, lines)));
         match family {
             Family::V4 => self.fib4 = t,
             Family::V6 => self.fib6 = t,
@@ -679,26 +705,18 @@ impl Maps {
     pub fn route_usage(&self) -> Result<[(Structure, Usage); 2], DatapathError> {
         let (t4, t6) = (self.fib4()?, self.fib6()?);
         Ok([
-            (
-                Structure::Ipv4Nodes,
-                Usage::new(t4.capacity(), t4.nodes_in_use())
-                    .degraded(t4.degraded_rules(), t4.degraded_regions()),
-            ),
-            (
-                Structure::Ipv6Nodes,
-                Usage::new(t6.capacity(), t6.nodes_in_use())
-                    .degraded(t6.degraded_rules(), t6.degraded_regions()),
-            ),
+            (Structure::Ipv4Trie, t4.usage()),
+            (Structure::Ipv6Trie, t6.usage()),
         ])
     }
 
-    /// The trie nodes all the mirrored routes of `family` need, room or
-    /// not (a pass over every rule: for growing the map, not for every
+    /// The node lines all the mirrored routes of `family` need, room or
+    /// not (a pass over every node: for growing the map, not for every
     /// second's figures).
-    pub fn nodes_needed(&self, family: Family) -> Result<usize, DatapathError> {
+    pub fn lines_needed(&self, family: Family) -> Result<usize, DatapathError> {
         Ok(match family {
-            Family::V4 => self.fib4()?.nodes_needed(),
-            Family::V6 => self.fib6()?.nodes_needed(),
+            Family::V4 => self.fib4()?.lines_needed(),
+            Family::V6 => self.fib6()?.lines_needed(),
         })
     }
 

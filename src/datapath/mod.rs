@@ -99,9 +99,9 @@ pub fn load(limits: &Limits) -> Result<Loaded, DatapathError> {
 
 /// Sets the size of every bounded map before load.
 fn size_maps(m: &mut OpenAccelMaps<'_>, l: &Limits) -> Result<(), libbpf_rs::Error> {
-    let per = trie::NODE_LEAVES as u32 / crate::bpf::types::accel_leaf::ACCEL_LEAVES_PER_ENTRY.0;
-    m.fib4_nodes.set_max_entries(l.ipv4_nodes * per)?;
-    m.fib6_nodes.set_max_entries(l.ipv6_nodes * per)?;
+    // One entry per 64-byte line of the node arrays.
+    m.fib4_nodes.set_max_entries(l.ipv4_trie)?;
+    m.fib6_nodes.set_max_entries(l.ipv6_trie)?;
     m.nh_index.set_max_entries(l.nexthops)?;
     m.nexthops
         .set_max_entries(nh_versions::slots_for(l.nexthops))?;

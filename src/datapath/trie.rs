@@ -27,6 +27,8 @@
 //! bpf_fib_lookup" for its whole range (see [`degrade`]).
 
 mod degrade;
+mod encode;
+mod lines;
 mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,11 +39,16 @@ use crate::bpf::types::{accel_leaf as D, accel_trie as T};
 use crate::model::Family;
 use crate::slots::GraceSlots;
 
+pub use encode::{node_word, LINE_WORDS};
+
 pub const ROOT_LEAVES: usize = T::ACCEL_ROOT_LEAVES.0 as usize;
 pub const NODE_LEAVES: usize = T::ACCEL_NODE_LEAVES.0 as usize;
-/// The default number of nodes of each family's trie.
-pub const NODES4: usize = T::ACCEL_NODES4.0 as usize;
-pub const NODES6: usize = T::ACCEL_NODES6.0 as usize;
+/// The default number of node lines of each family's trie.
+pub const LINES4: usize = T::ACCEL_LINES4.0 as usize;
+pub const LINES6: usize = T::ACCEL_LINES6.0 as usize;
+/// The most nodes a trie holds in its own memory: far beyond any table
+/// (the datapath's lines run out long before), within a leaf's id.
+const MAX_NODES: usize = 1 << 22;
 const ROOT_BITS: u8 = 16;
 const STRIDE: u8 = 8;
 
@@ -83,6 +90,15 @@ pub fn mask(addr: u128, len: u8) -> u128 {
     } else {
         addr & (u128::MAX << (128 - len))
     }
+}
+
+/// `v` lengthened to `len` zeros: a fresh zeroed allocation (pages the
+/// kernel hands out as they are first touched) with the old part copied,
+/// where `resize` would write every new element.
+fn grow_zeroed<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
+    let mut new = vec![T::default(); len];
+    new[..v.len()].copy_from_slice(v);
+    *v = new;
 }
 
 /// The last bit (exclusive) that level `k` indexes.
@@ -145,8 +161,12 @@ impl std::ops::Deref for Path {
 
 pub struct Trie<S: LeafStore> {
     family: Family,
-    root: S,
-    nodes: S,
+    /// The trie's leaves: the root and nodes of 256, node pointers by the
+    /// node's number here. The datapath's copy (`out`) stores the nodes
+    /// in compact form (see [`encode`]).
+    root: Vec<u32>,
+    nodes: Vec<u32>,
+    out: encode::Out<S>,
     /// Prefix length + 1 of the rule that set each leaf; 0: none.
     depth_root: Vec<u8>,
     depth_nodes: Vec<u8>,
@@ -174,26 +194,37 @@ pub struct Trie<S: LeafStore> {
 }
 
 impl<S: LeafStore> Trie<S> {
-    /// Both stores must start zeroed (no routes); `nodes` holds
-    /// `max_nodes * NODE_LEAVES` leaves.
-    pub fn new(family: Family, root: S, nodes: S, max_nodes: usize) -> Self {
+    /// The datapath's stores must start zeroed (no routes): `root` holds
+    /// ROOT_LEAVES leaves, `lines` `max_lines` lines of LINE_WORDS words.
+    pub fn new(family: Family, root: S, lines: S, max_lines: usize) -> Self {
         Trie {
             family,
-            root,
-            nodes,
+            root: vec![0; ROOT_LEAVES],
+            nodes: Vec::new(),
+            out: encode::Out::new(root, lines, max_lines),
             depth_root: vec![0; ROOT_LEAVES],
-            depth_nodes: vec![0; max_nodes * NODE_LEAVES],
-            keepers: vec![0; max_nodes],
-            node_own: vec![0; max_nodes],
+            depth_nodes: Vec::new(),
+            keepers: Vec::new(),
+            node_own: Vec::new(),
             rules: rules::Rules::new(family),
             per_len: [0; 129],
             present: (family == Family::V4).then(PrefixBits::default),
-            max_nodes,
-            node_slots: GraceSlots::new(0, max_nodes),
+            max_nodes: MAX_NODES,
+            node_slots: GraceSlots::new(0, MAX_NODES),
             degraded: BTreeMap::new(),
         }
     }
 
+    /// At most `max_nodes` nodes: where they run out, ranges are degraded
+    /// (see [`degrade`]); for tests of that path.
+    #[cfg(test)]
+    pub fn with_node_limit(mut self, max_nodes: usize) -> Self {
+        self.max_nodes = max_nodes;
+        self.node_slots = GraceSlots::new(0, max_nodes);
+        self
+    }
+
+    /// The nodes this trie may hold.
     pub fn capacity(&self) -> usize {
         self.max_nodes
     }
@@ -234,8 +265,8 @@ impl<S: LeafStore> Trie<S> {
 
     fn get(&self, s: Slot) -> u32 {
         match s {
-            Slot::Root(i) => self.root.get(i),
-            Slot::Node(i) => self.nodes.get(i),
+            Slot::Root(i) => self.root[i],
+            Slot::Node(i) => self.nodes[i],
         }
     }
 
@@ -247,17 +278,26 @@ impl<S: LeafStore> Trie<S> {
     }
 
     fn set(&mut self, s: Slot, leaf: u32, depth: u8) {
+        if is_node(leaf) {
+            self.out.set_parent(node_of(leaf), s);
+        }
         match s {
             Slot::Root(i) => {
                 self.depth_root[i] = depth;
-                self.root.set(i, leaf);
+                self.root[i] = leaf;
+                self.out.dirty_root.push(i);
             }
             Slot::Node(i) => {
                 let n = i / NODE_LEAVES;
                 let own = self.node_own[n];
-                let was = keeps(self.nodes.get(i), self.depth_nodes[i], own);
+                let old = self.nodes[i];
+                let was = keeps(old, self.depth_nodes[i], own);
                 self.depth_nodes[i] = depth;
-                self.nodes.set(i, leaf);
+                self.nodes[i] = leaf;
+                let j = i % NODE_LEAVES;
+                let prev = (j > 0).then(|| self.nodes[i - 1]);
+                let next = (j + 1 < NODE_LEAVES).then(|| self.nodes[i + 1]);
+                self.out.changed(n, j, old, leaf, prev, next);
                 let is = keeps(leaf, depth, own);
                 if was != is {
                     if is {
@@ -275,23 +315,20 @@ impl<S: LeafStore> Trie<S> {
     fn fill_node(&mut self, n: usize, k: u8, leaf: u32, depth: u8) {
         let own = level_start(k) + 1;
         let base = n * NODE_LEAVES;
-        for j in base..base + NODE_LEAVES {
-            self.nodes.set(j, leaf);
-            self.depth_nodes[j] = depth;
-        }
+        self.nodes[base..base + NODE_LEAVES].fill(leaf);
+        self.depth_nodes[base..base + NODE_LEAVES].fill(depth);
         self.node_own[n] = own;
         self.keepers[n] = if keeps(leaf, depth, own) {
             NODE_LEAVES as u16
         } else {
             0
         };
-        self.nodes.publish();
-        self.root.publish();
+        self.out.filled(n);
     }
 
     /// Adds or replaces the rule for `addr/len` (host byte order). Without
     /// the nodes down to its level, the leaf where they run out is
-    /// degraded.
+    /// degraded. The datapath sees it at the next [`Trie::flush`].
     pub fn insert(&mut self, addr: u128, len: u8, leaf: u32) {
         assert!(len <= self.family.max_len(), "prefix length {len}");
         let addr = mask(addr, len);
@@ -351,6 +388,8 @@ impl<S: LeafStore> Trie<S> {
         self.rules.warm(mask(addr, len), len);
     }
 
+    /// Removes the rule for `addr/len`; the datapath sees it at the next
+    /// [`Trie::flush`].
     pub fn remove(&mut self, addr: u128, len: u8) {
         if len > self.family.max_len() {
             return;
@@ -377,10 +416,10 @@ impl<S: LeafStore> Trie<S> {
 
     /// What the datapath finds for `addr`: the route leaf, or 0.
     pub fn lookup(&self, addr: u128) -> u32 {
-        let mut leaf = self.root.get(index(addr, 0));
+        let mut leaf = self.root[index(addr, 0)];
         let mut k = 1;
         while is_node(leaf) {
-            leaf = self.nodes.get(node_of(leaf) * NODE_LEAVES + index(addr, k));
+            leaf = self.nodes[node_of(leaf) * NODE_LEAVES + index(addr, k)];
             k += 1;
         }
         leaf
@@ -486,7 +525,7 @@ impl<S: LeafStore> Trie<S> {
             debug_assert_eq!(
                 usize::from(self.keepers[n]),
                 (base..base + NODE_LEAVES)
-                    .filter(|&j| keeps(self.nodes.get(j), self.depth_nodes[j], self.node_own[n]))
+                    .filter(|&j| keeps(self.nodes[j], self.depth_nodes[j], self.node_own[n]))
                     .count(),
                 "node {n}'s count of the leaves that keep it"
             );
@@ -494,14 +533,26 @@ impl<S: LeafStore> Trie<S> {
                 return;
             }
             // Only shorter rules remain: all its leaves are the same.
-            let (leaf, depth) = (self.nodes.get(base), self.depth_nodes[base]);
+            let (leaf, depth) = (self.nodes[base], self.depth_nodes[base]);
             self.set(parent, leaf, depth);
             self.node_slots.release(n);
+            self.out.drop_node(n);
         }
     }
 
     fn take_node(&mut self) -> Option<usize> {
-        self.node_slots.take()
+        let n = self.node_slots.take()?;
+        if n >= self.node_own.len() {
+            // Room for twice as many, in zeroed memory that is touched
+            // only as nodes are taken.
+            let nodes = (2 * n).max(64);
+            grow_zeroed(&mut self.nodes, nodes * NODE_LEAVES);
+            grow_zeroed(&mut self.depth_nodes, nodes * NODE_LEAVES);
+            grow_zeroed(&mut self.keepers, nodes);
+            grow_zeroed(&mut self.node_own, nodes);
+            self.out.grow(nodes);
+        }
+        Some(n)
     }
 }
 
@@ -514,13 +565,45 @@ mod tests {
     use std::collections::HashMap;
     use std::rc::Rc;
 
+    /// Lines enough for any test's nodes, reused at once.
+    const TEST_LINES: usize = 1 << 16;
+
+    /// A trie of at most `nodes` nodes, with the datapath's copy in
+    /// vectors; no reader runs beside it, so freed lines are reused at once.
     pub(super) fn table(nodes: usize) -> Trie<Vec<u32>> {
-        Trie::new(
-            Family::V6,
+        family_table(Family::V6, nodes)
+    }
+
+    pub(super) fn family_table(family: Family, nodes: usize) -> Trie<Vec<u32>> {
+        let mut t = Trie::new(
+            family,
             vec![0; ROOT_LEAVES],
-            vec![0; nodes * NODE_LEAVES],
-            nodes,
+            vec![0; TEST_LINES * LINE_WORDS],
+            TEST_LINES,
         )
+        .with_node_limit(nodes);
+        t.out.pool = t.out.pool.clone().without_grace();
+        t
+    }
+
+    /// What fib.h finds for `addr` in the datapath's copy of `t`.
+    pub(super) fn datapath_lookup(root: &[u32], lines: &[u32], addr: u128) -> u32 {
+        let mut leaf = root[index(addr, 0)];
+        let mut k = 1;
+        while is_node(leaf) {
+            leaf = lines[node_word(|w| lines[w], leaf, index(addr, k))];
+            k += 1;
+        }
+        leaf
+    }
+
+    /// The datapath answers `addr` as the trie does.
+    pub(super) fn check_datapath(t: &Trie<Vec<u32>>, addr: u128) {
+        assert_eq!(
+            datapath_lookup(&t.out.root, &t.out.lines, addr),
+            t.lookup(addr),
+            "datapath's copy at {addr:#x}"
+        );
     }
 
     pub(super) fn a(s: &str) -> u128 {
@@ -547,6 +630,7 @@ mod tests {
                 rules.remove(&key);
             }
         }
+        t.flush();
     }
 
     /// Longest-prefix match by brute force over the rules.
@@ -711,6 +795,7 @@ mod tests {
                 for _ in 0..200 {
                     let probe = rnd.addr(&bases);
                     assert_eq!(t.lookup(probe), reference(&rules, probe), "{probe:#x}");
+                    check_datapath(&t, probe);
                 }
             }
             if step % 500 == 0 {
@@ -719,6 +804,7 @@ mod tests {
                     let last = p | !mask(u128::MAX, l);
                     for probe in [p, last, p.wrapping_sub(1), last.wrapping_add(1)] {
                         assert_eq!(t.lookup(probe), reference(&rules, probe), "{probe:#x}");
+                        check_datapath(&t, probe);
                     }
                 }
             }
@@ -727,18 +813,16 @@ mod tests {
         for (p, l) in keys {
             t.remove(p, l);
         }
+        t.flush();
         assert_eq!(t.nodes_in_use(), 0);
+        assert_eq!(t.lines_in_use(), 0);
         assert!(t.root.iter().all(|l| *l == 0));
+        assert!(t.out.root.iter().all(|l| *l == 0));
         assert!(t.per_len.iter().all(|n| *n == 0));
     }
 
     fn table4(nodes: usize) -> Trie<Vec<u32>> {
-        Trie::new(
-            Family::V4,
-            vec![0; ROOT_LEAVES],
-            vec![0; nodes * NODE_LEAVES],
-            nodes,
-        )
+        family_table(Family::V4, nodes)
     }
 
     fn a4(s: &str) -> u128 {
@@ -805,6 +889,7 @@ mod tests {
                 for _ in 0..20 {
                     let probe = addr(&mut rng);
                     let got = t.lookup(probe);
+                    check_datapath(&t, probe);
                     let degraded = t.degraded.keys().any(|(p, l)| mask(probe, *l) == *p);
                     if degraded {
                         assert_eq!(got, fib_leaf(), "{probe:#x}");
@@ -818,6 +903,7 @@ mod tests {
             for (p, l) in keys {
                 t.remove(p, l);
             }
+            t.flush();
             assert_eq!(t.nodes_in_use(), 0);
             assert_eq!(t.degraded_regions(), 0);
             assert!(t.root.iter().all(|l| *l == 0));
@@ -843,17 +929,8 @@ mod tests {
         }
     }
 
-    fn datapath_lookup(root: &[u32], nodes: &[u32], addr: u128) -> u32 {
-        let mut leaf = root[index(addr, 0)];
-        let mut k = 1;
-        while is_node(leaf) {
-            leaf = nodes[node_of(leaf) * NODE_LEAVES + index(addr, k)];
-            k += 1;
-        }
-        leaf
-    }
-
-    /// A trie of `nodes` nodes whose leaf writes are logged.
+    /// A trie of at most `nodes` nodes whose datapath writes are logged;
+    /// freed lines wait out the grace period, as in production.
     pub(super) fn logged(nodes: usize) -> Trie<Logged> {
         let log = Rc::new(RefCell::new(Vec::new()));
         let mk = |which, n| Logged {
@@ -861,12 +938,14 @@ mod tests {
             v: vec![0; n],
             log: log.clone(),
         };
+        let lines = 1 << 14;
         Trie::new(
             Family::V6,
             mk(0, ROOT_LEAVES),
-            mk(1, nodes * NODE_LEAVES),
-            nodes,
+            mk(1, lines * LINE_WORDS),
+            lines,
         )
+        .with_node_limit(nodes)
     }
 
     /// Runs `update`, then replays its leaf writes one at a time on the
@@ -877,10 +956,10 @@ mod tests {
         probes: &[u128],
         update: impl FnOnce(&mut Trie<Logged>),
     ) -> Vec<Vec<u32>> {
-        let (mut root, mut nodes) = (t.root.v.clone(), t.nodes.v.clone());
-        t.root.log.borrow_mut().clear();
+        let (mut root, mut nodes) = (t.out.root.v.clone(), t.out.lines.v.clone());
+        t.out.root.log.borrow_mut().clear();
         update(t);
-        let log = t.root.log.borrow();
+        let log = t.out.root.log.borrow();
         let mut seen = Vec::with_capacity(log.len());
         for &(which, i, leaf) in log.iter() {
             if which == 0 {
@@ -895,7 +974,13 @@ mod tests {
                     .collect(),
             );
         }
-        assert_eq!(root, t.root.v, "the log holds every write");
+        assert_eq!(root, t.out.root.v, "the log holds every write");
+        // Unless lines ran out, the datapath's copy ends where the trie is.
+        if t.out.unplaced.is_empty() {
+            for p in probes {
+                assert_eq!(datapath_lookup(&root, &nodes, *p), t.lookup(*p), "{p:#x}");
+            }
+        }
         seen
     }
 
@@ -920,7 +1005,7 @@ mod tests {
             let leaf = (!remove).then(|| route_leaf(0, step + 1));
             let seen = states_seen(&mut t, &probes, |t| update(t, &mut rules, addr, len, leaf));
             let after: Vec<u32> = probes.iter().map(|p| t.lookup(*p)).collect();
-            assert_eq!(t.degraded_regions(), 0, "step {step}: ran out of nodes");
+            assert!(!t.is_degraded(), "step {step}: ran out of nodes or lines");
             for (p, want) in probes.iter().zip(&after) {
                 assert_eq!(*want, reference(&rules, *p));
             }

@@ -53,7 +53,7 @@ fn same_routes_v4(lab: &Lab) {
 
 #[test]
 fn ipv4_range_without_a_node_forwards_with_the_kernels_answer() {
-    let Some(lab) = Lab::with_limits(&limits(|l| l.ipv4_nodes = 2)) else {
+    let Some(lab) = Lab::with_limits(&limits(|l| l.ipv4_trie = 2)) else {
         return;
     };
     same_routes_v4(&lab);
@@ -107,27 +107,27 @@ fn ipv4_range_without_a_node_forwards_with_the_kernels_answer() {
 
 #[test]
 fn ipv6_range_without_a_node_forwards_with_the_kernels_answer() {
-    // 2001:db8:100::/48 takes all four nodes (one per level below the
-    // root); 2001:db8:200::/48 needs a fourth-level node of its own.
-    let Some(lab) = Lab::with_limits(&limits(|l| l.ipv6_nodes = 4)) else {
+    // 2001:db8:100::/48 takes all four lines (a node of one line per level
+    // below the root); 2002:db8:200::/48 needs four nodes of its own.
+    let Some(lab) = Lab::with_limits(&limits(|l| l.ipv6_trie = 4)) else {
         return;
     };
     lab.ip(&[
         "route add 2001:db8:100::/48 via 2001:db8:2::2 dev out0",
-        "route add 2001:db8:200::/48 via 2001:db8:2::3 dev out0",
+        "route add 2002:db8:200::/48 via 2001:db8:2::3 dev out0",
         "neigh add 2001:db8:2::2 lladdr 02:bb:00:00:00:01 dev out0 nud permanent",
         "neigh add 2001:db8:2::3 lladdr 02:bb:00:00:00:02 dev out0 nud permanent",
     ]);
     let o = lab.out;
     let mut c = lab.route("2001:db8:100::/48", &o, Some("2001:db8:2::2"), 1);
-    c.extend(lab.route("2001:db8:200::/48", &o, Some("2001:db8:2::3"), 2));
+    c.extend(lab.route("2002:db8:200::/48", &o, Some("2001:db8:2::3"), 2));
     c.push(lab.neigh(&o, "2001:db8:2::2", MIRROR_MAC));
     c.push(lab.neigh(&o, "2001:db8:2::3", MIRROR_MAC));
     lab.apply(&c);
     let leaf = |a: &str| lab.dp.maps.route_for(a.parse().unwrap()).unwrap();
-    assert_eq!(leaf("2001:db8:200::7").r#type, Rt::ACCEL_RT_FIB.0);
+    assert_eq!(leaf("2002:db8:200::7").r#type, Rt::ACCEL_RT_FIB.0);
     lab.forward(
-        &f6(&lab, "2001:db8:200::7"),
+        &f6(&lab, "2002:db8:200::7"),
         KERNEL_MAC2,
         &o,
         S::ACCEL_STAT_FWD_FIB,
@@ -139,7 +139,7 @@ fn ipv6_range_without_a_node_forwards_with_the_kernels_answer() {
         S::ACCEL_STAT_FWD_MIRROR,
     );
     // The whole degraded range answers as the kernel does: no route here.
-    lab.pass(&f6(&lab, "2001:db8:2ff::1"), S::ACCEL_STAT_PASS_NO_ROUTE);
+    lab.pass(&f6(&lab, "2002:db8:2ff::1"), S::ACCEL_STAT_PASS_NO_ROUTE);
 }
 
 /// 198.51.100.0/24 through 10.0.2.2 on out0, in the kernel.

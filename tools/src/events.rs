@@ -59,19 +59,19 @@ impl Plane {
             hook_flags: 0,
         };
         let ifaces: HashMap<u32, IfaceConf> = [(IFINDEX, conf)].into_iter().collect();
-        let trie = |family, nodes: u32| {
-            let nodes = nodes as usize;
+        let trie = |family, lines: u32| {
+            let lines = lines as usize;
             Trie::new(
                 family,
                 vec![0; trie::ROOT_LEAVES],
-                vec![0; nodes * trie::NODE_LEAVES],
-                nodes,
+                vec![0; lines * trie::LINE_WORDS],
+                lines,
             )
         };
         let mut plane = Plane {
             mirror: Mirror::new(ifaces, false, limits),
-            fib4: trie(Family::V4, limits.ipv4_nodes),
-            fib6: trie(Family::V6, limits.ipv6_nodes),
+            fib4: trie(Family::V4, limits.ipv4_trie),
+            fib6: trie(Family::V6, limits.ipv6_trie),
             out: EventOutcome::default(),
         };
         let changes = plane.mirror.resync(host_state());
@@ -132,6 +132,13 @@ impl Plane {
                 _ => {}
             }
         }
+    }
+
+    /// The tries' datapath copies written, as `accel run` does after every
+    /// 64 route events of a burst and at its end.
+    fn flush(&mut self) {
+        self.fib4.flush();
+        self.fib6.flush();
     }
 }
 
@@ -232,6 +239,10 @@ pub fn parse_table(text: &str) -> Result<Vec<Prefix>, String> {
 /// then their withdrawal (in another), routes through nexthop objects
 /// when `objects`; `warm` events at a time are looked up together first
 /// (see `accel::fast_hash::ShardedMap::warm`), 1 for none.
+/// Route events between two writes of the tries' datapath copies (the
+/// daemon's FLUSH_EVERY).
+const FLUSH_EVERY: usize = 64;
+
 pub fn run(prefixes: &[Prefix], seed: u64, objects: bool, warm: usize) -> (Phase, Phase) {
     let mut plane = Plane::new(&Limits::default());
     let mut rng = fastrand::Rng::with_seed(seed);
@@ -249,14 +260,20 @@ pub fn run(prefixes: &[Prefix], seed: u64, objects: bool, warm: usize) -> (Phase
     let mut timed = |events: Vec<Event>| {
         let n = events.len();
         let t = Instant::now();
+        let mut applied = 0usize;
         for chunk in events.chunks(warm) {
             if warm > 1 {
                 plane.warm(chunk);
             }
             for ev in chunk {
                 plane.apply(ev.clone());
+                applied += 1;
+                if applied % FLUSH_EVERY == 0 {
+                    plane.flush();
+                }
             }
         }
+        plane.flush();
         Phase {
             events: n,
             took: t.elapsed(),

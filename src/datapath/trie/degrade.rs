@@ -33,8 +33,9 @@ impl<S: LeafStore> Trie<S> {
     }
 
     /// Rebuilds degraded ranges, in address order, while nodes are free (a
-    /// released one after its grace period). Returns how many regions got
-    /// a node (some of their sub-ranges may still wait).
+    /// released one after its grace period), and gives the datapath's
+    /// copy of nodes left without lines another try. Returns how many
+    /// ranges came back (some of their sub-ranges may still wait).
     pub fn retry(&mut self) -> usize {
         let regions: Vec<Rule> = self.degraded.keys().copied().collect();
         let mut restored = 0;
@@ -45,7 +46,10 @@ impl<S: LeafStore> Trie<S> {
             }
             restored += 1;
         }
-        restored
+        let unplaced = self.unplaced_tops().len();
+        self.mark_unplaced();
+        self.flush();
+        restored + unplaced.saturating_sub(self.unplaced_tops().len())
     }
 
     /// Leaves `slot`, the leaf of `region` (which has no node), to

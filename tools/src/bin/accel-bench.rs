@@ -449,11 +449,11 @@ fn lookup(a: LookupArgs) -> Result<()> {
 /// Maps the bench program's trie of `family` (the default size).
 fn bench_trie(root: &MapHandle, nodes: &MapHandle, family: Family) -> Result<Trie<MmapLeaves>> {
     let n = match family {
-        Family::V4 => trie::NODES4,
-        Family::V6 => trie::NODES6,
+        Family::V4 => trie::LINES4,
+        Family::V6 => trie::LINES6,
     };
     let root = MmapLeaves::map(root, trie::ROOT_LEAVES).context("mmap the trie's root")?;
-    let leaves = MmapLeaves::map(nodes, n * trie::NODE_LEAVES).context("mmap the trie's nodes")?;
+    let leaves = MmapLeaves::map(nodes, n * trie::LINE_WORDS).context("mmap the trie's nodes")?;
     Ok(Trie::new(family, root, leaves, n))
 }
 
@@ -484,6 +484,7 @@ fn fill_v4(
         lpm.update(bytes_of(&key), &nh.to_ne_bytes(), MapFlags::ANY)
             .with_context(|| format!("LPM trie insert {v4}/{len}"))?;
     }
+    dir.flush();
     let dests: Vec<u32> = (0..DESTS)
         .map(|_| match random_in(rng.choice(prefixes).unwrap(), rng) {
             IpAddr::V4(d) => u32::from(d),
@@ -498,15 +499,16 @@ fn fill_v4(
         bail!("{missing} destinations have no route in the IPv4 trie");
     }
     // Degraded ranges would measure a bpf_fib_lookup marker, not the table.
-    if dir.degraded_regions() > 0 {
-        bail!("the IPv4 trie ran out of nodes");
+    if dir.is_degraded() {
+        bail!("the IPv4 trie ran out of room");
     }
     let bytes: Vec<u8> = dests.iter().flat_map(|d| d.to_be_bytes()).collect();
     fill_array(&handle(&skel.maps.dests4)?, &bytes, 4)?;
     eprintln!(
-        "IPv4: {} prefixes, {} trie nodes, tables and {} destinations filled in {:.1?}",
+        "IPv4: {} prefixes, {} trie nodes in {} lines, tables and {} destinations filled in {:.1?}",
         prefixes.len(),
         dir.nodes_in_use(),
+        dir.lines_in_use(),
         DESTS,
         t.elapsed()
     );
@@ -537,6 +539,7 @@ fn fill_v6(
         lpm.update(bytes_of(&key), &nh.to_ne_bytes(), MapFlags::ANY)
             .with_context(|| format!("LPM trie insert {v6}/{len}"))?;
     }
+    trie.flush();
     let dests: Vec<u128> = (0..DESTS)
         .map(|_| match random_in(rng.choice(prefixes).unwrap(), rng) {
             IpAddr::V6(d) => u128::from(d),
@@ -547,15 +550,16 @@ fn fill_v6(
     if missing > 0 {
         bail!("{missing} destinations have no route in the IPv6 trie");
     }
-    if trie.degraded_regions() > 0 {
-        bail!("the IPv6 trie ran out of nodes");
+    if trie.is_degraded() {
+        bail!("the IPv6 trie ran out of room");
     }
     let bytes: Vec<u8> = dests.iter().flat_map(|d| d.to_be_bytes()).collect();
     fill_array(&handle(&skel.maps.dests6)?, &bytes, 16)?;
     eprintln!(
-        "IPv6: {} prefixes, {} trie nodes, tables and {} destinations filled in {:.1?}",
+        "IPv6: {} prefixes, {} trie nodes in {} lines, tables and {} destinations filled in {:.1?}",
         prefixes.len(),
         trie.nodes_in_use(),
+        trie.lines_in_use(),
         DESTS,
         t.elapsed()
     );

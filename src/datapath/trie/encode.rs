@@ -1,0 +1,618 @@
+//! The datapath's copy of a trie: its nodes stored DIRECT or COMPACT in
+//! the node array's 64-byte lines (accel.h), written after each update.
+//!
+//! The trie itself keeps every node as 256 leaves in memory of its own and
+//! notes which nodes and root leaves an update changed; [`Trie::flush`]
+//! then writes them to the datapath, deepest nodes first:
+//! - a node whose runs start where they did (and which keeps its size)
+//!   gets its changed words written in place, each one leaf that answers
+//!   old or new;
+//! - any other node is written whole to a new block, then linked: its
+//!   parent's word (a single-leaf run, since no two leaves point to the
+//!   same node) or root leaf is switched to it, and the old block is
+//!   reused after the grace period.
+//!
+//! A node's runs are those of its leaves as the trie holds them, so that
+//! a node pointer is always a run of its own, whatever the pointer's
+//! datapath value. When lines run out, a node that has no block gets none:
+//! the word that would point to it says "ask bpf_fib_lookup" (exact, just
+//! slower), and the node is placed when lines free up ([`Trie::retry`]).
+
+use std::cmp::Reverse;
+use std::collections::BTreeSet;
+
+use super::lines::{Lines, CHUNK};
+use super::{is_node, node_of, Slot, Trie, NODE_LEAVES};
+use crate::bpf::types::{accel_leaf as D, accel_trie as T};
+use crate::datapath::leaves::{fib_leaf, LeafStore};
+
+pub const LINE_WORDS: usize = D::ACCEL_LEAVES_PER_ENTRY.0 as usize;
+const COUNTS: usize = T::ACCEL_COMPACT_COUNTS.0 as usize;
+const ENTRIES: usize = T::ACCEL_COMPACT_ENTRIES.0 as usize;
+const SMALL: usize = T::ACCEL_COMPACT_SMALL.0 as usize;
+const LARGE: usize = T::ACCEL_COMPACT_LARGE.0 as usize;
+const DIRECT: u32 = D::ACCEL_LEAF_DIRECT.0;
+
+/// Where the bits set in a node's leaves start runs.
+type Bitmap = [u64; 4];
+
+/// What the datapath side keeps per node of the trie, in one cache line:
+/// a route event touches one node, and should miss once for it.
+#[derive(Clone, Copy, Default)]
+#[repr(align(64))]
+pub(super) struct Meta {
+    /// Where its runs start (kept as leaves change) and how many there are.
+    bits: Bitmap,
+    runs: u16,
+    /// The datapath's pointer to it (EXT [| DIRECT] | line), 0 while it
+    /// has no block, and the block's lines.
+    at: u32,
+    size: u8,
+    /// The leaf that points to it ([`pack`]).
+    parent: u32,
+    live: bool,
+    /// Changed since the last flush: leaves `lo..=hi`; `reshaped`: its
+    /// runs, too.
+    dirty: bool,
+    reshaped: bool,
+    lo: u8,
+    hi: u8,
+}
+
+/// A leaf position in 32 bits: a root leaf with the top bit set.
+fn pack(s: Slot) -> u32 {
+    match s {
+        Slot::Root(i) => i as u32 | 1 << 31,
+        Slot::Node(i) => i as u32,
+    }
+}
+
+fn unpack(p: u32) -> Slot {
+    if p & 1 << 31 != 0 {
+        Slot::Root((p & !(1 << 31)) as usize)
+    } else {
+        Slot::Node(p as usize)
+    }
+}
+
+/// The datapath side of a trie.
+pub(super) struct Out<S: LeafStore> {
+    /// The datapath's root (ROOT_LEAVES words) and node lines.
+    pub root: S,
+    pub lines: S,
+    pub pool: Lines,
+    meta: Vec<Meta>,
+    /// Nodes and root leaves changed since the last flush.
+    dirty: Vec<usize>,
+    pub dirty_root: Vec<usize>,
+    /// Live nodes without a block (lines ran out).
+    pub unplaced: BTreeSet<usize>,
+}
+
+impl<S: LeafStore> Out<S> {
+    pub fn new(root: S, lines: S, max_lines: usize) -> Self {
+        Out {
+            root,
+            lines,
+            pool: Lines::new(max_lines),
+            meta: Vec::new(),
+            dirty: Vec::new(),
+            dirty_root: Vec::new(),
+            unplaced: BTreeSet::new(),
+        }
+    }
+
+    /// Room for `nodes` nodes' bookkeeping.
+    pub fn grow(&mut self, nodes: usize) {
+        self.meta.resize(nodes, Meta::default());
+    }
+
+    pub fn set_parent(&mut self, n: usize, s: Slot) {
+        self.meta[n].parent = pack(s);
+    }
+
+    fn parent(&self, n: usize) -> Slot {
+        unpack(self.meta[n].parent)
+    }
+
+    /// Notes leaf `j` of node `n` as changed.
+    fn mark(&mut self, n: usize, j: usize) {
+        let m = &mut self.meta[n];
+        if !m.dirty {
+            (m.dirty, m.lo, m.hi) = (true, u8::MAX, 0);
+            self.dirty.push(n);
+        }
+        m.lo = m.lo.min(j as u8);
+        m.hi = m.hi.max(j as u8);
+    }
+
+    /// Node `n` was filled with one leaf: one run, all of it changed.
+    pub fn filled(&mut self, n: usize) {
+        let m = &mut self.meta[n];
+        (m.live, m.bits, m.runs) = (true, [1, 0, 0, 0], 1);
+        self.mark(n, 0);
+        self.mark(n, NODE_LEAVES - 1);
+    }
+
+    /// Leaf `j` of node `n` went from `old` to `new`, between `prev` and
+    /// `next` (none at the node's ends): the runs that start at `j` and
+    /// at `j + 1` may have begun or ended.
+    pub fn changed(
+        &mut self,
+        n: usize,
+        j: usize,
+        old: u32,
+        new: u32,
+        prev: Option<u32>,
+        next: Option<u32>,
+    ) {
+        self.mark(n, j);
+        let m = &mut self.meta[n];
+        let mut flip = |at: usize, was: bool, is: bool| {
+            if was != is {
+                m.reshaped = true;
+                m.bits[at / 64] ^= 1 << (at % 64);
+                if is {
+                    m.runs += 1;
+                } else {
+                    m.runs -= 1;
+                }
+            }
+        };
+        if let Some(p) = prev {
+            flip(j, old != p, new != p);
+        }
+        if let Some(q) = next {
+            flip(j + 1, q != old, q != new);
+        }
+    }
+
+    /// Node `n` left the trie: its block is reused after the grace period.
+    pub fn drop_node(&mut self, n: usize) {
+        self.meta[n].live = false;
+        self.unplaced.remove(&n);
+        self.unlink_block(n);
+    }
+
+    fn unlink_block(&mut self, n: usize) {
+        let m = &mut self.meta[n];
+        if m.at != 0 {
+            let line = (m.at & D::ACCEL_LEAF_ID_MASK.0) as usize;
+            self.pool.release(line, usize::from(m.size));
+            m.at = 0;
+        }
+    }
+
+    /// What the datapath holds for a leaf of the trie.
+    fn translate(&self, leaf: u32) -> u32 {
+        if !is_node(leaf) {
+            return leaf;
+        }
+        match self.meta[node_of(leaf)].at {
+            0 => fib_leaf(),
+            ptr => ptr,
+        }
+    }
+
+    /// A block of at least `size` lines: a larger one when none of that
+    /// size is left.
+    fn take(&mut self, size: usize) -> Option<(usize, usize)> {
+        [1, 4, CHUNK]
+            .into_iter()
+            .filter(|s| *s >= size)
+            .find_map(|s| self.pool.take(s).map(|line| (line, s)))
+    }
+}
+
+/// The lines a node of `runs` runs takes, and whether it is DIRECT.
+pub fn lines_for(runs: usize) -> usize {
+    if runs <= SMALL {
+        1
+    } else if runs <= LARGE {
+        4
+    } else {
+        CHUNK
+    }
+}
+
+/// Whether a node's block at `ptr` (of `had` lines) can take its new
+/// leaves in place: the same form and size, and for a COMPACT one the same
+/// runs (not `reshaped`).
+fn same_shape(ptr: u32, had: usize, size: usize, reshaped: bool) -> bool {
+    if ptr & DIRECT != 0 || size == CHUNK {
+        return ptr & DIRECT != 0 && size == CHUNK;
+    }
+    size == had && !reshaped
+}
+
+/// The runs of a node's leaves, counted afresh (the trie keeps them as
+/// leaves change; debug builds check that).
+fn runs_of(leaves: &[u32]) -> (Bitmap, usize) {
+    let mut bits = [0u64; 4];
+    let mut runs = 0;
+    for (i, leaf) in leaves.iter().enumerate() {
+        if i == 0 || *leaf != leaves[i - 1] {
+            bits[i / 64] |= 1 << (i % 64);
+            runs += 1;
+        }
+    }
+    (bits, runs)
+}
+
+/// The first bit set at or after bit `i`.
+fn next_start(bits: &Bitmap, i: usize) -> Option<usize> {
+    (i / 64..4).find_map(|k| {
+        let b = if k == i / 64 {
+            bits[k] & (u64::MAX << (i % 64))
+        } else {
+            bits[k]
+        };
+        (b != 0).then(|| 64 * k + b.trailing_zeros() as usize)
+    })
+}
+
+/// The bits set in `bits` up to and including bit `i`.
+fn rank(bits: &Bitmap, i: usize) -> usize {
+    let below: u32 = bits[..i / 64].iter().map(|b| b.count_ones()).sum();
+    let upto = bits[i / 64] & (((2u128 << (i % 64)) - 1) as u64);
+    below as usize + upto.count_ones() as usize
+}
+
+/// The word (of the whole node array) that holds leaf `i` of the node
+/// `ptr` points to, reading the node's header through `read` (fib.h's
+/// fib_node_leaf).
+pub fn node_word(read: impl Fn(usize) -> u32, ptr: u32, i: usize) -> usize {
+    let base = (ptr & D::ACCEL_LEAF_ID_MASK.0) as usize * LINE_WORDS;
+    if ptr & DIRECT != 0 {
+        return base + i;
+    }
+    let k = i / 64;
+    let bits = u64::from(read(base + 2 * k)) | (u64::from(read(base + 2 * k + 1)) << 32);
+    let upto = bits & (((2u128 << (i % 64)) - 1) as u64);
+    let before = (read(base + COUNTS) >> (8 * k)) & 0xff;
+    let rank = before as usize + upto.count_ones() as usize;
+    base + ENTRIES - 1 + rank
+}
+
+impl<S: LeafStore> Trie<S> {
+    /// Writes what the updates since the last flush changed to the
+    /// datapath (see the module comment): each changed node once, however
+    /// many updates changed it.
+    pub fn flush(&mut self) {
+        let mut dirty = std::mem::take(&mut self.out.dirty);
+        // Deepest first: a node's children have their blocks before it is
+        // written or linked.
+        if dirty.len() > 1 {
+            dirty.sort_unstable_by_key(|&n| Reverse(self.node_own[n]));
+        }
+        for &n in &dirty {
+            if self.out.meta[n].live {
+                self.place(n);
+            }
+        }
+        for &n in &dirty {
+            (self.out.meta[n].dirty, self.out.meta[n].reshaped) = (false, false);
+        }
+        dirty.clear();
+        self.out.dirty = dirty;
+        let mut roots = std::mem::take(&mut self.out.dirty_root);
+        self.out.root.publish();
+        for &i in &roots {
+            let leaf = self.out.translate(self.root[i]);
+            self.out.root.set(i, leaf);
+        }
+        roots.clear();
+        self.out.dirty_root = roots;
+    }
+
+    /// Marks every node without a block for another try at the next flush.
+    pub(super) fn mark_unplaced(&mut self) {
+        let unplaced: Vec<usize> = self.out.unplaced.iter().copied().collect();
+        for n in unplaced {
+            self.out.mark(n, 0);
+            self.out.mark(n, NODE_LEAVES - 1);
+        }
+    }
+
+    /// Writes node `n` to the datapath: in place, or to a new block that
+    /// is then linked.
+    fn place(&mut self, n: usize) {
+        let m = self.out.meta[n];
+        let (bits, runs) = (m.bits, usize::from(m.runs));
+        debug_assert_eq!(
+            (bits, runs),
+            runs_of(&self.nodes[n * NODE_LEAVES..(n + 1) * NODE_LEAVES]),
+            "node {n}'s runs"
+        );
+        let size = lines_for(runs);
+        let ptr = m.at;
+        if ptr != 0 && same_shape(ptr, usize::from(m.size), size, m.reshaped) {
+            self.write_leaves(n, ptr, &bits, usize::from(m.lo), usize::from(m.hi));
+            return;
+        }
+        let Some((line, got)) = self.out.take(size) else {
+            // Whatever block it had holds a stale copy: unlink it too.
+            self.out.unlink_block(n);
+            self.out.unplaced.insert(n);
+            self.link(n);
+            return;
+        };
+        let new = D::ACCEL_LEAF_EXT.0 | if size == CHUNK { DIRECT } else { 0 } | line as u32;
+        self.write_header(new, &bits);
+        self.write_leaves(n, new, &bits, 0, NODE_LEAVES - 1);
+        // The block is complete before anything points to it.
+        self.out.lines.publish();
+        self.out.unlink_block(n);
+        (self.out.meta[n].at, self.out.meta[n].size) = (new, got as u8);
+        self.out.unplaced.remove(&n);
+        self.link(n);
+    }
+
+    /// A COMPACT block's bitmap and counts (accel.h).
+    fn write_header(&mut self, ptr: u32, bits: &Bitmap) {
+        if ptr & DIRECT != 0 {
+            return;
+        }
+        let base = (ptr & D::ACCEL_LEAF_ID_MASK.0) as usize * LINE_WORDS;
+        let (mut counts, mut before) = (0u32, 0u32);
+        for (k, b) in bits.iter().enumerate() {
+            self.out.lines.set(base + 2 * k, *b as u32);
+            self.out.lines.set(base + 2 * k + 1, (*b >> 32) as u32);
+            counts |= before << (8 * k);
+            before += b.count_ones();
+        }
+        self.out.lines.set(base + COUNTS, counts);
+    }
+
+    /// Writes leaves `lo..=hi` of node `n` to its block at `ptr` (whose
+    /// header is right). Words that do not change are written all the
+    /// same (with the same value): reading them first would cost a cache
+    /// miss where a store costs none.
+    fn write_leaves(&mut self, n: usize, ptr: u32, bits: &Bitmap, lo: usize, hi: usize) {
+        let base = (ptr & D::ACCEL_LEAF_ID_MASK.0) as usize * LINE_WORDS;
+        let first = n * NODE_LEAVES;
+        if ptr & DIRECT != 0 {
+            for i in lo..=hi {
+                let v = self.out.translate(self.nodes[first + i]);
+                self.out.lines.set(base + i, v);
+            }
+            return;
+        }
+        // The run holding `lo`, then each run starting up to `hi`: only
+        // the leaves that start runs are read.
+        let mut entry = rank(bits, lo) - 1;
+        let mut i = lo;
+        loop {
+            let v = self.out.translate(self.nodes[first + i]);
+            self.out.lines.set(base + ENTRIES + entry, v);
+            match next_start(bits, i + 1) {
+                Some(j) if j <= hi => (i, entry) = (j, entry + 1),
+                _ => break,
+            }
+        }
+    }
+
+    /// Points the leaf above node `n` at its block (or at bpf_fib_lookup
+    /// without one), unless that leaf's own node is written later in
+    /// this flush.
+    fn link(&mut self, n: usize) {
+        match self.out.parent(n) {
+            Slot::Root(i) => self.out.dirty_root.push(i),
+            Slot::Node(j) => {
+                let m = j / NODE_LEAVES;
+                let ptr = self.out.meta[m].at;
+                if self.out.meta[m].dirty {
+                    // Written later in this flush, this leaf included.
+                    self.out.mark(m, j % NODE_LEAVES);
+                    return;
+                }
+                if ptr == 0 {
+                    return;
+                }
+                let w = node_word(|w| self.out.lines.get(w), ptr, j % NODE_LEAVES);
+                let v = self.out.translate(self.nodes[j]);
+                self.out.lines.set(w, v);
+            }
+        }
+    }
+
+    /// Lines of the datapath's node array.
+    pub fn lines_capacity(&self) -> usize {
+        self.out.pool.capacity()
+    }
+
+    pub fn lines_in_use(&self) -> usize {
+        self.out.pool.in_use()
+    }
+
+    /// Whether some routes are left to bpf_fib_lookup for lack of room.
+    pub fn is_degraded(&self) -> bool {
+        self.degraded_regions() > 0 || !self.out.unplaced.is_empty()
+    }
+
+    /// How full the node array is, and the routes left to bpf_fib_lookup:
+    /// for lack of nodes ([`super::degrade`]) or of lines.
+    pub fn usage(&self) -> crate::capacity::Usage {
+        let (regions, rules) = self.unplaced();
+        crate::capacity::Usage::new(self.lines_capacity(), self.lines_in_use()).degraded(
+            self.degraded_rules() + rules,
+            self.degraded_regions() + regions,
+        )
+    }
+
+    /// The lines the trie's nodes need, room or not (a pass over every
+    /// node: for growing the map, not for every second's figures).
+    pub fn lines_needed(&self) -> usize {
+        self.out
+            .meta
+            .iter()
+            .filter(|m| m.live)
+            .map(|m| lines_for(usize::from(m.runs)))
+            .sum()
+    }
+
+    /// The nodes left without a block whose parent has one (or is the
+    /// root): the ranges the datapath leaves to bpf_fib_lookup for lack of
+    /// lines.
+    pub(super) fn unplaced_tops(&self) -> Vec<usize> {
+        self.out
+            .unplaced
+            .iter()
+            .copied()
+            .filter(|&n| match self.out.parent(n) {
+                Slot::Root(_) => true,
+                Slot::Node(j) => self.out.meta[j / NODE_LEAVES].at != 0,
+            })
+            .collect()
+    }
+
+    /// The range node `n` covers, as a prefix.
+    fn node_range(&self, n: usize) -> (u128, u8) {
+        let end = self.node_own[n] - 1;
+        let (mut addr, mut len) = (0u128, end);
+        let mut slot = self.out.parent(n);
+        loop {
+            match slot {
+                Slot::Root(i) => return (addr | ((i as u128) << (128 - super::level_end(0))), end),
+                Slot::Node(j) => {
+                    addr |= ((j % NODE_LEAVES) as u128) << (128 - len);
+                    len -= super::STRIDE;
+                    slot = self.out.parent(j / NODE_LEAVES);
+                }
+            }
+        }
+    }
+
+    /// Ranges left to bpf_fib_lookup for lack of lines, and the rules
+    /// inside them (a pass over every rule, only while there are any).
+    pub fn unplaced(&self) -> (usize, usize) {
+        let tops: Vec<(u128, u8)> = self
+            .unplaced_tops()
+            .into_iter()
+            .map(|n| self.node_range(n))
+            .collect();
+        if tops.is_empty() {
+            return (0, 0);
+        }
+        let rules = self
+            .rules
+            .prefixes()
+            .filter(|&(a, l)| {
+                tops.iter()
+                    .any(|&(p, pl)| l > pl && super::mask(a, pl) == p)
+            })
+            .count();
+        (tops.len(), rules)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{datapath_lookup, family_table};
+    use super::*;
+    use crate::datapath::leaves::route_leaf;
+    use crate::model::Family;
+
+    fn a4(s: &str) -> u128 {
+        super::super::v4(u32::from(s.parse::<std::net::Ipv4Addr>().unwrap()))
+    }
+
+    /// Every address of 10.1.0.0/16 at /24 steps, and every address of
+    /// 10.1.7.0/24: the datapath's copy answers as the trie.
+    fn check_all(t: &Trie<Vec<u32>>) {
+        for i in 0..256u32 {
+            for addr in [
+                a4("10.1.0.0") | (u128::from(i) << 104),
+                a4("10.1.7.0") | (u128::from(i) << 96),
+            ] {
+                assert_eq!(
+                    datapath_lookup(&t.out.root, &t.out.lines, addr),
+                    t.lookup(addr),
+                    "{addr:#x}"
+                );
+            }
+        }
+    }
+
+    /// A node takes 1, 4 or 16 lines as its runs grow, and gives them back
+    /// as they shrink, answering exactly in every form.
+    #[test]
+    fn nodes_take_the_form_their_runs_need() {
+        let mut t = family_table(Family::V4, 64);
+        t.insert(a4("10.1.0.0"), 16, route_leaf(0, 1));
+        t.flush();
+        t.insert(a4("10.1.7.0"), 24, route_leaf(0, 2));
+        t.flush();
+        assert_eq!(t.lines_in_use(), 1, "3 runs: one line");
+        check_all(&t);
+        // Every other /24 from 10.1.100.0: two runs each, then back.
+        let sizes = [(2, 1), (8, 4), (26, 4), (40, CHUNK)];
+        let mut added = 0;
+        for (upto, lines) in sizes {
+            for k in added..upto {
+                t.insert(
+                    a4("10.1.100.0") + (u128::from(2 * k as u32) << 104),
+                    24,
+                    route_leaf(0, 10 + k as u32),
+                );
+                t.flush();
+            }
+            added = upto;
+            assert_eq!(t.lines_in_use(), lines, "{upto} /24s");
+            assert_eq!(t.lines_needed(), lines);
+            check_all(&t);
+        }
+        for k in 0..40u32 {
+            t.remove(a4("10.1.100.0") + (u128::from(2 * k) << 104), 24);
+            t.flush();
+            check_all(&t);
+        }
+        assert_eq!(t.lines_in_use(), 1);
+        // A /25 below 10.1.7.0/24 links a node under a COMPACT one.
+        t.insert(a4("10.1.7.128"), 25, route_leaf(0, 3));
+        t.flush();
+        assert_eq!(t.lines_in_use(), 2);
+        check_all(&t);
+        t.insert(a4("10.1.7.128"), 25, route_leaf(0, 4));
+        t.flush();
+        check_all(&t);
+    }
+
+    /// With too few lines, whole nodes go to bpf_fib_lookup (their parent's
+    /// word says so) and the usage says how many routes; once lines free
+    /// up, retry() places them and every answer is exact again.
+    #[test]
+    fn nodes_without_lines_go_to_fib_and_come_back() {
+        let mut t = family_table(Family::V4, 64);
+        t.out.pool = Lines::new(CHUNK).without_grace();
+        // 10.1.0.0/16 with 40 /24s: a DIRECT node, the whole chunk.
+        for k in 0..40u32 {
+            t.insert(
+                a4("10.1.0.0") | (u128::from(2 * k) << 104),
+                24,
+                route_leaf(0, 1 + k),
+            );
+            t.flush();
+        }
+        assert_eq!(t.lines_in_use(), CHUNK);
+        // 10.2.0.0/16 needs a node too: none left.
+        t.insert(a4("10.2.3.0"), 24, route_leaf(0, 99));
+        t.flush();
+        let dp = |t: &Trie<Vec<u32>>, s| datapath_lookup(&t.out.root, &t.out.lines, a4(s));
+        assert_eq!(dp(&t, "10.2.3.1"), fib_leaf());
+        assert_eq!(dp(&t, "10.1.2.1"), route_leaf(0, 2));
+        let u = t.usage();
+        assert_eq!((u.degraded, u.regions), (1, 1));
+        assert!(t.is_degraded());
+        // The /16's node shrinks to 4 lines, room for 10.2.0.0/16's.
+        for k in 10..40u32 {
+            t.remove(a4("10.1.0.0") | (u128::from(2 * k) << 104), 24);
+            t.flush();
+        }
+        t.retry();
+        assert!(!t.is_degraded());
+        assert_eq!(dp(&t, "10.2.3.1"), route_leaf(0, 99));
+        assert_eq!(dp(&t, "10.1.2.1"), route_leaf(0, 2));
+        assert_eq!(t.usage().degraded, 0);
+    }
+}
