@@ -11,20 +11,25 @@
 //!
 //! Addresses are kept left-aligned in a `u128` (an IPv4 address in the top
 //! 32 bits, see [`v4`]), so that one implementation serves both families.
-//! The full IPv4 table (902k prefixes) needs about 25,900 nodes (25 MiB of
-//! leaves, where a DIR-24-8 took 80), the full IPv6 table (160k) about
-//! 38,000. A prefix of length L lives in the level whose bits contain bit
-//! L; shorter prefixes cover their range of leaves there and every node
-//! below. accel keeps the rule set and the depth of every leaf here, and
-//! writes leaves straight into the memory-mapped BPF arrays.
+//! The full IPv4 table (902k prefixes) needs about 25,900 nodes, the full
+//! IPv6 table (160k) about 38,000. A prefix of length L lives in the level
+//! whose bits contain bit L; shorter prefixes cover their range of leaves
+//! there and every node below. accel keeps the rule set, every node's 256
+//! leaves and the depth of every leaf here; the datapath's copy stores
+//! each node in the form its runs of equal leaves need, written through
+//! the memory-mapped BPF arrays at each [`Trie::flush`] (see [`encode`]):
+//! about 9.7 MiB for the full IPv4 table, where 256 leaves a node took
+//! 25 (and a DIR-24-8 80).
 //!
-//! The datapath must never see a half-written state: a node is filled
-//! before its parent leaf points to it, each leaf write replaces one valid
-//! answer by another, and a node that nothing points to any more is reused
-//! only after a grace period.
+//! The datapath must never see a half-written state: a node is complete
+//! before anything points to it, each word written in place replaces one
+//! valid answer by another, and a block that nothing points to any more
+//! is reused only after a grace period.
 //!
-//! When nodes run out, the leaf that needed one is *degraded* to "ask
-//! bpf_fib_lookup" for its whole range (see [`degrade`]).
+//! When the datapath's lines run out, nodes without them are left to
+//! bpf_fib_lookup (see [`encode`]); a trie built with a node limit (tests)
+//! *degrades* the leaf that needed a node to "ask bpf_fib_lookup" for its
+//! whole range (see [`degrade`]).
 
 mod degrade;
 mod encode;

@@ -3,7 +3,8 @@
 //!
 //! The trie itself keeps every node as 256 leaves in memory of its own and
 //! notes which nodes and root leaves an update changed; [`Trie::flush`]
-//! then writes them to the datapath, deepest nodes first:
+//! then gives them lines, shallowest first, and writes them to the
+//! datapath, deepest first:
 //! - a node whose runs start where they did (and which keeps its size)
 //!   gets its changed words written in place, each one leaf that answers
 //!   old or new;
@@ -18,7 +19,6 @@
 //! the word that would point to it says "ask bpf_fib_lookup" (exact, just
 //! slower), and the node is placed when lines free up ([`Trie::retry`]).
 
-use std::cmp::Reverse;
 use std::collections::BTreeSet;
 
 use super::lines::{Lines, CHUNK};
@@ -59,6 +59,16 @@ pub(super) struct Meta {
     hi: u8,
 }
 
+/// What a flush does with a changed node.
+#[derive(Clone, Copy)]
+pub(super) enum Step {
+    InPlace,
+    /// To a new block; the old one (pointer, lines) is given back.
+    Moved((u32, u8)),
+    /// Out of the datapath; likewise.
+    Left((u32, u8)),
+}
+
 /// A leaf position in 32 bits: a root leaf with the top bit set.
 fn pack(s: Slot) -> u32 {
     match s {
@@ -85,6 +95,8 @@ pub(super) struct Out<S: LeafStore> {
     /// Nodes and root leaves changed since the last flush.
     dirty: Vec<usize>,
     pub dirty_root: Vec<usize>,
+    /// The flush's plan, kept for its allocation.
+    steps: Vec<(usize, Step)>,
     /// Live nodes without a block (lines ran out).
     pub unplaced: BTreeSet<usize>,
 }
@@ -98,6 +110,7 @@ impl<S: LeafStore> Out<S> {
             meta: Vec::new(),
             dirty: Vec::new(),
             dirty_root: Vec::new(),
+            steps: Vec::new(),
             unplaced: BTreeSet::new(),
         }
     }
@@ -280,19 +293,28 @@ impl<S: LeafStore> Trie<S> {
     /// many updates changed it.
     pub fn flush(&mut self) {
         let mut dirty = std::mem::take(&mut self.out.dirty);
-        // Deepest first: a node's children have their blocks before it is
-        // written or linked.
+        // Lines go to the shallowest nodes first (in the order they were
+        // changed): when they run out, the nodes left out are the deepest,
+        // not the parents that would make everything below unreachable.
         if dirty.len() > 1 {
-            dirty.sort_unstable_by_key(|&n| Reverse(self.node_own[n]));
+            dirty.sort_by_key(|&n| self.node_own[n]);
         }
+        let mut steps = std::mem::take(&mut self.out.steps);
         for &n in &dirty {
             if self.out.meta[n].live {
-                self.place(n);
+                steps.push((n, self.decide(n)));
             }
+        }
+        // Written deepest first: a node's children have their blocks
+        // before it is written or linked.
+        for &(n, step) in steps.iter().rev() {
+            self.write(n, step);
         }
         for &n in &dirty {
             (self.out.meta[n].dirty, self.out.meta[n].reshaped) = (false, false);
         }
+        steps.clear();
+        self.out.steps = steps;
         dirty.clear();
         self.out.dirty = dirty;
         let mut roots = std::mem::take(&mut self.out.dirty_root);
@@ -314,38 +336,64 @@ impl<S: LeafStore> Trie<S> {
         }
     }
 
-    /// Writes node `n` to the datapath: in place, or to a new block that
-    /// is then linked.
-    fn place(&mut self, n: usize) {
+    /// How node `n` reaches the datapath: in place, in a new block (taken
+    /// now), or not at all (no lines, or its parent has none).
+    fn decide(&mut self, n: usize) -> Step {
         let m = self.out.meta[n];
-        let (bits, runs) = (m.bits, usize::from(m.runs));
         debug_assert_eq!(
-            (bits, runs),
+            (m.bits, usize::from(m.runs)),
             runs_of(&self.nodes[n * NODE_LEAVES..(n + 1) * NODE_LEAVES]),
             "node {n}'s runs"
         );
-        let size = lines_for(runs);
-        let ptr = m.at;
-        if ptr != 0 && same_shape(ptr, usize::from(m.size), size, m.reshaped) {
-            self.write_leaves(n, ptr, &bits, usize::from(m.lo), usize::from(m.hi));
-            return;
-        }
-        let Some((line, got)) = self.out.take(size) else {
-            // Whatever block it had holds a stale copy: unlink it too.
-            self.out.unlink_block(n);
-            self.out.unplaced.insert(n);
-            self.link(n);
-            return;
+        let size = lines_for(usize::from(m.runs));
+        let reachable = match self.out.parent(n) {
+            Slot::Root(_) => true,
+            Slot::Node(j) => self.out.meta[j / NODE_LEAVES].at != 0,
         };
-        let new = D::ACCEL_LEAF_EXT.0 | if size == CHUNK { DIRECT } else { 0 } | line as u32;
-        self.write_header(new, &bits);
-        self.write_leaves(n, new, &bits, 0, NODE_LEAVES - 1);
-        // The block is complete before anything points to it.
-        self.out.lines.publish();
-        self.out.unlink_block(n);
-        (self.out.meta[n].at, self.out.meta[n].size) = (new, got as u8);
-        self.out.unplaced.remove(&n);
+        let old = (m.at, m.size);
+        if reachable && m.at != 0 && same_shape(m.at, usize::from(m.size), size, m.reshaped) {
+            return Step::InPlace;
+        }
+        let taken = if reachable { self.out.take(size) } else { None };
+        let meta = &mut self.out.meta[n];
+        match taken {
+            Some((line, got)) => {
+                let direct = if size == CHUNK { DIRECT } else { 0 };
+                (meta.at, meta.size) = (D::ACCEL_LEAF_EXT.0 | direct | line as u32, got as u8);
+                self.out.unplaced.remove(&n);
+                Step::Moved(old)
+            }
+            None => {
+                meta.at = 0;
+                self.out.unplaced.insert(n);
+                Step::Left(old)
+            }
+        }
+    }
+
+    /// Carries out `step` for node `n`; a block it left is reused after
+    /// the grace period.
+    fn write(&mut self, n: usize, step: Step) {
+        let m = self.out.meta[n];
+        let old = match step {
+            Step::InPlace => {
+                self.write_leaves(n, m.at, &m.bits, usize::from(m.lo), usize::from(m.hi));
+                return;
+            }
+            Step::Moved(old) => {
+                self.write_header(m.at, &m.bits);
+                self.write_leaves(n, m.at, &m.bits, 0, NODE_LEAVES - 1);
+                // The block is complete before anything points to it.
+                self.out.lines.publish();
+                old
+            }
+            Step::Left(old) => old,
+        };
         self.link(n);
+        if old.0 != 0 {
+            let line = (old.0 & D::ACCEL_LEAF_ID_MASK.0) as usize;
+            self.out.pool.release(line, usize::from(old.1));
+        }
     }
 
     /// A COMPACT block's bitmap and counts (accel.h).
@@ -614,5 +662,20 @@ mod tests {
         assert_eq!(dp(&t, "10.2.3.1"), route_leaf(0, 99));
         assert_eq!(dp(&t, "10.1.2.1"), route_leaf(0, 2));
         assert_eq!(t.usage().degraded, 0);
+    }
+
+    /// Lines go to parents before their children: with one line, a /25's
+    /// /16 node gets it and only the /24 below is left to bpf_fib_lookup,
+    /// not the whole /16.
+    #[test]
+    fn parents_get_lines_first() {
+        let mut t = family_table(Family::V4, 64);
+        t.out.pool = Lines::new(1).without_grace();
+        t.insert(a4("10.1.7.0"), 25, route_leaf(0, 1));
+        t.flush();
+        let dp = |t: &Trie<Vec<u32>>, s| datapath_lookup(&t.out.root, &t.out.lines, a4(s));
+        assert_eq!(dp(&t, "10.1.7.1"), fib_leaf());
+        assert_eq!(dp(&t, "10.1.8.1"), 0, "the /16's node is in the datapath");
+        assert_eq!(t.usage().regions, 1);
     }
 }
