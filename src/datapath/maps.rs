@@ -703,7 +703,7 @@ impl Maps {
 
     /// How full the IPv4 and IPv6 tries are.
     pub fn route_usage(&self) -> Result<[(Structure, Usage); 2], DatapathError> {
-        let (t4, t6) = (self.fib4()?, self.fib6()?);
+        let (mut t4, mut t6) = (self.fib4()?, self.fib6()?);
         Ok([
             (Structure::Ipv4Trie, t4.usage()),
             (Structure::Ipv6Trie, t6.usage()),

@@ -97,6 +97,7 @@ pub(super) struct Out<S: LeafStore> {
     pub dirty_root: Vec<usize>,
     /// The flush's plan, kept for its allocation.
     steps: Vec<(usize, Step)>,
+    counted: Option<Counted>,
     /// Live nodes without a block (lines ran out).
     pub unplaced: BTreeSet<usize>,
 }
@@ -111,6 +112,7 @@ impl<S: LeafStore> Out<S> {
             dirty: Vec::new(),
             dirty_root: Vec::new(),
             steps: Vec::new(),
+            counted: None,
             unplaced: BTreeSet::new(),
         }
     }
@@ -327,8 +329,12 @@ impl<S: LeafStore> Trie<S> {
         self.out.dirty_root = roots;
     }
 
-    /// Marks every node without a block for another try at the next flush.
+    /// Marks every node without a block for another try at the next flush
+    /// (none while not a single line is free).
     pub(super) fn mark_unplaced(&mut self) {
+        if self.out.unplaced.is_empty() || self.out.pool.free() == 0 {
+            return;
+        }
         let unplaced: Vec<usize> = self.out.unplaced.iter().copied().collect();
         for n in unplaced {
             self.out.mark(n, 0);
@@ -480,7 +486,7 @@ impl<S: LeafStore> Trie<S> {
 
     /// How full the node array is, and the routes left to bpf_fib_lookup:
     /// for lack of nodes ([`super::degrade`]) or of lines.
-    pub fn usage(&self) -> crate::capacity::Usage {
+    pub fn usage(&mut self) -> crate::capacity::Usage {
         let (regions, rules) = self.unplaced();
         crate::capacity::Usage::new(self.lines_capacity(), self.lines_in_use()).degraded(
             self.degraded_rules() + rules,
@@ -532,26 +538,57 @@ impl<S: LeafStore> Trie<S> {
     }
 
     /// Ranges left to bpf_fib_lookup for lack of lines, and the rules
-    /// inside them (a pass over every rule, only while there are any).
-    pub fn unplaced(&self) -> (usize, usize) {
-        let tops: Vec<(u128, u8)> = self
-            .unplaced_tops()
-            .into_iter()
-            .map(|n| self.node_range(n))
-            .collect();
+    /// inside them. Counting the rules is a pass over every rule (about
+    /// 0.1 s at two million): while there are such ranges it is done at
+    /// most every [`RECOUNT`], and the figure is that of the last count.
+    pub fn unplaced(&mut self) -> (usize, usize) {
+        let tops = self.unplaced_tops();
         if tops.is_empty() {
+            self.out.counted = None;
             return (0, 0);
         }
-        let rules = self
-            .rules
+        let stale = match &self.out.counted {
+            Some(c) => c.at.elapsed() >= RECOUNT,
+            None => true,
+        };
+        if stale {
+            let rules = self.rules_under(&tops);
+            self.out.counted = Some(Counted {
+                rules,
+                at: std::time::Instant::now(),
+            });
+        }
+        (tops.len(), self.out.counted.as_ref().map_or(0, |c| c.rules))
+    }
+
+    /// The rules strictly inside the ranges of nodes `tops`: one pass over
+    /// the rules, a probe per length the ranges have.
+    fn rules_under(&self, tops: &[usize]) -> usize {
+        let mut ranges: std::collections::BTreeMap<u8, std::collections::HashSet<u128>> =
+            std::collections::BTreeMap::new();
+        for &n in tops {
+            let (addr, len) = self.node_range(n);
+            ranges.entry(len).or_default().insert(addr);
+        }
+        self.rules
             .prefixes()
             .filter(|&(a, l)| {
-                tops.iter()
-                    .any(|&(p, pl)| l > pl && super::mask(a, pl) == p)
+                ranges
+                    .range(..l)
+                    .any(|(&len, set)| set.contains(&super::mask(a, len)))
             })
-            .count();
-        (tops.len(), rules)
+            .count()
     }
+}
+
+/// How often the rules under ranges without lines are counted again while
+/// the ranges change.
+const RECOUNT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The last count of [`Trie::unplaced`].
+pub(super) struct Counted {
+    rules: usize,
+    at: std::time::Instant,
 }
 
 #[cfg(test)]

@@ -30,8 +30,10 @@ pub struct Lines {
     /// Per chunk: bit `i` set while it is on `cut[i]`.
     listed: Vec<u8>,
     quarantine: VecDeque<(Instant, u32, u8)>,
-    /// Lines handed out and not given back.
+    /// Lines handed out and not given back, and given back but still in
+    /// their grace period.
     used: usize,
+    waiting: usize,
     capacity: usize,
 }
 
@@ -62,6 +64,7 @@ impl Lines {
             listed: vec![0; chunks],
             quarantine: VecDeque::new(),
             used: 0,
+            waiting: 0,
             capacity: lines,
         };
         if lines % CHUNK != 0 {
@@ -92,6 +95,12 @@ impl Lines {
     /// Lines handed out and not given back.
     pub fn in_use(&self) -> usize {
         self.used
+    }
+
+    /// Lines free to be handed out now (some blocks may not fit them).
+    pub fn free(&mut self) -> usize {
+        self.end_grace();
+        self.capacity - self.used - self.waiting
     }
 
     /// The first line of a free block of `size` (1, 4 or 16) lines, or
@@ -161,6 +170,7 @@ impl Lines {
     /// the grace period.
     pub fn release(&mut self, line: usize, size: usize) {
         self.used -= size;
+        self.waiting += size;
         self.quarantine
             .push_back((Instant::now(), line as u32, size as u8));
     }
@@ -172,6 +182,7 @@ impl Lines {
             }
             self.quarantine.pop_front();
             let (c, at, size) = (line as usize / CHUNK, line as usize % CHUNK, size as usize);
+            self.waiting -= size;
             self.taken[c] &= !block_mask(at, size);
             if self.taken[c] == 0 {
                 self.whole.push(c as u32);
@@ -244,6 +255,7 @@ mod tests {
         let mut l = Lines::new(16);
         let a = l.take(16).unwrap();
         l.release(a, 16);
+        assert_eq!(l.free(), 0);
         assert_eq!(l.take(1), None, "still in its grace period");
         std::thread::sleep(GRACE);
         assert_eq!(l.take(16), Some(a));
@@ -271,6 +283,7 @@ mod tests {
                 }
             }
             assert_eq!(l.in_use(), owner.iter().filter(|o| **o).count());
+            assert_eq!(l.free(), 256 - l.in_use());
         }
     }
 }
