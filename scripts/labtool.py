@@ -34,8 +34,6 @@ Parsing and generating:
   json     a dotted path of a JSON document on stdin ("none" if absent)
   bgp-up   exit 0 when `show bgp summary json` (FRR) has N Established peers
   route-batch  an `ip -batch` file of /25 routes, one in each /24
-  trie4-nodes  IPv4 trie nodes the routes (`ip -4 -j route show table all`
-               on stdin) before an address need
   bird-routes  BIRD static route files for tests/daemons.sh
   withdraw     a stream around a withdrawal and re-announcement
   counters     the non-zero counters of an interface in `accel stats --json`
@@ -672,26 +670,6 @@ def cmd_route_batch(a):
             f.write(f"route {a.verb} {a.net}.{64 + k // 256}.{k % 256}.0/25 via {a.gw}\n")
 
 
-def cmd_trie4_nodes(a):
-    """The nodes accel's IPv4 trie (16-8-8) gives the local and main routes
-    before address a.before, as it inserts them in address order: one per
-    /16 holding a longer route, one per /24 holding a longer route."""
-    before = int(ipaddress.IPv4Address(a.before))
-    s16, s24 = set(), set()
-    for r in json.load(sys.stdin):
-        if r.get("table", "main") not in ("main", "local") or r["dst"] == "default":
-            continue
-        net = ipaddress.IPv4Network(r["dst"] if "/" in r["dst"] else r["dst"] + "/32")
-        addr = int(net.network_address)
-        if addr >= before:
-            continue
-        if net.prefixlen > 16:
-            s16.add(addr >> 16)
-        if net.prefixlen > 24:
-            s24.add(addr >> 8)
-    print(len(s16) + len(s24))
-
-
 def cmd_withdraw(a):
     """A stream around a withdrawal at [td0 (configure), td1 (first route
     gone), td2 (all gone)] and the announcement at [ta0, ta1 (first back),
@@ -938,9 +916,6 @@ def main():
     s.add_argument("gw")
     s.add_argument("--net", type=int, default=100, help="first octet")
     s.set_defaults(fn=cmd_route_batch)
-    s = sub.add_parser("trie4-nodes")
-    s.add_argument("before")
-    s.set_defaults(fn=cmd_trie4_nodes)
     s = sub.add_parser("withdraw")
     s.add_argument("--tag", required=True)
     for n in ("td0", "td2", "ta0", "ta1", "ta2"):

@@ -805,7 +805,7 @@ ip -n "$NS_RTR" -force -batch "$LAB_DIR/m2.del" 2>/dev/null
 # (more than doubling here): one growth. Under 1000 datagrams/s to that destination nothing may be lost
 # and the kernel must forward nothing: bpf_fib_lookup, then the
 # successor's mirror.
-M3_NODES=8
+M3_LINES=8
 # until_exit PID SECONDS: whether PID exits within SECONDS.
 until_exit() {
     local i
@@ -814,7 +814,7 @@ until_exit() {
 }
 grow_online() {
     local k0 k1 sent recv
-    export ACCEL_CAPACITY=ipv6_trie=$M3_NODES
+    export ACCEL_CAPACITY=ipv6_trie=$M3_LINES
     lab_accel_start --grow-after 2
     unset ACCEL_CAPACITY
     if ! lab_accel_wait 30; then
@@ -858,7 +858,7 @@ if check_sw "m3. a structure short of room for --grow-after seconds: accel upgra
     m3_to=$(grep -m1 -o 'upgrading in place to maps sized ACCEL_CAPACITY=.*' <<<"$M3_LOG" | grep -o 'ipv6_trie=[0-9]*' | cut -d= -f2)
     check "m3. the first instance said why it grew: IPv6 trie lines beyond a doubling (what the routes need)" \
         "$(grep -m1 'upgrading in place to maps sized' <<<"$M3_LOG" | cut -c1-200)" \
-        eval "[[ -n '$m3_to' ]] && (( ${m3_to:-0} > 2 * M3_NODES ))"
+        eval "[[ -n '$m3_to' ]] && (( ${m3_to:-0} > 2 * M3_LINES ))"
     check "m3. the first instance exits with status 0 once the successor took over" "exit $M3_RC" test "$M3_RC" -eq 0
     check "m3. 1000 datagrams/s to $LAB_SVC6B throughout: none lost, the kernel forwarded none" \
         "lost $M3_LOST, kernel +$M3_KFWD6" eval "[[ $M3_LOST -eq 0 && $M3_KFWD6 -lt $SMALL ]]"

@@ -52,6 +52,8 @@ const EVENT_BATCH: usize = 1024;
 /// that several change is written once, and the first waits at most the
 /// time the rest take (about 64 x 2 us).
 const FLUSH_EVERY: usize = 64;
+/// ... or once the first of them waited this long (a stall mid-burst).
+const FLUSH_AFTER: Duration = Duration::from_millis(20);
 
 /// Housekeeping (sysctls, gateway neighbours) runs this often.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
@@ -139,6 +141,7 @@ struct Daemon {
     /// Route events applied to the tries but not yet written to the
     /// datapath ([`Daemon::flush_routes`]), and those of them traced.
     unflushed: usize,
+    unflushed_since: Option<Instant>,
     traced: Vec<(&'static str, crate::model::Prefix)>,
     /// The datapath's clock (see [`crate::datapath::clock`]).
     clock: &'static mut ProgramMut<'static>,
@@ -185,7 +188,11 @@ impl Daemon {
         applied?;
         self.traced.extend(traced);
         self.unflushed += 1;
-        if self.unflushed >= FLUSH_EVERY {
+        let since = *self.unflushed_since.get_or_insert_with(Instant::now);
+        // A next-hop id or trie block the mirror let go of waits out its
+        // grace period from then: the routes that used it must not reach
+        // the datapath much later.
+        if self.unflushed >= FLUSH_EVERY || since.elapsed() >= FLUSH_AFTER {
             self.flush_routes()?;
         }
         if reread_sysctls {
@@ -304,7 +311,7 @@ impl Daemon {
     /// written once (trie/encode.rs).
     fn flush_routes(&mut self) -> Result<(), DaemonError> {
         self.maps.flush_routes()?;
-        self.unflushed = 0;
+        (self.unflushed, self.unflushed_since) = (0, None);
         if let Some(t) = &mut self.trace {
             for change in self.traced.drain(..) {
                 t.record(change);
@@ -744,6 +751,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         trace: open_trace()?,
         outcome: EventOutcome::default(),
         unflushed: 0,
+        unflushed_since: None,
         traced: Vec::new(),
         clock: &mut skel.progs.accel_clock,
         capacity: capacity::Monitor::default(),

@@ -30,6 +30,10 @@ use crate::slots::GraceSlots;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
+/// Route changes written to the datapath together at most (a few ms of
+/// work).
+const FLUSH_RUN: usize = 4096;
+
 pub struct Maps {
     pub cfg: MapHandle,
     pub ifaces: MapHandle,
@@ -63,6 +67,8 @@ pub struct Maps {
     fib4: Option<RefCell<Trie<MmapLeaves>>>,
     /// The writable IPv6 trie, likewise.
     fib6: Option<RefCell<Trie<MmapLeaves>>>,
+    /// Route changes applied to the tries since their last flush.
+    unflushed: std::cell::Cell<usize>,
 }
 
 fn handle<M>(name: &'static str, m: &M) -> Result<MapHandle, DatapathError>
@@ -139,6 +145,7 @@ impl Maps {
             config: Cell::new(accel_config::default()),
             books: RefCell::new(Books::new(nh_versions::slots_for(limits.nexthops))),
             fib4: None,
+            unflushed: std::cell::Cell::new(0),
             fib6: None,
         }
         .with_fib(Family::V4, limits.ipv4_trie as usize)?
@@ -179,6 +186,7 @@ impl Maps {
             // A reader: never writes next hops.
             books: RefCell::new(Books::new(0)),
             fib4: None,
+            unflushed: std::cell::Cell::new(0),
             fib6: None,
         })
     }
@@ -228,16 +236,22 @@ impl Maps {
     /// together).
     pub fn apply_deferring_routes(&self, changes: &[Change]) -> Result<(), DatapathError> {
         for c in changes {
-            if !matches!(c, Change::PutRoute { .. } | Change::DelRoute(_)) {
+            let route = matches!(c, Change::PutRoute { .. } | Change::DelRoute(_));
+            // A long run (a resync's) is written in parts, so that no
+            // change waits for thousands of others.
+            if !route || self.unflushed.get() >= FLUSH_RUN {
                 self.flush_routes()?;
             }
             self.apply_one(c)?;
+            self.unflushed
+                .set(self.unflushed.get() + usize::from(route));
         }
         Ok(())
     }
 
     /// Writes the route changes applied so far to the datapath.
     pub fn flush_routes(&self) -> Result<(), DatapathError> {
+        self.unflushed.set(0);
         if self.fib4.is_some() {
             self.fib4()?.flush();
             self.fib6()?.flush();

@@ -97,6 +97,9 @@ pub(super) struct Out<S: LeafStore> {
     pub dirty_root: Vec<usize>,
     /// The flush's plan, kept for its allocation.
     steps: Vec<(usize, Step)>,
+    /// Blocks nothing will point to once the next flush is over (first
+    /// line, lines): their grace period starts then, not before.
+    freed: Vec<(usize, usize)>,
     counted: Option<Counted>,
     /// Live nodes without a block (lines ran out).
     pub unplaced: BTreeSet<usize>,
@@ -112,6 +115,7 @@ impl<S: LeafStore> Out<S> {
             dirty: Vec::new(),
             dirty_root: Vec::new(),
             steps: Vec::new(),
+            freed: Vec::new(),
             counted: None,
             unplaced: BTreeSet::new(),
         }
@@ -190,11 +194,35 @@ impl<S: LeafStore> Out<S> {
     }
 
     fn unlink_block(&mut self, n: usize) {
-        let m = &mut self.meta[n];
-        if m.at != 0 {
-            let line = (m.at & D::ACCEL_LEAF_ID_MASK.0) as usize;
-            self.pool.release(line, usize::from(m.size));
-            m.at = 0;
+        let old = (self.meta[n].at, self.meta[n].size);
+        self.meta[n].at = 0;
+        self.free_later(old);
+    }
+
+    /// Notes the block `old` (a pointer and its lines, or none) for release
+    /// at the end of the flush: until the words above are rewritten, the
+    /// datapath may still reach it.
+    fn free_later(&mut self, old: (u32, u8)) {
+        if old.0 != 0 {
+            let line = (old.0 & D::ACCEL_LEAF_ID_MASK.0) as usize;
+            self.freed.push((line, usize::from(old.1)));
+        }
+    }
+
+    /// Whether the datapath reaches leaf `s`: the root's, or a node's
+    /// whose every ancestor has a block.
+    fn reachable_below(&self, mut s: Slot) -> bool {
+        loop {
+            match s {
+                Slot::Root(_) => return true,
+                Slot::Node(j) => {
+                    let m = j / NODE_LEAVES;
+                    if self.meta[m].at == 0 {
+                        return false;
+                    }
+                    s = self.parent(m);
+                }
+            }
         }
     }
 
@@ -327,6 +355,10 @@ impl<S: LeafStore> Trie<S> {
         }
         roots.clear();
         self.out.dirty_root = roots;
+        // Nothing points to these blocks any more: their grace starts now.
+        for (line, size) in std::mem::take(&mut self.out.freed) {
+            self.out.pool.release(line, size);
+        }
     }
 
     /// Marks every node without a block for another try at the next flush
@@ -352,10 +384,7 @@ impl<S: LeafStore> Trie<S> {
             "node {n}'s runs"
         );
         let size = lines_for(usize::from(m.runs));
-        let reachable = match self.out.parent(n) {
-            Slot::Root(_) => true,
-            Slot::Node(j) => self.out.meta[j / NODE_LEAVES].at != 0,
-        };
+        let reachable = self.out.reachable_below(self.out.parent(n));
         let old = (m.at, m.size);
         if reachable && m.at != 0 && same_shape(m.at, usize::from(m.size), size, m.reshaped) {
             return Step::InPlace;
@@ -396,10 +425,7 @@ impl<S: LeafStore> Trie<S> {
             Step::Left(old) => old,
         };
         self.link(n);
-        if old.0 != 0 {
-            let line = (old.0 & D::ACCEL_LEAF_ID_MASK.0) as usize;
-            self.out.pool.release(line, usize::from(old.1));
-        }
+        self.out.free_later(old);
     }
 
     /// A COMPACT block's bitmap and counts (accel.h).
@@ -484,11 +510,13 @@ impl<S: LeafStore> Trie<S> {
         self.degraded_regions() > 0 || !self.out.unplaced.is_empty()
     }
 
-    /// How full the node array is, and the routes left to bpf_fib_lookup:
-    /// for lack of nodes ([`super::degrade`]) or of lines.
+    /// How full the node array is (lines in their grace period count as
+    /// used: they cannot be had yet), and the routes left to
+    /// bpf_fib_lookup: for lack of nodes ([`super::degrade`]) or of lines.
     pub fn usage(&mut self) -> crate::capacity::Usage {
         let (regions, rules) = self.unplaced();
-        crate::capacity::Usage::new(self.lines_capacity(), self.lines_in_use()).degraded(
+        let used = self.lines_capacity() - self.out.pool.free();
+        crate::capacity::Usage::new(self.lines_capacity(), used).degraded(
             self.degraded_rules() + rules,
             self.degraded_regions() + regions,
         )
@@ -513,10 +541,7 @@ impl<S: LeafStore> Trie<S> {
             .unplaced
             .iter()
             .copied()
-            .filter(|&n| match self.out.parent(n) {
-                Slot::Root(_) => true,
-                Slot::Node(j) => self.out.meta[j / NODE_LEAVES].at != 0,
-            })
+            .filter(|&n| self.out.reachable_below(self.out.parent(n)))
             .collect()
     }
 
@@ -593,10 +618,12 @@ pub(super) struct Counted {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{datapath_lookup, family_table};
+    use super::super::tests::{a, datapath_lookup, family_table, logged, states_seen, Rnd, LENS};
     use super::*;
     use crate::datapath::leaves::route_leaf;
     use crate::model::Family;
+    use crate::slots::GRACE;
+    use std::collections::HashMap;
 
     fn a4(s: &str) -> u128 {
         super::super::v4(u32::from(s.parse::<std::net::Ipv4Addr>().unwrap()))
@@ -714,5 +741,110 @@ mod tests {
         assert_eq!(dp(&t, "10.1.7.1"), fib_leaf());
         assert_eq!(dp(&t, "10.1.8.1"), 0, "the /16's node is in the datapath");
         assert_eq!(t.usage().regions, 1);
+    }
+
+    /// A node folded by a removal keeps its block until the flush has
+    /// pointed its parent elsewhere, however long after the removal the
+    /// flush comes (found in review: the block was given back at the
+    /// removal, handed to another node by the flush after the grace
+    /// period, and written while the old parent still pointed to it).
+    #[test]
+    fn a_folded_node_keeps_its_block_until_unlinked() {
+        let mut t = logged(64);
+        let (r0, r1, r2) = (route_leaf(0, 10), route_leaf(0, 11), route_leaf(0, 12));
+        t.insert(a("2001::"), 16, r0);
+        t.insert(a("2001:db8::"), 31, r1);
+        t.insert(a("2001:db8:1::"), 48, r2);
+        t.flush();
+        let probe = a("2001:db8:1::5");
+        let seen = states_seen(&mut t, &[probe], |t| {
+            t.remove(a("2001:db8:1::"), 48);
+            std::thread::sleep(GRACE + std::time::Duration::from_millis(20));
+            t.flush();
+        });
+        assert_eq!(t.lookup(probe), r1);
+        for state in seen {
+            assert!([r2, r1].contains(&state[0]), "saw {:#x}", state[0]);
+        }
+    }
+
+    /// Bursts of updates per flush, lines scarce and reused at once after
+    /// each flush, a retry every few bursts: after every single write of a
+    /// flush each probe answers as before, as after, or "ask
+    /// bpf_fib_lookup"; after it, exactly or bpf_fib_lookup.
+    #[test]
+    fn bursts_with_scarce_lines_answer_old_new_or_fib() {
+        for (k, lines) in [5usize, 9, 20, 40, 100, 1 << 12].into_iter().enumerate() {
+            let mut t = logged(1 << 12);
+            t.out.pool = Lines::new(lines).without_grace();
+            let mut rules: HashMap<(u128, u8), u32> = HashMap::new();
+            let mut rnd = Rnd(fastrand::Rng::with_seed(0x5ca1e + k as u64));
+            let bases = [a("2001:db8::"), a("2001:db9::"), a("2400::")];
+            for step in 0..150u32 {
+                let mut burst = Vec::new();
+                for _ in 0..1 + rnd.next() % 12 {
+                    let len = LENS[1 + (rnd.next() % (LENS.len() as u64 - 1)) as usize];
+                    let (addr, len) =
+                        match rules.keys().nth(rnd.next() as usize % (rules.len() + 1)) {
+                            Some(&old) if rnd.next() % 3 == 0 => old,
+                            _ => (rnd.addr(&bases), len),
+                        };
+                    let keep = !rules.contains_key(&(super::super::mask(addr, len), len))
+                        || rnd.next() % 2 == 0;
+                    burst.push((addr, len, keep.then(|| route_leaf(0, 1 + step % 7))));
+                }
+                let probes: Vec<u128> = (0..40)
+                    .map(|_| rnd.addr(&bases))
+                    .chain(
+                        burst
+                            .iter()
+                            .flat_map(|u| [super::super::mask(u.0, u.1), u.0]),
+                    )
+                    .collect();
+                let before: Vec<u32> = probes.iter().map(|p| t.lookup(*p)).collect();
+                let seen = states_seen(&mut t, &probes, |t| {
+                    for &(addr, len, leaf) in &burst {
+                        let key = (super::super::mask(addr, len), len);
+                        match leaf {
+                            Some(l) => {
+                                t.insert(addr, len, l);
+                                rules.insert(key, l);
+                            }
+                            None => {
+                                t.remove(addr, len);
+                                rules.remove(&key);
+                            }
+                        }
+                    }
+                    t.flush();
+                    if step % 5 == 0 {
+                        t.retry();
+                    }
+                });
+                let after: Vec<u32> = probes.iter().map(|p| t.lookup(*p)).collect();
+                for state in seen {
+                    for (i, p) in probes.iter().enumerate() {
+                        assert!(
+                            [before[i], after[i], fib_leaf()].contains(&state[i]),
+                            "{lines} lines, step {step}: {p:#x} saw {:#x}, not {:#x} or {:#x}",
+                            state[i],
+                            before[i],
+                            after[i]
+                        );
+                    }
+                }
+                for p in &probes {
+                    let d = datapath_lookup(&t.out.root.v, &t.out.lines.v, *p);
+                    assert!(
+                        [t.lookup(*p), fib_leaf()].contains(&d),
+                        "{lines} lines: {p:#x}"
+                    );
+                }
+                if lines == 1 << 12 {
+                    assert!(!t.is_degraded(), "step {step}");
+                    assert_eq!(t.lines_in_use(), t.lines_needed(), "step {step}");
+                }
+            }
+        }
     }
 }
