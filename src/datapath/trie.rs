@@ -35,6 +35,7 @@ mod degrade;
 mod encode;
 mod lines;
 mod rules;
+mod segmented;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -99,7 +100,8 @@ pub fn mask(addr: u128, len: u8) -> u128 {
 
 /// `v` lengthened to `len` zeros: a fresh zeroed allocation (pages the
 /// kernel hands out as they are first touched) with the old part copied,
-/// where `resize` would write every new element.
+/// where `resize` would write every new element (for the small per-node
+/// arrays; the leaves are [`segmented`]).
 fn grow_zeroed<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
     let mut new = vec![T::default(); len];
     new[..v.len()].copy_from_slice(v);
@@ -170,11 +172,11 @@ pub struct Trie<S: LeafStore> {
     /// node's number here. The datapath's copy (`out`) stores the nodes
     /// in compact form (see [`encode`]).
     root: Vec<u32>,
-    nodes: Vec<u32>,
+    nodes: segmented::Segmented<u32>,
     out: encode::Out<S>,
     /// Prefix length + 1 of the rule that set each leaf; 0: none.
     depth_root: Vec<u8>,
-    depth_nodes: Vec<u8>,
+    depth_nodes: segmented::Segmented<u8>,
     /// Per node: how many of its leaves keep it (a node below, or a rule
     /// of the node's own level or a degraded range: depth above
     /// `node_own`), so that a removal knows in one read whether the node
@@ -205,10 +207,10 @@ impl<S: LeafStore> Trie<S> {
         Trie {
             family,
             root: vec![0; ROOT_LEAVES],
-            nodes: Vec::new(),
+            nodes: segmented::Segmented::new(),
             out: encode::Out::new(root, lines, max_lines),
             depth_root: vec![0; ROOT_LEAVES],
-            depth_nodes: Vec::new(),
+            depth_nodes: segmented::Segmented::new(),
             keepers: Vec::new(),
             node_own: Vec::new(),
             rules: rules::Rules::new(family),
@@ -320,8 +322,10 @@ impl<S: LeafStore> Trie<S> {
     fn fill_node(&mut self, n: usize, k: u8, leaf: u32, depth: u8) {
         let own = level_start(k) + 1;
         let base = n * NODE_LEAVES;
-        self.nodes[base..base + NODE_LEAVES].fill(leaf);
-        self.depth_nodes[base..base + NODE_LEAVES].fill(depth);
+        self.nodes.slice_mut(base..base + NODE_LEAVES).fill(leaf);
+        self.depth_nodes
+            .slice_mut(base..base + NODE_LEAVES)
+            .fill(depth);
         self.node_own[n] = own;
         self.keepers[n] = if keeps(leaf, depth, own) {
             NODE_LEAVES as u16
@@ -548,11 +552,11 @@ impl<S: LeafStore> Trie<S> {
     fn take_node(&mut self) -> Option<usize> {
         let n = self.node_slots.take()?;
         if n >= self.node_own.len() {
-            // Room for twice as many, in zeroed memory that is touched
-            // only as nodes are taken.
+            // Room for twice as many: the leaves in segments that do not
+            // move, the rest (a few bytes a node) copied.
             let nodes = (2 * n).max(64);
-            grow_zeroed(&mut self.nodes, nodes * NODE_LEAVES);
-            grow_zeroed(&mut self.depth_nodes, nodes * NODE_LEAVES);
+            self.nodes.ensure(nodes * NODE_LEAVES);
+            self.depth_nodes.ensure(nodes * NODE_LEAVES);
             grow_zeroed(&mut self.keepers, nodes);
             grow_zeroed(&mut self.node_own, nodes);
             self.out.grow(nodes);

@@ -380,7 +380,7 @@ impl<S: LeafStore> Trie<S> {
         let m = self.out.meta[n];
         debug_assert_eq!(
             (m.bits, usize::from(m.runs)),
-            runs_of(&self.nodes[n * NODE_LEAVES..(n + 1) * NODE_LEAVES]),
+            runs_of(self.nodes.slice(n * NODE_LEAVES..(n + 1) * NODE_LEAVES)),
             "node {n}'s runs"
         );
         let size = lines_for(usize::from(m.runs));
