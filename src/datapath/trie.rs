@@ -193,7 +193,6 @@ pub struct Trie<S: LeafStore> {
     /// probes the rule map once, for the rule that is there (a dozen
     /// lengths are in use below a /24 of the full table).
     present: Option<PrefixBits>,
-    max_nodes: usize,
     node_slots: GraceSlots,
     /// Degraded leaves by their range, with the rules longer than the
     /// range inside it (never none).
@@ -216,7 +215,6 @@ impl<S: LeafStore> Trie<S> {
             rules: rules::Rules::new(family),
             per_len: [0; 129],
             present: (family == Family::V4).then(PrefixBits::default),
-            max_nodes: MAX_NODES,
             node_slots: GraceSlots::new(0, MAX_NODES),
             degraded: BTreeMap::new(),
         }
@@ -226,14 +224,8 @@ impl<S: LeafStore> Trie<S> {
     /// (see [`degrade`]); for tests of that path.
     #[cfg(test)]
     pub fn with_node_limit(mut self, max_nodes: usize) -> Self {
-        self.max_nodes = max_nodes;
         self.node_slots = GraceSlots::new(0, max_nodes);
         self
-    }
-
-    /// The nodes this trie may hold.
-    pub fn capacity(&self) -> usize {
-        self.max_nodes
     }
 
     pub fn len(&self) -> usize {
@@ -242,28 +234,6 @@ impl<S: LeafStore> Trie<S> {
 
     pub fn is_empty(&self) -> bool {
         self.rules.len() == 0
-    }
-
-    /// The nodes all the rules need: one per level-k range (k >= 1) that
-    /// a rule at level k or below falls in, as [`Trie::insert`] links
-    /// them (for growing the map).
-    pub fn nodes_needed(&self) -> usize {
-        let mut nodes: std::collections::HashSet<(u8, u128), foldhash::fast::RandomState> =
-            std::collections::HashSet::with_capacity_and_hasher(
-                self.rules.len(),
-                Default::default(),
-            );
-        for (addr, len) in self.rules.prefixes() {
-            // Deepest first: a node already counted had its ancestors
-            // counted with it, so most rules stop after one probe (a full
-            // pass over every level took 266 ms at 500k rules).
-            for k in (1..=level_of(len)).rev() {
-                if !nodes.insert((k, mask(addr, level_start(k)))) {
-                    break;
-                }
-            }
-        }
-        nodes.len()
     }
 
     pub fn nodes_in_use(&self) -> usize {
@@ -648,33 +618,6 @@ mod tests {
             .rev()
             .find_map(|l| rules.get(&(mask(addr, l), l)).copied())
             .unwrap_or(0)
-    }
-
-    #[test]
-    fn nodes_needed_counts_what_inserts_link_with_room_or_without() {
-        let mut rng = fastrand::Rng::with_seed(6);
-        let prefixes: Vec<(u128, u8)> = (0..400)
-            .map(|_| {
-                // Clustered under a few /32s, lengths up to /64.
-                let base = a("2001:db8::") + (u128::from(rng.u8(..4)) << 96);
-                (base | (u128::from(rng.u32(..)) << 64), rng.u8(17..=64))
-            })
-            .collect();
-        let mut roomy = table(4096);
-        let mut tight = table(8);
-        for &(addr, len) in &prefixes {
-            roomy.insert(addr, len, route_leaf(1, 1));
-            tight.insert(addr, len, route_leaf(1, 1));
-        }
-        let used = roomy.nodes_in_use();
-        assert!(
-            used > 8,
-            "the test needs more nodes than the tight trie has"
-        );
-        assert_eq!(roomy.nodes_needed(), used);
-        // Out of room, the trie still knows what it would need.
-        assert_eq!(tight.nodes_in_use(), 8);
-        assert_eq!(tight.nodes_needed(), used);
     }
 
     #[test]
