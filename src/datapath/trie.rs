@@ -14,8 +14,8 @@
 //! The full IPv4 table (902k prefixes) needs about 25,900 nodes, the full
 //! IPv6 table (160k) about 38,000. A prefix of length L lives in the level
 //! whose bits contain bit L; shorter prefixes cover their range of leaves
-//! there and every node below. accel keeps the rule set, every node's 256
-//! leaves and the depth of every leaf here; the datapath's copy stores
+//! there and every node below. accel keeps the rule set and every node's
+//! leaves with their depths here, as runs ([`runs`]); the datapath's copy stores
 //! each node in the form its runs of equal leaves need, written through
 //! the memory-mapped BPF arrays at each [`Trie::flush`] (see [`encode`]):
 //! about 9.7 MiB for the full IPv4 table, where 256 leaves a node took
@@ -35,7 +35,7 @@ mod degrade;
 mod encode;
 mod lines;
 mod rules;
-mod segmented;
+mod runs;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -98,16 +98,6 @@ pub fn mask(addr: u128, len: u8) -> u128 {
     }
 }
 
-/// `v` lengthened to `len` zeros: a fresh zeroed allocation (pages the
-/// kernel hands out as they are first touched) with the old part copied,
-/// where `resize` would write every new element (for the small per-node
-/// arrays; the leaves are [`segmented`]).
-fn grow_zeroed<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
-    let mut new = vec![T::default(); len];
-    new[..v.len()].copy_from_slice(v);
-    *v = new;
-}
-
 /// The last bit (exclusive) that level `k` indexes.
 fn level_end(k: u8) -> u8 {
     ROOT_BITS + STRIDE * k
@@ -168,22 +158,17 @@ impl std::ops::Deref for Path {
 
 pub struct Trie<S: LeafStore> {
     family: Family,
-    /// The trie's leaves: the root and nodes of 256, node pointers by the
-    /// node's number here. The datapath's copy (`out`) stores the nodes
-    /// in compact form (see [`encode`]).
+    /// The trie's leaves: the root here, the nodes of 256 as runs in
+    /// `out`'s per-node lines, node pointers by the node's number. The
+    /// datapath's copy (`out`) stores the nodes in compact form (see
+    /// [`encode`]).
     root: Vec<u32>,
-    nodes: segmented::Segmented<u32>,
     out: encode::Out<S>,
-    /// Prefix length + 1 of the rule that set each leaf; 0: none.
+    /// For [`runs::Runs::paint`], kept for their allocations.
+    scratch: Vec<runs::Run>,
+    work: Vec<(usize, usize, usize)>,
+    /// Prefix length + 1 of the rule that set each root leaf; 0: none.
     depth_root: Vec<u8>,
-    depth_nodes: segmented::Segmented<u8>,
-    /// Per node: how many of its leaves keep it (a node below, or a rule
-    /// of the node's own level or a degraded range: depth above
-    /// `node_own`), so that a removal knows in one read whether the node
-    /// can fold into its parent instead of scanning its 256 leaves.
-    keepers: Vec<u16>,
-    /// Per node: the depth of its level's shortest rule (level start + 1).
-    node_own: Vec<u8>,
     rules: rules::Rules,
     /// Rules per prefix length: the covering search of a removal probes
     /// the rule map only at lengths that have rules (of the 48 lengths
@@ -206,12 +191,10 @@ impl<S: LeafStore> Trie<S> {
         Trie {
             family,
             root: vec![0; ROOT_LEAVES],
-            nodes: segmented::Segmented::new(),
             out: encode::Out::new(root, lines, max_lines),
+            scratch: Vec::new(),
+            work: Vec::new(),
             depth_root: vec![0; ROOT_LEAVES],
-            depth_nodes: segmented::Segmented::new(),
-            keepers: Vec::new(),
-            node_own: Vec::new(),
             rules: rules::Rules::new(family),
             per_len: [0; 129],
             present: (family == Family::V4).then(PrefixBits::default),
@@ -243,15 +226,25 @@ impl<S: LeafStore> Trie<S> {
     fn get(&self, s: Slot) -> u32 {
         match s {
             Slot::Root(i) => self.root[i],
-            Slot::Node(i) => self.nodes[i],
+            Slot::Node(i) => self.leaves(i / NODE_LEAVES).get(i % NODE_LEAVES).0,
         }
     }
 
     fn depth(&self, s: Slot) -> u8 {
         match s {
             Slot::Root(i) => self.depth_root[i],
-            Slot::Node(i) => self.depth_nodes[i],
+            Slot::Node(i) => self.leaves(i / NODE_LEAVES).get(i % NODE_LEAVES).1,
         }
+    }
+
+    /// Node `n`'s leaves.
+    fn leaves(&self, n: usize) -> &runs::Runs {
+        &self.out.meta[n].leaves
+    }
+
+    /// The depth of node `n`'s level's shortest rule.
+    fn own(&self, n: usize) -> u8 {
+        self.out.meta[n].own
     }
 
     fn set(&mut self, s: Slot, leaf: u32, depth: u8) {
@@ -265,23 +258,11 @@ impl<S: LeafStore> Trie<S> {
                 self.out.dirty_root.push(i);
             }
             Slot::Node(i) => {
-                let n = i / NODE_LEAVES;
-                let own = self.node_own[n];
-                let old = self.nodes[i];
-                let was = keeps(old, self.depth_nodes[i], own);
-                self.depth_nodes[i] = depth;
-                self.nodes[i] = leaf;
-                let j = i % NODE_LEAVES;
-                let prev = (j > 0).then(|| self.nodes[i - 1]);
-                let next = (j + 1 < NODE_LEAVES).then(|| self.nodes[i + 1]);
-                self.out.changed(n, j, old, leaf, prev, next);
-                let is = keeps(leaf, depth, own);
-                if was != is {
-                    if is {
-                        self.keepers[n] += 1;
-                    } else {
-                        self.keepers[n] -= 1;
-                    }
+                let (n, j) = (i / NODE_LEAVES, i % NODE_LEAVES);
+                let all = |_, _| true;
+                let node = &mut self.out.meta[n].leaves;
+                if node.paint(j, j + 1, all, leaf, depth, &mut self.scratch, |_| {}) {
+                    self.out.mark(n, j);
                 }
             }
         }
@@ -290,18 +271,8 @@ impl<S: LeafStore> Trie<S> {
     /// Fills node `n` of level `k` with `leaf` at `depth` everywhere, before
     /// anything points to it.
     fn fill_node(&mut self, n: usize, k: u8, leaf: u32, depth: u8) {
-        let own = level_start(k) + 1;
-        let base = n * NODE_LEAVES;
-        self.nodes.slice_mut(base..base + NODE_LEAVES).fill(leaf);
-        self.depth_nodes
-            .slice_mut(base..base + NODE_LEAVES)
-            .fill(depth);
-        self.node_own[n] = own;
-        self.keepers[n] = if keeps(leaf, depth, own) {
-            NODE_LEAVES as u16
-        } else {
-            0
-        };
+        self.out.meta[n].leaves.fill(leaf, depth);
+        self.out.meta[n].own = level_start(k) + 1;
         self.out.filled(n);
     }
 
@@ -398,7 +369,7 @@ impl<S: LeafStore> Trie<S> {
         let mut leaf = self.root[index(addr, 0)];
         let mut k = 1;
         while is_node(leaf) {
-            leaf = self.nodes[node_of(leaf) * NODE_LEAVES + index(addr, k)];
+            leaf = self.leaves(node_of(leaf)).get(index(addr, k)).0;
             k += 1;
         }
         leaf
@@ -445,25 +416,46 @@ impl<S: LeafStore> Trie<S> {
         depth: u8,
     ) {
         let count = 1usize << (level_end(level_of(len)) - len.max(level_start(level_of(len))));
-        for i in 0..count {
-            let s = match first {
-                Slot::Root(j) => Slot::Root(j + i),
-                Slot::Node(j) => Slot::Node(j + i),
-            };
-            self.paint_slot(s, take, leaf, depth);
+        match first {
+            Slot::Root(j) => {
+                for i in j..j + count {
+                    let cur = self.root[i];
+                    if is_node(cur) {
+                        self.paint_below(node_of(cur), 0, NODE_LEAVES, take, leaf, depth);
+                    } else if take(self.depth_root[i]) {
+                        self.set(Slot::Root(i), leaf, depth);
+                    }
+                }
+            }
+            Slot::Node(i) => {
+                let (n, j) = (i / NODE_LEAVES, i % NODE_LEAVES);
+                self.paint_below(n, j, j + count, take, leaf, depth);
+            }
         }
     }
 
-    fn paint_slot(&mut self, s: Slot, take: impl Fn(u8) -> bool + Copy, leaf: u32, depth: u8) {
-        let cur = self.get(s);
-        if is_node(cur) {
-            let base = node_of(cur) * NODE_LEAVES;
-            for j in base..base + NODE_LEAVES {
-                self.paint_slot(Slot::Node(j), take, leaf, depth);
+    /// Paints leaves `lo..hi` of node `n` and every node below them.
+    fn paint_below(
+        &mut self,
+        n: usize,
+        lo: usize,
+        hi: usize,
+        take: impl Fn(u8) -> bool + Copy,
+        leaf: u32,
+        depth: u8,
+    ) {
+        let mut work = std::mem::take(&mut self.work);
+        work.push((n, lo, hi));
+        while let Some((n, lo, hi)) = work.pop() {
+            let node = &mut self.out.meta[n].leaves;
+            let routes = |l, d| !is_node(l) && take(d);
+            let below = |c| work.push((node_of(c), 0, NODE_LEAVES));
+            if node.paint(lo, hi, routes, leaf, depth, &mut self.scratch, below) {
+                self.out.mark(n, lo);
+                self.out.mark(n, hi - 1);
             }
-        } else if take(self.depth(s)) {
-            self.set(s, leaf, depth);
         }
+        self.work = work;
     }
 
     /// The node under `slot`, a leaf of level `k` on `addr`'s way down:
@@ -499,20 +491,14 @@ impl<S: LeafStore> Trie<S> {
         for k in (1..path.len()).rev() {
             let parent = path[k - 1];
             let n = node_of(self.get(parent));
-            let base = n * NODE_LEAVES;
-            debug_assert_eq!(self.node_own[n], level_start(k as u8) + 1);
-            debug_assert_eq!(
-                usize::from(self.keepers[n]),
-                (base..base + NODE_LEAVES)
-                    .filter(|&j| keeps(self.nodes[j], self.depth_nodes[j], self.node_own[n]))
-                    .count(),
-                "node {n}'s count of the leaves that keep it"
-            );
-            if self.keepers[n] > 0 {
+            let own = self.own(n);
+            debug_assert_eq!(own, level_start(k as u8) + 1);
+            if self.leaves(n).any(|l, d| keeps(l, d, own)) {
                 return;
             }
             // Only shorter rules remain: all its leaves are the same.
-            let (leaf, depth) = (self.nodes[base], self.depth_nodes[base]);
+            debug_assert_eq!(self.leaves(n).len(), 1, "node {n} folds");
+            let (leaf, depth) = self.leaves(n).get(0);
             self.set(parent, leaf, depth);
             self.node_slots.release(n);
             self.out.drop_node(n);
@@ -521,15 +507,10 @@ impl<S: LeafStore> Trie<S> {
 
     fn take_node(&mut self) -> Option<usize> {
         let n = self.node_slots.take()?;
-        if n >= self.node_own.len() {
-            // Room for twice as many: the leaves in segments that do not
-            // move, the rest (a few bytes a node) copied.
-            let nodes = (2 * n).max(64);
-            self.nodes.ensure(nodes * NODE_LEAVES);
-            self.depth_nodes.ensure(nodes * NODE_LEAVES);
-            grow_zeroed(&mut self.keepers, nodes);
-            grow_zeroed(&mut self.node_own, nodes);
-            self.out.grow(nodes);
+        if n >= self.out.meta.len() {
+            // Room for twice as many: a cache line a node, copied in about
+            // a millisecond at full-table size.
+            self.out.grow((2 * n).max(64));
         }
         Some(n)
     }

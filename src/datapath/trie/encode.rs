@@ -1,13 +1,13 @@
 //! The datapath's copy of a trie: its nodes stored DIRECT or COMPACT in
 //! the node array's 64-byte lines (accel.h), written after each update.
 //!
-//! The trie itself keeps every node as 256 leaves in memory of its own and
-//! notes which nodes and root leaves an update changed; [`Trie::flush`]
-//! then gives them lines, shallowest first, and writes them to the
-//! datapath, deepest first:
-//! - a node whose runs start where they did (and which keeps its size)
-//!   gets its changed words written in place, each one leaf that answers
-//!   old or new;
+//! The trie itself keeps every node's leaves in memory of its own (as
+//! runs, [`super::runs`]) and notes which nodes and root leaves an update
+//! changed; [`Trie::flush`] then gives them lines, shallowest first, and
+//! writes them to the datapath, deepest first:
+//! - a node whose runs start where its block's do (and which keeps its
+//!   size) gets its changed words written in place, each one leaf that
+//!   answers old or new;
 //! - any other node is written whole to a new block, then linked: its
 //!   parent's word (a single-leaf run, since no two leaves point to the
 //!   same node) or root leaf is switched to it, and the old block is
@@ -22,6 +22,7 @@
 use std::collections::BTreeSet;
 
 use super::lines::{Lines, CHUNK};
+use super::runs::Runs;
 use super::{is_node, node_of, Slot, Trie, NODE_LEAVES};
 use crate::bpf::types::{accel_leaf as D, accel_trie as T};
 use crate::datapath::leaves::{fib_leaf, LeafStore};
@@ -36,12 +37,17 @@ const DIRECT: u32 = D::ACCEL_LEAF_DIRECT.0;
 /// Where the bits set in a node's leaves start runs.
 type Bitmap = [u64; 4];
 
-/// What the datapath side keeps per node of the trie, in one cache line:
-/// a route event touches one node, and should miss once for it.
-#[derive(Clone, Copy, Default)]
+/// What the trie keeps per node, in one cache line: a route event touches
+/// one node, and should miss once for it, and once more for its runs.
+#[derive(Clone, Default)]
 #[repr(align(64))]
 pub(super) struct Meta {
-    /// Where its runs start (kept as leaves change) and how many there are.
+    /// Its leaves, as runs.
+    pub leaves: Runs,
+    /// The depth of its level's shortest rule (level start + 1).
+    pub own: u8,
+    /// Where the runs of its block start (COMPACT), and how many runs it
+    /// had at the last flush.
     bits: Bitmap,
     runs: u16,
     /// The datapath's pointer to it (EXT [| DIRECT] | line), 0 while it
@@ -51,10 +57,8 @@ pub(super) struct Meta {
     /// The leaf that points to it ([`pack`]).
     parent: u32,
     live: bool,
-    /// Changed since the last flush: leaves `lo..=hi`; `reshaped`: its
-    /// runs, too.
+    /// Changed since the last flush: leaves `lo..=hi`.
     dirty: bool,
-    reshaped: bool,
     lo: u8,
     hi: u8,
 }
@@ -91,7 +95,7 @@ pub(super) struct Out<S: LeafStore> {
     pub root: S,
     pub lines: S,
     pub pool: Lines,
-    meta: Vec<Meta>,
+    pub meta: Vec<Meta>,
     /// Nodes and root leaves changed since the last flush.
     dirty: Vec<usize>,
     pub dirty_root: Vec<usize>,
@@ -123,7 +127,7 @@ impl<S: LeafStore> Out<S> {
 
     /// Room for `nodes` nodes' bookkeeping.
     pub fn grow(&mut self, nodes: usize) {
-        self.meta.resize(nodes, Meta::default());
+        self.meta.resize_with(nodes, Meta::default);
     }
 
     pub fn set_parent(&mut self, n: usize, s: Slot) {
@@ -135,7 +139,7 @@ impl<S: LeafStore> Out<S> {
     }
 
     /// Notes leaf `j` of node `n` as changed.
-    fn mark(&mut self, n: usize, j: usize) {
+    pub fn mark(&mut self, n: usize, j: usize) {
         let m = &mut self.meta[n];
         if !m.dirty {
             (m.dirty, m.lo, m.hi) = (true, u8::MAX, 0);
@@ -145,50 +149,17 @@ impl<S: LeafStore> Out<S> {
         m.hi = m.hi.max(j as u8);
     }
 
-    /// Node `n` was filled with one leaf: one run, all of it changed.
+    /// Node `n` was filled with one leaf: all of it changed.
     pub fn filled(&mut self, n: usize) {
-        let m = &mut self.meta[n];
-        (m.live, m.bits, m.runs) = (true, [1, 0, 0, 0], 1);
+        self.meta[n].live = true;
         self.mark(n, 0);
         self.mark(n, NODE_LEAVES - 1);
-    }
-
-    /// Leaf `j` of node `n` went from `old` to `new`, between `prev` and
-    /// `next` (none at the node's ends): the runs that start at `j` and
-    /// at `j + 1` may have begun or ended.
-    pub fn changed(
-        &mut self,
-        n: usize,
-        j: usize,
-        old: u32,
-        new: u32,
-        prev: Option<u32>,
-        next: Option<u32>,
-    ) {
-        self.mark(n, j);
-        let m = &mut self.meta[n];
-        let mut flip = |at: usize, was: bool, is: bool| {
-            if was != is {
-                m.reshaped = true;
-                m.bits[at / 64] ^= 1 << (at % 64);
-                if is {
-                    m.runs += 1;
-                } else {
-                    m.runs -= 1;
-                }
-            }
-        };
-        if let Some(p) = prev {
-            flip(j, old != p, new != p);
-        }
-        if let Some(q) = next {
-            flip(j + 1, q != old, q != new);
-        }
     }
 
     /// Node `n` left the trie: its block is reused after the grace period.
     pub fn drop_node(&mut self, n: usize) {
         self.meta[n].live = false;
+        self.meta[n].leaves.release();
         self.unplaced.remove(&n);
         self.unlink_block(n);
     }
@@ -258,40 +229,25 @@ pub fn lines_for(runs: usize) -> usize {
     }
 }
 
-/// Whether a node's block at `ptr` (of `had` lines) can take its new
-/// leaves in place: the same form and size, and for a COMPACT one the same
-/// runs (not `reshaped`).
-fn same_shape(ptr: u32, had: usize, size: usize, reshaped: bool) -> bool {
+/// Whether a node's block at `ptr` (of `had` lines, whose runs start at
+/// `had_bits`) can take its new leaves in place: the same form and size,
+/// and for a COMPACT one the same runs.
+fn same_shape(ptr: u32, had: usize, had_bits: &Bitmap, size: usize, bits: &Bitmap) -> bool {
     if ptr & DIRECT != 0 || size == CHUNK {
         return ptr & DIRECT != 0 && size == CHUNK;
     }
-    size == had && !reshaped
+    size == had && had_bits == bits
 }
 
-/// The runs of a node's leaves, counted afresh (the trie keeps them as
-/// leaves change; debug builds check that).
-fn runs_of(leaves: &[u32]) -> (Bitmap, usize) {
+/// Where the datapath's runs of a node start, and how many there are.
+fn runs_of(node: &Runs) -> (Bitmap, usize) {
     let mut bits = [0u64; 4];
     let mut runs = 0;
-    for (i, leaf) in leaves.iter().enumerate() {
-        if i == 0 || *leaf != leaves[i - 1] {
-            bits[i / 64] |= 1 << (i % 64);
-            runs += 1;
-        }
+    for (start, _, _) in node.leaf_runs() {
+        bits[start / 64] |= 1 << (start % 64);
+        runs += 1;
     }
     (bits, runs)
-}
-
-/// The first bit set at or after bit `i`.
-fn next_start(bits: &Bitmap, i: usize) -> Option<usize> {
-    (i / 64..4).find_map(|k| {
-        let b = if k == i / 64 {
-            bits[k] & (u64::MAX << (i % 64))
-        } else {
-            bits[k]
-        };
-        (b != 0).then(|| 64 * k + b.trailing_zeros() as usize)
-    })
 }
 
 /// The bits set in `bits` up to and including bit `i`.
@@ -327,7 +283,7 @@ impl<S: LeafStore> Trie<S> {
         // changed): when they run out, the nodes left out are the deepest,
         // not the parents that would make everything below unreachable.
         if dirty.len() > 1 {
-            dirty.sort_by_key(|&n| self.node_own[n]);
+            dirty.sort_by_key(|&n| self.own(n));
         }
         let mut steps = std::mem::take(&mut self.out.steps);
         for &n in &dirty {
@@ -341,7 +297,7 @@ impl<S: LeafStore> Trie<S> {
             self.write(n, step);
         }
         for &n in &dirty {
-            (self.out.meta[n].dirty, self.out.meta[n].reshaped) = (false, false);
+            self.out.meta[n].dirty = false;
         }
         steps.clear();
         self.out.steps = steps;
@@ -377,16 +333,13 @@ impl<S: LeafStore> Trie<S> {
     /// How node `n` reaches the datapath: in place, in a new block (taken
     /// now), or not at all (no lines, or its parent has none).
     fn decide(&mut self, n: usize) -> Step {
-        let m = self.out.meta[n];
-        debug_assert_eq!(
-            (m.bits, usize::from(m.runs)),
-            runs_of(self.nodes.slice(n * NODE_LEAVES..(n + 1) * NODE_LEAVES)),
-            "node {n}'s runs"
-        );
-        let size = lines_for(usize::from(m.runs));
+        let (bits, runs) = runs_of(&self.out.meta[n].leaves);
+        self.out.meta[n].runs = runs as u16;
+        let m = &self.out.meta[n];
+        let size = lines_for(runs);
         let reachable = self.out.reachable_below(self.out.parent(n));
         let old = (m.at, m.size);
-        if reachable && m.at != 0 && same_shape(m.at, usize::from(m.size), size, m.reshaped) {
+        if reachable && m.at != 0 && same_shape(m.at, usize::from(m.size), &m.bits, size, &bits) {
             return Step::InPlace;
         }
         let taken = if reachable { self.out.take(size) } else { None };
@@ -395,6 +348,7 @@ impl<S: LeafStore> Trie<S> {
             Some((line, got)) => {
                 let direct = if size == CHUNK { DIRECT } else { 0 };
                 (meta.at, meta.size) = (D::ACCEL_LEAF_EXT.0 | direct | line as u32, got as u8);
+                meta.bits = bits;
                 self.out.unplaced.remove(&n);
                 Step::Moved(old)
             }
@@ -409,15 +363,16 @@ impl<S: LeafStore> Trie<S> {
     /// Carries out `step` for node `n`; a block it left is reused after
     /// the grace period.
     fn write(&mut self, n: usize, step: Step) {
-        let m = self.out.meta[n];
+        let m = &self.out.meta[n];
+        let (at, bits, lo, hi) = (m.at, m.bits, usize::from(m.lo), usize::from(m.hi));
         let old = match step {
             Step::InPlace => {
-                self.write_leaves(n, m.at, &m.bits, usize::from(m.lo), usize::from(m.hi));
+                self.write_leaves(n, at, lo, hi);
                 return;
             }
             Step::Moved(old) => {
-                self.write_header(m.at, &m.bits);
-                self.write_leaves(n, m.at, &m.bits, 0, NODE_LEAVES - 1);
+                self.write_header(at, &bits);
+                self.write_leaves(n, at, 0, NODE_LEAVES - 1);
                 // The block is complete before anything points to it.
                 self.out.lines.publish();
                 old
@@ -445,30 +400,32 @@ impl<S: LeafStore> Trie<S> {
     }
 
     /// Writes leaves `lo..=hi` of node `n` to its block at `ptr` (whose
-    /// header is right). Words that do not change are written all the
-    /// same (with the same value): reading them first would cost a cache
-    /// miss where a store costs none.
-    fn write_leaves(&mut self, n: usize, ptr: u32, bits: &Bitmap, lo: usize, hi: usize) {
+    /// header is right): for a COMPACT block, the entry of every run they
+    /// touch. Words that do not change are written all the same (with the
+    /// same value): reading them first would cost a cache miss where a
+    /// store costs none.
+    fn write_leaves(&mut self, n: usize, ptr: u32, lo: usize, hi: usize) {
         let base = (ptr & D::ACCEL_LEAF_ID_MASK.0) as usize * LINE_WORDS;
-        let first = n * NODE_LEAVES;
-        if ptr & DIRECT != 0 {
-            for i in lo..=hi {
-                let v = self.out.translate(self.nodes[first + i]);
-                self.out.lines.set(base + i, v);
+        let direct = ptr & DIRECT != 0;
+        let bits = self.out.meta[n].bits;
+        // From the run holding `lo`, whose entry the bitmap's rank gives.
+        let mut entry = rank(&bits, lo);
+        for (start, end, leaf) in self.out.meta[n].leaves.from(lo) {
+            if start > hi {
+                break;
             }
-            return;
-        }
-        // The run holding `lo`, then each run starting up to `hi`: only
-        // the leaves that start runs are read.
-        let mut entry = rank(bits, lo) - 1;
-        let mut i = lo;
-        loop {
-            let v = self.out.translate(self.nodes[first + i]);
-            self.out.lines.set(base + ENTRIES + entry, v);
-            match next_start(bits, i + 1) {
-                Some(j) if j <= hi => (i, entry) = (j, entry + 1),
-                _ => break,
+            let v = self.out.translate(leaf);
+            if direct {
+                for i in start.max(lo)..end.min(hi + 1) {
+                    self.out.lines.set(base + i, v);
+                }
+                continue;
             }
+            // Runs of the same leaf at different depths share an entry.
+            if start > lo && bits[start / 64] & (1 << (start % 64)) != 0 {
+                entry += 1;
+            }
+            self.out.lines.set(base + ENTRIES + entry - 1, v);
         }
     }
 
@@ -490,7 +447,7 @@ impl<S: LeafStore> Trie<S> {
                     return;
                 }
                 let w = node_word(|w| self.out.lines.get(w), ptr, j % NODE_LEAVES);
-                let v = self.out.translate(self.nodes[j]);
+                let v = self.out.translate(self.get(Slot::Node(j)));
                 self.out.lines.set(w, v);
             }
         }
@@ -547,7 +504,7 @@ impl<S: LeafStore> Trie<S> {
 
     /// The range node `n` covers, as a prefix.
     fn node_range(&self, n: usize) -> (u128, u8) {
-        let end = self.node_own[n] - 1;
+        let end = self.own(n) - 1;
         let (mut addr, mut len) = (0u128, end);
         let mut slot = self.out.parent(n);
         loop {
