@@ -18,7 +18,7 @@ pub const WARM_AHEAD: usize = 32;
 
 /// Shards of a [`ShardedMap`], as a power of two.
 const SHARD_BITS: u32 = 8;
-const SHARDS: usize = 1 << SHARD_BITS;
+pub const SHARDS: usize = 1 << SHARD_BITS;
 
 /// A map of up to millions of entries that never grows all at once.
 ///
@@ -129,6 +129,12 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
         self.shards
             .iter()
             .flat_map(|s| s.iter().map(|(k, v)| (k, v)))
+    }
+
+    /// The keys of shard `i` (of [`SHARDS`]): a pass over the map a
+    /// 256th at a time, between which the map may change.
+    pub fn shard_keys(&self, i: usize) -> impl Iterator<Item = &K> {
+        self.shards[i].iter().map(|e| &e.0)
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &K> {

@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::fast_hash::ShardedMap;
+use crate::fast_hash::{ShardedMap, SHARDS};
 
 use crate::model::Prefix;
 
@@ -134,7 +134,24 @@ impl<V> PrefixMap<V> {
     pub fn keys(&self) -> impl Iterator<Item = Prefix> + '_ {
         self.iter().map(|(p, _)| p)
     }
+
+    /// Appends the prefixes of part `i` of the map (of [`PARTS`]) to
+    /// `out`: a pass over a full table that never holds a million keys at
+    /// once, and that the map may change between parts (a key added to a
+    /// part already passed is missed, one removed from a later part is
+    /// not found).
+    pub fn part_keys(&self, i: usize, out: &mut Vec<Prefix>) {
+        if i < SHARDS {
+            out.extend(self.v4.shard_keys(i).map(|k| k.prefix()));
+        } else {
+            out.extend(self.v6.shard_keys(i - SHARDS).map(|k| k.prefix()));
+        }
+    }
 }
+
+/// Parts of a [`PrefixMap`] for [`PrefixMap::part_keys`]: the shards of
+/// both families.
+pub const PARTS: usize = 2 * SHARDS;
 
 /// The prefixes of two maps and of `extra`, each once, in `Prefix` order.
 /// Collected as compact keys: at full-table size a `Vec<Prefix>` would be

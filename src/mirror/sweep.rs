@@ -11,6 +11,7 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
+use super::prefixmap::PARTS;
 use super::{Change, ChangeSummary, Dumped, Mirror, View};
 use crate::model::KernelState;
 use crate::model::{Event, Prefix};
@@ -19,7 +20,9 @@ use crate::model::{Event, Prefix};
 enum Stage {
     /// The prefixes of the new view.
     View,
-    /// The prefixes the maps hold: those the new view lacks are removed.
+    /// The prefixes the maps hold, a part of the map at a time (see
+    /// [`Mirror::next_applied_part`]): those the new view lacks are
+    /// removed.
     Applied,
     Neighbours,
     Done,
@@ -30,6 +33,7 @@ pub struct Sweep {
     stage: Stage,
     keys: Vec<Prefix>,
     next: usize,
+    part: usize,
 }
 
 impl Sweep {
@@ -39,6 +43,7 @@ impl Sweep {
             stage: Stage::Done,
             keys: Vec::new(),
             next: 0,
+            part: 0,
         }
     }
 
@@ -77,6 +82,7 @@ impl Mirror {
             stage: Stage::View,
             keys: prefixes,
             next: 0,
+            part: 0,
         }
     }
 
@@ -116,16 +122,16 @@ impl Mirror {
                 s.next = end;
                 if s.next == s.keys.len() {
                     s.next = 0;
-                    s.keys = match s.stage {
-                        Stage::View => {
-                            s.stage = Stage::Applied;
-                            self.applied_routes.keys().collect()
-                        }
-                        _ => {
-                            s.stage = Stage::Neighbours;
-                            Vec::new()
-                        }
-                    };
+                    if matches!(s.stage, Stage::View) {
+                        s.stage = Stage::Applied;
+                        // The view's list (20-36 MiB at full table) goes
+                        // before the maps' is read.
+                        s.keys = Vec::new();
+                    }
+                    if !self.next_applied_part(&mut s.part, &mut s.keys) {
+                        s.stage = Stage::Neighbours;
+                        s.keys = Vec::new();
+                    }
                 }
             }
             Stage::Neighbours => {
@@ -146,6 +152,18 @@ impl Mirror {
         }
         s.done()
     }
+
+    /// Fills `keys` with the prefixes of the maps' next part (after
+    /// `part`) that has any; false when none is left. A pass over the
+    /// maps' million prefixes holds a few thousand at a time.
+    fn next_applied_part(&self, part: &mut usize, keys: &mut Vec<Prefix>) -> bool {
+        keys.clear();
+        while keys.is_empty() && *part < PARTS {
+            self.applied_routes.part_keys(*part, keys);
+            *part += 1;
+        }
+        !keys.is_empty()
+    }
 }
 
 /// A check in progress: what a resync to `view` would change, routes
@@ -154,6 +172,7 @@ pub struct Comparison {
     keys: Vec<Prefix>,
     next: usize,
     applied_pass: bool,
+    part: usize,
     pub summary: ChangeSummary,
     /// The first few differences, described.
     pub examples: Vec<String>,
@@ -174,6 +193,7 @@ impl Mirror {
             keys: prefixes,
             next: 0,
             applied_pass: false,
+            part: 0,
             summary: ChangeSummary::of(non_routes),
             examples: Vec::new(),
             max_examples,
@@ -200,13 +220,12 @@ impl Mirror {
         if c.next < c.keys.len() {
             return false;
         }
-        if c.applied_pass {
-            return true;
+        if !c.applied_pass {
+            c.applied_pass = true;
+            c.keys = Vec::new();
         }
-        c.applied_pass = true;
-        c.keys = self.applied_routes.keys().collect();
         c.next = 0;
-        c.keys.is_empty()
+        !self.next_applied_part(&mut c.part, &mut c.keys)
     }
 
     fn compare_prefix(&self, view: &View, p: Prefix, c: &mut Comparison) {
@@ -292,8 +311,7 @@ impl Mirror {
         scratch.sync_groups(|_| true, &mut out);
         let mut s = Sweep {
             stage: Stage::Neighbours,
-            keys: Vec::new(),
-            next: 0,
+            ..Sweep::finished()
         };
         scratch.sweep_step(&mut s, 0, &mut out);
         out

@@ -1056,3 +1056,34 @@ fn events_between_sweep_steps_are_never_undone() {
     now.routes.push(new);
     assert!(m.dry_run(now).is_empty(), "exactly the kernel's state");
 }
+
+/// The maps' pass of a check and of a resync reads the maps a part at a
+/// time: stale routes spread over every part are all found.
+#[test]
+fn the_maps_pass_finds_stale_routes_in_every_part() {
+    let mut m = mirror();
+    let mut snap = snapshot();
+    let stale = 3000u32;
+    for i in 0..stale {
+        let p = format!("100.{}.{}.0/24", i / 256, i % 256);
+        let via = Some((WAN, Some("10.0.2.2")));
+        snap.routes
+            .push(route(TABLE_MAIN, &p, 0, RouteKind::Unicast, via));
+    }
+    m.resync(snap.clone());
+    let mut now = snap;
+    now.routes
+        .retain(|r| !r.key.prefix.to_string().starts_with("100."));
+    let view = dumped_view(&m, &now);
+    let c = compare_all(&m, &view, now.clone());
+    assert_eq!(c.summary.routes_deleted, stale as usize);
+    let mut out = Vec::new();
+    let mut sweep = m.install(view, now.clone(), &mut out);
+    while !m.sweep_step(&mut sweep, 7, &mut out) {}
+    let deleted = out
+        .iter()
+        .filter(|c| matches!(c, Change::DelRoute(_)))
+        .count();
+    assert_eq!(deleted, stale as usize);
+    assert!(m.dry_run(now).is_empty(), "exactly the kernel's state");
+}
