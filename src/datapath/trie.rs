@@ -261,7 +261,10 @@ impl<S: LeafStore> Trie<S> {
                 let (n, j) = (i / NODE_LEAVES, i % NODE_LEAVES);
                 let all = |_, _| true;
                 let node = &mut self.out.meta[n].leaves;
-                if node.paint(j, j + 1, all, leaf, depth, &mut self.scratch, |_| {}) {
+                if node
+                    .paint(j, j + 1, all, leaf, depth, &mut self.scratch, |_| {})
+                    .is_some()
+                {
                     self.out.mark(n, j);
                 }
             }
@@ -450,9 +453,11 @@ impl<S: LeafStore> Trie<S> {
             let node = &mut self.out.meta[n].leaves;
             let routes = |l, d| !is_node(l) && take(d);
             let below = |c| work.push((node_of(c), 0, NODE_LEAVES));
-            if node.paint(lo, hi, routes, leaf, depth, &mut self.scratch, below) {
-                self.out.mark(n, lo);
-                self.out.mark(n, hi - 1);
+            // Only the leaves that changed are written at the flush.
+            if let Some((a, b)) = node.paint(lo, hi, routes, leaf, depth, &mut self.scratch, below)
+            {
+                self.out.mark(n, a);
+                self.out.mark(n, b - 1);
             }
         }
         self.work = work;

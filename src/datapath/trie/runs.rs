@@ -85,7 +85,8 @@ impl Runs {
 
     /// Leaves `lo..hi` whose leaf and depth pass `take` become `leaf` at
     /// `depth`; `below` is told of every node pointer among them that is
-    /// not taken. Returns whether any leaf changed. `scratch` is kept by
+    /// not taken. Returns the span of the leaves that changed (start, end
+    /// exclusive), if any: the flush writes those. `scratch` is kept by
     /// the caller for its allocation.
     #[allow(clippy::too_many_arguments)]
     pub fn paint(
@@ -97,7 +98,7 @@ impl Runs {
         depth: u8,
         scratch: &mut Vec<Run>,
         mut below: impl FnMut(u32),
-    ) -> bool {
+    ) -> Option<(usize, usize)> {
         // The runs the range touches and their neighbours, which a new
         // run may join.
         let at_lo = self.at(lo);
@@ -105,6 +106,7 @@ impl Runs {
         let first = at_lo.saturating_sub(1);
         let last = (at_hi + 1).min(self.0.len() - 1);
         scratch.clear();
+        let mut changed: Option<(usize, usize)> = None;
         let mut push = |r: Run| match scratch.last() {
             Some(p) if p.same(&r) => {}
             _ => scratch.push(r),
@@ -122,6 +124,10 @@ impl Runs {
             if s < lo {
                 push(r);
             }
+            if (r.leaf, r.depth) != (leaf, depth) {
+                let (a, b) = (s.max(lo), e.min(hi));
+                changed = Some(changed.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+            }
             push(Run {
                 leaf,
                 start: s.max(lo) as u8,
@@ -134,11 +140,12 @@ impl Runs {
                 });
             }
         }
-        if scratch[..] == self.0[first..=last] {
-            return false;
+        // Taken leaves that were already `leaf` at `depth` leave the runs
+        // as they were.
+        if changed.is_some() {
+            self.0.splice(first..=last, scratch.drain(..));
         }
-        self.0.splice(first..=last, scratch.drain(..));
-        true
+        changed
     }
 
     /// The runs from the one holding leaf `j` on: (start, end, leaf).
@@ -196,18 +203,25 @@ mod tests {
                 let (leaf, depth) = (rng.u32(1..4), rng.u8(1..6));
                 let max = rng.u8(1..6);
                 let take = |_: u32, d: u8| d <= max;
-                let want = plain[lo..hi]
-                    .iter()
-                    .any(|&(l, d)| take(l, d) && (l, d) != (leaf, depth));
+                let before = plain.clone();
                 for p in &mut plain[lo..hi] {
                     if take(p.0, p.1) {
                         *p = (leaf, depth);
                     }
                 }
-                assert_eq!(
-                    r.paint(lo, hi, take, leaf, depth, &mut scratch, |_| {}),
-                    want
-                );
+                let diff: Vec<usize> = (0..NODE_LEAVES)
+                    .filter(|&j| before[j] != plain[j])
+                    .collect();
+                match r.paint(lo, hi, take, leaf, depth, &mut scratch, |_| {}) {
+                    None => assert!(diff.is_empty()),
+                    Some((a, b)) => {
+                        assert!(
+                            a <= diff[0] && diff[diff.len() - 1] < b,
+                            "{a}..{b}: {diff:?}"
+                        );
+                        assert!(a >= lo && b <= hi);
+                    }
+                }
                 check(&r);
                 assert_eq!(expand(&r), plain);
                 let runs: Vec<_> = r.leaf_runs().collect();
