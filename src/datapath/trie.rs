@@ -164,7 +164,8 @@ pub struct Trie<S: LeafStore> {
     /// [`encode`]).
     root: Vec<u32>,
     out: encode::Out<S>,
-    /// For [`runs::Runs::paint`], kept for their allocations.
+    /// [`runs::Runs::paint`]'s scratch runs and [`Trie::paint_below`]'s
+    /// list of node ranges still to paint, kept for their allocations.
     scratch: Vec<runs::Run>,
     work: Vec<(usize, usize, usize)>,
     /// Prefix length + 1 of the rule that set each root leaf; 0: none.
@@ -576,8 +577,20 @@ mod tests {
     }
 
     /// Sets (`Some`) or removes the rule for `addr/len` in the trie and in
-    /// the reference rules alike.
+    /// the reference rules alike, and writes it to the datapath.
     pub(super) fn update<S: LeafStore>(
+        t: &mut Trie<S>,
+        rules: &mut HashMap<(u128, u8), u32>,
+        addr: u128,
+        len: u8,
+        leaf: Option<u32>,
+    ) {
+        update_unflushed(t, rules, addr, len, leaf);
+        t.flush();
+    }
+
+    /// [`update`] without the flush: for bursts written together.
+    pub(super) fn update_unflushed<S: LeafStore>(
         t: &mut Trie<S>,
         rules: &mut HashMap<(u128, u8), u32>,
         addr: u128,
@@ -595,7 +608,6 @@ mod tests {
                 rules.remove(&key);
             }
         }
-        t.flush();
     }
 
     /// Longest-prefix match by brute force over the rules.

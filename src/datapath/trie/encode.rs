@@ -575,7 +575,9 @@ pub(super) struct Counted {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{a, datapath_lookup, family_table, logged, states_seen, Rnd, LENS};
+    use super::super::tests::{
+        a, datapath_lookup, family_table, logged, states_seen, update_unflushed, Rnd, LENS,
+    };
     use super::*;
     use crate::datapath::leaves::route_leaf;
     use crate::model::Family;
@@ -761,17 +763,7 @@ mod tests {
                 let before: Vec<u32> = probes.iter().map(|p| t.lookup(*p)).collect();
                 let seen = states_seen(&mut t, &probes, |t| {
                     for &(addr, len, leaf) in &burst {
-                        let key = (super::super::mask(addr, len), len);
-                        match leaf {
-                            Some(l) => {
-                                t.insert(addr, len, l);
-                                rules.insert(key, l);
-                            }
-                            None => {
-                                t.remove(addr, len);
-                                rules.remove(&key);
-                            }
-                        }
+                        update_unflushed(t, &mut rules, addr, len, leaf);
                     }
                     t.flush();
                     if step % 5 == 0 {
