@@ -30,7 +30,7 @@ enum Wake {
     NexthopEvents(std::io::Result<Received>),
     Rules(super::rule_reader::Read),
     ResyncDue,
-    Dumped(Result<(Dumped, KernelState), NetlinkError>),
+    Dumped(Result<(Box<Dumped>, KernelState), NetlinkError>),
     JobStep,
     Renew,
     Housekeeping,

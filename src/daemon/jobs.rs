@@ -42,7 +42,7 @@ const STEP: usize = 1024;
 /// How many differences `accel sync --check` describes.
 const CHECK_EXAMPLES: usize = 10;
 
-type Dump = Pin<Box<dyn Future<Output = Result<(Dumped, KernelState), NetlinkError>>>>;
+type Dump = Pin<Box<dyn Future<Output = Result<(Box<Dumped>, KernelState), NetlinkError>>>>;
 
 /// What a job is for.
 #[derive(Debug, Clone)]
@@ -67,7 +67,7 @@ enum Stage {
         summary: ChangeSummary,
     },
     Comparing {
-        view: View,
+        view: Box<View>,
         cmp: Comparison,
     },
 }
@@ -108,7 +108,7 @@ impl Jobs {
     }
 
     /// Waits for the running dump to finish (forever when none runs).
-    pub async fn dumped(&mut self) -> Result<(Dumped, KernelState), NetlinkError> {
+    pub async fn dumped(&mut self) -> Result<(Box<Dumped>, KernelState), NetlinkError> {
         match &mut self.running {
             Some(Job {
                 stage: Stage::Dumping { dump, .. },
@@ -173,7 +173,10 @@ impl Daemon {
             self.jobs.enqueue(purpose, waiter);
             return Ok(());
         }
-        let mut builder = self.mirror.view_builder();
+        let mut builder = match purpose {
+            Purpose::Resync { .. } => self.mirror.view_builder(),
+            Purpose::Check => self.mirror.check_builder(),
+        };
         let (mut routes, done) = netlink::dump_beside()?;
         let dump: Dump = Box::pin(async move {
             while let Some(batch) = routes.recv().await {
@@ -192,7 +195,7 @@ impl Daemon {
             let prefixes = tokio::task::spawn_blocking(move || sort_prefixes(prefixes))
                 .await
                 .expect("sorting does not panic");
-            Ok((Dumped { view, prefixes }, state))
+            Ok((Box::new(Dumped { view, prefixes }), state))
         });
         debug!("job started: {purpose:?}");
         self.jobs.running = Some(Job {
@@ -212,7 +215,7 @@ impl Daemon {
     /// the events replayed onto it ask for another resync.
     pub(super) fn job_dumped(
         &mut self,
-        dumped: Result<(Dumped, KernelState), NetlinkError>,
+        dumped: Result<(Box<Dumped>, KernelState), NetlinkError>,
     ) -> Result<bool, DaemonError> {
         let mut job = self.jobs.running.take().expect("a dump ran");
         let Stage::Dumping { log, .. } = std::mem::replace(
@@ -244,7 +247,7 @@ impl Daemon {
                     self.mirror.rules_unread();
                 }
                 let mut out = Vec::new();
-                let sweep = self.mirror.install_sorted(dumped, state, &mut out);
+                let sweep = self.mirror.install_sorted(*dumped, state, &mut out);
                 self.maps.apply(&out)?;
                 let summary = ChangeSummary::of(&out);
                 job.stage = Stage::Sweeping { sweep, summary };
@@ -255,12 +258,12 @@ impl Daemon {
                 self.flush_routes()?;
             }
             Purpose::Check => {
-                let Dumped { mut view, prefixes } = dumped;
+                let mut view = Box::new(dumped.view);
                 for ev in log.iter().filter(|e| e.is_route()) {
                     self.mirror.replay(&mut view, ev);
                 }
                 let others = self.mirror.non_route_differences(state, &log);
-                let cmp = self.mirror.compare_start(prefixes, &others, CHECK_EXAMPLES);
+                let cmp = self.mirror.compare_start(&others, CHECK_EXAMPLES);
                 job.stage = Stage::Comparing { view, cmp };
             }
         }

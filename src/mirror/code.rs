@@ -26,6 +26,10 @@ const TAG_MULTIPATH: u32 = TAG_FIB + FibReason::ALL.len() as u32;
 const TAG_OBJECT: u32 = TAG_MULTIPATH + 1;
 
 impl Code {
+    /// No entry: never made by [`NhTable::encode`] (its tags are all
+    /// small), so a slot can use it to say it holds no code.
+    pub const NONE: Code = Code(u32::MAX);
+
     /// Entries without a next hop need no table.
     pub fn fib(reason: FibReason) -> Code {
         Code((TAG_FIB + u32::from(reason.code())) << TAG_SHIFT)

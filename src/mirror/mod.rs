@@ -33,6 +33,7 @@ use code::{Code, NhTable};
 use decision::{NhKey, RouteEntry};
 use groups::{GroupContent, GroupKey};
 use nexthops::{NexthopIds, SharedIds};
+pub use prefixmap::PrefixList;
 use prefixmap::PrefixMap;
 pub use view::View;
 
@@ -212,21 +213,23 @@ pub type SharedNh = Rc<RefCell<NhTable>>;
 pub struct ViewBuilder {
     view: View,
     nh: SharedNh,
-    /// The prefixes added, as they came: the sweep's work list, gathered
+    /// The prefixes added, as they came: a resync's work list, gathered
     /// here so that it need not be collected from the view in one go.
-    prefixes: Vec<Prefix>,
+    prefixes: PrefixList,
+    /// Whether to gather them (a check passes over the view by parts).
+    listing: bool,
 }
 
 /// A dumped view and its prefixes (see [`ViewBuilder::finish_with_prefixes`]).
 pub struct Dumped {
     pub view: View,
-    pub prefixes: Vec<Prefix>,
+    pub prefixes: PrefixList,
 }
 
 impl ViewBuilder {
     pub fn add(&mut self, r: Route) {
         let p = r.key.prefix;
-        if self.view.insert_dumped(r, &mut self.nh.borrow_mut()) {
+        if self.view.insert_dumped(r, &mut self.nh.borrow_mut()) && self.listing {
             self.prefixes.push(p);
         }
     }
@@ -241,8 +244,8 @@ impl ViewBuilder {
         self.view
     }
 
-    /// The view and its prefixes, unsorted and with repeats (several
-    /// routes per prefix): see [`sort_prefixes`].
+    /// The view and its prefixes (none for a check), unsorted and with
+    /// repeats (several routes per prefix): see [`sort_prefixes`].
     pub fn finish_with_prefixes(self) -> Dumped {
         Dumped {
             view: self.view,
@@ -255,9 +258,8 @@ impl ViewBuilder {
 /// small for the table, the same prefixes, the last ones, are left to
 /// bpf_fib_lookup whatever the order of the dump), each prefix once. Takes
 /// a while at full-table size: the event loop runs it on another thread.
-pub fn sort_prefixes(mut prefixes: Vec<Prefix>) -> Vec<Prefix> {
-    prefixes.sort_unstable();
-    prefixes.dedup();
+pub fn sort_prefixes(mut prefixes: PrefixList) -> PrefixList {
+    prefixes.sort();
     prefixes
 }
 
@@ -434,12 +436,24 @@ impl Mirror {
     pub fn view_builder(&self) -> ViewBuilder {
         // Room for the routes the mirror holds and an eighth more: grown
         // by doubling from nothing, the list of a full table's 1.06M
-        // prefixes would take 2M places (36 MiB, where 21 do).
-        let routes = self.view.main().len();
+        // prefixes would take 2M places.
+        let (v4, v6) = self.view.main_len_by_family();
         ViewBuilder {
             view: View::default(),
             nh: self.nh_table.clone(),
-            prefixes: Vec::with_capacity(routes + routes / 8),
+            prefixes: PrefixList::with_capacity((v4 + v4 / 8, v6 + v6 / 8)),
+            listing: true,
+        }
+    }
+
+    /// [`Mirror::view_builder`] for a check, which needs no list of the
+    /// prefixes (see [`Mirror::compare_step`]).
+    pub fn check_builder(&self) -> ViewBuilder {
+        ViewBuilder {
+            view: View::default(),
+            nh: self.nh_table.clone(),
+            prefixes: PrefixList::default(),
+            listing: false,
         }
     }
 

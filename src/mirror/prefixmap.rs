@@ -140,12 +140,67 @@ impl<V> PrefixMap<V> {
     /// once, and that the map may change between parts (a key added to a
     /// part already passed is missed, one removed from a later part is
     /// not found).
-    pub fn part_keys(&self, i: usize, out: &mut Vec<Prefix>) {
+    pub fn part_keys(&self, i: usize, out: &mut PrefixList) {
         if i < SHARDS {
-            out.extend(self.v4.shard_keys(i).map(|k| k.prefix()));
+            out.v4.extend(self.v4.shard_keys(i));
         } else {
-            out.extend(self.v6.shard_keys(i - SHARDS).map(|k| k.prefix()));
+            out.v6.extend(self.v6.shard_keys(i - SHARDS));
         }
+    }
+}
+
+/// A list of prefixes as compact keys: a full table's million, sorted for
+/// a resync's sweep, take 11 MiB where a `Vec<Prefix>` takes 21 (18 bytes
+/// a prefix, whatever the family). Indexed IPv4 first.
+#[derive(Debug, Clone, Default)]
+pub struct PrefixList {
+    v4: Vec<Key4>,
+    v6: Vec<Key6>,
+}
+
+impl PrefixList {
+    /// Room for this many prefixes of each family.
+    pub fn with_capacity((v4, v6): (usize, usize)) -> Self {
+        PrefixList {
+            v4: Vec::with_capacity(v4),
+            v6: Vec::with_capacity(v6),
+        }
+    }
+
+    pub fn push(&mut self, p: Prefix) {
+        match key(&p) {
+            Key::V4(k) => self.v4.push(k),
+            Key::V6(k) => self.v6.push(k),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Prefix `i`, IPv4 first.
+    pub fn get(&self, i: usize) -> Prefix {
+        match self.v4.get(i) {
+            Some(k) => k.prefix(),
+            None => self.v6[i - self.v4.len()].prefix(),
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.v4.clear();
+        self.v6.clear();
+    }
+
+    /// In `Prefix` order, each prefix once.
+    pub fn sort(&mut self) {
+        self.v4.sort_unstable();
+        self.v4.dedup();
+        self.v6.sort_unstable();
+        self.v6.dedup();
     }
 }
 
@@ -202,6 +257,13 @@ mod tests {
         want.sort_unstable();
         want.dedup();
         assert_eq!(got, want);
+        let mut list = PrefixList::default();
+        for q in a.keys().chain(b.keys()).chain([p("8.0.0.0/8")]) {
+            list.push(q);
+        }
+        list.sort();
+        let listed: Vec<Prefix> = (0..list.len()).map(|i| list.get(i)).collect();
+        assert_eq!(listed, want);
         assert_eq!(a.get(&p("10.0.0.0/16")), Some(&()));
         assert_eq!(b.remove(&p("2001:db8::/48")), Some(1));
         assert_eq!(b.len(), 2);

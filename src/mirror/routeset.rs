@@ -24,6 +24,39 @@ pub struct Stored {
     repeated: bool,
 }
 
+/// A prefix's routes when they fit in 8 bytes (see [`RouteSet::inline`]):
+/// what a map of a million prefixes stores for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inline {
+    metric: u32,
+    entry: Code,
+}
+
+impl Inline {
+    /// No route.
+    pub const EMPTY: Inline = Inline {
+        metric: 0,
+        entry: Code::NONE,
+    };
+    /// The routes are kept elsewhere, as a [`RouteSet`].
+    pub const ELSEWHERE: Inline = Inline {
+        metric: 1,
+        entry: Code::NONE,
+    };
+}
+
+impl From<Inline> for RouteSet {
+    fn from(i: Inline) -> RouteSet {
+        match i {
+            Inline::EMPTY => RouteSet::Empty,
+            Inline { metric, entry } => {
+                debug_assert!(entry != Code::NONE, "no set is kept elsewhere");
+                RouteSet::One { metric, entry }
+            }
+        }
+    }
+}
+
 /// Ordered as the kernel tries them: lowest metric first.
 #[derive(Debug, Clone, Default)]
 pub enum RouteSet {
@@ -40,6 +73,15 @@ pub enum RouteSet {
 impl RouteSet {
     pub fn is_empty(&self) -> bool {
         matches!(self, RouteSet::Empty)
+    }
+
+    /// The set in 8 bytes, if it fits (one route, TOS 0, at most one path).
+    pub fn inline(&self) -> Option<Inline> {
+        match *self {
+            RouteSet::Empty => Some(Inline::EMPTY),
+            RouteSet::One { metric, entry } => Some(Inline { metric, entry }),
+            RouteSet::Many(_) => None,
+        }
     }
 
     /// Adds or replaces the route with the same metric and TOS.

@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use super::prefixmap::PARTS;
+use super::prefixmap::{PrefixList, PARTS};
 use super::{Change, ChangeSummary, Dumped, Mirror, View};
 use crate::model::KernelState;
 use crate::model::{Event, Prefix};
@@ -31,7 +31,7 @@ enum Stage {
 /// A resync in progress: see [`Mirror::install`].
 pub struct Sweep {
     stage: Stage,
-    keys: Vec<Prefix>,
+    keys: PrefixList,
     next: usize,
     part: usize,
 }
@@ -41,7 +41,7 @@ impl Sweep {
     pub fn finished() -> Sweep {
         Sweep {
             stage: Stage::Done,
-            keys: Vec::new(),
+            keys: PrefixList::default(),
             next: 0,
             part: 0,
         }
@@ -106,8 +106,12 @@ impl Mirror {
     }
 
     /// The prefixes of `view`, sorted (see [`super::sort_prefixes`]).
-    fn view_prefixes(&self, view: &View) -> Vec<Prefix> {
-        super::sort_prefixes(view.main().keys().chain(view.local_prefixes()).collect())
+    fn view_prefixes(&self, view: &View) -> PrefixList {
+        let mut list = PrefixList::default();
+        view.main_prefixes()
+            .chain(view.local_prefixes())
+            .for_each(|p| list.push(p));
+        super::sort_prefixes(list)
     }
 
     /// Sweeps up to `budget` prefixes into `out`; true once done. A next
@@ -117,20 +121,20 @@ impl Mirror {
             Stage::View | Stage::Applied => {
                 let end = (s.next + budget).min(s.keys.len());
                 for i in s.next..end {
-                    self.sync_prefix(s.keys[i], out);
+                    self.sync_prefix(s.keys.get(i), out);
                 }
                 s.next = end;
                 if s.next == s.keys.len() {
                     s.next = 0;
                     if matches!(s.stage, Stage::View) {
                         s.stage = Stage::Applied;
-                        // The view's list (20-36 MiB at full table) goes
+                        // The view's list (11 MiB at full table) goes
                         // before the maps' is read.
-                        s.keys = Vec::new();
+                        s.keys = PrefixList::default();
                     }
                     if !self.next_applied_part(&mut s.part, &mut s.keys) {
                         s.stage = Stage::Neighbours;
-                        s.keys = Vec::new();
+                        s.keys = PrefixList::default();
                     }
                 }
             }
@@ -156,7 +160,7 @@ impl Mirror {
     /// Fills `keys` with the prefixes of the maps' next part (after
     /// `part`) that has any; false when none is left. A pass over the
     /// maps' million prefixes holds a few thousand at a time.
-    fn next_applied_part(&self, part: &mut usize, keys: &mut Vec<Prefix>) -> bool {
+    fn next_applied_part(&self, part: &mut usize, keys: &mut PrefixList) -> bool {
         keys.clear();
         while keys.is_empty() && *part < PARTS {
             self.applied_routes.part_keys(*part, keys);
@@ -169,7 +173,9 @@ impl Mirror {
 /// A check in progress: what a resync to `view` would change, routes
 /// compared step by step (see [`Mirror::compare_step`]).
 pub struct Comparison {
-    keys: Vec<Prefix>,
+    /// The prefixes of the part being compared: the view's parts, then
+    /// the maps'.
+    keys: PrefixList,
     next: usize,
     applied_pass: bool,
     part: usize,
@@ -183,14 +189,9 @@ impl Mirror {
     /// Starts comparing the routes of `view` (a dump, with the events
     /// since applied to it) with the maps; `non_routes` are the other
     /// differences, found on a copy of the mirror without its routes.
-    pub fn compare_start(
-        &self,
-        prefixes: Vec<Prefix>,
-        non_routes: &[Change],
-        max_examples: usize,
-    ) -> Comparison {
+    pub fn compare_start(&self, non_routes: &[Change], max_examples: usize) -> Comparison {
         let mut c = Comparison {
-            keys: prefixes,
+            keys: PrefixList::default(),
             next: 0,
             applied_pass: false,
             part: 0,
@@ -204,28 +205,38 @@ impl Mirror {
         c
     }
 
-    /// Compares up to `budget` prefixes; true once done.
+    /// Compares up to `budget` prefixes; true once done. The view is
+    /// passed a part at a time (in no order: a check changes nothing, and
+    /// needs no sorted list of a million prefixes), then the maps are.
+    /// A prefix an event added to a part already passed is missed: the
+    /// event changed the view and the maps alike.
     pub fn compare_step(&self, view: &View, c: &mut Comparison, budget: usize) -> bool {
-        let end = (c.next + budget).min(c.keys.len());
-        for i in c.next..end {
-            let p = c.keys[i];
-            // In the view's pass every prefix counts; in the maps' pass
-            // only those the view lacks (the others were compared).
-            if c.applied_pass && view.has(&p) {
-                continue;
+        let mut left = budget.max(1);
+        while left > 0 {
+            if c.next == c.keys.len() {
+                c.next = 0;
+                if !c.applied_pass && !view.next_part(&mut c.part, &mut c.keys) {
+                    c.applied_pass = true;
+                    c.part = 0;
+                }
+                if c.applied_pass && !self.next_applied_part(&mut c.part, &mut c.keys) {
+                    return true;
+                }
             }
-            self.compare_prefix(view, p, c);
+            let end = (c.next + left).min(c.keys.len());
+            for i in c.next..end {
+                let p = c.keys.get(i);
+                // In the view's pass every prefix counts; in the maps'
+                // pass only those the view lacks (the others were compared).
+                if c.applied_pass && view.has(&p) {
+                    continue;
+                }
+                self.compare_prefix(view, p, c);
+            }
+            left -= end - c.next;
+            c.next = end;
         }
-        c.next = end;
-        if c.next < c.keys.len() {
-            return false;
-        }
-        if !c.applied_pass {
-            c.applied_pass = true;
-            c.keys = Vec::new();
-        }
-        c.next = 0;
-        !self.next_applied_part(&mut c.part, &mut c.keys)
+        false
     }
 
     fn compare_prefix(&self, view: &View, p: Prefix, c: &mut Comparison) {

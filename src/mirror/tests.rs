@@ -957,7 +957,7 @@ fn rule_interfaces_are_flagged_before_the_policy_flags_lift() {
 
 /// A view of `snap`'s routes, built as a background dump builds one.
 fn dumped_view(m: &Mirror, snap: &KernelState) -> View {
-    let mut b = m.view_builder();
+    let mut b = m.check_builder();
     for r in snap.routes.iter().cloned() {
         b.add(r);
     }
@@ -966,8 +966,7 @@ fn dumped_view(m: &Mirror, snap: &KernelState) -> View {
 
 fn compare_all(m: &Mirror, view: &View, snap: KernelState) -> Comparison {
     let others = m.non_route_differences(snap, &[]);
-    let prefixes = view.main().keys().chain(view.local_prefixes()).collect();
-    let mut c = m.compare_start(prefixes, &others, 10);
+    let mut c = m.compare_start(&others, 10);
     // One prefix per step: the slowest interleaving.
     while !m.compare_step(view, &mut c, 1) {}
     c
@@ -1059,24 +1058,31 @@ fn events_between_sweep_steps_are_never_undone() {
 
 /// The maps' pass of a check and of a resync reads the maps a part at a
 /// time: stale routes spread over every part are all found.
-#[test]
-fn the_maps_pass_finds_stale_routes_in_every_part() {
-    let mut m = mirror();
+/// [`snapshot`] and `n` more /24 routes under 100.0.0.0/8: spread over
+/// every part of the maps.
+fn snapshot_with_many(n: usize) -> KernelState {
     let mut snap = snapshot();
-    let stale = 3000u32;
-    for i in 0..stale {
+    for i in 0..n {
         let p = format!("100.{}.{}.0/24", i / 256, i % 256);
         let via = Some((WAN, Some("10.0.2.2")));
         snap.routes
             .push(route(TABLE_MAIN, &p, 0, RouteKind::Unicast, via));
     }
+    snap
+}
+
+#[test]
+fn the_maps_pass_finds_stale_routes_in_every_part() {
+    let mut m = mirror();
+    let stale = 3000;
+    let snap = snapshot_with_many(stale);
     m.resync(snap.clone());
     let mut now = snap;
     now.routes
         .retain(|r| !r.key.prefix.to_string().starts_with("100."));
     let view = dumped_view(&m, &now);
     let c = compare_all(&m, &view, now.clone());
-    assert_eq!(c.summary.routes_deleted, stale as usize);
+    assert_eq!(c.summary.routes_deleted, stale);
     let mut out = Vec::new();
     let mut sweep = m.install(view, now.clone(), &mut out);
     while !m.sweep_step(&mut sweep, 7, &mut out) {}
@@ -1084,6 +1090,20 @@ fn the_maps_pass_finds_stale_routes_in_every_part() {
         .iter()
         .filter(|c| matches!(c, Change::DelRoute(_)))
         .count();
-    assert_eq!(deleted, stale as usize);
+    assert_eq!(deleted, stale);
     assert!(m.dry_run(now).is_empty(), "exactly the kernel's state");
+}
+
+/// The view's pass of a check reads the dumped view a part at a time:
+/// routes the mirror lacks, spread over every part, are all found.
+#[test]
+fn the_views_pass_finds_missing_routes_in_every_part() {
+    let mut m = mirror();
+    let missing = 3000;
+    let full = snapshot_with_many(missing);
+    m.resync(snapshot());
+    let view = dumped_view(&m, &full);
+    let c = compare_all(&m, &view, full.clone());
+    assert_eq!(c.summary.routes_put, missing, "{:?}", c.examples);
+    assert_eq!(c.summary.routes_deleted, 0);
 }

@@ -8,13 +8,21 @@ use std::collections::BTreeMap;
 
 use super::code::{Code, NhTable};
 use super::entries::is_custom_local_route;
-use super::prefixmap::PrefixMap;
-use super::routeset::RouteSet;
+use super::prefixmap::{PrefixList, PrefixMap, PARTS};
+use super::routeset::{Inline, RouteSet};
 use crate::model::{Family, Prefix, Route, RouteAdd, TABLE_LOCAL, TABLE_MAIN};
 
 #[derive(Debug, Clone, Default)]
 pub struct View {
-    main: PrefixMap<RouteSet>,
+    /// The main table: a million prefixes, almost all with one simple
+    /// route, kept inline in 8 bytes. A [`RouteSet`] takes 16 (its boxed
+    /// list needs a pointer beside the tag); at a full table those 8 bytes
+    /// a slot are 15 MiB, twice during a resync or a check.
+    main: PrefixMap<Inline>,
+    /// The main-table prefixes whose routes do not fit inline (marked
+    /// [`Inline::ELSEWHERE`] in `main`): several metrics, a TOS, a
+    /// multipath route.
+    main_sets: PrefixMap<RouteSet>,
     /// The local table holds the host's own addresses: few routes, and kept
     /// ordered for the covering-route search.
     local: BTreeMap<Prefix, RouteSet>,
@@ -37,47 +45,94 @@ impl View {
 
     /// Returns false for routes the mirror does not track (other tables).
     pub fn insert(&mut self, r: Route, nh: &mut NhTable) -> bool {
-        match self.set_for(&r) {
-            Some(set) => {
-                set.insert(r, nh);
-                true
-            }
-            None => false,
-        }
+        self.with_set(r, |set, r| set.insert(r, nh))
     }
 
     /// A route added beside others with its key (an event; see
     /// [`RouteSet::add_beside`]). Returns false for untracked tables.
     pub fn add_beside(&mut self, r: Route, how: RouteAdd, nh: &mut NhTable) -> bool {
-        match self.set_for(&r) {
-            Some(set) => {
-                set.add_beside(r, how, nh);
-                true
-            }
-            None => false,
-        }
+        self.with_set(r, |set, r| set.add_beside(r, how, nh))
     }
 
-    /// The routes of `r`'s prefix in its table, created if need be; `None`
-    /// for tables the mirror does not track.
-    fn set_for(&mut self, r: &Route) -> Option<&mut RouteSet> {
+    /// Runs `f` on the routes of `r`'s prefix in its table, created if
+    /// need be; false (and `f` not run) for tables the mirror does not
+    /// track.
+    fn with_set(&mut self, r: Route, f: impl FnOnce(&mut RouteSet, Route)) -> bool {
         let table = r.key.table;
         if table != TABLE_LOCAL && table != TABLE_MAIN {
-            return None;
+            return false;
         }
-        if is_custom_local_route(r) {
+        if is_custom_local_route(&r) {
             self.custom_local_seen = true;
         }
         let p = r.key.prefix;
-        Some(if table == TABLE_LOCAL {
+        if table == TABLE_LOCAL {
             if let Entry::Vacant(e) = self.local.entry(p) {
                 e.insert(RouteSet::default());
                 self.local_keys_changed(&p);
             }
-            self.local.get_mut(&p).expect("inserted above")
+            f(self.local.get_mut(&p).expect("inserted above"), r);
         } else {
-            self.main.get_or_insert_with(p, RouteSet::default)
-        })
+            self.update_main(p, true, |set| f(set, r));
+        }
+        true
+    }
+
+    /// Runs `f` on the main-table routes of `p` (created empty if
+    /// `create`, else `None` when there are none) and keeps what it
+    /// leaves: inline when it fits, in `main_sets` when not, nothing when
+    /// no route is left. One lookup in `main` for a prefix kept inline.
+    fn update_main<T>(
+        &mut self,
+        p: Prefix,
+        create: bool,
+        f: impl FnOnce(&mut RouteSet) -> T,
+    ) -> Option<T> {
+        let View {
+            main, main_sets, ..
+        } = self;
+        let slot = if create {
+            main.get_or_insert_with(p, || Inline::EMPTY)
+        } else {
+            main.get_mut(&p)?
+        };
+        let was_elsewhere = *slot == Inline::ELSEWHERE;
+        let mut inline_set = RouteSet::default();
+        let set = if was_elsewhere {
+            main_sets
+                .get_mut(&p)
+                .expect("a set for each slot marked elsewhere")
+        } else {
+            inline_set = RouteSet::from(*slot);
+            &mut inline_set
+        };
+        let out = f(set);
+        let now = set.inline();
+        *slot = now.unwrap_or(Inline::ELSEWHERE);
+        match now {
+            Some(Inline::EMPTY) => {
+                main.remove(&p);
+                if was_elsewhere {
+                    main_sets.remove(&p);
+                }
+            }
+            Some(_) if was_elsewhere => {
+                main_sets.remove(&p);
+            }
+            None if !was_elsewhere => {
+                main_sets.insert(p, inline_set);
+            }
+            _ => {}
+        }
+        Some(out)
+    }
+
+    /// The best main-table route of `p`.
+    fn main_best(&self, p: &Prefix) -> Option<Code> {
+        match *self.main.get(p)? {
+            Inline::ELSEWHERE => self.main_sets.get(p)?.best(),
+            one => RouteSet::from(one).best(),
+        }
     }
 
     /// A route of a dump: a second one with the same key means routes
@@ -87,31 +142,31 @@ impl View {
     }
 
     pub fn remove(&mut self, r: &Route, nh: &mut NhTable) -> bool {
-        let table = r.key.table;
         let p = r.key.prefix;
-        let set = match table {
-            TABLE_LOCAL => self.local.get_mut(&p),
-            TABLE_MAIN => self.main.get_mut(&p),
+        let mut ambiguous = false;
+        let mut remove = |set: &mut RouteSet| {
+            ambiguous = set.is_ambiguous(r.key.metric, r.key.tos);
+            // IPv6 announces the removal of one path of a multipath route
+            // as a DelRoute carrying only that path.
+            set.remove(r, p.family() == Family::V6, nh)
+        };
+        let removed = match r.key.table {
+            TABLE_LOCAL => {
+                let Some(set) = self.local.get_mut(&p) else {
+                    return false;
+                };
+                let removed = remove(set);
+                if set.is_empty() {
+                    self.local.remove(&p);
+                    self.local_keys_changed(&p);
+                }
+                removed
+            }
+            TABLE_MAIN => self.update_main(p, false, remove).unwrap_or(false),
             _ => return false,
         };
-        let Some(set) = set else { return false };
-        if set.is_ambiguous(r.key.metric, r.key.tos) {
-            self.resync_wanted = true;
-        }
-        // IPv6 announces the removal of one path of a multipath route as a
-        // DelRoute carrying only that path.
-        if !set.remove(r, p.family() == Family::V6, nh) {
-            return false;
-        }
-        if set.is_empty() {
-            if table == TABLE_LOCAL {
-                self.local.remove(&p);
-                self.local_keys_changed(&p);
-            } else {
-                self.main.remove(&p);
-            }
-        }
-        true
+        self.resync_wanted |= ambiguous;
+        removed
     }
 
     /// The decision the kernel's default rules reach for destinations whose
@@ -121,7 +176,7 @@ impl View {
         if let Some(e) = self.local.get(p).and_then(RouteSet::best) {
             return Some(e);
         }
-        let main = self.main.get(p)?.best()?;
+        let main = self.main_best(p)?;
         Some(self.covering_local(p).unwrap_or(main))
     }
 
@@ -173,7 +228,77 @@ impl View {
         self.local.keys().copied()
     }
 
-    pub(super) fn main(&self) -> &PrefixMap<RouteSet> {
-        &self.main
+    /// The main table's prefixes.
+    pub fn main_prefixes(&self) -> impl Iterator<Item = Prefix> + '_ {
+        self.main.keys()
+    }
+
+    /// How many prefixes the main table holds, per family: (IPv4, IPv6).
+    pub fn main_len_by_family(&self) -> (usize, usize) {
+        self.main.len_by_family()
+    }
+
+    /// Fills `keys` with the prefixes of the view's next part (after
+    /// `part`, of [`PARTS`] for the main table and one for the local) that
+    /// has any; false when none is left. The view may change between two
+    /// parts: see [`PrefixMap::part_keys`].
+    pub fn next_part(&self, part: &mut usize, keys: &mut PrefixList) -> bool {
+        keys.clear();
+        while keys.is_empty() && *part <= PARTS {
+            if *part < PARTS {
+                self.main.part_keys(*part, keys);
+            } else {
+                self.local.keys().for_each(|p| keys.push(*p));
+            }
+            *part += 1;
+        }
+        !keys.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mirror::tests::route;
+    use crate::model::RouteKind;
+
+    /// A prefix whose routes stop fitting inline moves to `main_sets` and
+    /// back, and leaves nothing behind when its last route goes.
+    #[test]
+    fn main_routes_move_between_inline_and_a_set() {
+        let mut nh = NhTable::default();
+        let mut v = View::default();
+        let via = |ifindex| {
+            route(
+                TABLE_MAIN,
+                "10.0.0.0/8",
+                ifindex * 10,
+                RouteKind::Unicast,
+                Some((ifindex, None)),
+            )
+        };
+        let (a, b) = (via(1), via(2));
+        let p = a.key.prefix;
+        let code = |r: &Route, nh: &mut NhTable| {
+            let e = super::super::entries::route_entry(r, nh);
+            nh.encode(e)
+        };
+        let (ca, cb) = (code(&a, &mut nh), code(&b, &mut nh));
+        assert!(v.insert(b.clone(), &mut nh));
+        assert_eq!((v.main.len(), v.main_sets.len()), (1, 0));
+        assert_eq!(v.effective(&p), Some(cb));
+        assert!(v.insert(a.clone(), &mut nh));
+        assert_eq!((v.main.len(), v.main_sets.len()), (1, 1));
+        assert_eq!(v.effective(&p), Some(ca));
+        assert!(v.remove(&a, &mut nh));
+        assert_eq!((v.main.len(), v.main_sets.len()), (1, 0));
+        assert_eq!(v.effective(&p), Some(cb));
+        assert!(!v.remove(&a, &mut nh), "already gone");
+        assert!(v.insert(a.clone(), &mut nh));
+        assert!(v.remove(&b, &mut nh));
+        assert!(v.remove(&a, &mut nh));
+        assert_eq!((v.main.len(), v.main_sets.len()), (0, 0));
+        assert_eq!(v.effective(&p), None);
+        assert!(!v.has(&p));
     }
 }
