@@ -192,7 +192,7 @@ impl Daemon {
             let Dumped { view, prefixes } = builder.finish_with_prefixes();
             // Sorting a million prefixes takes tens of milliseconds: not
             // on the event loop's thread.
-            let prefixes = tokio::task::spawn_blocking(move || sort_prefixes(prefixes))
+            let prefixes = tokio::task::spawn_blocking(move || prefixes.map(sort_prefixes))
                 .await
                 .expect("sorting does not panic");
             Ok((Box::new(Dumped { view, prefixes }), state))

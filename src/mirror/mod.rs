@@ -215,29 +215,33 @@ pub struct ViewBuilder {
     nh: SharedNh,
     /// The prefixes added, as they came: a resync's work list, gathered
     /// here so that it need not be collected from the view in one go.
-    prefixes: PrefixList,
-    /// Whether to gather them (a check passes over the view by parts).
-    listing: bool,
+    /// `None` when the view is to be passed by parts instead (see
+    /// [`Mirror::view_builder`]).
+    prefixes: Option<PrefixList>,
 }
 
 /// A dumped view and its prefixes (see [`ViewBuilder::finish_with_prefixes`]).
 pub struct Dumped {
     pub view: View,
-    pub prefixes: PrefixList,
+    pub prefixes: Option<PrefixList>,
 }
 
 impl ViewBuilder {
     pub fn add(&mut self, r: Route) {
         let p = r.key.prefix;
-        if self.view.insert_dumped(r, &mut self.nh.borrow_mut()) && self.listing {
-            self.prefixes.push(p);
+        if self.view.insert_dumped(r, &mut self.nh.borrow_mut()) {
+            if let Some(list) = &mut self.prefixes {
+                list.push(p);
+            }
         }
     }
 
     /// Drops what was added so far (the dump starts over).
     pub fn restart(&mut self) {
         self.view = View::default();
-        self.prefixes.clear();
+        if let Some(list) = &mut self.prefixes {
+            list.clear();
+        }
     }
 
     pub fn finish(self) -> View {
@@ -431,18 +435,29 @@ impl Mirror {
         self.view = View::default();
     }
 
-    /// Starts a fresh view for [`Mirror::resync_view`]; feed it the routes
-    /// of a dump as they arrive.
+    /// Starts a fresh view for a resync ([`Mirror::install_sorted`]);
+    /// feed it the routes of a dump as they arrive.
+    ///
+    /// Into empty maps (the start), every route is written: in address
+    /// order, so that consecutive writes meet the same trie nodes in
+    /// cache, and so that when a structure is too small for the table the
+    /// same prefixes, the last ones, are left to bpf_fib_lookup whatever
+    /// the order of the dump. The builder gathers the list to sort.
+    ///
+    /// Into filled maps, almost every prefix is found as it was and
+    /// nothing is written; the order buys little, and the list (11 MiB at
+    /// a full table) would come on top of the old view and the new one,
+    /// the daemon's peak. The sweep passes the new view by parts instead.
     pub fn view_builder(&self) -> ViewBuilder {
-        // Room for the routes the mirror holds and an eighth more: grown
-        // by doubling from nothing, the list of a full table's 1.06M
-        // prefixes would take 2M places.
+        // Room for the routes and an eighth more: grown by doubling from
+        // nothing, the list of a full table's 1.06M prefixes would take
+        // 2M places.
         let (v4, v6) = self.view.main_len_by_family();
+        let list = || PrefixList::with_capacity((v4 + v4 / 8, v6 + v6 / 8));
         ViewBuilder {
             view: View::default(),
             nh: self.nh_table.clone(),
-            prefixes: PrefixList::with_capacity((v4 + v4 / 8, v6 + v6 / 8)),
-            listing: true,
+            prefixes: self.applied_routes.is_empty().then(list),
         }
     }
 
@@ -452,8 +467,7 @@ impl Mirror {
         ViewBuilder {
             view: View::default(),
             nh: self.nh_table.clone(),
-            prefixes: PrefixList::default(),
-            listing: false,
+            prefixes: None,
         }
     }
 

@@ -31,6 +31,8 @@ enum Stage {
 /// A resync in progress: see [`Mirror::install`].
 pub struct Sweep {
     stage: Stage,
+    /// The view is passed a part at a time rather than by a sorted list.
+    by_parts: bool,
     keys: PrefixList,
     next: usize,
     part: usize,
@@ -41,6 +43,7 @@ impl Sweep {
     pub fn finished() -> Sweep {
         Sweep {
             stage: Stage::Done,
+            by_parts: false,
             keys: PrefixList::default(),
             next: 0,
             part: 0,
@@ -58,12 +61,14 @@ impl Mirror {
     /// addresses, groups) into `out`, and returns the sweep that brings
     /// the routes and neighbours into line, step by step.
     pub fn install(&mut self, view: View, snap: KernelState, out: &mut Vec<Change>) -> Sweep {
-        let prefixes = self.view_prefixes(&view);
+        let prefixes = Some(self.view_prefixes(&view));
         self.install_sorted(Dumped { view, prefixes }, snap, out)
     }
 
     /// [`Mirror::install`] with the view's prefixes already sorted (see
-    /// [`super::sort_prefixes`]), so that nothing here takes long.
+    /// [`super::sort_prefixes`]), so that nothing here takes long; without
+    /// them, the sweep passes the view by parts (see
+    /// [`Mirror::view_builder`]).
     pub fn install_sorted(
         &mut self,
         dumped: Dumped,
@@ -80,7 +85,8 @@ impl Mirror {
         self.sync_groups(|_| true, out);
         Sweep {
             stage: Stage::View,
-            keys: prefixes,
+            by_parts: prefixes.is_none(),
+            keys: prefixes.unwrap_or_default(),
             next: 0,
             part: 0,
         }
@@ -127,7 +133,13 @@ impl Mirror {
                 if s.next == s.keys.len() {
                     s.next = 0;
                     if matches!(s.stage, Stage::View) {
+                        // A prefix an event added to a part already
+                        // passed was synced by the event.
+                        if s.by_parts && self.view.next_part(&mut s.part, &mut s.keys) {
+                            return false;
+                        }
                         s.stage = Stage::Applied;
+                        s.part = 0;
                         // The view's list (11 MiB at full table) goes
                         // before the maps' is read.
                         s.keys = PrefixList::default();

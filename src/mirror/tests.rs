@@ -1107,3 +1107,28 @@ fn the_views_pass_finds_missing_routes_in_every_part() {
     assert_eq!(c.summary.routes_put, missing, "{:?}", c.examples);
     assert_eq!(c.summary.routes_deleted, 0);
 }
+
+/// A resync into filled maps passes its new view by parts, without a
+/// sorted list: routes spread over every part are all written.
+#[test]
+fn a_resync_into_filled_maps_sweeps_the_view_by_parts() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let added = 3000;
+    let full = snapshot_with_many(added);
+    let mut b = m.view_builder();
+    for r in full.routes.iter().cloned() {
+        b.add(r);
+    }
+    let dumped = b.finish_with_prefixes();
+    assert!(dumped.prefixes.is_none(), "no list into filled maps");
+    let mut out = Vec::new();
+    let mut sweep = m.install_sorted(dumped, full.clone(), &mut out);
+    while !m.sweep_step(&mut sweep, 7, &mut out) {}
+    let put = out
+        .iter()
+        .filter(|c| matches!(c, Change::PutRoute { .. }))
+        .count();
+    assert_eq!(put, added);
+    assert!(m.dry_run(full).is_empty(), "exactly the kernel's state");
+}
