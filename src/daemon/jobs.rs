@@ -129,9 +129,9 @@ impl Jobs {
                 ..
             }) => log.push(ev.clone()),
             Some(Job {
-                stage: Stage::Comparing { view, .. },
+                stage: Stage::Comparing { view, cmp },
                 ..
-            }) => mirror.replay(view, ev),
+            }) => mirror.replay_compared(view, cmp, ev),
             _ => {}
         }
     }

@@ -457,7 +457,8 @@ impl Mirror {
         ViewBuilder {
             view: View::default(),
             nh: self.nh_table.clone(),
-            prefixes: self.applied_routes.is_empty().then(list),
+            // (`--mode fib` writes no routes: by parts always.)
+            prefixes: (self.applied_routes.is_empty() && !self.fib_only).then(list),
         }
     }
 

@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use super::prefixmap::{PrefixList, PARTS};
+use super::prefixmap::{PrefixList, PrefixMap, PARTS};
 use super::{Change, ChangeSummary, Dumped, Mirror, View};
 use crate::model::KernelState;
 use crate::model::{Event, Prefix};
@@ -186,15 +186,35 @@ impl Mirror {
 /// compared step by step (see [`Mirror::compare_step`]).
 pub struct Comparison {
     /// The prefixes of the part being compared: the view's parts, then
-    /// the maps'.
+    /// the maps', then those events touched.
     keys: PrefixList,
     next: usize,
-    applied_pass: bool,
+    pass: Pass,
     part: usize,
+    /// The prefixes of the route events replayed during the comparison
+    /// (see [`Mirror::replay_compared`]): compared once more at the end.
+    touched: PrefixList,
+    /// The prefixes counted as different, so that none counts twice (one
+    /// in the main and the local table is in two parts; a touched one is
+    /// compared again). As many as the differences: few.
+    counted: PrefixMap<()>,
     pub summary: ChangeSummary,
     /// The first few differences, described.
     pub examples: Vec<String>,
     max_examples: usize,
+}
+
+/// Where a comparison is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// The view's parts: every prefix the kernel has.
+    View,
+    /// The maps' parts: those the view lacks.
+    Applied,
+    /// The prefixes events touched meanwhile: one may have moved from a
+    /// part not yet passed to one passed already (a route of another
+    /// table, or one the view lacked when its part was passed).
+    Touched,
 }
 
 impl Mirror {
@@ -205,8 +225,10 @@ impl Mirror {
         let mut c = Comparison {
             keys: PrefixList::default(),
             next: 0,
-            applied_pass: false,
+            pass: Pass::View,
             part: 0,
+            touched: PrefixList::default(),
+            counted: PrefixMap::default(),
             summary: ChangeSummary::of(non_routes),
             examples: Vec::new(),
             max_examples,
@@ -219,28 +241,20 @@ impl Mirror {
 
     /// Compares up to `budget` prefixes; true once done. The view is
     /// passed a part at a time (in no order: a check changes nothing, and
-    /// needs no sorted list of a million prefixes), then the maps are.
-    /// A prefix an event added to a part already passed is missed: the
-    /// event changed the view and the maps alike.
+    /// needs no sorted list of a million prefixes), then the maps are,
+    /// then the prefixes events touched meanwhile.
     pub fn compare_step(&self, view: &View, c: &mut Comparison, budget: usize) -> bool {
         let mut left = budget.max(1);
         while left > 0 {
-            if c.next == c.keys.len() {
-                c.next = 0;
-                if !c.applied_pass && !view.next_part(&mut c.part, &mut c.keys) {
-                    c.applied_pass = true;
-                    c.part = 0;
-                }
-                if c.applied_pass && !self.next_applied_part(&mut c.part, &mut c.keys) {
-                    return true;
-                }
+            if c.next == c.keys.len() && !self.next_compared(view, c) {
+                return true;
             }
             let end = (c.next + left).min(c.keys.len());
             for i in c.next..end {
                 let p = c.keys.get(i);
                 // In the view's pass every prefix counts; in the maps'
                 // pass only those the view lacks (the others were compared).
-                if c.applied_pass && view.has(&p) {
+                if c.pass == Pass::Applied && view.has(&p) {
                     continue;
                 }
                 self.compare_prefix(view, p, c);
@@ -251,6 +265,40 @@ impl Mirror {
         false
     }
 
+    /// Loads the next prefixes to compare into `c.keys`; false when none
+    /// is left.
+    fn next_compared(&self, view: &View, c: &mut Comparison) -> bool {
+        c.next = 0;
+        if c.pass == Pass::View {
+            if view.next_part(&mut c.part, &mut c.keys) {
+                return true;
+            }
+            (c.pass, c.part) = (Pass::Applied, 0);
+        }
+        if c.pass == Pass::Applied {
+            if self.next_applied_part(&mut c.part, &mut c.keys) {
+                return true;
+            }
+            c.pass = Pass::Touched;
+            c.touched.sort();
+            c.keys = std::mem::take(&mut c.touched);
+            return !c.keys.is_empty();
+        }
+        false
+    }
+
+    /// [`Mirror::replay`] onto the view a check is comparing, noting the
+    /// event's prefix for the comparison's last pass.
+    pub fn replay_compared(&self, view: &mut View, c: &mut Comparison, ev: &Event) {
+        self.replay(view, ev);
+        if let Some(p) = ev.route_prefix() {
+            match c.pass {
+                Pass::Touched => c.keys.push(*p),
+                _ => c.touched.push(*p),
+            }
+        }
+    }
+
     fn compare_prefix(&self, view: &View, p: Prefix, c: &mut Comparison) {
         let want = if self.fib_only {
             None
@@ -258,7 +306,7 @@ impl Mirror {
             view.effective(&p)
         };
         let have = self.applied_routes.get(&p).map(|h| h.0);
-        if want == have {
+        if want == have || c.counted.insert(p, ()).is_some() {
             return;
         }
         let nh = self.nh_table.borrow();
