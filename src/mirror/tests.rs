@@ -957,11 +957,20 @@ fn rule_interfaces_are_flagged_before_the_policy_flags_lift() {
 
 /// A view of `snap`'s routes, built as a background dump builds one.
 fn dumped_view(m: &Mirror, snap: &KernelState) -> View {
-    let mut b = m.check_builder();
+    fed(m.check_builder(), snap).finish()
+}
+
+/// `b` with `snap`'s routes added, as a dump's batches add them.
+fn fed(mut b: ViewBuilder, snap: &KernelState) -> ViewBuilder {
     for r in snap.routes.iter().cloned() {
         b.add(r);
     }
-    b.finish()
+    b
+}
+
+/// How many of `changes` are of the kind `kind` says.
+fn count(changes: &[Change], kind: impl Fn(&Change) -> bool) -> usize {
+    changes.iter().filter(|c| kind(c)).count()
 }
 
 fn compare_all(m: &Mirror, view: &View, snap: KernelState) -> Comparison {
@@ -1086,11 +1095,7 @@ fn the_maps_pass_finds_stale_routes_in_every_part() {
     let mut out = Vec::new();
     let mut sweep = m.install(view, now.clone(), &mut out);
     while !m.sweep_step(&mut sweep, 7, &mut out) {}
-    let deleted = out
-        .iter()
-        .filter(|c| matches!(c, Change::DelRoute(_)))
-        .count();
-    assert_eq!(deleted, stale);
+    assert_eq!(count(&out, |c| matches!(c, Change::DelRoute(_))), stale);
     assert!(m.dry_run(now).is_empty(), "exactly the kernel's state");
 }
 
@@ -1116,20 +1121,12 @@ fn a_resync_into_filled_maps_sweeps_the_view_by_parts() {
     m.resync(snapshot());
     let added = 3000;
     let full = snapshot_with_many(added);
-    let mut b = m.view_builder();
-    for r in full.routes.iter().cloned() {
-        b.add(r);
-    }
-    let dumped = b.finish_with_prefixes();
+    let dumped = fed(m.view_builder(), &full).finish_with_prefixes();
     assert!(dumped.prefixes.is_none(), "no list into filled maps");
     let mut out = Vec::new();
     let mut sweep = m.install_sorted(dumped, full.clone(), &mut out);
     while !m.sweep_step(&mut sweep, 7, &mut out) {}
-    let put = out
-        .iter()
-        .filter(|c| matches!(c, Change::PutRoute { .. }))
-        .count();
-    assert_eq!(put, added);
+    assert_eq!(count(&out, |c| matches!(c, Change::PutRoute { .. })), added);
     assert!(m.dry_run(full).is_empty(), "exactly the kernel's state");
 }
 
@@ -1151,8 +1148,8 @@ fn a_check_counts_a_prefix_of_two_tables_once() {
     k.routes.push(local);
     let c = compare_all(&m, &dumped_view(&m, &k), k.clone());
     let resync = m.dry_run(k);
-    let routes = |c: &&Change| matches!(c, Change::PutRoute { .. } | Change::DelRoute(_));
-    assert_eq!(resync.iter().filter(routes).count(), 1);
+    let routes = |c: &Change| matches!(c, Change::PutRoute { .. } | Change::DelRoute(_));
+    assert_eq!(count(&resync, routes), 1);
     assert_eq!(c.summary.total(), 1, "{:?}", c.examples);
     assert_eq!(c.examples.len(), 1);
 }
