@@ -319,8 +319,13 @@ pub enum Event {
 impl Event {
     /// The prefix of a route notification.
     pub fn route_prefix(&self) -> Option<&Prefix> {
+        self.route().map(|r| &r.key.prefix)
+    }
+
+    /// The route a route notification is about.
+    pub fn route(&self) -> Option<&Route> {
         match self {
-            Event::NewRoute(r) | Event::AddRoute(r, _) | Event::DelRoute(r) => Some(&r.key.prefix),
+            Event::NewRoute(r) | Event::AddRoute(r, _) | Event::DelRoute(r) => Some(r),
             _ => None,
         }
     }

@@ -7,15 +7,12 @@ use std::time::{Duration, Instant};
 
 use log::{debug, warn};
 
-use super::jobs::Purpose;
+use super::jobs::{Progress, Purpose};
 use super::{DaemonError, Running, Stop, HANDOVER_POLL, HOUSEKEEPING, RESYNC_DELAY};
 use crate::control::Pending;
 use crate::lease::RENEW_EVERY;
-use crate::mirror::Dumped;
 use crate::model::Event;
-use crate::model::KernelState;
 use crate::netlink::nexthop_sock::Received;
-use crate::netlink::NetlinkError;
 use crate::status::ResyncCause;
 
 /// A turn that takes longer is logged at debug level...
@@ -30,7 +27,7 @@ enum Wake {
     NexthopEvents(std::io::Result<Received>),
     Rules(super::rule_reader::Read),
     ResyncDue,
-    Dumped(Result<(Box<Dumped>, KernelState), NetlinkError>),
+    Dump(Progress),
     JobStep,
     Renew,
     Housekeeping,
@@ -47,7 +44,7 @@ impl Wake {
             Wake::NexthopEvents(_) => "nexthop object events",
             Wake::Rules(_) => "ip rules read",
             Wake::ResyncDue => "starting a resync",
-            Wake::Dumped(_) => "a job's dump",
+            Wake::Dump(_) => "a job's dump",
             Wake::JobStep => "a step of a resync or check",
             Wake::Renew => "lease renewal",
             Wake::Housekeeping => "housekeeping",
@@ -92,7 +89,7 @@ impl Running {
             let (what, started) = (wake.name(), Instant::now());
             // A job's dump is installed and compared (seconds of work at
             // full table) at normal priority: see crate::realtime.
-            if matches!(wake, Wake::Dumped(_)) {
+            if matches!(wake, Wake::Dump(Progress::Sealed(_))) {
                 crate::realtime::set_busy(true);
             }
             if let Some(stop) = self.handle(wake, &mut t).await? {
@@ -122,7 +119,7 @@ impl Running {
             r = d.nh_events.next() => Wake::NexthopEvents(r),
             read = d.rules.next() => Wake::Rules(read),
             _ = resync_sleep => Wake::ResyncDue,
-            dumped = d.jobs.dumped() => Wake::Dumped(dumped),
+            p = d.jobs.progress() => Wake::Dump(p),
             _ = std::future::ready(()), if d.jobs.stepping() => Wake::JobStep,
             _ = t.renew.tick() => Wake::Renew,
             _ = t.housekeeping.tick() => Wake::Housekeeping,
@@ -162,7 +159,7 @@ impl Running {
                 d.start_job(Purpose::Resync { cause, stale: true }, None)?;
                 None
             }
-            Wake::Dumped(dumped) => d.job_dumped(dumped)?.then_some(CHANGED),
+            Wake::Dump(p) => d.job_progress(p)?.then_some(CHANGED),
             Wake::JobStep => {
                 d.job_step()?;
                 None

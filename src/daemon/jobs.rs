@@ -5,9 +5,12 @@
 //! route changes or renewing its lease. So a job runs in stages that the
 //! event loop interleaves with everything else:
 //!
-//! 1. **Dumping**: a future that streams the kernel's state into a new
-//!    view, yielding every few hundred messages. Events keep being applied
-//!    to the live mirror and are also logged.
+//! 1. **Dumping**: the kernel's routes come in batches from a thread
+//!    beside the loop, each batch one turn, and are read into an overlay
+//!    on the live view (only where the kernel differs from it is kept; a
+//!    full view at the start). Events keep being applied to the live
+//!    mirror and are also logged. **Sealing** sorts what was read, on
+//!    another thread.
 //! 2. The dump done, a **resync** installs the new view, replays the log
 //!    onto it (the events are newer than, or as new as, what the dump
 //!    read: replaying a state the dump already had changes nothing), then
@@ -21,16 +24,16 @@
 //! mirror keeps following every event.
 
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Instant;
 
-use log::{debug, info};
-use tokio::sync::oneshot;
+use log::{debug, info, warn};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{release_freed_memory, Daemon, DaemonError};
 use crate::control::Reply;
-use crate::mirror::{sort_prefixes, ChangeSummary, Comparison, Dumped, Mirror, Sweep, View};
+use crate::mirror::{
+    ChangeSummary, Checked, Comparison, DumpBuilder, Dumped, KernelRoutes, Mirror, Sweep,
+};
 use crate::model::Event;
 use crate::model::KernelState;
 use crate::netlink::{self, DumpedRoutes, NetlinkError};
@@ -42,7 +45,15 @@ const STEP: usize = 1024;
 /// How many differences `accel sync --check` describes.
 const CHECK_EXAMPLES: usize = 10;
 
-type Dump = Pin<Box<dyn Future<Output = Result<(Box<Dumped>, KernelState), NetlinkError>>>>;
+/// How a job's dump progressed (see [`Jobs::progress`]).
+pub enum Progress {
+    /// Routes to read.
+    Batch(DumpedRoutes),
+    /// The last route came, and the rest of the kernel's state.
+    Read(Result<KernelState, NetlinkError>),
+    /// What was read is sorted.
+    Sealed(Box<KernelRoutes>),
+}
 
 /// What a job is for.
 #[derive(Debug, Clone)]
@@ -59,7 +70,14 @@ pub type Waiter = oneshot::Sender<Reply>;
 
 enum Stage {
     Dumping {
-        dump: Dump,
+        routes: mpsc::Receiver<DumpedRoutes>,
+        done: oneshot::Receiver<Result<KernelState, NetlinkError>>,
+        builder: Box<DumpBuilder>,
+        log: Vec<Event>,
+    },
+    Sealing {
+        sealed: tokio::task::JoinHandle<Box<KernelRoutes>>,
+        state: KernelState,
         log: Vec<Event>,
     },
     Sweeping {
@@ -67,7 +85,7 @@ enum Stage {
         summary: ChangeSummary,
     },
     Comparing {
-        view: Box<View>,
+        checked: Checked,
         cmp: Comparison,
     },
 }
@@ -107,33 +125,60 @@ impl Jobs {
         self.running.is_some()
     }
 
-    /// Waits for the running dump to finish (forever when none runs).
-    pub async fn dumped(&mut self) -> Result<(Box<Dumped>, KernelState), NetlinkError> {
+    /// Waits for the running dump's next progress (forever when none
+    /// runs). Cancel-safe: the loop selects it beside everything else.
+    pub async fn progress(&mut self) -> Progress {
         match &mut self.running {
             Some(Job {
-                stage: Stage::Dumping { dump, .. },
+                stage: Stage::Dumping { routes, done, .. },
                 ..
-            }) => dump.await,
+            }) => match routes.recv().await {
+                Some(batch) => Progress::Batch(batch),
+                None => Progress::Read(match done.await {
+                    Ok(r) => r,
+                    Err(_) => Err(NetlinkError::DumpThreadGone),
+                }),
+            },
+            Some(Job {
+                stage: Stage::Sealing { sealed, .. },
+                ..
+            }) => Progress::Sealed(sealed.await.expect("sealing does not panic")),
             _ => std::future::pending().await,
         }
     }
 
     /// An event about to be applied to the live mirror: logged while a
-    /// dump runs, to replay onto its view when it is done; replayed at once
-    /// onto the view a check is comparing, which must not report as a
-    /// difference what merely happened after the dump.
+    /// dump runs, to replay onto what it read when it is done; noted by a
+    /// sweep, which must not remove what it set; replayed at once onto
+    /// what a check is comparing, which must not report as a difference
+    /// what merely happened after the dump.
     pub fn note(&mut self, ev: &Event, mirror: &Mirror) {
         match &mut self.running {
             Some(Job {
-                stage: Stage::Dumping { log, .. },
+                stage: Stage::Dumping { log, .. } | Stage::Sealing { log, .. },
                 ..
             }) => log.push(ev.clone()),
             Some(Job {
-                stage: Stage::Comparing { view, cmp },
+                stage: Stage::Sweeping { sweep, .. },
                 ..
-            }) => mirror.replay_compared(view, cmp, ev),
-            _ => {}
+            }) => sweep.note(ev),
+            Some(Job {
+                stage: Stage::Comparing { checked, cmp },
+                ..
+            }) => mirror.replay_compared(checked, cmp, ev),
+            None => {}
         }
+    }
+
+    /// The running job, and its stage (left as a finished sweep).
+    fn take_running(&mut self) -> (Job, Stage) {
+        let mut job = self.running.take().expect("a dump ran");
+        let finished = Stage::Sweeping {
+            sweep: Sweep::finished(),
+            summary: ChangeSummary::default(),
+        };
+        let stage = std::mem::replace(&mut job.stage, finished);
+        (job, stage)
     }
 
     fn enqueue(&mut self, purpose: Purpose, waiter: Option<Waiter>) {
@@ -173,63 +218,93 @@ impl Daemon {
             self.jobs.enqueue(purpose, waiter);
             return Ok(());
         }
-        let mut builder = match purpose {
-            Purpose::Resync { .. } => self.mirror.view_builder(),
-            Purpose::Check => self.mirror.check_builder(),
+        self.run_job(purpose, waiter.into_iter().collect(), false)
+    }
+
+    /// Starts the dump of a job (none may be running).
+    fn run_job(
+        &mut self,
+        purpose: Purpose,
+        waiters: Vec<Waiter>,
+        full: bool,
+    ) -> Result<(), DaemonError> {
+        let builder = match purpose {
+            Purpose::Resync { .. } => self.mirror.resync_builder(full),
+            Purpose::Check => self.mirror.check_dump_builder(full),
         };
-        let (mut routes, done) = netlink::dump_beside()?;
-        let dump: Dump = Box::pin(async move {
-            while let Some(batch) = routes.recv().await {
-                match batch {
-                    DumpedRoutes::Batch(rs) => rs.into_iter().for_each(|r| builder.add(r)),
-                    DumpedRoutes::Restart => builder.restart(),
-                }
-                // A batch is about a millisecond of work: the event loop
-                // gets its turn between two.
-                tokio::task::yield_now().await;
-            }
-            let state = done.await.map_err(|_| NetlinkError::DumpThreadGone)??;
-            let Dumped { view, prefixes } = builder.finish_with_prefixes();
-            // Sorting a million prefixes takes tens of milliseconds: not
-            // on the event loop's thread.
-            let prefixes = tokio::task::spawn_blocking(move || prefixes.map(sort_prefixes))
-                .await
-                .expect("sorting does not panic");
-            Ok((Box::new(Dumped { view, prefixes }), state))
-        });
+        let (routes, done) = netlink::dump_beside()?;
         debug!("job started: {purpose:?}");
         self.jobs.running = Some(Job {
             purpose,
             revocations: self.lease.revocations(),
-            waiters: waiter.into_iter().collect(),
+            waiters,
             started: Instant::now(),
             stage: Stage::Dumping {
-                dump,
+                routes,
+                done,
+                builder: Box::new(builder),
                 log: Vec::new(),
             },
         });
         Ok(())
     }
 
-    /// The running job's dump finished: install or compare it. True when
-    /// the events replayed onto it ask for another resync.
-    pub(super) fn job_dumped(
-        &mut self,
-        dumped: Result<(Box<Dumped>, KernelState), NetlinkError>,
-    ) -> Result<bool, DaemonError> {
-        let mut job = self.jobs.running.take().expect("a dump ran");
-        let Stage::Dumping { log, .. } = std::mem::replace(
-            &mut job.stage,
-            Stage::Sweeping {
-                sweep: Sweep::finished(),
-                summary: ChangeSummary::default(),
-            },
-        ) else {
-            unreachable!("dumped only while dumping");
+    /// The running job's dump progressed. True when events replayed onto
+    /// what it read ask for another resync.
+    pub(super) fn job_progress(&mut self, p: Progress) -> Result<bool, DaemonError> {
+        match p {
+            Progress::Batch(batch) => {
+                self.job_batch(batch);
+                Ok(false)
+            }
+            Progress::Read(state) => self.job_read(state),
+            Progress::Sealed(routes) => self.job_dumped(routes),
+        }
+    }
+
+    /// A batch of the dump's routes (about a millisecond of work: the
+    /// event loop gets its turn between two).
+    fn job_batch(&mut self, batch: DumpedRoutes) {
+        let Some(Job {
+            stage: Stage::Dumping { builder, .. },
+            ..
+        }) = &mut self.jobs.running
+        else {
+            unreachable!("batches come while dumping");
         };
-        let (dumped, state) = match dumped {
-            Ok(d) => d,
+        match batch {
+            DumpedRoutes::Batch(rs) => rs.into_iter().for_each(|r| builder.add(r, &self.mirror)),
+            DumpedRoutes::Restart => builder.restart(),
+        }
+    }
+
+    /// The dump's last route came: what was read is sealed beside the
+    /// loop (sorting a million prefixes takes tens of milliseconds).
+    fn job_read(&mut self, state: Result<KernelState, NetlinkError>) -> Result<bool, DaemonError> {
+        let (mut job, stage) = self.jobs.take_running();
+        let Stage::Dumping { builder, log, .. } = stage else {
+            unreachable!("read only while dumping");
+        };
+        let state = match state {
+            Ok(s) => s,
             Err(e) => return self.job_failed(job, e.into()),
+        };
+        let mut routes = builder.finish(&self.mirror);
+        let sealed = tokio::task::spawn_blocking(move || {
+            routes.seal();
+            Box::new(routes)
+        });
+        job.stage = Stage::Sealing { sealed, state, log };
+        self.jobs.running = Some(job);
+        Ok(false)
+    }
+
+    /// The running job's dump is read and sealed: install or compare it.
+    /// True when the events replayed onto it ask for another resync.
+    fn job_dumped(&mut self, routes: Box<KernelRoutes>) -> Result<bool, DaemonError> {
+        let (mut job, stage) = self.jobs.take_running();
+        let Stage::Sealing { state, log, .. } = stage else {
+            unreachable!("sealed only while sealing");
         };
         debug!(
             "{:?}: dumped in {:.0?}, {} events meanwhile",
@@ -237,6 +312,13 @@ impl Daemon {
             job.started.elapsed(),
             log.len()
         );
+        if let KernelRoutes::Against(o) = &*routes {
+            if o.split() {
+                warn!("the dump brought one prefix's routes in two runs: reading it again into a full view");
+                self.run_job(job.purpose, job.waiters, true)?;
+                return Ok(false);
+            }
+        }
         let mut resync_due = false;
         match job.purpose {
             Purpose::Resync { .. } => {
@@ -247,7 +329,15 @@ impl Daemon {
                     self.mirror.rules_unread();
                 }
                 let mut out = Vec::new();
-                let sweep = self.mirror.install_sorted(*dumped, state, &mut out);
+                let sweep = match *routes {
+                    KernelRoutes::Full(dumped) => {
+                        self.mirror.install_sorted(dumped, state, &mut out)
+                    }
+                    KernelRoutes::Against(mut o) => {
+                        o.claim_logged(&log);
+                        self.mirror.install_overlay(*o, state, &mut out)
+                    }
+                };
                 self.maps.apply(&out)?;
                 let summary = ChangeSummary::of(&out);
                 job.stage = Stage::Sweeping { sweep, summary };
@@ -258,13 +348,16 @@ impl Daemon {
                 self.flush_routes()?;
             }
             Purpose::Check => {
-                let mut view = Box::new(dumped.view);
+                let mut checked = match *routes {
+                    KernelRoutes::Full(Dumped { view, .. }) => Checked::Full(Box::new(view)),
+                    KernelRoutes::Against(o) => Checked::Against(o),
+                };
                 for ev in log.iter().filter(|e| e.is_route()) {
-                    self.mirror.replay(&mut view, ev);
+                    self.mirror.replay_checked(&mut checked, ev);
                 }
                 let others = self.mirror.non_route_differences(state, &log);
                 let cmp = self.mirror.compare_start(&others, CHECK_EXAMPLES);
-                job.stage = Stage::Comparing { view, cmp };
+                job.stage = Stage::Comparing { checked, cmp };
             }
         }
         self.jobs.running = Some(job);
@@ -284,8 +377,8 @@ impl Daemon {
                 summary.add(&ChangeSummary::of(&out));
                 done
             }
-            Stage::Comparing { view, cmp } => self.mirror.compare_step(view, cmp, STEP),
-            Stage::Dumping { .. } => false,
+            Stage::Comparing { checked, cmp } => self.mirror.compare_step(checked, cmp, STEP),
+            Stage::Dumping { .. } | Stage::Sealing { .. } => false,
         };
         if done {
             self.job_done(job)?;
@@ -383,8 +476,8 @@ impl Daemon {
             if self.jobs.stepping() {
                 self.job_step()?;
             } else {
-                let dumped = self.jobs.dumped().await;
-                self.job_dumped(dumped)?;
+                let progress = self.jobs.progress().await;
+                self.job_progress(progress)?;
             }
         }
         Ok(())

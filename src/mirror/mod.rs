@@ -11,10 +11,11 @@ pub mod entries;
 pub mod groups;
 pub mod nexthops;
 pub mod nudge;
+pub mod overlay;
 pub mod prefixmap;
 pub mod routeset;
 mod sweep;
-pub use sweep::{Comparison, Sweep};
+pub use sweep::{Checked, Comparison, Sweep};
 pub mod rules;
 pub mod view;
 
@@ -33,6 +34,7 @@ use code::{Code, NhTable};
 use decision::{NhKey, RouteEntry};
 use groups::{GroupContent, GroupKey};
 use nexthops::{NexthopIds, SharedIds};
+use overlay::{Overlay, OverlayBuilder};
 pub use prefixmap::PrefixList;
 use prefixmap::PrefixMap;
 pub use view::View;
@@ -258,6 +260,60 @@ impl ViewBuilder {
     }
 }
 
+/// What a job's dump is read into: a full view (the start, into an empty
+/// mirror; and a job an overlay could not serve), or an overlay on the
+/// live view (see [`overlay`]).
+// One per job, moved a few times: the size of either variant is no matter.
+#[allow(clippy::large_enum_variant)]
+pub enum DumpBuilder {
+    Full(ViewBuilder),
+    Against(Box<OverlayBuilder>),
+}
+
+/// A job's dump, read (see [`DumpBuilder`]).
+#[allow(clippy::large_enum_variant)]
+pub enum KernelRoutes {
+    Full(Dumped),
+    Against(Box<Overlay>),
+}
+
+impl DumpBuilder {
+    pub fn add(&mut self, r: Route, m: &Mirror) {
+        match self {
+            DumpBuilder::Full(b) => b.add(r),
+            DumpBuilder::Against(b) => b.add(r, &m.view, &mut m.nh_table.borrow_mut()),
+        }
+    }
+
+    /// Drops what was added so far (the dump starts over).
+    pub fn restart(&mut self) {
+        match self {
+            DumpBuilder::Full(b) => b.restart(),
+            DumpBuilder::Against(b) => b.restart(),
+        }
+    }
+
+    /// What was read, once the dump's last route came; [`KernelRoutes::seal`]
+    /// it before use.
+    pub fn finish(self, m: &Mirror) -> KernelRoutes {
+        match self {
+            DumpBuilder::Full(b) => KernelRoutes::Full(b.finish_with_prefixes()),
+            DumpBuilder::Against(b) => KernelRoutes::Against(Box::new(b.finish(&m.view))),
+        }
+    }
+}
+
+impl KernelRoutes {
+    /// Sorts what must be sorted: tens of milliseconds at a full table,
+    /// for a thread beside the event loop.
+    pub fn seal(&mut self) {
+        match self {
+            KernelRoutes::Full(d) => d.prefixes = d.prefixes.take().map(sort_prefixes),
+            KernelRoutes::Against(o) => o.seal(),
+        }
+    }
+}
+
 /// A sweep's work list: in address order (so that when a structure is too
 /// small for the table, the same prefixes, the last ones, are left to
 /// bpf_fib_lookup whatever the order of the dump), each prefix once. Takes
@@ -448,6 +504,8 @@ impl Mirror {
     /// nothing is written; the order buys little, and the list (11 MiB at
     /// a full table) would come on top of the old view and the new one,
     /// the daemon's peak. The sweep passes the new view by parts instead.
+    /// (A job into a filled mirror reads its dump into an [`Overlay`]
+    /// rather than a second view; a full view is its fallback.)
     pub fn view_builder(&self) -> ViewBuilder {
         // Room for the routes and an eighth more: grown by doubling from
         // nothing, the list of a full table's 1.06M prefixes would take
@@ -459,6 +517,27 @@ impl Mirror {
             nh: self.nh_table.clone(),
             // (`--mode fib` writes no routes: by parts always.)
             prefixes: (self.applied_routes.is_empty() && !self.fib_only).then(list),
+        }
+    }
+
+    /// What a resync's dump is read into: a full view when the live one
+    /// is empty (the start: nothing to read it against) or `full` is
+    /// asked for, an overlay on the live view otherwise.
+    pub fn resync_builder(&self, full: bool) -> DumpBuilder {
+        if full || self.view.route_count() == 0 {
+            DumpBuilder::Full(self.view_builder())
+        } else {
+            DumpBuilder::Against(Box::default())
+        }
+    }
+
+    /// What a check's dump is read into: an overlay on the live view,
+    /// or a full view if `full`.
+    pub fn check_dump_builder(&self, full: bool) -> DumpBuilder {
+        if full {
+            DumpBuilder::Full(self.check_builder())
+        } else {
+            DumpBuilder::Against(Box::default())
         }
     }
 

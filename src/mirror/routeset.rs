@@ -12,7 +12,7 @@ use crate::model::{Family, Route, RouteAdd};
 
 /// A route reduced to what the datapath entry needs. Multipath routes keep
 /// their next hops, because IPv6 removes one path at a time.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Stored {
     metric: u32,
     tos: u8,
@@ -57,8 +57,10 @@ impl From<Inline> for RouteSet {
     }
 }
 
-/// Ordered as the kernel tries them: lowest metric first.
-#[derive(Debug, Clone, Default)]
+/// Ordered as the kernel tries them: lowest metric first. Two sets are
+/// equal when they hold the same routes in the same form: a set kept as a
+/// list may equal an inline one and still compare unequal.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub enum RouteSet {
     #[default]
     Empty,

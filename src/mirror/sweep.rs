@@ -11,10 +11,11 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
+use super::overlay::Overlay;
 use super::prefixmap::{PrefixList, PrefixMap, PARTS};
 use super::{Change, ChangeSummary, Dumped, Mirror, View};
 use crate::model::KernelState;
-use crate::model::{Event, Prefix};
+use crate::model::{Event, Prefix, TABLE_MAIN};
 
 /// Where a sweep is.
 enum Stage {
@@ -36,6 +37,23 @@ pub struct Sweep {
     keys: PrefixList,
     next: usize,
     part: usize,
+    /// After [`Mirror::install_overlay`]: which main-table prefixes of the
+    /// live view the kernel still has.
+    kept: Option<Box<Kept>>,
+}
+
+/// The live view's main-table prefixes that stay through an overlay's
+/// sweep: those the dump had and those the overlay or events since set.
+/// The others the kernel does not have: the sweep removes them.
+struct Kept {
+    seen: PrefixList,
+    set: PrefixMap<()>,
+}
+
+impl Kept {
+    fn keeps(&self, p: &Prefix) -> bool {
+        self.set.get(p).is_some() || self.seen.contains(p)
+    }
 }
 
 impl Sweep {
@@ -47,11 +65,22 @@ impl Sweep {
             keys: PrefixList::default(),
             next: 0,
             part: 0,
+            kept: None,
         }
     }
 
     pub fn done(&self) -> bool {
         matches!(self.stage, Stage::Done)
+    }
+
+    /// An event about to be applied to the live mirror: a main-table
+    /// prefix it sets stays, whether or not the dump had it.
+    pub fn note(&mut self, ev: &Event) {
+        if let (Some(kept), Some(r)) = (&mut self.kept, ev.route()) {
+            if r.key.table == TABLE_MAIN && !kept.keeps(&r.key.prefix) {
+                kept.set.insert(r.key.prefix, ());
+            }
+        }
     }
 }
 
@@ -89,7 +118,43 @@ impl Mirror {
             keys: prefixes.unwrap_or_default(),
             next: 0,
             part: 0,
+            kept: None,
         }
+    }
+
+    /// [`Mirror::install_sorted`] for a dump read against the live view
+    /// (sealed, not split, with the prefixes of the events logged during
+    /// the dump claimed: see [`Overlay::claim`]). The routes the overlay
+    /// holds replace the live view's, its local table replaces the live
+    /// one; the sweep removes the main-table prefixes the dump lacked as
+    /// it passes them. Replay the logged events afterwards.
+    pub fn install_overlay(
+        &mut self,
+        overlay: Overlay,
+        snap: KernelState,
+        out: &mut Vec<Change>,
+    ) -> Sweep {
+        let (mut dumped, mut set, seen) = overlay.into_parts();
+        // Held without routes: the kernel has none.
+        for p in set.keys() {
+            self.view.take_main(&p);
+        }
+        let mut held = PrefixList::default();
+        dumped.main_prefixes().for_each(|p| held.push(p));
+        for i in 0..held.len() {
+            let p = held.get(i);
+            self.view.put_main(p, dumped.take_main(&p));
+            set.insert(p, ());
+        }
+        self.view.take_local(&mut dumped);
+        let view = std::mem::take(&mut self.view);
+        let dumped = Dumped {
+            view,
+            prefixes: None,
+        };
+        let mut sweep = self.install_sorted(dumped, snap, out);
+        sweep.kept = Some(Box::new(Kept { seen, set }));
+        sweep
     }
 
     /// Takes the non-route state of a dump.
@@ -127,7 +192,14 @@ impl Mirror {
             Stage::View | Stage::Applied => {
                 let end = (s.next + budget).min(s.keys.len());
                 for i in s.next..end {
-                    self.sync_prefix(s.keys.get(i), out);
+                    let p = s.keys.get(i);
+                    if let Some(kept) = &s.kept {
+                        // The dump lacked it and no event set it since.
+                        if !kept.keeps(&p) && self.view.has_main(&p) {
+                            self.view.take_main(&p);
+                        }
+                    }
+                    self.sync_prefix(p, out);
                 }
                 s.next = end;
                 if s.next == s.keys.len() {
@@ -204,11 +276,22 @@ pub struct Comparison {
     max_examples: usize,
 }
 
+/// The kernel's routes a check compares with the maps.
+pub enum Checked {
+    /// A view of the whole dump.
+    Full(Box<View>),
+    /// The dump read against the live view.
+    Against(Box<Overlay>),
+}
+
 /// Where a comparison is.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Pass {
-    /// The view's parts: every prefix the kernel has.
+    /// The view's parts: every prefix the kernel has (the dumped view's,
+    /// or the live view's against an overlay).
     View,
+    /// The prefixes an overlay has (some the live view lacks).
+    Held,
     /// The maps' parts: those the view lacks.
     Applied,
     /// The prefixes events touched meanwhile: one may have moved from a
@@ -243,10 +326,10 @@ impl Mirror {
     /// passed a part at a time (in no order: a check changes nothing, and
     /// needs no sorted list of a million prefixes), then the maps are,
     /// then the prefixes events touched meanwhile.
-    pub fn compare_step(&self, view: &View, c: &mut Comparison, budget: usize) -> bool {
+    pub fn compare_step(&self, k: &Checked, c: &mut Comparison, budget: usize) -> bool {
         let mut left = budget.max(1);
         while left > 0 {
-            if c.next == c.keys.len() && !self.next_compared(view, c) {
+            if c.next == c.keys.len() && !self.next_compared(k, c) {
                 return true;
             }
             let end = (c.next + left).min(c.keys.len());
@@ -254,10 +337,10 @@ impl Mirror {
                 let p = c.keys.get(i);
                 // In the view's pass every prefix counts; in the maps'
                 // pass only those the view lacks (the others were compared).
-                if c.pass == Pass::Applied && view.has(&p) {
+                if c.pass == Pass::Applied && self.dumped_has(k, &p) {
                     continue;
                 }
-                self.compare_prefix(view, p, c);
+                self.compare_prefix(k, p, c);
             }
             left -= end - c.next;
             c.next = end;
@@ -265,15 +348,36 @@ impl Mirror {
         false
     }
 
+    /// Whether the views passed before the maps have `p`.
+    fn dumped_has(&self, k: &Checked, p: &Prefix) -> bool {
+        match k {
+            Checked::Full(view) => view.has(p),
+            Checked::Against(o) => self.view.has(p) || o.has(p),
+        }
+    }
+
     /// Loads the next prefixes to compare into `c.keys`; false when none
     /// is left.
-    fn next_compared(&self, view: &View, c: &mut Comparison) -> bool {
+    fn next_compared(&self, k: &Checked, c: &mut Comparison) -> bool {
         c.next = 0;
         if c.pass == Pass::View {
+            let view = match k {
+                Checked::Full(view) => view,
+                Checked::Against(_) => &self.view,
+            };
             if view.next_part(&mut c.part, &mut c.keys) {
                 return true;
             }
-            (c.pass, c.part) = (Pass::Applied, 0);
+            (c.pass, c.part) = (Pass::Held, 0);
+            if let Checked::Against(o) = k {
+                c.keys = o.prefixes();
+                if !c.keys.is_empty() {
+                    return true;
+                }
+            }
+        }
+        if c.pass == Pass::Held {
+            c.pass = Pass::Applied;
         }
         if c.pass == Pass::Applied {
             if self.next_applied_part(&mut c.part, &mut c.keys) {
@@ -289,8 +393,8 @@ impl Mirror {
 
     /// [`Mirror::replay`] onto the view a check is comparing, noting the
     /// event's prefix for the comparison's last pass.
-    pub fn replay_compared(&self, view: &mut View, c: &mut Comparison, ev: &Event) {
-        self.replay(view, ev);
+    pub fn replay_compared(&self, k: &mut Checked, c: &mut Comparison, ev: &Event) {
+        self.replay_checked(k, ev);
         if let Some(p) = ev.route_prefix() {
             match c.pass {
                 Pass::Touched => c.keys.push(*p),
@@ -299,11 +403,11 @@ impl Mirror {
         }
     }
 
-    fn compare_prefix(&self, view: &View, p: Prefix, c: &mut Comparison) {
-        let want = if self.fib_only {
-            None
-        } else {
-            view.effective(&p)
+    fn compare_prefix(&self, k: &Checked, p: Prefix, c: &mut Comparison) {
+        let want = match k {
+            _ if self.fib_only => None,
+            Checked::Full(view) => view.effective(&p),
+            Checked::Against(o) => o.effective(&self.view, &p),
         };
         let have = self.applied_routes.get(&p).map(|h| h.0);
         if want == have || c.counted.insert(p, ()).is_some() {
@@ -333,6 +437,14 @@ impl Mirror {
                 ),
                 (None, None) => unreachable!("equal"),
             });
+        }
+    }
+
+    /// [`Mirror::replay`] onto what a check compares.
+    pub fn replay_checked(&self, k: &mut Checked, ev: &Event) {
+        match k {
+            Checked::Full(view) => self.replay(view, ev),
+            Checked::Against(o) => o.replay(ev, &mut self.nh_table.borrow_mut()),
         }
     }
 

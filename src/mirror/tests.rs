@@ -973,19 +973,50 @@ fn count(changes: &[Change], kind: impl Fn(&Change) -> bool) -> usize {
     changes.iter().filter(|c| kind(c)).count()
 }
 
-fn compare_all(m: &Mirror, view: &View, snap: KernelState) -> Comparison {
+/// `snap`'s routes read by `b` as a job reads a dump's batches, sealed.
+fn read(m: &Mirror, mut b: DumpBuilder, snap: &KernelState) -> KernelRoutes {
+    for r in snap.routes.iter().cloned() {
+        b.add(r, m);
+    }
+    let mut k = b.finish(m);
+    k.seal();
+    k
+}
+
+/// What a check compares for `snap`: a full view of it (`full`), or an
+/// overlay read against `m`'s live view.
+fn checked(m: &Mirror, snap: &KernelState, full: bool) -> Checked {
+    match read(m, m.check_dump_builder(full), snap) {
+        KernelRoutes::Full(d) => Checked::Full(Box::new(d.view)),
+        KernelRoutes::Against(o) => {
+            assert!(!o.split(), "the test's dump is grouped by prefix");
+            Checked::Against(o)
+        }
+    }
+}
+
+/// Both ways a check reads a dump.
+const BOTH: [bool; 2] = [true, false];
+
+fn compare_all(m: &Mirror, k: &Checked, snap: KernelState) -> Comparison {
     let others = m.non_route_differences(snap, &[]);
     let mut c = m.compare_start(&others, 10);
     // One prefix per step: the slowest interleaving.
-    while !m.compare_step(view, &mut c, 1) {}
+    while !m.compare_step(k, &mut c, 1) {}
     c
 }
 
 #[test]
 fn a_stepwise_check_finds_what_a_resync_would_change() {
+    for full in BOTH {
+        a_stepwise_check_finds_what_a_resync_would_change_(full);
+    }
+}
+
+fn a_stepwise_check_finds_what_a_resync_would_change_(full: bool) {
     let mut m = mirror();
     m.resync(snapshot());
-    let in_sync = compare_all(&m, &dumped_view(&m, &snapshot()), snapshot());
+    let in_sync = compare_all(&m, &checked(&m, &snapshot(), full), snapshot());
     assert_eq!(in_sync.summary.total(), 0, "{:?}", in_sync.examples);
 
     let mut snap = snapshot();
@@ -998,7 +1029,7 @@ fn a_stepwise_check_finds_what_a_resync_would_change() {
         RouteKind::Unicast,
         Some((WAN, Some("10.0.2.2"))),
     ));
-    let c = compare_all(&m, &dumped_view(&m, &snap), snap.clone());
+    let c = compare_all(&m, &checked(&m, &snap, full), snap.clone());
     assert_eq!((c.summary.routes_put, c.summary.routes_deleted), (1, 1));
     assert!(c.examples.iter().any(|e| e.contains("198.51.100.0/24")));
     assert!(c
@@ -1010,9 +1041,15 @@ fn a_stepwise_check_finds_what_a_resync_would_change() {
 
 #[test]
 fn events_after_the_dump_are_not_differences_once_replayed() {
+    for full in BOTH {
+        events_after_the_dump_are_not_differences_once_replayed_(full);
+    }
+}
+
+fn events_after_the_dump_are_not_differences_once_replayed_(full: bool) {
     let mut m = mirror();
     m.resync(snapshot());
-    let mut view = dumped_view(&m, &snapshot());
+    let mut k = checked(&m, &snapshot(), full);
     // A route changes after the dump: the live mirror applies it...
     let moved = route(
         TABLE_MAIN,
@@ -1023,11 +1060,13 @@ fn events_after_the_dump_are_not_differences_once_replayed() {
     );
     let ev = Event::NewRoute(moved);
     m.apply(ev.clone());
-    // ...and a check that did not see it would report it;
-    assert_eq!(compare_all(&m, &view, snapshot()).summary.total(), 1);
+    // ...and a check that did not see it would report it (the overlay
+    // lets the live view stand in for what the dump saw as it was);
+    let missed = compare_all(&m, &k, snapshot()).summary.total();
+    assert_eq!(missed, usize::from(full));
     // replayed onto the check's view, it is no difference.
-    m.replay(&mut view, &ev);
-    assert_eq!(compare_all(&m, &view, snapshot()).summary.total(), 0);
+    m.replay_checked(&mut k, &ev);
+    assert_eq!(compare_all(&m, &k, snapshot()).summary.total(), 0);
 }
 
 #[test]
@@ -1082,6 +1121,12 @@ fn snapshot_with_many(n: usize) -> KernelState {
 
 #[test]
 fn the_maps_pass_finds_stale_routes_in_every_part() {
+    for full in BOTH {
+        the_maps_pass_finds_stale_routes_in_every_part_(full);
+    }
+}
+
+fn the_maps_pass_finds_stale_routes_in_every_part_(full: bool) {
     let mut m = mirror();
     let stale = 3000;
     let snap = snapshot_with_many(stale);
@@ -1089,11 +1134,10 @@ fn the_maps_pass_finds_stale_routes_in_every_part() {
     let mut now = snap;
     now.routes
         .retain(|r| !r.key.prefix.to_string().starts_with("100."));
-    let view = dumped_view(&m, &now);
-    let c = compare_all(&m, &view, now.clone());
+    let c = compare_all(&m, &checked(&m, &now, full), now.clone());
     assert_eq!(c.summary.routes_deleted, stale);
     let mut out = Vec::new();
-    let mut sweep = m.install(view, now.clone(), &mut out);
+    let mut sweep = resync_start(&mut m, &now, full, &[], &mut out);
     while !m.sweep_step(&mut sweep, 7, &mut out) {}
     assert_eq!(count(&out, |c| matches!(c, Change::DelRoute(_))), stale);
     assert!(m.dry_run(now).is_empty(), "exactly the kernel's state");
@@ -1103,14 +1147,15 @@ fn the_maps_pass_finds_stale_routes_in_every_part() {
 /// routes the mirror lacks, spread over every part, are all found.
 #[test]
 fn the_views_pass_finds_missing_routes_in_every_part() {
-    let mut m = mirror();
-    let missing = 3000;
-    let full = snapshot_with_many(missing);
-    m.resync(snapshot());
-    let view = dumped_view(&m, &full);
-    let c = compare_all(&m, &view, full.clone());
-    assert_eq!(c.summary.routes_put, missing, "{:?}", c.examples);
-    assert_eq!(c.summary.routes_deleted, 0);
+    for full in BOTH {
+        let mut m = mirror();
+        let missing = 3000;
+        let snap = snapshot_with_many(missing);
+        m.resync(snapshot());
+        let c = compare_all(&m, &checked(&m, &snap, full), snap.clone());
+        assert_eq!(c.summary.routes_put, missing, "{:?}", c.examples);
+        assert_eq!(c.summary.routes_deleted, 0);
+    }
 }
 
 /// A resync into filled maps passes its new view by parts, without a
@@ -1135,6 +1180,12 @@ fn a_resync_into_filled_maps_sweeps_the_view_by_parts() {
 /// makes one change.
 #[test]
 fn a_check_counts_a_prefix_of_two_tables_once() {
+    for full in BOTH {
+        a_check_counts_a_prefix_of_two_tables_once_(full);
+    }
+}
+
+fn a_check_counts_a_prefix_of_two_tables_once_(full: bool) {
     let mut m = mirror();
     m.resync(snapshot());
     let mut k = snapshot();
@@ -1146,7 +1197,7 @@ fn a_check_counts_a_prefix_of_two_tables_once() {
         Some((LAN, None)),
     );
     k.routes.push(local);
-    let c = compare_all(&m, &dumped_view(&m, &k), k.clone());
+    let c = compare_all(&m, &checked(&m, &k, full), k.clone());
     let resync = m.dry_run(k);
     let routes = |c: &Change| matches!(c, Change::PutRoute { .. } | Change::DelRoute(_));
     assert_eq!(count(&resync, routes), 1);
@@ -1173,14 +1224,18 @@ fn a_check_compares_what_events_touched_after_its_part_passed() {
     before.routes.push(stale);
     m.resync(before);
     let k = snapshot();
-    let mut view = dumped_view(&m, &k);
+    let view = dumped_view(&m, &k);
+    let mut view = Checked::Full(Box::new(view.clone()));
     let others = m.non_route_differences(k, &[]);
     let mut c = m.compare_start(&others, 10);
     // One prefix a step, through the whole view pass: its local part,
     // passed last, holds some.
-    let locals = view.local_prefixes().count();
+    let Checked::Full(v) = &view else {
+        unreachable!()
+    };
+    let locals = v.local_prefixes().count();
     assert!(locals > 0);
-    for _ in 0..view.main_prefixes().count() + locals {
+    for _ in 0..v.main_prefixes().count() + locals {
         assert!(!m.compare_step(&view, &mut c, 1));
     }
     let main = route(
@@ -1198,4 +1253,220 @@ fn a_check_compares_what_events_touched_after_its_part_passed() {
     now.routes.push(main);
     assert!(!m.dry_run(now).is_empty(), "the mirror is stale");
     assert_eq!(c.summary.total(), 1, "{:?}", c.examples);
+}
+
+/// Starts a resync to `snap` as a job does, reading its dump into a full
+/// view or an overlay on the live view; `log` (events that came during
+/// the dump, already applied to `m`) is replayed after the install.
+fn resync_start(
+    m: &mut Mirror,
+    snap: &KernelState,
+    full: bool,
+    log: &[Event],
+    out: &mut Vec<Change>,
+) -> Sweep {
+    let sweep = match read(m, m.resync_builder(full), snap) {
+        KernelRoutes::Full(d) => m.install_sorted(d, snap.clone(), out),
+        KernelRoutes::Against(mut o) => {
+            assert!(!o.split(), "the test's dump is grouped by prefix");
+            o.claim_logged(log);
+            m.install_overlay(*o, snap.clone(), out)
+        }
+    };
+    for ev in log {
+        out.extend(m.apply(ev.clone()).changes);
+    }
+    sweep
+}
+
+fn via_wan(p: &str, metric: u32) -> Route {
+    route(
+        TABLE_MAIN,
+        p,
+        metric,
+        RouteKind::Unicast,
+        Some((WAN, Some("10.0.2.2"))),
+    )
+}
+
+/// A mirror gone stale, and the kernel's dump read while routes change:
+/// - 40 prefixes the mirror has were withdrawn, 40 it lacks announced;
+/// - 203.0.113.0/24 has a stale metric-10 route in the mirror; an event
+///   during the dump adds one with metric 20 (the kernel's only one);
+/// - another event withdraws a prefix the dump read already, and a third
+///   announces one it reads later (its dump shows it).
+///
+/// Returns the mirror (events applied), what the job read, the events
+/// logged, and the kernel's routes once they are all done.
+struct Stale {
+    m: Mirror,
+    read: KernelRoutes,
+    log: Vec<Event>,
+    kernel: KernelState,
+}
+
+fn stale_mirror_dumped_under_events(full: bool, check: bool) -> Stale {
+    let mut m = mirror();
+    let mut before = snapshot_with_many(400);
+    before.routes.push(route(
+        TABLE_MAIN,
+        "203.0.113.0/24",
+        10,
+        RouteKind::Unicast,
+        Some((LAN, Some("10.0.1.9"))),
+    ));
+    m.resync(before);
+    let mut now = snapshot_with_many(400);
+    let withdrawn_before: Vec<Prefix> = (0..40)
+        .map(|i| prefix(&format!("100.1.{i}.0/24")))
+        .collect();
+    now.routes
+        .retain(|r| !withdrawn_before.contains(&r.key.prefix));
+    for i in 0..40 {
+        now.routes.push(via_wan(&format!("101.0.{i}.0/24"), 0));
+    }
+    let withdrawn = via_wan("100.0.0.0/24", 0);
+    let announced = via_wan("101.1.0.0/24", 0);
+    let q = via_wan("203.0.113.0/24", 20);
+    // The dump as the kernel gives it: the announced prefix (read after
+    // its event) at the end.
+    let mut dump = now.clone();
+    dump.routes.push(announced.clone());
+    let mut b = if check {
+        m.check_dump_builder(full)
+    } else {
+        m.resync_builder(full)
+    };
+    let half = dump.routes.len() / 2;
+    assert!(dump.routes[..half].contains(&withdrawn));
+    for r in dump.routes[..half].iter().cloned() {
+        b.add(r, &m);
+    }
+    let log = vec![
+        Event::NewRoute(q.clone()),
+        Event::DelRoute(withdrawn.clone()),
+        Event::NewRoute(announced.clone()),
+    ];
+    for ev in &log {
+        m.apply(ev.clone());
+    }
+    for r in dump.routes[half..].iter().cloned() {
+        b.add(r, &m);
+    }
+    let mut read = b.finish(&m);
+    read.seal();
+    let mut kernel = dump;
+    kernel.routes.retain(|r| *r != withdrawn);
+    kernel.routes.push(q);
+    Stale {
+        m,
+        read,
+        log,
+        kernel,
+    }
+}
+
+/// A check reads the dump against the live view while routes change: it
+/// finds exactly what a resync would change (a stale route under a
+/// prefix the dump lacked and an event set included), whichever way it
+/// reads the dump.
+#[test]
+fn a_check_under_events_finds_what_a_resync_would_change() {
+    for full in BOTH {
+        let Stale {
+            m,
+            read,
+            log,
+            kernel,
+        } = stale_mirror_dumped_under_events(full, true);
+        let mut k = match read {
+            KernelRoutes::Full(d) => Checked::Full(Box::new(d.view)),
+            KernelRoutes::Against(o) => Checked::Against(o),
+        };
+        assert_eq!(matches!(k, Checked::Full(_)), full);
+        for ev in &log {
+            m.replay_checked(&mut k, ev);
+        }
+        let c = compare_all(&m, &k, kernel.clone());
+        let resync = m.dry_run(kernel);
+        let puts = count(&resync, |c| matches!(c, Change::PutRoute { .. }));
+        let dels = count(&resync, |c| matches!(c, Change::DelRoute(_)));
+        assert_eq!((puts, dels), (41, 40), "{resync:?}");
+        assert_eq!(
+            (c.summary.routes_put, c.summary.routes_deleted),
+            (puts, dels),
+            "full view: {full}; {:?}",
+            c.examples
+        );
+    }
+}
+
+/// A resync reads the dump against the live view while routes change,
+/// and more change during its sweep: it ends exactly at the kernel's
+/// state, having kept what the events set.
+#[test]
+fn an_overlay_resync_under_events_ends_at_the_kernels_state() {
+    for full in BOTH {
+        let Stale {
+            mut m,
+            read,
+            log,
+            mut kernel,
+        } = stale_mirror_dumped_under_events(full, false);
+        let mut out = Vec::new();
+        let mut sweep = match read {
+            KernelRoutes::Full(d) => m.install_sorted(d, kernel.clone(), &mut out),
+            KernelRoutes::Against(mut o) => {
+                assert!(!full);
+                o.claim_logged(&log);
+                m.install_overlay(*o, kernel.clone(), &mut out)
+            }
+        };
+        for ev in &log {
+            out.extend(m.apply(ev.clone()).changes);
+        }
+        m.sweep_step(&mut sweep, 5, &mut out);
+        let late = via_wan("102.0.0.0/24", 0);
+        let gone = via_wan("100.1.100.0/24", 0);
+        for ev in [Event::NewRoute(late.clone()), Event::DelRoute(gone.clone())] {
+            sweep.note(&ev);
+            out.extend(m.apply(ev).changes);
+        }
+        while !m.sweep_step(&mut sweep, 5, &mut out) {}
+        kernel.routes.retain(|r| *r != gone);
+        kernel.routes.push(late.clone());
+        assert!(
+            m.entry(&late.key.prefix).is_some(),
+            "the late addition stands"
+        );
+        assert_eq!(
+            m.entry(&prefix("203.0.113.0/24")),
+            m.entry(&prefix("101.0.0.0/24")),
+            "the stale metric-10 route is gone: via WAN now"
+        );
+        assert!(
+            m.dry_run(kernel).is_empty(),
+            "full view: {full}: exactly the kernel's state"
+        );
+    }
+}
+
+/// Should a dump bring a prefix's main routes in two runs, the overlay
+/// says so (the job reads it again into a full view).
+#[test]
+fn an_overlay_knows_when_a_prefix_came_in_two_runs() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let mut snap = snapshot();
+    // Another main-table prefix in between: local routes do not end a run.
+    snap.routes.push(via_wan("192.0.2.0/24", 0));
+    snap.routes.push(via_wan("198.51.100.0/24", 50));
+    match read(&m, m.check_dump_builder(false), &snap) {
+        KernelRoutes::Against(o) => assert!(o.split()),
+        KernelRoutes::Full(_) => panic!("an overlay was asked for"),
+    }
+    match read(&m, m.check_dump_builder(false), &snapshot()) {
+        KernelRoutes::Against(o) => assert!(!o.split()),
+        KernelRoutes::Full(_) => panic!("an overlay was asked for"),
+    }
 }

@@ -128,11 +128,51 @@ impl View {
     }
 
     /// The best main-table route of `p`.
-    fn main_best(&self, p: &Prefix) -> Option<Code> {
+    pub(super) fn main_best(&self, p: &Prefix) -> Option<Code> {
         match *self.main.get(p)? {
             Inline::ELSEWHERE => self.main_sets.get(p)?.best(),
             one => RouteSet::from(one).best(),
         }
+    }
+
+    /// Whether the view has main-table routes for `p`.
+    pub(super) fn has_main(&self, p: &Prefix) -> bool {
+        self.main.get(p).is_some()
+    }
+
+    /// Whether `p`'s main-table routes are the same here and in `other`
+    /// (in the same form: see [`RouteSet`]'s equality).
+    pub(super) fn same_main(&self, other: &View, p: &Prefix) -> bool {
+        match (self.main.get(p), other.main.get(p)) {
+            (None, None) => true,
+            (Some(&Inline::ELSEWHERE), Some(&Inline::ELSEWHERE)) => {
+                self.main_sets.get(p) == other.main_sets.get(p)
+            }
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    /// Removes and returns `p`'s main-table routes.
+    pub(super) fn take_main(&mut self, p: &Prefix) -> RouteSet {
+        self.update_main(*p, false, std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Makes `set` `p`'s main-table routes (none if it is empty).
+    pub(super) fn put_main(&mut self, p: Prefix, set: RouteSet) {
+        if set.is_empty() {
+            self.take_main(&p);
+        } else {
+            self.update_main(p, true, |s| *s = set);
+        }
+    }
+
+    /// Takes `other`'s local table in place of this one's.
+    pub(super) fn take_local(&mut self, other: &mut View) {
+        self.local = std::mem::take(&mut other.local);
+        self.local_covering = std::mem::take(&mut other.local_covering);
+        self.custom_local_seen |= other.custom_local_seen;
     }
 
     /// A route of a dump: a second one with the same key means routes
@@ -172,11 +212,21 @@ impl View {
     /// The decision the kernel's default rules reach for destinations whose
     /// longest match among local and main routes is `p`.
     pub fn effective(&self, p: &Prefix) -> Option<Code> {
+        self.effective_over(p, || self.main_best(p))
+    }
+
+    /// [`View::effective`] with this view's local table and the best
+    /// main-table route `main` gives (see [`super::overlay::Overlay`]).
+    pub(super) fn effective_over(
+        &self,
+        p: &Prefix,
+        main: impl FnOnce() -> Option<Code>,
+    ) -> Option<Code> {
         // The local table is consulted first, whatever the prefix lengths.
         if let Some(e) = self.local.get(p).and_then(RouteSet::best) {
             return Some(e);
         }
-        let main = self.main_best(p)?;
+        let main = main()?;
         Some(self.covering_local(p).unwrap_or(main))
     }
 
