@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::code::Code;
+use super::code::{AppliedCode, Code};
 use super::decision::{FibReason, NhKey, RouteEntry};
 use super::{group_key, Change, Mirror};
 use crate::bpf::types::accel_fib_mark;
@@ -131,17 +131,11 @@ impl Mirror {
 
     /// Drops the references of route `p`'s previous entry `old`, stored
     /// with id `id` (0: it had none).
-    pub(super) fn release_route_ids(
-        &mut self,
-        p: Prefix,
-        old: Code,
-        id: u32,
-        out: &mut Vec<Change>,
-    ) {
-        if id == 0 {
+    pub(super) fn release_route_ids(&mut self, p: Prefix, old: AppliedCode, out: &mut Vec<Change>) {
+        if !old.holds_id() {
             return;
         }
-        let entry = self.nh_table.borrow().decode(old);
+        let entry = self.nh_table.borrow().decode(old.code());
         match entry {
             RouteEntry::Unicast(nh) => {
                 self.ids.nexthops.release(&nh);
@@ -216,12 +210,16 @@ impl Mirror {
 
     /// Writes route `p` with its ids if they can be had now.
     fn retry_route(&mut self, p: Prefix, out: &mut Vec<Change>) {
-        let Some((code, 0)) = self.applied_routes.get(&p).copied() else {
+        let Some(have) = self.applied_routes.get(&p).copied() else {
             return;
         };
-        let (entry, nh_id, id) = self.route_ids(p, code, out);
+        if have.holds_id() {
+            return;
+        }
+        let (entry, nh_id, id) = self.route_ids(p, have.code(), out);
         if id != 0 {
-            self.applied_routes.insert(p, (code, id));
+            self.applied_routes
+                .insert(p, AppliedCode::new(have.code(), true));
             out.push(Change::PutRoute {
                 prefix: p,
                 entry,

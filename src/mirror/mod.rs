@@ -30,7 +30,7 @@ use crate::model::{
     TABLE_LOCAL,
 };
 use capacity::Shortfall;
-use code::{Code, NhTable};
+use code::{AppliedCode, NhTable};
 use decision::{NhKey, RouteEntry};
 use groups::{GroupContent, GroupKey};
 use nexthops::{NexthopIds, SharedIds};
@@ -379,8 +379,8 @@ pub struct Mirror {
     /// The kernel's routes (at full-table size, most of the memory).
     view: View,
     kernel: Kernel,
-    /// What the route maps hold: the entry and its next-hop id (0: none).
-    applied_routes: PrefixMap<(Code, u32)>,
+    /// What the route maps hold.
+    applied_routes: PrefixMap<AppliedCode>,
     applied: Applied,
     ids: Ids,
     /// Interned next hops of every stored entry (view and applied).
@@ -804,7 +804,7 @@ impl Mirror {
     pub fn entry(&self, p: &Prefix) -> Option<RouteEntry> {
         self.applied_routes
             .get(p)
-            .map(|(e, _)| self.nh_table.borrow().decode(*e))
+            .map(|a| self.nh_table.borrow().decode(a.code()))
     }
 
     pub fn config_flags(&self) -> u32 {
@@ -841,7 +841,7 @@ impl Mirror {
             self.view.effective(&p)
         };
         let have = self.applied_routes.get(&p).copied();
-        if want == have.map(|h| h.0) {
+        if want == have.map(AppliedCode::code) {
             return;
         }
         self.shortfall.forget_route(&p);
@@ -852,7 +852,8 @@ impl Mirror {
             }
             Some(code) => {
                 let (entry, nh_id, id) = self.route_ids(p, code, out);
-                self.applied_routes.insert(p, (code, id));
+                self.applied_routes
+                    .insert(p, AppliedCode::new(code, id != 0));
                 out.push(Change::PutRoute {
                     prefix: p,
                     entry,
@@ -861,8 +862,8 @@ impl Mirror {
             }
         }
         // Only now: the new entry may share what the old one held.
-        if let Some((old, id)) = have {
-            self.release_route_ids(p, old, id, out);
+        if let Some(old) = have {
+            self.release_route_ids(p, old, out);
         }
     }
 

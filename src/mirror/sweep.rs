@@ -409,7 +409,7 @@ impl Mirror {
             Checked::Full(view) => view.effective(&p),
             Checked::Against(o) => o.effective(&self.view, &p),
         };
-        let have = self.applied_routes.get(&p).map(|h| h.0);
+        let have = self.applied_routes.get(&p).map(|h| h.code());
         if want == have || c.counted.insert(p, ()).is_some() {
             return;
         }
