@@ -152,7 +152,7 @@ impl Jobs {
     /// sweep, which must not remove what it set; replayed at once onto
     /// what a check is comparing, which must not report as a difference
     /// what merely happened after the dump.
-    pub fn note(&mut self, ev: &Event, mirror: &Mirror) {
+    pub fn note(&mut self, ev: &Event, mirror: &mut Mirror) {
         match &mut self.running {
             Some(Job {
                 stage: Stage::Dumping { log, .. } | Stage::Sealing { log, .. },
@@ -161,7 +161,7 @@ impl Jobs {
             Some(Job {
                 stage: Stage::Sweeping { sweep, .. },
                 ..
-            }) => sweep.note(ev),
+            }) => mirror.note_swept(sweep, ev),
             Some(Job {
                 stage: Stage::Comparing { checked, cmp },
                 ..
@@ -303,7 +303,7 @@ impl Daemon {
     /// True when the events replayed onto it ask for another resync.
     fn job_dumped(&mut self, routes: Box<KernelRoutes>) -> Result<bool, DaemonError> {
         let (mut job, stage) = self.jobs.take_running();
-        let Stage::Sealing { state, log, .. } = stage else {
+        let Stage::Sealing { state, mut log, .. } = stage else {
             unreachable!("sealed only while sealing");
         };
         debug!(
@@ -334,7 +334,7 @@ impl Daemon {
                         self.mirror.install_sorted(dumped, state, &mut out)
                     }
                     KernelRoutes::Against(mut o) => {
-                        o.claim_logged(&log);
+                        log = o.claim_logged(log);
                         self.mirror.install_overlay(*o, state, &mut out)
                     }
                 };

@@ -176,7 +176,7 @@ impl Daemon {
     fn event(&mut self, ev: Event) -> Result<bool, DaemonError> {
         debug!("event {ev:?}");
         self.report.events_applied += 1;
-        self.jobs.note(&ev, &self.mirror);
+        self.jobs.note(&ev, &mut self.mirror);
         let traced = self.trace.as_ref().and_then(|_| RouteTrace::of(&ev));
         let mut outcome = std::mem::take(&mut self.outcome);
         outcome.clear();

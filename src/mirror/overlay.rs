@@ -149,13 +149,21 @@ impl Overlay {
 
     /// Claims the prefixes of the main-table route events logged during
     /// the dump (see [`Overlay::claim`]), before a resync installs the
-    /// overlay and replays them.
-    pub fn claim_logged(&mut self, log: &[Event]) {
+    /// overlay, and returns the events to replay after the install: all
+    /// but the main-table route events of prefixes the live view stands
+    /// in for, which it has applied already. (Applied twice, some would
+    /// not be idempotent: an append marks a route as added twice.)
+    pub fn claim_logged(&mut self, mut log: Vec<Event>) -> Vec<Event> {
         for r in log.iter().filter_map(Event::route) {
             if r.key.table == TABLE_MAIN {
                 self.claim(&r.key.prefix);
             }
         }
+        log.retain(|ev| match ev.route() {
+            Some(r) if r.key.table == TABLE_MAIN => self.claim(&r.key.prefix),
+            _ => true,
+        });
+        log
     }
 
     /// An event after the dump read its routes: applied to the routes the

@@ -251,10 +251,11 @@ impl RouteSet {
     /// multipath deletion. Returns false when nothing matched.
     pub fn remove(&mut self, r: &Route, partial_paths: bool, nh: &mut NhTable) -> bool {
         let key = (r.key.metric, r.key.tos);
+        let partial = partial_paths && !r.nexthops.is_empty();
         let list = match self {
             RouteSet::Empty => return false,
-            RouteSet::One { metric, .. } => {
-                if key != (*metric, 0) {
+            RouteSet::One { metric, entry } => {
+                if key != (*metric, 0) || partial && !has_a_path(*entry, None, r, nh) {
                     return false;
                 }
                 *self = RouteSet::Empty;
@@ -265,6 +266,9 @@ impl RouteSet {
         let Ok(i) = list.binary_search_by_key(&key, |s| (s.metric, s.tos)) else {
             return false;
         };
+        if partial && !has_a_path(list[i].entry, list[i].multipath.as_deref(), r, nh) {
+            return false;
+        }
         let mut removed_paths = false;
         if partial_paths && !r.nexthops.is_empty() {
             if let Some(route) = list[i].multipath.as_mut() {
@@ -335,5 +339,24 @@ impl RouteSet {
             }
             _ => {}
         }
+    }
+}
+
+/// Whether a stored route (its entry, and its paths if multipath) has one
+/// of the paths an IPv6 deletion names. The kernel announces the removal
+/// of one path as a deletion naming only it; replayed onto a dump that was
+/// read after it (see [`crate::mirror::sweep`]), it names a path that is
+/// gone already and must not take the paths left. Entries that keep no
+/// path (bpf_fib_lookup's, or a group's) cannot tell: they match.
+fn has_a_path(entry: Code, multipath: Option<&Route>, r: &Route, nh: &NhTable) -> bool {
+    let named = |ifindex: u32, gateway: Option<IpAddr>| {
+        r.nexthops
+            .iter()
+            .any(|d| d.ifindex == ifindex && d.gateway == gateway)
+    };
+    match (multipath, nh.decode(entry)) {
+        (Some(route), _) => route.nexthops.iter().any(|p| named(p.ifindex, p.gateway)),
+        (None, RouteEntry::Unicast(k)) => named(k.ifindex, k.gateway),
+        (None, _) => true,
     }
 }

@@ -72,16 +72,6 @@ impl Sweep {
     pub fn done(&self) -> bool {
         matches!(self.stage, Stage::Done)
     }
-
-    /// An event about to be applied to the live mirror: a main-table
-    /// prefix it sets stays, whether or not the dump had it.
-    pub fn note(&mut self, ev: &Event) {
-        if let (Some(kept), Some(r)) = (&mut self.kept, ev.route()) {
-            if r.key.table == TABLE_MAIN && !kept.keeps(&r.key.prefix) {
-                kept.set.insert(r.key.prefix, ());
-            }
-        }
-    }
 }
 
 impl Mirror {
@@ -155,6 +145,22 @@ impl Mirror {
         let mut sweep = self.install_sorted(dumped, snap, out);
         sweep.kept = Some(Box::new(Kept { seen, set }));
         sweep
+    }
+
+    /// An event about to be applied during sweep `s`: a main-table prefix
+    /// it sets stays, whether or not the dump had it. One the dump lacked
+    /// starts from no route (as [`Overlay::claim`] decides): what the live
+    /// view has of it is stale, and would stay beside the event's route.
+    pub fn note_swept(&mut self, s: &mut Sweep, ev: &Event) {
+        if let (Some(kept), Some(r)) = (&mut s.kept, ev.route()) {
+            let p = r.key.prefix;
+            if r.key.table == TABLE_MAIN && !kept.keeps(&p) {
+                kept.set.insert(p, ());
+                // The maps follow when the event's refresh or the
+                // sweep's pass over the maps reaches `p`.
+                self.view.take_main(&p);
+            }
+        }
     }
 
     /// Takes the non-route state of a dump.

@@ -1265,16 +1265,30 @@ fn resync_start(
     log: &[Event],
     out: &mut Vec<Change>,
 ) -> Sweep {
-    let sweep = match read(m, m.resync_builder(full), snap) {
-        KernelRoutes::Full(d) => m.install_sorted(d, snap.clone(), out),
+    let routes = read(m, m.resync_builder(full), snap);
+    install_read(m, routes, snap, log, out)
+}
+
+/// Installs what a resync's dump read, as a job does, and replays `log`
+/// (the events that came during the dump, already applied to `m`): all
+/// of it after a full view, what the overlay claims after an overlay.
+fn install_read(
+    m: &mut Mirror,
+    routes: KernelRoutes,
+    snap: &KernelState,
+    log: &[Event],
+    out: &mut Vec<Change>,
+) -> Sweep {
+    let (sweep, replayed) = match routes {
+        KernelRoutes::Full(d) => (m.install_sorted(d, snap.clone(), out), log.to_vec()),
         KernelRoutes::Against(mut o) => {
             assert!(!o.split(), "the test's dump is grouped by prefix");
-            o.claim_logged(log);
-            m.install_overlay(*o, snap.clone(), out)
+            let replayed = o.claim_logged(log.to_vec());
+            (m.install_overlay(*o, snap.clone(), out), replayed)
         }
     };
-    for ev in log {
-        out.extend(m.apply(ev.clone()).changes);
+    for ev in replayed {
+        out.extend(m.apply(ev).changes);
     }
     sweep
 }
@@ -1414,22 +1428,13 @@ fn an_overlay_resync_under_events_ends_at_the_kernels_state() {
             mut kernel,
         } = stale_mirror_dumped_under_events(full, false);
         let mut out = Vec::new();
-        let mut sweep = match read {
-            KernelRoutes::Full(d) => m.install_sorted(d, kernel.clone(), &mut out),
-            KernelRoutes::Against(mut o) => {
-                assert!(!full);
-                o.claim_logged(&log);
-                m.install_overlay(*o, kernel.clone(), &mut out)
-            }
-        };
-        for ev in &log {
-            out.extend(m.apply(ev.clone()).changes);
-        }
+        assert_eq!(matches!(read, KernelRoutes::Full(_)), full);
+        let mut sweep = install_read(&mut m, read, &kernel, &log, &mut out);
         m.sweep_step(&mut sweep, 5, &mut out);
         let late = via_wan("102.0.0.0/24", 0);
         let gone = via_wan("100.1.100.0/24", 0);
         for ev in [Event::NewRoute(late.clone()), Event::DelRoute(gone.clone())] {
-            sweep.note(&ev);
+            m.note_swept(&mut sweep, &ev);
             out.extend(m.apply(ev).changes);
         }
         while !m.sweep_step(&mut sweep, 5, &mut out) {}
@@ -1468,5 +1473,159 @@ fn an_overlay_knows_when_a_prefix_came_in_two_runs() {
     match read(&m, m.check_dump_builder(false), &snapshot()) {
         KernelRoutes::Against(o) => assert!(!o.split()),
         KernelRoutes::Full(_) => panic!("an overlay was asked for"),
+    }
+}
+
+/// A prefix the dump lacked keeps its (stale) routes in the live view
+/// until the sweep passes it (found by review). An event during the sweep
+/// that adds a route to it with another metric must not leave the stale
+/// route beside the new one (the kernel has only the new one).
+#[test]
+fn an_event_during_an_overlay_sweep_leaves_no_stale_route_beside_its_own() {
+    for full in BOTH {
+        let mut m = mirror();
+        let mut before = snapshot_with_many(400);
+        before.routes.push(route(
+            TABLE_MAIN,
+            "203.0.113.0/24",
+            10,
+            RouteKind::Unicast,
+            Some((LAN, Some("10.0.1.9"))),
+        ));
+        m.resync(before);
+        // The kernel lost 203.0.113.0/24 (the event was lost: a stale
+        // resync); its dump lacks it.
+        let mut kernel = snapshot_with_many(400);
+        let mut out = Vec::new();
+        let mut sweep = resync_start(&mut m, &kernel, full, &[], &mut out);
+        // Before the sweep reaches it, the prefix is announced again with
+        // another metric.
+        let new = via_wan("203.0.113.0/24", 20);
+        let ev = Event::NewRoute(new.clone());
+        m.note_swept(&mut sweep, &ev);
+        out.extend(m.apply(ev).changes);
+        while !m.sweep_step(&mut sweep, 5, &mut out) {}
+        kernel.routes.push(new);
+        assert_eq!(
+            m.entry(&prefix("203.0.113.0/24")),
+            m.entry(&prefix("100.0.0.0/24")),
+            "full view: {full}: via WAN, the kernel's only route"
+        );
+        assert!(
+            m.dry_run(kernel).is_empty(),
+            "full view: {full}: exactly the kernel's state"
+        );
+    }
+}
+
+/// The dump reads an IPv6 multipath prefix as the mirror has it (the overlay lets the live view stand in), then one of
+/// its two paths is deleted (applied live, logged). The resync replays
+/// the log onto the live view, which had the deletion already: the
+/// partial deletion, applied twice, removes the remaining path too.
+#[test]
+fn an_overlay_resync_applies_a_partial_multipath_delete_once() {
+    for full in BOTH {
+        let mut m = mirror();
+        let mut before = snapshot();
+        let mut mp = route(
+            TABLE_MAIN,
+            "2001:db8::/32",
+            1024,
+            RouteKind::Unicast,
+            Some((WAN, Some("fe80::1"))),
+        );
+        mp.nexthops.push(NextHop {
+            ifindex: LAN,
+            gateway: Some("fe80::2".parse().unwrap()),
+            flags: crate::model::NhFlags::empty(),
+            weight: 1,
+        });
+        before.routes.push(mp.clone());
+        m.resync(before.clone());
+        // The dump reads the prefix with both paths; its run closes.
+        let read = read(&m, m.resync_builder(full), &before);
+        // Then one path goes: applied to the live mirror, logged.
+        let one = route(
+            TABLE_MAIN,
+            "2001:db8::/32",
+            1024,
+            RouteKind::Unicast,
+            Some((LAN, Some("fe80::2"))),
+        );
+        let log = vec![Event::DelRoute(one)];
+        for ev in &log {
+            m.apply(ev.clone());
+        }
+        let mut out = Vec::new();
+        assert_eq!(matches!(read, KernelRoutes::Full(_)), full);
+        let mut sweep = install_read(&mut m, read, &before, &log, &mut out);
+        while !m.sweep_step(&mut sweep, 5, &mut out) {}
+        let left = route(
+            TABLE_MAIN,
+            "2001:db8::/32",
+            1024,
+            RouteKind::Unicast,
+            Some((WAN, Some("fe80::1"))),
+        );
+        let mut kernel = before;
+        kernel.routes.retain(|r| *r != mp);
+        kernel.routes.push(left);
+        assert_eq!(
+            m.entry(&prefix("2001:db8::/32")),
+            Some(RouteEntry::Unicast(NhKey {
+                ifindex: WAN,
+                gateway: Some("fe80::1".parse().unwrap())
+            })),
+            "full view: {full}: the path left stands"
+        );
+        assert!(
+            m.dry_run(kernel).is_empty(),
+            "full view: {full}: exactly the kernel's state"
+        );
+    }
+}
+
+/// A partial IPv6 multipath deletion that the dump already reflects (it
+/// read the prefix after the event) is replayed onto it: the path it
+/// names is gone, so nothing is removed (the kernel's notification names
+/// only the deleted path; replayed onto the remaining one, it must not
+/// take the whole route).
+#[test]
+fn a_partial_multipath_delete_replayed_onto_a_dump_that_has_it_removes_nothing() {
+    for full in BOTH {
+        let mut m = mirror();
+        let mut before = snapshot();
+        let path = |ifindex, gw: &str| NextHop {
+            ifindex,
+            gateway: Some(gw.parse().unwrap()),
+            flags: crate::model::NhFlags::empty(),
+            weight: 1,
+        };
+        let v6 = |paths: Vec<NextHop>| Route {
+            nexthops: paths.into(),
+            ..route(TABLE_MAIN, "2001:db8::/32", 1024, RouteKind::Unicast, None)
+        };
+        before
+            .routes
+            .push(v6(vec![path(WAN, "fe80::1"), path(LAN, "fe80::2")]));
+        m.resync(before.clone());
+        let log = vec![Event::DelRoute(v6(vec![path(LAN, "fe80::2")]))];
+        for ev in &log {
+            m.apply(ev.clone());
+        }
+        let mut kernel = snapshot();
+        kernel.routes.push(v6(vec![path(WAN, "fe80::1")]));
+        let mut out = Vec::new();
+        let mut sweep = resync_start(&mut m, &kernel, full, &log, &mut out);
+        while !m.sweep_step(&mut sweep, 5, &mut out) {}
+        assert_eq!(
+            m.entry(&prefix("2001:db8::/32")),
+            Some(RouteEntry::Unicast(NhKey {
+                ifindex: WAN,
+                gateway: Some("fe80::1".parse().unwrap())
+            })),
+            "full view: {full}: the path left stands"
+        );
+        assert!(m.dry_run(kernel).is_empty(), "full view: {full}");
     }
 }
