@@ -1319,7 +1319,9 @@ struct Stale {
     kernel: KernelState,
 }
 
-fn stale_mirror_dumped_under_events(full: bool, check: bool) -> Stale {
+/// A mirror of [`snapshot_with_many`]`(400)` and a metric-10 route to
+/// 203.0.113.0/24 via LAN that the kernel will have lost.
+fn mirror_with_a_stale_route() -> Mirror {
     let mut m = mirror();
     let mut before = snapshot_with_many(400);
     before.routes.push(route(
@@ -1330,6 +1332,11 @@ fn stale_mirror_dumped_under_events(full: bool, check: bool) -> Stale {
         Some((LAN, Some("10.0.1.9"))),
     ));
     m.resync(before);
+    m
+}
+
+fn stale_mirror_dumped_under_events(full: bool, check: bool) -> Stale {
+    let mut m = mirror_with_a_stale_route();
     let mut now = snapshot_with_many(400);
     let withdrawn_before: Vec<Prefix> = (0..40)
         .map(|i| prefix(&format!("100.1.{i}.0/24")))
@@ -1483,16 +1490,7 @@ fn an_overlay_knows_when_a_prefix_came_in_two_runs() {
 #[test]
 fn an_event_during_an_overlay_sweep_leaves_no_stale_route_beside_its_own() {
     for full in BOTH {
-        let mut m = mirror();
-        let mut before = snapshot_with_many(400);
-        before.routes.push(route(
-            TABLE_MAIN,
-            "203.0.113.0/24",
-            10,
-            RouteKind::Unicast,
-            Some((LAN, Some("10.0.1.9"))),
-        ));
-        m.resync(before);
+        let mut m = mirror_with_a_stale_route();
         // The kernel lost 203.0.113.0/24 (the event was lost: a stale
         // resync); its dump lacks it.
         let mut kernel = snapshot_with_many(400);
@@ -1518,114 +1516,91 @@ fn an_event_during_an_overlay_sweep_leaves_no_stale_route_beside_its_own() {
     }
 }
 
-/// The dump reads an IPv6 multipath prefix as the mirror has it (the overlay lets the live view stand in), then one of
-/// its two paths is deleted (applied live, logged). The resync replays
-/// the log onto the live view, which had the deletion already: the
-/// partial deletion, applied twice, removes the remaining path too.
+/// 2001:db8::/32 via two paths; one is deleted (applied live, logged)
+/// while a resync's dump is read, before the dump reads the prefix or
+/// after. Either way the resync ends with the path left.
+fn a_partial_multipath_delete_during_a_resync(full: bool, dump_read_first: bool) {
+    let mut m = mirror();
+    let path = |ifindex, gw: &str| NextHop {
+        ifindex,
+        gateway: Some(gw.parse().unwrap()),
+        flags: crate::model::NhFlags::empty(),
+        weight: 1,
+    };
+    let v6 = |paths: Vec<NextHop>| Route {
+        nexthops: paths.into(),
+        ..route(TABLE_MAIN, "2001:db8::/32", 1024, RouteKind::Unicast, None)
+    };
+    let mut before = snapshot();
+    before
+        .routes
+        .push(v6(vec![path(WAN, "fe80::1"), path(LAN, "fe80::2")]));
+    m.resync(before.clone());
+    let mut kernel = snapshot();
+    kernel.routes.push(v6(vec![path(WAN, "fe80::1")]));
+    let log = vec![Event::DelRoute(v6(vec![path(LAN, "fe80::2")]))];
+    // Read first, the dump has both paths (the overlay lets the live
+    // view stand in); read after, it has the one left.
+    let dumped = if dump_read_first { &before } else { &kernel };
+    let routes = read(&m, m.resync_builder(full), dumped);
+    for ev in &log {
+        m.apply(ev.clone());
+    }
+    let mut out = Vec::new();
+    let mut sweep = install_read(&mut m, routes, &kernel, &log, &mut out);
+    while !m.sweep_step(&mut sweep, 5, &mut out) {}
+    let how = format!("full view: {full}, dump read first: {dump_read_first}");
+    assert_eq!(
+        m.entry(&prefix("2001:db8::/32")),
+        Some(RouteEntry::Unicast(NhKey {
+            ifindex: WAN,
+            gateway: Some("fe80::1".parse().unwrap())
+        })),
+        "{how}: the path left stands"
+    );
+    assert!(m.dry_run(kernel).is_empty(), "{how}");
+}
+
+/// Replayed onto the live view, which had it already, a partial deletion
+/// must not be applied twice (the overlay replays only what it holds;
+/// found by review).
 #[test]
 fn an_overlay_resync_applies_a_partial_multipath_delete_once() {
     for full in BOTH {
-        let mut m = mirror();
-        let mut before = snapshot();
-        let mut mp = route(
-            TABLE_MAIN,
-            "2001:db8::/32",
-            1024,
-            RouteKind::Unicast,
-            Some((WAN, Some("fe80::1"))),
-        );
-        mp.nexthops.push(NextHop {
-            ifindex: LAN,
-            gateway: Some("fe80::2".parse().unwrap()),
-            flags: crate::model::NhFlags::empty(),
-            weight: 1,
-        });
-        before.routes.push(mp.clone());
-        m.resync(before.clone());
-        // The dump reads the prefix with both paths; its run closes.
-        let read = read(&m, m.resync_builder(full), &before);
-        // Then one path goes: applied to the live mirror, logged.
-        let one = route(
-            TABLE_MAIN,
-            "2001:db8::/32",
-            1024,
-            RouteKind::Unicast,
-            Some((LAN, Some("fe80::2"))),
-        );
-        let log = vec![Event::DelRoute(one)];
-        for ev in &log {
-            m.apply(ev.clone());
-        }
-        let mut out = Vec::new();
-        assert_eq!(matches!(read, KernelRoutes::Full(_)), full);
-        let mut sweep = install_read(&mut m, read, &before, &log, &mut out);
-        while !m.sweep_step(&mut sweep, 5, &mut out) {}
-        let left = route(
-            TABLE_MAIN,
-            "2001:db8::/32",
-            1024,
-            RouteKind::Unicast,
-            Some((WAN, Some("fe80::1"))),
-        );
-        let mut kernel = before;
-        kernel.routes.retain(|r| *r != mp);
-        kernel.routes.push(left);
-        assert_eq!(
-            m.entry(&prefix("2001:db8::/32")),
-            Some(RouteEntry::Unicast(NhKey {
-                ifindex: WAN,
-                gateway: Some("fe80::1".parse().unwrap())
-            })),
-            "full view: {full}: the path left stands"
-        );
-        assert!(
-            m.dry_run(kernel).is_empty(),
-            "full view: {full}: exactly the kernel's state"
-        );
+        a_partial_multipath_delete_during_a_resync(full, true);
     }
 }
 
-/// A partial IPv6 multipath deletion that the dump already reflects (it
-/// read the prefix after the event) is replayed onto it: the path it
-/// names is gone, so nothing is removed (the kernel's notification names
-/// only the deleted path; replayed onto the remaining one, it must not
-/// take the whole route).
+/// Replayed onto a dump read after it, a partial deletion names a path
+/// that is gone: it must not take the path left (the kernel's notification
+/// names only the deleted path).
 #[test]
 fn a_partial_multipath_delete_replayed_onto_a_dump_that_has_it_removes_nothing() {
     for full in BOTH {
-        let mut m = mirror();
-        let mut before = snapshot();
-        let path = |ifindex, gw: &str| NextHop {
-            ifindex,
-            gateway: Some(gw.parse().unwrap()),
-            flags: crate::model::NhFlags::empty(),
-            weight: 1,
-        };
-        let v6 = |paths: Vec<NextHop>| Route {
-            nexthops: paths.into(),
-            ..route(TABLE_MAIN, "2001:db8::/32", 1024, RouteKind::Unicast, None)
-        };
-        before
-            .routes
-            .push(v6(vec![path(WAN, "fe80::1"), path(LAN, "fe80::2")]));
-        m.resync(before.clone());
-        let log = vec![Event::DelRoute(v6(vec![path(LAN, "fe80::2")]))];
-        for ev in &log {
-            m.apply(ev.clone());
-        }
-        let mut kernel = snapshot();
-        kernel.routes.push(v6(vec![path(WAN, "fe80::1")]));
-        let mut out = Vec::new();
-        let mut sweep = resync_start(&mut m, &kernel, full, &log, &mut out);
-        while !m.sweep_step(&mut sweep, 5, &mut out) {}
-        assert_eq!(
-            m.entry(&prefix("2001:db8::/32")),
-            Some(RouteEntry::Unicast(NhKey {
-                ifindex: WAN,
-                gateway: Some("fe80::1".parse().unwrap())
-            })),
-            "full view: {full}: the path left stands"
-        );
-        assert!(m.dry_run(kernel).is_empty(), "full view: {full}");
+        a_partial_multipath_delete_during_a_resync(full, false);
     }
+}
+
+/// A resync replays, after installing an overlay, only the logged events
+/// the live view has not applied: those of prefixes the overlay holds,
+/// and all but main-table route events.
+#[test]
+fn an_overlay_replays_only_what_the_live_view_lacks() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let KernelRoutes::Against(mut o) = read(&m, m.resync_builder(false), &snapshot()) else {
+        panic!("an overlay into a filled mirror");
+    };
+    let seen = Event::NewRoute(via_wan("198.51.100.0/24", 0));
+    let unseen = Event::NewRoute(via_wan("203.0.113.0/24", 0));
+    let local = Event::NewRoute(route(
+        TABLE_LOCAL,
+        "10.0.1.7/32",
+        0,
+        RouteKind::Local,
+        Some((LAN, None)),
+    ));
+    let link = Event::NewLink(link(LAN, true));
+    let log = vec![seen, unseen.clone(), local.clone(), link.clone()];
+    assert_eq!(o.claim_logged(log), vec![unseen, local, link]);
 }
