@@ -251,7 +251,10 @@ impl RouteSet {
     /// multipath deletion. Returns false when nothing matched.
     pub fn remove(&mut self, r: &Route, partial_paths: bool, nh: &mut NhTable) -> bool {
         let key = (r.key.metric, r.key.tos);
-        let partial = partial_paths && !r.nexthops.is_empty();
+        // Routes through a nexthop object are never deleted a path at a
+        // time (rt6_qualify_for_ecmp wants no object), and the paths they
+        // carry (nexthop_compat_mode) go stale when the group changes.
+        let partial = partial_paths && r.nhid.is_none() && !r.nexthops.is_empty();
         let list = match self {
             RouteSet::Empty => return false,
             RouteSet::One { metric, entry } => {
@@ -270,7 +273,7 @@ impl RouteSet {
             return false;
         }
         let mut removed_paths = false;
-        if partial_paths && !r.nexthops.is_empty() {
+        if partial {
             if let Some(route) = list[i].multipath.as_mut() {
                 if r.nexthops.len() < route.nexthops.len() {
                     route.nexthops.retain(|nh| {

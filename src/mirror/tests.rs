@@ -1604,3 +1604,51 @@ fn an_overlay_replays_only_what_the_live_view_lacks() {
     let log = vec![seen, unseen.clone(), local.clone(), link.clone()];
     assert_eq!(o.claim_logged(log), vec![unseen, local, link]);
 }
+
+/// An IPv6 route through a nexthop group (nexthop_compat_mode=1: its
+/// paths come expanded) never has sibling routes, so the kernel never
+/// deletes one of its paths alone. When a member leaves the group (`ip
+/// nexthop del`), the kernel sends no route event (remove_nh_grp_entry
+/// notifies only RTM_NEWNEXTHOP): the stored expansion keeps the old
+/// member. `ip -6 route del` then names fewer paths than stored, and must
+/// still remove the whole route.
+#[test]
+fn an_ipv6_route_through_a_group_that_shrank_is_deleted_whole() {
+    let mut m = mirror();
+    let mut snap = snapshot();
+    snap.nexthops = vec![
+        single(1, WAN, "fe80::1"),
+        single(2, LAN, "fe80::2"),
+        group(10, &[(1, 1), (2, 1)]),
+    ];
+    m.resync(snap);
+    let p = "2001:db8:5::/48";
+    let mut r = route(
+        TABLE_MAIN,
+        p,
+        1024,
+        RouteKind::Unicast,
+        Some((WAN, Some("fe80::1"))),
+    );
+    r.nexthops.push(NextHop {
+        ifindex: LAN,
+        gateway: Some("fe80::2".parse().unwrap()),
+        flags: crate::model::NhFlags::empty(),
+        weight: 1,
+    });
+    r.nhid = Some(10);
+    m.apply(Event::NewRoute(r.clone()));
+    assert_eq!(m.entry(&prefix(p)), Some(RouteEntry::Object(10)));
+    // ip nexthop del id 2: the group shrinks, no route event.
+    m.apply(Event::NewNexthop(group(10, &[(1, 1)])));
+    m.apply(Event::DelNexthop(2));
+    // ip -6 route del 2001:db8:5::/48: the whole route, as expanded now.
+    r.nexthops.truncate(1);
+    let o = m.apply(Event::DelRoute(r));
+    assert!(
+        o.changes.contains(&Change::DelRoute(prefix(p))),
+        "{:?}",
+        o.changes
+    );
+    assert_eq!(m.entry(&prefix(p)), None, "the kernel has no such route");
+}
