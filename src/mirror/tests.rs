@@ -322,23 +322,30 @@ fn lowest_metric_wins_and_the_next_takes_over() {
     assert_eq!(m.nexthop_count(), 2, "10.0.2.3 was released");
 }
 
-#[test]
-fn ipv6_partial_multipath_delete() {
-    let mut m = mirror();
-    m.resync(snapshot());
-    let mut mp = route(
+/// A main-table IPv6 route to `p` (metric 1024) via fe80::1 on WAN and
+/// fe80::2 on LAN.
+fn two_path_v6_route(p: &str) -> Route {
+    let mut r = route(
         TABLE_MAIN,
-        "2001:db8::/32",
+        p,
         1024,
         RouteKind::Unicast,
         Some((WAN, Some("fe80::1"))),
     );
-    mp.nexthops.push(NextHop {
+    r.nexthops.push(NextHop {
         ifindex: LAN,
         gateway: Some("fe80::2".parse().unwrap()),
         flags: crate::model::NhFlags::empty(),
         weight: 1,
     });
+    r
+}
+
+#[test]
+fn ipv6_partial_multipath_delete() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let mp = two_path_v6_route("2001:db8::/32");
     let o = m.apply(Event::NewRoute(mp));
     assert!(matches!(
         puts(&o.changes)[&prefix("2001:db8::/32")],
@@ -1623,19 +1630,7 @@ fn an_ipv6_route_through_a_group_that_shrank_is_deleted_whole() {
     ];
     m.resync(snap);
     let p = "2001:db8:5::/48";
-    let mut r = route(
-        TABLE_MAIN,
-        p,
-        1024,
-        RouteKind::Unicast,
-        Some((WAN, Some("fe80::1"))),
-    );
-    r.nexthops.push(NextHop {
-        ifindex: LAN,
-        gateway: Some("fe80::2".parse().unwrap()),
-        flags: crate::model::NhFlags::empty(),
-        weight: 1,
-    });
+    let mut r = two_path_v6_route(p);
     r.nhid = Some(10);
     m.apply(Event::NewRoute(r.clone()));
     assert_eq!(m.entry(&prefix(p)), Some(RouteEntry::Object(10)));
