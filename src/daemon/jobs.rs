@@ -13,7 +13,9 @@
 //!    another thread.
 //! 2. The dump done, a **resync** installs the new view, replays the log
 //!    onto it (the events are newer than, or as new as, what the dump
-//!    read: replaying a state the dump already had changes nothing), then
+//!    read: replaying a state the dump already had changes nothing; after
+//!    an overlay, the events of the prefixes the live view stood in for
+//!    are left out: it has them already), then
 //!    **sweeps** the routes into line a few thousand prefixes per turn. A
 //!    **check** replays the log onto its view and **compares** it with the
 //!    maps, step by step, changing nothing.

@@ -95,13 +95,8 @@ impl Mirror {
         out: &mut Vec<Change>,
     ) -> Sweep {
         let Dumped { view, prefixes } = dumped;
-        self.kernel.custom_local_seen |= view.custom_local_seen;
         self.view = view;
-        self.set_state(snap);
-        self.sync_ifaces(out);
-        self.sync_config(out);
-        self.sync_local4(out);
-        self.sync_groups(|_| true, out);
+        self.install_state(snap, out);
         Sweep {
             stage: Stage::View,
             by_parts: prefixes.is_none(),
@@ -110,6 +105,17 @@ impl Mirror {
             part: 0,
             kept: None,
         }
+    }
+
+    /// Takes the rest of a dump's state once its routes are in the view,
+    /// and writes what does not depend on routes into `out`.
+    fn install_state(&mut self, snap: KernelState, out: &mut Vec<Change>) {
+        self.kernel.custom_local_seen |= self.view.custom_local_seen;
+        self.set_state(snap);
+        self.sync_ifaces(out);
+        self.sync_config(out);
+        self.sync_local4(out);
+        self.sync_groups(|_| true, out);
     }
 
     /// [`Mirror::install_sorted`] for a dump read against the live view
@@ -137,14 +143,15 @@ impl Mirror {
             set.insert(p, ());
         }
         self.view.take_local(&mut dumped);
-        let view = std::mem::take(&mut self.view);
-        let dumped = Dumped {
-            view,
-            prefixes: None,
-        };
-        let mut sweep = self.install_sorted(dumped, snap, out);
-        sweep.kept = Some(Box::new(Kept { seen, set }));
-        sweep
+        self.install_state(snap, out);
+        Sweep {
+            stage: Stage::View,
+            by_parts: true,
+            keys: PrefixList::default(),
+            next: 0,
+            part: 0,
+            kept: Some(Box::new(Kept { seen, set })),
+        }
     }
 
     /// An event about to be applied during sweep `s`: a main-table prefix
