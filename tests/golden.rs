@@ -11,6 +11,8 @@
 mod capacity;
 #[path = "golden/from_kernel.rs"]
 mod from_kernel;
+#[path = "golden/inlined.rs"]
+mod inlined;
 #[path = "golden/lab.rs"]
 mod lab;
 #[path = "golden/pkt.rs"]
