@@ -27,9 +27,10 @@
 		((void *)(__h + 1) > (void *)(end)) ? (T *)0 : __h;           \
 	})
 
-/* Two loads a side, not six: the verifier allows unaligned reads of
+/* Two loads a side, not six. The verifier allows unaligned reads of
  * packets and map values where the CPU does them well
- * (CONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS), as on every XDP router. */
+ * (CONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS): x86-64, the architecture of
+ * vmlinux/vmlinux.h, and arm64. */
 static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
 {
 	return *(const __u32 *)a == *(const __u32 *)b &&
