@@ -8,6 +8,10 @@
 //! neighbour and the source check), a forwarded frame (neighbour, source
 //! check, counters, rewrite, redirect), the same through bpf_fib_lookup —
 //! and the ceiling forwarder (`ceiling.bpf.c`) runs on the forwarded frame.
+//! One more forwarded frame per family reads a different number of trie
+//! levels (fib.h) than the first: the IPv4 one goes three levels down
+//! (under a /28), the IPv6 one none (under 2000::/3, which the root
+//! answers), so that the difference is the levels' cost.
 //! Each frame is the same at every repetition, so the caches are warm:
 //! these are the path's instruction costs; what the live benchmark adds on
 //! top is memory (random destinations in large tables) and the transmit.
@@ -49,10 +53,17 @@ const OUT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x02, 0x01];
 const GW_MAC: [u8; 6] = IN_MAC;
 const OTHER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x09, 0x09];
 const SRC4: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
+/// Under 198.18.0.0/15 alone: the trie's root answers.
 const DST4: Ipv4Addr = Ipv4Addr::new(198, 18, 7, 9);
+/// Under 198.19.3.0/28: the root, then the nodes of 198.19/16 and
+/// 198.19.3/24.
+const DST4_DEEP: Ipv4Addr = Ipv4Addr::new(198, 19, 3, 9);
 const GW4: &str = "10.0.2.2";
 const SRC6: &str = "2001:db8:1::2";
+/// Under 2001:db8:77::/48: the root and four levels of nodes.
 const DST6: &str = "2001:db8:77::9";
+/// Under 2000::/3 alone: the root answers.
+const DST6_ROOT: &str = "2a00::9";
 const GW6: &str = "2001:db8:2::2";
 
 /// Where every repetition of a stage's frame must end.
@@ -130,7 +141,9 @@ addr add 10.0.2.1/24 dev out0
 addr add 2001:db8:1::1/64 dev in0 nodad
 addr add 2001:db8:2::1/64 dev out0 nodad
 route add 198.18.0.0/15 via {GW4}
+route add 198.19.3.0/28 via {GW4}
 route add 2001:db8:77::/48 via {GW6}
+route add 2000::/3 via {GW6}
 neigh add {GW4} lladdr {} dev out0 nud permanent
 neigh add {GW6} lladdr {} dev out0 nud permanent
 ",
@@ -185,7 +198,9 @@ neigh add {GW6} lladdr {} dev out0 nud permanent
             Change::Config(0),
         ];
         changes.extend(route("198.18.0.0/15", GW4, 1));
+        changes.extend(route("198.19.3.0/28", GW4, 1));
         changes.extend(route("2001:db8:77::/48", GW6, 2));
+        changes.extend(route("2000::/3", GW6, 2));
         dp.maps.apply(&changes)?;
         dp.maps.set_deadlines(u64::MAX, u64::MAX)?;
         let ceiling = ceiling(out_ifindex)?;
@@ -263,14 +278,14 @@ fn ceiling(out_ifindex: u32) -> Result<crate::ceiling::CeilingSkel<'static>> {
     Ok(skel)
 }
 
-fn frame4(dst_mac: [u8; 6], ttl: u8) -> Vec<u8> {
-    let p = packet::V4::udp(SRC4, DST4).ttl(ttl).total(46);
+fn frame4(dst_mac: [u8; 6], ttl: u8, dst: Ipv4Addr) -> Vec<u8> {
+    let p = packet::V4::udp(SRC4, dst).ttl(ttl).total(46);
     packet::eth(dst_mac, IN_PEER_MAC, packet::ETH_P_IP, &p.build())
 }
 
-fn frame6(dst_mac: [u8; 6], hop: u8) -> Vec<u8> {
+fn frame6(dst_mac: [u8; 6], hop: u8, dst: &str) -> Vec<u8> {
     let src: Ipv6Addr = SRC6.parse().expect("literal");
-    let dst: Ipv6Addr = DST6.parse().expect("literal");
+    let dst: Ipv6Addr = dst.parse().expect("literal");
     let p = packet::V6::udp(src, dst).hop(hop).total(46 + 20);
     packet::eth(dst_mac, IN_PEER_MAC, packet::ETH_P_IPV6, &p.build())
 }
@@ -309,22 +324,26 @@ pub fn run(runs: usize, repeat: u32) -> Result<Vec<Stage>> {
         })
     };
     for v6 in [false, true] {
-        let frame = |mac, ttl| {
-            if v6 {
-                frame6(mac, ttl)
-            } else {
-                frame4(mac, ttl)
-            }
+        let frame = |mac, ttl, other: bool| match (v6, other) {
+            (true, false) => frame6(mac, ttl, DST6),
+            (true, true) => frame6(mac, ttl, DST6_ROOT),
+            (false, false) => frame4(mac, ttl, DST4),
+            (false, true) => frame4(mac, ttl, DST4_DEEP),
         };
-        let (not_us, ttl1, fwd_frame) =
-            (frame(OTHER_MAC, 64), frame(IN_MAC, 1), frame(IN_MAC, 255));
-        let names: [&'static str; 5] = if v6 {
+        let (not_us, ttl1, fwd_frame, other_depth) = (
+            frame(OTHER_MAC, 64, false),
+            frame(IN_MAC, 1, false),
+            frame(IN_MAC, 255, false),
+            frame(IN_MAC, 255, true),
+        );
+        let names: [&'static str; 6] = if v6 {
             [
                 "IPv6 prologue (frame for another host)",
                 "IPv6 up to the egress (hop limit 1)",
                 "IPv6 forwarded from the mirror",
                 "IPv6 forwarded through bpf_fib_lookup",
                 "IPv6 ceiling forwarder",
+                "IPv6 forwarded from the mirror, the root alone (2000::/3)",
             ]
         } else {
             [
@@ -333,6 +352,7 @@ pub fn run(runs: usize, repeat: u32) -> Result<Vec<Stage>> {
                 "IPv4 forwarded from the mirror",
                 "IPv4 forwarded through bpf_fib_lookup",
                 "IPv4 ceiling forwarder",
+                "IPv4 forwarded from the mirror, three levels (a /28)",
             ]
         };
         stage(
@@ -357,6 +377,10 @@ pub fn run(runs: usize, repeat: u32) -> Result<Vec<Stage>> {
             names[4],
             measure(runs, || b.run(ceiling, &fwd_frame, fwd, Expect::Redirected))?,
         );
+        stage(
+            names[5],
+            measure(runs, || b.run(accel, &other_depth, fwd, mirror))?,
+        );
     }
     Ok(out)
 }
@@ -373,7 +397,7 @@ mod tests {
             return;
         }
         let stages = super::run(3, 20).expect("every stage runs");
-        assert_eq!(stages.len(), 10);
+        assert_eq!(stages.len(), 12);
         assert!(stages.iter().all(|s| s.min_ns <= s.median_ns));
     }
 }
