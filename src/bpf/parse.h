@@ -27,14 +27,19 @@
 		((void *)(__h + 1) > (void *)(end)) ? (T *)0 : __h;           \
 	})
 
+/* Words that may alias bytes and headers: read through them, a packet
+ * is still the same memory to the compiler (-fstrict-aliasing is on). */
+typedef __u32 __attribute__((may_alias)) accel_any_u32;
+typedef __u16 __attribute__((may_alias)) accel_any_u16;
+
 /* Two loads a side, not six. The verifier allows unaligned reads of
  * packets and map values where the CPU does them well
  * (CONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS): x86-64, the architecture of
  * vmlinux/vmlinux.h, and arm64. */
 static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
 {
-	return *(const __u32 *)a == *(const __u32 *)b &&
-	       *(const __u16 *)(a + 4) == *(const __u16 *)(b + 4);
+	return *(const accel_any_u32 *)a == *(const accel_any_u32 *)b &&
+	       *(const accel_any_u16 *)(a + 4) == *(const accel_any_u16 *)(b + 4);
 }
 
 /* The kernel drops IPv4 headers whose checksum does not verify. Summed in
@@ -42,7 +47,7 @@ static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
  * sum does not depend on the word size (RFC 1071). */
 static __always_inline int ipv4_csum_ok(const struct iphdr *ip)
 {
-	const __u32 *w = (const __u32 *)ip;
+	const accel_any_u32 *w = (const accel_any_u32 *)ip;
 	__u64 sum = 0;
 
 #pragma unroll
