@@ -18,6 +18,7 @@ pub mod mirror;
 pub mod model;
 pub mod netfilter;
 pub mod netlink;
+pub mod prefetch;
 pub mod presence;
 pub mod realtime;
 pub mod route_trace;

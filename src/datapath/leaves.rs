@@ -30,6 +30,9 @@ pub trait LeafStore {
     fn set(&mut self, i: usize, leaf: u32);
     /// Orders earlier stores before later ones as the datapath sees them.
     fn publish(&self) {}
+    /// Asks for leaf i's cache line ahead of a store to it (see
+    /// [`crate::prefetch`]).
+    fn prefetch(&self, _i: usize) {}
 }
 
 impl LeafStore for Vec<u32> {
@@ -38,5 +41,8 @@ impl LeafStore for Vec<u32> {
     }
     fn set(&mut self, i: usize, leaf: u32) {
         self[i] = leaf;
+    }
+    fn prefetch(&self, i: usize) {
+        crate::prefetch::line(self.as_ptr().wrapping_add(i));
     }
 }

@@ -698,15 +698,17 @@ impl Maps {
         let (Some(fib4), Some(fib6)) = (&self.fib4, &self.fib6) else {
             return;
         };
-        let (fib4, fib6) = (fib4.borrow(), fib6.borrow());
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
         for p in prefixes {
-            let fib = if p.family() == Family::V4 {
-                &fib4
+            let batch = if p.family() == Family::V4 {
+                &mut v4
             } else {
-                &fib6
+                &mut v6
             };
-            fib.warm(trie::bits(p.addr()), p.len());
+            batch.push((trie::bits(p.addr()), p.len()));
         }
+        fib4.borrow().warm(&v4);
+        fib6.borrow().warm(&v6);
     }
 
     /// Gives degraded regions of both route tries their nodes back where

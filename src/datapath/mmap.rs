@@ -61,6 +61,10 @@ impl LeafStore for MmapLeaves {
     fn publish(&self) {
         fence(Ordering::Release);
     }
+
+    fn prefetch(&self, i: usize) {
+        crate::prefetch::line(self.at(i));
+    }
 }
 
 impl Drop for MmapLeaves {

@@ -336,10 +336,60 @@ impl<S: LeafStore> Trie<S> {
         }
     }
 
-    /// Touches the rule of `addr/len` (see
-    /// [`crate::fast_hash::ShardedMap::warm`]).
-    pub fn warm(&self, addr: u128, len: u8) {
-        self.rules.warm(mask(addr, len), len);
+    /// Touches what changing the rules of `batch` (address, length) will
+    /// read first: each rule, and the nodes on its path with their runs
+    /// (see [`crate::fast_hash::ShardedMap::warm`]). The paths are walked
+    /// a level at a time across the batch, each level in passes (prefetch
+    /// the nodes, then the start of their runs, then the rest, then read
+    /// the next leaf), so that the batch's misses overlap; walked one rule
+    /// at a time, each would wait for the one before it.
+    pub fn warm(&self, batch: &[(u128, u8)]) {
+        for &(addr, len) in batch {
+            self.rules.warm(mask(addr, len), len);
+        }
+        self.warm_paths(batch);
+    }
+
+    /// The walk of [`Trie::warm`]: returns, for each rule of `batch`, the
+    /// node of its level it reaches (None at the root's level, or where a
+    /// path ends above it).
+    fn warm_paths(&self, batch: &[(u128, u8)]) -> Vec<Option<usize>> {
+        let mut leaves: Vec<u32> = batch
+            .iter()
+            .map(|&(addr, _)| self.root[index(addr, 0)])
+            .collect();
+        let mut reached = vec![None; batch.len()];
+        let mut below = Vec::with_capacity(batch.len());
+        for k in 1..LEVELS as u8 {
+            // The rules whose path goes on into a node at level k.
+            below.clear();
+            below.extend(
+                (0..batch.len()).filter(|&i| is_node(leaves[i]) && k <= level_of(batch[i].1)),
+            );
+            if below.is_empty() {
+                break;
+            }
+            for &i in &below {
+                crate::prefetch::line(&self.out.meta[node_of(leaves[i])]);
+            }
+            for &i in &below {
+                self.leaves(node_of(leaves[i])).prefetch_start();
+            }
+            for &i in &below {
+                self.leaves(node_of(leaves[i])).prefetch_rest();
+            }
+            for &i in &below {
+                let n = node_of(leaves[i]);
+                if k < level_of(batch[i].1) {
+                    // The next node, where the path goes deeper.
+                    leaves[i] = self.leaves(n).get(index(batch[i].0, k)).0;
+                } else {
+                    reached[i] = Some(n);
+                    leaves[i] = 0;
+                }
+            }
+        }
+        reached
     }
 
     /// Removes the rule for `addr/len`; the datapath sees it at the next
@@ -637,6 +687,57 @@ mod tests {
         assert_eq!(index(x, 2), 0xb8);
         assert_eq!(index(x, 4), 0x34);
         assert_eq!(index(u128::MAX, 14), 0xff);
+    }
+
+    /// Warming walks each rule's path to the node of its level, as an
+    /// update of the rule does.
+    #[test]
+    fn warming_reaches_each_rules_node() {
+        let mut t = table(64);
+        for (p, len) in [
+            ("2001:db8::", 32),
+            ("2001:db8:1::", 48),
+            ("2001:db8:1:8000::1", 128),
+            ("2a00::", 12),
+            ("2001:db8:ff00::", 40),
+        ] {
+            t.insert(a(p), len, route_leaf(0, 1));
+        }
+        t.flush();
+        let mut batch = Vec::new();
+        for p in [
+            "2001:db8:1:8000::1",
+            "2001:db8:1::",
+            "2a00::",
+            "fe80::",
+            "2001:db8::",
+        ] {
+            for len in [0, 8, 16, 17, 24, 32, 40, 48, 49, 64, 127, 128] {
+                batch.push((mask(a(p), len), len));
+            }
+        }
+        let reached = t.warm_paths(&batch);
+        let mut deep = 0;
+        for (&(addr, len), got) in batch.iter().zip(&reached) {
+            // One step at a time, as lookup() walks.
+            let level = level_of(len);
+            let mut leaf = t.root[index(addr, 0)];
+            let mut want = None;
+            for k in 1..=level {
+                if !is_node(leaf) {
+                    break;
+                }
+                if k == level {
+                    want = Some(node_of(leaf));
+                }
+                leaf = t.leaves(node_of(leaf)).get(index(addr, k)).0;
+            }
+            assert_eq!(*got, want, "{addr:#x}/{len}");
+            deep += usize::from(level >= 4 && got.is_some());
+        }
+        assert!(deep >= 3, "some paths reach deep nodes: {deep}");
+        t.warm(&batch);
+        t.warm(&[]);
     }
 
     #[test]

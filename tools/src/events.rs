@@ -2,7 +2,7 @@
 //! the kernel. The same mirror and route tables `accel run` keeps (the
 //! tables in ordinary memory instead of BPF maps) take a whole table as
 //! route additions in random order, then its removal in another random
-//! order, timed in-process: what a BGP session's full-table announcement
+//! order (or both in the table's order), timed in-process: what a BGP session's full-table announcement
 //! and withdrawal cost the event loop, with nothing else on the clock
 //! (no netlink copies, no reader thread, no other process). The live
 //! figure, with FRR, is `scripts/bench/bgp.sh`'s.
@@ -83,8 +83,14 @@ impl Plane {
     /// event loop does before a burst (`Daemon::warm_ahead`).
     fn warm(&self, events: &[Event]) {
         self.mirror.warm(events.iter());
-        for p in events.iter().filter_map(Event::route_prefix) {
-            self.fib(p.family()).warm(trie::bits(p.addr()), p.len());
+        for family in [Family::V4, Family::V6] {
+            let batch: Vec<(u128, u8)> = events
+                .iter()
+                .filter_map(Event::route_prefix)
+                .filter(|p| p.family() == family)
+                .map(|p| (trie::bits(p.addr()), p.len()))
+                .collect();
+            self.fib(family).warm(&batch);
         }
     }
 
@@ -235,24 +241,30 @@ pub fn parse_table(text: &str) -> Result<Vec<Prefix>, String> {
     Ok(out)
 }
 
-/// Times the announcement of `prefixes` (in a random order of `seed`),
-/// then their withdrawal (in another), routes through nexthop objects
-/// when `objects`; `warm` events at a time are looked up together first
-/// (see `accel::fast_hash::ShardedMap::warm`), 1 for none.
 /// Route events between two writes of the tries' datapath copies (the
 /// daemon's FLUSH_EVERY).
 const FLUSH_EVERY: usize = 64;
 
-pub fn run(prefixes: &[Prefix], seed: u64, objects: bool, warm: usize) -> (Phase, Phase) {
+/// Times the announcement of `prefixes` (in a random order of `seed`, or
+/// as given without one), then their withdrawal (in another random order,
+/// or again as given), routes through nexthop objects when `objects`;
+/// `warm` events at a time are looked up together first (see
+/// `accel::fast_hash::ShardedMap::warm`), 1 for none.
+pub fn run(prefixes: &[Prefix], seed: Option<u64>, objects: bool, warm: usize) -> (Phase, Phase) {
     let mut plane = Plane::new(&Limits::default());
-    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut rng = seed.map(fastrand::Rng::with_seed);
     let mut order = prefixes.to_vec();
-    rng.shuffle(&mut order);
+    let mut shuffle = |order: &mut Vec<Prefix>| {
+        if let Some(rng) = rng.as_mut() {
+            rng.shuffle(order);
+        }
+    };
+    shuffle(&mut order);
     let adds: Vec<Event> = order
         .iter()
         .map(|p| Event::NewRoute(bgp_route(*p, objects)))
         .collect();
-    rng.shuffle(&mut order);
+    shuffle(&mut order);
     let dels: Vec<Event> = order
         .iter()
         .map(|p| Event::DelRoute(bgp_route(*p, objects)))

@@ -291,6 +291,19 @@ impl<S: LeafStore> Trie<S> {
                 steps.push((n, self.decide(n)));
             }
         }
+        // The blocks about to be written, asked for together: one node's
+        // stores would otherwise wait for its lines before the next
+        // node's are asked for.
+        for &(n, step) in &steps {
+            let m = &self.out.meta[n];
+            if matches!(step, Step::Left(_)) || m.at == 0 {
+                continue;
+            }
+            let base = (m.at & D::ACCEL_LEAF_ID_MASK.0) as usize * LINE_WORDS;
+            for line in 0..usize::from(m.size) {
+                self.out.lines.prefetch(base + line * LINE_WORDS);
+            }
+        }
         // Written deepest first: a node's children have their blocks
         // before it is written or linked.
         for &(n, step) in steps.iter().rev() {

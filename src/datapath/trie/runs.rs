@@ -65,6 +65,25 @@ impl Runs {
             - 1
     }
 
+    /// Asks for the cache line the runs start in, without reading it
+    /// (see `Trie::warm`).
+    pub fn prefetch_start(&self) {
+        // Header and first runs: as_ptr() does not read the header.
+        let data = self.0.as_ptr();
+        crate::prefetch::line(data.cast::<u8>().wrapping_sub(16));
+        crate::prefetch::line(data);
+    }
+
+    /// Asks for the rest of the runs' lines; their start is in cache.
+    pub fn prefetch_rest(&self) {
+        const PER_LINE: usize = 64 / std::mem::size_of::<Run>();
+        // Every 64 bytes from the start, and the last run, whose line a
+        // step can pass over when the runs do not start a line.
+        for r in self.0.iter().step_by(PER_LINE).skip(1).chain(self.0.last()) {
+            crate::prefetch::line(r);
+        }
+    }
+
     /// Where run `k` ends (exclusive).
     pub fn end(&self, k: usize) -> usize {
         self.0

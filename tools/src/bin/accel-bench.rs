@@ -47,7 +47,7 @@ enum Cmd {
     Lookup(LookupArgs),
     /// ns per route event in the control plane alone (mirror and route
     /// tables, no kernel): a whole table announced, then withdrawn, each
-    /// in random order. Needs no root.
+    /// in random order (or in its own). Needs no root.
     Events {
         /// Prefixes, one CIDR per line, both families.
         #[arg(long)]
@@ -66,6 +66,10 @@ enum Cmd {
         /// run` does in a burst (1: each on its own).
         #[arg(long, default_value_t = accel::fast_hash::WARM_AHEAD)]
         warm: usize,
+        /// Both phases in the table's own (address) order instead of
+        /// random ones: consecutive events meet the same trie nodes.
+        #[arg(long)]
+        in_order: bool,
     },
     /// ns per frame of accel_xdp's path, stage by stage, and of the
     /// ceiling forwarder (BPF_PROG_TEST_RUN, warm caches; issue 12). Runs
@@ -287,6 +291,7 @@ fn events(
     seed: u64,
     objects: bool,
     warm: usize,
+    in_order: bool,
 ) -> Result<()> {
     if runs == 0 || warm == 0 {
         bail!("--runs and --warm must be at least 1");
@@ -295,10 +300,14 @@ fn events(
         std::fs::read_to_string(path).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
     let prefixes =
         accel_tools::events::parse_table(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    println!("{} prefixes; ns per event (add / del):", prefixes.len());
+    let order = if in_order { "address" } else { "random" };
+    println!(
+        "{} prefixes, {order} order; ns per event (add / del):",
+        prefixes.len()
+    );
     for r in 0..runs {
-        let (add, del) =
-            accel_tools::events::run(&prefixes, seed.wrapping_add(r as u64), objects, warm);
+        let seed = (!in_order).then(|| seed.wrapping_add(r as u64));
+        let (add, del) = accel_tools::events::run(&prefixes, seed, objects, warm);
         println!(
             "run {}: {:.0} / {:.0}",
             r + 1,
@@ -332,7 +341,8 @@ fn main() -> Result<()> {
             seed,
             no_objects,
             warm,
-        } => events(&prefixes, runs, seed, !no_objects, warm),
+            in_order,
+        } => events(&prefixes, runs, seed, !no_objects, warm, in_order),
         Cmd::Stages { runs, repeat } => stages(runs, repeat),
         Cmd::GenTable { seed } => {
             gen_table(seed);
