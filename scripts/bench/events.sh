@@ -6,9 +6,11 @@
 # /proc/PID/task/*/schedstat) per route event, and the event loop's slowest
 # turns (it logs every turn over 10 ms at debug level). About a minute.
 #
-# Usage (root): scripts/bench/events.sh [--perf]
+# Usage (root): scripts/bench/events.sh [--perf] [--random]
 #   --perf      also record each phase with `perf record` (perf.add.data,
 #               perf.del.data in the current directory).
+#   --random    each phase in a random order (seeded, the same every run),
+#               as a BGP withdrawal comes, instead of the table's order.
 #   ACCEL=path  use this accel binary instead of building one.
 #   PERF_ARGS=  more options for perf record (e.g. "--call-graph dwarf").
 set -euo pipefail
@@ -16,11 +18,14 @@ OUT="$PWD"
 cd "$(dirname "$0")/../.."
 
 PERF=0
-case "${1:-}" in
---perf) PERF=1 ;;
-"") ;;
-*) echo "usage: $0 [--perf]" >&2; exit 2 ;;
-esac
+RANDOM_ORDER=0
+for arg in "$@"; do
+    case "$arg" in
+    --perf) PERF=1 ;;
+    --random) RANDOM_ORDER=1 ;;
+    *) echo "usage: $0 [--perf] [--random]" >&2; exit 2 ;;
+    esac
+done
 . scripts/bench/link_lab.sh
 bench_accel
 link_lab_init ev
@@ -30,8 +35,20 @@ bench_table "$TMP/all"
 awk '!/:/ { print "route add " $1 " nhid 4 proto bgp metric 20" }
       /:/ { print "route add " $1 " nhid 6 proto bgp metric 20" }' "$TMP/all" >"$TMP/add"
 sed 's/^route add/route del/' "$TMP/add" >"$TMP/del"
+ORDER="the table's order"
+if [ "$RANDOM_ORDER" = 1 ]; then
+    # Seeded: the same orders in every run, so that builds compare.
+    seed=1
+    for phase in add del; do
+        awk -v seed=$seed 'BEGIN { srand(seed) } { printf "%.9f\t%s\n", rand(), $0 }' \
+            "$TMP/$phase" | sort -k1,1 | cut -f2- >"$TMP/$phase.r"
+        mv "$TMP/$phase.r" "$TMP/$phase"
+        seed=$((seed + 1))
+    done
+    ORDER="random order"
+fi
 EVENTS=$(wc -l <"$TMP/add")
-echo "table: $TABLE: $EVENTS routes; machine: $(nproc) CPUs, $(uname -r); accel $ACCEL"
+echo "table: $TABLE: $EVENTS routes in $ORDER; machine: $(nproc) CPUs, $(uname -r); accel $ACCEL"
 
 link_lab_up
 nsx ip neigh add 10.9.0.2 lladdr 02:00:00:00:09:02 dev r0 nud permanent

@@ -94,6 +94,7 @@ impl<S: LeafStore> Trie<S> {
         let base = n * NODE_LEAVES;
         self.fill_node(n, level_of(region.1 + 1), fib_leaf(), DEGRADED);
         let cover = self.covering(region.0, region.1 + 1);
+        self.out.meta[n].base = cover;
         self.set(slot, node_leaf(n), cover.1);
 
         let child_len = region.1 + STRIDE;

@@ -46,6 +46,11 @@ pub(super) struct Meta {
     pub leaves: Runs,
     /// The depth of its level's shortest rule (level start + 1).
     pub own: u8,
+    /// The longest rule above its level covering its range, as its
+    /// leaves would hold it (leaf, depth; 0, 0 for none): what a leaf of
+    /// the node reverts to when the last rule of the node's level over it
+    /// goes, found without searching the rules (`Trie::covering_in`).
+    pub base: (u32, u8),
     /// Where the runs of its block start (COMPACT), and how many runs it
     /// had at the last flush.
     bits: Bitmap,
