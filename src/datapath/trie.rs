@@ -693,6 +693,7 @@ mod tests {
                 rules.remove(&key);
             }
         }
+        t.check_bases();
     }
 
     /// Longest-prefix match by brute force over the rules.

@@ -208,6 +208,7 @@ mod tests {
             });
             std::thread::sleep(GRACE);
             t.retry();
+            t.check_bases();
             assert_eq!(t.degraded_regions(), 0, "round {round}: all rebuilt");
             for _ in 0..2000 {
                 let addr = rnd.addr(&bases);
@@ -258,6 +259,7 @@ mod tests {
             let seen = states_seen(&mut t, &probes, |t| {
                 if step % 7 == 0 {
                     restored += t.retry();
+                    t.check_bases();
                 } else {
                     update(t, &mut rules, addr, len, leaf);
                 }

@@ -520,6 +520,20 @@ impl<S: LeafStore> Trie<S> {
             .collect()
     }
 
+    /// Asserts that every live node's base is the longest rule above its
+    /// level covering its range (what `Trie::covering_in` relies on).
+    #[cfg(test)]
+    pub(super) fn check_bases(&self) {
+        for n in (0..self.out.meta.len()).filter(|&n| self.out.meta[n].live) {
+            let (addr, len) = self.node_range(n);
+            let want = self.covering(addr, len + 1);
+            assert_eq!(
+                self.out.meta[n].base, want,
+                "base of node {n} at {addr:#x}/{len}"
+            );
+        }
+    }
+
     /// The range node `n` covers, as a prefix.
     fn node_range(&self, n: usize) -> (u128, u8) {
         let end = self.own(n) - 1;

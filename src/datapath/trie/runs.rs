@@ -68,7 +68,9 @@ impl Runs {
     /// Asks for the cache line the runs start in, without reading it
     /// (see `Trie::warm`).
     pub fn prefetch_start(&self) {
-        // Header and first runs: as_ptr() does not read the header.
+        // Header and first runs. The data pointer is the header's plus 16
+        // (as_ptr() goes through as_slice(), whose load of the length is
+        // unused here and compiled away).
         let data = self.0.as_ptr();
         crate::prefetch::line(data.cast::<u8>().wrapping_sub(16));
         crate::prefetch::line(data);
