@@ -348,18 +348,16 @@ impl<S: LeafStore> Trie<S> {
         for &(addr, len) in batch {
             self.rules.warm(mask(addr, len), len);
         }
-        self.warm_paths(batch);
+        self.warm_paths(batch, |_, _| {});
     }
 
-    /// The walk of [`Trie::warm`]: returns, for each rule of `batch`, the
-    /// node of its level it reaches (None at the root's level, or where a
-    /// path ends above it).
-    fn warm_paths(&self, batch: &[(u128, u8)]) -> Vec<Option<usize>> {
+    /// The walk of [`Trie::warm`]: tells `reached` (rule's index in
+    /// `batch`, node) of each rule that reaches a node of its own level.
+    fn warm_paths(&self, batch: &[(u128, u8)], mut reached: impl FnMut(usize, usize)) {
         let mut leaves: Vec<u32> = batch
             .iter()
             .map(|&(addr, _)| self.root[index(addr, 0)])
             .collect();
-        let mut reached = vec![None; batch.len()];
         let mut below = Vec::with_capacity(batch.len());
         for k in 1..LEVELS as u8 {
             // The rules whose path goes on into a node at level k.
@@ -385,12 +383,11 @@ impl<S: LeafStore> Trie<S> {
                     // The next node, where the path goes deeper.
                     leaves[i] = self.leaves(n).get(index(batch[i].0, k)).0;
                 } else {
-                    reached[i] = Some(n);
+                    reached(i, n);
                     leaves[i] = 0;
                 }
             }
         }
-        reached
     }
 
     /// Removes the rule for `addr/len`; the datapath sees it at the next
@@ -752,7 +749,8 @@ mod tests {
                 batch.push((mask(a(p), len), len));
             }
         }
-        let reached = t.warm_paths(&batch);
+        let mut reached = vec![None; batch.len()];
+        t.warm_paths(&batch, |i, n| reached[i] = Some(n));
         let mut deep = 0;
         for (&(addr, len), got) in batch.iter().zip(&reached) {
             // One step at a time, as lookup() walks.

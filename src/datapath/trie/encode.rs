@@ -305,7 +305,16 @@ impl<S: LeafStore> Trie<S> {
                 continue;
             }
             let base = (m.at & D::ACCEL_LEAF_ID_MASK.0) as usize * LINE_WORDS;
-            for line in 0..usize::from(m.size) {
+            // A DIRECT block written in place changes only the lines of
+            // leaves lo..=hi (write_leaves); any other block is written whole
+            // or is a few lines.
+            let lines = match step {
+                Step::InPlace if m.at & DIRECT != 0 => {
+                    usize::from(m.lo) / LINE_WORDS..usize::from(m.hi) / LINE_WORDS + 1
+                }
+                _ => 0..usize::from(m.size),
+            };
+            for line in lines {
                 self.out.lines.prefetch(base + line * LINE_WORDS);
             }
         }
