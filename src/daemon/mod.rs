@@ -328,6 +328,9 @@ impl Daemon {
     /// misses overlap (in-process: 15-20% less CPU per event, measured
     /// with `accel-bench events`).
     fn warm_ahead(&self) -> usize {
+        // This window's events, read next, and the next window's.
+        self.events
+            .prefetch_pending(2 * crate::fast_hash::WARM_AHEAD);
         let ahead = self.events.pending().take(crate::fast_hash::WARM_AHEAD);
         self.mirror.warm(ahead.clone());
         self.maps
