@@ -2,8 +2,12 @@
 //! `struct accel_config` (see accel.h) and the rule for renewing them.
 //!
 //! The mirror lease is renewed only by a control plane that has applied
-//! everything the kernel has told it: no event waiting in a socket or a
-//! queue, no overrun pending, no resync under way. The moment the control
+//! everything the kernel has told it by some moment, and only for
+//! [`MIRROR_LEASE`] past that moment: no overrun pending, no resync under
+//! way, and either no event waiting in a socket or a queue (the moment is
+//! now) or, in a burst whose queues are never empty, every event queued
+//! before the reader last found its socket empty applied (see [`Exact`]).
+//! The first grant after a resync needs the former. The moment the control
 //! plane learns that its mirror is stale (lost events, the start of a
 //! resync), the lease is revoked. A paused or starved daemon stops renewing,
 //! and the datapath stops using the mirror within [`MIRROR_LEASE`].
@@ -29,6 +33,19 @@ pub const MIRROR_LEASE: Duration = Duration::from_millis(500);
 pub const ALIVE_LEASE: Duration = Duration::from_secs(30);
 /// How often the control plane renews.
 pub const RENEW_EVERY: Duration = Duration::from_millis(100);
+
+/// What the control plane can vouch for at a renewal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exact {
+    /// The mirror is exact now: nothing waits anywhere.
+    Now,
+    /// The mirror was exact at this moment (the datapath's clock): every
+    /// event the kernel had queued by then is applied, and more came since
+    /// (a burst of route changes, read and applied as it comes).
+    AsOf(u64),
+    /// Events wait, and no moment is known as of which all were applied.
+    Unknown,
+}
 
 /// Deadlines to write into the datapath's config, in its clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,13 +153,24 @@ impl Lease {
     }
 
     /// The deadlines of a renewal. `now_ns` must have been read before
-    /// `drained` was established: the lease then covers no moment at which
+    /// `exact` was established: the lease then covers no moment at which
     /// an event could have been waiting unseen for longer than the lease.
-    pub fn renew(&mut self, at: Instant, now_ns: u64, drained: bool) -> Deadlines {
+    pub fn renew(&mut self, at: Instant, now_ns: u64, exact: Exact) -> Deadlines {
         self.last_renewal = Some(at);
-        if !self.stale && drained {
-            self.lease_ns = after(now_ns, MIRROR_LEASE);
-            self.first_grant = std::mem::take(&mut self.awaiting_grant);
+        match exact {
+            _ if self.stale => {}
+            Exact::Now => {
+                self.lease_ns = after(now_ns, MIRROR_LEASE);
+                self.first_grant = std::mem::take(&mut self.awaiting_grant);
+            }
+            // A moment before now extends a lease granted since the last
+            // settle, never grants one: the first grant vouches for a
+            // moment after the resync, and every later moment that
+            // extends it is after that grant (else it extends nothing).
+            Exact::AsOf(moment_ns) if !self.awaiting_grant => {
+                self.lease_ns = self.lease_ns.max(after(moment_ns, MIRROR_LEASE));
+            }
+            Exact::AsOf(_) | Exact::Unknown => {}
         }
         Deadlines {
             lease_ns: self.lease_ns,
@@ -160,15 +188,15 @@ mod tests {
     #[test]
     fn no_lease_before_the_first_resync() {
         let mut l = Lease::new();
-        let d = l.renew(Instant::now(), T0, true);
+        let d = l.renew(Instant::now(), T0, Exact::Now);
         assert_eq!(d.lease_ns, 0);
         assert_eq!(d.alive_ns, T0 + ALIVE_LEASE.as_nanos() as u64);
         assert!(l.settle(0));
-        let d = l.renew(Instant::now(), T0, true);
+        let d = l.renew(Instant::now(), T0, Exact::Now);
         assert_eq!(d.lease_ns, T0 + MIRROR_LEASE.as_nanos() as u64);
         assert!(l.take_first_grant(), "the mirror went live");
         assert!(!l.take_first_grant(), "said once");
-        l.renew(Instant::now(), T0 + 1, true);
+        l.renew(Instant::now(), T0 + 1, Exact::Now);
         assert!(!l.take_first_grant(), "later renewals are not news");
     }
 
@@ -176,32 +204,61 @@ mod tests {
     fn a_control_plane_with_events_waiting_does_not_renew() {
         let mut l = Lease::new();
         assert!(l.settle(0));
-        let granted = l.renew(Instant::now(), T0, true).lease_ns;
+        let granted = l.renew(Instant::now(), T0, Exact::Now).lease_ns;
         // Later, events are waiting: the lease keeps its old deadline and
         // lapses by itself unless they are applied.
-        let d = l.renew(Instant::now(), T0 + 200_000_000, false);
+        let d = l.renew(Instant::now(), T0 + 200_000_000, Exact::Unknown);
         assert_eq!(d.lease_ns, granted);
         assert!(d.alive_ns > granted, "still alive");
-        let d = l.renew(Instant::now(), T0 + 300_000_000, true);
+        let d = l.renew(Instant::now(), T0 + 300_000_000, Exact::Now);
         assert_eq!(
             d.lease_ns,
             T0 + 300_000_000 + MIRROR_LEASE.as_nanos() as u64
         );
     }
 
+    /// In a burst the queues are never empty: a moment as of which every
+    /// event was applied keeps the lease for the lease's length after it.
+    #[test]
+    fn a_burst_extends_the_lease_from_the_moment_it_vouches_for() {
+        const MS: u64 = 1_000_000;
+        let lease = MIRROR_LEASE.as_nanos() as u64;
+        let mut l = Lease::new();
+        assert!(l.settle(0));
+        assert_eq!(l.renew(Instant::now(), T0, Exact::Now).lease_ns, T0 + lease);
+        assert!(l.take_first_grant());
+        let d = l.renew(Instant::now(), T0 + 300 * MS, Exact::AsOf(T0 + 298 * MS));
+        assert_eq!(d.lease_ns, T0 + 298 * MS + lease);
+        // An older moment never shortens it.
+        let d = l.renew(Instant::now(), T0 + 400 * MS, Exact::AsOf(T0 + 100 * MS));
+        assert_eq!(d.lease_ns, T0 + 298 * MS + lease);
+        // Revoked, then settled: only a moment with nothing waiting grants
+        // the lease again, a burst's moment does not.
+        l.revoke(T0 + 500 * MS);
+        let d = l.renew(Instant::now(), T0 + 501 * MS, Exact::AsOf(T0 + 500 * MS));
+        assert_eq!(d.lease_ns, 0, "stale");
+        assert!(l.settle(l.revocations()));
+        let d = l.renew(Instant::now(), T0 + 600 * MS, Exact::AsOf(T0 + 599 * MS));
+        assert_eq!(d.lease_ns, 0, "no first grant from a burst");
+        assert!(!l.take_first_grant());
+        let d = l.renew(Instant::now(), T0 + 700 * MS, Exact::Now);
+        assert_eq!(d.lease_ns, T0 + 700 * MS + lease);
+        assert!(l.take_first_grant());
+    }
+
     #[test]
     fn a_known_stale_mirror_revokes_at_once_and_stays_revoked() {
         let mut l = Lease::new();
         assert!(l.settle(0));
-        l.renew(Instant::now(), T0, true);
+        l.renew(Instant::now(), T0, Exact::Now);
         let d = l.revoke(T0 + 1);
         assert_eq!(d.lease_ns, 0);
         assert!(d.alive_ns > T0);
         // Drained queues do not bring it back: only a completed resync does.
-        assert_eq!(l.renew(Instant::now(), T0 + 2, true).lease_ns, 0);
+        assert_eq!(l.renew(Instant::now(), T0 + 2, Exact::Now).lease_ns, 0);
         assert!(l.settle(l.revocations()));
         assert!(l.due(Instant::now()), "due at once after a resync");
-        assert!(l.renew(Instant::now(), T0 + 3, true).lease_ns > T0);
+        assert!(l.renew(Instant::now(), T0 + 3, Exact::Now).lease_ns > T0);
     }
 
     /// Events lost while a resync runs may be missing from what it
@@ -213,9 +270,9 @@ mod tests {
         l.revoke(T0);
         let second = l.revocations();
         assert!(!l.settle(first), "revoked after the first resync started");
-        assert_eq!(l.renew(Instant::now(), T0 + 1, true).lease_ns, 0);
+        assert_eq!(l.renew(Instant::now(), T0 + 1, Exact::Now).lease_ns, 0);
         assert!(l.settle(second));
-        assert!(l.renew(Instant::now(), T0 + 2, true).lease_ns > T0);
+        assert!(l.renew(Instant::now(), T0 + 2, Exact::Now).lease_ns > T0);
     }
 
     #[test]
@@ -223,7 +280,7 @@ mod tests {
         let mut l = Lease::new();
         let t = Instant::now();
         assert!(l.due(t));
-        l.renew(t, T0, true);
+        l.renew(t, T0, Exact::Now);
         assert!(!l.due(t + RENEW_EVERY / 2));
         assert!(l.due(t + RENEW_EVERY));
     }

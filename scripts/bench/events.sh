@@ -4,7 +4,8 @@
 # deleted, with `ip -batch` through two nexthop objects (as FRR installs
 # it), while `accel run` follows. Per phase: accel's CPU (all threads, from
 # /proc/PID/task/*/schedstat) per route event, and the event loop's slowest
-# turns (it logs every turn over 10 ms at debug level). About a minute.
+# turns (it logs every turn over 10 ms at debug level), and how often the
+# mirror's lease was live while the events poured in. About a minute.
 #
 # Usage (root): scripts/bench/events.sh [--perf] [--random]
 #   --perf      also record each phase with `perf record` (perf.add.data,
@@ -91,7 +92,16 @@ phase() { # NAME
         perf record -q -F 1999 ${PERF_ARGS:-} -p "$PID" -o "$OUT/perf.$1.data" 2>/dev/null &
         perf_pid=$!
     fi
+    # The mirror's lease meanwhile (`accel_lease_live`), every 250 ms: more
+    # often, the samplers' own CPU shows in accel's figures.
+    (while :; do
+        nsenter -t "$PID" -m -n "$ACCEL" stats --openmetrics 2>/dev/null | grep -E '^accel_lease_live '
+        sleep 0.25
+    done) >"$TMP/lease.$1" &
+    local sampler=$!
     nsx ip -batch "$TMP/$1"
+    kill "$sampler"
+    wait "$sampler" 2>/dev/null || true
     sleep 2
     c1=$(cpu_ns)
     thread_ns >"$TMP/threads1"
@@ -116,6 +126,7 @@ print("%-4s %.2f s of accel CPU, %.2f us per route event, %.1f s wall" % (sys.ar
              END { print " per route event" }' |
         sed 's/^/     by thread: /'
     echo "     (switches: voluntary + involuntary context switches per 1000 route events)"
+    echo "     lease: live in $(grep -c ' 1$' "$TMP/lease.$1") of $(wc -l <"$TMP/lease.$1") samples while ip -batch ran"
     echo "     turns over 10 ms: ${turns:-none}"
 }
 phase add

@@ -23,7 +23,7 @@ use crate::datapath::maps::Maps;
 use crate::datapath::{load, DatapathError, Loaded};
 use crate::error_chain;
 use crate::handover::{self, Handover, Progress};
-use crate::lease::{Deadlines, Lease};
+use crate::lease::{Deadlines, Exact, Lease};
 use crate::mirror::nudge::{self, Nudger};
 use crate::mirror::{CfgFlags, EventOutcome, IfaceConf, Mirror, View, ViewBuilder};
 use crate::model::{Event, Family, Route};
@@ -262,13 +262,12 @@ impl Daemon {
         self.write_deadlines(d)
     }
 
-    /// Renews the deadlines; the mirror lease only if every event the
-    /// kernel has sent is applied. The clock is read first: see
-    /// [`Lease::renew`].
+    /// Renews the deadlines; the mirror lease as far as the mirror is known
+    /// exact. The clock is read first: see [`Lease::renew`].
     fn renew_lease(&mut self) -> Result<(), DaemonError> {
         let now = datapath_now_ns(&mut *self.clock)?;
-        let drained = self.events.drained() && self.nh_events.drained();
-        let d = self.lease.renew(Instant::now(), now, drained);
+        let exact = self.exact(now);
+        let d = self.lease.renew(Instant::now(), now, exact);
         self.write_deadlines(d)?;
         if self.lease.take_first_grant() {
             info!(
@@ -277,6 +276,30 @@ impl Daemon {
             );
         }
         Ok(())
+    }
+
+    /// As of when the mirror is exact, `now_ns` the datapath's clock read
+    /// before looking. Now, when nothing waits anywhere. In a burst of
+    /// route changes the queues are never empty: then as of the moment the
+    /// reader last found its socket empty, once every event it had read by
+    /// then is applied. (A full table's install kept the lease lapsed
+    /// for most of the burst otherwise: the datapath sent every packet to
+    /// bpf_fib_lookup while the mirror was a millisecond behind.)
+    fn exact(&mut self, now_ns: u64) -> Exact {
+        // Nexthop objects are read by the loop itself, with no such
+        // moment: their socket must be empty.
+        if !self.nh_events.drained() {
+            return Exact::Unknown;
+        }
+        if self.events.drained() {
+            return Exact::Now;
+        }
+        match self.events.exact_as_of() {
+            // Measured after `now_ns` was read: the moment comes out no
+            // later than it was.
+            Some(t) => Exact::AsOf(now_ns.saturating_sub(t.elapsed().as_nanos() as u64)),
+            None => Exact::Unknown,
+        }
     }
 
     /// Applies `first` and the events queued behind it (at most

@@ -55,10 +55,20 @@ struct Shared {
     stop: AtomicBool,
 }
 
+/// Events as the reader hands them over.
+pub struct Batch {
+    /// When the first of them was found readable.
+    pub readable: Instant,
+    /// A moment at which the socket held nothing more: every notification
+    /// the kernel had queued by then is in this batch or an earlier one.
+    /// `None` when the batch was cut at [`MAX_BATCH`] with more waiting.
+    pub complete_as_of: Option<Instant>,
+    pub events: VecDeque<Event>,
+}
+
 /// The event loop's end of the reader.
 pub struct Reader {
-    /// Batches with when their first event was found readable.
-    pub batches: mpsc::UnboundedReceiver<(Instant, VecDeque<Event>)>,
+    pub batches: mpsc::UnboundedReceiver<Batch>,
     /// Emptied batches go back to the thread to be filled again: a burst
     /// then allocates nothing per batch (a fresh batch grew by
     /// reallocation to 1024 events, and freed, every time).
@@ -143,7 +153,7 @@ fn wait_readable(sock: BorrowedFd<'_>, timeout: &Timespec) -> Option<bool> {
 
 fn read_loop(
     sock: Socket,
-    tx: mpsc::UnboundedSender<(Instant, VecDeque<Event>)>,
+    tx: mpsc::UnboundedSender<Batch>,
     pool: &std::sync::mpsc::Receiver<VecDeque<Event>>,
     shared: &Shared,
 ) {
@@ -165,7 +175,12 @@ fn read_loop(
         }
         let result = read_into(&sock, &mut buf, &mut batch);
         let n = batch.len();
-        if n > 0 && tx.send((readable, std::mem::take(&mut batch))).is_err() {
+        let handed = Batch {
+            readable,
+            complete_as_of: result.as_ref().ok().and_then(|c| *c),
+            events: std::mem::take(&mut batch),
+        };
+        if n > 0 && tx.send(handed).is_err() {
             return;
         }
         shared.busy.store(false, Ordering::SeqCst);
@@ -183,18 +198,26 @@ fn read_loop(
 }
 
 /// Reads datagrams until the socket is empty or [`MAX_BATCH`] events are
-/// read; lost notifications (ENOBUFS) become [`Event::Overrun`].
-fn read_into(sock: &Socket, buf: &mut [u8], out: &mut VecDeque<Event>) -> std::io::Result<()> {
+/// read; lost notifications (ENOBUFS) become [`Event::Overrun`]. Returns
+/// when the socket was found empty: the clock is read before each read,
+/// so a read that finds nothing vouches for every notification queued
+/// before its reading. `None` when the batch filled first.
+fn read_into(
+    sock: &Socket,
+    buf: &mut [u8],
+    out: &mut VecDeque<Event>,
+) -> std::io::Result<Option<Instant>> {
     while out.len() < MAX_BATCH {
+        let asked = Instant::now();
         match recv_batch(sock, buf, out) {
-            Ok(0) => return Ok(()),
+            Ok(0) => return Ok(Some(asked)),
             Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => out.push_back(Event::Overrun),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(Some(asked)),
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// One `recvmmsg`: up to [`BATCH`] datagrams, parsed into `out`; returns
@@ -310,18 +333,42 @@ mod tests {
         }
     }
 
-    /// Datagrams of every size through a real netlink socket, each whole
-    /// in one slot, and one past the room reported as lost. The reader
-    /// does not care about the protocol: NETLINK_USERSOCK lets one socket
-    /// write to another without privilege (rtnetlink needs CAP_NET_ADMIN).
-    #[test]
-    fn datagrams_of_any_size_come_whole() {
+    /// A non-blocking socket to read, one to write to it, and its address.
+    /// The reader does not care about the protocol: NETLINK_USERSOCK lets
+    /// one socket write to another without privilege (rtnetlink needs
+    /// CAP_NET_ADMIN).
+    fn socket_pair() -> (Socket, Socket, SocketAddr) {
         let mut rx = Socket::new(NETLINK_USERSOCK).expect("netlink socket");
         let rx_addr = rx.bind_auto().expect("bind");
         rx.set_non_blocking(true).unwrap();
         let mut tx = Socket::new(NETLINK_USERSOCK).expect("netlink socket");
         tx.bind_auto().expect("bind");
-        let to = SocketAddr::new(rx_addr.port_number(), 0);
+        (rx, tx, SocketAddr::new(rx_addr.port_number(), 0))
+    }
+
+    /// A read that empties the socket says when it found it empty: after
+    /// the last datagram was sent, before the read returned.
+    #[test]
+    fn a_read_to_the_end_says_when_the_socket_was_empty() {
+        let (rx, tx, to) = socket_pair();
+        for i in 0..3 {
+            tx.send_to(&route_message(i, 0), &to, 0).expect("send");
+        }
+        let sent = Instant::now();
+        let mut buf = vec![0u8; BATCH * SLOT];
+        let mut out = VecDeque::new();
+        let empty_at = read_into(&rx, &mut buf, &mut out).unwrap();
+        let returned = Instant::now();
+        assert_eq!(out.len(), 3);
+        let empty_at = empty_at.expect("the socket was read to the end");
+        assert!(sent <= empty_at && empty_at <= returned);
+    }
+
+    /// Datagrams of every size through a real netlink socket, each whole
+    /// in one slot, and one past the room reported as lost.
+    #[test]
+    fn datagrams_of_any_size_come_whole() {
+        let (rx, tx, to) = socket_pair();
         let sizes = [0, 900, 1100, 3000, SLOT - 200, SLOT + 64];
         for (i, filler) in sizes.iter().enumerate() {
             let m = route_message(i as u8, *filler);

@@ -31,7 +31,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
 use rtnetlink::Handle;
 
-use super::event_reader::Reader;
+use super::event_reader::{Batch, Reader};
 use super::{parse, NetlinkError};
 use crate::model::{Event, RouteAdd};
 
@@ -113,6 +113,7 @@ pub fn subscribe_with_rcvbuf(rcvbuf: usize) -> Result<Subscription, NetlinkError
             reader: Reader::start(sock).map_err(socket_error("starting the netlink reader"))?,
             pending: VecDeque::new(),
             pending_since: Instant::now(),
+            mark: Watermark::default(),
             arrivals: Vec::new(),
         },
     })
@@ -180,6 +181,32 @@ pub fn to_event(msg: NetlinkMessage<RouteNetlinkMessage>) -> Option<Event> {
     ev
 }
 
+/// As of when the events taken are complete, from the batches'
+/// [`Batch::complete_as_of`].
+#[derive(Debug, Default)]
+struct Watermark {
+    /// The latest moment a batch taken and used up vouched for.
+    done: Option<Instant>,
+    /// The moment the batch being taken vouches for once it is used up.
+    current: Option<Instant>,
+}
+
+impl Watermark {
+    /// A batch is taken: the one before it is used up.
+    fn next_batch(&mut self, complete_as_of: Option<Instant>) {
+        self.done = self.done.max(self.current.take());
+        self.current = complete_as_of;
+    }
+
+    /// The moment vouched for, the current batch `used_up` or not.
+    fn as_of(&self, used_up: bool) -> Option<Instant> {
+        match used_up {
+            true => self.done.max(self.current),
+            false => self.done,
+        }
+    }
+}
+
 /// Stream of [`Event`]s from the subscribed socket, read by its own
 /// thread (see [`super::event_reader`]).
 pub struct EventStream {
@@ -188,6 +215,8 @@ pub struct EventStream {
     pending: VecDeque<Event>,
     /// When the pending events were found readable.
     pending_since: Instant,
+    /// As of when the events taken are complete.
+    mark: Watermark,
     /// Events taken, by when they were found readable, until
     /// [`EventStream::take_arrivals`] (for the change-latency figures).
     arrivals: Vec<(Instant, u64)>,
@@ -231,9 +260,10 @@ impl EventStream {
 
     /// Makes `batch` the pending events (the empty queue they replace
     /// goes back to the reader).
-    fn take_batch(&mut self, (since, batch): (Instant, VecDeque<Event>)) {
-        self.pending_since = since;
-        let emptied = std::mem::replace(&mut self.pending, batch);
+    fn take_batch(&mut self, batch: Batch) {
+        self.pending_since = batch.readable;
+        self.mark.next_batch(batch.complete_as_of);
+        let emptied = std::mem::replace(&mut self.pending, batch.events);
         self.reader.recycle(emptied);
     }
 
@@ -262,9 +292,41 @@ impl EventStream {
         self.pending.push_front(ev);
     }
 
+    /// A moment as of which every event the kernel had queued has been
+    /// taken, when more may have come since (a burst): the event loop
+    /// applies each event as it takes it, so the mirror was exact then.
+    pub fn exact_as_of(&self) -> Option<Instant> {
+        self.mark.as_of(self.pending.is_empty())
+    }
+
     /// Whether every event the kernel has sent so far has been taken: none
     /// in the socket, being read, or waiting in here.
     pub fn drained(&mut self) -> bool {
         self.pending.is_empty() && self.reader.drained()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A batch vouches for its moment only once it is used up, and a batch
+    /// cut short (more waiting) vouches for nothing new.
+    #[test]
+    fn the_watermark_follows_batches_used_up() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let mut m = Watermark::default();
+        assert_eq!(m.as_of(true), None);
+        m.next_batch(Some(at(1)));
+        assert_eq!(m.as_of(false), None, "its events are not all taken");
+        assert_eq!(m.as_of(true), Some(at(1)));
+        m.next_batch(None);
+        assert_eq!(m.as_of(false), Some(at(1)), "the one before is used up");
+        assert_eq!(m.as_of(true), Some(at(1)), "cut short: nothing new");
+        m.next_batch(Some(at(3)));
+        assert_eq!(m.as_of(false), Some(at(1)));
+        assert_eq!(m.as_of(true), Some(at(3)));
     }
 }
