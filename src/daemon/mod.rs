@@ -280,11 +280,13 @@ impl Daemon {
 
     /// As of when the mirror is exact, `now_ns` the datapath's clock read
     /// before looking. Now, when nothing waits anywhere. In a burst of
-    /// route changes the queues are never empty: then as of the moment the
-    /// reader last found its socket empty, once every event it had read by
-    /// then is applied. (A full table's install kept the lease lapsed
-    /// for most of the burst otherwise: the datapath sent every packet to
-    /// bpf_fib_lookup while the mirror was a millisecond behind.)
+    /// route changes the queues are never empty: then as of the latest
+    /// moment the reader found its socket empty whose events the loop has
+    /// all applied (see [`EventStream::exact_as_of`]). Called between
+    /// turns, when every event taken is applied. (A full table's install
+    /// kept the lease lapsed for most of the burst otherwise: the datapath
+    /// sent every packet to bpf_fib_lookup while the mirror was a
+    /// millisecond behind.)
     fn exact(&mut self, now_ns: u64) -> Exact {
         // Nexthop objects are read by the loop itself, with no such
         // moment: their socket must be empty.

@@ -61,7 +61,8 @@ pub struct Batch {
     pub readable: Instant,
     /// A moment at which the socket held nothing more: every notification
     /// the kernel had queued by then is in this batch or an earlier one.
-    /// `None` when the batch was cut at [`MAX_BATCH`] with more waiting.
+    /// `None` when the batch filled up at [`MAX_BATCH`] (more may have been
+    /// waiting) or the read failed.
     pub complete_as_of: Option<Instant>,
     pub events: VecDeque<Event>,
 }
@@ -175,13 +176,15 @@ fn read_loop(
         }
         let result = read_into(&sock, &mut buf, &mut batch);
         let n = batch.len();
-        let handed = Batch {
-            readable,
-            complete_as_of: result.as_ref().ok().and_then(|c| *c),
-            events: std::mem::take(&mut batch),
-        };
-        if n > 0 && tx.send(handed).is_err() {
-            return;
+        if n > 0 {
+            let handed = Batch {
+                readable,
+                complete_as_of: result.as_ref().ok().and_then(|c| *c),
+                events: std::mem::take(&mut batch),
+            };
+            if tx.send(handed).is_err() {
+                return;
+            }
         }
         shared.busy.store(false, Ordering::SeqCst);
         if let Err(e) = result {
@@ -294,14 +297,14 @@ pub fn parse_datagram(mut b: &[u8], out: &mut VecDeque<Event>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use netlink_sys::{protocols::NETLINK_USERSOCK, SocketAddr};
 
     /// An RTM_NEWROUTE for 10.<i>.0.0/16 in the main table, its
     /// destination after `filler` bytes of attributes accel skips (type
     /// 20, RTA_PREF-like).
-    fn route_message(i: u8, filler: usize) -> Vec<u8> {
+    pub(crate) fn route_message(i: u8, filler: usize) -> Vec<u8> {
         let mut attrs = Vec::new();
         let mut attr = |kind: u16, v: &[u8]| {
             attrs.extend(((4 + v.len()) as u16).to_ne_bytes());
@@ -337,13 +340,18 @@ mod tests {
     /// The reader does not care about the protocol: NETLINK_USERSOCK lets
     /// one socket write to another without privilege (rtnetlink needs
     /// CAP_NET_ADMIN).
-    fn socket_pair() -> (Socket, Socket, SocketAddr) {
+    pub(crate) fn socket_pair() -> (Socket, Socket, SocketAddr) {
         let mut rx = Socket::new(NETLINK_USERSOCK).expect("netlink socket");
         let rx_addr = rx.bind_auto().expect("bind");
         rx.set_non_blocking(true).unwrap();
         let mut tx = Socket::new(NETLINK_USERSOCK).expect("netlink socket");
         tx.bind_auto().expect("bind");
         (rx, tx, SocketAddr::new(rx_addr.port_number(), 0))
+    }
+
+    /// A datagram larger than a slot: read as [`Event::Overrun`].
+    pub(crate) fn oversized_message() -> Vec<u8> {
+        route_message(0, SLOT + 64)
     }
 
     /// A read that empties the socket says when it found it empty: after

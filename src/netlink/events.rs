@@ -293,9 +293,16 @@ impl EventStream {
     }
 
     /// A moment as of which every event the kernel had queued has been
-    /// taken, when more may have come since (a burst): the event loop
-    /// applies each event as it takes it, so the mirror was exact then.
+    /// taken, when more may have come since (a burst). The event loop
+    /// applies each event in the turn that takes it, before it renews the
+    /// lease: a caller that did otherwise could not count a taken event as
+    /// applied. `None` while lost events wait at the front (put back by
+    /// [`EventStream::put_back`]): the mirror is stale, whatever came
+    /// before.
     pub fn exact_as_of(&self) -> Option<Instant> {
+        if let Some(Event::Overrun) = self.pending.front() {
+            return None;
+        }
         self.mark.as_of(self.pending.is_empty())
     }
 
@@ -308,8 +315,42 @@ impl EventStream {
 
 #[cfg(test)]
 mod tests {
+    use super::super::event_reader::tests::{oversized_message, route_message, socket_pair};
     use super::*;
     use std::time::Duration;
+
+    /// Lost events put back at the front (the loop leaves them for its
+    /// next turn) vouch for nothing: the moment of the batches before them
+    /// must not renew the lease meanwhile. Through the reader's thread and
+    /// a real netlink socket.
+    #[test]
+    fn lost_events_waiting_vouch_for_nothing() {
+        let (rx, tx, to) = socket_pair();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut stream = EventStream {
+                reader: Reader::start(rx).expect("reader"),
+                pending: VecDeque::new(),
+                pending_since: Instant::now(),
+                mark: Watermark::default(),
+                arrivals: Vec::new(),
+            };
+            tx.send_to(&route_message(1, 0), &to, 0).unwrap();
+            assert!(matches!(stream.next().await, Some(Event::AddRoute(..))));
+            assert!(stream.exact_as_of().is_some(), "read to the end, all taken");
+            tx.send_to(&route_message(2, 0), &to, 0).unwrap();
+            tx.send_to(&oversized_message(), &to, 0).unwrap();
+            assert!(matches!(stream.next().await, Some(Event::AddRoute(..))));
+            let lost = stream.next().await.expect("the oversized datagram");
+            assert!(matches!(lost, Event::Overrun));
+            stream.put_back(lost);
+            assert_eq!(stream.exact_as_of(), None);
+            assert!(matches!(stream.try_next(), Some(Event::Overrun)));
+        });
+    }
 
     /// A batch vouches for its moment only once it is used up, and a batch
     /// cut short (more waiting) vouches for nothing new.
