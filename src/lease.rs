@@ -6,8 +6,9 @@
 //! [`MIRROR_LEASE`] past that moment: no overrun pending, no resync under
 //! way, and either no event waiting in a socket or a queue (the moment is
 //! now) or, in a burst whose queues are never empty, every event queued
-//! before the reader last found its socket empty applied (see [`Exact`]).
-//! The first grant after a resync needs the former. The moment the control
+//! before a moment the reader found its socket empty applied: the latest
+//! such moment whose batch the loop has used up (see [`Exact`]). The
+//! first grant after a resync needs the former. The moment the control
 //! plane learns that its mirror is stale (lost events, the start of a
 //! resync), the lease is revoked. A paused or starved daemon stops renewing,
 //! and the datapath stops using the mirror within [`MIRROR_LEASE`].
