@@ -19,6 +19,8 @@ mod lab;
 mod pkt;
 #[path = "golden/tc.rs"]
 mod tc;
+#[path = "golden/trie.rs"]
+mod trie;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
