@@ -1,7 +1,8 @@
 //! Compiles the benchmark BPF programs and generates their Rust skeletons
 //! into OUT_DIR: the lookup micro-benchmark (bench.skel.rs, which runs the
 //! datapath's own lookup code from ../src/bpf) and the traffic generator
-//! and sink (trafgen.skel.rs), and the ceiling forwarder (ceiling.skel.rs).
+//! and sink (trafgen.skel.rs), the ceiling forwarder (ceiling.skel.rs) and
+//! the memory-latency probe (memlat.skel.rs).
 use std::env;
 use std::ffi::OsStr;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ const SKELETONS: &[(&str, &str)] = &[
     ("src/bpf/bench.bpf.c", "bench.skel.rs"),
     ("src/bpf/trafgen.bpf.c", "trafgen.skel.rs"),
     ("src/bpf/ceiling.bpf.c", "ceiling.skel.rs"),
+    ("src/bpf/memlat.bpf.c", "memlat.skel.rs"),
 ];
 
 fn main() {

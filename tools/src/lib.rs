@@ -3,6 +3,7 @@
 
 pub mod ceiling;
 pub mod events;
+pub mod memlat;
 pub mod net;
 pub mod stages;
 pub mod table_growth;

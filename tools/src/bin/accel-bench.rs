@@ -83,6 +83,24 @@ enum Cmd {
         #[arg(long, default_value_t = 10_000)]
         repeat: u32,
     },
+    /// ns per dependent read of a BPF array map at working sets of several
+    /// sizes: the caches and the TLB under a route lookup on this machine
+    /// (BPF_PROG_TEST_RUN; issue 12).
+    Memlat {
+        /// Working sets, in KiB of 64-byte lines.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "256,1024,2048,4096,6144,8192,12288,16384,24576"
+        )]
+        kib: Vec<usize>,
+        /// Measured runs per case; the median and the fastest are shown.
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+        /// Chains of reads per run.
+        #[arg(long, default_value_t = 200_000)]
+        repeat: u32,
+    },
     /// Prints a synthetic table (CIDR per line, IPv4 then IPv6) with the
     /// prefix-length mix of the real full table in ../shared/data, for
     /// clones where that file is absent.
@@ -331,6 +349,29 @@ fn stages(runs: usize, repeat: u32) -> Result<()> {
     Ok(())
 }
 
+fn memlat(kib: &[usize], runs: usize, repeat: u32) -> Result<()> {
+    use accel_tools::memlat::{Layout, LAYOUTS};
+    if runs == 0 || repeat == 0 {
+        bail!("--runs and --repeat must be at least 1");
+    }
+    let lines: Vec<usize> = kib.iter().map(|k| k * 1024 / 64).collect();
+    let samples = accel_tools::memlat::run(&lines, runs, repeat)?;
+    println!("ns per dependent read, median (fastest) of {runs} runs");
+    println!("| working set | one array, dense | one array, spread over 32 MiB | small arrays (huge pages) |");
+    println!("|---:|---:|---:|---:|");
+    for (k, &n) in kib.iter().zip(&lines) {
+        let cell = |l: Layout| {
+            samples
+                .iter()
+                .find(|s| s.lines == n && s.layout == l)
+                .map_or("-".into(), |s| format!("{:.1} ({:.1})", s.ns, s.min))
+        };
+        let cells: Vec<String> = LAYOUTS.into_iter().map(cell).collect();
+        println!("| {k} KiB | {} |", cells.join(" | "));
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     env_logger::init();
     match Cli::parse().cmd {
@@ -344,6 +385,7 @@ fn main() -> Result<()> {
             in_order,
         } => events(&prefixes, runs, seed, !no_objects, warm, in_order),
         Cmd::Stages { runs, repeat } => stages(runs, repeat),
+        Cmd::Memlat { kib, runs, repeat } => memlat(&kib, runs, repeat),
         Cmd::GenTable { seed } => {
             gen_table(seed);
             Ok(())
