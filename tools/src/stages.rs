@@ -11,7 +11,10 @@
 //! One more forwarded frame per family reads a different number of trie
 //! levels (fib.h) than the first: the IPv4 one goes three levels down
 //! (under a /28), the IPv6 one none (under 2000::/3, which the root
-//! answers), so that the difference is the levels' cost.
+//! answers), so that the difference is the levels' cost. And one per
+//! family goes through a multipath route of four paths (a nexthop group),
+//! the kernel's hash computed in XDP (multipath.h), as with
+//! `fib_multipath_hash_seed` set.
 //! Each frame is the same at every repetition, so the caches are warm:
 //! these are the path's instruction costs; what the live benchmark adds on
 //! top is memory (random destinations in large tables) and the transmit.
@@ -65,6 +68,24 @@ const DST6: &str = "2001:db8:77::9";
 /// Under 2000::/3 alone: the root answers.
 const DST6_ROOT: &str = "2a00::9";
 const GW6: &str = "2001:db8:2::2";
+/// Under routes over four paths (a nexthop group), hashed in XDP.
+const DST4_ECMP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 9);
+const DST6_ECMP: &str = "2001:db8:99::9";
+/// The group's id and its paths' gateways (next-hop ids 3..=6 and 7..=10).
+const GROUP4: u32 = 20;
+const GROUP6: u32 = 21;
+const PATHS4: [&str; 4] = ["10.0.2.3", "10.0.2.4", "10.0.2.5", "10.0.2.6"];
+const PATHS6: [&str; 4] = [
+    "2001:db8:2::3",
+    "2001:db8:2::4",
+    "2001:db8:2::5",
+    "2001:db8:2::6",
+];
+/// The kernel's multipath hash seed (net.ipv4.fib_multipath_hash_seed),
+/// as the mirror would have read it.
+const MP_SEED: u32 = 0x5eed;
+/// With the seed known, multipath routes are hashed in XDP.
+const MP_FLAGS: u32 = Cfg::ACCEL_CFG_MP_HASH4.0 | Cfg::ACCEL_CFG_MP_HASH6.0;
 
 /// Where every repetition of a stage's frame must end.
 #[derive(Clone, Copy)]
@@ -201,6 +222,9 @@ neigh add {GW6} lladdr {} dev out0 nud permanent
         changes.extend(route("198.19.3.0/28", GW4, 1));
         changes.extend(route("2001:db8:77::/48", GW6, 2));
         changes.extend(route("2000::/3", GW6, 2));
+        changes.extend(group("198.51.100.0/24", GROUP4, 3, &PATHS4, out_ifindex));
+        changes.extend(group("2001:db8:99::/48", GROUP6, 7, &PATHS6, out_ifindex));
+        changes.push(Change::MpSeed(MP_SEED));
         dp.maps.apply(&changes)?;
         dp.maps.set_deadlines(u64::MAX, u64::MAX)?;
         let ceiling = ceiling(out_ifindex)?;
@@ -211,8 +235,7 @@ neigh add {GW6} lladdr {} dev out0 nud permanent
         })
     }
 
-    fn set_fib_only(&self, on: bool) -> Result<()> {
-        let flags = if on { Cfg::ACCEL_CFG_FIB_ONLY.0 } else { 0 };
+    fn set_config(&self, flags: u32) -> Result<()> {
         self.dp.maps.apply(&[Change::Config(flags)])?;
         Ok(())
     }
@@ -266,6 +289,40 @@ neigh add {GW6} lladdr {} dev out0 nud permanent
         }
         Ok(r.duration.as_nanos() as u64)
     }
+}
+
+/// A route over `gateways` on `out_ifindex` (next-hop ids from
+/// `first_nh`), through group `id` of equal weights.
+fn group(p: &str, id: u32, first_nh: u32, gateways: &[&str], out_ifindex: u32) -> Vec<Change> {
+    let bounds = accel::mirror::groups::upper_bounds(&vec![1; gateways.len()]);
+    let mut changes = Vec::new();
+    let mut paths = Vec::new();
+    for ((k, gw), bound) in gateways.iter().enumerate().zip(bounds) {
+        let addr = gw.parse().expect("literal");
+        let nh_id = first_nh + k as u32;
+        let nh = NhKey {
+            ifindex: out_ifindex,
+            gateway: Some(addr),
+        };
+        changes.push(Change::PutNexthop { id: nh_id, nh });
+        changes.push(Change::PutNeigh {
+            ifindex: out_ifindex,
+            addr,
+            mac: GW_MAC,
+        });
+        paths.push((nh_id, bound));
+    }
+    changes.push(Change::PutGroup {
+        id,
+        blackhole: false,
+        paths,
+    });
+    changes.push(Change::PutRoute {
+        prefix: prefix(p),
+        entry: RouteEntry::Object(id),
+        nh_id: id,
+    });
+    changes
 }
 
 /// The ceiling forwarder with every tag sent to `out_ifindex`'s gateway.
@@ -330,13 +387,18 @@ pub fn run(runs: usize, repeat: u32) -> Result<Vec<Stage>> {
             (false, false) => frame4(mac, ttl, DST4),
             (false, true) => frame4(mac, ttl, DST4_DEEP),
         };
+        let ecmp_frame = if v6 {
+            frame6(IN_MAC, 255, DST6_ECMP)
+        } else {
+            frame4(IN_MAC, 255, DST4_ECMP)
+        };
         let (not_us, ttl1, fwd_frame, other_depth) = (
             frame(OTHER_MAC, 64, false),
             frame(IN_MAC, 1, false),
             frame(IN_MAC, 255, false),
             frame(IN_MAC, 255, true),
         );
-        let names: [&'static str; 6] = if v6 {
+        let names: [&'static str; 7] = if v6 {
             [
                 "IPv6 prologue (frame for another host)",
                 "IPv6 up to the egress (hop limit 1)",
@@ -344,6 +406,7 @@ pub fn run(runs: usize, repeat: u32) -> Result<Vec<Stage>> {
                 "IPv6 forwarded through bpf_fib_lookup",
                 "IPv6 ceiling forwarder",
                 "IPv6 forwarded from the mirror, the root alone (2000::/3)",
+                "IPv6 forwarded from the mirror, four paths hashed (a /48)",
             ]
         } else {
             [
@@ -353,6 +416,7 @@ pub fn run(runs: usize, repeat: u32) -> Result<Vec<Stage>> {
                 "IPv4 forwarded through bpf_fib_lookup",
                 "IPv4 ceiling forwarder",
                 "IPv4 forwarded from the mirror, three levels (a /28)",
+                "IPv4 forwarded from the mirror, four paths hashed (a /24)",
             ]
         };
         stage(
@@ -367,12 +431,12 @@ pub fn run(runs: usize, repeat: u32) -> Result<Vec<Stage>> {
             names[2],
             measure(runs, || b.run(accel, &fwd_frame, fwd, mirror))?,
         );
-        b.set_fib_only(true)?;
+        b.set_config(Cfg::ACCEL_CFG_FIB_ONLY.0)?;
         stage(
             names[3],
             measure(runs, || b.run(accel, &fwd_frame, fwd, fib))?,
         );
-        b.set_fib_only(false)?;
+        b.set_config(0)?;
         stage(
             names[4],
             measure(runs, || b.run(ceiling, &fwd_frame, fwd, Expect::Redirected))?,
@@ -381,6 +445,12 @@ pub fn run(runs: usize, repeat: u32) -> Result<Vec<Stage>> {
             names[5],
             measure(runs, || b.run(accel, &other_depth, fwd, mirror))?,
         );
+        b.set_config(MP_FLAGS)?;
+        stage(
+            names[6],
+            measure(runs, || b.run(accel, &ecmp_frame, fwd, mirror))?,
+        );
+        b.set_config(0)?;
     }
     Ok(out)
 }
@@ -397,7 +467,7 @@ mod tests {
             return;
         }
         let stages = super::run(3, 20).expect("every stage runs");
-        assert_eq!(stages.len(), 12);
+        assert_eq!(stages.len(), 14);
         assert!(stages.iter().all(|s| s.min_ns <= s.median_ns));
     }
 }
