@@ -303,6 +303,22 @@ fn multipath_l3_hash_matches_kernel_v4_v6() {
     agree(&lab, &m, &flows(&lab, Fam::V6, 2, false), 4);
 }
 
+/// A new seed takes effect at once, and an old one again after it: the
+/// flows follow the kernel's paths under each (a datapath that kept
+/// anything computed from the seed it saw first would not).
+#[test]
+fn multipath_l3_hash_follows_a_new_seed() {
+    let Some(lab) = Lab::new() else { return };
+    four_gateways(&lab);
+    ecmp_routes(&lab);
+    for seed in [0x5eed1234, 0x0badf00d, 0x5eed1234] {
+        let mp = MultipathConf { seed, ..SEEDED_L3 };
+        kernel_multipath(&lab, mp);
+        let m = sync(&lab, mp);
+        agree(&lab, &m, &flows(&lab, Fam::V4, 3, false), 4);
+    }
+}
+
 #[test]
 fn multipath_l4_hash_matches_kernel_v4_v6_and_fragments() {
     let Some(lab) = Lab::new() else { return };
