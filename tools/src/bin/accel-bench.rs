@@ -354,6 +354,10 @@ fn memlat(kib: &[usize], runs: usize, repeat: u32) -> Result<()> {
     if runs == 0 || repeat == 0 {
         bail!("--runs and --repeat must be at least 1");
     }
+    let most = accel_tools::memlat::MAX_LINES * 64 / 1024;
+    if let Some(k) = kib.iter().find(|&&k| k == 0 || k > most) {
+        bail!("--kib {k}: a working set of 1 to {most} KiB");
+    }
     let lines: Vec<usize> = kib.iter().map(|k| k * 1024 / 64).collect();
     let samples = accel_tools::memlat::run(&lines, runs, repeat)?;
     println!("ns per dependent read, median (fastest) of {runs} runs");
