@@ -36,6 +36,13 @@ pub struct AppliedCode(u32);
 const HOLDS_ID: u32 = 1 << 30;
 const _: () = assert!(TAG_OBJECT < HOLDS_ID >> TAG_SHIFT);
 
+/// What a map's empty slot holds: no code, holding nothing.
+impl Default for AppliedCode {
+    fn default() -> Self {
+        AppliedCode(Code::NONE.0 & !HOLDS_ID)
+    }
+}
+
 impl AppliedCode {
     pub fn new(code: Code, holds_id: bool) -> AppliedCode {
         debug_assert!(code.0 & HOLDS_ID == 0, "{code:?} is not a stored code");

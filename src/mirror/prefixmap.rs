@@ -10,7 +10,7 @@ use crate::fast_hash::{ShardedMap, SHARDS};
 use crate::model::Prefix;
 
 /// IPv4 prefix key. Ordered as `Prefix` orders IPv4 prefixes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Key4 {
     addr: u32,
     len: u8,
@@ -18,7 +18,7 @@ struct Key4 {
 
 /// IPv6 prefix key: byte arrays keep it at 17 bytes (a u128 would align
 /// the entry to 16).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Key6 {
     addr: [u8; 16],
     len: u8,
@@ -105,27 +105,6 @@ impl<V> PrefixMap<V> {
         }
     }
 
-    pub fn insert(&mut self, p: Prefix, v: V) -> Option<V> {
-        match key(&p) {
-            Key::V4(k) => self.v4.insert(k, v),
-            Key::V6(k) => self.v6.insert(k, v),
-        }
-    }
-
-    pub fn remove(&mut self, p: &Prefix) -> Option<V> {
-        match key(p) {
-            Key::V4(k) => self.v4.remove(&k),
-            Key::V6(k) => self.v6.remove(&k),
-        }
-    }
-
-    pub fn get_or_insert_with(&mut self, p: Prefix, f: impl FnOnce() -> V) -> &mut V {
-        match key(&p) {
-            Key::V4(k) => self.v4.get_or_insert_with(k, f),
-            Key::V6(k) => self.v6.get_or_insert_with(k, f),
-        }
-    }
-
     pub fn iter(&self) -> impl Iterator<Item = (Prefix, &V)> {
         let v4 = self.v4.iter().map(|(k, v)| (k.prefix(), v));
         v4.chain(self.v6.iter().map(|(k, v)| (k.prefix(), v)))
@@ -145,6 +124,30 @@ impl<V> PrefixMap<V> {
             out.v4.extend(self.v4.shard_keys(i));
         } else {
             out.v6.extend(self.v6.shard_keys(i - SHARDS));
+        }
+    }
+}
+
+/// Changes: an empty slot of the tables holds a `Default` value.
+impl<V: Default> PrefixMap<V> {
+    pub fn insert(&mut self, p: Prefix, v: V) -> Option<V> {
+        match key(&p) {
+            Key::V4(k) => self.v4.insert(k, v),
+            Key::V6(k) => self.v6.insert(k, v),
+        }
+    }
+
+    pub fn remove(&mut self, p: &Prefix) -> Option<V> {
+        match key(p) {
+            Key::V4(k) => self.v4.remove(&k),
+            Key::V6(k) => self.v6.remove(&k),
+        }
+    }
+
+    pub fn get_or_insert_with(&mut self, p: Prefix, f: impl FnOnce() -> V) -> &mut V {
+        match key(&p) {
+            Key::V4(k) => self.v4.get_or_insert_with(k, f),
+            Key::V6(k) => self.v6.get_or_insert_with(k, f),
         }
     }
 }

@@ -45,6 +45,13 @@ impl Inline {
     };
 }
 
+/// What a map's empty slot holds.
+impl Default for Inline {
+    fn default() -> Self {
+        Inline::EMPTY
+    }
+}
+
 impl From<Inline> for RouteSet {
     fn from(i: Inline) -> RouteSet {
         match i {

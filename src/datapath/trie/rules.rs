@@ -20,7 +20,7 @@ fn key4(addr: u128) -> u32 {
 /// An IPv6 address in words aligned to 4, hashed as the `u128` it is
 /// (an array would be hashed as a byte slice with its length, slower on
 /// the covering search's many probes).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct Words([u32; 4]);
 
 impl std::hash::Hash for Words {

@@ -5,7 +5,11 @@
 
 use std::hash::{BuildHasher, Hash};
 
-use hashbrown::hash_table::{Entry, HashTable};
+use foldhash::fast::RandomState;
+
+mod table;
+
+use table::Table;
 
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -30,13 +34,13 @@ pub const SHARDS: usize = 1 << SHARD_BITS;
 /// its own, a 256th of the entries at a time, and the shards reach their
 /// thresholds spread over thousands of inserts.
 ///
-/// The key is hashed once: the shard is taken from hash bits that
-/// hashbrown's tables leave unused (they take the bucket from the low bits
-/// and a tag from the top seven), so the tables see independent bits.
+/// The key is hashed once: the shard is taken from hash bits that the
+/// tables leave unused (they take the group from the low bits and a tag
+/// from the top seven), so the tables see independent bits.
 #[derive(Debug, Clone)]
 pub struct ShardedMap<K, V> {
-    hasher: foldhash::fast::RandomState,
-    shards: Box<[HashTable<(K, V)>]>,
+    hasher: RandomState,
+    shards: Box<[Table<K, V>]>,
     len: usize,
 }
 
@@ -44,9 +48,34 @@ impl<K, V> Default for ShardedMap<K, V> {
     fn default() -> Self {
         ShardedMap {
             hasher: Default::default(),
-            shards: (0..SHARDS).map(|_| HashTable::new()).collect(),
+            shards: (0..SHARDS).map(|_| Table::default()).collect(),
             len: 0,
         }
+    }
+}
+
+impl<K, V> ShardedMap<K, V> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.shards.iter().flat_map(|s| s.iter())
+    }
+
+    /// The keys of shard `i` (of [`SHARDS`]): a pass over the map a
+    /// 256th at a time, between which the map may change.
+    pub fn shard_keys(&self, i: usize) -> impl Iterator<Item = &K> {
+        self.shards[i].iter().map(|(k, _)| k)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.iter().map(|(k, _)| k)
     }
 }
 
@@ -57,88 +86,54 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
         (h, (h >> (57 - SHARD_BITS)) as usize & (SHARDS - 1))
     }
 
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     pub fn get(&self, k: &K) -> Option<&V> {
         let (h, s) = self.locate(k);
-        self.shards[s].find(h, |e| e.0 == *k).map(|e| &e.1)
+        self.shards[s].get(h, k)
     }
 
-    /// Looks `k` up and forgets the answer: run over a batch of keys
-    /// before the batch is applied, the lookups do not depend on one
-    /// another, so the processor overlaps their cache misses, and each
-    /// key's slot is in cache when its change comes.
+    /// Starts bringing in what looking `k` up reads, and returns at once.
+    /// Run over a batch of keys before the batch is applied, every miss of
+    /// the batch is in flight together, and each key's slot is in cache
+    /// when its change comes (unless its first group was full when it was
+    /// inserted, and then the lookup finds it one miss later).
     pub fn warm(&self, k: &K) {
-        std::hint::black_box(self.get(k));
+        let (h, s) = self.locate(k);
+        self.shards[s].prefetch(h);
     }
 
     pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
         let (h, s) = self.locate(k);
-        self.shards[s].find_mut(h, |e| e.0 == *k).map(|e| &mut e.1)
+        self.shards[s].get_mut(h, k)
+    }
+}
+
+impl<K: Hash + Eq + Default, V: Default> ShardedMap<K, V> {
+    /// The key's hash, its shard, the hasher (a shard rebuilt rehashes its
+    /// keys) and the count to keep.
+    fn parts(&mut self, k: &K) -> (u64, &mut Table<K, V>, &RandomState, &mut usize) {
+        let (h, s) = self.locate(k);
+        (h, &mut self.shards[s], &self.hasher, &mut self.len)
     }
 
     pub fn insert(&mut self, k: K, v: V) -> Option<V> {
-        match self.entry(k) {
-            (Entry::Occupied(mut e), _, _) => Some(std::mem::replace(&mut e.get_mut().1, v)),
-            (Entry::Vacant(e), k, len) => {
-                e.insert((k, v));
-                *len += 1;
-                None
-            }
-        }
+        let (h, shard, hasher, len) = self.parts(&k);
+        let old = shard.insert(h, k, v, |k| hasher.hash_one(k));
+        *len += usize::from(old.is_none());
+        old
     }
 
     pub fn remove(&mut self, k: &K) -> Option<V> {
-        let (h, s) = self.locate(k);
-        let (removed, _) = self.shards[s].find_entry(h, |e| e.0 == *k).ok()?.remove();
-        self.len -= 1;
-        Some(removed.1)
+        let (h, shard, _, len) = self.parts(k);
+        let removed = shard.remove(h, k)?;
+        *len -= 1;
+        Some(removed)
     }
 
     pub fn get_or_insert_with(&mut self, k: K, f: impl FnOnce() -> V) -> &mut V {
-        match self.entry(k) {
-            (Entry::Occupied(e), _, _) => &mut e.into_mut().1,
-            (Entry::Vacant(e), k, len) => {
-                *len += 1;
-                &mut e.insert((k, f())).into_mut().1
-            }
-        }
-    }
-
-    /// The slot of `k` in its shard, with `k` back (hashbrown's vacant
-    /// entry does not hold the key) and the count to keep.
-    fn entry(&mut self, k: K) -> (Entry<'_, (K, V)>, K, &mut usize) {
-        let (h, s) = self.locate(&k);
-        let ShardedMap {
-            hasher,
-            shards,
-            len,
-        } = self;
-        let e = shards[s].entry(h, |e| e.0 == k, |e| hasher.hash_one(&e.0));
-        (e, k, len)
-    }
-
-    /// Every entry, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.shards
-            .iter()
-            .flat_map(|s| s.iter().map(|(k, v)| (k, v)))
-    }
-
-    /// The keys of shard `i` (of [`SHARDS`]): a pass over the map a
-    /// 256th at a time, between which the map may change.
-    pub fn shard_keys(&self, i: usize) -> impl Iterator<Item = &K> {
-        self.shards[i].iter().map(|e| &e.0)
-    }
-
-    pub fn keys(&self) -> impl Iterator<Item = &K> {
-        self.iter().map(|(k, _)| k)
+        let (h, shard, hasher, len) = self.parts(&k);
+        let (v, fresh) = shard.get_or_insert_with(h, k, f, |k| hasher.hash_one(k));
+        *len += usize::from(fresh);
+        v
     }
 }
 
@@ -188,14 +183,14 @@ mod tests {
     #[test]
     fn growth_moves_a_shard_at_a_time() {
         let mut m = ShardedMap::default();
-        let mut caps: Vec<usize> = m.shards.iter().map(|s| s.capacity()).collect();
+        let mut caps: Vec<usize> = m.shards.iter().map(|s| s.slots()).collect();
         let mut worst = 0;
         for k in 0..400_000u32 {
             let (_, s) = m.locate(&k);
             let before = m.shards[s].len();
             m.insert(k, ());
-            if m.shards[s].capacity() != caps[s] {
-                caps[s] = m.shards[s].capacity();
+            if m.shards[s].slots() != caps[s] {
+                caps[s] = m.shards[s].slots();
                 worst = worst.max(before);
             }
         }
