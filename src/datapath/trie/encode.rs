@@ -20,6 +20,7 @@
 //! slower), and the node is placed when lines free up ([`Trie::retry`]).
 
 use std::collections::BTreeSet;
+use std::time::Instant;
 
 use super::lines::{Lines, CHUNK};
 use super::runs::Runs;
@@ -219,7 +220,7 @@ impl<S: LeafStore> Out<S> {
         [1, 4, CHUNK]
             .into_iter()
             .filter(|s| *s >= size)
-            .find_map(|s| self.pool.take(s).map(|line| (line, s)))
+            .find_map(|s| self.pool.take_ready(s).map(|line| (line, s)))
     }
 }
 
@@ -242,17 +243,6 @@ fn same_shape(ptr: u32, had: usize, had_bits: &Bitmap, size: usize, bits: &Bitma
         return ptr & DIRECT != 0 && size == CHUNK;
     }
     size == had && had_bits == bits
-}
-
-/// Where the datapath's runs of a node start, and how many there are.
-fn runs_of(node: &Runs) -> (Bitmap, usize) {
-    let mut bits = [0u64; 4];
-    let mut runs = 0;
-    for (start, _, _) in node.leaf_runs() {
-        bits[start / 64] |= 1 << (start % 64);
-        runs += 1;
-    }
-    (bits, runs)
 }
 
 /// The bits set in `bits` up to and including bit `i`.
@@ -290,6 +280,8 @@ impl<S: LeafStore> Trie<S> {
         if dirty.len() > 1 {
             dirty.sort_by_key(|&n| self.own(n));
         }
+        // Blocks are taken below among those free now.
+        self.out.pool.end_grace(Instant::now());
         let mut steps = std::mem::take(&mut self.out.steps);
         for &n in &dirty {
             if self.out.meta[n].live {
@@ -339,8 +331,9 @@ impl<S: LeafStore> Trie<S> {
         roots.clear();
         self.out.dirty_root = roots;
         // Nothing points to these blocks any more: their grace starts now.
+        let now = Instant::now();
         for (line, size) in std::mem::take(&mut self.out.freed) {
-            self.out.pool.release(line, size);
+            self.out.pool.release_at(line, size, now);
         }
     }
 
@@ -360,7 +353,7 @@ impl<S: LeafStore> Trie<S> {
     /// How node `n` reaches the datapath: in place, in a new block (taken
     /// now), or not at all (no lines, or its parent has none).
     fn decide(&mut self, n: usize) -> Step {
-        let (bits, runs) = runs_of(&self.out.meta[n].leaves);
+        let (bits, runs) = self.out.meta[n].leaves.leaf_run_starts();
         self.out.meta[n].runs = runs as u16;
         let m = &self.out.meta[n];
         let size = lines_for(runs);

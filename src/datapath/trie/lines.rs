@@ -99,15 +99,24 @@ impl Lines {
 
     /// Lines free to be handed out now (some blocks may not fit them).
     pub fn free(&mut self) -> usize {
-        self.end_grace();
+        self.end_grace(Instant::now());
         self.capacity - self.used - self.waiting
     }
 
     /// The first line of a free block of `size` (1, 4 or 16) lines, or
     /// `None` when there is none.
+    #[cfg(test)]
     pub fn take(&mut self, size: usize) -> Option<usize> {
+        self.end_grace(Instant::now());
+        self.take_ready(size)
+    }
+
+    /// [`Lines::take`] among the blocks whose grace had ended at the last
+    /// [`Lines::end_grace`]: a flush reads the clock once for all the
+    /// blocks it takes, not once each (a block whose grace ends meanwhile
+    /// waits for the next flush).
+    pub fn take_ready(&mut self, size: usize) -> Option<usize> {
         debug_assert!([1, 4, CHUNK].contains(&size), "block of {size}");
-        self.end_grace();
         let line = if size == CHUNK {
             self.take_chunk()?
         } else {
@@ -168,16 +177,23 @@ impl Lines {
 
     /// Gives back the block of `size` lines at `line`; it is reused after
     /// the grace period.
+    #[cfg(test)]
     pub fn release(&mut self, line: usize, size: usize) {
-        self.used -= size;
-        self.waiting += size;
-        self.quarantine
-            .push_back((Instant::now(), line as u32, size as u8));
+        self.release_at(line, size, Instant::now());
     }
 
-    fn end_grace(&mut self) {
+    /// [`Lines::release`] of a block that nothing points to since before
+    /// `now`: its grace period runs from then.
+    pub fn release_at(&mut self, line: usize, size: usize, now: Instant) {
+        self.used -= size;
+        self.waiting += size;
+        self.quarantine.push_back((now, line as u32, size as u8));
+    }
+
+    /// Makes the blocks whose grace period had ended by `now` free.
+    pub fn end_grace(&mut self, now: Instant) {
         while let Some(&(freed, line, size)) = self.quarantine.front() {
-            if freed.elapsed() < self.grace {
+            if now.saturating_duration_since(freed) < self.grace {
                 break;
             }
             self.quarantine.pop_front();

@@ -175,8 +175,28 @@ impl Runs {
             .map(|k| (usize::from(self.0[k].start), self.end(k), self.0[k].leaf))
     }
 
+    /// Where the runs of equal leaves (leaves of one value, whatever their
+    /// depths) start, as a
+    /// bit per leaf, and how many there are: what the flush needs of every
+    /// changed node. One pass without a branch per run: the runs' leaves
+    /// change unpredictably, and a loop that branched on them paid a
+    /// mispredicted branch at most runs.
+    pub fn leaf_run_starts(&self) -> ([u64; 4], usize) {
+        let mut bits = [0u64; 4];
+        // No leaf is u64::MAX: the first run always starts one.
+        let mut prev = u64::MAX;
+        for r in self.0.iter() {
+            let starts = u64::from(u64::from(r.leaf) != prev);
+            bits[usize::from(r.start) / 64] |= starts << (r.start % 64);
+            prev = u64::from(r.leaf);
+        }
+        let runs = bits.iter().map(|b| b.count_ones() as usize).sum();
+        (bits, runs)
+    }
+
     /// The runs of equal leaves the datapath sees, whatever their depths:
     /// (start, end, leaf) in order.
+    #[cfg(test)]
     pub fn leaf_runs(&self) -> impl Iterator<Item = (usize, usize, u32)> + '_ {
         let mut k = 0;
         std::iter::from_fn(move || {
@@ -256,6 +276,11 @@ mod tests {
                     at = e;
                 }
                 assert_eq!(at, NODE_LEAVES);
+                let (bits, count) = r.leaf_run_starts();
+                assert_eq!(count, runs.len());
+                for (s, _, _) in runs {
+                    assert!(bits[s / 64] & (1 << (s % 64)) != 0, "run at {s}");
+                }
             }
         }
     }
