@@ -95,7 +95,7 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
     /// Run over a batch of keys before the batch is applied, every miss of
     /// the batch is in flight together, and each key's slot is in cache
     /// when its change comes (unless its first group was full when it was
-    /// inserted, and then the lookup finds it one miss later).
+    /// inserted: then the lookup misses again in each group it passes).
     pub fn warm(&self, k: &K) {
         let (h, s) = self.locate(k);
         self.shards[s].prefetch(h);

@@ -18,8 +18,9 @@
 
 /// Slots per group: the tags of a group are one `u64`.
 const GROUP: usize = 8;
-/// The tag of a slot never used since the last rehash. A probe stops at
-/// a group holding one: no entry was ever placed past it.
+/// The tag of a free slot that no probe has passed: one never used since
+/// the last rebuild, or emptied in a group that had another. A probe
+/// stops at a group holding one: no entry was ever placed past it.
 const EMPTY: u8 = 0xff;
 /// The tag of a slot emptied in a group that had no empty slot: probes
 /// may have passed this group, so they must still pass it.
@@ -201,8 +202,9 @@ impl<K: Eq + Default, V: Default> Table<K, V> {
         unreachable!("at most 7/8 of the slots are used or deleted")
     }
 
-    /// Puts an absent key in; `rehash` gives the hash of any key (the
-    /// table rebuilt when full). Returns the entry's slot.
+    /// Puts an absent key in; `rehash` gives the hash of any key (for a
+    /// rebuild, when the slot found is empty and no empty slot may be
+    /// used up any more). Returns the entry's slot.
     fn place(&mut self, hash: u64, k: K, v: V, rehash: impl Fn(&K) -> u64) -> usize {
         let mut slot = if self.tags.is_empty() {
             usize::MAX
@@ -222,8 +224,9 @@ impl<K: Eq + Default, V: Default> Table<K, V> {
         slot
     }
 
-    /// Rebuilt into twice the slots when more than half the usable ones
-    /// hold entries, else into as many (clearing the deleted ones).
+    /// Rebuilt into twice the slots when the entries, the one about to
+    /// come included, fill more than half the usable ones, else into as
+    /// many (clearing the deleted ones).
     fn rebuild(&mut self, rehash: impl Fn(&K) -> u64) {
         let slots = match self.tags.len() {
             0 => GROUP,

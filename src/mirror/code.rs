@@ -36,7 +36,7 @@ pub struct AppliedCode(u32);
 const HOLDS_ID: u32 = 1 << 30;
 const _: () = assert!(TAG_OBJECT < HOLDS_ID >> TAG_SHIFT);
 
-/// What a map's empty slot holds: no code, holding nothing.
+/// What a map's empty slot holds (never read as a code).
 impl Default for AppliedCode {
     fn default() -> Self {
         AppliedCode(Code::NONE.0 & !HOLDS_ID)

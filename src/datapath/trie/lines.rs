@@ -111,8 +111,8 @@ impl Lines {
         self.take_ready(size)
     }
 
-    /// [`Lines::take`] among the blocks whose grace had ended at the last
-    /// [`Lines::end_grace`]: a flush reads the clock once for all the
+    /// A block as `take` hands out, among the blocks whose grace had ended
+    /// at the last [`Lines::end_grace`]: a flush reads the clock once for all the
     /// blocks it takes, not once each (a block whose grace ends meanwhile
     /// waits for the next flush).
     pub fn take_ready(&mut self, size: usize) -> Option<usize> {
@@ -182,8 +182,9 @@ impl Lines {
         self.release_at(line, size, Instant::now());
     }
 
-    /// [`Lines::release`] of a block that nothing points to since before
-    /// `now`: its grace period runs from then.
+    /// Gives back the block of `size` lines at `line`, which nothing points
+    /// to since before `now`: it is reused after the grace period from
+    /// then.
     pub fn release_at(&mut self, line: usize, size: usize, now: Instant) {
         self.used -= size;
         self.waiting += size;

@@ -176,11 +176,10 @@ impl Runs {
     }
 
     /// Where the runs of equal leaves (leaves of one value, whatever their
-    /// depths) start, as a
-    /// bit per leaf, and how many there are: what the flush needs of every
-    /// changed node. One pass without a branch per run: the runs' leaves
-    /// change unpredictably, and a loop that branched on them paid a
-    /// mispredicted branch at most runs.
+    /// depths) start, a bit per leaf, and how many there are: what the
+    /// flush needs of every changed node. One pass without a branch on
+    /// the leaves: they change unpredictably from run to run, and a loop
+    /// that branched on them mispredicted at most run boundaries.
     pub fn leaf_run_starts(&self) -> ([u64; 4], usize) {
         let mut bits = [0u64; 4];
         // No leaf is u64::MAX: the first run always starts one.
