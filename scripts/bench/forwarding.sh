@@ -29,7 +29,12 @@
 # --modes picks what is measured beside the kernel (default "mirror fib
 # ceiling"): mirror and fib are `accel run --mode mirror|fib` in native XDP;
 # tc is the mirror through the TC program (`--hook tc`), generic the
-# mirror in generic XDP (`--xdp-mode generic`).
+# mirror in generic XDP (`--xdp-mode generic`). ceiling-read:MIB[xN] is
+# the ceiling forwarder plus N (default 1) dependent reads per frame of
+# 64-byte lines, chosen by a hash of the destination, in an array of MIB
+# MiB (as a FIB node array is laid out): the fastest any lookup that reads
+# that much memory N times could forward, e.g. --modes "mirror ceiling
+# ceiling-read:1 ceiling-read:8 ceiling-read:4x3".
 #
 # --baseline BIN also measures BIN's `--mode mirror` in the same rounds
 # ("baseline"): a change's cost to forwarding, before/after in one run.
@@ -59,7 +64,7 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS=$2; shift 2 ;;
         --baseline) BASELINE=$2; shift 2 ;;
         --modes) MODES=$2; shift 2 ;;
-        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
         *) echo "forwarding.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -158,7 +163,10 @@ for fam in $FAMILIES; do
             m=$(median <<<"${RESULT[$fam/$tab/$mode]}")
             case $mode in kernel) name=kernel ;; mirror) name="accel mirror" ;; fib) name="accel fib" ;;
                 ceiling) name="ceiling (egress handed over)" ;; baseline) name="baseline mirror" ;;
-                tc) name="accel mirror, TC hook" ;; generic) name="accel mirror, generic XDP" ;; esac
+                tc) name="accel mirror, TC hook" ;; generic) name="accel mirror, generic XDP" ;;
+                ceiling-read:*x*) spec=${mode#ceiling-read:}
+                    name="ceiling + ${spec#*x} reads in ${spec%x*} MiB" ;;
+                ceiling-read:*) name="ceiling + one read in ${mode#ceiling-read:} MiB" ;; esac
             ratio=$(awk -v m="$m" -v k="$k" 'BEGIN { if (k > 0) printf "%.2fx", m / k; else print "-" }')
             vs_c=$(awk -v m="$m" -v k="$c" 'BEGIN { if (k > 0) printf "%.2fx", m / k; else print "-" }')
             printf '%-50s %8.3f %10s %11s\n' "IPv$fam $label, $name" "$m" "$ratio" "$vs_c"

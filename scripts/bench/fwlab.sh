@@ -162,7 +162,7 @@ stop_accel() {
 export ACCEL_PIN_DIR=/sys/fs/bpf/fwb-accel ACCEL_RUN_DIR=$WORK/run
 mkdir -p "$ACCEL_RUN_DIR"
 ACCEL_STARTS=0
-start_accel() { # mode: mirror, fib, baseline (--baseline's mirror), ceiling, tc, generic
+start_accel() { # mode: mirror, fib, baseline (--baseline's mirror), ceiling, ceiling-read:MIB[xREADS], tc, generic
     local log=$WORK/accel-$1.$((++ACCEL_STARTS)).log t0=$SECONDS
     : > "$log"
     # A simple command, so $! is the program itself (nsenter execs it).
@@ -170,9 +170,15 @@ start_accel() { # mode: mirror, fib, baseline (--baseline's mirror), ceiling, tc
     if [ "$1" = baseline ]; then bin=$BASELINE mode=mirror; fi
     if [ "$1" = tc ]; then mode=mirror hook=(--hook tc); fi
     if [ "$1" = generic ]; then mode=mirror hook=(--xdp-mode generic); fi
-    if [ "$1" = ceiling ]; then
+    if [ "$1" = ceiling ] || [[ $1 == ceiling-read:* ]]; then
+        local read=()
+        if [ "$1" != ceiling ]; then
+            local spec=${1#ceiling-read:}
+            read=(--read-mib "${spec%x*}")
+            [[ $spec == *x* ]] && read+=(--reads "${spec#*x}")
+        fi
         nsenter --net=/run/netns/$NS_RTR -- "$CEILING" --in r-in --out r-out --gw-mac "$S0_MAC" \
-            > "$log" 2>&1 &
+            "${read[@]}" > "$log" 2>&1 &
         ready='accel-ceiling: forwarding'
     else
         nsenter --net=/run/netns/$NS_RTR -- "$bin" run -i r-in -i r-out --mode "$mode" "${hook[@]}" \

@@ -13,16 +13,51 @@ pub use skel::*;
 /// Tags the generator writes (ceiling.bpf.c's CEILING_ADJ).
 pub const TAGS: u32 = 8;
 
+/// Bytes of a line of `ceiling_read_fwd`'s array.
+const LINE: u64 = 64;
+
+/// Dependent reads per frame at most (ceiling.bpf.c's CEILING_MAX_READS).
+pub const MAX_READS: u32 = 8;
+
 /// Opens and loads the forwarder; its maps start empty.
 pub fn load() -> Result<CeilingSkel<'static>> {
+    load_with_lines(1, 1)
+}
+
+/// Opens and loads the forwarder with `ceiling_read_fwd` reading `reads`
+/// lines per frame from an array of `mib` MiB of 64-byte lines (its pages
+/// all allocated, zero, as an array map's are).
+pub fn load_reading(mib: f64, reads: u32) -> Result<CeilingSkel<'static>> {
+    let lines = (mib * (1u64 << 20) as f64 / LINE as f64) as u64;
+    let lines = u32::try_from(lines)
+        .ok()
+        .filter(|&n| n > 0)
+        .with_context(|| format!("--read-mib {mib}: from one line to 4 G lines"))?;
+    if !(1..=MAX_READS).contains(&reads) {
+        anyhow::bail!("--reads {reads}: from 1 to {MAX_READS}");
+    }
+    load_with_lines(lines, reads)
+}
+
+fn load_with_lines(lines: u32, reads: u32) -> Result<CeilingSkel<'static>> {
     // The skeleton borrows its object for as long as it lives: the
     // program's life.
     let object = Box::leak(Box::new(MaybeUninit::uninit()));
-    CeilingSkelBuilder::default()
+    let mut open = CeilingSkelBuilder::default()
         .open(object)
-        .context("opening the ceiling BPF object")?
-        .load()
-        .context("loading the ceiling BPF object")
+        .context("opening the ceiling BPF object")?;
+    open.maps
+        .lines
+        .set_max_entries(lines)
+        .context("sizing the read forwarder's lines")?;
+    let rodata = open
+        .maps
+        .rodata_data
+        .as_deref_mut()
+        .context("the ceiling object has no .rodata")?;
+    rodata.line_count = lines;
+    rodata.read_count = reads;
+    open.load().context("loading the ceiling BPF object")
 }
 
 /// Frames tagged `tag` leave with destination `dmac` and source `smac`

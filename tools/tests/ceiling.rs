@@ -11,29 +11,44 @@ const XDP_PASS: u32 = 2;
 const XDP_REDIRECT: u32 = 4;
 const IN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 
-fn load() -> Option<CeilingSkel<'static>> {
+fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("ceiling: skipped (loading BPF needs root)");
+        return false;
+    }
+    true
+}
+
+fn load() -> Option<CeilingSkel<'static>> {
+    if !is_root() {
         return None;
     }
     let skel = ceiling::load().unwrap();
-    for tag in 0..ceiling::TAGS {
-        // dmac 02:aa:00:00:00:<tag>, smac 02:bb:00:00:00:01.
-        let dmac = [2, 0xaa, 0, 0, 0, tag as u8];
-        ceiling::set_adjacency(&skel, tag, dmac, [2, 0xbb, 0, 0, 0, 1]).unwrap();
-    }
+    set_adjacencies(&skel);
     Some(skel)
 }
 
+fn set_adjacencies(skel: &CeilingSkel<'_>) {
+    for tag in 0..ceiling::TAGS {
+        // dmac 02:aa:00:00:00:<tag>, smac 02:bb:00:00:00:01.
+        let dmac = [2, 0xaa, 0, 0, 0, tag as u8];
+        ceiling::set_adjacency(skel, tag, dmac, [2, 0xbb, 0, 0, 0, 1]).unwrap();
+    }
+}
+
 fn run(skel: &CeilingSkel<'_>, frame: &[u8]) -> (u32, Vec<u8>) {
+    run_prog(&skel.progs.ceiling_fwd, frame)
+}
+
+fn run_prog(prog: &libbpf_rs::ProgramMut<'_>, frame: &[u8]) -> (u32, Vec<u8>) {
     let mut out = vec![0u8; frame.len()];
     let input = ProgramInput {
         data_in: Some(frame),
         data_out: Some(&mut out),
         ..Default::default()
     };
-    let r = skel.progs.ceiling_fwd.test_run(input).unwrap();
+    let r = prog.test_run(input).unwrap();
     (r.return_value, out)
 }
 
@@ -78,4 +93,32 @@ fn ttl_1_goes_to_the_kernel_unchanged() {
     let (action, out) = run(&skel, &f);
     assert_eq!(action, XDP_PASS);
     assert_eq!(out, f);
+}
+
+/// The forwarder that also reads lines (forwarding.sh's ceiling-read
+/// modes) sends every frame where the plain one does, whatever its reads,
+/// and refuses sizes it cannot have.
+#[test]
+fn reading_forwarder_forwards_as_the_plain_one() {
+    if !is_root() {
+        return;
+    }
+    for (mib, reads) in [(0.001, 1), (1.0, 3), (4.0, ceiling::MAX_READS)] {
+        let skel = ceiling::load_reading(mib, reads).unwrap();
+        set_adjacencies(&skel);
+        for id in [0u16, 5, 13, 4242] {
+            let mut p = V4::udp("10.0.0.1".parse().unwrap(), "198.51.100.7".parse().unwrap());
+            p.id = id;
+            let f = eth(IN_MAC, [2, 0, 0, 0, 0, 2], ETH_P_IP, &p.build());
+            let plain = run(&skel, &f);
+            let read = run_prog(&skel.progs.ceiling_read_fwd, &f);
+            assert_eq!(read, plain, "{mib} MiB, {reads} reads, id {id}");
+        }
+    }
+    for (mib, reads) in [(0.0, 1), (1.0, 0), (1.0, ceiling::MAX_READS + 1)] {
+        assert!(
+            ceiling::load_reading(mib, reads).is_err(),
+            "{mib} MiB, {reads} reads"
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //! route lookup of its own, until killed (the XDP link is the process's:
 //! it leaves the interface with it).
 //!
-//!   accel-ceiling --in r-in --out r-out --gw-mac 02:..
+//!   accel-ceiling --in r-in --out r-out --gw-mac 02:.. [--read-mib 8 [--reads 2]]
 
 use std::os::fd::AsFd;
 
@@ -32,6 +32,15 @@ struct Args {
     gw_mac: String,
     #[arg(long, value_enum, default_value_t = XdpMode::Native)]
     xdp_mode: XdpMode,
+    /// Also read one 64-byte line per frame, chosen by a hash of the
+    /// destination, from an array of this many MiB: the fastest forwarder
+    /// with one dependent read into a FIB of that size.
+    #[arg(long, value_name = "MIB")]
+    read_mib: Option<f64>,
+    /// With --read-mib: dependent reads per frame, each line chosen by the
+    /// one before, as a trie's levels are.
+    #[arg(long, default_value_t = 1, requires = "read_mib")]
+    reads: u32,
 }
 
 fn main() {
@@ -46,21 +55,27 @@ fn run(a: Args) -> Result<()> {
     let out_ifindex = accel::runtime::ifindex(&a.egress)?;
     let gw = parse_mac(&a.gw_mac)?;
     let smac = iface_mac(&a.egress)?;
-    let skel = ceiling::load()?;
+    let skel = match a.read_mib {
+        Some(mib) => ceiling::load_reading(mib, a.reads)?,
+        None => ceiling::load()?,
+    };
+    let prog = match a.read_mib {
+        Some(_) => &skel.progs.ceiling_read_fwd,
+        None => &skel.progs.ceiling_fwd,
+    };
     // Every tag's adjacency: the gateways' MAC, the egress's.
     for tag in 0..ceiling::TAGS {
         ceiling::set_adjacency(&skel, tag, gw, smac)?;
     }
     ceiling::set_egress(&skel, out_ifindex)?;
-    let _link = attach_xdp(
-        skel.progs.ceiling_fwd.as_fd(),
-        in_ifindex,
-        &a.ingress,
-        a.xdp_mode,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let _link = attach_xdp(prog.as_fd(), in_ifindex, &a.ingress, a.xdp_mode)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let reading = a
+        .read_mib
+        .map(|m| format!(", reading {} line(s) of {m} MiB per frame", a.reads))
+        .unwrap_or_default();
     eprintln!(
-        "accel-ceiling: forwarding {} -> {} (ready)",
+        "accel-ceiling: forwarding {} -> {}{reading} (ready)",
         a.ingress, a.egress
     );
     loop {
