@@ -64,7 +64,7 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS=$2; shift 2 ;;
         --baseline) BASELINE=$2; shift 2 ;;
         --modes) MODES=$2; shift 2 ;;
-        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
         *) echo "forwarding.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done

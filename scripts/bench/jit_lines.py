@@ -17,6 +17,7 @@ stalled (a load that missed the cache is the line before).
 """
 import bisect
 import ctypes
+import os
 import re
 import struct
 import subprocess
@@ -39,7 +40,7 @@ def bpf(cmd, attr):
     r = libc.syscall(SYS_BPF, cmd, buf, 128)
     if r < 0:
         err = ctypes.get_errno()
-        raise OSError(err, f"bpf({cmd}): {__import__('os').strerror(err)}")
+        raise OSError(err, f"bpf({cmd}): {os.strerror(err)}")
     return r
 
 

@@ -32,9 +32,10 @@ struct Args {
     gw_mac: String,
     #[arg(long, value_enum, default_value_t = XdpMode::Native)]
     xdp_mode: XdpMode,
-    /// Also read one 64-byte line per frame, chosen by a hash of the
-    /// destination, from an array of this many MiB: the fastest forwarder
-    /// with one dependent read into a FIB of that size.
+    /// Also read 64-byte lines per frame (--reads, one by default), chosen
+    /// by a hash of the destination, from an array of this many MiB: the
+    /// fastest forwarder with that many dependent reads into a FIB of that
+    /// size.
     #[arg(long, value_name = "MIB")]
     read_mib: Option<f64>,
     /// With --read-mib: dependent reads per frame, each line chosen by the
