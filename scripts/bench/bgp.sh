@@ -60,7 +60,9 @@
 # BGP_TABLE_GZ=file (default ../shared/data/bgp-full-table.txt.gz; absent:
 # `accel-bench gen-table`'s synthetic table, and the output says so;
 # BENCH=path, default target/release/accel-bench),
-# RECORDS=file (keep the raw JSON records), LAB_KEEP=1 (keep the temp dir).
+# RECORDS=file (keep the raw JSON records), LAB_KEEP=1 (keep the temp dir),
+# PERF_DIR=dir (`perf record` accel in each phase it runs in:
+# dir/perf.ROUND.MODE.PHASE.data; PERF_ARGS= more options, e.g. -g).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -77,6 +79,11 @@ for c in vtysh birdc bird /usr/lib/frr/zebra /usr/lib/frr/bgpd cc python3 nsente
 done
 if ((${#missing[@]})); then
     echo "bgp.sh: missing ${missing[*]} (apt-get install frr bird2 gcc python3 util-linux ethtool; scripts/install-deps.sh installs them)" >&2
+    exit 1
+fi
+
+if [[ -n ${PERF_DIR:-} ]] && { ! command -v perf >/dev/null 2>&1 || [[ ! -d $PERF_DIR ]]; }; then
+    echo "bgp.sh: PERF_DIR needs perf (apt-get install linux-perf) and an existing directory" >&2
     exit 1
 fi
 
@@ -355,14 +362,23 @@ phase() {
     shift 3
     if [[ $ph == install ]]; then d4=$D4 d6=$D6 cmd=enable; else d4=-$D4 d6=-$D6 cmd=disable; fi
     [[ $rnd == warmup && $ph == install ]] && extra=(--stall 30)
+    local perf_pid=
+    if [[ -n ${PERF_DIR:-} && -n ${ACCEL_PID:-} ]]; then
+        # shellcheck disable=SC2086 # PERF_ARGS: options, split into words
+        perf record -q -e cpu-clock -F 999 ${PERF_ARGS:-} -p "$ACCEL_PID" \
+            -o "$PERF_DIR/perf.$rnd.$mode.$ph.data" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
     if ! out=$(lab_in "$NS_RTR" python3 "$BB" phase --delta4 "$d4" --delta6 "$d6" --settle "$SETTLE" --timeout "$TIMEOUT" \
         --pids "zebra=$ZPID,bgpd=$BGPD_PID,bird=$BIRD_PID,listener=$LPID,accel=${ACCEL_PID:-}" \
         --idle 1 --record "$REC" --meta "round=$rnd" --meta "mode=$mode" --meta "phase=$ph" "${extra[@]}" "$@" \
         -- birdc -s "$BIRD_DIR/bird.ctl" "$cmd" '"tbl*"'); then
+        [[ -n $perf_pid ]] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
         echo "   $rnd $mode $ph: FAILED: $out" >&2
         echo "   kernel counts now: $(lab_in "$NS_RTR" python3 "$BB" count); sessions: $(sessions_note)" >&2
         return 1
     fi
+    [[ -n $perf_pid ]] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
     PH_OUT=$out
     printf '   %-7s %-8s %-8s %ss  cpu %s\n' "$rnd" "$mode" "$ph" "$(jget "$out" seconds | cut -c1-6)" \
         "$(python3 -c "import json,sys; c=json.loads(sys.argv[1])['cpu']; print(' '.join(f'{k}={v/1e9:.2f}s' for k, v in c.items() if v is not None))" "$out")"

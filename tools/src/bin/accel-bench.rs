@@ -332,6 +332,14 @@ fn events(
             add.ns_per_event(),
             del.ns_per_event()
         );
+        for (phase, p) in [("add", &add), ("del", &del)] {
+            if p.short_flushes > 0 {
+                println!(
+                    "   warning: in {phase}, {} flushes left nodes without lines: not what accel run does",
+                    p.short_flushes
+                );
+            }
+        }
     }
     Ok(())
 }
