@@ -73,80 +73,30 @@ fn real_main() -> Result<()> {
             Ok(())
         }
         Cmd::Stats {
+            json,
             openmetrics,
             format,
-            ..
-        } if openmetrics
-            || matches!(
-                format,
-                Some(StatsFormat::Openmetrics | StatsFormat::Prometheus)
-            ) =>
-        {
-            let as_format = if format == Some(StatsFormat::Prometheus) {
-                metrics::Format::Prometheus
-            } else {
-                metrics::Format::OpenMetrics
-            };
-            let maps = open_live(&cli.pin_dir).context("accel stats")?;
-            // The daemon's own families, when it answers.
-            let status = match ask(&cli.run_dir, Request::Status) {
-                Ok(Reply::Status { status }) => Some(status),
-                _ => None,
-            };
-            let ids = status.as_ref().map_or(&[][..], |s| &s.nexthop_ids[..]);
-            let sample = metrics::Sample::read(&maps, ids)?;
-            let top = metrics::DEFAULT_TOP_BLACKHOLES;
-            print!(
-                "{}",
-                metrics::encode_as(&sample, status.as_deref(), top, as_format)
-            );
-            Ok(())
-        }
-        Cmd::Stats {
-            json,
-            format,
-            capacity: true,
-            ..
+            blackholes,
+            capacity,
         } => {
-            let maps = open_live(&cli.pin_dir).context("accel stats")?;
-            let json = json || format == Some(StatsFormat::Json);
-            print!("{}", stats::capacity_report(&maps.read_capacity(), json));
-            Ok(())
-        }
-        Cmd::Stats {
-            json,
-            format,
-            blackholes: true,
-            ..
-        } => {
-            let json = json || format == Some(StatsFormat::Json);
-            let maps = open_live(&cli.pin_dir).context("accel stats")?;
-            let drops = stats::blackholes(&maps.blackhole_drops());
-            let sources = stats::blackholes(&maps.source_blackhole_drops());
-            if json {
-                let both = serde_json::json!({"destination": drops, "source": sources});
-                println!("{}", serde_json::to_string_pretty(&both)?);
+            let view = if openmetrics
+                || matches!(
+                    format,
+                    Some(StatsFormat::Openmetrics | StatsFormat::Prometheus)
+                ) {
+                StatsView::Metrics(if format == Some(StatsFormat::Prometheus) {
+                    metrics::Format::Prometheus
+                } else {
+                    metrics::Format::OpenMetrics
+                })
+            } else if capacity {
+                StatsView::Capacity
+            } else if blackholes {
+                StatsView::Blackholes
             } else {
-                print!("{}", stats::render_blackholes(&drops));
-                if !sources.is_empty() {
-                    println!("source RTBH (rp_filter on, the source's route is the blackhole):");
-                    print!("{}", stats::render_blackholes(&sources));
-                }
-            }
-            Ok(())
-        }
-        Cmd::Stats { json, format, .. } => {
-            let json = json || format == Some(StatsFormat::Json);
-            let maps = open_live(&cli.pin_dir).context("accel stats")?;
-            let all = stats::read_all(&maps)?;
-            let lease = stats::lease_state(&maps.config(), runtime::monotonic_coarse_ns());
-            if json {
-                println!("{}", serde_json::to_string_pretty(&all)?);
-            } else {
-                print!("{}", stats::render(lease, &all));
-                print!("{}", stats::capacity_warnings(&maps.read_capacity()));
-            }
-            Ok(())
+                StatsView::Counters
+            };
+            stats_cmd(&cli, view, json || format == Some(StatsFormat::Json))
         }
         Cmd::Health { json } => health(&cli.run_dir, json),
         Cmd::Top { once, interval } => top(&cli, once, Duration::from_secs_f64(interval)),
@@ -164,6 +114,64 @@ fn real_main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// What `accel stats` prints.
+enum StatsView {
+    /// Every figure in a metrics text format.
+    Metrics(metrics::Format),
+    Capacity,
+    Blackholes,
+    /// The counters per interface.
+    Counters,
+}
+
+fn stats_cmd(cli: &Cli, view: StatsView, json: bool) -> Result<()> {
+    let maps = open_live(&cli.pin_dir).context("accel stats")?;
+    match view {
+        StatsView::Metrics(format) => {
+            // The daemon's own families, when it answers.
+            let status = match ask(&cli.run_dir, Request::Status) {
+                Ok(Reply::Status { status }) => Some(status),
+                _ => None,
+            };
+            let ids = status.as_ref().map_or(&[][..], |s| &s.nexthop_ids[..]);
+            let sample = metrics::Sample::read(&maps, ids)?;
+            let top = metrics::DEFAULT_TOP_BLACKHOLES;
+            print!(
+                "{}",
+                metrics::encode_as(&sample, status.as_deref(), top, format)
+            );
+        }
+        StatsView::Capacity => {
+            print!("{}", stats::capacity_report(&maps.read_capacity(), json));
+        }
+        StatsView::Blackholes => {
+            let drops = stats::blackholes(&maps.blackhole_drops());
+            let sources = stats::blackholes(&maps.source_blackhole_drops());
+            if json {
+                let both = serde_json::json!({"destination": drops, "source": sources});
+                println!("{}", serde_json::to_string_pretty(&both)?);
+            } else {
+                print!("{}", stats::render_blackholes(&drops));
+                if !sources.is_empty() {
+                    println!("source RTBH (rp_filter on, the source's route is the blackhole):");
+                    print!("{}", stats::render_blackholes(&sources));
+                }
+            }
+        }
+        StatsView::Counters => {
+            let all = stats::read_all(&maps)?;
+            let lease = stats::lease_state(&maps.config(), runtime::monotonic_coarse_ns());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else {
+                print!("{}", stats::render(lease, &all));
+                print!("{}", stats::capacity_warnings(&maps.read_capacity()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The daemon's status, when it answers.

@@ -463,73 +463,82 @@ def spread_pct(v):
     return m if len(v) == 1 else f"{m} ({min(v):+.1f}..{max(v):+.1f})"
 
 
-def cmd_report(a):
+def load_records(path):
     recs = []
-    with open(a.records) as f:
+    with open(path) as f:
         for line in f:
             line = line.strip()
             if line:
                 recs.append(json.loads(line))
-    phases = [r for r in recs if r.get("type") == "phase" and r.get("round", "").isdigit()]
-    restarts = [r for r in recs if r.get("type") == "restart"]
-    modes = [m for m in ("none", "listener", "accel", "accel-alone") if any(r["mode"] == m for r in phases)]
-    rounds = sorted({int(r["round"]) for r in phases})
-    by = {(int(r["round"]), r["mode"], r["phase"]): r for r in phases}
+    return recs
 
-    # Per accel run: events, lag.
-    lag = {"install": ([], 0, 0, 0), "withdraw": ([], 0, 0, 0)}
-    found = read_stalls(getattr(a, "stalls", None))
-    stalls = None if found is None else Stalls(found)
-    beyond = {"install": [], "withdraw": []}
-    events = {}
-    overruns = 0
-    trace_bad = {}
-    per_run = []
-    runs = {}
-    for r in phases:
-        runs.setdefault((int(r["round"]), r["mode"]), []).append(r)
-    for (rnd, mode), rs in sorted(runs.items()):
-        rs.sort(key=lambda r: r["t0"])
-        for i, r in enumerate(rs):
-            lf = r.get("listener")
-            if lf and os.path.exists(lf):
-                lev, n, ov = read_listener(lf, r["t0"], r["t_end"])
-                events[(rnd, mode, r["phase"])] = n
-                overruns += ov
-                tf = r.get("trace")
-                if mode == "accel" and tf and os.path.exists(tf):
-                    t_to = rs[i + 1]["t0"] if i + 1 < len(rs) else float(r.get("t_stop", r["t_end"] + 3600))
-                    tev, bad = read_trace(tf, r["t0"], t_to)
-                    trace_bad[tf] = bad
-                    kind = "add" if r["phase"] == "install" else "del"
-                    pairs, um, ex = lag_pairs(lev, tev, kind)
-                    ls = sorted(b - a for a, b in pairs)
-                    extra = None
-                    if stalls is not None:
-                        extra = (beyond_stalls(pairs, stalls), stalls.between(r["t0"], r["t_end"]))
-                        beyond[r["phase"]] += extra[0]
-                    per_run.append((rnd, r["phase"], ls, um, extra))
-                    acc = lag[r["phase"]]
-                    lag[r["phase"]] = (acc[0] + ls, acc[1] + um, acc[2] + ex, acc[3] + 1)
 
-    def per_event(r, n):
-        """accel's CPU per route event in us: all of its CPU over the phase,
-        and the same less what it spends idle (lease renewals) over as long."""
-        c = r.get("cpu", {}).get("accel")
-        if not n or c is None:
-            return None, None
-        idle = (r.get("idle_cpu_per_s") or {}).get("accel")
-        busy = None if idle is None else max(0.0, c - idle * (r["t_end"] - r["t0"])) / 1e3 / n
-        return c / 1e3 / n, busy
+class LagData:
+    """What the listener's and accel's per-event records say, over every
+    run: route events per phase, the lag per prefix, and the same less the
+    CPU stalls within it."""
 
-    def ev_of(rnd, mode, ph):
-        n = events.get((rnd, mode, ph))
+    def __init__(self, phases, stalls):
+        self.lag = {"install": ([], 0, 0, 0), "withdraw": ([], 0, 0, 0)}
+        self.beyond = {"install": [], "withdraw": []}
+        self.events = {}
+        self.overruns = 0
+        self.trace_bad = {}
+        self.per_run = []
+        runs = {}
+        for r in phases:
+            runs.setdefault((int(r["round"]), r["mode"]), []).append(r)
+        for (rnd, mode), rs in sorted(runs.items()):
+            rs.sort(key=lambda r: r["t0"])
+            for i, r in enumerate(rs):
+                t_next = rs[i + 1]["t0"] if i + 1 < len(rs) else None
+                self.add_phase(rnd, mode, r, t_next, stalls)
+
+    def add_phase(self, rnd, mode, r, t_next, stalls):
+        lf = r.get("listener")
+        if not lf or not os.path.exists(lf):
+            return
+        lev, n, ov = read_listener(lf, r["t0"], r["t_end"])
+        self.events[(rnd, mode, r["phase"])] = n
+        self.overruns += ov
+        tf = r.get("trace")
+        if mode != "accel" or not tf or not os.path.exists(tf):
+            return
+        t_to = t_next if t_next is not None else float(r.get("t_stop", r["t_end"] + 3600))
+        tev, bad = read_trace(tf, r["t0"], t_to)
+        self.trace_bad[tf] = bad
+        kind = "add" if r["phase"] == "install" else "del"
+        pairs, um, ex = lag_pairs(lev, tev, kind)
+        ls = sorted(b - a for a, b in pairs)
+        extra = None
+        if stalls is not None:
+            extra = (beyond_stalls(pairs, stalls), stalls.between(r["t0"], r["t_end"]))
+            self.beyond[r["phase"]] += extra[0]
+        self.per_run.append((rnd, r["phase"], ls, um, extra))
+        acc = self.lag[r["phase"]]
+        self.lag[r["phase"]] = (acc[0] + ls, acc[1] + um, acc[2] + ex, acc[3] + 1)
+
+    def events_of(self, rnd, mode, ph):
+        n = self.events.get((rnd, mode, ph))
         if n is None and mode.startswith("accel"):  # no listener in this run: the listener run's count
-            n = events.get((rnd, "listener", ph), events.get((rnd, "accel", ph)))
+            n = self.events.get((rnd, "listener", ph), self.events.get((rnd, "accel", ph)))
         return n
 
-    out = []
-    w = out.append
+
+def per_event(r, n):
+    """accel's CPU per route event in us: all of its CPU over the phase,
+    and the same less what it spends idle (lease renewals) over as long."""
+    c = r.get("cpu", {}).get("accel")
+    if not n or c is None:
+        return None, None
+    idle = (r.get("idle_cpu_per_s") or {}).get("accel")
+    busy = None if idle is None else max(0.0, c - idle * (r["t_end"] - r["t0"])) / 1e3 / n
+    return c / 1e3 / n, busy
+
+
+def raw_table(w, by, rounds, modes, data):
+    """The figures of every phase; returns each mode's slowdowns against
+    FRR alone, by (mode, phase)."""
     w("### Raw figures per round")
     w("")
     w("| round | mode | phase | seconds | vs none | zebra CPU s | bgpd CPU s | bird CPU s | listener CPU s | accel CPU s | route+nh events | accel us/event | idle-corrected | status |")
@@ -548,16 +557,25 @@ def cmd_report(a):
                     slow.setdefault((mode, ph), []).append(rel)
                 cpu = r.get("cpu", {})
                 c = lambda k: None if cpu.get(k) is None else cpu[k] / 1e9
-                n = ev_of(rnd, mode, ph)
+                n = data.events_of(rnd, mode, ph)
                 per, per_busy = per_event(r, n) if mode.startswith("accel") else (None, None)
                 w(f"| {rnd} | {mode} | {ph} | {fmt(r.get('seconds'), 2)} | {spread_pct([rel]) if mode != 'none' else '-'} | "
                   f"{fmt(c('zebra'))} | {fmt(c('bgpd'))} | {fmt(c('bird'))} | {fmt(c('listener'), 3)} | {fmt(c('accel'), 3)} | "
                   f"{n if n is not None else '-'} | {fmt(per, 2)} | {fmt(per_busy, 2)} | {r.get('status')} |")
     w("")
+    return slow
+
+
+def summary_table(w, by, rounds, modes, slow, data):
     w("### Summary (median over rounds, min-max in brackets)")
     w("")
     w("| mode | install s | install vs none | withdraw s | withdraw vs none | zebra CPU s (inst / wd) | bgpd CPU s (inst / wd) | accel CPU us per route event (inst / wd) |")
     w("|---|---:|---:|---:|---:|---:|---:|---:|")
+
+    def cpu_s(mode, ph, who):
+        return fmt(med([by[(rnd, mode, ph)]["cpu"].get(who) / 1e9 if by[(rnd, mode, ph)]["cpu"].get(who) is not None else None
+                        for rnd in rounds if (rnd, mode, ph) in by]))
+
     for mode in modes:
         cells = [mode]
         for ph in ("install", "withdraw"):
@@ -566,18 +584,11 @@ def cmd_report(a):
             cells.append(spread_pct(slow.get((mode, ph))) if mode != "none" else "-")
         zc, bc, pe = [], [], []
         for ph in ("install", "withdraw"):
-            zc.append(fmt(med([by[(rnd, mode, ph)]["cpu"].get("zebra") / 1e9 if by[(rnd, mode, ph)]["cpu"].get("zebra") is not None else None
-                               for rnd in rounds if (rnd, mode, ph) in by])))
-            bc.append(fmt(med([by[(rnd, mode, ph)]["cpu"].get("bgpd") / 1e9 if by[(rnd, mode, ph)]["cpu"].get("bgpd") is not None else None
-                               for rnd in rounds if (rnd, mode, ph) in by])))
+            zc.append(cpu_s(mode, ph, "zebra"))
+            bc.append(cpu_s(mode, ph, "bgpd"))
             if mode.startswith("accel"):
-                vals = []
-                for rnd in rounds:
-                    r = by.get((rnd, mode, ph))
-                    n = ev_of(rnd, mode, ph)
-                    if r:
-                        vals.append(per_event(r, n)[0])
-                pe.append(spread(vals))
+                pe.append(spread([per_event(by[(rnd, mode, ph)], data.events_of(rnd, mode, ph))[0]
+                                  for rnd in rounds if (rnd, mode, ph) in by]))
         cells += [" / ".join(zc), " / ".join(bc), " / ".join(pe) if pe else "-"]
         w("| " + " | ".join(cells) + " |")
     w("")
@@ -586,62 +597,87 @@ def cmd_report(a):
     w("held the target count, over the route and nexthop messages the listener received meanwhile; idle-corrected:")
     w("less accel's idle CPU rate (measured for 1 s just before the phase) over the same time.")
     w("")
-    if any(v[3] for v in lag.values()):
-        w("### Lag: kernel event (listener receive time) to accel applying it (ACCEL_TRACE_ROUTES), per prefix")
-        w("")
-        w("| phase | runs | kernel events | matched | unmatched | p50 ms | p90 ms | p99 ms | max ms |")
-        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for ph, name in (("withdraw", "withdrawal"), ("install", "re-announcement")):
-            ls, um, ex, nruns = lag[ph]
-            ls = sorted(ls)  # the runs' sorted lists, one after the other
-            ms = lambda q: fmt(None if not ls else pct(ls, q) * 1e3, 2)
-            w(f"| {name} | {nruns} | {len(ls) + um} | {len(ls)} | {um} | {ms(50)} | {ms(90)} | {ms(99)} | "
-              f"{fmt(None if not ls else ls[-1] * 1e3, 2)} |")
-        w("")
-        if stalls is not None:
-            w("The same less the longest CPU stall within each route's lag (stall-probe.c: a SCHED_FIFO probe pinned")
-            w("to each CPU that could not run for over 2 ms; no process on that CPU could, accel included). Which CPU")
-            w("accel was on is not recorded, so this is a lower bound of the lag accel could have avoided:")
-            w("")
-            w("| phase | p50 ms | p90 ms | p99 ms | max ms |")
-            w("|---|---:|---:|---:|---:|")
-            for ph, name in (("withdraw", "withdrawal"), ("install", "re-announcement")):
-                bs = sorted(beyond[ph])
-                ms = lambda q: fmt(None if not bs else pct(bs, q) * 1e3, 2)
-                w(f"| {name} | {ms(50)} | {ms(90)} | {ms(99)} | {fmt(bs[-1] * 1e3 if bs else None, 2)} |")
-            w("")
-        for rnd, ph, ls, um, extra in per_run:
-            line = (f"- round {rnd}, {ph}: {len(ls)} matched, {um} unmatched; p50 {fmt(pct(ls, 50) * 1e3 if ls else None)} ms, "
-                    f"p99 {fmt(pct(ls, 99) * 1e3 if ls else None)} ms, max {fmt(ls[-1] * 1e3 if ls else None)} ms")
-            if extra is not None:
-                bs, (n, longest) = extra
-                line += (f"; less the CPU stalls p99 {fmt(pct(bs, 99) * 1e3 if bs else None)} ms, "
-                         f"max {fmt(bs[-1] * 1e3 if bs else None)} ms; {n} CPU stalls over 2 ms in the phase, "
-                         f"the longest {longest * 1e3:.1f} ms")
-            w(line)
-        w("")
-        if sum(trace_bad.values()):
-            w(f"({sum(trace_bad.values())} trace lines not of the form '<sec.nsec> <add|del> <prefix>' were skipped)")
-    else:
+
+
+def lag_section(w, data, stalls):
+    if not any(v[3] for v in data.lag.values()):
         w("### Lag: not measured (no accel trace: this accel does not write ACCEL_TRACE_ROUTES, or no mode accel)")
+        return
+    w("### Lag: kernel event (listener receive time) to accel applying it (ACCEL_TRACE_ROUTES), per prefix")
     w("")
-    w(f"Listener receive-buffer overruns during the phases: {overruns}")
+    w("| phase | runs | kernel events | matched | unmatched | p50 ms | p90 ms | p99 ms | max ms |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for ph, name in (("withdraw", "withdrawal"), ("install", "re-announcement")):
+        ls, um, ex, nruns = data.lag[ph]
+        ls = sorted(ls)  # the runs' sorted lists, one after the other
+        ms = lambda q: fmt(None if not ls else pct(ls, q) * 1e3, 2)
+        w(f"| {name} | {nruns} | {len(ls) + um} | {len(ls)} | {um} | {ms(50)} | {ms(90)} | {ms(99)} | "
+          f"{fmt(None if not ls else ls[-1] * 1e3, 2)} |")
+    w("")
+    if stalls is not None:
+        w("The same less the longest CPU stall within each route's lag (stall-probe.c: a SCHED_FIFO probe pinned")
+        w("to each CPU that could not run for over 2 ms; no process on that CPU could, accel included). Which CPU")
+        w("accel was on is not recorded, so this is a lower bound of the lag accel could have avoided:")
+        w("")
+        w("| phase | p50 ms | p90 ms | p99 ms | max ms |")
+        w("|---|---:|---:|---:|---:|")
+        for ph, name in (("withdraw", "withdrawal"), ("install", "re-announcement")):
+            bs = sorted(data.beyond[ph])
+            ms = lambda q: fmt(None if not bs else pct(bs, q) * 1e3, 2)
+            w(f"| {name} | {ms(50)} | {ms(90)} | {ms(99)} | {fmt(bs[-1] * 1e3 if bs else None, 2)} |")
+        w("")
+    for rnd, ph, ls, um, extra in data.per_run:
+        line = (f"- round {rnd}, {ph}: {len(ls)} matched, {um} unmatched; p50 {fmt(pct(ls, 50) * 1e3 if ls else None)} ms, "
+                f"p99 {fmt(pct(ls, 99) * 1e3 if ls else None)} ms, max {fmt(ls[-1] * 1e3 if ls else None)} ms")
+        if extra is not None:
+            bs, (n, longest) = extra
+            line += (f"; less the CPU stalls p99 {fmt(pct(bs, 99) * 1e3 if bs else None)} ms, "
+                     f"max {fmt(bs[-1] * 1e3 if bs else None)} ms; {n} CPU stalls over 2 ms in the phase, "
+                     f"the longest {longest * 1e3:.1f} ms")
+        w(line)
+    w("")
+    if sum(data.trace_bad.values()):
+        w(f"({sum(data.trace_bad.values())} trace lines not of the form '<sec.nsec> <add|del> <prefix>' were skipped)")
+
+
+def restart_section(w, restarts):
+    w("### accel restart with the table installed")
+    w("")
+    w("| measure (from the start of the new process) | starts | median s | max s |")
+    w("|---|---:|---:|---:|")
+    for key, label in (("ready", "ready (`accel running on`)"), ("live", "mirror live (`mirror live`)"),
+                       ("check", "first `accel sync --check` exit 0"), ("stop", "stop (SIGTERM to exit)"),
+                       ("check_run", "one `accel sync --check` run (the last)")):
+        v = [r.get(key) for r in restarts if r.get(key) is not None]
+        w(f"| {label} | {len(v)} | {fmt(med(v), 3)} | {fmt(max(v) if v else None, 3)} |")
+    w("")
+    for r in restarts:
+        w(f"- start {r.get('n')}: " + ", ".join(f"{k} {fmt(r.get(k), 3)} s" for k in ("ready", "live", "check", "check_run", "stop"))
+          + (f"; sync --check tries {r['tries']}" if r.get("tries") is not None else "")
+          + (f"; {r['note']}" if r.get("note") else ""))
+
+
+def cmd_report(a):
+    recs = load_records(a.records)
+    phases = [r for r in recs if r.get("type") == "phase" and r.get("round", "").isdigit()]
+    restarts = [r for r in recs if r.get("type") == "restart"]
+    modes = [m for m in ("none", "listener", "accel", "accel-alone") if any(r["mode"] == m for r in phases)]
+    rounds = sorted({int(r["round"]) for r in phases})
+    by = {(int(r["round"]), r["mode"], r["phase"]): r for r in phases}
+    found = read_stalls(getattr(a, "stalls", None))
+    stalls = None if found is None else Stalls(found)
+    data = LagData(phases, stalls)
+
+    out = []
+    w = out.append
+    slow = raw_table(w, by, rounds, modes, data)
+    summary_table(w, by, rounds, modes, slow, data)
+    lag_section(w, data, stalls)
+    w("")
+    w(f"Listener receive-buffer overruns during the phases: {data.overruns}")
     w("")
     if restarts:
-        w("### accel restart with the table installed")
-        w("")
-        w("| measure (from the start of the new process) | starts | median s | max s |")
-        w("|---|---:|---:|---:|")
-        for key, label in (("ready", "ready (`accel running on`)"), ("live", "mirror live (`mirror live`)"),
-                           ("check", "first `accel sync --check` exit 0"), ("stop", "stop (SIGTERM to exit)"),
-                           ("check_run", "one `accel sync --check` run (the last)")):
-            v = [r.get(key) for r in restarts if r.get(key) is not None]
-            w(f"| {label} | {len(v)} | {fmt(med(v), 3)} | {fmt(max(v) if v else None, 3)} |")
-        w("")
-        for r in restarts:
-            w(f"- start {r.get('n')}: " + ", ".join(f"{k} {fmt(r.get(k), 3)} s" for k in ("ready", "live", "check", "check_run", "stop"))
-              + (f"; sync --check tries {r['tries']}" if r.get("tries") is not None else "")
-              + (f"; {r['note']}" if r.get("note") else ""))
+        restart_section(w, restarts)
     print("\n".join(out))
 
 

@@ -808,48 +808,12 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     };
     let attached = attach_all(progs, &mut d, &ifaces, &opts, &presence).await?;
     let requests = presence.publish(&d.maps, feed.clone())?;
-    let attach_probe = AttachProbe::new(
-        attached
-            .iter()
-            .map(|a| {
-                let ours = libbpf_rs::Program::id_from_fd(progs.for_hook(a.hook).as_fd());
-                a.probe(ours.unwrap_or(0))
-            })
-            .collect(),
-    );
+    let attach_probe = probe_attachments(progs, &attached);
     if let Some(listener) = metrics {
-        let shown = listener
-            .local_addr()
-            .map_or_else(|_| "?".into(), |a| a.to_string());
-        let scrapes = crate::metrics_server::Scrapes {
-            pin_dir: opts.pin_dir.clone(),
-            feed: feed.clone(),
-            top_blackholes: opts.top_blackholes,
-        };
-        crate::metrics_server::serve(listener, scrapes)?;
-        info!("metrics on http://{shown}/metrics");
+        serve_metrics(listener, &opts, &feed)?;
     }
     report::log_watching(opts.check_every);
-    info!(
-        "accel running on {} interface(s); maps pinned at {}{}",
-        attached.len(),
-        opts.pin_dir.display(),
-        if adopting {
-            ""
-        } else {
-            "; bpf_fib_lookup decides until the mirror is built"
-        }
-    );
-    handover::notify_systemd(successor);
-    if !adopting {
-        d.start_job(
-            Purpose::Resync {
-                cause: ResyncCause::Start,
-                stale: true,
-            },
-            None,
-        )?;
-    }
+    announce_running(&mut d, attached.len(), &opts, adopting, successor)?;
 
     let mut run = Running {
         d,
@@ -868,6 +832,69 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     crate::realtime::enter();
     let result = run.event_loop(&mut signals).await;
     run.stop(result)
+}
+
+/// Says the instance runs (to the log and to systemd); a fresh start then
+/// builds the mirror in the background.
+fn announce_running(
+    d: &mut Daemon,
+    interfaces: usize,
+    opts: &RunOptions,
+    adopting: bool,
+    successor: bool,
+) -> Result<(), DaemonError> {
+    info!(
+        "accel running on {interfaces} interface(s); maps pinned at {}{}",
+        opts.pin_dir.display(),
+        if adopting {
+            ""
+        } else {
+            "; bpf_fib_lookup decides until the mirror is built"
+        }
+    );
+    handover::notify_systemd(successor);
+    if !adopting {
+        d.start_job(
+            Purpose::Resync {
+                cause: ResyncCause::Start,
+                stale: true,
+            },
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// Watches that each attachment still runs this instance's program.
+fn probe_attachments(progs: Programs<'_>, attached: &[Attachment]) -> AttachProbe {
+    AttachProbe::new(
+        attached
+            .iter()
+            .map(|a| {
+                let ours = libbpf_rs::Program::id_from_fd(progs.for_hook(a.hook).as_fd());
+                a.probe(ours.unwrap_or(0))
+            })
+            .collect(),
+    )
+}
+
+/// Serves `--metrics` on its own thread from the bound `listener`.
+fn serve_metrics(
+    listener: std::net::TcpListener,
+    opts: &RunOptions,
+    feed: &crate::control::StatusFeed,
+) -> Result<(), DaemonError> {
+    let shown = listener
+        .local_addr()
+        .map_or_else(|_| "?".into(), |a| a.to_string());
+    let scrapes = crate::metrics_server::Scrapes {
+        pin_dir: opts.pin_dir.clone(),
+        feed: feed.clone(),
+        top_blackholes: opts.top_blackholes,
+    };
+    crate::metrics_server::serve(listener, scrapes)?;
+    info!("metrics on http://{shown}/metrics");
+    Ok(())
 }
 
 /// Why the event loop ended without an error.
