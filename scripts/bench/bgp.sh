@@ -59,6 +59,7 @@
 # MODES="none listener accel" (in this order in each round; also
 # accel-alone), SETTLE=2 (s), TIMEOUT=900 (s per
 # phase), ACCEL=path (default target/release/accel; not built here),
+# ACCEL_ARGS="..." (more options for `accel run`),
 # BGP_TABLE_GZ=file (default ../shared/data/bgp-full-table.txt.gz; absent:
 # `accel-bench gen-table`'s synthetic table, and the output says so;
 # BENCH=path, default target/release/accel-bench),
@@ -311,6 +312,8 @@ listener_stop() {
     [[ $rc -eq 3 ]] && echo "   WARNING: the listener saw receive-buffer overruns" >&2
     return 0
 }
+# shellcheck disable=SC2206 # ACCEL_ARGS: options, split into words
+ACCEL_ARGS=(${ACCEL_ARGS:-})
 ACCEL_LOG=$LAB_DIR/accel.log
 touch "$ACCEL_LOG"
 ACCEL_STARTS=0
@@ -320,9 +323,9 @@ accel_start() { # [TRACE_FILE]: starts accel; sets ACCEL_PID, ACCEL_T0, ACCEL_LO
     ACCEL_T0=$EPOCHREALTIME
     # A simple command, so $! is accel itself (env and nsenter exec it).
     if [[ -n ${1:-} ]]; then
-        env ACCEL_TRACE_ROUTES="$1" nsenter --net="/run/netns/$NS_RTR" -- "$ACCEL" run -i r-bird >>"$ACCEL_LOG" 2>&1 &
+        env ACCEL_TRACE_ROUTES="$1" nsenter --net="/run/netns/$NS_RTR" -- "$ACCEL" run -i r-bird "${ACCEL_ARGS[@]}" >>"$ACCEL_LOG" 2>&1 &
     else
-        nsenter --net="/run/netns/$NS_RTR" -- "$ACCEL" run -i r-bird >>"$ACCEL_LOG" 2>&1 &
+        nsenter --net="/run/netns/$NS_RTR" -- "$ACCEL" run -i r-bird "${ACCEL_ARGS[@]}" >>"$ACCEL_LOG" 2>&1 &
     fi
     ACCEL_PID=$!
 }
