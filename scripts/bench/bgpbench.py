@@ -10,7 +10,9 @@ Subcommands:
             fib_rt_entries; neither dumps the table)
   phase     one timed phase: CPU snapshot of the named processes, t0, run the
             trigger (birdc enable/disable), poll the kernel counts until they
-            reach the targets, settle, CPU snapshot; appends a JSON record
+            reach the targets (the IPv4 count, a trie walk, read once the
+            ip_fib_alias slab count says the routes stopped: see Tracker),
+            settle, CPU snapshot; appends a JSON record
   cpu       CPU time (ns) of processes, all threads
   waitlog   wait for regular expressions in a log file (from a byte offset);
             prints the CLOCK_REALTIME time each first appeared
