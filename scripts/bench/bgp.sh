@@ -31,10 +31,12 @@
 # target (IPv4: "Main: Prefixes" of /proc/net/fib_triestat, IPv6:
 # fib_rt_entries of /proc/net/rt6_stats; polled from rtr, never a full dump
 # and nothing asked of FRR; the IPv4 read walks the trie without giving up
-# the CPU, 50-120 ms at full table, so it is read only once the count of the
-# kernel's ip_fib_alias objects (/proc/slabinfo, cheap) is within 25,000 of
-# its target or 5 s after the last read, and then at most once per 8x its
-# cost; the completion time is interpolated between the last two reads). CPU time of zebra, bgpd, bird, the listener and accel
+# the CPU, 50-120 ms at full table, so it is read once the routes stopped
+# coming: when the count of the kernel's ip_fib_alias objects (/proc/slabinfo,
+# cheap) is within 25,000 of its target and still for 0.3 s, and the IPv6
+# count is done; the phase ends when that count last came closer to its
+# target. Bounded waits keep a wrong slab count from hanging a phase: see
+# bgpbench.py, class Tracker). CPU time of zebra, bgpd, bird, the listener and accel
 # (all threads, /proc/PID/task/*/schedstat) is taken over each phase plus
 # SETTLE seconds. A warm-up announce/withdraw (FRR alone) comes first and is
 # not counted; it also checks that every prefix reaches the kernel.
@@ -65,7 +67,8 @@
 # BENCH=path, default target/release/accel-bench),
 # RECORDS=file (keep the raw JSON records), LAB_KEEP=1 (keep the temp dir),
 # PERF_DIR=dir (`perf record` accel in each phase it runs in:
-# dir/perf.ROUND.MODE.PHASE.data; PERF_ARGS= more options, e.g. -g).
+# dir/perf.ROUND.MODE.PHASE.data, its messages in .log; PERF_ARGS= more
+# options, e.g. -g).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -312,8 +315,8 @@ listener_stop() {
     [[ $rc -eq 3 ]] && echo "   WARNING: the listener saw receive-buffer overruns" >&2
     return 0
 }
-# shellcheck disable=SC2206 # ACCEL_ARGS: options, split into words
-ACCEL_ARGS=(${ACCEL_ARGS:-})
+read -ra ACCEL_ARGS <<<"${ACCEL_ARGS:-}" # options, split into words (no globbing)
+read -ra PERF_ARGS <<<"${PERF_ARGS:-}"
 ACCEL_LOG=$LAB_DIR/accel.log
 touch "$ACCEL_LOG"
 ACCEL_STARTS=0
@@ -361,6 +364,11 @@ jget() { python3 -c "import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2])
 since() { python3 -c "import sys; print('' if not sys.argv[2] else round(float(sys.argv[2]) - float(sys.argv[1]), 3))" "$1" "$2"; }
 
 D4=$N4 D6=$N6 # routes a full announce adds to the kernel (checked by the warm-up)
+perf_stop() { # PID (or nothing): ends a perf record started by phase
+    [[ -n ${1:-} ]] || return 0
+    kill -INT "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
 # phase ROUND MODE PHASE [meta...]: one announce or withdrawal, timed.
 phase() {
     local rnd=$1 mode=$2 ph=$3 out d4 d6 cmd extra=()
@@ -369,21 +377,20 @@ phase() {
     [[ $rnd == warmup && $ph == install ]] && extra=(--stall 30)
     local perf_pid=
     if [[ -n ${PERF_DIR:-} && -n ${ACCEL_PID:-} ]]; then
-        # shellcheck disable=SC2086 # PERF_ARGS: options, split into words
-        perf record -q -e cpu-clock -F 999 ${PERF_ARGS:-} -p "$ACCEL_PID" \
-            -o "$PERF_DIR/perf.$rnd.$mode.$ph.data" >/dev/null 2>&1 &
+        perf record -q -e cpu-clock -F 999 "${PERF_ARGS[@]}" -p "$ACCEL_PID" \
+            -o "$PERF_DIR/perf.$rnd.$mode.$ph.data" >"$PERF_DIR/perf.$rnd.$mode.$ph.log" 2>&1 &
         perf_pid=$!
     fi
     if ! out=$(lab_in "$NS_RTR" python3 "$BB" phase --delta4 "$d4" --delta6 "$d6" --settle "$SETTLE" --timeout "$TIMEOUT" \
         --pids "zebra=$ZPID,bgpd=$BGPD_PID,bird=$BIRD_PID,listener=$LPID,accel=${ACCEL_PID:-}" \
         --idle 1 --record "$REC" --meta "round=$rnd" --meta "mode=$mode" --meta "phase=$ph" "${extra[@]}" "$@" \
         -- birdc -s "$BIRD_DIR/bird.ctl" "$cmd" '"tbl*"'); then
-        [[ -n $perf_pid ]] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
+        perf_stop "$perf_pid"
         echo "   $rnd $mode $ph: FAILED: $out" >&2
         echo "   kernel counts now: $(lab_in "$NS_RTR" python3 "$BB" count); sessions: $(sessions_note)" >&2
         return 1
     fi
-    [[ -n $perf_pid ]] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
+    perf_stop "$perf_pid"
     PH_OUT=$out
     printf '   %-7s %-8s %-8s %ss  cpu %s\n' "$rnd" "$mode" "$ph" "$(jget "$out" seconds | cut -c1-6)" \
         "$(python3 -c "import json,sys; c=json.loads(sys.argv[1])['cpu']; print(' '.join(f'{k}={v/1e9:.2f}s' for k, v in c.items() if v is not None))" "$out")"

@@ -156,23 +156,33 @@ def cmd_cpu(a):
 class Tracker:
     """Polls one family's kernel route count until it equals the target;
     the completion time is interpolated between the last two samples.
-    With a `proxy` (a cheap approximate count of the same routes, and
+
+    With a `proxy` (a cheap approximate count of the same routes, and of
     others that do not change meanwhile), the exact count is read only
-    once the proxy is within NEAR of its own target and has not moved for
-    QUIET seconds (the routes stopped coming: a read then delays none of
-    them) and `busy` (other routes coming) is false, or NEAR_WAIT (STILL
-    while busy) seconds after it came within NEAR, or once it has not
-    moved for STILL seconds (it may be off by more than NEAR). The
-    completion time is then the proxy's last move, when that came after
-    the exact read before."""
+    when the routes have stopped coming, so that the read (a trie walk
+    that holds a CPU) delays none of them: the proxy is within NEAR of its
+    own target and has not moved for QUIET seconds, and `busy` (other
+    routes still coming: the other family's) is false. Bounds: NEAR_WAIT
+    seconds after the proxy came within NEAR while it keeps moving, STILL
+    seconds after it came within NEAR while `busy`, STILL seconds of a
+    proxy that stands still anywhere (it may be off by more than NEAR),
+    and LONG seconds after the last exact read whatever the proxy does
+    (routes changing elsewhere move it too): a wrong proxy delays the end
+    of a phase, it cannot hang it. The completion time is then the last
+    time before the read that the proxy came closer to its target than
+    ever, when that came after the exact read before: for a withdrawal,
+    the last RCU-deferred free of a route, a grace period after the last
+    deletion (milliseconds)."""
 
     NEAR = 25_000
     QUIET = 0.3
     NEAR_WAIT = 3.0
     STILL = 5.0
+    LONG = 30.0
 
-    def __init__(self, name, fn, t0, base, target, proxy=None, proxy_base=None, busy=None):
-        self.name, self.fn, self.target = name, fn, target
+    def __init__(self, name, fn, t0, base, target, proxy=None, proxy_base=None, busy=None,
+                 clock=time.time):
+        self.name, self.fn, self.target, self.clock = name, fn, target, clock
         self.prev = (t0, base)
         self.last = (t0, base)
         self.done = None if base != target else t0
@@ -184,50 +194,64 @@ class Tracker:
         self.last_change = t0
         # The proxy's base is read with the count's, before the change.
         self.proxy = None if proxy_base is None else proxy
-        self.proxy_last, self.proxy_moved = proxy_base, t0
+        self.proxy_last, self.proxy_moved, self.proxy_closer = proxy_base, t0, t0
         self.near_since = None
-        # Other routes still coming (the other family's): the read would
-        # delay them; it waits for them, up to STILL seconds.
         self.busy = busy or (lambda: False)
         if self.proxy is not None:
             self.proxy_target = proxy_base + (target - base)
+            self.proxy_best = abs(target - base)
 
     def poll(self):
         """Reads the proxy or the count; returns what the read cost."""
         if self.proxy is not None:
-            s = time.time()
+            s = self.clock()
             n = self.proxy()
             self.proxy_polls += 1
-            if n != self.proxy_last:
-                self.proxy_last, self.proxy_moved, self.last_change = n, s, s
-            far = n is not None and abs(n - self.proxy_target) > self.NEAR
-            if far and s - max(self.proxy_moved, self.last[0]) < self.STILL:
-                return time.time() - s
-            if not far:
-                self.near_since = self.near_since or s
-                quiet = s - self.proxy_moved >= self.QUIET
-                if not quiet and s - self.near_since < self.NEAR_WAIT:
-                    return time.time() - s
-                if self.busy() and s - self.near_since < self.STILL:
-                    return time.time() - s
+            if self.proxy_waits(s, n):
+                return self.clock() - s
         return self.poll_exact()
 
+    def proxy_waits(self, s, n):
+        """Notes the proxy's reading `n` at `s`; whether the exact read
+        should wait."""
+        if n != self.proxy_last:
+            self.proxy_last, self.proxy_moved = n, s
+            # Progress: closer to the target than ever (routes changing
+            # elsewhere move it both ways).
+            if n is not None and abs(n - self.proxy_target) < self.proxy_best:
+                self.proxy_best = abs(n - self.proxy_target)
+                self.proxy_closer = self.last_change = s
+        if s - self.last[0] >= self.LONG or n is None:
+            return False
+        far = abs(n - self.proxy_target) > self.NEAR
+        if far:
+            self.near_since = None
+            return s - self.proxy_moved < self.STILL
+        self.near_since = self.near_since or s
+        waited = s - self.near_since
+        if s - self.proxy_moved < self.QUIET and waited < self.NEAR_WAIT:
+            return True
+        return self.busy() and waited < self.STILL
+
     def poll_exact(self):
-        s = time.time()
+        s = self.clock()
         self.exact_at.append(s)
         n = self.fn()
-        e = time.time()
+        e = self.clock()
         self.polls += 1
         self.cost = max(self.cost, e - s)
         t = (s + e) / 2
+        # With a proxy, the count changed when the proxy last came closer
+        # to its target (if that was after the exact read before).
+        moved = self.proxy_closer if self.proxy is not None and self.last[0] < self.proxy_closer <= t else None
         if n != self.last[1]:
-            self.prev, self.last, self.last_change = self.last, (t, n), t
+            self.prev, self.last, self.last_change = self.last, (t, n), moved or t
         else:
             self.last = (t, n)
         if self.done is None and n == self.target:
             (tp, np_), (tc, nc) = self.prev, self.last
-            if self.proxy is not None and tp < self.proxy_moved <= tc:
-                self.done = self.proxy_moved
+            if moved is not None and nc != np_:
+                self.done = moved
             elif nc != np_ and tp <= tc:
                 frac = (self.target - np_) / (nc - np_)
                 self.done = tp + (tc - tp) * min(1.0, max(0.0, frac))
@@ -235,6 +259,17 @@ class Tracker:
                 self.done = tc
             self.seen = e
         return e - s
+
+    def stalled(self, now, stall):
+        """Whether the count has not moved for `stall` seconds; a tracker
+        with a proxy reads the exact count first (the proxy may be off)."""
+        if self.done is not None:
+            return True
+        if self.proxy is not None and self.last[0] < self.proxy_closer:
+            self.poll_exact()
+            if self.done is not None:
+                return True
+        return now - self.last_change > stall
 
 
 def cmd_phase(a):
@@ -267,9 +302,10 @@ def cmd_phase(a):
             if tr.done is None and now >= next_poll[tr.name]:
                 cost = tr.poll()
                 next_poll[tr.name] = time.time() + max(a.poll_min, a.poll_factor * cost)
-        if a.stall and any(tr.done is None for tr in trackers) \
+        if a.stall and any(tr.done is None for tr in trackers) and time.time() - t0 > a.stall \
                 and all(tr.done is not None or time.time() - tr.last_change > a.stall for tr in trackers) \
-                and time.time() - t0 > a.stall:
+                and all(tr.stalled(time.time(), a.stall) for tr in trackers) \
+                and any(tr.done is None for tr in trackers):
             for tr in trackers:
                 if tr.done is None:
                     tr.done, tr.seen = tr.last_change, time.time()
@@ -830,23 +866,51 @@ def cmd_selftest(a):
     assert "| withdrawal | 1.00 | 1.00 | 1.00 | 2.00 |" in txt, txt
     assert "2 CPU stalls over 2 ms in the phase, the longest 38.0 ms" in txt, txt
     assert "| 1 | accel | install | 2.06 | +3.0% |" in txt and "| 2401 | 1.00 | - |" in txt, txt
-    # With a proxy, the exact count is read only near the target.
-    state, exact_reads = {"n": 0}, []
+    # With a proxy, the exact count is read once the routes stopped, and
+    # the phase ends when the proxy last came closer to its target than ever.
+    clock = {"t": 1000.0}
+    state, exact_reads = {"n": 0, "other": 0}, []
 
     def fake_exact():
         exact_reads.append(state["n"])
         return state["n"]
 
-    tr = Tracker("v4", fake_exact, time.time() - 1, 0, 100_000, proxy=lambda: state["n"] + 500, proxy_base=500)
-    for n in range(0, 100_001, 1000):
-        state["n"] = n
-        tr.poll()
-    assert tr.done is None and not exact_reads, (tr.done, exact_reads)  # none while routes come
-    tr.proxy_moved -= Tracker.QUIET  # then they stop
-    last_move = tr.proxy_moved
-    tr.poll()
-    assert tr.done == last_move and tr.last[1] == 100_000, (tr.done, last_move, tr.last)
-    assert exact_reads == [100_000] and tr.proxy_polls == 102, (exact_reads, tr.proxy_polls)
+    def tracker(busy=None):
+        exact_reads.clear()
+        return Tracker("v4", fake_exact, clock["t"], 0, 100_000, proxy=lambda: state["n"] + state["other"] + 500,
+                       proxy_base=500, busy=busy, clock=lambda: clock["t"])
+
+    def run(tr, until, step=0.05, add=0, flicker=False):
+        while clock["t"] < until and tr.done is None:
+            clock["t"] += step
+            state["n"] = min(100_000, state["n"] + add)
+            if flicker:
+                state["other"] ^= 1  # one route elsewhere, on and off
+            tr.poll()
+
+    state["n"] = 0
+    tr = tracker()
+    run(tr, 1005.0, add=1000)  # all in at 1005.0
+    assert state["n"] == 100_000 and not exact_reads, exact_reads
+    last_in = tr.proxy_closer
+    run(tr, 1010.0)
+    assert tr.done == last_in and exact_reads == [100_000], (tr.done, last_in, exact_reads)
+    # Routes elsewhere keep the proxy moving: the read waits NEAR_WAIT at most,
+    # and the end is still when it last came closer than ever.
+    state.update(n=0, other=0)
+    clock["t"] = 2000.0
+    tr = tracker()
+    run(tr, 2005.0, add=1000, flicker=True)
+    last_in = tr.proxy_closer
+    run(tr, 2010.0, flicker=True)
+    assert tr.done is not None and abs(tr.done - last_in) <= 0.05 and exact_reads == [100_000], (tr.done, last_in, exact_reads)
+    # A proxy off by more than NEAR, flickering: one read at LONG, not a hang.
+    state.update(n=100_000, other=0)
+    clock["t"] = 3000.0
+    tr = tracker()
+    tr.proxy_target += 3 * Tracker.NEAR
+    run(tr, 3100.0, flicker=True)
+    assert tr.done is not None and tr.done <= 3000.0 + Tracker.LONG + 0.1 and exact_reads == [100_000], (tr.done, exact_reads)
     # The phase loop on this namespace's own (idle) tables: a target that is
     # already there is reached at once; one that never comes stalls.
     for d4, stall, want in (("0", "1", "ok"), ("5", "1", "stalled")):

@@ -33,9 +33,9 @@ const NHID6: u32 = 11;
 pub struct Phase {
     pub events: usize,
     pub took: Duration,
-    /// Flushes after which some node had no lines (left to
-    /// bpf_fib_lookup): a phase that had any did less writing than
-    /// `accel run` would, and more bookkeeping.
+    /// Flushes after which some routes were left to bpf_fib_lookup (a
+    /// node without lines, or a range without nodes): a phase that had
+    /// any did less writing than `accel run` would, and more bookkeeping.
     pub short_flushes: usize,
 }
 
@@ -146,7 +146,8 @@ impl Plane {
 
     /// The tries' datapath copies written, as `accel run` does after every
     /// 64 route events of a burst and at its end.
-    /// Returns whether a node was left without lines.
+    /// Returns whether some routes were left to bpf_fib_lookup (a node
+    /// without lines, or a range degraded for lack of nodes).
     fn flush(&mut self) -> bool {
         self.fib4.flush();
         self.fib6.flush();
@@ -255,7 +256,7 @@ const FLUSH_EVERY: usize = 64;
 /// A block a node leaves is reused only after its grace period (200 ms):
 /// `accel run` meets a few thousand events in that time, this benchmark
 /// a few hundred thousand, whose old blocks all wait out their grace at
-/// once. At the default sizes the arrays ran out and up to 8,000 nodes
+/// once. At the default sizes the arrays ran out and over 8,000 nodes
 /// were left unplaced (not written) in a random full-table run.
 const LINES_FACTOR: u32 = 8;
 

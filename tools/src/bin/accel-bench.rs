@@ -335,7 +335,7 @@ fn events(
         for (phase, p) in [("add", &add), ("del", &del)] {
             if p.short_flushes > 0 {
                 println!(
-                    "   warning: in {phase}, {} flushes left nodes without lines: not what accel run does",
+                    "   warning: in {phase}, {} flushes left routes to bpf_fib_lookup (no lines or nodes): not what accel run does",
                     p.short_flushes
                 );
             }
