@@ -88,9 +88,18 @@ if ((${#missing[@]})); then
     exit 1
 fi
 
-if [[ -n ${PERF_DIR:-} ]] && { ! command -v perf >/dev/null 2>&1 || [[ ! -d $PERF_DIR ]]; }; then
-    echo "bgp.sh: PERF_DIR needs perf (apt-get install linux-perf) and an existing directory" >&2
-    exit 1
+if [[ -n ${PERF_DIR:-} ]]; then
+    if ! command -v perf >/dev/null 2>&1 || [[ ! -d $PERF_DIR ]]; then
+        echo "bgp.sh: PERF_DIR needs perf (apt-get install linux-perf) and an existing directory" >&2
+        exit 1
+    fi
+    # perf, as root, creates files there: not in a directory another user
+    # could have planted a symlink in.
+    read -r owner mode < <(stat -c '%u %a' -- "$PERF_DIR")
+    if [[ -L $PERF_DIR || $owner != 0 || $((8#$mode & 8#022)) != 0 ]]; then
+        echo "bgp.sh: PERF_DIR $PERF_DIR must be a directory owned by root and writable by no one else (not a symlink)" >&2
+        exit 1
+    fi
 fi
 
 # shellcheck source=../lab.sh
