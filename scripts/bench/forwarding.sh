@@ -34,7 +34,10 @@
 # 64-byte lines, chosen by a hash of the destination, in an array of MIB
 # MiB (as a FIB node array is laid out): the fastest any lookup that reads
 # that much memory N times could forward, e.g. --modes "mirror ceiling
-# ceiling-read:1 ceiling-read:8 ceiling-read:4x3".
+# ceiling-read:1 ceiling-read:8 ceiling-read:4x3". A suffix sSTRIDE reads
+# every STRIDE-th line only: ceiling-read:9.4s64 touches a line per 4 KiB
+# page, as many pages as 9.4 MiB but a 64th of its lines (what the TLB
+# costs, apart from the caches).
 #
 # --baseline BIN also measures BIN's `--mode mirror` in the same rounds
 # ("baseline"): a change's cost to forwarding, before/after in one run.
@@ -164,9 +167,10 @@ for fam in $FAMILIES; do
             case $mode in kernel) name=kernel ;; mirror) name="accel mirror" ;; fib) name="accel fib" ;;
                 ceiling) name="ceiling (egress handed over)" ;; baseline) name="baseline mirror" ;;
                 tc) name="accel mirror, TC hook" ;; generic) name="accel mirror, generic XDP" ;;
-                ceiling-read:*x*) spec=${mode#ceiling-read:}
-                    name="ceiling + ${spec#*x} reads in ${spec%x*} MiB" ;;
-                ceiling-read:*) name="ceiling + one read in ${mode#ceiling-read:} MiB" ;; esac
+                ceiling-read:*) spec=${mode#ceiling-read:} stride=
+                    if [[ $spec == *s* ]]; then stride=", every ${spec#*s}th line" spec=${spec%s*}; fi
+                    if [[ $spec == *x* ]]; then name="ceiling + ${spec#*x} reads in ${spec%x*} MiB$stride"
+                    else name="ceiling + one read in $spec MiB$stride"; fi ;; esac
             ratio=$(awk -v m="$m" -v k="$k" 'BEGIN { if (k > 0) printf "%.2fx", m / k; else print "-" }')
             vs_c=$(awk -v m="$m" -v k="$c" 'BEGIN { if (k > 0) printf "%.2fx", m / k; else print "-" }')
             printf '%-50s %8.3f %10s %11s\n' "IPv$fam $label, $name" "$m" "$ratio" "$vs_c"

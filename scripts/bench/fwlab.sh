@@ -162,7 +162,7 @@ stop_accel() {
 export ACCEL_PIN_DIR=/sys/fs/bpf/fwb-accel ACCEL_RUN_DIR=$WORK/run
 mkdir -p "$ACCEL_RUN_DIR"
 ACCEL_STARTS=0
-start_accel() { # mode: mirror, fib, baseline (--baseline's mirror), ceiling, ceiling-read:MIB[xREADS], tc, generic
+start_accel() { # mode: mirror, fib, baseline (--baseline's mirror), ceiling, ceiling-read:MIB[xREADS][sSTRIDE], tc, generic
     local log=$WORK/accel-$1.$((++ACCEL_STARTS)).log t0=$SECONDS
     : > "$log"
     # A simple command, so $! is the program itself (nsenter execs it).
@@ -173,8 +173,9 @@ start_accel() { # mode: mirror, fib, baseline (--baseline's mirror), ceiling, ce
     if [ "$1" = ceiling ] || [[ $1 == ceiling-read:* ]]; then
         local read=()
         if [ "$1" != ceiling ]; then
-            local spec=${1#ceiling-read:}
-            read=(--read-mib "${spec%x*}")
+            local spec=${1#ceiling-read:} stride=1
+            if [[ $spec == *s* ]]; then stride=${spec#*s} spec=${spec%s*}; fi
+            read=(--read-mib "${spec%x*}" --stride "$stride")
             [[ $spec == *x* ]] && read+=(--reads "${spec#*x}")
         fi
         nsenter --net=/run/netns/$NS_RTR -- "$CEILING" --in r-in --out r-out --gw-mac "$S0_MAC" \

@@ -21,13 +21,14 @@ pub const MAX_READS: u32 = 8;
 
 /// Opens and loads the forwarder; its maps start empty.
 pub fn load() -> Result<CeilingSkel<'static>> {
-    load_with_lines(1, 1)
+    load_with_lines(1, 1, 1)
 }
 
 /// Opens and loads the forwarder with `ceiling_read_fwd` reading `reads`
 /// lines per frame from an array of `mib` MiB of 64-byte lines (its pages
-/// all allocated, zero, as an array map's are).
-pub fn load_reading(mib: f64, reads: u32) -> Result<CeilingSkel<'static>> {
+/// all allocated, zero, as an array map's are), every `stride`-th line
+/// only (1: any line).
+pub fn load_reading(mib: f64, reads: u32, stride: u32) -> Result<CeilingSkel<'static>> {
     let lines = (mib * (1u64 << 20) as f64 / LINE as f64) as u64;
     let lines = u32::try_from(lines)
         .ok()
@@ -36,10 +37,13 @@ pub fn load_reading(mib: f64, reads: u32) -> Result<CeilingSkel<'static>> {
     if !(1..=MAX_READS).contains(&reads) {
         anyhow::bail!("--reads {reads}: from 1 to {MAX_READS}");
     }
-    load_with_lines(lines, reads)
+    if stride == 0 || stride > lines {
+        anyhow::bail!("--stride {stride}: from 1 to the {lines} lines of --read-mib {mib}");
+    }
+    load_with_lines(lines, reads, stride)
 }
 
-fn load_with_lines(lines: u32, reads: u32) -> Result<CeilingSkel<'static>> {
+fn load_with_lines(lines: u32, reads: u32, stride: u32) -> Result<CeilingSkel<'static>> {
     // The skeleton borrows its object for as long as it lives: the
     // program's life.
     let object = Box::leak(Box::new(MaybeUninit::uninit()));
@@ -57,6 +61,8 @@ fn load_with_lines(lines: u32, reads: u32) -> Result<CeilingSkel<'static>> {
         .context("the ceiling object has no .rodata")?;
     rodata.line_count = lines;
     rodata.read_count = reads;
+    rodata.line_stride = stride;
+    rodata.slot_count = lines / stride;
     open.load().context("loading the ceiling BPF object")
 }
 

@@ -103,8 +103,13 @@ fn reading_forwarder_forwards_as_the_plain_one() {
     if !is_root() {
         return;
     }
-    for (mib, reads) in [(0.001, 1), (1.0, 3), (4.0, ceiling::MAX_READS)] {
-        let skel = ceiling::load_reading(mib, reads).unwrap();
+    for (mib, reads, stride) in [
+        (0.001, 1, 1),
+        (1.0, 3, 1),
+        (4.0, ceiling::MAX_READS, 1),
+        (4.0, 2, 64),
+    ] {
+        let skel = ceiling::load_reading(mib, reads, stride).unwrap();
         set_adjacencies(&skel);
         for id in [0u16, 5, 13, 4242] {
             let mut p = V4::udp("10.0.0.1".parse().unwrap(), "198.51.100.7".parse().unwrap());
@@ -112,13 +117,22 @@ fn reading_forwarder_forwards_as_the_plain_one() {
             let f = eth(IN_MAC, [2, 0, 0, 0, 0, 2], ETH_P_IP, &p.build());
             let plain = run(&skel, &f);
             let read = run_prog(&skel.progs.ceiling_read_fwd, &f);
-            assert_eq!(read, plain, "{mib} MiB, {reads} reads, id {id}");
+            assert_eq!(
+                read, plain,
+                "{mib} MiB, {reads} reads, stride {stride}, id {id}"
+            );
         }
     }
-    for (mib, reads) in [(0.0, 1), (1.0, 0), (1.0, ceiling::MAX_READS + 1)] {
+    for (mib, reads, stride) in [
+        (0.0, 1, 1),
+        (1.0, 0, 1),
+        (1.0, ceiling::MAX_READS + 1, 1),
+        (1.0, 1, 0),
+        (0.001, 1, 64),
+    ] {
         assert!(
-            ceiling::load_reading(mib, reads).is_err(),
-            "{mib} MiB, {reads} reads"
+            ceiling::load_reading(mib, reads, stride).is_err(),
+            "{mib} MiB, {reads} reads, stride {stride}"
         );
     }
 }

@@ -42,6 +42,16 @@ struct Args {
     /// one before, as a trie's levels are.
     #[arg(long, default_value_t = 1, requires = "read_mib")]
     reads: u32,
+    /// With --read-mib: read every STRIDE-th line only (64: one line per
+    /// 4 KiB page, as many pages as the whole array but a 64th of its
+    /// lines), to tell what the TLB costs from what the caches do.
+    #[arg(
+        long,
+        default_value_t = 1,
+        requires = "read_mib",
+        value_name = "STRIDE"
+    )]
+    stride: u32,
 }
 
 fn main() {
@@ -57,7 +67,7 @@ fn run(a: Args) -> Result<()> {
     let gw = parse_mac(&a.gw_mac)?;
     let smac = iface_mac(&a.egress)?;
     let skel = match a.read_mib {
-        Some(mib) => ceiling::load_reading(mib, a.reads)?,
+        Some(mib) => ceiling::load_reading(mib, a.reads, a.stride)?,
         None => ceiling::load()?,
     };
     let prog = match a.read_mib {

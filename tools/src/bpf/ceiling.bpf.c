@@ -66,6 +66,12 @@ struct {
  * most CEILING_MAX_READS; set before loading). */
 const volatile __u32 line_count = 1;
 const volatile __u32 read_count = 1;
+/* Reads land on every line_stride-th line only (--stride): with 64, one
+ * line per 4 KiB page, so that the pages a read may touch stay many while
+ * the lines stay few (a TLB's reach apart from a cache's). slot_count is
+ * line_count / line_stride. */
+const volatile __u32 line_stride = 1;
+const volatile __u32 slot_count = 1;
 #define CEILING_MAX_READS 8
 
 static __always_inline int rewrite(struct ethhdr *eth, __u32 tag)
@@ -144,7 +150,7 @@ int ceiling_read_fwd(struct xdp_md *ctx)
 		 * division (which would cost more than the read's
 		 * instructions). */
 		dst = (dst ^ word) * 0x9E3779B1u + r;
-		i = ((__u64)dst * line_count) >> 32;
+		i = (((__u64)dst * slot_count) >> 32) * line_stride;
 		line = bpf_map_lookup_elem(&lines, &i);
 		if (!line)
 			return XDP_PASS;
