@@ -29,15 +29,15 @@
 # --modes picks what is measured beside the kernel (default "mirror fib
 # ceiling"): mirror and fib are `accel run --mode mirror|fib` in native XDP;
 # tc is the mirror through the TC program (`--hook tc`), generic the
-# mirror in generic XDP (`--xdp-mode generic`). ceiling-read:MIB[xN] is
+# mirror in generic XDP (`--xdp-mode generic`). ceiling-read:MIB[xN][sS] is
 # the ceiling forwarder plus N (default 1) dependent reads per frame of
 # 64-byte lines, chosen by a hash of the destination, in an array of MIB
 # MiB (as a FIB node array is laid out): the fastest any lookup that reads
 # that much memory N times could forward, e.g. --modes "mirror ceiling
-# ceiling-read:1 ceiling-read:8 ceiling-read:4x3". A suffix sSTRIDE reads
-# every STRIDE-th line only: ceiling-read:9.4s64 touches a line per 4 KiB
-# page, as many pages as 9.4 MiB but a 64th of its lines (what the TLB
-# costs, apart from the caches).
+# ceiling-read:1 ceiling-read:8 ceiling-read:4x3". A suffix sS reads one
+# line in S only: ceiling-read:9.4s65 puts each read in a page of its own,
+# at an offset that moves from page to page: nearly as many pages as 9.4
+# MiB, a 65th of its lines (what the TLB costs, apart from the caches).
 #
 # --baseline BIN also measures BIN's `--mode mirror` in the same rounds
 # ("baseline"): a change's cost to forwarding, before/after in one run.
@@ -151,7 +151,7 @@ echo "== Forwarding rate ($(nproc) CPUs, $(uname -r), $(grep -m1 'model name' /p
 echo "   table: $TABLE_DESC"
 echo "   frames: 64 bytes on the wire for IPv4, 66 for IPv6; destinations: 1,048,576 drawn from the table's prefixes"
 echo "   Mpps: median over $ROUNDS round(s) of the median per-second sink rate over $SECONDS_MEASURED s after $WARMUP s warm-up"
-printf '%-50s %8s %10s %11s\n' case Mpps "vs kernel" "vs ceiling"
+printf '%-64s %8s %10s %11s\n' case Mpps "vs kernel" "vs ceiling"
 for fam in $FAMILIES; do
     for tab in $TABLES; do
         case $tab in
@@ -168,12 +168,12 @@ for fam in $FAMILIES; do
                 ceiling) name="ceiling (egress handed over)" ;; baseline) name="baseline mirror" ;;
                 tc) name="accel mirror, TC hook" ;; generic) name="accel mirror, generic XDP" ;;
                 ceiling-read:*) spec=${mode#ceiling-read:} stride=
-                    if [[ $spec == *s* ]]; then stride=", every ${spec#*s}th line" spec=${spec%s*}; fi
+                    if [[ $spec == *s* ]]; then stride=", 1 line in ${spec#*s}" spec=${spec%s*}; fi
                     if [[ $spec == *x* ]]; then name="ceiling + ${spec#*x} reads in ${spec%x*} MiB$stride"
                     else name="ceiling + one read in $spec MiB$stride"; fi ;; esac
             ratio=$(awk -v m="$m" -v k="$k" 'BEGIN { if (k > 0) printf "%.2fx", m / k; else print "-" }')
             vs_c=$(awk -v m="$m" -v k="$c" 'BEGIN { if (k > 0) printf "%.2fx", m / k; else print "-" }')
-            printf '%-50s %8.3f %10s %11s\n' "IPv$fam $label, $name" "$m" "$ratio" "$vs_c"
+            printf '%-64s %8.3f %10s %11s\n' "IPv$fam $label, $name" "$m" "$ratio" "$vs_c"
         done
     done
 done

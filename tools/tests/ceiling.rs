@@ -103,16 +103,22 @@ fn reading_forwarder_forwards_as_the_plain_one() {
     if !is_root() {
         return;
     }
+    // Strides as forwarding.sh uses them (9.4 MiB in 65: not a divisor of
+    // its lines) and up to the whole array (0.001 MiB: 16 lines).
     for (mib, reads, stride) in [
         (0.001, 1, 1),
         (1.0, 3, 1),
         (4.0, ceiling::MAX_READS, 1),
+        (9.4, 1, 65),
         (4.0, 2, 64),
+        (0.001, 1, 16),
     ] {
         let skel = ceiling::load_reading(mib, reads, stride).unwrap();
         set_adjacencies(&skel);
-        for id in [0u16, 5, 13, 4242] {
-            let mut p = V4::udp("10.0.0.1".parse().unwrap(), "198.51.100.7".parse().unwrap());
+        // The destination feeds the lines' hash: several, with several tags.
+        let dests = ["198.51.100.7", "10.1.2.3", "255.255.255.254", "1.0.0.0"];
+        for (id, dst) in [0u16, 5, 13, 4242].into_iter().zip(dests) {
+            let mut p = V4::udp("10.0.0.1".parse().unwrap(), dst.parse().unwrap());
             p.id = id;
             let f = eth(IN_MAC, [2, 0, 0, 0, 0, 2], ETH_P_IP, &p.build());
             let plain = run(&skel, &f);
@@ -128,7 +134,7 @@ fn reading_forwarder_forwards_as_the_plain_one() {
         (1.0, 0, 1),
         (1.0, ceiling::MAX_READS + 1, 1),
         (1.0, 1, 0),
-        (0.001, 1, 64),
+        (0.001, 1, 17),
     ] {
         assert!(
             ceiling::load_reading(mib, reads, stride).is_err(),

@@ -4,7 +4,7 @@
 //! route lookup of its own, until killed (the XDP link is the process's:
 //! it leaves the interface with it).
 //!
-//!   accel-ceiling --in r-in --out r-out --gw-mac 02:.. [--read-mib 8 [--reads 2]]
+//!   accel-ceiling --in r-in --out r-out --gw-mac 02:.. [--read-mib 8 [--reads 2] [--stride 65]]
 
 use std::os::fd::AsFd;
 
@@ -42,9 +42,10 @@ struct Args {
     /// one before, as a trie's levels are.
     #[arg(long, default_value_t = 1, requires = "read_mib")]
     reads: u32,
-    /// With --read-mib: read every STRIDE-th line only (64: one line per
-    /// 4 KiB page, as many pages as the whole array but a 64th of its
-    /// lines), to tell what the TLB costs from what the caches do.
+    /// With --read-mib: read one line in STRIDE only (65: each read in a
+    /// page of its own, at an offset that moves from page to page; 64
+    /// would put them all in a few cache sets), to tell what the TLB costs
+    /// from what the caches do.
     #[arg(
         long,
         default_value_t = 1,
@@ -83,7 +84,12 @@ fn run(a: Args) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let reading = a
         .read_mib
-        .map(|m| format!(", reading {} line(s) of {m} MiB per frame", a.reads))
+        .map(|m| {
+            format!(
+                ", reading {} line(s) of {m} MiB per frame, 1 line in {}",
+                a.reads, a.stride
+            )
+        })
         .unwrap_or_default();
     eprintln!(
         "accel-ceiling: forwarding {} -> {}{reading} (ready)",

@@ -16,7 +16,7 @@
  * word, zero, is added to the tag). Sized like a FIB's node array
  * (accel-ceiling --read-mib, --reads), it is the fastest any lookup with
  * that many dependent reads into that much memory could forward
- * (forwarding.sh, mode "ceiling-read:MIB[xREADS]").
+ * (forwarding.sh, mode "ceiling-read:MIB[xREADS][sSTRIDE]").
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -66,10 +66,12 @@ struct {
  * most CEILING_MAX_READS; set before loading). */
 const volatile __u32 line_count = 1;
 const volatile __u32 read_count = 1;
-/* Reads land on every line_stride-th line only (--stride): with 64, one
- * line per 4 KiB page, so that the pages a read may touch stay many while
- * the lines stay few (a TLB's reach apart from a cache's). slot_count is
- * line_count / line_stride. */
+/* Reads land on one line in line_stride only (--stride): with 65, each in
+ * a page of its own at an offset that moves from page to page, so that
+ * the pages stay many while the lines stay few and spread over the cache
+ * sets (the TLB's reach apart from the caches'; 64 would put every line
+ * at one page offset, in a few sets). slot_count is line_count /
+ * line_stride. */
 const volatile __u32 line_stride = 1;
 const volatile __u32 slot_count = 1;
 #define CEILING_MAX_READS 8
