@@ -59,7 +59,6 @@ fn load_with_lines(lines: u32, reads: u32, stride: u32) -> Result<CeilingSkel<'s
         .rodata_data
         .as_deref_mut()
         .context("the ceiling object has no .rodata")?;
-    rodata.line_count = lines;
     rodata.read_count = reads;
     rodata.line_stride = stride;
     rodata.slot_count = lines / stride;

@@ -62,16 +62,15 @@ struct {
 	__type(value, struct ceiling_line);
 } lines SEC(".maps");
 
-/* The number of lines in `lines`, and of dependent reads per frame (at
- * most CEILING_MAX_READS; set before loading). */
-const volatile __u32 line_count = 1;
+/* Dependent reads per frame (at most CEILING_MAX_READS; set before
+ * loading). */
 const volatile __u32 read_count = 1;
 /* Reads land on one line in line_stride only (--stride): with 65, each in
  * a page of its own at an offset that moves from page to page, so that
  * the pages stay many while the lines stay few and spread over the cache
  * sets (the TLB's reach apart from the caches'; 64 would put every line
- * at one page offset, in a few sets). slot_count is line_count /
- * line_stride. */
+ * at one page offset, in a few sets). slot_count is the number of lines
+ * in `lines` divided by line_stride. */
 const volatile __u32 line_stride = 1;
 const volatile __u32 slot_count = 1;
 #define CEILING_MAX_READS 8
