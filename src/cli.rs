@@ -103,11 +103,12 @@ pub enum Cmd {
         #[arg(long, default_value_t = metrics::DEFAULT_TOP_BLACKHOLES as u16,
               value_parser = clap::value_parser!(u16).range(1..=1000))]
         top_blackholes: u16,
-        /// SCHED_FIFO priority of the two threads that read and apply
-        /// route changes, so that a change does not wait behind the routing
-        /// daemon for a CPU (set aside while a resync or check is compared;
-        /// 0: normal scheduling; refused without CAP_SYS_NICE or a
-        /// LimitRTPRIO that allows it, and then said once).
+        /// SCHED_FIFO priority of the thread that reads route changes, and
+        /// of the event loop while it applies them, so that a change does
+        /// not wait behind the routing daemon for a CPU (the loop wakes at
+        /// normal priority, and never takes it while a resync or check is
+        /// compared; 0: normal scheduling; refused without CAP_SYS_NICE or
+        /// a LimitRTPRIO that allows it, and then said once).
         #[arg(long, value_name = "PRIO", default_value_t = 1,
               value_parser = clap::value_parser!(u8).range(0..=99))]
         realtime_priority: u8,

@@ -5,17 +5,27 @@
 //! no longer has. Beside a routing daemon installing or withdrawing a full
 //! table on a small router, ordinary scheduling lets those threads wait
 //! behind the daemon for tens to hundreds of milliseconds
-//! (`scripts/bench/bgp.sh`, BENCHMARKS.md); at SCHED_FIFO they run as soon
-//! as a change arrives. Applying a change takes a few microseconds, so they
-//! take the CPU sooner, not more of it.
+//! (`scripts/bench/bgp.sh`, BENCHMARKS.md).
+//!
+//! The reader runs at SCHED_FIFO: it takes each batch of notifications as
+//! it comes. The event loop takes the priority only while it has changes
+//! to apply: it wakes at normal priority, so that a burst's batches gather
+//! while the routing daemon runs and the loop takes them together instead
+//! of preempting the daemon for each one; from its first change until it
+//! has caught up it runs at SCHED_FIFO ([`loop_working`], [`loop_caught_up`]),
+//! so that the daemon does not preempt it halfway. Should a batch wait
+//! for it too long (the loop not scheduled at all), the reader raises it
+//! from its own thread ([`raise_loop`]). Always at SCHED_FIFO, the loop
+//! took 10-25% more CPU per route event and slowed FRR's full-table
+//! installation and withdrawal more (BENCHMARKS.md, "The event loop at
+//! real-time priority only while it works").
 //!
 //! Not every turn of the event loop is that short: installing and
 //! comparing a resync's or a check's dump takes seconds at full table
 //! (at start, after lost events, every `--check-every`). Meanwhile the loop
-//! runs at normal priority ([`set_busy`]), so that such a job never holds a
-//! CPU from the rest of the router (BFD, the routing daemon, sshd) at
-//! real-time priority; route changes during a job wait their turn as they
-//! would without the priority.
+//! stays at normal priority ([`set_busy`]), so that such a job never holds
+//! a CPU from the rest of the router (BFD, the routing daemon, sshd); route
+//! changes during a job wait their turn as they would without the priority.
 //!
 //! SCHED_RESET_ON_FORK keeps the priority to these threads: whatever they
 //! start later (dump and check threads, the blocking pool, a successor
@@ -23,10 +33,10 @@
 //! CAP_SYS_NICE and no RLIMIT_RTPRIO for it, systemd's
 //! `RestrictRealtime=`), accel says so once and runs at normal priority.
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use log::{info, warn};
+use log::{debug, info, warn};
 
 /// The SCHED_FIFO priority `accel run` asks for (0: normal scheduling).
 static PRIORITY: AtomicU8 = AtomicU8::new(0);
@@ -34,11 +44,26 @@ static PRIORITY: AtomicU8 = AtomicU8::new(0);
 static SAID_TAKEN: AtomicBool = AtomicBool::new(false);
 static SAID_REFUSED: AtomicBool = AtomicBool::new(false);
 
-thread_local! {
-    /// This thread took the priority ([`enter`]).
-    static ENTERED: Cell<bool> = const { Cell::new(false) };
-    /// ... and has set it aside for a job ([`set_busy`]).
-    static LOWERED: Cell<bool> = const { Cell::new(false) };
+/// The event loop's priority. One lock for the loop and the reader, held
+/// across the system call, so that a raise and a lowering never cross
+/// (which could leave the loop at SCHED_FIFO with `raised` false).
+struct LoopPriority {
+    /// The loop's thread; 0 until it took the priority once ([`enter_loop`]).
+    tid: libc::pid_t,
+    /// At SCHED_FIFO now.
+    raised: bool,
+    /// In a job: stays at normal priority.
+    busy: bool,
+}
+
+static LOOP: Mutex<LoopPriority> = Mutex::new(LoopPriority {
+    tid: 0,
+    raised: false,
+    busy: false,
+});
+
+fn the_loop() -> MutexGuard<'static, LoopPriority> {
+    LOOP.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Sets the priority the route-change threads take (0: none); called once
@@ -47,78 +72,136 @@ pub fn configure(priority: u8) {
     PRIORITY.store(priority, Ordering::Relaxed);
 }
 
-/// Puts the calling thread at the configured priority, if any, and says
-/// how that went (once per outcome in the process).
-pub fn enter() {
-    let priority = PRIORITY.load(Ordering::Relaxed);
+fn priority() -> u8 {
+    PRIORITY.load(Ordering::Relaxed)
+}
+
+/// For the event loop's thread: takes the configured priority once to learn
+/// whether it may, says how that went (once per outcome in the process),
+/// and goes back to normal priority until it has changes to apply.
+pub fn enter_loop() {
+    let priority = priority();
     if priority == 0 {
         return;
     }
-    match take(priority) {
-        Ok(()) => {
-            if !SAID_TAKEN.swap(true, Ordering::Relaxed) {
-                info!("route changes are read and applied at real-time priority {priority} (SCHED_FIFO)");
-            }
+    if let Err(e) = set_fifo(priority) {
+        if !SAID_REFUSED.swap(true, Ordering::Relaxed) {
+            warn!(
+                "real-time priority {priority} refused ({e}): route changes are read and \
+                 applied at normal priority and can wait behind the routing daemon \
+                 (docs/deployment.md, \"Sizing: CPU for route churn\")"
+            );
         }
-        Err(e) => {
-            if !SAID_REFUSED.swap(true, Ordering::Relaxed) {
-                warn!(
-                    "real-time priority {priority} refused ({e}): route changes are read and \
-                     applied at normal priority and can wait behind the routing daemon \
-                     (docs/deployment.md, \"Sizing: CPU for route churn\")"
-                );
-            }
-        }
-    }
-}
-
-/// As [`enter`], without a word: for the netlink reader, which starts while
-/// a start can still be refused (one line then), and whose outcome the
-/// event loop's own [`enter`] reports (same process, same privileges).
-pub fn enter_quietly() {
-    let priority = PRIORITY.load(Ordering::Relaxed);
-    if priority != 0 {
-        let _ = take(priority);
-    }
-}
-
-fn take(priority: u8) -> std::io::Result<()> {
-    set_fifo(priority)?;
-    ENTERED.with(|e| e.set(true));
-    Ok(())
-}
-
-/// While `busy` (a long job in the event loop), the calling thread runs at
-/// normal priority; after it, at the priority it took again. Nothing for a
-/// thread that took none.
-pub fn set_busy(busy: bool) {
-    if !ENTERED.with(Cell::get) || LOWERED.with(Cell::get) == busy {
         return;
     }
-    let result = if busy {
-        set_policy(libc::SCHED_OTHER, 0)
-    } else {
-        set_fifo(PRIORITY.load(Ordering::Relaxed))
+    if !SAID_TAKEN.swap(true, Ordering::Relaxed) {
+        info!("route changes are read and applied at real-time priority {priority} (SCHED_FIFO)");
+    }
+    let mut l = the_loop();
+    // Lowering is always allowed.
+    match set_policy(0, libc::SCHED_OTHER, 0) {
+        Ok(()) => l.tid = rustix::thread::gettid().as_raw_nonzero().get(),
+        Err(e) => warn!("the event loop stays at real-time priority: {e}"),
+    }
+}
+
+/// For the netlink reader: the configured priority, without a word (it
+/// starts while a start can still be refused, one line then, and the event
+/// loop's [`enter_loop`] reports the outcome: same process, same
+/// privileges).
+pub fn enter_reader() {
+    let priority = priority();
+    if priority != 0 {
+        let _ = set_fifo(priority);
+    }
+}
+
+/// The event loop starts on changes: at the configured priority until it
+/// has caught up, unless in a job.
+pub fn loop_working() {
+    let mut l = the_loop();
+    if l.tid != 0 && !l.raised && !l.busy {
+        raise(&mut l, 0);
+    }
+}
+
+/// The reader (another thread) raises the event loop, for which a batch
+/// has waited too long; true when it was raised now. It never waits for
+/// the lock: the loop, at normal priority, may have been preempted in the
+/// few instructions it holds it for, and the reader would wait with it
+/// (the lock does not lend its waiter's priority). The reader tries again
+/// at its next look. (The loop held the lock across its lowering call,
+/// whose return is where it is preempted: batches waited 20-30 ms.)
+pub fn raise_loop() -> bool {
+    let mut l = match LOOP.try_lock() {
+        Ok(l) => l,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return false,
     };
-    match result {
-        Ok(()) => LOWERED.with(|l| l.set(busy)),
-        // Lowering is always allowed, and raising again what was allowed
-        // before; should it fail, the thread stays as it is.
-        Err(e) => warn!("changing the event loop's priority: {e}"),
+    let tid = l.tid;
+    tid != 0 && !l.raised && !l.busy && raise(&mut l, tid)
+}
+
+/// Raises the thread `tid` (0: the calling one), with the lock taken.
+fn raise(l: &mut LoopPriority, tid: libc::pid_t) -> bool {
+    match set_policy(tid, libc::SCHED_FIFO, i32::from(priority())) {
+        Ok(()) => l.raised = true,
+        // Raising again what was allowed at the start: should it fail, the
+        // loop stays at normal priority.
+        Err(e) => debug!("raising the event loop: {e}"),
+    }
+    l.raised
+}
+
+/// The event loop has applied every change it was handed: back to normal
+/// priority.
+pub fn loop_caught_up() {
+    lower(the_loop());
+}
+
+/// While `busy` (a long job in the event loop) the loop stays at normal
+/// priority.
+pub fn set_busy(busy: bool) {
+    let mut l = the_loop();
+    l.busy = busy;
+    if busy {
+        lower(l);
+    }
+}
+
+/// On the loop's thread, with the lock taken in `l`, which it releases.
+fn lower(mut l: MutexGuard<'static, LoopPriority>) {
+    if !l.raised {
+        return;
+    }
+    l.raised = false;
+    drop(l);
+    // Not under the lock: the return from this call is where the loop, at
+    // normal priority again, gives the CPU to whatever waited for it, and
+    // the reader must not find the lock taken meanwhile.
+    if let Err(e) = set_policy(0, libc::SCHED_OTHER, 0) {
+        warn!("lowering the event loop's priority: {e}");
+    }
+    // The reader may have raised the loop in between, its call landing
+    // before this one: raised again, as the state says.
+    let mut l = the_loop();
+    if l.raised {
+        raise(&mut l, 0);
     }
 }
 
 fn set_fifo(priority: u8) -> std::io::Result<()> {
-    set_policy(libc::SCHED_FIFO, i32::from(priority))
+    set_policy(0, libc::SCHED_FIFO, i32::from(priority))
 }
 
-fn set_policy(policy: i32, priority: i32) -> std::io::Result<()> {
+/// sched_setscheduler(2) for a thread of this process (0: the calling one).
+fn set_policy(tid: libc::pid_t, policy: i32, priority: i32) -> std::io::Result<()> {
     let param = libc::sched_param {
         sched_priority: priority,
     };
-    // SAFETY: sched_setscheduler(2) on the calling thread (pid 0) with a
+    // SAFETY: sched_setscheduler(2) on a thread of this process with a
     // valid sched_param; neither rustix nor nix offers it.
-    let rc = unsafe { libc::sched_setscheduler(0, policy | libc::SCHED_RESET_ON_FORK, &param) };
+    let rc = unsafe { libc::sched_setscheduler(tid, policy | libc::SCHED_RESET_ON_FORK, &param) };
     if rc == 0 {
         Ok(())
     } else {
@@ -130,39 +213,90 @@ fn set_policy(policy: i32, priority: i32) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    fn policy() -> i32 {
-        // SAFETY: sched_getscheduler(2) on the calling thread.
-        let raw = unsafe { libc::sched_getscheduler(0) };
+    fn policy_of(tid: libc::pid_t) -> i32 {
+        // SAFETY: sched_getscheduler(2) on a thread of this process.
+        let raw = unsafe { libc::sched_getscheduler(tid) };
         raw & !libc::SCHED_RESET_ON_FORK
     }
 
-    /// Without privilege the priority is refused and the thread keeps its
-    /// scheduling. With it: threads started later are at normal priority,
-    /// and a job sets the priority aside until it ends.
+    /// The reader takes the priority for good, and nothing it starts
+    /// inherits it; without privilege it is refused and the thread keeps
+    /// normal scheduling.
     #[test]
-    fn fifo_for_the_thread_alone_and_set_aside_for_jobs() {
+    fn the_reader_at_fifo_alone() {
         configure(1);
         std::thread::spawn(|| {
-            enter();
-            if !ENTERED.with(Cell::get) {
+            enter_reader();
+            if policy_of(0) != libc::SCHED_FIFO {
                 assert_eq!(set_fifo(1).unwrap_err().raw_os_error(), Some(libc::EPERM));
-                assert_eq!(policy(), libc::SCHED_OTHER);
-                set_busy(true);
-                assert_eq!(policy(), libc::SCHED_OTHER);
                 eprintln!("skipped: no privilege for SCHED_FIFO here (refusal checked)");
                 return;
             }
-            assert_eq!(policy(), libc::SCHED_FIFO);
             assert_eq!(
-                std::thread::spawn(policy).join().unwrap(),
+                std::thread::spawn(|| policy_of(0)).join().unwrap(),
                 libc::SCHED_OTHER
             );
-            set_busy(true);
-            assert_eq!(policy(), libc::SCHED_OTHER);
-            set_busy(false);
-            assert_eq!(policy(), libc::SCHED_FIFO);
         })
         .join()
         .unwrap();
+    }
+
+    /// The event loop runs at normal priority; at SCHED_FIFO from its first
+    /// change until it has caught up, or when the reader raises it from its
+    /// own thread; never during a job.
+    #[test]
+    fn the_loop_at_fifo_only_while_it_has_changes() {
+        configure(1);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (go, steps) = std::sync::mpsc::channel::<&str>();
+        let the_thread = std::thread::spawn(move || {
+            enter_loop();
+            tx.send(rustix::thread::gettid().as_raw_nonzero().get())
+                .unwrap();
+            while let Ok(step) = steps.recv() {
+                match step {
+                    "working" => loop_working(),
+                    "caught up" => loop_caught_up(),
+                    "busy" => set_busy(true),
+                    "idle" => set_busy(false),
+                    _ => break,
+                }
+                tx.send(0).unwrap();
+            }
+        });
+        let tid = rx.recv().unwrap();
+        let step = |s| {
+            go.send(s).unwrap();
+            rx.recv().unwrap();
+        };
+        assert_eq!(policy_of(tid), libc::SCHED_OTHER);
+        if the_loop().tid != tid {
+            step("working");
+            assert!(!raise_loop());
+            assert_eq!(policy_of(tid), libc::SCHED_OTHER);
+            eprintln!(
+                "skipped: no privilege for SCHED_FIFO here (the loop stays at normal priority)"
+            );
+        } else {
+            step("working");
+            assert_eq!(policy_of(tid), libc::SCHED_FIFO);
+            assert!(!raise_loop(), "already raised");
+            step("caught up");
+            assert_eq!(policy_of(tid), libc::SCHED_OTHER);
+            assert!(raise_loop());
+            assert_eq!(policy_of(tid), libc::SCHED_FIFO);
+            step("busy");
+            assert_eq!(policy_of(tid), libc::SCHED_OTHER, "a job lowers it");
+            assert!(!raise_loop(), "not raised during a job");
+            step("working");
+            assert_eq!(policy_of(tid), libc::SCHED_OTHER, "nor by itself");
+            step("idle");
+            step("working");
+            assert_eq!(policy_of(tid), libc::SCHED_FIFO);
+            step("caught up");
+            assert_eq!(policy_of(tid), libc::SCHED_OTHER);
+        }
+        go.send("end").unwrap();
+        the_thread.join().unwrap();
     }
 }

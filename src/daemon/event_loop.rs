@@ -87,8 +87,13 @@ impl Running {
         loop {
             let wake = self.wait(&mut t, signals).await;
             let (what, started) = (wake.name(), Instant::now());
-            // A job's dump is installed and compared (seconds of work at
-            // full table) at normal priority: see crate::realtime.
+            // Route changes are applied at real-time priority until the
+            // loop has caught up; a job's dump is installed and compared
+            // (seconds of work at full table) at normal priority: see
+            // crate::realtime.
+            if matches!(wake, Wake::Event(Some(_))) {
+                crate::realtime::loop_working();
+            }
             if matches!(wake, Wake::Dump(Progress::Sealed(_))) {
                 crate::realtime::set_busy(true);
             }
@@ -96,6 +101,9 @@ impl Running {
                 return Ok(stop);
             }
             crate::realtime::set_busy(self.d.jobs.stepping());
+            if self.d.events.caught_up() {
+                crate::realtime::loop_caught_up();
+            }
             let took = started.elapsed();
             if took >= STALL {
                 warn!("one turn of the event loop took {took:.0?} ({what}): route changes waited as long");

@@ -829,7 +829,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     };
     // This thread runs the event loop. Only now, so that a refused start
     // says one line, and says it at normal priority.
-    crate::realtime::enter();
+    crate::realtime::enter_loop();
     let result = run.event_loop(&mut signals).await;
     run.stop(result)
 }

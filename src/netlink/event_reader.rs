@@ -7,10 +7,15 @@
 //! for a moment before reading again. The event loop then wakes once per
 //! batch, not once per route, and the socket is still read as fast as the
 //! kernel fills it. A single change (no burst) is handed over at once.
+//!
+//! The thread also watches that the loop keeps up: a batch it handed over
+//! that the loop has not used up [`PATIENCE`] later raises the loop to
+//! real-time priority (the loop wakes at normal priority: see
+//! [`crate::realtime`]).
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +42,15 @@ const MAX_BATCH: usize = 1024;
 /// gather: the first change after a quiet moment goes at once, and one that
 /// follows within this time waits for it at most.
 const GATHER: Duration = Duration::from_millis(1);
+/// A batch handed over and not used up within this time raises the event
+/// loop to real-time priority until it has caught up
+/// (crate::realtime::raise_loop).
+const PATIENCE: Duration = Duration::from_millis(2);
+/// How often the reader looks again while a batch waits for the loop.
+const WATCH_CHECK: Timespec = Timespec {
+    tv_sec: 0,
+    tv_nsec: 500_000,
+};
 /// How often an idle reader looks whether it should stop.
 const IDLE_CHECK: Timespec = Timespec {
     tv_sec: 0,
@@ -53,6 +67,42 @@ struct Shared {
     /// handed over yet.
     busy: AtomicBool,
     stop: AtomicBool,
+    /// Batches the event loop has used up (applied every event of).
+    used_up: AtomicU64,
+}
+
+/// The batches the reader handed over and the loop has not used up yet,
+/// by when each was handed over.
+#[derive(Debug, Default)]
+struct Handed {
+    /// Batches handed over before the first of `times`.
+    base: u64,
+    times: VecDeque<Instant>,
+}
+
+impl Handed {
+    fn sent(&mut self, now: Instant) {
+        self.times.push_back(now);
+    }
+
+    /// Forgets the batches the loop has used up (`used_up` in all);
+    /// whether one still waits.
+    fn waiting(&mut self, used_up: u64) -> bool {
+        while self.base < used_up && self.times.pop_front().is_some() {
+            self.base += 1;
+        }
+        !self.times.is_empty()
+    }
+
+    /// Whether the oldest batch not used up was handed over PATIENCE or
+    /// more before `now`.
+    fn overdue(&mut self, used_up: u64, now: Instant) -> bool {
+        self.waiting(used_up)
+            && self
+                .times
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= PATIENCE)
+    }
 }
 
 /// Events as the reader hands them over.
@@ -91,6 +141,7 @@ impl Reader {
         let shared = Arc::new(Shared {
             busy: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            used_up: AtomicU64::new(0),
         });
         let dup = sock.as_fd().try_clone_to_owned()?;
         let (tx, batches) = mpsc::unbounded_channel();
@@ -99,7 +150,7 @@ impl Reader {
         std::thread::Builder::new()
             .name("accel-netlink".into())
             .spawn(move || {
-                crate::realtime::enter_quietly();
+                crate::realtime::enter_reader();
                 read_loop(sock, tx, &pool, &theirs)
             })?;
         Ok(Reader {
@@ -108,6 +159,11 @@ impl Reader {
             shared,
             sock: dup,
         })
+    }
+
+    /// The event loop has used up the first `n` batches it received.
+    pub fn used_up(&self, n: u64) {
+        self.shared.used_up.store(n, Ordering::SeqCst);
     }
 
     /// Gives an emptied batch back to the thread.
@@ -160,8 +216,22 @@ fn read_loop(
 ) {
     let mut buf = vec![0u8; BATCH * SLOT];
     let mut batch = VecDeque::new();
+    let mut handed = Handed::default();
+    let used_up = || shared.used_up.load(Ordering::SeqCst);
+    let look = |handed: &mut Handed| {
+        if handed.overdue(used_up(), Instant::now()) {
+            crate::realtime::raise_loop();
+        }
+    };
     while !shared.stop.load(Ordering::SeqCst) {
-        match wait_readable(sock.as_fd(), &IDLE_CHECK) {
+        let wait = if handed.waiting(used_up()) {
+            &WATCH_CHECK
+        } else {
+            &IDLE_CHECK
+        };
+        let readable = wait_readable(sock.as_fd(), wait);
+        look(&mut handed);
+        match readable {
             Some(false) => continue,
             Some(true) => {}
             None => {
@@ -177,14 +247,15 @@ fn read_loop(
         let result = read_into(&sock, &mut buf, &mut batch);
         let n = batch.len();
         if n > 0 {
-            let handed = Batch {
+            let handed_over = Batch {
                 readable,
                 complete_as_of: result.as_ref().ok().and_then(|c| *c),
                 events: std::mem::take(&mut batch),
             };
-            if tx.send(handed).is_err() {
+            if tx.send(handed_over).is_err() {
                 return;
             }
+            handed.sent(Instant::now());
         }
         shared.busy.store(false, Ordering::SeqCst);
         if let Err(e) = result {
@@ -196,6 +267,7 @@ fn read_loop(
         // as they come switched the reader and the loop every few events.
         if n > 0 {
             std::thread::sleep(GATHER);
+            look(&mut handed);
         }
     }
 }
@@ -397,5 +469,31 @@ pub(crate) mod tests {
                 "Overrun"
             ]
         );
+    }
+
+    /// The reader follows the batches the loop has not used up, by when
+    /// each was handed over, and calls one overdue only past PATIENCE.
+    #[test]
+    fn a_batch_is_overdue_only_while_it_waits_past_patience() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut h = Handed::default();
+        assert!(!h.waiting(0));
+        assert!(!h.overdue(0, ms(100)));
+        h.sent(ms(0));
+        h.sent(ms(1));
+        assert!(h.waiting(0));
+        assert!(!h.overdue(0, ms(1)));
+        assert!(h.overdue(0, ms(2)));
+        // The first used up: the second is the oldest, 1 ms younger.
+        assert!(!h.overdue(1, ms(2)));
+        assert!(h.overdue(1, ms(3)));
+        assert!(!h.overdue(2, ms(50)));
+        // The loop may take a batch before the reader notes it as sent.
+        h.sent(ms(60));
+        assert!(!h.waiting(3));
+        assert!(!h.overdue(3, ms(100)));
+        h.sent(ms(100));
+        assert!(h.overdue(3, ms(103)));
     }
 }

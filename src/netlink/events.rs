@@ -115,6 +115,7 @@ pub fn subscribe_with_rcvbuf(rcvbuf: usize) -> Result<Subscription, NetlinkError
             pending_since: Instant::now(),
             mark: Watermark::default(),
             arrivals: Vec::new(),
+            batches_taken: 0,
         },
     })
 }
@@ -220,6 +221,8 @@ pub struct EventStream {
     /// Events taken, by when they were found readable, until
     /// [`EventStream::take_arrivals`] (for the change-latency figures).
     arrivals: Vec<(Instant, u64)>,
+    /// Batches taken from the reader.
+    batches_taken: u64,
 }
 
 impl EventStream {
@@ -261,10 +264,23 @@ impl EventStream {
     /// Makes `batch` the pending events (the empty queue they replace
     /// goes back to the reader).
     fn take_batch(&mut self, batch: Batch) {
+        // The batch before this one is used up.
+        self.reader.used_up(self.batches_taken);
+        self.batches_taken += 1;
         self.pending_since = batch.readable;
         self.mark.next_batch(batch.complete_as_of);
         let emptied = std::mem::replace(&mut self.pending, batch.events);
         self.reader.recycle(emptied);
+    }
+
+    /// Whether every batch the reader handed over has been taken and used
+    /// up (called once the events taken are applied); tells the reader so.
+    pub fn caught_up(&self) -> bool {
+        if !self.pending.is_empty() {
+            return false;
+        }
+        self.reader.used_up(self.batches_taken);
+        self.reader.batches.is_empty()
     }
 
     /// Starts bringing the first `n` events received and not yet taken
@@ -337,6 +353,7 @@ mod tests {
                 pending_since: Instant::now(),
                 mark: Watermark::default(),
                 arrivals: Vec::new(),
+                batches_taken: 0,
             };
             tx.send_to(&route_message(1, 0), &to, 0).unwrap();
             assert!(matches!(stream.next().await, Some(Event::AddRoute(..))));
