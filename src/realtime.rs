@@ -16,9 +16,11 @@
 //! so that the daemon does not preempt it halfway. Should a batch wait
 //! for it too long (the loop not scheduled at all), the reader raises it
 //! from its own thread ([`raise_loop`]). Always at SCHED_FIFO, the loop
-//! took 10-25% more CPU per route event and slowed FRR's full-table
-//! installation and withdrawal more (BENCHMARKS.md, "The event loop at
-//! real-time priority only while it works").
+//! preempted the routing daemon at every batch; at normal priority
+//! throughout, it took less CPU per event but its lag's tail came back.
+//! Taken only while it works, its lag stayed as low as always at FIFO
+//! (BENCHMARKS.md, "The event loop at real-time priority only while it
+//! works").
 //!
 //! Not every turn of the event loop is that short: installing and
 //! comparing a resync's or a check's dump takes seconds at full table
@@ -44,14 +46,17 @@ static PRIORITY: AtomicU8 = AtomicU8::new(0);
 static SAID_TAKEN: AtomicBool = AtomicBool::new(false);
 static SAID_REFUSED: AtomicBool = AtomicBool::new(false);
 
-/// The event loop's priority. One lock for the loop and the reader, held
-/// across the system call, so that a raise and a lowering never cross
-/// (which could leave the loop at SCHED_FIFO with `raised` false).
+/// The event loop's priority, shared by the loop and the reader. A raise
+/// is made under the lock; the loop's lowering call is not (see [`lower`]),
+/// and `lowering` marks that window, in which a raise by the reader may
+/// land before the lowering call and be undone by it.
 struct LoopPriority {
     /// The loop's thread; 0 until it took the priority once ([`enter_loop`]).
     tid: libc::pid_t,
-    /// At SCHED_FIFO now.
+    /// At SCHED_FIFO now (or again once `lowering` ends).
     raised: bool,
+    /// The loop is lowering itself, outside the lock.
+    lowering: bool,
     /// In a job: stays at normal priority.
     busy: bool,
 }
@@ -59,6 +64,7 @@ struct LoopPriority {
 static LOOP: Mutex<LoopPriority> = Mutex::new(LoopPriority {
     tid: 0,
     raised: false,
+    lowering: false,
     busy: false,
 });
 
@@ -98,10 +104,12 @@ pub fn enter_loop() {
         info!("route changes are read and applied at real-time priority {priority} (SCHED_FIFO)");
     }
     let mut l = the_loop();
-    // Lowering is always allowed.
-    match set_policy(0, libc::SCHED_OTHER, 0) {
-        Ok(()) => l.tid = rustix::thread::gettid().as_raw_nonzero().get(),
-        Err(e) => warn!("the event loop stays at real-time priority: {e}"),
+    l.tid = rustix::thread::gettid().as_raw_nonzero().get();
+    // Lowering is always allowed; should it fail, the loop counts as
+    // raised, and its first catching up lowers it.
+    if let Err(e) = set_policy(0, libc::SCHED_OTHER, 0) {
+        warn!("lowering the event loop's priority: {e}");
+        l.raised = true;
     }
 }
 
@@ -139,7 +147,9 @@ pub fn raise_loop() -> bool {
         Err(std::sync::TryLockError::WouldBlock) => return false,
     };
     let tid = l.tid;
-    tid != 0 && !l.raised && !l.busy && raise(&mut l, tid)
+    // While the loop lowers itself, a raise may be undone by its lowering
+    // call: raising again is harmless, and the loop looks after its call.
+    tid != 0 && !l.busy && (!l.raised || l.lowering) && raise(&mut l, tid)
 }
 
 /// Raises the thread `tid` (0: the calling one), with the lock taken.
@@ -175,6 +185,7 @@ fn lower(mut l: MutexGuard<'static, LoopPriority>) {
         return;
     }
     l.raised = false;
+    l.lowering = true;
     drop(l);
     // Not under the lock: the return from this call is where the loop, at
     // normal priority again, gives the CPU to whatever waited for it, and
@@ -185,7 +196,9 @@ fn lower(mut l: MutexGuard<'static, LoopPriority>) {
     // The reader may have raised the loop in between, its call landing
     // before this one: raised again, as the state says.
     let mut l = the_loop();
+    l.lowering = false;
     if l.raised {
+        l.raised = false;
         raise(&mut l, 0);
     }
 }
@@ -298,5 +311,6 @@ mod tests {
         }
         go.send("end").unwrap();
         the_thread.join().unwrap();
+        the_loop().tid = 0;
     }
 }

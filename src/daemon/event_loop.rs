@@ -91,7 +91,10 @@ impl Running {
             // loop has caught up; a job's dump is installed and compared
             // (seconds of work at full table) at normal priority: see
             // crate::realtime.
-            if matches!(wake, Wake::Event(Some(_))) {
+            if matches!(
+                wake,
+                Wake::Event(Some(_)) | Wake::NexthopEvents(Ok(_)) | Wake::Rules(_)
+            ) {
                 crate::realtime::loop_working();
             }
             if matches!(wake, Wake::Dump(Progress::Sealed(_))) {
