@@ -514,4 +514,26 @@ mod tests {
         assert!(text.lines().any(|l| l == "accel_lease_live 0"));
         assert!(text.lines().any(|l| l == "accel_datapath_active 1"));
     }
+
+    #[test]
+    fn the_control_plane_counters_from_the_status() {
+        let status = Status {
+            events_applied: 12,
+            overruns: 1,
+            loop_raises: 3,
+            ..Default::default()
+        };
+        let text = encode_sample(&sample(), Some(&status), 2);
+        for line in [
+            "accel_netlink_events_total 12",
+            "accel_netlink_overruns_total 1",
+            "# TYPE accel_event_loop_raises counter",
+            "accel_event_loop_raises_total 3",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
 }

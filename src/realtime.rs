@@ -38,7 +38,7 @@
 //! CAP_SYS_NICE and no RLIMIT_RTPRIO for it, systemd's
 //! `RestrictRealtime=`), accel says so once and runs at normal priority.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use log::{debug, info, warn};
@@ -48,6 +48,8 @@ static PRIORITY: AtomicU8 = AtomicU8::new(0);
 /// One line in the log for each outcome, not one per thread.
 static SAID_TAKEN: AtomicBool = AtomicBool::new(false);
 static SAID_REFUSED: AtomicBool = AtomicBool::new(false);
+/// Times the reader raised the loop ([`raise_loop`]).
+static RAISES: AtomicU64 = AtomicU64::new(0);
 
 /// The event loop's priority, shared by the loop and the reader. A raise
 /// is made under the lock; the loop's lowering call is not (see [`lower`]),
@@ -152,7 +154,18 @@ pub fn raise_loop() -> bool {
     let tid = l.tid;
     // While the loop lowers itself, a raise may be undone by its lowering
     // call: raising again is harmless, and the loop looks after its call.
-    tid != 0 && !l.busy && (!l.raised || l.lowering) && raise(&mut l, tid)
+    let raised = tid != 0 && !l.busy && (!l.raised || l.lowering) && raise(&mut l, tid);
+    if raised {
+        RAISES.fetch_add(1, Ordering::Relaxed);
+    }
+    raised
+}
+
+/// Times the reader raised the event loop because a batch waited for it
+/// (the loop not scheduled, or preempted while it worked at normal
+/// priority): a sign that the CPUs are contended.
+pub fn loop_raises() -> u64 {
+    RAISES.load(Ordering::Relaxed)
 }
 
 /// Raises the thread `tid` (0: the calling one), with the lock taken.

@@ -147,6 +147,10 @@ pub struct Status {
     pub lease_live: bool,
     pub events_applied: u64,
     pub overruns: u64,
+    /// Times a batch of changes waited 2 ms for the event loop, which the
+    /// netlink reader then raised to real-time priority.
+    #[serde(default)]
+    pub loop_raises: u64,
     pub resyncs: BTreeMap<ResyncCause, u64>,
     pub last_resync_unix_ms: Option<u64>,
     pub checks: u64,

@@ -201,6 +201,7 @@ impl Running {
             lease_live,
             events_applied: r.events_applied,
             overruns: r.overruns,
+            loop_raises: crate::realtime::loop_raises(),
             resyncs: r.resyncs.clone(),
             last_resync_unix_ms: r.last_resync_ms,
             checks: r.checks,

@@ -129,6 +129,12 @@ fn register_events(r: &mut Registry, s: &Status, now_ms: u64) {
         "Times the kernel dropped notifications for accel (receive buffer overrun)",
         s.overruns,
     );
+    counter(
+        r,
+        "accel_event_loop_raises",
+        "Times a batch of route changes waited 2 ms for the event loop, which was then raised to real-time priority (the CPUs are contended)",
+        s.loop_raises,
+    );
     gauge(
         r,
         "accel_seconds_since_resync",
