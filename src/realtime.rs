@@ -163,20 +163,28 @@ pub fn raise_loop() -> bool {
 
 /// Times the reader raised the event loop because a batch waited for it
 /// (the loop not scheduled, or preempted while it worked at normal
-/// priority): a sign that the CPUs are contended.
+/// priority): a sign that the CPUs are contended. A raise while the loop
+/// lowers itself counts again. Stays 0 without the priority, and during
+/// a resync or check (the loop is not raised then).
 pub fn loop_raises() -> u64 {
     RAISES.load(Ordering::Relaxed)
 }
 
-/// Raises the thread `tid` (0: the calling one), with the lock taken.
+/// Raises the thread `tid` (0: the calling one), with the lock taken;
+/// whether this call raised it.
 fn raise(l: &mut LoopPriority, tid: libc::pid_t) -> bool {
     match set_policy(tid, libc::SCHED_FIFO, i32::from(priority())) {
-        Ok(()) => l.raised = true,
+        Ok(()) => {
+            l.raised = true;
+            true
+        }
         // Raising again what was allowed at the start: should it fail, the
-        // loop stays at normal priority.
-        Err(e) => debug!("raising the event loop: {e}"),
+        // loop stays at normal priority (or where an earlier raise left it).
+        Err(e) => {
+            debug!("raising the event loop: {e}");
+            false
+        }
     }
-    l.raised
 }
 
 /// The event loop has applied every change it was handed: back to normal

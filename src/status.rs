@@ -147,8 +147,8 @@ pub struct Status {
     pub lease_live: bool,
     pub events_applied: u64,
     pub overruns: u64,
-    /// Times a batch of changes waited 2 ms for the event loop, which the
-    /// netlink reader then raised to real-time priority.
+    /// Times a batch of notifications waited 2 ms or more for the event
+    /// loop, which the netlink reader then raised to real-time priority.
     #[serde(default)]
     pub loop_raises: u64,
     pub resyncs: BTreeMap<ResyncCause, u64>,

@@ -369,6 +369,14 @@ accel_stop() { # returns after accel exited; prints the seconds it took
     ACCEL_PID=
     python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 3))" "$t0" "$EPOCHREALTIME"
 }
+# accel_event_loop_raises_total of the running accel (0 when it has none:
+# a build before the counter).
+accel_raises() {
+    local n
+    n=$(nsenter --net="/run/netns/$NS_RTR" -- "$ACCEL" stats --format openmetrics 2>/dev/null |
+        awk '$1 == "accel_event_loop_raises_total" { print $2 }') || true
+    echo "${n:-0}"
+}
 jget() { python3 -c "import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print('' if v is None else v)" "$1" "$2"; }
 since() { python3 -c "import sys; print('' if not sys.argv[2] else round(float(sys.argv[2]) - float(sys.argv[1]), 3))" "$1" "$2"; }
 
@@ -384,7 +392,8 @@ phase() {
     shift 3
     if [[ $ph == install ]]; then d4=$D4 d6=$D6 cmd=enable; else d4=-$D4 d6=-$D6 cmd=disable; fi
     [[ $rnd == warmup && $ph == install ]] && extra=(--stall 30)
-    local perf_pid=
+    local perf_pid= raises0= raises=
+    [[ -n ${ACCEL_PID:-} ]] && raises0=$(accel_raises)
     if [[ -n ${PERF_DIR:-} && -n ${ACCEL_PID:-} ]]; then
         perf record -q -e cpu-clock -F 999 "${PERF_ARGS[@]}" -p "$ACCEL_PID" \
             -o "$PERF_DIR/perf.$rnd.$mode.$ph.data" >"$PERF_DIR/perf.$rnd.$mode.$ph.log" 2>&1 &
@@ -401,8 +410,10 @@ phase() {
     fi
     perf_stop "$perf_pid"
     PH_OUT=$out
-    printf '   %-7s %-8s %-8s %ss  cpu %s\n' "$rnd" "$mode" "$ph" "$(jget "$out" seconds | cut -c1-6)" \
-        "$(python3 -c "import json,sys; c=json.loads(sys.argv[1])['cpu']; print(' '.join(f'{k}={v/1e9:.2f}s' for k, v in c.items() if v is not None))" "$out")"
+    [[ -n $raises0 ]] && raises="  loop raised $(($(accel_raises) - raises0))x"
+    printf '   %-7s %-8s %-8s %ss  cpu %s%s\n' "$rnd" "$mode" "$ph" "$(jget "$out" seconds | cut -c1-6)" \
+        "$(python3 -c "import json,sys; c=json.loads(sys.argv[1])['cpu']; print(' '.join(f'{k}={v/1e9:.2f}s' for k, v in c.items() if v is not None))" "$out")" \
+        "$raises"
 }
 run_mode() { # ROUND MODE
     local rnd=$1 mode=$2 lf= tf= w

@@ -132,7 +132,7 @@ fn register_events(r: &mut Registry, s: &Status, now_ms: u64) {
     counter(
         r,
         "accel_event_loop_raises",
-        "Times a batch of route changes waited 2 ms for the event loop, which was then raised to real-time priority (the CPUs are contended)",
+        "Times the netlink reader raised the event loop to real-time priority because a batch of notifications had waited 2 ms or more for it (a sign of contended CPUs; stays 0 without real-time priority and during resyncs and checks)",
         s.loop_raises,
     );
     gauge(
