@@ -128,6 +128,9 @@ for q in 'accel_mirror_routes{family="ipv4"}' 'accel_lease_live' 'accel_netlink_
     v=$(prom "$q")
     check "c. Prometheus has $q > 0" "$v" eval '[[ $v != none && $v != error && $v != 0 ]]'
 done
+# Zero on a quiet router; present, so that the dashboard's panel has a series.
+v=$(prom 'accel_event_loop_raises_total')
+check "c. Prometheus has accel_event_loop_raises_total" "$v" eval '[[ $v =~ ^[0-9]+$ ]]'
 sleep 4
 v=$(prom 'accel_checks_total')
 d=$(prom 'accel_drift_differences')
