@@ -707,6 +707,39 @@ def summary_table(w, by, rounds, modes, slow, data):
     w("")
 
 
+def listener_points(by, rounds, mode, ph):
+    """Per round, MODE's slowdown over FRR alone minus the listener's, in
+    points (issue 9: accel may cost FRR no more than a bare listener)."""
+    out = []
+    for rnd in rounds:
+        base, lis, m = (by.get((rnd, x, ph)) for x in ("none", "listener", mode))
+        if base and lis and m and base.get("seconds") and lis.get("seconds") and m.get("seconds"):
+            out.append(100.0 * (m["seconds"] - lis["seconds"]) / base["seconds"])
+    return out
+
+
+def listener_section(w, by, rounds, modes):
+    """accel's cost to FRR against the listener's, where a run has both."""
+    rows = []
+    for mode in (m for m in modes if m.startswith("accel")):
+        cells = [listener_points(by, rounds, mode, ph) for ph in ("install", "withdraw")]
+        if any(cells):
+            rows.append((mode, cells))
+    if not rows:
+        return
+    w("### Against the bare listener (issue 9: accel costs FRR no more than a listener, +5 points)")
+    w("")
+    w("| mode | install: points over the listener | withdraw: points over the listener | rounds within +5 (inst / wd) |")
+    w("|---|---:|---:|---:|")
+    for mode, cells in rows:
+        within = " / ".join(f"{sum(1 for x in c if x <= 5.0)} of {len(c)}" for c in cells)
+        w(f"| {mode} | {spread_pct(cells[0]).replace('%', '')} | {spread_pct(cells[1]).replace('%', '')} | {within} |")
+    w("")
+    w("Per round: (the mode's time - the listener's time) / FRR alone's time, in points of FRR alone;")
+    w("median (min..max). The rounds' own spread (FRR alone from round to round) is the noise to read it against.")
+    w("")
+
+
 def lag_section(w, data, stalls):
     if not any(v[3] for v in data.lag.values()):
         w("### Lag: not measured (no accel trace: this accel does not write ACCEL_TRACE_ROUTES, or no mode accel)")
@@ -780,6 +813,7 @@ def cmd_report(a):
     w = out.append
     slow = raw_table(w, by, rounds, modes, data)
     summary_table(w, by, rounds, modes, slow, data)
+    listener_section(w, by, rounds, modes)
     lag_section(w, data, stalls)
     w("")
     w(f"Listener receive-buffer overruns during the phases: {data.overruns}")
@@ -862,6 +896,7 @@ def cmd_selftest(a):
         cmd_report(a2)
     txt = buf.getvalue()
     assert "| accel | 2.06 | +3.0% |" in txt, txt
+    assert "| accel | +1.0 | +1.0 | 1 of 1 / 1 of 1 |" in txt, txt
     assert "| withdrawal | 1 | 1200 | 1199 | 1 | 1.00 | 1.00 | 1.00 | 40.00 |" in txt, txt
     assert "| withdrawal | 1.00 | 1.00 | 1.00 | 2.00 |" in txt, txt
     assert "2 CPU stalls over 2 ms in the phase, the longest 38.0 ms" in txt, txt
