@@ -21,9 +21,11 @@
 //! Taken only while it works, its lag stayed as low as always at FIFO
 //! (BENCHMARKS.md, "The event loop at real-time priority only while it
 //! works"). Lease renewals (every 100 ms for a 500 ms lease) now wait
-//! their turn at normal priority when no change is in hand: on CPUs
-//! busy for longer than that, the mirror's lease lapses and
-//! bpf_fib_lookup decides until the loop runs again, which is safe.
+//! their turn at normal priority when no change is in hand: ordinary
+//! processes holding every CPU leave it its turn (hostile.sh B8), but on
+//! CPUs held for longer than that by real-time threads, the mirror's lease
+//! lapses and bpf_fib_lookup decides until the loop runs again, which is
+//! safe.
 //!
 //! Not every turn of the event loop is that short: installing and
 //! comparing a resync's or a check's dump takes seconds at full table
@@ -320,11 +322,14 @@ mod tests {
             assert!(!raise_loop(), "already raised");
             step("caught up");
             assert_eq!(policy_of(tid), libc::SCHED_OTHER);
+            let raises = loop_raises();
             assert!(raise_loop());
+            assert_eq!(loop_raises(), raises + 1, "a raise is counted");
             assert_eq!(policy_of(tid), libc::SCHED_FIFO);
             step("busy");
             assert_eq!(policy_of(tid), libc::SCHED_OTHER, "a job lowers it");
             assert!(!raise_loop(), "not raised during a job");
+            assert_eq!(loop_raises(), raises + 1, "nor counted");
             step("working");
             assert_eq!(policy_of(tid), libc::SCHED_OTHER, "nor by itself");
             step("idle");
