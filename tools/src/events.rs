@@ -260,12 +260,84 @@ const FLUSH_EVERY: usize = 64;
 /// were left unplaced (not written) in a random full-table run.
 const LINES_FACTOR: u32 = 8;
 
-/// Times the announcement of `prefixes` (in a random order of `seed`, or
-/// as given without one), then their withdrawal (in another random order,
-/// or again as given), routes through nexthop objects when `objects`;
-/// `warm` events at a time are looked up together first (see
-/// `accel::fast_hash::ShardedMap::warm`), 1 for none.
-pub fn run(prefixes: &[Prefix], seed: Option<u64>, objects: bool, warm: usize) -> (Phase, Phase) {
+/// How a run is driven.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Seed of the random orders; `None`: both phases in the given order.
+    pub seed: Option<u64>,
+    /// Routes through nexthop objects (as FRR installs them).
+    pub objects: bool,
+    /// Events looked up together before they are applied (see
+    /// `accel::fast_hash::ShardedMap::warm`), 1 for none.
+    pub warm: usize,
+    /// Caches made cold between bursts, off the clock.
+    pub cold: Option<Cold>,
+}
+
+/// Live, the event loop takes a burst (a batch from the netlink reader)
+/// after the routing daemon's processes have run on its CPU, which leaves
+/// little of the loop's tables in the caches. `Cold` reproduces that in
+/// process: before every `every` events, `mib` MiB of other memory are
+/// written, untimed (BENCHMARKS.md "The live event's cost is cold caches").
+#[derive(Debug, Clone, Copy)]
+pub struct Cold {
+    pub every: usize,
+    pub mib: usize,
+}
+
+/// Memory written between bursts to push the tables out of the caches.
+struct Evictor {
+    cold: Cold,
+    junk: Vec<u64>,
+    /// Events applied since the last eviction; `None` before the first.
+    since: Option<usize>,
+    /// Time spent evicting, taken off the phase's time.
+    spent: Duration,
+    evictions: usize,
+}
+
+impl Evictor {
+    fn new(cold: Cold) -> Evictor {
+        Evictor {
+            cold,
+            junk: vec![1; cold.mib << 17],
+            since: None,
+            spent: Duration::ZERO,
+            evictions: 0,
+        }
+    }
+
+    /// Before a chunk of `n` events: evicts first if a burst's worth was
+    /// applied since the last time (or none has been yet).
+    fn before(&mut self, n: usize) {
+        if self.since.is_none_or(|s| s >= self.cold.every) {
+            self.evict();
+            self.since = Some(0);
+        }
+        self.since = self.since.map(|s| s + n);
+    }
+
+    fn evict(&mut self) {
+        let t = Instant::now();
+        for (i, x) in self.junk.iter_mut().enumerate() {
+            *x = x.wrapping_add(i as u64);
+        }
+        std::hint::black_box(&mut self.junk);
+        self.spent += t.elapsed();
+        self.evictions += 1;
+    }
+}
+
+/// Times the announcement of `prefixes` (in a random order of
+/// `opts.seed`, or as given without one), then their withdrawal (in
+/// another random order, or again as given).
+pub fn run(prefixes: &[Prefix], opts: Options) -> (Phase, Phase) {
+    let Options {
+        seed,
+        objects,
+        warm,
+        cold,
+    } = opts;
     let defaults = Limits::default();
     let mut plane = Plane::new(&Limits {
         ipv4_trie: defaults.ipv4_trie * LINES_FACTOR,
@@ -291,9 +363,13 @@ pub fn run(prefixes: &[Prefix], seed: Option<u64>, objects: bool, warm: usize) -
         .collect();
     let mut timed = |events: Vec<Event>| {
         let n = events.len();
+        let mut evictor = cold.map(Evictor::new);
         let t = Instant::now();
         let (mut applied, mut short) = (0usize, 0usize);
         for chunk in events.chunks(warm) {
+            if let Some(e) = evictor.as_mut() {
+                e.before(chunk.len());
+            }
             if warm > 1 {
                 plane.warm(chunk);
             }
@@ -308,7 +384,7 @@ pub fn run(prefixes: &[Prefix], seed: Option<u64>, objects: bool, warm: usize) -
         short += usize::from(plane.flush());
         Phase {
             events: n,
-            took: t.elapsed(),
+            took: t.elapsed() - evictor.map_or(Duration::ZERO, |e| e.spent),
             short_flushes: short,
         }
     };
@@ -344,6 +420,23 @@ mod tests {
             assert_eq!(plane.fib4.lookup(v4("198.51.103.1")), 0);
             assert_eq!(plane.fib6.lookup(v6), 0);
         }
+    }
+
+    /// Cold caches: an eviction before the first burst, then one per
+    /// `every` events applied (chunks of the warm-up's size).
+    #[test]
+    fn evicts_once_per_burst() {
+        let mut e = Evictor::new(Cold { every: 64, mib: 1 });
+        assert_eq!(e.junk.len() * 8, 1 << 20);
+        for _ in 0..8 {
+            e.before(32);
+        }
+        assert_eq!(e.evictions, 4, "256 events in bursts of 64");
+        let mut e = Evictor::new(Cold { every: 10, mib: 1 });
+        for _ in 0..3 {
+            e.before(32);
+        }
+        assert_eq!(e.evictions, 3, "a burst shorter than a chunk: every chunk");
     }
 
     #[test]

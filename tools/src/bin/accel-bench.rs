@@ -70,6 +70,15 @@ enum Cmd {
         /// random ones: consecutive events meet the same trie nodes.
         #[arg(long)]
         in_order: bool,
+        /// Before every N events, write --evict-mib MiB of other memory
+        /// (off the clock), as the routing daemon's processes do between
+        /// the event loop's bursts live: the cost of an event with cold
+        /// caches (0: warm, as back-to-back events leave them).
+        #[arg(long, default_value_t = 0)]
+        evict_every: usize,
+        /// MiB written by each eviction (see --evict-every).
+        #[arg(long, default_value_t = 8)]
+        evict_mib: usize,
     },
     /// ns per frame of accel_xdp's path, stage by stage, and of the
     /// ceiling forwarder (BPF_PROG_TEST_RUN, warm caches; issue 12). Runs
@@ -307,25 +316,37 @@ fn events(
     path: &std::path::Path,
     runs: usize,
     seed: u64,
-    objects: bool,
-    warm: usize,
-    in_order: bool,
+    opts: accel_tools::events::Options,
 ) -> Result<()> {
-    if runs == 0 || warm == 0 {
+    if runs == 0 || opts.warm == 0 {
         bail!("--runs and --warm must be at least 1");
     }
+    if opts.cold.is_some_and(|c| c.mib == 0) {
+        bail!("--evict-mib must be at least 1");
+    }
+    let in_order = opts.seed.is_none();
     let text =
         std::fs::read_to_string(path).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
     let prefixes =
         accel_tools::events::parse_table(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let order = if in_order { "address" } else { "random" };
+    let caches = match opts.cold {
+        Some(c) => format!(
+            "caches made cold ({} MiB written) every {} events",
+            c.mib, c.every
+        ),
+        None => "warm caches".to_string(),
+    };
     println!(
-        "{} prefixes, {order} order; ns per event (add / del):",
+        "{} prefixes, {order} order, {caches}; ns per event (add / del):",
         prefixes.len()
     );
     for r in 0..runs {
-        let seed = (!in_order).then(|| seed.wrapping_add(r as u64));
-        let (add, del) = accel_tools::events::run(&prefixes, seed, objects, warm);
+        let opts = accel_tools::events::Options {
+            seed: opts.seed.map(|_| seed.wrapping_add(r as u64)),
+            ..opts
+        };
+        let (add, del) = accel_tools::events::run(&prefixes, opts);
         println!(
             "run {}: {:.0} / {:.0}",
             r + 1,
@@ -395,7 +416,20 @@ fn main() -> Result<()> {
             no_objects,
             warm,
             in_order,
-        } => events(&prefixes, runs, seed, !no_objects, warm, in_order),
+            evict_every,
+            evict_mib,
+        } => {
+            let opts = accel_tools::events::Options {
+                seed: (!in_order).then_some(seed),
+                objects: !no_objects,
+                warm,
+                cold: (evict_every > 0).then_some(accel_tools::events::Cold {
+                    every: evict_every,
+                    mib: evict_mib,
+                }),
+            };
+            events(&prefixes, runs, seed, opts)
+        }
         Cmd::Stages { runs, repeat } => stages(runs, repeat),
         Cmd::Memlat { kib, runs, repeat } => memlat(&kib, runs, repeat),
         Cmd::GenTable { seed } => {
