@@ -691,24 +691,19 @@ impl Maps {
             .borrow_mut())
     }
 
-    /// Touches what writing the routes of `prefixes` will read first (see
+    /// Touches what writing the routes of `prefixes` (each with whether
+    /// its event removes a route) will read first (see
     /// [`crate::fast_hash::ShardedMap::warm`]). Only the instance that
     /// loaded the datapath holds the tables; others have nothing to warm.
-    pub fn warm_routes<'a>(&self, prefixes: impl Iterator<Item = &'a Prefix>) {
+    pub fn warm_routes<'a>(&self, prefixes: impl Iterator<Item = (&'a Prefix, bool)>) {
         let (Some(fib4), Some(fib6)) = (&self.fib4, &self.fib6) else {
             return;
         };
-        let (mut v4, mut v6) = (Vec::new(), Vec::new());
-        for p in prefixes {
-            let batch = if p.family() == Family::V4 {
-                &mut v4
-            } else {
-                &mut v6
-            };
-            batch.push((trie::bits(p.addr()), p.len()));
+        let mut batches = trie::WarmBatches::default();
+        for (p, removal) in prefixes {
+            batches.push(p, removal);
         }
-        fib4.borrow().warm(&v4);
-        fib6.borrow().warm(&v6);
+        batches.warm(&fib4.borrow(), &fib6.borrow());
     }
 
     /// Gives degraded regions of both route tries their nodes back where

@@ -50,6 +50,13 @@ impl PrefixBits {
         let (w, b) = place(addr, len);
         self.by_len[usize::from(len)][w] & b != 0
     }
+
+    /// Starts bringing in the word of `addr/len` (see
+    /// [`crate::prefetch::line`]).
+    pub fn prefetch(&self, addr: u32, len: u8) {
+        let (w, _) = place(addr, len);
+        crate::prefetch::line(&self.by_len[usize::from(len)][w]);
+    }
 }
 
 #[cfg(test)]

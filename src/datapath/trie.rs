@@ -36,6 +36,7 @@ mod encode;
 mod lines;
 mod rules;
 mod runs;
+mod warm;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -46,6 +47,7 @@ use crate::model::Family;
 use crate::slots::GraceSlots;
 
 pub use encode::{node_word, LINE_WORDS};
+pub use warm::WarmBatches;
 
 pub const ROOT_LEAVES: usize = T::ACCEL_ROOT_LEAVES.0 as usize;
 pub const NODE_LEAVES: usize = T::ACCEL_NODE_LEAVES.0 as usize;
@@ -119,6 +121,12 @@ fn level_of(len: u8) -> u8 {
     } else {
         (len - ROOT_BITS).div_ceil(STRIDE)
     }
+}
+
+/// The lengths searched for the rule that covers a removed rule of length
+/// `len` (see [`Trie::covering_in`]): its own level's, shorter than it.
+fn covering_search(len: u8) -> std::ops::Range<u8> {
+    level_start(level_of(len))..len
 }
 
 /// The index of `addr` in a level-`k` node (or in the root).
@@ -347,8 +355,55 @@ impl<S: LeafStore> Trie<S> {
     pub fn warm(&self, batch: &[(u128, u8)]) {
         for &(addr, len) in batch {
             self.rules.warm(mask(addr, len), len);
+            // The rule's own presence bit, which its change sets or clears.
+            self.prefetch_present(addr, len);
         }
         self.warm_paths(batch, |_, _| {});
+    }
+
+    /// Touches what removing the rules of `batch` reads besides what
+    /// [`Trie::warm`] touches: the presence bits of the lengths searched
+    /// for the covering rule, then that rule's slot in the rule map (see
+    /// [`Trie::covering_in`]). Each is a cache miss after the routing
+    /// daemon has had the CPU (BENCHMARKS.md "The live event's cost is
+    /// cold caches"). IPv4 only: IPv6 has no presence bits to say which
+    /// lengths to look at.
+    pub fn warm_covering(&self, batch: &[(u128, u8)]) {
+        if self.present.is_none() {
+            return;
+        }
+        for &(addr, len) in batch {
+            for l in covering_search(len).filter(|&l| self.per_len[usize::from(l)] > 0) {
+                self.prefetch_present(addr, l);
+            }
+        }
+        for &(addr, len) in batch {
+            if let Some(l) = self.covering_guess(addr, len) {
+                self.rules.warm(mask(addr, l), l);
+            }
+        }
+    }
+
+    /// The length of the first rule [`Trie::covering_in`] probes for when
+    /// `addr/len` is removed: the rule that covers it wherever the presence
+    /// bits answer (up to /24).
+    fn covering_guess(&self, addr: u128, len: u8) -> Option<u8> {
+        if len > self.family.max_len() {
+            return None;
+        }
+        covering_search(len)
+            .rev()
+            .find(|&l| self.per_len[usize::from(l)] > 0 && self.may_have(addr, l))
+    }
+
+    fn prefetch_present(&self, addr: u128, len: u8) {
+        if let Some(bits) = self
+            .present
+            .as_ref()
+            .filter(|_| len <= prefix_bits::MAX_LEN)
+        {
+            bits.prefetch((addr >> 96) as u32, len);
+        }
     }
 
     /// The walk of [`Trie::warm`]: tells `reached` (rule's index in
@@ -457,7 +512,7 @@ impl<S: LeafStore> Trie<S> {
             return self.covering(addr, len);
         };
         let found = self
-            .longest_rule(addr, level_start(level_of(len))..len)
+            .longest_rule(addr, covering_search(len))
             .unwrap_or(self.out.meta[i / NODE_LEAVES].base);
         debug_assert_eq!(found, self.covering(addr, len), "{addr:#x}/{len}");
         found
@@ -993,6 +1048,32 @@ mod tests {
             assert_eq!(t.degraded_regions(), 0);
             assert!(t.root.iter().all(|l| *l == 0));
         }
+    }
+
+    /// What `warm_covering` warms is what a removal reads: for each IPv4
+    /// rule up to /24, the longest shorter rule of its level that covers
+    /// it, as the rules themselves say.
+    #[test]
+    fn covering_guess_names_the_rule_a_removal_reads() {
+        let mut t = table4(4096);
+        let mut rules = HashMap::new();
+        let mut rng = fastrand::Rng::with_seed(0x5eed_c0fe);
+        let lens = [0u8, 8, 12, 16, 17, 19, 20, 22, 23, 24];
+        for step in 0..3000u32 {
+            let at = a4("10.0.0.0") | v4(rng.u32(..) & 0x000f_ff00);
+            let len = lens[rng.usize(..lens.len())];
+            let leaf = (rng.u8(..4) != 0).then(|| route_leaf(1, step));
+            update(&mut t, &mut rules, at, len, leaf);
+        }
+        let mut found = 0;
+        for &(p, l) in rules.keys() {
+            let want = covering_search(l)
+                .rev()
+                .find(|&s| rules.contains_key(&(mask(p, s), s)));
+            assert_eq!(t.covering_guess(p, l), want, "{p:#x}/{l}");
+            found += usize::from(want.is_some());
+        }
+        assert!(found > 100, "only {found} rules had a covering rule");
     }
 
     /// Leaves as the datapath sees them: every write is logged in order, so

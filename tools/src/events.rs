@@ -87,22 +87,13 @@ impl Plane {
     /// event loop does before a burst (`Daemon::warm_ahead`).
     fn warm(&self, events: &[Event]) {
         self.mirror.warm(events.iter());
-        for family in [Family::V4, Family::V6] {
-            let batch: Vec<(u128, u8)> = events
-                .iter()
-                .filter_map(Event::route_prefix)
-                .filter(|p| p.family() == family)
-                .map(|p| (trie::bits(p.addr()), p.len()))
-                .collect();
-            self.fib(family).warm(&batch);
+        let mut batches = trie::WarmBatches::default();
+        for e in events {
+            if let Some(p) = e.route_prefix() {
+                batches.push(p, matches!(e, Event::DelRoute(_)));
+            }
         }
-    }
-
-    fn fib(&self, family: Family) -> &Trie<Vec<u32>> {
-        match family {
-            Family::V4 => &self.fib4,
-            Family::V6 => &self.fib6,
-        }
+        batches.warm(&self.fib4, &self.fib6);
     }
 
     fn fib_mut(&mut self, family: Family) -> &mut Trie<Vec<u32>> {

@@ -1,0 +1,39 @@
+//! A burst's route changes sorted for warming the two tries (see
+//! [`Trie::warm`]): the event loop and `accel-bench events` warm the same
+//! way.
+
+use super::{bits, Trie};
+use crate::datapath::leaves::LeafStore;
+use crate::model::{Family, Prefix};
+
+/// The prefixes of a burst by family, and those of them whose events
+/// remove a route.
+#[derive(Debug, Default)]
+pub struct WarmBatches {
+    changed: [Vec<(u128, u8)>; 2],
+    removed: [Vec<(u128, u8)>; 2],
+}
+
+fn at(family: Family) -> usize {
+    usize::from(family == Family::V6)
+}
+
+impl WarmBatches {
+    pub fn push(&mut self, p: &Prefix, removal: bool) {
+        let f = at(p.family());
+        let rule = (bits(p.addr()), p.len());
+        self.changed[f].push(rule);
+        if removal {
+            self.removed[f].push(rule);
+        }
+    }
+
+    /// Warms both tries for the burst: what every change reads, then what
+    /// a removal reads besides.
+    pub fn warm<S4: LeafStore, S6: LeafStore>(&self, fib4: &Trie<S4>, fib6: &Trie<S6>) {
+        fib4.warm(&self.changed[at(Family::V4)]);
+        fib6.warm(&self.changed[at(Family::V6)]);
+        fib4.warm_covering(&self.removed[at(Family::V4)]);
+        fib6.warm_covering(&self.removed[at(Family::V6)]);
+    }
+}
