@@ -40,9 +40,12 @@ mod warm;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use smallvec::SmallVec;
+
 use super::leaves::{LeafStore, DEGRADED};
 use super::prefix_bits::{self, PrefixBits};
 use crate::bpf::types::{accel_leaf as D, accel_trie as T};
+use crate::fast_hash::WARM_AHEAD;
 use crate::model::Family;
 use crate::slots::GraceSlots;
 
@@ -409,11 +412,12 @@ impl<S: LeafStore> Trie<S> {
     /// The walk of [`Trie::warm`]: tells `reached` (rule's index in
     /// `batch`, node) of each rule that reaches a node of its own level.
     fn warm_paths(&self, batch: &[(u128, u8)], mut reached: impl FnMut(usize, usize)) {
-        let mut leaves: Vec<u32> = batch
+        // On the stack for a burst's worth (see WarmBatches).
+        let mut leaves: SmallVec<[u32; WARM_AHEAD]> = batch
             .iter()
             .map(|&(addr, _)| self.root[index(addr, 0)])
             .collect();
-        let mut below = Vec::with_capacity(batch.len());
+        let mut below: SmallVec<[usize; WARM_AHEAD]> = SmallVec::new();
         for k in 1..LEVELS as u8 {
             // The rules whose path goes on into a node at level k.
             below.clear();

@@ -331,9 +331,13 @@ impl<S: LeafStore> Trie<S> {
         roots.clear();
         self.out.dirty_root = roots;
         // Nothing points to these blocks any more: their grace starts now.
+        // Drained, not taken: the list keeps its room for the next flush
+        // (growing it anew was a malloc and a few reallocs per flush, each
+        // as cold as the tables after the routing daemon had the CPU).
         let now = Instant::now();
-        for (line, size) in std::mem::take(&mut self.out.freed) {
-            self.out.pool.release_at(line, size, now);
+        let out = &mut self.out;
+        for (line, size) in out.freed.drain(..) {
+            out.pool.release_at(line, size, now);
         }
     }
 

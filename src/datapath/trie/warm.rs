@@ -2,16 +2,23 @@
 //! [`Trie::warm`]): the event loop and `accel-bench events` warm the same
 //! way.
 
+use smallvec::SmallVec;
+
 use super::{bits, Trie};
 use crate::datapath::leaves::LeafStore;
+use crate::fast_hash::WARM_AHEAD;
 use crate::model::{Family, Prefix};
+
+/// Rules (address, length) of one family. A burst's fit on the stack: the
+/// heap's own bookkeeping is as cold as the tables when a burst begins.
+type Rules = SmallVec<[(u128, u8); WARM_AHEAD]>;
 
 /// The prefixes of a burst by family, and those of them whose events
 /// remove a route.
 #[derive(Debug, Default)]
 pub struct WarmBatches {
-    changed: [Vec<(u128, u8)>; 2],
-    removed: [Vec<(u128, u8)>; 2],
+    changed: [Rules; 2],
+    removed: [Rules; 2],
 }
 
 fn at(family: Family) -> usize {
