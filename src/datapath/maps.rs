@@ -691,18 +691,13 @@ impl Maps {
             .borrow_mut())
     }
 
-    /// Touches what writing the routes of `prefixes` (each with whether
-    /// its event removes a route) will read first (see
+    /// Touches what writing a burst's routes will read first (see
     /// [`crate::fast_hash::ShardedMap::warm`]). Only the instance that
     /// loaded the datapath holds the tables; others have nothing to warm.
-    pub fn warm_routes<'a>(&self, prefixes: impl Iterator<Item = (&'a Prefix, bool)>) {
+    pub fn warm_routes(&self, batches: &trie::WarmBatches) {
         let (Some(fib4), Some(fib6)) = (&self.fib4, &self.fib6) else {
             return;
         };
-        let mut batches = trie::WarmBatches::default();
-        for (p, removal) in prefixes {
-            batches.push(p, removal);
-        }
         batches.warm(&fib4.borrow(), &fib6.borrow());
     }
 

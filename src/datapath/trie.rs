@@ -127,7 +127,9 @@ fn level_of(len: u8) -> u8 {
 }
 
 /// The lengths searched for the rule that covers a removed rule of length
-/// `len` (see [`Trie::covering_in`]): its own level's, shorter than it.
+/// `len` (see [`Trie::covering_in`]): from the first bit its level indexes
+/// (`level_start`) up to `len`, exclusive; rules above hold the node's
+/// base.
 fn covering_search(len: u8) -> std::ops::Range<u8> {
     level_start(level_of(len))..len
 }
@@ -355,7 +357,7 @@ impl<S: LeafStore> Trie<S> {
     /// the nodes, then the start of their runs, then the rest, then read
     /// the next leaf), so that the batch's misses overlap; walked one rule
     /// at a time, each would wait for the one before it.
-    pub fn warm(&self, batch: &[(u128, u8)]) {
+    fn warm(&self, batch: &[(u128, u8)]) {
         for &(addr, len) in batch {
             self.rules.warm(mask(addr, len), len);
             // The rule's own presence bit, which its change sets or clears.
@@ -370,12 +372,15 @@ impl<S: LeafStore> Trie<S> {
     /// [`Trie::covering_in`]). Each is a cache miss after the routing
     /// daemon has had the CPU (BENCHMARKS.md "The live event's cost is
     /// cold caches"). IPv4 only: IPv6 has no presence bits to say which
-    /// lengths to look at.
-    pub fn warm_covering(&self, batch: &[(u128, u8)]) {
+    /// of its lengths hold a rule there.
+    fn warm_covering(&self, batch: &[(u128, u8)]) {
         if self.present.is_none() {
             return;
         }
         for &(addr, len) in batch {
+            if len > self.family.max_len() {
+                continue;
+            }
             for l in covering_search(len).filter(|&l| self.per_len[usize::from(l)] > 0) {
                 self.prefetch_present(addr, l);
             }
@@ -1071,13 +1076,26 @@ mod tests {
         }
         let mut found = 0;
         for &(p, l) in rules.keys() {
-            let want = covering_search(l)
-                .rev()
-                .find(|&s| rules.contains_key(&(mask(p, s), s)));
+            // The covering rule a search of every shorter length finds,
+            // when it lies in the lengths the removal searches.
+            let (_, depth) = t.covering(p, l);
+            let want = depth
+                .checked_sub(1)
+                .filter(|&c| c >= level_start(level_of(l)));
             assert_eq!(t.covering_guess(p, l), want, "{p:#x}/{l}");
             found += usize::from(want.is_some());
         }
         assert!(found > 100, "only {found} rules had a covering rule");
+        // Warming is a hint at any length, in both families.
+        let mut b = WarmBatches::default();
+        let prefix = |a: &str, len| crate::model::Prefix::new(a.parse().unwrap(), len).unwrap();
+        for len in [0, 1, 16, 17, 24, 25, 32] {
+            b.push(&prefix("10.0.0.0", len), true);
+        }
+        for len in [0, 48, 64, 127, 128] {
+            b.push(&prefix("2001:db8::", len), true);
+        }
+        b.warm(&t, &table(64));
     }
 
     /// Leaves as the datapath sees them: every write is logged in order, so

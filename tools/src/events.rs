@@ -87,13 +87,7 @@ impl Plane {
     /// event loop does before a burst (`Daemon::warm_ahead`).
     fn warm(&self, events: &[Event]) {
         self.mirror.warm(events.iter());
-        let mut batches = trie::WarmBatches::default();
-        for e in events {
-            if let Some(p) = e.route_prefix() {
-                batches.push(p, matches!(e, Event::DelRoute(_)));
-            }
-        }
-        batches.warm(&self.fib4, &self.fib6);
+        trie::WarmBatches::of(events.iter()).warm(&self.fib4, &self.fib6);
     }
 
     fn fib_mut(&mut self, family: Family) -> &mut Trie<Vec<u32>> {
@@ -361,6 +355,8 @@ pub fn run(prefixes: &[Prefix], opts: Options) -> (Phase, Phase) {
             if let Some(e) = evictor.as_mut() {
                 e.before(chunk.len());
             }
+            // As the daemon does with the events it has pending.
+            accel::prefetch::all(chunk);
             if warm > 1 {
                 plane.warm(chunk);
             }

@@ -7,18 +7,19 @@ use smallvec::SmallVec;
 use super::{bits, Trie};
 use crate::datapath::leaves::LeafStore;
 use crate::fast_hash::WARM_AHEAD;
-use crate::model::{Family, Prefix};
+use crate::model::{Event, Family, Prefix};
 
-/// Rules (address, length) of one family. A burst's fit on the stack: the
-/// heap's own bookkeeping is as cold as the tables when a burst begins.
-type Rules = SmallVec<[(u128, u8); WARM_AHEAD]>;
+/// Rules (address, length) of one family, with room for a burst on the
+/// stack: the heap's own bookkeeping is as cold as the tables when a burst
+/// begins.
+type Batch = SmallVec<[(u128, u8); WARM_AHEAD]>;
 
 /// The prefixes of a burst by family, and those of them whose events
 /// remove a route.
 #[derive(Debug, Default)]
 pub struct WarmBatches {
-    changed: [Rules; 2],
-    removed: [Rules; 2],
+    changed: [Batch; 2],
+    removed: [Batch; 2],
 }
 
 fn at(family: Family) -> usize {
@@ -26,6 +27,17 @@ fn at(family: Family) -> usize {
 }
 
 impl WarmBatches {
+    /// The burst's events: the routes they change.
+    pub fn of<'a>(events: impl Iterator<Item = &'a Event>) -> WarmBatches {
+        let mut b = WarmBatches::default();
+        for e in events {
+            if let Some(p) = e.route_prefix() {
+                b.push(p, matches!(e, Event::DelRoute(_)));
+            }
+        }
+        b
+    }
+
     pub fn push(&mut self, p: &Prefix, removal: bool) {
         let f = at(p.family());
         let rule = (bits(p.addr()), p.len());

@@ -70,14 +70,16 @@ enum Cmd {
         /// random ones: consecutive events meet the same trie nodes.
         #[arg(long)]
         in_order: bool,
-        /// Before every N events, write --evict-mib MiB of other memory
-        /// (off the clock), as the routing daemon's processes do between
-        /// the event loop's bursts live: the cost of an event with cold
-        /// caches (0: warm, as back-to-back events leave them).
+        /// Before every N events (a multiple of --warm), write --evict-mib
+        /// MiB of other memory (off the clock), as the routing daemon's
+        /// processes do between the event loop's bursts live: the cost of
+        /// an event with cold caches (0: warm, as back-to-back events leave
+        /// them).
         #[arg(long, default_value_t = 0)]
         evict_every: usize,
-        /// MiB written by each eviction (see --evict-every).
-        #[arg(long, default_value_t = 8)]
+        /// MiB written by each eviction (see --evict-every): 8 empties this
+        /// VM's L2 and its share of the host's L3.
+        #[arg(long, default_value_t = 8, requires = "evict_every")]
         evict_mib: usize,
     },
     /// ns per frame of accel_xdp's path, stage by stage, and of the
@@ -312,17 +314,17 @@ struct LookupArgs {
     seed: u64,
 }
 
-fn events(
-    path: &std::path::Path,
-    runs: usize,
-    seed: u64,
-    opts: accel_tools::events::Options,
-) -> Result<()> {
+fn events(path: &std::path::Path, runs: usize, opts: accel_tools::events::Options) -> Result<()> {
     if runs == 0 || opts.warm == 0 {
         bail!("--runs and --warm must be at least 1");
     }
-    if opts.cold.is_some_and(|c| c.mib == 0) {
-        bail!("--evict-mib must be at least 1");
+    if let Some(c) = opts.cold {
+        if c.every % opts.warm != 0 {
+            bail!("--evict-every must be a multiple of --warm ({})", opts.warm);
+        }
+        if !(1..=4096).contains(&c.mib) {
+            bail!("--evict-mib must be 1 to 4096");
+        }
     }
     let in_order = opts.seed.is_none();
     let text =
@@ -343,7 +345,7 @@ fn events(
     );
     for r in 0..runs {
         let opts = accel_tools::events::Options {
-            seed: opts.seed.map(|_| seed.wrapping_add(r as u64)),
+            seed: opts.seed.map(|s| s.wrapping_add(r as u64)),
             ..opts
         };
         let (add, del) = accel_tools::events::run(&prefixes, opts);
@@ -428,7 +430,7 @@ fn main() -> Result<()> {
                     mib: evict_mib,
                 }),
             };
-            events(&prefixes, runs, seed, opts)
+            events(&prefixes, runs, opts)
         }
         Cmd::Stages { runs, repeat } => stages(runs, repeat),
         Cmd::Memlat { kib, runs, repeat } => memlat(&kib, runs, repeat),
