@@ -363,8 +363,7 @@ impl Daemon {
             .prefetch_pending(2 * crate::fast_hash::WARM_AHEAD);
         let ahead = self.events.pending().take(crate::fast_hash::WARM_AHEAD);
         self.mirror.warm(ahead.clone());
-        self.maps
-            .warm_routes(&crate::datapath::trie::WarmBatches::of(ahead.clone()));
+        self.maps.warm_routes(ahead.clone());
         ahead.count()
     }
 

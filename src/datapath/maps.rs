@@ -25,7 +25,7 @@ use crate::bpf::{bytes_of, from_bytes, AccelSkel, Pod};
 use crate::capacity::{Figures, Limits, Structure, Usage};
 use crate::mirror::decision::RouteEntry;
 use crate::mirror::Change;
-use crate::model::{Family, Prefix};
+use crate::model::{Event, Family, Prefix};
 use crate::slots::GraceSlots;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -694,11 +694,11 @@ impl Maps {
     /// Touches what writing a burst's routes will read first (see
     /// [`crate::fast_hash::ShardedMap::warm`]). Only the instance that
     /// loaded the datapath holds the tables; others have nothing to warm.
-    pub fn warm_routes(&self, batches: &trie::WarmBatches) {
+    pub fn warm_routes<'a>(&self, events: impl Iterator<Item = &'a Event>) {
         let (Some(fib4), Some(fib6)) = (&self.fib4, &self.fib6) else {
             return;
         };
-        batches.warm(&fib4.borrow(), &fib6.borrow());
+        trie::WarmBatches::of(events).warm(&fib4.borrow(), &fib6.borrow());
     }
 
     /// Gives degraded regions of both route tries their nodes back where

@@ -399,9 +399,7 @@ impl<S: LeafStore> Trie<S> {
         if len > self.family.max_len() {
             return None;
         }
-        covering_search(len)
-            .rev()
-            .find(|&l| self.per_len[usize::from(l)] > 0 && self.may_have(addr, l))
+        self.candidates(addr, covering_search(len)).next()
     }
 
     fn prefetch_present(&self, addr: u128, len: u8) {
@@ -535,9 +533,15 @@ impl<S: LeafStore> Trie<S> {
     /// The longest rule of a length in `lens` that covers `addr`, as a leaf
     /// and its depth.
     fn longest_rule(&self, addr: u128, lens: std::ops::Range<u8>) -> Option<(u32, u8)> {
-        lens.rev()
-            .filter(|l| self.per_len[usize::from(*l)] > 0 && self.may_have(addr, *l))
+        self.candidates(addr, lens)
             .find_map(|l| self.rules.get(mask(addr, l), l).map(|leaf| (leaf, l + 1)))
+    }
+
+    /// The lengths in `lens`, longest first, at which a rule covering
+    /// `addr` may exist: the rule map's probes of [`Trie::longest_rule`].
+    fn candidates(&self, addr: u128, lens: std::ops::Range<u8>) -> impl Iterator<Item = u8> + '_ {
+        lens.rev()
+            .filter(move |&l| self.per_len[usize::from(l)] > 0 && self.may_have(addr, l))
     }
 
     /// Writes `leaf` into every leaf of a prefix of length `len` (whose
