@@ -105,11 +105,16 @@ pub fn explain(maps: &Maps, addr: IpAddr) -> Vec<String> {
         Rt::ACCEL_RT_LOCAL => {
             out.push("local, broadcast or anycast destination: passed to the kernel".into())
         }
-        Rt::ACCEL_RT_FIB if rt.nh_id == accel_fib_mark::ACCEL_FIB_CAPACITY.0 => out.push(
-            "no room for this route in the datapath's tables: bpf_fib_lookup decides \
+        Rt::ACCEL_RT_FIB
+            if rt.nh_id == accel_fib_mark::ACCEL_FIB_CAPACITY.0
+                || rt.nh_id & accel_fib_mark::ACCEL_FIB_UNPLACED.0 != 0 =>
+        {
+            out.push(
+                "no room for this route in the datapath's tables: bpf_fib_lookup decides \
              (see accel stats --capacity)"
-                .into(),
-        ),
+                    .into(),
+            )
+        }
         Rt::ACCEL_RT_FIB => out.push(
             "route the mirror leaves to bpf_fib_lookup (multipath, TOS, route MTU, ...)".into(),
         ),

@@ -8,8 +8,12 @@ benchmark installs it (the next hops of scripts/bench/fwlab.sh: eight
 gateways, round robin in the table's order), counts each node's runs of
 equal leaves, and prints the 64-byte lines every layout needs:
 
-- today's (accel.h): COMPACT in 1 line up to 7 runs, 4 up to 55, else
-  DIRECT (16 lines of 32-bit leaves);
+- today's (accel.h): COMPACT in 1 line up to 7 runs, else SEGMENTED (4
+  lines: 64 4-bit codes and a palette of 8 leaves each) where every 64
+  leaves hold at most 8 distinct leaves besides none, else COMPACT in 4
+  lines up to 55 runs, else DIRECT (16 lines of 32-bit leaves);
+- before SEGMENTED: COMPACT in 1 line up to 7 runs, 4 up to 55, else
+  DIRECT;
 - 16-bit entries (an index into a table of distinct leaves) in today's
   forms: 1 line up to 14 runs, 4 up to 110, else DIRECT in 8 lines; a
   leaf past a 4-line node's first line still costs a second read;
@@ -76,18 +80,22 @@ def main():
     path = sys.argv[1] if len(sys.argv) > 1 else DEFAULT
     all_nodes = nodes(prefixes(path))
     layouts = {
-        "today (32-bit entries, 1/4/16 lines)": lambda r, seg: 1 if r <= 7 else 4 if r <= 55 else 16,
-        "16-bit entries, 1/4/8 lines (second reads)": lambda r, seg: 1 if r <= 14 else 4 if r <= 110 else 8,
-        "16-bit entries, one line per read": lambda r, seg: 1 if r <= 14 else 4 if seg <= 28 else 8,
-        "32-bit entries, one line per read": lambda r, seg: 1 if r <= 7 else 4 if seg <= 14 else 16,
+        "today (COMPACT 1, SEGMENTED 4, COMPACT 4, DIRECT 16)": lambda r, seg, pal: (
+            1 if r <= 7 else 4 if pal <= 8 or r <= 55 else 16
+        ),
+        "before SEGMENTED (1/4/16 lines)": lambda r, seg, pal: 1 if r <= 7 else 4 if r <= 55 else 16,
+        "16-bit entries, 1/4/8 lines (second reads)": lambda r, seg, pal: 1 if r <= 14 else 4 if r <= 110 else 8,
+        "16-bit entries, one line per read": lambda r, seg, pal: 1 if r <= 14 else 4 if seg <= 28 else 8,
+        "32-bit entries, one line per read": lambda r, seg, pal: 1 if r <= 7 else 4 if seg <= 14 else 16,
     }
     print(f"{len(all_nodes)} IPv4 nodes from {path}")
     for name, lines_of in layouts.items():
         total = 0
         for leaves in all_nodes:
             seg = max(runs(leaves[s * 64:(s + 1) * 64]) for s in range(4))
-            total += lines_of(runs(leaves), seg)
-        print(f"{name:45} {total:8} lines  {total * 64 / 2**20:6.2f} MiB")
+            pal = max(len(set(x for x in leaves[s * 64:(s + 1) * 64] if x != 0)) for s in range(4))
+            total += lines_of(runs(leaves), seg, pal)
+        print(f"{name:52} {total:8} lines  {total * 64 / 2**20:6.2f} MiB")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,9 @@ enum accel_route_type {
  * it; `accel lookup` says why bpf_fib_lookup decides. */
 enum accel_fib_mark {
 	ACCEL_FIB_CAPACITY = 1,
+	/* Or, with the node's index in the bits below: a trie node that has
+	 * no lines (each such leaf distinct, as a node pointer is). */
+	ACCEL_FIB_UNPLACED = 1 << 23,
 };
 
 /*
@@ -76,8 +79,10 @@ enum accel_leaf {
 	ACCEL_LEAF_TYPE_SHIFT = 24,
 	ACCEL_LEAF_TYPE_MASK = 0xf,
 	ACCEL_LEAF_ID_MASK = (1 << 24) - 1,
-	/* In a node pointer: the node is DIRECT, else COMPACT (see below). */
+	/* In a node pointer: the node is DIRECT or SEGMENTED, else COMPACT
+	 * (see below). */
 	ACCEL_LEAF_DIRECT = 1 << 24,
+	ACCEL_LEAF_SEGMENTED = 1 << 25,
 };
 
 /*
@@ -86,8 +91,15 @@ enum accel_leaf {
  * nodes of 256 leaves, one per further byte: at most 3 reads for IPv4
  * (16-8-8), ACCEL_TRIE6_LEVELS for IPv6, five for a /48 destination.
  *
- * A node lives in the node array's 64-byte lines in one of two forms:
+ * A node lives in the node array's 64-byte lines in one of three forms:
  * - DIRECT: 16 lines, leaf i in word i;
+ * - SEGMENTED: 4 lines, line k for leaves 64k..64k+63: words 0-7 hold a
+ *   4-bit code per leaf (leaf i: bits 4 * (i % 8) of word (i % 64) / 8),
+ *   words 8-15 a palette of 8 leaves; code c < 8 is palette word c, code
+ *   15 no route. One line per leaf read, for nodes whose every 64 leaves
+ *   hold at most 8 distinct leaves besides none: most dense nodes of a
+ *   full table, which would take 16 lines DIRECT or cost a second read
+ *   as COMPACT;
  * - COMPACT: its runs of equal leaves, in 1 line (up to ACCEL_COMPACT_SMALL
  *   runs) or 4 (up to ACCEL_COMPACT_LARGE). Words 0-7: a bitmap of 256
  *   bits, bit i set where a run starts (bit i % 64 of the 64-bit word
@@ -95,8 +107,9 @@ enum accel_leaf {
  *   64-bit words before word k; word ACCEL_COMPACT_ENTRIES + r: run r's
  *   leaf. Leaf i is the entry of the run holding it: rank(i) - 1, rank(i)
  *   the bits set up to and including bit i.
- * Most nodes hold a handful of runs: the full tables take about a fifth
- * of the lines DIRECT nodes would (IPv4 two fifths, IPv6 a ninth).
+ * Most nodes hold a handful of runs: the full tables take about a seventh
+ * of the lines DIRECT nodes would (IPv4 a fifth, IPv6 a tenth, with the
+ * benchmark's eight next hops).
  */
 enum accel_trie {
 	ACCEL_ROOT_LEAVES = 1 << 16,
@@ -105,11 +118,15 @@ enum accel_trie {
 	ACCEL_COMPACT_ENTRIES = 9,
 	ACCEL_COMPACT_SMALL = ACCEL_LEAVES_PER_ENTRY - ACCEL_COMPACT_ENTRIES,
 	ACCEL_COMPACT_LARGE = 4 * ACCEL_LEAVES_PER_ENTRY - ACCEL_COMPACT_ENTRIES,
+	ACCEL_SEG_LEAVES = 64, /* per line */
+	ACCEL_SEG_PALETTE = 8, /* its first word; the codes' words before it */
+	ACCEL_SEG_SLOTS = 8,
+	ACCEL_SEG_NONE = 15,
 	/* The full IPv4 table (902k prefixes, about 25,900 nodes) needs
-	 * about 158,000 lines. */
+	 * about 78,000 lines. */
 	ACCEL_LINES4 = 1 << 18,
 	/* The full IPv6 table (160k prefixes, about 38,000 nodes) needs
-	 * about 69,000. */
+	 * about 62,000. */
 	ACCEL_LINES6 = 1 << 17,
 	ACCEL_TRIE6_LEVELS = 15, /* 16 + 14 * 8 = 128 bits */
 };

@@ -5,8 +5,8 @@
  * that both run the same code.
  *
  * Multibit tries with leaf pushing, strides 16-8-8-...: a root holds one
- * leaf per /16, the node arrays nodes of 256 leaves, stored DIRECT or
- * COMPACT (accel.h).
+ * leaf per /16, the node arrays nodes of 256 leaves, stored DIRECT,
+ * SEGMENTED or COMPACT (accel.h).
  * Every leaf holds the answer for its whole range (a route, nothing, or the
  * next node), so a lookup reads one leaf per level and stops at the first
  * that is not a node: one read where a /16 holds no longer route, two
@@ -55,7 +55,9 @@ static __always_inline __u32 fib_popcount(__u64 x)
 	return (x * 0x0101010101010101ULL) >> 56;
 }
 
-/* Leaf i of the node `ptr` points to (accel.h: DIRECT or COMPACT). A
+/* Leaf i of the node `ptr` points to (accel.h: DIRECT, SEGMENTED or
+ * COMPACT): one line read, but for a COMPACT node of over
+ * ACCEL_COMPACT_SMALL runs, where it may be two. A
  * COMPACT node's first line holds its bitmap and its first runs, so that a
  * node of up to ACCEL_COMPACT_SMALL runs costs one line read, like a
  * DIRECT one. */
@@ -68,6 +70,17 @@ static __always_inline __u32 fib_node_leaf(void *nodes, __u32 ptr, __u32 i)
 
 	if (ptr & ACCEL_LEAF_DIRECT)
 		return fib_leaf(nodes, line * ACCEL_LEAVES_PER_ENTRY + i);
+	if (ptr & ACCEL_LEAF_SEGMENTED) {
+		line += i / ACCEL_SEG_LEAVES;
+		h = bpf_map_lookup_elem(nodes, &line);
+		if (!h)
+			return 0;
+		k = (h->leaf[(i / 8) % 8] >> (4 * (i % 8))) & 0xf;
+		/* ACCEL_SEG_NONE and the codes no palette word has: no route. */
+		if (k >= ACCEL_SEG_SLOTS)
+			return 0;
+		return h->leaf[ACCEL_SEG_PALETTE + k];
+	}
 	h = bpf_map_lookup_elem(nodes, &line);
 	if (!h)
 		return 0;

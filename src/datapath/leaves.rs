@@ -20,6 +20,24 @@ pub fn fib_leaf() -> u32 {
     )
 }
 
+/// What a datapath leaf holds for trie node `n` while the node has no
+/// lines: "ask bpf_fib_lookup" as [`fib_leaf`] does, but distinct for each
+/// node, as node pointers are (a SEGMENTED node's palette relies on it).
+pub fn unplaced_leaf(n: usize) -> u32 {
+    debug_assert!(n < accel_fib_mark::ACCEL_FIB_UNPLACED.0 as usize);
+    route_leaf(
+        accel_route_type::ACCEL_RT_FIB.0,
+        accel_fib_mark::ACCEL_FIB_UNPLACED.0 | n as u32,
+    )
+}
+
+/// Whether a leaf is "ask bpf_fib_lookup" for lack of room: a degraded
+/// region's or a node's without lines.
+pub fn is_capacity_leaf(leaf: u32) -> bool {
+    let unplaced = accel_fib_mark::ACCEL_FIB_UNPLACED.0;
+    leaf == fib_leaf() || leaf & !(unplaced - 1) == unplaced_leaf(0) & !(unplaced - 1)
+}
+
 /// The depth of a degraded leaf: above every prefix's (1..=129), so that no
 /// route paints over it.
 pub const DEGRADED: u8 = u8::MAX;

@@ -636,10 +636,22 @@ impl Maps {
             if leaf & D::ACCEL_LEAF_EXT.0 == 0 {
                 break;
             }
-            // A header word that cannot be read makes the word found out of
-            // range, and the read below fails.
-            let read = |w: usize| self.leaf(nodes, w).unwrap_or(u32::MAX);
-            leaf = self.leaf(nodes, trie::node_word(read, leaf, usize::from(*byte)))?;
+            // A header or code word that cannot be read fails the walk.
+            let unread = std::cell::Cell::new(false);
+            let read = |w: usize| {
+                self.leaf(nodes, w).unwrap_or_else(|| {
+                    unread.set(true);
+                    0
+                })
+            };
+            let word = trie::node_word(read, leaf, usize::from(*byte));
+            if unread.get() {
+                return None;
+            }
+            leaf = match word {
+                Some(w) => self.leaf(nodes, w)?,
+                None => 0,
+            };
         }
         route_of_leaf(leaf)
     }

@@ -36,6 +36,7 @@ mod encode;
 mod lines;
 mod rules;
 mod runs;
+mod segment;
 mod warm;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -707,7 +708,7 @@ mod tests {
         let mut leaf = root[index(addr, 0)];
         let mut k = 1;
         while is_node(leaf) {
-            leaf = lines[node_word(|w| lines[w], leaf, index(addr, k))];
+            leaf = node_word(|w| lines[w], leaf, index(addr, k)).map_or(0, |w| lines[w]);
             k += 1;
         }
         leaf

@@ -1,9 +1,9 @@
 //! The route tries as the datapath's C code reads them (fib.h), against a
 //! longest-prefix match of the test's own: random tables that give every
 //! form of node (one-line and multi-line COMPACT nodes, whose leaf may lie
-//! past the first line, and DIRECT ones) at every level, probed at the
-//! first and last address of every prefix and inside it, then half the
-//! routes removed and others changed. The control plane's own reader of the
+//! past the first line, SEGMENTED and DIRECT ones) at every level, probed
+//! at the first and last address of every prefix and inside it, then half
+//! the routes removed and others changed. The control plane's own reader of the
 //! same arrays (`Maps::route_for`) is unit-tested against the trie; this
 //! holds the BPF code to the same answers.
 //!
@@ -207,9 +207,17 @@ fn run(
 fn ipv4_trie_in_bpf_answers_as_a_reference_lookup() {
     let Some(lab) = Lab::new() else { return };
     run(&lab, Table::new(32), 4, |t, c, rng| {
-        // A /16 with two hundred /24s and longer: its node is DIRECT.
+        // A /16 with two hundred /24s and longer, of three kinds of route:
+        // its node is SEGMENTED (a few distinct leaves per 64).
         t.fill(&lab, c, rng, (v4("45.64.0.0"), 16), 17..=24, 200);
-        // Some tens: a COMPACT node of several lines.
+        // The same with tens of nodes below its first 64 leaves, each a
+        // leaf of its own: DIRECT.
+        t.fill(&lab, c, rng, (v4("45.67.0.0"), 16), 17..=24, 200);
+        t.fill(&lab, c, rng, (v4("45.67.0.0"), 18), 25..=32, 60);
+        // Some tens and a dozen nodes below: COMPACT in several lines.
+        t.fill(&lab, c, rng, (v4("45.68.0.0"), 16), 18..=24, 25);
+        t.fill(&lab, c, rng, (v4("45.68.0.0"), 18), 25..=32, 12);
+        // Some tens: more runs than a line holds; SEGMENTED as well.
         t.fill(&lab, c, rng, (v4("45.65.0.0"), 16), 18..=24, 25);
         // A handful: one line.
         t.fill(&lab, c, rng, (v4("45.66.0.0"), 16), 20..=24, 3);
@@ -227,6 +235,8 @@ fn ipv6_trie_in_bpf_answers_as_a_reference_lookup() {
     let Some(lab) = Lab::new() else { return };
     run(&lab, Table::new(128), 6, |t, c, rng| {
         t.fill(&lab, c, rng, (v6("2a02:1000::"), 32), 40..=48, 200);
+        t.fill(&lab, c, rng, (v6("2a02:4000::"), 32), 40..=48, 200);
+        t.fill(&lab, c, rng, (v6("2a02:4000::"), 34), 41..=64, 60);
         t.fill(&lab, c, rng, (v6("2a02:2000::"), 32), 33..=48, 25);
         t.fill(&lab, c, rng, (v6("2a02:3000::"), 32), 36..=48, 3);
         t.fill(&lab, c, rng, (v6("2a02:1000:77::"), 48), 49..=64, 160);

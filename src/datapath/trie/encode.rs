@@ -1,5 +1,6 @@
-//! The datapath's copy of a trie: its nodes stored DIRECT or COMPACT in
-//! the node array's 64-byte lines (accel.h), written after each update.
+//! The datapath's copy of a trie: its nodes stored DIRECT, SEGMENTED or
+//! COMPACT in the node array's 64-byte lines (accel.h), written after each
+//! update.
 //!
 //! The trie itself keeps every node's leaves in memory of its own (as
 //! runs, [`super::runs`]) and notes which nodes and root leaves an update
@@ -7,7 +8,8 @@
 //! writes them to the datapath, deepest first:
 //! - a node whose runs start where its block's do (and which keeps its
 //!   size) gets its changed words written in place, each one leaf that
-//!   answers old or new;
+//!   answers old or new; so does a DIRECT node, and a SEGMENTED one whose
+//!   lines can take the change ([`super::segment`]);
 //! - any other node is written whole to a new block, then linked: its
 //!   parent's word (a single-leaf run, since no two leaves point to the
 //!   same node) or root leaf is switched to it, and the old block is
@@ -24,9 +26,10 @@ use std::time::Instant;
 
 use super::lines::{Lines, CHUNK};
 use super::runs::Runs;
+use super::segment;
 use super::{is_node, node_of, Slot, Trie, NODE_LEAVES};
 use crate::bpf::types::{accel_leaf as D, accel_trie as T};
-use crate::datapath::leaves::{fib_leaf, LeafStore};
+use crate::datapath::leaves::{fib_leaf, unplaced_leaf, LeafStore};
 
 pub const LINE_WORDS: usize = D::ACCEL_LEAVES_PER_ENTRY.0 as usize;
 const COUNTS: usize = T::ACCEL_COMPACT_COUNTS.0 as usize;
@@ -34,6 +37,9 @@ const ENTRIES: usize = T::ACCEL_COMPACT_ENTRIES.0 as usize;
 const SMALL: usize = T::ACCEL_COMPACT_SMALL.0 as usize;
 const LARGE: usize = T::ACCEL_COMPACT_LARGE.0 as usize;
 const DIRECT: u32 = D::ACCEL_LEAF_DIRECT.0;
+const SEGMENTED: u32 = D::ACCEL_LEAF_SEGMENTED.0;
+/// A node pointer's form bits: DIRECT, SEGMENTED or neither (COMPACT).
+const FORM: u32 = DIRECT | SEGMENTED;
 
 /// Where the bits set in a node's leaves start runs.
 type Bitmap = [u64; 4];
@@ -55,8 +61,9 @@ pub(super) struct Meta {
     /// Where the runs of its block start (COMPACT), and how many runs it
     /// had at the last flush.
     bits: Bitmap,
-    runs: u16,
-    /// The datapath's pointer to it (EXT [| DIRECT] | line), 0 while it
+    /// The lines its form takes, as of the last flush.
+    lines: u8,
+    /// The datapath's pointer to it (EXT [| form] | line), 0 while it
     /// has no block, and the block's lines.
     at: u32,
     size: u8,
@@ -67,6 +74,20 @@ pub(super) struct Meta {
     dirty: bool,
     lo: u8,
     hi: u8,
+}
+
+impl Meta {
+    /// The lines of its block an in-place write of leaves lo..=hi changes:
+    /// a DIRECT or SEGMENTED block's lines of those leaves; a COMPACT
+    /// block is a few lines, any of which may change.
+    fn lines_in_place(&self) -> std::ops::Range<usize> {
+        let per = match self.at & FORM {
+            DIRECT => LINE_WORDS,
+            SEGMENTED => segment::LEAVES,
+            _ => return 0..usize::from(self.size),
+        };
+        usize::from(self.lo) / per..usize::from(self.hi) / per + 1
+    }
 }
 
 /// What a flush does with a changed node.
@@ -209,8 +230,16 @@ impl<S: LeafStore> Out<S> {
             return leaf;
         }
         match self.meta[node_of(leaf)].at {
-            0 => fib_leaf(),
+            0 => unplaced_leaf(node_of(leaf)),
             ptr => ptr,
+        }
+    }
+
+    /// Asks for `lines` of the block at `ptr` ahead of their use.
+    fn prefetch_lines(&self, ptr: u32, lines: std::ops::Range<usize>) {
+        let base = (ptr & D::ACCEL_LEAF_ID_MASK.0) as usize * LINE_WORDS;
+        for line in lines {
+            self.lines.prefetch(base + line * LINE_WORDS);
         }
     }
 
@@ -224,25 +253,26 @@ impl<S: LeafStore> Out<S> {
     }
 }
 
-/// The lines a node of `runs` runs takes, and whether it is DIRECT.
-pub fn lines_for(runs: usize) -> usize {
+/// The form (pointer bits) and lines of a node of `runs` runs, given
+/// whether every 64 of its leaves fit a SEGMENTED line: COMPACT in a
+/// line, else SEGMENTED, else COMPACT in 4 lines, else DIRECT. Each but the
+/// 4-line COMPACT answers from one line read.
+pub fn form_for(runs: usize, segments_fit: bool) -> (u32, usize) {
     if runs <= SMALL {
-        1
+        (0, 1)
+    } else if segments_fit {
+        (SEGMENTED, 4)
     } else if runs <= LARGE {
-        4
+        (0, 4)
     } else {
-        CHUNK
+        (DIRECT, CHUNK)
     }
 }
 
-/// Whether a node's block at `ptr` (of `had` lines, whose runs start at
-/// `had_bits`) can take its new leaves in place: the same form and size,
-/// and for a COMPACT one the same runs.
-fn same_shape(ptr: u32, had: usize, had_bits: &Bitmap, size: usize, bits: &Bitmap) -> bool {
-    if ptr & DIRECT != 0 || size == CHUNK {
-        return ptr & DIRECT != 0 && size == CHUNK;
-    }
-    size == had && had_bits == bits
+/// Whether every 64 leaves of a node fit a SEGMENTED line (its leaves
+/// as the trie holds them: each node pointer distinct, as in the datapath).
+fn segments_fit(leaves: &Runs) -> bool {
+    segment::node_fits(leaves.from(0))
 }
 
 /// The bits set in `bits` up to and including bit `i`.
@@ -253,19 +283,23 @@ fn rank(bits: &Bitmap, i: usize) -> usize {
 }
 
 /// The word (of the whole node array) that holds leaf `i` of the node
-/// `ptr` points to, reading the node's header through `read` (fib.h's
-/// fib_node_leaf).
-pub fn node_word(read: impl Fn(usize) -> u32, ptr: u32, i: usize) -> usize {
+/// `ptr` points to, reading the node's header or codes through `read`
+/// (fib.h's fib_node_leaf); None where a SEGMENTED node says "no route".
+pub fn node_word(read: impl Fn(usize) -> u32, ptr: u32, i: usize) -> Option<usize> {
     let base = (ptr & D::ACCEL_LEAF_ID_MASK.0) as usize * LINE_WORDS;
     if ptr & DIRECT != 0 {
-        return base + i;
+        return Some(base + i);
+    }
+    if ptr & SEGMENTED != 0 {
+        let line = base + i / segment::LEAVES * LINE_WORDS;
+        return segment::word_of(read(line + segment::code_word(i)), i).map(|w| line + w);
     }
     let k = i / 64;
     let bits = u64::from(read(base + 2 * k)) | (u64::from(read(base + 2 * k + 1)) << 32);
     let upto = bits & (((2u128 << (i % 64)) - 1) as u64);
     let before = (read(base + COUNTS) >> (8 * k)) & 0xff;
     let rank = before as usize + upto.count_ones() as usize;
-    base + ENTRIES - 1 + rank
+    Some(base + ENTRIES - 1 + rank)
 }
 
 impl<S: LeafStore> Trie<S> {
@@ -296,19 +330,11 @@ impl<S: LeafStore> Trie<S> {
             if matches!(step, Step::Left(_)) || m.at == 0 {
                 continue;
             }
-            let base = (m.at & D::ACCEL_LEAF_ID_MASK.0) as usize * LINE_WORDS;
-            // A DIRECT block written in place changes only the lines of
-            // leaves lo..=hi (write_leaves); any other block is written whole
-            // or is a few lines.
             let lines = match step {
-                Step::InPlace if m.at & DIRECT != 0 => {
-                    usize::from(m.lo) / LINE_WORDS..usize::from(m.hi) / LINE_WORDS + 1
-                }
+                Step::InPlace => m.lines_in_place(),
                 _ => 0..usize::from(m.size),
             };
-            for line in lines {
-                self.out.lines.prefetch(base + line * LINE_WORDS);
-            }
+            self.out.prefetch_lines(m.at, lines);
         }
         // Written deepest first: a node's children have their blocks
         // before it is written or linked.
@@ -357,21 +383,55 @@ impl<S: LeafStore> Trie<S> {
     /// How node `n` reaches the datapath: in place, in a new block (taken
     /// now), or not at all (no lines, or its parent has none).
     fn decide(&mut self, n: usize) -> Step {
-        let (bits, runs) = self.out.meta[n].leaves.leaf_run_starts();
-        self.out.meta[n].runs = runs as u16;
         let m = &self.out.meta[n];
-        let size = lines_for(runs);
         let reachable = self.out.reachable_below(self.out.parent(n));
-        let old = (m.at, m.size);
-        if reachable && m.at != 0 && same_shape(m.at, usize::from(m.size), &m.bits, size, &bits) {
+        // A SEGMENTED node is first tried in place (write_segments), and
+        // its form looked at again only if its lines cannot take the
+        // change: then it moves.
+        if reachable && m.at & SEGMENTED != 0 && m.leaves.len() > SMALL {
             return Step::InPlace;
         }
+        self.reform(n, reachable)
+    }
+
+    /// decide() for a node that is not written in place as it is: its form
+    /// now, and in place if that can be, else a new block.
+    fn reform(&mut self, n: usize, reachable: bool) -> Step {
+        let (bits, runs) = self.out.meta[n].leaves.leaf_run_starts();
+        let fit = runs > SMALL && segments_fit(&self.out.meta[n].leaves);
+        let (form, size) = form_for(runs, fit);
+        self.out.meta[n].lines = size as u8;
+        if reachable && self.fits_in_place(n, form, size, &bits) {
+            return Step::InPlace;
+        }
+        self.place(n, form, size, bits, reachable)
+    }
+
+    /// Whether node `n`, now of `form` and `size` lines (runs starting at
+    /// `bits`), can be written over its block: a DIRECT one, or a COMPACT
+    /// one of the same size and runs. (A SEGMENTED one was tried already.)
+    fn fits_in_place(&self, n: usize, form: u32, size: usize, bits: &Bitmap) -> bool {
+        let m = &self.out.meta[n];
+        if m.at == 0 || m.at & FORM != form {
+            return false;
+        }
+        match form {
+            DIRECT => true,
+            SEGMENTED => false,
+            _ => size == usize::from(m.size) && m.bits == *bits,
+        }
+    }
+
+    /// Gives node `n` a new block of `form` (or none: no lines, or not
+    /// `reachable`).
+    fn place(&mut self, n: usize, form: u32, size: usize, bits: Bitmap, reachable: bool) -> Step {
+        let m = &self.out.meta[n];
+        let old = (m.at, m.size);
         let taken = if reachable { self.out.take(size) } else { None };
         let meta = &mut self.out.meta[n];
         match taken {
             Some((line, got)) => {
-                let direct = if size == CHUNK { DIRECT } else { 0 };
-                (meta.at, meta.size) = (D::ACCEL_LEAF_EXT.0 | direct | line as u32, got as u8);
+                (meta.at, meta.size) = (D::ACCEL_LEAF_EXT.0 | form | line as u32, got as u8);
                 meta.bits = bits;
                 self.out.unplaced.remove(&n);
                 Step::Moved(old)
@@ -390,13 +450,26 @@ impl<S: LeafStore> Trie<S> {
         let m = &self.out.meta[n];
         let (at, bits, lo, hi) = (m.at, m.bits, usize::from(m.lo), usize::from(m.hi));
         let old = match step {
+            Step::InPlace if at & SEGMENTED != 0 => {
+                if !self.write_segments(n, at, lo, hi, true) {
+                    // Its lines cannot take the change: its form again, and
+                    // a new block.
+                    let step = self.reform(n, true);
+                    self.write(n, step);
+                }
+                return;
+            }
             Step::InPlace => {
                 self.write_leaves(n, at, lo, hi);
                 return;
             }
             Step::Moved(old) => {
                 self.write_header(at, &bits);
-                self.write_leaves(n, at, 0, NODE_LEAVES - 1);
+                if at & SEGMENTED != 0 {
+                    self.write_segments(n, at, 0, NODE_LEAVES - 1, false);
+                } else {
+                    self.write_leaves(n, at, 0, NODE_LEAVES - 1);
+                }
                 // The block is complete before anything points to it.
                 self.out.lines.publish();
                 old
@@ -407,9 +480,78 @@ impl<S: LeafStore> Trie<S> {
         self.out.free_later(old);
     }
 
+    /// The runs of node `n`'s leaves `lo..=hi` that lie in its SEGMENTED
+    /// line `k`, as the datapath is to hold them: (start, end) within the
+    /// line, and the leaf.
+    fn segment_runs(
+        &self,
+        n: usize,
+        k: usize,
+        lo: usize,
+        hi: usize,
+    ) -> impl Iterator<Item = (usize, usize, u32)> + '_ {
+        let first = k * segment::LEAVES;
+        let (lo, end) = (lo.max(first), (hi + 1).min(first + segment::LEAVES));
+        self.out.meta[n]
+            .leaves
+            .from(lo)
+            .take_while(move |r| r.0 < end)
+            .map(move |(start, stop, leaf)| {
+                let (a, b) = (start.max(lo), stop.min(end));
+                (a - first, b - first, self.out.translate(leaf))
+            })
+    }
+
+    fn segment_base(&self, ptr: u32, k: usize) -> usize {
+        ((ptr & D::ACCEL_LEAF_ID_MASK.0) as usize + k) * LINE_WORDS
+    }
+
+    /// Writes the lines of leaves `lo..=hi` of the SEGMENTED node `n`: over
+    /// the lines of its block (`in_place`: the words that change, palette
+    /// first, then codes, see [`segment`]), or whole in a new block. False,
+    /// with nothing written, when a line cannot take its leaves in place.
+    fn write_segments(&mut self, n: usize, ptr: u32, lo: usize, hi: usize, in_place: bool) -> bool {
+        const NONE: Option<(segment::Line, segment::Line)> = None;
+        let mut lines = [NONE; NODE_LEAVES / segment::LEAVES];
+        for (k, slot) in lines
+            .iter_mut()
+            .enumerate()
+            .take(hi / segment::LEAVES + 1)
+            .skip(lo / segment::LEAVES)
+        {
+            let base = self.segment_base(ptr, k);
+            let runs = self.segment_runs(n, k, lo, hi);
+            *slot = if in_place {
+                let old: segment::Line = std::array::from_fn(|w| self.out.lines.get(base + w));
+                match segment::update_in_place(&old, runs) {
+                    Some(new) => Some((old, new)),
+                    None => return false,
+                }
+            } else {
+                // reform() found that they fit; should they not, the
+                // range is bpf_fib_lookup's rather than wrong.
+                let new = segment::fresh(runs)
+                    .or_else(|| segment::fresh([(0, segment::LEAVES, fib_leaf())].into_iter()));
+                // Every word of a new block: its lines held anything.
+                new.map(|new| (new.map(|w| !w), new))
+            };
+        }
+        for words in [segment::PALETTE_WORDS, segment::CODE_WORDS] {
+            for (k, line) in lines.iter().enumerate() {
+                let Some((old, new)) = line else { continue };
+                let base = self.segment_base(ptr, k);
+                for w in words.clone().filter(|&w| old[w] != new[w]) {
+                    self.out.lines.set(base + w, new[w]);
+                }
+            }
+            self.out.lines.publish();
+        }
+        true
+    }
+
     /// A COMPACT block's bitmap and counts (accel.h).
     fn write_header(&mut self, ptr: u32, bits: &Bitmap) {
-        if ptr & DIRECT != 0 {
+        if ptr & FORM != 0 {
             return;
         }
         let base = (ptr & D::ACCEL_LEAF_ID_MASK.0) as usize * LINE_WORDS;
@@ -470,9 +612,13 @@ impl<S: LeafStore> Trie<S> {
                 if ptr == 0 {
                     return;
                 }
+                // A SEGMENTED parent's palette word of a node pointer is
+                // named by this leaf alone, and may follow it (segment).
                 let w = node_word(|w| self.out.lines.get(w), ptr, j % NODE_LEAVES);
                 let v = self.out.translate(self.get(Slot::Node(j)));
-                self.out.lines.set(w, v);
+                if let Some(w) = w {
+                    self.out.lines.set(w, v);
+                }
             }
         }
     }
@@ -510,7 +656,7 @@ impl<S: LeafStore> Trie<S> {
             .meta
             .iter()
             .filter(|m| m.live)
-            .map(|m| lines_for(usize::from(m.runs)))
+            .map(|m| usize::from(m.lines))
             .sum()
     }
 
@@ -614,10 +760,12 @@ pub(super) struct Counted {
 #[cfg(test)]
 mod tests {
     use super::super::tests::{
-        a, datapath_lookup, family_table, logged, states_seen, update_unflushed, Rnd, LENS,
+        a, datapath_lookup, family_table, logged, reference, states_seen, update, update_unflushed,
+        Rnd, LENS,
     };
+    use super::super::{index, node_of};
     use super::*;
-    use crate::datapath::leaves::route_leaf;
+    use crate::datapath::leaves::{is_capacity_leaf, route_leaf};
     use crate::model::Family;
     use crate::slots::GRACE;
     use std::collections::HashMap;
@@ -708,7 +856,7 @@ mod tests {
         t.insert(a4("10.2.3.0"), 24, route_leaf(0, 99));
         t.flush();
         let dp = |t: &Trie<Vec<u32>>, s| datapath_lookup(&t.out.root, &t.out.lines, a4(s));
-        assert_eq!(dp(&t, "10.2.3.1"), fib_leaf());
+        assert!(is_capacity_leaf(dp(&t, "10.2.3.1")));
         assert_eq!(dp(&t, "10.1.2.1"), route_leaf(0, 2));
         let u = t.usage();
         assert_eq!((u.degraded, u.regions), (1, 1));
@@ -735,7 +883,7 @@ mod tests {
         t.insert(a4("10.1.7.0"), 25, route_leaf(0, 1));
         t.flush();
         let dp = |t: &Trie<Vec<u32>>, s| datapath_lookup(&t.out.root, &t.out.lines, a4(s));
-        assert_eq!(dp(&t, "10.1.7.1"), fib_leaf());
+        assert!(is_capacity_leaf(dp(&t, "10.1.7.1")));
         assert_eq!(dp(&t, "10.1.8.1"), 0, "the /16's node is in the datapath");
         assert_eq!(t.usage().regions, 1);
     }
@@ -812,7 +960,7 @@ mod tests {
                 for state in seen {
                     for (i, p) in probes.iter().enumerate() {
                         assert!(
-                            [before[i], after[i], fib_leaf()].contains(&state[i]),
+                            [before[i], after[i]].contains(&state[i]) || is_capacity_leaf(state[i]),
                             "{lines} lines, step {step}: {p:#x} saw {:#x}, not {:#x} or {:#x}",
                             state[i],
                             before[i],
@@ -823,7 +971,7 @@ mod tests {
                 for p in &probes {
                     let d = datapath_lookup(&t.out.root.v, &t.out.lines.v, *p);
                     assert!(
-                        [t.lookup(*p), fib_leaf()].contains(&d),
+                        t.lookup(*p) == d || is_capacity_leaf(d),
                         "{lines} lines: {p:#x}"
                     );
                 }
@@ -833,5 +981,68 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Dense nodes of a few next hops take the SEGMENTED form, change in
+    /// place or move, and answer old or new after every single write,
+    /// children (a /48 under a /40) linked below them included.
+    #[test]
+    fn segmented_nodes_answer_old_or_new_under_churn() {
+        let mut t = logged(512);
+        let mut rules = HashMap::new();
+        let mut rnd = Rnd(fastrand::Rng::with_seed(0x5e9));
+        let base = a("2001:db8::");
+        update(&mut t, &mut rules, base, 32, Some(route_leaf(0, 1)));
+        let (mut segmented, mut in_place) = (0, 0);
+        for step in 0..1500u32 {
+            let byte = |r: &mut Rnd| u128::from(r.next() as u8);
+            let k = byte(&mut rnd);
+            // Children under three /40s; four next hops, and now and then
+            // one that appears once (the palette's words never written run
+            // out, and the node moves).
+            let (addr, len) = match rnd.next() % 10 {
+                0 => (base | (k % 3) << 88 | byte(&mut rnd) << 80, 48),
+                _ => (base | k << 88, 40),
+            };
+            let nh = match rnd.next() % 60 {
+                0 => 100 + step,
+                r => 2 + (r % 4) as u32,
+            };
+            let leaf = (rnd.next() % 3 != 0).then(|| route_leaf(0, nh));
+            let probes: Vec<u128> = (0..256u128)
+                .map(|i| base | i << 88 | byte(&mut rnd) << 80)
+                .chain([addr])
+                .collect();
+            let before: Vec<u32> = probes.iter().map(|p| t.lookup(*p)).collect();
+            let seen = states_seen(&mut t, &probes, |t| update(t, &mut rules, addr, len, leaf));
+            for (i, p) in probes.iter().enumerate() {
+                assert_eq!(t.lookup(*p), reference(&rules, *p), "step {step}: {p:#x}");
+                let after = t.lookup(*p);
+                for state in &seen {
+                    assert!(
+                        state[i] == before[i] || state[i] == after,
+                        "step {step}: {p:#x} saw {:#x}, not {:#x} or {after:#x}",
+                        state[i],
+                        before[i]
+                    );
+                }
+            }
+            // The node of the /40s: below the root and the /24 and /32 levels.
+            let mut node = node_of(t.root[index(base, 0)]);
+            for k in 1..3 {
+                node = node_of(t.leaves(node).get(index(base, k)).0);
+            }
+            if t.out.meta[node].at & SEGMENTED != 0 {
+                segmented += 1;
+                // One write per line at most twice over: its palette and codes.
+                in_place += usize::from(seen.len() <= 2 * 16);
+            }
+            assert_eq!(t.lines_in_use(), t.lines_needed(), "step {step}");
+        }
+        assert!(
+            segmented > 500,
+            "the node was SEGMENTED after {segmented} steps"
+        );
+        assert!(in_place > 200, "{in_place} small writes");
     }
 }
