@@ -68,7 +68,8 @@ enum accel_fib_mark {
 
 /*
  * Route leaves: 0 (no route), a route (ROUTE | type << TYPE_SHIFT | nh_id)
- * or the next node of a trie (EXT | [DIRECT] | first line of the node).
+ * or the next node of a trie (EXT | [DIRECT or SEGMENTED] | first line of
+ * the node).
  * Packed ACCEL_LEAVES_PER_ENTRY to a map entry (a 64-byte line) so that
  * the arrays, memory-mapped by the control plane, are dense.
  */

@@ -31,11 +31,16 @@ pub fn unplaced_leaf(n: usize) -> u32 {
     )
 }
 
+/// Whether a leaf is [`unplaced_leaf`]'s, for some node.
+pub fn is_unplaced_leaf(leaf: u32) -> bool {
+    let mark = accel_fib_mark::ACCEL_FIB_UNPLACED.0;
+    leaf & !(mark - 1) == unplaced_leaf(0)
+}
+
 /// Whether a leaf is "ask bpf_fib_lookup" for lack of room: a degraded
 /// region's or a node's without lines.
 pub fn is_capacity_leaf(leaf: u32) -> bool {
-    let unplaced = accel_fib_mark::ACCEL_FIB_UNPLACED.0;
-    leaf == fib_leaf() || leaf & !(unplaced - 1) == unplaced_leaf(0) & !(unplaced - 1)
+    leaf == fib_leaf() || is_unplaced_leaf(leaf)
 }
 
 /// The depth of a degraded leaf: above every prefix's (1..=129), so that no

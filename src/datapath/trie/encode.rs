@@ -58,8 +58,7 @@ pub(super) struct Meta {
     /// the node reverts to when the last rule of the node's level over it
     /// goes, found without searching the rules (`Trie::covering_in`).
     pub base: (u32, u8),
-    /// Where the runs of its block start (COMPACT), and how many runs it
-    /// had at the last flush.
+    /// Where the runs of its block start (COMPACT).
     bits: Bitmap,
     /// The lines its form takes, as of the last flush.
     lines: u8,
@@ -616,6 +615,7 @@ impl<S: LeafStore> Trie<S> {
                 // named by this leaf alone, and may follow it (segment).
                 let w = node_word(|w| self.out.lines.get(w), ptr, j % NODE_LEAVES);
                 let v = self.out.translate(self.get(Slot::Node(j)));
+                debug_assert!(w.is_some(), "a node pointer reads as no route");
                 if let Some(w) = w {
                     self.out.lines.set(w, v);
                 }

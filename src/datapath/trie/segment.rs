@@ -3,19 +3,22 @@
 //! such a line is updated in place while the datapath reads it.
 //!
 //! The datapath reads a leaf's code word, then the palette word the code
-//! names, and a reader can be held up between the two for as long as the
-//! grace period of freed lines. So a palette word, once written, keeps its
-//! value for the life of the block, with one exception: the word of a
-//! node pointer, which only its own leaf ever names (no two leaves point
-//! to the same node), may be switched to that leaf's new value. Any other
-//! new value takes a word never written before (a 0: no palette word is 0,
-//! "no route" being a code of its own). Written palette first, then codes,
-//! every leaf answers old or new at every store. When no unwritten word is
-//! left for a new value, the node is written whole to a new block instead.
+//! names, and a reader can be held up in between for any time. So a
+//! palette word that holds a route keeps it for the life of the block:
+//! whoever names it finds a route its leaf had. A node's word (its pointer,
+//! or the mark of a node without lines) is only ever named by the leaf
+//! that first took it: a node value never takes a word by matching its
+//! value (a dead word may hold it, from a node since dropped, whose index
+//! or block came back), only a word never written. So that word may follow
+//! its one leaf to that leaf's next node value. A new value takes a word
+//! never written (a 0: no palette word is 0, "no route" being a code of its
+//! own). Written palette first, then codes, every leaf answers old or new
+//! at every store, and a reader held up across updates finds a value its
+//! leaf had meanwhile. When no unwritten word is left, the node is written
+//! whole to a new block instead.
 
-use crate::bpf::types::{
-    accel_fib_mark as F, accel_leaf as D, accel_route_type as R, accel_trie as T,
-};
+use crate::bpf::types::{accel_leaf as D, accel_trie as T};
+use crate::datapath::leaves::is_unplaced_leaf;
 
 /// Leaves per line.
 pub const LEAVES: usize = T::ACCEL_SEG_LEAVES.0 as usize;
@@ -55,10 +58,7 @@ pub fn code_word(i: usize) -> usize {
 /// Whether a datapath leaf stands for a node: its pointer, or the mark of
 /// a node without lines (each distinct, see accel.h's ACCEL_FIB_UNPLACED).
 fn is_node_value(v: u32) -> bool {
-    let unplaced = D::ACCEL_LEAF_ROUTE.0
-        | (R::ACCEL_RT_FIB.0 << D::ACCEL_LEAF_TYPE_SHIFT.0)
-        | F::ACCEL_FIB_UNPLACED.0;
-    v & D::ACCEL_LEAF_EXT.0 != 0 || v & !(F::ACCEL_FIB_UNPLACED.0 - 1) == unplaced
+    v & D::ACCEL_LEAF_EXT.0 != 0 || is_unplaced_leaf(v)
 }
 
 /// Whether a node's leaves, given as runs (start, end, leaf) in order,
@@ -86,12 +86,7 @@ pub fn node_fits(runs: impl Iterator<Item = (usize, usize, u32)>) -> bool {
 /// A new block's line for the runs (start, end, leaf) of its 64 leaves,
 /// or None when they do not fit.
 pub fn fresh(runs: impl Iterator<Item = (usize, usize, u32)>) -> Option<Line> {
-    let mut line = [0; PALETTE + SLOTS];
-    for (start, end, v) in runs {
-        let c = if v == 0 { NONE } else { slot_of(&mut line, v)? };
-        set_codes(&mut line, start, end, c);
-    }
-    Some(line)
+    update_in_place(&[0; PALETTE + SLOTS], runs)
 }
 
 /// The line that answers leaves `start..end` with `leaf` for every run
@@ -105,44 +100,42 @@ pub fn update_in_place(
     for (start, end, v) in runs {
         let c = if v == 0 {
             NONE
-        } else if let Some(c) = pointer_follows(&mut line, old, start, end, v) {
-            c
+        } else if is_node_value(v) {
+            node_word(&mut line, old, start, v)?
         } else {
-            slot_of(&mut line, v)?
+            route_word(&mut line, v)?
         };
         set_codes(&mut line, start, end, c);
     }
     Some(line)
 }
 
-/// The palette word of `v`: one that holds it, else one never written.
-fn slot_of(line: &mut Line, v: u32) -> Option<u8> {
-    let palette = &mut line[PALETTE..];
-    let s = match palette.iter().position(|&w| w == v) {
-        Some(s) => s,
-        None => {
-            let s = palette.iter().position(|&w| w == 0)?;
-            palette[s] = v;
-            s
-        }
-    };
-    Some(s as u8)
+/// The palette word of route `v`: one that holds it, else one never
+/// written.
+fn route_word(line: &mut Line, v: u32) -> Option<u8> {
+    match line[PALETTE..].iter().position(|&w| w == v) {
+        Some(s) => Some(s as u8),
+        None => unwritten_word(line, v),
+    }
 }
 
-/// A node pointer's leaf `start` (alone in its run) keeps its palette
-/// word, switched to `v`, when that word holds a node and no other leaf
-/// names it.
-fn pointer_follows(line: &mut Line, old: &Line, start: usize, end: usize, v: u32) -> Option<u8> {
-    if end != start + 1 || !is_node_value(v) || line[PALETTE..].contains(&v) {
-        return None;
-    }
-    let c = code(old, start);
+/// The palette word of node value `v` at leaf `i` (a node is a run of one
+/// leaf): the leaf's own word if it held a node and no other leaf names it
+/// (switched to `v`), else one never written.
+fn node_word(line: &mut Line, old: &Line, i: usize, v: u32) -> Option<u8> {
+    let c = code(old, i);
     let w = PALETTE + usize::from(c);
-    if usize::from(c) >= SLOTS || !is_node_value(line[w]) || named(old, c) != 1 {
-        return None;
+    if usize::from(c) < SLOTS && is_node_value(line[w]) && named(old, c) == 1 {
+        line[w] = v;
+        return Some(c);
     }
-    line[w] = v;
-    Some(c)
+    unwritten_word(line, v)
+}
+
+fn unwritten_word(line: &mut Line, v: u32) -> Option<u8> {
+    let s = line[PALETTE..].iter().position(|&w| w == 0)?;
+    line[PALETTE + s] = v;
+    Some(s as u8)
 }
 
 /// How many leaves of `line` have code `c`.
@@ -167,6 +160,7 @@ fn set_codes(line: &mut Line, start: usize, end: usize, c: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bpf::types::accel_route_type as R;
     use crate::datapath::leaves::{route_leaf, unplaced_leaf};
 
     fn leaf_at(line: &Line, i: usize) -> u32 {
@@ -286,5 +280,79 @@ mod tests {
             update_in_place(&line, each(&after)).is_none(),
             "no free word, none rewritten"
         );
+    }
+
+    /// Readers held up across many updates of a line, as long as it lives:
+    /// with its code from one state and its palette word from any later
+    /// one, a reader finds a value its leaf had in between. Node values
+    /// come back (indices and blocks are reused) but never two at once.
+    #[test]
+    fn a_reader_held_up_across_updates_finds_a_value_its_leaf_had() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut leaves = [r(1); LEAVES];
+        let mut line = fresh(each(&leaves)).unwrap();
+        // The states of the current block, and each leaf's value in each.
+        let (mut states, mut values) = (vec![line], vec![leaves]);
+        let (mut updates, mut moves) = (0, 0);
+        for _ in 0..3000 {
+            let i = rng.usize(..LEAVES);
+            let v = match rng.u8(..10) {
+                0..=5 => r(1 + rng.u32(..5)),
+                6 | 7 => ptr(rng.u32(..6)),
+                8 => 0,
+                _ => unplaced_leaf(rng.usize(..6)),
+            };
+            if is_node_value(v) && leaves.contains(&v) {
+                continue;
+            }
+            let mut after = leaves;
+            after[i] = v;
+            // A node of more distinct leaves would take another form.
+            if fresh(each(&after)).is_none() {
+                continue;
+            }
+            match update_in_place(&line, each(&after)) {
+                Some(new) => {
+                    for w in PALETTE_WORDS
+                        .chain(CODE_WORDS)
+                        .filter(|&w| line[w] != new[w])
+                    {
+                        let mut state = *states.last().unwrap();
+                        state[w] = new[w];
+                        states.push(state);
+                        values.push(std::array::from_fn(|k| leaf_at(&state, k)));
+                    }
+                    line = new;
+                    updates += 1;
+                }
+                None => {
+                    held_up_readers(&states, &values);
+                    line = fresh(each(&after)).unwrap();
+                    (states, values) = (vec![line], vec![after]);
+                    moves += 1;
+                }
+            }
+            answers(&line, &after);
+            leaves = after;
+        }
+        held_up_readers(&states, &values);
+        assert!(
+            updates > 1000 && moves > 20,
+            "{updates} in place, {moves} moves"
+        );
+    }
+
+    fn held_up_readers(states: &[Line], values: &[[u32; LEAVES]]) {
+        for a in 0..states.len() {
+            for b in a..states.len() {
+                for i in 0..LEAVES {
+                    let got = word_of(states[a][code_word(i)], i).map_or(0, |w| states[b][w]);
+                    assert!(
+                        values[a..=b].iter().any(|v| v[i] == got),
+                        "leaf {i}: code at state {a}, palette at {b}: {got:#x}"
+                    );
+                }
+            }
+        }
     }
 }
