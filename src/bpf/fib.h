@@ -57,10 +57,8 @@ static __always_inline __u32 fib_popcount(__u64 x)
 
 /* Leaf i of the node `ptr` points to (accel.h: DIRECT, SEGMENTED or
  * COMPACT): one line read, but for a COMPACT node of over
- * ACCEL_COMPACT_SMALL runs, where it may be two. A
- * COMPACT node's first line holds its bitmap and its first runs, so that a
- * node of up to ACCEL_COMPACT_SMALL runs costs one line read, like a
- * DIRECT one. */
+ * ACCEL_COMPACT_SMALL runs, where it may be two (its first line holds its
+ * bitmap and its first runs). */
 static __always_inline __u32 fib_node_leaf(void *nodes, __u32 ptr, __u32 i)
 {
 	__u32 line = ptr & ACCEL_LEAF_ID_MASK;

@@ -18,8 +18,8 @@ pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomS
 /// in (several pages per route event) is still cached when they are
 /// applied. With `accel-bench events` on the full table, 16-32 were best
 /// and 64 already lost some.
-/// (A size smallvec's arrays support: the warm-up keeps a burst on the
-/// stack, `datapath::trie::WarmBatches`.)
+/// It also sizes the stack arrays in which the warm-up keeps a burst
+/// (`datapath::trie::WarmBatches`), so it must be a size smallvec supports.
 pub const WARM_AHEAD: usize = 32;
 
 /// Shards of a [`ShardedMap`], as a power of two.
