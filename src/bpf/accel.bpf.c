@@ -899,19 +899,26 @@ static __always_inline int accel_run(struct pkt *k, void *data)
 {
 	struct accel_config *cfg;
 	__u32 zero = 0, slot;
+	int recount = 0;
 	__u64 now;
 
 	k->in = iface_lookup(k->in_ifindex);
 	if (!k->in)
 		return XDP_PASS;
 	/* Beside an XDP program, TC takes only what it was handed: the rest
-	 * XDP decided (and counted) already. */
-	if (k->tc && !(k->in->flags & ACCEL_IF_TC) && !k->handed)
-		return XDP_PASS;
+	 * XDP decided (and counted) already. Without the metadata that says
+	 * what was handed, TC decides again what XDP passed, and counts only
+	 * what it forwards: XDP counted the rest. */
+	if (k->tc && !(k->in->flags & ACCEL_IF_TC) && !k->handed) {
+		if (handoff_meta)
+			return XDP_PASS;
+		recount = 1;
+	}
 	slot = k->in->slot;
-	k->st = bpf_map_lookup_elem(&stats, &slot);
+	k->fwd_st = bpf_map_lookup_elem(&stats, &slot);
+	k->st = recount ? bpf_map_lookup_elem(&recount_stats, &zero) : k->fwd_st;
 	cfg = bpf_map_lookup_elem(&accel_cfg, &zero);
-	if (!k->st || !cfg)
+	if (!k->st || !k->fwd_st || !cfg)
 		return XDP_PASS;
 	k->st->frame_len = k->len;
 	now = bpf_ktime_get_coarse_ns();

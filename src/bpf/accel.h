@@ -223,7 +223,9 @@ enum accel_if_flags {
 	/* An XDP interface with the TC program beside it: what the XDP
 	 * program cannot finish (an ACCEL_IF_TC egress, an unresolved
 	 * neighbour) it hands to TC (ACCEL_HANDOFF_MARK in the metadata),
-	 * and TC decides nothing else here. */
+	 * and TC decides nothing else here. On a kernel that refuses XDP
+	 * metadata, TC decides again every frame XDP passed (handoff_meta,
+	 * forward.h). */
 	ACCEL_IF_TC_BESIDE = 1 << 9,
 };
 

@@ -92,7 +92,7 @@ static __always_inline int redirect_frame(struct pkt *k, __u32 frame_len,
 					  __u32 out_ifindex, __u32 out_slot,
 					  enum accel_stat outcome)
 {
-	struct accel_stats *st = k->st;
+	struct accel_stats *st = k->fwd_st;
 
 	__builtin_memcpy(k->eth->h_dest, dmac, ETH_ALEN);
 	__builtin_memcpy(k->eth->h_source, smac, ETH_ALEN);
@@ -122,7 +122,7 @@ static __always_inline int redirect_neigh_frame(struct pkt *k, __u32 frame_len,
 						__u32 out_ifindex,
 						struct bpf_redir_neigh *nh)
 {
-	struct accel_stats *st = k->st;
+	struct accel_stats *st = k->fwd_st;
 
 	st->packets[ACCEL_STAT_FWD_NEIGH]++;
 	st->fwd_bytes += trim_frame(k, frame_len);
@@ -131,6 +131,16 @@ static __always_inline int redirect_neigh_frame(struct pkt *k, __u32 frame_len,
 		       XDP_REDIRECT :
 		       XDP_ABORTED;
 }
+
+/*
+ * Whether this kernel lets an XDP program call bpf_xdp_adjust_meta, as the
+ * loader found by probing (libbpf_probe_bpf_helper) and set before load.
+ * Some kernels refuse the helper to XDP programs. There the call below is
+ * on a path the verifier never walks (this constant is known to it), and
+ * the frames XDP hands over go unmarked: the TC program beside XDP then
+ * decides again every frame XDP passed (accel_run).
+ */
+const volatile __u32 handoff_meta = 0;
 
 /*
  * XDP only: hands the frame, unchanged, to the TC program beside the XDP
@@ -145,13 +155,16 @@ static __always_inline int hand_to_tc(struct pkt *k, enum accel_stat fallback)
 	struct xdp_md *xdp = k->ctx;
 	__u32 *meta;
 
-	if (k->tc || !(k->in->flags & ACCEL_IF_TC_BESIDE) ||
-	    bpf_xdp_adjust_meta(xdp, -(int)sizeof(*meta)))
+	if (k->tc || !(k->in->flags & ACCEL_IF_TC_BESIDE))
 		return count(k->st, fallback, XDP_PASS);
-	meta = (void *)(long)xdp->data_meta;
-	if ((void *)(meta + 1) > (void *)(long)xdp->data)
-		return count(k->st, fallback, XDP_PASS);
-	*meta = ACCEL_HANDOFF_MARK;
+	if (handoff_meta) {
+		if (bpf_xdp_adjust_meta(xdp, -(int)sizeof(*meta)))
+			return count(k->st, fallback, XDP_PASS);
+		meta = (void *)(long)xdp->data_meta;
+		if ((void *)(meta + 1) > (void *)(long)xdp->data)
+			return count(k->st, fallback, XDP_PASS);
+		*meta = ACCEL_HANDOFF_MARK;
+	}
 	/* Not count(): the bytes are TC's to count, as forwarded or passed. */
 	k->st->packets[ACCEL_STAT_HANDOFF_TC]++;
 	return XDP_PASS;

@@ -93,6 +93,15 @@ struct {
 	__type(value, struct accel_stats);
 } stats SEC(".maps");
 
+/* Where the TC program beside XDP counts the verdicts XDP counted already
+ * (a frame it decides again, see handoff_meta in forward.h). Never read. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct accel_stats);
+} recount_stats SEC(".maps");
+
 #include "fib.h"
 
 /* Next hops by id: nh_index holds, per next-hop id, 1 + the slot of

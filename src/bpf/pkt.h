@@ -37,7 +37,10 @@ struct pkt {
 	/* TC: the XDP program on this interface handed the frame over. */
 	int handed;
 	struct accel_iface *in;
+	/* Where verdicts are counted, and where forwards are: the same
+	 * entry, except where TC decides again what XDP counted already. */
 	struct accel_stats *st;
+	struct accel_stats *fwd_st;
 	__u32 in_ifindex;
 	__u32 cfg;
 	/* The flags as configured, before a lapsed lease overrode them. */

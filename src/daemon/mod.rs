@@ -758,7 +758,17 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     if !limits.is_default() {
         info!("structure sizes from {}: {limits}", capacity::limits::ENV);
     }
-    let Loaded { skel, maps } = load(&limits)?;
+    let Loaded {
+        skel,
+        maps,
+        handoff_meta,
+    } = load(&limits)?;
+    if !handoff_meta {
+        info!(
+            "this kernel refuses XDP metadata (bpf_xdp_adjust_meta) to XDP programs: the TC \
+             program beside each XDP interface decides again every frame XDP passes"
+        );
+    }
     // The programs live as long as the process.
     let skel: &'static mut bpf::AccelSkel<'static> = Box::leak(Box::new(skel));
     // Subscribed before the start dump, like the rtnetlink events.

@@ -81,6 +81,9 @@ use maps::Maps;
 pub struct Loaded {
     pub skel: AccelSkel<'static>,
     pub maps: Maps,
+    /// Whether the XDP program marks the frames it hands to the TC program
+    /// beside it (see `handoff_meta` in forward.h).
+    pub handoff_meta: bool,
 }
 
 /// Loads the XDP program and creates its maps, sized by `limits`.
@@ -92,9 +95,27 @@ pub fn load(limits: &Limits) -> Result<Loaded, DatapathError> {
         .open(object)
         .map_err(DatapathError::Load)?;
     size_maps(&mut open.maps, limits).map_err(DatapathError::Load)?;
+    let handoff_meta = xdp_metadata_allowed();
+    if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
+        rodata.handoff_meta = handoff_meta.into();
+    }
     let skel = open.load().map_err(DatapathError::Load)?;
     let maps = Maps::from_skel(&skel, limits)?;
-    Ok(Loaded { skel, maps })
+    Ok(Loaded {
+        skel,
+        maps,
+        handoff_meta,
+    })
+}
+
+/// Whether this kernel lets XDP programs call bpf_xdp_adjust_meta. Some
+/// refuse it ("program of this type cannot use helper"): the datapath then
+/// hands frames from XDP to TC unmarked. A failed probe counts as a refusal,
+/// which costs speed where the helper was there, never a failed load.
+fn xdp_metadata_allowed() -> bool {
+    libbpf_rs::ProgramType::Xdp
+        .is_helper_supported(libbpf_sys::BPF_FUNC_xdp_adjust_meta)
+        .unwrap_or(false)
 }
 
 /// Sets the size of every bounded map before load.
