@@ -38,6 +38,13 @@ fi
 # shellcheck source=fwlab.sh
 source "$ROOT/scripts/bench/fwlab.sh"
 
+# The flood is frames the router drops: only live frames can send them (a
+# closed loop, forwarding.sh's fallback, carries only what comes through).
+if ! nsenter --net=/run/netns/$NS_GEN -- "$TRAFGEN" probe-live --iface g0 >/dev/null 2>&1; then
+    echo "flood.sh: this kernel refuses BPF_PROG_RUN live frames (accel-trafgen probe-live), which the flood needs" >&2
+    exit 1
+fi
+
 SPOOF=198.18.0.1
 in_ns $NS_RTR sysctl -qw net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.r-in.rp_filter=1
 set_routes 4 full
@@ -86,7 +93,7 @@ measure() { # mode flood(0|1)
     printf '   %-6s %-8s legit %s Mpps\n' "$mode" "$([ "$flood" = 1 ] && echo flood || echo quiet)" "${mpps:-0}"
 }
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.4f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+median() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.4f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
 T_START=$SECONDS
 for r in $(seq 1 "$ROUNDS"); do

@@ -15,7 +15,8 @@
 # what any correct XDP router must spend per frame), and prints Mpps, the
 # ratio to the kernel and to the ceiling, all from one run. Traffic:
 # 64-byte frames (66 for IPv6, the smallest Ethernet+IPv6+UDP frame) from
-# accel-trafgen (BPF_PROG_RUN live frames), destinations drawn at random from
+# accel-trafgen (BPF_PROG_RUN live frames, or where the kernel refuses them
+# a closed loop through the sink), destinations drawn at random from
 # inside the prefixes of the table; the sink counts and drops them in XDP.
 # "1 route" is a default route; "full" installs the whole table (next hops
 # spread over 8 gateways on the sink side); "ecmp" installs the whole table
@@ -80,6 +81,20 @@ fi
 # shellcheck source=fwlab.sh
 source "$ROOT/scripts/bench/fwlab.sh"
 
+# ---------------------------------------------------------------- traffic
+# Live frames from BPF_PROG_RUN where the kernel sends them; elsewhere (a
+# kernel that refuses them) a closed loop: the sink sends every frame,
+# rewritten, back into the router (accel-trafgen loop). FWB_TRAFFIC=live|loop
+# overrides.
+TRAFFIC=${FWB_TRAFFIC:-}
+if [ -z "$TRAFFIC" ]; then
+    if nsenter --net=/run/netns/$NS_GEN -- "$TRAFGEN" probe-live --iface g0 >/dev/null 2>&1; then
+        TRAFFIC=live
+    else
+        TRAFFIC=loop
+    fi
+fi
+
 # ---------------------------------------------------------------- measure
 declare -A RESULT
 MEASURES=0
@@ -88,21 +103,29 @@ measure() { # family table mode
     local gen_log=$WORK/gen.$MEASURES.log
     : > "$sink_log"
     if [ "$fam" = 4 ]; then src=10.98.0.2; else src=fd00:98::2; fi
-    nsenter --net=/run/netns/$NS_SNK -- "$TRAFGEN" sink --iface s0 --seconds "$SECONDS_MEASURED" \
-        --warmup "$WARMUP" --wait 60 > "$sink_log" 2>&1 &
-    local sink_pid=$!
-    until grep -q counting "$sink_log"; do
-        kill -0 $sink_pid 2>/dev/null || { cat "$sink_log" >&2; exit 1; }
-        sleep 0.1
-    done
-    nsenter --net=/run/netns/$NS_GEN -- "$TRAFGEN" send --iface g0 --dst-mac "$RIN_MAC" --src "$src" \
-        --prefixes-file "$(table_file "$fam" "$tab")" --count $((1 << 20)) --seed 1 --tag-gateways $NGW \
-        --seconds $((SECONDS_MEASURED + WARMUP + 4)) > "$gen_log" 2>&1 &
-    local gen_pid=$!
+    local frames=(--iface g0 --dst-mac "$RIN_MAC" --src "$src" --prefixes-file "$(table_file "$fam" "$tab")"
+        --count $((1 << 20)) --seed 1 --tag-gateways $NGW)
     local rc=0
-    wait $sink_pid || rc=$?
-    kill -TERM $gen_pid 2>/dev/null || true
-    wait $gen_pid 2>/dev/null || true
+    if [ "$TRAFFIC" = loop ]; then
+        nsenter --net=/run/netns/$NS_GEN -- "$TRAFGEN" loop "${frames[@]}" --sink-iface s0 \
+            --sink-netns /run/netns/$NS_SNK --seconds "$SECONDS_MEASURED" --warmup "$WARMUP" --wait 60 \
+            > "$sink_log" 2>&1 || rc=$?
+        : > "$gen_log"
+    else
+        nsenter --net=/run/netns/$NS_SNK -- "$TRAFGEN" sink --iface s0 --seconds "$SECONDS_MEASURED" \
+            --warmup "$WARMUP" --wait 60 > "$sink_log" 2>&1 &
+        local sink_pid=$!
+        until grep -q counting "$sink_log"; do
+            kill -0 $sink_pid 2>/dev/null || { cat "$sink_log" >&2; exit 1; }
+            sleep 0.1
+        done
+        nsenter --net=/run/netns/$NS_GEN -- "$TRAFGEN" send "${frames[@]}" \
+            --seconds $((SECONDS_MEASURED + WARMUP + 4)) > "$gen_log" 2>&1 &
+        local gen_pid=$!
+        wait $sink_pid || rc=$?
+        kill -TERM $gen_pid 2>/dev/null || true
+        wait $gen_pid 2>/dev/null || true
+    fi
     if [ $rc != 0 ]; then
         echo "sink failed (IPv$fam, $tab, $mode):" >&2; cat "$sink_log" "$gen_log" >&2
         RESULT[$fam/$tab/$mode]+="0 "
@@ -127,7 +150,7 @@ EOF
     fi
 }
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.4f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+median() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.4f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
 T_START=$SECONDS
 for fam in $FAMILIES; do
@@ -150,6 +173,10 @@ echo
 echo "== Forwarding rate ($(nproc) CPUs, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'))"
 echo "   table: $TABLE_DESC"
 echo "   frames: 64 bytes on the wire for IPv4, 66 for IPv6; destinations: 1,048,576 drawn from the table's prefixes"
+case $TRAFFIC in
+    live) echo "   traffic: accel-trafgen send (BPF_PROG_RUN live frames) into a counting sink" ;;
+    loop) echo "   traffic: accel-trafgen loop (the sink sends each frame, rewritten, back into the router; this kernel refuses live frames)" ;;
+esac
 echo "   Mpps: median over $ROUNDS round(s) of the median per-second sink rate over $SECONDS_MEASURED s after $WARMUP s warm-up"
 printf '%-64s %8s %10s %11s\n' case Mpps "vs kernel" "vs ceiling"
 for fam in $FAMILIES; do

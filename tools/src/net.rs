@@ -46,3 +46,78 @@ pub fn iface_mac(name: &str) -> Result<[u8; 6]> {
     }
     Ok(m)
 }
+
+/// A packet socket that sends whole Ethernet frames out of one interface
+/// and receives nothing.
+pub struct PacketSocket {
+    fd: std::os::fd::OwnedFd,
+    ifindex: u32,
+}
+
+impl PacketSocket {
+    pub fn bind(ifindex: u32) -> Result<PacketSocket> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain socket(2); protocol 0 receives nothing.
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            bail!("packet socket: {}", std::io::Error::last_os_error());
+        }
+        // SAFETY: raw is a socket we just opened and own.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        Ok(PacketSocket { fd, ifindex })
+    }
+
+    /// Sends one frame (Ethernet header included).
+    pub fn send(&self, frame: &[u8]) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a zeroed sockaddr_ll is valid; the fields the kernel reads
+        // for sending are set below.
+        let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        to.sll_family = libc::AF_PACKET as u16;
+        to.sll_ifindex = self.ifindex as i32;
+        to.sll_halen = 6;
+        to.sll_addr[..6].copy_from_slice(&frame[..6]);
+        // SAFETY: frame and `to` live across the call; lengths are theirs.
+        let n = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&to as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if n < 0 {
+            bail!("sending a frame: {}", std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// Moves the calling thread into the network namespace `ns` (a file such
+/// as /run/netns/NAME); threads it spawns afterwards start there too.
+pub fn enter_netns(ns: &std::fs::File) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setns(2) on an open namespace file; affects this thread only.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        bail!("setns: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Pins the calling thread to one CPU.
+pub fn pin_to_cpu(cpu: usize) -> Result<()> {
+    if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
+        bail!("CPU {cpu} out of range");
+    }
+    // SAFETY: a zeroed cpu_set_t is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: cpu is within the set (checked above).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: pid 0 is the calling thread; set is a valid cpu_set_t.
+    if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
+        bail!("pinning to CPU {cpu}: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -2,7 +2,12 @@
 //! parts of `accel-trafgen` (frame templates, checksums, destinations drawn
 //! from inside a set of prefixes).
 
+use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use anyhow::{Context, Result};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags};
 
 use accel_packet::{self as packet, V4, V6};
 
@@ -220,6 +225,75 @@ pub fn parse_prefixes(text: &str, family: u8) -> Result<Vec<Prefix>, String> {
         }
     }
     Ok(out)
+}
+
+/// The trafgen object, opened (not loaded).
+pub fn open() -> Result<OpenTrafgenSkel<'static>> {
+    let object = Box::leak(Box::new(MaybeUninit::uninit()));
+    TrafgenSkelBuilder::default()
+        .open(object)
+        .context("opening the trafgen BPF object")
+}
+
+/// The trafgen object loaded with the frame template and the
+/// destinations, its sink counting UDP to the template's port.
+pub fn load(
+    spec: &FrameSpec,
+    dests: &[(IpAddr, u32)],
+    pick: types::trafgen_pick,
+) -> Result<(TrafgenSkel<'static>, Template)> {
+    let t = template(spec);
+    let mut open = open()?;
+    open.maps
+        .dests
+        .set_max_entries(dests.len() as u32)
+        .context("sizing the destination map")?;
+    {
+        let bss = open.maps.bss_data.as_deref_mut().context("no .bss")?;
+        bss.sink_cfg.udp_dport = spec.dport;
+        let c = &mut bss.cfg;
+        c.frame[..t.frame.len()].copy_from_slice(&t.frame);
+        c.frame_len = t.frame.len() as u32;
+        c.family = if spec.src.is_ipv4() { 4 } else { 6 };
+        c.n_dests = dests.len() as u32;
+        c.pick = pick.0;
+        c.ip_csum_base = t.ip_csum_base;
+        c.udp_csum_base = t.udp_csum_base;
+    }
+    let skel = open.load().context("loading the trafgen BPF object")?;
+    fill_dests(&skel, dests)?;
+    Ok((skel, t))
+}
+
+/// The destination array, filled in batches.
+pub fn fill_dests(skel: &TrafgenSkel<'_>, dests: &[(IpAddr, u32)]) -> Result<()> {
+    const CHUNK: usize = 65536;
+    let size = std::mem::size_of::<types::trafgen_dst>();
+    for (ci, chunk) in dests.chunks(CHUNK).enumerate() {
+        let mut keys = Vec::with_capacity(chunk.len() * 4);
+        let mut vals = Vec::with_capacity(chunk.len() * size);
+        for (i, (a, tag)) in chunk.iter().enumerate() {
+            keys.extend_from_slice(&((ci * CHUNK + i) as u32).to_ne_bytes());
+            let mut v = [0u8; 16];
+            match a {
+                IpAddr::V4(a) => v[..4].copy_from_slice(&a.octets()),
+                IpAddr::V6(a) => v.copy_from_slice(&a.octets()),
+            }
+            vals.extend_from_slice(&v);
+            vals.extend_from_slice(&tag.to_ne_bytes());
+        }
+        skel.maps
+            .dests
+            .update_batch(
+                &keys,
+                &vals,
+                chunk.len() as u32,
+                MapFlags::ANY,
+                MapFlags::ANY,
+            )
+            .context("filling the destination map")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@
 //! Both work in the current network namespace: run them with
 //! `ip netns exec NS` or `nsenter --net=/run/netns/NS`.
 
-use std::mem::MaybeUninit;
 use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
@@ -17,13 +16,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use libbpf_rs::skel::OpenSkel;
 use libbpf_rs::{MapCore, MapFlags};
 
 use accel::datapath::attach::{attach_xdp, XdpMode};
 use accel_tools::net::{iface_mac, parse_mac};
-use accel_tools::trafgen::{self, types, FrameSpec, TrafgenSkel, TrafgenSkelBuilder};
+use accel_tools::trafgen::{self, types, FrameSpec, TrafgenSkel};
 
 #[derive(Parser)]
 #[command(
@@ -44,54 +43,84 @@ enum Pick {
     Random,
 }
 
+/// What the generated frames look like and where they go.
+#[derive(Args)]
+struct Frames {
+    /// Interface to send from (the frames leave it as if transmitted).
+    #[arg(long)]
+    iface: String,
+    /// Source MAC [default: the interface's].
+    #[arg(long)]
+    src_mac: Option<String>,
+    /// Destination MAC: the next router's interface.
+    #[arg(long)]
+    dst_mac: String,
+    /// Source address; its family is the traffic's.
+    #[arg(long)]
+    src: IpAddr,
+    /// Destinations, one address per line.
+    #[arg(long, conflicts_with = "prefixes_file")]
+    dst_file: Option<PathBuf>,
+    /// Prefixes (one per line, CRLF and '#' comments tolerated): draw
+    /// --count destinations from inside them, each from a prefix chosen
+    /// uniformly, host bits random.
+    #[arg(long)]
+    prefixes_file: Option<PathBuf>,
+    #[arg(long, default_value_t = 1 << 20)]
+    count: u32,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Only for checking: the family must match --src (4 or 6).
+    #[arg(long)]
+    family: Option<u8>,
+    /// Frame size on the wire, FCS included (IPv6+UDP needs at least 66).
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    #[arg(long, default_value_t = 9)]
+    dport: u16,
+    #[arg(long, default_value_t = 40000)]
+    sport: u16,
+    #[arg(long, value_enum, default_value_t = Pick::Seq)]
+    pick: Pick,
+    /// Tag each frame with the gateway of the prefix its destination
+    /// was drawn from, when the router spreads the table's routes over
+    /// N gateways in file order (IPv4 ID / IPv6 flow label: the
+    /// ceiling forwarder's egress, handed to it).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    tag_gateways: u32,
+}
+
+/// The sink's measurement: a warm-up, then per-second rates.
+#[derive(Args)]
+struct Window {
+    /// Length of the measured window, after the warm-up.
+    #[arg(long, default_value_t = 5)]
+    seconds: u32,
+    /// Seconds ignored after the first test packet arrives.
+    #[arg(long, default_value_t = 2)]
+    warmup: u32,
+    /// Give up if no test packet arrives within this many seconds.
+    #[arg(long, default_value_t = 60)]
+    wait: u32,
+}
+
+impl From<Pick> for types::trafgen_pick {
+    fn from(p: Pick) -> Self {
+        match p {
+            Pick::Seq => types::trafgen_pick::TRAFGEN_PICK_SEQ,
+            Pick::Random => types::trafgen_pick::TRAFGEN_PICK_RANDOM,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Send UDP frames out of an interface for a while.
     Send {
-        /// Interface to send from (the frames leave it as if transmitted).
-        #[arg(long)]
-        iface: String,
-        /// Source MAC [default: the interface's].
-        #[arg(long)]
-        src_mac: Option<String>,
-        /// Destination MAC: the next router's interface.
-        #[arg(long)]
-        dst_mac: String,
-        /// Source address; its family is the traffic's.
-        #[arg(long)]
-        src: IpAddr,
-        /// Destinations, one address per line.
-        #[arg(long, conflicts_with = "prefixes_file")]
-        dst_file: Option<PathBuf>,
-        /// Prefixes (one per line, CRLF and '#' comments tolerated): draw
-        /// --count destinations from inside them, each from a prefix chosen
-        /// uniformly, host bits random.
-        #[arg(long)]
-        prefixes_file: Option<PathBuf>,
-        #[arg(long, default_value_t = 1 << 20)]
-        count: u32,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Only for checking: the family must match --src (4 or 6).
-        #[arg(long)]
-        family: Option<u8>,
+        #[command(flatten)]
+        frames: Frames,
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
-        /// Frame size on the wire, FCS included (IPv6+UDP needs at least 66).
-        #[arg(long, default_value_t = 64)]
-        size: usize,
-        #[arg(long, default_value_t = 9)]
-        dport: u16,
-        #[arg(long, default_value_t = 40000)]
-        sport: u16,
-        #[arg(long, value_enum, default_value_t = Pick::Seq)]
-        pick: Pick,
-        /// Tag each frame with the gateway of the prefix its destination
-        /// was drawn from, when the router spreads the table's routes over
-        /// N gateways in file order (IPv4 ID / IPv6 flow label: the
-        /// ceiling forwarder's egress, handed to it).
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=65536))]
-        tag_gateways: u32,
         /// Frames per BPF_PROG_RUN call (each call has ~24 ms fixed cost).
         #[arg(long, default_value_t = 1 << 20)]
         repeat: u32,
@@ -108,19 +137,40 @@ enum Cmd {
     Sink {
         #[arg(long)]
         iface: String,
-        /// Length of the measured window, after the warm-up.
-        #[arg(long, default_value_t = 5)]
-        seconds: u32,
-        /// Seconds ignored after the first test packet arrives.
-        #[arg(long, default_value_t = 2)]
-        warmup: u32,
-        /// Give up if no test packet arrives within this many seconds.
-        #[arg(long, default_value_t = 60)]
-        wait: u32,
+        #[command(flatten)]
+        window: Window,
         #[arg(long, default_value_t = 9)]
         dport: u16,
         #[arg(long, value_enum, default_value_t = XdpMode::Native)]
         xdp_mode: XdpMode,
+    },
+    /// A closed loop, for kernels that refuse live frames: the sink
+    /// (--sink-iface, in --sink-netns) counts each test frame, rewrites it
+    /// into the next one and sends it out of --iface (this namespace's)
+    /// back into the router. Primed with --inflight frames from a packet
+    /// socket, topped up every 10 ms from a thread on --cpu, where the
+    /// whole loop then runs (the veths' NAPI follows the sender's CPU).
+    /// Prints what `sink` prints.
+    Loop {
+        #[command(flatten)]
+        frames: Frames,
+        #[arg(long)]
+        sink_iface: String,
+        /// The sink's network namespace (a path such as /run/netns/NAME).
+        #[arg(long)]
+        sink_netns: PathBuf,
+        #[command(flatten)]
+        window: Window,
+        #[arg(long, default_value_t = 512)]
+        inflight: u32,
+        #[arg(long, default_value_t = 0)]
+        cpu: usize,
+    },
+    /// Exits 0 if this kernel sends live frames from BPF_PROG_RUN (one
+    /// frame, out of --iface), 1 if not.
+    ProbeLive {
+        #[arg(long)]
+        iface: String,
     },
 }
 
@@ -134,54 +184,21 @@ fn main() {
 fn real_main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Send {
-            iface,
-            src_mac,
-            dst_mac,
-            src,
-            dst_file,
-            prefixes_file,
-            count,
-            seed,
-            family,
+            frames,
             seconds,
-            size,
-            dport,
-            sport,
-            pick,
-            tag_gateways,
             repeat,
             batch_size,
             threads,
             verbose,
         } => {
-            let fam = if src.is_ipv4() { 4 } else { 6 };
-            if let Some(f) = family {
-                if f != fam {
-                    bail!("--family {f} but --src {src} is IPv{fam}");
-                }
-            }
-            let dests = destinations(dst_file, prefixes_file, (count, seed, tag_gateways), fam)?;
-            let ifindex = accel::runtime::ifindex(&iface)?;
-            let src_mac = match src_mac {
-                Some(m) => parse_mac(&m)?,
-                None => iface_mac(&iface)?,
-            };
-            let spec = FrameSpec {
-                src_mac,
-                dst_mac: parse_mac(&dst_mac)?,
-                src,
-                sport,
-                dport,
-                wire_size: size,
-                ttl: 64,
-            };
+            let (spec, dests, ifindex) = prepare(&frames)?;
             send(
                 &spec,
                 &dests,
                 SendOpts {
                     ifindex,
                     seconds,
-                    pick,
+                    pick: frames.pick,
                     repeat,
                     batch_size,
                     threads,
@@ -191,13 +208,64 @@ fn real_main() -> Result<()> {
         }
         Cmd::Sink {
             iface,
-            seconds,
-            warmup,
-            wait,
+            window,
             dport,
             xdp_mode,
-        } => sink(&iface, seconds, warmup, wait, dport, xdp_mode),
+        } => sink(&iface, &window, dport, xdp_mode),
+        Cmd::Loop {
+            frames,
+            sink_iface,
+            sink_netns,
+            window,
+            inflight,
+            cpu,
+        } => {
+            let (spec, dests, ifindex) = prepare(&frames)?;
+            let o = LoopOpts {
+                ifindex,
+                sink_iface,
+                sink_netns,
+                inflight,
+                cpu,
+            };
+            closed_loop(&spec, &dests, frames.pick, &o, &window)
+        }
+        Cmd::ProbeLive { iface } => probe_live(&iface),
     }
+}
+
+/// What `prepare` reads from the command line: the frame spec, the
+/// destinations and the sending interface's index.
+type Prepared = (FrameSpec, Vec<(IpAddr, u32)>, u32);
+
+fn prepare(f: &Frames) -> Result<Prepared> {
+    let fam = if f.src.is_ipv4() { 4 } else { 6 };
+    if let Some(x) = f.family {
+        if x != fam {
+            bail!("--family {x} but --src {} is IPv{fam}", f.src);
+        }
+    }
+    let dests = destinations(
+        f.dst_file.clone(),
+        f.prefixes_file.clone(),
+        (f.count, f.seed, f.tag_gateways),
+        fam,
+    )?;
+    let ifindex = accel::runtime::ifindex(&f.iface)?;
+    let src_mac = match &f.src_mac {
+        Some(m) => parse_mac(m)?,
+        None => iface_mac(&f.iface)?,
+    };
+    let spec = FrameSpec {
+        src_mac,
+        dst_mac: parse_mac(&f.dst_mac)?,
+        src: f.src,
+        sport: f.sport,
+        dport: f.dport,
+        wire_size: f.size,
+        ttl: 64,
+    };
+    Ok((spec, dests, ifindex))
 }
 
 /// The destinations, each with its gateway tag (0 from --dst-file).
@@ -263,13 +331,6 @@ struct SendOpts {
     verbose: bool,
 }
 
-fn open_skel() -> Result<trafgen::OpenTrafgenSkel<'static>> {
-    let object = Box::leak(Box::new(MaybeUninit::uninit()));
-    TrafgenSkelBuilder::default()
-        .open(object)
-        .context("opening the trafgen BPF object")
-}
-
 fn sum_stats(skel: &TrafgenSkel<'_>) -> Result<types::trafgen_stats> {
     let key = 0u32.to_ne_bytes();
     let per_cpu = skel
@@ -287,37 +348,6 @@ fn sum_stats(skel: &TrafgenSkel<'_>) -> Result<types::trafgen_stats> {
         t.sink_passed += f(3);
     }
     Ok(t)
-}
-
-/// The destination array, filled in batches.
-fn fill_dests(skel: &TrafgenSkel<'_>, dests: &[(IpAddr, u32)]) -> Result<()> {
-    const CHUNK: usize = 65536;
-    let size = std::mem::size_of::<types::trafgen_dst>();
-    for (ci, chunk) in dests.chunks(CHUNK).enumerate() {
-        let mut keys = Vec::with_capacity(chunk.len() * 4);
-        let mut vals = Vec::with_capacity(chunk.len() * size);
-        for (i, (a, tag)) in chunk.iter().enumerate() {
-            keys.extend_from_slice(&((ci * CHUNK + i) as u32).to_ne_bytes());
-            let mut v = [0u8; 16];
-            match a {
-                IpAddr::V4(a) => v[..4].copy_from_slice(&a.octets()),
-                IpAddr::V6(a) => v.copy_from_slice(&a.octets()),
-            }
-            vals.extend_from_slice(&v);
-            vals.extend_from_slice(&tag.to_ne_bytes());
-        }
-        skel.maps
-            .dests
-            .update_batch(
-                &keys,
-                &vals,
-                chunk.len() as u32,
-                MapFlags::ANY,
-                MapFlags::ANY,
-            )
-            .context("filling the destination map")?;
-    }
-    Ok(())
 }
 
 /// One sender thread: BPF_PROG_RUN with live frames until `stop` or
@@ -367,29 +397,7 @@ fn live_frames(
 }
 
 fn send(spec: &FrameSpec, dests: &[(IpAddr, u32)], o: SendOpts) -> Result<()> {
-    let t = trafgen::template(spec);
-    let mut open = open_skel()?;
-    open.maps
-        .dests
-        .set_max_entries(dests.len() as u32)
-        .context("sizing the destination map")?;
-    {
-        let bss = open.maps.bss_data.as_deref_mut().context("no .bss")?;
-        let c = &mut bss.cfg;
-        c.frame[..t.frame.len()].copy_from_slice(&t.frame);
-        c.frame_len = t.frame.len() as u32;
-        c.family = if spec.src.is_ipv4() { 4 } else { 6 };
-        c.n_dests = dests.len() as u32;
-        c.pick = match o.pick {
-            Pick::Seq => types::trafgen_pick::TRAFGEN_PICK_SEQ.0,
-            Pick::Random => types::trafgen_pick::TRAFGEN_PICK_RANDOM.0,
-        };
-        c.ip_csum_base = t.ip_csum_base;
-        c.udp_csum_base = t.udp_csum_base;
-    }
-    let skel = open.load().context("loading the trafgen BPF object")?;
-
-    fill_dests(&skel, dests)?;
+    let (skel, t) = trafgen::load(spec, dests, o.pick.into())?;
 
     let prog_fd = skel.progs.trafgen_tx.as_fd().as_raw_fd();
     // data_in: the frame for the first destination (the program rewrites
@@ -448,16 +456,9 @@ fn send(spec: &FrameSpec, dests: &[(IpAddr, u32)], o: SendOpts) -> Result<()> {
     Ok(())
 }
 
-fn sink(
-    iface: &str,
-    seconds: u32,
-    warmup: u32,
-    wait: u32,
-    dport: u16,
-    mode: XdpMode,
-) -> Result<()> {
+fn sink(iface: &str, window: &Window, dport: u16, mode: XdpMode) -> Result<()> {
     let ifindex = accel::runtime::ifindex(iface)?;
-    let mut open = open_skel()?;
+    let mut open = trafgen::open()?;
     open.maps
         .bss_data
         .as_deref_mut()
@@ -470,9 +471,15 @@ fn sink(
     let _link = attach_xdp(skel.progs.trafgen_sink.as_fd(), ifindex, iface, mode)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     eprintln!("accel-trafgen sink: on {iface} (ifindex {ifindex}), counting UDP to port {dport}");
+    measure(&skel, iface, window)
+}
 
+/// Waits for the test traffic, lets it warm up, then prints the rate of
+/// each second of the window and the RESULT line forwarding.sh reads.
+fn measure(skel: &TrafgenSkel<'_>, iface: &str, w: &Window) -> Result<()> {
+    let (seconds, warmup, wait) = (w.seconds, w.warmup, w.wait);
     let t0 = Instant::now();
-    while sum_stats(&skel)?.sink_pkts == 0 {
+    while sum_stats(skel)?.sink_pkts == 0 {
         if t0.elapsed() > Duration::from_secs(wait as u64) {
             bail!("no test traffic arrived on {iface} within {wait} s");
         }
@@ -485,7 +492,7 @@ fn sink(
     std::thread::sleep(Duration::from_secs(warmup as u64));
 
     let mut rates = Vec::new();
-    let mut prev = sum_stats(&skel)?;
+    let mut prev = sum_stats(skel)?;
     let mut prev_t = Instant::now();
     let first = (prev.sink_pkts, prev_t);
     for i in 0..seconds {
@@ -493,7 +500,7 @@ fn sink(
         // so reading the counters does not stretch it.
         let target = first.1 + Duration::from_secs(i as u64 + 1);
         std::thread::sleep(target.saturating_duration_since(Instant::now()));
-        let now = sum_stats(&skel)?;
+        let now = sum_stats(skel)?;
         let t = Instant::now();
         let pps = (now.sink_pkts - prev.sink_pkts) as f64 / (t - prev_t).as_secs_f64();
         println!(
@@ -523,4 +530,117 @@ fn sink(
         rates.last().copied().unwrap_or(0.0) / 1e6
     );
     Ok(())
+}
+
+struct LoopOpts {
+    ifindex: u32,
+    sink_iface: String,
+    sink_netns: PathBuf,
+    inflight: u32,
+    cpu: usize,
+}
+
+/// `accel-trafgen loop`: see [`Cmd::Loop`].
+fn closed_loop(
+    spec: &FrameSpec,
+    dests: &[(IpAddr, u32)],
+    pick: Pick,
+    o: &LoopOpts,
+    window: &Window,
+) -> Result<()> {
+    let (skel, t) = trafgen::load(spec, dests, pick.into())?;
+    // The way back, looked up in this (the generator's) namespace.
+    skel.maps
+        .loop_tx
+        .update(&0u32.to_ne_bytes(), &o.ifindex.to_ne_bytes(), MapFlags::ANY)
+        .context("putting the sending interface in the loop's devmap")?;
+    let socket = accel_tools::net::PacketSocket::bind(o.ifindex)?;
+    let netns = std::fs::File::open(&o.sink_netns)
+        .with_context(|| format!("opening {}", o.sink_netns.display()))?;
+    accel_tools::net::enter_netns(&netns)
+        .with_context(|| format!("entering {}", o.sink_netns.display()))?;
+    let sink_ifindex = accel::runtime::ifindex(&o.sink_iface)?;
+    let _link = attach_xdp(
+        skel.progs.trafgen_loop.as_fd(),
+        sink_ifindex,
+        &o.sink_iface,
+        XdpMode::Native,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!(
+        "accel-trafgen loop: sink on {} (ifindex {sink_ifindex}), back through ifindex {}; \
+         {} frames primed, topped up from CPU {}",
+        o.sink_iface, o.ifindex, o.inflight, o.cpu
+    );
+    let frames: Vec<Vec<u8>> = dests
+        .iter()
+        .take(o.inflight.max(1) as usize)
+        .map(|(d, _)| trafgen::frame_for(&t, *d))
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let feeder = {
+        let (stop, cpu) = (stop.clone(), o.cpu);
+        std::thread::spawn(move || feed(&socket, &frames, cpu, &stop))
+    };
+    let measured = measure(&skel, &o.sink_iface, window);
+    stop.store(true, Ordering::Relaxed);
+    feeder.join().expect("feeder thread panicked")?;
+    measured
+}
+
+/// Sends all of `frames` once, then 32 of them every 10 ms until `stop`,
+/// from `cpu`. What the loop loses (a ring that overflows, the kernel's
+/// drops) is made up; what is too much overflows a ring and is dropped.
+fn feed(
+    socket: &accel_tools::net::PacketSocket,
+    frames: &[Vec<u8>],
+    cpu: usize,
+    stop: &AtomicBool,
+) -> Result<()> {
+    accel_tools::net::pin_to_cpu(cpu)?;
+    for f in frames {
+        socket.send(f)?;
+    }
+    let mut next = 0;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(10));
+        for _ in 0..32.min(frames.len()) {
+            // A full queue is what the loop does when saturated: not an error.
+            let _ = socket.send(&frames[next % frames.len()]);
+            next += 1;
+        }
+    }
+    Ok(())
+}
+
+/// `accel-trafgen probe-live`.
+fn probe_live(iface: &str) -> Result<()> {
+    let ifindex = accel::runtime::ifindex(iface)?;
+    let spec = FrameSpec {
+        src_mac: iface_mac(iface)?,
+        dst_mac: [0xff; 6],
+        src: IpAddr::from([192, 0, 2, 1]),
+        sport: 40000,
+        dport: 9,
+        wire_size: 64,
+        ttl: 1,
+    };
+    let dests = [(IpAddr::from([192, 0, 2, 2]), 0)];
+    let (skel, t) = trafgen::load(&spec, &dests, Pick::Seq.into())?;
+    let data = trafgen::frame_for(&t, dests[0].0);
+    let stop = AtomicBool::new(false);
+    let fd = skel.progs.trafgen_tx.as_fd().as_raw_fd();
+    // One call of one frame: live_frames loops until the deadline, which
+    // has passed after its first call.
+    let deadline = Instant::now() + Duration::from_millis(1);
+    match live_frames(fd, &data, ifindex, 1, 1, &stop, deadline) {
+        Ok(_) => {
+            println!("live frames: yes");
+            Ok(())
+        }
+        Err(e) => {
+            println!("live frames: no ({e})");
+            std::process::exit(1)
+        }
+    }
 }
