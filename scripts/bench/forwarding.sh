@@ -87,6 +87,10 @@ source "$ROOT/scripts/bench/fwlab.sh"
 # rewritten, back into the router (accel-trafgen loop). FWB_TRAFFIC=live|loop
 # overrides.
 TRAFFIC=${FWB_TRAFFIC:-}
+case $TRAFFIC in
+    "" | live | loop) ;;
+    *) echo "forwarding.sh: FWB_TRAFFIC must be live or loop, not $TRAFFIC" >&2; exit 2 ;;
+esac
 if [ -z "$TRAFFIC" ]; then
     if nsenter --net=/run/netns/$NS_GEN -- "$TRAFGEN" probe-live --iface g0 >/dev/null 2>&1; then
         TRAFFIC=live

@@ -441,6 +441,7 @@ static __always_inline int ipv4_resolve(struct pkt *k, struct iphdr *ip,
 	__u32 out_ifindex = p->ifindex;
 	int rc;
 
+	count_as_handed(k);
 	if (!out)
 		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
 	rc = ipv4_forward_gate(k, ip, out);
@@ -715,6 +716,7 @@ static __always_inline int ipv6_resolve(struct pkt *k, struct ipv6hdr *ip6,
 	__u32 out_ifindex = p->ifindex;
 	int rc;
 
+	count_as_handed(k);
 	if (!out)
 		return count(k->st, ACCEL_STAT_PASS_EGRESS, XDP_PASS);
 	rc = ipv6_forward_gate(k, ip6, out);

@@ -170,11 +170,27 @@ static __always_inline int hand_to_tc(struct pkt *k, enum accel_stat fallback)
 	return XDP_PASS;
 }
 
+/*
+ * TC, at a point only a frame XDP handed over reaches (one for a TC
+ * egress, or to resolve a neighbour): its outcome is counted in the
+ * interface's entry, as where the handoff is marked. Where it is not
+ * (handoff_meta), TC decides again what XDP passed and counted; this is
+ * where such a frame shows it was handed, not passed.
+ */
+static __always_inline void count_as_handed(struct pkt *k)
+{
+	k->st = k->fwd_st;
+}
+
 /* Whether this program can send a frame out through `out`: an XDP
  * redirect cannot reach an interface accel serves through TC. */
 static __always_inline int reaches(struct pkt *k, struct accel_iface *out)
 {
-	return k->tc || !(out->flags & ACCEL_IF_TC);
+	if (!(out->flags & ACCEL_IF_TC))
+		return 1;
+	if (k->tc)
+		count_as_handed(k);
+	return k->tc;
 }
 
 /* Map a refusal of bpf_fib_lookup to what the kernel will do with it.

@@ -88,6 +88,21 @@ pub struct Loaded {
 
 /// Loads the XDP program and creates its maps, sized by `limits`.
 pub fn load(limits: &Limits) -> Result<Loaded, DatapathError> {
+    let meta = xdp_metadata_allowed();
+    match load_with(limits, meta) {
+        // The probe answers "supported" for a probe it could not run
+        // (libbpf_probe_bpf_helper): the load is the real test.
+        Err(e) if meta => {
+            log::debug!("loading with XDP metadata failed ({e}); loading without");
+            load_with(limits, false)
+        }
+        r => r,
+    }
+}
+
+/// [`load`], with the XDP program marking the frames it hands to TC in
+/// their metadata (`meta`) or not.
+fn load_with(limits: &Limits, meta: bool) -> Result<Loaded, DatapathError> {
     // The skeleton borrows its object for as long as it lives, which for
     // accel is the life of the process.
     let object = Box::leak(Box::new(MaybeUninit::uninit()));
@@ -95,10 +110,13 @@ pub fn load(limits: &Limits) -> Result<Loaded, DatapathError> {
         .open(object)
         .map_err(DatapathError::Load)?;
     size_maps(&mut open.maps, limits).map_err(DatapathError::Load)?;
-    let handoff_meta = xdp_metadata_allowed();
-    if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
-        rodata.handoff_meta = handoff_meta.into();
-    }
+    let handoff_meta = match open.maps.rodata_data.as_deref_mut() {
+        Some(rodata) => {
+            rodata.handoff_meta = meta.into();
+            meta
+        }
+        None => false,
+    };
     let skel = open.load().map_err(DatapathError::Load)?;
     let maps = Maps::from_skel(&skel, limits)?;
     Ok(Loaded {
@@ -110,8 +128,8 @@ pub fn load(limits: &Limits) -> Result<Loaded, DatapathError> {
 
 /// Whether this kernel lets XDP programs call bpf_xdp_adjust_meta. Some
 /// refuse it ("program of this type cannot use helper"): the datapath then
-/// hands frames from XDP to TC unmarked. A failed probe counts as a refusal,
-/// which costs speed where the helper was there, never a failed load.
+/// hands frames from XDP to TC unmarked. A probe that fails outright counts
+/// as a refusal.
 fn xdp_metadata_allowed() -> bool {
     libbpf_rs::ProgramType::Xdp
         .is_helper_supported(libbpf_sys::BPF_FUNC_xdp_adjust_meta)

@@ -210,4 +210,13 @@ fn tc_beside_xdp_decides_again_what_xdp_passed_without_metadata() {
         ((XDP_REDIRECT, fwd), vec![(fwd_mirror, 1)]),
         "forwarded, counted once"
     );
+    // XDP hands this one over too (the egress decides before the TTL):
+    // TC passes it, counted as passed, as a marked handoff would be.
+    let ttl1 = f4(&lab, &udp4(REMOTE4).ttl(1));
+    let pass_ttl = S::ACCEL_STAT_PASS_TTL.0 as usize;
+    assert_eq!(
+        run_beside(&ttl1),
+        ((XDP_PASS, ttl1), vec![(pass_ttl, 1)]),
+        "passed, counted once"
+    );
 }

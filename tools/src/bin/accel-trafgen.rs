@@ -362,6 +362,23 @@ fn live_frames(
     stop: &AtomicBool,
     deadline: Instant,
 ) -> Result<u64> {
+    let mut calls = 0u64;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        live_frames_once(prog_fd, data, ifindex, repeat, batch)?;
+        calls += 1;
+    }
+    Ok(calls)
+}
+
+/// One BPF_PROG_RUN call with live frames: `repeat` frames out of
+/// `ifindex`.
+fn live_frames_once(
+    prog_fd: i32,
+    data: &[u8],
+    ifindex: u32,
+    repeat: u32,
+    batch: u32,
+) -> Result<()> {
     let ctx = libbpf_sys::xdp_md {
         data: 0,
         data_end: data.len() as u32,
@@ -370,30 +387,25 @@ fn live_frames(
         rx_queue_index: 0,
         egress_ifindex: 0,
     };
-    let mut calls = 0u64;
-    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-        let mut opts = libbpf_sys::bpf_test_run_opts {
-            sz: std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _,
-            data_in: data.as_ptr().cast(),
-            data_size_in: data.len() as u32,
-            ctx_in: (&ctx as *const libbpf_sys::xdp_md).cast(),
-            ctx_size_in: std::mem::size_of::<libbpf_sys::xdp_md>() as u32,
-            repeat: repeat as i32,
-            flags: libbpf_sys::BPF_F_TEST_XDP_LIVE_FRAMES,
-            batch_size: batch,
-            ..Default::default()
-        };
-        // SAFETY: valid program fd (the skeleton outlives the sender
-        // threads: they are joined before it is dropped); buffers live
-        // across the call.
-        let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(prog_fd, &mut opts) };
-        if rc != 0 {
-            let e = std::io::Error::from_raw_os_error(-rc);
-            bail!("BPF_PROG_RUN (live frames) failed: {e}");
-        }
-        calls += 1;
+    let mut opts = libbpf_sys::bpf_test_run_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _,
+        data_in: data.as_ptr().cast(),
+        data_size_in: data.len() as u32,
+        ctx_in: (&ctx as *const libbpf_sys::xdp_md).cast(),
+        ctx_size_in: std::mem::size_of::<libbpf_sys::xdp_md>() as u32,
+        repeat: repeat as i32,
+        flags: libbpf_sys::BPF_F_TEST_XDP_LIVE_FRAMES,
+        batch_size: batch,
+        ..Default::default()
+    };
+    // SAFETY: valid program fd (the skeleton outlives the sender threads:
+    // they are joined before it is dropped); buffers live across the call.
+    let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(prog_fd, &mut opts) };
+    if rc != 0 {
+        let e = std::io::Error::from_raw_os_error(-rc);
+        bail!("BPF_PROG_RUN (live frames) failed: {e}");
     }
-    Ok(calls)
+    Ok(())
 }
 
 fn send(spec: &FrameSpec, dests: &[(IpAddr, u32)], o: SendOpts) -> Result<()> {
@@ -598,8 +610,10 @@ fn feed(
     stop: &AtomicBool,
 ) -> Result<()> {
     accel_tools::net::pin_to_cpu(cpu)?;
-    for f in frames {
-        socket.send(f)?;
+    // A ring may fill while priming (ENOBUFS): the loop is full then.
+    let primed = frames.iter().filter(|f| socket.send(f).is_ok()).count();
+    if primed == 0 {
+        bail!("could not send a single frame to prime the loop");
     }
     let mut next = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -628,12 +642,8 @@ fn probe_live(iface: &str) -> Result<()> {
     let dests = [(IpAddr::from([192, 0, 2, 2]), 0)];
     let (skel, t) = trafgen::load(&spec, &dests, Pick::Seq.into())?;
     let data = trafgen::frame_for(&t, dests[0].0);
-    let stop = AtomicBool::new(false);
     let fd = skel.progs.trafgen_tx.as_fd().as_raw_fd();
-    // One call of one frame: live_frames loops until the deadline, which
-    // has passed after its first call.
-    let deadline = Instant::now() + Duration::from_millis(1);
-    match live_frames(fd, &data, ifindex, 1, 1, &stop, deadline) {
+    match live_frames_once(fd, &data, ifindex, 1, 1) {
         Ok(_) => {
             println!("live frames: yes");
             Ok(())
