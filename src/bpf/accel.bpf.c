@@ -918,7 +918,11 @@ static __always_inline int accel_run(struct pkt *k, void *data)
 	}
 	slot = k->in->slot;
 	k->fwd_st = bpf_map_lookup_elem(&stats, &slot);
-	k->st = recount ? bpf_map_lookup_elem(&recount_stats, &zero) : k->fwd_st;
+	k->st = k->fwd_st;
+	if (recount) {
+		slot = ACCEL_STATS_RECOUNT;
+		k->st = bpf_map_lookup_elem(&stats, &slot);
+	}
 	cfg = bpf_map_lookup_elem(&accel_cfg, &zero);
 	if (!k->st || !k->fwd_st || !cfg)
 		return XDP_PASS;

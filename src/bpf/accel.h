@@ -14,6 +14,11 @@
  * of what it reads. */
 enum accel_limits {
 	ACCEL_MAX_IFACES = 64,
+	/* The stats entry after the interfaces' (slots 0 to 63): where the
+	 * TC program beside XDP counts the verdicts XDP counted already (a
+	 * frame it decides again, see handoff_meta in forward.h). Never
+	 * read. One map for both keeps the verifier's states alike. */
+	ACCEL_STATS_RECOUNT = ACCEL_MAX_IFACES,
 	/* Interfaces with an ifindex below this are found through arrays
 	 * (iface_index, iface_versions), the others through the ifaces
 	 * hash. */

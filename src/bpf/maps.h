@@ -88,19 +88,11 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, ACCEL_MAX_IFACES);
-	__type(key, __u32); /* accel_iface.slot */
+	__uint(max_entries, ACCEL_MAX_IFACES + 1);
+	__type(key, __u32); /* accel_iface.slot, or ACCEL_STATS_RECOUNT */
 	__type(value, struct accel_stats);
 } stats SEC(".maps");
 
-/* Where the TC program beside XDP counts the verdicts XDP counted already
- * (a frame it decides again, see handoff_meta in forward.h). Never read. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct accel_stats);
-} recount_stats SEC(".maps");
 
 #include "fib.h"
 
