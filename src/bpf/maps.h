@@ -93,7 +93,6 @@ struct {
 	__type(value, struct accel_stats);
 } stats SEC(".maps");
 
-
 #include "fib.h"
 
 /* Next hops by id: nh_index holds, per next-hop id, 1 + the slot of

@@ -5,7 +5,11 @@
 //! dedicated thread, continuously, for --seconds. `sink` attaches an XDP
 //! program to --iface that counts and drops the test UDP traffic (and
 //! passes ARP, ND and everything else) and prints packets/s each second.
-//! Both work in the current network namespace: run them with
+//! `loop`, for kernels that refuse live frames, is a sink that sends each
+//! test frame, rewritten into the next one, back into the router, and
+//! prints what `sink` prints.
+//! `send` and `sink` work in the current network namespace (`loop` in the
+//! generator's, entering --sink-netns for its sink): run them with
 //! `ip netns exec NS` or `nsenter --net=/run/netns/NS`.
 
 use std::net::IpAddr;
@@ -28,7 +32,7 @@ use accel_tools::trafgen::{self, types, FrameSpec, TrafgenSkel};
 #[command(
     name = "accel-trafgen",
     version,
-    about = "Benchmark traffic from XDP live frames (BPF_PROG_RUN), and a counting XDP sink"
+    about = "Benchmark traffic from XDP live frames (BPF_PROG_RUN) or a closed loop, and a counting XDP sink"
 )]
 struct Cli {
     #[command(subcommand)]
