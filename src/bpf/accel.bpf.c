@@ -635,7 +635,7 @@ static __always_inline int handle_ipv4(struct pkt *k)
 
 	mirror = !(k->cfg & (ACCEL_CFG_FIB_ONLY | ACCEL_CFG_POLICY4)) &&
 		 !(k->in->flags & ACCEL_IF_RULES4) && !src_rule4(k, ip->saddr);
-	if (mirror && route4_lookup(ip->daddr, &rt)) {
+	if (mirror && fib_route(k->dst_leaf, &rt)) {
 		rc = ipv4_mirror(k, ip, &rt);
 		if (rc != ACCEL_TRY_FIB)
 			return rc;
@@ -864,7 +864,7 @@ static __always_inline int handle_ipv6(struct pkt *k)
 	    !(k->in->flags & ACCEL_IF_RULES6) && !src_rule6(k, &ip6->saddr)) {
 		struct accel_route rt;
 
-		if (route6_lookup((const __u8 *)&ip6->daddr, &rt)) {
+		if (fib_route(k->dst_leaf, &rt)) {
 			rc = ipv6_mirror(k, ip6, &rt);
 			if (rc != ACCEL_TRY_FIB)
 				return rc;
@@ -893,6 +893,35 @@ int accel_clock(struct xdp_md *ctx)
 }
 
 /*
+ * The mirror's route for the frame's destination, looked up first, before
+ * the frame is known to be one to forward: every check before the route
+ * lookup then runs while the lookup's reads are still on their way from
+ * memory (the root leaf is a cache miss at every table size, the nodes of
+ * a full table are reads from memory), where looked up in its place the
+ * program stalled on them. The result is used only where the lookup stood
+ * (handle_ipv4/6), after every check; reading the tries earlier is like
+ * reading them then, as the control plane can change them at any moment.
+ */
+static __always_inline void route_early(struct pkt *k, void *data)
+{
+	struct ethhdr *eth = header_at(struct ethhdr, data, k->end, 0);
+	struct ipv6hdr *ip6;
+	struct iphdr *ip;
+
+	if (!eth)
+		return;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		ip = header_at(struct iphdr, data, k->end, sizeof(*eth));
+		if (ip)
+			k->dst_leaf = route4_leaf(ip->daddr);
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		ip6 = header_at(struct ipv6hdr, data, k->end, sizeof(*eth));
+		if (ip6)
+			k->dst_leaf = route6_leaf((const __u8 *)&ip6->daddr);
+	}
+}
+
+/*
  * What both programs do once they have set up k's hook fields (ctx, end,
  * len, gso_size, tc, in_ifindex): the per-interface and global checks,
  * then the family's forwarding decision. Returns an XDP verdict.
@@ -904,6 +933,8 @@ static __always_inline int accel_run(struct pkt *k, void *data)
 	int recount = 0;
 	__u64 now;
 
+	if (!k->tc)
+		route_early(k, data);
 	k->in = iface_lookup(k->in_ifindex);
 	if (!k->in)
 		return XDP_PASS;
@@ -916,6 +947,9 @@ static __always_inline int accel_run(struct pkt *k, void *data)
 			return XDP_PASS;
 		recount = 1;
 	}
+	/* TC looks up only for the frames it decides. */
+	if (k->tc)
+		route_early(k, data);
 	slot = k->in->slot;
 	k->fwd_st = bpf_map_lookup_elem(&stats, &slot);
 	k->st = k->fwd_st;

@@ -104,8 +104,8 @@ static __always_inline int fib_route(__u32 leaf, struct accel_route *rt)
 	return 1;
 }
 
-/* Longest-prefix match of an IPv4 address. */
-static __always_inline int route4_lookup(__be32 addr, struct accel_route *rt)
+/* Longest-prefix match of an IPv4 address: the leaf that answers it. */
+static __always_inline __u32 route4_leaf(__be32 addr)
 {
 	__u32 a = bpf_ntohl(addr);
 	__u32 leaf = fib_leaf(&fib4_root, a >> 16);
@@ -114,7 +114,12 @@ static __always_inline int route4_lookup(__be32 addr, struct accel_route *rt)
 		leaf = fib_node_leaf(&fib4_nodes, leaf, (a >> 8) & 0xff);
 	if (leaf & ACCEL_LEAF_EXT)
 		leaf = fib_node_leaf(&fib4_nodes, leaf, a & 0xff);
-	return fib_route(leaf, rt);
+	return leaf;
+}
+
+static __always_inline int route4_lookup(__be32 addr, struct accel_route *rt)
+{
+	return fib_route(route4_leaf(addr), rt);
 }
 
 /* One level down, or out when the leaf is an answer. Spelt out rather than a
@@ -127,8 +132,9 @@ static __always_inline int route4_lookup(__be32 addr, struct accel_route *rt)
 		leaf = fib_node_leaf(&fib6_nodes, leaf, a[i]);              \
 	} while (0)
 
-/* Longest-prefix match of an IPv6 address (16 bytes, network order). */
-static __always_inline int route6_lookup(const __u8 *a, struct accel_route *rt)
+/* Longest-prefix match of an IPv6 address (16 bytes, network order): the
+ * leaf that answers it. */
+static __always_inline __u32 route6_leaf(const __u8 *a)
 {
 	__u32 leaf = fib_leaf(&fib6_root, ((__u32)a[0] << 8) | a[1]);
 
@@ -148,7 +154,12 @@ static __always_inline int route6_lookup(const __u8 *a, struct accel_route *rt)
 	LPM6_LEVEL(14);
 	LPM6_LEVEL(15);
 done:
-	return fib_route(leaf, rt);
+	return leaf;
+}
+
+static __always_inline int route6_lookup(const __u8 *a, struct accel_route *rt)
+{
+	return fib_route(route6_leaf(a), rt);
 }
 
 #undef LPM6_LEVEL

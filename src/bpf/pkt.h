@@ -46,6 +46,9 @@ struct pkt {
 	/* The flags as configured, before a lapsed lease overrode them. */
 	__u32 configured;
 	__u32 mp_seed;
+	/* The mirror's leaf for the destination, looked up first
+	 * (route_early()): a route, or none. */
+	__u32 dst_leaf;
 };
 
 /* The TC program's verdict for the XDP verdict the decision code took. */
