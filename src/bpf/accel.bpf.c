@@ -893,14 +893,16 @@ int accel_clock(struct xdp_md *ctx)
 }
 
 /*
- * The mirror's route for the frame's destination, looked up first, before
- * the frame is known to be one to forward: every check before the route
- * lookup then runs while the lookup's reads are still on their way from
- * memory (the root leaf is a cache miss at every table size, the nodes of
- * a full table are reads from memory), where looked up in its place the
- * program stalled on them. The result is used only where the lookup stood
- * (handle_ipv4/6), after every check; reading the tries earlier is like
- * reading them then, as the control plane can change them at any moment.
+ * The mirror's route for the frame's destination, looked up after the
+ * lease is read (accel_run) but before the frame is known to be one to
+ * forward: the checks before the route lookup then run while the
+ * lookup's reads are still on their way from memory (the root leaf is a
+ * cache miss at every table size, the nodes of a full table are reads
+ * from memory), where looked up in its place the program stalled on them.
+ * The result is used only where the lookup stood (handle_ipv4/6), after
+ * every check and only under a live lease; reading the tries earlier is
+ * like reading them then, as the control plane can change them at any
+ * moment.
  */
 static __always_inline void route_early(struct pkt *k, void *data)
 {
@@ -928,11 +930,22 @@ static __always_inline void route_early(struct pkt *k, void *data)
  */
 static __always_inline int accel_run(struct pkt *k, void *data)
 {
-	struct accel_config *cfg;
-	__u32 zero = 0, slot;
+	struct accel_config *cfg = bpf_map_lookup_elem(&accel_cfg, &(__u32){ 0 });
+	__u64 now, alive_until, lease_until;
 	int recount = 0;
-	__u64 now;
+	__u32 slot;
 
+	if (!cfg)
+		return XDP_PASS;
+	/* The lease is read before the tries: the control plane renews it
+	 * only once the mirror it vouches for is written, so tries read after
+	 * it are at least as new as what it vouches for (a load is not
+	 * reordered with older loads on x86; the helper calls between keep
+	 * the compiler from doing so). Read the other way round, tries from
+	 * before a resync could be taken on the word of the lease renewed
+	 * after it. */
+	alive_until = *(volatile __u64 *)&cfg->alive_until_ns;
+	lease_until = *(volatile __u64 *)&cfg->lease_until_ns;
 	if (!k->tc)
 		route_early(k, data);
 	k->in = iface_lookup(k->in_ifindex);
@@ -957,17 +970,16 @@ static __always_inline int accel_run(struct pkt *k, void *data)
 		slot = ACCEL_STATS_RECOUNT;
 		k->st = bpf_map_lookup_elem(&stats, &slot);
 	}
-	cfg = bpf_map_lookup_elem(&accel_cfg, &zero);
-	if (!k->st || !k->fwd_st || !cfg)
+	if (!k->st || !k->fwd_st)
 		return XDP_PASS;
 	k->st->frame_len = k->len;
 	now = bpf_ktime_get_coarse_ns();
-	if (now >= cfg->alive_until_ns)
+	if (now >= alive_until)
 		return count(k->st, ACCEL_STAT_PASS_INACTIVE, XDP_PASS);
 	k->cfg = cfg->flags;
 	k->configured = cfg->flags;
 	k->mp_seed = cfg->mp_seed;
-	if (now >= cfg->lease_until_ns) {
+	if (now >= lease_until) {
 		/* Nobody vouches for the mirror now (lost events, a resync, a
 		 * paused daemon): the kernel's own lookup decides instead. */
 		k->cfg = ACCEL_CFG_FIB_ONLY | ACCEL_CFG_NO_LEASE;
