@@ -896,13 +896,14 @@ int accel_clock(struct xdp_md *ctx)
  * The mirror's route for the frame's destination, looked up after the
  * lease is read (accel_run) but before the frame is known to be one to
  * forward: the checks before the route lookup then run while the
- * lookup's reads are still on their way from memory (the root leaf is a
- * cache miss at every table size, the nodes of a full table are reads
- * from memory), where looked up in its place the program stalled on them.
- * The result is used only where the lookup stood (handle_ipv4/6), after
- * every check and only under a live lease; reading the tries earlier is
- * like reading them then, as the control plane can change them at any
- * moment.
+ * lookup's reads are still on their way (the root leaf, read at random,
+ * is an L2 hit with a TLB miss at best; the nodes of a full table are
+ * reads from memory), where looked up in its place the program stalled on
+ * them. The result is used only where the lookup stood (handle_ipv4/6),
+ * after every check and only under a live lease. Reading the tries
+ * earlier is like reading them there, as the control plane can change
+ * them at any moment, provided they are read after the lease: never move
+ * this above accel_run's lease loads.
  */
 static __always_inline void route_early(struct pkt *k, void *data)
 {
@@ -925,28 +926,34 @@ static __always_inline void route_early(struct pkt *k, void *data)
 
 /*
  * What both programs do once they have set up k's hook fields (ctx, end,
- * len, gso_size, tc, in_ifindex): the per-interface and global checks,
- * then the family's forwarding decision. Returns an XDP verdict.
+ * len, gso_size, tc, handed, in_ifindex): the lease's deadlines loaded and
+ * the destination's leaf looked up (route_early()), the per-interface and
+ * global checks, then the family's forwarding decision. Returns an XDP
+ * verdict.
  */
 static __always_inline int accel_run(struct pkt *k, void *data)
 {
 	struct accel_config *cfg = bpf_map_lookup_elem(&accel_cfg, &(__u32){ 0 });
 	__u64 now, alive_until, lease_until;
-	int recount = 0;
+	int recount = 0, look;
 	__u32 slot;
 
 	if (!cfg)
 		return XDP_PASS;
 	/* The lease is read before the tries: the control plane renews it
 	 * only once the mirror it vouches for is written, so tries read after
-	 * it are at least as new as what it vouches for (a load is not
-	 * reordered with older loads on x86; the helper calls between keep
-	 * the compiler from doing so). Read the other way round, tries from
-	 * before a resync could be taken on the word of the lease renewed
-	 * after it. */
+	 * it are at least as new as what it vouches for. A load is not
+	 * reordered with older loads on x86; the compiler cannot move these
+	 * volatile loads past the opaque map lookup calls the tries' loads
+	 * depend on. (On a weakly ordered CPU, arm64, nothing here orders
+	 * them, nor did anything before: that would take load-acquire.) Read
+	 * the other way round, tries from before a resync could be taken on
+	 * the word of the lease renewed after it. In --mode fib the tries
+	 * are empty: nothing to look up. */
 	alive_until = *(volatile __u64 *)&cfg->alive_until_ns;
 	lease_until = *(volatile __u64 *)&cfg->lease_until_ns;
-	if (!k->tc)
+	look = !(cfg->flags & ACCEL_CFG_FIB_ONLY);
+	if (!k->tc && look)
 		route_early(k, data);
 	k->in = iface_lookup(k->in_ifindex);
 	if (!k->in)
@@ -961,7 +968,7 @@ static __always_inline int accel_run(struct pkt *k, void *data)
 		recount = 1;
 	}
 	/* TC looks up only for the frames it decides. */
-	if (k->tc)
+	if (k->tc && look)
 		route_early(k, data);
 	slot = k->in->slot;
 	k->fwd_st = bpf_map_lookup_elem(&stats, &slot);

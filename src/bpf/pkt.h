@@ -46,8 +46,9 @@ struct pkt {
 	/* The flags as configured, before a lapsed lease overrode them. */
 	__u32 configured;
 	__u32 mp_seed;
-	/* The mirror's leaf for the destination, looked up first
-	 * (route_early()): a route, or none. */
+	/* The mirror's leaf for the destination (route_early(), after the
+	 * lease is loaded); 0 where not looked up (non-IP or short frame,
+	 * --mode fib). */
 	__u32 dst_leaf;
 };
 

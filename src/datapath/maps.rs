@@ -566,6 +566,10 @@ impl Maps {
     /// Lets the datapath use the mirror until `lease_ns`, and forward at
     /// all until `alive_ns` (the datapath's clock, see [`super::clock`]).
     pub fn set_deadlines(&self, lease_ns: u64, alive_ns: u64) -> Result<(), DatapathError> {
+        // The mirror's stores (the tries are written through memory-mapped
+        // arrays) before the lease that vouches for them: the datapath
+        // reads the lease first, then the tries (accel_run).
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
         let mut c = self.config.get();
         c.lease_until_ns = lease_ns;
         c.alive_until_ns = alive_ns;

@@ -3,9 +3,10 @@
 //!
 //! The product's XDP program runs through BPF_PROG_TEST_RUN on frames that
 //! stop at successive points of its path — a frame for another host (the
-//! prologue: interface, counters, configuration, lease, Ethernet), a TTL of
-//! 1 (parse, checks, route lookup, next hop, egress: everything before the
-//! neighbour and the source check), a forwarded frame (neighbour, source
+//! prologue: lease, route lookup (looked up first since 5d2937b, so stage
+//! figures from before it are not comparable), interface, counters,
+//! configuration, Ethernet), a TTL of 1 (parse, checks, next hop, egress:
+//! everything before the neighbour and the source check), a forwarded frame (neighbour, source
 //! check, counters, rewrite, redirect), the same through bpf_fib_lookup —
 //! and the ceiling forwarder (`ceiling.bpf.c`) runs on the forwarded frame.
 //! One more forwarded frame per family reads a different number of trie
