@@ -6,8 +6,9 @@
 //! prologue: lease, route lookup (looked up first since 5d2937b, so stage
 //! figures from before it are not comparable), interface, counters,
 //! configuration, Ethernet), a TTL of 1 (parse, checks, next hop, egress:
-//! everything before the neighbour and the source check), a forwarded frame (neighbour, source
-//! check, counters, rewrite, redirect), the same through bpf_fib_lookup —
+//! everything before the neighbour and the source check), a forwarded
+//! frame (neighbour, source check, counters, rewrite, redirect), the same
+//! through bpf_fib_lookup —
 //! and the ceiling forwarder (`ceiling.bpf.c`) runs on the forwarded frame.
 //! One more forwarded frame per family reads a different number of trie
 //! levels (fib.h) than the first: the IPv4 one goes three levels down
