@@ -423,6 +423,7 @@ mod tests {
                 dropped: 3,
                 no_lease: 5,
                 hook: None,
+                handoff: None,
                 counters,
             }],
             capacity,

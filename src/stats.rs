@@ -2,6 +2,8 @@
 
 use crate::bpf::types::{accel_stat as S, accel_stats};
 use crate::capacity::Figures;
+use crate::datapath::attach::{self, Hook};
+use crate::datapath::handoff::{self, Handoff};
 
 /// Every counter of the shared enum with the name operators see.
 pub const COUNTERS: [(S, &str); S::ACCEL_STAT_MAX.0 as usize] = [
@@ -49,6 +51,9 @@ pub struct IfaceStats {
     /// Where accel's program runs on it ("native XDP", "TC ingress
     /// (tcx)"), None when it is not attached; filled by [`read_all`].
     pub hook: Option<String>,
+    /// Under XDP: whether the frames it hands to the TC program beside it
+    /// are marked; filled by [`read_all`].
+    pub handoff: Option<Handoff>,
     pub counters: std::collections::BTreeMap<&'static str, u64>,
 }
 
@@ -99,6 +104,7 @@ pub fn summarise(iface: String, ifindex: u32, s: &accel_stats) -> IfaceStats {
         dropped_bytes: s.drop_bytes,
         no_lease: s.no_lease,
         hook: None,
+        handoff: None,
         counters: Default::default(),
     };
     for (id, name) in COUNTERS {
@@ -124,7 +130,11 @@ pub fn read_all(
 ) -> Result<Vec<IfaceStats>, crate::datapath::DatapathError> {
     let mut all = read_counters(maps)?;
     for s in &mut all {
-        s.hook = crate::datapath::attach::current_hook(s.ifindex).map(|h| h.to_string());
+        let hook = attach::current_hook(s.ifindex);
+        s.hook = hook.map(|h| h.to_string());
+        if let Some(Hook::Xdp(_)) = hook {
+            s.handoff = attach::attached_prog_id(s.ifindex).and_then(handoff::of_program);
+        }
     }
     Ok(all)
 }
@@ -174,8 +184,9 @@ pub fn traffic(all: &[IfaceStats], fib_only: bool) -> crate::alerts::Traffic {
 pub fn render(lease: LeaseState, all: &[IfaceStats]) -> String {
     let mut s = format!("mirror lease: {lease}\n");
     for i in all {
+        let handoff = i.handoff.map(|h| format!(", {h}")).unwrap_or_default();
         s += &format!(
-            "{} (ifindex {}, {}): forwarded {} ({} bytes), passed to kernel {}, dropped {}\n",
+            "{} (ifindex {}, {}{handoff}): forwarded {} ({} bytes), passed to kernel {}, dropped {}\n",
             i.iface,
             i.ifindex,
             i.hook.as_deref().unwrap_or("not attached"),
@@ -192,6 +203,10 @@ pub fn render(lease: LeaseState, all: &[IfaceStats]) -> String {
         if i.no_lease != 0 {
             s += &format!("    (without a lease:    {})\n", i.no_lease);
         }
+    }
+    if all.iter().any(|i| i.handoff == Some(Handoff::Unmarked)) {
+        s += "frames to TC unmarked: this kernel refuses XDP metadata, so the TC program \
+              beside XDP decides again every frame XDP passes\n";
     }
     s
 }
@@ -285,5 +300,19 @@ mod tests {
         let sum = summarise("eth0".into(), 2, &s);
         assert_eq!((sum.forwarded, sum.passed, sum.dropped), (7, 1, 3));
         assert!(render(LeaseState::Live, &[sum]).contains("pass_ttl"));
+    }
+
+    #[test]
+    fn an_unmarked_handoff_is_shown_and_explained() {
+        let mut sum = summarise("eth0".into(), 2, &accel_stats::default());
+        sum.hook = Some("native XDP".into());
+        sum.handoff = Some(Handoff::Marked);
+        let marked = render(LeaseState::Live, std::slice::from_ref(&sum));
+        assert!(marked.contains("eth0 (ifindex 2, native XDP, frames to TC marked)"));
+        assert!(!marked.contains("refuses"));
+        sum.handoff = Some(Handoff::Unmarked);
+        let unmarked = render(LeaseState::Live, &[sum]);
+        assert!(unmarked.contains("native XDP, frames to TC unmarked)"));
+        assert!(unmarked.contains("refuses XDP metadata"));
     }
 }

@@ -88,6 +88,9 @@ RATE=4000
 hook_of() { lab_accel stats --json 2>/dev/null | python3 -c "
 import json, sys
 print(next((i.get('hook') or 'none') for i in json.load(sys.stdin) if i['iface'] == '$1'))"; }
+handoff_of() { lab_accel stats --json 2>/dev/null | python3 -c "
+import json, sys
+print(next((i.get('handoff') or 'none') for i in json.load(sys.stdin) if i['iface'] == '$1'))"; }
 tcx_links() {
     lab_in "$NS_RTR" python3 "$LAB_TOOL" tcx r-src r-dst1 r-dst2 br0 vx0 mv0
 }
@@ -126,6 +129,13 @@ fi
 hooks="r-src=$(hook_of r-src) br0=$(hook_of br0) vx0=$(hook_of vx0) mv0=$(hook_of mv0)"
 check "--hook auto: native XDP on the veths, TC on the bridge, VXLAN and macvlan" "$hooks" \
     eval '[[ $hooks == "r-src=native XDP br0=TC ingress (tcx) vx0=TC ingress (tcx) mv0=TC ingress (tcx)" ]]'
+# The loader says in its log when the kernel refuses XDP metadata; the
+# program's own read-only data, which `accel stats` reads, must agree.
+want_handoff=marked
+lab_accel_log | grep -q "refuses XDP metadata" && want_handoff=unmarked
+handoffs="$(handoff_of r-src) $(handoff_of br0)"
+check "accel stats: r-src's frames to TC $want_handoff, as the loader logged; none on br0 (TC)" "$handoffs" \
+    eval '[[ $handoffs == "$want_handoff none" ]]'
 # 3 TC interfaces, and the TC program beside each of the 3 XDP ones.
 check "TC programs: one per TC interface, one beside each XDP interface" "$(tcx_links)" eval '[[ $(tcx_links) -eq 6 ]]'
 lab_in "$NS_SRC" ping -q -c 1 -W 2 10.12.1.2 >/dev/null 2>&1 # neighbours

@@ -4,6 +4,7 @@
 pub mod attach;
 pub mod clock;
 pub mod cls_bpf;
+pub mod handoff;
 pub mod keys;
 pub mod leaves;
 pub mod libbpf_log;

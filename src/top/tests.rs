@@ -21,6 +21,7 @@ fn sample(scale: u64) -> Sample {
             dropped: 50 * scale,
             no_lease: 0,
             hook: None,
+            handoff: None,
             counters,
         }],
         capacity: Default::default(),
