@@ -14,9 +14,21 @@ fn read(path: &str) -> Option<u32> {
 }
 
 /// The IPv6 MTU the kernel forwards with on an interface (ip6_forward uses
-/// it, not the device MTU); 0 where IPv6 is disabled there.
+/// it, not the device MTU); 0 where IPv6 is disabled there: ip6_output()
+/// drops what would leave through it, and the datapath's MTU check then
+/// leaves every such packet to the kernel.
 pub fn ipv6_mtu(name: &str) -> u32 {
+    if !ipv6_enabled(name) {
+        return 0;
+    }
     read(&format!("/proc/sys/net/ipv6/conf/{name}/mtu")).unwrap_or(0)
+}
+
+/// Whether an interface has IPv6 at all: ip6_rcv_core() drops what arrives
+/// on one without it (no inet6_dev, or disable_ipv6 set), as ip6_output()
+/// does for what would leave through it.
+fn ipv6_enabled(name: &str) -> bool {
+    read(&format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6")) == Some(0)
 }
 
 /// ACCEL_IF_FWD4/FWD6/RPF_* for an interface of the current namespace.
@@ -26,9 +38,11 @@ pub fn iface_flags(name: &str) -> u32 {
     if read(&format!("/proc/sys/net/ipv4/conf/{name}/forwarding")) == Some(1) {
         flags |= IfFlags::ACCEL_IF_FWD4.0;
     }
-    // IPv6 forwards when the global switch is on, or the interface forces it.
-    if read("/proc/sys/net/ipv6/conf/all/forwarding") == Some(1)
-        || read(&format!("/proc/sys/net/ipv6/conf/{name}/force_forwarding")) == Some(1)
+    // IPv6 forwards when the global switch is on, or the interface forces
+    // it, on an interface with IPv6 (else the kernel drops what arrives).
+    if ipv6_enabled(name)
+        && (read("/proc/sys/net/ipv6/conf/all/forwarding") == Some(1)
+            || read(&format!("/proc/sys/net/ipv6/conf/{name}/force_forwarding")) == Some(1))
     {
         flags |= IfFlags::ACCEL_IF_FWD6.0;
     }
