@@ -33,6 +33,7 @@ pub const COUNTERS: [(S, &str); S::ACCEL_STAT_MAX.0 as usize] = [
     (S::ACCEL_STAT_DROP_MARTIAN_SRC, "drop_martian_src"),
     (S::ACCEL_STAT_FWD_NEIGH, "fwd_neigh"),
     (S::ACCEL_STAT_HANDOFF_TC, "handoff_tc"),
+    (S::ACCEL_STAT_PASS_NDISC, "pass_ndisc"),
 ];
 
 #[derive(Debug, Clone, serde::Serialize)]

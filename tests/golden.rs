@@ -1227,6 +1227,31 @@ fn icmp_errors_pass_echo_forwarded_v6() {
     }
 }
 
+/// With proxy_ndp, ip6_forward() answers neighbour discovery for a proxied
+/// address itself (ip6_forward_proxy_check()); the proxy table is not
+/// mirrored, so every such message goes to the kernel. Other ICMPv6 types
+/// around them are forwarded.
+#[test]
+fn neighbour_discovery_to_forward_goes_to_the_kernel_v6() {
+    let Some(lab) = Lab::new() else { return };
+    mirror_gw(&lab);
+    // Router solicitation and advertisement, neighbour solicitation and
+    // advertisement, redirect.
+    for typ in 133u8..=137 {
+        let p = V6::icmp(src6(), remote6(), typ, 0, &[0u8; 20]);
+        lab.pass(&f6(&lab, &p), S::ACCEL_STAT_PASS_NDISC);
+    }
+    for typ in [132u8, 138] {
+        let p = V6::icmp(src6(), remote6(), typ, 0, &[0u8; 20]);
+        lab.forward(
+            &f6(&lab, &p),
+            MIRROR_MAC,
+            &lab.out,
+            S::ACCEL_STAT_FWD_MIRROR,
+        );
+    }
+}
+
 // ----------------------------------------------------------------- lease
 
 #[test]

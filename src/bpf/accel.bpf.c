@@ -59,19 +59,24 @@ struct accel_abi accel_abi_types;
 
 #define IPV6_FLOWINFO_MASK bpf_htonl(0x0FFFFFFF)
 
-/* Source ports for the multipath hash; zero for fragments, as the kernel's
- * flow dissector leaves them for every fragment. */
+/* The "ports" bpf_fib_lookup hashes under the L4 multipath policy: what the
+ * kernel's flow dissector takes for the forwarding path's hash
+ * (fib_multipath_hash() with the skb), 4 bytes at proto_ports_offset() for
+ * TCP, UDP, DCCP, SCTP, UDP-Lite, and the SPI of ESP and AH
+ * (l4_ports_offset(), multipath.h). Zero for fragments, as the dissector
+ * leaves them for every fragment (the callers pass no first fragment). */
 static __always_inline void l4_ports(void *l4, void *end, __u8 proto,
 				     struct bpf_fib_lookup *p)
 {
+	int off = l4_ports_offset(proto);
 	struct l4_ports {
 		__be16 src;
 		__be16 dst;
 	} *ports;
 
-	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+	if (off < 0)
 		return;
-	ports = header_at(struct l4_ports, l4, end, 0);
+	ports = header_at(struct l4_ports, l4, end, off);
 	if (ports) {
 		p->sport = ports->src;
 		p->dport = ports->dst;
@@ -111,18 +116,23 @@ static __always_inline int group_uses_dev(__u32 group, __u32 in_ifindex)
 {
 	struct accel_nh_group *g = bpf_map_lookup_elem(&nh_groups, &group);
 	struct accel_nexthop *nh;
+	int unknown = 0;
 
 	if (!g || (g->flags & ACCEL_GROUP_BLACKHOLE) || !g->count)
 		return -1;
 #pragma unroll
 	for (int i = 0; i < ACCEL_MAX_PATHS; i++) {
 		if (i >= g->count)
-			return 0;
+			break;
 		nh = nexthop_lookup(g->paths[i].nh_id);
-		if (nh && nh->ifindex == in_ifindex)
+		/* A path the mirror cannot read (its next hop's slot not
+		 * written yet) may be the one through the ingress. */
+		if (!nh)
+			unknown = 1;
+		else if (nh->ifindex == in_ifindex)
 			return 1;
 	}
-	return 0;
+	return unknown ? -1 : 0;
 }
 
 /*
@@ -168,8 +178,12 @@ static __always_inline __u32 seg_len(struct pkt *k, void *l4, __u8 proto,
 
 	if (!k->gso_size)
 		return l3_len;
-	if (proto == IPPROTO_UDP) /* SKB_GSO_UDP_L4 */
-		return l3_hdr_len + sizeof(struct udphdr) + k->gso_size;
+	/* A UDP GSO packet may be SKB_GSO_UDP_L4 (segments of udphdr +
+	 * gso_size) or a tunnel's (SKB_GSO_UDP_TUNNEL: GRO merged a VXLAN or
+	 * GENEVE flow, whose segments also carry the inner headers). TC
+	 * cannot read gso_type to tell them apart: the kernel decides. */
+	if (proto == IPPROTO_UDP)
+		return 0xffff;
 	th = header_at(struct tcphdr, l4, k->end, 0);
 	if (proto == IPPROTO_TCP && th)
 		return l3_hdr_len + th->doff * 4 + k->gso_size;
@@ -666,6 +680,11 @@ static __always_inline int ipv6_forward_gate(struct pkt *k, struct ipv6hdr *ip6,
 
 		if (type && icmp6_is_error(*type))
 			return count(k->st, ACCEL_STAT_PASS_ICMP_ERROR, XDP_PASS);
+		/* With proxy_ndp, ip6_forward() delivers neighbour discovery
+		 * for a proxied address locally (ip6_forward_proxy_check()):
+		 * the proxy table is not mirrored, the kernel decides. */
+		if (type && icmp6_is_ndisc(*type))
+			return count(k->st, ACCEL_STAT_PASS_NDISC, XDP_PASS);
 	}
 	if (k->seg_len > out->mtu6)
 		return count(k->st, ACCEL_STAT_PASS_MTU, XDP_PASS);

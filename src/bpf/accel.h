@@ -385,6 +385,9 @@ enum accel_stat {
 	/* XDP only: handed to the TC program beside it, which forwards it
 	 * (and counts that outcome too). */
 	ACCEL_STAT_HANDOFF_TC,
+	/* IPv6 neighbour discovery to forward: with proxy_ndp the kernel may
+	 * answer it itself (ip6_forward_proxy_check()). */
+	ACCEL_STAT_PASS_NDISC,
 	ACCEL_STAT_MAX,
 };
 

@@ -118,4 +118,12 @@ static __always_inline int icmp6_is_error(__u8 type)
 	return type < 128;
 }
 
+/* Neighbour discovery (RFC 4861): router solicitation and advertisement,
+ * neighbour solicitation and advertisement, redirect; the types
+ * ip6_forward_proxy_check() hands to ip6_input(). */
+static __always_inline int icmp6_is_ndisc(__u8 type)
+{
+	return type >= 133 && type <= 137;
+}
+
 #endif
