@@ -115,6 +115,16 @@ pub fn explain(maps: &Maps, addr: IpAddr) -> Vec<String> {
                     .into(),
             )
         }
+        Rt::ACCEL_RT_FIB
+            if rt.nh_id & !accel_fib_mark::ACCEL_FIB_MTU_MASK.0
+                == accel_fib_mark::ACCEL_FIB_MTU.0 =>
+        {
+            out.push(format!(
+                "route with its own MTU ({}), which bpf_fib_lookup ignores: larger packets \
+                 are passed to the kernel, the rest go to bpf_fib_lookup",
+                rt.nh_id & accel_fib_mark::ACCEL_FIB_MTU_MASK.0
+            ))
+        }
         Rt::ACCEL_RT_FIB => out.push(
             "route the mirror leaves to bpf_fib_lookup (multipath, TOS, route MTU, ...)".into(),
         ),

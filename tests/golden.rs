@@ -295,6 +295,22 @@ fn route_type_fib_goes_to_fib_v4_v6() {
     );
 }
 
+/// An IPv4 route with its own MTU: ip_forward() holds packets to it
+/// (ip_dst_mtu_maybe_forward()), bpf_fib_lookup (ip_mtu_from_fib_result())
+/// only when it is locked. Packets within it are bpf_fib_lookup's, larger
+/// ones the kernel's, which sends "fragmentation needed" for this one (DF).
+#[test]
+fn route_mtu_v4_holds_packets_to_it() {
+    let Some(lab) = Lab::new() else { return };
+    lab.apply(&[lab.route_kind("198.51.100.0/24", RouteEntry::FibWithinMtu(1400))]);
+    lab.ip(&["route add 198.51.100.0/24 via 10.0.2.2 dev out0 mtu 1400"]);
+    kernel_neighs(&lab);
+    let fits = f4(&lab, &udp4(REMOTE4).total(1400));
+    lab.forward(&fits, KERNEL_MAC, &lab.out, S::ACCEL_STAT_FWD_FIB);
+    let over = f4(&lab, &udp4(REMOTE4).total(1401));
+    lab.pass(&over, S::ACCEL_STAT_PASS_MTU);
+}
+
 #[test]
 fn mirror_longest_prefix_wins_v4_v6() {
     let Some(lab) = Lab::new() else { return };

@@ -102,6 +102,13 @@ static __always_inline int route_type_verdict(struct pkt *k,
 		return count(st, ACCEL_STAT_PASS_NO_ROUTE, XDP_PASS);
 	case ACCEL_RT_LOCAL:
 		return count(st, ACCEL_STAT_PASS_LOCAL, XDP_PASS);
+	case ACCEL_RT_FIB:
+		/* An IPv4 route's own MTU, which ip_forward() holds packets to
+		 * and bpf_fib_lookup does not. */
+		if ((rt->nh_id & ~ACCEL_FIB_MTU_MASK) == ACCEL_FIB_MTU &&
+		    k->seg_len > (rt->nh_id & ACCEL_FIB_MTU_MASK))
+			return count(st, ACCEL_STAT_PASS_MTU, XDP_PASS);
+		return ACCEL_TRY_FIB;
 	default:
 		return ACCEL_TRY_FIB;
 	}

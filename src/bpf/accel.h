@@ -69,6 +69,12 @@ enum accel_fib_mark {
 	/* Or, with the node's index in the bits below: a trie node that has
 	 * no lines (each such leaf distinct, as a node pointer is). */
 	ACCEL_FIB_UNPLACED = 1 << 23,
+	/* Or, with an MTU in the low 16 bits: an IPv4 route with its own MTU
+	 * (RouteEntry::FibWithinMtu), which ip_forward() holds every packet
+	 * to and bpf_fib_lookup does not (unless locked): larger packets go
+	 * to the kernel, the rest to bpf_fib_lookup. */
+	ACCEL_FIB_MTU = 1 << 22,
+	ACCEL_FIB_MTU_MASK = 0xffff,
 };
 
 /*
@@ -354,7 +360,7 @@ enum accel_stat {
 	ACCEL_STAT_PASS_ICMP_ERROR, /* kernel hashes ICMP errors on inner hdr */
 	ACCEL_STAT_PASS_NO_ROUTE,  /* no route; unreachable or prohibit route */
 	ACCEL_STAT_PASS_NO_NEIGH,  /* neighbour unresolved */
-	ACCEL_STAT_PASS_MTU,	   /* larger than the egress MTU */
+	ACCEL_STAT_PASS_MTU,	   /* larger than the egress (or route) MTU */
 	ACCEL_STAT_PASS_EGRESS,	   /* egress not accel's, down, or = ingress */
 	ACCEL_STAT_PASS_FIB_OTHER, /* other bpf_fib_lookup refusals */
 	ACCEL_STAT_PASS_INACTIVE,  /* no live control plane (alive_until_ns passed) */

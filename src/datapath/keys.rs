@@ -3,9 +3,9 @@
 use std::net::IpAddr;
 
 use crate::bpf::types::{
-    accel_blackhole_prefix, accel_group_flags, accel_iface, accel_neigh, accel_neigh4_key,
-    accel_neigh6_key, accel_nexthop, accel_nh_flags, accel_nh_group, accel_route, accel_route4_key,
-    accel_route6_key, accel_route_type,
+    accel_blackhole_prefix, accel_fib_mark, accel_group_flags, accel_iface, accel_neigh,
+    accel_neigh4_key, accel_neigh6_key, accel_nexthop, accel_nh_flags, accel_nh_group, accel_route,
+    accel_route4_key, accel_route6_key, accel_route_type,
 };
 use crate::mirror::decision::{NhKey, RouteEntry};
 use crate::mirror::IfaceEntry;
@@ -45,6 +45,12 @@ pub fn route_value(entry: &RouteEntry, nh_id: u32) -> accel_route {
         RouteEntry::Unreachable => accel_route_type::ACCEL_RT_UNREACHABLE,
         RouteEntry::Local => accel_route_type::ACCEL_RT_LOCAL,
         RouteEntry::Fib(_) => accel_route_type::ACCEL_RT_FIB,
+        RouteEntry::FibWithinMtu(mtu) => {
+            return accel_route {
+                r#type: accel_route_type::ACCEL_RT_FIB.0,
+                nh_id: accel_fib_mark::ACCEL_FIB_MTU.0 | u32::from(*mtu),
+            }
+        }
         RouteEntry::Multipath(_) | RouteEntry::Object(_) => accel_route_type::ACCEL_RT_MULTIPATH,
     };
     accel_route { r#type: t.0, nh_id }

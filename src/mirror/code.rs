@@ -24,6 +24,8 @@ const TAG_FIB: u32 = 4;
 const TAG_MULTIPATH: u32 = TAG_FIB + FibReason::ALL.len() as u32;
 /// Index into the interned nexthop-object ids.
 const TAG_OBJECT: u32 = TAG_MULTIPATH + 1;
+/// FibWithinMtu: the MTU in the index bits.
+const TAG_FIB_MTU: u32 = TAG_OBJECT + 1;
 
 /// What the route maps hold for a prefix: its code, and whether the entry
 /// holds a reference on an id (a next hop's, a group's, a drop counter's)
@@ -34,7 +36,7 @@ pub struct AppliedCode(u32);
 
 /// Above every tag (see the assertion below), below [`Code::NONE`]'s use.
 const HOLDS_ID: u32 = 1 << 30;
-const _: () = assert!(TAG_OBJECT < HOLDS_ID >> TAG_SHIFT);
+const _: () = assert!(TAG_FIB_MTU < HOLDS_ID >> TAG_SHIFT);
 
 /// What a map's empty slot holds (never read as a code).
 impl Default for AppliedCode {
@@ -99,6 +101,9 @@ impl NhTable {
                 let i = intern(&mut self.objects, &mut self.object_index, id);
                 return Code(TAG_OBJECT << TAG_SHIFT | i);
             }
+            RouteEntry::FibWithinMtu(mtu) => {
+                return Code(TAG_FIB_MTU << TAG_SHIFT | u32::from(mtu))
+            }
         };
         Code(tag << TAG_SHIFT)
     }
@@ -111,6 +116,7 @@ impl NhTable {
             TAG_LOCAL => RouteEntry::Local,
             TAG_MULTIPATH => RouteEntry::Multipath(PathSet(c.0 & INDEX_MASK)),
             TAG_OBJECT => RouteEntry::Object(self.objects[(c.0 & INDEX_MASK) as usize]),
+            TAG_FIB_MTU => RouteEntry::FibWithinMtu((c.0 & INDEX_MASK) as u16),
             t => RouteEntry::Fib(
                 u8::try_from(t - TAG_FIB)
                     .ok()

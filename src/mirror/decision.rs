@@ -46,6 +46,12 @@ pub enum RouteEntry {
     Local,
     /// The mirror cannot represent it exactly: bpf_fib_lookup decides.
     Fib(FibReason),
+    /// An IPv4 route with its own MTU: ip_forward() holds every packet to
+    /// it (ip_dst_mtu_maybe_forward() with forwarding set), bpf_fib_lookup
+    /// only where the MTU is locked (ip_mtu_from_fib_result()). Packets
+    /// within it are bpf_fib_lookup's to forward, larger ones the kernel's
+    /// (it fragments them or answers "fragmentation needed").
+    FibWithinMtu(u16),
 }
 
 /// Declares [`FibReason`] from one list: each reason's code (its value in

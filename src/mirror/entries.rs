@@ -24,8 +24,14 @@ fn unicast_entry(route: &Route, table: &mut NhTable) -> RouteEntry {
     if route.key.tos != 0 {
         return fib(FibReason::Tos);
     }
-    if route.mtu.is_some() {
-        return fib(FibReason::RouteMtu);
+    if let Some(mtu) = route.mtu {
+        // ip6_forward() holds packets to the interface's mtu6 unless the
+        // route's MTU is locked, and bpf_fib_lookup to at most as much:
+        // it may send some to the kernel, never forward one too many.
+        return match route.key.prefix.family() {
+            Family::V4 => RouteEntry::FibWithinMtu(u16::try_from(mtu).unwrap_or(u16::MAX)),
+            Family::V6 => fib(FibReason::RouteMtu),
+        };
     }
     if route.src_len != 0 {
         return fib(FibReason::SourceSpecific);
@@ -189,7 +195,12 @@ mod tests {
 
     #[test]
     fn what_the_mirror_leaves_to_the_kernel() {
+        // ip_forward() holds IPv4 packets to a route's MTU, which
+        // bpf_fib_lookup ignores: the datapath needs the value.
         let mut r = route("10.0.0.0/8", RouteKind::Unicast, &[(3, None)]);
+        r.mtu = Some(1400);
+        assert_eq!(entry(&r), RouteEntry::FibWithinMtu(1400));
+        let mut r = route("2001:db8::/32", RouteKind::Unicast, &[(3, None)]);
         r.mtu = Some(1400);
         assert_eq!(entry(&r), RouteEntry::Fib(FibReason::RouteMtu));
         let mut r = route("10.0.0.0/8", RouteKind::Unicast, &[(3, None)]);
