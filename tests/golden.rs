@@ -426,6 +426,44 @@ fn config_fib_only_ignores_mirror_blackhole() {
     );
 }
 
+/// Under hash policy 2 or 3 the kernel's forwarding path hashes a
+/// tunnelled packet's inner headers, which bpf_fib_lookup (no skb) cannot:
+/// GRE and IP in IP go to the kernel, other packets to bpf_fib_lookup.
+#[test]
+fn config_mp_inner_sends_tunnels_to_the_kernel() {
+    let Some(lab) = Lab::new() else { return };
+    kernel_routes(&lab);
+    kernel_neighs(&lab);
+    lab.apply(&[Change::Config(
+        C::ACCEL_CFG_MP_INNER4.0 | C::ACCEL_CFG_MP_INNER6.0,
+    )]);
+    let o = lab.out;
+    for proto in [47u8, 4] {
+        let gre = V4 {
+            proto,
+            ..udp4(REMOTE4)
+        };
+        lab.pass(&f4(&lab, &gre), S::ACCEL_STAT_PASS_MP_HASH);
+        let gre6 = V6 {
+            next: proto,
+            ..udp6(remote6())
+        };
+        lab.pass(&f6(&lab, &gre6), S::ACCEL_STAT_PASS_MP_HASH);
+    }
+    lab.forward(
+        &f4(&lab, &udp4(REMOTE4)),
+        KERNEL_MAC,
+        &o,
+        S::ACCEL_STAT_FWD_FIB,
+    );
+    lab.forward(
+        &f6(&lab, &udp6(remote6())),
+        KERNEL_MAC,
+        &o,
+        S::ACCEL_STAT_FWD_FIB,
+    );
+}
+
 #[test]
 fn config_policy4_ignores_mirror_for_ipv4_only() {
     let Some(lab) = Lab::new() else { return };

@@ -589,6 +589,8 @@ static __always_inline int ipv4_fib(struct pkt *k, struct iphdr *ip, int mirror)
 	struct accel_iface *out;
 	long rc;
 
+	if ((k->configured & ACCEL_CFG_MP_INNER4) && encapsulates(ip->protocol))
+		return count(k->st, ACCEL_STAT_PASS_MP_HASH, XDP_PASS);
 	p.family = AF_INET;
 	p.tos = ip->tos;
 	p.l4_protocol = ip->protocol;
@@ -826,6 +828,8 @@ static __always_inline int ipv6_fib(struct pkt *k, struct ipv6hdr *ip6)
 	struct accel_iface *out;
 	long rc;
 
+	if ((k->configured & ACCEL_CFG_MP_INNER6) && encapsulates(ip6->nexthdr))
+		return count(k->st, ACCEL_STAT_PASS_MP_HASH, XDP_PASS);
 	p.family = AF_INET6;
 	/* Flow label and next header feed the kernel's multipath hash. */
 	p.flowinfo = *(__be32 *)ip6 & IPV6_FLOWINFO_MASK;

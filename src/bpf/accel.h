@@ -294,6 +294,13 @@ enum accel_cfg_flags {
 	 * with the kernel's full reverse lookup (bpf_fib_lookup), which
 	 * refuses local ones. */
 	ACCEL_CFG_LOCAL4_PARTIAL = 1 << 10,
+	/* fib_multipath_hash_policy 2 (inner headers) or 3 (custom fields,
+	 * which may name inner ones): with the skb, the kernel's forwarding
+	 * path hashes a tunnelled packet's inner headers (the flow dissector
+	 * enters GRE, IPIP...), bpf_fib_lookup without one the outer: such
+	 * packets go to the kernel instead of bpf_fib_lookup. */
+	ACCEL_CFG_MP_INNER4 = 1 << 12,
+	ACCEL_CFG_MP_INNER6 = 1 << 13,
 	/* Set by the datapath itself, never written: the mirror's lease has
 	 * lapsed. Implies FIB_ONLY, and source validation by reverse
 	 * bpf_fib_lookup in strict mode. */

@@ -118,6 +118,24 @@ static __always_inline int icmp6_is_error(__u8 type)
 	return type < 128;
 }
 
+/* Protocols the kernel's flow dissector looks inside (__skb_flow_dissect():
+ * IP in IP, IPv6 in IP, GRE, MPLS in IP, Ethernet in IP, L2TPv3), and so
+ * whose multipath hash can take inner headers. */
+static __always_inline int encapsulates(__u8 proto)
+{
+	switch (proto) {
+	case IPPROTO_IPIP:
+	case IPPROTO_IPV6:
+	case IPPROTO_GRE:
+	case IPPROTO_MPLS:
+	case IPPROTO_ETHERNET:
+	case IPPROTO_L2TP:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /* Neighbour discovery (RFC 4861): router solicitation and advertisement,
  * neighbour solicitation and advertisement, redirect; the types
  * ip6_forward_proxy_check() hands to ip6_input(). */

@@ -1163,12 +1163,21 @@ impl Mirror {
 /// The group an entry points to.
 /// The multipath hash flags: policies 0 (L3) and 1 (L4) are reproduced;
 /// 2 (inner headers) and 3 (custom fields), and an unknown seed, are left
-/// to bpf_fib_lookup.
+/// to bpf_fib_lookup, but for tunnelled packets under 2 and 3, whose inner
+/// headers only the kernel's own path (with the skb) hashes.
 fn multipath_flags(mp: MultipathConf) -> u32 {
-    if mp.seed == 0 {
-        return 0;
-    }
     let mut flags = 0;
+    for (policy, inner) in [
+        (mp.policy4, CfgFlags::ACCEL_CFG_MP_INNER4),
+        (mp.policy6, CfgFlags::ACCEL_CFG_MP_INNER6),
+    ] {
+        if policy >= 2 {
+            flags |= inner.0;
+        }
+    }
+    if mp.seed == 0 {
+        return flags;
+    }
     for (policy, hash, l4) in [
         (
             mp.policy4,

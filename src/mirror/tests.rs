@@ -728,6 +728,18 @@ fn multipath_routes_with_equal_paths_share_a_group() {
         0,
         "policy 2 is not reproduced"
     );
+    // Nor left to bpf_fib_lookup for tunnelled packets, whose inner
+    // headers only the kernel's own path hashes; seed or not.
+    assert_ne!(f & CfgFlags::ACCEL_CFG_MP_INNER6.0, 0);
+    assert_eq!(f & CfgFlags::ACCEL_CFG_MP_INNER4.0, 0);
+    m.set_multipath(MultipathConf {
+        seed: 0,
+        policy4: 3,
+        policy6: 0,
+    });
+    let f = m.config_flags();
+    assert_ne!(f & CfgFlags::ACCEL_CFG_MP_INNER4.0, 0);
+    assert_eq!(f & CfgFlags::ACCEL_CFG_MP_INNER6.0, 0);
 }
 
 #[test]
