@@ -58,12 +58,15 @@ pub fn iface_flags(name: &str) -> u32 {
     flags
 }
 
-/// The sysctls that decide the kernel's multipath hash. The seed is
-/// namespace-wide and shared by IPv4 and IPv6.
-pub fn multipath() -> crate::mirror::MultipathConf {
-    crate::mirror::MultipathConf {
+/// The namespace-wide forwarding sysctls the datapath must honour: those
+/// that decide the kernel's multipath hash (the seed is shared by IPv4 and
+/// IPv6), and whether ip_forward() sets a packet's priority from its TOS.
+pub fn forwarding() -> crate::mirror::ForwardingSysctls {
+    crate::mirror::ForwardingSysctls {
         seed: read("/proc/sys/net/ipv4/fib_multipath_hash_seed").unwrap_or(0),
         policy4: read("/proc/sys/net/ipv4/fib_multipath_hash_policy").unwrap_or(0),
         policy6: read("/proc/sys/net/ipv6/fib_multipath_hash_policy").unwrap_or(0),
+        // On by default since it was added (Linux 4.19).
+        update_priority4: read("/proc/sys/net/ipv4/ip_forward_update_priority") != Some(0),
     }
 }

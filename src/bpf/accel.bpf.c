@@ -418,6 +418,22 @@ static __always_inline int ipv4_accept_source(struct pkt *k, struct iphdr *ip,
 	}
 }
 
+/*
+ * ip_forward() with ip_forward_update_priority: the packet's priority from
+ * its TOS, rt_tos2priority(). ip_tos2prio[] maps TOS bits 4 and 3 to best
+ * effort, bulk, interactive and interactive bulk (TC_PRIO_* 0, 2, 6, 4:
+ * twice the Gray code of the two bits). TC only: an XDP frame has no skb
+ * to carry a priority.
+ */
+static __always_inline void ipv4_forward_priority(struct pkt *k,
+						  struct iphdr *ip)
+{
+	__u32 bits = (ip->tos >> 3) & 3;
+
+	if (k->tc && (k->configured & ACCEL_CFG_UPDATE_PRIO4))
+		((struct __sk_buff *)k->ctx)->priority = (bits ^ (bits >> 1)) * 2;
+}
+
 static __always_inline __u32 ipv4_frame_len(struct iphdr *ip)
 {
 	return sizeof(struct ethhdr) + bpf_ntohs(ip->tot_len);
@@ -435,6 +451,7 @@ static __always_inline int ipv4_commit(struct pkt *k, struct iphdr *ip,
 		return rc;
 	count_nexthop(nh_id, ipv4_frame_len(ip));
 	ipv4_decrease_ttl(ip);
+	ipv4_forward_priority(k, ip);
 	return redirect_frame(k, ipv4_frame_len(ip), dmac, smac, out_ifindex,
 			      out_slot, outcome);
 }
@@ -474,6 +491,7 @@ static __always_inline int ipv4_resolve(struct pkt *k, struct iphdr *ip,
 		return rc;
 	fib_neigh(p, &nh);
 	ipv4_decrease_ttl(ip);
+	ipv4_forward_priority(k, ip);
 	return redirect_neigh_frame(k, ipv4_frame_len(ip), out_ifindex, &nh);
 }
 

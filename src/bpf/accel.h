@@ -301,6 +301,10 @@ enum accel_cfg_flags {
 	 * packets go to the kernel instead of bpf_fib_lookup. */
 	ACCEL_CFG_MP_INNER4 = 1 << 12,
 	ACCEL_CFG_MP_INNER6 = 1 << 13,
+	/* net.ipv4.ip_forward_update_priority: ip_forward() sets the packet's
+	 * priority from its TOS (rt_tos2priority()); the TC program does the
+	 * same to what it forwards (an XDP frame has no priority). */
+	ACCEL_CFG_UPDATE_PRIO4 = 1 << 14,
 	/* Set by the datapath itself, never written: the mirror's lease has
 	 * lapsed. Implies FIB_ONLY, and source validation by reverse
 	 * bpf_fib_lookup in strict mode. */

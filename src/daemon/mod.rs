@@ -458,7 +458,7 @@ impl Daemon {
     }
 
     fn poll_multipath(&mut self) -> Result<(), DaemonError> {
-        let changes = self.mirror.set_multipath(sysctl::multipath());
+        let changes = self.mirror.set_forwarding_sysctls(sysctl::forwarding());
         if !changes.is_empty() {
             let f = self.mirror.config_flags();
             let on = f & (CfgFlags::ACCEL_CFG_MP_HASH4.0 | CfgFlags::ACCEL_CFG_MP_HASH6.0) != 0;

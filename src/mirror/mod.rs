@@ -194,14 +194,18 @@ pub struct IfaceConf {
     pub hook_flags: u32,
 }
 
-/// The sysctls that decide the kernel's multipath hash.
+/// Namespace-wide sysctls of the kernel's forwarding path: its multipath
+/// hash, and the priority ip_forward() gives packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct MultipathConf {
+pub struct ForwardingSysctls {
     /// net.ipv4.fib_multipath_hash_seed; 0 means a random seed the kernel
     /// keeps to itself.
     pub seed: u32,
     pub policy4: u32,
     pub policy6: u32,
+    /// net.ipv4.ip_forward_update_priority: ip_forward() sets
+    /// skb->priority from the TOS (ACCEL_CFG_UPDATE_PRIO4).
+    pub update_priority4: bool,
 }
 
 /// A fresh view being filled from a dump, route by route. It shares the
@@ -340,7 +344,7 @@ struct Kernel {
     rules_pending: bool,
     /// Nexthop objects by id.
     objects: HashMap<u32, NexthopObject>,
-    multipath: MultipathConf,
+    multipath: ForwardingSysctls,
     // The kernel never clears these once set (fib_has_custom_local_routes,
     // fib_has_custom_rules), so neither does accel.
     custom_local_seen: bool,
@@ -692,7 +696,7 @@ impl Mirror {
     }
 
     /// New multipath hash settings (polled sysctls).
-    pub fn set_multipath(&mut self, conf: MultipathConf) -> Vec<Change> {
+    pub fn set_forwarding_sysctls(&mut self, conf: ForwardingSysctls) -> Vec<Change> {
         self.kernel.multipath = conf;
         let mut out = Vec::new();
         self.sync_config(&mut out);
@@ -1070,6 +1074,9 @@ impl Mirror {
             flags |= CfgFlags::ACCEL_CFG_FIB_ONLY.0;
         }
         flags |= multipath_flags(mp);
+        if mp.update_priority4 {
+            flags |= CfgFlags::ACCEL_CFG_UPDATE_PRIO4.0;
+        }
         // Interfaces a rule selects are flagged before a config without
         // the family's policy flag lets the datapath trust the mirror for
         // their packets, and unflagged only after.
@@ -1165,7 +1172,7 @@ impl Mirror {
 /// 2 (inner headers) and 3 (custom fields), and an unknown seed, are left
 /// to bpf_fib_lookup, but for tunnelled packets under 2 and 3, whose inner
 /// headers only the kernel's own path (with the skb) hashes.
-fn multipath_flags(mp: MultipathConf) -> u32 {
+fn multipath_flags(mp: ForwardingSysctls) -> u32 {
     let mut flags = 0;
     for (policy, inner) in [
         (mp.policy4, CfgFlags::ACCEL_CFG_MP_INNER4),

@@ -714,10 +714,11 @@ fn multipath_routes_with_equal_paths_share_a_group() {
     assert!(groups_put(&o.changes).is_empty(), "shared: {:?}", o.changes);
     // Seed unknown: the datapath is told to leave multipath to the kernel.
     assert_eq!(m.config_flags() & CfgFlags::ACCEL_CFG_MP_HASH4.0, 0);
-    let c = m.set_multipath(MultipathConf {
+    let c = m.set_forwarding_sysctls(ForwardingSysctls {
         seed: 7,
         policy4: 1,
         policy6: 2,
+        update_priority4: true,
     });
     assert!(c.contains(&Change::MpSeed(7)));
     let f = m.config_flags();
@@ -732,10 +733,11 @@ fn multipath_routes_with_equal_paths_share_a_group() {
     // headers only the kernel's own path hashes; seed or not.
     assert_ne!(f & CfgFlags::ACCEL_CFG_MP_INNER6.0, 0);
     assert_eq!(f & CfgFlags::ACCEL_CFG_MP_INNER4.0, 0);
-    m.set_multipath(MultipathConf {
+    m.set_forwarding_sysctls(ForwardingSysctls {
         seed: 0,
         policy4: 3,
         policy6: 0,
+        update_priority4: false,
     });
     let f = m.config_flags();
     assert_ne!(f & CfgFlags::ACCEL_CFG_MP_INNER4.0, 0);

@@ -15,7 +15,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use accel::bpf::types::{accel_cfg_flags as C, accel_stat as S};
 use accel::capacity::Limits;
-use accel::mirror::{Change, IfaceConf, Mirror, MultipathConf};
+use accel::mirror::{Change, ForwardingSysctls, IfaceConf, Mirror};
 
 use super::lab::*;
 use super::pkt::*;
@@ -93,11 +93,11 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Fills the maps from a dump of the namespace, as `accel run` does.
-fn sync(lab: &Lab, mp: MultipathConf) -> Mirror {
+fn sync(lab: &Lab, mp: ForwardingSysctls) -> Mirror {
     sync_with(lab, mp, FLAGS_ALL)
 }
 
-fn sync_with(lab: &Lab, mp: MultipathConf, sysctl_flags: u32) -> Mirror {
+fn sync_with(lab: &Lab, mp: ForwardingSysctls, sysctl_flags: u32) -> Mirror {
     let limits = Limits {
         nexthops: 1024,
         ..Limits::default()
@@ -108,17 +108,17 @@ fn sync_with(lab: &Lab, mp: MultipathConf, sysctl_flags: u32) -> Mirror {
 /// The maps filled from a dump by a mirror sized by `limits` (which must be
 /// the lab's), default multipath settings.
 pub fn mirror_from_kernel(lab: &Lab, limits: &Limits) -> Mirror {
-    mirror_with(lab, MultipathConf::default(), FLAGS_ALL, limits)
+    mirror_with(lab, ForwardingSysctls::default(), FLAGS_ALL, limits)
 }
 
-fn mirror_with(lab: &Lab, mp: MultipathConf, sysctl_flags: u32, limits: &Limits) -> Mirror {
+fn mirror_with(lab: &Lab, mp: ForwardingSysctls, sysctl_flags: u32, limits: &Limits) -> Mirror {
     let state = runtime().block_on(async {
         let (conn, handle, _) = rtnetlink::new_connection().expect("rtnetlink");
         tokio::spawn(conn);
         accel::netlink::dump(&handle).await.expect("dump")
     });
     let mut m = Mirror::new(iface_confs(lab, sysctl_flags), false, limits);
-    lab.apply(&m.set_multipath(mp));
+    lab.apply(&m.set_forwarding_sysctls(mp));
     lab.apply(&m.resync(state));
     m
 }
@@ -263,18 +263,20 @@ fn agree(lab: &Lab, m: &Mirror, frames: &[Vec<u8>], paths: usize) {
     assert_eq!(used.len(), paths, "flows spread over every path");
 }
 
-const SEEDED_L3: MultipathConf = MultipathConf {
+const SEEDED_L3: ForwardingSysctls = ForwardingSysctls {
     seed: 0x5eed1234,
     policy4: 0,
     policy6: 0,
+    update_priority4: true,
 };
-const SEEDED_L4: MultipathConf = MultipathConf {
+const SEEDED_L4: ForwardingSysctls = ForwardingSysctls {
     seed: 0x5eed1234,
     policy4: 1,
     policy6: 1,
+    update_priority4: true,
 };
 
-fn kernel_multipath(lab: &Lab, mp: MultipathConf) {
+fn kernel_multipath(lab: &Lab, mp: ForwardingSysctls) {
     lab.sysctl(&[
         &format!("net.ipv4.fib_multipath_hash_seed={}", mp.seed),
         &format!("net.ipv4.fib_multipath_hash_policy={}", mp.policy4),
@@ -312,7 +314,7 @@ fn multipath_l3_hash_follows_a_new_seed() {
     four_gateways(&lab);
     ecmp_routes(&lab);
     for seed in [0x5eed1234, 0x0badf00d, 0x5eed1234] {
-        let mp = MultipathConf { seed, ..SEEDED_L3 };
+        let mp = ForwardingSysctls { seed, ..SEEDED_L3 };
         kernel_multipath(&lab, mp);
         let m = sync(&lab, mp);
         agree(&lab, &m, &flows(&lab, Fam::V4, 3, false), 4);
@@ -337,7 +339,7 @@ fn multipath_without_known_seed_goes_to_fib() {
     four_gateways(&lab);
     ecmp_routes(&lab);
     // The kernel's seed is random: only bpf_fib_lookup knows the path.
-    let m = sync(&lab, MultipathConf::default());
+    let m = sync(&lab, ForwardingSysctls::default());
     let frames = flows(&lab, Fam::V4, 6, false);
     let (_, n) = run_all(&lab, &frames, S::ACCEL_STAT_FWD_FIB);
     assert_eq!(n as usize, frames.len());
@@ -388,7 +390,7 @@ fn single_nexthop_object_needs_no_seed_and_blackhole_object_drops() {
         "route add 198.18.0.0/16 nhid 1",
         "route add 198.19.0.0/16 nhid 2",
     ]);
-    let _m = sync(&lab, MultipathConf::default());
+    let _m = sync(&lab, ForwardingSysctls::default());
     let frame = |dst| v4_frame(&lab, Ipv4Addr::new(10, 0, 1, 2), dst);
     lab.forward(
         &frame(Ipv4Addr::new(198, 18, 1, 1)),
@@ -413,7 +415,7 @@ fn ipv4_route_via_ipv6_gateway_rfc5549() {
         "nexthop add id 6 via 2001:db8:3::3 dev x0",
         "route add 198.19.0.0/16 nhid 6",
     ]);
-    let _m = sync(&lab, MultipathConf::default());
+    let _m = sync(&lab, ForwardingSysctls::default());
     let f = v4_frame(
         &lab,
         Ipv4Addr::new(10, 0, 1, 2),
@@ -436,7 +438,7 @@ fn blackhole_drops_are_counted_per_prefix() {
         "route add blackhole 198.19.0.0/16",
         "route add blackhole 2001:db8:300::/48",
     ]);
-    let _m = sync(&lab, MultipathConf::default());
+    let _m = sync(&lab, ForwardingSysctls::default());
     let v4 = |d| v4_frame(&lab, Ipv4Addr::new(10, 0, 1, 2), d);
     for i in 0..3 {
         lab.drop(
@@ -499,7 +501,7 @@ fn source_prefix_rule_only_its_sources_go_to_fib() {
         .status()
         .expect("ip -6 rule");
     assert!(ok.success());
-    let m = sync(&lab, MultipathConf::default());
+    let m = sync(&lab, ForwardingSysctls::default());
     assert_eq!(
         m.config_flags() & (C::ACCEL_CFG_POLICY4.0 | C::ACCEL_CFG_POLICY6.0),
         0,
@@ -562,7 +564,7 @@ struct Live {
 }
 
 impl Live {
-    fn start(lab: &Lab, mp: MultipathConf) -> Live {
+    fn start(lab: &Lab, mp: ForwardingSysctls) -> Live {
         let rt = runtime();
         let (events, m) = rt.block_on(async {
             let sub = accel::netlink::subscribe().expect("subscribe");
@@ -576,7 +578,7 @@ impl Live {
                     ..Limits::default()
                 },
             );
-            lab.apply(&m.set_multipath(mp));
+            lab.apply(&m.set_forwarding_sysctls(mp));
             lab.apply(&m.resync(state));
             (sub.events, m)
         });
@@ -665,7 +667,7 @@ fn ipv6_append_events_keep_the_kernel_path_order() {
 fn ipv4_append_leaves_the_prefix_to_fib_events_and_dump_alike() {
     let Some(lab) = Lab::new() else { return };
     four_gateways(&lab);
-    let mut live = Live::start(&lab, MultipathConf::default());
+    let mut live = Live::start(&lab, ForwardingSysctls::default());
     lab.ip(&[
         "route add 198.18.0.0/16 via 10.0.2.2 dev out0",
         "route append 198.18.0.0/16 via 10.0.3.2 dev x0",
@@ -678,7 +680,7 @@ fn ipv4_append_leaves_the_prefix_to_fib_events_and_dump_alike() {
     );
     // The kernel uses the first route; bpf_fib_lookup says so.
     lab.forward(&f, OUT_MACS[0], &lab.out, S::ACCEL_STAT_FWD_FIB);
-    let m = sync(&lab, MultipathConf::default());
+    let m = sync(&lab, ForwardingSysctls::default());
     let p = pfx("198.18.0.0/16");
     assert_eq!(m.entry(&p), live.m.entry(&p), "events and dump agree");
     assert_eq!(
@@ -706,12 +708,12 @@ fn input_interface_rule_sends_that_ingress_to_fib() {
     };
     // A rule for another interface: in0's packets keep the mirror.
     lab.ip(&["rule add iif out0 table 10 pref 100"]);
-    let m = sync(&lab, MultipathConf::default());
+    let m = sync(&lab, ForwardingSysctls::default());
     assert_eq!(m.config_flags() & C::ACCEL_CFG_POLICY4.0, 0);
     lab.forward(&frame(), X_PEER_MACS[0], &lab.x, S::ACCEL_STAT_FWD_MIRROR);
     // A rule for in0 itself: bpf_fib_lookup applies it.
     lab.ip(&["rule add iif in0 table 10 pref 101"]);
-    let _m = sync(&lab, MultipathConf::default());
+    let _m = sync(&lab, ForwardingSysctls::default());
     lab.forward(&frame(), OUT_MACS[1], &lab.out, S::ACCEL_STAT_FWD_FIB);
 }
 
@@ -733,7 +735,7 @@ fn reverse_path_through_nexthop_objects_v4() {
         "route add 172.16.2.0/24 nhid 2",
     ]);
     let flags_loose = FLAGS_ALL | accel::bpf::types::accel_if_flags::ACCEL_IF_RPF_LOOSE.0;
-    let _m = sync_with(&lab, MultipathConf::default(), flags_loose);
+    let _m = sync_with(&lab, ForwardingSysctls::default(), flags_loose);
     let from = |s| v4_frame(&lab, s, Ipv4Addr::new(198, 18, 1, 1));
     // Loose mode: a source reachable through an object is accepted.
     lab.forward(

@@ -61,6 +61,7 @@ fn tc_as_xdp(verdict: u32) -> u32 {
 /// `struct __sk_buff` as BPF_PROG_TEST_RUN takes it: 192 bytes, of which
 /// the test sets ingress_ifindex, ifindex and gso_segs/gso_size.
 const SKB_CTX_LEN: usize = 192;
+const SKB_PRIORITY: usize = 32;
 const SKB_INGRESS_IFINDEX: usize = 36;
 const SKB_IFINDEX: usize = 40;
 const SKB_GSO_SEGS: usize = 164;
@@ -385,6 +386,37 @@ addr add 2001:db8:3::1/64 dev x0 nodad
             put(SKB_GSO_SEGS, (frame.len() as u32).div_ceil(gso_size));
         }
         test_run(&self.dp.skel.progs.accel_tc, &mut ctx, frame)
+    }
+
+    /// [`Lab::run_tc`] of a packet with skb->priority `priority` (not GSO)
+    /// on in0, run as a TC interface: the verdict and the priority the
+    /// program left.
+    pub fn tc_priority(&self, frame: &[u8], priority: u32) -> (u32, u32) {
+        let mut ctx = vec![0u8; SKB_CTX_LEN];
+        let mut put = |off: usize, v: u32| ctx[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+        put(SKB_INGRESS_IFINDEX, self.inp.ifindex);
+        put(SKB_IFINDEX, self.inp.ifindex);
+        put(SKB_PRIORITY, priority);
+        let mut ctx_out = vec![0u8; SKB_CTX_LEN];
+        let mut out = vec![0u8; 8192];
+        let run = || {
+            let input = libbpf_rs::ProgramInput {
+                context_in: Some(&mut ctx),
+                context_out: Some(&mut ctx_out),
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                repeat: 1,
+                ..Default::default()
+            };
+            let prog = &self.dp.skel.progs.accel_tc;
+            prog.test_run(input)
+                .expect("BPF_PROG_TEST_RUN")
+                .return_value
+        };
+        let verdict = tc_as_xdp(self.as_tc_interface(run));
+        let at = SKB_PRIORITY;
+        let got = u32::from_ne_bytes(ctx_out[at..at + 4].try_into().unwrap());
+        (verdict, got)
     }
 
     fn run_xdp(&self, ingress: u32, frame: &[u8], meta: usize) -> (u32, Vec<u8>) {

@@ -110,6 +110,45 @@ fn gso_with_length_zero_goes_to_the_kernel() {
     lab.expect_gso(&f, 1000, XDP_PASS, &f, S::ACCEL_STAT_PASS_MTU);
 }
 
+/// ip_forward() gives a forwarded IPv4 packet the priority of its TOS
+/// (rt_tos2priority()) when ip_forward_update_priority is on; the TC
+/// program does the same, and leaves it alone when the sysctl is off.
+#[test]
+fn tc_sets_the_priority_ip_forward_would() {
+    let Some(lab) = Lab::new() else { return };
+    mirror_gw(&lab);
+    // TOS 0x08 (throughput): bulk; 0x10 (low delay): interactive; both:
+    // interactive bulk; 0x04 (reliability) is not among the bits used.
+    let cases = [
+        (0x00u8, 0u32),
+        (0x04, 0),
+        (0x08, 2),
+        (0x10, 6),
+        (0x18, 4),
+        (0xb8, 4),
+    ];
+    lab.apply(&[Change::Config(C::ACCEL_CFG_UPDATE_PRIO4.0)]);
+    for (tos, want) in cases {
+        let f = f4(
+            &lab,
+            &V4 {
+                tos,
+                ..udp4(REMOTE4)
+            },
+        );
+        assert_eq!(lab.tc_priority(&f, 3), (XDP_REDIRECT, want), "TOS {tos:#x}");
+    }
+    lab.apply(&[Change::Config(0)]);
+    let f = f4(
+        &lab,
+        &V4 {
+            tos: 0x10,
+            ..udp4(REMOTE4)
+        },
+    );
+    assert_eq!(lab.tc_priority(&f, 3), (XDP_REDIRECT, 3), "sysctl off");
+}
+
 // ------------------------------------------------ XDP and TC together
 
 /// Expects the XDP program to hand `f` to the TC program beside it:
