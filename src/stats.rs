@@ -34,6 +34,7 @@ pub const COUNTERS: [(S, &str); S::ACCEL_STAT_MAX.0 as usize] = [
     (S::ACCEL_STAT_FWD_NEIGH, "fwd_neigh"),
     (S::ACCEL_STAT_HANDOFF_TC, "handoff_tc"),
     (S::ACCEL_STAT_PASS_NDISC, "pass_ndisc"),
+    (S::ACCEL_STAT_PASS_XFRM, "pass_xfrm"),
 ];
 
 #[derive(Debug, Clone, serde::Serialize)]

@@ -506,6 +506,45 @@ fn config_policy6_ignores_mirror_for_ipv6_only() {
     );
 }
 
+#[test]
+fn config_xfrm_hands_every_forward_to_the_kernel_v4_v6() {
+    // IPsec policies in force: ip_forward() checks them
+    // (xfrm4_policy_check(FWD)) before its TTL check and routes through
+    // them (xfrm4_route_forward()), ip6_forward() likewise; neither the
+    // mirror nor bpf_fib_lookup sees them.
+    let Some(lab) = Lab::new() else { return };
+    mirror_gw(&lab);
+    kernel_routes(&lab);
+    kernel_neighs(&lab);
+    let xfrm = C::ACCEL_CFG_XFRM.0;
+    let r4 = f4(&lab, &udp4(REMOTE4));
+    let r6 = f6(&lab, &udp6(remote6()));
+    lab.apply(&[Change::Config(xfrm)]);
+    lab.pass(&r4, S::ACCEL_STAT_PASS_XFRM);
+    lab.pass(&r6, S::ACCEL_STAT_PASS_XFRM);
+    lab.pass(&f4(&lab, &udp4(REMOTE4).ttl(1)), S::ACCEL_STAT_PASS_XFRM);
+    // What the kernel drops before ip_forward() is still dropped here.
+    lab.drop(
+        &f4(&lab, &V4::udp(Ipv4Addr::new(0, 1, 2, 3), REMOTE4)),
+        S::ACCEL_STAT_DROP_MARTIAN_SRC,
+    );
+    // Through bpf_fib_lookup as through the mirror.
+    lab.apply(&[Change::Config(xfrm | C::ACCEL_CFG_FIB_ONLY.0)]);
+    lab.pass(&r4, S::ACCEL_STAT_PASS_XFRM);
+    lab.pass(&r6, S::ACCEL_STAT_PASS_XFRM);
+    // A lapsed lease replaces the flags the datapath decides with, not
+    // this one.
+    lab.apply(&[Change::Config(xfrm)]);
+    lab.dp.maps.set_deadlines(0, u64::MAX).unwrap();
+    lab.pass(&r4, S::ACCEL_STAT_PASS_XFRM);
+    lab.pass(&r6, S::ACCEL_STAT_PASS_XFRM);
+    // The policies gone: forwarded again.
+    lab.dp.maps.set_deadlines(u64::MAX, u64::MAX).unwrap();
+    lab.apply(&[Change::Config(0)]);
+    lab.forward(&r4, MIRROR_MAC, &lab.out, S::ACCEL_STAT_FWD_MIRROR);
+    lab.forward(&r6, MIRROR_MAC, &lab.out, S::ACCEL_STAT_FWD_MIRROR);
+}
+
 // ------------------------------------------------- route types and misses
 
 #[test]

@@ -673,6 +673,10 @@ static __always_inline int handle_ipv4(struct pkt *k)
 		return count(k->st, ACCEL_STAT_DROP_MARTIAN_SRC, XDP_DROP);
 	if (ipv4_special(ip->saddr))
 		return count(k->st, ACCEL_STAT_PASS_SPECIAL_ADDR, XDP_PASS);
+	/* ip_forward(): xfrm4_policy_check(FWD) and xfrm4_route_forward().
+	 * k->configured: a lapsed lease replaces k->cfg, not this. */
+	if (k->configured & ACCEL_CFG_XFRM)
+		return count(k->st, ACCEL_STAT_PASS_XFRM, XDP_PASS);
 
 	mirror = !(k->cfg & (ACCEL_CFG_FIB_ONLY | ACCEL_CFG_POLICY4)) &&
 		 !(k->in->flags & ACCEL_IF_RULES4) && !src_rule4(k, ip->saddr);
@@ -907,6 +911,9 @@ static __always_inline int handle_ipv6(struct pkt *k)
 		return count(k->st, ACCEL_STAT_PASS_OPTIONS, XDP_PASS);
 	if (ipv6_special(&ip6->daddr) || ipv6_special(&ip6->saddr))
 		return count(k->st, ACCEL_STAT_PASS_SPECIAL_ADDR, XDP_PASS);
+	/* ip6_forward(): xfrm6_policy_check(FWD), xfrm6_route_forward(). */
+	if (k->configured & ACCEL_CFG_XFRM)
+		return count(k->st, ACCEL_STAT_PASS_XFRM, XDP_PASS);
 
 	if (!(k->cfg & (ACCEL_CFG_FIB_ONLY | ACCEL_CFG_POLICY6)) &&
 	    !(k->in->flags & ACCEL_IF_RULES6) && !src_rule6(k, &ip6->saddr)) {

@@ -294,6 +294,14 @@ enum accel_cfg_flags {
 	 * with the kernel's full reverse lookup (bpf_fib_lookup), which
 	 * refuses local ones. */
 	ACCEL_CFG_LOCAL4_PARTIAL = 1 << 10,
+	/* IPsec: the namespace has XFRM policies for forwarded packets (a
+	 * main policy in direction FWD or OUT) or a default policy for fwd or
+	 * out that is not accept. ip_forward()/ip6_forward() then check the
+	 * FWD policies (xfrm4/6_policy_check) and route through the OUT ones
+	 * (xfrm4/6_route_forward), which neither the mirror nor
+	 * bpf_fib_lookup sees: every packet to forward goes to the kernel.
+	 * Honoured with or without a lease. */
+	ACCEL_CFG_XFRM = 1 << 11,
 	/* fib_multipath_hash_policy 2 (inner headers) or 3 (custom fields,
 	 * which may name inner ones): with the skb, the kernel's forwarding
 	 * path hashes a tunnelled packet's inner headers (the flow dissector
@@ -405,6 +413,9 @@ enum accel_stat {
 	/* IPv6 neighbour discovery to forward: with proxy_ndp the kernel may
 	 * answer it itself (ip6_forward_proxy_check()). */
 	ACCEL_STAT_PASS_NDISC,
+	/* Would have been forwarded, but IPsec policies are in force
+	 * (ACCEL_CFG_XFRM): the kernel checks and transforms it. */
+	ACCEL_STAT_PASS_XFRM,
 	ACCEL_STAT_MAX,
 };
 

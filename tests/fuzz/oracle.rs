@@ -160,6 +160,9 @@ fn source_rejected(w: &World, ingress: &IfaceModel, r: &Routable) -> bool {
 fn forward_allowed(w: &World, f: &Frame, ingress: &IfaceModel, o: &Outcome) -> Check {
     let r = forwardable(&f.bytes, ingress)
         .map_err(|why| format!("forwarded, but the kernel would not: {why}"))?;
+    if w.mirror.cfg & C::ACCEL_CFG_XFRM.0 != 0 {
+        return Err("forwarded while IPsec policies apply (only the kernel may)".into());
+    }
     if o.out.len() < ETH_HLEN {
         return Err("forwarded a frame shorter than an Ethernet header".into());
     }

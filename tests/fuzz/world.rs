@@ -240,6 +240,7 @@ fn mirror_config(w: &mut World, rng: &mut Rng) {
         (C::ACCEL_CFG_MP_L4_6.0, 40),
         (C::ACCEL_CFG_SRC_RULES4.0, 15),
         (C::ACCEL_CFG_SRC_RULES6.0, 15),
+        (C::ACCEL_CFG_XFRM.0, 3),
     ] {
         if rng.chance(percent) {
             cfg |= flag;
