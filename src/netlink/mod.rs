@@ -8,6 +8,8 @@
 //! * [`dump`]: full dumps through an [`rtnetlink::Handle`].
 //! * [`events`]: the subscribed connection and its stream of
 //!   [`crate::model::Event`].
+//! * [`xfrm`]: whether IPsec (XFRM) policies apply to forwarded packets,
+//!   over NETLINK_XFRM.
 
 pub mod attrs;
 pub mod dump;
@@ -19,6 +21,7 @@ pub mod nexthop_sock;
 pub mod parse;
 pub mod route_dump;
 pub mod route_get;
+pub mod xfrm;
 
 pub use dump::{dump, dump_beside, dump_into, dump_rules, DumpedRoutes, RouteSink};
 pub use events::{subscribe, subscribe_with_rcvbuf, EventStream, Subscription, DEFAULT_RCVBUF};
