@@ -67,6 +67,14 @@ pub fn explain(maps: &Maps, addr: IpAddr) -> Vec<String> {
         out.push(format!("passed to the kernel: {why}"));
         return out;
     }
+    if cfg.flags & Cfg::ACCEL_CFG_XFRM.0 != 0 {
+        out.push(
+            "passed to the kernel: IPsec (XFRM) policies apply to forwarded packets \
+             (`ip xfrm policy`), which only the kernel can check and apply"
+                .into(),
+        );
+        return out;
+    }
     let policy = match addr {
         IpAddr::V4(_) => Cfg::ACCEL_CFG_POLICY4.0,
         IpAddr::V6(_) => Cfg::ACCEL_CFG_POLICY6.0,

@@ -545,6 +545,50 @@ fn config_xfrm_hands_every_forward_to_the_kernel_v4_v6() {
     lab.forward(&r6, MIRROR_MAC, &lab.out, S::ACCEL_STAT_FWD_MIRROR);
 }
 
+#[test]
+fn xfrm_policies_as_the_kernel_reports_them_set_the_flag() {
+    use accel::netlink::xfrm::XfrmSocket;
+    let Some(lab) = Lab::new() else { return };
+    mirror_gw(&lab);
+    let Some(mut asker) = XfrmSocket::open().expect("NETLINK_XFRM") else {
+        eprintln!("SKIPPED: this kernel has no XFRM");
+        return;
+    };
+    let events = XfrmSocket::open().unwrap().unwrap();
+    events.subscribe().unwrap();
+    // What the daemon does with a reading (daemon/xfrm_watch.rs).
+    let mut m = accel::mirror::Mirror::new(Default::default(), false, &Default::default());
+    let mut applies = || {
+        let on = asker.state().unwrap().applies_to_forwarding();
+        lab.apply(&m.set_xfrm(on));
+        on
+    };
+    let r4 = f4(&lab, &udp4(REMOTE4));
+    assert!(!applies(), "a fresh namespace has no policy");
+    lab.forward(&r4, MIRROR_MAC, &lab.out, S::ACCEL_STAT_FWD_MIRROR);
+    assert!(!events.drain().unwrap(), "no notification yet");
+    lab.ip(&[
+        "xfrm policy add src 10.0.1.0/24 dst 198.51.100.0/24 dir out \
+              tmpl src 10.0.2.1 dst 10.0.2.2 proto esp mode tunnel",
+    ]);
+    assert!(events.drain().unwrap(), "the new policy is notified");
+    assert!(applies(), "an out policy");
+    lab.pass(&r4, S::ACCEL_STAT_PASS_XFRM);
+    lab.ip(&["xfrm policy flush"]);
+    assert!(events.drain().unwrap(), "the flush is notified");
+    assert!(!applies(), "flushed");
+    lab.forward(&r4, MIRROR_MAC, &lab.out, S::ACCEL_STAT_FWD_MIRROR);
+    lab.ip(&[
+        "xfrm policy add src 10.0.1.0/24 dst 198.51.100.0/24 dir in \
+              tmpl src 10.0.1.2 dst 10.0.1.1 proto esp mode tunnel",
+    ]);
+    assert!(!applies(), "an in policy concerns local delivery only");
+    lab.ip(&["xfrm policy setdefault fwd block"]);
+    assert!(events.drain().unwrap(), "the new default is notified");
+    assert!(applies(), "default fwd block");
+    lab.pass(&r4, S::ACCEL_STAT_PASS_XFRM);
+}
+
 // ------------------------------------------------- route types and misses
 
 #[test]

@@ -26,6 +26,7 @@ enum Wake {
     Event(Option<Event>),
     NexthopEvents(std::io::Result<Received>),
     Rules(super::rule_reader::Read),
+    Xfrm(super::xfrm_watch::Read),
     ResyncDue,
     Dump(Progress),
     JobStep,
@@ -43,6 +44,7 @@ impl Wake {
             Wake::Event(_) => "route/link/address/neighbour events",
             Wake::NexthopEvents(_) => "nexthop object events",
             Wake::Rules(_) => "ip rules read",
+            Wake::Xfrm(_) => "IPsec (XFRM) policies read",
             Wake::ResyncDue => "starting a resync",
             Wake::Dump(_) => "a job's dump",
             Wake::JobStep => "a step of a resync or check",
@@ -129,6 +131,7 @@ impl Running {
             ev = d.events.next() => Wake::Event(ev),
             r = d.nh_events.next() => Wake::NexthopEvents(r),
             read = d.rules.next() => Wake::Rules(read),
+            read = d.xfrm.next() => Wake::Xfrm(read),
             _ = resync_sleep => Wake::ResyncDue,
             p = d.jobs.progress() => Wake::Dump(p),
             _ = std::future::ready(()), if d.jobs.stepping() => Wake::JobStep,
@@ -163,6 +166,10 @@ impl Running {
             }
             Wake::Rules(read) => {
                 d.rules_read(read)?;
+                None
+            }
+            Wake::Xfrm(read) => {
+                d.xfrm_read(read)?;
                 None
             }
             Wake::ResyncDue => {

@@ -41,6 +41,7 @@ mod event_loop;
 mod jobs;
 mod report;
 mod rule_reader;
+mod xfrm_watch;
 use attach_probe::AttachProbe;
 use jobs::Purpose;
 
@@ -92,6 +93,8 @@ pub enum DaemonError {
     Limits(#[from] capacity::LimitsError),
     #[error(transparent)]
     Metrics(#[from] crate::metrics_server::MetricsError),
+    #[error("IPsec (XFRM) policies cannot be watched")]
+    Xfrm(#[from] crate::netlink::xfrm::XfrmError),
 }
 
 pub struct RunOptions {
@@ -132,6 +135,9 @@ struct Daemon {
     nudging: Option<tokio::task::JoinHandle<()>>,
     /// `ip rule` read again after rule events, beside the loop.
     rules: rule_reader::RuleReader,
+    /// Whether IPsec policies apply to forwarded packets, read beside the
+    /// loop.
+    xfrm: xfrm_watch::XfrmWatch,
     lease: Lease,
     /// Resyncs and checks beside the event loop.
     jobs: jobs::Jobs,
@@ -777,6 +783,9 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         context: "subscribing to nexthop object events",
         source,
     })?;
+    // IPsec policies are read before anything is attached: the datapath
+    // must not forward what the kernel would encrypt or drop.
+    let (xfrm, xfrm_first) = xfrm_watch::XfrmWatch::start()?;
     let mut d = Daemon {
         maps,
         mirror: Mirror::new(conf, opts.fib_only, &limits),
@@ -788,6 +797,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         nudger: Nudger::default(),
         nudging: None,
         rules: rule_reader::RuleReader::default(),
+        xfrm,
         lease: Lease::new(),
         jobs: jobs::Jobs::default(),
         trace: open_trace()?,
@@ -799,6 +809,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         capacity: capacity::Monitor::default(),
     };
     d.poll_multipath()?;
+    d.xfrm_read(xfrm_first)?;
     // A successor swaps its program into links that forward from its
     // predecessor's complete mirror: its own must be complete first. A
     // fresh start attaches at once, with everything but the routes in

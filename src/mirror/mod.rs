@@ -345,6 +345,9 @@ struct Kernel {
     /// Nexthop objects by id.
     objects: HashMap<u32, NexthopObject>,
     multipath: ForwardingSysctls,
+    /// IPsec (XFRM) policies apply to forwarded packets (see
+    /// [`Mirror::set_xfrm`]).
+    xfrm: bool,
     // The kernel never clears these once set (fib_has_custom_local_routes,
     // fib_has_custom_rules), so neither does accel.
     custom_local_seen: bool,
@@ -698,6 +701,17 @@ impl Mirror {
     /// New multipath hash settings (polled sysctls).
     pub fn set_forwarding_sysctls(&mut self, conf: ForwardingSysctls) -> Vec<Change> {
         self.kernel.multipath = conf;
+        let mut out = Vec::new();
+        self.sync_config(&mut out);
+        out
+    }
+
+    /// Whether the kernel would apply IPsec (XFRM) policies to forwarded
+    /// packets (read over NETLINK_XFRM): while it would, the datapath
+    /// hands every packet it would forward to the kernel
+    /// (ACCEL_CFG_XFRM).
+    pub fn set_xfrm(&mut self, applies: bool) -> Vec<Change> {
+        self.kernel.xfrm = applies;
         let mut out = Vec::new();
         self.sync_config(&mut out);
         out
@@ -1076,6 +1090,9 @@ impl Mirror {
         flags |= multipath_flags(mp);
         if mp.update_priority4 {
             flags |= CfgFlags::ACCEL_CFG_UPDATE_PRIO4.0;
+        }
+        if self.kernel.xfrm {
+            flags |= CfgFlags::ACCEL_CFG_XFRM.0;
         }
         // Interfaces a rule selects are flagged before a config without
         // the family's policy flag lets the datapath trust the mirror for

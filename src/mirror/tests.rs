@@ -391,6 +391,23 @@ fn custom_rules_switch_to_policy_mode() {
     assert_eq!(c, vec![Change::Config(CfgFlags::ACCEL_CFG_SRC_FULL4.0)]);
 }
 
+#[test]
+fn xfrm_policies_set_the_config_flag_until_they_are_gone() {
+    let xfrm = CfgFlags::ACCEL_CFG_XFRM.0;
+    let mut m = mirror();
+    // Before the first dump: the flag is written before anything forwards.
+    let c = m.set_xfrm(true);
+    assert!(c.contains(&Change::Config(xfrm)), "{c:?}");
+    m.resync(snapshot());
+    assert_eq!(m.config_flags(), xfrm, "a resync keeps it");
+    assert!(m.set_xfrm(true).is_empty(), "no change, no write");
+    let c = m.set_rules(vec![rule4(100, 10, None)]);
+    assert_ne!(m.config_flags() & xfrm, 0, "kept beside other flags: {c:?}");
+    m.set_rules(Vec::new());
+    let c = m.set_xfrm(false);
+    assert_eq!(c, vec![Change::Config(CfgFlags::ACCEL_CFG_SRC_FULL4.0)]);
+}
+
 /// IPv4's default rules, and the same with one from 10.9.0.0/16.
 fn source_rule_set() -> (Vec<Rule>, Vec<Rule>) {
     let r = rule4;
