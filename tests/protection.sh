@@ -5,6 +5,9 @@
 # in_martian_src counters rise) and with accel (nothing arrives either,
 # accel's drop_rpfilter and per-prefix source RTBH counters rise, the
 # kernel's stay flat), while legitimate traffic is forwarded throughout.
+# And IPsec: while XFRM policies apply to forwarded packets, accel hands
+# them all to the kernel (pass_xfrm), which drops or holds back what the
+# policies say; without them XDP forwards again.
 #
 #   sudo bash tests/protection.sh     # ACCEL=path/to/accel for another binary
 set -u
@@ -156,6 +159,117 @@ send_case frozen "$SPOOF_NOROUTE" frozen
 kill -CONT "$ACCEL_PID"
 check "a frozen accel (lease lapsed) leaves the source check to the kernel, which drops" \
     "dst1 got $GOT; kernel IPReversePathFilter +$K_RPF" eval '[[ $GOT -eq 0 && $K_RPF -ge $N ]]'
+
+# IPsec: while XFRM policies apply to forwarded packets (ip_forward's
+# xfrm4_policy_check(FWD) and xfrm4_route_forward, ip6_forward's twins),
+# accel hands every packet it would forward to the kernel (pass_xfrm), which
+# drops plaintext a fwd policy requires protected and keeps an out policy's
+# traffic from leaving unencrypted; once they are gone, XDP forwards again.
+xfrm() { ip -n "$NS_RTR" xfrm "$@"; }
+# xfrm_stat NAME: the router's /proc/net/xfrm_stat counter (0 without
+# CONFIG_XFRM_STATISTICS, where checks on it are skipped).
+XFRM_STATS=0
+lab_in "$NS_RTR" test -r /proc/net/xfrm_stat && XFRM_STATS=1
+xfrm_stat() {
+    if [[ $XFRM_STATS -eq 0 ]]; then
+        echo 0
+        return
+    fi
+    lab_in "$NS_RTR" awk -v k="$1" '$1 == k { n = $2 } END { print n + 0 }' /proc/net/xfrm_stat
+}
+# xfrm_wait on|off: until `accel lookup` says accel hands over for IPsec
+# (at once after a notification; within its 5 s poll at worst).
+xfrm_wait() {
+    local i
+    for ((i = 0; i < 80; i++)); do
+        if lab_accel lookup "$LAB_SVC4" 2>/dev/null | grep -q 'IPsec'; then
+            [[ $1 == on ]] && return 0
+        else
+            [[ $1 == off ]] && return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+# xfrm_send TAG DST [STAT]: $N datagrams from src to DST; sets GOT (dst1
+# received), PX (pass_xfrm on r-src), FWD (XDP-forwarded on r-src), KS
+# (the rise of xfrm_stat STAT) and KF (the kernel's IpForwDatagrams and
+# Ip6OutForwDatagrams rise, summed).
+xfrm_send() {
+    local tag=$1 dst=$2 stat=${3:-XfrmInNoPols} p0 p1 f0 f1 x0 x1 k0 k1
+    p0=$(lab_accel_stat --iface "$LAB_R_SRC" pass_xfrm) f0=$(lab_accel_stat --iface "$LAB_R_SRC" forwarded)
+    x0=$(xfrm_stat "$stat")
+    read -r -a k0 <<<"$(lab_fwd_counters)"
+    lab_send "$NS_SRC" "$dst" "$N" 5000 "$tag" >/dev/null
+    sleep 0.5
+    read -r -a k1 <<<"$(lab_fwd_counters)"
+    p1=$(lab_accel_stat --iface "$LAB_R_SRC" pass_xfrm) f1=$(lab_accel_stat --iface "$LAB_R_SRC" forwarded)
+    x1=$(xfrm_stat "$stat")
+    GOT=$(lab_received "$tag" dst1) PX=$((p1 - p0)) FWD=$((f1 - f0)) KS=$((x1 - x0))
+    KF=$((k1[0] - k0[0] + k1[1] - k0[1]))
+}
+# kernel_saw COUNT: the xfrm_stat rise is at least COUNT (or not counted).
+kernel_saw() { [[ $XFRM_STATS -eq 0 || $KS -ge $1 ]]; }
+
+FWD_SEL=(src 10.11.1.0/24 dst "$LAB_SVC4_NET" dir fwd)
+xfrm policy add "${FWD_SEL[@]}" tmpl src 10.11.1.2 dst "$LAB_RTR4_SRC" proto esp mode tunnel
+xfrm_wait on || not_ok "accel notices the fwd policy" "$(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+xfrm_send xfrm-fwd4 "$LAB_SVC4" XfrmInTmplMismatch
+check "a fwd policy requiring ESP: $N plaintext datagrams to $LAB_SVC4 handed to the kernel (pass_xfrm), which drops them" \
+    "dst1 got $GOT; pass_xfrm +$PX, XDP-forwarded +$FWD, XfrmInTmplMismatch +$KS" \
+    eval '[[ $GOT -eq 0 && $PX -eq $N && $FWD -eq 0 ]] && kernel_saw $N'
+xfrm_send xfrm-fwd6 "$LAB_SVC6"
+check "meanwhile IPv6, which no policy covers, goes to the kernel too, and the kernel forwards it" \
+    "dst1 got $GOT; pass_xfrm +$PX, kernel forwarded +$KF" eval '[[ $GOT -eq $N && $PX -eq $N && $KF -ge $N ]]'
+check "the log says once that forwarded traffic goes to the kernel" "$(lab_accel_log | grep -c 'IPsec (XFRM) policies present')" \
+    eval '[[ $(lab_accel_log | grep -c "IPsec (XFRM) policies present") -eq 1 ]]'
+xfrm policy delete "${FWD_SEL[@]}"
+xfrm_wait off || not_ok "accel notices the fwd policy gone" "$(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+xfrm_send xfrm-fwd4-gone "$LAB_SVC4"
+check "the fwd policy deleted: XDP forwards again" "dst1 got $GOT; pass_xfrm +$PX, XDP-forwarded +$FWD" \
+    eval '[[ $GOT -eq $N && $PX -eq 0 && $FWD -eq $N ]]'
+
+# An out policy without its SA: the kernel must not send plaintext (it
+# drops while it would ask an IKE daemon for the SA).
+xfrm policy add src fd00:11:1::/64 dst "$LAB_SVC6_NET" dir out \
+    tmpl src fd00:11:2::1 dst "$LAB_DST1_GW6" proto esp mode tunnel
+xfrm_wait on || not_ok "accel notices the out policy" ""
+xfrm_send xfrm-out6 "$LAB_SVC6" XfrmOutNoStates
+check "an IPv6 out policy without SA: $N datagrams to $LAB_SVC6 handed to the kernel, none leaves in plaintext" \
+    "dst1 got $GOT; pass_xfrm +$PX, XDP-forwarded +$FWD, XfrmOutNoStates +$KS" \
+    eval '[[ $GOT -eq 0 && $PX -eq $N && $FWD -eq 0 ]] && kernel_saw $N'
+xfrm policy flush
+xfrm_wait off || not_ok "accel notices the flush" ""
+xfrm_send xfrm-out6-gone "$LAB_SVC6"
+check "policies flushed: XDP forwards IPv6 again" "dst1 got $GOT; pass_xfrm +$PX, XDP-forwarded +$FWD" \
+    eval '[[ $GOT -eq $N && $PX -eq 0 && $FWD -eq $N ]]'
+
+# The default policy (no policy at all): fwd block drops every forwarded
+# packet in the kernel (XfrmInNoPols).
+xfrm policy setdefault fwd block
+xfrm_wait on || not_ok "accel notices the default policy" ""
+xfrm_send xfrm-block4 "$LAB_SVC4" XfrmInNoPols
+check "setdefault fwd block: $N datagrams handed to the kernel, which drops them" \
+    "dst1 got $GOT; pass_xfrm +$PX, XfrmInNoPols +$KS" eval '[[ $GOT -eq 0 && $PX -eq $N ]] && kernel_saw $N'
+xfrm policy setdefault fwd accept
+xfrm_wait off || not_ok "accel notices the default back to accept" ""
+xfrm_send xfrm-accept4 "$LAB_SVC4"
+check "setdefault fwd accept: XDP forwards again" "dst1 got $GOT; pass_xfrm +$PX, XDP-forwarded +$FWD" \
+    eval '[[ $GOT -eq $N && $PX -eq 0 && $FWD -eq $N ]]'
+
+# A policy there before accel starts: the datapath hands over from the
+# first packet it sees.
+lab_accel_stop
+xfrm policy add "${FWD_SEL[@]}" tmpl src 10.11.1.2 dst "$LAB_RTR4_SRC" proto esp mode tunnel
+lab_accel_start
+lab_accel_wait 30 || not_ok "accel restarts" "$(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+xfrm_send xfrm-start4 "$LAB_SVC4" XfrmInTmplMismatch
+check "accel started with a fwd policy in place: the first datagrams already go to the kernel, which drops them" \
+    "dst1 got $GOT; pass_xfrm +$PX, XDP-forwarded +$FWD, XfrmInTmplMismatch +$KS" \
+    eval '[[ $GOT -eq 0 && $PX -eq $N && $FWD -eq 0 ]] && kernel_saw $N'
+xfrm policy delete "${FWD_SEL[@]}"
+xfrm_wait off || not_ok "accel notices the fwd policy gone after a restart" ""
+
 lab_accel_stop
 
 # An ingress without IPv4 address (unnumbered, as with BGP over IPv6 next
