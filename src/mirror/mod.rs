@@ -401,7 +401,8 @@ pub struct Mirror {
 pub struct EventOutcome {
     pub changes: Vec<Change>,
     /// The kernel may have changed state without telling (IPv4 routes over
-    /// a link that went down vanish silently): dump again.
+    /// a link that went down, or that lost its last IPv4 address, vanish
+    /// silently): dump again.
     pub resync: bool,
     /// Rules changed: re-read them and call `set_rules`.
     pub reread_rules: bool,
@@ -646,6 +647,7 @@ impl Mirror {
             }
             Event::DelAddr(a) => {
                 self.kernel.addrs.remove(&a);
+                o.resync |= self.last_addr4_gone(&a);
                 self.sync_local4(&mut o.changes);
                 self.sync_ifaces(&mut o.changes);
             }
@@ -686,6 +688,21 @@ impl Mirror {
             }
             Event::Overrun => o.resync = true,
         }
+    }
+
+    /// Whether removing `a` left its device without an IPv4 address. The
+    /// kernel then disables IPv4 on it (fib_inetaddr_event ->
+    /// fib_disable_ip): fib_sync_down_dev(force) marks every next hop
+    /// through the device dead and fib_flush deletes the routes left
+    /// without a live one, gateway routes and RFC 5549 ones alike, with no
+    /// notification. Only a dump tells what remains.
+    fn last_addr4_gone(&self, a: &Addr) -> bool {
+        a.addr.is_ipv4()
+            && !self
+                .kernel
+                .addrs
+                .iter()
+                .any(|x| x.ifindex == a.ifindex && x.addr.is_ipv4())
     }
 
     /// Touches what applying `events` will read first, for every route

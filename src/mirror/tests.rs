@@ -1678,3 +1678,27 @@ fn an_ipv6_route_through_a_group_that_shrank_is_deleted_whole() {
     );
     assert_eq!(m.entry(&prefix(p)), None, "the kernel has no such route");
 }
+
+/// `ip -4 addr flush dev WAN`: with its last IPv4 address the kernel
+/// disables IPv4 on the device (fib_inetaddr_event -> fib_disable_ip)
+/// and deletes the routes through it without a notification; the
+/// removal of one address of several does not.
+#[test]
+fn a_devices_last_ipv4_address_removed_asks_for_a_dump() {
+    let mut m = mirror();
+    let wan = |a: &str| Addr {
+        ifindex: WAN,
+        addr: a.parse().unwrap(),
+        prefix_len: 24,
+    };
+    let mut snap = snapshot();
+    snap.addrs
+        .extend([wan("10.0.2.1"), wan("10.0.2.9"), wan("2001:db8:2::1")]);
+    m.resync(snap);
+    let o = m.apply(Event::DelAddr(wan("10.0.2.9")));
+    assert!(!o.resync, "10.0.2.1 is left");
+    let o = m.apply(Event::DelAddr(wan("2001:db8:2::1")));
+    assert!(!o.resync, "IPv6 is not flushed with it");
+    let o = m.apply(Event::DelAddr(wan("10.0.2.1")));
+    assert!(o.resync, "the IPv4 routes through WAN went silently");
+}
