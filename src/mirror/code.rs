@@ -65,6 +65,9 @@ impl Code {
     /// small), so a slot can use it to say it holds no code.
     pub const NONE: Code = Code(u32::MAX);
 
+    /// [`RouteEntry::Local`]'s code.
+    pub const LOCAL: Code = Code(TAG_LOCAL << TAG_SHIFT);
+
     /// Entries without a next hop need no table.
     pub fn fib(reason: FibReason) -> Code {
         Code((TAG_FIB + u32::from(reason.code())) << TAG_SHIFT)
@@ -196,6 +199,7 @@ mod tests {
         ];
         all.extend(FibReason::ALL.iter().map(|r| RouteEntry::Fib(*r)));
         let codes: Vec<Code> = all.iter().map(|e| t.encode(*e)).collect();
+        assert_eq!(t.encode(RouteEntry::Local), Code::LOCAL);
         for (e, c) in all.iter().zip(&codes) {
             assert_eq!(t.decode(*c), *e);
             assert_eq!(t.encode(*e), *c, "interning is stable");

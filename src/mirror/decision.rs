@@ -105,6 +105,10 @@ fib_reasons! {
     SameKey = 9: "several routes with this prefix and metric (ip route append)",
     /// The mirror has no room left for it (next-hop or group ids).
     Capacity = 10: "no room left in the datapath's tables",
+    /// An IPv4 main-table route inside a local-table route that is not of
+    /// type local: which wins depends on whether the kernel ever split
+    /// its merged local and main tables (see `view::merged_or_not`).
+    LocalCover = 11: "inside a custom local-table route (merged local and main tables or not)",
 }
 
 impl std::fmt::Display for FibReason {

@@ -1702,3 +1702,46 @@ fn a_devices_last_ipv4_address_removed_asks_for_a_dump() {
     let o = m.apply(Event::DelAddr(wan("10.0.2.1")));
     assert!(o.resync, "the IPv4 routes through WAN went silently");
 }
+
+/// A main-table IPv4 route to `p` via `gw` on `ifindex`.
+fn via4(p: &str, ifindex: u32, gw: &str) -> Route {
+    route(
+        TABLE_MAIN,
+        p,
+        0,
+        RouteKind::Unicast,
+        Some((ifindex, Some(gw))),
+    )
+}
+
+/// `ip route add blackhole 10.0.0.0/8 table local; ip route add
+/// 10.1.0.0/16 via X`: without custom rules the kernel keeps the local and
+/// main tables in one trie (fib_trie's merged tables; fib_unmerge splits
+/// them once a rule is added, for good), so 10.1.1.1 takes the longer
+/// main route; with a rule ever added, the local table's blackhole wins.
+/// Which, accel cannot know: bpf_fib_lookup decides.
+#[test]
+fn a_main_route_inside_a_custom_local_route_goes_to_the_kernel() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let mut bh = route(TABLE_LOCAL, "10.0.0.0/8", 0, RouteKind::Blackhole, None);
+    bh.protocol = RouteProtocol::Boot;
+    m.apply(Event::AddRoute(bh, RouteAdd::Prepend));
+    m.apply(Event::AddRoute(
+        via4("10.1.0.0/16", WAN, "10.0.2.2"),
+        RouteAdd::Prepend,
+    ));
+    assert!(
+        matches!(m.entry(&prefix("10.1.0.0/16")), Some(RouteEntry::Fib(_))),
+        "{:?}",
+        m.entry(&prefix("10.1.0.0/16"))
+    );
+    assert_eq!(m.entry(&prefix("10.0.0.0/8")), Some(RouteEntry::Blackhole));
+    // Inside the kernel's own 127.0.0.0/8 (type local): passed to the
+    // kernel either way, as before.
+    m.apply(Event::AddRoute(
+        via4("127.5.0.0/16", WAN, "10.0.2.2"),
+        RouteAdd::Prepend,
+    ));
+    assert_eq!(m.entry(&prefix("127.5.0.0/16")), Some(RouteEntry::Local));
+}

@@ -7,6 +7,7 @@ use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use super::code::{Code, NhTable};
+use super::decision::FibReason;
 use super::entries::is_custom_local_route;
 use super::prefixmap::{PrefixList, PrefixMap, PARTS};
 use super::routeset::{Inline, RouteSet};
@@ -222,16 +223,21 @@ impl View {
         p: &Prefix,
         main: impl FnOnce() -> Option<Code>,
     ) -> Option<Code> {
-        // The local table is consulted first, whatever the prefix lengths.
+        // At equal length the local table wins, merged with main or not
+        // (fib_insert_alias puts the higher tb_id first).
         if let Some(e) = self.local.get(p).and_then(RouteSet::best) {
             return Some(e);
         }
         let main = main()?;
-        Some(self.covering_local(p).unwrap_or(main))
+        Some(match self.covering_local(p) {
+            None => main,
+            Some(local) => merged_or_not(p, local),
+        })
     }
 
     /// The longest local-table route strictly containing `p`: it wins over
-    /// any main route at `p`.
+    /// any main route at `p` while the two tables are apart (see
+    /// [`merged_or_not`]).
     fn covering_local(&self, p: &Prefix) -> Option<Code> {
         self.local_covering
             .iter()
@@ -303,6 +309,24 @@ impl View {
             *part += 1;
         }
         !keys.is_empty()
+    }
+}
+
+/// The decision for main-table prefix `p` inside local-table route
+/// `local`. The kernel looks the local table up first once the IPv4
+/// tables are apart (fib_unmerge, at the first custom rule, for good),
+/// and IPv6 always does (fib6_rule_lookup). Until then IPv4 keeps both in
+/// one trie (fib_new_table aliases local to main): the longest prefix
+/// wins, `p` over `local`. Whether the tables were ever split (a rule
+/// added and removed before accel started) accel cannot tell, so an IPv4
+/// route of another type than local (which goes to the kernel anyway)
+/// leaves `p` to bpf_fib_lookup. The kernel's own local table (host
+/// routes, 127.0.0.0/8 of type local) never gets here.
+fn merged_or_not(p: &Prefix, local: Code) -> Code {
+    if p.family() == Family::V4 && local != Code::LOCAL {
+        Code::fib(FibReason::LocalCover)
+    } else {
+        local
     }
 }
 
