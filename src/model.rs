@@ -158,6 +158,9 @@ pub struct Route {
     pub src_len: u8,
     /// RTA_ENCAP / lightweight tunnel present.
     pub encap: bool,
+    /// The route expires (IPv6: a nonzero rta_expires in RTA_CACHEINFO,
+    /// or RTA_EXPIRES): RA-learned routes, `ip -6 route add ... expires`.
+    pub expires: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -109,6 +109,9 @@ fib_reasons! {
     /// type local: which wins depends on whether the kernel ever split
     /// its merged local and main tables (see `view::merged_or_not`).
     LocalCover = 11: "inside a custom local-table route (merged local and main tables or not)",
+    /// The route expires (RA-learned, `expires`): the kernel stops using
+    /// it when it does, before its deletion is announced.
+    Expires = 12: "route that expires (the kernel stops using it before deleting it)",
 }
 
 impl std::fmt::Display for FibReason {

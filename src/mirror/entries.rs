@@ -7,6 +7,13 @@ use crate::model::{Family, NextHop, NhFlags, Route, RouteKind, RouteProtocol};
 /// The datapath entry for one route, taken alone; multipath path lists
 /// are interned in `nh`.
 pub fn route_entry(route: &Route, nh: &mut NhTable) -> RouteEntry {
+    // An expired IPv6 route is skipped by lookups at once (fib6_check_expired
+    // in __find_rr_leaf) but deleted, with a notification, only by the
+    // next GC run (fib6_run_gc), up to gc_interval later. bpf_fib_lookup
+    // runs the same code: it decides for every route that can expire.
+    if route.expires {
+        return RouteEntry::Fib(FibReason::Expires);
+    }
     match route.kind {
         RouteKind::Unicast => unicast_entry(route, nh),
         RouteKind::Blackhole => RouteEntry::Blackhole,
@@ -127,6 +134,7 @@ mod tests {
             mtu: None,
             src_len: 0,
             encap: false,
+            expires: false,
         }
     }
 
@@ -211,6 +219,11 @@ mod tests {
         assert_eq!(entry(&r), RouteEntry::Fib(FibReason::DeadNexthop));
         let r = route("10.0.0.0/8", RouteKind::Throw, &[]);
         assert_eq!(entry(&r), RouteEntry::Fib(FibReason::Throw));
+        let mut r = route("::/0", RouteKind::Unicast, &[(3, Some("fe80::1"))]);
+        r.expires = true;
+        assert_eq!(entry(&r), RouteEntry::Fib(FibReason::Expires));
+        r.kind = RouteKind::Blackhole;
+        assert_eq!(entry(&r), RouteEntry::Fib(FibReason::Expires));
     }
 
     #[test]

@@ -47,6 +47,7 @@ pub(super) fn route(
         mtu: None,
         src_len: 0,
         encap: false,
+        expires: false,
     }
 }
 
@@ -1744,4 +1745,34 @@ fn a_main_route_inside_a_custom_local_route_goes_to_the_kernel() {
         RouteAdd::Prepend,
     ));
     assert_eq!(m.entry(&prefix("127.5.0.0/16")), Some(RouteEntry::Local));
+}
+
+/// An RA-learned default route (`proto ra ... expires 1799sec`): once it
+/// expires the kernel stops using it (fib6_check_expired) but deletes it
+/// only at its next GC run; until then the mirror must not forward by it.
+#[test]
+fn a_route_that_expires_is_left_to_the_kernel() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let mut ra = route(
+        TABLE_MAIN,
+        "::/0",
+        1024,
+        RouteKind::Unicast,
+        Some((WAN, Some("fe80::1"))),
+    );
+    ra.expires = true;
+    m.apply(Event::AddRoute(ra.clone(), RouteAdd::Prepend));
+    assert_eq!(
+        m.entry(&prefix("::/0")),
+        Some(RouteEntry::Fib(FibReason::Expires))
+    );
+    // The same route made permanent (`ip -6 route replace` without
+    // expires) is the mirror's again.
+    ra.expires = false;
+    m.apply(Event::NewRoute(ra));
+    assert!(matches!(
+        m.entry(&prefix("::/0")),
+        Some(RouteEntry::Unicast(_))
+    ));
 }

@@ -209,6 +209,7 @@ fn bgp_route(p: Prefix, objects: bool) -> Route {
         mtu: None,
         src_len: 0,
         encap: false,
+        expires: false,
     }
 }
 
