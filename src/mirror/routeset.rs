@@ -126,6 +126,28 @@ impl RouteSet {
             Err(i) => list.insert(i, stored),
         }
         list.shrink_to_fit();
+        self.compact();
+    }
+
+    /// `r` replacing a route with its key (NLM_F_REPLACE). Of several
+    /// routes with the key, IPv4 replaces the first (fib_table_insert's
+    /// fa_first), which lookups then take (fib_table_lookup walks them in
+    /// order); the others stay, so removing `r` later asks for a dump.
+    /// IPv6 replaces the first with `r`'s multipath eligibility
+    /// (fib6_add_rt2node) and chooses among what is left by score and
+    /// round robin (find_rr_leaf): bpf_fib_lookup decides.
+    pub fn replace(&mut self, mut r: Route, nh: &mut NhTable) {
+        let key = (r.key.metric, r.key.tos);
+        if !self.is_ambiguous(key.0, key.1) {
+            self.insert(r, nh);
+        } else if r.key.prefix.family() == Family::V4 {
+            self.insert(r, nh);
+            self.mark_repeated(key);
+        } else {
+            r.nexthops.clear();
+            self.insert(r, nh);
+            self.set_entry(key, Code::fib(FibReason::SameKey));
+        }
     }
 
     /// Adds `r` where a route with the same metric and TOS may exist
@@ -193,6 +215,30 @@ impl RouteSet {
         if let Some(s) = self.list().iter_mut().find(|s| (s.metric, s.tos) == key) {
             s.repeated = true;
         }
+    }
+
+    /// After the removal of a route that was, or may have been, one of
+    /// several with its key (see [`RouteSet::is_ambiguous`]): another may
+    /// remain, which only a dump tells; bpf_fib_lookup decides until then.
+    pub fn mark_unknown(&mut self, metric: u32, tos: u8) {
+        let entry = Code::fib(FibReason::SameKey);
+        if tos == 0 && self.is_empty() {
+            *self = RouteSet::One { metric, entry };
+            return;
+        }
+        let stored = Stored {
+            metric,
+            tos,
+            entry,
+            multipath: None,
+            repeated: false,
+        };
+        let list = self.list();
+        match list.binary_search_by_key(&(metric, tos), |s| (s.metric, s.tos)) {
+            Ok(i) => list[i] = stored,
+            Err(i) => list.insert(i, stored),
+        }
+        self.compact();
     }
 
     /// True when the route with this metric and TOS is, or may be, one of

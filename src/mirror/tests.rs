@@ -1776,3 +1776,51 @@ fn a_route_that_expires_is_left_to_the_kernel() {
         Some(RouteEntry::Unicast(_))
     ));
 }
+/// `ip route add P via A; append P via B; replace P via C; del P via C`:
+/// IPv4 replaces the first route of the key (fib_table_insert's
+/// fa_first), which lookups then take; `P via B` stays, so deleting C
+/// leaves the kernel with B, which only a dump tells.
+#[test]
+fn a_replace_among_routes_sharing_a_key_keeps_the_others() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let p = "203.0.113.0/24";
+    m.apply(Event::AddRoute(via4(p, LAN, "10.0.1.7"), RouteAdd::Prepend));
+    m.apply(Event::AddRoute(via4(p, LAN, "10.0.1.8"), RouteAdd::Append));
+    let c = via4(p, WAN, "10.0.2.2");
+    m.apply(Event::NewRoute(c.clone()));
+    assert!(
+        matches!(m.entry(&prefix(p)), Some(RouteEntry::Unicast(k)) if k.ifindex == WAN),
+        "the replacing route is first: {:?}",
+        m.entry(&prefix(p))
+    );
+    let o = m.apply(Event::DelRoute(c));
+    assert!(o.resync, "P via 10.0.1.8 remains");
+    assert_eq!(
+        m.entry(&prefix(p)),
+        Some(RouteEntry::Fib(FibReason::SameKey)),
+        "until the dump, bpf_fib_lookup decides"
+    );
+}
+
+/// `ip -6 route add P dev LAN metric 100; append P via gw1 dev WAN;
+/// replace P via gw2 dev WAN`: IPv6 replaces the route that can join a
+/// multipath route (fib6_add_rt2node) and picks between the two left by
+/// score and round robin (find_rr_leaf): not the mirror's to tell.
+#[test]
+fn an_ipv6_replace_among_routes_sharing_a_key_stays_with_the_kernel() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let p = "2001:db8:1::/64";
+    let v6 = |nh| route(TABLE_MAIN, p, 100, RouteKind::Unicast, Some(nh));
+    m.apply(Event::AddRoute(v6((LAN, None)), RouteAdd::Prepend));
+    m.apply(Event::AddRoute(
+        v6((WAN, Some("2001:db8:b::1"))),
+        RouteAdd::Append,
+    ));
+    m.apply(Event::NewRoute(v6((WAN, Some("2001:db8:b::2")))));
+    assert_eq!(
+        m.entry(&prefix(p)),
+        Some(RouteEntry::Fib(FibReason::SameKey))
+    );
+}

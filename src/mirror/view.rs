@@ -44,9 +44,10 @@ impl View {
         self.main.len() + self.local.len()
     }
 
+    /// A route replacing the one with its key (see [`RouteSet::replace`]).
     /// Returns false for routes the mirror does not track (other tables).
     pub fn insert(&mut self, r: Route, nh: &mut NhTable) -> bool {
-        self.with_set(r, |set, r| set.insert(r, nh))
+        self.with_set(r, |set, r| set.replace(r, nh))
     }
 
     /// A route added beside others with its key (an event; see
@@ -189,7 +190,11 @@ impl View {
             ambiguous = set.is_ambiguous(r.key.metric, r.key.tos);
             // IPv6 announces the removal of one path of a multipath route
             // as a DelRoute carrying only that path.
-            set.remove(r, p.family() == Family::V6, nh)
+            let removed = set.remove(r, p.family() == Family::V6, nh);
+            if removed && ambiguous {
+                set.mark_unknown(r.key.metric, r.key.tos);
+            }
+            removed
         };
         let removed = match r.key.table {
             TABLE_LOCAL => {
