@@ -280,11 +280,15 @@ impl NexthopObject {
     }
 }
 
-/// Where a route added beside others with its key went.
+/// How a route was added (not replacing one): beside others with its key,
+/// after or before them, or, as the kernel's NLM_F_EXCL says, alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteAdd {
     Append,
     Prepend,
+    /// No other route had its key: any the mirror holds for it is stale
+    /// (an event replayed onto a dump that already holds its route).
+    Alone,
 }
 
 /// One change reported by the kernel.
@@ -292,10 +296,10 @@ pub enum RouteAdd {
 pub enum Event {
     /// A route added exclusively or replacing the one with its key.
     NewRoute(Route),
-    /// A route added beside those with its key (NLM_F_APPEND, or a create
-    /// without NLM_F_EXCL/NLM_F_REPLACE: `ip route append/prepend`). IPv6
-    /// gateway routes join the existing ones as multipath; otherwise two
-    /// routes with one key now coexist.
+    /// A route added, not replacing one: alone with its key, or beside
+    /// those with it (`ip route append/prepend`). IPv6 gateway routes join
+    /// the existing ones as multipath; otherwise two routes with one key
+    /// now coexist.
     AddRoute(Route, RouteAdd),
     DelRoute(Route),
     NewLink(Link),

@@ -152,9 +152,15 @@ impl RouteSet {
 
     /// Adds `r` where a route with the same metric and TOS may exist
     /// (any add that is not NLM_F_REPLACE, see [`RouteAdd`]):
-    /// - none exists: a plain insert;
-    /// - the same route again (same paths, or the same path-less type): a
-    ///   re-announcement, kept in the stored path order;
+    /// - none exists, or the kernel says none did ([`RouteAdd::Alone`]):
+    ///   a plain insert;
+    /// - the same paths: IPv6 refuses a second route through the same
+    ///   device and gateway (rt6_duplicate_nexthop), so this is the same
+    ///   route again, kept in the stored path order; IPv4 takes one that
+    ///   differs in anything else (protocol, scope, metrics: the whole
+    ///   fib_info, fib_table_insert's fa_match), so two routes now share
+    ///   the key and removing one asks for a dump;
+    /// - the same path-less type: see below;
     /// - an IPv6 gateway route appended to one: it joins as multipath. The
     ///   kernel's notification lists the new paths first, its own list (and
     ///   so its hash order) has them last;
@@ -163,7 +169,11 @@ impl RouteSet {
     ///   to bpf_fib_lookup.
     pub fn add_beside(&mut self, mut r: Route, how: RouteAdd, nh: &mut NhTable) {
         let key = (r.key.metric, r.key.tos);
-        let Some((old, old_entry)) = self.stored(key, nh) else {
+        let stored = match how {
+            RouteAdd::Alone => None,
+            _ => self.stored(key, nh),
+        };
+        let Some((old, old_entry)) = stored else {
             self.insert(r, nh);
             return;
         };
@@ -186,8 +196,15 @@ impl RouteSet {
         } else if paths.len() == old.len() && old.iter().all(|o| paths.contains(o)) {
             r.nexthops
                 .sort_by_key(|n| old.iter().position(|o| *o == (n.ifindex, n.gateway)));
-            self.insert(r, nh);
-            return;
+            if r.key.prefix.family() == Family::V6 {
+                self.insert(r, nh);
+                return;
+            }
+            if route_entry(&r, nh) == old_entry {
+                self.insert(r, nh);
+                self.mark_repeated(key);
+                return;
+            }
         } else if how == RouteAdd::Append
             && r.key.prefix.family() == Family::V6
             && !old.is_empty()

@@ -856,9 +856,12 @@ fn routes_sharing_a_key_go_to_fib_and_their_removal_asks_for_a_dump() {
         )
     };
     m.apply(Event::NewRoute(r("10.0.2.2")));
-    // The same route re-announced: nothing ambiguous.
-    let o = m.apply(Event::AddRoute(r("10.0.2.2"), RouteAdd::Prepend));
+    // The same route re-announced (an event replayed onto a dump that has
+    // it), added alone (NLM_F_EXCL): nothing ambiguous.
+    let o = m.apply(Event::AddRoute(r("10.0.2.2"), RouteAdd::Alone));
     assert!(puts(&o.changes).is_empty());
+    assert!(!m.apply(Event::DelRoute(r("10.0.2.2"))).resync);
+    m.apply(Event::NewRoute(r("10.0.2.2")));
     let o = m.apply(Event::AddRoute(r("10.0.2.3"), RouteAdd::Append));
     assert_eq!(
         puts(&o.changes)[&prefix("203.0.113.0/24")],
@@ -1803,6 +1806,35 @@ fn a_replace_among_routes_sharing_a_key_keeps_the_others() {
     );
 }
 
+/// `ip route add P via A proto static; append P via A proto bgp; del P
+/// proto bgp`: the same path, but two routes (fib_table_insert's
+/// fa_match compares the whole fib_info, protocol included).
+#[test]
+fn an_ipv4_route_appended_with_the_same_path_is_a_second_route() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let p = "203.0.113.0/24";
+    m.apply(Event::AddRoute(via4(p, WAN, "10.0.2.2"), RouteAdd::Prepend));
+    let mut bgp = via4(p, WAN, "10.0.2.2");
+    bgp.protocol = RouteProtocol::Bgp;
+    m.apply(Event::AddRoute(bgp.clone(), RouteAdd::Append));
+    assert!(matches!(m.entry(&prefix(p)), Some(RouteEntry::Unicast(_))));
+    let o = m.apply(Event::DelRoute(bgp.clone()));
+    assert!(o.resync, "the static route remains");
+    assert_eq!(
+        m.entry(&prefix(p)),
+        Some(RouteEntry::Fib(FibReason::SameKey))
+    );
+
+    // Both in a dump: two routes, not one announced twice.
+    let mut snap = snapshot();
+    snap.routes.push(via4(p, WAN, "10.0.2.2"));
+    snap.routes.push(bgp.clone());
+    let mut m = mirror();
+    m.resync(snap);
+    assert!(m.apply(Event::DelRoute(bgp)).resync);
+}
+
 /// `ip -6 route add P dev LAN metric 100; append P via gw1 dev WAN;
 /// replace P via gw2 dev WAN`: IPv6 replaces the route that can join a
 /// multipath route (fib6_add_rt2node) and picks between the two left by
@@ -1823,4 +1855,27 @@ fn an_ipv6_replace_among_routes_sharing_a_key_stays_with_the_kernel() {
         m.entry(&prefix(p)),
         Some(RouteEntry::Fib(FibReason::SameKey))
     );
+}
+
+/// A route the kernel added alone with its key (NLM_F_EXCL), replayed
+/// onto a dump that had two routes with the key: whatever the dump had
+/// is gone, the route is the mirror's again and its removal is plain.
+#[test]
+fn a_route_added_alone_ends_what_shared_its_key() {
+    let p = "203.0.113.0/24";
+    let mut snap = snapshot();
+    snap.routes.push(via4(p, WAN, "10.0.2.2"));
+    snap.routes.push(via4(p, LAN, "10.0.1.7"));
+    let mut m = mirror();
+    m.resync(snap);
+    assert_eq!(
+        m.entry(&prefix(p)),
+        Some(RouteEntry::Fib(FibReason::SameKey))
+    );
+    let a = via4(p, WAN, "10.0.2.3");
+    m.apply(Event::AddRoute(a.clone(), RouteAdd::Alone));
+    assert!(matches!(m.entry(&prefix(p)), Some(RouteEntry::Unicast(k)) if k.ifindex == WAN));
+    let o = m.apply(Event::DelRoute(a));
+    assert!(!o.resync);
+    assert_eq!(m.entry(&prefix(p)), None);
 }

@@ -26,7 +26,9 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use log::{debug, warn};
-use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_APPEND, NLM_F_REPLACE};
+use netlink_packet_core::{
+    NetlinkMessage, NetlinkPayload, NLM_F_APPEND, NLM_F_EXCL, NLM_F_REPLACE,
+};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
 use rtnetlink::Handle;
@@ -120,12 +122,15 @@ pub fn subscribe_with_rcvbuf(rcvbuf: usize) -> Result<Subscription, NetlinkError
     })
 }
 
-/// A route notification's flags (those of the request that made it, or
-/// the kernel's own): `None` for a replace, else how the route was added
-/// beside any others with its key.
+/// A route notification's flags (the kernel's: fib_table_insert and
+/// fib6_add_rt2node set them): `None` for a replace, else how the route
+/// was added. NLM_F_EXCL stays only when no other route had its key
+/// (both clear it when one has; IPv6 multipath adds never set it).
 fn route_add(flags: u16) -> Option<RouteAdd> {
     if flags & NLM_F_REPLACE != 0 {
         None
+    } else if flags & NLM_F_EXCL != 0 {
+        Some(RouteAdd::Alone)
     } else if flags & NLM_F_APPEND != 0 {
         Some(RouteAdd::Append)
     } else {
@@ -367,6 +372,20 @@ mod tests {
             assert_eq!(stream.exact_as_of(), None);
             assert!(matches!(stream.try_next(), Some(Event::Overrun)));
         });
+    }
+
+    /// The flags of fib_table_insert's and fib6_add_rt2node's
+    /// notifications: a fresh key keeps NLM_F_EXCL, even when appended.
+    #[test]
+    fn route_notification_flags() {
+        use netlink_packet_core::NLM_F_CREATE;
+        assert_eq!(route_add(NLM_F_REPLACE), None);
+        assert_eq!(route_add(NLM_F_EXCL | NLM_F_CREATE), Some(RouteAdd::Alone));
+        assert_eq!(route_add(NLM_F_CREATE), Some(RouteAdd::Prepend));
+        assert_eq!(
+            route_add(NLM_F_CREATE | NLM_F_APPEND),
+            Some(RouteAdd::Append)
+        );
     }
 
     /// A batch vouches for its moment only once it is used up, and a batch
