@@ -20,8 +20,8 @@ pub enum ResyncCause {
     Start,
     /// The kernel dropped notifications (receive buffer overrun).
     Overrun,
-    /// A link change, a device's last IPv4 address removed, or a removal
-    /// whose effect one event cannot tell.
+    /// A link change, a device's last IPv4 address or a nexthop object in
+    /// use removed, or a removal whose effect one event cannot tell.
     Ambiguous,
     /// A check found the mirror different from the kernel.
     Drift,
@@ -54,8 +54,8 @@ impl ResyncCause {
             ResyncCause::Start => "start",
             ResyncCause::Overrun => "netlink events were lost (receive buffer overrun)",
             ResyncCause::Ambiguous => {
-                "a link change, a device's last IPv4 address removed, or a route removed that \
-                 may have shared its key with another"
+                "a link change, a device's last IPv4 address or a nexthop object in use \
+                 removed, or a route removed that may have shared its key with another"
             }
             ResyncCause::Drift => "a check found the mirror different from the kernel",
             ResyncCause::Request => "accel sync",

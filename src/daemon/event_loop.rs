@@ -160,9 +160,9 @@ impl Running {
                 None => return Err(DaemonError::EventsClosed),
             },
             Wake::NexthopEvents(r) => {
-                let lost = d.nexthop_events(r)?;
-                d.report.overruns += u64::from(lost);
-                lost.then_some(ResyncCause::Overrun)
+                let cause = d.nexthop_events(r)?;
+                d.report.overruns += u64::from(cause == Some(ResyncCause::Overrun));
+                cause
             }
             Wake::Rules(read) => {
                 d.rules_read(read)?;
@@ -207,6 +207,10 @@ impl Running {
                 self.start_handover(&[])?;
                 None
             }
+        };
+        let stale = match stale {
+            Some(cause) => Some(cause),
+            None => self.d.settle_objects()?.then_some(CHANGED),
         };
         if let Some(cause) = stale {
             // Known stale: the datapath stops using the mirror now, not

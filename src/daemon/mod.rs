@@ -154,6 +154,9 @@ struct Daemon {
     clock: &'static mut ProgramMut<'static>,
     /// Structures out of room: retries, figures, alerts.
     capacity: capacity::Monitor,
+    /// When the last nexthop object was deleted, until the route events
+    /// sent before are applied (see [`Daemon::settle_objects`]).
+    settle_after: Option<Instant>,
 }
 
 /// A dump's routes go straight into a fresh view of the mirror.
@@ -191,6 +194,9 @@ impl Daemon {
         let applied = self.maps.apply_deferring_routes(&outcome.changes);
         let (resync, reread_rules) = (outcome.resync, outcome.reread_rules);
         let reread_sysctls = outcome.reread_sysctls;
+        if outcome.settle_objects {
+            self.settle_after = Some(Instant::now());
+        }
         self.outcome = outcome;
         applied?;
         self.traced.extend(traced);
@@ -439,28 +445,52 @@ impl Daemon {
         }));
     }
 
-    /// Applies a batch from the nexthop-object socket; true when a resync
-    /// is due (notifications were lost).
-    fn nexthop_events(&mut self, r: std::io::Result<Received>) -> Result<bool, DaemonError> {
+    /// Applies a batch from the nexthop-object socket; the cause of the
+    /// resync due, if one is (notifications were lost).
+    fn nexthop_events(
+        &mut self,
+        r: std::io::Result<Received>,
+    ) -> Result<Option<ResyncCause>, DaemonError> {
         match r {
             Ok(Received::Events(evs)) => {
+                let mut resync = false;
                 for e in evs {
                     let ev = match e {
                         NexthopEvent::New(o) => Event::NewNexthop(o),
                         NexthopEvent::Del(id) => Event::DelNexthop(id),
                     };
-                    self.event(ev)?;
+                    resync |= self.event(ev)?;
                 }
                 self.flush_routes()?;
-                Ok(false)
+                Ok(resync.then_some(ResyncCause::Ambiguous))
             }
-            Ok(Received::Overrun) => Ok(true),
+            Ok(Received::Overrun) => Ok(Some(ResyncCause::Overrun)),
             Err(source) => Err(NetlinkError::Socket {
                 context: "receiving nexthop object events",
                 source,
             }
             .into()),
         }
+    }
+
+    /// Settles the nexthop objects deleted (see [`Mirror::settle_objects`])
+    /// once every route event the kernel queued before the last deletion
+    /// is applied: they come on another socket, and a route moved off an
+    /// object before its deletion must not count as one the kernel
+    /// flushed with it. True when a resync is due. Called between turns.
+    fn settle_objects(&mut self) -> Result<bool, DaemonError> {
+        let Some(deleted) = self.settle_after else {
+            return Ok(false);
+        };
+        let caught_up =
+            self.events.drained() || self.events.exact_as_of().is_some_and(|t| t >= deleted);
+        if !caught_up {
+            return Ok(false);
+        }
+        self.settle_after = None;
+        let o = self.mirror.settle_objects();
+        self.maps.apply(&o.changes)?;
+        Ok(o.resync)
     }
 
     fn poll_multipath(&mut self) -> Result<(), DaemonError> {
@@ -807,6 +837,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         traced: Vec::new(),
         clock: &mut skel.progs.accel_clock,
         capacity: capacity::Monitor::default(),
+        settle_after: None,
     };
     d.poll_multipath()?;
     d.xfrm_read(xfrm_first)?;

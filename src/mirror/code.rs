@@ -68,6 +68,12 @@ impl Code {
     /// [`RouteEntry::Local`]'s code.
     pub const LOCAL: Code = Code(TAG_LOCAL << TAG_SHIFT);
 
+    /// Whether it is a route through a nexthop object
+    /// ([`RouteEntry::Object`]).
+    pub fn is_object(self) -> bool {
+        self.0 >> TAG_SHIFT == TAG_OBJECT
+    }
+
     /// Entries without a next hop need no table.
     pub fn fib(reason: FibReason) -> Code {
         Code((TAG_FIB + u32::from(reason.code())) << TAG_SHIFT)
@@ -109,6 +115,13 @@ impl NhTable {
             }
         };
         Code(tag << TAG_SHIFT)
+    }
+
+    /// The code of a route through nexthop object `id`, if one was ever
+    /// encoded (none can be stored otherwise).
+    pub fn object_code(&self, id: u32) -> Option<Code> {
+        let i = self.object_index.get(&id)?;
+        Some(Code(TAG_OBJECT << TAG_SHIFT | i))
     }
 
     pub fn decode(&self, c: Code) -> RouteEntry {
@@ -199,6 +212,14 @@ mod tests {
         ];
         all.extend(FibReason::ALL.iter().map(|r| RouteEntry::Fib(*r)));
         let codes: Vec<Code> = all.iter().map(|e| t.encode(*e)).collect();
+        for (e, c) in all.iter().zip(&codes) {
+            assert_eq!(c.is_object(), matches!(e, RouteEntry::Object(_)));
+        }
+        assert_eq!(
+            t.object_code(1 << 30),
+            Some(t.encode(RouteEntry::Object(1 << 30)))
+        );
+        assert_eq!(t.object_code(8), None);
         assert_eq!(t.encode(RouteEntry::Local), Code::LOCAL);
         for (e, c) in all.iter().zip(&codes) {
             assert_eq!(t.decode(*c), *e);

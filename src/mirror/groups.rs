@@ -102,6 +102,28 @@ fn single_path(o: &NexthopObject) -> Option<NhKey> {
     path_key(&nh, Family::V4).ok()
 }
 
+/// Removes object `id` as the kernel does (remove_nexthop): from every
+/// group that has it too (remove_nexthop_from_groups), and a group left
+/// without members goes with it (remove_nh_grp_entry). Returns the ids
+/// gone, `id` first.
+pub fn remove_object(id: u32, objects: &mut HashMap<u32, NexthopObject>) -> Vec<u32> {
+    let mut gone = vec![id];
+    objects.remove(&id);
+    for (gid, o) in objects.iter_mut() {
+        if let NexthopObject::Group { members, .. } = o {
+            let had = members.len();
+            members.retain(|(m, _)| *m != id);
+            if had > 0 && members.is_empty() {
+                gone.push(*gid);
+            }
+        }
+    }
+    for g in &gone[1..] {
+        objects.remove(g);
+    }
+    gone
+}
+
 /// True when object `id`'s content depends on object `changed`.
 pub fn depends_on(id: u32, changed: u32, objects: &HashMap<u32, NexthopObject>) -> bool {
     id == changed
@@ -178,6 +200,31 @@ mod tests {
         );
         assert_eq!(resolve_object(11, &o), GroupContent::unknown());
         assert_eq!(resolve_object(12, &o), GroupContent::unknown());
+    }
+
+    /// `ip nexthop del id 1`: group 10 loses a member, group 11 its last
+    /// one and goes too.
+    #[test]
+    fn a_deleted_object_leaves_its_groups() {
+        let mut o = HashMap::new();
+        o.insert(1, single(1, 3, "192.0.2.1"));
+        o.insert(2, single(2, 3, "192.0.2.2"));
+        for (id, members) in [(10, vec![(1, 1), (2, 1)]), (11, vec![(1, 1)])] {
+            let kind = GroupKind::Multipath;
+            o.insert(id, NexthopObject::Group { id, kind, members });
+        }
+        let mut gone = remove_object(1, &mut o);
+        gone.sort_unstable();
+        assert_eq!(gone, vec![1, 11]);
+        assert!(
+            matches!(&o[&10], NexthopObject::Group { members, .. } if *members == vec![(2, 1)])
+        );
+        assert_eq!(o.len(), 2);
+        assert_eq!(
+            remove_object(7, &mut o),
+            vec![7],
+            "unknown: nothing else goes"
+        );
     }
 
     #[test]

@@ -344,6 +344,14 @@ struct Kernel {
     rules_pending: bool,
     /// Nexthop objects by id.
     objects: HashMap<u32, NexthopObject>,
+    /// Deleted objects (see [`Mirror::delete_object`]) whose routes the
+    /// kernel deleted without telling, if the mirror still holds any: not
+    /// resolved, even if added again, until [`Mirror::settle_objects`].
+    flushed: BTreeSet<u32>,
+    /// Those of `flushed` when a resync installed its dump: resolved again
+    /// once its sweep has removed the routes through them that the maps
+    /// and the live view still had.
+    flushed_before_dump: BTreeSet<u32>,
     multipath: ForwardingSysctls,
     /// IPsec (XFRM) policies apply to forwarded packets (see
     /// [`Mirror::set_xfrm`]).
@@ -408,6 +416,9 @@ pub struct EventOutcome {
     pub reread_rules: bool,
     /// Netconf changed: the daemon re-reads the interface sysctls.
     pub reread_sysctls: bool,
+    /// A nexthop object was deleted: call [`Mirror::settle_objects`] once
+    /// every route event the kernel sent before is applied.
+    pub settle_objects: bool,
 }
 
 impl EventOutcome {
@@ -417,6 +428,7 @@ impl EventOutcome {
         self.resync = false;
         self.reread_rules = false;
         self.reread_sysctls = false;
+        self.settle_objects = false;
     }
 }
 
@@ -683,8 +695,8 @@ impl Mirror {
                 self.sync_object(id, &mut o.changes);
             }
             Event::DelNexthop(id) => {
-                self.kernel.objects.remove(&id);
-                self.sync_object(id, &mut o.changes);
+                self.delete_object(id, &mut o.changes);
+                o.settle_objects = true;
             }
             Event::Overrun => o.resync = true,
         }
@@ -929,8 +941,13 @@ impl Mirror {
                 blackhole: false,
                 paths: self.nh_table.borrow().paths(set).to_vec(),
             },
+            GroupKey::Object(id) if self.is_flushed(id) => GroupContent::unknown(),
             GroupKey::Object(id) => groups::resolve_object(id, &self.kernel.objects),
         }
+    }
+
+    fn is_flushed(&self, id: u32) -> bool {
+        self.kernel.flushed.contains(&id) || self.kernel.flushed_before_dump.contains(&id)
     }
 
     /// (Re)writes group `id` from what `key` resolves to now; without
@@ -1021,6 +1038,63 @@ impl Mirror {
             |k| matches!(k, GroupKey::Object(id) if affected.contains(id)),
             out,
         );
+    }
+
+    /// `ip nexthop del`: the object goes, with the groups it leaves empty
+    /// (see [`groups::remove_object`]). The kernel deletes every route
+    /// through them with them (__remove_nexthop_fib: fib_flush for IPv4,
+    /// ip6_del_rt announcing nothing when nexthop_compat_mode is 0). Which
+    /// of the mirror's routes through them are those, it cannot tell yet:
+    /// route events the kernel sent before the deletion may still be on
+    /// their way (another socket). So the ids are flushed: their routes go
+    /// to bpf_fib_lookup, even if they come back, until
+    /// [`Mirror::settle_objects`].
+    fn delete_object(&mut self, id: u32, out: &mut Vec<Change>) {
+        let affected: HashSet<u32> = self
+            .applied
+            .groups
+            .values()
+            .filter_map(|(key, _)| match key {
+                GroupKey::Object(g) if groups::depends_on(*g, id, &self.kernel.objects) => Some(*g),
+                _ => None,
+            })
+            .collect();
+        let gone = groups::remove_object(id, &mut self.kernel.objects);
+        self.kernel.flushed.extend(gone);
+        self.sync_groups(
+            |k| matches!(k, GroupKey::Object(g) if affected.contains(g)),
+            out,
+        );
+    }
+
+    /// Once every route event the kernel sent before the deletions since
+    /// the last call is applied: a flushed object no mirrored route uses
+    /// any more is resolved again (it may have come back); one still used
+    /// asks for a resync, the routes through it being gone from the
+    /// kernel (or, through an object added again, new: only a dump tells).
+    /// Deleting unused objects (FRR does routinely) costs no dump.
+    pub fn settle_objects(&mut self) -> EventOutcome {
+        let mut o = EventOutcome::default();
+        let flushed = std::mem::take(&mut self.kernel.flushed);
+        let (used, unused): (BTreeSet<u32>, BTreeSet<u32>) =
+            flushed.into_iter().partition(|id| self.object_routed(*id));
+        o.resync = !used.is_empty();
+        self.kernel.flushed = used;
+        self.resolve_again(&unused, &mut o.changes);
+        o
+    }
+
+    /// Whether a route of the view goes through object `id`.
+    fn object_routed(&self, id: u32) -> bool {
+        let code = self.nh_table.borrow().object_code(id);
+        code.is_some_and(|c| self.view.uses_object(c))
+    }
+
+    /// Rewrites the applied groups of objects no longer flushed.
+    fn resolve_again(&mut self, ids: &BTreeSet<u32>, out: &mut Vec<Change>) {
+        if !ids.is_empty() {
+            self.sync_groups(|k| matches!(k, GroupKey::Object(g) if ids.contains(g)), out);
+        }
     }
 
     fn sync_neigh(&mut self, k: (u32, IpAddr), out: &mut Vec<Change>) {

@@ -366,6 +366,22 @@ impl RouteSet {
         true
     }
 
+    /// The codes of its routes through nexthop objects (see
+    /// [`View::uses_object`](super::View::uses_object)).
+    pub fn object_codes(&self) -> smallvec::SmallVec<[Code; 1]> {
+        match self {
+            RouteSet::Empty => smallvec::SmallVec::new(),
+            RouteSet::One { entry, .. } => {
+                (*entry).is_object().then_some(*entry).into_iter().collect()
+            }
+            RouteSet::Many(list) => list
+                .iter()
+                .map(|s| s.entry)
+                .filter(|c| c.is_object())
+                .collect(),
+        }
+    }
+
     /// The decision the kernel reaches among these routes.
     pub fn best(&self) -> Option<Code> {
         match self {

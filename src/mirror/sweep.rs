@@ -111,6 +111,11 @@ impl Mirror {
     /// and writes what does not depend on routes into `out`.
     fn install_state(&mut self, snap: KernelState, out: &mut Vec<Change>) {
         self.kernel.custom_local_seen |= self.view.custom_local_seen;
+        // The dump settles the objects deleted before it (those deleted
+        // during it are flushed again as the log is replayed), but the
+        // routes through them leave the maps only as the sweep passes.
+        let flushed = std::mem::take(&mut self.kernel.flushed);
+        self.kernel.flushed_before_dump.extend(flushed);
         self.set_state(snap);
         self.sync_ifaces(out);
         self.sync_config(out);
@@ -247,6 +252,8 @@ impl Mirror {
                 for k in keys {
                     self.sync_neigh(k, out);
                 }
+                let settled = std::mem::take(&mut self.kernel.flushed_before_dump);
+                self.resolve_again(&settled, out);
                 s.stage = Stage::Done;
             }
             Stage::Done => {}

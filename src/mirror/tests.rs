@@ -1879,3 +1879,157 @@ fn a_route_added_alone_ends_what_shared_its_key() {
     assert!(!o.resync);
     assert_eq!(m.entry(&prefix(p)), None);
 }
+
+/// A main-table route to `p` through nexthop object `id`.
+fn via_object(p: &str, id: u32) -> Route {
+    let mut r = route(TABLE_MAIN, p, 0, RouteKind::Unicast, None);
+    r.nhid = Some(id);
+    r
+}
+
+/// `ip nexthop add id 1 ...; ip route add P nhid 1; ip nexthop del id 1`:
+/// the kernel deletes P with the object (__remove_nexthop_fib), telling
+/// nothing for IPv4. Re-added, id 1 must not bring P back; once the
+/// route events sent before the deletion are in, P still there means a
+/// dump is due.
+#[test]
+fn a_route_through_a_deleted_object_is_not_revived_by_its_id() {
+    let mut m = mirror();
+    let mut snap = snapshot();
+    snap.nexthops = vec![single(1, WAN, "10.0.2.2")];
+    m.resync(snap.clone());
+    let p = "203.0.113.0/24";
+    m.apply(Event::AddRoute(via_object(p, 1), RouteAdd::Alone));
+    let o = m.apply(Event::DelNexthop(1));
+    assert!(o.settle_objects && !o.resync);
+    let o = m.apply(Event::NewNexthop(single(1, LAN, "10.0.1.7")));
+    assert!(
+        groups_put(&o.changes)
+            .iter()
+            .all(|(_, _, paths)| paths.is_empty()),
+        "P would be forwarded through the new object 1: {:?}",
+        o.changes
+    );
+    let o = m.settle_objects();
+    assert!(o.resync, "the kernel deleted P with object 1");
+    assert!(o.changes.is_empty(), "1 stays unresolved: {:?}", o.changes);
+
+    // The resync's dump: object 1 again, P gone. Once swept, 1 is the
+    // mirror's again.
+    snap.nexthops = vec![single(1, LAN, "10.0.1.7")];
+    let c = m.resync(snap);
+    assert!(c.contains(&Change::DelRoute(prefix(p))));
+    let o = m.apply(Event::AddRoute(via_object(p, 1), RouteAdd::Alone));
+    assert_eq!(groups_put(&o.changes)[0].2.len(), 1, "{:?}", o.changes);
+}
+
+/// FRR deletes nexthop groups no route uses any more, routinely, and the
+/// route events that moved the routes off them may come after the
+/// deletion (another socket): no dump for either.
+#[test]
+fn deleting_an_unused_object_costs_no_dump() {
+    let mut m = mirror();
+    let mut snap = snapshot();
+    snap.nexthops = vec![single(1, WAN, "10.0.2.2"), single(2, WAN, "10.0.2.3")];
+    m.resync(snap);
+    let p = "203.0.113.0/24";
+    m.apply(Event::AddRoute(via_object(p, 1), RouteAdd::Alone));
+    m.apply(Event::DelNexthop(5));
+    m.apply(Event::DelNexthop(1));
+    // Sent before the deletion, applied after it.
+    m.apply(Event::NewRoute(via_object(p, 2)));
+    let o = m.settle_objects();
+    assert!(!o.resync && o.changes.is_empty(), "{o:?}");
+    assert!(m.settle_objects().changes.is_empty(), "settled once");
+}
+
+/// Deleting a group's member: the group shrinks (remove_nh_grp_entry),
+/// its routes stay; deleting its last member takes the group, and its
+/// routes, with it.
+#[test]
+fn a_group_follows_its_members_deletion() {
+    let mut m = mirror();
+    let mut snap = snapshot();
+    snap.nexthops = vec![
+        single(1, WAN, "10.0.2.2"),
+        single(2, WAN, "10.0.2.3"),
+        group(10, &[(1, 1), (2, 1)]),
+    ];
+    m.resync(snap);
+    m.apply(Event::AddRoute(
+        via_object("203.0.113.0/24", 10),
+        RouteAdd::Alone,
+    ));
+    let o = m.apply(Event::DelNexthop(1));
+    let g = groups_put(&o.changes);
+    assert_eq!(g.len(), 1);
+    assert_eq!(g[0].2.len(), 1, "group 10 keeps member 2");
+    let o = m.settle_objects();
+    assert!(!o.resync, "no route used object 1 itself");
+    let o = m.apply(Event::DelNexthop(2));
+    assert_eq!(groups_put(&o.changes)[0].2, vec![], "group 10 is gone");
+    assert!(m.settle_objects().resync, "and its route with it");
+}
+
+/// IPv6 with nexthop_compat_mode 1 announces the deletion of the routes
+/// through a deleted object (ip6_del_rt): once they are in, nothing is
+/// left to a dump, and the id, added again, resolves.
+#[test]
+fn announced_deletions_settle_an_object_without_a_dump() {
+    let mut m = mirror();
+    let mut snap = snapshot();
+    snap.nexthops = vec![single(1, WAN, "fe80::1")];
+    m.resync(snap);
+    let mut r = via_object("2001:db8:5::/48", 1);
+    r.key.metric = 1024;
+    m.apply(Event::AddRoute(r.clone(), RouteAdd::Alone));
+    m.apply(Event::DelNexthop(1));
+    m.apply(Event::NewNexthop(single(1, LAN, "fe80::2")));
+    m.apply(Event::DelRoute(r.clone()));
+    let o = m.settle_objects();
+    assert!(!o.resync, "{o:?}");
+    let o = m.apply(Event::AddRoute(r, RouteAdd::Alone));
+    let g = groups_put(&o.changes);
+    assert_eq!(g[0].2.len(), 1, "object 1 resolves: {:?}", o.changes);
+}
+
+/// A resync into filled maps after a used object was deleted and added
+/// again: the route through it leaves the maps only when the sweep
+/// passes it, so the object resolves only once the sweep is done. A
+/// deletion during the dump (replayed) is settled afresh.
+#[test]
+fn a_resync_resolves_a_deleted_object_once_swept() {
+    for full in [false, true] {
+        let mut m = mirror();
+        let mut snap = snapshot();
+        snap.nexthops = vec![single(1, WAN, "10.0.2.2"), single(2, WAN, "10.0.2.3")];
+        m.resync(snap.clone());
+        m.apply(Event::AddRoute(
+            via_object("203.0.113.0/24", 1),
+            RouteAdd::Alone,
+        ));
+        m.apply(Event::AddRoute(
+            via_object("203.0.114.0/24", 2),
+            RouteAdd::Alone,
+        ));
+        m.apply(Event::DelNexthop(1));
+        m.apply(Event::NewNexthop(single(1, LAN, "10.0.1.7")));
+        assert!(m.settle_objects().resync);
+        // The dump: 1 back, its route gone; 2 deleted during the dump.
+        snap.nexthops = vec![single(1, LAN, "10.0.1.7"), single(2, WAN, "10.0.2.3")];
+        snap.routes.push(via_object("203.0.114.0/24", 2));
+        let log = [Event::DelNexthop(2)];
+        m.apply(log[0].clone());
+        let mut out = Vec::new();
+        let mut sweep = resync_start(&mut m, &snap, full, &log, &mut out);
+        while !m.sweep_step(&mut sweep, 1, &mut out) {}
+        assert!(
+            groups_put(&out)
+                .iter()
+                .all(|(_, _, paths)| paths.is_empty()),
+            "full view: {full}: {out:?}"
+        );
+        assert!(out.contains(&Change::DelRoute(prefix("203.0.113.0/24"))));
+        assert!(m.settle_objects().resync, "full view: {full}: 2's route");
+    }
+}

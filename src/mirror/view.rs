@@ -11,6 +11,7 @@ use super::decision::FibReason;
 use super::entries::is_custom_local_route;
 use super::prefixmap::{PrefixList, PrefixMap, PARTS};
 use super::routeset::{Inline, RouteSet};
+use crate::fast_hash::FastMap;
 use crate::model::{Family, Prefix, Route, RouteAdd, TABLE_LOCAL, TABLE_MAIN};
 
 #[derive(Debug, Clone, Default)]
@@ -37,6 +38,9 @@ pub struct View {
     /// One of several routes with one key was removed: which remain is
     /// only known from a dump.
     pub(super) resync_wanted: bool,
+    /// How many main-table routes go through each nexthop object, by
+    /// code (see [`View::uses_object`]).
+    object_routes: FastMap<Code, u32>,
 }
 
 impl View {
@@ -91,7 +95,10 @@ impl View {
         f: impl FnOnce(&mut RouteSet) -> T,
     ) -> Option<T> {
         let View {
-            main, main_sets, ..
+            main,
+            main_sets,
+            object_routes,
+            ..
         } = self;
         let slot = if create {
             main.get_or_insert_with(p, || Inline::EMPTY)
@@ -108,7 +115,12 @@ impl View {
             inline_set = RouteSet::from(*slot);
             &mut inline_set
         };
+        let objects_before = set.object_codes();
         let out = f(set);
+        let objects_now = set.object_codes();
+        if objects_now != objects_before {
+            count_object_routes(object_routes, &objects_before, &objects_now);
+        }
         let now = set.inline();
         *slot = now.unwrap_or(Inline::ELSEWHERE);
         match now {
@@ -127,6 +139,17 @@ impl View {
             _ => {}
         }
         Some(out)
+    }
+
+    /// Whether a route of the view goes through the nexthop object whose
+    /// routes have code `object`: counted for the main table, looked for
+    /// in the local one (a few routes per address).
+    pub(super) fn uses_object(&self, object: Code) -> bool {
+        self.object_routes.get(&object).is_some_and(|n| *n > 0)
+            || self
+                .local
+                .values()
+                .any(|set| set.object_codes().contains(&object))
     }
 
     /// The best main-table route of `p`.
@@ -317,6 +340,22 @@ impl View {
     }
 }
 
+/// Follows a main-table prefix's routes through nexthop objects from
+/// `before` to `now`.
+fn count_object_routes(counts: &mut FastMap<Code, u32>, before: &[Code], now: &[Code]) {
+    for c in before {
+        if let Some(n) = counts.get_mut(c) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(c);
+            }
+        }
+    }
+    for c in now {
+        *counts.entry(*c).or_insert(0) += 1;
+    }
+}
+
 /// The decision for main-table prefix `p` inside local-table route
 /// `local`. The kernel looks the local table up first once the IPv4
 /// tables are apart (fib_unmerge, at the first custom rule, for good),
@@ -379,5 +418,33 @@ mod tests {
         assert_eq!((v.main.len(), v.main_sets.len()), (0, 0));
         assert_eq!(v.effective(&p), None);
         assert!(!v.has(&p));
+    }
+
+    /// The routes through a nexthop object are counted however the view
+    /// changes: inline or in a set, moved out and back, removed.
+    #[test]
+    fn routes_through_an_object_are_counted() {
+        let mut nh = NhTable::default();
+        let mut v = View::default();
+        let via = |p, metric, id| {
+            let mut r = route(TABLE_MAIN, p, metric, RouteKind::Unicast, None);
+            r.nhid = Some(id);
+            r
+        };
+        let (a, b) = (via("10.0.0.0/8", 10, 7), via("10.0.0.0/8", 20, 7));
+        let c = via("10.1.0.0/16", 10, 7);
+        assert!(v.insert(a.clone(), &mut nh) && v.insert(b.clone(), &mut nh));
+        assert!(v.insert(c.clone(), &mut nh));
+        let seven = nh.object_code(7).unwrap();
+        assert_eq!(v.object_routes.get(&seven), Some(&3));
+        let p = a.key.prefix;
+        let set = v.take_main(&p);
+        assert_eq!(v.object_routes.get(&seven), Some(&1));
+        v.put_main(p, set);
+        assert!(v.remove(&a, &mut nh) && v.remove(&c, &mut nh));
+        assert!(v.uses_object(seven));
+        assert!(v.insert(via("10.0.0.0/8", 20, 8), &mut nh), "replaces b");
+        assert!(!v.uses_object(seven));
+        assert!(v.object_routes.values().all(|n| *n == 1));
     }
 }
