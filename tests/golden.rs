@@ -311,6 +311,23 @@ fn route_mtu_v4_holds_packets_to_it() {
     lab.pass(&over, S::ACCEL_STAT_PASS_MTU);
 }
 
+/// The route's MTU holds on every way to bpf_fib_lookup, not only from the
+/// mirror's route: here a policy flag sends IPv4 there directly.
+#[test]
+fn route_mtu_v4_holds_on_the_fib_path_too() {
+    let Some(lab) = Lab::new() else { return };
+    lab.apply(&[
+        lab.route_kind("198.51.100.0/24", RouteEntry::FibWithinMtu(1400)),
+        Change::Config(C::ACCEL_CFG_POLICY4.0),
+    ]);
+    lab.ip(&["route add 198.51.100.0/24 via 10.0.2.2 dev out0 mtu 1400"]);
+    kernel_neighs(&lab);
+    let fits = f4(&lab, &udp4(REMOTE4).total(1400));
+    lab.forward(&fits, KERNEL_MAC, &lab.out, S::ACCEL_STAT_FWD_FIB);
+    let over = f4(&lab, &udp4(REMOTE4).total(1401));
+    lab.pass(&over, S::ACCEL_STAT_PASS_MTU);
+}
+
 #[test]
 fn mirror_longest_prefix_wins_v4_v6() {
     let Some(lab) = Lab::new() else { return };
@@ -460,6 +477,32 @@ fn config_mp_inner_sends_tunnels_to_the_kernel() {
         &f6(&lab, &udp6(remote6())),
         KERNEL_MAC,
         &o,
+        S::ACCEL_STAT_FWD_FIB,
+    );
+}
+
+/// Under the L4 policy the kernel's flow dissector walks IPv6 extension
+/// headers to the ports it hashes; bpf_fib_lookup would get the first
+/// header's number and no ports: such packets go to the kernel.
+#[test]
+fn config_mp_ext6_sends_extension_headers_to_the_kernel() {
+    let Some(lab) = Lab::new() else { return };
+    kernel_routes(&lab);
+    kernel_neighs(&lab);
+    // A destination options header (60) in front of UDP.
+    let opts = V6 {
+        next: 60,
+        payload: [&[17u8, 0, 1, 4, 0, 0, 0, 0][..], &udp6(remote6()).payload].concat(),
+        ..udp6(remote6())
+    };
+    let f = f6(&lab, &opts);
+    lab.forward(&f, KERNEL_MAC, &lab.out, S::ACCEL_STAT_FWD_FIB);
+    lab.apply(&[Change::Config(C::ACCEL_CFG_MP_EXT6.0)]);
+    lab.pass(&f, S::ACCEL_STAT_PASS_MP_HASH);
+    lab.forward(
+        &f6(&lab, &udp6(remote6())),
+        KERNEL_MAC,
+        &lab.out,
         S::ACCEL_STAT_FWD_FIB,
     );
 }

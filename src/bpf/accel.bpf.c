@@ -102,13 +102,6 @@ static __always_inline int route_type_verdict(struct pkt *k,
 		return count(st, ACCEL_STAT_PASS_NO_ROUTE, XDP_PASS);
 	case ACCEL_RT_LOCAL:
 		return count(st, ACCEL_STAT_PASS_LOCAL, XDP_PASS);
-	case ACCEL_RT_FIB:
-		/* An IPv4 route's own MTU, which ip_forward() holds packets to
-		 * and bpf_fib_lookup does not. */
-		if ((rt->nh_id & ~ACCEL_FIB_MTU_MASK) == ACCEL_FIB_MTU &&
-		    k->seg_len > (rt->nh_id & ACCEL_FIB_MTU_MASK))
-			return count(st, ACCEL_STAT_PASS_MTU, XDP_PASS);
-		return ACCEL_TRY_FIB;
 	default:
 		return ACCEL_TRY_FIB;
 	}
@@ -601,12 +594,30 @@ static __always_inline int not_fwded_local6(struct pkt *k,
 	       rt.type == ACCEL_RT_LOCAL;
 }
 
+/*
+ * Whether the mirror's route for the destination (the leaf route_early()
+ * found, if any) has its own MTU that the packet exceeds: ip_forward()
+ * holds packets to it (ip_dst_mtu_maybe_forward()), bpf_fib_lookup does
+ * not unless it is locked. Read on every way to bpf_fib_lookup, without a
+ * lease too: a stale answer can only send a packet to the kernel.
+ */
+static __always_inline int over_route_mtu(struct pkt *k)
+{
+	struct accel_route rt;
+
+	return fib_route(k->dst_leaf, &rt) && rt.type == ACCEL_RT_FIB &&
+	       (rt.nh_id & ~ACCEL_FIB_MTU_MASK) == ACCEL_FIB_MTU &&
+	       k->seg_len > (rt.nh_id & ACCEL_FIB_MTU_MASK);
+}
+
 static __always_inline int ipv4_fib(struct pkt *k, struct iphdr *ip, int mirror)
 {
 	struct bpf_fib_lookup p = {};
 	struct accel_iface *out;
 	long rc;
 
+	if (over_route_mtu(k))
+		return count(k->st, ACCEL_STAT_PASS_MTU, XDP_PASS);
 	if ((k->configured & ACCEL_CFG_MP_INNER4) && encapsulates(ip->protocol))
 		return count(k->st, ACCEL_STAT_PASS_MP_HASH, XDP_PASS);
 	p.family = AF_INET;
@@ -851,6 +862,8 @@ static __always_inline int ipv6_fib(struct pkt *k, struct ipv6hdr *ip6)
 	long rc;
 
 	if ((k->configured & ACCEL_CFG_MP_INNER6) && encapsulates(ip6->nexthdr))
+		return count(k->st, ACCEL_STAT_PASS_MP_HASH, XDP_PASS);
+	if ((k->configured & ACCEL_CFG_MP_EXT6) && ipv6_ext_header(ip6->nexthdr))
 		return count(k->st, ACCEL_STAT_PASS_MP_HASH, XDP_PASS);
 	p.family = AF_INET6;
 	/* Flow label and next header feed the kernel's multipath hash. */

@@ -313,6 +313,11 @@ enum accel_cfg_flags {
 	 * priority from its TOS (rt_tos2priority()); the TC program does the
 	 * same to what it forwards (an XDP frame has no priority). */
 	ACCEL_CFG_UPDATE_PRIO4 = 1 << 14,
+	/* fib_multipath_hash_policy 1 for IPv6: the kernel's flow dissector
+	 * walks extension headers to the ports it hashes, bpf_fib_lookup gets
+	 * the first header's number and no ports: packets with extension
+	 * headers go to the kernel instead of bpf_fib_lookup. */
+	ACCEL_CFG_MP_EXT6 = 1 << 15,
 	/* Set by the datapath itself, never written: the mirror's lease has
 	 * lapsed. Implies FIB_ONLY, and source validation by reverse
 	 * bpf_fib_lookup in strict mode. */

@@ -658,8 +658,10 @@ impl Mirror {
                 self.sync_ifaces(&mut o.changes);
             }
             Event::DelAddr(a) => {
-                self.kernel.addrs.remove(&a);
-                o.resync |= self.last_addr4_gone(&a);
+                // A removal the mirror already lacks (replayed onto a dump
+                // taken after it) flushed nothing it holds.
+                let was_there = self.kernel.addrs.remove(&a);
+                o.resync |= was_there && self.last_addr4_gone(&a);
                 self.sync_local4(&mut o.changes);
                 self.sync_ifaces(&mut o.changes);
             }
@@ -1289,6 +1291,9 @@ fn multipath_flags(mp: ForwardingSysctls) -> u32 {
         if policy >= 2 {
             flags |= inner.0;
         }
+    }
+    if mp.policy6 == 1 {
+        flags |= CfgFlags::ACCEL_CFG_MP_EXT6.0;
     }
     if mp.seed == 0 {
         return flags;
