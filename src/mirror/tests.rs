@@ -1705,6 +1705,10 @@ fn a_devices_last_ipv4_address_removed_asks_for_a_dump() {
     assert!(!o.resync, "IPv6 is not flushed with it");
     let o = m.apply(Event::DelAddr(wan("10.0.2.1")));
     assert!(o.resync, "the IPv4 routes through WAN went silently");
+    // The same removal replayed onto a dump that already lacks it flushed
+    // nothing the mirror holds.
+    let o = m.apply(Event::DelAddr(wan("10.0.2.1")));
+    assert!(!o.resync, "a removal the mirror had already seen");
 }
 
 /// A main-table IPv4 route to `p` via `gw` on `ifindex`.
@@ -2030,6 +2034,17 @@ fn a_resync_resolves_a_deleted_object_once_swept() {
             "full view: {full}: {out:?}"
         );
         assert!(out.contains(&Change::DelRoute(prefix("203.0.113.0/24"))));
+        // Once swept, 1 is the mirror's again: a route through it resolves.
+        let o = m.apply(Event::AddRoute(
+            via_object("203.0.115.0/24", 1),
+            RouteAdd::Alone,
+        ));
+        assert_eq!(
+            groups_put(&o.changes).first().map(|g| g.2.len()),
+            Some(1),
+            "full view: {full}: {:?}",
+            o.changes
+        );
         assert!(m.settle_objects().resync, "full view: {full}: 2's route");
     }
 }
