@@ -299,33 +299,23 @@ fn route_type_fib_goes_to_fib_v4_v6() {
 /// (ip_dst_mtu_maybe_forward()), bpf_fib_lookup (ip_mtu_from_fib_result())
 /// only when it is locked. Packets within it are bpf_fib_lookup's, larger
 /// ones the kernel's, which sends "fragmentation needed" for this one (DF).
+/// It holds on every way to bpf_fib_lookup: from the mirror's route, and
+/// where a policy flag sends IPv4 there directly.
 #[test]
 fn route_mtu_v4_holds_packets_to_it() {
     let Some(lab) = Lab::new() else { return };
-    lab.apply(&[lab.route_kind("198.51.100.0/24", RouteEntry::FibWithinMtu(1400))]);
     lab.ip(&["route add 198.51.100.0/24 via 10.0.2.2 dev out0 mtu 1400"]);
     kernel_neighs(&lab);
-    let fits = f4(&lab, &udp4(REMOTE4).total(1400));
-    lab.forward(&fits, KERNEL_MAC, &lab.out, S::ACCEL_STAT_FWD_FIB);
-    let over = f4(&lab, &udp4(REMOTE4).total(1401));
-    lab.pass(&over, S::ACCEL_STAT_PASS_MTU);
-}
-
-/// The route's MTU holds on every way to bpf_fib_lookup, not only from the
-/// mirror's route: here a policy flag sends IPv4 there directly.
-#[test]
-fn route_mtu_v4_holds_on_the_fib_path_too() {
-    let Some(lab) = Lab::new() else { return };
-    lab.apply(&[
-        lab.route_kind("198.51.100.0/24", RouteEntry::FibWithinMtu(1400)),
-        Change::Config(C::ACCEL_CFG_POLICY4.0),
-    ]);
-    lab.ip(&["route add 198.51.100.0/24 via 10.0.2.2 dev out0 mtu 1400"]);
-    kernel_neighs(&lab);
-    let fits = f4(&lab, &udp4(REMOTE4).total(1400));
-    lab.forward(&fits, KERNEL_MAC, &lab.out, S::ACCEL_STAT_FWD_FIB);
-    let over = f4(&lab, &udp4(REMOTE4).total(1401));
-    lab.pass(&over, S::ACCEL_STAT_PASS_MTU);
+    for config in [0, C::ACCEL_CFG_POLICY4.0] {
+        lab.apply(&[
+            lab.route_kind("198.51.100.0/24", RouteEntry::FibWithinMtu(1400)),
+            Change::Config(config),
+        ]);
+        let fits = f4(&lab, &udp4(REMOTE4).total(1400));
+        lab.forward(&fits, KERNEL_MAC, &lab.out, S::ACCEL_STAT_FWD_FIB);
+        let over = f4(&lab, &udp4(REMOTE4).total(1401));
+        lab.pass(&over, S::ACCEL_STAT_PASS_MTU);
+    }
 }
 
 #[test]
