@@ -20,8 +20,10 @@ pub enum ResyncCause {
     Start,
     /// The kernel dropped notifications (receive buffer overrun).
     Overrun,
-    /// A link change, a device's last IPv4 address or a nexthop object in
-    /// use removed, or a removal whose effect one event cannot tell.
+    /// A link going down or away (or changing carrier where
+    /// ignore_routes_with_linkdown is set), a device's last IPv4 address
+    /// or a nexthop object in use removed, or a removal whose effect one
+    /// event cannot tell.
     Ambiguous,
     /// A check found the mirror different from the kernel.
     Drift,
@@ -54,8 +56,8 @@ impl ResyncCause {
             ResyncCause::Start => "start",
             ResyncCause::Overrun => "netlink events were lost (receive buffer overrun)",
             ResyncCause::Ambiguous => {
-                "a link change, a device's last IPv4 address or a nexthop object in use \
-                 removed, or a route removed that may have shared its key with another"
+                "a link gone down or away, a device's last IPv4 address or a nexthop object \
+                 in use removed, or a route removed that may have shared its key with another"
             }
             ResyncCause::Drift => "a check found the mirror different from the kernel",
             ResyncCause::Request => "accel sync",

@@ -406,6 +406,67 @@ d="MAC $old_mac -> $new_mac; traffic arrived again after ${lat} s, then $((c2 - 
 check "l. gateway $LAB_DST2_GW4 changes its MAC: traffic follows to the new MAC within 10 s" "$d" \
     eval '[[ $lat != none ]] && [[ $kmac == "$new_mac" ]] && (((c2 - c1) >= J_RATE / 2)) && grep -q "neighbour $LAB_DST2_GW4: $new_mac -> forwarded by the datapath" <<<"$lk"'
 
+# ---------------------------------------------------------------- n. carrier flap
+# dst2's end of the link goes down: r-dst2 (still admin up) loses carrier.
+# The kernel flags the routes through it linkdown, silently, and still
+# forwards to them (ignore_routes_with_linkdown unset); accel needs no
+# dump for that: its lease holds, XDP keeps forwarding everything else
+# from the mirror, and a dump agrees with the mirror. What would leave
+# through r-dst2 goes to the kernel, which drops it as before.
+resyncs() { lab_accel_log | grep -c 'full resync'; }
+linkdown4() { ip -n "$NS_RTR" route show "$LAB_SVC4B/24" | grep -c linkdown; }
+wait_linkdown() {
+    local want=$1 i
+    for ((i = 0; i < 50; i++)); do
+        [[ $(linkdown4) -eq $want ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+K_R0=$(resyncs)
+# dst2 keeps its IPv6 address through the down (its routes it loses).
+lab_in "$NS_DST2" sysctl -qw net.ipv6.conf.d2-rtr.keep_addr_on_down=1
+ip -n "$NS_DST2" link set d2-rtr down
+wait_linkdown 1 || note "n. $LAB_SVC4B/24 not flagged linkdown after 5 s"
+sleep 0.5
+x0=$(lab_accel_stat --iface "$LAB_R_SRC" fwd_mirror)
+burst 4 "$LAB_SVC4" k4 dst1
+x1=$(lab_accel_stat --iface "$LAB_R_SRC" fwd_mirror)
+check "n. r-dst2 without carrier: traffic to dst1 still forwarded from the mirror (fwd_mirror +$N)" \
+    "fwd_mirror $x0 -> $x1, dst1 got $B_RECV of $N" eval '[[ $((x1 - x0)) -ge $N && $B_RECV -eq $N ]]'
+burst 4 "$LAB_SVC4B" k4b dst2
+check "n. r-dst2 without carrier: accel forwards nothing towards it (the kernel's call)" \
+    "dst2 got $B_RECV, accel forwarded $B_XFWD" eval '[[ $B_RECV -eq 0 && $B_XFWD -eq 0 ]]'
+ck=$(lab_accel sync --check 2>&1)
+check "n. r-dst2 without carrier: sync --check finds the mirror equal to the kernel" \
+    "$(head -n 4 <<<"$ck" | tr '\n' ' ')" eval '[[ $(grep -c "^in sync" <<<"$ck") -eq 1 ]]'
+ip -n "$NS_DST2" link set d2-rtr up
+ip -n "$NS_DST2" route replace default via 10.11.3.1
+ip -n "$NS_DST2" -6 route replace default via fd00:11:3::1
+wait_linkdown 0 || note "n. $LAB_SVC4B/24 still flagged linkdown 5 s after carrier"
+ping4 "$LAB_SVC4B" 2 || note "n. warm-up ping to $LAB_SVC4B failed after carrier"
+burst 4 "$LAB_SVC4B" k4c dst2
+check "n. carrier back: $N datagrams to dst2 arrive, forwarded by accel" \
+    "dst2 got $B_RECV, accel forwarded $B_XFWD" eval '[[ $B_RECV -eq $N && $B_XFWD -ge $N ]]'
+ck=$(lab_accel sync --check 2>&1)
+check "n. carrier back: sync --check finds the mirror equal to the kernel" \
+    "$(head -n 4 <<<"$ck" | tr '\n' ' ')" eval '[[ $(grep -c "^in sync" <<<"$ck") -eq 1 ]]'
+K_R1=$(resyncs)
+check "n. the carrier flap cost no resync" "full resyncs logged: $K_R0 -> $K_R1" test "$K_R1" -eq "$K_R0"
+# A link created and brought up (a VLAN, a tunnel, a PPP session): the
+# kernel tells everything that changes; no resync either.
+ip -n "$NS_RTR" link add r-extra type veth peer name x-extra
+ip -n "$NS_RTR" addr add 10.11.9.1/24 dev r-extra
+ip -n "$NS_RTR" link set x-extra up
+ip -n "$NS_RTR" link set r-extra up
+sleep 1
+ck=$(lab_accel sync --check 2>&1)
+K_R2=$(resyncs)
+check "n. a link created and brought up: no resync, sync --check in sync" \
+    "full resyncs logged: $K_R1 -> $K_R2; $(head -n 4 <<<"$ck" | tr '\n' ' ')" \
+    eval '[[ $K_R2 -eq $K_R1 && $(grep -c "^in sync" <<<"$ck") -eq 1 ]]'
+ip -n "$NS_RTR" link del r-extra
+
 # ---------------------------------------------------------------- g. errors
 out=$(lab_accel run -i "$LAB_R_SRC" -i "$LAB_R_DST1" -i "$LAB_R_DST2" 2>&1)
 rc=$?

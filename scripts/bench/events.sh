@@ -57,18 +57,7 @@ nsx ip -6 neigh add fd00:9::2 lladdr 02:00:00:00:09:02 dev r0 nud permanent
 nsx ip nexthop add id 4 via 10.9.0.2 dev r0
 nsx ip nexthop add id 6 via fd00:9::2 dev r0
 
-# A private mount namespace, so that the pins meet no other instance's.
-RUST_LOG=info,accel::daemon::event_loop=debug unshare -m --propagation private \
-    sh -c "mount -t bpf bpf /sys/fs/bpf && exec nsenter --net=/run/netns/$NS $ACCEL run -i r0" \
-    >"$TMP/log" 2>&1 &
-PID=$!
-for _ in $(seq 100); do
-    grep -q "mirror live" "$TMP/log" && break
-    kill -0 "$PID" 2>/dev/null || { cat "$TMP/log" >&2; exit 1; }
-    sleep 0.1
-done
-# $PID is unshare until it execs accel: wait for the comm to say so.
-for _ in $(seq 50); do [ "$(cat /proc/$PID/comm)" = accel ] && break; sleep 0.1; done
+link_lab_accel info,accel::daemon::event_loop=debug 10
 
 cpu_ns() { cat /proc/"$PID"/task/*/schedstat | awk '{ s += $1 } END { printf "%.0f", s }'; }
 # CPU nanoseconds and context switches (voluntary: it waited; involuntary:

@@ -51,3 +51,21 @@ link_lab_up() {
     nsx ip addr add 10.9.0.1/24 dev r0
     nsx ip -6 addr add fd00:9::1/64 dev r0 nodad
 }
+
+# link_lab_accel LOG_FILTER WAIT_S: starts `accel run -i r0` in $NS, in a
+# private mount namespace (so that the pins meet no other instance's),
+# logging to $TMP/log with RUST_LOG=LOG_FILTER; sets PID and waits up to
+# WAIT_S seconds for `mirror live`, exiting with the log if accel dies.
+link_lab_accel() {
+    RUST_LOG=$1 unshare -m --propagation private \
+        sh -c "mount -t bpf bpf /sys/fs/bpf && exec nsenter --net=/run/netns/$NS $ACCEL run -i r0" \
+        >"$TMP/log" 2>&1 &
+    PID=$!
+    for _ in $(seq $(($2 * 10))); do
+        grep -q "mirror live" "$TMP/log" && break
+        kill -0 "$PID" 2>/dev/null || { cat "$TMP/log" >&2; exit 1; }
+        sleep 0.1
+    done
+    # $PID is unshare until it execs accel: wait for the comm to say so.
+    for _ in $(seq 50); do [ "$(cat /proc/$PID/comm)" = accel ] && break; sleep 0.1; done
+}

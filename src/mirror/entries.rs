@@ -54,8 +54,9 @@ fn unicast_entry(route: &Route, table: &mut NhTable) -> RouteEntry {
     }
     let family = route.key.prefix.family();
     // Most routes have one path: no vector for it.
+    let linkdown = table.linkdown_usable();
     if let [nh] = route.nexthops.as_slice() {
-        return match path_key(nh, family) {
+        return match path_key(nh, family, linkdown) {
             Ok(key) => RouteEntry::Unicast(key),
             Err(reason) => fib(reason),
         };
@@ -64,7 +65,7 @@ fn unicast_entry(route: &Route, table: &mut NhTable) -> RouteEntry {
         .nexthops
         .iter()
         .map(|nh| {
-            path_key(nh, family).map(|key| Path {
+            path_key(nh, family, linkdown).map(|key| Path {
                 nh: key,
                 weight: u32::from(nh.weight.max(1)),
             })
@@ -81,9 +82,19 @@ fn unicast_entry(route: &Route, table: &mut NhTable) -> RouteEntry {
 
 /// The next hop of one path, if the datapath can use it. IPv4 routes may
 /// have IPv6 gateways (RFC 5549); the reverse does not exist.
-pub fn path_key(nh: &NextHop, family: Family) -> Result<NhKey, FibReason> {
-    // The kernel skips dead and link-down next hops (fib_select_multipath).
-    if nh.flags.intersects(NhFlags::Dead | NhFlags::Linkdown) || nh.ifindex == 0 {
+/// `linkdown_usable`: see [`NhTable::set_linkdown_usable`].
+pub fn path_key(nh: &NextHop, family: Family, linkdown_usable: bool) -> Result<NhKey, FibReason> {
+    // The kernel skips dead next hops, and link-down ones under
+    // ignore_routes_with_linkdown (fib_rebalance, fib_select_multipath).
+    // A usable link-down next hop is forwarded to as any other: the
+    // datapath hands the kernel what would leave through a device
+    // without carrier (ACCEL_IF_UP), as it does the moment carrier goes.
+    let skipped = if linkdown_usable {
+        NhFlags::Dead
+    } else {
+        NhFlags::Dead | NhFlags::Linkdown
+    };
+    if nh.flags.intersects(skipped) || nh.ifindex == 0 {
         return Err(FibReason::DeadNexthop);
     }
     if let Some(gw) = nh.gateway {

@@ -98,8 +98,10 @@ fn single_path(o: &NexthopObject) -> Option<NhKey> {
     };
     // An object's gateway family decides nothing about the routes using
     // it, except that IPv6 routes cannot use IPv4 gateways (the kernel
-    // refuses them), so check it as for an IPv4 route.
-    path_key(&nh, Family::V4).ok()
+    // refuses them), so check it as for an IPv4 route. An object is never
+    // link-down: the kernel refuses one on a device without carrier and
+    // flushes those on a device that loses it (nh_netdev_event).
+    path_key(&nh, Family::V4, false).ok()
 }
 
 /// Removes object `id` as the kernel does (remove_nexthop): from every

@@ -641,10 +641,9 @@ impl Mirror {
             }
             Event::NewLink(l) => {
                 let old = self.kernel.links.insert(l.ifindex, l.clone());
-                let changed = old
-                    .as_ref()
-                    .is_some_and(|o| o.admin_up != l.admin_up || o.carrier != l.carrier);
-                o.resync = changed;
+                if let Some(old) = old {
+                    self.link_changed(&old, &l, o);
+                }
                 self.sync_ifaces(&mut o.changes);
             }
             Event::DelLink(ifindex) => {
@@ -702,6 +701,74 @@ impl Mirror {
             }
             Event::Overrun => o.resync = true,
         }
+    }
+
+    /// What the kernel changed without telling when link `new` (was `old`)
+    /// changed state. Down (NETDEV_DOWN): the next hops through it marked
+    /// dead, the routes left without one flushed (fib_sync_down_dev,
+    /// fib_flush): only a dump tells. Up (NETDEV_UP): the dead next hops
+    /// through it revived (fib_sync_up, rt6_sync_up), which changes only
+    /// routes the view holds as dead-pathed (none, unless a device went
+    /// down under a multipath route); the routes of its addresses come
+    /// with notifications. So a link created and brought up costs no
+    /// dump. Carrier alone (NETDEV_CHANGE, sent only while up): the
+    /// RTNH_F_LINKDOWN flags of its next hops, which decide nothing unless
+    /// ignore_routes_with_linkdown is set (see
+    /// [`NhTable::set_linkdown_usable`]), and, when carrier goes, the
+    /// nexthop objects through it (nh_netdev_event -> nexthop_flush_dev),
+    /// removed here as the kernel does. A flapping access port thus costs
+    /// no dump, and the lease holds through it.
+    fn link_changed(&mut self, old: &Link, new: &Link, o: &mut EventOutcome) {
+        if old.admin_up != new.admin_up {
+            o.resync |= !new.admin_up || self.view.has_dead_paths();
+            return;
+        }
+        if old.carrier == new.carrier || !new.admin_up {
+            return;
+        }
+        o.resync |= !self.nh_table.borrow().linkdown_usable();
+        if !new.carrier {
+            self.flush_objects_through(new.ifindex, o);
+        }
+    }
+
+    /// nexthop_flush_dev() for a device that lost carrier: every object
+    /// through it goes, blackholes (reject_nh, bound to lo) excepted. The
+    /// kernel tells nothing: IPv4 routes through them vanish silently,
+    /// IPv6 ones with a notification (see [`Mirror::settle_objects`]).
+    fn flush_objects_through(&mut self, ifindex: u32, o: &mut EventOutcome) {
+        let through: Vec<u32> = self
+            .kernel
+            .objects
+            .values()
+            .filter_map(|obj| match obj {
+                NexthopObject::Single {
+                    id,
+                    ifindex: Some(i),
+                    blackhole: false,
+                    ..
+                } if *i == ifindex => Some(*id),
+                _ => None,
+            })
+            .collect();
+        for id in through {
+            // A group emptied by an earlier one is gone already.
+            if self.kernel.objects.contains_key(&id) {
+                self.delete_object(id, &mut o.changes);
+                o.settle_objects = true;
+            }
+        }
+    }
+
+    /// Whether the kernel forwards through next hops that lost carrier
+    /// (`ignore_routes_with_linkdown` unset on every device, read by the
+    /// daemon). True when the setting changed: the routes must be derived
+    /// again from a dump (the view keeps no flags).
+    pub fn set_linkdown_usable(&mut self, usable: bool) -> bool {
+        let mut nh = self.nh_table.borrow_mut();
+        let changed = nh.linkdown_usable() != usable;
+        nh.set_linkdown_usable(usable);
+        changed
     }
 
     /// Whether removing `a` left its device without an IPv4 address. The

@@ -368,16 +368,18 @@ impl RouteSet {
 
     /// The codes of its routes through nexthop objects (see
     /// [`View::uses_object`](super::View::uses_object)).
-    pub fn object_codes(&self) -> smallvec::SmallVec<[Code; 1]> {
+    pub fn counted_codes(&self) -> smallvec::SmallVec<[Code; 1]> {
         match self {
             RouteSet::Empty => smallvec::SmallVec::new(),
-            RouteSet::One { entry, .. } => {
-                (*entry).is_object().then_some(*entry).into_iter().collect()
-            }
+            RouteSet::One { entry, .. } => (*entry)
+                .is_counted()
+                .then_some(*entry)
+                .into_iter()
+                .collect(),
             RouteSet::Many(list) => list
                 .iter()
                 .map(|s| s.entry)
-                .filter(|c| c.is_object())
+                .filter(|c| c.is_counted())
                 .collect(),
         }
     }

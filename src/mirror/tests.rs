@@ -499,6 +499,150 @@ fn link_down_marks_the_interface_and_asks_for_a_dump() {
     }
 }
 
+/// A carrier change alone (an access port flapping) with
+/// ignore_routes_with_linkdown unset: the kernel only flags the next hops
+/// through the link (RTNH_F_LINKDOWN), which decides nothing, and flushes
+/// the nexthop objects through it without a word (nexthop_flush_dev). The
+/// mirror removes those as the kernel does and needs no dump; the
+/// interface entry stops the datapath from sending out of the link.
+#[test]
+fn carrier_loss_alone_costs_no_dump_and_flushes_the_objects_through_the_link() {
+    let mut m = mirror();
+    assert!(m.set_linkdown_usable(true), "a change from the default");
+    assert!(!m.set_linkdown_usable(true), "no change");
+    let mut snap = snapshot();
+    snap.nexthops = vec![
+        single(1, WAN, "10.0.2.2"),
+        single(2, LAN, "10.0.1.7"),
+        group(10, &[(1, 1), (2, 1)]),
+    ];
+    m.resync(snap);
+    m.apply(Event::AddRoute(
+        via_object("203.0.113.0/24", 10),
+        RouteAdd::Alone,
+    ));
+    let mut down = link(WAN, true);
+    down.carrier = false;
+    let o = m.apply(Event::NewLink(down));
+    assert!(!o.resync, "{o:?}");
+    assert!(o.settle_objects, "object 1 flushed with the carrier");
+    let g = groups_put(&o.changes);
+    assert!(
+        g.iter().any(|(_, _, paths)| paths.len() == 1),
+        "group 10 keeps member 2 only: {:?}",
+        o.changes
+    );
+    let up_flag = o.changes.iter().find_map(|c| match c {
+        Change::PutIface { ifindex, entry } if *ifindex == WAN => Some(entry.flags),
+        _ => None,
+    });
+    assert_eq!(up_flag.map(|f| f & IfFlags::ACCEL_IF_UP.0), Some(0));
+    assert!(!m.settle_objects().resync, "no route used object 1 itself");
+
+    // Carrier back: nothing comes back by itself (FRR adds objects again).
+    let o = m.apply(Event::NewLink(link(WAN, true)));
+    assert!(!o.resync && !o.settle_objects, "{o:?}");
+}
+
+/// Under ignore_routes_with_linkdown (the default before the daemon reads
+/// it) the flags decide the kernel's lookups: a carrier change asks for a
+/// dump, as does going down.
+#[test]
+fn carrier_change_asks_for_a_dump_where_linkdown_next_hops_are_skipped() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let mut down = link(WAN, true);
+    down.carrier = false;
+    assert!(m.apply(Event::NewLink(down.clone())).resync);
+    m.set_linkdown_usable(true);
+    assert!(!m.apply(Event::NewLink(link(WAN, true))).resync);
+    assert!(
+        m.apply(Event::NewLink(link(WAN, false))).resync,
+        "admin down"
+    );
+}
+
+/// A device coming up revives the dead next hops through it without a
+/// word (fib_sync_up, rt6_sync_up): a dump only where the view holds a
+/// route with a dead one. A link just created and brought up (a VLAN, a
+/// tunnel, a PPP session) costs none.
+#[test]
+fn coming_up_asks_for_a_dump_only_where_dead_next_hops_could_revive() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    let new = 11;
+    assert!(
+        !m.apply(Event::NewLink(link(new, false))).resync,
+        "created down"
+    );
+    assert!(
+        !m.apply(Event::NewLink(link(new, true))).resync,
+        "brought up"
+    );
+
+    // WAN went down under a multipath route: the dump shows its path dead.
+    let mut r = route(
+        TABLE_MAIN,
+        "203.0.113.0/24",
+        0,
+        RouteKind::Unicast,
+        Some((WAN, Some("10.0.2.2"))),
+    );
+    r.nexthops.push(NextHop {
+        ifindex: LAN,
+        gateway: Some("10.0.1.7".parse().unwrap()),
+        flags: crate::model::NhFlags::empty(),
+        weight: 1,
+    });
+    r.nexthops[0].flags = crate::model::NhFlags::Dead | crate::model::NhFlags::Linkdown;
+    let mut snap = snapshot();
+    snap.links[1] = link(WAN, false);
+    snap.routes.push(r.clone());
+    m.resync(snap.clone());
+    assert!(
+        m.apply(Event::NewLink(link(WAN, true))).resync,
+        "its path revives"
+    );
+
+    // Once the route is gone, nothing is left to revive.
+    m.resync(snap.clone());
+    m.apply(Event::DelRoute(r));
+    assert!(!m.apply(Event::NewLink(link(WAN, true))).resync);
+}
+
+/// A route dumped or announced with a link-down next hop: the kernel
+/// forwards through it unless ignore_routes_with_linkdown, so the mirror
+/// does too; and a dump then agrees with what the events left.
+#[test]
+fn a_link_down_next_hop_is_forwarded_to_unless_the_kernel_skips_it() {
+    let mut r = route(
+        TABLE_MAIN,
+        "203.0.113.0/24",
+        0,
+        RouteKind::Unicast,
+        Some((WAN, Some("10.0.2.2"))),
+    );
+    r.nexthops[0].flags = crate::model::NhFlags::Linkdown;
+    let mut m = mirror();
+    m.resync(snapshot());
+    let o = m.apply(Event::NewRoute(r.clone()));
+    assert!(matches!(
+        puts(&o.changes).get(&prefix("203.0.113.0/24")),
+        Some(RouteEntry::Fib(FibReason::DeadNexthop))
+    ));
+    let mut m = mirror();
+    m.set_linkdown_usable(true);
+    m.resync(snapshot());
+    let o = m.apply(Event::NewRoute(r.clone()));
+    assert!(matches!(
+        puts(&o.changes).get(&prefix("203.0.113.0/24")),
+        Some(RouteEntry::Unicast(_))
+    ));
+    let mut snap = snapshot();
+    snap.routes.push(r);
+    assert!(m.dry_run(snap).is_empty(), "the dump agrees");
+}
+
 #[test]
 fn fib_only_mode_mirrors_no_routes() {
     let mut m = Mirror::new(

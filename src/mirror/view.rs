@@ -38,9 +38,10 @@ pub struct View {
     /// One of several routes with one key was removed: which remain is
     /// only known from a dump.
     pub(super) resync_wanted: bool,
-    /// How many main-table routes go through each nexthop object, by
-    /// code (see [`View::uses_object`]).
-    object_routes: FastMap<Code, u32>,
+    /// How many main-table routes have each counted code
+    /// ([`Code::is_counted`]: see [`View::uses_object`] and
+    /// [`View::has_dead_paths`]).
+    counted: FastMap<Code, u32>,
 }
 
 impl View {
@@ -97,7 +98,7 @@ impl View {
         let View {
             main,
             main_sets,
-            object_routes,
+            counted,
             ..
         } = self;
         let slot = if create {
@@ -115,11 +116,11 @@ impl View {
             inline_set = RouteSet::from(*slot);
             &mut inline_set
         };
-        let objects_before = set.object_codes();
+        let counted_before = set.counted_codes();
         let out = f(set);
-        let objects_now = set.object_codes();
-        if objects_now != objects_before {
-            count_object_routes(object_routes, &objects_before, &objects_now);
+        let counted_now = set.counted_codes();
+        if counted_now != counted_before {
+            count_routes(counted, &counted_before, &counted_now);
         }
         let now = set.inline();
         *slot = now.unwrap_or(Inline::ELSEWHERE);
@@ -142,14 +143,25 @@ impl View {
     }
 
     /// Whether a route of the view goes through the nexthop object whose
-    /// routes have code `object`: counted for the main table, looked for
-    /// in the local one (a few routes per address).
+    /// routes have code `object`.
     pub(super) fn uses_object(&self, object: Code) -> bool {
-        self.object_routes.get(&object).is_some_and(|n| *n > 0)
+        self.counted_by(object)
+    }
+
+    /// Whether a route of the view has a next hop the kernel marked dead
+    /// (see [`Code::DEAD_PATH`]).
+    pub(super) fn has_dead_paths(&self) -> bool {
+        self.counted_by(Code::DEAD_PATH)
+    }
+
+    /// Whether a route has counted code `c`: counted for the main table,
+    /// looked for in the local one (a few routes per address).
+    fn counted_by(&self, c: Code) -> bool {
+        self.counted.get(&c).is_some_and(|n| *n > 0)
             || self
                 .local
                 .values()
-                .any(|set| set.object_codes().contains(&object))
+                .any(|set| set.counted_codes().contains(&c))
     }
 
     /// The best main-table route of `p`.
@@ -340,9 +352,8 @@ impl View {
     }
 }
 
-/// Follows a main-table prefix's routes through nexthop objects from
-/// `before` to `now`.
-fn count_object_routes(counts: &mut FastMap<Code, u32>, before: &[Code], now: &[Code]) {
+/// Follows a main-table prefix's counted routes from `before` to `now`.
+fn count_routes(counts: &mut FastMap<Code, u32>, before: &[Code], now: &[Code]) {
     for c in before {
         if let Some(n) = counts.get_mut(c) {
             *n -= 1;
@@ -436,15 +447,15 @@ mod tests {
         assert!(v.insert(a.clone(), &mut nh) && v.insert(b.clone(), &mut nh));
         assert!(v.insert(c.clone(), &mut nh));
         let seven = nh.object_code(7).unwrap();
-        assert_eq!(v.object_routes.get(&seven), Some(&3));
+        assert_eq!(v.counted.get(&seven), Some(&3));
         let p = a.key.prefix;
         let set = v.take_main(&p);
-        assert_eq!(v.object_routes.get(&seven), Some(&1));
+        assert_eq!(v.counted.get(&seven), Some(&1));
         v.put_main(p, set);
         assert!(v.remove(&a, &mut nh) && v.remove(&c, &mut nh));
         assert!(v.uses_object(seven));
         assert!(v.insert(via("10.0.0.0/8", 20, 8), &mut nh), "replaces b");
         assert!(!v.uses_object(seven));
-        assert!(v.object_routes.values().all(|n| *n == 1));
+        assert!(v.counted.values().all(|n| *n == 1));
     }
 }
