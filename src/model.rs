@@ -173,6 +173,9 @@ pub struct Link {
     pub admin_up: bool,
     /// IFF_LOWER_UP (carrier)
     pub carrier: bool,
+    /// IFF_RUNNING (up and operationally up: RFC 2863 operstate up or
+    /// unknown)
+    pub running: bool,
     /// IFLA_INFO_KIND, e.g. "veth", "bridge".
     pub kind: Option<String>,
 }

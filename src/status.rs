@@ -20,8 +20,8 @@ pub enum ResyncCause {
     Start,
     /// The kernel dropped notifications (receive buffer overrun).
     Overrun,
-    /// A link going down or away (or changing carrier where
-    /// ignore_routes_with_linkdown is set), a device's last IPv4 address
+    /// A link going down or away (or changing carrier under a multipath
+    /// route), a device's last IPv4 address
     /// or a nexthop object in use removed, or a removal whose effect one
     /// event cannot tell.
     Ambiguous,

@@ -6,11 +6,11 @@ use std::path::Path;
 use crate::bpf::types::accel_if_flags as IfFlags;
 
 fn read(path: &str) -> Option<u32> {
-    read_at(Path::new(path))
-}
-
-fn read_at(path: &Path) -> Option<u32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    std::fs::read_to_string(Path::new(path))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The IPv6 MTU the kernel forwards with on an interface (ip6_forward uses
@@ -69,23 +69,4 @@ pub fn forwarding() -> crate::mirror::ForwardingSysctls {
         // On by default since it was added (Linux 4.19).
         update_priority4: read("/proc/sys/net/ipv4/ip_forward_update_priority") != Some(0),
     }
-}
-
-/// Whether the kernel forwards through next hops whose device lost
-/// carrier: unless `ignore_routes_with_linkdown` is set for IPv4 (the
-/// larger of "all" and the device's, IN_DEV_ORCONF) or IPv6 (the
-/// device's; writing "all" sets every device) on any device, which
-/// makes fib_rebalance(), fib_table_lookup() and rt6_is_dead() skip
-/// them. "default" is read too: a device created later takes it. A
-/// directory that cannot be read counts as set (the careful answer).
-pub fn linkdown_usable() -> bool {
-    ["/proc/sys/net/ipv4/conf", "/proc/sys/net/ipv6/conf"]
-        .iter()
-        .all(|dir| match std::fs::read_dir(dir) {
-            Ok(entries) => entries.flatten().all(|e| {
-                read_at(&e.path().join("ignore_routes_with_linkdown")).is_none_or(|v| v == 0)
-            }),
-            // No IPv6 at all (ipv6.disable=1): nothing to ignore there.
-            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-        })
 }

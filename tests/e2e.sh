@@ -466,36 +466,25 @@ check "n. a link created and brought up: no resync, sync --check in sync" \
     "full resyncs logged: $K_R1 -> $K_R2; $(head -n 4 <<<"$ck" | tr '\n' ' ')" \
     eval '[[ $K_R2 -eq $K_R1 && $(grep -c "^in sync" <<<"$ck") -eq 1 ]]'
 ip -n "$NS_RTR" link del r-extra
-# ignore_routes_with_linkdown makes the kernel skip next hops without
-# carrier: then the flags matter, a carrier change asks for a resync, and
-# the mirror agrees with a dump taken while the link is down.
-logged() { lab_accel_log | grep -c "$1"; }
-wait_logged() {
-    local i
-    for ((i = 0; i < 50; i++)); do
-        [[ $(logged "$1") -ge $2 ]] && return 0
-        sleep 0.1
-    done
-    return 1
-}
+# ignore_routes_with_linkdown makes the kernel pass over a route whose
+# only next hop has no carrier: accel, finding the egress without
+# carrier, leaves those packets to the kernel anyway, and needs no dump.
 lab_in "$NS_RTR" sysctl -qw net.ipv4.conf.all.ignore_routes_with_linkdown=1
-check "n. ignore_routes_with_linkdown set: accel reads it (netconf)" "" \
-    wait_logged "ignore_routes_with_linkdown set" 1
-sleep 1
+sleep 0.5
 K_R3=$(resyncs)
 ip -n "$NS_DST2" link set d2-rtr down
 wait_linkdown 1 || note "n. $LAB_SVC4B/24 not flagged linkdown after 5 s"
-sleep 1
+sleep 0.5
+burst 4 "$LAB_SVC4B" k4d dst2
 ck=$(lab_accel sync --check 2>&1)
 K_R4=$(resyncs)
-check "n. ignore_routes_with_linkdown set: a carrier loss asks for a resync; sync --check in sync" \
-    "full resyncs logged: $K_R3 -> $K_R4; $(head -n 4 <<<"$ck" | tr '\n' ' ')" \
-    eval '[[ $K_R4 -gt $K_R3 && $(grep -c "^in sync" <<<"$ck") -eq 1 ]]'
+check "n. ignore_routes_with_linkdown set, r-dst2 without carrier: accel forwards nothing towards it, no resync, sync --check in sync" \
+    "accel forwarded $B_XFWD, dst2 got $B_RECV; full resyncs logged: $K_R3 -> $K_R4; $(head -n 4 <<<"$ck" | tr '\n' ' ')" \
+    eval '[[ $B_XFWD -eq 0 && $B_RECV -eq 0 && $K_R4 -eq $K_R3 && $(grep -c "^in sync" <<<"$ck") -eq 1 ]]'
 ip -n "$NS_DST2" link set d2-rtr up
 ip -n "$NS_DST2" route replace default via 10.11.3.1
 ip -n "$NS_DST2" -6 route replace default via fd00:11:3::1
 lab_in "$NS_RTR" sysctl -qw net.ipv4.conf.all.ignore_routes_with_linkdown=0
-wait_logged "ignore_routes_with_linkdown unset" 2 || note "n. accel did not log ignore_routes_with_linkdown unset"
 wait_linkdown 0 || note "n. $LAB_SVC4B/24 still flagged linkdown 5 s after carrier"
 sleep 1
 

@@ -192,7 +192,7 @@ impl Daemon {
         outcome.clear();
         self.mirror.apply_into(ev, &mut outcome);
         let applied = self.maps.apply_deferring_routes(&outcome.changes);
-        let (mut resync, reread_rules) = (outcome.resync, outcome.reread_rules);
+        let (resync, reread_rules) = (outcome.resync, outcome.reread_rules);
         let reread_sysctls = outcome.reread_sysctls;
         if outcome.settle_objects {
             self.settle_after = Some(Instant::now());
@@ -214,7 +214,6 @@ impl Daemon {
         }
         if reread_sysctls {
             self.poll_sysctls()?;
-            resync |= self.poll_linkdown();
         }
         if reread_rules {
             self.rules.start(&self.handle);
@@ -517,26 +516,6 @@ impl Daemon {
     fn set_hook_flags(&mut self, ifindex: u32, flags: u32) -> Result<(), DatapathError> {
         let changes = self.mirror.set_hook_flags(ifindex, flags);
         self.maps.apply(&changes)
-    }
-
-    /// ignore_routes_with_linkdown, read at start and when netconf
-    /// changes (it is announced; a poll every second would read two files
-    /// per device). True when the mirror must be dumped again.
-    fn poll_linkdown(&mut self) -> bool {
-        let usable = sysctl::linkdown_usable();
-        let changed = self.mirror.set_linkdown_usable(usable);
-        if changed {
-            info!(
-                "ignore_routes_with_linkdown {}: routes through links without carrier {}",
-                if usable { "unset" } else { "set" },
-                if usable {
-                    "forwarded as any other (a carrier change costs no dump)"
-                } else {
-                    "go to bpf_fib_lookup (a carrier change costs a dump)"
-                }
-            );
-        }
-        changed
     }
 
     fn poll_sysctls(&mut self) -> Result<(), DaemonError> {
@@ -861,8 +840,6 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         settle_after: None,
     };
     d.poll_multipath()?;
-    // Before the first dump: the routes are derived with it.
-    d.poll_linkdown();
     d.xfrm_read(xfrm_first)?;
     // A successor swaps its program into links that forward from its
     // predecessor's complete mirror: its own must be complete first. A

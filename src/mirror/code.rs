@@ -78,11 +78,17 @@ impl Code {
     /// under a multipath route), or link-down where that decides.
     pub const DEAD_PATH: Code = Code((TAG_FIB + FibReason::DeadNexthop as u32) << TAG_SHIFT);
 
+    /// Whether it is a multipath route's ([`RouteEntry::Multipath`]).
+    pub fn is_multipath(self) -> bool {
+        self.0 >> TAG_SHIFT == TAG_MULTIPATH
+    }
+
     /// Whether the view counts its routes by this code: a nexthop
-    /// object's (the kernel deletes its routes with it, silently) or a
-    /// dead next hop's (revived silently when the device comes up).
+    /// object's (the kernel deletes its routes with it, silently), a dead
+    /// next hop's (revived silently when the device comes up), a path
+    /// list's (flagged linkdown silently when a member loses carrier).
     pub fn is_counted(self) -> bool {
-        self.is_object() || self == Code::DEAD_PATH
+        self.is_object() || self.is_multipath() || self == Code::DEAD_PATH
     }
 
     /// Entries without a next hop need no table.
@@ -106,28 +112,9 @@ pub struct NhTable {
     /// Interned nexthop-object ids (they may exceed the 24-bit index).
     objects: Vec<u32>,
     object_index: FastMap<u32, u32>,
-    /// Whether the kernel forwards through next hops that lost carrier
-    /// (see [`NhTable::set_linkdown_usable`]). Codes are derived with it,
-    /// so it lives beside what they are interned in.
-    linkdown_usable: bool,
 }
 
 impl NhTable {
-    /// With `ignore_routes_with_linkdown` unset everywhere, a next hop
-    /// whose device lost carrier (RTNH_F_LINKDOWN) keeps its place in the
-    /// kernel's lookup (fib_table_lookup, fib_rebalance, rt6_is_dead all
-    /// skip it only under that sysctl): the flag then says nothing about
-    /// where a packet goes, and the kernel sets and clears it without a
-    /// notification. Routes derived before a change must be derived again
-    /// (a dump).
-    pub fn set_linkdown_usable(&mut self, usable: bool) {
-        self.linkdown_usable = usable;
-    }
-
-    pub fn linkdown_usable(&self) -> bool {
-        self.linkdown_usable
-    }
-
     pub fn encode(&mut self, e: RouteEntry) -> Code {
         let tag = match e {
             RouteEntry::Unicast(nh) => return Code(self.intern(nh)),

@@ -54,9 +54,8 @@ fn unicast_entry(route: &Route, table: &mut NhTable) -> RouteEntry {
     }
     let family = route.key.prefix.family();
     // Most routes have one path: no vector for it.
-    let linkdown = table.linkdown_usable();
     if let [nh] = route.nexthops.as_slice() {
-        return match path_key(nh, family, linkdown) {
+        return match path_key(nh, family, true) {
             Ok(key) => RouteEntry::Unicast(key),
             Err(reason) => fib(reason),
         };
@@ -65,7 +64,7 @@ fn unicast_entry(route: &Route, table: &mut NhTable) -> RouteEntry {
         .nexthops
         .iter()
         .map(|nh| {
-            path_key(nh, family, linkdown).map(|key| Path {
+            path_key(nh, family, false).map(|key| Path {
                 nh: key,
                 weight: u32::from(nh.weight.max(1)),
             })
@@ -82,19 +81,28 @@ fn unicast_entry(route: &Route, table: &mut NhTable) -> RouteEntry {
 
 /// The next hop of one path, if the datapath can use it. IPv4 routes may
 /// have IPv6 gateways (RFC 5549); the reverse does not exist.
-/// `linkdown_usable`: see [`NhTable::set_linkdown_usable`].
-pub fn path_key(nh: &NextHop, family: Family, linkdown_usable: bool) -> Result<NhKey, FibReason> {
-    // The kernel skips dead next hops, and link-down ones under
-    // ignore_routes_with_linkdown (fib_rebalance, fib_select_multipath).
-    // A usable link-down next hop is forwarded to as any other: the
-    // datapath hands the kernel what would leave through a device
-    // without carrier (ACCEL_IF_UP), as it does the moment carrier goes.
-    let skipped = if linkdown_usable {
-        NhFlags::Dead
+///
+/// The kernel skips dead next hops. One without carrier (RTNH_F_LINKDOWN,
+/// set and cleared without a notification) it skips only under
+/// ignore_routes_with_linkdown, and `lone` says how accel takes it:
+/// - the only path of a route (`lone`): the kernel forwards to it, or,
+///   under the sysctl, passes it over for another route (fib_table_lookup
+///   and find_match test the flag at each lookup). The datapath, finding
+///   the egress without carrier (ACCEL_IF_UP), hands the packet to the
+///   kernel either way, so the flag need not be known. Under the sysctl
+///   the kernel reports it dead as well (fib_nexthop_info); a lone path
+///   dead with its device goes with its route (fib_flush);
+/// - a member of a multipath route: the kernel's split of the hash counts
+///   it as of the last rebalance (fib_rebalance, rt6_multipath_rebalance,
+///   run on carrier changes with the sysctl as it was then), which accel
+///   cannot see: bpf_fib_lookup decides the route.
+pub fn path_key(nh: &NextHop, family: Family, lone: bool) -> Result<NhKey, FibReason> {
+    let skipped = if lone {
+        nh.flags.contains(NhFlags::Dead) && !nh.flags.contains(NhFlags::Linkdown)
     } else {
-        NhFlags::Dead | NhFlags::Linkdown
+        nh.flags.intersects(NhFlags::Dead | NhFlags::Linkdown)
     };
-    if nh.flags.intersects(skipped) || nh.ifindex == 0 {
+    if skipped || nh.ifindex == 0 {
         return Err(FibReason::DeadNexthop);
     }
     if let Some(gw) = nh.gateway {
@@ -226,8 +234,18 @@ mod tests {
         r.key.tos = 0x10;
         assert_eq!(entry(&r), RouteEntry::Fib(FibReason::Tos));
         let mut r = route("10.0.0.0/8", RouteKind::Unicast, &[(3, None)]);
-        r.nexthops[0].flags = NhFlags::Linkdown;
+        r.nexthops[0].flags = NhFlags::Dead;
         assert_eq!(entry(&r), RouteEntry::Fib(FibReason::DeadNexthop));
+        // Alone, a next hop without carrier is the egress check's, also
+        // reported dead (ignore_routes_with_linkdown).
+        for flags in [NhFlags::Linkdown, NhFlags::Linkdown | NhFlags::Dead] {
+            r.nexthops[0].flags = flags;
+            let nh = NhKey {
+                ifindex: 3,
+                gateway: None,
+            };
+            assert_eq!(entry(&r), RouteEntry::Unicast(nh));
+        }
         let r = route("10.0.0.0/8", RouteKind::Throw, &[]);
         assert_eq!(entry(&r), RouteEntry::Fib(FibReason::Throw));
         let mut r = route("::/0", RouteKind::Unicast, &[(3, Some("fe80::1"))]);

@@ -652,6 +652,9 @@ impl Mirror {
                 self.sync_ifaces(&mut o.changes);
             }
             Event::NewAddr(a) => {
+                // An IPv4 address revives the dead next hops through its
+                // device (fib_inetaddr_event -> fib_sync_up), silently.
+                o.resync |= a.addr.is_ipv4() && self.view.has_dead_paths();
                 self.kernel.addrs.insert(a);
                 self.sync_local4(&mut o.changes);
                 self.sync_ifaces(&mut o.changes);
@@ -704,38 +707,50 @@ impl Mirror {
     }
 
     /// What the kernel changed without telling when link `new` (was `old`)
-    /// changed state. Down (NETDEV_DOWN): the next hops through it marked
-    /// dead, the routes left without one flushed (fib_sync_down_dev,
-    /// fib_flush): only a dump tells. Up (NETDEV_UP): the dead next hops
-    /// through it revived (fib_sync_up, rt6_sync_up), which changes only
-    /// routes the view holds as dead-pathed (none, unless a device went
-    /// down under a multipath route); the routes of its addresses come
-    /// with notifications. So a link created and brought up costs no
-    /// dump. Carrier alone (NETDEV_CHANGE, sent only while up): the
-    /// RTNH_F_LINKDOWN flags of its next hops, which decide nothing unless
-    /// ignore_routes_with_linkdown is set (see
-    /// [`NhTable::set_linkdown_usable`]), and, when carrier goes, the
-    /// nexthop objects through it (nh_netdev_event -> nexthop_flush_dev),
-    /// removed here as the kernel does. A flapping access port thus costs
-    /// no dump, and the lease holds through it.
+    /// changed state:
+    /// - down (NETDEV_DOWN): the next hops through it marked dead, the
+    ///   routes left without one flushed (fib_sync_down_dev, fib_flush):
+    ///   only a dump tells;
+    /// - up (NETDEV_UP), or operationally up later (IPv6 waits for it:
+    ///   addrconf_notify -> rt6_sync_up): the dead next hops through it
+    ///   revived (fib_sync_up), which changes only routes the view holds
+    ///   as dead-pathed (none, unless a device went down under a
+    ///   multipath route); the routes of its addresses come with
+    ///   notifications. A link created and brought up costs no dump;
+    /// - carrier lost or back while up (NETDEV_CHANGE, on `dev_get_flags()
+    ///   & (IFF_RUNNING | IFF_LOWER_UP)`): the RTNH_F_LINKDOWN flags of its
+    ///   next hops, which matter only in multipath routes (see
+    ///   [`entries::path_key`]), and, when carrier goes, the nexthop
+    ///   objects through it (nh_netdev_event -> nexthop_flush_dev),
+    ///   removed here as the kernel does. A flapping access port costs no
+    ///   dump, and the lease holds through it.
     fn link_changed(&mut self, old: &Link, new: &Link, o: &mut EventOutcome) {
         if old.admin_up != new.admin_up {
             o.resync |= !new.admin_up || self.view.has_dead_paths();
             return;
         }
-        if old.carrier == new.carrier || !new.admin_up {
+        if !new.admin_up {
             return;
         }
-        o.resync |= !self.nh_table.borrow().linkdown_usable();
-        if !new.carrier {
-            self.flush_objects_through(new.ifindex, o);
+        let linked = |l: &Link| l.carrier || l.running;
+        if linked(old) != linked(new) {
+            o.resync |= self
+                .view
+                .multipath_through(new.ifindex, &self.nh_table.borrow());
+            if !linked(new) {
+                self.flush_objects_through(new.ifindex, o);
+            }
+        }
+        if new.running && !old.running || new.carrier && !old.carrier {
+            o.resync |= self.view.has_dead_paths();
         }
     }
 
     /// nexthop_flush_dev() for a device that lost carrier: every object
     /// through it goes, blackholes (reject_nh, bound to lo) excepted. The
     /// kernel tells nothing: IPv4 routes through them vanish silently,
-    /// IPv6 ones with a notification (see [`Mirror::settle_objects`]).
+    /// IPv6 ones too unless nexthop_compat_mode is 1 (see
+    /// [`Mirror::settle_objects`]).
     fn flush_objects_through(&mut self, ifindex: u32, o: &mut EventOutcome) {
         let through: Vec<u32> = self
             .kernel
@@ -758,17 +773,6 @@ impl Mirror {
                 o.settle_objects = true;
             }
         }
-    }
-
-    /// Whether the kernel forwards through next hops that lost carrier
-    /// (`ignore_routes_with_linkdown` unset on every device, read by the
-    /// daemon). True when the setting changed: the routes must be derived
-    /// again from a dump (the view keeps no flags).
-    pub fn set_linkdown_usable(&mut self, usable: bool) -> bool {
-        let mut nh = self.nh_table.borrow_mut();
-        let changed = nh.linkdown_usable() != usable;
-        nh.set_linkdown_usable(usable);
-        changed
     }
 
     /// Whether removing `a` left its device without an IPv4 address. The

@@ -59,6 +59,7 @@ pub(super) fn link(ifindex: u32, up: bool) -> Link {
         mtu: 1500,
         admin_up: up,
         carrier: up,
+        running: up,
         kind: Some("veth".into()),
     }
 }
@@ -499,17 +500,15 @@ fn link_down_marks_the_interface_and_asks_for_a_dump() {
     }
 }
 
-/// A carrier change alone (an access port flapping) with
-/// ignore_routes_with_linkdown unset: the kernel only flags the next hops
-/// through the link (RTNH_F_LINKDOWN), which decides nothing, and flushes
-/// the nexthop objects through it without a word (nexthop_flush_dev). The
-/// mirror removes those as the kernel does and needs no dump; the
-/// interface entry stops the datapath from sending out of the link.
+/// A carrier change alone (an access port flapping): the kernel only
+/// flags the next hops through the link (RTNH_F_LINKDOWN), which decides
+/// nothing for a route's only path, and flushes the nexthop objects
+/// through it without a word (nexthop_flush_dev). The mirror removes
+/// those as the kernel does and needs no dump; the interface entry stops
+/// the datapath from sending out of the link.
 #[test]
 fn carrier_loss_alone_costs_no_dump_and_flushes_the_objects_through_the_link() {
     let mut m = mirror();
-    assert!(m.set_linkdown_usable(true), "a change from the default");
-    assert!(!m.set_linkdown_usable(true), "no change");
     let mut snap = snapshot();
     snap.nexthops = vec![
         single(1, WAN, "10.0.2.2"),
@@ -521,9 +520,7 @@ fn carrier_loss_alone_costs_no_dump_and_flushes_the_objects_through_the_link() {
         via_object("203.0.113.0/24", 10),
         RouteAdd::Alone,
     ));
-    let mut down = link(WAN, true);
-    down.carrier = false;
-    let o = m.apply(Event::NewLink(down));
+    let o = m.apply(Event::NewLink(without_carrier(WAN)));
     assert!(!o.resync, "{o:?}");
     assert!(o.settle_objects, "object 1 flushed with the carrier");
     let g = groups_put(&o.changes);
@@ -544,28 +541,66 @@ fn carrier_loss_alone_costs_no_dump_and_flushes_the_objects_through_the_link() {
     assert!(!o.resync && !o.settle_objects, "{o:?}");
 }
 
-/// Under ignore_routes_with_linkdown (the default before the daemon reads
-/// it) the flags decide the kernel's lookups: a carrier change asks for a
-/// dump, as does going down.
+fn without_carrier(ifindex: u32) -> Link {
+    Link {
+        carrier: false,
+        running: false,
+        ..link(ifindex, true)
+    }
+}
+
+/// `ip route add P nexthop via 10.0.2.2 dev WAN nexthop via 10.0.1.7 dev LAN`.
+fn multipath(p: &str) -> Route {
+    multipath_via(p, "10.0.1.7", 1)
+}
+
+/// `ip route add P nexthop via 10.0.2.2 dev WAN nexthop via GW dev LAN
+/// weight W`.
+fn multipath_via(p: &str, gw: &str, weight: u16) -> Route {
+    let mut r = route(
+        TABLE_MAIN,
+        p,
+        0,
+        RouteKind::Unicast,
+        Some((WAN, Some("10.0.2.2"))),
+    );
+    r.nexthops.push(NextHop {
+        ifindex: LAN,
+        gateway: Some(gw.parse().unwrap()),
+        flags: crate::model::NhFlags::empty(),
+        weight,
+    });
+    r
+}
+
+/// A multipath route through the link: the kernel splits the hash by
+/// weights fixed at its last rebalance, with the linkdown flag and
+/// ignore_routes_with_linkdown as they were then, which accel cannot see:
+/// a carrier change asks for a dump, which sends the route to
+/// bpf_fib_lookup while a member has no carrier. Going down always does.
 #[test]
-fn carrier_change_asks_for_a_dump_where_linkdown_next_hops_are_skipped() {
+fn carrier_change_under_a_multipath_route_asks_for_a_dump() {
     let mut m = mirror();
-    m.resync(snapshot());
-    let mut down = link(WAN, true);
-    down.carrier = false;
-    assert!(m.apply(Event::NewLink(down.clone())).resync);
-    m.set_linkdown_usable(true);
-    assert!(!m.apply(Event::NewLink(link(WAN, true))).resync);
+    let mut snap = snapshot();
+    snap.routes.push(multipath("203.0.113.0/24"));
+    m.resync(snap);
+    assert!(m.apply(Event::NewLink(without_carrier(WAN))).resync);
+    assert!(m.apply(Event::NewLink(link(WAN, true))).resync);
     assert!(
         m.apply(Event::NewLink(link(WAN, false))).resync,
         "admin down"
     );
+    assert!(
+        !m.apply(Event::NewLink(without_carrier(OTHER))).resync,
+        "a link no multipath route uses"
+    );
 }
 
 /// A device coming up revives the dead next hops through it without a
-/// word (fib_sync_up, rt6_sync_up): a dump only where the view holds a
-/// route with a dead one. A link just created and brought up (a VLAN, a
-/// tunnel, a PPP session) costs none.
+/// word (fib_sync_up; IPv6 once it is operationally up, rt6_sync_up),
+/// as does an IPv4 address added (fib_inetaddr_event): a dump only
+/// where the view holds a route with a dead one. A link just created and
+/// brought up (a VLAN, a tunnel, a PPP session) costs none.
 #[test]
 fn coming_up_asks_for_a_dump_only_where_dead_next_hops_could_revive() {
     let mut m = mirror();
@@ -581,19 +616,7 @@ fn coming_up_asks_for_a_dump_only_where_dead_next_hops_could_revive() {
     );
 
     // WAN went down under a multipath route: the dump shows its path dead.
-    let mut r = route(
-        TABLE_MAIN,
-        "203.0.113.0/24",
-        0,
-        RouteKind::Unicast,
-        Some((WAN, Some("10.0.2.2"))),
-    );
-    r.nexthops.push(NextHop {
-        ifindex: LAN,
-        gateway: Some("10.0.1.7".parse().unwrap()),
-        flags: crate::model::NhFlags::empty(),
-        weight: 1,
-    });
+    let mut r = multipath("203.0.113.0/24");
     r.nexthops[0].flags = crate::model::NhFlags::Dead | crate::model::NhFlags::Linkdown;
     let mut snap = snapshot();
     snap.links[1] = link(WAN, false);
@@ -603,43 +626,58 @@ fn coming_up_asks_for_a_dump_only_where_dead_next_hops_could_revive() {
         m.apply(Event::NewLink(link(WAN, true))).resync,
         "its path revives"
     );
+    // Up without carrier, then carrier (IPv6 revives only then).
+    m.resync(snap.clone());
+    assert!(m.apply(Event::NewLink(without_carrier(WAN))).resync);
+    assert!(m.apply(Event::NewLink(link(WAN, true))).resync);
+    let addr = Addr {
+        ifindex: WAN,
+        addr: "10.0.2.1".parse().unwrap(),
+        prefix_len: 24,
+    };
+    m.resync(snap.clone());
+    assert!(
+        m.apply(Event::NewAddr(addr)).resync,
+        "an address revives it"
+    );
 
     // Once the route is gone, nothing is left to revive.
     m.resync(snap.clone());
     m.apply(Event::DelRoute(r));
     assert!(!m.apply(Event::NewLink(link(WAN, true))).resync);
+    assert!(!m.apply(Event::NewAddr(addr)).resync);
 }
 
-/// A route dumped or announced with a link-down next hop: the kernel
-/// forwards through it unless ignore_routes_with_linkdown, so the mirror
-/// does too; and a dump then agrees with what the events left.
+/// A route's only next hop without carrier is forwarded to (the datapath
+/// then finds the egress without carrier and hands the kernel the
+/// packet); a multipath member without carrier sends the route to
+/// bpf_fib_lookup. A dump agrees with what the events left.
 #[test]
-fn a_link_down_next_hop_is_forwarded_to_unless_the_kernel_skips_it() {
-    let mut r = route(
+fn a_link_down_next_hop_alone_is_used_in_a_multipath_route_not() {
+    let mut lone = route(
         TABLE_MAIN,
         "203.0.113.0/24",
         0,
         RouteKind::Unicast,
         Some((WAN, Some("10.0.2.2"))),
     );
-    r.nexthops[0].flags = crate::model::NhFlags::Linkdown;
+    lone.nexthops[0].flags = crate::model::NhFlags::Linkdown;
+    let mut mp = multipath("192.0.2.0/24");
+    mp.nexthops[0].flags = crate::model::NhFlags::Linkdown;
     let mut m = mirror();
     m.resync(snapshot());
-    let o = m.apply(Event::NewRoute(r.clone()));
-    assert!(matches!(
-        puts(&o.changes).get(&prefix("203.0.113.0/24")),
-        Some(RouteEntry::Fib(FibReason::DeadNexthop))
-    ));
-    let mut m = mirror();
-    m.set_linkdown_usable(true);
-    m.resync(snapshot());
-    let o = m.apply(Event::NewRoute(r.clone()));
+    let o = m.apply(Event::NewRoute(lone.clone()));
     assert!(matches!(
         puts(&o.changes).get(&prefix("203.0.113.0/24")),
         Some(RouteEntry::Unicast(_))
     ));
+    let o = m.apply(Event::NewRoute(mp.clone()));
+    assert!(matches!(
+        puts(&o.changes).get(&prefix("192.0.2.0/24")),
+        Some(RouteEntry::Fib(FibReason::DeadNexthop))
+    ));
     let mut snap = snapshot();
-    snap.routes.push(r);
+    snap.routes.extend([lone, mp]);
     assert!(m.dry_run(snap).is_empty(), "the dump agrees");
 }
 
@@ -849,22 +887,7 @@ fn a_route_seen_before_its_object_is_fixed_when_the_object_comes() {
 fn multipath_routes_with_equal_paths_share_a_group() {
     let mut m = mirror();
     m.resync(snapshot());
-    let mp = |p: &str| {
-        let mut r = route(
-            TABLE_MAIN,
-            p,
-            0,
-            RouteKind::Unicast,
-            Some((WAN, Some("10.0.2.2"))),
-        );
-        r.nexthops.push(NextHop {
-            ifindex: LAN,
-            gateway: Some("10.0.1.9".parse().unwrap()),
-            flags: crate::model::NhFlags::empty(),
-            weight: 3,
-        });
-        r
-    };
+    let mp = |p: &str| multipath_via(p, "10.0.1.9", 3);
     let o = m.apply(Event::NewRoute(mp("203.0.113.0/24")));
     let g = groups_put(&o.changes);
     assert_eq!(g.len(), 1);

@@ -39,8 +39,8 @@ pub struct View {
     /// only known from a dump.
     pub(super) resync_wanted: bool,
     /// How many main-table routes have each counted code
-    /// ([`Code::is_counted`]: see [`View::uses_object`] and
-    /// [`View::has_dead_paths`]).
+    /// ([`Code::is_counted`]: see [`View::uses_object`],
+    /// [`View::has_dead_paths`] and [`View::multipath_through`]).
     counted: FastMap<Code, u32>,
 }
 
@@ -152,6 +152,24 @@ impl View {
     /// (see [`Code::DEAD_PATH`]).
     pub(super) fn has_dead_paths(&self) -> bool {
         self.counted_by(Code::DEAD_PATH)
+    }
+
+    /// Whether a multipath route of the view has a path through device
+    /// `ifindex`.
+    pub(super) fn multipath_through(&self, ifindex: u32, nh: &NhTable) -> bool {
+        let through = |c: &Code| match nh.decode(*c) {
+            super::decision::RouteEntry::Multipath(set) => {
+                nh.paths(set).iter().any(|p| p.nh.ifindex == ifindex)
+            }
+            _ => false,
+        };
+        self.counted
+            .iter()
+            .any(|(c, n)| *n > 0 && c.is_multipath() && through(c))
+            || self
+                .local
+                .values()
+                .any(|set| set.counted_codes().iter().any(through))
     }
 
     /// Whether a route has counted code `c`: counted for the main table,

@@ -343,6 +343,7 @@ pub fn link(msg: &LinkMessage) -> Option<model::Link> {
         mtu: 0,
         admin_up: h.flags.contains(LinkFlags::Up),
         carrier: h.flags.contains(LinkFlags::LowerUp),
+        running: h.flags.contains(LinkFlags::Running),
         kind: None,
     };
     for a in &msg.attributes {
@@ -844,6 +845,7 @@ mod tests {
                 mtu: 1500,
                 admin_up: true,
                 carrier: true,
+                running: true,
                 kind: Some("veth".into()),
             }
         );

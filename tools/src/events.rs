@@ -149,6 +149,7 @@ fn host_state() -> KernelState {
         mtu: 1500,
         admin_up: true,
         carrier: true,
+        running: true,
         kind: Some("veth".into()),
     };
     let addr = |a: &str, len| Addr {
