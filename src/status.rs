@@ -21,7 +21,7 @@ pub enum ResyncCause {
     /// The kernel dropped notifications (receive buffer overrun).
     Overrun,
     /// A link going down or away (or changing carrier under a multipath
-    /// route), a device's last IPv4 address
+    /// route or ignore_routes_with_linkdown), a device's last IPv4 address
     /// or a nexthop object in use removed, or a removal whose effect one
     /// event cannot tell.
     Ambiguous,

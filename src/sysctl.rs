@@ -70,3 +70,19 @@ pub fn forwarding() -> crate::mirror::ForwardingSysctls {
         update_priority4: read("/proc/sys/net/ipv4/ip_forward_update_priority") != Some(0),
     }
 }
+
+/// Whether the kernel passes over next hops through device `name` that
+/// lost carrier, and reports them dead: ignore_routes_with_linkdown, for
+/// IPv4 the larger of "all" and the device's (IN_DEV_ORCONF), for IPv6
+/// the device's (writing "all" sets every device). Read when it matters,
+/// at the device's carrier change, and not only on netconf events: it can
+/// be set without one (RTM_SETLINK with IFLA_AF_SPEC).
+pub fn ignores_linkdown(name: &str) -> bool {
+    [
+        "ipv4/conf/all".to_string(),
+        format!("ipv4/conf/{name}"),
+        format!("ipv6/conf/{name}"),
+    ]
+    .iter()
+    .any(|dir| read(&format!("/proc/sys/net/{dir}/ignore_routes_with_linkdown")).unwrap_or(0) != 0)
+}

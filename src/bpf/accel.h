@@ -215,7 +215,7 @@ struct accel_neigh {
 };
 
 enum accel_if_flags {
-	ACCEL_IF_UP = 1 << 0,	      /* admin up and carrier: may transmit */
+	ACCEL_IF_UP = 1 << 0,	      /* admin up, carrier, running: may transmit */
 	ACCEL_IF_FWD4 = 1 << 1,	      /* IPv4 forwarding enabled on it */
 	ACCEL_IF_FWD6 = 1 << 2,	      /* IPv6 forwarding enabled on it */
 	ACCEL_IF_RPF_STRICT = 1 << 3, /* rp_filter = 1 */

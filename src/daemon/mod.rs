@@ -187,12 +187,17 @@ impl Daemon {
         debug!("event {ev:?}");
         self.report.events_applied += 1;
         self.jobs.note(&ev, &mut self.mirror);
+        if let Event::NewLink(l) = &ev {
+            // Before the event is applied: a carrier change needs it.
+            self.mirror
+                .set_ignores_linkdown(l.ifindex, sysctl::ignores_linkdown(&l.name));
+        }
         let traced = self.trace.as_ref().and_then(|_| RouteTrace::of(&ev));
         let mut outcome = std::mem::take(&mut self.outcome);
         outcome.clear();
         self.mirror.apply_into(ev, &mut outcome);
         let applied = self.maps.apply_deferring_routes(&outcome.changes);
-        let (resync, reread_rules) = (outcome.resync, outcome.reread_rules);
+        let (mut resync, reread_rules) = (outcome.resync, outcome.reread_rules);
         let reread_sysctls = outcome.reread_sysctls;
         if outcome.settle_objects {
             self.settle_after = Some(Instant::now());
@@ -214,6 +219,7 @@ impl Daemon {
         }
         if reread_sysctls {
             self.poll_sysctls()?;
+            resync |= self.poll_linkdown();
         }
         if reread_rules {
             self.rules.start(&self.handle);
@@ -516,6 +522,24 @@ impl Daemon {
     fn set_hook_flags(&mut self, ifindex: u32, flags: u32) -> Result<(), DatapathError> {
         let changes = self.mirror.set_hook_flags(ifindex, flags);
         self.maps.apply(&changes)
+    }
+
+    /// ignore_routes_with_linkdown of the links without carrier, whose
+    /// next hops the kernel reports dead or not by it (a netconf event
+    /// came). True when a dump is due.
+    fn poll_linkdown(&mut self) -> bool {
+        let down: Vec<(u32, String)> = self
+            .mirror
+            .links_without_carrier()
+            .map(|(i, name)| (i, name.to_string()))
+            .collect();
+        let mut due = false;
+        for (ifindex, name) in down {
+            due |= self
+                .mirror
+                .set_ignores_linkdown(ifindex, sysctl::ignores_linkdown(&name));
+        }
+        due
     }
 
     fn poll_sysctls(&mut self) -> Result<(), DaemonError> {

@@ -89,20 +89,22 @@ fn unicast_entry(route: &Route, table: &mut NhTable) -> RouteEntry {
 ///   under the sysctl, passes it over for another route (fib_table_lookup
 ///   and find_match test the flag at each lookup). The datapath, finding
 ///   the egress without carrier (ACCEL_IF_UP), hands the packet to the
-///   kernel either way, so the flag need not be known. Under the sysctl
-///   the kernel reports it dead as well (fib_nexthop_info); a lone path
-///   dead with its device goes with its route (fib_flush);
+///   kernel either way. Under the sysctl the kernel reports it dead as
+///   well (fib_nexthop_info), and it is: the reverse lookup of the source
+///   check passes it over too, so bpf_fib_lookup decides the route (a
+///   carrier change under the sysctl asks for a dump, see
+///   `Mirror::link_changed`);
 /// - a member of a multipath route: the kernel's split of the hash counts
 ///   it as of the last rebalance (fib_rebalance, rt6_multipath_rebalance,
 ///   run on carrier changes with the sysctl as it was then), which accel
 ///   cannot see: bpf_fib_lookup decides the route.
 pub fn path_key(nh: &NextHop, family: Family, lone: bool) -> Result<NhKey, FibReason> {
     let skipped = if lone {
-        nh.flags.contains(NhFlags::Dead) && !nh.flags.contains(NhFlags::Linkdown)
+        NhFlags::Dead
     } else {
-        nh.flags.intersects(NhFlags::Dead | NhFlags::Linkdown)
+        NhFlags::Dead | NhFlags::Linkdown
     };
-    if skipped || nh.ifindex == 0 {
+    if nh.flags.intersects(skipped) || nh.ifindex == 0 {
         return Err(FibReason::DeadNexthop);
     }
     if let Some(gw) = nh.gateway {
@@ -236,16 +238,16 @@ mod tests {
         let mut r = route("10.0.0.0/8", RouteKind::Unicast, &[(3, None)]);
         r.nexthops[0].flags = NhFlags::Dead;
         assert_eq!(entry(&r), RouteEntry::Fib(FibReason::DeadNexthop));
-        // Alone, a next hop without carrier is the egress check's, also
-        // reported dead (ignore_routes_with_linkdown).
-        for flags in [NhFlags::Linkdown, NhFlags::Linkdown | NhFlags::Dead] {
-            r.nexthops[0].flags = flags;
-            let nh = NhKey {
-                ifindex: 3,
-                gateway: None,
-            };
-            assert_eq!(entry(&r), RouteEntry::Unicast(nh));
-        }
+        // Alone, a next hop without carrier is the egress check's, unless
+        // reported dead too (ignore_routes_with_linkdown).
+        r.nexthops[0].flags = NhFlags::Linkdown;
+        let nh = NhKey {
+            ifindex: 3,
+            gateway: None,
+        };
+        assert_eq!(entry(&r), RouteEntry::Unicast(nh));
+        r.nexthops[0].flags = NhFlags::Linkdown | NhFlags::Dead;
+        assert_eq!(entry(&r), RouteEntry::Fib(FibReason::DeadNexthop));
         let r = route("10.0.0.0/8", RouteKind::Throw, &[]);
         assert_eq!(entry(&r), RouteEntry::Fib(FibReason::Throw));
         let mut r = route("::/0", RouteKind::Unicast, &[(3, Some("fe80::1"))]);

@@ -353,6 +353,11 @@ struct Kernel {
     /// and the live view still had.
     flushed_before_dump: BTreeSet<u32>,
     multipath: ForwardingSysctls,
+    /// Devices whose next hops the kernel passes over, and reports dead,
+    /// once they lose carrier (ignore_routes_with_linkdown, as read by the
+    /// daemon at their last link event: see
+    /// [`Mirror::set_ignores_linkdown`]).
+    ignores_linkdown: HashSet<u32>,
     /// IPsec (XFRM) policies apply to forwarded packets (see
     /// [`Mirror::set_xfrm`]).
     xfrm: bool,
@@ -652,10 +657,11 @@ impl Mirror {
                 self.sync_ifaces(&mut o.changes);
             }
             Event::NewAddr(a) => {
-                // An IPv4 address revives the dead next hops through its
-                // device (fib_inetaddr_event -> fib_sync_up), silently.
-                o.resync |= a.addr.is_ipv4() && self.view.has_dead_paths();
-                self.kernel.addrs.insert(a);
+                // A new IPv4 address revives the dead next hops through its
+                // device (fib_inetaddr_event -> fib_sync_up), silently; a
+                // lifetime refreshed (DHCP) does not.
+                let new = self.kernel.addrs.insert(a);
+                o.resync |= new && a.addr.is_ipv4() && self.view.has_dead_paths();
                 self.sync_local4(&mut o.changes);
                 self.sync_ifaces(&mut o.changes);
             }
@@ -719,8 +725,9 @@ impl Mirror {
     ///   notifications. A link created and brought up costs no dump;
     /// - carrier lost or back while up (NETDEV_CHANGE, on `dev_get_flags()
     ///   & (IFF_RUNNING | IFF_LOWER_UP)`): the RTNH_F_LINKDOWN flags of its
-    ///   next hops, which matter only in multipath routes (see
-    ///   [`entries::path_key`]), and, when carrier goes, the nexthop
+    ///   next hops, which matter only in multipath routes and under
+    ///   ignore_routes_with_linkdown (see [`entries::path_key`]), and,
+    ///   when carrier goes, the nexthop
     ///   objects through it (nh_netdev_event -> nexthop_flush_dev),
     ///   removed here as the kernel does. A flapping access port costs no
     ///   dump, and the lease holds through it.
@@ -732,18 +739,47 @@ impl Mirror {
         if !new.admin_up {
             return;
         }
+        // IPv4 flags its next hops linkdown, and flushes the objects
+        // through it, on `!(IFF_RUNNING | IFF_LOWER_UP)`; IPv6 flags them on
+        // `!IFF_RUNNING` alone (addrconf_notify: !addrconf_link_ready, as
+        // when the operstate goes dormant with carrier).
         let linked = |l: &Link| l.carrier || l.running;
-        if linked(old) != linked(new) {
-            o.resync |= self
-                .view
-                .multipath_through(new.ifindex, &self.nh_table.borrow());
-            if !linked(new) {
-                self.flush_objects_through(new.ifindex, o);
-            }
+        if old.carrier != new.carrier || old.running != new.running {
+            o.resync |= self.kernel.ignores_linkdown.contains(&new.ifindex)
+                || self
+                    .view
+                    .multipath_through(new.ifindex, &self.nh_table.borrow());
+        }
+        if linked(old) && !linked(new) {
+            self.flush_objects_through(new.ifindex, o);
         }
         if new.running && !old.running || new.carrier && !old.carrier {
             o.resync |= self.view.has_dead_paths();
         }
+    }
+
+    /// Whether the kernel passes over the next hops through `ifindex` that
+    /// lost carrier (ignore_routes_with_linkdown, read by the daemon at
+    /// each link event, before it is applied, and on netconf events for
+    /// the links without carrier). True when that changed for a link
+    /// without carrier: the kernel then reports its next hops dead, or no
+    /// longer, without telling (a dump is due).
+    pub fn set_ignores_linkdown(&mut self, ifindex: u32, ignores: bool) -> bool {
+        let changed = if ignores {
+            self.kernel.ignores_linkdown.insert(ifindex)
+        } else {
+            self.kernel.ignores_linkdown.remove(&ifindex)
+        };
+        changed && self.links_without_carrier().any(|(i, _)| i == ifindex)
+    }
+
+    /// The links that are up without carrier: (ifindex, name).
+    pub fn links_without_carrier(&self) -> impl Iterator<Item = (u32, &str)> + '_ {
+        self.kernel
+            .links
+            .values()
+            .filter(|l| l.admin_up && !(l.carrier || l.running))
+            .map(|l| (l.ifindex, l.name.as_str()))
     }
 
     /// nexthop_flush_dev() for a device that lost carrier: every object
@@ -1190,7 +1226,9 @@ impl Mirror {
             let conf = self.ifaces[&ifindex];
             let want = self.kernel.links.get(&ifindex).and_then(|l| {
                 let mut flags = conf.sysctl_flags | conf.hook_flags;
-                if l.admin_up && l.carrier {
+                // Carrier, and operationally up: IPv6 takes a dormant
+                // device's next hops for linkdown (addrconf_link_ready).
+                if l.admin_up && l.carrier && l.running {
                     flags |= IfFlags::ACCEL_IF_UP.0;
                 }
                 let addr4 = |a: &Addr| a.ifindex == ifindex && a.addr.is_ipv4();

@@ -581,9 +581,7 @@ fn multipath_via(p: &str, gw: &str, weight: u16) -> Route {
 #[test]
 fn carrier_change_under_a_multipath_route_asks_for_a_dump() {
     let mut m = mirror();
-    let mut snap = snapshot();
-    snap.routes.push(multipath("203.0.113.0/24"));
-    m.resync(snap);
+    m.resync(snapshot_with(multipath("203.0.113.0/24")));
     assert!(m.apply(Event::NewLink(without_carrier(WAN))).resync);
     assert!(m.apply(Event::NewLink(link(WAN, true))).resync);
     assert!(
@@ -594,6 +592,44 @@ fn carrier_change_under_a_multipath_route_asks_for_a_dump() {
         !m.apply(Event::NewLink(without_carrier(OTHER))).resync,
         "a link no multipath route uses"
     );
+    // Dormant with carrier (802.1X, a self-test): IPv6 flags the next
+    // hops linkdown (addrconf_link_ready), and the egress is not used.
+    m.resync(snapshot_with(multipath("203.0.113.0/24")));
+    let dormant = Link {
+        running: false,
+        ..link(WAN, true)
+    };
+    let o = m.apply(Event::NewLink(dormant));
+    assert!(o.resync && !o.settle_objects, "{o:?}");
+    let flags = o.changes.iter().find_map(|c| match c {
+        Change::PutIface { ifindex, entry } if *ifindex == WAN => Some(entry.flags),
+        _ => None,
+    });
+    assert_eq!(flags.map(|f| f & IfFlags::ACCEL_IF_UP.0), Some(0));
+}
+
+fn snapshot_with(r: Route) -> KernelState {
+    let mut snap = snapshot();
+    snap.routes.push(r);
+    snap
+}
+
+/// Under ignore_routes_with_linkdown the kernel passes over a next hop
+/// without carrier, even a route's only one, and reports it dead: a
+/// carrier change asks for a dump, as does the sysctl changing while the
+/// link has no carrier.
+#[test]
+fn carrier_change_where_the_kernel_ignores_linkdown_routes_asks_for_a_dump() {
+    let mut m = mirror();
+    m.resync(snapshot());
+    assert!(!m.set_ignores_linkdown(WAN, true), "WAN has carrier");
+    assert!(m.apply(Event::NewLink(without_carrier(WAN))).resync);
+    assert!(
+        m.set_ignores_linkdown(WAN, false),
+        "changed without carrier"
+    );
+    assert!(!m.set_ignores_linkdown(WAN, false), "unchanged");
+    assert!(!m.apply(Event::NewLink(link(WAN, true))).resync);
 }
 
 /// A device coming up revives the dead next hops through it without a
@@ -639,6 +675,10 @@ fn coming_up_asks_for_a_dump_only_where_dead_next_hops_could_revive() {
     assert!(
         m.apply(Event::NewAddr(addr)).resync,
         "an address revives it"
+    );
+    assert!(
+        !m.apply(Event::NewAddr(addr)).resync,
+        "its lifetime refreshed"
     );
 
     // Once the route is gone, nothing is left to revive.
