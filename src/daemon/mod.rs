@@ -187,17 +187,21 @@ impl Daemon {
         debug!("event {ev:?}");
         self.report.events_applied += 1;
         self.jobs.note(&ev, &mut self.mirror);
-        if let Event::NewLink(l) = &ev {
-            // Before the event is applied: a carrier change needs it.
-            self.mirror
-                .set_ignores_linkdown(l.ifindex, sysctl::ignores_linkdown(&l.name));
-        }
+        // Before the event is applied: a carrier change needs it. Changed
+        // for a link already without carrier, it changes what the kernel
+        // reports of the next hops through it.
+        let linkdown_changed = match &ev {
+            Event::NewLink(l) => self
+                .mirror
+                .set_ignores_linkdown(l.ifindex, sysctl::ignores_linkdown(&l.name)),
+            _ => false,
+        };
         let traced = self.trace.as_ref().and_then(|_| RouteTrace::of(&ev));
         let mut outcome = std::mem::take(&mut self.outcome);
         outcome.clear();
         self.mirror.apply_into(ev, &mut outcome);
         let applied = self.maps.apply_deferring_routes(&outcome.changes);
-        let (mut resync, reread_rules) = (outcome.resync, outcome.reread_rules);
+        let (mut resync, reread_rules) = (outcome.resync || linkdown_changed, outcome.reread_rules);
         let reread_sysctls = outcome.reread_sysctls;
         if outcome.settle_objects {
             self.settle_after = Some(Instant::now());
