@@ -176,6 +176,9 @@ pub struct Link {
     /// IFF_RUNNING (up and operationally up: RFC 2863 operstate up or
     /// unknown)
     pub running: bool,
+    /// The device's own ignore_routes_with_linkdown, IPv4 or IPv6, as the
+    /// link message carries it (IPv4's "all" is not in it).
+    pub ignores_linkdown: bool,
     /// IFLA_INFO_KIND, e.g. "veth", "bridge".
     pub kind: Option<String>,
 }

@@ -71,18 +71,25 @@ pub fn forwarding() -> crate::mirror::ForwardingSysctls {
     }
 }
 
-/// Whether the kernel passes over next hops through device `name` that
-/// lost carrier, and reports them dead: ignore_routes_with_linkdown, for
-/// IPv4 the larger of "all" and the device's (IN_DEV_ORCONF), for IPv6
-/// the device's (writing "all" sets every device). Read when it matters,
-/// at the device's carrier change, and not only on netconf events: it can
-/// be set without one (RTM_SETLINK with IFLA_AF_SPEC).
-pub fn ignores_linkdown(name: &str) -> bool {
-    [
-        "ipv4/conf/all".to_string(),
-        format!("ipv4/conf/{name}"),
-        format!("ipv6/conf/{name}"),
-    ]
-    .iter()
-    .any(|dir| read(&format!("/proc/sys/net/{dir}/ignore_routes_with_linkdown")).unwrap_or(0) != 0)
+/// Whether the kernel passes over next hops through a device that lost
+/// carrier, and reports them dead (ignore_routes_with_linkdown): for IPv4
+/// the larger of "all" and the device's (IN_DEV_ORCONF), for IPv6 the
+/// device's (writing "all" sets every device). `own` is the device's own
+/// setting as its link message carries it, exact for that moment: it can
+/// be set without a netconf event (RTM_SETLINK with IFLA_AF_SPEC), and a
+/// name read later may belong to another device.
+pub fn ignores_linkdown(own: bool) -> bool {
+    own || read("/proc/sys/net/ipv4/conf/all/ignore_routes_with_linkdown").unwrap_or(0) != 0
+}
+
+/// The device's own setting, read by name (after a netconf event, which
+/// carries no link message): IPv4 or IPv6.
+pub fn own_ignores_linkdown(name: &str) -> bool {
+    ["ipv4", "ipv6"].iter().any(|f| {
+        read(&format!(
+            "/proc/sys/net/{f}/conf/{name}/ignore_routes_with_linkdown"
+        ))
+        .unwrap_or(0)
+            != 0
+    })
 }

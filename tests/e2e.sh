@@ -470,7 +470,7 @@ ip -n "$NS_RTR" link del r-extra
 # only next hop has no carrier, and report that next hop dead: then a
 # carrier change asks for a resync, after which the mirror agrees with a
 # dump; accel still forwards nothing towards the link.
-lab_in "$NS_RTR" sysctl -qw net.ipv4.conf.all.ignore_routes_with_linkdown=1
+lab_in "$NS_RTR" sysctl -qw net.ipv4.conf.r-dst2.ignore_routes_with_linkdown=1
 sleep 0.5
 K_R3=$(resyncs)
 ip -n "$NS_DST2" link set d2-rtr down
@@ -479,13 +479,13 @@ sleep 1
 burst 4 "$LAB_SVC4B" k4d dst2
 ck=$(lab_accel sync --check 2>&1)
 K_R4=$(resyncs)
-check "n. ignore_routes_with_linkdown set, r-dst2 without carrier: a resync, accel forwards nothing towards it, sync --check in sync" \
+check "n. ignore_routes_with_linkdown set on r-dst2, r-dst2 without carrier: a resync, accel forwards nothing towards it, sync --check in sync" \
     "accel forwarded $B_XFWD, dst2 got $B_RECV; full resyncs logged: $K_R3 -> $K_R4; $(head -n 4 <<<"$ck" | tr '\n' ' ')" \
     eval '[[ $B_XFWD -eq 0 && $B_RECV -eq 0 && $K_R4 -gt $K_R3 && $(grep -c "^in sync" <<<"$ck") -eq 1 ]]'
 ip -n "$NS_DST2" link set d2-rtr up
 ip -n "$NS_DST2" route replace default via 10.11.3.1
 ip -n "$NS_DST2" -6 route replace default via fd00:11:3::1
-lab_in "$NS_RTR" sysctl -qw net.ipv4.conf.all.ignore_routes_with_linkdown=0
+lab_in "$NS_RTR" sysctl -qw net.ipv4.conf.r-dst2.ignore_routes_with_linkdown=0
 wait_linkdown 0 || note "n. $LAB_SVC4B/24 still flagged linkdown 5 s after carrier"
 sleep 1
 

@@ -193,7 +193,7 @@ impl Daemon {
         let linkdown_changed = match &ev {
             Event::NewLink(l) => self
                 .mirror
-                .set_ignores_linkdown(l.ifindex, sysctl::ignores_linkdown(&l.name)),
+                .set_ignores_linkdown(l.ifindex, sysctl::ignores_linkdown(l.ignores_linkdown)),
             _ => false,
         };
         let traced = self.trace.as_ref().and_then(|_| RouteTrace::of(&ev));
@@ -539,9 +539,10 @@ impl Daemon {
             .collect();
         let mut due = false;
         for (ifindex, name) in down {
+            let own = sysctl::own_ignores_linkdown(&name);
             due |= self
                 .mirror
-                .set_ignores_linkdown(ifindex, sysctl::ignores_linkdown(&name));
+                .set_ignores_linkdown(ifindex, sysctl::ignores_linkdown(own));
         }
         due
     }

@@ -759,9 +759,9 @@ impl Mirror {
     }
 
     /// Whether the kernel passes over the next hops through `ifindex` that
-    /// lost carrier (ignore_routes_with_linkdown, read by the daemon at
-    /// each link event, before it is applied, and on netconf events for
-    /// the links without carrier). True when that changed for a link
+    /// lost carrier (ignore_routes_with_linkdown, taken by the daemon from
+    /// each link event before it is applied, and read on netconf events
+    /// for the links without carrier). True when that changed for a link
     /// without carrier: the kernel then reports its next hops dead, or no
     /// longer, without telling (a dump is due).
     pub fn set_ignores_linkdown(&mut self, ifindex: u32, ignores: bool) -> bool {
@@ -773,12 +773,13 @@ impl Mirror {
         changed && self.links_without_carrier().any(|(i, _)| i == ifindex)
     }
 
-    /// The links that are up without carrier: (ifindex, name).
+    /// The links that are up without carrier, or not running (IPv6 takes
+    /// those for linkdown too): (ifindex, name).
     pub fn links_without_carrier(&self) -> impl Iterator<Item = (u32, &str)> + '_ {
         self.kernel
             .links
             .values()
-            .filter(|l| l.admin_up && !(l.carrier || l.running))
+            .filter(|l| l.admin_up && !(l.carrier && l.running))
             .map(|l| (l.ifindex, l.name.as_str()))
     }
 

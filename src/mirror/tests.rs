@@ -60,6 +60,7 @@ pub(super) fn link(ifindex: u32, up: bool) -> Link {
         admin_up: up,
         carrier: up,
         running: up,
+        ignores_linkdown: false,
         kind: Some("veth".into()),
     }
 }

@@ -8,7 +8,10 @@ use netlink_packet_core::{Nla, ParseableParametrized};
 
 use netlink_packet_route::{
     address::{AddressAttribute, AddressMessage},
-    link::{LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage},
+    link::{
+        AfSpecInet, AfSpecInet6, AfSpecUnspec, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType,
+        LinkMessage,
+    },
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage},
     route::{
         RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteLwEnCapType, RouteMessage,
@@ -344,6 +347,7 @@ pub fn link(msg: &LinkMessage) -> Option<model::Link> {
         admin_up: h.flags.contains(LinkFlags::Up),
         carrier: h.flags.contains(LinkFlags::LowerUp),
         running: h.flags.contains(LinkFlags::Running),
+        ignores_linkdown: false,
         kind: None,
     };
     for a in &msg.attributes {
@@ -362,10 +366,25 @@ pub fn link(msg: &LinkMessage) -> Option<model::Link> {
                     }
                 }
             }
+            LinkAttribute::AfSpecUnspec(specs) => l.ignores_linkdown = ignores_linkdown(specs),
             _ => {}
         }
     }
     Some(l)
+}
+
+/// The device's own ignore_routes_with_linkdown, IPv4 or IPv6, as the
+/// kernel reports it with the link (IFLA_INET_CONF, IFLA_INET6_CONF).
+fn ignores_linkdown(specs: &[AfSpecUnspec]) -> bool {
+    specs.iter().any(|s| match s {
+        AfSpecUnspec::Inet(v) => v
+            .iter()
+            .any(|a| matches!(a, AfSpecInet::DevConf(c) if c.ignore_routes_with_linkdown != 0)),
+        AfSpecUnspec::Inet6(v) => v
+            .iter()
+            .any(|a| matches!(a, AfSpecInet6::DevConf(c) if c.ignore_routes_with_linkdown != 0)),
+        _ => false,
+    })
 }
 
 /// RTM_NEWADDR / RTM_DELADDR -> [`model::Addr`]. IPv4 uses IFA_LOCAL (the
@@ -818,6 +837,28 @@ mod tests {
         m
     }
 
+    /// The kernel sends each family's settings of the device with the link
+    /// (inet_fill_link_af, inet6_fill_link_af).
+    #[test]
+    fn a_link_says_whether_it_ignores_linkdown_routes() {
+        use netlink_packet_route::link::{Inet6DevConf, InetDevConf};
+        let (mut v4, mut v6) = (InetDevConf::default(), Inet6DevConf::default());
+        let with = |v4: InetDevConf, v6: Inet6DevConf| {
+            link(&link_msg(vec![LinkAttribute::AfSpecUnspec(vec![
+                AfSpecUnspec::Inet(vec![AfSpecInet::DevConf(v4)]),
+                AfSpecUnspec::Inet6(vec![AfSpecInet6::DevConf(v6)]),
+            ])]))
+            .unwrap()
+            .ignores_linkdown
+        };
+        assert!(!with(v4, v6));
+        v6.ignore_routes_with_linkdown = 1;
+        assert!(with(v4, v6));
+        v6.ignore_routes_with_linkdown = 0;
+        v4.ignore_routes_with_linkdown = 1;
+        assert!(with(v4, v6));
+    }
+
     #[test]
     fn only_ethernet_links_have_a_mac() {
         // What `lo` reports: six zero bytes, link type loopback.
@@ -846,6 +887,7 @@ mod tests {
                 admin_up: true,
                 carrier: true,
                 running: true,
+                ignores_linkdown: false,
                 kind: Some("veth".into()),
             }
         );

@@ -150,6 +150,7 @@ fn host_state() -> KernelState {
         admin_up: true,
         carrier: true,
         running: true,
+        ignores_linkdown: false,
         kind: Some("veth".into()),
     };
     let addr = |a: &str, len| Addr {
