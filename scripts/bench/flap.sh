@@ -3,7 +3,7 @@
 # "Link flaps at full table"): the full table through r0, a second link r1
 # (10.8.0.1/24, a static route through it) whose peer goes down and up
 # FLAPS times, so r1 loses and regains carrier, then a link created and
-# brought up. Per change: accel's CPU (all threads) over the 3 s after it,
+# brought up, then r1 itself set down and up. Per change: accel's CPU (all threads) over the 3 s after it,
 # how many of the lease samples (every 250 ms) found it live, and the full
 # resyncs accel logged. About two minutes.
 #

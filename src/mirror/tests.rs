@@ -509,18 +509,7 @@ fn link_down_marks_the_interface_and_asks_for_a_dump() {
 /// the datapath from sending out of the link.
 #[test]
 fn carrier_loss_alone_costs_no_dump_and_flushes_the_objects_through_the_link() {
-    let mut m = mirror();
-    let mut snap = snapshot();
-    snap.nexthops = vec![
-        single(1, WAN, "10.0.2.2"),
-        single(2, LAN, "10.0.1.7"),
-        group(10, &[(1, 1), (2, 1)]),
-    ];
-    m.resync(snap);
-    m.apply(Event::AddRoute(
-        via_object("203.0.113.0/24", 10),
-        RouteAdd::Alone,
-    ));
+    let mut m = mirror_with_group_route(single(2, LAN, "10.0.1.7"));
     let o = m.apply(Event::NewLink(without_carrier(WAN)));
     assert!(!o.resync, "{o:?}");
     assert!(o.settle_objects, "object 1 flushed with the carrier");
@@ -540,6 +529,24 @@ fn carrier_loss_alone_costs_no_dump_and_flushes_the_objects_through_the_link() {
     // Carrier back: nothing comes back by itself (FRR adds objects again).
     let o = m.apply(Event::NewLink(link(WAN, true)));
     assert!(!o.resync && !o.settle_objects, "{o:?}");
+}
+
+/// A mirror of the snapshot with object 1 (via 10.0.2.2 on WAN), object
+/// `second` (id 2), group 10 of both, and 203.0.113.0/24 through group 10.
+fn mirror_with_group_route(second: NexthopObject) -> Mirror {
+    let mut m = mirror();
+    let mut snap = snapshot();
+    snap.nexthops = vec![
+        single(1, WAN, "10.0.2.2"),
+        second,
+        group(10, &[(1, 1), (2, 1)]),
+    ];
+    m.resync(snap);
+    m.apply(Event::AddRoute(
+        via_object("203.0.113.0/24", 10),
+        RouteAdd::Alone,
+    ));
+    m
 }
 
 fn without_carrier(ifindex: u32) -> Link {
@@ -2160,18 +2167,7 @@ fn deleting_an_unused_object_costs_no_dump() {
 /// routes, with it.
 #[test]
 fn a_group_follows_its_members_deletion() {
-    let mut m = mirror();
-    let mut snap = snapshot();
-    snap.nexthops = vec![
-        single(1, WAN, "10.0.2.2"),
-        single(2, WAN, "10.0.2.3"),
-        group(10, &[(1, 1), (2, 1)]),
-    ];
-    m.resync(snap);
-    m.apply(Event::AddRoute(
-        via_object("203.0.113.0/24", 10),
-        RouteAdd::Alone,
-    ));
+    let mut m = mirror_with_group_route(single(2, WAN, "10.0.2.3"));
     let o = m.apply(Event::DelNexthop(1));
     let g = groups_put(&o.changes);
     assert_eq!(g.len(), 1);
