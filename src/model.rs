@@ -179,6 +179,10 @@ pub struct Link {
     /// The device's own ignore_routes_with_linkdown, IPv4 or IPv6, as the
     /// link message carries it (IPv4's "all" is not in it).
     pub ignores_linkdown: bool,
+    /// IFLA_CARRIER_DOWN_COUNT: how many times the carrier went (0 where
+    /// the kernel does not say). A carrier lost and back between two link
+    /// messages shows only here.
+    pub carrier_downs: u32,
     /// IFLA_INFO_KIND, e.g. "veth", "bridge".
     pub kind: Option<String>,
 }

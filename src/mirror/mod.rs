@@ -739,6 +739,16 @@ impl Mirror {
         if !new.admin_up {
             return;
         }
+        // A carrier lost that no message showed: back before linkwatch ran
+        // (it then found carrier, set the operstate up and changed
+        // nothing), or back between linkwatch's notifiers, which flushed
+        // and flagged as for a loss, and its message (linkwatch_do_dev:
+        // rfc2863_policy, then netdev_state_change). Only the count tells;
+        // in the second case the message also says not running, from the
+        // operstate set for the loss.
+        let seen = u32::from(old.carrier && !new.carrier);
+        let unseen = new.carrier_downs.wrapping_sub(old.carrier_downs) > seen;
+        o.resync |= unseen && !new.running;
         // IPv4 flags its next hops linkdown, and flushes the objects
         // through it, on `!(IFF_RUNNING | IFF_LOWER_UP)`; IPv6 flags them on
         // `!IFF_RUNNING` alone (addrconf_notify: !addrconf_link_ready, as

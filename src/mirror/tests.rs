@@ -61,6 +61,7 @@ pub(super) fn link(ifindex: u32, up: bool) -> Link {
         carrier: up,
         running: up,
         ignores_linkdown: false,
+        carrier_downs: 0,
         kind: Some("veth".into()),
     }
 }
@@ -529,6 +530,49 @@ fn carrier_loss_alone_costs_no_dump_and_flushes_the_objects_through_the_link() {
     // Carrier back: nothing comes back by itself (FRR adds objects again).
     let o = m.apply(Event::NewLink(link(WAN, true)));
     assert!(!o.resync && !o.settle_objects, "{o:?}");
+}
+
+/// Carrier lost and back between two link messages: both say carrier,
+/// only the count of losses moved. Back before linkwatch ran, the kernel
+/// changed nothing, and its message says running. Back between
+/// linkwatch's notifiers, which flushed the objects through the link
+/// (nexthop_flush_dev), and the message it then built: running is still
+/// off (the operstate set for the loss), and a dump is due.
+#[test]
+fn carrier_lost_and_back_unseen_asks_for_a_dump_if_the_kernel_acted() {
+    let mut m = mirror_with_group_route(single(2, LAN, "10.0.1.7"));
+    let before_linkwatch = Link {
+        carrier_downs: 1,
+        ..link(WAN, true)
+    };
+    let o = m.apply(Event::NewLink(before_linkwatch));
+    assert!(!o.resync && !o.settle_objects, "{o:?}");
+    let during_linkwatch = Link {
+        carrier_downs: 2,
+        running: false,
+        ..link(WAN, true)
+    };
+    assert!(m.apply(Event::NewLink(during_linkwatch.clone())).resync);
+    assert!(
+        !m.apply(Event::NewLink(during_linkwatch)).resync,
+        "same count"
+    );
+    // A loss the messages show accounts for one count; a second does not.
+    let lost = Link {
+        carrier_downs: 3,
+        ..without_carrier(WAN)
+    };
+    assert!(!m.apply(Event::NewLink(lost)).resync);
+    let back = Link {
+        carrier_downs: 3,
+        ..link(WAN, true)
+    };
+    assert!(!m.apply(Event::NewLink(back)).resync);
+    let twice = Link {
+        carrier_downs: 5,
+        ..without_carrier(WAN)
+    };
+    assert!(m.apply(Event::NewLink(twice)).resync);
 }
 
 /// A mirror of the snapshot with object 1 (via 10.0.2.2 on WAN), object

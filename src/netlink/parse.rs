@@ -348,6 +348,7 @@ pub fn link(msg: &LinkMessage) -> Option<model::Link> {
         carrier: h.flags.contains(LinkFlags::LowerUp),
         running: h.flags.contains(LinkFlags::Running),
         ignores_linkdown: false,
+        carrier_downs: 0,
         kind: None,
     };
     for a in &msg.attributes {
@@ -359,6 +360,7 @@ pub fn link(msg: &LinkMessage) -> Option<model::Link> {
                 l.mac = mac6(mac)
             }
             LinkAttribute::Mtu(m) => l.mtu = *m,
+            LinkAttribute::CarrierDownCount(n) => l.carrier_downs = *n,
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     if let LinkInfo::Kind(k) = i {
@@ -873,6 +875,7 @@ mod tests {
             LinkAttribute::IfName("veth0".into()),
             LinkAttribute::Address(vec![2, 0, 0, 0, 0, 1]),
             LinkAttribute::Mtu(1500),
+            LinkAttribute::CarrierDownCount(3),
             LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth)]),
         ]);
         m.header.flags = LinkFlags::Up | LinkFlags::LowerUp | LinkFlags::Running;
@@ -888,6 +891,7 @@ mod tests {
                 carrier: true,
                 running: true,
                 ignores_linkdown: false,
+                carrier_downs: 3,
                 kind: Some("veth".into()),
             }
         );

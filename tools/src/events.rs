@@ -151,6 +151,7 @@ fn host_state() -> KernelState {
         carrier: true,
         running: true,
         ignores_linkdown: false,
+        carrier_downs: 0,
         kind: Some("veth".into()),
     };
     let addr = |a: &str, len| Addr {
