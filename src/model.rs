@@ -84,6 +84,21 @@ impl Prefix {
         Family::of(&self.addr)
     }
 
+    /// Inside IPv6 multicast (ff00::/8) or link-local unicast (fe80::/10):
+    /// routes no lookup of the datapath's reaches, as it hands every packet
+    /// to or from them to the kernel first (`ipv6_special` in
+    /// src/bpf/parse.h), and a longest match for any other address cannot
+    /// end in them. Every IPv6 interface has such routes of its own
+    /// with keys it shares with the others (fe80::/64, ff00::/8, the
+    /// anycast fe80::/128), so their removal would say nothing exact.
+    pub fn is_link_scoped(&self) -> bool {
+        let IpAddr::V6(a) = self.addr else {
+            return false;
+        };
+        let top = a.segments()[0];
+        (self.len >= 8 && top >> 8 == 0xff) || (self.len >= 10 && top & 0xffc0 == 0xfe80)
+    }
+
     /// True when `other` lies inside this prefix (or equals it).
     pub fn contains(&self, other: &Prefix) -> bool {
         if self.family() != other.family() || other.len < self.len {
@@ -183,6 +198,10 @@ pub struct Link {
     /// the kernel does not say). A carrier lost and back between two link
     /// messages shows only here.
     pub carrier_downs: u32,
+    /// IFLA_OPERSTATE dormant (carrier, but waiting: 802.1X). Else a link
+    /// with carrier that is not running had its operstate set by
+    /// linkwatch for a carrier loss (or is in a self-test).
+    pub dormant: bool,
     /// IFLA_INFO_KIND, e.g. "veth", "bridge".
     pub kind: Option<String>,
 }

@@ -477,6 +477,27 @@ K_R2B=$(resyncs)
 check "n. carrier lost and back at once: no resync, sync --check in sync" \
     "full resyncs logged: $K_R2 -> $K_R2B ($(lab_accel_log | grep "full resync" | tail -n 1)); object 4242: $(ip -n "$NS_RTR" nexthop show id 4242 2>&1); $(head -n 4 <<<"$ck" | tr '\n' ' ')" \
     eval '[[ $K_R2B -eq $K_R2 && $(grep -c "^in sync" <<<"$ck") -eq 1 ]]'
+# The IPv6 routes every interface has (fe80::/64, ff00::/8, the anycast
+# fe80::/128) share keys with the other interfaces': removing one would
+# leave the mirror unsure what remains. No lookup reaches them, so they
+# are not mirrored, and their removal (on every link down, as here, or
+# delete) costs nothing.
+ip -n "$NS_RTR" -6 route del fe80::/64 dev r-extra
+sleep 0.5
+ck=$(lab_accel sync --check 2>&1)
+K_R2L=$(resyncs)
+check "n. a link's fe80::/64 removed: no resync, sync --check in sync" \
+    "full resyncs logged: $K_R2B -> $K_R2L; $(head -n 4 <<<"$ck" | tr '\n' ' ')" \
+    eval '[[ $K_R2L -eq $K_R2B && $(grep -c "^in sync" <<<"$ck") -eq 1 ]]'
+# Set down: the kernel flushes its IPv4 routes silently, a resync, only
+# one.
+ip -n "$NS_RTR" link set r-extra down
+sleep 1
+ck=$(lab_accel sync --check 2>&1)
+K_R2C=$(resyncs)
+check "n. a link set down: one resync, sync --check in sync" \
+    "full resyncs logged: $K_R2L -> $K_R2C; $(head -n 4 <<<"$ck" | tr '\n' ' ')" \
+    eval '[[ $K_R2C -eq $((K_R2L + 1)) && $(grep -c "^in sync" <<<"$ck") -eq 1 ]]'
 ip -n "$NS_RTR" link del r-extra
 # ignore_routes_with_linkdown makes the kernel pass over a route whose
 # only next hop has no carrier, and report that next hop dead: then a

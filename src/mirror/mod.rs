@@ -739,16 +739,23 @@ impl Mirror {
         if !new.admin_up {
             return;
         }
-        // A carrier lost that no message showed: back before linkwatch ran
-        // (it then found carrier, set the operstate up and changed
-        // nothing), or back between linkwatch's notifiers, which flushed
-        // and flagged as for a loss, and its message (linkwatch_do_dev:
-        // rfc2863_policy, then netdev_state_change). Only the count tells;
-        // in the second case the message also says not running, from the
-        // operstate set for the loss.
-        let seen = u32::from(old.carrier && !new.carrier);
-        let unseen = new.carrier_downs.wrapping_sub(old.carrier_downs) > seen;
-        o.resync |= unseen && !new.running;
+        // Linkwatch acts on a carrier change in one run (linkwatch_do_dev):
+        // it sets the operstate (rfc2863_policy: down without carrier),
+        // runs the notifiers (which flush and flag as for a loss when the
+        // device is neither running nor has carrier), then builds the
+        // message. Carrier back in between: the message says carrier, and
+        // not running (the operstate set for the loss). A link the mirror
+        // took for running (whatever its carrier) now so, and not dormant
+        // (a state that needs carrier): linkwatch acted on a loss the
+        // mirror did not act on. A loss no message showed (the count moved
+        // by more), with a link not running now: the same, or a loss and
+        // return before linkwatch ran (then the message says running, and
+        // the kernel changed nothing).
+        let seen = i32::from(old.carrier && !new.carrier);
+        // Negative for an older message replayed onto a newer dump.
+        let unseen = new.carrier_downs.wrapping_sub(old.carrier_downs) as i32 > seen;
+        let acted = old.running && new.carrier && !new.running && !new.dormant;
+        o.resync |= acted || unseen && !new.running;
         // IPv4 flags its next hops linkdown, and flushes the objects
         // through it, on `!(IFF_RUNNING | IFF_LOWER_UP)`; IPv6 flags them on
         // `!IFF_RUNNING` alone (addrconf_notify: !addrconf_link_ready, as

@@ -10,7 +10,7 @@ use netlink_packet_route::{
     address::{AddressAttribute, AddressMessage},
     link::{
         AfSpecInet, AfSpecInet6, AfSpecUnspec, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType,
-        LinkMessage,
+        LinkMessage, State,
     },
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage},
     route::{
@@ -86,13 +86,25 @@ fn has_encap(attrs: &[RouteAttribute]) -> bool {
         .any(|a| matches!(a, RouteAttribute::Encap(_) | RouteAttribute::EncapType(_)))
 }
 
-/// RTM_NEWROUTE / RTM_DELROUTE -> [`model::Route`].
+/// RTM_NEWROUTE / RTM_DELROUTE -> [`model::Route`], for the mirror: `None`
+/// also for the routes it does not mirror (see [`mirrored`]).
 pub fn route(msg: &RouteMessage) -> Option<model::Route> {
+    route_any(msg).filter(mirrored)
+}
+
+/// [`route`] whatever its prefix: the kernel's answer to `accel lookup`.
+pub fn route_any(msg: &RouteMessage) -> Option<model::Route> {
     let mut f = RouteFields::new(&msg.header)?;
     for a in &msg.attributes {
         f.take(a);
     }
     f.finish(&msg.header)
+}
+
+/// Not IPv6 link-local or multicast ([`Prefix::is_link_scoped`]): no
+/// lookup of the datapath's ever reaches those.
+fn mirrored(r: &model::Route) -> bool {
+    !r.key.prefix.is_link_scoped()
 }
 
 /// Route attribute types (`enum rtattr_type_t`, include/uapi/linux/
@@ -143,7 +155,7 @@ pub fn route_payload(payload: &[u8]) -> Option<model::Route> {
             Err(_) => return None,
         }
     }
-    f.finish(&h)
+    f.finish(&h).filter(mirrored)
 }
 
 /// The attributes of a route message that the mirror uses, gathered one
@@ -349,6 +361,7 @@ pub fn link(msg: &LinkMessage) -> Option<model::Link> {
         running: h.flags.contains(LinkFlags::Running),
         ignores_linkdown: false,
         carrier_downs: 0,
+        dormant: false,
         kind: None,
     };
     for a in &msg.attributes {
@@ -361,6 +374,7 @@ pub fn link(msg: &LinkMessage) -> Option<model::Link> {
             }
             LinkAttribute::Mtu(m) => l.mtu = *m,
             LinkAttribute::CarrierDownCount(n) => l.carrier_downs = *n,
+            LinkAttribute::OperState(st) => l.dormant = *st == State::Dormant,
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     if let LinkInfo::Kind(k) = i {
@@ -589,6 +603,38 @@ mod tests {
         assert_eq!((r.key.table, r.key.metric, r.nhid), (1000, 20, Some(9)));
         assert_eq!(r.nexthops[0].ifindex, 7);
         assert_eq!(r.nexthops[0].gateway, Some(IpAddr::V4(v4("192.0.2.1"))));
+    }
+
+    /// Every IPv6 interface's own fe80::/64, its anycast fe80::/128 and
+    /// ff00::/8 (local table) are not mirrored; fe80::/9 covers more than
+    /// link-local addresses and is.
+    #[test]
+    fn ipv6_link_local_and_multicast_prefixes_are_not_taken() {
+        let dev = |dst: &str, len: u8, table: u8| {
+            let mut m = route_msg(
+                AddressFamily::Inet6,
+                len,
+                vec![
+                    RouteAttribute::Destination(RouteAddress::Inet6(v6(dst))),
+                    RouteAttribute::Oif(3),
+                ],
+            );
+            m.header.table = table;
+            m
+        };
+        for (dst, len, table) in [
+            ("fe80::", 64, 254),
+            ("fe80::", 128, 255),
+            ("fe80::1", 128, 255),
+            ("febf::", 16, 254),
+            ("ff00::", 8, 255),
+            ("ff02::1", 128, 254),
+        ] {
+            assert_eq!(both(&dev(dst, len, table)), None, "{dst}/{len}");
+        }
+        for (dst, len) in [("fe80::", 9), ("fe00::", 7), ("fec0::", 10), ("::", 0)] {
+            assert!(both(&dev(dst, len, 254)).is_some(), "{dst}/{len}");
+        }
     }
 
     #[test]
@@ -876,6 +922,7 @@ mod tests {
             LinkAttribute::Address(vec![2, 0, 0, 0, 0, 1]),
             LinkAttribute::Mtu(1500),
             LinkAttribute::CarrierDownCount(3),
+            LinkAttribute::OperState(State::Up),
             LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth)]),
         ]);
         m.header.flags = LinkFlags::Up | LinkFlags::LowerUp | LinkFlags::Running;
@@ -892,6 +939,7 @@ mod tests {
                 running: true,
                 ignores_linkdown: false,
                 carrier_downs: 3,
+                dormant: false,
                 kind: Some("veth".into()),
             }
         );

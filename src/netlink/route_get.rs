@@ -33,7 +33,7 @@ pub async fn fib_match(addr: IpAddr) -> Result<Option<Route>, NetlinkError> {
     m.attributes.push(RouteAttribute::Destination(dst));
     let mut replies = handle.route().get(m).execute();
     match replies.try_next().await {
-        Ok(reply) => Ok(reply.as_ref().and_then(parse::route)),
+        Ok(reply) => Ok(reply.as_ref().and_then(parse::route_any)),
         Err(rtnetlink::Error::NetlinkError(e))
             if e.raw_code() == -libc::ENETUNREACH || e.raw_code() == -libc::ESRCH =>
         {

@@ -152,6 +152,7 @@ fn host_state() -> KernelState {
         running: true,
         ignores_linkdown: false,
         carrier_downs: 0,
+        dormant: false,
         kind: Some("veth".into()),
     };
     let addr = |a: &str, len| Addr {
