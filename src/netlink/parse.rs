@@ -944,6 +944,12 @@ mod tests {
             }
         );
 
+        // Waiting for 802.1X: carrier, not running, operstate dormant.
+        let mut m = link_msg(vec![LinkAttribute::OperState(State::Dormant)]);
+        m.header.flags = LinkFlags::Up | LinkFlags::LowerUp;
+        let l = link(&m).unwrap();
+        assert!(l.carrier && !l.running && l.dormant);
+
         // Down, no carrier, non-Ethernet address, no kind (e.g. lo / tun).
         let m = link_msg(vec![
             LinkAttribute::IfName("gre0".into()),
