@@ -3,7 +3,7 @@
 # "Link flaps at full table"): the full table through r0, a second link r1
 # (10.8.0.1/24, a static route through it) whose peer goes down and up
 # FLAPS times, so r1 loses and regains carrier, then a link created and
-# brought up, then r1 itself set down and up. Per change: accel's CPU (all threads) over the 3 s after it,
+# brought up, then r1 itself set down and up, then r2 deleted. Per change: accel's CPU (all threads) over the 3 s after it,
 # how many of the lease samples (every 250 ms) found it live, and the full
 # resyncs accel logged. About two minutes.
 #
@@ -81,6 +81,7 @@ change "r2 created and up" sh -c "ip netns exec $NS ip link add r2 type veth pee
     ip netns exec $NS ip link set p2 up && ip netns exec $NS ip link set r2 up"
 change "r1 down (admin)" nsx ip link set r1 down
 change "r1 up (admin)" nsx ip link set r1 up
+change "r2 deleted" nsx ip link del r2
 sleep 1
 if nsenter -t "$PID" -m -n "$ACCEL" sync --check >"$TMP/check" 2>&1; then
     echo "sync --check: $(head -n 1 "$TMP/check")"

@@ -215,15 +215,24 @@ impl Running {
         if let Some(cause) = stale {
             // Known stale: the datapath stops using the mirror now, not
             // when the resync starts.
-            if t.resync_at.is_none() {
+            if t.resync_at.is_none() && !self.d.jobs.resync_queued() {
                 warn!(
                     "{}: full resync; bpf_fib_lookup decides meanwhile",
                     cause.describe()
                 );
                 self.d.revoke_lease()?;
             }
-            t.resync_at
-                .get_or_insert((tokio::time::Instant::now() + RESYNC_DELAY, cause));
+            if self.d.jobs.busy() {
+                // It waits for the running job anyway: queued now, it
+                // starts when that job ends. The timer would fire only
+                // after the job's steps, which this loop takes first, and
+                // queue a resync more behind the one already following.
+                self.d
+                    .start_job(Purpose::Resync { cause, stale: true }, None)?;
+            } else {
+                t.resync_at
+                    .get_or_insert((tokio::time::Instant::now() + RESYNC_DELAY, cause));
+            }
         }
         if t.resync_at.is_none() && self.d.lease.due(Instant::now()) {
             self.d.renew_lease()?;

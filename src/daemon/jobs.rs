@@ -127,6 +127,13 @@ impl Jobs {
         self.running.is_some()
     }
 
+    /// Whether a resync waits for the running job.
+    pub fn resync_queued(&self) -> bool {
+        self.queued
+            .iter()
+            .any(|(p, _)| matches!(p, Purpose::Resync { .. }))
+    }
+
     /// Waits for the running dump's next progress (forever when none
     /// runs). Cancel-safe: the loop selects it beside everything else.
     pub async fn progress(&mut self) -> Progress {
