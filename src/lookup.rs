@@ -75,6 +75,19 @@ pub fn explain(maps: &Maps, addr: IpAddr) -> Vec<String> {
         );
         return out;
     }
+    let mut filtered: Vec<String> = maps
+        .ifaces()
+        .into_iter()
+        .filter(|(_, i)| i.flags & If::ACCEL_IF_INGRESS_TC.0 != 0)
+        .map(|(ifindex, _)| name(ifindex))
+        .collect();
+    if !filtered.is_empty() {
+        filtered.sort();
+        out.push(format!(
+            "arriving on {}: passed to the kernel, whose tc ingress filters there come first",
+            filtered.join(", ")
+        ));
+    }
     let policy = match addr {
         IpAddr::V4(_) => Cfg::ACCEL_CFG_POLICY4.0,
         IpAddr::V6(_) => Cfg::ACCEL_CFG_POLICY6.0,
@@ -213,13 +226,21 @@ fn unicast(maps: &Maps, addr: IpAddr, nh_id: u32, out: &mut Vec<String>) {
             out.push(format!("egress {dev} is down: passed to the kernel"));
             return;
         }
-        Some(i) => out.push(format!(
-            "egress {dev} ({}): MAC {}, MTU {}",
-            crate::datapath::attach::current_hook(nh.ifindex)
-                .map_or_else(|| "not attached".to_string(), |h| h.to_string()),
-            mac(i.mac),
-            i.mtu
-        )),
+        Some(i) => {
+            out.push(format!(
+                "egress {dev} ({}): MAC {}, MTU {}",
+                crate::datapath::attach::current_hook(nh.ifindex)
+                    .map_or_else(|| "not attached".to_string(), |h| h.to_string()),
+                mac(i.mac),
+                i.mtu
+            ));
+            if i.flags & If::ACCEL_IF_EGRESS_TC.0 != 0 {
+                out.push(format!(
+                    "a qdisc or tc egress filters configured on {dev}: forwarded through \
+                     them by the TC program (from XDP: handed to it, or to the kernel)"
+                ));
+            }
+        }
     }
     let target = gw.unwrap_or(addr);
     match maps.neighbour(nh.ifindex, target) {

@@ -35,6 +35,7 @@ pub const COUNTERS: [(S, &str); S::ACCEL_STAT_MAX.0 as usize] = [
     (S::ACCEL_STAT_HANDOFF_TC, "handoff_tc"),
     (S::ACCEL_STAT_PASS_NDISC, "pass_ndisc"),
     (S::ACCEL_STAT_PASS_XFRM, "pass_xfrm"),
+    (S::ACCEL_STAT_PASS_TC_FILTERS, "pass_tc_filters"),
 ];
 
 #[derive(Debug, Clone, serde::Serialize)]

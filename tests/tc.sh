@@ -180,6 +180,54 @@ check "a neighbour to resolve: no datagram lost, the first ones through bpf_redi
     "hb got $GOT/20, fwd_neigh +$((n1 - n0)), kernel forwarded $KFWD" \
     eval '[[ $GOT -eq 20 && $((n1 - n0)) -ge 1 && $KFWD -eq 0 ]]'
 
+# ------------------------------------------------- the operator's tc
+# A qdisc someone configured on an egress, and tc ingress filters, act on
+# what the kernel forwards: XDP must not pass them by. accel follows tc's
+# notifications.
+tbf_sent() {
+    tc -s -n "$NS_RTR" qdisc show dev r-dst1 | awk '/^qdisc tbf/ { getline; print $4; exit }'
+}
+tc -n "$NS_RTR" qdisc add dev r-dst1 root handle 1: tbf rate 1gbit burst 256k latency 100ms
+sleep 0.5
+q0=$(tbf_sent) h0=$(lab_accel_stat --iface r-src handoff_tc)
+flow "shaped" "$NS_SRC" "$LAB_SVC4" dst1
+q1=$(tbf_sent) h1=$(lab_accel_stat --iface r-src handoff_tc)
+check "a tbf qdisc on r-dst1: all delivered through it, handed to the TC program beside r-src, the kernel forwarded none" \
+    "dst1 got $GOT/$N, tbf sent +$((q1 - q0)), handoff_tc +$((h1 - h0)), kernel forwarded $KFWD" \
+    eval '[[ $GOT -eq $N && $((q1 - q0)) -ge $N && $((h1 - h0)) -ge $N && $KFWD -eq 0 ]]'
+check "accel lookup says the TC program forwards through r-dst1's qdisc" \
+    "$(lab_accel lookup "$LAB_SVC4" 2>&1 | grep -m1 'tc egress')" \
+    eval 'lab_accel lookup "$LAB_SVC4" 2>&1 | grep -q "a qdisc or tc egress filters configured on r-dst1"'
+tc -n "$NS_RTR" qdisc del dev r-dst1 root
+sleep 0.5
+h0=$(lab_accel_stat --iface r-src handoff_tc) m0=$(lab_accel_stat --iface r-src fwd_mirror)
+flow "unshaped" "$NS_SRC" "$LAB_SVC4" dst1
+h1=$(lab_accel_stat --iface r-src handoff_tc) m1=$(lab_accel_stat --iface r-src fwd_mirror)
+check "the qdisc deleted: XDP redirects to r-dst1 again" \
+    "dst1 got $GOT/$N, fwd_mirror +$((m1 - m0)), handoff_tc +$((h1 - h0)), kernel forwarded $KFWD" \
+    eval '[[ $GOT -eq $N && $((m1 - m0)) -ge $N && $((h1 - h0)) -eq 0 && $KFWD -eq 0 ]]'
+tc -n "$NS_RTR" qdisc add dev r-src clsact
+tc -n "$NS_RTR" filter add dev r-src ingress pref 9 protocol ip u32 match u32 0 0 flowid 1:1
+sleep 0.5
+p0=$(lab_accel_stat --iface r-src pass_tc_filters)
+flow "filtered" "$NS_SRC" "$LAB_SVC4" dst1
+p1=$(lab_accel_stat --iface r-src pass_tc_filters)
+check "a tc ingress filter on r-src (u32, protocol ip): all delivered by the kernel, after the filter" \
+    "dst1 got $GOT/$N, pass_tc_filters +$((p1 - p0)), kernel forwarded $KFWD" \
+    eval '[[ $GOT -eq $N && $((p1 - p0)) -ge $N && $KFWD -ge $N ]]'
+check "the log says why r-src's traffic goes to the kernel" \
+    "$(lab_accel_log | grep -m1 'r-src: tc ingress filter' | sed 's/.*WARN *//')" \
+    eval 'lab_accel_log | grep -q "r-src: tc ingress filter u32 pref 9 act on what arrives there"'
+check "accel lookup says what arrives on r-src goes to the kernel" \
+    "$(lab_accel lookup "$LAB_SVC4" 2>&1 | grep -m1 'arriving on')" \
+    eval 'lab_accel lookup "$LAB_SVC4" 2>&1 | grep -q "arriving on r-src: passed to the kernel"'
+tc -n "$NS_RTR" filter del dev r-src ingress pref 9
+sleep 0.5
+flow "unfiltered" "$NS_SRC" "$LAB_SVC4" dst1
+check "the filter deleted: accel forwards what arrives on r-src again" \
+    "dst1 got $GOT/$N, kernel forwarded $KFWD" eval '[[ $GOT -eq $N && $KFWD -eq 0 ]]'
+tc -n "$NS_RTR" qdisc del dev r-src clsact
+
 # ------------------------------------------------- stop
 lab_accel_stop
 check "after SIGTERM: no TC program and no XDP program left" "TC programs $(tcx_links)" \

@@ -1048,6 +1048,10 @@ static __always_inline int accel_run(struct pkt *k, void *data)
 	if (!k->st || !k->fwd_st)
 		return XDP_PASS;
 	k->st->frame_len = k->len;
+	/* The operator's tc ingress filters run after XDP and before the IP
+	 * layer (__netif_receive_skb_core()): the kernel runs them first. */
+	if (k->in->flags & ACCEL_IF_INGRESS_TC)
+		return count(k->st, ACCEL_STAT_PASS_TC_FILTERS, XDP_PASS);
 	now = bpf_ktime_get_coarse_ns();
 	if (now >= alive_until)
 		return count(k->st, ACCEL_STAT_PASS_INACTIVE, XDP_PASS);

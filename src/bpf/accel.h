@@ -238,6 +238,17 @@ enum accel_if_flags {
 	 * metadata, TC decides again every frame XDP passed (handoff_meta,
 	 * forward.h). */
 	ACCEL_IF_TC_BESIDE = 1 << 9,
+	/* A qdisc someone configured (any but the kernel's default, whose
+	 * handle is 0:), or tc egress filters (clsact, tcx), act on what
+	 * leaves it: an XDP redirect would pass them by (it goes to the
+	 * driver, not through dev_queue_xmit()), so XDP does not send to it.
+	 * The TC program's redirect does go through them. */
+	ACCEL_IF_EGRESS_TC = 1 << 10,
+	/* tc ingress filters other than accel's (clsact, ingress qdisc, tcx)
+	 * act on what arrives here: they run after XDP and before the IP
+	 * layer, so accel forwards nothing that arrives here and the kernel
+	 * runs them first. */
+	ACCEL_IF_INGRESS_TC = 1 << 11,
 };
 
 /* The XDP metadata that hands a frame to the TC program beside it. */
@@ -421,6 +432,10 @@ enum accel_stat {
 	/* Would have been forwarded, but IPsec policies are in force
 	 * (ACCEL_CFG_XFRM): the kernel checks and transforms it. */
 	ACCEL_STAT_PASS_XFRM,
+	/* Arrived on an interface with tc ingress filters other than accel's
+	 * (ACCEL_IF_INGRESS_TC): they act on it before the kernel's IP layer
+	 * does. */
+	ACCEL_STAT_PASS_TC_FILTERS,
 	ACCEL_STAT_MAX,
 };
 

@@ -183,10 +183,12 @@ static __always_inline void count_as_handed(struct pkt *k)
 }
 
 /* Whether this program can send a frame out through `out`: an XDP
- * redirect cannot reach an interface accel serves through TC. */
+ * redirect cannot reach an interface accel serves through TC, and would
+ * pass by the qdisc and tc egress filters configured on one
+ * (ACCEL_IF_EGRESS_TC), which the TC program's redirect goes through. */
 static __always_inline int reaches(struct pkt *k, struct accel_iface *out)
 {
-	if (!(out->flags & ACCEL_IF_TC))
+	if (!(out->flags & (ACCEL_IF_TC | ACCEL_IF_EGRESS_TC)))
 		return 1;
 	if (k->tc)
 		count_as_handed(k);

@@ -27,6 +27,7 @@ enum Wake {
     NexthopEvents(std::io::Result<Received>),
     Rules(super::rule_reader::Read),
     Xfrm(super::xfrm_watch::Read),
+    Tc(super::tc_watch::Read),
     ResyncDue,
     Dump(Progress),
     JobStep,
@@ -45,6 +46,7 @@ impl Wake {
             Wake::NexthopEvents(_) => "nexthop object events",
             Wake::Rules(_) => "ip rules read",
             Wake::Xfrm(_) => "IPsec (XFRM) policies read",
+            Wake::Tc(_) => "tc configuration read",
             Wake::ResyncDue => "starting a resync",
             Wake::Dump(_) => "a job's dump",
             Wake::JobStep => "a step of a resync or check",
@@ -132,6 +134,7 @@ impl Running {
             r = d.nh_events.next() => Wake::NexthopEvents(r),
             read = d.rules.next() => Wake::Rules(read),
             read = d.xfrm.next() => Wake::Xfrm(read),
+            read = d.tc.next() => Wake::Tc(read),
             _ = resync_sleep => Wake::ResyncDue,
             p = d.jobs.progress() => Wake::Dump(p),
             _ = std::future::ready(()), if d.jobs.stepping() => Wake::JobStep,
@@ -170,6 +173,10 @@ impl Running {
             }
             Wake::Xfrm(read) => {
                 d.xfrm_read(read)?;
+                None
+            }
+            Wake::Tc(read) => {
+                d.tc_read(read)?;
                 None
             }
             Wake::ResyncDue => {

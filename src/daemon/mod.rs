@@ -41,6 +41,8 @@ mod event_loop;
 mod jobs;
 mod report;
 mod rule_reader;
+mod tc_watch;
+mod watch;
 mod xfrm_watch;
 use attach_probe::AttachProbe;
 use jobs::Purpose;
@@ -95,6 +97,8 @@ pub enum DaemonError {
     Metrics(#[from] crate::metrics_server::MetricsError),
     #[error("IPsec (XFRM) policies cannot be watched")]
     Xfrm(#[from] crate::netlink::xfrm::XfrmError),
+    #[error("tc configuration")]
+    Tc(#[from] crate::netlink::tc::TcError),
 }
 
 pub struct RunOptions {
@@ -138,6 +142,9 @@ struct Daemon {
     /// Whether IPsec policies apply to forwarded packets, read beside the
     /// loop.
     xfrm: xfrm_watch::XfrmWatch,
+    /// The qdiscs and tc filters on accel's interfaces, read beside the
+    /// loop.
+    tc: tc_watch::TcWatch,
     lease: Lease,
     /// Resyncs and checks beside the event loop.
     jobs: jobs::Jobs,
@@ -618,6 +625,7 @@ fn check_options(opts: &RunOptions) -> Result<(IfaceNames, HashMap<u32, IfaceCon
                 sysctl_flags: sysctl::iface_flags(name),
                 mtu6: sysctl::ipv6_mtu(name),
                 hook_flags: 0,
+                tc_flags: 0,
             },
         );
     }
@@ -845,6 +853,8 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     // IPsec policies are read before anything is attached: the datapath
     // must not forward what the kernel would encrypt or drop.
     let (xfrm, xfrm_first) = xfrm_watch::XfrmWatch::start()?;
+    // So is the tc configuration that acts on their traffic.
+    let (tc, tc_first) = tc_watch::TcWatch::start(ifaces.keys().copied().collect())?;
     let mut d = Daemon {
         maps,
         mirror: Mirror::new(conf, opts.fib_only, &limits),
@@ -857,6 +867,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         nudging: None,
         rules: rule_reader::RuleReader::default(),
         xfrm,
+        tc,
         lease: Lease::new(),
         jobs: jobs::Jobs::default(),
         trace: open_trace()?,
@@ -870,6 +881,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     };
     d.poll_multipath()?;
     d.xfrm_read(xfrm_first)?;
+    d.tc_read(tc_first)?;
     // A successor swaps its program into links that forward from its
     // predecessor's complete mirror: its own must be complete first. A
     // fresh start attaches at once, with everything but the routes in

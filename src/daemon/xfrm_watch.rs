@@ -2,26 +2,17 @@
 //! thread beside the event loop (see [`crate::netlink::xfrm`]).
 //!
 //! The kernel is asked at start, before anything is attached, and again
-//! after every notification on XFRMNLGRP_POLICY and every [`POLL`] (a
-//! safety net: kernels before 5.16 do not announce a new default policy).
-//! Asking takes the kernel's per-namespace XFRM config mutex, which an IKE
-//! daemon installing SAs holds: the thread waits for it, not the loop.
-//! What was read goes to the loop only when it differs from the last.
-
-use std::time::Duration;
+//! after every notification on XFRMNLGRP_POLICY and every
+//! [`super::watch::POLL`] (a safety net: kernels before 5.16 do not
+//! announce a new default policy). Asking takes the kernel's per-namespace
+//! XFRM config mutex, which an IKE daemon installing SAs holds (see
+//! [`super::watch`]).
 
 use log::{info, warn};
-use rustix::event::{PollFd, PollFlags, Timespec};
-use tokio::sync::mpsc;
 
+use super::watch::{Notifications, Watch};
 use crate::error_chain;
 use crate::netlink::xfrm::{XfrmError, XfrmSocket, XfrmState};
-
-/// How often the kernel is asked without a notification.
-const POLL: Timespec = Timespec {
-    tv_sec: 5,
-    tv_nsec: 0,
-};
 
 /// One reading of the kernel's state.
 pub type Read = Result<XfrmState, XfrmError>;
@@ -32,20 +23,27 @@ pub fn hands_over(read: &Read) -> bool {
     read.as_ref().map_or(true, XfrmState::applies_to_forwarding)
 }
 
-/// The event loop's end: the readings that differ from the last.
-pub struct XfrmWatch {
-    rx: Option<mpsc::UnboundedReceiver<Read>>,
+impl Notifications for XfrmSocket {
+    const WHAT: &'static str = "IPsec (XFRM) policy";
+
+    fn drain_all(&self) -> std::io::Result<()> {
+        self.drain()
+            .map(|_| ())
+            .map_err(|e| std::io::Error::other(error_chain(&e)))
+    }
 }
+
+/// The event loop's end: the readings that differ from the last.
+pub struct XfrmWatch(Watch<XfrmState, XfrmError>);
 
 impl XfrmWatch {
     /// Subscribes, reads the state once (here, before anything forwards)
     /// and starts the thread. A kernel without XFRM has no policies and
     /// nothing to watch. Err only when the socket cannot be opened.
     pub fn start() -> Result<(XfrmWatch, Read), XfrmError> {
-        let none = XfrmWatch { rx: None };
         let Some(events) = XfrmSocket::open()? else {
             info!("this kernel has no IPsec (XFRM): nothing to watch");
-            return Ok((none, Ok(XfrmState::NONE)));
+            return Ok((XfrmWatch(Watch::none()), Ok(XfrmState::NONE)));
         };
         // Subscribed before the first reading: no change falls between.
         events.subscribe()?;
@@ -54,100 +52,18 @@ impl XfrmWatch {
             source: std::io::Error::from_raw_os_error(libc::EPROTONOSUPPORT),
         })?;
         let first = asker.state();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let last = Seen::of(&first);
-        std::thread::Builder::new()
-            .name("accel-xfrm".into())
-            .spawn(move || watch(asker, &events, last, &tx))
-            .map_err(|source| XfrmError::Socket {
+        let watch = Watch::spawn("accel-xfrm", events, move || asker.state(), &first).map_err(
+            |source| XfrmError::Socket {
                 context: "starting the thread that watches it",
                 source,
-            })?;
-        Ok((XfrmWatch { rx: Some(rx) }, first))
-    }
-
-    /// The next reading that differs from the last; pending forever
-    /// without XFRM. Should the thread end (it ends only with the loop,
-    /// or by a panic), a failed reading, once: the datapath cannot be
-    /// sure any more.
-    pub async fn next(&mut self) -> Read {
-        match self.rx.as_mut() {
-            Some(rx) => match rx.recv().await {
-                Some(read) => read,
-                None => {
-                    self.rx = None;
-                    Err(XfrmError::WatchEnded)
-                }
             },
-            None => std::future::pending().await,
-        }
+        )?;
+        Ok((XfrmWatch(watch), first))
     }
-}
 
-/// A reading as compared with the last: failures in a row are one.
-#[derive(PartialEq, Eq)]
-enum Seen {
-    State(XfrmState),
-    Failed,
-}
-
-impl Seen {
-    fn of(read: &Read) -> Seen {
-        match read {
-            Ok(s) => Seen::State(*s),
-            Err(_) => Seen::Failed,
-        }
-    }
-}
-
-/// The thread: waits for a notification or POLL, asks, hands what
-/// differs to the loop; ends when the loop is gone.
-fn watch(
-    mut asker: XfrmSocket,
-    events: &XfrmSocket,
-    mut last: Seen,
-    tx: &mpsc::UnboundedSender<Read>,
-) {
-    // The socket still tells of changes; if it fails, POLL alone.
-    let mut notified = true;
-    while !tx.is_closed() {
-        if notified {
-            notified = wait(events);
-        } else {
-            std::thread::sleep(Duration::from_secs(POLL.tv_sec as u64));
-        }
-        let read = asker.state();
-        let seen = Seen::of(&read);
-        if seen != last {
-            last = seen;
-            if tx.send(read).is_err() {
-                return;
-            }
-        }
-    }
-}
-
-/// Waits for notifications (and reads them) or POLL; false, said once,
-/// when the socket fails.
-fn wait(events: &XfrmSocket) -> bool {
-    let mut fds = [PollFd::new(events, PollFlags::IN)];
-    let waited = match rustix::event::poll(&mut fds, Some(&POLL)) {
-        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
-        Err(e) => Err(XfrmError::Socket {
-            context: "waiting for policy notifications",
-            source: e.into(),
-        }),
-    };
-    match waited.and_then(|()| events.drain()) {
-        Ok(_) => true,
-        Err(e) => {
-            warn!(
-                "IPsec (XFRM) policy notifications: {}; asking the kernel every {} s instead",
-                error_chain(&e),
-                POLL.tv_sec
-            );
-            false
-        }
+    /// The next reading that differs from the last (see [`Watch::next`]).
+    pub async fn next(&mut self) -> Read {
+        self.0.next(|| XfrmError::WatchEnded).await
     }
 }
 

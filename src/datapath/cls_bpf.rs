@@ -20,6 +20,13 @@ use libbpf_rs::{TcHook, TC_INGRESS};
 const HANDLE: u32 = 0xacce1;
 const PRIORITY: u32 = 0xacce;
 
+/// Whether a filter a dump lists is accel's (of any instance): its
+/// container (handle 0) or the filter at accel's handle, at accel's
+/// priority.
+pub fn is_accels(f: &crate::netlink::tc::TcObject) -> bool {
+    f.kind == "bpf" && f.priority() == PRIORITY && (f.handle == 0 || f.handle == HANDLE)
+}
+
 /// accel's filter on one interface; dropping it removes the filter if it
 /// still runs the program it was added with.
 #[derive(Debug)]

@@ -82,6 +82,26 @@ fn attach_filter(
 /// Ids of the programs on `ifindex`'s TC ingress (tcx), in order; empty
 /// when none (or the interface is gone).
 pub fn programs(ifindex: u32) -> Vec<u32> {
+    programs_at(ifindex, libbpf_sys::BPF_TCX_INGRESS)
+}
+
+/// The programs on `ifindex`'s tcx ingress (or egress) other than accel's,
+/// in words (see [`crate::netlink::tc`]).
+pub fn foreign(ifindex: u32, egress: bool) -> Vec<String> {
+    let at = if egress {
+        libbpf_sys::BPF_TCX_EGRESS
+    } else {
+        libbpf_sys::BPF_TCX_INGRESS
+    };
+    let hook = if egress { "egress" } else { "ingress" };
+    programs_at(ifindex, at)
+        .into_iter()
+        .filter(|id| !is_accels(*id))
+        .map(|id| format!("tcx {hook} program {id}"))
+        .collect()
+}
+
+fn programs_at(ifindex: u32, at: libbpf_sys::bpf_attach_type) -> Vec<u32> {
     let mut ids = [0u32; MAX_LISTED];
     let mut opts = libbpf_sys::bpf_prog_query_opts {
         sz: std::mem::size_of::<libbpf_sys::bpf_prog_query_opts>() as _,
@@ -91,9 +111,7 @@ pub fn programs(ifindex: u32) -> Vec<u32> {
     opts.__bindgen_anon_1.count = MAX_LISTED as u32;
     // SAFETY: prog_ids points at MAX_LISTED writable u32s, as count says;
     // the options struct is fully initialised.
-    let rc = unsafe {
-        libbpf_sys::bpf_prog_query_opts(ifindex as i32, libbpf_sys::BPF_TCX_INGRESS, &mut opts)
-    };
+    let rc = unsafe { libbpf_sys::bpf_prog_query_opts(ifindex as i32, at, &mut opts) };
     if rc != 0 {
         return Vec::new();
     }

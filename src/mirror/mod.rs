@@ -192,6 +192,9 @@ pub struct IfaceConf {
     pub mtu6: u32,
     /// ACCEL_IF_TC / ACCEL_IF_TC_BESIDE: how accel's programs run on it.
     pub hook_flags: u32,
+    /// ACCEL_IF_INGRESS_TC / ACCEL_IF_EGRESS_TC: tc configuration that acts
+    /// on its traffic (see [`crate::netlink::tc`]).
+    pub tc_flags: u32,
 }
 
 /// Namespace-wide sysctls of the kernel's forwarding path: its multipath
@@ -912,6 +915,23 @@ impl Mirror {
         out
     }
 
+    /// The tc configuration that acts on an interface's traffic
+    /// (ACCEL_IF_INGRESS_TC, ACCEL_IF_EGRESS_TC).
+    pub fn set_tc_flags(&mut self, ifindex: u32, flags: u32) -> Vec<Change> {
+        let mut out = Vec::new();
+        if let Some(c) = self.ifaces.get_mut(&ifindex) {
+            c.tc_flags = flags;
+            self.sync_ifaces(&mut out);
+        }
+        out
+    }
+
+    /// An interface's flags from [`Mirror::set_tc_flags`] (0 if not
+    /// accel's).
+    pub fn tc_flags(&self, ifindex: u32) -> u32 {
+        self.ifaces.get(&ifindex).map_or(0, |c| c.tc_flags)
+    }
+
     /// Changes that withdraw every entry (used on shutdown of a shared map
     /// set, and by tests).
     pub fn route_count(&self) -> usize {
@@ -1243,7 +1263,7 @@ impl Mirror {
         for ifindex in ids {
             let conf = self.ifaces[&ifindex];
             let want = self.kernel.links.get(&ifindex).and_then(|l| {
-                let mut flags = conf.sysctl_flags | conf.hook_flags;
+                let mut flags = conf.sysctl_flags | conf.hook_flags | conf.tc_flags;
                 // Carrier, and operationally up: IPv6 takes a dormant
                 // device's next hops for linkdown (addrconf_link_ready).
                 if l.admin_up && l.carrier && l.running {

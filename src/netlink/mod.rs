@@ -8,6 +8,8 @@
 //! * [`dump`]: full dumps through an [`rtnetlink::Handle`].
 //! * [`events`]: the subscribed connection and its stream of
 //!   [`crate::model::Event`].
+//! * [`tc`]: the qdiscs and tc filters that act on an interface's
+//!   traffic.
 //! * [`xfrm`]: whether IPsec (XFRM) policies apply to forwarded packets,
 //!   over NETLINK_XFRM.
 
@@ -21,6 +23,7 @@ pub mod nexthop_sock;
 pub mod parse;
 pub mod route_dump;
 pub mod route_get;
+pub mod tc;
 pub mod xfrm;
 
 pub use dump::{dump, dump_beside, dump_into, dump_rules, DumpedRoutes, RouteSink};

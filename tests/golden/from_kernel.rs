@@ -79,6 +79,7 @@ fn iface_confs(lab: &Lab, sysctl_flags: u32) -> HashMap<u32, IfaceConf> {
                 sysctl_flags,
                 mtu6: 1500,
                 hook_flags: 0,
+                tc_flags: 0,
             };
             (i.ifindex, conf)
         })

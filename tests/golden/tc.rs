@@ -165,6 +165,13 @@ fn expect_handoff(lab: &Lab, f: &[u8]) {
     lab.expect_on(Hook::Xdp, f, 0, XDP_PASS, &handed, S::ACCEL_STAT_HANDOFF_TC);
 }
 
+/// Runs `hook` on `f` and expects it forwarded from the mirror through
+/// the gateway out of `out_mac`'s interface.
+fn expect_forwarded(lab: &Lab, hook: Hook, f: &[u8], out_mac: [u8; 6]) {
+    let fwd = forwarded(f, MIRROR_MAC, out_mac);
+    lab.expect_on(hook, f, 0, XDP_REDIRECT, &fwd, S::ACCEL_STAT_FWD_MIRROR);
+}
+
 /// An XDP redirect cannot reach an interface accel serves through TC (a
 /// bridge, a tunnel): the XDP program hands such frames, unchanged, to
 /// the TC program beside it, or, without one, to the kernel.
@@ -181,15 +188,49 @@ fn xdp_hands_frames_for_tc_interfaces_to_tc() {
     let f6 = f6(&lab, &udp6(remote6()));
     expect_handoff(&lab, &f6);
     // TC itself sends there (bpf_redirect reaches any device).
-    let fwd = forwarded(&f, MIRROR_MAC, o.mac);
-    lab.expect_on(
-        Hook::Tc,
-        &f,
-        0,
-        XDP_REDIRECT,
-        &fwd,
-        S::ACCEL_STAT_FWD_MIRROR,
-    );
+    expect_forwarded(&lab, Hook::Tc, &f, o.mac);
+}
+
+/// A qdisc or tc egress filters configured on the egress: an XDP redirect
+/// would pass them by, so XDP hands the frame to TC (whose redirect goes
+/// through them) or to the kernel, as for a TC interface; with the flag
+/// gone, XDP redirects again.
+#[test]
+fn xdp_leaves_an_egress_with_a_configured_qdisc_to_tc() {
+    let Some(lab) = Lab::new() else { return };
+    mirror_gw(&lab);
+    let o = lab.out;
+    lab.apply(&[lab.put_iface(&o, FLAGS_ALL | F::ACCEL_IF_EGRESS_TC.0, 1500)]);
+    let f = f4(&lab, &udp4(REMOTE4));
+    lab.expect_on(Hook::Xdp, &f, 0, XDP_PASS, &f, S::ACCEL_STAT_PASS_EGRESS);
+    lab.apply(&[lab.put_iface(&lab.inp, FLAGS_ALL | F::ACCEL_IF_TC_BESIDE.0, 1500)]);
+    expect_handoff(&lab, &f);
+    expect_handoff(&lab, &f6(&lab, &udp6(remote6())));
+    expect_forwarded(&lab, Hook::Tc, &f, o.mac);
+    lab.apply(&[lab.put_iface(&o, FLAGS_ALL, 1500)]);
+    expect_forwarded(&lab, Hook::Xdp, &f, o.mac);
+}
+
+/// tc ingress filters besides accel's on the ingress: they run after XDP
+/// and before the IP layer, so neither program forwards what arrives
+/// there, not even what the kernel would drop (the filters come first).
+#[test]
+fn ingress_tc_filters_leave_every_frame_to_the_kernel() {
+    let Some(lab) = Lab::new() else { return };
+    mirror_gw(&lab);
+    let i = lab.inp;
+    lab.apply(&[lab.put_iface(&i, FLAGS_ALL | F::ACCEL_IF_INGRESS_TC.0, 1500)]);
+    let f = f4(&lab, &udp4(REMOTE4));
+    let mut bad_csum = f.clone();
+    bad_csum[24] ^= 0xff;
+    let pass = S::ACCEL_STAT_PASS_TC_FILTERS;
+    for hook in [Hook::Xdp, Hook::Tc] {
+        for frame in [&f, &bad_csum, &f6(&lab, &udp6(remote6()))] {
+            lab.expect_on(hook, frame, 0, XDP_PASS, frame, pass);
+        }
+    }
+    lab.apply(&[lab.put_iface(&i, FLAGS_ALL, 1500)]);
+    expect_forwarded(&lab, Hook::Xdp, &f, lab.out.mac);
 }
 
 /// A neighbour to resolve: XDP cannot queue the frame, TC can

@@ -61,6 +61,7 @@ impl Plane {
             sysctl_flags: flags,
             mtu6: 1500,
             hook_flags: 0,
+            tc_flags: 0,
         };
         let ifaces: HashMap<u32, IfaceConf> = [(IFINDEX, conf)].into_iter().collect();
         let trie = |family, lines: u32| {
