@@ -11,6 +11,22 @@ const NFT: [&str; 2] = ["/usr/sbin/nft", "/sbin/nft"];
 /// Netfilter state of the current namespace that XDP forwarding would
 /// bypass, in words; empty when there is none.
 pub fn bypassed_hooks() -> Vec<String> {
+    let mut found = legacy_tables();
+    match nft_ruleset() {
+        Ok(Some(ruleset)) => match nft_hooks(&ruleset) {
+            Ok(hooks) => found.extend(hooks),
+            Err(why) => found.push(format!("nftables rules unknown: {why}")),
+        },
+        Ok(None) => {}
+        // Rules accel cannot see count as rules.
+        Err(why) => found.push(format!("nftables rules unknown: {why}")),
+    }
+    found
+}
+
+/// Legacy iptables tables loaded, in words (x_tables sends no
+/// notification: these are polled).
+pub fn legacy_tables() -> Vec<String> {
     let mut found = Vec::new();
     for (file, what) in [
         ("/proc/net/ip_tables_names", "iptables (legacy)"),
@@ -22,15 +38,6 @@ pub fn bypassed_hooks() -> Vec<String> {
                 found.push(format!("{what} tables loaded: {}", tables.join(", ")));
             }
         }
-    }
-    match nft_ruleset() {
-        Ok(Some(ruleset)) => match nft_hooks(&ruleset) {
-            Ok(hooks) => found.extend(hooks),
-            Err(why) => found.push(format!("nftables rules unknown: {why}")),
-        },
-        Ok(None) => {}
-        // Rules accel cannot see count as rules.
-        Err(why) => found.push(format!("nftables rules unknown: {why}")),
     }
     found
 }

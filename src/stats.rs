@@ -36,6 +36,7 @@ pub const COUNTERS: [(S, &str); S::ACCEL_STAT_MAX.0 as usize] = [
     (S::ACCEL_STAT_PASS_NDISC, "pass_ndisc"),
     (S::ACCEL_STAT_PASS_XFRM, "pass_xfrm"),
     (S::ACCEL_STAT_PASS_TC_FILTERS, "pass_tc_filters"),
+    (S::ACCEL_STAT_PASS_NETFILTER, "pass_netfilter"),
 ];
 
 #[derive(Debug, Clone, serde::Serialize)]

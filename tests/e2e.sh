@@ -547,6 +547,28 @@ if [[ -x /usr/sbin/nft ]]; then
     ip netns exec "$NS_RTR" /usr/sbin/nft delete table inet accel_e2e
     check "g. with an nftables forward chain, accel run refuses and names it" "exit $rc: $(tail -n1 <<<"$out")" \
         eval '[[ $rc -ne 0 ]] && grep -q "nftables chain inet accel_e2e chk on hook forward" <<<"$out"'
+    # A chain added while accel runs cannot be refused: the running
+    # instance hands every packet it would forward to the kernel, which
+    # runs the chain, until it is gone.
+    ip netns exec "$NS_RTR" /usr/sbin/nft -f - <<<'table inet accel_rt {
+        chain c_fwd { type filter hook forward priority filter; policy accept; counter; }
+    }'
+    sleep 0.5
+    burst 4 "$LAB_SVC4" g4nf dst1
+    counted=$(ip netns exec "$NS_RTR" /usr/sbin/nft list chain inet accel_rt c_fwd |
+        awk '/counter packets/ { for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1) }')
+    check "g. an nftables forward chain added while accel runs: the kernel forwards, through the chain" \
+        "dst1 got $B_RECV/$N, kernel forwarded $B_KFWD, accel $B_XFWD, the chain counted ${counted:-none}" \
+        eval '[[ $B_RECV -eq $N && $B_KFWD -ge $N && ${counted:-0} -ge $N ]]'
+    check "g. the log names the chain the kernel now runs" \
+        "$(lab_accel_log | grep -m1 'accel_rt' | sed 's/.*WARN *//')" \
+        eval 'lab_accel_log | grep -q "netfilter rules on the forwarding path (nftables chain inet accel_rt c_fwd on hook forward)"'
+    ip netns exec "$NS_RTR" /usr/sbin/nft delete table inet accel_rt
+    sleep 0.5
+    burst 4 "$LAB_SVC4" g4nf2 dst1
+    check "g. the chain deleted: accel forwards again" \
+        "dst1 got $B_RECV/$N, accel forwarded $B_XFWD, kernel $B_KFWD" \
+        eval '[[ $B_RECV -eq $N && $B_XFWD -ge $N && $B_KFWD -lt $SMALL ]]'
 else
     note "g. nft absent: the netfilter refusal is not checked"
 fi

@@ -579,6 +579,71 @@ fn config_xfrm_hands_every_forward_to_the_kernel_v4_v6() {
 }
 
 #[test]
+fn config_netfilter_hands_everything_past_the_header_checks_to_the_kernel_v4_v6() {
+    // Netfilter chains appeared on the forwarding path while accel ran:
+    // NF_INET_PRE_ROUTING follows ip_rcv_core()'s checks (ip_rcv()), so
+    // what they drop is still dropped here and the rest is the kernel's,
+    // even what its route lookup would drop (a martian source).
+    let Some(lab) = Lab::new() else { return };
+    mirror_gw(&lab);
+    kernel_routes(&lab);
+    kernel_neighs(&lab);
+    let nf = C::ACCEL_CFG_NETFILTER.0;
+    let r4 = f4(&lab, &udp4(REMOTE4));
+    let r6 = f6(&lab, &udp6(remote6()));
+    lab.apply(&[Change::Config(nf)]);
+    lab.pass(&r4, S::ACCEL_STAT_PASS_NETFILTER);
+    lab.pass(&r6, S::ACCEL_STAT_PASS_NETFILTER);
+    let martian = f4(&lab, &V4::udp(Ipv4Addr::new(0, 1, 2, 3), REMOTE4));
+    lab.pass(&martian, S::ACCEL_STAT_PASS_NETFILTER);
+    let mut bad_csum = r4.clone();
+    bad_csum[24] ^= 0xff;
+    lab.drop(&bad_csum, S::ACCEL_STAT_DROP_HDR_ERRORS);
+    // Whatever the lease says.
+    lab.dp.maps.set_deadlines(0, u64::MAX).unwrap();
+    lab.pass(&r4, S::ACCEL_STAT_PASS_NETFILTER);
+    lab.dp.maps.set_deadlines(u64::MAX, u64::MAX).unwrap();
+    lab.apply(&[Change::Config(0)]);
+    lab.forward(&r4, MIRROR_MAC, &lab.out, S::ACCEL_STAT_FWD_MIRROR);
+}
+
+#[test]
+fn nftables_chains_as_the_kernel_reports_them() {
+    use accel::netlink::nf_chains::NfSocket;
+    let Some(lab) = Lab::new() else { return };
+    if !std::path::Path::new("/usr/sbin/nft").exists() {
+        eprintln!("SKIPPED: no nft to add chains with");
+        return;
+    }
+    let asker = NfSocket::open(false).expect("NETLINK_NETFILTER");
+    let named = || -> Vec<String> {
+        let chains = asker.base_chains().expect("chain dump");
+        chains
+            .iter()
+            .filter_map(|c| c.forwarding_hook().map(|h| c.describe(h)))
+            .collect()
+    };
+    assert!(named().is_empty(), "a fresh namespace has none");
+    lab.nft(
+        "table inet t {
+            chain c_in { type filter hook input priority 0; }
+            chain c_fwd { type filter hook forward priority 0; }
+            chain c_reg { }
+        }
+        table ip6 n { chain post { type nat hook postrouting priority 100; }; }",
+    );
+    assert_eq!(
+        named(),
+        [
+            "nftables chain inet t c_fwd on hook forward",
+            "nftables chain ip6 n post on hook postrouting"
+        ]
+    );
+    lab.nft("delete table inet t\ndelete table ip6 n");
+    assert!(named().is_empty(), "deleted");
+}
+
+#[test]
 fn xfrm_policies_as_the_kernel_reports_them_set_the_flag() {
     use accel::netlink::xfrm::XfrmSocket;
     let Some(lab) = Lab::new() else { return };

@@ -675,6 +675,9 @@ static __always_inline int handle_ipv4(struct pkt *k)
 		return count(k->st, ACCEL_STAT_DROP_TRUNCATED, XDP_DROP);
 	if (tot_len < sizeof(*ip))
 		return count(k->st, ACCEL_STAT_DROP_HDR_ERRORS, XDP_DROP);
+	/* ip_rcv(): NF_INET_PRE_ROUTING next. */
+	if (k->configured & ACCEL_CFG_NETFILTER)
+		return count(k->st, ACCEL_STAT_PASS_NETFILTER, XDP_PASS);
 	k->seg_len = seg_len(k, ip + 1, ip->protocol, sizeof(*ip), tot_len);
 	if (!(k->in->flags & ACCEL_IF_FWD4))
 		return count(k->st, ACCEL_STAT_PASS_FWD_DISABLED, XDP_PASS);
@@ -915,6 +918,9 @@ static __always_inline int handle_ipv6(struct pkt *k)
 	 * to the options check. */
 	if (ipv6_frame_len(ip6) > k->len)
 		return count(k->st, ACCEL_STAT_DROP_TRUNCATED, XDP_DROP);
+	/* ipv6_rcv(): NF_INET_PRE_ROUTING next. */
+	if (k->configured & ACCEL_CFG_NETFILTER)
+		return count(k->st, ACCEL_STAT_PASS_NETFILTER, XDP_PASS);
 	k->seg_len = seg_len(k, ip6 + 1, ip6->nexthdr, sizeof(*ip6),
 			     ipv6_frame_len(ip6) - sizeof(struct ethhdr));
 	if (!(k->in->flags & ACCEL_IF_FWD6))

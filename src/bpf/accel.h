@@ -333,6 +333,12 @@ enum accel_cfg_flags {
 	 * lapsed. Implies FIB_ONLY, and source validation by reverse
 	 * bpf_fib_lookup in strict mode. */
 	ACCEL_CFG_NO_LEASE = 1 << 16,
+	/* Netfilter chains on the forwarding path (nftables prerouting,
+	 * forward, postrouting, ingress or egress, or legacy iptables
+	 * tables) appeared while accel runs: NF_INET_PRE_ROUTING comes right
+	 * after ip_rcv_core()'s checks, so from there on every packet goes to
+	 * the kernel, which runs them. Honoured with or without a lease. */
+	ACCEL_CFG_NETFILTER = 1 << 17,
 };
 
 /*
@@ -436,6 +442,9 @@ enum accel_stat {
 	 * (ACCEL_IF_INGRESS_TC): they act on it before the kernel's IP layer
 	 * does. */
 	ACCEL_STAT_PASS_TC_FILTERS,
+	/* Past ip_rcv_core()'s checks while netfilter chains are on the
+	 * forwarding path (ACCEL_CFG_NETFILTER): the kernel runs them. */
+	ACCEL_STAT_PASS_NETFILTER,
 	ACCEL_STAT_MAX,
 };
 

@@ -28,6 +28,7 @@ enum Wake {
     Rules(super::rule_reader::Read),
     Xfrm(super::xfrm_watch::Read),
     Tc(super::tc_watch::Read),
+    Nf(super::nf_watch::Read),
     ResyncDue,
     Dump(Progress),
     JobStep,
@@ -47,6 +48,7 @@ impl Wake {
             Wake::Rules(_) => "ip rules read",
             Wake::Xfrm(_) => "IPsec (XFRM) policies read",
             Wake::Tc(_) => "tc configuration read",
+            Wake::Nf(_) => "netfilter rules read",
             Wake::ResyncDue => "starting a resync",
             Wake::Dump(_) => "a job's dump",
             Wake::JobStep => "a step of a resync or check",
@@ -135,6 +137,7 @@ impl Running {
             read = d.rules.next() => Wake::Rules(read),
             read = d.xfrm.next() => Wake::Xfrm(read),
             read = d.tc.next() => Wake::Tc(read),
+            read = d.nf.next() => Wake::Nf(read),
             _ = resync_sleep => Wake::ResyncDue,
             p = d.jobs.progress() => Wake::Dump(p),
             _ = std::future::ready(()), if d.jobs.stepping() => Wake::JobStep,
@@ -177,6 +180,10 @@ impl Running {
             }
             Wake::Tc(read) => {
                 d.tc_read(read)?;
+                None
+            }
+            Wake::Nf(read) => {
+                d.nf_read(read)?;
                 None
             }
             Wake::ResyncDue => {

@@ -39,6 +39,7 @@ use crate::{bpf, netfilter, runtime, sysctl};
 mod attach_probe;
 mod event_loop;
 mod jobs;
+mod nf_watch;
 mod report;
 mod rule_reader;
 mod tc_watch;
@@ -99,6 +100,8 @@ pub enum DaemonError {
     Xfrm(#[from] crate::netlink::xfrm::XfrmError),
     #[error("tc configuration")]
     Tc(#[from] crate::netlink::tc::TcError),
+    #[error("netfilter rules")]
+    Nf(#[from] nf_watch::NfError),
 }
 
 pub struct RunOptions {
@@ -145,6 +148,9 @@ struct Daemon {
     /// The qdiscs and tc filters on accel's interfaces, read beside the
     /// loop.
     tc: tc_watch::TcWatch,
+    /// Netfilter chains on the forwarding path, read beside the loop
+    /// (unless their bypass is allowed).
+    nf: nf_watch::NfWatch,
     lease: Lease,
     /// Resyncs and checks beside the event loop.
     jobs: jobs::Jobs,
@@ -854,7 +860,19 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     // must not forward what the kernel would encrypt or drop.
     let (xfrm, xfrm_first) = xfrm_watch::XfrmWatch::start()?;
     // So is the tc configuration that acts on their traffic.
-    let (tc, tc_first) = tc_watch::TcWatch::start(ifaces.keys().copied().collect())?;
+    // So is the tc configuration (again once accel's own TC programs are
+    // attached: see tc_watch).
+    let our_tc = libbpf_rs::Program::id_from_fd(skel.progs.accel_tc.as_fd())
+        .map_err(|e| DaemonError::Tc(crate::netlink::tc::TcError::OwnProgram(e.to_string())))?;
+    let tc_ifaces: Vec<u32> = ifaces.keys().copied().collect();
+    let tc_first = tc_watch::read_once(&tc_ifaces, our_tc);
+    // Netfilter rules were checked before (check_ifaces); those added
+    // while accel runs are followed.
+    let (nf, nf_first) = if opts.allow_netfilter_bypass {
+        (nf_watch::NfWatch::none(), Ok(Vec::new()))
+    } else {
+        nf_watch::NfWatch::start()?
+    };
     let mut d = Daemon {
         maps,
         mirror: Mirror::new(conf, opts.fib_only, &limits),
@@ -867,7 +885,8 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         nudging: None,
         rules: rule_reader::RuleReader::default(),
         xfrm,
-        tc,
+        tc: tc_watch::TcWatch::none(),
+        nf,
         lease: Lease::new(),
         jobs: jobs::Jobs::default(),
         trace: open_trace()?,
@@ -882,6 +901,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     d.poll_multipath()?;
     d.xfrm_read(xfrm_first)?;
     d.tc_read(tc_first)?;
+    d.nf_read(nf_first)?;
     // A successor swaps its program into links that forward from its
     // predecessor's complete mirror: its own must be complete first. A
     // fresh start attaches at once, with everything but the routes in
@@ -899,6 +919,9 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         tc: &skel.progs.accel_tc,
     };
     let attached = attach_all(progs, &mut d, &ifaces, &opts, &presence).await?;
+    let (tc, tc_now) = tc_watch::TcWatch::start(tc_ifaces, our_tc)?;
+    d.tc = tc;
+    d.tc_read(tc_now)?;
     let requests = presence.publish(&d.maps, feed.clone())?;
     let attach_probe = probe_attachments(progs, &attached);
     if let Some(listener) = metrics {

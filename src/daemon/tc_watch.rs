@@ -22,41 +22,92 @@ pub type TcState = BTreeMap<u32, TcIface>;
 /// One reading of the kernel's state.
 pub type Read = Result<TcState, TcError>;
 
-impl Notifications for TcSocket {
+/// The subscribed socket, and the interfaces whose notifications count.
+struct TcEvents {
+    sock: TcSocket,
+    ifaces: Vec<u32>,
+}
+
+impl std::os::fd::AsFd for TcEvents {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+impl Notifications for TcEvents {
     const WHAT: &'static str = "tc";
 
-    fn drain_all(&self) -> std::io::Result<()> {
-        self.drain()
+    /// Changes on other interfaces (a container host's churn) wait for
+    /// the next POLL.
+    fn drain_all(&self) -> std::io::Result<bool> {
+        self.sock.drain(&self.ifaces)
     }
 }
 
 /// The event loop's end: the readings that differ from the last.
-pub struct TcWatch(Watch<TcState, TcError>);
+pub struct TcWatch {
+    watch: Watch<TcState, TcError>,
+    /// The last reading failed: the flags say nothing of what is there.
+    failed: bool,
+}
 
 impl TcWatch {
-    /// Subscribes, reads the state of `ifaces` once (here, before anything
-    /// forwards) and starts the thread. Err only when a socket cannot be
-    /// opened.
-    pub fn start(ifaces: Vec<u32>) -> Result<(TcWatch, Read), TcError> {
+    /// Nothing watched yet.
+    pub fn none() -> TcWatch {
+        TcWatch {
+            watch: Watch::none(),
+            failed: false,
+        }
+    }
+
+    /// Subscribes, reads the state of `ifaces` once and starts the thread;
+    /// `ours`: accel's TC program. Started once accel's own programs are
+    /// attached: the tcx programs of a predecessor handing over may not be
+    /// recognisable as accel's (telling a program's name by its id takes
+    /// CAP_SYS_ADMIN), and tcx sends no notification when they go. Err
+    /// only when a socket cannot be opened.
+    pub fn start(ifaces: Vec<u32>, ours: u32) -> Result<(TcWatch, Read), TcError> {
         let socket = |context| move |source| TcError::Socket { context, source };
         // Subscribed before the first reading: no change falls between.
         let events = TcSocket::open(true).map_err(socket("subscribing to RTNLGRP_TC"))?;
         let asker = TcSocket::open(false).map_err(socket("opening one to ask"))?;
-        let first = read(&asker, &ifaces);
-        let ask = move || read(&asker, &ifaces);
+        let first = read(&asker, &ifaces, ours);
+        let events = TcEvents {
+            sock: events,
+            ifaces: ifaces.clone(),
+        };
+        let ask = move || read(&asker, &ifaces, ours);
         let watch = Watch::spawn("accel-tc", events, ask, &first)
             .map_err(socket("starting the thread that watches it"))?;
-        Ok((TcWatch(watch), first))
+        Ok((
+            TcWatch {
+                watch,
+                failed: false,
+            },
+            first,
+        ))
     }
 
     /// The next reading that differs from the last (see [`Watch::next`]).
     pub async fn next(&mut self) -> Read {
-        self.0.next(|| TcError::WatchEnded).await
+        self.watch.next(|| TcError::WatchEnded).await
     }
 }
 
-/// What acts on each of `ifaces`.
-fn read(sock: &TcSocket, ifaces: &[u32]) -> Read {
+/// One reading on a socket of its own: before anything is attached, so
+/// that accel never forwards past what is configured.
+pub fn read_once(ifaces: &[u32], ours: u32) -> Read {
+    let sock = TcSocket::open(false).map_err(|source| TcError::Socket {
+        context: "opening one to ask",
+        source,
+    })?;
+    read(&sock, ifaces, ours)
+}
+
+/// What acts on each of `ifaces`, `ours` being accel's TC program. A
+/// device deleted meanwhile has an empty dump (its notification asks
+/// again).
+fn read(sock: &TcSocket, ifaces: &[u32], ours: u32) -> Read {
     let dumped = |what| move |source| TcError::Dump { what, source };
     let qdiscs = sock.qdiscs().map_err(dumped("qdiscs"))?;
     let mut state = TcState::new();
@@ -66,7 +117,6 @@ fn read(sock: &TcSocket, ifaces: &[u32]) -> Read {
         let filters = |parent, hook, out: &mut Vec<String>| -> Result<(), TcError> {
             let listed = sock
                 .filters(ifindex, parent)
-                .or_else(gone)
                 .map_err(dumped("tc filters"))?;
             tc::judge_filters(&listed, &cls_bpf::is_accels, hook, out);
             Ok(())
@@ -77,20 +127,12 @@ fn read(sock: &TcSocket, ifaces: &[u32]) -> Read {
         if clsact {
             filters(tc::PARENT_EGRESS, "egress", &mut found.egress)?;
         }
-        found.ingress.extend(tcx::foreign(ifindex, false));
-        found.egress.extend(tcx::foreign(ifindex, true));
+        let tcx = |egress| tcx::foreign(ifindex, egress, ours).map_err(dumped("tcx programs"));
+        found.ingress.extend(tcx(false)?);
+        found.egress.extend(tcx(true)?);
         state.insert(ifindex, found);
     }
     Ok(state)
-}
-
-/// A device or qdisc deleted since the qdisc dump has no filters; its
-/// notification asks again.
-fn gone(e: std::io::Error) -> std::io::Result<Vec<tc::TcObject>> {
-    match e.raw_os_error() {
-        Some(libc::ENODEV | libc::ENOENT) => Ok(Vec::new()),
-        _ => Err(e),
-    }
 }
 
 impl super::Daemon {
@@ -120,10 +162,17 @@ impl super::Daemon {
                 Err(_) => unknown(),
             };
             if read.is_ok() {
-                log_flip(&name, self.mirror.tc_flags(ifindex), &found);
+                // After a failure every flag is set: name all there is.
+                let before = if self.tc.failed {
+                    0
+                } else {
+                    self.mirror.tc_flags(ifindex)
+                };
+                log_flip(&name, before, &found);
             }
             changes.extend(self.mirror.set_tc_flags(ifindex, found.flags()));
         }
+        self.tc.failed = read.is_err();
         Ok(self.maps.apply(&changes)?)
     }
 }

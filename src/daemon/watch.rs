@@ -7,7 +7,7 @@
 //! waits for it, not the loop.
 
 use std::os::fd::AsFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::warn;
 use rustix::event::{PollFd, PollFlags, Timespec};
@@ -22,8 +22,9 @@ pub const POLL: Timespec = Timespec {
 /// A socket subscribed to notifications that only say that something
 /// changed.
 pub trait Notifications: AsFd + Send + 'static {
-    /// Reads every notification queued, without blocking.
-    fn drain_all(&self) -> std::io::Result<()>;
+    /// Reads every notification queued, without blocking; true if one
+    /// may concern what is watched (false: ask at the next POLL only).
+    fn drain_all(&self) -> std::io::Result<bool>;
     /// What they announce, for the log ("tc", "IPsec (XFRM) policy").
     const WHAT: &'static str;
 }
@@ -53,14 +54,23 @@ impl<T: PartialEq + Clone + Send + 'static, E: Send + 'static> Watch<T, E> {
         std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
+                let poll = Duration::from_secs(POLL.tv_sec as u64);
                 // The socket still tells of changes; if it fails, POLL alone.
                 let mut notified = true;
+                let mut asked = Instant::now();
                 while !tx.is_closed() {
-                    if notified {
-                        notified = wait(&events);
+                    let relevant = if notified {
+                        let woke = wait(&events);
+                        notified = woke.is_some();
+                        woke.unwrap_or(true)
                     } else {
-                        std::thread::sleep(Duration::from_secs(POLL.tv_sec as u64));
+                        std::thread::sleep(poll);
+                        true
+                    };
+                    if !relevant && asked.elapsed() < poll {
+                        continue;
                     }
+                    asked = Instant::now();
                     let read = ask();
                     let now = seen(&read);
                     if now != last {
@@ -96,23 +106,23 @@ fn seen<T: Clone, E>(read: &Result<T, E>) -> Option<T> {
     read.as_ref().ok().cloned()
 }
 
-/// Waits for notifications (and reads them) or POLL; false, said once,
-/// when the socket fails.
-fn wait<N: Notifications>(events: &N) -> bool {
+/// Waits for notifications (and reads them) or POLL: whether one may
+/// concern what is watched; None, said once, when the socket fails.
+fn wait<N: Notifications>(events: &N) -> Option<bool> {
     let mut fds = [PollFd::new(events, PollFlags::IN)];
     let waited = match rustix::event::poll(&mut fds, Some(&POLL)) {
         Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
         Err(e) => Err(e.into()),
     };
     match waited.and_then(|()| events.drain_all()) {
-        Ok(()) => true,
+        Ok(relevant) => Some(relevant),
         Err(e) => {
             warn!(
                 "{} notifications: {e}; asking the kernel every {} s instead",
                 N::WHAT,
                 POLL.tv_sec
             );
-            false
+            None
         }
     }
 }

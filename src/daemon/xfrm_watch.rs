@@ -26,9 +26,9 @@ pub fn hands_over(read: &Read) -> bool {
 impl Notifications for XfrmSocket {
     const WHAT: &'static str = "IPsec (XFRM) policy";
 
-    fn drain_all(&self) -> std::io::Result<()> {
+    fn drain_all(&self) -> std::io::Result<bool> {
         self.drain()
-            .map(|_| ())
+            .map(|_| true)
             .map_err(|e| std::io::Error::other(error_chain(&e)))
     }
 }

@@ -82,26 +82,48 @@ fn attach_filter(
 /// Ids of the programs on `ifindex`'s TC ingress (tcx), in order; empty
 /// when none (or the interface is gone).
 pub fn programs(ifindex: u32) -> Vec<u32> {
-    programs_at(ifindex, libbpf_sys::BPF_TCX_INGRESS)
+    programs_at(ifindex, libbpf_sys::BPF_TCX_INGRESS).unwrap_or_default()
 }
 
-/// The programs on `ifindex`'s tcx ingress (or egress) other than accel's,
-/// in words (see [`crate::netlink::tc`]).
-pub fn foreign(ifindex: u32, egress: bool) -> Vec<String> {
+/// The programs on `ifindex`'s tcx ingress (or egress) other than accel's
+/// (`ours`, or another instance's where its name can be read), in words
+/// (see [`crate::netlink::tc`]): none on a kernel without tcx (EINVAL) or
+/// a device gone; more than a query lists count as foreign.
+pub fn foreign(ifindex: u32, egress: bool, ours: u32) -> std::io::Result<Vec<String>> {
     let at = if egress {
         libbpf_sys::BPF_TCX_EGRESS
     } else {
         libbpf_sys::BPF_TCX_INGRESS
     };
     let hook = if egress { "egress" } else { "ingress" };
-    programs_at(ifindex, at)
+    let ids = match programs_at(ifindex, at) {
+        Ok(ids) => ids,
+        Err(e) => match e.raw_os_error() {
+            Some(libc::EINVAL | libc::ENODEV) => Vec::new(),
+            Some(libc::ENOSPC) => {
+                return Ok(vec![format!("over {MAX_LISTED} tcx {hook} programs")])
+            }
+            _ => return Err(e),
+        },
+    };
+    Ok(ids
         .into_iter()
-        .filter(|id| !is_accels(*id))
+        .filter(|id| *id != ours && !is_accels_or_gone(*id))
         .map(|id| format!("tcx {hook} program {id}"))
-        .collect()
+        .collect())
 }
 
-fn programs_at(ifindex: u32, at: libbpf_sys::bpf_attach_type) -> Vec<u32> {
+/// Whether program `id` is accel's TC program, or gone since it was
+/// listed (a handover swaps the program of a link: the old one is freed).
+/// Without CAP_SYS_ADMIN no program's name can be read: foreign.
+fn is_accels_or_gone(id: u32) -> bool {
+    match libbpf_rs::ProgramHandle::from_prog_id(id) {
+        Ok(p) => p.name() == PROGRAM_NAME,
+        Err(e) => e.kind() == libbpf_rs::ErrorKind::NotFound,
+    }
+}
+
+fn programs_at(ifindex: u32, at: libbpf_sys::bpf_attach_type) -> std::io::Result<Vec<u32>> {
     let mut ids = [0u32; MAX_LISTED];
     let mut opts = libbpf_sys::bpf_prog_query_opts {
         sz: std::mem::size_of::<libbpf_sys::bpf_prog_query_opts>() as _,
@@ -113,11 +135,11 @@ fn programs_at(ifindex: u32, at: libbpf_sys::bpf_attach_type) -> Vec<u32> {
     // the options struct is fully initialised.
     let rc = unsafe { libbpf_sys::bpf_prog_query_opts(ifindex as i32, at, &mut opts) };
     if rc != 0 {
-        return Vec::new();
+        return Err(std::io::Error::from_raw_os_error(rc.wrapping_abs()));
     }
     // SAFETY: the kernel wrote the count of ids it returned.
     let n = unsafe { opts.__bindgen_anon_1.count } as usize;
-    ids[..n.min(MAX_LISTED)].to_vec()
+    Ok(ids[..n.min(MAX_LISTED)].to_vec())
 }
 
 /// Whether program `id` is an accel TC program (of any instance).

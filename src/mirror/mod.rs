@@ -364,6 +364,9 @@ struct Kernel {
     /// IPsec (XFRM) policies apply to forwarded packets (see
     /// [`Mirror::set_xfrm`]).
     xfrm: bool,
+    /// Netfilter chains on the forwarding path appeared while accel runs
+    /// (see [`Mirror::set_netfilter`]).
+    netfilter: bool,
     // The kernel never clears these once set (fib_has_custom_local_routes,
     // fib_has_custom_rules), so neither does accel.
     custom_local_seen: bool,
@@ -876,6 +879,16 @@ impl Mirror {
         out
     }
 
+    /// Whether netfilter chains are on the forwarding path
+    /// (ACCEL_CFG_NETFILTER: the datapath hands the kernel every packet
+    /// past ip_rcv_core()'s checks).
+    pub fn set_netfilter(&mut self, present: bool) -> Vec<Change> {
+        self.kernel.netfilter = present;
+        let mut out = Vec::new();
+        self.sync_config(&mut out);
+        out
+    }
+
     /// The rules may have changed since they were read (a rule event
     /// came during a dump): until [`Mirror::set_rules`], as after the
     /// event itself.
@@ -1333,6 +1346,9 @@ impl Mirror {
         }
         if self.kernel.xfrm {
             flags |= CfgFlags::ACCEL_CFG_XFRM.0;
+        }
+        if self.kernel.netfilter {
+            flags |= CfgFlags::ACCEL_CFG_NETFILTER.0;
         }
         // Interfaces a rule selects are flagged before a config without
         // the family's policy flag lets the datapath trust the mirror for

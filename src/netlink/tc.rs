@@ -19,14 +19,12 @@
 
 use std::io;
 
-use netlink_packet_core::{
-    Emitable, ErrorBuffer, NetlinkBuffer, NetlinkHeader, NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP,
-    NLM_F_REQUEST,
-};
+use netlink_packet_core::{Emitable, NetlinkHeader, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_sys::protocols::NETLINK_ROUTE;
 use netlink_sys::Socket;
 
 use super::attrs::attrs;
+use super::raw_dump;
 
 /// rtnetlink message types (uapi linux/rtnetlink.h).
 const RTM_GETQDISC: u16 = 38;
@@ -34,13 +32,10 @@ const RTM_GETTFILTER: u16 = 46;
 /// struct tcmsg: family, two pad bytes, ifindex, handle, parent, info.
 const TCMSG_LEN: usize = 20;
 const TCA_KIND: u16 = 1;
-/// The ingress and clsact qdiscs' parent (TC_H_INGRESS), and their
-/// filters' parents (TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS / EGRESS)).
-const TC_H_INGRESS: u32 = 0xffff_fff1;
+/// The ingress and clsact qdiscs' filters' parents (TC_H_MAKE(TC_H_CLSACT,
+/// TC_H_MIN_INGRESS / EGRESS)).
 pub const PARENT_INGRESS: u32 = 0xffff_fff2;
 pub const PARENT_EGRESS: u32 = 0xffff_fff3;
-/// Room for one datagram of a dump (the kernel fills at most 32 KiB).
-const DATAGRAM: usize = 1 << 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TcError {
@@ -58,6 +53,8 @@ pub enum TcError {
     },
     #[error("the thread that watches it ended")]
     WatchEnded,
+    #[error("accel's own TC program has no id: {0}")]
+    OwnProgram(String),
 }
 
 /// One qdisc or filter as a dump lists it.
@@ -140,7 +137,6 @@ pub fn judge_qdiscs(ifindex: u32, qdiscs: &[TcObject], found: &mut TcIface) -> (
                 .egress
                 .push(format!("qdisc {kind} {:x}:", q.handle >> 16)),
         }
-        debug_assert!(q.kind != "clsact" || q.parent == TC_H_INGRESS);
     }
     (ingress, clsact)
 }
@@ -165,12 +161,10 @@ pub struct TcSocket {
 
 impl TcSocket {
     pub fn open(subscribe: bool) -> io::Result<TcSocket> {
-        let mut sock = Socket::new(NETLINK_ROUTE)?;
-        sock.bind_auto()?;
-        if subscribe {
-            sock.add_membership(libc::RTNLGRP_TC)?;
-        }
-        Ok(TcSocket { sock })
+        let group = subscribe.then_some(libc::RTNLGRP_TC);
+        Ok(TcSocket {
+            sock: raw_dump::socket(NETLINK_ROUTE, group)?,
+        })
     }
 
     /// Every qdisc of the namespace.
@@ -194,31 +188,26 @@ impl TcSocket {
         let tcm = &mut req[header.buffer_len()..];
         tcm[4..8].copy_from_slice(&ifindex.to_ne_bytes());
         tcm[12..16].copy_from_slice(&parent.to_ne_bytes());
-        self.sock.send(&req, 0)?;
         let mut found = Vec::new();
-        let mut buf = Vec::with_capacity(DATAGRAM);
-        loop {
-            buf.clear();
-            self.sock.recv(&mut buf, 0)?;
-            if parse_datagram(&buf, &mut found)? {
-                return Ok(found);
-            }
-        }
+        raw_dump::dump(&self.sock, &req, |_, payload| {
+            found.push(parse(payload)?);
+            Ok(())
+        })?;
+        Ok(found)
     }
 
-    /// Reads every notification queued (non-blocking): they only say that
-    /// something changed. An overrun (ENOBUFS) says as much.
-    pub fn drain(&self) -> io::Result<()> {
-        let mut buf = Vec::with_capacity(DATAGRAM);
-        loop {
-            buf.clear();
-            match self.sock.recv(&mut buf, libc::MSG_DONTWAIT) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
-                Err(e) => return Err(e),
-            }
-        }
+    /// Reads every notification queued (non-blocking); true if one was
+    /// about a qdisc or filter of `ifaces`, or of a shared block (ifindex
+    /// TCM_IFINDEX_MAGIC_BLOCK), or could not be read.
+    pub fn drain(&self, ifaces: &[u32]) -> io::Result<bool> {
+        let mut relevant = false;
+        raw_dump::drain(&self.sock, |kind, payload| {
+            let ours = |o: TcObject| ifaces.contains(&o.ifindex) || o.ifindex == u32::MAX;
+            // Qdiscs, classes, filters, chains: each with a struct tcmsg.
+            let tc = matches!(kind, 36 | 37 | 40 | 41 | 44 | 45 | 100 | 101);
+            relevant |= !tc || parse(payload).map_or(true, ours);
+        })?;
+        Ok(relevant)
     }
 }
 
@@ -226,30 +215,6 @@ impl std::os::fd::AsFd for TcSocket {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.sock.as_fd()
     }
-}
-
-/// The qdiscs or filters of one datagram of a dump, added to `found`;
-/// true at its end.
-fn parse_datagram(mut b: &[u8], found: &mut Vec<TcObject>) -> io::Result<bool> {
-    while let Ok(msg) = NetlinkBuffer::new_checked(b) {
-        let len = msg.length() as usize;
-        match msg.message_type() {
-            NLMSG_DONE => return Ok(true),
-            NLMSG_ERROR => {
-                let errno = ErrorBuffer::new_checked(msg.payload())
-                    .ok()
-                    .and_then(|e| e.code())
-                    .map_or(0, |c| c.get());
-                return match errno {
-                    0 => Ok(true),
-                    e => Err(io::Error::from_raw_os_error(e.wrapping_neg())),
-                };
-            }
-            _ => found.push(parse(msg.payload())?),
-        }
-        b = b.get((len + 3) & !3..).unwrap_or(&[]);
-    }
-    Ok(false)
 }
 
 fn parse(p: &[u8]) -> io::Result<TcObject> {
@@ -276,6 +241,9 @@ fn parse(p: &[u8]) -> io::Result<TcObject> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ingress and clsact qdiscs' parent.
+    const TC_H_INGRESS: u32 = 0xffff_fff1;
 
     fn obj(ifindex: u32, handle: u32, parent: u32, kind: &str) -> TcObject {
         TcObject {
@@ -318,8 +286,8 @@ mod tests {
         let mut u32_tp = obj(4, 0, PARENT_INGRESS, "u32");
         u32_tp.info = info(49152, libc::ETH_P_IP as u16);
         let mut u32_f = u32_tp.clone();
-        u32_f.handle = 0x800_0800;
-        let mut arp = obj(4, 0x800_0800, PARENT_INGRESS, "u32");
+        u32_f.handle = 0x8000_0800;
+        let mut arp = obj(4, 0x8000_0800, PARENT_INGRESS, "u32");
         arp.info = info(7, libc::ETH_P_ARP as u16);
         let ours = |f: &TcObject| f.kind == "bpf" && f.priority() == 0xacce;
         let mut out = Vec::new();
@@ -338,9 +306,7 @@ mod tests {
     }
 
     #[test]
-    fn a_dump_datagram_is_read_to_its_end() {
-        // One RTM_NEWQDISC (htb 1: on ifindex 7), then NLMSG_DONE.
-        let mut msg = Vec::new();
+    fn a_message_is_read_as_its_header_and_kind() {
         let mut tcm = vec![0u8; TCMSG_LEN];
         tcm[4..8].copy_from_slice(&7u32.to_ne_bytes());
         tcm[8..12].copy_from_slice(&0x0001_0000u32.to_ne_bytes());
@@ -349,20 +315,13 @@ mod tests {
         tcm.extend_from_slice(&((4 + kind.len()) as u16).to_ne_bytes());
         tcm.extend_from_slice(&TCA_KIND.to_ne_bytes());
         tcm.extend_from_slice(kind);
-        for (t, payload) in [(36u16, tcm), (NLMSG_DONE, vec![0u8; 4])] {
-            let len = 16 + payload.len();
-            msg.extend_from_slice(&(len as u32).to_ne_bytes());
-            msg.extend_from_slice(&t.to_ne_bytes());
-            msg.extend_from_slice(&[0u8; 10]);
-            msg.extend_from_slice(&payload);
-            msg.resize((msg.len() + 3) & !3, 0);
-        }
-        let mut found = Vec::new();
-        assert!(parse_datagram(&msg, &mut found).unwrap());
-        assert_eq!(found, [obj(7, 0x0001_0000, 0xffff_ffff, "htb")]);
-        // Cut short: no end yet, a malformed message an error.
-        let mut more = Vec::new();
-        assert!(!parse_datagram(&msg[..0], &mut more).unwrap());
+        assert_eq!(
+            parse(&tcm).unwrap(),
+            obj(7, 0x0001_0000, 0xffff_ffff, "htb")
+        );
         assert!(parse(&[0u8; 8]).is_err());
+        let mut bad = tcm.clone();
+        bad[TCMSG_LEN] = 200;
+        assert!(parse(&bad).is_err(), "an attribute past the end");
     }
 }

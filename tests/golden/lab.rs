@@ -290,6 +290,11 @@ addr add 2001:db8:3::1/64 dev x0 nodad
         run_cmd("ip", &["-batch", "-"], Some(&(lines.join("\n") + "\n")));
     }
 
+    /// `nft -f -` in the lab's namespace.
+    pub fn nft(&self, ruleset: &str) {
+        run_cmd("nft", &["-f", "-"], Some(ruleset));
+    }
+
     pub fn sysctl(&self, settings: &[&str]) {
         let mut args = vec!["-q", "-w"];
         args.extend_from_slice(settings);
