@@ -60,6 +60,16 @@ struct Ruleset {
 #[derive(serde::Deserialize)]
 struct Object {
     chain: Option<Chain>,
+    flowtable: Option<Flowtable>,
+}
+
+/// A flowtable's hooks are netdev ingress hooks that forward the flows it
+/// holds (NAT included), and outlive the rules that add flows to it.
+#[derive(serde::Deserialize)]
+struct Flowtable {
+    family: String,
+    table: String,
+    name: String,
 }
 
 #[derive(serde::Deserialize)]
@@ -87,13 +97,19 @@ fn nft_hooks(json: &str) -> Result<Vec<String>, String> {
     Ok(ruleset
         .nftables
         .into_iter()
-        .filter_map(|o| o.chain)
-        .filter_map(|c| {
-            let hook = c.hook.filter(|h| FORWARDING_HOOKS.contains(&h.as_str()))?;
-            Some(format!(
-                "nftables chain {} {} {} on hook {hook}",
-                c.family, c.table, c.name
-            ))
+        .filter_map(|o| match (o.chain, o.flowtable) {
+            (Some(c), _) => {
+                let hook = c.hook.filter(|h| FORWARDING_HOOKS.contains(&h.as_str()))?;
+                Some(format!(
+                    "nftables chain {} {} {} on hook {hook}",
+                    c.family, c.table, c.name
+                ))
+            }
+            (None, Some(f)) => Some(format!(
+                "nftables flowtable {} {} {}",
+                f.family, f.table, f.name
+            )),
+            (None, None) => None,
         })
         .collect())
 }
@@ -134,6 +150,16 @@ mod tests {
                 "nftables chain netdev t eg on hook egress",
                 "nftables chain inet u ing2 on hook ingress"
             ]
+        );
+    }
+
+    /// A flowtable, as nft 1.0.6 lists it.
+    #[test]
+    fn flowtables_count() {
+        let ruleset = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "f", "handle": 1}}, {"flowtable": {"family": "inet", "name": "ft", "table": "f", "handle": 2, "hook": "ingress", "prio": 0, "dev": "eth0"}}]}"#;
+        assert_eq!(
+            nft_hooks(ruleset).unwrap(),
+            vec!["nftables flowtable inet f ft"]
         );
     }
 

@@ -603,6 +603,10 @@ fn config_netfilter_hands_everything_past_the_header_checks_to_the_kernel_v4_v6(
     lab.dp.maps.set_deadlines(0, u64::MAX).unwrap();
     lab.pass(&r4, S::ACCEL_STAT_PASS_NETFILTER);
     lab.dp.maps.set_deadlines(u64::MAX, u64::MAX).unwrap();
+    // Chains at the ingress hook see every frame, before ip_rcv_core().
+    lab.apply(&[Change::Config(nf | C::ACCEL_CFG_NF_INGRESS.0)]);
+    lab.pass(&bad_csum, S::ACCEL_STAT_PASS_NETFILTER);
+    lab.pass(&r6, S::ACCEL_STAT_PASS_NETFILTER);
     lab.apply(&[Change::Config(0)]);
     lab.forward(&r4, MIRROR_MAC, &lab.out, S::ACCEL_STAT_FWD_MIRROR);
 }
@@ -630,16 +634,22 @@ fn nftables_chains_as_the_kernel_reports_them() {
             chain c_fwd { type filter hook forward priority 0; }
             chain c_reg { }
         }
-        table ip6 n { chain post { type nat hook postrouting priority 100; }; }",
+        table ip6 n { chain post { type nat hook postrouting priority 100; }; }
+        table netdev d { chain c_ing { type filter hook ingress device in0 priority 0; }; }",
     );
     assert_eq!(
         named(),
         [
             "nftables chain inet t c_fwd on hook forward",
-            "nftables chain ip6 n post on hook postrouting"
+            "nftables chain ip6 n post on hook postrouting",
+            "nftables chain netdev d c_ing on hook ingress"
         ]
     );
-    lab.nft("delete table inet t\ndelete table ip6 n");
+    assert_eq!(
+        asker.flowtables().expect("flowtable dump"),
+        Vec::<String>::new()
+    );
+    lab.nft("delete table inet t\ndelete table ip6 n\ndelete table netdev d");
     assert!(named().is_empty(), "deleted");
 }
 

@@ -1058,6 +1058,9 @@ static __always_inline int accel_run(struct pkt *k, void *data)
 	 * layer (__netif_receive_skb_core()): the kernel runs them first. */
 	if (k->in->flags & ACCEL_IF_INGRESS_TC)
 		return count(k->st, ACCEL_STAT_PASS_TC_FILTERS, XDP_PASS);
+	/* Netfilter's ingress hook next, then the IP layer. */
+	if (cfg->flags & ACCEL_CFG_NF_INGRESS)
+		return count(k->st, ACCEL_STAT_PASS_NETFILTER, XDP_PASS);
 	now = bpf_ktime_get_coarse_ns();
 	if (now >= alive_until)
 		return count(k->st, ACCEL_STAT_PASS_INACTIVE, XDP_PASS);

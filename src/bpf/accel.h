@@ -339,6 +339,11 @@ enum accel_cfg_flags {
 	 * after ip_rcv_core()'s checks, so from there on every packet goes to
 	 * the kernel, which runs them. Honoured with or without a lease. */
 	ACCEL_CFG_NETFILTER = 1 << 17,
+	/* Some of those run at the netdev ingress hook (netdev or inet
+	 * ingress chains, flowtables), before ip_rcv_core() and after tc
+	 * ingress (nf_ingress() in __netif_receive_skb_core()): every frame
+	 * goes to the kernel, even one it would then drop. */
+	ACCEL_CFG_NF_INGRESS = 1 << 18,
 };
 
 /*

@@ -869,7 +869,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     // Netfilter rules were checked before (check_ifaces); those added
     // while accel runs are followed.
     let (nf, nf_first) = if opts.allow_netfilter_bypass {
-        (nf_watch::NfWatch::none(), Ok(Vec::new()))
+        (nf_watch::NfWatch::none(), Ok(Default::default()))
     } else {
         nf_watch::NfWatch::start()?
     };

@@ -364,9 +364,11 @@ struct Kernel {
     /// IPsec (XFRM) policies apply to forwarded packets (see
     /// [`Mirror::set_xfrm`]).
     xfrm: bool,
-    /// Netfilter chains on the forwarding path appeared while accel runs
-    /// (see [`Mirror::set_netfilter`]).
+    /// Netfilter chains on the forwarding path appeared while accel runs,
+    /// and whether some are at the ingress hook (see
+    /// [`Mirror::set_netfilter`]).
     netfilter: bool,
+    netfilter_ingress: bool,
     // The kernel never clears these once set (fib_has_custom_local_routes,
     // fib_has_custom_rules), so neither does accel.
     custom_local_seen: bool,
@@ -881,9 +883,11 @@ impl Mirror {
 
     /// Whether netfilter chains are on the forwarding path
     /// (ACCEL_CFG_NETFILTER: the datapath hands the kernel every packet
-    /// past ip_rcv_core()'s checks).
-    pub fn set_netfilter(&mut self, present: bool) -> Vec<Change> {
+    /// past ip_rcv_core()'s checks), some at the ingress hook
+    /// (ACCEL_CFG_NF_INGRESS: every frame).
+    pub fn set_netfilter(&mut self, present: bool, ingress: bool) -> Vec<Change> {
         self.kernel.netfilter = present;
+        self.kernel.netfilter_ingress = present && ingress;
         let mut out = Vec::new();
         self.sync_config(&mut out);
         out
@@ -1349,6 +1353,9 @@ impl Mirror {
         }
         if self.kernel.netfilter {
             flags |= CfgFlags::ACCEL_CFG_NETFILTER.0;
+        }
+        if self.kernel.netfilter_ingress {
+            flags |= CfgFlags::ACCEL_CFG_NF_INGRESS.0;
         }
         // Interfaces a rule selects are flagged before a config without
         // the family's policy flag lets the datapath trust the mirror for

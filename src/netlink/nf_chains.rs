@@ -13,9 +13,15 @@ use netlink_sys::Socket;
 use super::attrs::attrs;
 use super::raw_dump;
 
-/// NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETCHAIN, and the answers' type.
+/// NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETCHAIN, GETFLOWTABLE, and the
+/// answers' types.
 const GETCHAIN: u16 = 10 << 8 | 4;
 const NEWCHAIN: u16 = 10 << 8 | 3;
+const GETFLOWTABLE: u16 = 10 << 8 | 23;
+const NEWFLOWTABLE: u16 = 10 << 8 | 22;
+/// enum nft_flowtable_attributes.
+const NFTA_FLOWTABLE_TABLE: u16 = 1;
+const NFTA_FLOWTABLE_NAME: u16 = 2;
 /// enum nfnetlink_groups: ruleset changes.
 const NFNLGRP_NFTABLES: u32 = 7;
 /// struct nfgenmsg: family, version, resource id.
@@ -59,18 +65,23 @@ impl BaseChain {
 
     /// As the start check names them ([`crate::netfilter`]).
     pub fn describe(&self, hook: &str) -> String {
-        let family = match self.family {
-            INET => "inet",
-            IPV4 => "ip",
-            IPV6 => "ip6",
-            NETDEV => "netdev",
-            BRIDGE => "bridge",
-            _ => "other",
-        };
         format!(
-            "nftables chain {family} {} {} on hook {hook}",
-            self.table, self.name
+            "nftables chain {} {} {} on hook {hook}",
+            family_name(self.family),
+            self.table,
+            self.name
         )
+    }
+}
+
+fn family_name(family: u8) -> &'static str {
+    match family {
+        INET => "inet",
+        IPV4 => "ip",
+        IPV6 => "ip6",
+        NETDEV => "netdev",
+        BRIDGE => "bridge",
+        _ => "other",
     }
 }
 
@@ -90,22 +101,23 @@ impl NfSocket {
 
     /// Every base chain of the namespace, all families.
     pub fn base_chains(&self) -> io::Result<Vec<BaseChain>> {
-        let mut header = NetlinkHeader::default();
-        header.length = (header.buffer_len() + NFGENMSG_LEN) as u32;
-        header.message_type = GETCHAIN;
-        header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-        header.sequence_number = 1;
-        let mut req = vec![0u8; header.length as usize];
-        header.emit(&mut req);
-        // struct nfgenmsg: NFPROTO_UNSPEC (every family), NFNETLINK_V0.
-        let mut found = Vec::new();
-        raw_dump::dump(&self.sock, &req, |kind, payload| {
-            if kind == NEWCHAIN {
-                found.extend(parse_chain(payload)?);
-            }
-            Ok(())
-        })?;
-        Ok(found)
+        raw_dump::dump(
+            &self.sock,
+            &mut request(GETCHAIN),
+            |kind, payload| match kind {
+                NEWCHAIN => parse_chain(payload),
+                _ => Ok(None),
+            },
+        )
+    }
+
+    /// Every flowtable, in words. Its hooks are netdev ingress hooks that
+    /// forward the flows it holds, NAT included, and outlive the rules
+    /// that added them (nf_flow_offload_ip_hook()).
+    pub fn flowtables(&self) -> io::Result<Vec<String>> {
+        raw_dump::dump(&self.sock, &mut request(GETFLOWTABLE), |kind, payload| {
+            Ok((kind == NEWFLOWTABLE).then(|| describe_flowtable(payload)))
+        })
     }
 
     /// Reads every notification queued, without blocking.
@@ -120,15 +132,41 @@ impl std::os::fd::AsFd for NfSocket {
     }
 }
 
+/// A dump request for every family (struct nfgenmsg: NFPROTO_UNSPEC,
+/// NFNETLINK_V0).
+fn request(kind: u16) -> Vec<u8> {
+    let mut header = NetlinkHeader::default();
+    header.length = (header.buffer_len() + NFGENMSG_LEN) as u32;
+    header.message_type = kind;
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    let mut req = vec![0u8; header.length as usize];
+    header.emit(&mut req);
+    req
+}
+
+fn string(v: &[u8]) -> String {
+    let s = v.split(|c| *c == 0).next().unwrap_or_default();
+    String::from_utf8_lossy(s).into_owned()
+}
+
+fn describe_flowtable(p: &[u8]) -> String {
+    let (mut table, mut name) = (String::new(), String::new());
+    for a in attrs(p.get(NFGENMSG_LEN..).unwrap_or_default()).map_while(Result::ok) {
+        match a.kind {
+            NFTA_FLOWTABLE_TABLE => table = string(a.value),
+            NFTA_FLOWTABLE_NAME => name = string(a.value),
+            _ => {}
+        }
+    }
+    let family = family_name(p.first().copied().unwrap_or(0));
+    format!("nftables flowtable {family} {table} {name}")
+}
+
 /// A chain message: `None` for a chain without a hook (a regular chain,
 /// reached only by a jump from a base chain).
 fn parse_chain(p: &[u8]) -> io::Result<Option<BaseChain>> {
     let malformed = || io::Error::new(io::ErrorKind::InvalidData, "malformed nftables chain");
     let family = *p.first().ok_or_else(malformed)?;
-    let string = |v: &[u8]| {
-        let s = v.split(|c| *c == 0).next().unwrap_or_default();
-        String::from_utf8_lossy(s).into_owned()
-    };
     let (mut table, mut name, mut hook) = (String::new(), String::new(), None);
     for a in attrs(p.get(NFGENMSG_LEN..).ok_or_else(malformed)?) {
         let a = a.map_err(|_| malformed())?;

@@ -188,12 +188,7 @@ impl TcSocket {
         let tcm = &mut req[header.buffer_len()..];
         tcm[4..8].copy_from_slice(&ifindex.to_ne_bytes());
         tcm[12..16].copy_from_slice(&parent.to_ne_bytes());
-        let mut found = Vec::new();
-        raw_dump::dump(&self.sock, &req, |_, payload| {
-            found.push(parse(payload)?);
-            Ok(())
-        })?;
-        Ok(found)
+        raw_dump::dump(&self.sock, &mut req, |_, payload| parse(payload).map(Some))
     }
 
     /// Reads every notification queued (non-blocking); true if one was
