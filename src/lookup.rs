@@ -67,6 +67,14 @@ pub fn explain(maps: &Maps, addr: IpAddr) -> Vec<String> {
         out.push(format!("passed to the kernel: {why}"));
         return out;
     }
+    if cfg.flags & Cfg::ACCEL_CFG_NETFILTER.0 != 0 {
+        out.push(
+            "passed to the kernel: netfilter rules on the forwarding path appeared while \
+             accel runs (the journal names them), which only the kernel runs"
+                .into(),
+        );
+        return out;
+    }
     if cfg.flags & Cfg::ACCEL_CFG_XFRM.0 != 0 {
         out.push(
             "passed to the kernel: IPsec (XFRM) policies apply to forwarded packets \

@@ -563,6 +563,9 @@ if [[ -x /usr/sbin/nft ]]; then
     check "g. the log names the chain the kernel now runs" \
         "$(lab_accel_log | grep -m1 'accel_rt' | sed 's/.*WARN *//')" \
         eval 'lab_accel_log | grep -q "netfilter rules on the forwarding path (nftables chain inet accel_rt c_fwd on hook forward)"'
+    check "g. accel lookup says the kernel runs the rules" \
+        "$(lab_accel lookup "$LAB_SVC4" 2>&1 | grep -m1 netfilter)" \
+        eval 'lab_accel lookup "$LAB_SVC4" 2>&1 | grep -q "netfilter rules on the forwarding path"'
     ip netns exec "$NS_RTR" /usr/sbin/nft delete table inet accel_rt
     sleep 0.5
     burst 4 "$LAB_SVC4" g4nf2 dst1

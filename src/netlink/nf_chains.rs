@@ -6,7 +6,6 @@
 
 use std::io;
 
-use netlink_packet_core::{Emitable, NetlinkHeader, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_sys::protocols::NETLINK_NETFILTER;
 use netlink_sys::Socket;
 
@@ -135,13 +134,7 @@ impl std::os::fd::AsFd for NfSocket {
 /// A dump request for every family (struct nfgenmsg: NFPROTO_UNSPEC,
 /// NFNETLINK_V0).
 fn request(kind: u16) -> Vec<u8> {
-    let mut header = NetlinkHeader::default();
-    header.length = (header.buffer_len() + NFGENMSG_LEN) as u32;
-    header.message_type = kind;
-    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-    let mut req = vec![0u8; header.length as usize];
-    header.emit(&mut req);
-    req
+    raw_dump::request(kind, NFGENMSG_LEN)
 }
 
 fn string(v: &[u8]) -> String {

@@ -6,11 +6,30 @@ use std::io;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use netlink_packet_core::{ErrorBuffer, NetlinkBuffer, NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP_INTR};
+use netlink_packet_core::{
+    Emitable, ErrorBuffer, NetlinkBuffer, NetlinkHeader, NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP,
+    NLM_F_DUMP_INTR, NLM_F_REQUEST,
+};
 use netlink_sys::Socket;
 
 /// Room for one datagram (the kernel fills dumps up to 32 KiB).
 const DATAGRAM: usize = 1 << 16;
+
+/// A dump request of type `kind` with a zeroed family header of
+/// `body_len` bytes after the netlink header (at [`HEADER_LEN`]); its
+/// sequence number is set by [`dump`].
+pub fn request(kind: u16, body_len: usize) -> Vec<u8> {
+    let mut header = NetlinkHeader::default();
+    header.length = (HEADER_LEN + body_len) as u32;
+    header.message_type = kind;
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    let mut req = vec![0u8; header.length as usize];
+    header.emit(&mut req);
+    req
+}
+
+/// struct nlmsghdr's size.
+pub const HEADER_LEN: usize = 16;
 
 /// A socket of `protocol`, bound, joined to `group` if given.
 pub fn socket(protocol: isize, group: Option<u32>) -> io::Result<Socket> {

@@ -19,7 +19,6 @@
 
 use std::io;
 
-use netlink_packet_core::{Emitable, NetlinkHeader, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_sys::protocols::NETLINK_ROUTE;
 use netlink_sys::Socket;
 
@@ -178,14 +177,8 @@ impl TcSocket {
     }
 
     fn dump(&self, kind: u16, ifindex: u32, parent: u32) -> io::Result<Vec<TcObject>> {
-        let mut header = NetlinkHeader::default();
-        header.length = (header.buffer_len() + TCMSG_LEN) as u32;
-        header.message_type = kind;
-        header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-        header.sequence_number = 1;
-        let mut req = vec![0u8; header.length as usize];
-        header.emit(&mut req);
-        let tcm = &mut req[header.buffer_len()..];
+        let mut req = raw_dump::request(kind, TCMSG_LEN);
+        let tcm = &mut req[raw_dump::HEADER_LEN..];
         tcm[4..8].copy_from_slice(&ifindex.to_ne_bytes());
         tcm[12..16].copy_from_slice(&parent.to_ne_bytes());
         raw_dump::dump(&self.sock, &mut req, |_, payload| parse(payload).map(Some))
