@@ -1870,3 +1870,22 @@ fn unknown_ingress_is_left_alone() {
     assert_eq!(out, f, "{}", hex_diff("expected", &f, "got", &out));
     assert_eq!(before, after);
 }
+
+/// A link message applied after its device was deleted (a veth's "down"
+/// comes just before its RTM_DELLINK): the devmap refuses a device that is
+/// gone, and the interface's entry must go rather than the daemon stop.
+/// On the build before, Maps::apply failed ("map tx_ports: update failed")
+/// and `accel run` exited.
+#[test]
+fn an_interface_entry_for_a_deleted_device_is_removed_not_an_error() {
+    let Some(lab) = Lab::new() else { return };
+    let x = Iface { slot: 2, ..lab.x };
+    lab.apply(&[lab.put_iface(&x, F::ACCEL_IF_UP.0, 1500)]);
+    assert!(lab.dp.maps.iface(x.ifindex).is_some());
+    lab.ip(&["link del x0"]);
+    lab.apply(&[lab.put_iface(&x, 0, 1500)]);
+    assert!(lab.dp.maps.iface(x.ifindex).is_none());
+    // A device that exists still gets its entry.
+    lab.apply(&[lab.put_iface(&lab.out, F::ACCEL_IF_UP.0, 1500)]);
+    assert!(lab.dp.maps.iface(lab.out.ifindex).is_some());
+}

@@ -521,8 +521,19 @@ impl Maps {
             Change::DelNeigh { ifindex, addr } => self.del_neigh(*ifindex, *addr, true),
             Change::PutIface { ifindex, entry } => {
                 // The devmap entry exists before the datapath may pick the
-                // interface as egress.
-                put(&self.tx_ports, "tx_ports", &u32::from(entry.slot), ifindex)?;
+                // interface as egress. The devmap takes only a device that
+                // exists (dev_map_update_elem(): EINVAL), and events come
+                // after the fact: a veth's last link message (down) is
+                // applied after the device is gone. Such a device is no
+                // egress: its entries go, as its RTM_DELLINK, next, asks.
+                let slot = u32::from(entry.slot);
+                if let Err(e) = put(&self.tx_ports, "tx_ports", &slot, ifindex) {
+                    if crate::runtime::ifname(*ifindex).is_some() {
+                        return Err(e);
+                    }
+                    log::debug!("ifindex {ifindex} is gone: its entries go");
+                    return self.apply_one(&Change::DelIface(*ifindex));
+                }
                 let v = iface_value(entry);
                 put(&self.ifaces, "ifaces", ifindex, &v)?;
                 self.index_iface(*ifindex, Some(&v))?;
