@@ -204,6 +204,9 @@ pub struct Link {
     pub dormant: bool,
     /// IFLA_INFO_KIND, e.g. "veth", "bridge".
     pub kind: Option<String>,
+    /// IFLA_MASTER: the bridge, bond, team or VRF device this one is a
+    /// port of.
+    pub master: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

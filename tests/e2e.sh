@@ -589,12 +589,25 @@ after_stop() {
     done
     check "$p: no XDP program left on rtr's interfaces" "$(xdp_ifaces) with xdp" test "$(xdp_ifaces)" -eq 0
     check "$p: ping and ping -6 still work" "" eval 'ping4 "$LAB_SVC4" 2 && ping6 "$LAB_SVC6" 2'
+    bursts "$p" "${p%%.*}" kernel
+}
+
+# bursts CHECK TAG WHO: a burst per family to dst1, checked as forwarded by
+# WHO: "kernel" (accel not running), or "xdp" (accel, the kernel flat).
+bursts() {
+    local p=$1 tag=$2 who=$3 fam addr
     for fam in 4 6; do
         if [[ $fam == 4 ]]; then addr=$LAB_SVC4; else addr=$LAB_SVC6; fi
-        burst "$fam" "$addr" "${p%%.*}$fam" dst1
-        check "$p: IPv$fam UDP flows and the kernel forwards it" \
-            "dst1 got $B_RECV/$N, kernel forwarded $B_KFWD" \
-            eval "[[ $B_RECV -eq $N && $B_KFWD -ge $N ]]"
+        burst "$fam" "$addr" "$tag$fam" dst1
+        if [[ $who == kernel ]]; then
+            check "$p: IPv$fam UDP flows and the kernel forwards it" \
+                "dst1 got $B_RECV/$N, kernel forwarded $B_KFWD" \
+                eval "[[ $B_RECV -eq $N && $B_KFWD -ge $N ]]"
+        else
+            check "$p: IPv$fam forwarded in XDP (kernel flat)" \
+                "dst1 got $B_RECV/$N, accel forwarded $B_XFWD, kernel $B_KFWD" \
+                eval '[[ $B_RECV -eq $N && $B_XFWD -ge $N && $B_KFWD -lt $SMALL ]]'
+        fi
     done
 }
 
@@ -759,6 +772,137 @@ else
 fi
 lab_accel_stop TERM
 after_stop "k. after SIGTERM"
+
+# ---------------------------------------------------------------- o. an interface created again
+# r-dst1 deleted and created again under its name (a VLAN or bond
+# re-created by ifdown/ifup, a VF reset, a driver reloaded): the link accel
+# held is left on nothing, and the new device has another ifindex and no
+# program. accel says the interface is gone (the health says detached),
+# and once a device has the name again it upgrades in place to itself: the
+# successor attaches to the new device and adopts the other two links.
+o_health() { lab_accel health 2>&1 | head -n 1; }
+o_ifindex() { ip -n "$NS_RTR" -o link show r-dst1 | cut -d: -f1; }
+recreated() {
+    local i
+    # Every figure the checks read, set even where this returns early.
+    O_IDX0= O_IDX1= O_GONE=0 O_HEALTH_GONE= O_RC=- O_BACK=0 O_ATTACHED=0 O_ADOPTED=0 O_WARN=-
+    lab_accel_start
+    O_FIRST=$ACCEL_LOG_OFFSET
+    if ! lab_accel_wait 30 || [[ $(xdp_ifaces) -ne 3 ]]; then
+        SW_RESULT="the first instance did not start; its log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+        return 1
+    fi
+    O_IDX0=$(o_ifindex)
+    ip -n "$NS_RTR" link del r-dst1
+    for ((i = 0; i < 50; i++)); do
+        lab_accel_log | grep -q 'r-dst1 is gone' && break
+        sleep 0.1
+    done
+    # The health is published once a second.
+    for ((i = 0; i < 30; i++)); do
+        O_HEALTH_GONE=$(o_health)
+        grep -q 'no longer attached to r-dst1' <<<"$O_HEALTH_GONE" && break
+        sleep 0.1
+    done
+    sleep 2
+    O_GONE=$(lab_accel_log | grep -c 'r-dst1 is gone')
+    ACCEL_LOG_OFFSET=$(stat -c %s "$LAB_DIR/accel.log")
+    if ! lab_link_dst1; then
+        SW_RESULT="re-creating r-dst1 failed"
+        return 1
+    fi
+    O_IDX1=$(o_ifindex)
+    # The old instance exits once its successor has taken every link.
+    for ((i = 0; i < 300; i++)); do kill -0 "$ACCEL_PID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$ACCEL_PID" 2>/dev/null; then
+        SW_RESULT="the old instance still runs 30 s after r-dst1 came back; log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+        return 1
+    fi
+    wait "$ACCEL_PID"
+    O_RC=$?
+    if ! lab_accel_follow_successor || ! lab_accel_wait 30; then
+        SW_RESULT="no successor running; log: $(lab_accel_log | tail -n 5 | tr '\n' ' ')"
+        return 1
+    fi
+    O_BACK=$(lab_accel_log | grep -c "r-dst1 (ifindex $O_IDX1) is back: upgrading in place")
+    O_ATTACHED=$(lab_accel_log | grep -c "attached to r-dst1 (ifindex $O_IDX1, ")
+    O_ADOPTED=$(lab_accel_log | grep -c "adopted the previous instance's link on r-[a-z0-9]* ")
+    # Both instances' lines, from the first one's start.
+    O_WARN=$(tail -c +$((O_FIRST + 1)) "$LAB_DIR/accel.log" | grep -E 'WARN|ERROR' |
+        grep -v -e 'r-dst1 is gone' -e 'alert detached started' -e 'a link gone down or away.*: full resync' |
+        head -n 3 | tr '\n' ' ')
+    SW_RESULT="r-dst1 ifindex $O_IDX0 -> $O_IDX1; old exit $O_RC; XDP on $(xdp_ifaces) interfaces"
+    return 0
+}
+if check_sw "o. r-dst1 deleted and created again: the old instance hands over to a successor" recreated; then
+    note "o: $SW_RESULT"
+    check "o. the log says r-dst1 is gone, once (3 s after)" "$O_GONE line(s)" test "$O_GONE" -eq 1
+    check "o. meanwhile the health says accel is no longer attached to r-dst1" "$O_HEALTH_GONE" \
+        grep -q 'CRITICAL.*no longer attached to r-dst1' <<<"$O_HEALTH_GONE"
+    check "o. the device back under the name: the log says so and the successor attaches to it" \
+        "$O_BACK 'is back', $O_ATTACHED 'attached to r-dst1 (ifindex $O_IDX1)', $O_ADOPTED links adopted, old exit $O_RC" \
+        eval '[[ $O_BACK -eq 1 && $O_ATTACHED -eq 1 && $O_ADOPTED -ge 2 && $O_RC -eq 0 && $(xdp_ifaces) -eq 3 ]]'
+    check "o. ... without a warning beyond that it was gone, its alert and the resync" "${O_WARN:-none}" \
+        test -z "$O_WARN"
+    ping4 "$LAB_SVC4" 2 && ping6 "$LAB_SVC6" 2 || note "o: warm-up pings failed"
+    bursts "o. through the new r-dst1" o xdp
+    sy=$(lab_accel sync --check 2>&1)
+    check "o. the successor's mirror matches the kernel (sync --check)" "$(tr -s '\n' ' ' <<<"$sy")" \
+        grep -q '^in sync' <<<"$sy"
+    h=$(o_health)
+    check "o. the health is OK again" "$h" grep -q '^OK' <<<"$h"
+else
+    lab_accel_diag | sed 's/^/#   /'
+fi
+lab_accel_stop TERM
+rc=$?
+check "o. SIGTERM to the successor: clean exit" "exit $rc" test "$rc" -eq 0
+
+# ---------------------------------------------------------------- p. a bridge port
+# r-dst2 made a port of a bridge while accel runs: the bridge's rx_handler
+# takes what arrives there, and the kernel routes it as arriving on br0,
+# with br0's settings; here br0 does not forward (forwarding 0), so the
+# kernel drops what dst2 sends to dst1. accel must leave it all to the
+# kernel, not forward it with r-dst2's settings. Out of the bridge again,
+# XDP forwards it.
+p_burst() { # TAG: 1000 datagrams dst2 -> dst1 (via r-dst2, r-dst1)
+    local x0 x1
+    x0=$(lab_accel_stat --iface "$LAB_R_DST2" fwd_mirror fwd_fib 2>/dev/null) || x0=0
+    lab_send "$NS_DST2" 10.11.2.2 "$N" "$RATE" "$1" >/dev/null
+    sleep 0.3
+    x1=$(lab_accel_stat --iface "$LAB_R_DST2" fwd_mirror fwd_fib 2>/dev/null) || x1=0
+    P_RECV=$(lab_received "$1" dst1) P_XFWD=$((x1 - x0))
+}
+lab_accel_start
+if lab_accel_wait 30 && [[ $(xdp_ifaces) -eq 3 ]]; then
+    lab_in "$NS_DST2" ping -q -c 2 -i 0.2 -W 2 10.11.2.2 >/dev/null 2>&1 || note "p: warm-up ping failed"
+    p_burst p0
+    check "p. dst2 -> dst1 forwarded in XDP from r-dst2" "dst1 got $P_RECV/$N, accel forwarded $P_XFWD" \
+        eval '[[ $P_RECV -eq $N && $P_XFWD -ge $N ]]'
+    ip -n "$NS_RTR" link add p-br0 type bridge
+    lab_in "$NS_RTR" sysctl -qw net.ipv4.conf.p-br0.forwarding=0
+    ip -n "$NS_RTR" link set p-br0 up
+    ip -n "$NS_RTR" link set "$LAB_R_DST2" master p-br0
+    for ((i = 0; i < 30; i++)); do lab_accel_log | grep -q "r-dst2 is now a port of p-br0" && break; sleep 0.1; done
+    said=$(lab_accel_log | grep -c "r-dst2 is now a port of p-br0")
+    p_burst p1
+    check "p. r-dst2 made a port of a bridge that does not forward: accel forwards nothing from it, the kernel drops it, as without accel" \
+        "$said log line; dst1 got $P_RECV/$N, accel forwarded $P_XFWD" \
+        eval '[[ $said -eq 1 && $P_RECV -eq 0 && $P_XFWD -eq 0 ]]'
+    ip -n "$NS_RTR" link set "$LAB_R_DST2" nomaster
+    ip -n "$NS_RTR" link del p-br0
+    for ((i = 0; i < 30; i++)); do lab_accel_log | grep -q "r-dst2 is no longer a port" && break; sleep 0.1; done
+    lab_in "$NS_DST2" ping -q -c 2 -i 0.2 -W 2 10.11.2.2 >/dev/null 2>&1 || note "p: ping after the bridge failed"
+    p_burst p2
+    check "p. out of the bridge: forwarded in XDP from r-dst2 again" \
+        "dst1 got $P_RECV/$N, accel forwarded $P_XFWD" eval '[[ $P_RECV -eq $N && $P_XFWD -ge $N ]]'
+    sy=$(lab_accel sync --check 2>&1)
+    check "p. the mirror matches the kernel after (sync --check)" "$(tr -s '\n' ' ' <<<"$sy")" \
+        grep -q '^in sync' <<<"$sy"
+else
+    not_ok "p. dst2 -> dst1 forwarded in XDP from r-dst2" "accel did not start"
+fi
+lab_accel_stop TERM
 
 # ---------------------------------------------------------------- m. capacity
 # A structure that runs out of room must never stop accel (under systemd's

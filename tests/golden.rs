@@ -1879,7 +1879,7 @@ fn unknown_ingress_is_left_alone() {
 #[test]
 fn an_interface_entry_for_a_deleted_device_is_removed_not_an_error() {
     let Some(lab) = Lab::new() else { return };
-    let x = Iface { slot: 2, ..lab.x };
+    let x = lab.x;
     lab.apply(&[lab.put_iface(&x, F::ACCEL_IF_UP.0, 1500)]);
     assert!(lab.dp.maps.iface(x.ifindex).is_some());
     lab.ip(&["link del x0"]);

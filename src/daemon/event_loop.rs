@@ -204,6 +204,7 @@ impl Running {
                     warn!("status not published: {}", crate::error_chain(&e));
                 }
                 self.consider_growth()?;
+                self.consider_returns()?;
                 None
             }
             Wake::Request(p) => {

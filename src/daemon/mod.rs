@@ -38,6 +38,7 @@ use crate::{bpf, netfilter, runtime, sysctl};
 
 mod attach_probe;
 mod event_loop;
+mod iface_return;
 mod jobs;
 mod nf_watch;
 mod report;
@@ -204,9 +205,11 @@ impl Daemon {
         // for a link already without carrier, it changes what the kernel
         // reports of the next hops through it.
         let linkdown_changed = match &ev {
-            Event::NewLink(l) => self
-                .mirror
-                .set_ignores_linkdown(l.ifindex, sysctl::ignores_linkdown(l.ignores_linkdown)),
+            Event::NewLink(l) => {
+                self.log_port_change(l);
+                self.mirror
+                    .set_ignores_linkdown(l.ifindex, sysctl::ignores_linkdown(l.ignores_linkdown))
+            }
             _ => false,
         };
         let traced = self.trace.as_ref().and_then(|_| RouteTrace::of(&ev));
@@ -242,6 +245,33 @@ impl Daemon {
             self.rules.start(&self.handle);
         }
         Ok(resync)
+    }
+
+    /// Says when one of accel's interfaces becomes a port of a bridge,
+    /// bond, team or Open vSwitch (see [`Mirror::port_of`]), or stops
+    /// being one.
+    fn log_port_change(&self, l: &crate::model::Link) {
+        let Some(name) = self.ifaces.get(&l.ifindex) else {
+            return;
+        };
+        let was = self
+            .mirror
+            .link(l.ifindex)
+            .and_then(|o| self.mirror.port_of(o));
+        let now = self.mirror.port_of(l);
+        match (was.map(|p| p.0), now) {
+            (w, Some((m, master))) if w != Some(m) => warn!(
+                "{name} is now a port of {} (ifindex {m}): what arrives there is that \
+                 device's; the kernel handles it, and nothing is forwarded out through {name}",
+                if master.is_empty() {
+                    "a device"
+                } else {
+                    master
+                }
+            ),
+            (Some(_), None) => info!("{name} is no longer a port: forwarding through it again"),
+            _ => {}
+        }
     }
 
     /// The rules read after rule events ([`rule_reader`]); a read that
@@ -562,11 +592,17 @@ impl Daemon {
 
     fn poll_sysctls(&mut self) -> Result<(), DaemonError> {
         self.poll_multipath()?;
-        for (ifindex, name) in &self.ifaces {
+        for ifindex in self.ifaces.keys() {
+            // The settings live under the device's name now: a renamed
+            // device's are no longer under the one given at start (which
+            // may be another device's). A device gone has none.
+            let Some(name) = self.mirror.link(*ifindex).map(|l| l.name.clone()) else {
+                continue;
+            };
             let changes = self.mirror.set_sysctls(
                 *ifindex,
-                sysctl::iface_flags(name),
-                sysctl::ipv6_mtu(name),
+                sysctl::iface_flags(&name),
+                sysctl::ipv6_mtu(&name),
             );
             if !changes.is_empty() {
                 info!("{name}: forwarding settings changed");
@@ -801,6 +837,20 @@ async fn attach_one(
     Ok(a)
 }
 
+/// Logs what became of an interface (see [`iface_return`]).
+fn log_fate(said: iface_return::Said) {
+    match said {
+        iface_return::Said::Gone(name) => warn!(
+            "{name} is gone: the kernel forwards its traffic; accel attaches again (an upgrade \
+             in place) when an interface of that name appears"
+        ),
+        iface_return::Said::Renamed(name, to) => info!(
+            "{name} was renamed {to}: accel's program stays on it (a restart would look for \
+             {name})"
+        ),
+    }
+}
+
 /// The hook asked for interface `name`: its own (`-i IF:tc`), else
 /// `--hook`'s. An explicit `--xdp-mode generic` makes `auto` XDP: generic
 /// XDP is never picked automatically, so asking for it means XDP.
@@ -941,6 +991,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         handover: None,
         limits,
         growth: capacity::growth::Growth::new(opts.grow_after),
+        returns: iface_return::Returns::default(),
     };
     // This thread runs the event loop. Only now, so that a refused start
     // says one line, and says it at normal priority.
@@ -1036,6 +1087,9 @@ struct Running {
     limits: Limits,
     /// When to grow them (an upgrade in place to bigger maps).
     growth: capacity::growth::Growth,
+    /// Interfaces gone, and back under their name (an upgrade in place
+    /// attaches to them again).
+    returns: iface_return::Returns,
 }
 
 impl Running {
@@ -1081,6 +1135,79 @@ impl Running {
             self.growth.failed(now);
         }
         Ok(())
+    }
+
+    /// After housekeeping: says which interfaces went away (or were
+    /// renamed), and upgrades in place to this same binary once a device
+    /// has the name of one that went away: the successor attaches to it
+    /// (see [`iface_return`]). The kernel is asked by ioctl, which takes no
+    /// RTNL lock: a busy routing daemon cannot hold the loop here.
+    fn consider_returns(&mut self) -> Result<(), DaemonError> {
+        use iface_return::Action;
+        if self.handover.is_some() {
+            return Ok(());
+        }
+        let fates: Vec<_> = self
+            .attached
+            .iter()
+            .filter(|a| !a.beside)
+            .map(|a| {
+                let f = iface_return::fate(a.ifindex, &a.name, runtime::ifname, |n| {
+                    runtime::ifindex(n).ok()
+                });
+                (a.name.clone(), f)
+            })
+            .collect();
+        let now = std::time::Instant::now();
+        let (said, action) = self.returns.look(&fates, now);
+        said.into_iter().for_each(log_fate);
+        let Action::TakeBack(back) = action else {
+            return Ok(());
+        };
+        if let Some(why) = self.take_back_blocker(&back) {
+            if self.returns.blocked(why.clone()) {
+                warn!("not attaching again yet: {why}");
+            }
+            return Ok(());
+        }
+        let shown: Vec<String> = back
+            .iter()
+            .map(|(name, i)| format!("{name} (ifindex {i})"))
+            .collect();
+        let verb = if shown.len() == 1 { "is" } else { "are" };
+        info!(
+            "{} {verb} back: upgrading in place to attach to it",
+            shown.join(", ")
+        );
+        self.start_handover(&[])?;
+        if self.handover.is_some() {
+            self.returns.started();
+        } else {
+            self.returns.failed(now);
+        }
+        Ok(())
+    }
+
+    /// Why a successor could not take the interfaces `back` now: it
+    /// resolves every name at start (check_options) and wants an Ethernet
+    /// address on each (check_links); a cls_bpf filter cannot be handed
+    /// over (Attachment::pin). None: it can.
+    fn take_back_blocker(&self, back: &[(String, u32)]) -> Option<String> {
+        for a in self.attached.iter().filter(|a| !a.beside) {
+            if runtime::ifindex(&a.name).is_err() {
+                return Some(format!("no interface is named {} now", a.name));
+            }
+            if a.hook == Hook::TcFilter {
+                return Some(format!(
+                    "{} runs a cls_bpf filter, which cannot be handed over; restart accel",
+                    a.name
+                ));
+            }
+        }
+        let no_mac = back
+            .iter()
+            .find(|(_, i)| self.d.mirror.link(*i).and_then(|l| l.mac).is_none())?;
+        Some(format!("{} has no Ethernet address", no_mac.0))
     }
 
     /// `to` with the route structures that are short of room sized to what
@@ -1182,8 +1309,19 @@ impl Running {
                      instance carries on"
                 );
                 h.remove_pins();
-                self.growth.failed(std::time::Instant::now());
-                for a in &mut self.attached {
+                let now = std::time::Instant::now();
+                if self.returns.in_flight() {
+                    self.returns.failed(now);
+                } else {
+                    self.growth.failed(now);
+                }
+                // A link whose device was deleted takes no program
+                // (ENOLINK): nothing to put back there.
+                let live = self
+                    .attached
+                    .iter_mut()
+                    .filter(|a| runtime::ifname(a.ifindex).is_some());
+                for a in live {
                     if let Err(e) = a.reclaim(self.progs.for_hook(a.hook).as_fd()) {
                         warn!("{}: putting this instance's program back: {e}", a.name);
                     }

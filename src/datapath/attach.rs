@@ -289,9 +289,9 @@ pub fn attached_mode(ifindex: u32) -> Option<XdpMode> {
 /// its maps, never a mix) and removes the pin, so that from now on the link
 /// lives exactly as long as this process, as with [`attach`].
 ///
-/// Ok(None) when there is no pin. A pin that cannot be adopted (another
-/// interface, another hook or XDP mode than `choice` asks for, update
-/// refused) is removed, which detaches the old program, and the caller
+/// Ok(None) when there is no pin, or one whose device was deleted. A pin
+/// that cannot be adopted (another interface, another hook or XDP mode than
+/// `choice` asks for, update refused) is removed, which detaches the old program, and the caller
 /// falls back to [`attach`]: the kernel forwards alone in between, as on a
 /// plain restart.
 pub fn adopt(
@@ -317,17 +317,31 @@ pub fn adopt(
     let info = link
         .info()
         .map_err(|e| format!("reading the pinned link failed: {e}"))?;
-    let (hook, on) = match info.info {
-        LinkTypeInfo::Xdp(xdp) => match attached_mode(ifindex) {
-            Some(m) => (Hook::Xdp(m), xdp.ifindex),
-            None => return Err("the pinned XDP link runs in an unknown mode".into()),
-        },
-        LinkTypeInfo::Tcx(tcx) => (Hook::Tc, tcx.ifindex),
-        other => return Err(format!("the pin is not an XDP or tcx link ({other:?})")),
+    let (xdp, on) = match info.info {
+        LinkTypeInfo::Xdp(xdp) => (true, xdp.ifindex),
+        LinkTypeInfo::Tcx(tcx) => (false, tcx.ifindex),
+        other => {
+            return Err(format!(
+                "the pinned link is not an XDP or tcx link ({other:?})"
+            ))
+        }
     };
+    // The device the link was on was deleted (the kernel reports ifindex 0
+    // for such a link, in bpf_xdp_link_fill_link_info() and
+    // tcx_link_fill_info()); `name` is a device created since. Nothing to
+    // detach: the caller attaches afresh.
+    if on == 0 {
+        log::info!("{name}: the previous instance's link was on a device since deleted");
+        return Ok(None);
+    }
     if on != ifindex {
         return Err(format!("the pinned link is on ifindex {on}, not {ifindex}"));
     }
+    let hook = match (xdp, attached_mode(ifindex)) {
+        (false, _) => Hook::Tc,
+        (true, Some(m)) => Hook::Xdp(m),
+        (true, None) => return Err("the pinned XDP link runs in an unknown mode".into()),
+    };
     if !choice.admits(hook, mode) {
         return Err(format!(
             "the pinned link runs {hook}, this instance wants {choice:?} (XDP mode {mode:?})"

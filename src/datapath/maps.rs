@@ -527,12 +527,19 @@ impl Maps {
                 // applied after the device is gone. Such a device is no
                 // egress: its entries go, as its RTM_DELLINK, next, asks.
                 let slot = u32::from(entry.slot);
-                if let Err(e) = put(&self.tx_ports, "tx_ports", &slot, ifindex) {
-                    if crate::runtime::ifname(*ifindex).is_some() {
-                        return Err(e);
+                let put_port =
+                    self.tx_ports
+                        .update(bytes_of(&slot), bytes_of(ifindex), MapFlags::ANY);
+                match put_port {
+                    Ok(()) => {}
+                    Err(e)
+                        if e.kind() == libbpf_rs::ErrorKind::InvalidInput
+                            && crate::runtime::ifname(*ifindex).is_none() =>
+                    {
+                        log::debug!("ifindex {ifindex} is gone: its entries go");
+                        return self.apply_one(&Change::DelIface(*ifindex));
                     }
-                    log::debug!("ifindex {ifindex} is gone: its entries go");
-                    return self.apply_one(&Change::DelIface(*ifindex));
+                    Err(e) => return Err(failed("tx_ports", "update")(e)),
                 }
                 let v = iface_value(entry);
                 put(&self.ifaces, "ifaces", ifindex, &v)?;

@@ -798,6 +798,28 @@ impl Mirror {
         changed && self.links_without_carrier().any(|(i, _)| i == ifindex)
     }
 
+    /// The bridge, bond, team or Open vSwitch device `l` is a port of, as
+    /// (ifindex, name): what arrives on a port is that device's (its
+    /// rx_handler takes the frame in __netif_receive_skb_core(), and what
+    /// is routed is routed as arriving on it, with its settings), never
+    /// this interface's. A VRF's ports are not such: the kernel routes what
+    /// arrives there itself, in the VRF's table (whose l3mdev rule sends
+    /// that family to bpf_fib_lookup, see rules). A master not known yet
+    /// counts: its link message comes, and the port's entry follows it.
+    pub fn port_of(&self, l: &Link) -> Option<(u32, &str)> {
+        let m = l.master?;
+        match self.kernel.links.get(&m) {
+            Some(ml) if ml.kind.as_deref() == Some("vrf") => None,
+            Some(ml) => Some((m, ml.name.as_str())),
+            None => Some((m, "")),
+        }
+    }
+
+    /// The kernel's link `ifindex` as the mirror knows it.
+    pub fn link(&self, ifindex: u32) -> Option<&Link> {
+        self.kernel.links.get(&ifindex)
+    }
+
     /// The links that are up without carrier, or not running (IPv6 takes
     /// those for linkdown too): (ifindex, name).
     pub fn links_without_carrier(&self) -> impl Iterator<Item = (u32, &str)> + '_ {
@@ -1279,7 +1301,11 @@ impl Mirror {
         ids.sort_unstable();
         for ifindex in ids {
             let conf = self.ifaces[&ifindex];
-            let want = self.kernel.links.get(&ifindex).and_then(|l| {
+            // A port is no routed interface: nothing arriving there is
+            // forwarded, nothing is sent out through it (the kernel does
+            // either, if it does).
+            let link = self.kernel.links.get(&ifindex);
+            let want = link.filter(|l| self.port_of(l).is_none()).and_then(|l| {
                 let mut flags = conf.sysctl_flags | conf.hook_flags | conf.tc_flags;
                 // Carrier, and operationally up: IPv6 takes a dormant
                 // device's next hops for linkdown (addrconf_link_ready).

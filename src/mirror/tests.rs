@@ -64,6 +64,7 @@ pub(super) fn link(ifindex: u32, up: bool) -> Link {
         carrier_downs: 0,
         dormant: false,
         kind: Some("veth".into()),
+        master: None,
     }
 }
 
@@ -503,6 +504,50 @@ fn link_down_marks_the_interface_and_asks_for_a_dump() {
         }
         other => panic!("unexpected {other:?}"),
     }
+}
+
+fn puts_iface(o: &EventOutcome, which: u32) -> bool {
+    o.changes
+        .iter()
+        .any(|c| matches!(c, Change::PutIface { ifindex, .. } if *ifindex == which))
+}
+
+/// An interface made a port of a bridge (or bond): the bridge's
+/// rx_handler takes what arrives there and routes it as arriving on the
+/// bridge, with the bridge's settings. The interface's entry goes, so that
+/// the datapath leaves all of it to the kernel; a VRF's port stays routed.
+#[test]
+fn an_interface_made_a_bridge_port_is_no_longer_served() {
+    const BR: u32 = 20;
+    let mut m = mirror();
+    m.resync(snapshot());
+    let mut br = link(BR, true);
+    br.kind = Some("bridge".into());
+    m.apply(Event::NewLink(br));
+    let mut port = link(WAN, true);
+    port.master = Some(BR);
+    let o = m.apply(Event::NewLink(port.clone()));
+    assert!(
+        o.changes.contains(&Change::DelIface(WAN)),
+        "{:?}",
+        o.changes
+    );
+    assert_eq!(m.port_of(&port), Some((BR, "eth20")));
+
+    // Out of the bridge: served again.
+    let o = m.apply(Event::NewLink(link(WAN, true)));
+    assert!(puts_iface(&o, WAN), "{:?}", o.changes);
+
+    // A master not known yet counts as a port's; a VRF's port is served.
+    let mut vrf_port = link(WAN, true);
+    vrf_port.master = Some(BR + 1);
+    let o = m.apply(Event::NewLink(vrf_port.clone()));
+    assert!(o.changes.contains(&Change::DelIface(WAN)));
+    let mut vrf = link(BR + 1, true);
+    vrf.kind = Some("vrf".into());
+    let o = m.apply(Event::NewLink(vrf));
+    assert!(puts_iface(&o, WAN), "{:?}", o.changes);
+    assert_eq!(m.port_of(&vrf_port), None);
 }
 
 /// A carrier change alone (an access port flapping): the kernel only

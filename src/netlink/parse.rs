@@ -363,6 +363,7 @@ pub fn link(msg: &LinkMessage) -> Option<model::Link> {
         carrier_downs: 0,
         dormant: false,
         kind: None,
+        master: None,
     };
     for a in &msg.attributes {
         match a {
@@ -373,6 +374,7 @@ pub fn link(msg: &LinkMessage) -> Option<model::Link> {
                 l.mac = mac6(mac)
             }
             LinkAttribute::Mtu(m) => l.mtu = *m,
+            LinkAttribute::Controller(i) if *i != 0 => l.master = Some(*i),
             LinkAttribute::CarrierDownCount(n) => l.carrier_downs = *n,
             LinkAttribute::OperState(st) => l.dormant = *st == State::Dormant,
             LinkAttribute::LinkInfo(infos) => {
@@ -941,6 +943,7 @@ mod tests {
                 carrier_downs: 3,
                 dormant: false,
                 kind: Some("veth".into()),
+                master: None,
             }
         );
 

@@ -155,6 +155,7 @@ fn host_state() -> KernelState {
         carrier_downs: 0,
         dormant: false,
         kind: Some("veth".into()),
+        master: None,
     };
     let addr = |a: &str, len| Addr {
         ifindex: IFINDEX,
