@@ -67,7 +67,9 @@ pub fn pin_links(
     links: &TrustedDir,
 ) -> Result<Vec<String>, HandoverError> {
     let mut pins = Vec::new();
-    for a in attached {
+    // A released attachment (its device left the namespace) has no link:
+    // the successor attaches to whatever has that name then.
+    for a in attached.iter().filter(|a| !a.is_released()) {
         let _ = links.remove(&a.name);
         if let Err(source) = a.pin(&links.fd_path(&a.name)) {
             remove_pins(links, &pins);

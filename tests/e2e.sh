@@ -533,6 +533,16 @@ out=$(ACCEL_RUN_DIR=$LAB_DIR/run3 ACCEL_PIN_DIR=$ACCEL_PIN_DIR-3 lab_accel run -
 rc=$?
 check "g. a second accel run (other run and pin dirs) fails clearly" "exit $rc: $(tail -n1 <<<"$out")" \
     eval '[[ $rc -ne 0 ]] && grep -q "already runs accel.s program ($HOOK_SHOWN)" <<<"$out"'
+# A bridge port: what arrives there is the bridge's.
+ip -n "$NS_RTR" link add g-br type bridge
+ip -n "$NS_RTR" link add g-port type veth peer name g-peer
+ip -n "$NS_RTR" link set g-port master g-br
+out=$(ACCEL_RUN_DIR=$LAB_DIR/run5 ACCEL_PIN_DIR=$ACCEL_PIN_DIR-5 lab_accel run -i g-port 2>&1)
+rc=$?
+ip -n "$NS_RTR" link del g-port
+ip -n "$NS_RTR" link del g-br
+check "g. accel run on a bridge port refuses and names the bridge" "exit $rc: $(tail -n1 <<<"$out")" \
+    eval '[[ $rc -ne 0 ]] && grep -q "g-port: is a port of g-br (bridge).*run accel on g-br instead" <<<"$out"'
 burst 4 "$LAB_SVC4" g4 dst1
 check "g. the first instance keeps running and forwarding" \
     "alive, XDP on $(xdp_ifaces) interfaces, burst: dst1 got $B_RECV/$N, accel forwarded $B_XFWD, kernel $B_KFWD" \
@@ -901,6 +911,56 @@ if lab_accel_wait 30 && [[ $(xdp_ifaces) -eq 3 ]]; then
         grep -q '^in sync' <<<"$sy"
 else
     not_ok "p. dst2 -> dst1 forwarded in XDP from r-dst2" "accel did not start"
+fi
+lab_accel_stop TERM
+
+# ---------------------------------------------------------------- q. moved to another namespace
+# An XDP or tcx link stays on a device moved into another namespace: left
+# there, accel's program would judge that namespace's frames by this one's
+# mirror. Moved away, r-dst2 must run none of accel's programs; moved back
+# (same name, same ifindex), accel takes it back.
+q_progs() { # programs on r-dst2 in namespace $1: XDP and tcx
+    local n
+    n=$(ip -n "$1" -d link show dev r-dst2 2>/dev/null | grep -c 'prog/xdp')
+    echo $((n + $(lab_in "$1" python3 "$LAB_TOOL" tcx r-dst2 2>/dev/null || echo 0)))
+}
+Q_NS=$LAB_PREFIX-q
+LAB_NSS+=("$Q_NS") # lab_down removes it, whatever happens
+lab_accel_start
+if lab_accel_wait 30 && [[ $(xdp_ifaces) -eq 3 ]]; then
+    ip netns add "$Q_NS"
+    ip -n "$NS_RTR" link set "$LAB_R_DST2" netns "$Q_NS"
+    for ((i = 0; i < 30; i++)); do [[ $(q_progs "$Q_NS") -eq 0 ]] && break; sleep 0.1; done
+    gone=$(lab_accel_log | grep -c 'r-dst2 is gone')
+    left=$(q_progs "$Q_NS")
+    check "q. r-dst2 moved to another namespace: accel says it is gone and its programs leave it there" \
+        "$gone log line(s); $left program(s) on r-dst2 in $Q_NS" eval '[[ $gone -eq 1 && $left -eq 0 ]]'
+    ACCEL_LOG_OFFSET=$(stat -c %s "$LAB_DIR/accel.log")
+    ip -n "$Q_NS" link set r-dst2 netns "$NS_RTR"
+    lab_addr "$NS_RTR" r-dst2 10.11.3.1/24 fd00:11:3::1/64
+    ip -n "$NS_RTR" route add 203.0.113.0/24 via 10.11.3.2
+    ip -n "$NS_RTR" -6 route add 2001:db8:200::/48 via fd00:11:3::2
+    for ((i = 0; i < 300; i++)); do kill -0 "$ACCEL_PID" 2>/dev/null || break; sleep 0.1; done
+    rc=running
+    if ! kill -0 "$ACCEL_PID" 2>/dev/null; then
+        wait "$ACCEL_PID"
+        rc=$?
+    fi
+    if [[ $rc != running ]] && lab_accel_follow_successor && lab_accel_wait 30; then
+        lab_in "$NS_DST2" ping -q -c 2 -i 0.2 -W 2 10.11.2.2 >/dev/null 2>&1 || note "q: warm-up ping failed"
+        p_burst q1
+        back=$(lab_accel_log | grep -c 'r-dst2 (ifindex [0-9]*) is back')
+        check "q. moved back: taken back (old exit $rc), XDP on 3 interfaces, dst2 -> dst1 forwarded in XDP" \
+            "$back 'is back'; XDP on $(xdp_ifaces); dst1 got $P_RECV/$N, accel forwarded $P_XFWD" \
+            eval '[[ $back -eq 1 && $rc -eq 0 && $(xdp_ifaces) -eq 3 && $P_RECV -eq $N && $P_XFWD -ge $N ]]'
+    else
+        not_ok "q. moved back: taken back, XDP on 3 interfaces, dst2 -> dst1 forwarded in XDP" \
+            "old instance $rc 30 s after, no successor; log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+    fi
+    ip netns del "$Q_NS" 2>/dev/null
+else
+    not_ok "q. r-dst2 moved to another namespace: accel says it is gone and its programs leave it there" \
+        "accel did not start"
 fi
 lab_accel_stop TERM
 

@@ -688,8 +688,9 @@ fn check_options(opts: &RunOptions) -> Result<(IfaceNames, HashMap<u32, IfaceCon
     Ok((ifaces, conf))
 }
 
-/// Every interface must be an Ethernet device: XDP redirects Ethernet
-/// frames, and nothing can be forwarded from or to a loopback or tun.
+/// Every interface must be an Ethernet device (XDP redirects Ethernet
+/// frames, and nothing can be forwarded from or to a loopback or tun), and
+/// no port of a bridge, bond, team or Open vSwitch.
 async fn check_links(
     handle: &rtnetlink::Handle,
     ifaces: &HashMap<u32, String>,
@@ -701,6 +702,24 @@ async fn check_links(
             return Err(DaemonError::Iface(
                 name.clone(),
                 "has no Ethernet address; accel forwards between Ethernet interfaces".into(),
+            ));
+        }
+        // A port's frames are its master's (see Mirror::port_of): accel
+        // would pass all of them to the kernel.
+        let master = link
+            .and_then(|l| l.master)
+            .and_then(|m| links.iter().find(|l| l.ifindex == m))
+            .filter(|m| m.kind.as_deref() != Some("vrf"));
+        if let Some(m) = master {
+            return Err(DaemonError::Iface(
+                name.clone(),
+                format!(
+                    "is a port of {} ({}): what arrives there is {}'s; run accel on {} instead",
+                    m.name,
+                    m.kind.as_deref().unwrap_or("a master device"),
+                    m.name,
+                    m.name
+                ),
             ));
         }
         if link.and_then(|l| l.kind.as_deref()) == Some("veth") {
@@ -841,8 +860,9 @@ async fn attach_one(
 fn log_fate(said: iface_return::Said) {
     match said {
         iface_return::Said::Gone(name) => warn!(
-            "{name} is gone: the kernel forwards its traffic; accel attaches again (an upgrade \
-             in place) when an interface of that name appears"
+            "{name} is gone (deleted, or moved to another namespace; accel's programs let go of \
+             it): accel attaches again (an upgrade in place) when an interface of that name \
+             appears"
         ),
         iface_return::Said::Renamed(name, to) => info!(
             "{name} was renamed {to}: accel's program stays on it (a restart would look for \
@@ -1143,7 +1163,7 @@ impl Running {
     /// (see [`iface_return`]). The kernel is asked by ioctl, which takes no
     /// RTNL lock: a busy routing daemon cannot hold the loop here.
     fn consider_returns(&mut self) -> Result<(), DaemonError> {
-        use iface_return::Action;
+        use iface_return::{Action, Fate};
         if self.handover.is_some() {
             return Ok(());
         }
@@ -1155,9 +1175,16 @@ impl Running {
                 let f = iface_return::fate(a.ifindex, &a.name, runtime::ifname, |n| {
                     runtime::ifindex(n).ok()
                 });
+                // Released, then here again under its name and ifindex
+                // (moved out and back, or created with `index`): back.
+                let f = match f {
+                    Fate::Here if a.is_released() => Fate::Back(a.ifindex),
+                    f => f,
+                };
                 (a.name.clone(), f)
             })
             .collect();
+        self.release_gone(&fates);
         let now = std::time::Instant::now();
         let (said, action) = self.returns.look(&fates, now);
         said.into_iter().for_each(log_fate);
@@ -1186,6 +1213,24 @@ impl Running {
             self.returns.failed(now);
         }
         Ok(())
+    }
+
+    /// Lets go of the programs on interfaces that left the namespace
+    /// ([`Attachment::release`]), the TC program beside included: a device
+    /// moved into another namespace would otherwise keep running them.
+    fn release_gone(&mut self, fates: &[(String, iface_return::Fate)]) {
+        use iface_return::Fate;
+        for (name, _) in fates
+            .iter()
+            .filter(|(_, f)| matches!(f, Fate::Gone | Fate::Back(_)))
+        {
+            let beside = format!("{name}:tc");
+            for a in self.attached.iter_mut() {
+                if (a.name == *name || a.name == beside) && !a.is_released() {
+                    a.release();
+                }
+            }
+        }
     }
 
     /// Why a successor could not take the interfaces `back` now: it

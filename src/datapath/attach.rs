@@ -165,6 +165,8 @@ enum Holder {
     Link(OwnedFd),
     /// A cls_bpf filter, removed when this is dropped.
     Filter(super::cls_bpf::Filter),
+    /// Let go ([`Attachment::release`]): the interface left the namespace.
+    Released,
 }
 
 /// Called with the hook a link is about to run in, before it goes live:
@@ -198,8 +200,23 @@ impl Attachment {
         self
     }
 
+    /// Lets the program go from the device. For one that left accel's
+    /// namespace: deleted (its link is on nothing already), or moved into
+    /// another namespace, where the program would keep running on it and
+    /// judge that namespace's frames by this one's mirror (an XDP link
+    /// stays on a device through dev_change_net_namespace(), and its
+    /// ifindex there may be one of accel's interfaces' here).
+    pub fn release(&mut self) {
+        self.holder = Holder::Released;
+    }
+
+    pub fn is_released(&self) -> bool {
+        matches!(self.holder, Holder::Released)
+    }
+
     /// Pins the link at `path`, so that it (and the program) outlives accel.
-    /// A cls_bpf filter has no link to pin: a handover is refused.
+    /// A cls_bpf filter has no link to pin: a handover is refused. A
+    /// released attachment has nothing to pin (see handover::pin_links).
     pub fn pin(&self, path: &Path) -> std::io::Result<()> {
         let Holder::Link(link) = &self.holder else {
             return Err(std::io::Error::other(format!(
@@ -233,6 +250,7 @@ impl Attachment {
         let link = match &mut self.holder {
             Holder::Link(link) => link,
             Holder::Filter(f) => return f.reclaim(prog),
+            Holder::Released => return Ok(()),
         };
         let opts = libbpf_sys::bpf_link_update_opts {
             sz: std::mem::size_of::<libbpf_sys::bpf_link_update_opts>() as _,
