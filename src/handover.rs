@@ -150,8 +150,14 @@ impl Handover {
         remove_pins(&self.links, &self.pins);
     }
 
-    pub fn progress(&mut self) -> Progress {
-        if self.pins.iter().all(|p| !self.links.contains(p)) {
+    /// Whether the successor took over; `published(pid)`: whether the run
+    /// directory names `pid` as the instance (written once it is attached,
+    /// Presence::publish).
+    pub fn progress(&mut self, published: impl Fn(u32) -> bool) -> Progress {
+        let adopted = self.pins.iter().all(|p| !self.links.contains(p));
+        // With no link to adopt (every interface's device left and was let
+        // go), adopting shows nothing: the successor's publishing does.
+        if adopted && (!self.pins.is_empty() || published(self.successor.id())) {
             return Progress::TakenOver;
         }
         match self.successor.try_wait() {

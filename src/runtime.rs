@@ -88,8 +88,29 @@ pub fn ifindex(name: &str) -> Result<u32, RuntimeError> {
 }
 
 pub fn ifname(ifindex: u32) -> Option<String> {
-    let sock = ioctl_socket().ok()?;
-    rustix::net::netdevice::index_to_name(&sock, ifindex).ok()
+    iface_name(ifindex).ok().flatten()
+}
+
+/// The name of `ifindex` in the current network namespace: Ok(None) only
+/// when the kernel says there is no such device (ENODEV); any other
+/// failure (no socket to ask with) is an error, not an answer.
+pub fn iface_name(ifindex: u32) -> std::io::Result<Option<String>> {
+    let sock = ioctl_socket()?;
+    match rustix::net::netdevice::index_to_name(&sock, ifindex) {
+        Ok(n) => Ok(Some(n)),
+        Err(rustix::io::Errno::NODEV) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The index of `name`, as [`iface_name`]: Ok(None) only for ENODEV.
+pub fn iface_index(name: &str) -> std::io::Result<Option<u32>> {
+    let sock = ioctl_socket()?;
+    match rustix::net::netdevice::name_to_index(&sock, name) {
+        Ok(i) => Ok(Some(i)),
+        Err(rustix::io::Errno::NODEV) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A socket for the interface ioctls (any family serves).
@@ -167,13 +188,16 @@ impl RunDir {
 
     /// Removes the pid file if it still names this process.
     pub fn remove_own_pid(&self) {
-        let ours = self
-            .dir
-            .read_file(PID_FILE)
-            .is_ok_and(|p| p.trim() == std::process::id().to_string());
-        if ours {
+        if self.names_pid(std::process::id()) {
             let _ = self.dir.remove(PID_FILE);
         }
+    }
+
+    /// Whether the pid file names `pid`.
+    pub fn names_pid(&self, pid: u32) -> bool {
+        self.dir
+            .read_file(PID_FILE)
+            .is_ok_and(|p| p.trim() == pid.to_string())
     }
 
     /// The control socket's path through the directory's descriptor (to

@@ -963,6 +963,39 @@ else
         "accel did not start"
 fi
 lab_accel_stop TERM
+# The same with r-dst2 accel's only interface: the take-back's handover has
+# no link to hand over, so nothing but the successor's publishing itself
+# (its pid in the run directory, once attached) may end the old instance.
+touch "$LAB_DIR/accel.log"
+ACCEL_LOG_OFFSET=$(stat -c %s "$LAB_DIR/accel.log")
+nsenter --net="/run/netns/$NS_RTR" -- "$ACCEL" run -i "$LAB_R_DST2" >>"$LAB_DIR/accel.log" 2>&1 &
+ACCEL_PID=$!
+if lab_accel_wait 30; then
+    ip netns add "$Q_NS"
+    ip -n "$NS_RTR" link set "$LAB_R_DST2" netns "$Q_NS"
+    for ((i = 0; i < 30; i++)); do lab_accel_log | grep -q 'r-dst2 is gone' && break; sleep 0.1; done
+    ip -n "$Q_NS" link set r-dst2 netns "$NS_RTR"
+    lab_addr "$NS_RTR" r-dst2 10.11.3.1/24 fd00:11:3::1/64
+    ip -n "$NS_RTR" route add 203.0.113.0/24 via 10.11.3.2
+    ip -n "$NS_RTR" -6 route add 2001:db8:200::/48 via fd00:11:3::2
+    old=$ACCEL_PID
+    for ((i = 0; i < 300; i++)); do kill -0 "$old" 2>/dev/null || break; sleep 0.02; done
+    named=$(cat "$ACCEL_RUN_DIR/accel.pid" 2>/dev/null)
+    alive=$(kill -0 "$old" 2>/dev/null && echo running || echo exited)
+    if lab_accel_follow_successor && lab_accel_wait 30; then
+        xdp=$(ip -n "$NS_RTR" -d link show dev r-dst2 | grep -c 'prog/xdp')
+        check "q. r-dst2 the only interface, moved away and back: the old instance exits only once its successor runs, on r-dst2" \
+            "old $old $alive; the pid file named ${named:-nothing} when it exited; successor $ACCEL_PID, XDP on r-dst2: $xdp" \
+            eval '[[ $alive == exited && $named == "$ACCEL_PID" && $named != "$old" && $xdp -eq 1 ]]'
+    else
+        not_ok "q. r-dst2 the only interface, moved away and back: the old instance exits only once its successor runs, on r-dst2" \
+            "old $old $alive; no successor; log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+    fi
+    ip netns del "$Q_NS" 2>/dev/null
+else
+    not_ok "q. r-dst2 the only interface: accel starts" "log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+fi
+lab_accel_stop TERM
 
 # ---------------------------------------------------------------- m. capacity
 # A structure that runs out of room must never stop accel (under systemd's

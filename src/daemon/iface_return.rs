@@ -32,13 +32,18 @@ pub enum Fate {
 }
 
 /// Judges one interface from the kernel's answers: `name_of` an ifindex
-/// and `index_of` a name (`None`: no such interface).
+/// and `index_of` a name (`None`: no such interface). `released`: accel
+/// let go of it already (see Attachment::release); such an interface is
+/// judged by its name alone, since its ifindex, here again, may be
+/// another device's (created with `index`, or moved in).
 pub fn fate(
-    ifindex: u32,
-    name: &str,
+    (ifindex, name, released): (u32, &str, bool),
     name_of: impl Fn(u32) -> Option<String>,
     index_of: impl Fn(&str) -> Option<u32>,
 ) -> Fate {
+    if released {
+        return index_of(name).map_or(Fate::Gone, Fate::Back);
+    }
     match name_of(ifindex) {
         Some(n) if n == name => Fate::Here,
         Some(n) => Fate::Renamed(n),
@@ -187,17 +192,25 @@ mod tests {
     #[test]
     fn an_interface_is_judged_by_its_ifindex_first() {
         let (name_of, index_of) = kernel(&[(4, "eth1"), (9, "eth1-old")]);
-        assert_eq!(fate(4, "eth1", &name_of, &index_of), Fate::Here);
+        assert_eq!(fate((4, "eth1", false), &name_of, &index_of), Fate::Here);
         // Renamed away, still the same device: the program is on it.
         let (name_of, index_of) = kernel(&[(4, "eth1-old"), (9, "eth1")]);
         assert_eq!(
-            fate(4, "eth1", &name_of, &index_of),
+            fate((4, "eth1", false), &name_of, &index_of),
             Fate::Renamed("eth1-old".into())
         );
         let (name_of, index_of) = kernel(&[(9, "eth2")]);
-        assert_eq!(fate(4, "eth1", &name_of, &index_of), Fate::Gone);
+        assert_eq!(fate((4, "eth1", false), &name_of, &index_of), Fate::Gone);
         let (name_of, index_of) = kernel(&[(9, "eth1")]);
-        assert_eq!(fate(4, "eth1", &name_of, &index_of), Fate::Back(9));
+        assert_eq!(fate((4, "eth1", false), &name_of, &index_of), Fate::Back(9));
+        // Released: by name alone. Its ifindex is another device's now,
+        // or its own again (moved back): either way, back.
+        let (name_of, index_of) = kernel(&[(4, "other"), (9, "eth1")]);
+        assert_eq!(fate((4, "eth1", true), &name_of, &index_of), Fate::Back(9));
+        let (name_of, index_of) = kernel(&[(4, "eth1")]);
+        assert_eq!(fate((4, "eth1", true), &name_of, &index_of), Fate::Back(4));
+        let (name_of, index_of) = kernel(&[(4, "other")]);
+        assert_eq!(fate((4, "eth1", true), &name_of, &index_of), Fate::Gone);
     }
 
     #[test]

@@ -856,6 +856,15 @@ async fn attach_one(
     Ok(a)
 }
 
+/// The kernel's answer, or None with `failed` set when it could not be
+/// asked.
+fn answered<T>(failed: &std::cell::Cell<bool>, r: std::io::Result<Option<T>>) -> Option<T> {
+    r.unwrap_or_else(|_| {
+        failed.set(true);
+        None
+    })
+}
+
 /// Logs what became of an interface (see [`iface_return`]).
 fn log_fate(said: iface_return::Said) {
     match said {
@@ -1163,27 +1172,30 @@ impl Running {
     /// (see [`iface_return`]). The kernel is asked by ioctl, which takes no
     /// RTNL lock: a busy routing daemon cannot hold the loop here.
     fn consider_returns(&mut self) -> Result<(), DaemonError> {
-        use iface_return::{Action, Fate};
+        use iface_return::Action;
         if self.handover.is_some() {
             return Ok(());
         }
+        // Only the kernel's "no such device" is an answer: a failed ask
+        // (no socket) judges nothing this time.
+        let failed = std::cell::Cell::new(false);
         let fates: Vec<_> = self
             .attached
             .iter()
             .filter(|a| !a.beside)
             .map(|a| {
-                let f = iface_return::fate(a.ifindex, &a.name, runtime::ifname, |n| {
-                    runtime::ifindex(n).ok()
-                });
-                // Released, then here again under its name and ifindex
-                // (moved out and back, or created with `index`): back.
-                let f = match f {
-                    Fate::Here if a.is_released() => Fate::Back(a.ifindex),
-                    f => f,
-                };
+                let f = iface_return::fate(
+                    (a.ifindex, &a.name, a.is_released()),
+                    |i| answered(&failed, runtime::iface_name(i)),
+                    |n| answered(&failed, runtime::iface_index(n)),
+                );
                 (a.name.clone(), f)
             })
             .collect();
+        if failed.get() {
+            debug!("asking the kernel for accel's interfaces failed; looking again in a second");
+            return Ok(());
+        }
         self.release_gone(&fates);
         let now = std::time::Instant::now();
         let (said, action) = self.returns.look(&fates, now);
@@ -1235,8 +1247,8 @@ impl Running {
 
     /// Why a successor could not take the interfaces `back` now: it
     /// resolves every name at start (check_options) and wants an Ethernet
-    /// address on each (check_links); a cls_bpf filter cannot be handed
-    /// over (Attachment::pin). None: it can.
+    /// address and no master on each (check_links); a cls_bpf filter
+    /// cannot be handed over (Attachment::pin). None: it can.
     fn take_back_blocker(&self, back: &[(String, u32)]) -> Option<String> {
         for a in self.attached.iter().filter(|a| !a.beside) {
             if runtime::ifindex(&a.name).is_err() {
@@ -1249,10 +1261,13 @@ impl Running {
                 ));
             }
         }
-        let no_mac = back
-            .iter()
-            .find(|(_, i)| self.d.mirror.link(*i).and_then(|l| l.mac).is_none())?;
-        Some(format!("{} has no Ethernet address", no_mac.0))
+        back.iter().find_map(|(name, i)| {
+            let Some(l) = self.d.mirror.link(*i).filter(|l| l.mac.is_some()) else {
+                return Some(format!("{name} has no Ethernet address"));
+            };
+            let (_, master) = self.d.mirror.port_of(l)?;
+            Some(format!("{name} is a port of {master}"))
+        })
     }
 
     /// `to` with the route structures that are short of room sized to what
@@ -1344,7 +1359,8 @@ impl Running {
     /// it died first.
     fn check_handover(&mut self) -> Result<bool, DaemonError> {
         let h = self.handover.as_mut().expect("a handover is in progress");
-        match h.progress() {
+        let run = &self.presence.run;
+        match h.progress(|pid| run.names_pid(pid)) {
             Progress::Waiting => Ok(false),
             Progress::TakenOver => Ok(true),
             Progress::SuccessorFailed(status) => {

@@ -207,6 +207,13 @@ impl Attachment {
     /// stays on a device through dev_change_net_namespace(), and its
     /// ifindex there may be one of accel's interfaces' here).
     pub fn release(&mut self) {
+        if let Holder::Link(link) = &self.holder {
+            // Detached outright (BPF_LINK_DETACH), not only closed: a
+            // reference held elsewhere (a pin) would keep a closed link on
+            // the device.
+            // SAFETY: a valid link descriptor; the call only detaches.
+            unsafe { libbpf_sys::bpf_link_detach(link.as_raw_fd()) };
+        }
         self.holder = Holder::Released;
     }
 

@@ -534,7 +534,7 @@ impl Maps {
                     Ok(()) => {}
                     Err(e)
                         if e.kind() == libbpf_rs::ErrorKind::InvalidInput
-                            && crate::runtime::ifname(*ifindex).is_none() =>
+                            && matches!(crate::runtime::iface_name(*ifindex), Ok(None)) =>
                     {
                         log::debug!("ifindex {ifindex} is gone: its entries go");
                         return self.apply_one(&Change::DelIface(*ifindex));
