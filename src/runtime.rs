@@ -81,10 +81,10 @@ pub fn restrict_umask() {
 /// The index of interface `name` in the current network namespace (asked
 /// of the kernel, not read from /sys, which belongs to whoever mounted it).
 pub fn ifindex(name: &str) -> Result<u32, RuntimeError> {
-    let unknown = || RuntimeError::UnknownIface(name.into());
-    // SIOCGIFINDEX, as if_nametoindex(3) does, on a socket of our own.
-    let sock = ioctl_socket().map_err(|_| unknown())?;
-    rustix::net::netdevice::name_to_index(&sock, name).map_err(|_| unknown())
+    iface_index(name)
+        .ok()
+        .flatten()
+        .ok_or_else(|| RuntimeError::UnknownIface(name.into()))
 }
 
 pub fn ifname(ifindex: u32) -> Option<String> {
@@ -105,6 +105,7 @@ pub fn iface_name(ifindex: u32) -> std::io::Result<Option<String>> {
 
 /// The index of `name`, as [`iface_name`]: Ok(None) only for ENODEV.
 pub fn iface_index(name: &str) -> std::io::Result<Option<u32>> {
+    // SIOCGIFINDEX, as if_nametoindex(3) does, on a socket of our own.
     let sock = ioctl_socket()?;
     match rustix::net::netdevice::name_to_index(&sock, name) {
         Ok(i) => Ok(Some(i)),

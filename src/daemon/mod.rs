@@ -1376,13 +1376,7 @@ impl Running {
                 } else {
                     self.growth.failed(now);
                 }
-                // A link whose device was deleted takes no program
-                // (ENOLINK): nothing to put back there.
-                let live = self
-                    .attached
-                    .iter_mut()
-                    .filter(|a| runtime::ifname(a.ifindex).is_some());
-                for a in live {
+                for a in &mut self.attached {
                     if let Err(e) = a.reclaim(self.progs.for_hook(a.hook).as_fd()) {
                         warn!("{}: putting this instance's program back: {e}", a.name);
                     }

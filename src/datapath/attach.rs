@@ -265,6 +265,12 @@ impl Attachment {
         };
         // SAFETY: valid link and program fds, initialised options.
         let rc = unsafe { libbpf_sys::bpf_link_update(link.as_raw_fd(), prog.as_raw_fd(), &opts) };
+        // A link whose device was deleted runs nothing anywhere
+        // (bpf_xdp_link_update(), tcx_link_update(): ENOLINK): nothing to
+        // put back.
+        if rc == -libc::ENOLINK {
+            return Ok(());
+        }
         if rc != 0 {
             return Err(std::io::Error::from_raw_os_error(-rc));
         }
@@ -316,9 +322,9 @@ pub fn attached_mode(ifindex: u32) -> Option<XdpMode> {
 ///
 /// Ok(None) when there is no pin, or one whose device was deleted. A pin
 /// that cannot be adopted (another interface, another hook or XDP mode than
-/// `choice` asks for, update refused) is removed, which detaches the old program, and the caller
-/// falls back to [`attach`]: the kernel forwards alone in between, as on a
-/// plain restart.
+/// `choice` asks for, update refused) is removed, which detaches the old
+/// program, and the caller falls back to [`attach`]: the kernel forwards
+/// alone in between, as on a plain restart.
 pub fn adopt(
     progs: Programs<'_>,
     ifindex: u32,
