@@ -1246,6 +1246,82 @@ if check_sw "m3. a structure short of room for --grow-after seconds: accel upgra
     cap_stop m3.
 fi
 
+# m4. Starting afresh: the mirror interns every nexthop-object id it ever
+# sees (zebra numbers each new group afresh) and forgets none. Once it
+# has interned ACCEL_REFRESH_STEP more than when it went live, accel
+# upgrades in place to itself: the successor interns only what the
+# kernel's routes use. Here 60 objects replace one another under a route
+# (step 40) while 1000 datagrams/s go through it: one refresh, nothing
+# lost, the kernel forwards none.
+M4_STEP=40 M4_OBJECTS=60
+ip -n "$NS_DST1" addr add 100.80.0.1/32 dev lo
+ip -n "$NS_RTR" nexthop add id 4000 via "$LAB_DST1_GW4" dev "$LAB_R_DST1"
+ip -n "$NS_RTR" route add 100.80.0.0/24 nhid 4000
+# churn_objects: each object in turn takes the route, the one before goes.
+churn_objects() {
+    local k
+    for ((k = 1; k <= M4_OBJECTS; k++)); do
+        ip -n "$NS_RTR" nexthop add id $((4000 + k)) via "$LAB_DST1_GW4" dev "$LAB_R_DST1"
+        ip -n "$NS_RTR" route replace 100.80.0.0/24 nhid $((4000 + k))
+        ip -n "$NS_RTR" nexthop del id $((4000 + k - 1))
+        sleep 0.05
+    done
+}
+start_afresh() {
+    local k0 k1 sent recv
+    M4_RC=-1 M4_LOG= M4_LOST=-1 M4_KFWD4=-1
+    export ACCEL_REFRESH_STEP=$M4_STEP
+    lab_accel_start
+    unset ACCEL_REFRESH_STEP
+    if ! lab_accel_wait 30; then
+        SW_RESULT="did not start; its log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+        return 1
+    fi
+    sleep 1.5 # the mirror goes live: the step counts from there
+    ping4 100.80.0.1 2 || note "m4: warm-up ping failed"
+    read -r -a k0 <<<"$(lab_fwd_counters)"
+    lab_send_bg "$LAB_DIR/m4.send" "$NS_SRC" 100.80.0.1 0 "$SW_RATE" m4 --duration 12
+    local s4=$LAB_SEND_PID
+    churn_objects
+    if ! until_exit "$ACCEL_PID" 15; then
+        wait "$s4"
+        SW_RESULT="no refresh within 15 s; log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+        return 1
+    fi
+    wait "$ACCEL_PID"
+    M4_RC=$?
+    M4_LOG=$(lab_accel_log)
+    if ! lab_accel_follow_successor || ! lab_accel_wait 30; then
+        wait "$s4"
+        SW_RESULT="no successor running; log: $(lab_accel_log | tail -n 5 | tr '\n' ' ')"
+        return 1
+    fi
+    ACCEL_LOG_OFFSET=$(stat -c %s "$LAB_DIR/accel.log") # the successor's lines from here
+    wait "$s4"
+    sleep 0.3
+    read -r -a k1 <<<"$(lab_fwd_counters)"
+    sent=$(awk '{print $2}' "$LAB_DIR/m4.send")
+    recv=$(lab_received m4 dst1)
+    M4_KFWD4=$((k1[0] - k0[0])) M4_LOST=$((sent - recv))
+    SW_RESULT="old exit $M4_RC; kernel forwarded +$M4_KFWD4; $recv/$sent arrived"
+}
+if check_sw "m4. $M4_OBJECTS nexthop objects in turn under a route (ACCEL_REFRESH_STEP=$M4_STEP): accel starts afresh" start_afresh; then
+    note "m4: $SW_RESULT"
+    check "m4. the first instance said why: the interned next hops" \
+        "$(grep -m1 'interned' <<<"$M4_LOG" | cut -c1-200)" \
+        eval "grep -q 'next hops, path lists and nexthop-object ids.*upgrading in place to a fresh instance' <<<\"\$M4_LOG\""
+    check "m4. the first instance exits with status 0 once the successor took over" "exit $M4_RC" test "$M4_RC" -eq 0
+    check "m4. 1000 datagrams/s to 100.80.0.1 throughout: none lost, the kernel forwarded none" \
+        "lost $M4_LOST, kernel +$M4_KFWD4" eval "[[ $M4_LOST -eq 0 && $M4_KFWD4 -lt $SMALL ]]"
+    sleep 2
+    check "m4. the successor, holding only what the routes use, does not start afresh again" \
+        "pid $ACCEL_PID; $(lab_accel_log | grep -c 'fresh instance') refreshes in its log" \
+        eval "kill -0 $ACCEL_PID && ! lab_accel_log | grep -q 'fresh instance'"
+    expect_path "m4. 100.80.0.1: all arrive, from the successor's mirror" 100.80.0.1 m4b dst1 mirror
+    check_in_sync "m4. accel sync --check: in sync"
+    cap_stop m4.
+fi
+
 # ---------------------------------------------------------------- summary
 note ""
 note "router kernel forwarding counters around check b's bursts ($N datagrams per family, XDP running):"

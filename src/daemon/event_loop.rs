@@ -205,6 +205,7 @@ impl Running {
                 }
                 self.consider_growth()?;
                 self.consider_returns()?;
+                self.consider_refresh()?;
                 None
             }
             Wake::Request(p) => {
@@ -219,7 +220,7 @@ impl Running {
             }
             Wake::Stop => return Ok(Some(Stop::Signal)),
             Wake::Upgrade => {
-                self.start_handover(&[])?;
+                self.start_handover(super::HandoverFor::Upgrade, &[])?;
                 None
             }
         };

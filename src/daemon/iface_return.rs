@@ -75,8 +75,6 @@ pub struct Returns {
     not_before: Option<Instant>,
     /// The wait after the next failure.
     wait: Option<Duration>,
-    /// A take-back's handover is under way.
-    in_flight: bool,
     /// Why a take-back cannot succeed now, as last logged.
     blocked: Option<String>,
 }
@@ -148,20 +146,8 @@ impl Returns {
         true
     }
 
-    /// The handover of a take-back started.
-    pub fn started(&mut self) {
-        self.in_flight = true;
-    }
-
-    /// Whether a take-back's handover is under way (so that its failure
-    /// is counted here).
-    pub fn in_flight(&self) -> bool {
-        self.in_flight
-    }
-
     /// A take-back was refused or its successor failed: try again later.
     pub fn failed(&mut self, now: Instant) {
-        self.in_flight = false;
         let wait = self.wait.unwrap_or(FIRST_WAIT);
         self.not_before = Some(now + wait);
         self.wait = Some((wait * 2).min(MAX_WAIT));
@@ -275,16 +261,6 @@ mod tests {
         assert!(matches!(r.look(&two, t1).1, Action::TakeBack(b) if b.len() == 2));
         r.failed(t1);
         assert_eq!(r.wait, Some(2 * FIRST_WAIT));
-    }
-
-    #[test]
-    fn a_take_back_under_way_is_known_until_it_fails() {
-        let mut r = Returns::default();
-        assert!(!r.in_flight());
-        r.started();
-        assert!(r.in_flight());
-        r.failed(Instant::now());
-        assert!(!r.in_flight());
     }
 
     #[test]

@@ -41,6 +41,7 @@ mod event_loop;
 mod iface_return;
 mod jobs;
 mod nf_watch;
+mod refresh;
 mod report;
 mod rule_reader;
 mod tc_watch;
@@ -95,6 +96,8 @@ pub enum DaemonError {
     Trace(#[source] std::io::Error),
     #[error(transparent)]
     Limits(#[from] capacity::LimitsError),
+    #[error(transparent)]
+    RefreshStep(#[from] refresh::StepError),
     #[error(transparent)]
     Metrics(#[from] crate::metrics_server::MetricsError),
     #[error("IPsec (XFRM) policies cannot be watched")]
@@ -916,6 +919,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     if !limits.is_default() {
         info!("structure sizes from {}: {limits}", capacity::limits::ENV);
     }
+    let refresh_step = refresh::step_from_env()?;
     let Loaded {
         skel,
         maps,
@@ -1021,6 +1025,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         limits,
         growth: capacity::growth::Growth::new(opts.grow_after),
         returns: iface_return::Returns::default(),
+        refresh: refresh::Refresh::new(refresh_step),
     };
     // This thread runs the event loop. Only now, so that a refused start
     // says one line, and says it at normal priority.
@@ -1092,6 +1097,37 @@ fn serve_metrics(
     Ok(())
 }
 
+/// Whether the machine has the memory for a successor beside this
+/// instance (see [`capacity::growth::room_for_successor`]); when not, says
+/// so after `what`.
+fn memory_for_successor(what: &str, retry: std::time::Duration) -> bool {
+    use capacity::growth;
+    match growth::memory_kib() {
+        Ok((avail, rss)) if growth::room_for_successor(avail, rss) => true,
+        Ok((avail, rss)) => {
+            warn!(
+                "{what}: {avail} KiB of memory available, a successor needs twice this \
+                 instance's {rss} KiB; retrying in {retry:?}"
+            );
+            false
+        }
+        Err(e) => {
+            warn!("{what}: reading memory figures: {e}");
+            false
+        }
+    }
+}
+
+/// What an upgrade in place is for: a failed one counts against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HandoverFor {
+    /// SIGUSR2: the operator's.
+    Upgrade,
+    Growth,
+    TakeBack,
+    Refresh,
+}
+
 /// Why the event loop ended without an error.
 enum Stop {
     /// SIGINT or SIGTERM: detach.
@@ -1111,7 +1147,7 @@ struct Running {
     attach_probe: AttachProbe,
     requests: mpsc::Receiver<Pending>,
     feed: crate::control::StatusFeed,
-    handover: Option<Handover>,
+    handover: Option<(Handover, HandoverFor)>,
     /// The sizes this instance's maps were made with.
     limits: Limits,
     /// When to grow them (an upgrade in place to bigger maps).
@@ -1119,6 +1155,9 @@ struct Running {
     /// Interfaces gone, and back under their name (an upgrade in place
     /// attaches to them again).
     returns: iface_return::Returns,
+    /// When to start afresh (an upgrade in place to itself) for the
+    /// mirror's interned next hops' sake.
+    refresh: refresh::Refresh,
 }
 
 impl Running {
@@ -1138,30 +1177,44 @@ impl Running {
             return Ok(());
         };
         let to = self.covering_needs(to);
-        match growth::memory_kib() {
-            Ok((avail, rss)) if growth::room_for_successor(avail, rss) => {}
-            Ok((avail, rss)) => {
-                warn!(
-                    "capacity: not growing the maps to {to}: {avail} KiB of memory available, \
-                     a successor needs twice this instance's {rss} KiB; retrying in {:?}",
-                    growth::RETRY_AFTER
-                );
-                self.growth.failed(now);
-                return Ok(());
-            }
-            Err(e) => {
-                warn!("capacity: not growing the maps: reading memory figures: {e}");
-                self.growth.failed(now);
-                return Ok(());
-            }
+        let what = format!("capacity: not growing the maps to {to}");
+        if !memory_for_successor(&what, growth::RETRY_AFTER) {
+            self.growth.failed(now);
+            return Ok(());
         }
         info!(
             "capacity: structures short of room: upgrading in place to maps sized {}={to}",
             capacity::limits::ENV
         );
-        self.start_handover(&[(capacity::limits::ENV, to.to_string())])?;
-        if self.handover.is_none() {
+        let env = [(capacity::limits::ENV, to.to_string())];
+        if !self.start_handover(HandoverFor::Growth, &env)? {
             self.growth.failed(now);
+        }
+        Ok(())
+    }
+
+    /// After housekeeping: starts afresh, by an upgrade in place to
+    /// itself, once the mirror has interned a step of next hops more than
+    /// when it went live (see [`refresh`]), if the memory for a successor
+    /// is there.
+    fn consider_refresh(&mut self) -> Result<(), DaemonError> {
+        let interned = self.d.mirror.interned();
+        let live = !self.d.lease.is_stale();
+        let now = std::time::Instant::now();
+        if self.handover.is_some() || !self.refresh.due(interned, live, now) {
+            return Ok(());
+        }
+        let what = format!("not starting afresh for the mirror's {interned} interned next hops");
+        if !memory_for_successor(&what, refresh::RETRY_AFTER) {
+            self.refresh.failed(now);
+            return Ok(());
+        }
+        info!(
+            "the mirror has interned {interned} next hops, path lists and nexthop-object ids, \
+             most of them no longer used: upgrading in place to a fresh instance"
+        );
+        if !self.start_handover(HandoverFor::Refresh, &[])? {
+            self.refresh.failed(now);
         }
         Ok(())
     }
@@ -1218,10 +1271,7 @@ impl Running {
             "{} {verb} back: upgrading in place to attach to it",
             shown.join(", ")
         );
-        self.start_handover(&[])?;
-        if self.handover.is_some() {
-            self.returns.started();
-        } else {
+        if !self.start_handover(HandoverFor::TakeBack, &[])? {
             self.returns.failed(now);
         }
         Ok(())
@@ -1302,33 +1352,38 @@ impl Running {
     }
 
     /// SIGUSR2: pins the links for a successor, gives it this instance's
-    /// presence and starts it (with `env` set besides). When the handover
-    /// cannot start (logged), this instance carries on as before.
-    fn start_handover(&mut self, env: &[(&str, String)]) -> Result<(), DaemonError> {
+    /// presence and starts it (with `env` set besides), `for_` a purpose.
+    /// When the handover cannot start (logged), this instance carries on
+    /// as before: false.
+    fn start_handover(
+        &mut self,
+        for_: HandoverFor,
+        env: &[(&str, String)],
+    ) -> Result<bool, DaemonError> {
         if self.handover.is_some() {
             info!("handover already in progress");
-            return Ok(());
+            return Ok(false);
         }
         // Before anything is pinned or given up.
         let successor = match handover::checked_successor() {
             Ok(s) => s,
             Err(e) => {
                 warn!("handover refused: {}; carrying on", error_chain(&e));
-                return Ok(());
+                return Ok(false);
             }
         };
         let links = match self.presence.pins.links(Missing::Create) {
             Ok(l) => l,
             Err(e) => {
                 warn!("handover failed ({}); carrying on", error_chain(&e));
-                return Ok(());
+                return Ok(false);
             }
         };
         let pins = match handover::pin_links(&self.attached, &links) {
             Ok(p) => p,
             Err(e) => {
                 warn!("handover failed ({}); carrying on", error_chain(&e));
-                return Ok(());
+                return Ok(false);
             }
         };
         // This instance needs none of these to keep forwarding.
@@ -1341,8 +1396,8 @@ impl Running {
                      instance's mirror until it takes over",
                     h.successor_pid()
                 );
-                self.handover = Some(h);
-                Ok(())
+                self.handover = Some((h, for_));
+                Ok(true)
             }
             Err(e) => {
                 warn!("handover failed ({}); carrying on", error_chain(&e));
@@ -1350,7 +1405,7 @@ impl Running {
                     handover::remove_pins(&links, &pins);
                 }
                 self.requests = self.presence.take_back(&self.d.maps, self.feed.clone())?;
-                Ok(())
+                Ok(false)
             }
         }
     }
@@ -1358,23 +1413,24 @@ impl Running {
     /// True once the successor took every link; takes everything back if
     /// it died first.
     fn check_handover(&mut self) -> Result<bool, DaemonError> {
-        let h = self.handover.as_mut().expect("a handover is in progress");
+        let (h, _) = self.handover.as_mut().expect("a handover is in progress");
         let run = &self.presence.run;
         match h.progress(|pid| run.names_pid(pid)) {
             Progress::Waiting => Ok(false),
             Progress::TakenOver => Ok(true),
             Progress::SuccessorFailed(status) => {
-                let h = self.handover.take().expect("a handover is in progress");
+                let (h, for_) = self.handover.take().expect("a handover is in progress");
                 warn!(
                     "handover: the successor exited ({status}) before taking over; this \
                      instance carries on"
                 );
                 h.remove_pins();
                 let now = std::time::Instant::now();
-                if self.returns.in_flight() {
-                    self.returns.failed(now);
-                } else {
-                    self.growth.failed(now);
+                match for_ {
+                    HandoverFor::Upgrade => {}
+                    HandoverFor::Growth => self.growth.failed(now),
+                    HandoverFor::TakeBack => self.returns.failed(now),
+                    HandoverFor::Refresh => self.refresh.failed(now),
                 }
                 for a in &mut self.attached {
                     if let Err(e) = a.reclaim(self.progs.for_hook(a.hook).as_fd()) {
@@ -1398,7 +1454,7 @@ impl Running {
         }
         let handing_over = self.handover.take();
         let gave_up = handing_over.is_some();
-        if let Some(h) = handing_over {
+        if let Some((h, _)) = handing_over {
             info!("stopping the successor of the interrupted handover");
             h.abort();
         }

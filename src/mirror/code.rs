@@ -99,9 +99,14 @@ impl Code {
 
 /// Interned next hops. Append-only: an index, once handed out, names the
 /// same next hop for the life of the mirror, so stored codes never need
-/// rewriting. Distinct (interface, gateway) pairs are few, so the table
-/// stays small even though it never shrinks.
-#[derive(Debug, Clone, Default)]
+/// rewriting. Distinct (interface, gateway) pairs are few, but routing
+/// daemons keep making new nexthop-object ids (zebra numbers each new
+/// group afresh) and path lists: the table grows for as long as the
+/// process runs, and `accel run` starts afresh (an upgrade in place to
+/// itself, daemon/refresh.rs) long before an index space is full. Should
+/// one fill all the same, what would need a new index is encoded as
+/// [`FibReason::Capacity`]: those routes go to bpf_fib_lookup.
+#[derive(Debug, Clone)]
 pub struct NhTable {
     keys: Vec<NhKey>,
     index: FastMap<NhKey, u32>,
@@ -112,20 +117,50 @@ pub struct NhTable {
     /// Interned nexthop-object ids (they may exceed the 24-bit index).
     objects: Vec<u32>,
     object_index: FastMap<u32, u32>,
+    /// Indexes each of the three lists may hand out.
+    room: u32,
+}
+
+impl Default for NhTable {
+    fn default() -> Self {
+        NhTable::with_room(INDEX_MASK + 1)
+    }
 }
 
 impl NhTable {
+    /// A table whose lists hold at most `room` values each (at most the
+    /// 2^24 a code's index can name).
+    pub fn with_room(room: u32) -> NhTable {
+        NhTable {
+            keys: Vec::new(),
+            index: FastMap::default(),
+            sets: Vec::new(),
+            set_index: FastMap::default(),
+            objects: Vec::new(),
+            object_index: FastMap::default(),
+            room: room.min(INDEX_MASK + 1),
+        }
+    }
+
+    /// Values interned so far: next hops, path lists and object ids.
+    pub fn interned(&self) -> usize {
+        self.keys.len() + self.sets.len() + self.objects.len()
+    }
+
     pub fn encode(&mut self, e: RouteEntry) -> Code {
+        let full = Code::fib(FibReason::Capacity);
         let tag = match e {
-            RouteEntry::Unicast(nh) => return Code(self.intern(nh)),
+            RouteEntry::Unicast(nh) => {
+                return intern(&mut self.keys, &mut self.index, nh, self.room).map_or(full, Code)
+            }
             RouteEntry::Blackhole => TAG_BLACKHOLE,
             RouteEntry::Unreachable => TAG_UNREACHABLE,
             RouteEntry::Local => TAG_LOCAL,
             RouteEntry::Fib(r) => return Code::fib(r),
             RouteEntry::Multipath(set) => return Code(TAG_MULTIPATH << TAG_SHIFT | set.0),
             RouteEntry::Object(id) => {
-                let i = intern(&mut self.objects, &mut self.object_index, id);
-                return Code(TAG_OBJECT << TAG_SHIFT | i);
+                return intern(&mut self.objects, &mut self.object_index, id, self.room)
+                    .map_or(full, |i| Code(TAG_OBJECT << TAG_SHIFT | i));
             }
             RouteEntry::FibWithinMtu(mtu) => {
                 return Code(TAG_FIB_MTU << TAG_SHIFT | u32::from(mtu))
@@ -159,40 +194,31 @@ impl NhTable {
         }
     }
 
-    /// The handle of a multipath route's path list.
-    pub fn intern_paths(&mut self, paths: Vec<Path>) -> PathSet {
-        if let Some(i) = self.set_index.get(&paths) {
-            return PathSet(*i);
-        }
-        let i = self.sets.len() as u32;
-        assert!(i <= INDEX_MASK, "more than 2^24 distinct multipath sets");
-        self.sets.push(paths.clone());
-        self.set_index.insert(paths, i);
-        PathSet(i)
+    /// The handle of a multipath route's path list; `None` when the
+    /// table has no room for another list.
+    pub fn intern_paths(&mut self, paths: Vec<Path>) -> Option<PathSet> {
+        intern(&mut self.sets, &mut self.set_index, paths, self.room).map(PathSet)
     }
 
     pub fn paths(&self, set: PathSet) -> &[Path] {
         &self.sets[set.0 as usize]
     }
-
-    fn intern(&mut self, nh: NhKey) -> u32 {
-        intern(&mut self.keys, &mut self.index, nh)
-    }
 }
 
+/// `v`'s index in `all`, appended if new and there is room.
 fn intern<T: Clone + Eq + std::hash::Hash>(
     all: &mut Vec<T>,
     index: &mut FastMap<T, u32>,
     v: T,
-) -> u32 {
+    room: u32,
+) -> Option<u32> {
     if let Some(i) = index.get(&v) {
-        return *i;
+        return Some(*i);
     }
-    let i = all.len() as u32;
-    assert!(i <= INDEX_MASK, "more than 2^24 distinct interned values");
+    let i = u32::try_from(all.len()).ok().filter(|i| *i < room)?;
     all.push(v.clone());
     index.insert(v, i);
-    i
+    Some(i)
 }
 
 #[cfg(test)]
@@ -206,16 +232,18 @@ mod tests {
             ifindex: i,
             gateway: g.map(|g| g.parse().unwrap()),
         };
-        let set = t.intern_paths(vec![
-            Path {
-                nh: nh(3, Some("192.0.2.1")),
-                weight: 1,
-            },
-            Path {
-                nh: nh(4, Some("192.0.2.2")),
-                weight: 2,
-            },
-        ]);
+        let set = t
+            .intern_paths(vec![
+                Path {
+                    nh: nh(3, Some("192.0.2.1")),
+                    weight: 1,
+                },
+                Path {
+                    nh: nh(4, Some("192.0.2.2")),
+                    weight: 2,
+                },
+            ])
+            .unwrap();
         let mut all = vec![
             RouteEntry::Multipath(set),
             RouteEntry::Object(7),
@@ -251,5 +279,38 @@ mod tests {
                 assert_ne!(a, b);
             }
         }
+    }
+
+    /// A full list hands out no index: what would need one goes to
+    /// bpf_fib_lookup, and what was interned keeps its code.
+    #[test]
+    fn a_full_table_encodes_new_values_as_out_of_room() {
+        let mut t = NhTable::with_room(2);
+        let nh = |i| NhKey {
+            ifindex: i,
+            gateway: None,
+        };
+        let full = RouteEntry::Fib(FibReason::Capacity);
+        let kept: Vec<Code> = [RouteEntry::Object(10), RouteEntry::Object(11)]
+            .iter()
+            .map(|e| t.encode(*e))
+            .collect();
+        let c = t.encode(RouteEntry::Object(12));
+        assert_eq!(t.decode(c), full);
+        assert_eq!(t.encode(RouteEntry::Object(11)), kept[1], "interned before");
+        assert_eq!(t.decode(kept[0]), RouteEntry::Object(10));
+        // Each list has its own room.
+        t.encode(RouteEntry::Unicast(nh(1)));
+        t.encode(RouteEntry::Unicast(nh(2)));
+        let c = t.encode(RouteEntry::Unicast(nh(3)));
+        assert_eq!(t.decode(c), full);
+        let path = |i| Path {
+            nh: nh(i),
+            weight: 1,
+        };
+        assert!(t.intern_paths(vec![path(1), path(2)]).is_some());
+        assert!(t.intern_paths(vec![path(2), path(3)]).is_some());
+        assert!(t.intern_paths(vec![path(3), path(4)]).is_none());
+        assert_eq!(t.interned(), 6);
     }
 }

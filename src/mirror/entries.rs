@@ -75,7 +75,9 @@ fn unicast_entry(route: &Route, table: &mut NhTable) -> RouteEntry {
         Ok(p) if p.is_empty() => fib(FibReason::OtherType),
         Ok(p) if p.len() == 1 => RouteEntry::Unicast(p[0].nh),
         Ok(p) if p.len() > MAX_PATHS => fib(FibReason::Multipath),
-        Ok(p) => RouteEntry::Multipath(table.intern_paths(p)),
+        Ok(p) => table
+            .intern_paths(p)
+            .map_or(fib(FibReason::Capacity), RouteEntry::Multipath),
     }
 }
 

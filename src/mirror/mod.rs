@@ -998,6 +998,12 @@ impl Mirror {
         (v4, self.applied.neigh.len() - v4)
     }
 
+    /// Values the mirror's code table has interned since it was made
+    /// (see [`NhTable`]: it never forgets one).
+    pub fn interned(&self) -> usize {
+        self.nh_table.borrow().interned()
+    }
+
     pub fn nexthop_count(&self) -> usize {
         self.ids.nexthops.len()
     }
