@@ -114,6 +114,32 @@ pub fn checked_successor() -> Result<(PathBuf, OwnedFd), HandoverError> {
     Ok((exe, fd))
 }
 
+/// In a successor, names the process (its `comm`) after its binary again.
+/// Executed through `/proc/self/fd/N`, the kernel named it "N"
+/// (`begin_new_exec` takes the name from the path executed, not from
+/// argv[0]), and `ps`, `pgrep accel` and process monitors would lose accel
+/// after its first upgrade. Call on the main thread before any other
+/// starts: threads take their creator's name.
+pub fn name_after_binary() {
+    if std::env::var_os(FROM_ENV).is_none() {
+        return;
+    }
+    let Some(arg0) = std::env::args_os().next() else {
+        return;
+    };
+    let Some(base) = Path::new(&arg0).file_name() else {
+        return;
+    };
+    // TASK_COMM_LEN: 15 bytes and the NUL.
+    let mut bytes = base.to_os_string().into_vec();
+    bytes.truncate(15);
+    if let Ok(name) = std::ffi::CString::new(bytes) {
+        if let Err(e) = rustix::thread::set_name(&name) {
+            log::debug!("naming the process {name:?}: {e}");
+        }
+    }
+}
+
 impl Handover {
     /// Starts the successor `exe` (checked, open as `file`: see
     /// [`checked_successor`]); `pins` are the links in `links` it is to

@@ -42,6 +42,7 @@ fn real_main() -> Result<()> {
             top_blackholes,
             realtime_priority,
         } => {
+            accel::handover::name_after_binary();
             accel::realtime::configure(realtime_priority);
             let thresholds =
                 accel::alerts::Thresholds::from_settings(alerts.iter().map(String::as_str))?;

@@ -740,6 +740,10 @@ if check_sw "j. hitless upgrade (SIGUSR2 starts the successor): runs" hitless; t
         grep -q '^synced: 0 changes' <<<"$J_SYNC"
     check "j. no link pins left behind" "$(ls "$ACCEL_PIN_DIR/links" 2>/dev/null | tr '\n' ' ')" \
         eval '[[ -z "$(ls -A "$ACCEL_PIN_DIR/links" 2>/dev/null)" ]]'
+    # Executed through /proc/self/fd/N, it would be called "N" (ps, pgrep).
+    j_comm=$(cat "/proc/$ACCEL_PID/comm" 2>/dev/null)
+    check "j. the successor is named after its binary (ps, pgrep)" \
+        "comm '$j_comm', binary $(basename "$ACCEL")" test "$j_comm" = "$(basename "$ACCEL" | cut -c1-15)"
 fi
 lab_accel_stop TERM
 rc=$?
