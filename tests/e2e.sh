@@ -1256,11 +1256,18 @@ fi
 # upgrades in place to itself: the successor interns only what the
 # kernel's routes use. Here 60 objects replace one another under a route
 # (step 40) while 1000 datagrams/s go through it: one refresh, nothing
-# lost, the kernel forwards none.
-M4_STEP=40 M4_OBJECTS=60
+# lost, the kernel forwards none. 50 more objects stay in use, each by a
+# route of its own: a successor counting from before its mirror was
+# built (more than a step) would start afresh again at once.
+M4_STEP=40 M4_OBJECTS=60 M4_KEPT=50
 ip -n "$NS_DST1" addr add 100.80.0.1/32 dev lo
 ip -n "$NS_RTR" nexthop add id 4000 via "$LAB_DST1_GW4" dev "$LAB_R_DST1"
 ip -n "$NS_RTR" route add 100.80.0.0/24 nhid 4000
+for ((k = 0; k < M4_KEPT; k++)); do
+    echo "nexthop add id $((5000 + k)) via $LAB_DST1_GW4 dev $LAB_R_DST1"
+    echo "route add 100.81.$k.0/24 nhid $((5000 + k))"
+done >"$LAB_DIR/m4.kept"
+ip -n "$NS_RTR" -batch "$LAB_DIR/m4.kept"
 # churn_objects: each object in turn takes the route, the one before goes.
 churn_objects() {
     local k
@@ -1273,7 +1280,7 @@ churn_objects() {
 }
 start_afresh() {
     local k0 k1 sent recv
-    M4_RC=-1 M4_LOG= M4_LOST=-1 M4_KFWD4=-1
+    M4_RC=-1 M4_LOG= M4_LOST=-1 M4_KFWD4=-1 M4_DURING=no
     export ACCEL_REFRESH_STEP=$M4_STEP
     lab_accel_start
     unset ACCEL_REFRESH_STEP
@@ -1292,6 +1299,8 @@ start_afresh() {
         SW_RESULT="no refresh within 15 s; log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
         return 1
     fi
+    # The handover came while the datagrams flowed.
+    kill -0 "$s4" 2>/dev/null && M4_DURING=yes
     wait "$ACCEL_PID"
     M4_RC=$?
     M4_LOG=$(lab_accel_log)
@@ -1316,15 +1325,20 @@ if check_sw "m4. $M4_OBJECTS nexthop objects in turn under a route (ACCEL_REFRES
         eval "grep -q 'next hops, path lists and nexthop-object ids.*upgrading in place to a fresh instance' <<<\"\$M4_LOG\""
     check "m4. the first instance exits with status 0 once the successor took over" "exit $M4_RC" test "$M4_RC" -eq 0
     check "m4. 1000 datagrams/s to 100.80.0.1 throughout: none lost, the kernel forwarded none" \
-        "lost $M4_LOST, kernel +$M4_KFWD4" eval "[[ $M4_LOST -eq 0 && $M4_KFWD4 -lt $SMALL ]]"
-    sleep 2
-    check "m4. the successor, holding only what the routes use, does not start afresh again" \
+        "handover while sending: $M4_DURING; lost $M4_LOST, kernel +$M4_KFWD4" \
+        eval "[[ $M4_DURING == yes && $M4_LOST -eq 0 && $M4_KFWD4 -lt $SMALL ]]"
+    sleep 3
+    check "m4. the successor, holding the $M4_KEPT objects in use (more than a step), does not start afresh again" \
         "pid $ACCEL_PID; $(lab_accel_log | grep -c 'fresh instance') refreshes in its log" \
         eval "kill -0 $ACCEL_PID && ! lab_accel_log | grep -q 'fresh instance'"
     expect_path "m4. 100.80.0.1: all arrive, from the successor's mirror" 100.80.0.1 m4b dst1 mirror
     check_in_sync "m4. accel sync --check: in sync"
     cap_stop m4.
 fi
+# Deleting the objects deletes their routes.
+for ((k = 0; k <= M4_OBJECTS; k++)); do echo "nexthop del id $((4000 + k))"; done >"$LAB_DIR/m4.del"
+for ((k = 0; k < M4_KEPT; k++)); do echo "nexthop del id $((5000 + k))"; done >>"$LAB_DIR/m4.del"
+ip -n "$NS_RTR" -force -batch "$LAB_DIR/m4.del" 2>/dev/null
 
 # ---------------------------------------------------------------- summary
 note ""

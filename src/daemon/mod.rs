@@ -1199,6 +1199,13 @@ impl Running {
     /// is there.
     fn consider_refresh(&mut self) -> Result<(), DaemonError> {
         let interned = self.d.mirror.interned();
+        if self.refresh.newly_full(self.d.mirror.interned_refused()) {
+            warn!(
+                "the mirror's table of next hops is full ({interned} values): routes through \
+                 next hops it has no room for go to bpf_fib_lookup until accel starts afresh \
+                 (restart it if upgrades in place are refused)"
+            );
+        }
         let live = !self.d.lease.is_stale();
         let now = std::time::Instant::now();
         if self.handover.is_some() || !self.refresh.due(interned, live, now) {

@@ -59,6 +59,8 @@ pub struct Refresh {
     /// What the table held when the mirror first went live.
     baseline: Option<usize>,
     not_before: Option<Instant>,
+    /// The table refused a value (said once).
+    full_said: bool,
 }
 
 impl Refresh {
@@ -67,6 +69,7 @@ impl Refresh {
             step,
             baseline: None,
             not_before: None,
+            full_said: false,
         }
     }
 
@@ -80,6 +83,14 @@ impl Refresh {
         let base = *self.baseline.get_or_insert(interned);
         let ready = self.not_before.is_none_or(|t| now >= t);
         ready && interned >= base.saturating_add(self.step)
+    }
+
+    /// Whether the table has just begun to refuse values (`refused` so
+    /// far): to be said once.
+    pub fn newly_full(&mut self, refused: u64) -> bool {
+        let news = refused > 0 && !self.full_said;
+        self.full_said |= news;
+        news
     }
 
     /// The refresh was tried and did not happen: wait before the next.
@@ -114,6 +125,14 @@ mod tests {
         r.failed(t0);
         assert!(!r.due(50, true, t0 + RETRY_AFTER / 2));
         assert!(r.due(50, true, t0 + RETRY_AFTER));
+    }
+
+    #[test]
+    fn a_full_table_is_news_once() {
+        let mut r = Refresh::new(10);
+        assert!(!r.newly_full(0));
+        assert!(r.newly_full(1));
+        assert!(!r.newly_full(5));
     }
 
     #[test]

@@ -125,6 +125,9 @@ impl Mirror {
                     (entry, 0, 0)
                 }
             },
+            // Next hops the mirror's table had no room to intern (see
+            // NhTable): marked so, for `accel lookup`.
+            RouteEntry::Fib(FibReason::Capacity) => fib,
             e => (e, 0, 0),
         }
     }

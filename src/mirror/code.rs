@@ -9,7 +9,9 @@ use crate::fast_hash::FastMap;
 use super::decision::{FibReason, NhKey, Path, PathSet, RouteEntry};
 
 /// A [`RouteEntry`] as stored by the mirror; decode with [`NhTable`].
-/// Two codes from the same table are equal exactly when their entries are.
+/// Two codes from the same table are equal exactly when their entries are,
+/// but for entries the table had no room for: those are all
+/// `Fib(Capacity)`, as the datapath treats them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Code(u32);
 
@@ -119,6 +121,8 @@ pub struct NhTable {
     object_index: FastMap<u32, u32>,
     /// Indexes each of the three lists may hand out.
     room: u32,
+    /// Values not interned for want of room.
+    refused: u64,
 }
 
 impl Default for NhTable {
@@ -139,6 +143,7 @@ impl NhTable {
             objects: Vec::new(),
             object_index: FastMap::default(),
             room: room.min(INDEX_MASK + 1),
+            refused: 0,
         }
     }
 
@@ -147,26 +152,38 @@ impl NhTable {
         self.keys.len() + self.sets.len() + self.objects.len()
     }
 
+    /// Values refused for want of room so far.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
     pub fn encode(&mut self, e: RouteEntry) -> Code {
-        let full = Code::fib(FibReason::Capacity);
+        let code = self.encode_if_room(e);
+        code.unwrap_or_else(|| {
+            self.refused += 1;
+            Code::fib(FibReason::Capacity)
+        })
+    }
+
+    fn encode_if_room(&mut self, e: RouteEntry) -> Option<Code> {
         let tag = match e {
             RouteEntry::Unicast(nh) => {
-                return intern(&mut self.keys, &mut self.index, nh, self.room).map_or(full, Code)
+                return intern(&mut self.keys, &mut self.index, nh, self.room).map(Code)
             }
             RouteEntry::Blackhole => TAG_BLACKHOLE,
             RouteEntry::Unreachable => TAG_UNREACHABLE,
             RouteEntry::Local => TAG_LOCAL,
-            RouteEntry::Fib(r) => return Code::fib(r),
-            RouteEntry::Multipath(set) => return Code(TAG_MULTIPATH << TAG_SHIFT | set.0),
+            RouteEntry::Fib(r) => return Some(Code::fib(r)),
+            RouteEntry::Multipath(set) => return Some(Code(TAG_MULTIPATH << TAG_SHIFT | set.0)),
             RouteEntry::Object(id) => {
                 return intern(&mut self.objects, &mut self.object_index, id, self.room)
-                    .map_or(full, |i| Code(TAG_OBJECT << TAG_SHIFT | i));
+                    .map(|i| Code(TAG_OBJECT << TAG_SHIFT | i));
             }
             RouteEntry::FibWithinMtu(mtu) => {
-                return Code(TAG_FIB_MTU << TAG_SHIFT | u32::from(mtu))
+                return Some(Code(TAG_FIB_MTU << TAG_SHIFT | u32::from(mtu)))
             }
         };
-        Code(tag << TAG_SHIFT)
+        Some(Code(tag << TAG_SHIFT))
     }
 
     /// The code of a route through nexthop object `id`, if one was ever
@@ -197,7 +214,9 @@ impl NhTable {
     /// The handle of a multipath route's path list; `None` when the
     /// table has no room for another list.
     pub fn intern_paths(&mut self, paths: Vec<Path>) -> Option<PathSet> {
-        intern(&mut self.sets, &mut self.set_index, paths, self.room).map(PathSet)
+        let set = intern(&mut self.sets, &mut self.set_index, paths, self.room).map(PathSet);
+        self.refused += u64::from(set.is_none());
+        set
     }
 
     pub fn paths(&self, set: PathSet) -> &[Path] {
@@ -312,5 +331,6 @@ mod tests {
         assert!(t.intern_paths(vec![path(2), path(3)]).is_some());
         assert!(t.intern_paths(vec![path(3), path(4)]).is_none());
         assert_eq!(t.interned(), 6);
+        assert_eq!(t.refused(), 3);
     }
 }

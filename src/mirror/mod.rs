@@ -1004,6 +1004,20 @@ impl Mirror {
         self.nh_table.borrow().interned()
     }
 
+    /// A code table holding at most `room` values per list: tests of a
+    /// full table. Before anything is encoded.
+    #[cfg(test)]
+    pub(super) fn limit_interning(&mut self, room: u32) {
+        assert_eq!(self.interned(), 0, "nothing encoded yet");
+        *self.nh_table.borrow_mut() = NhTable::with_room(room);
+    }
+
+    /// Values the code table had no room to intern (their routes go to
+    /// bpf_fib_lookup).
+    pub fn interned_refused(&self) -> u64 {
+        self.nh_table.borrow().refused()
+    }
+
     pub fn nexthop_count(&self) -> usize {
         self.ids.nexthops.len()
     }

@@ -2388,3 +2388,42 @@ fn a_resync_resolves_a_deleted_object_once_swept() {
         assert!(m.settle_objects().resync, "full view: {full}: 2's route");
     }
 }
+
+/// With the code table full, a route through a next hop it has no room
+/// for goes to bpf_fib_lookup, marked as a lack of room (`accel lookup`
+/// says so), and the routes interned before keep theirs.
+#[test]
+fn a_full_code_table_leaves_new_next_hops_to_bpf_fib_lookup() {
+    let mut m = mirror();
+    // The snapshot's main-table next hops: (LAN, none), (WAN, 10.0.2.2).
+    m.limit_interning(2);
+    m.resync(snapshot());
+    assert_eq!((m.interned(), m.interned_refused()), (2, 0));
+    let o = m.apply(Event::NewRoute(route(
+        TABLE_MAIN,
+        "203.0.113.0/24",
+        0,
+        RouteKind::Unicast,
+        Some((WAN, Some("10.0.2.9"))),
+    )));
+    let put = o.changes.iter().find_map(|c| match c {
+        Change::PutRoute {
+            prefix: p,
+            entry,
+            nh_id,
+        } if *p == prefix("203.0.113.0/24") => Some((*entry, *nh_id)),
+        _ => None,
+    });
+    assert_eq!(
+        put,
+        Some((
+            RouteEntry::Fib(FibReason::Capacity),
+            crate::bpf::types::accel_fib_mark::ACCEL_FIB_CAPACITY.0
+        ))
+    );
+    assert_eq!(m.interned_refused(), 1);
+    assert!(matches!(
+        m.entry(&prefix("198.51.100.0/24")),
+        Some(RouteEntry::Unicast(_))
+    ));
+}
