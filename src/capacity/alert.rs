@@ -46,6 +46,17 @@ impl std::fmt::Display for Alert {
                     u.capacity,
                     s.effect(u)
                 )?;
+                // Ids are handed out again only after a grace period
+                // (slots.rs): a burst of changes can hold them all.
+                if s.is_ids() && u.used < u.capacity {
+                    write!(
+                        f,
+                        "; the other {} are not in use but not free yet (ids given back \
+                         are reused only after {:?})",
+                        u.capacity - u.used,
+                        crate::slots::GRACE
+                    )?;
+                }
                 if *unreported > 0 {
                     write!(f, " ({unreported} more since the last alert)")?;
                 }
@@ -153,6 +164,23 @@ mod tests {
             }]
         ));
         assert!(end[0].to_string().ends_with("everything is mirrored again"));
+    }
+
+    /// Ids in their grace period are neither in use nor free: a burst of
+    /// changes exhausts the ids with few in use, and the alert says why.
+    #[test]
+    fn ids_exhausted_with_few_in_use_name_the_grace_period() {
+        let mut a = Alerts::default();
+        let mut f = Figures::default();
+        f.set(Structure::NhGroups, Usage::new(8191, 3).degraded(1, 0));
+        let start = a.observe(&f, Instant::now());
+        assert_eq!(
+            start[0].to_string(),
+            "capacity: multipath/nexthop-object group ids exhausted (3 of 8191 in use): 1 \
+             multipath or nexthop-object routes without a group are forwarded through \
+             bpf_fib_lookup; the other 8188 are not in use but not free yet (ids given back \
+             are reused only after 200ms)"
+        );
     }
 
     #[test]

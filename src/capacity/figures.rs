@@ -85,6 +85,15 @@ impl Structure {
         }
     }
 
+    /// Whether it holds ids handed out again only after a grace period
+    /// (see [`crate::slots`]).
+    pub fn is_ids(self) -> bool {
+        matches!(
+            self,
+            Structure::Nexthops | Structure::NhGroups | Structure::Blackholes
+        )
+    }
+
     /// What the lack of room does, given the figures.
     pub fn effect(self, u: &Usage) -> String {
         let (n, r) = (u.degraded, u.regions);
