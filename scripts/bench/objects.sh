@@ -25,10 +25,14 @@ done
 . scripts/bench/link_lab.sh
 bench_accel
 link_lab_init objects
+# A run directory of the lab's own: its pid file names the instance running
+# after a refresh (the successor), and no other instance's is ever read.
+export ACCEL_RUN_DIR="$TMP/run"
+running() { cat "$ACCEL_RUN_DIR/accel.pid"; }
 # After a refresh the instance running is the successor: stop that one.
 objects_cleanup() {
     local p
-    p=$(cat /run/accel/accel.pid 2>/dev/null) || p=
+    p=$(running 2>/dev/null) || p=
     if [ -n "$p" ] && [ "$p" != "$PID" ]; then kill "$p" 2>/dev/null || true; fi
     link_lab_cleanup
 }
@@ -39,7 +43,6 @@ nsx ip neigh replace 10.9.0.2 lladdr 02:00:00:00:09:02 dev r0 nud permanent
 nsx ip nexthop add id 1 via 10.9.0.2 dev r0
 nsx ip route add 100.64.0.0/24 nhid 1 proto bgp
 link_lab_accel info 20
-running() { cat /run/accel/accel.pid; }
 # Anonymous memory: the heap (VmRSS adds the binary's mapped pages).
 anon_kib() { awk '/^RssAnon/ { print $2 }' "/proc/$(running)/status"; }
 echo "accel $ACCEL; ACCEL_REFRESH_STEP=${ACCEL_REFRESH_STEP:-default}; $(nproc) CPUs, $(uname -r)"

@@ -121,7 +121,7 @@ pub struct NhTable {
     object_index: FastMap<u32, u32>,
     /// Indexes each of the three lists may hand out.
     room: u32,
-    /// Values not interned for want of room.
+    /// Encodings that found no room (a value refused twice counts twice).
     refused: u64,
 }
 
@@ -152,7 +152,7 @@ impl NhTable {
         self.keys.len() + self.sets.len() + self.objects.len()
     }
 
-    /// Values refused for want of room so far.
+    /// Encodings refused for want of room so far.
     pub fn refused(&self) -> u64 {
         self.refused
     }
