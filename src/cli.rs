@@ -142,6 +142,16 @@ pub enum Cmd {
         #[arg(long, conflicts_with = "blackholes")]
         capacity: bool,
     },
+    /// Upgrade the running instance in place to the binary now at its path
+    /// (what SIGUSR2 does), and wait until its successor forwards: exit 0
+    /// once it does; 1 when the instance carries on with its old binary
+    /// (refused, or the successor failed); 2 when the outcome is not known
+    /// in time, or neither runs.
+    Upgrade {
+        /// Give up after SECS seconds in all (a full table takes a few).
+        #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        timeout: u64,
+    },
     /// What the datapath does for a destination, beside the kernel's answer.
     Lookup { addr: IpAddr },
     /// A live view: per interface the packets and bits a second forwarded,

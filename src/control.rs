@@ -1,5 +1,6 @@
-//! The control protocol between the CLI (`accel sync [--check]`) and a
-//! running `accel run`, typed on both ends: one request per connection, a
+//! The control protocol between the CLI (`accel sync [--check]`, `accel
+//! upgrade`, the status of `stats`, `top`, `health`) and a running `accel
+//! run`, typed on both ends: one request per connection, a
 //! request word in a line, a [`Reply`] as one JSON line back.
 //!
 //! The daemon serves clients in tasks of their own ([`serve`]): a client
@@ -33,6 +34,9 @@ pub enum Request {
     Check,
     /// The daemon's latest [`Status`] (answered without the event loop).
     Status,
+    /// Upgrade in place (what SIGUSR2 does); answered once the successor
+    /// runs, or with why none does.
+    Upgrade,
 }
 
 impl Request {
@@ -41,6 +45,7 @@ impl Request {
             Request::Sync => "sync",
             Request::Check => "check",
             Request::Status => "status",
+            Request::Upgrade => "upgrade",
         }
     }
 
@@ -51,6 +56,7 @@ impl Request {
             "sync" => Ok(Request::Sync),
             "check" => Ok(Request::Check),
             "status" => Ok(Request::Status),
+            "upgrade" => Ok(Request::Upgrade),
             _ => Err(ControlError::BadRequest),
         }
     }
@@ -92,6 +98,12 @@ pub enum Reply {
     Status {
         status: Box<Status>,
     },
+    /// The instance `pid` started its successor, `successor`, which has
+    /// yet to take over.
+    Upgrading {
+        pid: u32,
+        successor: u32,
+    },
     Failed {
         error: String,
     },
@@ -99,7 +111,7 @@ pub enum Reply {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
-    #[error("unknown request (expected `sync`, `check` or `status`)")]
+    #[error("unknown request (expected `sync`, `check`, `status` or `upgrade`)")]
     BadRequest,
     #[error("no request line within {0:?}")]
     RequestTimeout(Duration),
@@ -301,7 +313,12 @@ mod tests {
         for bad in [&b"resync"[..], b"", b"\xff\xfe", b"sync check"] {
             assert!(Request::parse(bad).is_err(), "{bad:?}");
         }
-        for r in [Request::Sync, Request::Check, Request::Status] {
+        for r in [
+            Request::Sync,
+            Request::Check,
+            Request::Status,
+            Request::Upgrade,
+        ] {
             assert_eq!(Request::parse(r.word().as_bytes()).unwrap(), r);
         }
     }

@@ -214,6 +214,25 @@ pub fn notify_systemd(successor: bool) {
     }
 }
 
+/// The old instance, once its successor has taken every link and before
+/// it exits: the successor is the service's main process now. It says so
+/// itself once published, later; were the old one's exit seen first,
+/// systemd would take the service for stopped and kill the successor with
+/// the rest of the unit (KillMode=mixed). systemd reads notifications
+/// before the SIGCHLD of the same moment (EVENT_PRIORITY_NOTIFY).
+pub fn hand_main_pid_to(successor: u32) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    if let Err(e) = sd_notify(&path, &main_pid_message(successor)) {
+        log::warn!("sd_notify: {e}");
+    }
+}
+
+fn main_pid_message(pid: u32) -> String {
+    format!("MAINPID={pid}\n")
+}
+
 fn ready_message(successor: bool, pid: u32) -> String {
     if successor {
         format!("MAINPID={pid}\nREADY=1\n")
@@ -246,6 +265,8 @@ mod tests {
     fn a_successor_announces_itself_as_main_pid() {
         assert_eq!(ready_message(false, 7), "READY=1\n");
         assert_eq!(ready_message(true, 7), "MAINPID=7\nREADY=1\n");
+        // What the old instance says of its successor before it exits.
+        assert_eq!(main_pid_message(8), "MAINPID=8\n");
     }
 
     #[test]

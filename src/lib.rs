@@ -29,6 +29,7 @@ pub mod status;
 pub mod sysctl;
 pub mod top;
 pub mod trusted_path;
+pub mod upgrade;
 
 /// The version and the commit it was built from (`accel --version`).
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("ACCEL_COMMIT"), ")");

@@ -100,6 +100,7 @@ fn real_main() -> Result<()> {
             stats_cmd(&cli, view, json || format == Some(StatsFormat::Json))
         }
         Cmd::Health { json } => health(&cli.run_dir, json),
+        Cmd::Upgrade { timeout } => upgrade(&cli.run_dir, Duration::from_secs(timeout)),
         Cmd::Top { once, interval } => top(&cli, once, Duration::from_secs_f64(interval)),
         Cmd::Lookup { addr } => {
             let maps = open_live(&cli.pin_dir).context("accel lookup")?;
@@ -277,6 +278,31 @@ fn sync(run_dir: &std::path::Path) -> Result<()> {
             Ok(())
         }
         other => bail!("unexpected reply {other:?}"),
+    }
+}
+
+/// `accel upgrade`: asks for the upgrade, then follows it to its end,
+/// all within `timeout`. Exits 1 when the instance carries on with its old
+/// binary (refused, or its successor failed), 2 when the handover started
+/// but what runs now is not known, or nothing does.
+fn upgrade(run_dir: &std::path::Path, timeout: Duration) -> Result<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    let Reply::Upgrading { pid, successor } = ask_with(run_dir, Request::Upgrade, timeout)? else {
+        bail!("unexpected reply to upgrade");
+    };
+    println!("accel (pid {pid}) started its successor (pid {successor})");
+    match accel::upgrade::follow(run_dir, pid, successor, deadline) {
+        Ok(status) => {
+            println!(
+                "upgraded in place: pid {successor} forwards now (accel {}); pid {pid} exited",
+                status.version
+            );
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("accel: upgrade: {e}");
+            std::process::exit(e.exit_code());
+        }
     }
 }
 

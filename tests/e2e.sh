@@ -753,7 +753,8 @@ after_stop "j. after SIGTERM"
 # ---------------------------------------------------------------- k. failed upgrade
 # The binary at accel's path is replaced by one that fails: the successor
 # exits, and the old instance takes its links, pins and socket back and
-# carries on forwarding from its mirror.
+# carries on forwarding from its mirror. Asked by `accel upgrade` (the
+# client from the real binary), which says so and exits 1.
 cp "$ACCEL" "$LAB_DIR/accel-bin"
 ACCEL_REAL=$ACCEL ACCEL=$LAB_DIR/accel-bin
 lab_accel_start
@@ -761,7 +762,7 @@ if lab_accel_wait 30 && [[ $(xdp_ifaces) -eq 3 ]]; then
     printf '#!/bin/sh\necho "broken upgrade" >&2\nexit 3\n' >"$LAB_DIR/accel-bin.new"
     chmod +x "$LAB_DIR/accel-bin.new"
     mv "$LAB_DIR/accel-bin.new" "$LAB_DIR/accel-bin"
-    kill -USR2 "$ACCEL_PID"
+    k_up=$(ACCEL=$ACCEL_REAL lab_accel upgrade 2>&1); k_rc=$?
     for ((i = 0; i < 50; i++)); do
         lab_accel_log | grep -q 'this instance carries on' && break
         sleep 0.1
@@ -775,6 +776,9 @@ if lab_accel_wait 30 && [[ $(xdp_ifaces) -eq 3 ]]; then
     check "k. a successor that fails: the old instance carries on, forwarding in XDP" \
         "alive $(kill -0 "$ACCEL_PID" 2>/dev/null && echo yes || echo no); $carried 'carries on'; dst1 got $B_RECV/$N, accel forwarded $B_XFWD, kernel $B_KFWD" \
         eval '[[ $carried -eq 1 && $B_RECV -eq $N && $B_XFWD -ge $N && $B_KFWD -lt $SMALL ]] && kill -0 "$ACCEL_PID"'
+    check "k. accel upgrade says the successor exited and the instance carries on: exit 1" \
+        "exit $k_rc: $(tr '\n' ' ' <<<"$k_up")" \
+        eval '[[ $k_rc -eq 1 && $k_up == *"started its successor"* && $k_up == *"exited before taking over; accel (pid $ACCEL_PID) carries on"* ]]'
     check "k. ... with its maps pinned, control socket and lock back (stats, sync work)" \
         "stats $st; sync: $sy" eval '[[ $st == answers ]] && grep -q "^synced:" <<<"$sy"'
     check "k. ... and no link pins left behind" "$(ls "$ACCEL_PIN_DIR/links" 2>/dev/null | tr '\n' ' ')" \

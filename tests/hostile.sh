@@ -510,6 +510,9 @@ check "B7. SIGUSR2 refuses to execute a binary in a directory a user owns" \
 alive=$(kill -0 "$ACCEL_PID" 2>/dev/null && echo yes || echo no)
 burst_ok b7
 check "B7. ... and the running instance carries on" "alive $alive, $BURST" eval '[[ $alive == yes ]] && burst_ok b7b'
+out=$(lab_accel upgrade 2>&1); rc=$?
+check "B7. accel upgrade is refused the same way: exit 1, one line saying why" "exit $rc: $out" \
+    eval '[[ $rc -eq 1 && $(wc -l <<<"$out") -eq 1 && $out == *"will not execute the successor"* && ! -e $LAB_DIR/pwned ]] && kill -0 "$ACCEL_PID"'
 
 stop_accel
 rm -rf "$UBIN"

@@ -9,7 +9,7 @@ use log::{debug, warn};
 
 use super::jobs::{Progress, Purpose};
 use super::{DaemonError, Running, Stop, HANDOVER_POLL, HOUSEKEEPING, RESYNC_DELAY};
-use crate::control::Pending;
+use crate::control::{Pending, Request};
 use crate::lease::RENEW_EVERY;
 use crate::model::Event;
 use crate::netlink::nexthop_sock::Received;
@@ -206,6 +206,10 @@ impl Running {
                 self.consider_growth()?;
                 self.consider_returns()?;
                 self.consider_refresh()?;
+                None
+            }
+            Wake::Request(p) if p.request == Request::Upgrade => {
+                self.upgrade_on_request(p)?;
                 None
             }
             Wake::Request(p) => {

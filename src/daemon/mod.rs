@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::bpf::types::accel_if_flags as IfFlags;
 use crate::capacity::{self, Limits};
-use crate::control::{MirrorSize, Pending, Request};
+use crate::control::{MirrorSize, Pending, Reply, Request};
 use crate::datapath::attach::{
     adopt, attach, current_hook, wait_detached, Attachment, Hook, HookChoice, IfaceArg, Programs,
     XdpMode,
@@ -466,6 +466,8 @@ impl Daemon {
             Request::Check => Purpose::Check,
             // Answered by the control server from the published status.
             Request::Status => return Ok(()),
+            // The event loop's own (Running::upgrade_on_request).
+            Request::Upgrade => return Ok(()),
         };
         self.start_job(purpose, Some(p.reply))
     }
@@ -1128,6 +1130,29 @@ enum HandoverFor {
     Refresh,
 }
 
+/// Whether an upgrade in place started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Handing {
+    /// The successor runs, with this pid; it has yet to take over.
+    Started(u32),
+    /// Nothing was handed over (logged): this instance carries on, as the
+    /// string says why.
+    Refused(String),
+}
+
+impl Handing {
+    fn started(&self) -> bool {
+        matches!(self, Handing::Started(_))
+    }
+
+    /// A handover that failed to start: said as a WARN.
+    fn failed(e: &dyn std::error::Error) -> Handing {
+        let why = error_chain(e);
+        warn!("handover failed ({why}); carrying on");
+        Handing::Refused(why)
+    }
+}
+
 /// Why the event loop ended without an error.
 enum Stop {
     /// SIGINT or SIGTERM: detach.
@@ -1187,7 +1212,7 @@ impl Running {
             capacity::limits::ENV
         );
         let env = [(capacity::limits::ENV, to.to_string())];
-        if !self.start_handover(HandoverFor::Growth, &env)? {
+        if !self.start_handover(HandoverFor::Growth, &env)?.started() {
             self.growth.failed(now);
         }
         Ok(())
@@ -1220,7 +1245,7 @@ impl Running {
             "the mirror has interned {interned} next hops, path lists and nexthop-object ids, \
              most of them no longer used: upgrading in place to a fresh instance"
         );
-        if !self.start_handover(HandoverFor::Refresh, &[])? {
+        if !self.start_handover(HandoverFor::Refresh, &[])?.started() {
             self.refresh.failed(now);
         }
         Ok(())
@@ -1278,7 +1303,7 @@ impl Running {
             "{} {verb} back: upgrading in place to attach to it",
             shown.join(", ")
         );
-        if !self.start_handover(HandoverFor::TakeBack, &[])? {
+        if !self.start_handover(HandoverFor::TakeBack, &[])?.started() {
             self.returns.failed(now);
         }
         Ok(())
@@ -1361,60 +1386,73 @@ impl Running {
     /// SIGUSR2: pins the links for a successor, gives it this instance's
     /// presence and starts it (with `env` set besides), `for_` a purpose.
     /// When the handover cannot start (logged), this instance carries on
-    /// as before: false.
+    /// as before: [`Handing::Refused`], with why.
     fn start_handover(
         &mut self,
         for_: HandoverFor,
         env: &[(&str, String)],
-    ) -> Result<bool, DaemonError> {
+    ) -> Result<Handing, DaemonError> {
         if self.handover.is_some() {
             info!("handover already in progress");
-            return Ok(false);
+            return Ok(Handing::Refused(
+                "an upgrade in place is already under way".into(),
+            ));
         }
         // Before anything is pinned or given up.
         let successor = match handover::checked_successor() {
             Ok(s) => s,
             Err(e) => {
-                warn!("handover refused: {}; carrying on", error_chain(&e));
-                return Ok(false);
+                let why = error_chain(&e);
+                warn!("handover refused: {why}; carrying on");
+                return Ok(Handing::Refused(why));
             }
         };
         let links = match self.presence.pins.links(Missing::Create) {
             Ok(l) => l,
-            Err(e) => {
-                warn!("handover failed ({}); carrying on", error_chain(&e));
-                return Ok(false);
-            }
+            Err(e) => return Ok(Handing::failed(&e)),
         };
         let pins = match handover::pin_links(&self.attached, &links) {
             Ok(p) => p,
-            Err(e) => {
-                warn!("handover failed ({}); carrying on", error_chain(&e));
-                return Ok(false);
-            }
+            Err(e) => return Ok(Handing::failed(&e)),
         };
         // This instance needs none of these to keep forwarding.
         self.presence.give_up();
         let retry = self.presence.pins.links(Missing::Fail);
         match Handover::start(successor, links, pins.clone(), env) {
             Ok(h) => {
+                let successor = h.successor_pid();
                 info!(
-                    "handover: started the successor (pid {}); XDP keeps forwarding from this \
-                     instance's mirror until it takes over",
-                    h.successor_pid()
+                    "handover: started the successor (pid {successor}); XDP keeps forwarding \
+                     from this instance's mirror until it takes over"
                 );
                 self.handover = Some((h, for_));
-                Ok(true)
+                Ok(Handing::Started(successor))
             }
             Err(e) => {
-                warn!("handover failed ({}); carrying on", error_chain(&e));
+                let refused = Handing::failed(&e);
                 if let Ok(links) = retry {
                     handover::remove_pins(&links, &pins);
                 }
                 self.requests = self.presence.take_back(&self.d.maps, self.feed.clone())?;
-                Ok(false)
+                Ok(refused)
             }
         }
+    }
+
+    /// `accel upgrade`: what SIGUSR2 does, answered with the successor's
+    /// pid or why there is none.
+    fn upgrade_on_request(&mut self, p: Pending) -> Result<(), DaemonError> {
+        let reply = match self.start_handover(HandoverFor::Upgrade, &[])? {
+            Handing::Started(successor) => Reply::Upgrading {
+                pid: std::process::id(),
+                successor,
+            },
+            Handing::Refused(error) => Reply::Failed { error },
+        };
+        // The client's connection is its own: giving up the listening
+        // socket to the successor does not close it.
+        let _ = p.reply.send(reply);
+        Ok(())
     }
 
     /// True once the successor took every link; takes everything back if
@@ -1455,6 +1493,9 @@ impl Running {
     fn stop(mut self, result: Result<Stop, DaemonError>) -> Result<(), DaemonError> {
         if let Ok(Stop::HandedOver) = result {
             // The successor holds the links, the map pins and the socket.
+            if let Some((h, _)) = &self.handover {
+                handover::hand_main_pid_to(h.successor_pid());
+            }
             drop(self.attached);
             info!("handover complete: the successor forwards; exiting");
             return Ok(());
