@@ -110,14 +110,13 @@ say "640 datagrams in 64 flows: dst1 got $(lab_received ecmp dst1), dst2 got $(l
 say "accel fwd_mirror +$((m1 - m0)), fwd_fib +$((f1 - f0)); the router's kernel forwarded +$((k1[0] - k0[0]))"
 lab_accel lookup "$LAB_SVC4" | sed -n '2,$p' | sed 's/^/    /'
 
-section "9. Upgrade in place (SIGUSR2): the successor takes over, XDP never stops"
+section "9. Upgrade in place (accel upgrade, or SIGUSR2): the successor takes over, XDP never stops"
 lab_send_bg "$LAB_DIR/up.send" "$NS_SRC" "$LAB_SVC4" 0 1000 up --duration 3 --flows 64
 up=$LAB_SEND_PID
 sleep 0.5
 read -r -a k0 <<<"$(lab_fwd_counters)"
 ACCEL_LOG_OFFSET=$(stat -c %s "$LAB_DIR/accel.log")
-kill -USR2 "$ACCEL_PID"
-for ((i = 0; i < 300; i++)); do kill -0 "$ACCEL_PID" 2>/dev/null || break; sleep 0.1; done
+lab_accel upgrade 2>&1 | sed 's/^/    /'
 wait "$ACCEL_PID"
 say "the old instance exited with status $? once its successor had adopted the links"
 lab_accel_follow_successor && lab_accel_wait 30 && say "the successor (pid $ACCEL_PID) runs:"
