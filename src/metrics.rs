@@ -518,10 +518,12 @@ mod tests {
 
     #[test]
     fn the_control_plane_counters_from_the_status() {
+        use crate::status::HandoverFor;
         let status = Status {
             events_applied: 12,
             overruns: 1,
             loop_raises: 3,
+            handovers_failed: [(HandoverFor::Growth, 2)].into(),
             ..Default::default()
         };
         let text = encode_sample(&sample(), Some(&status), 2);
@@ -530,6 +532,11 @@ mod tests {
             "accel_netlink_overruns_total 1",
             "# TYPE accel_event_loop_raises counter",
             "accel_event_loop_raises_total 3",
+            // Every purpose has its series, at 0 until one fails.
+            r#"accel_handover_failures_total{purpose="growth"} 2"#,
+            r#"accel_handover_failures_total{purpose="upgrade"} 0"#,
+            r#"accel_handover_failures_total{purpose="take_back"} 0"#,
+            r#"accel_handover_failures_total{purpose="refresh"} 0"#,
         ] {
             assert!(
                 text.lines().any(|l| l == line),

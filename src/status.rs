@@ -12,6 +12,38 @@ use serde::{Deserialize, Serialize};
 
 use crate::alerts::Active;
 
+/// What an upgrade in place is for: a failed one counts against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandoverFor {
+    /// SIGUSR2 or `accel upgrade`: the operator's.
+    Upgrade,
+    /// Maps grown for a structure short of room.
+    Growth,
+    /// An interface deleted and created again, attached anew.
+    TakeBack,
+    /// Starting afresh after a step of interned next hops.
+    Refresh,
+}
+
+impl HandoverFor {
+    pub const ALL: [HandoverFor; 4] = [
+        HandoverFor::Upgrade,
+        HandoverFor::Growth,
+        HandoverFor::TakeBack,
+        HandoverFor::Refresh,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HandoverFor::Upgrade => "upgrade",
+            HandoverFor::Growth => "growth",
+            HandoverFor::TakeBack => "take_back",
+            HandoverFor::Refresh => "refresh",
+        }
+    }
+}
+
 /// Why a resync ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -156,6 +188,10 @@ pub struct Status {
     #[serde(default)]
     pub loop_raises: u64,
     pub resyncs: BTreeMap<ResyncCause, u64>,
+    /// Upgrades in place this instance started that failed (refused, or
+    /// the successor exited before taking over), by purpose.
+    #[serde(default)]
+    pub handovers_failed: BTreeMap<HandoverFor, u64>,
     pub last_resync_unix_ms: Option<u64>,
     pub checks: u64,
     /// The last check's result, periodic or asked for.

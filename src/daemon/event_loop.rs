@@ -224,7 +224,7 @@ impl Running {
             }
             Wake::Stop => return Ok(Some(Stop::Signal)),
             Wake::Upgrade => {
-                self.start_handover(super::HandoverFor::Upgrade, &[])?;
+                self.start_handover(crate::status::HandoverFor::Upgrade, &[])?;
                 None
             }
         };

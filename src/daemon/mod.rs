@@ -32,7 +32,7 @@ use crate::netlink::nexthop_sock::{NexthopEvents, Received};
 use crate::netlink::{self, EventStream, NetlinkError};
 use crate::presence::{Presence, PresenceError};
 use crate::route_trace::RouteTrace;
-use crate::status::ResyncCause;
+use crate::status::{HandoverFor, ResyncCause};
 use crate::trusted_path::{Missing, TrustedDir};
 use crate::{bpf, netfilter, runtime, sysctl};
 
@@ -1120,16 +1120,6 @@ fn memory_for_successor(what: &str, retry: std::time::Duration) -> bool {
     }
 }
 
-/// What an upgrade in place is for: a failed one counts against it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum HandoverFor {
-    /// SIGUSR2: the operator's.
-    Upgrade,
-    Growth,
-    TakeBack,
-    Refresh,
-}
-
 /// Whether an upgrade in place started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Handing {
@@ -1143,13 +1133,6 @@ enum Handing {
 impl Handing {
     fn started(&self) -> bool {
         matches!(self, Handing::Started(_))
-    }
-
-    /// A handover that failed to start: said as a WARN.
-    fn failed(e: &dyn std::error::Error) -> Handing {
-        let why = error_chain(e);
-        warn!("handover failed ({why}); carrying on");
-        Handing::Refused(why)
     }
 }
 
@@ -1404,16 +1387,17 @@ impl Running {
             Err(e) => {
                 let why = error_chain(&e);
                 warn!("handover refused: {why}; carrying on");
+                self.count_failed(for_);
                 return Ok(Handing::Refused(why));
             }
         };
         let links = match self.presence.pins.links(Missing::Create) {
             Ok(l) => l,
-            Err(e) => return Ok(Handing::failed(&e)),
+            Err(e) => return Ok(self.failed_to_start(for_, &e)),
         };
         let pins = match handover::pin_links(&self.attached, &links) {
             Ok(p) => p,
-            Err(e) => return Ok(Handing::failed(&e)),
+            Err(e) => return Ok(self.failed_to_start(for_, &e)),
         };
         // This instance needs none of these to keep forwarding.
         self.presence.give_up();
@@ -1429,7 +1413,7 @@ impl Running {
                 Ok(Handing::Started(successor))
             }
             Err(e) => {
-                let refused = Handing::failed(&e);
+                let refused = self.failed_to_start(for_, &e);
                 if let Ok(links) = retry {
                     handover::remove_pins(&links, &pins);
                 }
@@ -1437,6 +1421,20 @@ impl Running {
                 Ok(refused)
             }
         }
+    }
+
+    /// A handover for `for_` that failed to start: said as a WARN, and
+    /// counted.
+    fn failed_to_start(&mut self, for_: HandoverFor, e: &dyn std::error::Error) -> Handing {
+        let why = error_chain(e);
+        warn!("handover failed ({why}); carrying on");
+        self.count_failed(for_);
+        Handing::Refused(why)
+    }
+
+    /// One more failed handover for `for_` (accel_handover_failures_total).
+    fn count_failed(&mut self, for_: HandoverFor) {
+        *self.d.report.handovers_failed.entry(for_).or_default() += 1;
     }
 
     /// `accel upgrade`: what SIGUSR2 does, answered with the successor's
@@ -1470,6 +1468,7 @@ impl Running {
                      instance carries on"
                 );
                 h.remove_pins();
+                self.count_failed(for_);
                 let now = std::time::Instant::now();
                 match for_ {
                     HandoverFor::Upgrade => {}

@@ -14,7 +14,8 @@ use super::{Daemon, DaemonError, Running};
 use crate::alerts::{Observation, Thresholds, Watch};
 use crate::control::StatusFeed;
 use crate::status::{
-    now_unix_ms, Drift, InterfaceStatus, LatencyHistogram, MirrorCounts, ResyncCause, Status,
+    now_unix_ms, Drift, HandoverFor, InterfaceStatus, LatencyHistogram, MirrorCounts, ResyncCause,
+    Status,
 };
 
 /// How soon after a resync that corrected drift a check confirms it.
@@ -24,6 +25,7 @@ pub(super) struct Report {
     pub events_applied: u64,
     pub overruns: u64,
     resyncs: BTreeMap<ResyncCause, u64>,
+    pub handovers_failed: BTreeMap<HandoverFor, u64>,
     last_resync_ms: Option<u64>,
     checks: u64,
     drift: Option<Drift>,
@@ -49,6 +51,7 @@ impl Report {
             events_applied: 0,
             overruns: 0,
             resyncs: BTreeMap::new(),
+            handovers_failed: BTreeMap::new(),
             last_resync_ms: None,
             checks: 0,
             drift: None,
@@ -203,6 +206,7 @@ impl Running {
             overruns: r.overruns,
             loop_raises: crate::realtime::loop_raises(),
             resyncs: r.resyncs.clone(),
+            handovers_failed: r.handovers_failed.clone(),
             last_resync_unix_ms: r.last_resync_ms,
             checks: r.checks,
             drift: r.drift,

@@ -1,6 +1,6 @@
 //! The families only the control plane knows: mirror sizes, resyncs by
-//! cause, events, overruns, the last check, change latency, alerts and the
-//! attached interfaces.
+//! cause, failed upgrades in place by purpose, events, overruns, the last
+//! check, change latency, alerts and the attached interfaces.
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -10,7 +10,9 @@ use prometheus_client::registry::Registry;
 
 use super::{counter_family, gauge_family};
 use crate::alerts::{Condition, Severity};
-use crate::status::{now_unix_ms, LatencyHistogram, ResyncCause, Status, LATENCY_BUCKETS};
+use crate::status::{
+    now_unix_ms, HandoverFor, LatencyHistogram, ResyncCause, Status, LATENCY_BUCKETS,
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FamilyLabels {
@@ -20,6 +22,11 @@ struct FamilyLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CauseLabels {
     cause: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PurposeLabels {
+    purpose: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -102,19 +109,31 @@ fn register_mirror(r: &mut Registry, s: &Status) {
     );
 }
 
+/// Every key of `all` with its count in `counts` (0 when absent), as the
+/// labels `label` makes of it: a series per key from the start.
+fn every<K: Ord + Copy, L, const N: usize>(
+    all: [K; N],
+    counts: &std::collections::BTreeMap<K, u64>,
+    label: impl Fn(K) -> L,
+) -> [(L, u64); N] {
+    all.map(|k| (label(k), counts.get(&k).copied().unwrap_or(0)))
+}
+
 fn register_events(r: &mut Registry, s: &Status, now_ms: u64) {
     counter_family(
         r,
         "accel_resyncs",
         "Full resyncs of the mirror with the kernel, by cause",
-        ResyncCause::ALL.map(|c| {
-            let n = s.resyncs.get(&c).copied().unwrap_or(0);
-            (
-                CauseLabels {
-                    cause: c.name().into(),
-                },
-                n,
-            )
+        every(ResyncCause::ALL, &s.resyncs, |c| CauseLabels {
+            cause: c.name().into(),
+        }),
+    );
+    counter_family(
+        r,
+        "accel_handover_failures",
+        "Upgrades in place this instance started that failed (the binary refused, or the successor exited before taking over), by purpose: it carries on with its binary",
+        every(HandoverFor::ALL, &s.handovers_failed, |p| PurposeLabels {
+            purpose: p.name().into(),
         }),
     );
     counter(
