@@ -117,6 +117,7 @@ sleep 0.5
 read -r -a k0 <<<"$(lab_fwd_counters)"
 ACCEL_LOG_OFFSET=$(stat -c %s "$LAB_DIR/accel.log")
 lab_accel upgrade 2>&1 | sed 's/^/    /'
+[[ ${PIPESTATUS[0]} -eq 0 ]] || { lab_accel_log | tail -n 5; exit 1; }
 wait "$ACCEL_PID"
 say "the old instance exited with status $? once its successor had adopted the links"
 lab_accel_follow_successor && lab_accel_wait 30 && say "the successor (pid $ACCEL_PID) runs:"

@@ -314,6 +314,20 @@ lab_accel_follow_successor() {
     ACCEL_PID=$pid ACCEL_FOREIGN=1
 }
 
+# The line of a series in accel's metrics (`accel stats --format
+# openmetrics`) once it has VALUE, waiting up to 3 s for the status the
+# daemon publishes each second; the last line read otherwise:
+# lab_accel_series 'accel_handover_failures_total{purpose="upgrade"}' 1
+lab_accel_series() {
+    local series=$1 value=$2 line i
+    for ((i = 0; i < 30; i++)); do
+        line=$(lab_accel stats --format openmetrics 2>&1 | grep -F "$series ")
+        [[ $line == "$series $value" ]] && break
+        sleep 0.1
+    done
+    echo "$line"
+}
+
 # Sum of counters (or "forwarded"/"passed"/"dropped") in `accel stats --json`,
 # optionally for one ingress interface: lab_accel_stat [--iface IF] FIELD...
 lab_accel_stat() {

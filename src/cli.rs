@@ -145,8 +145,8 @@ pub enum Cmd {
     /// Upgrade the running instance in place to the binary now at its path
     /// (what SIGUSR2 does), and wait until its successor forwards: exit 0
     /// once it does; 1 when the instance carries on with its old binary
-    /// (refused, or the successor failed); 2 when the outcome is not known
-    /// in time, or neither runs.
+    /// (refused, or the successor failed) or none answers; 2 when the
+    /// outcome is not known in time, or neither runs.
     Upgrade {
         /// Give up after SECS seconds in all (a full table takes a few).
         #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]

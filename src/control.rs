@@ -98,8 +98,8 @@ pub enum Reply {
     Status {
         status: Box<Status>,
     },
-    /// The instance `pid` started its successor, `successor`, which has
-    /// yet to take over.
+    /// The instance `pid` started its successor, `successor` (now, or
+    /// for an upgrade already under way), which has yet to take over.
     Upgrading {
         pid: u32,
         successor: u32,

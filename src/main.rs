@@ -286,11 +286,25 @@ fn sync(run_dir: &std::path::Path) -> Result<()> {
 /// binary (refused, or its successor failed), 2 when the handover started
 /// but what runs now is not known, or nothing does.
 fn upgrade(run_dir: &std::path::Path, timeout: Duration) -> Result<()> {
+    use accel::control::ControlError;
     let deadline = std::time::Instant::now() + timeout;
-    let Reply::Upgrading { pid, successor } = ask_with(run_dir, Request::Upgrade, timeout)? else {
-        bail!("unexpected reply to upgrade");
+    let run = RunDir::open(run_dir).context("the run directory of `accel run`")?;
+    let (socket, shown) = run.socket();
+    let (pid, successor) = match control::ask(&socket, &shown, Request::Upgrade, timeout) {
+        Ok(Reply::Upgrading { pid, successor }) => (pid, successor),
+        Ok(Reply::Failed { error }) => bail!("upgrade failed: {error}"),
+        Ok(other) => bail!("unexpected reply to upgrade: {other:?}"),
+        // Nothing was asked of anyone.
+        Err(e @ (ControlError::Connect(..) | ControlError::ForeignServer { .. })) => {
+            return Err(e.into())
+        }
+        // Asked, perhaps: whether it started is not known.
+        Err(e) => {
+            eprintln!("accel: upgrade: {e}: whether an upgrade started is not known");
+            std::process::exit(2);
+        }
     };
-    println!("accel (pid {pid}) started its successor (pid {successor})");
+    println!("accel (pid {pid}) is handing over to its successor (pid {successor})");
     match accel::upgrade::follow(run_dir, pid, successor, deadline) {
         Ok(status) => {
             println!(

@@ -513,6 +513,8 @@ check "B7. ... and the running instance carries on" "alive $alive, $BURST" eval 
 out=$(lab_accel upgrade 2>&1); rc=$?
 check "B7. accel upgrade is refused the same way: exit 1, one line saying why" "exit $rc: $out" \
     eval '[[ $rc -eq 1 && $(wc -l <<<"$out") -eq 1 && $out == *"will not execute the successor"* && ! -e $LAB_DIR/pwned ]] && kill -0 "$ACCEL_PID"'
+b7_failed=$(lab_accel_series 'accel_handover_failures_total{purpose="upgrade"}' 2)
+check "B7. both refusals counted (AccelUpgradeFailed)" "$b7_failed" eval '[[ $b7_failed == *"} 2" ]]'
 
 stop_accel
 rm -rf "$UBIN"

@@ -1440,6 +1440,15 @@ impl Running {
     /// `accel upgrade`: what SIGUSR2 does, answered with the successor's
     /// pid or why there is none.
     fn upgrade_on_request(&mut self, p: Pending) -> Result<(), DaemonError> {
+        // One under way already (another client's, SIGUSR2's, a growth's):
+        // the client follows that one, to the binary at the same path.
+        if let Some((h, _)) = &self.handover {
+            let _ = p.reply.send(Reply::Upgrading {
+                pid: std::process::id(),
+                successor: h.successor_pid(),
+            });
+            return Ok(());
+        }
         let reply = match self.start_handover(HandoverFor::Upgrade, &[])? {
             Handing::Started(successor) => Reply::Upgrading {
                 pid: std::process::id(),

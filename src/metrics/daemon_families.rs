@@ -131,7 +131,7 @@ fn register_events(r: &mut Registry, s: &Status, now_ms: u64) {
     counter_family(
         r,
         "accel_handover_failures",
-        "Upgrades in place this instance started that failed (the binary refused, or the successor exited before taking over), by purpose: it carries on with its binary",
+        "Upgrades in place this instance started that failed (the binary refused, the links not pinned or the successor not started, or the successor exited before taking over), by purpose: it carries on with its binary",
         every(HandoverFor::ALL, &s.handovers_failed, |p| PurposeLabels {
             purpose: p.name().into(),
         }),
