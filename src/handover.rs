@@ -16,6 +16,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::datapath::attach::Attachment;
 use crate::trusted_path::{trusted_executable, PathError, TrustedDir};
@@ -43,11 +44,42 @@ pub enum HandoverError {
     },
 }
 
+/// How long a successor may take to take over before it is stopped and
+/// this instance carries on: a full table's resync takes seconds, so a
+/// successor still at it after this is stuck (stopped by a signal, waiting
+/// on something that will not come), and would otherwise leave this
+/// instance without a control socket, and every later upgrade in place
+/// refused, for good.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
+/// Overrides [`DEFAULT_DEADLINE`], in seconds (tests: a few).
+pub const DEADLINE_ENV: &str = "ACCEL_HANDOVER_DEADLINE";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{DEADLINE_ENV}: {0:?} is not a number of seconds from 1 up")]
+pub struct DeadlineError(String);
+
+/// [`DEADLINE_ENV`]'s deadline, or the default.
+pub fn deadline_from_env() -> Result<Duration, DeadlineError> {
+    match std::env::var(DEADLINE_ENV) {
+        Ok(v) => parse_deadline(&v),
+        Err(_) => Ok(DEFAULT_DEADLINE),
+    }
+}
+
+fn parse_deadline(v: &str) -> Result<Duration, DeadlineError> {
+    crate::parse_positive(v)
+        .map(Duration::from_secs)
+        .ok_or_else(|| DeadlineError(v.to_string()))
+}
+
 /// A handover in progress.
 pub struct Handover {
     successor: Child,
     links: TrustedDir,
     pins: Vec<String>,
+    /// When the successor is stopped if it has neither taken over nor
+    /// exited.
+    deadline: Instant,
 }
 
 /// What a look at a handover in progress found.
@@ -143,12 +175,14 @@ pub fn name_after_binary() {
 impl Handover {
     /// Starts the successor `exe` (checked, open as `file`: see
     /// [`checked_successor`]); `pins` are the links in `links` it is to
-    /// adopt; `env` is set in its environment besides [`FROM_ENV`].
+    /// adopt; `env` is set in its environment besides [`FROM_ENV`]; it
+    /// has `deadline` to take over.
     pub fn start(
         (exe, file): (PathBuf, OwnedFd),
         links: TrustedDir,
         pins: Vec<String>,
         env: &[(&str, String)],
+        deadline: Duration,
     ) -> Result<Handover, HandoverError> {
         // Executed through the descriptor of the checked file (fexecve),
         // under its own name.
@@ -164,6 +198,7 @@ impl Handover {
             successor,
             links,
             pins,
+            deadline: Instant::now() + deadline,
         })
     }
 
@@ -188,6 +223,20 @@ impl Handover {
         }
         match self.successor.try_wait() {
             Ok(Some(status)) => Progress::SuccessorFailed(status),
+            _ if Instant::now() >= self.deadline => {
+                log::warn!(
+                    "handover: the successor (pid {}) has neither taken over nor exited in \
+                     time ({DEADLINE_ENV}): stopping it",
+                    self.successor.id()
+                );
+                // SIGKILL: a successor stopped or stuck would not act on
+                // SIGTERM, and the event loop waits for its exit.
+                let _ = self.successor.kill();
+                match self.successor.wait() {
+                    Ok(status) => Progress::SuccessorFailed(status),
+                    Err(_) => Progress::Waiting,
+                }
+            }
             _ => Progress::Waiting,
         }
     }
@@ -260,6 +309,14 @@ fn sd_notify(socket: &std::ffi::OsStr, msg: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_deadline_from_the_environment_is_whole_seconds() {
+        assert_eq!(parse_deadline(" 3 "), Ok(Duration::from_secs(3)));
+        for bad in ["0", "-1", "1.5", "soon", ""] {
+            assert_eq!(parse_deadline(bad), Err(DeadlineError(bad.to_string())));
+        }
+    }
 
     #[test]
     fn a_successor_announces_itself_as_main_pid() {

@@ -45,3 +45,9 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+/// A whole number from 1 up, as an environment setting holds it (spaces
+/// around it allowed).
+pub fn parse_positive(v: &str) -> Option<u64> {
+    v.trim().parse().ok().filter(|n| *n > 0)
+}

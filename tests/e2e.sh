@@ -793,6 +793,36 @@ fi
 lab_accel_stop TERM
 after_stop "k. after SIGTERM"
 
+# k2. A successor that neither takes over nor exits (stuck): after
+# ACCEL_HANDOVER_DEADLINE the old instance stops it and carries on.
+cp "$ACCEL" "$LAB_DIR/accel-bin"
+ACCEL_REAL=$ACCEL ACCEL=$LAB_DIR/accel-bin
+ACCEL_HANDOVER_DEADLINE=2 lab_accel_start
+if lab_accel_wait 30 && [[ $(xdp_ifaces) -eq 3 ]]; then
+    # A binary, not a script: executed through /proc/self/fd/N (fexecve
+    # of the checked file), a script's interpreter could not open it.
+    printf '#include <unistd.h>\nint main(void) { for (;;) pause(); }\n' |
+        cc -x c -o "$LAB_DIR/accel-bin.new" -
+    mv "$LAB_DIR/accel-bin.new" "$LAB_DIR/accel-bin"
+    k2_t0=$(date +%s.%N)
+    k2_up=$(ACCEL=$ACCEL_REAL lab_accel upgrade --timeout 20 2>&1); k2_rc=$?
+    k2_s=$(python3 -c "print(round($(date +%s.%N) - $k2_t0, 1))")
+    ACCEL=$ACCEL_REAL
+    burst 4 "$LAB_SVC4" k2 dst1
+    k2_said=$(lab_accel_log | grep -c 'has neither taken over nor exited in time')
+    check "k2. a stuck successor is stopped after the deadline (2 s); accel upgrade says so: exit 1" \
+        "exit $k2_rc after ${k2_s}s, $k2_said WARN: $(tr '\n' ' ' <<<"$k2_up")" \
+        eval '[[ $k2_rc -eq 1 && $k2_said -eq 1 && $k2_up == *"exited before taking over; accel (pid $ACCEL_PID) carries on"* ]]'
+    check "k2. ... and the old instance forwards on in XDP" \
+        "dst1 got $B_RECV/$N, accel forwarded $B_XFWD, kernel $B_KFWD" \
+        eval '[[ $B_RECV -eq $N && $B_XFWD -ge $N && $B_KFWD -lt $SMALL ]] && kill -0 "$ACCEL_PID"'
+else
+    ACCEL=$ACCEL_REAL
+    not_ok "k2. a stuck successor is stopped after the deadline" "the first instance did not start"
+fi
+lab_accel_stop TERM
+after_stop "k2. after SIGTERM"
+
 # ---------------------------------------------------------------- o. an interface created again
 # r-dst1 deleted and created again under its name (a VLAN or bond
 # re-created by ifdown/ifup, a VF reset, a driver reloaded): the link accel

@@ -99,6 +99,8 @@ pub enum DaemonError {
     #[error(transparent)]
     RefreshStep(#[from] refresh::StepError),
     #[error(transparent)]
+    HandoverDeadline(#[from] handover::DeadlineError),
+    #[error(transparent)]
     Metrics(#[from] crate::metrics_server::MetricsError),
     #[error("IPsec (XFRM) policies cannot be watched")]
     Xfrm(#[from] crate::netlink::xfrm::XfrmError),
@@ -922,6 +924,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         info!("structure sizes from {}: {limits}", capacity::limits::ENV);
     }
     let refresh_step = refresh::step_from_env()?;
+    let handover_deadline = handover::deadline_from_env()?;
     let Loaded {
         skel,
         maps,
@@ -1028,6 +1031,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         growth: capacity::growth::Growth::new(opts.grow_after),
         returns: iface_return::Returns::default(),
         refresh: refresh::Refresh::new(refresh_step),
+        handover_deadline,
     };
     // This thread runs the event loop. Only now, so that a refused start
     // says one line, and says it at normal priority.
@@ -1166,6 +1170,8 @@ struct Running {
     /// When to start afresh (an upgrade in place to itself) for the
     /// mirror's interned next hops' sake.
     refresh: refresh::Refresh,
+    /// How long a successor has to take over ([`handover::DEFAULT_DEADLINE`]).
+    handover_deadline: Duration,
 }
 
 impl Running {
@@ -1402,7 +1408,7 @@ impl Running {
         // This instance needs none of these to keep forwarding.
         self.presence.give_up();
         let retry = self.presence.pins.links(Missing::Fail);
-        match Handover::start(successor, links, pins.clone(), env) {
+        match Handover::start(successor, links, pins.clone(), env, self.handover_deadline) {
             Ok(h) => {
                 let successor = h.successor_pid();
                 info!(

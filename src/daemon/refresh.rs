@@ -46,10 +46,8 @@ pub fn step_from_env() -> Result<usize, StepError> {
 }
 
 fn parse_step(v: &str) -> Result<usize, StepError> {
-    v.trim()
-        .parse()
-        .ok()
-        .filter(|n| *n > 0)
+    crate::parse_positive(v)
+        .and_then(|n| usize::try_from(n).ok())
         .ok_or_else(|| StepError(v.to_string()))
 }
 
