@@ -255,10 +255,15 @@ impl Handover {
 /// READY=1 once forwarding, and for a successor its own pid as the
 /// service's main pid (the unit needs NotifyAccess=all for that).
 pub fn notify_systemd(successor: bool) {
+    notify(&ready_message(successor, std::process::id()));
+}
+
+/// `msg` to systemd, if it is listening ($NOTIFY_SOCKET).
+fn notify(msg: &str) {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
     };
-    if let Err(e) = sd_notify(&path, &ready_message(successor, std::process::id())) {
+    if let Err(e) = sd_notify(&path, msg) {
         log::warn!("sd_notify: {e}");
     }
 }
@@ -270,12 +275,7 @@ pub fn notify_systemd(successor: bool) {
 /// the rest of the unit (KillMode=mixed). systemd reads notifications
 /// before the SIGCHLD of the same moment (EVENT_PRIORITY_NOTIFY).
 pub fn hand_main_pid_to(successor: u32) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    if let Err(e) = sd_notify(&path, &main_pid_message(successor)) {
-        log::warn!("sd_notify: {e}");
-    }
+    notify(&main_pid_message(successor));
 }
 
 fn main_pid_message(pid: u32) -> String {
