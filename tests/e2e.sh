@@ -77,6 +77,11 @@ xdp_ifaces() {
 }
 ping4() { lab_in "$NS_SRC" ping -q -c "${2:-3}" -i 0.2 -W 2 "$1" >/dev/null 2>&1; }
 ping6() { lab_in "$NS_SRC" ping -6 -q -c "${2:-3}" -i 0.2 -W 2 "$1" >/dev/null 2>&1; }
+in_sync() { # NAME: `accel sync --check` finds the mirror as the kernel has it
+    local sy
+    sy=$(lab_accel sync --check 2>&1)
+    check "$1" "$(tr -s '\n' ' ' <<<"$sy")" grep -q '^in sync' <<<"$sy"
+}
 
 # burst FAMILY ADDR TAG SINK: sends $N datagrams, sets B_RECV (datagrams the
 # sink got), B_KFWD (router's kernel forwarding counter delta for the family)
@@ -896,9 +901,7 @@ if check_sw "o. r-dst1 deleted and created again: the old instance hands over to
         test -z "$O_WARN"
     ping4 "$LAB_SVC4" 2 && ping6 "$LAB_SVC6" 2 || note "o: warm-up pings failed"
     bursts "o. through the new r-dst1" o xdp
-    sy=$(lab_accel sync --check 2>&1)
-    check "o. the successor's mirror matches the kernel (sync --check)" "$(tr -s '\n' ' ' <<<"$sy")" \
-        grep -q '^in sync' <<<"$sy"
+    in_sync "o. the successor's mirror matches the kernel (sync --check)"
     h=$(o_health)
     check "o. the health is OK again" "$h" grep -q '^OK' <<<"$h"
 else
@@ -923,12 +926,14 @@ p_burst() { # TAG: 1000 datagrams dst2 -> dst1 (via r-dst2, r-dst1)
     x1=$(lab_accel_stat --iface "$LAB_R_DST2" fwd_mirror fwd_fib 2>/dev/null) || x1=0
     P_RECV=$(lab_received "$1" dst1) P_XFWD=$((x1 - x0))
 }
+p_forwarded() { # NAME TAG: dst2 -> dst1 all forwarded in XDP from $LAB_R_DST2
+    lab_in "$NS_DST2" ping -q -c 2 -i 0.2 -W 2 10.11.2.2 >/dev/null 2>&1 || note "$2: warm-up ping failed"
+    p_burst "$2"
+    check "$1" "dst1 got $P_RECV/$N, accel forwarded $P_XFWD" eval '[[ $P_RECV -eq $N && $P_XFWD -ge $N ]]'
+}
 lab_accel_start
 if lab_accel_wait 30 && [[ $(xdp_ifaces) -eq 3 ]]; then
-    lab_in "$NS_DST2" ping -q -c 2 -i 0.2 -W 2 10.11.2.2 >/dev/null 2>&1 || note "p: warm-up ping failed"
-    p_burst p0
-    check "p. dst2 -> dst1 forwarded in XDP from r-dst2" "dst1 got $P_RECV/$N, accel forwarded $P_XFWD" \
-        eval '[[ $P_RECV -eq $N && $P_XFWD -ge $N ]]'
+    p_forwarded "p. dst2 -> dst1 forwarded in XDP from r-dst2" p0
     ip -n "$NS_RTR" link add p-br0 type bridge
     lab_in "$NS_RTR" sysctl -qw net.ipv4.conf.p-br0.forwarding=0
     ip -n "$NS_RTR" link set p-br0 up
@@ -942,13 +947,8 @@ if lab_accel_wait 30 && [[ $(xdp_ifaces) -eq 3 ]]; then
     ip -n "$NS_RTR" link set "$LAB_R_DST2" nomaster
     ip -n "$NS_RTR" link del p-br0
     for ((i = 0; i < 30; i++)); do lab_accel_log | grep -q "r-dst2 is no longer a port" && break; sleep 0.1; done
-    lab_in "$NS_DST2" ping -q -c 2 -i 0.2 -W 2 10.11.2.2 >/dev/null 2>&1 || note "p: ping after the bridge failed"
-    p_burst p2
-    check "p. out of the bridge: forwarded in XDP from r-dst2 again" \
-        "dst1 got $P_RECV/$N, accel forwarded $P_XFWD" eval '[[ $P_RECV -eq $N && $P_XFWD -ge $N ]]'
-    sy=$(lab_accel sync --check 2>&1)
-    check "p. the mirror matches the kernel after (sync --check)" "$(tr -s '\n' ' ' <<<"$sy")" \
-        grep -q '^in sync' <<<"$sy"
+    p_forwarded "p. out of the bridge: forwarded in XDP from r-dst2 again" p2
+    in_sync "p. the mirror matches the kernel after (sync --check)"
 else
     not_ok "p. dst2 -> dst1 forwarded in XDP from r-dst2" "accel did not start"
 fi
@@ -959,10 +959,10 @@ lab_accel_stop TERM
 # there, accel's program would judge that namespace's frames by this one's
 # mirror. Moved away, r-dst2 must run none of accel's programs; moved back
 # (same name, same ifindex), accel takes it back.
-q_progs() { # programs on r-dst2 in namespace $1: XDP and tcx
-    local n
-    n=$(ip -n "$1" -d link show dev r-dst2 2>/dev/null | grep -c 'prog/xdp')
-    echo $((n + $(lab_in "$1" python3 "$LAB_TOOL" tcx r-dst2 2>/dev/null || echo 0)))
+q_progs() { # programs on device $2 (r-dst2) in namespace $1: XDP and tcx
+    local n dev=${2:-r-dst2}
+    n=$(ip -n "$1" -d link show dev "$dev" 2>/dev/null | grep -c 'prog/xdp')
+    echo $((n + $(lab_in "$1" python3 "$LAB_TOOL" tcx "$dev" 2>/dev/null || echo 0)))
 }
 Q_NS=$LAB_PREFIX-q
 LAB_NSS+=("$Q_NS") # lab_down removes it, whatever happens
@@ -1036,6 +1036,55 @@ else
     not_ok "q. r-dst2 the only interface: accel starts" "log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
 fi
 lab_accel_stop TERM
+
+# ---------------------------------------------------------------- q2. renamed
+# r-dst2 renamed q2-wan while accel runs: accel's links stay on the device
+# (they belong to it, not to its name). An upgrade in place must keep
+# accel there: the successor, started with `-i r-dst2`, finds the device
+# by the ifindex its predecessor hands it, not by the name, under which a
+# new device (a decoy here) may stand by then.
+q2_rename() { # FROM TO: the device must be down to be renamed
+    ip -n "$NS_RTR" link set "$1" down && ip -n "$NS_RTR" link set "$1" name "$2" &&
+        ip -n "$NS_RTR" link set "$2" up || return 1
+    # Down took the IPv6 address (keep_addr_on_down 0) and the routes.
+    ip -n "$NS_RTR" addr replace 10.11.3.1/24 dev "$2" &&
+        ip -n "$NS_RTR" addr replace fd00:11:3::1/64 dev "$2" nodad &&
+        ip -n "$NS_RTR" route replace 203.0.113.0/24 via 10.11.3.2 &&
+        ip -n "$NS_RTR" -6 route replace 2001:db8:200::/48 via fd00:11:3::2
+}
+lab_accel_start
+if lab_accel_wait 30 && [[ $(xdp_ifaces) -eq 3 ]]; then
+    q2_idx=$(ip -n "$NS_RTR" -o link show r-dst2 | cut -d: -f1)
+    q2_rename r-dst2 q2-wan || note "q2: renaming r-dst2 failed"
+    ip -n "$NS_RTR" link add r-dst2 type veth peer name q2-peer
+    ip -n "$NS_RTR" link set r-dst2 up
+    for ((i = 0; i < 30; i++)); do lab_accel_log | grep -q 'r-dst2 was renamed q2-wan' && break; sleep 0.1; done
+    old=$ACCEL_PID
+    ACCEL_LOG_OFFSET=$(stat -c %s "$LAB_DIR/accel.log")
+    q2_up=$(lab_accel upgrade 2>&1); q2_rc=$?
+    check "q2. r-dst2 renamed, another device under its name: accel upgrade succeeds" \
+        "exit $q2_rc: $(tr '\n' ' ' <<<"$q2_up")" \
+        eval '[[ $q2_rc -eq 0 && $q2_up == *"upgraded in place"* ]]'
+    if lab_accel_follow_successor && [[ $ACCEL_PID != "$old" ]] && lab_accel_wait 30; then
+        on=$(q_progs "$NS_RTR" q2-wan) decoy=$(q_progs "$NS_RTR" r-dst2)
+        said=$(lab_accel_log | grep -c "r-dst2: its predecessor ran on the device named q2-wan now (ifindex $q2_idx)")
+        adopted=$(lab_accel_log | grep -c "adopted the previous instance's link on r-dst2 (ifindex $q2_idx, ")
+        check "q2. the successor runs on the renamed device (adopted hitlessly), not on the new r-dst2" \
+            "$said log line, $adopted adopted; accel's programs on q2-wan: $on, on the new r-dst2: $decoy" \
+            eval '[[ $said -eq 1 && $adopted -eq 1 && $on -ge 1 && $decoy -eq 0 ]]'
+        LAB_R_DST2=q2-wan p_forwarded \
+            "q2. dst2 -> dst1 through q2-wan forwarded in XDP (its counters under its name now)" q2
+        in_sync "q2. the successor's mirror matches the kernel (sync --check)"
+    else
+        not_ok "q2. the successor runs on the renamed device" \
+            "no successor; log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+    fi
+else
+    not_ok "q2. r-dst2 renamed: accel upgrade succeeds" "accel did not start"
+fi
+lab_accel_stop TERM
+ip -n "$NS_RTR" link del r-dst2 2>/dev/null
+q2_rename q2-wan r-dst2 || note "q2: renaming q2-wan back to r-dst2 failed"
 
 # ---------------------------------------------------------------- m. capacity
 # A structure that runs out of room must never stop accel (under systemd's

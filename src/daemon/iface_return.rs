@@ -10,9 +10,10 @@
 //! This module notices both moments, once a second (housekeeping): the
 //! interface gone (logged once; the health shows it detached), and a
 //! device of the same name there again. The daemon then upgrades in place
-//! to itself (the SIGUSR2 handover): the successor resolves every name
-//! afresh, attaches to the new device, and adopts the other links
-//! hitlessly. That path is the one every upgrade takes, so nothing here
+//! to itself (the SIGUSR2 handover): the successor looks that name up
+//! afresh (the others are handed to it by ifindex, see
+//! `handover::devices`), attaches to the new device, and adopts the other
+//! links hitlessly. That path is the one every upgrade takes, so nothing here
 //! re-wires the maps by hand.
 
 use std::time::{Duration, Instant};

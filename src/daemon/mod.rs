@@ -101,6 +101,8 @@ pub enum DaemonError {
     #[error(transparent)]
     HandoverDeadline(#[from] handover::DeadlineError),
     #[error(transparent)]
+    HandoverDevices(#[from] handover::devices::DevicesError),
+    #[error(transparent)]
     Metrics(#[from] crate::metrics_server::MetricsError),
     #[error("IPsec (XFRM) policies cannot be watched")]
     Xfrm(#[from] crate::netlink::xfrm::XfrmError),
@@ -662,8 +664,9 @@ fn check_options(opts: &RunOptions) -> Result<(IfaceNames, HashMap<u32, IfaceCon
     runtime::require_caps(runtime::RUN_CAPS)?;
     let mut ifaces = HashMap::new();
     let mut conf = HashMap::new();
+    let devices = handover::devices::Devices::from_env()?;
     for (slot, IfaceArg { name, .. }) in opts.ifaces.iter().enumerate() {
-        let ifindex = runtime::ifindex(name)?;
+        let (ifindex, now) = device_of(name, &devices)?;
         if ifaces.insert(ifindex, name.clone()).is_some() {
             return Err(DaemonError::Iface(name.clone(), "named twice".into()));
         }
@@ -671,8 +674,8 @@ fn check_options(opts: &RunOptions) -> Result<(IfaceNames, HashMap<u32, IfaceCon
             ifindex,
             IfaceConf {
                 slot: slot as u16,
-                sysctl_flags: sysctl::iface_flags(name),
-                mtu6: sysctl::ipv6_mtu(name),
+                sysctl_flags: sysctl::iface_flags(&now),
+                mtu6: sysctl::ipv6_mtu(&now),
                 hook_flags: 0,
                 tc_flags: 0,
             },
@@ -693,6 +696,30 @@ fn check_options(opts: &RunOptions) -> Result<(IfaceNames, HashMap<u32, IfaceCon
         warn!("forwarded packets will bypass: {}", hooks.join("; "));
     }
     Ok((ifaces, conf))
+}
+
+/// The device interface `name` stands for, and the name it has now: the
+/// one its predecessor ran on, if this instance succeeds one and that
+/// device is still there (renamed, perhaps); else the device of that name.
+fn device_of(
+    name: &str,
+    devices: &handover::devices::Devices,
+) -> Result<(u32, String), DaemonError> {
+    let renamed = devices
+        .ifindex(name)
+        .and_then(|i| runtime::ifname(i).map(|now| (i, now)));
+    match renamed {
+        Some((ifindex, now)) => {
+            if now != name {
+                info!(
+                    "{name}: its predecessor ran on the device named {now} now (ifindex \
+                     {ifindex}); so does this instance"
+                );
+            }
+            Ok((ifindex, now))
+        }
+        None => Ok((runtime::ifindex(name)?, name.to_string())),
+    }
 }
 
 /// Every interface must be an Ethernet device (XDP redirects Ethernet
@@ -1408,7 +1435,9 @@ impl Running {
         // This instance needs none of these to keep forwarding.
         self.presence.give_up();
         let retry = self.presence.pins.links(Missing::Fail);
-        match Handover::start(successor, links, pins.clone(), env, self.handover_deadline) {
+        let mut env = env.to_vec();
+        env.push((handover::devices::ENV, self.devices().encode()));
+        match Handover::start(successor, links, pins.clone(), &env, self.handover_deadline) {
             Ok(h) => {
                 let successor = h.successor_pid();
                 info!(
@@ -1427,6 +1456,21 @@ impl Running {
                 Ok(refused)
             }
         }
+    }
+
+    /// The devices this instance runs on, by the names given at start,
+    /// for its successor (see [`handover::devices`]): one renamed since is
+    /// found by its ifindex. A device gone, or let go of, is found by its
+    /// name again.
+    fn devices(&self) -> handover::devices::Devices {
+        let here =
+            |a: &&Attachment| !a.beside && !a.is_released() && runtime::ifname(a.ifindex).is_some();
+        handover::devices::Devices::new(
+            self.attached
+                .iter()
+                .filter(here)
+                .map(|a| (a.name.clone(), a.ifindex)),
+        )
     }
 
     /// A handover for `for_` that failed to start: said as a WARN, and

@@ -2,7 +2,8 @@
 //!
 //! On SIGUSR2 the running instance pins its XDP links, gives up its map
 //! pins, control socket and instance lock, and starts its successor: the
-//! same binary path (an upgrade replaced the file) with the same arguments.
+//! same binary path (an upgrade replaced the file) with the same arguments,
+//! told which device each interface name stands for ([`devices`]).
 //! It keeps maintaining its mirror and renewing its lease meanwhile, so XDP
 //! forwards from an up-to-date mirror throughout. The successor builds its
 //! own maps with a full resync, swaps its program into each pinned link
@@ -17,6 +18,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+pub mod devices;
 
 use crate::datapath::attach::Attachment;
 use crate::trusted_path::{trusted_executable, PathError, TrustedDir};
