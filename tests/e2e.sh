@@ -1075,6 +1075,10 @@ if lab_accel_wait 30 && [[ $(xdp_ifaces) -eq 3 ]]; then
         LAB_R_DST2=q2-wan p_forwarded \
             "q2. dst2 -> dst1 through q2-wan forwarded in XDP (its counters under its name now)" q2
         in_sync "q2. the successor's mirror matches the kernel (sync --check)"
+        q2_att=$(lab_accel stats --format openmetrics 2>&1 | grep '^accel_interface_attached{interface="q2-wan",')
+        q2_h=$(lab_accel health 2>&1 | head -n 1)
+        check "q2. the health and the metrics name the device as it is named now, as the packet counters do" \
+            "$q2_att; $q2_h" eval '[[ $q2_att == *"} 1" && $q2_h == OK*q2-wan* && $q2_h != *r-dst2* ]]'
     else
         not_ok "q2. the successor runs on the renamed device" \
             "no successor; log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"

@@ -144,10 +144,20 @@ impl Daemon {
 }
 
 impl Running {
-    /// One entry per interface; the TC program beside an XDP one counts
-    /// towards its interface's `attached`, as the last probe answered (see
+    /// One entry per interface, under the name its device has now (as the
+    /// packet counters, read by ifindex, and node_exporter's `device`
+    /// label name it), or the name given at start once the device is gone;
+    /// the TC program beside an XDP one counts towards its interface's
+    /// `attached`, as the last probe answered (see
     /// [`super::attach_probe`]).
     fn interfaces(&self) -> Vec<InterfaceStatus> {
+        let name_now = |a: &crate::datapath::attach::Attachment| {
+            let now = (!a.is_released())
+                .then(|| self.d.mirror.link(a.ifindex))
+                .flatten()
+                .filter(|l| !l.name.is_empty());
+            now.map_or_else(|| a.name.clone(), |l| l.name.clone())
+        };
         let current: Vec<(&crate::datapath::attach::Attachment, bool)> = self
             .attached
             .iter()
@@ -157,7 +167,7 @@ impl Running {
             .iter()
             .filter(|(a, _)| !a.beside)
             .map(|(a, live)| InterfaceStatus {
-                name: a.name.clone(),
+                name: name_now(a),
                 hook: a.hook.kind().into(),
                 xdp_mode: a.hook.xdp_mode().into(),
                 attached: *live
