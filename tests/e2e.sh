@@ -764,8 +764,10 @@ cp "$ACCEL" "$LAB_DIR/accel-bin"
 ACCEL_REAL=$ACCEL ACCEL=$LAB_DIR/accel-bin
 lab_accel_start
 if lab_accel_wait 30 && [[ $(xdp_ifaces) -eq 3 ]]; then
-    printf '#!/bin/sh\necho "broken upgrade" >&2\nexit 3\n' >"$LAB_DIR/accel-bin.new"
-    chmod +x "$LAB_DIR/accel-bin.new"
+    # A binary, not a script: executed through /proc/self/fd/N (fexecve
+    # of the checked file), a script's interpreter could not open it.
+    printf '#include <stdio.h>\nint main(void) { fputs("broken upgrade\\n", stderr); return 3; }\n' |
+        cc -x c -o "$LAB_DIR/accel-bin.new" -
     mv "$LAB_DIR/accel-bin.new" "$LAB_DIR/accel-bin"
     k_up=$(ACCEL=$ACCEL_REAL lab_accel upgrade 2>&1); k_rc=$?
     for ((i = 0; i < 50; i++)); do
@@ -774,13 +776,14 @@ if lab_accel_wait 30 && [[ $(xdp_ifaces) -eq 3 ]]; then
     done
     ACCEL=$ACCEL_REAL
     sleep 0.2
-    carried=$(lab_accel_log | grep -c 'before taking over; this instance carries on')
+    carried=$(lab_accel_log | grep -c 'exited (exit status: 3) before taking over; this instance carries on')
+    broken=$(lab_accel_log | grep -c '^broken upgrade$')
     burst 4 "$LAB_SVC4" k4 dst1
     st=$(lab_accel stats >/dev/null 2>&1 && echo answers || echo fails)
     sy=$(lab_accel sync 2>&1 | head -n 1)
     check "k. a successor that fails: the old instance carries on, forwarding in XDP" \
-        "alive $(kill -0 "$ACCEL_PID" 2>/dev/null && echo yes || echo no); $carried 'carries on'; dst1 got $B_RECV/$N, accel forwarded $B_XFWD, kernel $B_KFWD" \
-        eval '[[ $carried -eq 1 && $B_RECV -eq $N && $B_XFWD -ge $N && $B_KFWD -lt $SMALL ]] && kill -0 "$ACCEL_PID"'
+        "alive $(kill -0 "$ACCEL_PID" 2>/dev/null && echo yes || echo no); the successor ran ($broken line), $carried 'carries on'; dst1 got $B_RECV/$N, accel forwarded $B_XFWD, kernel $B_KFWD" \
+        eval '[[ $broken -eq 1 && $carried -eq 1 && $B_RECV -eq $N && $B_XFWD -ge $N && $B_KFWD -lt $SMALL ]] && kill -0 "$ACCEL_PID"'
     check "k. accel upgrade says the successor exited and the instance carries on: exit 1" \
         "exit $k_rc: $(tr '\n' ' ' <<<"$k_up")" \
         eval '[[ $k_rc -eq 1 && $k_up == *"handing over to its successor"* && $k_up == *"exited before taking over; accel (pid $ACCEL_PID) carries on"* ]]'
@@ -1052,12 +1055,42 @@ q2_rename() { # FROM TO: the device must be down to be renamed
         ip -n "$NS_RTR" route replace 203.0.113.0/24 via 10.11.3.2 &&
         ip -n "$NS_RTR" -6 route replace 2001:db8:200::/48 via fd00:11:3::2
 }
+q2_exited() { # PID: gone, or a zombie nobody reaps (a successor is not our child)
+    local st
+    st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)
+    [[ -z $st || $st == Z ]]
+}
+# With no device named r-dst2 any more, r-dst1 deleted and created again:
+# the take-back must judge r-dst2 as its successor will find it (by the
+# ifindex handed over), not wait for a device of that name.
+q2_take_back() {
+    local old=$ACCEL_PID idx back not_yet on1 onw i
+    ip -n "$NS_RTR" link del r-dst2
+    ACCEL_LOG_OFFSET=$(stat -c %s "$LAB_DIR/accel.log")
+    ip -n "$NS_RTR" link del r-dst1
+    for ((i = 0; i < 50; i++)); do lab_accel_log | grep -q 'r-dst1 is gone' && break; sleep 0.1; done
+    lab_link_dst1 || note "q2: re-creating r-dst1 failed"
+    idx=$(ip -n "$NS_RTR" -o link show r-dst1 | cut -d: -f1)
+    for ((i = 0; i < 300; i++)); do q2_exited "$old" && break; sleep 0.1; done
+    if q2_exited "$old" && lab_accel_follow_successor && lab_accel_wait 30; then
+        back=$(lab_accel_log | grep -c "r-dst1 (ifindex $idx) is back: upgrading in place")
+        not_yet=$(lab_accel_log | grep -c 'not attaching again yet')
+        on1=$(q_progs "$NS_RTR" r-dst1) onw=$(q_progs "$NS_RTR" q2-wan)
+        check "q2. r-dst1 created again meanwhile: taken back, the successor on it and still on q2-wan" \
+            "$back 'is back', $not_yet 'not attaching again yet'; accel's programs on r-dst1: $on1, on q2-wan: $onw" \
+            eval '[[ $back -eq 1 && $not_yet -eq 0 && $on1 -ge 1 && $onw -ge 1 ]]'
+    else
+        not_ok "q2. r-dst1 created again meanwhile: taken back" \
+            "the instance $old $(q2_exited "$old" && echo exited || echo runs) 30 s after; log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
+    fi
+}
 lab_accel_start
 if lab_accel_wait 30 && [[ $(xdp_ifaces) -eq 3 ]]; then
     q2_idx=$(ip -n "$NS_RTR" -o link show r-dst2 | cut -d: -f1)
     q2_rename r-dst2 q2-wan || note "q2: renaming r-dst2 failed"
-    ip -n "$NS_RTR" link add r-dst2 type veth peer name q2-peer
-    ip -n "$NS_RTR" link set r-dst2 up
+    q2_decoy=made
+    ip -n "$NS_RTR" link add r-dst2 type veth peer name q2-peer && ip -n "$NS_RTR" link set r-dst2 up ||
+        q2_decoy=failed
     for ((i = 0; i < 30; i++)); do lab_accel_log | grep -q 'r-dst2 was renamed q2-wan' && break; sleep 0.1; done
     old=$ACCEL_PID
     ACCEL_LOG_OFFSET=$(stat -c %s "$LAB_DIR/accel.log")
@@ -1070,8 +1103,8 @@ if lab_accel_wait 30 && [[ $(xdp_ifaces) -eq 3 ]]; then
         said=$(lab_accel_log | grep -c "r-dst2: its predecessor ran on the device named q2-wan now (ifindex $q2_idx)")
         adopted=$(lab_accel_log | grep -c "adopted the previous instance's link on r-dst2 (ifindex $q2_idx, ")
         check "q2. the successor runs on the renamed device (adopted hitlessly), not on the new r-dst2" \
-            "$said log line, $adopted adopted; accel's programs on q2-wan: $on, on the new r-dst2: $decoy" \
-            eval '[[ $said -eq 1 && $adopted -eq 1 && $on -ge 1 && $decoy -eq 0 ]]'
+            "$said log line, $adopted adopted; accel's programs on q2-wan: $on, on the new r-dst2 ($q2_decoy): $decoy" \
+            eval '[[ $said -eq 1 && $adopted -eq 1 && $on -ge 1 && $q2_decoy == made && $decoy -eq 0 ]]'
         LAB_R_DST2=q2-wan p_forwarded \
             "q2. dst2 -> dst1 through q2-wan forwarded in XDP (its counters under its name now)" q2
         in_sync "q2. the successor's mirror matches the kernel (sync --check)"
@@ -1079,6 +1112,7 @@ if lab_accel_wait 30 && [[ $(xdp_ifaces) -eq 3 ]]; then
         q2_h=$(lab_accel health 2>&1 | head -n 1)
         check "q2. the health and the metrics name the device as it is named now, as the packet counters do" \
             "$q2_att; $q2_h" eval '[[ $q2_att == *"} 1" && $q2_h == OK*q2-wan* && $q2_h != *r-dst2* ]]'
+        q2_take_back
     else
         not_ok "q2. the successor runs on the renamed device" \
             "no successor; log: $(lab_accel_log | tail -n 3 | tr '\n' ' ')"
@@ -1087,8 +1121,10 @@ else
     not_ok "q2. r-dst2 renamed: accel upgrade succeeds" "accel did not start"
 fi
 lab_accel_stop TERM
-ip -n "$NS_RTR" link del r-dst2 2>/dev/null
-q2_rename q2-wan r-dst2 || note "q2: renaming q2-wan back to r-dst2 failed"
+if ip -n "$NS_RTR" link show q2-wan >/dev/null 2>&1; then
+    ip -n "$NS_RTR" link del r-dst2 2>/dev/null # the decoy, if still there
+    q2_rename q2-wan r-dst2 || note "q2: renaming q2-wan back to r-dst2 failed"
+fi
 
 # ---------------------------------------------------------------- m. capacity
 # A structure that runs out of room must never stop accel (under systemd's

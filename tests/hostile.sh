@@ -499,7 +499,11 @@ mkdir -m 755 "$UBIN" && cp "$ACCEL" "$UBIN/accel" && chown 65534:65534 "$UBIN"
 REAL_ACCEL=$ACCEL ACCEL=$UBIN/accel
 start_accel
 ACCEL=$REAL_ACCEL
-printf '#!/bin/sh\ntouch %s\n' "$LAB_DIR/pwned" >"$UBIN/accel.new"
+# A binary, not a script: accel executes the file it checked through
+# /proc/self/fd/N, where a script's interpreter could not open it, and
+# the canary would stay silent whatever accel did.
+printf '#include <fcntl.h>\nint main(void) { return creat("%s", 0600) < 0; }\n' "$LAB_DIR/pwned" |
+    cc -x c -o "$UBIN/accel.new" -
 chmod 755 "$UBIN/accel.new"; chown 65534:65534 "$UBIN/accel.new"
 as_nobody mv "$UBIN/accel.new" "$UBIN/accel"
 kill -USR2 "$ACCEL_PID"

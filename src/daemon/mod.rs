@@ -667,6 +667,12 @@ fn check_options(opts: &RunOptions) -> Result<(IfaceNames, HashMap<u32, IfaceCon
     let devices = handover::devices::Devices::from_env()?;
     for (slot, IfaceArg { name, .. }) in opts.ifaces.iter().enumerate() {
         let (ifindex, now) = device_of(name, &devices)?;
+        if now != *name {
+            info!(
+                "{name}: its predecessor ran on the device named {now} now (ifindex {ifindex}); \
+                 so does this instance"
+            );
+        }
         if ifaces.insert(ifindex, name.clone()).is_some() {
             return Err(DaemonError::Iface(name.clone(), "named twice".into()));
         }
@@ -698,28 +704,15 @@ fn check_options(opts: &RunOptions) -> Result<(IfaceNames, HashMap<u32, IfaceCon
     Ok((ifaces, conf))
 }
 
-/// The device interface `name` stands for, and the name it has now: the
-/// one its predecessor ran on, if this instance succeeds one and that
-/// device is still there (renamed, perhaps); else the device of that name.
+/// The device interface `name` stands for, and the name it has now (see
+/// [`handover::devices::Devices::resolve`]).
 fn device_of(
     name: &str,
     devices: &handover::devices::Devices,
-) -> Result<(u32, String), DaemonError> {
-    let renamed = devices
-        .ifindex(name)
-        .and_then(|i| runtime::ifname(i).map(|now| (i, now)));
-    match renamed {
-        Some((ifindex, now)) => {
-            if now != name {
-                info!(
-                    "{name}: its predecessor ran on the device named {now} now (ifindex \
-                     {ifindex}); so does this instance"
-                );
-            }
-            Ok((ifindex, now))
-        }
-        None => Ok((runtime::ifindex(name)?, name.to_string())),
-    }
+) -> Result<(u32, String), runtime::RuntimeError> {
+    devices
+        .resolve(name, runtime::ifname, |n| runtime::ifindex(n).ok())
+        .ok_or_else(|| runtime::RuntimeError::UnknownIface(name.into()))
 }
 
 /// Every interface must be an Ethernet device (XDP redirects Ethernet
@@ -1344,13 +1337,23 @@ impl Running {
     }
 
     /// Why a successor could not take the interfaces `back` now: it
-    /// resolves every name at start (check_options) and wants an Ethernet
-    /// address and no master on each (check_links); a cls_bpf filter
-    /// cannot be handed over (Attachment::pin). None: it can.
+    /// resolves every name at start as this instance would hand them over
+    /// (check_options, [`Self::devices`]), each to a device of its own,
+    /// and wants an Ethernet address and no master on each (check_links);
+    /// a cls_bpf filter cannot be handed over (Attachment::pin). None: it
+    /// can.
     fn take_back_blocker(&self, back: &[(String, u32)]) -> Option<String> {
+        let devices = self.devices();
+        let mut runs_on = HashMap::new();
         for a in self.attached.iter().filter(|a| !a.beside) {
-            if runtime::ifindex(&a.name).is_err() {
+            let Ok((ifindex, _)) = device_of(&a.name, &devices) else {
                 return Some(format!("no interface is named {} now", a.name));
+            };
+            if let Some(other) = runs_on.insert(ifindex, &a.name) {
+                return Some(format!(
+                    "{} and {other} stand for one device now (ifindex {ifindex})",
+                    a.name
+                ));
             }
             if a.hook == Hook::TcFilter {
                 return Some(format!(

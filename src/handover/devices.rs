@@ -70,6 +70,21 @@ impl Devices {
     pub fn ifindex(&self, name: &str) -> Option<u32> {
         self.0.iter().find(|(n, _)| n == name).map(|(_, i)| *i)
     }
+
+    /// The device interface `name` stands for (its ifindex), and the name
+    /// it has now: the device the predecessor ran on, if still there
+    /// (renamed, perhaps), else the device of that name. `name_of` an
+    /// ifindex and `index_of` a name are the kernel's answers (None: no
+    /// such device).
+    pub fn resolve(
+        &self,
+        name: &str,
+        name_of: impl Fn(u32) -> Option<String>,
+        index_of: impl Fn(&str) -> Option<u32>,
+    ) -> Option<(u32, String)> {
+        let ran_on = self.ifindex(name).and_then(|i| Some((i, name_of(i)?)));
+        ran_on.or_else(|| Some((index_of(name)?, name.to_string())))
+    }
 }
 
 #[cfg(test)]
@@ -91,6 +106,36 @@ mod tests {
         for bad in ["eth0", "eth0:", ":3", "eth0:0", "eth0:x", "eth0:4294967296"] {
             assert!(Devices::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_name_stands_for_the_device_its_predecessor_ran_on_while_it_is_there() {
+        let d = Devices::new([("eth0".into(), 2)]);
+        let kernel = |devs: &'static [(u32, &'static str)]| {
+            (
+                move |i: u32| devs.iter().find(|d| d.0 == i).map(|d| d.1.to_string()),
+                move |n: &str| devs.iter().find(|d| d.1 == n).map(|d| d.0),
+            )
+        };
+        // Renamed, another device under the old name: the renamed one.
+        let (name_of, index_of) = kernel(&[(2, "wan"), (9, "eth0")]);
+        assert_eq!(
+            d.resolve("eth0", &name_of, &index_of),
+            Some((2, "wan".into()))
+        );
+        // Gone, back under the name: the device of that name.
+        let (name_of, index_of) = kernel(&[(9, "eth0")]);
+        assert_eq!(
+            d.resolve("eth0", &name_of, &index_of),
+            Some((9, "eth0".into()))
+        );
+        // Not handed over: by name; nothing of that name: none.
+        assert_eq!(d.resolve("eth1", &name_of, &index_of), None);
+        let none = Devices::default();
+        assert_eq!(
+            none.resolve("eth0", &name_of, &index_of),
+            Some((9, "eth0".into()))
+        );
     }
 
     #[test]
