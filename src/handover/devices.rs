@@ -120,20 +120,20 @@ mod tests {
         // Renamed, another device under the old name: the renamed one.
         let (name_of, index_of) = kernel(&[(2, "wan"), (9, "eth0")]);
         assert_eq!(
-            d.resolve("eth0", &name_of, &index_of),
+            d.resolve("eth0", name_of, index_of),
             Some((2, "wan".into()))
         );
         // Gone, back under the name: the device of that name.
         let (name_of, index_of) = kernel(&[(9, "eth0")]);
         assert_eq!(
-            d.resolve("eth0", &name_of, &index_of),
+            d.resolve("eth0", name_of, index_of),
             Some((9, "eth0".into()))
         );
         // Not handed over: by name; nothing of that name: none.
-        assert_eq!(d.resolve("eth1", &name_of, &index_of), None);
+        assert_eq!(d.resolve("eth1", name_of, index_of), None);
         let none = Devices::default();
         assert_eq!(
-            none.resolve("eth0", &name_of, &index_of),
+            none.resolve("eth0", name_of, index_of),
             Some((9, "eth0".into()))
         );
     }
