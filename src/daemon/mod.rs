@@ -258,9 +258,12 @@ impl Daemon {
     /// bond, team or Open vSwitch (see [`Mirror::port_of`]), or stops
     /// being one.
     fn log_port_change(&self, l: &crate::model::Link) {
-        let Some(name) = self.ifaces.get(&l.ifindex) else {
+        // Named as the device is named now (it may have been renamed
+        // since start, and another device have its start name).
+        let Some(start) = self.ifaces.get(&l.ifindex) else {
             return;
         };
+        let name = if l.name.is_empty() { start } else { &l.name };
         let was = self
             .mirror
             .link(l.ifindex)
