@@ -163,11 +163,12 @@ impl Running {
             .iter()
             .zip(self.attach_probe.live().iter().copied())
             .collect();
-        current
-            .iter()
-            .filter(|(a, _)| !a.beside)
-            .map(|(a, live)| InterfaceStatus {
-                name: name_now(a),
+        let own: Vec<_> = current.iter().filter(|(a, _)| !a.beside).collect();
+        let names = distinct_names(own.iter().map(|(a, _)| (a.name.as_str(), name_now(a))));
+        own.iter()
+            .zip(names)
+            .map(|((a, live), name)| InterfaceStatus {
+                name,
                 hook: a.hook.kind().into(),
                 xdp_mode: a.hook.xdp_mode().into(),
                 attached: *live
@@ -229,10 +230,48 @@ impl Running {
     }
 }
 
+/// The status's names of the interfaces, from (name given at start, name
+/// of its device now): the name now, unless another interface has that
+/// name too (one renamed to the start name of one gone, say), where the
+/// renamed one keeps its start name: one series per interface in the
+/// metrics, and a health line that names each once.
+fn distinct_names<'a>(names: impl Iterator<Item = (&'a str, String)>) -> Vec<String> {
+    let names: Vec<(&str, String)> = names.collect();
+    let taken = |n: &str| names.iter().filter(|(_, now)| now == n).count() > 1;
+    names
+        .iter()
+        .map(|(start, now)| {
+            if taken(now) && now != start {
+                start.to_string()
+            } else {
+                now.clone()
+            }
+        })
+        .collect()
+}
+
 /// Logged once at start: what is watched.
 pub(super) fn log_watching(check_every: Option<Duration>) {
     match check_every {
         Some(e) => info!("the mirror is compared with the kernel every {e:.0?} (--check-every)"),
         None => info!("periodic checks are off (--check-every 0)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::distinct_names;
+
+    #[test]
+    fn each_interface_has_a_name_of_its_own_in_the_status() {
+        let names =
+            |v: &[(&'static str, &str)]| distinct_names(v.iter().map(|(s, n)| (*s, n.to_string())));
+        // Renamed: the name now.
+        assert_eq!(names(&[("eth0", "wan"), ("eth1", "eth1")]), ["wan", "eth1"]);
+        // eth1 gone (its start name), eth0 renamed eth1: eth0 keeps its own.
+        assert_eq!(
+            names(&[("eth0", "eth1"), ("eth1", "eth1")]),
+            ["eth0", "eth1"]
+        );
     }
 }
